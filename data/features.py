@@ -1,0 +1,85 @@
+"""The one example schema shared by every dataset (synthetic, KINS, COCOA).
+
+Every tfds builder of this project writes exactly these features, and every reader yields dicts that
+`encode_example` accepts, so the training pipeline and the evaluation read all datasets the same way.
+
+Decoded example (what `as_data_source(...)[i]` returns):
+- ``image_id``: int64 scalar.
+- ``image``: uint8 (H, W, 3) RGB.
+- ``instance_map``: int32 (H, W); 0 = background, 1..N = instance ids (``../shared/CONTRACTS.md``).
+- ``classes``: int32 (N,); contiguous training class ids 1..C of instances 1..N (0 is background).
+- ``edges``: int32 (M, 2); row (a, b) = instance a occludes instance b.
+- ``depths``: float32 (N,); distance of each instance from the camera where the dataset knows it
+  (synthetic scenes), NaN where it does not (KINS, COCOA).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def features(image_encoding: str | None = "png"):
+    """tfds ``FeaturesDict`` of the shared schema (imported lazily: tfds is heavy to import)."""
+    import tensorflow_datasets as tfds
+
+    return tfds.features.FeaturesDict(
+        {
+            "image_id": np.int64,
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format=image_encoding),
+            "instance_map": tfds.features.Tensor(shape=(None, None), dtype=np.int32, encoding="zlib"),
+            "classes": tfds.features.Tensor(shape=(None,), dtype=np.int32),
+            "edges": tfds.features.Tensor(shape=(None, 2), dtype=np.int32),
+            "depths": tfds.features.Tensor(shape=(None,), dtype=np.float32),
+        }
+    )
+
+
+def validate_example(example: dict) -> None:
+    """Raise ``ValueError`` naming the problem when a decoded example breaks the schema above."""
+    for key in ("image_id", "image", "instance_map", "classes", "edges", "depths"):
+        if key not in example:
+            raise ValueError(f"example is missing the feature {key!r}")
+    image = np.asarray(example["image"])
+    inst = np.asarray(example["instance_map"])
+    classes = np.asarray(example["classes"])
+    edges = np.asarray(example["edges"])
+    depths = np.asarray(example["depths"])
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    if inst.shape != image.shape[:2] or not np.issubdtype(inst.dtype, np.integer):
+        raise ValueError(f"instance_map must be int (H, W) = {image.shape[:2]}, got {inst.dtype} {inst.shape}")
+    n = int(classes.shape[0]) if classes.ndim == 1 else -1
+    if n < 0:
+        raise ValueError(f"classes must be 1-D, got shape {classes.shape}")
+    if inst.size and (inst.min() < 0 or inst.max() > n):
+        raise ValueError(f"instance_map ids must lie in 0..{n} (len(classes)), got {inst.min()}..{inst.max()}")
+    if n and classes.min() < 1:
+        raise ValueError(f"class ids must be >= 1 (0 is background), got {classes.min()}")
+    if edges.ndim != 2 or edges.shape[1] != 2:
+        raise ValueError(f"edges must be (M, 2), got shape {edges.shape}")
+    if edges.size and (edges.min() < 1 or edges.max() > n):
+        raise ValueError(f"edges name instances outside 1..{n}: {edges.min()}..{edges.max()}")
+    if depths.shape != (n,):
+        raise ValueError(f"depths must have shape ({n},), got {depths.shape}")
+
+
+def encode_example(example: dict) -> dict:
+    """Validate a reader's dict and cast it to the schema's dtypes, ready for a tfds generator.
+
+    ``image`` may be a uint8 array, a path or encoded bytes (tfds encodes/reads it); a missing ``depths``
+    becomes NaN. Arrays are validated when the image is an array.
+    """
+    n = len(example["classes"])
+    out = {
+        "image_id": int(example["image_id"]),
+        "image": example["image"],
+        "instance_map": np.asarray(example["instance_map"], dtype=np.int32),
+        "classes": np.asarray(example["classes"], dtype=np.int32).reshape(n),
+        "edges": np.asarray(example["edges"], dtype=np.int32).reshape(-1, 2),
+        "depths": np.asarray(example.get("depths", np.full(n, np.nan)), dtype=np.float32).reshape(n),
+    }
+    if isinstance(out["image"], np.ndarray):
+        validate_example(out)
+    return out
