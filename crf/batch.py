@@ -1,0 +1,63 @@
+"""Labelling many images on all CPU cores with a process pool (whole-dataset evaluation)."""
+
+import concurrent.futures
+import multiprocessing
+import os
+
+from tqdm.auto import tqdm
+
+from crf.expansion import expansion_moves
+from crf.jump import jump_moves
+
+METHODS = {"jump": jump_moves, "expansion": expansion_moves}
+
+
+def _resolve(method):
+    if callable(method):
+        return method
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)} or a callable, got {method!r}")
+    return METHODS[method]
+
+
+def _label_one(job):
+    solver, sigma, occ, kwargs = job
+    return solver(sigma, occ, **kwargs)
+
+
+def solve_many(inputs, method="jump", processes=None, progress=True, **kwargs):
+    """Label many ``(sigma, occ)`` pairs in parallel.
+
+    Args:
+      inputs: iterable of ``(sigma, occ)`` pairs, ``float (H, W)`` and ``bool (H, W, 4)`` (sizes may differ).
+      method: ``"jump"`` (``crf.jump_moves``), ``"expansion"`` (``crf.expansion_moves``) or a picklable
+        callable ``f(sigma, occ, **kwargs) -> int32 (H, W)`` such as a better optimiser.
+      processes: worker processes; ``None`` uses every core, ``1`` labels in this process.
+      progress: show a tqdm progress bar.
+      **kwargs: passed to the solver (e.g. ``lam``, ``mu``).
+
+    Returns:
+      list of ``int32 (H, W)`` labelings, in input order. Workers are started with ``spawn`` so that a
+      parent holding threads (e.g. JAX) is never forked.
+    """
+    solver = _resolve(method)
+    jobs = [(solver, sigma, occ, kwargs) for sigma, occ in inputs]
+    processes = os.cpu_count() or 1 if processes is None else processes
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    bar = tqdm(total=len(jobs), desc=f"crf {getattr(solver, '__name__', 'solver')}", disable=not progress)
+    if processes == 1 or len(jobs) <= 1:
+        results = []
+        for job in jobs:
+            results.append(_label_one(job))
+            bar.update()
+        bar.close()
+        return results
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context) as pool:
+        results = []
+        for labels in pool.map(_label_one, jobs):
+            results.append(labels)
+            bar.update()
+    bar.close()
+    return results

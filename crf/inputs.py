@@ -1,0 +1,53 @@
+"""Validation of the CRF inputs (paper Sec. 3.2): background probability, occlusion pairs, labelings.
+
+Every public function of ``crf`` checks its arguments here, so that bad input raises ``ValueError`` with
+a message naming the problem instead of producing a silent wrong labeling.
+"""
+
+import numpy as np
+
+
+def check_sigma_occ(sigma, occ):
+    """Validate the unary and occlusion inputs of Eq. (8).
+
+    Args:
+      sigma: ``float (H, W)`` in [0, 1], probability that a pixel is background (Eq. 5).
+      occ: ``bool (H, W, 4)``; ``occ[y, x, d]`` True when pixel (y, x) occludes its neighbour in direction
+        ``d`` (left, right, up, down), i.e. the ordered pair is in the set O of Eq. (7). Pairs pointing
+        outside the image must be False.
+
+    Returns:
+      ``(sigma, occ)`` as C-contiguous ``float64 (H, W)`` and ``bool (H, W, 4)``.
+    """
+    sigma = np.asarray(sigma)
+    occ = np.asarray(occ)
+    if sigma.ndim != 2 or sigma.shape[0] == 0 or sigma.shape[1] == 0:
+        raise ValueError(f"sigma must have shape (H, W) with H, W >= 1, got {sigma.shape}")
+    if not (np.issubdtype(sigma.dtype, np.floating) or np.issubdtype(sigma.dtype, np.integer)):
+        raise ValueError(f"sigma must be a real-valued array, got dtype {sigma.dtype}")
+    sigma = np.ascontiguousarray(sigma, dtype=np.float64)
+    if not np.isfinite(sigma).all():
+        raise ValueError("sigma contains NaN or inf")
+    if sigma.min() < 0.0 or sigma.max() > 1.0:
+        raise ValueError(f"sigma must lie in [0, 1], got range [{sigma.min()}, {sigma.max()}]")
+    if occ.shape != sigma.shape + (4,):
+        raise ValueError(f"occ must have shape {sigma.shape + (4,)} (H, W, 4), got {occ.shape}")
+    if occ.dtype != np.bool_:
+        raise ValueError(f"occ must be a bool array, got dtype {occ.dtype}")
+    if occ[:, 0, 0].any() or occ[:, -1, 1].any() or occ[0, :, 2].any() or occ[-1, :, 3].any():
+        raise ValueError("occ has occlusion pairs pointing outside the image")
+    return sigma, np.ascontiguousarray(occ)
+
+
+def check_labels(labels, shape=None):
+    """Validate an occlusion-order labeling: ``int (H, W)``, labels >= 0. Returns it as C ``int64``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.shape[0] == 0 or labels.shape[1] == 0:
+        raise ValueError(f"labels must have shape (H, W) with H, W >= 1, got {labels.shape}")
+    if shape is not None and labels.shape != tuple(shape):
+        raise ValueError(f"labels must have shape {tuple(shape)}, got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be an integer array, got dtype {labels.dtype}")
+    if labels.min() < 0:
+        raise ValueError(f"labels must be >= 0, got minimum {labels.min()}")
+    return np.ascontiguousarray(labels, dtype=np.int64)

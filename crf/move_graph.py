@@ -1,0 +1,182 @@
+"""Binary move energies as grid graphs (paper Sec. 3.3, Eqs. 9-14; supplement Sec. 2).
+
+A binary move from the current labeling ``x`` towards a proposal ``z`` lets every pixel either keep its
+label (y_p = 0) or take the proposed one (y_p = 1). The jump move of the paper is the proposal
+``z = x + 1`` (Eq. 9); the alpha-expansion of the supplement is ``z = alpha``. The binary energy E_b(y)
+(Eq. 13) collects, for every pair of neighbours, the four values of the smoothness (Eq. 11) and occlusion
+(Eq. 12) terms. Smoothness tables that violate submodularity (Eq. 14; for jumps exactly the pairs whose
+labels differ by 1, Eq. 15) are replaced by a submodular upper bound that is exact at y = 0:
+
+* ``"constant"``: the paper's bound (Sec. 3.3), the term becomes the constant max of its table;
+* ``"merge"``: keep the table exact where the pair moves towards equal labels and raise the opposite
+  mixed entry just enough to restore Eq. (14) (an alternative for better optimizers).
+
+The (sub)modular tables are turned into a graph with the Kolmogorov-Zabih reparametrisation
+E(y_p, y_q) = A + (C-A) y_p + (D-C) y_q + (B+C-A-D) (1-y_p) y_q; infinite entries (the c_inf of Eq. 7)
+become infinite arcs. The graph encodes y_p = 1 as "p on the sink side", so that
+``E_b(y) = constant + cut(y)``, where ``cut`` is the capacity of that cut (``crf.maxflow.cut_value``).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from crf.inputs import check_labels, check_sigma_occ
+
+BOUNDS = {"constant": 0, "merge": 1}
+_INF = np.inf
+
+
+class MoveGraph(NamedTuple):
+    """Grid graph of one binary move, in the format of ``crf.grid_maxflow``.
+
+    ``tedges``, ``right``, ``down``: ``float64 (H, W, 2)``; ``constant``: float, so that the (bounded) binary
+    energy of a move y equals ``constant + cut(y)`` with y_p = 1 on the sink side.
+    """
+    tedges: np.ndarray
+    right: np.ndarray
+    down: np.ndarray
+    constant: float
+
+
+@njit(cache=True, inline="always")
+def _unary(label, sigma):
+    return 1.0 - sigma if label == 0 else sigma
+
+
+@njit(cache=True, inline="always")
+def _occlusion(a, b):
+    """o(a, b) of Eq. (7) for an occluder label a and an occludee label b, with c_inf = inf."""
+    if a < b:
+        return _INF
+    return -1.0 if a > b else 0.0
+
+
+@njit(cache=True)
+def _pair_table(xp, zp, xq, zq, occ_pq, occ_qp, lam, mu, bound):
+    """(A, B, C, D) = E(0,0), E(0,1), E(1,0), E(1,1) of one neighbour pair, first argument y_p."""
+    a = lam * (xp != xq)
+    b = lam * (xp != zq)
+    c = lam * (zp != xq)
+    d = lam * (zp != zq)
+    excess = a + d - b - c
+    if excess > 0.0:
+        if bound == 0:
+            top = max(max(a, b), max(c, d))
+            a, b, c, d = top, top, top, top
+        elif b >= c:
+            b += excess
+        else:
+            c += excess
+    if occ_pq:
+        a += mu * _occlusion(xp, xq)
+        b += mu * _occlusion(xp, zq)
+        c += mu * _occlusion(zp, xq)
+        d += mu * _occlusion(zp, zq)
+    if occ_qp:
+        a += mu * _occlusion(xq, xp)
+        b += mu * _occlusion(zq, xp)
+        c += mu * _occlusion(xq, zp)
+        d += mu * _occlusion(zq, zp)
+    return a, b, c, d
+
+
+@njit(cache=True)
+def _add_pair(a, b, c, d, delta, i, j, arcs, y, x):
+    """Reparametrise one table into unary terms delta[i], delta[j] and arcs i->j, j->i; returns A."""
+    if a == _INF:
+        raise ValueError("the current labeling violates an occlusion pair (infinite energy)")
+    if d == _INF:
+        raise ValueError("a move proposal violates an occlusion pair in both pixels: not submodular")
+    if c != _INF:
+        w = b + c - a - d
+        if w < 0.0:
+            raise ValueError("a move term is not submodular (Eq. 14)")
+        delta[i] += c - a
+        delta[j] += d - c
+        arcs[y, x, 0] = w
+        arcs[y, x, 1] = 0.0
+    elif b != _INF:
+        delta[i] += d - b
+        delta[j] += b - a
+        arcs[y, x, 0] = 0.0
+        arcs[y, x, 1] = _INF
+    else:
+        delta[i] += d - a
+        arcs[y, x, 0] = _INF
+        arcs[y, x, 1] = _INF
+    return a
+
+
+@njit(cache=True)
+def _build(labels, proposal, sigma, occ, lam, mu, bound):
+    height, width = labels.shape
+    n = height * width
+    tedges = np.zeros((height, width, 2))
+    right = np.zeros((height, width, 2))
+    down = np.zeros((height, width, 2))
+    delta = np.zeros(n)
+    constant = 0.0
+    for y in range(height):
+        for x in range(width):
+            i = y * width + x
+            xp, zp = labels[y, x], proposal[y, x]
+            keep = _unary(xp, sigma[y, x])
+            constant += keep
+            delta[i] += _unary(zp, sigma[y, x]) - keep
+            if x + 1 < width:
+                a, b, c, d = _pair_table(xp, zp, labels[y, x + 1], proposal[y, x + 1], occ[y, x, 1],
+                                         occ[y, x + 1, 0], lam, mu, bound)
+                constant += _add_pair(a, b, c, d, delta, i, i + 1, right, y, x)
+            if y + 1 < height:
+                a, b, c, d = _pair_table(xp, zp, labels[y + 1, x], proposal[y + 1, x], occ[y, x, 3],
+                                         occ[y + 1, x, 2], lam, mu, bound)
+                constant += _add_pair(a, b, c, d, delta, i, i + width, down, y, x)
+    for y in range(height):
+        for x in range(width):
+            v = delta[y * width + x]
+            if v >= 0.0:
+                tedges[y, x, 0] = v
+            else:
+                tedges[y, x, 1] = -v
+                constant += v
+    return tedges, right, down, constant
+
+
+def _check_weights(lam, mu, bound):
+    if not (np.isfinite(lam) and np.isfinite(mu) and lam >= 0 and mu >= 0):
+        raise ValueError(f"lam and mu must be finite and >= 0, got lam={lam}, mu={mu}")
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {sorted(BOUNDS)}, got {bound!r}")
+
+
+def move_graph(labels, proposal, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
+    """Graph of the binary move from ``labels`` (y_p = 0) to ``proposal`` (y_p = 1), Eqs. (10)-(13).
+
+    Args:
+      labels: ``int (H, W)`` current labeling, >= 0, satisfying every occlusion pair (finite energy).
+      proposal: ``int (H, W)`` label each pixel takes when it moves, >= 0.
+      sigma, occ, lam, mu: as in ``crf.energy``.
+      bound: submodular upper bound of the non-submodular smoothness tables (module docstring).
+
+    Returns:
+      ``MoveGraph(tedges, right, down, constant)``.
+    """
+    sigma, occ = check_sigma_occ(sigma, occ)
+    labels = check_labels(labels, sigma.shape)
+    proposal = check_labels(proposal, sigma.shape)
+    _check_weights(lam, mu, bound)
+    return MoveGraph(*_build(labels, proposal, sigma, occ, float(lam), float(mu), BOUNDS[bound]))
+
+
+def jump_move_graph(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
+    """Graph of the jump move from ``labels`` (Eq. 9: y_p = 1 raises x_p by one), see ``move_graph``."""
+    labels = check_labels(labels)
+    return move_graph(labels, labels + 1, sigma, occ, lam, mu, bound)
+
+
+def expansion_move_graph(labels, alpha, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
+    """Graph of the alpha-expansion from ``labels`` (supplement Sec. 2: y_p = 1 sets x_p = alpha)."""
+    labels = check_labels(labels)
+    return move_graph(labels, np.full_like(labels, alpha), sigma, occ, lam, mu, bound)
