@@ -1,0 +1,208 @@
+"""Per-image OOSIS metrics (pure numpy): weighted coverage, OAIR counts, cycle fraction.
+
+- `weighted_coverage`: Eq. (16) of Sec. 5.4, normalised by the ground-truth instance pixels.
+- `oair_counts`: the joint occlusion-order / instance metric of Sec. 4 (one point of an OAIR curve).
+- `cycle_fraction`: the share of instances lying on a directed occlusion cycle (Tab. 1).
+
+Array conventions are those of ``shared/CONTRACTS.md``: ``instance_map`` is int (H, W) with 0 = background and
+1..N = instances, ``classes[k-1]`` / ``scores[k-1]`` belong to instance k, and an ``edges`` row (a, b) means
+instance a occludes instance b. Dataset-level aggregation and curves live in `oosis_jax.oair`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
+
+
+def validate_instances(instance_map, classes, edges, scores=None, *, name: str = "instances"):
+    """Check one labelled image and return it as arrays ``(instance_map, classes, edges, scores)``.
+
+    Returns ``instance_map`` int64 (H, W), ``classes`` int64 (N,), ``edges`` int64 (M, 2) and ``scores``
+    float64 (N,) (ones when ``scores`` is None). Raises ``ValueError`` naming ``name`` and the problem for
+    non-integer or non-2-D maps, ids outside 0..N with N = len(classes), class ids < 1, edges naming missing
+    instances or self-loops, and scores of the wrong length or not finite.
+    """
+    instance_map = np.asarray(instance_map)
+    if instance_map.ndim != 2 or not np.issubdtype(instance_map.dtype, np.integer):
+        raise ValueError(f"{name}: instance_map must be an integer (H, W) array, got {instance_map.dtype} "
+                         f"{instance_map.shape}")
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or (classes.size and not np.issubdtype(classes.dtype, np.integer)):
+        raise ValueError(f"{name}: classes must be an integer (N,) array, got {classes.dtype} {classes.shape}")
+    n = classes.shape[0]
+    if instance_map.size and (instance_map.min() < 0 or instance_map.max() > n):
+        raise ValueError(f"{name}: instance ids must lie in 0..{n} (len(classes)), got "
+                         f"{instance_map.min()}..{instance_map.max()}")
+    if n and classes.min() < 1:
+        raise ValueError(f"{name}: class ids must be >= 1 (0 is background), got {classes.min()}")
+    edges = np.asarray(edges)
+    if edges.size == 0:
+        edges = np.zeros((0, 2), np.int64)
+    if edges.ndim != 2 or edges.shape[1] != 2 or not np.issubdtype(edges.dtype, np.integer):
+        raise ValueError(f"{name}: edges must be an integer (M, 2) array, got {edges.dtype} {edges.shape}")
+    if edges.size and (edges.min() < 1 or edges.max() > n):
+        raise ValueError(f"{name}: edges name instances outside 1..{n}: {edges.min()}..{edges.max()}")
+    if np.any(edges[:, 0] == edges[:, 1]):
+        raise ValueError(f"{name}: edges contain a self-loop (an instance occluding itself)")
+    if scores is None:
+        scores = np.ones(n)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (n,):
+        raise ValueError(f"{name}: scores must have shape ({n},), got {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{name}: scores must be finite, got {scores}")
+    return (instance_map.astype(np.int64), classes.astype(np.int64), edges.astype(np.int64), scores)
+
+
+def _intersections(gt_map: np.ndarray, pred_map: np.ndarray, num_gt: int, num_pred: int) -> np.ndarray:
+    """int64 (num_gt + 1, num_pred + 1): pixel counts of every (gt id, pred id) pair, background included."""
+    index = gt_map.ravel() * (num_pred + 1) + pred_map.ravel()
+    return np.bincount(index, minlength=(num_gt + 1) * (num_pred + 1)).reshape(num_gt + 1, num_pred + 1)
+
+
+def iou_matrix(gt_map, pred_map, num_gt: int, num_pred: int) -> np.ndarray:
+    """float64 (num_gt, num_pred): IoU of ground-truth instance i+1 with predicted instance j+1.
+
+    Both maps are int (H, W) with ids in 0..num_gt and 0..num_pred; 0 (background) is not a region.
+    """
+    gt_map, pred_map = np.asarray(gt_map), np.asarray(pred_map)
+    if gt_map.shape != pred_map.shape:
+        raise ValueError(f"ground-truth map {gt_map.shape} and predicted map {pred_map.shape} differ in shape")
+    inter = _intersections(gt_map.astype(np.int64), pred_map.astype(np.int64), num_gt, num_pred)
+    gt_area = inter.sum(axis=1)[1:, None]
+    pred_area = inter.sum(axis=0)[None, 1:]
+    inter = inter[1:, 1:]
+    union = gt_area + pred_area - inter
+    return np.divide(inter, union, out=np.zeros(inter.shape), where=union > 0)
+
+
+def _check_maps(gt_map, pred_map):
+    gt_map, pred_map = np.asarray(gt_map), np.asarray(pred_map)
+    for name, m in (("gt_map", gt_map), ("pred_map", pred_map)):
+        if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer):
+            raise ValueError(f"{name} must be an integer (H, W) array, got {m.dtype} {m.shape}")
+        if m.size and m.min() < 0:
+            raise ValueError(f"{name} has negative ids (min {m.min()})")
+    if gt_map.shape != pred_map.shape:
+        raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
+    return gt_map.astype(np.int64), pred_map.astype(np.int64)
+
+
+def weighted_coverage(gt_map, pred_map) -> float:
+    """Weighted coverage of Eq. (16) for one image, in [0, 1].
+
+    ``sum_i |r_i| max_j IoU(r_i, s_j) / sum_i |r_i|`` over the ground-truth instances r_i (non-zero ids of
+    ``gt_map``, int (H, W)) and the predicted segments s_j (non-zero ids of ``pred_map``, int (H, W)).
+    Class-agnostic; background (0) is not a region; ids need not be contiguous. Equals 1.0 exactly when every
+    ground-truth instance is also a predicted segment. Raises ``ValueError`` for mismatched shapes, negative
+    ids, or an image without any ground-truth instance (Eq. (16) is undefined there; datasets skip them).
+    """
+    gt_map, pred_map = _check_maps(gt_map, pred_map)
+    num_gt, num_pred = int(gt_map.max(initial=0)), int(pred_map.max(initial=0))
+    iou = iou_matrix(gt_map, pred_map, num_gt, num_pred)
+    areas = np.bincount(gt_map.ravel(), minlength=num_gt + 1)[1:]
+    total = areas.sum()
+    if total == 0:
+        raise ValueError("weighted_coverage: the ground truth has no instance pixels")
+    best = iou.max(axis=1) if num_pred else np.zeros(num_gt)
+    return float(np.dot(areas, best) / total)
+
+
+def reachability(num_instances: int, edges) -> np.ndarray:
+    """bool (N, N): ``[i, j]`` is True when the graph has a directed path (length >= 1) from i+1 to j+1."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if num_instances == 0:
+        return np.zeros((0, 0), bool)
+    dist = csgraph.shortest_path(_graph(num_instances, edges), method="D", directed=True, unweighted=True)
+    reach = np.isfinite(dist)
+    # shortest_path puts 0 on the diagonal; a node reaches itself (length >= 1) only when it lies on a cycle.
+    reach[np.diag_indices(num_instances)] = _on_cycle(num_instances, edges)
+    return reach
+
+
+def _graph(num_instances: int, edges: np.ndarray) -> sparse.csr_matrix:
+    """Sparse (N, N) adjacency of the occlusion graph with 1-based ``edges``."""
+    return sparse.csr_matrix((np.ones(len(edges)), (edges[:, 0] - 1, edges[:, 1] - 1)),
+                             shape=(num_instances, num_instances))
+
+
+def _on_cycle(num_instances: int, edges: np.ndarray) -> np.ndarray:
+    """bool (N,): instance i+1 lies on a directed cycle (a strongly connected component of size > 1)."""
+    _, component = csgraph.connected_components(_graph(num_instances, edges), directed=True,
+                                                connection="strong")
+    return np.bincount(component)[component] > 1
+
+
+def match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold=0.5,
+                    min_score=0.0) -> np.ndarray:
+    """Greedy matching of Sec. 4; returns int64 (N_gt,): the predicted id matched to gt i+1, 0 if none.
+
+    Predictions with score >= ``min_score`` are visited by descending score (ties: lower id first); each takes
+    the unmatched ground-truth instance of the same class with the highest IoU (ties: lower id), if that IoU
+    is >= ``iou_threshold``. Inputs must already be validated (see `validate_instances`).
+    """
+    iou = iou_matrix(gt_map, pred_map, len(gt_classes), len(pred_classes))
+    same_class = gt_classes[:, None] == pred_classes[None, :]
+    iou = np.where(same_class, iou, -1.0)
+    match = np.zeros(len(gt_classes), np.int64)
+    order = np.argsort(-pred_scores, kind="stable")
+    for j in order:
+        if pred_scores[j] < min_score:
+            continue
+        candidates = np.where(match == 0, iou[:, j], -1.0)
+        if candidates.size == 0:
+            break
+        i = int(np.argmax(candidates))
+        if candidates[i] >= iou_threshold and candidates[i] >= 0:
+            match[i] = j + 1
+    return match
+
+
+def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+                iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[int, int, int]:
+    """OAIR counts of Sec. 4 for one image: ``(pairs, recovered, correct)``.
+
+    ``pairs`` = number of ground-truth edges; an edge (g1, g2) is ``recovered`` when both g1 and g2 are
+    matched (see `match_instances`), and ``correct`` when the predicted graph (all predicted instances and
+    ``pred_edges``) has a directed path from match(g1) to match(g2) and none back. Recall = recovered / pairs,
+    accuracy = correct / recovered, each summed over a dataset (`oosis_jax.oair`).
+    Raises ``ValueError`` for mismatched maps, ids without a class, edges naming missing instances, non-finite
+    scores or an IoU threshold outside (0, 1].
+    """
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
+    if not np.isfinite(min_score):
+        raise ValueError(f"min_score must be finite, got {min_score}")
+    gt_map, gt_classes, gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
+    pred_map, pred_classes, pred_edges, pred_scores = validate_instances(
+        pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
+    if gt_map.shape != pred_map.shape:
+        raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
+    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
+    pairs = len(gt_edges)
+    if pairs == 0:
+        return 0, 0, 0
+    m1, m2 = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
+    recovered = (m1 > 0) & (m2 > 0)
+    reach = reachability(len(pred_classes), pred_edges)
+    a, b = m1[recovered] - 1, m2[recovered] - 1
+    correct = reach[a, b] & ~reach[b, a]
+    return pairs, int(recovered.sum()), int(correct.sum())
+
+
+def cycle_fraction(num_instances: int, edges) -> float:
+    """Fraction of the ``num_instances`` instances that lie on a directed cycle of ``edges`` (Tab. 1).
+
+    ``edges`` is int (M, 2) with ids in 1..num_instances. Returns 0.0 for an image without instances.
+    Raises ``ValueError`` for a negative count or edges naming missing instances.
+    """
+    if int(num_instances) != num_instances or num_instances < 0:
+        raise ValueError(f"num_instances must be a non-negative integer, got {num_instances}")
+    num_instances = int(num_instances)
+    _, _, edges, _ = validate_instances(np.zeros((0, 0), np.int64), np.ones(num_instances, np.int64), edges,
+                                        name="cycle_fraction")
+    if num_instances == 0:
+        return 0.0
+    return float(_on_cycle(num_instances, edges).mean())
