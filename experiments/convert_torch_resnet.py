@@ -1,0 +1,78 @@
+"""Convert a PyTorch ResNet-50 state dict (torchvision, or the PSPNet reference's deep-stem ResNet) to the
+npz that ``oosis_jax.models.load_pretrained`` reads.
+
+    python experiments/convert_torch_resnet.py resnet50_v2.pth backbone.npz
+
+PyTorch is imported only to read the ``.pth`` file; ``convert_state_dict`` is a pure function of numpy
+arrays. Torch names map as ``conv1.weight -> backbone/conv1/kernel`` (OIHW -> HWIO),
+``layer2.0.downsample.0.weight -> backbone/layer2/0/downsample_conv/kernel``, BatchNorm
+``weight/bias/running_mean/running_var -> scale/bias/mean/var``; ``fc.*`` and ``num_batches_tracked`` are
+dropped. A torchvision checkpoint has a 7x7 stem: load it into a model with ``ModelConfig(deep_stem=False)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import numpy as np
+
+BN_FIELDS = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
+SKIPPED = re.compile(r"^fc\.|num_batches_tracked$")
+STEM = re.compile(r"^(conv[123]|bn[123])\.(\w+)$")
+BLOCK = re.compile(r"^(layer[1-4])\.(\d+)\.(conv[123]|bn[123]|downsample\.[01])\.(\w+)$")
+
+
+def _leaf(module: str, field: str, array: np.ndarray, torch_name: str) -> tuple[str, np.ndarray]:
+    if module.startswith("conv") or module == "downsample_conv":
+        if field != "weight" or array.ndim != 4:
+            raise ValueError(f"{torch_name}: expected a 4-D convolution weight, got {field} {array.shape}")
+        return f"{module}/kernel", np.transpose(array, (2, 3, 1, 0))
+    if field not in BN_FIELDS or array.ndim != 1:
+        raise ValueError(f"{torch_name}: expected a 1-D BatchNorm {sorted(BN_FIELDS)}, got {field} {array.shape}")
+    return f"{module}/{BN_FIELDS[field]}", array
+
+
+def convert_state_dict(state_dict: dict[str, np.ndarray], prefix: str = "backbone") -> dict[str, np.ndarray]:
+    """Map a ResNet state dict (numpy arrays, optional ``module.`` prefix) to ``{prefix}/...`` model names.
+
+    Raises ``ValueError`` naming any tensor that is not part of a ResNet backbone.
+    """
+    out = {}
+    for torch_name, array in state_dict.items():
+        name = torch_name.removeprefix("module.")
+        if SKIPPED.search(name):
+            continue
+        array = np.asarray(array, np.float32)
+        if match := STEM.match(name):
+            module, field = match.groups()
+            leaf, value = _leaf(module, field, array, torch_name)
+        elif match := BLOCK.match(name):
+            layer, index, module, field = match.groups()
+            module = {"downsample.0": "downsample_conv", "downsample.1": "downsample_bn"}.get(module, module)
+            leaf, value = _leaf(module, field, array, torch_name)
+            leaf = f"{layer}/{index}/{leaf}"
+        else:
+            raise ValueError(f"{torch_name!r} is not a ResNet backbone tensor")
+        out[f"{prefix}/{leaf}"] = value
+    if not out:
+        raise ValueError("the state dict holds no ResNet backbone tensors")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="PyTorch .pth file holding a ResNet state dict")
+    parser.add_argument("output", help="npz file to write")
+    args = parser.parse_args(argv)
+    import torch  # only needed to unpickle the checkpoint
+
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    arrays = convert_state_dict({k: v.numpy() for k, v in state.items()})
+    np.savez(args.output, **arrays)
+    print(f"wrote {len(arrays)} arrays to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Hyper-parameters of the joint s/b/e network (paper Sec. 3.1, supplement Sec. 1.1)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+HEADS = ("disentangled", "entangled")
+UPSAMPLERS = ("joint", "separate")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the modified PSPNet.
+
+    Attributes:
+      num_classes: number of foreground classes C; the semantic head ``s`` has C + 1 channels (0 = background).
+      stage_blocks: bottleneck blocks per ResNet stage (ResNet-50: (3, 4, 6, 3)).
+      width: channels of the first stage's bottleneck (64 in ResNet-50); stage k uses ``width * 2**(k-1)``
+        and outputs four times as many.
+      stem_width: channels of the first two stem convolutions; the deep stem ends with ``2 * stem_width``.
+      deep_stem: True for the PSPNet reference's three 3x3 convolutions, False for torchvision's single 7x7.
+      head_width: channels of the PSP head's 3x3 convolution (512 in the reference).
+      aux_width: channels of the auxiliary head on stage 3 (256 in the reference).
+      pyramid_bins: output sizes of the pyramid pooling module (1, 2, 3, 6).
+      dropout: dropout rate before the 1x1 logit layers.
+      head: "disentangled" (s, b, e heads; Eq. 3-4) or "entangled" (one 5-way softmax, P2ORM-style, Tab. 3a).
+      upsample: "joint" (b and e upsampled together by a kernel spanning the channel axis, supplement Fig. 1b)
+        or "separate" (each b/e channel upsampled on its own, the ablation of Tab. 5).
+      dtype: compute dtype, "float32" or "bfloat16"; parameters are always float32.
+    """
+
+    num_classes: int
+    stage_blocks: tuple[int, int, int, int] = (3, 4, 6, 3)
+    width: int = 64
+    stem_width: int = 64
+    deep_stem: bool = True
+    head_width: int = 512
+    aux_width: int = 256
+    pyramid_bins: tuple[int, ...] = (1, 2, 3, 6)
+    dropout: float = 0.1
+    head: str = "disentangled"
+    upsample: str = "joint"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if len(self.stage_blocks) != 4 or min(self.stage_blocks) < 1:
+            raise ValueError(f"stage_blocks must be 4 positive counts, got {self.stage_blocks}")
+        if min(self.width, self.stem_width, self.head_width, self.aux_width) < 1:
+            raise ValueError("widths must be positive")
+        if not self.pyramid_bins or min(self.pyramid_bins) < 1:
+            raise ValueError(f"pyramid_bins must be positive, got {self.pyramid_bins}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        for name, value, allowed in (("head", self.head, HEADS), ("upsample", self.upsample, UPSAMPLERS),
+                                     ("dtype", self.dtype, DTYPES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        object.__setattr__(self, "stage_blocks", tuple(int(b) for b in self.stage_blocks))
+        object.__setattr__(self, "pyramid_bins", tuple(int(b) for b in self.pyramid_bins))
+
+    @classmethod
+    def resnet50(cls, num_classes: int, **overrides) -> "ModelConfig":
+        """The paper's network: PSPNet on a dilated ResNet-50 with the deep stem."""
+        return cls(num_classes=num_classes, **overrides)
+
+    @classmethod
+    def tiny(cls, num_classes: int, **overrides) -> "ModelConfig":
+        """A few-thousand-parameter variant with the same topology, for tests and CPU smoke runs."""
+        settings = dict(stage_blocks=(1, 1, 1, 1), width=4, stem_width=8, head_width=16, aux_width=8)
+        settings.update(overrides)
+        return cls(num_classes=num_classes, **settings)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        """Inverse of ``dataclasses.asdict`` (JSON turns tuples into lists)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}")
+        return cls(**values)

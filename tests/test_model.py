@@ -1,0 +1,158 @@
+"""Shapes, bilinear initialisation, pyramid pooling and weight loading of the PSPNet (Sec. 3.1)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from experiments.convert_torch_resnet import convert_state_dict
+from oosis_jax.models import ModelConfig, PSPNet, flat_state, load_pretrained, normalize_images, probabilities
+from oosis_jax.models.outputs import PAD_COLOR
+from oosis_jax.models.pspnet import adaptive_avg_pool
+from oosis_jax.models.upsample import TransposedUpsample
+
+
+def forward(model, images, train):
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def run(state, images):
+        return nnx.merge(graphdef, state)(images, train=train)
+
+    return run(state, images)
+
+
+@pytest.mark.parametrize("head,upsample", [("disentangled", "joint"), ("entangled", "separate")])
+def test_outputs_at_input_resolution_for_odd_sizes(head, upsample):
+    model = PSPNet(ModelConfig.tiny(3, head=head, upsample=upsample), rngs=nnx.Rngs(1))
+    images = jax.random.normal(jax.random.key(0), (2, 29, 43, 3))
+    out = forward(model, images, train=True)
+    expected = {"s_logits": (2, 29, 43, 4), "aux_logits": (2, 29, 43, 4)}
+    expected.update({"b_logits": (2, 29, 43), "e_logits": (2, 29, 43, 4)} if head == "disentangled"
+                    else {"o_logits": (2, 29, 43, 5)})
+    assert {k: v.shape for k, v in out.items()} == expected
+    assert all(bool(jnp.isfinite(v).all()) for v in out.values())
+    probs = probabilities(out)
+    np.testing.assert_allclose(probs["o"].sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs["e"].sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(1.0 - probs["o"][..., 4], probs["b"], atol=1e-6)
+    np.testing.assert_allclose(probs["o"][..., :4], probs["b"][..., None] * probs["e"], atol=1e-5)
+    eval_out = nnx.eval_shape(lambda: PSPNet(ModelConfig.tiny(3, head=head))(jnp.zeros((1, 17, 9, 3))))
+    assert "aux_logits" not in eval_out and eval_out["s_logits"].shape == (1, 17, 9, 4)
+
+
+def test_bfloat16_compute_keeps_float32_weights_and_outputs():
+    model = nnx.eval_shape(lambda: PSPNet(ModelConfig.tiny(2, dtype="bfloat16")))
+    assert {v.dtype for v in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype("float32")}
+    out = nnx.eval_shape(lambda: PSPNet(ModelConfig.tiny(2, dtype="bfloat16"))(jnp.zeros((1, 24, 24, 3))))
+    assert out["s_logits"].dtype == jnp.float32
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_transposed_upsample_is_exact_bilinear_inside_the_border(joint):
+    up = TransposedUpsample(5, 8, joint=joint)
+    x = jax.random.normal(jax.random.key(3), (2, 6, 7, 5))
+    y = up(x)
+    reference = jax.image.resize(x, (2, 48, 56, 5), "bilinear")
+    assert y.shape == (2, 48, 56, 5)
+    np.testing.assert_allclose(y[:, 4:-4, 4:-4], reference[:, 4:-4, 4:-4], atol=1e-5)
+    assert up.kernel.shape == ((16, 16, 5, 5) if joint else (16, 16, 1, 5))
+
+
+def test_joint_upsample_mixes_channels_once_trained_separate_never_does():
+    joint, separate = TransposedUpsample(5, 8, joint=True), TransposedUpsample(5, 8, joint=False)
+    joint.kernel[...] = joint.kernel[...].at[:, :, 0, 3].set(0.5)
+    x = jnp.zeros((1, 3, 3, 5)).at[..., 0].set(1.0)
+    assert float(jnp.abs(joint(x)[..., 3]).max()) > 0.1
+    assert float(jnp.abs(separate(x)[..., 1:]).max()) == 0.0
+
+
+@pytest.mark.parametrize("h,w,bins", [(7, 5, 6), (13, 9, 3), (1, 4, 2), (29, 31, 6)])
+def test_adaptive_pooling_matches_pytorch_bin_edges(h, w, bins):
+    x = np.random.default_rng(0).normal(size=(1, h, w, 2)).astype(np.float32)
+    expected = np.zeros((1, bins, bins, 2), np.float32)
+    for i in range(bins):
+        for j in range(bins):
+            r0, r1 = (i * h) // bins, -((-(i + 1) * h) // bins)
+            c0, c1 = (j * w) // bins, -((-(j + 1) * w) // bins)
+            expected[0, i, j] = x[0, r0:r1, c0:c1].mean(axis=(0, 1))
+    np.testing.assert_allclose(adaptive_avg_pool(jnp.asarray(x), bins), expected, atol=1e-5)
+
+
+def test_normalize_images_contract():
+    images = np.broadcast_to(PAD_COLOR, (1, 2, 3, 3))
+    out = normalize_images(images)
+    assert out.dtype == jnp.float32 and out.shape == (1, 2, 3, 3)
+    assert float(jnp.abs(out).max()) < 0.02
+    with pytest.raises(ValueError, match="uint8"):
+        normalize_images(images.astype(np.float32))
+    with pytest.raises(ValueError, match="non-empty"):
+        normalize_images(np.zeros((1, 0, 3, 3), np.uint8))
+
+
+def torch_resnet_state_dict(config: ModelConfig) -> dict[str, np.ndarray]:
+    """A PyTorch-named (OIHW) ResNet state dict with the shapes of ``config``, random values."""
+    rng = np.random.default_rng(0)
+    shapes, stem = {}, config.stem_width
+
+    def conv(name, cout, cin, k):
+        shapes[f"{name}.weight"] = (cout, cin, k, k)
+
+    def bn(name, c):
+        for field in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{name}.{field}"] = (c,)
+
+    conv("conv1", stem, 3, 3), bn("bn1", stem), conv("conv2", stem, stem, 3), bn("bn2", stem)
+    conv("conv3", 2 * stem, stem, 3), bn("bn3", 2 * stem)
+    cin = 2 * stem
+    for k, blocks in enumerate(config.stage_blocks):
+        width = config.width * 2**k
+        for i in range(blocks):
+            p = f"layer{k + 1}.{i}"
+            conv(f"{p}.conv1", width, cin, 1), bn(f"{p}.bn1", width)
+            conv(f"{p}.conv2", width, width, 3), bn(f"{p}.bn2", width)
+            conv(f"{p}.conv3", 4 * width, width, 1), bn(f"{p}.bn3", 4 * width)
+            if i == 0 and (k == 1 or cin != 4 * width):
+                conv(f"{p}.downsample.0", 4 * width, cin, 1), bn(f"{p}.downsample.1", 4 * width)
+            cin = 4 * width
+    state = {f"module.{n}": rng.uniform(0.5, 1.5, s).astype(np.float32) for n, s in shapes.items()}
+    state["module.fc.weight"] = np.zeros((1000, cin), np.float32)
+    state["module.bn1.num_batches_tracked"] = np.zeros((), np.int64)
+    return state
+
+
+def test_converted_resnet50_names_and_shapes_match_the_model():
+    config = ModelConfig.resnet50(8)
+    converted = convert_state_dict(torch_resnet_state_dict(config))
+    model = nnx.eval_shape(lambda: PSPNet(config))
+    backbone = {n: v.shape for n, v in flat_state(model).items() if n.startswith("backbone/")}
+    assert {n: a.shape for n, a in converted.items()} == backbone
+
+
+def test_load_pretrained_copies_converted_weights(tmp_path):
+    config = ModelConfig.tiny(2)
+    torch_state = torch_resnet_state_dict(config)
+    np.savez(tmp_path / "w.npz", **convert_state_dict(torch_state))
+    model = PSPNet(config)
+    head_before = np.asarray(model.s_head.kernel[...])
+    loaded = load_pretrained(model, tmp_path / "w.npz")
+    assert len(loaded) == sum(1 for n in flat_state(model) if n.startswith("backbone/"))
+    np.testing.assert_array_equal(model.backbone.layer2[0].conv2.kernel[...],
+                                  torch_state["module.layer2.0.conv2.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(model.backbone.bn1.var[...], torch_state["module.bn1.running_var"])
+    np.testing.assert_array_equal(model.s_head.kernel[...], head_before)
+
+
+def test_load_pretrained_rejects_bad_files(tmp_path):
+    model = PSPNet(ModelConfig.tiny(2))
+    with pytest.raises(FileNotFoundError):
+        load_pretrained(model, tmp_path / "missing.npz")
+    np.savez(tmp_path / "unknown.npz", **{"backbone/nope/kernel": np.zeros(3)})
+    with pytest.raises(ValueError, match="not in the model"):
+        load_pretrained(model, tmp_path / "unknown.npz")
+    np.savez(tmp_path / "shape.npz", **{"backbone/bn1/scale": np.zeros(3)})
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_pretrained(model, tmp_path / "shape.npz")
+    with pytest.raises(ValueError, match="not a ResNet backbone tensor"):
+        convert_state_dict({"classifier.weight": np.zeros((2, 2))})
