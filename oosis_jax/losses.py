@@ -1,0 +1,148 @@
+"""Training losses of the s, b, e heads: Eq. (4), supplement Theorem 1, and the Tab. 3b boundary losses.
+
+Every term returns ``(sum, count)`` over the batch, so a caller can average over one step, over many steps,
+or over devices without re-weighting: the loss is ``sum / count``. Targets (all per pixel):
+
+- ``semantic``: int32 ``(B, H, W)`` class ids 0..C, ``IGNORE_LABEL`` where unlabelled (crop padding);
+- ``boundary``: float32 ``(B, H, W)`` in {0, 1}, B_p of supplement Sec. 1.3;
+- ``orientation``: float32 ``(B, H, W, 4)``, E_p (rows sum to 1 where B_p = 1, zero elsewhere).
+
+Pixels whose semantic label is ``IGNORE_LABEL`` are excluded from every term.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+IGNORE_LABEL = 255
+BOUNDARY_LOSSES = ("wce", "dice++", "tversky++", "combo")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms.
+
+    ``boundary_loss``: "wce" (Eq. 4, the paper's choice), "dice++", "tversky++" or "combo" (Tab. 3b).
+    ``boundary_weight``: w of CE_w on boundary pixels (1 - w on the others), 0.9 in the paper.
+    ``gamma``, ``tversky_alpha``, ``tversky_beta``: Dice++/Tversky++ parameters (2, 0.8, 0.2 in Sec. 5.6).
+    ``combo_alpha``: weight of the weighted CE inside Combo (0.1 in Sec. 5.6); ``aux_weight``: 0.4.
+    """
+
+    boundary_loss: str = "wce"
+    boundary_weight: float = 0.9
+    gamma: float = 2.0
+    tversky_alpha: float = 0.8
+    tversky_beta: float = 0.2
+    combo_alpha: float = 0.1
+    aux_weight: float = 0.4
+
+    def __post_init__(self):
+        if self.boundary_loss not in BOUNDARY_LOSSES:
+            raise ValueError(f"boundary_loss must be one of {BOUNDARY_LOSSES}, got {self.boundary_loss!r}")
+        if not 0.0 < self.boundary_weight < 1.0:
+            raise ValueError(f"boundary_weight must lie in (0, 1), got {self.boundary_weight}")
+
+
+def valid_mask(semantic: jax.Array) -> jax.Array:
+    """float32 ``(B, H, W)``: 1 where the pixel is labelled."""
+    return (semantic != IGNORE_LABEL).astype(jnp.float32)
+
+
+def semantic_ce(logits: jax.Array, semantic: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Sum_p CE(S_p | s_p) over labelled pixels (first term of Eq. 4); count = labelled pixels."""
+    valid = valid_mask(semantic)
+    labels = jnp.where(semantic == IGNORE_LABEL, 0, semantic)
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+    return (nll * valid).sum(), valid.sum()
+
+
+def boundary_bce(logits: jax.Array, boundary: jax.Array, valid: jax.Array, weight: float | None = None):
+    """Sum_p CE_w(B_p | b_p) (second term of Eq. 4); count = labelled pixels.
+
+    ``weight=None`` is plain binary CE (as in Theorem 1); ``weight=w`` scales boundary pixels by w and the
+    others by 1 - w (the class-balanced CE of HED [40], w = 0.9 in the paper).
+    """
+    log_b, log_not_b = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
+    w_pos, w_neg = (1.0, 1.0) if weight is None else (weight, 1.0 - weight)
+    nll = -(w_pos * boundary * log_b + w_neg * (1.0 - boundary) * log_not_b)
+    return (nll * valid).sum(), valid.sum()
+
+
+def orientation_ce(logits: jax.Array, orientation: jax.Array, boundary: jax.Array, valid: jax.Array):
+    """Sum_p B_p * CE(E_p | e_p) (third term of Eq. 4, soft targets E_p); count = labelled pixels, so that
+    the three terms of Eq. (4) share one normalisation as in Theorem 1."""
+    nll = -(orientation * jax.nn.log_softmax(logits, axis=-1)).sum(-1)
+    return (nll * boundary * valid).sum(), valid.sum()
+
+
+def oriented_ce(logits: jax.Array, boundary: jax.Array, orientation: jax.Array, valid: jax.Array):
+    """Sum_p CE(O_p | o_p) with O_p = [B_p E_p, 1 - B_p] (supplement Eq. 2): the entangled 5-way head."""
+    target = jnp.concatenate([boundary[..., None] * orientation, 1.0 - boundary[..., None]], axis=-1)
+    nll = -(target * jax.nn.log_softmax(logits, axis=-1)).sum(-1)
+    return (nll * valid).sum(), valid.sum()
+
+
+def _soft_counts(probs, boundary, valid, gamma):
+    """Per-image TP, FP^gamma, FN^gamma sums of Dice++/Tversky++ [63]: FP = sum (p (1 - y))^gamma etc."""
+    tp = (probs * boundary * valid).sum((1, 2))
+    fp = ((probs * (1.0 - boundary)) ** gamma * valid).sum((1, 2))
+    fn = (((1.0 - probs) * boundary) ** gamma * valid).sum((1, 2))
+    return tp, fp, fn
+
+
+def tversky_pp(logits, boundary, valid, alpha: float, beta: float, gamma: float, smooth: float = 1.0):
+    """Tversky++ [63]: per image ``1 - (TP + eps) / (TP + alpha FN^gamma + beta FP^gamma + eps)``; returns
+    (sum over images, number of images). ``alpha = beta = 0.5`` is Dice++ (``1 - 2TP / (2TP + FP + FN)``),
+    alpha > beta penalises missed boundary pixels more (Sec. 5.6 uses alpha = 0.8, beta = 0.2)."""
+    tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, gamma)
+    index = (tp + smooth) / (tp + alpha * fn + beta * fp + smooth)
+    return (1.0 - index).sum(), jnp.asarray(logits.shape[0], jnp.float32)
+
+
+def combo(logits, boundary, valid, alpha: float, weight: float, smooth: float = 1.0):
+    """Combo loss [64]: per image ``alpha * mean_p CE_w(B_p | b_p) + (1 - alpha) * (1 - Dice)``; returns
+    (sum over images, number of images)."""
+    log_b, log_not_b = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
+    wce = -(weight * boundary * log_b + (1.0 - weight) * (1.0 - boundary) * log_not_b)
+    wce = (wce * valid).sum((1, 2)) / jnp.maximum(valid.sum((1, 2)), 1.0)
+    tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, 1.0)
+    dice = (2.0 * tp + smooth) / (2.0 * tp + fp + fn + smooth)
+    return (alpha * wce + (1.0 - alpha) * (1.0 - dice)).sum(), jnp.asarray(logits.shape[0], jnp.float32)
+
+
+def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """All ``(sum, count)`` terms for the model ``outputs`` and a batch with ``semantic``, ``boundary``,
+    ``orientation``: keys ``s``, ``aux`` (when present), and ``b`` + ``e`` (disentangled) or ``o`` (entangled)."""
+    semantic, boundary, orientation = batch["semantic"], batch["boundary"], batch["orientation"]
+    boundary = boundary.astype(jnp.float32)
+    valid = valid_mask(semantic)
+    terms = {"s": semantic_ce(outputs["s_logits"], semantic)}
+    if "aux_logits" in outputs:
+        terms["aux"] = semantic_ce(outputs["aux_logits"], semantic)
+    if "o_logits" in outputs:
+        terms["o"] = oriented_ce(outputs["o_logits"], boundary, orientation, valid)
+        return terms
+    b_logits = outputs["b_logits"]
+    if config.boundary_loss == "wce":
+        terms["b"] = boundary_bce(b_logits, boundary, valid, config.boundary_weight)
+    elif config.boundary_loss == "dice++":
+        terms["b"] = tversky_pp(b_logits, boundary, valid, 0.5, 0.5, config.gamma)
+    elif config.boundary_loss == "tversky++":
+        terms["b"] = tversky_pp(b_logits, boundary, valid, config.tversky_alpha, config.tversky_beta, config.gamma)
+    else:
+        terms["b"] = combo(b_logits, boundary, valid, config.combo_alpha, config.boundary_weight)
+    terms["e"] = orientation_ce(outputs["e_logits"], orientation, boundary, valid)
+    return terms
+
+
+def total_loss(terms: dict[str, tuple[jax.Array, jax.Array]], config: LossConfig) -> jax.Array:
+    """Eq. (4) (or the entangled CE) as means over pixels, plus ``aux_weight`` times the auxiliary CE."""
+    loss = jnp.zeros((), jnp.float32)
+    for name, (total, count) in terms.items():
+        scale = config.aux_weight if name == "aux" else 1.0
+        loss = loss + scale * total / jnp.maximum(count, 1.0)
+    return loss
