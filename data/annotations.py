@@ -1,0 +1,224 @@
+"""COCO-style annotation files: validated reading and mask decoding for the KINS and COCOA readers.
+
+Everything a reader takes from a JSON file goes through these functions first, so a malformed file fails
+here with a message naming the file, the image and the key, never deep inside pycocotools (whose C
+decoder trusts its input: a run-length string whose counts overrun the image writes past the buffer).
+
+Masks are ``bool (H, W)`` arrays in image coordinates (row = y, column = x), with ``H, W`` the image size
+recorded in the file's ``images`` entry. Polygons are rasterised by ``pycocotools.mask.frPyObjects``,
+which clips them to the image: vertices outside the image are allowed and the part of the polygon outside
+is dropped (a polygon entirely outside gives an empty mask).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageEntry:
+    """One entry of a COCO ``images`` list: the image's id, file name and size in pixels."""
+
+    image_id: int
+    file_name: str
+    height: int
+    width: int
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """The top-level JSON object of ``path``; ``FileNotFoundError``/``ValueError`` naming the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: malformed JSON ({e})") from e
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a JSON object at the top level, got {type(content).__name__}")
+    return content
+
+
+def require(record: object, keys: Iterable[str], where: str) -> None:
+    """Raise ``ValueError`` when ``record`` is not a JSON object holding every key of ``keys``."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+
+
+def require_list(record: Mapping, key: str, where: str) -> list:
+    """``record[key]``, which must exist and be a JSON list."""
+    require(record, [key], where)
+    value = record[key]
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: {key!r} must be a list, got {type(value).__name__}")
+    return value
+
+
+def integer(value: object, where: str) -> int:
+    """``value`` as an ``int``; booleans, fractions and non-numbers raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{where}: expected an integer, got {value!r}")
+    return int(value)
+
+
+def image_entries(content: Mapping, path: str) -> list[ImageEntry]:
+    """The ``images`` list of a COCO-style file, in file order, validated (unique ids, sizes >= 1)."""
+    entries, seen = [], set()
+    for k, record in enumerate(require_list(content, "images", path)):
+        where = f"{path}: images[{k}]"
+        require(record, ["id", "file_name", "height", "width"], where)
+        entry = ImageEntry(
+            image_id=integer(record["id"], f"{where}.id"),
+            file_name=str(record["file_name"]),
+            height=integer(record["height"], f"{where}.height"),
+            width=integer(record["width"], f"{where}.width"),
+        )
+        if entry.height < 1 or entry.width < 1:
+            raise ValueError(f"{where}: empty image (height={entry.height}, width={entry.width})")
+        if entry.image_id in seen:
+            raise ValueError(f"{where}: duplicate image id {entry.image_id}")
+        seen.add(entry.image_id)
+        entries.append(entry)
+    return entries
+
+
+def group_by_image(records: Sequence, images: Sequence[ImageEntry], path: str, what: str) -> dict[int, list]:
+    """Map every image id to its records (file order); a record naming an unknown image raises."""
+    grouped: dict[int, list] = {entry.image_id: [] for entry in images}
+    for k, record in enumerate(records):
+        where = f"{path}: {what}[{k}]"
+        require(record, ["image_id"], where)
+        image_id = integer(record["image_id"], f"{where}.image_id")
+        if image_id not in grouped:
+            raise ValueError(f"{where}: image_id {image_id} is not in the file's images list")
+        grouped[image_id].append(record)
+    return grouped
+
+
+def category_ids(content: Mapping, path: str) -> set[int]:
+    """The ids of the file's ``categories`` list."""
+    ids = set()
+    for k, record in enumerate(require_list(content, "categories", path)):
+        require(record, ["id"], f"{path}: categories[{k}]")
+        ids.add(integer(record["id"], f"{path}: categories[{k}].id"))
+    return ids
+
+
+def image_path(image_dir: str | os.PathLike, entry: ImageEntry) -> str:
+    """Path of the entry's image file under ``image_dir``; ``FileNotFoundError`` when it is missing."""
+    path = os.path.join(os.fspath(image_dir), entry.file_name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image {entry.image_id}: file {path} not found")
+    return path
+
+
+def _decode(rle) -> np.ndarray:
+    """``pycocotools.mask.decode`` as ``bool``, without its numpy-2 ``__array__(copy=...)`` deprecation noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
+
+
+def _polygon_list(polygons: object, where: str) -> list[list[float]]:
+    """Validated polygons as a list of flat ``[x0, y0, x1, y1, ...]`` lists (>= 3 finite points each).
+
+    Accepts one flat polygon (COCOA regions) or a list of them (COCO, KINS: several parts per object).
+    """
+    if not isinstance(polygons, list):
+        raise ValueError(f"{where}: polygons must be a list, got {type(polygons).__name__}")
+    if polygons and not isinstance(polygons[0], list):
+        polygons = [polygons]
+    out = []
+    for k, poly in enumerate(polygons):
+        if not isinstance(poly, list):
+            raise ValueError(f"{where}: polygon {k} must be a flat list of coordinates")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly):
+            raise ValueError(f"{where}: polygon {k} holds non-numeric coordinates")
+        if len(poly) % 2 or len(poly) < 6:
+            raise ValueError(f"{where}: polygon {k} needs an even number >= 6 of coordinates, got {len(poly)}")
+        if not all(math.isfinite(v) for v in poly):
+            raise ValueError(f"{where}: polygon {k} holds non-finite coordinates")
+        out.append([float(v) for v in poly])
+    return out
+
+
+def polygon_mask(polygons: object, height: int, width: int, where: str) -> np.ndarray:
+    """Union of the polygons as ``bool (height, width)``, clipped to the image; ``[]`` gives an empty mask."""
+    polys = _polygon_list(polygons, where)
+    if not polys:
+        return np.zeros((height, width), dtype=bool)
+    return _decode(mask_utils.merge(mask_utils.frPyObjects(polys, height, width)))
+
+
+def _compressed_counts(counts: str, where: str) -> list[int]:
+    """Run lengths of a COCO compressed RLE string (6-bit characters from '0', delta coded after run 2)."""
+    runs: list[int] = []
+    pos = 0
+    while pos < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if pos >= len(counts):
+                raise ValueError(f"{where}: RLE string ends inside a run length")
+            code = ord(counts[pos]) - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"{where}: RLE string holds the invalid character {counts[pos]!r}")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            pos += 1
+            shift += 5
+            if not more and code & 0x10:
+                value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            raise ValueError(f"{where}: RLE string decodes to a negative run length")
+        runs.append(value)
+    return runs
+
+
+def rle_mask(rle: object, height: int, width: int, where: str) -> np.ndarray:
+    """Decode a COCO RLE (compressed string or uncompressed list ``counts``) to ``bool (height, width)``.
+
+    The RLE's ``size`` must equal ``[height, width]`` and its runs must add up to ``height * width``.
+    """
+    require(rle, ["size", "counts"], where)
+    size = rle["size"]
+    if not isinstance(size, list) or len(size) != 2 or [integer(v, f"{where}.size") for v in size] != [height, width]:
+        raise ValueError(f"{where}: RLE size {size!r} differs from the image size [{height}, {width}]")
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        runs = _compressed_counts(counts, where)
+        encoded = {"size": [height, width], "counts": counts.encode("ascii")}
+    elif isinstance(counts, list):
+        runs = [integer(v, f"{where}.counts") for v in counts]
+        if any(v < 0 for v in runs):
+            raise ValueError(f"{where}: RLE counts must be >= 0")
+        encoded = None
+    else:
+        raise ValueError(f"{where}: RLE counts must be a string or a list, got {type(counts).__name__}")
+    if sum(runs) != height * width:
+        raise ValueError(f"{where}: RLE runs cover {sum(runs)} pixels, the image has {height * width}")
+    if encoded is None:
+        encoded = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    return _decode(encoded)
+
+
+def segmentation_mask(segmentation: object, height: int, width: int, where: str) -> np.ndarray:
+    """A COCO ``segmentation`` value as ``bool (height, width)``: an RLE object or polygon list(s)."""
+    if isinstance(segmentation, Mapping):
+        return rle_mask(segmentation, height, width, where)
+    if isinstance(segmentation, list):
+        return polygon_mask(segmentation, height, width, where)
+    raise ValueError(f"{where}: a segmentation must be an RLE object or a polygon list, got {type(segmentation).__name__}")

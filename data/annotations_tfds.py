@@ -1,0 +1,137 @@
+"""tfds builder base for datasets read from a folder the user downloaded (KINS, COCOA).
+
+A subclass names, per split, the annotation file(s) and image folder inside the user's folder
+(``manual_dir``) and a reader yielding the dicts of ``data.kins.examples`` / ``data.cocoa.examples``.
+This base checks that the files are there (one message listing every missing file and the expected layout),
+maps the dataset's category ids to contiguous training ids, checks each image file against the size
+recorded in the annotation file, and writes the shared schema of ``data/features.py`` (``depths`` NaN:
+these datasets have no depth) as ``array_record`` files, read back with ``as_data_source``.
+
+Image bytes are stored as they are (PNG for KITTI, JPEG for COCO); an image that is neither RGB nor
+grayscale (palette, CMYK, RGBA) is converted to RGB and re-encoded once. Grayscale images are decoded to
+three equal channels by tfds.
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import os
+from collections.abc import Iterator, Mapping
+
+import PIL.Image
+import tensorflow_datasets as tfds
+
+from data.features import encode_example, features
+
+
+def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str) -> bytes:
+    """The encoded image at ``path``, checked to be ``width x height`` as the annotation file says."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image {image_id}: file {path} not found")
+    try:
+        with PIL.Image.open(path) as image:
+            if image.size != (width, height):
+                raise ValueError(
+                    f"image {image_id}: {path} is {image.size[0]}x{image.size[1]} (width x height) but the "
+                    f"annotation file says {width}x{height}"
+                )
+            if image.mode not in ("RGB", "L"):
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, format=encoding.upper())
+                return buffer.getvalue()
+    except PIL.UnidentifiedImageError as e:
+        raise ValueError(f"image {image_id}: {path} is not a readable image ({e})") from e
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def training_classes(categories, category_to_class: Mapping[int, int], image_id: int):
+    """Contiguous training ids of the dataset's category ids; an unmapped id raises ``ValueError``."""
+    unknown = sorted({int(c) for c in categories} - set(category_to_class))
+    if unknown:
+        raise ValueError(
+            f"image {image_id}: category id(s) {unknown} have no training class (known: {sorted(category_to_class)})"
+        )
+    return [category_to_class[int(c)] for c in categories]
+
+
+class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of the KINS and COCOA builders (see the module docstring).
+
+    Subclasses define ``CATEGORY_TO_CLASS`` (dataset category id -> training id), ``IMAGE_ENCODING``,
+    ``LAYOUT`` (the expected folder layout, shown when files are missing), ``split_files()`` (split ->
+    named paths relative to ``manual_dir``, all required) and ``read(paths)`` (the reader's examples).
+    """
+
+    CATEGORY_TO_CLASS: Mapping[int, int] = {}
+    IMAGE_ENCODING = "png"
+    LAYOUT = ""
+    DESCRIPTION = ""
+    HOMEPAGE = ""
+
+    def __init__(self, *, manual_dir: str | os.PathLike | None = None, **kwargs):
+        kwargs.setdefault("file_format", "array_record")
+        super().__init__(**kwargs)
+        self._manual_folder = None if manual_dir is None else os.path.expanduser(os.fspath(manual_dir))
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=self.DESCRIPTION,
+            features=features(self.IMAGE_ENCODING),
+            homepage=self.HOMEPAGE,
+        )
+
+    @abc.abstractmethod
+    def split_files(self) -> dict[str, dict[str, str]]:
+        """Split name -> {role: path relative to ``manual_dir``} for the builder config."""
+
+    @abc.abstractmethod
+    def read(self, paths: Mapping[str, str]) -> Iterator[dict]:
+        """The reader's examples of one split (``paths``: the ``split_files`` entry, made absolute)."""
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # nothing is downloaded; the user's folder is ``manual_dir``
+        if self._manual_folder is None:
+            raise ValueError(f"{self.name}: building needs manual_dir, the folder holding:\n{self.LAYOUT}")
+        splits, missing = {}, []
+        for split, files in self.split_files().items():
+            paths = {key: os.path.join(self._manual_folder, rel) for key, rel in files.items()}
+            missing += [p for p in paths.values() if not os.path.exists(p)]
+            splits[split] = paths
+        if missing:
+            raise FileNotFoundError(
+                f"{self.name} ({self.builder_config.name}): missing in {self._manual_folder}: "
+                + ", ".join(missing)
+                + f"\nExpected layout:\n{self.LAYOUT}"
+            )
+        return {split: self._generate_examples(paths) for split, paths in splits.items()}
+
+    def _generate_examples(self, paths: Mapping[str, str]):
+        for example in self.read(paths):
+            image_id = example["image_id"]
+            classes = training_classes(example["classes"], self.CATEGORY_TO_CLASS, image_id)
+            encoded = image_bytes(example["image"], example["height"], example["width"], image_id, self.IMAGE_ENCODING)
+            yield image_id, encode_example({**example, "image": encoded, "classes": classes})
+
+
+
+def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) -> None:
+    """Command line of ``python -m data.kins`` / ``python -m data.cocoa``: build all splits, print their sizes.
+
+    ``module`` is the dataset package (``data.kins``, ``data.cocoa``); ``configs`` its builder config names
+    (the first is the default).
+    """
+    import argparse
+
+    name = module.__name__.split(".")[-1]
+    parser = argparse.ArgumentParser(prog=f"python -m {module.__name__}", description=module.__doc__.splitlines()[0])
+    parser.add_argument("--manual_dir", required=True, help="folder holding the downloaded annotation files and images")
+    parser.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"), help="tfds output folder")
+    parser.add_argument("--config", default=configs[0], choices=configs, help="builder config")
+    args = parser.parse_args(argv)
+    builder = module.builder(args.data_dir, manual_dir=args.manual_dir, config=args.config)
+    builder.download_and_prepare()
+    for split, info in builder.info.splits.items():
+        print(f"{name}/{args.config} {split}: {info.num_examples} examples in {builder.data_dir}")
