@@ -13,14 +13,17 @@ IMAGE_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 PAD_COLOR = np.round(IMAGE_MEAN).astype(np.uint8)
 
 
-def normalize_images(images) -> jax.Array:
-    """``uint8 (B, H, W, 3)`` RGB (or ``(H, W, 3)``) -> ``float32`` same shape, ``(x - mean) / std``."""
-    images = jnp.asarray(images)
-    if images.dtype != jnp.uint8:
+def normalize_images(images) -> np.ndarray:
+    """``uint8 (B, H, W, 3)`` RGB (or ``(H, W, 3)``) -> ``float32`` numpy array, same shape, ``(x - mean) / std``.
+
+    Pure numpy, so data-loading threads and processes can call it without touching an accelerator.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
         raise ValueError(f"images must be uint8, got {images.dtype}")
     if images.ndim not in (3, 4) or images.shape[-1] != 3 or 0 in images.shape:
         raise ValueError(f"images must be (B, H, W, 3) or (H, W, 3) and non-empty, got {images.shape}")
-    return (images.astype(jnp.float32) - IMAGE_MEAN) / IMAGE_STD
+    return (images.astype(np.float32) - IMAGE_MEAN) / IMAGE_STD
 
 
 def probabilities(outputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
