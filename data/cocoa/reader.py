@@ -1,0 +1,216 @@
+"""COCOA annotation files (regions format and the classed ``_with_classes`` variant) read into OOSIS examples.
+
+Formats (``../shared/notes/datasets_and_metrics.md``), recognised from the annotations' keys:
+
+- ``regions`` (``COCO_amodal_{train,val,test}2014.json``): one record per image with ``regions`` and
+  ``depth_constraint`` ("a-b,...": region a occludes region b, 1-based). A region's visible mask is its
+  ``visible_mask`` RLE when it is occluded, else its amodal polygon ``segmentation``. Regions with a true
+  ``isStuff`` (sky, ground, wall...) are not instances: their pixels are background and their constraints
+  are dropped, as the paper groups everything but instances into background (Sec. 5). Regions carry free
+  text names, no category ids: ``classes`` are ``UNLABELLED`` (0). The annotated relations are cross-checked
+  with the masks (a contradiction keeps the annotation and warns). An image with several region records
+  uses the first and warns (the public files have one per image).
+- ``classes`` (``COCO_amodal_{train,val}2014_with_classes.json``): flat COCO annotations with ``category_id``
+  (COCO ids), amodal ``segmentation`` and ``visible_mask`` (RLE; absent = not occluded, visible = amodal).
+  Without a regions file, relations are derived from the masks of touching objects. With
+  ``regions_file``, each object is matched to the region of the same image with the highest visible-mask IoU
+  (greedy one-to-one, IoU >= ``min_iou``); two matched objects take the order of their regions'
+  ``depth_constraint`` (none if the regions have no constraint), a pair with an unmatched object is ordered
+  from its masks, and so is every pair of an image that the regions file does not annotate.
+
+Either way, masks and relations become one unambiguous example by ``data.annotations_order.compose``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+
+from data import annotations as ann
+from data import annotations_order as order
+
+UNLABELLED = 0  # class of a regions-format instance: the regions files have no category ids
+
+
+def detect_format(content: dict, path: str) -> str:
+    """``'regions'`` or ``'classes'`` from the first annotation's keys (no annotations: a ``categories`` list)."""
+    records = ann.require_list(content, "annotations", path)
+    if records:
+        ann.require(records[0], [], f"{path}: annotations[0]")
+        if "regions" in records[0]:
+            return "regions"
+        if "category_id" in records[0]:
+            return "classes"
+        raise ValueError(
+            f"{path}: not a COCOA annotation file: annotations[0] has keys {sorted(records[0])}, expected "
+            f"'regions' (COCO_amodal_*2014.json) or 'category_id' (COCO_amodal_*2014_with_classes.json)"
+        )
+    return "classes" if "categories" in content else "regions"
+
+
+def _constraint_pairs(text: object, num: int, where: str) -> list[tuple[int, int]]:
+    """0-based (occluder, occludee) pairs of a ``depth_constraint`` string over ``num`` regions."""
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: depth_constraint must be a string, got {type(text).__name__}")
+    pairs = []
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        parts = token.split("-")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"{where}: malformed depth_constraint entry {token!r} (expected 'a-b')")
+        a, b = int(parts[0]), int(parts[1])
+        if not (1 <= a <= num and 1 <= b <= num) or a == b:
+            raise ValueError(f"{where}: depth_constraint {token!r} names a region outside 1..{num} or itself")
+        pairs.append((a - 1, b - 1))
+    return pairs
+
+
+def _region_objects(record: dict, entry: ann.ImageEntry, where: str):
+    """Non-stuff regions of one record: (visible masks, amodal masks, 1-based region numbers, pairs)."""
+    regions = ann.require_list(record, "regions", where)
+    h, w = entry.height, entry.width
+    visible, amodal, numbers = [], [], []
+    for k, region in enumerate(regions):
+        at = f"{where} region {k + 1}"
+        ann.require(region, ["segmentation"], at)
+        if region.get("isStuff", False):
+            continue
+        amodal_mask = ann.polygon_mask(region["segmentation"], h, w, f"{at} segmentation")
+        if "visible_mask" in region:
+            visible.append(ann.rle_mask(region["visible_mask"], h, w, f"{at} visible_mask"))
+        else:
+            visible.append(amodal_mask)
+        amodal.append(amodal_mask | visible[-1])
+        numbers.append(k + 1)
+    index = {number - 1: i for i, number in enumerate(numbers)}
+    pairs = [
+        (index[a], index[b])
+        for a, b in _constraint_pairs(record.get("depth_constraint", ""), len(regions), where)
+        if a in index and b in index
+    ]
+    return visible, amodal, numbers, pairs
+
+
+def _first_record(records: list, entry: ann.ImageEntry, path: str):
+    if len(records) > 1:
+        warnings.warn(f"{path}: image {entry.image_id} has {len(records)} region records; using the first")
+    return records[0] if records else None
+
+
+def _regions_example(entry: ann.ImageEntry, records: list, path: str) -> dict:
+    where = f"{path}: image {entry.image_id}"
+    record = _first_record(records, entry, path)
+    visible, amodal, numbers, pairs = _region_objects(record, entry, where) if record else ([], [], [], [])
+    relations = order.annotated_relations(pairs, visible, amodal, numbers, entry.image_id)
+    instance_map, kept, edges = order.compose((entry.height, entry.width), visible, relations, numbers, entry.image_id)
+    return {
+        "instance_map": instance_map,
+        "classes": np.full(kept.size, UNLABELLED, dtype=np.int32),
+        "edges": edges,
+        "region_numbers": np.asarray(numbers, dtype=np.int64).reshape(-1)[kept],
+    }
+
+
+def _match_regions(visible: list, region_visible: list, min_iou: float) -> dict[int, int]:
+    """Greedy one-to-one matching object -> region by descending visible-mask IoU (>= ``min_iou``)."""
+    candidates = []
+    for i, mask in enumerate(visible):
+        for r, region in enumerate(region_visible):
+            inter = int((mask & region).sum())
+            if inter:
+                candidates.append((inter / int((mask | region).sum()), i, r))
+    match, used = {}, set()
+    for iou, i, r in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+        if iou >= min_iou and i not in match and r not in used:
+            match[i] = r
+            used.add(r)
+    return match
+
+
+def _classes_example(entry, records, known, path, region_records, min_iou) -> dict:
+    where = f"{path}: image {entry.image_id}"
+    h, w = entry.height, entry.width
+    visible, amodal, labels, classes = [], [], [], []
+    for record in records:
+        ann.require(record, ["id", "category_id", "segmentation"], f"{where} annotation")
+        label = ann.integer(record["id"], f"{where} annotation id")
+        at = f"{where} annotation {label}"
+        category = ann.integer(record["category_id"], f"{at} category_id")
+        if category not in known:
+            raise ValueError(f"{at}: unknown category_id {category} (categories: {sorted(known)})")
+        amodal_mask = ann.segmentation_mask(record["segmentation"], h, w, f"{at} segmentation")
+        if "visible_mask" in record:
+            visible.append(ann.rle_mask(record["visible_mask"], h, w, f"{at} visible_mask"))
+        else:
+            visible.append(amodal_mask)
+        amodal.append(amodal_mask | visible[-1])
+        labels.append(label)
+        classes.append(category)
+    relations = order.mask_relations(visible, amodal)
+    region_record = _first_record(region_records, entry, path) if region_records is not None else None
+    if region_record is not None:
+        region_visible, _, _, region_pairs = _region_objects(region_record, entry, f"regions file: image {entry.image_id}")
+        match = _match_regions(visible, region_visible, min_iou)
+        region_of = {r: i for i, r in match.items()}
+        relations = {p: s for p, s in relations.items() if not (p[0] in match and p[1] in match)}
+        joined = [(region_of[a], region_of[b]) for a, b in region_pairs if a in region_of and b in region_of]
+        relations.update(order.annotated_relations(joined, visible, amodal, labels, entry.image_id))
+    instance_map, kept, edges = order.compose((h, w), visible, relations, labels, entry.image_id)
+    return {
+        "instance_map": instance_map,
+        "classes": np.asarray(classes, dtype=np.int32).reshape(-1)[kept],
+        "edges": edges,
+        "annotation_ids": np.asarray(labels, dtype=np.int64).reshape(-1)[kept],
+    }
+
+
+def _regions_by_image(regions_file: str, images: list[ann.ImageEntry]) -> dict[int, list]:
+    content = ann.read_json(regions_file)
+    records = ann.require_list(content, "annotations", regions_file)
+    if detect_format(content, regions_file) != "regions":
+        raise ValueError(f"{regions_file}: regions_file must be a regions-format file (COCO_amodal_*2014.json)")
+    region_images = {e.image_id: e for e in ann.image_entries(content, regions_file)}
+    for entry in images:
+        other = region_images.get(entry.image_id)
+        if other is not None and (other.height, other.width) != (entry.height, entry.width):
+            raise ValueError(f"{regions_file}: image {entry.image_id} size differs from the classed file's")
+    return ann.group_by_image(records, list(region_images.values()), regions_file, "annotations")
+
+
+def examples(
+    annotation_file: str | os.PathLike,
+    image_dir: str | os.PathLike,
+    regions_file: str | os.PathLike | None = None,
+    min_iou: float = 0.5,
+) -> Iterator[dict]:
+    """Iterate the images of a COCOA annotation file in file order (``../shared/CONTRACTS.md``).
+
+    Yields dicts with ``image_id`` (int), ``image`` (path of the image file, which must exist),
+    ``instance_map`` int32 (H, W), ``classes`` int32 (N,) (COCO category ids; ``UNLABELLED`` for the
+    regions format), ``edges`` int32 (M, 2) (a occludes b), and for inspection ``height``/``width`` (from
+    the ``images`` entry), ``format`` and ``annotation_ids`` (classed) or ``region_numbers`` (regions, 1-based).
+    ``regions_file`` (classed format only) supplies the order, joined by image id and mask IoU (module docstring).
+    """
+    path = os.fspath(annotation_file)
+    content = ann.read_json(path)
+    images = ann.image_entries(content, path)
+    records = ann.require_list(content, "annotations", path)
+    fmt = detect_format(content, path)
+    grouped = ann.group_by_image(records, images, path, "annotations")
+    if fmt == "regions" and regions_file is not None:
+        raise ValueError(f"{path} is a regions file itself; regions_file applies to the _with_classes variant")
+    if not 0.0 < min_iou <= 1.0:
+        raise ValueError(f"min_iou must lie in (0, 1], got {min_iou}")
+    regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file), images)
+    known = ann.category_ids(content, path) if fmt == "classes" else set()
+    for entry in images:
+        if fmt == "regions":
+            example = _regions_example(entry, grouped[entry.image_id], path)
+        else:
+            region_records = None if regions is None else regions.get(entry.image_id, [])
+            example = _classes_example(entry, grouped[entry.image_id], known, path, region_records, min_iou)
+        example.update(image_id=entry.image_id, height=entry.height, width=entry.width, format=fmt)
+        example["image"] = ann.image_path(image_dir, entry)
+        yield example
