@@ -1,0 +1,56 @@
+"""One way to read every dataset: ``load(name, split, data_dir, **config)``.
+
+Dataset ``NAME`` is the module ``data.NAME``; it exposes ``CLASS_NAMES`` (index k-1 = class id k),
+``TEST_RESOLUTION`` ((height, width) or None) and ``builder(data_dir, **config)`` returning a
+tensorflow-datasets builder that writes array_record files. ``load`` returns the builder's
+``as_data_source`` random-access source, whose items are the decoded dicts of ``data/features.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from types import ModuleType
+
+DATASETS = ("synthetic", "kins", "cocoa")
+
+log = logging.getLogger(__name__)
+
+
+def dataset_module(name: str) -> ModuleType:
+    """The module ``data.<name>`` of a dataset; ``ValueError`` listing the choices for an unknown name."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    return importlib.import_module(f"data.{name}")
+
+
+def _builder(name: str, data_dir, config: dict):
+    if data_dir is None or not isinstance(data_dir, (str, os.PathLike)):
+        raise ValueError(f"data_dir must be a folder path, got {data_dir!r}")
+    return dataset_module(name).builder(os.path.expanduser(os.fspath(data_dir)), **config)
+
+
+def build(name: str, data_dir, **config):
+    """Generate dataset ``name`` (with builder ``config``) into ``data_dir`` if needed; return its builder."""
+    builder = _builder(name, data_dir, config)
+    builder.download_and_prepare()
+    return builder
+
+
+def load(name: str, split: str, data_dir, **config):
+    """Random-access source of one split (``builder.as_data_source(split)``); ``len(source)`` examples,
+    ``source[i]`` a decoded dict (``data/features.py``).
+
+    A dataset that is not yet in ``data_dir`` is built first (logged, since it can take minutes: KINS and
+    COCOA also need ``manual_dir=`` with the downloaded files). ``split`` may carry a tfds slice, e.g.
+    ``"train[:100]"``; an unknown split raises ``ValueError`` listing the available ones.
+    """
+    builder = _builder(name, data_dir, config)
+    if not builder.is_prepared():
+        log.warning("dataset %r is not prepared in %s; building it now (once)", name, builder.data_dir)
+        builder.download_and_prepare()
+    available = list(builder.info.splits)
+    if not isinstance(split, str) or split.split("[")[0] not in available:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; available splits: {', '.join(available)}")
+    return builder.as_data_source(split=split)

@@ -1,0 +1,56 @@
+"""data.loading: registry lookup, build-on-first-load, round trip of the synthetic dataset."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from data import features, loading
+from data.synthetic import make_scene
+
+TINY = dict(num_train=2, num_validation=3, num_test=1, min_height=16, max_height=24, min_width=16, max_width=32)
+
+
+def test_load_builds_once_and_round_trips(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="data.loading"):
+        source = loading.load("synthetic", "validation", tmp_path, **TINY)
+    assert "building it now" in caplog.text
+    assert len(source) == 3
+    for i in range(3):
+        example = source[i]
+        features.validate_example(example)
+        expected = make_scene(int(example["image_id"]), *example["image"].shape[:2])
+        np.testing.assert_array_equal(example["instance_map"], expected["instance_map"])
+        np.testing.assert_array_equal(example["edges"], expected["edges"])
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="data.loading"):
+        again = loading.load("synthetic", "train[:1]", tmp_path, **TINY)  # already prepared: no rebuild
+    assert "building" not in caplog.text
+    assert len(again) == 1
+
+
+def test_build_returns_prepared_builder(tmp_path):
+    builder = loading.build("synthetic", str(tmp_path), **TINY)
+    assert builder.is_prepared()
+    assert set(builder.info.splits) == {"train", "validation", "test"}
+    assert builder.info.splits["train"].num_examples == 2
+
+
+def test_unknown_names_and_splits(tmp_path):
+    with pytest.raises(ValueError, match="synthetic, kins, cocoa"):
+        loading.load("kitti", "train", tmp_path)
+    with pytest.raises(ValueError, match="available splits: train, validation, test"):
+        loading.load("synthetic", "val", tmp_path, **TINY)
+    with pytest.raises(ValueError, match="data_dir"):
+        loading.load("synthetic", "train", None, **TINY)
+
+
+@pytest.mark.parametrize("name", loading.DATASETS)
+def test_registry_convention(name):
+    module = loading.dataset_module(name)
+    assert isinstance(module.CLASS_NAMES, tuple) and module.CLASS_NAMES
+    assert all(isinstance(c, str) and c for c in module.CLASS_NAMES)
+    res = module.TEST_RESOLUTION
+    assert res is None or (len(res) == 2 and all(isinstance(v, int) and v > 0 for v in res))
+    assert callable(module.builder)
