@@ -68,7 +68,8 @@ def require_list(record: Mapping, key: str, where: str) -> list:
 
 def integer(value: object, where: str) -> int:
     """``value`` as an ``int``; booleans, fractions and non-numbers raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not numeric or not math.isfinite(value) or value != int(value):
         raise ValueError(f"{where}: expected an integer, got {value!r}")
     return int(value)
 
@@ -221,4 +222,4 @@ def segmentation_mask(segmentation: object, height: int, width: int, where: str)
         return rle_mask(segmentation, height, width, where)
     if isinstance(segmentation, list):
         return polygon_mask(segmentation, height, width, where)
-    raise ValueError(f"{where}: a segmentation must be an RLE object or a polygon list, got {type(segmentation).__name__}")
+    raise ValueError(f"{where}: segmentation must be an RLE object or polygon list, got {type(segmentation).__name__}")

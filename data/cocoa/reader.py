@@ -67,6 +67,15 @@ def _constraint_pairs(text: object, num: int, where: str) -> list[tuple[int, int
     return pairs
 
 
+def _masks(record: dict, height: int, width: int, at: str) -> tuple[np.ndarray, np.ndarray]:
+    """(visible, amodal) of a region or classed annotation: visible = ``visible_mask`` if occluded, else amodal."""
+    amodal = ann.segmentation_mask(record["segmentation"], height, width, f"{at} segmentation")
+    if "visible_mask" not in record:
+        return amodal, amodal
+    visible = ann.rle_mask(record["visible_mask"], height, width, f"{at} visible_mask")
+    return visible, amodal | visible
+
+
 def _region_objects(record: dict, entry: ann.ImageEntry, where: str):
     """Non-stuff regions of one record: (visible masks, amodal masks, 1-based region numbers, pairs)."""
     regions = ann.require_list(record, "regions", where)
@@ -77,12 +86,9 @@ def _region_objects(record: dict, entry: ann.ImageEntry, where: str):
         ann.require(region, ["segmentation"], at)
         if region.get("isStuff", False):
             continue
-        amodal_mask = ann.polygon_mask(region["segmentation"], h, w, f"{at} segmentation")
-        if "visible_mask" in region:
-            visible.append(ann.rle_mask(region["visible_mask"], h, w, f"{at} visible_mask"))
-        else:
-            visible.append(amodal_mask)
-        amodal.append(amodal_mask | visible[-1])
+        masks = _masks(region, h, w, at)
+        visible.append(masks[0])
+        amodal.append(masks[1])
         numbers.append(k + 1)
     index = {number - 1: i for i, number in enumerate(numbers)}
     pairs = [
@@ -129,7 +135,8 @@ def _match_regions(visible: list, region_visible: list, min_iou: float) -> dict[
     return match
 
 
-def _classes_example(entry, records, known, path, region_records, min_iou) -> dict:
+def _classes_example(entry, records, known, path, regions, min_iou) -> dict:
+    """One image of the classed variant; ``regions`` = (regions file, its records of the image) or None."""
     where = f"{path}: image {entry.image_id}"
     h, w = entry.height, entry.width
     visible, amodal, labels, classes = [], [], [], []
@@ -139,19 +146,17 @@ def _classes_example(entry, records, known, path, region_records, min_iou) -> di
         at = f"{where} annotation {label}"
         category = ann.integer(record["category_id"], f"{at} category_id")
         if category not in known:
-            raise ValueError(f"{at}: unknown category_id {category} (categories: {sorted(known)})")
-        amodal_mask = ann.segmentation_mask(record["segmentation"], h, w, f"{at} segmentation")
-        if "visible_mask" in record:
-            visible.append(ann.rle_mask(record["visible_mask"], h, w, f"{at} visible_mask"))
-        else:
-            visible.append(amodal_mask)
-        amodal.append(amodal_mask | visible[-1])
+            raise ValueError(f"{at}: unknown category_id {category} (known: {sorted(known)})")
+        masks = _masks(record, h, w, at)
+        visible.append(masks[0])
+        amodal.append(masks[1])
         labels.append(label)
         classes.append(category)
     relations = order.mask_relations(visible, amodal)
-    region_record = _first_record(region_records, entry, path) if region_records is not None else None
+    region_record = None if regions is None else _first_record(regions[1], entry, regions[0])
     if region_record is not None:
-        region_visible, _, _, region_pairs = _region_objects(region_record, entry, f"regions file: image {entry.image_id}")
+        where_regions = f"{regions[0]}: image {entry.image_id}"
+        region_visible, _, _, region_pairs = _region_objects(region_record, entry, where_regions)
         match = _match_regions(visible, region_visible, min_iou)
         region_of = {r: i for i, r in match.items()}
         relations = {p: s for p, s in relations.items() if not (p[0] in match and p[1] in match)}
@@ -209,8 +214,8 @@ def examples(
         if fmt == "regions":
             example = _regions_example(entry, grouped[entry.image_id], path)
         else:
-            region_records = None if regions is None else regions.get(entry.image_id, [])
-            example = _classes_example(entry, grouped[entry.image_id], known, path, region_records, min_iou)
+            image_regions = None if regions is None else (os.fspath(regions_file), regions.get(entry.image_id, []))
+            example = _classes_example(entry, grouped[entry.image_id], known, path, image_regions, min_iou)
         example.update(image_id=entry.image_id, height=entry.height, width=entry.width, format=fmt)
         example["image"] = ann.image_path(image_dir, entry)
         yield example

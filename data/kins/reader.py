@@ -13,7 +13,8 @@ Formats (``../shared/notes/datasets_and_metrics.md``), recognised from the annot
   masks. Objects of different clusters, or with rank 0, have no relation even if their masks touch.
 
 Amodal masks are used as ``amodal | visible`` (a visible pixel is part of the object's full extent, even
-where the annotators' polygons disagree slightly). Either way, the masks and relations become one unambiguous example by ``data.annotations_order.compose``
+where the annotators' polygons disagree slightly). Either way, the masks and relations become one
+unambiguous example by ``data.annotations_order.compose``
 (cycle report and removal, painting back to front, vanished objects dropped, edges between touching
 instances only). Images without annotations give an all-background example.
 """
@@ -32,7 +33,10 @@ FORMAT_KEYS = {"original": ("inmodal_seg", "segmentation"), "2020": ("i_segm", "
 
 
 def detect_format(records: list, path: str) -> str:
-    """``'original'`` or ``'2020'`` from the keys of the first annotation (all must then agree)."""
+    """``'original'`` or ``'2020'`` from the first annotation's keys (all must then have that format's keys).
+
+    A file without annotations reads the same in both formats (every image is empty): ``'original'``.
+    """
     if not records:
         return "original"
     first = records[0]
@@ -72,11 +76,12 @@ def _example(entry: ann.ImageEntry, records: list, fmt: str, known: set[int], pa
         label = ann.integer(record["id"], f"{where} annotation id")
         category = ann.integer(record["category_id"], f"{where} annotation {label} category_id")
         if category not in known:
-            raise ValueError(f"{where} annotation {label}: unknown category_id {category} (categories: {sorted(known)})")
+            raise ValueError(f"{where} annotation {label}: unknown category_id {category} (known: {sorted(known)})")
         vis_key, amo_key = FORMAT_KEYS[fmt][:2]
         h, w = entry.height, entry.width
-        visible.append(ann.segmentation_mask(record[vis_key], h, w, f"{where} annotation {label} {vis_key}"))
-        amodal.append(ann.segmentation_mask(record[amo_key], h, w, f"{where} annotation {label} {amo_key}") | visible[-1])
+        at = f"{where} annotation {label}"
+        visible.append(ann.segmentation_mask(record[vis_key], h, w, f"{at} {vis_key}"))
+        amodal.append(ann.segmentation_mask(record[amo_key], h, w, f"{at} {amo_key}") | visible[-1])
         labels.append(label)
         classes.append(category)
     if fmt == "original":
