@@ -3,7 +3,7 @@
 import numpy as np
 
 from crf.inputs import check_sigma_occ
-from crf.move_graph import expansion_move_graph
+from crf.move_graph import build_move_graph, check_weights
 from crf.moves import best_move
 
 
@@ -17,10 +17,11 @@ def expansion_moves(sigma, occ, lam=20.0, mu=100.0):
     Args and returns: as ``crf.jump_moves``; ``int32 (H, W)``.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
+    weights = check_weights(lam, mu)
     labels = np.zeros(sigma.shape, dtype=np.int64)
     alpha = 1
     while True:
-        move = best_move(expansion_move_graph(labels, alpha, sigma, occ, lam, mu))
+        move = best_move(build_move_graph(labels, np.full_like(labels, alpha), sigma, occ, *weights))
         if not move.any():
             return labels.astype(np.int32)
         labels[move] = alpha

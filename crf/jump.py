@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from crf.inputs import check_sigma_occ
-from crf.move_graph import jump_move_graph
+from crf.inputs import check_labels, check_sigma_occ
+from crf.move_graph import build_move_graph, check_weights
 from crf.moves import best_move
 
 
@@ -13,10 +13,12 @@ def jump_move(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
     The move minimises the binary energy of Eq. (13) with the non-submodular smoothness terms replaced by
     ``bound`` (``crf.move_graph``); it is all-False when no jump lowers that bound.
     """
-    return best_move(jump_move_graph(labels, sigma, occ, lam, mu, bound))
+    sigma, occ = check_sigma_occ(sigma, occ)
+    labels = check_labels(labels, sigma.shape)
+    return best_move(build_move_graph(labels, labels + 1, sigma, occ, *check_weights(lam, mu, bound)))
 
 
-def jump_moves(sigma, occ, lam=20.0, mu=100.0):
+def jump_moves(sigma, occ, lam=20.0, mu=100.0, return_moves=False):
     """Minimise Eq. (8) with the paper's jump moves.
 
     Starts from all labels 0 and applies the optimal jump move of the submodular upper bound of Sec. 3.3
@@ -27,14 +29,19 @@ def jump_moves(sigma, occ, lam=20.0, mu=100.0):
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
       occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, CONTRACTS.md conventions).
       lam, mu: weights of Eq. (8) (paper: 20 and 100).
+      return_moves: also return the number of graph cuts solved (the last one changes nothing).
 
     Returns:
-      ``int32 (H, W)`` occlusion-order labels.
+      ``int32 (H, W)`` occlusion-order labels, or ``(labels, moves)`` with ``return_moves``.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
+    weights = check_weights(lam, mu)
     labels = np.zeros(sigma.shape, dtype=np.int64)
+    moves = 0
     while True:
-        move = jump_move(labels, sigma, occ, lam, mu)
+        move = best_move(build_move_graph(labels, labels + 1, sigma, occ, *weights))
+        moves += 1
         if not move.any():
-            return labels.astype(np.int32)
+            labels = labels.astype(np.int32)
+            return (labels, moves) if return_moves else labels
         labels += move

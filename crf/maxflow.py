@@ -6,10 +6,12 @@ The graph has one node per pixel, terminal links (``tedges``) and arcs in both d
 
 Algorithm: preflow push-relabel (Goldberg-Tarjan) with highest-label selection, periodic global relabelling
 (a backward breadth-first search from the sink) and the gap heuristic, first phase only: the minimum cut is
-known as soon as no active node can reach the sink. Residual capacities live in one flat ``(H*W, 4)`` array
+known as soon as no active node can reach the sink. The graph is solved as given or mirrored, whichever
+starts with fewer nodes holding excess (``solve_grid``). Residual capacities live in one flat ``(H*W, 4)`` array
 (left, right, up, down: the arcs of one node are adjacent in memory); the reverse of direction ``d`` is
 ``d ^ 1``. The sink side returned is the set of nodes that can still reach the sink in the residual graph,
-which is the smallest sink side over all minimum cuts.
+(as given), or the nodes reachable from the excess left in the mirrored graph: either way the smallest
+sink side over all minimum cuts.
 """
 
 import numpy as np
@@ -18,7 +20,7 @@ from numba import njit
 # Neighbour directions, as in CONTRACTS.md: left, right, up (top), down (bottom).
 LEFT, RIGHT, UP, DOWN = 0, 1, 2, 3
 # A global relabelling is run after this many relabels per node of the grid.
-_GLOBAL_RELABEL_FREQUENCY = 0.5
+_GLOBAL_RELABEL_FREQUENCY = 2
 
 
 @njit(cache=True)
@@ -179,10 +181,15 @@ def _push_relabel(res, tcap, excess, width):
 
 
 @njit(cache=True)
-def _residual_graph(tedges, right, down):
-    """Flatten the contract arrays into residual arrays; cancels the common part of the two t-links."""
+def _residual_graph(tedges, right, down, reverse):
+    """Flatten the contract arrays into residual arrays; cancels the common part of the two t-links.
+
+    With ``reverse`` the graph is mirrored (source and sink swapped, every arc reversed): its minimum
+    cuts are those of the original graph with the two sides exchanged.
+    """
     height, width = tedges.shape[0], tedges.shape[1]
     n = height * width
+    fwd, bwd = (1, 0) if reverse else (0, 1)
     res = np.zeros((n, 4), dtype=np.float64)
     tcap = np.empty(n, dtype=np.float64)
     excess = np.empty(n, dtype=np.float64)
@@ -190,19 +197,33 @@ def _residual_graph(tedges, right, down):
     for y in range(height):
         for x in range(width):
             i = y * width + x
-            s = tedges[y, x, 0]
-            t = tedges[y, x, 1]
+            s = tedges[y, x, fwd]
+            t = tedges[y, x, bwd]
             common = min(s, t)
             direct += common
             excess[i] = s - common
             tcap[i] = t - common
             if x + 1 < width:
-                res[i, RIGHT] = right[y, x, 0]
-                res[i + 1, LEFT] = right[y, x, 1]
+                res[i, RIGHT] = right[y, x, fwd]
+                res[i + 1, LEFT] = right[y, x, bwd]
             if y + 1 < height:
-                res[i, DOWN] = down[y, x, 0]
-                res[i + width, UP] = down[y, x, 1]
+                res[i, DOWN] = down[y, x, fwd]
+                res[i + width, UP] = down[y, x, bwd]
     return res, tcap, excess, direct
+
+
+@njit(cache=True)
+def _excess_nodes(tedges):
+    """Number of nodes whose source link exceeds their sink link, and the converse."""
+    more_source = 0
+    more_sink = 0
+    for y in range(tedges.shape[0]):
+        for x in range(tedges.shape[1]):
+            if tedges[y, x, 0] > tedges[y, x, 1]:
+                more_source += 1
+            elif tedges[y, x, 1] > tedges[y, x, 0]:
+                more_sink += 1
+    return more_source, more_sink
 
 
 @njit(cache=True)
@@ -224,15 +245,49 @@ def cut_value(tedges, right, down, sink):
 
 
 @njit(cache=True)
+def _reach_from_excess(res, excess, width):
+    """Nodes reachable in the residual graph from the nodes that still hold excess after phase one.
+
+    Together with the source this is the smallest source side of a minimum cut: every minimum cut must
+    keep the excess nodes on the source side and is closed under residual arcs.
+    """
+    n = excess.shape[0]
+    off = _offsets(width)
+    seen = excess > 0.0
+    queue = np.flatnonzero(seen)
+    stack = np.empty(n, dtype=np.int64)
+    top = queue.shape[0]
+    stack[:top] = queue
+    while top > 0:
+        top -= 1
+        u = stack[top]
+        for d in range(4):
+            if res[u, d] > 0.0:
+                v = u + off[d]
+                if not seen[v]:
+                    seen[v] = True
+                    stack[top] = v
+                    top += 1
+    return seen
+
+
+@njit(cache=True)
 def solve_grid(tedges, right, down):
     """Unchecked minimum cut for trusted float64 C-contiguous input with finite t-links.
 
-    Returns ``(flow, sink)``: the maximum flow computed by push-relabel and the smallest minimum-cut sink
-    side as ``bool (H, W)``. Arcs between neighbours may be ``inf``; t-links must be finite.
+    Push-relabel spends its time moving excess, so the graph is solved in the orientation (as given, or
+    mirrored) that starts with fewer nodes holding excess; in the jump moves of the paper most pixels
+    prefer to keep their label and hold source excess, which the mirrored graph turns into sink capacity.
+    Returns ``(flow, sink)``: the maximum flow and the smallest minimum-cut sink side as ``bool (H, W)``
+    (as given: the nodes that reach the sink; mirrored: the nodes reachable from the excess left in the
+    mirrored graph). Arcs between neighbours may be ``inf``; t-links must be finite.
     """
     height, width = tedges.shape[0], tedges.shape[1]
-    res, tcap, excess, direct = _residual_graph(tedges, right, down)
-    flow, sink = _push_relabel(res, tcap, excess, width)
+    more_source, more_sink = _excess_nodes(tedges)
+    reverse = more_sink < more_source
+    res, tcap, excess, direct = _residual_graph(tedges, right, down, reverse)
+    flow, reaches_sink = _push_relabel(res, tcap, excess, width)
+    sink = _reach_from_excess(res, excess, width) if reverse else reaches_sink
     return direct + flow, sink.reshape(height, width)
 
 
@@ -267,8 +322,7 @@ def grid_maxflow(tedges, right, down):
     Returns:
       ``(flow, sink)``: ``flow`` (float) is the maximum flow value, ``inf`` when every cut contains an
       infinite arc; ``sink`` (``bool (H, W)``) is True for pixels on the sink side of a minimum cut (the
-      smallest such side: the pixels that can reach the sink in the final residual graph). The capacity
-      of that cut equals ``flow``.
+      smallest such side). The capacity of that cut equals ``flow``.
 
     Raises:
       ValueError: on a wrong shape or dtype, an empty grid, NaN or negative capacities.

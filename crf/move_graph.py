@@ -11,9 +11,9 @@ labels differ by 1, Eq. 15) are replaced by a submodular upper bound that is exa
 * ``"merge"``: keep the table exact where the pair moves towards equal labels and raise the opposite
   mixed entry just enough to restore Eq. (14) (an alternative for better optimizers).
 
-The (sub)modular tables are turned into a graph with the Kolmogorov-Zabih reparametrisation
-E(y_p, y_q) = A + (C-A) y_p + (D-C) y_q + (B+C-A-D) (1-y_p) y_q; infinite entries (the c_inf of Eq. 7)
-become infinite arcs. The graph encodes y_p = 1 as "p on the sink side", so that
+The submodular tables are turned into a graph as in Kolmogorov-Zabih: with S = B+C-A-D >= 0,
+E(y_p, y_q) = A + (C-A-S/2) y_p + (B-A-S/2) y_q + S/2 (1-y_p) y_q + S/2 y_p (1-y_q), i.e. an arc of
+capacity S/2 each way; infinite entries (the c_inf of Eq. 7) become one-way infinite arcs. The graph encodes y_p = 1 as "p on the sink side", so that
 ``E_b(y) = constant + cut(y)``, where ``cut`` is the capacity of that cut (``crf.maxflow.cut_value``).
 """
 
@@ -89,13 +89,20 @@ def _add_pair(a, b, c, d, delta, i, j, arcs, y, x):
         raise ValueError("the current labeling violates an occlusion pair (infinite energy)")
     if d == _INF:
         raise ValueError("a move proposal violates an occlusion pair in both pixels: not submodular")
-    if c != _INF:
-        w = b + c - a - d
-        if w < 0.0:
+    if c != _INF and b != _INF:
+        # Symmetric split of the pairwise part: both arcs carry half of B + C - A - D, which gives the
+        # flow the same freedom in both directions (a one-sided split would force it right and down).
+        half = 0.5 * (b + c - a - d)
+        if half < 0.0:
             raise ValueError("a move term is not submodular (Eq. 14)")
+        delta[i] += c - a - half
+        delta[j] += b - a - half
+        arcs[y, x, 0] = half
+        arcs[y, x, 1] = half
+    elif c != _INF:
         delta[i] += c - a
         delta[j] += d - c
-        arcs[y, x, 0] = w
+        arcs[y, x, 0] = _INF
         arcs[y, x, 1] = 0.0
     elif b != _INF:
         delta[i] += d - b
@@ -144,11 +151,18 @@ def _build(labels, proposal, sigma, occ, lam, mu, bound):
     return tedges, right, down, constant
 
 
-def _check_weights(lam, mu, bound):
+def check_weights(lam, mu, bound="constant"):
+    """Validate the weights of Eq. (8) and the bound name; returns ``(lam, mu, bound code)``."""
     if not (np.isfinite(lam) and np.isfinite(mu) and lam >= 0 and mu >= 0):
         raise ValueError(f"lam and mu must be finite and >= 0, got lam={lam}, mu={mu}")
     if bound not in BOUNDS:
         raise ValueError(f"bound must be one of {sorted(BOUNDS)}, got {bound!r}")
+    return float(lam), float(mu), BOUNDS[bound]
+
+
+def build_move_graph(labels, proposal, sigma, occ, lam, mu, bound_code):
+    """``move_graph`` for inputs already validated (``int64``/``float64``/``bool`` C arrays, bound code)."""
+    return MoveGraph(*_build(labels, proposal, sigma, occ, lam, mu, bound_code))
 
 
 def move_graph(labels, proposal, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
@@ -162,12 +176,15 @@ def move_graph(labels, proposal, sigma, occ, lam=20.0, mu=100.0, bound="constant
 
     Returns:
       ``MoveGraph(tedges, right, down, constant)``.
+
+    Raises:
+      ValueError: on invalid inputs, a current labeling of infinite energy, or a proposal whose move
+        energy is not submodular after bounding the smoothness terms.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     labels = check_labels(labels, sigma.shape)
     proposal = check_labels(proposal, sigma.shape)
-    _check_weights(lam, mu, bound)
-    return MoveGraph(*_build(labels, proposal, sigma, occ, float(lam), float(mu), BOUNDS[bound]))
+    return build_move_graph(labels, proposal, sigma, occ, *check_weights(lam, mu, bound))
 
 
 def jump_move_graph(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):

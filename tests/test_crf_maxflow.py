@@ -1,0 +1,175 @@
+"""crf.grid_maxflow against PyMaxflow (test-only oracle, GPL) and brute force over every cut."""
+
+import itertools
+
+import maxflow
+import numpy as np
+import pytest
+
+from crf import grid_maxflow
+from crf.maxflow import cut_value
+
+# (offset of the arc head in a 3x3 structure, array, channel, slice of the weights) for the four arc kinds.
+_ARC_KINDS = (
+    ((1, 2), "right", 0, (slice(None), slice(None, -1)), (slice(None), slice(None, -1))),
+    ((1, 0), "right", 1, (slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+    ((2, 1), "down", 0, (slice(None, -1), slice(None)), (slice(None, -1), slice(None))),
+    ((0, 1), "down", 1, (slice(1, None), slice(None)), (slice(None, -1), slice(None))),
+)
+
+
+def pymaxflow(tedges, right, down):
+    """Max-flow and sink side computed by PyMaxflow's Boykov-Kolmogorov solver."""
+    height, width, _ = tedges.shape
+    graph = maxflow.Graph[float]()
+    ids = graph.add_grid_nodes((height, width))
+    arrays = {"right": right, "down": down}
+    for (sy, sx), name, channel, tail, source in _ARC_KINDS:
+        structure = np.zeros((3, 3))
+        structure[sy, sx] = 1
+        weights = np.zeros((height, width))
+        weights[tail] = arrays[name][source + (channel,)]
+        graph.add_grid_edges(ids, weights=weights, structure=structure, symmetric=False)
+    graph.add_grid_tedges(ids, tedges[..., 0], tedges[..., 1])
+    return graph.maxflow(), graph.get_grid_segments(ids)
+
+
+def brute_force_cut(tedges, right, down):
+    """Minimum cut value and the intersection of all minimum sink sides, by enumerating every cut."""
+    height, width, _ = tedges.shape
+    best, best_sides = np.inf, []
+    for bits in itertools.product([False, True], repeat=height * width):
+        sink = np.array(bits).reshape(height, width)
+        value = _cut_loop(tedges, right, down, sink)
+        if value < best - 1e-9:
+            best, best_sides = value, [sink]
+        elif abs(value - best) <= 1e-9:
+            best_sides.append(sink)
+    return best, np.logical_and.reduce(best_sides)
+
+
+def _cut_loop(tedges, right, down, sink):
+    height, width, _ = tedges.shape
+    total = 0.0
+    for y in range(height):
+        for x in range(width):
+            total += tedges[y, x, 0] if sink[y, x] else tedges[y, x, 1]
+            for (v, u), arcs in (((y, x + 1), right), ((y + 1, x), down)):
+                if v < height and u < width and sink[y, x] != sink[v, u]:
+                    total += arcs[y, x, 0] if sink[v, u] else arcs[y, x, 1]
+    return total
+
+
+def random_grid(rng, height, width, scale, zero_fraction=0.3, inf_fraction=0.0):
+    """Random capacities; ``inf_fraction`` of the neighbour arcs are infinite."""
+    arrays = []
+    for _ in range(3):
+        caps = rng.random((height, width, 2)) * scale
+        caps[rng.random(caps.shape) < zero_fraction] = 0.0
+        arrays.append(caps)
+    for arcs in arrays[1:]:
+        arcs[rng.random(arcs.shape) < inf_fraction] = np.inf
+    return arrays
+
+
+def _finite_oracle(tedges, right, down):
+    """PyMaxflow on the graph with infinite arcs replaced by a capacity above every finite cut."""
+    big = 1.0 + sum(np.where(np.isinf(a), 0, a).sum() for a in (tedges, right, down))
+    return pymaxflow(*(np.where(np.isinf(a), big, a) for a in (tedges, right, down))), big
+
+
+SIZES = [(1, 1), (1, 2), (2, 1), (1, 17), (17, 1), (2, 2), (3, 5), (5, 3), (6, 6), (4, 11), (9, 7), (13, 13)]
+SCALES = [1e-3, 1.0, 20.0, 1e4]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_random_grids_match_pymaxflow(size):
+    """12 sizes x 4 scales x 25 grids = 1,200 random grids; flow equal, cut value equal to the flow."""
+    rng = np.random.default_rng(hash(size) % 2**32)
+    for scale in SCALES:
+        for k in range(25):
+            caps = random_grid(rng, *size, scale, zero_fraction=rng.choice([0.0, 0.3, 0.8]))
+            flow, sink = grid_maxflow(*caps)
+            expected, _ = pymaxflow(*caps)
+            assert flow == pytest.approx(expected, rel=1e-9, abs=1e-12 * scale)
+            assert cut_value(*caps, sink) == pytest.approx(flow, rel=1e-12, abs=1e-12 * scale)
+
+
+@pytest.mark.parametrize("size", [(1, 9), (9, 1), (5, 5), (8, 12), (30, 40)])
+def test_infinite_arcs_match_pymaxflow(size):
+    """Infinite neighbour arcs (hard constraints) with a finite cut guaranteed by the t-links."""
+    rng = np.random.default_rng(size[0] * 100 + size[1])
+    for k in range(40):
+        tedges, right, down = random_grid(rng, *size, 10.0, inf_fraction=0.3)
+        flow, sink = grid_maxflow(tedges, right, down)
+        (expected, _), big = _finite_oracle(tedges, right, down)
+        assert expected < big  # all-source cut sum(tedges[..., 1]) is finite
+        assert flow == pytest.approx(expected, rel=1e-9)
+        assert cut_value(tedges, right, down, sink) == pytest.approx(flow, rel=1e-12)
+
+
+def test_infinite_terminal_links():
+    """inf t-links force a side; the flow is infinite exactly when every cut is infinite."""
+    rng = np.random.default_rng(7)
+    for k in range(50):
+        tedges, right, down = random_grid(rng, 4, 5, 3.0)
+        tedges[rng.random((4, 5)) < 0.2, 0] = np.inf
+        flow, sink = grid_maxflow(tedges, right, down)
+        (expected, _), big = _finite_oracle(tedges, right, down)
+        assert flow == pytest.approx(expected, rel=1e-9)
+        assert not sink[np.isinf(tedges[..., 0])].any()
+    tedges = np.zeros((1, 2, 2))
+    tedges[0, 0, 0] = np.inf
+    tedges[0, 1, 1] = np.inf
+    right = np.zeros((1, 2, 2))
+    right[0, 0, 0] = np.inf
+    flow, sink = grid_maxflow(tedges, right, np.zeros((1, 2, 2)))
+    assert flow == np.inf
+
+
+def test_brute_force_on_tiny_graphs():
+    """Minimum over all 2^n cuts equals the flow; the sink side is the smallest minimum-cut sink side."""
+    rng = np.random.default_rng(3)
+    for size in [(1, 1), (1, 4), (4, 1), (2, 3), (3, 3), (2, 5)]:
+        for k in range(12):
+            caps = random_grid(rng, *size, 5.0, zero_fraction=0.4)
+            caps = [np.round(c) for c in caps]  # integer capacities make ties (several minimum cuts) common
+            flow, sink = grid_maxflow(*caps)
+            best, smallest = brute_force_cut(*caps)
+            assert flow == pytest.approx(best, abs=1e-9)
+            np.testing.assert_array_equal(sink, smallest)
+
+
+def test_integer_and_bool_inputs_are_cast():
+    tedges = np.array([[[3, 0], [0, 2]]])
+    right = np.array([[[1, 0], [0, 0]]])
+    flow, sink = grid_maxflow(tedges, right, np.zeros((1, 2, 2), dtype=bool))
+    assert flow == 1.0
+    np.testing.assert_array_equal(sink, [[False, True]])
+
+
+def test_ignored_border_entries():
+    """Column W-1 of right and row H-1 of down are ignored, even when they hold garbage."""
+    rng = np.random.default_rng(11)
+    tedges, right, down = random_grid(rng, 3, 4, 1.0)
+    expected, _ = grid_maxflow(tedges, right, down)
+    right[:, -1] = -5.0
+    down[-1] = np.nan
+    assert grid_maxflow(tedges, right, down)[0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t, r, d: (t[..., :1], r, d), "shape"),
+    (lambda t, r, d: (t, r[:, :2], d), "shape"),
+    (lambda t, r, d: (t, r, d[None]), "shape"),
+    (lambda t, r, d: (t[:0], r[:0], d[:0]), "shape"),
+    (lambda t, r, d: (t.astype(str), r, d), "dtype"),
+    (lambda t, r, d: (np.where(t > 0.5, np.nan, t), r, d), "NaN"),
+    (lambda t, r, d: (t, -r, d), "negative"),
+    (lambda t, r, d: (t, r, np.full_like(d, np.nan)), "NaN"),
+])
+def test_bad_inputs_raise(change, message):
+    rng = np.random.default_rng(0)
+    caps = random_grid(rng, 3, 3, 1.0, zero_fraction=0.0)
+    with pytest.raises(ValueError, match=message):
+        grid_maxflow(*change(*caps))
