@@ -9,6 +9,7 @@ import pytest
 from fixtures_annotations import box, box_mask, rle, write_image, write_json
 
 import data.kins as kins
+from data.loading import load
 from data.annotations_order import OrderDisagreementWarning
 from oosis_jax.targets import order_labels
 
@@ -145,10 +146,9 @@ def _build(tmp_path, config):
 def test_builder_round_trip_original(tmp_path):
     original_file(tmp_path)
     original_file(tmp_path, "instances_val.json", "testing/image_2")
-    builder = _build(tmp_path, "original")
+    source = load("kins", "test", tmp_path / "tfds", manual_dir=tmp_path, config="original")  # registry entry
     expected = {e["image_id"]: e for e in kins.examples(tmp_path / "instances_val.json", tmp_path / "testing/image_2")}
-    source = builder.as_data_source("test")
-    assert len(source) == 3 and len(builder.as_data_source("train")) == 3
+    assert len(source) == 3 and len(load("kins", "train", tmp_path / "tfds", config="original")) == 3
     for example in source:
         want = expected[int(example["image_id"])]
         assert example["image"].shape == (H, W, 3) and example["image"].dtype == np.uint8
