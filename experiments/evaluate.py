@@ -1,0 +1,67 @@
+"""Evaluate a checkpoint (or the CRF on ground truth) on a dataset split: every metric of the paper.
+
+    python -m experiments.evaluate --checkpoint WORKDIR --dataset synthetic --split test --out DIR
+    python -m experiments.evaluate --gt --dataset kins --split test --data-dir DIR --out DIR
+
+Writes ``results.json`` (all numbers and curves), ``results.md`` (tables in %) and PNG plots (OAIR curves
+over IoU and confidence thresholds, boundary precision-recall) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from data import loading
+from oosis_jax import boundary_eval, eval_data, evaluation, prediction
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="training workdir to restore the network from")
+    source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--data-dir", default="~/tensorflow_datasets")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--method", default="jump", help="CRF minimiser: jump or expansion")
+    parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
+    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--max-dist", type=float, default=boundary_eval.MAX_DIST,
+                        help="boundary matching radius, fraction of the image diagonal")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit)
+    num_classes = len(loading.dataset_module(args.dataset).CLASS_NAMES)
+    if args.gt:
+        name = "Joint-Labeling (GT bndry/segm)"
+        predictions = prediction.label_ground_truth(examples, num_classes, method=args.method,
+                                                    processes=args.processes)
+    else:
+        from oosis_jax import predict, train
+
+        name = "Joint-Labeling"
+        model, _ = train.restore_model(args.checkpoint)
+        print(f"network on {predict.device_summary()}")
+        predictions = predict.predict_images(model, [x["image"] for x in examples], method=args.method,
+                                             processes=args.processes, tile_size=args.tile_size)
+    results = evaluation.evaluate(predictions, examples, boundaries=not args.gt, max_dist=args.max_dist)
+    results.update(dataset=args.dataset, split=args.split, method=args.method, model=name)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    table = evaluation.markdown_table(results, name)
+    (out / "results.md").write_text(f"# {args.dataset} {args.split}\n\n{table}")
+    evaluation.plot_curves({name: results}, out)
+    print(table)
+    print(f"wrote {out}/results.json, results.md and plots")
+
+
+if __name__ == "__main__":
+    main()
