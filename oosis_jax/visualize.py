@@ -101,11 +101,12 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     return np.round(out).astype(np.uint8)
 
 
-def save_panel(path, images, titles, ncols: int | None = None, tile_inches: float = 4.0) -> str:
+def save_panel(path, images, titles, ncols: int | None = None, dpi: int = 100) -> str:
     """Save images side by side (rows of ``ncols``) with titles as one PNG; return its path.
 
-    ``images``: uint8 (H, W, 3) pictures or float (H, W) maps in [0, 1] (shown in grey); ``titles``: one str
-    per image. Parent folders are created.
+    ``images``: uint8 (H, W, 3) pictures or float (H, W) maps in [0, 1] (shown in grey), all of the size of
+    the first (drawn at about one screen pixel per image pixel); ``titles``: one str per image. Parent
+    folders are created.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -118,7 +119,7 @@ def save_panel(path, images, titles, ncols: int | None = None, tile_inches: floa
     ncols = ncols or len(images)
     nrows = -(-len(images) // ncols)
     h, w = np.asarray(images[0]).shape[:2]
-    fig = Figure(figsize=(tile_inches * ncols, tile_inches * nrows * h / w + 0.4 * nrows))
+    fig = Figure(figsize=(ncols * (w / dpi + 0.2), nrows * (h / dpi + 0.5)))
     FigureCanvasAgg(fig)
     for i, (img, title) in enumerate(zip(images, titles)):
         ax = fig.add_subplot(nrows, ncols, i + 1)
@@ -131,5 +132,5 @@ def save_panel(path, images, titles, ncols: int | None = None, tile_inches: floa
         ax.axis("off")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     return os.fspath(path)
