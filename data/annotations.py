@@ -23,6 +23,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 
+FAR = 4  # polygons are clipped to the image grown by FAR image sizes on every side (``polygon_mask``)
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageEntry:
     """One entry of a COCO ``images`` list: the image's id, file name and size in pixels."""
@@ -155,9 +158,43 @@ def _polygon_list(polygons: object, where: str) -> list[list[float]]:
     return out
 
 
+def _clip_polygon(poly: list[float], x0: float, y0: float, x1: float, y1: float) -> list[float]:
+    """The part of a flat polygon inside the box ``[x0, x1] x [y0, y1]`` (Sutherland-Hodgman, exact)."""
+    points = list(zip(poly[0::2], poly[1::2]))
+    for axis, bound, keep_above in ((0, x0, True), (0, x1, False), (1, y0, True), (1, y1, False)):
+        inside = [(p[axis] >= bound) if keep_above else (p[axis] <= bound) for p in points]
+        clipped = []
+        for k, (p, p_in) in enumerate(zip(points, inside)):
+            q, q_in = points[k - 1], inside[k - 1]
+            if p_in != q_in:  # the edge q -> p crosses the bound
+                t = (bound - q[axis]) / (p[axis] - q[axis])
+                crossing = [q[0] + t * (p[0] - q[0]), q[1] + t * (p[1] - q[1])]
+                crossing[axis] = bound
+                clipped.append(tuple(crossing))
+            if p_in:
+                clipped.append(p)
+        points = clipped
+        if not points:
+            break
+    return [v for p in points for v in p]
+
+
 def polygon_mask(polygons: object, height: int, width: int, where: str) -> np.ndarray:
-    """Union of the polygons as ``bool (height, width)``, clipped to the image; ``[]`` gives an empty mask."""
-    polys = _polygon_list(polygons, where)
+    """Union of the polygons as ``bool (height, width)``, clipped to the image; ``[]`` gives an empty mask.
+
+    pycocotools rasterises the polygons within the image frame. Its work (and memory) grows with the
+    polygon's perimeter, so a polygon reaching more than ``FAR`` image sizes outside the image is first
+    clipped to that box (exactly, Sutherland-Hodgman); nearer polygons are passed unchanged, so the masks
+    equal those of every other pycocotools user.
+    """
+    polys = []
+    x0, y0, x1, y1 = -FAR * width, -FAR * height, (FAR + 1) * width, (FAR + 1) * height
+    for poly in _polygon_list(polygons, where):
+        xs, ys = poly[0::2], poly[1::2]
+        if min(xs) < x0 or min(ys) < y0 or max(xs) > x1 or max(ys) > y1:
+            poly = _clip_polygon(poly, x0, y0, x1, y1)
+        if len(poly) >= 6:
+            polys.append(poly)
     if not polys:
         return np.zeros((height, width), dtype=bool)
     return _decode(mask_utils.merge(mask_utils.frPyObjects(polys, height, width)))
@@ -217,9 +254,12 @@ def rle_mask(rle: object, height: int, width: int, where: str) -> np.ndarray:
 
 
 def segmentation_mask(segmentation: object, height: int, width: int, where: str) -> np.ndarray:
-    """A COCO ``segmentation`` value as ``bool (height, width)``: an RLE object or polygon list(s)."""
+    """A COCO ``segmentation`` value as ``bool (height, width)``: an RLE object, a list of RLE objects (their
+    union) or polygon list(s)."""
     if isinstance(segmentation, Mapping):
         return rle_mask(segmentation, height, width, where)
+    if isinstance(segmentation, list) and segmentation and all(isinstance(s, Mapping) for s in segmentation):
+        return np.logical_or.reduce([rle_mask(s, height, width, f"{where}[{k}]") for k, s in enumerate(segmentation)])
     if isinstance(segmentation, list):
         return polygon_mask(segmentation, height, width, where)
     raise ValueError(f"{where}: segmentation must be an RLE object or polygon list, got {type(segmentation).__name__}")

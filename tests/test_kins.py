@@ -10,6 +10,7 @@ from fixtures_annotations import box, box_mask, rle, write_image, write_json
 
 import data.kins as kins
 from data.loading import load
+from data.annotations import segmentation_mask
 from data.annotations_order import OrderDisagreementWarning
 from oosis_jax.targets import order_labels
 
@@ -189,3 +190,21 @@ def test_builder_rejects_wrong_image_size_and_unmapped_categories(tmp_path):
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=r"category id\(s\) \[3\] have no training class"):
         _build(tmp_path, "update2020")
+
+
+def test_segmentation_forms_decode_to_the_same_mask():
+    mask = box_mask((H, W), 2, 5, 3, 9) | box_mask((H, W), 7, 9, 0, 2)
+    forms = [rle(mask), [rle(box_mask((H, W), 2, 5, 3, 9)), rle(box_mask((H, W), 7, 9, 0, 2))],
+             [box(2, 5, 3, 9), box(7, 9, 0, 2)]]
+    for form in forms:
+        np.testing.assert_array_equal(segmentation_mask(form, H, W, "test"), mask)
+    with pytest.raises(ValueError, match="test: segmentation must be an RLE object or polygon list, got str"):
+        segmentation_mask("0123", H, W, "test")
+
+
+def test_far_out_polygons_are_clipped_before_rasterising():
+    # Unclipped, pycocotools would walk a perimeter of ~1e15 pixels; clipped, the in-image part remains.
+    huge = [-1e15, 5.0, 1e15, 5.0, 0.0, 1e15]
+    np.testing.assert_array_equal(segmentation_mask([huge], H, W, "test"), box_mask((H, W), 5, H, 0, W))
+    near = [[-3.0, -3.0, 30.0, -3.0, 30.0, 4.0, -3.0, 4.0]]  # within reach: passed to pycocotools unchanged
+    np.testing.assert_array_equal(segmentation_mask(near, H, W, "test"), box_mask((H, W), 0, 4, 0, W))
