@@ -1,0 +1,186 @@
+"""Shared plumbing of the experiment scripts: command line, held-out data, model training, tables, reports.
+
+Every experiment is ``python -m experiments.NAME [--dataset synthetic|kins|cocoa] [--smoke] [--out DIR]``:
+synthetic by default (scenes rendered on the fly, no build), KINS/COCOA read through ``data.loading`` from
+``--data-dir``. ``--smoke`` shrinks everything to a seconds-long run (the tests use it). Each script writes
+``results.md`` (its table) and PNG plots under ``runs/<experiment>/`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("synthetic", "kins", "cocoa")
+# Held-out synthetic scenes use seeds far from the training (0..) and validation (10**6..) seeds.
+HELD_OUT_SEED = 2_000_000
+SYNTHETIC_SIZE = (120, 160)
+SMOKE_SIZE = (40, 48)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What one experiment run works on: the dataset, how many held-out images, the output folder."""
+
+    dataset: str
+    smoke: bool
+    out: Path
+    data_dir: str
+    limit: int
+    processes: int | None
+
+
+def parser(description: str, name: str, default_limit: int = 50) -> argparse.ArgumentParser:
+    """The common command line; scripts add their own flags before calling ``setup``."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
+    p.add_argument("--smoke", action="store_true", help="tiny seconds-long run (CI)")
+    p.add_argument("--out", default=os.path.join("runs", name), help="output folder")
+    p.add_argument("--data-dir", default="~/tensorflow_datasets", help="tfds folder of kins/cocoa")
+    p.add_argument("--limit", type=int, default=default_limit, help="held-out images to evaluate")
+    p.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
+    return p
+
+
+def setup(args: argparse.Namespace) -> Setup:
+    if args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    limit = min(args.limit, 4) if args.smoke else args.limit
+    processes = 1 if args.smoke else args.processes
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes)
+
+
+def num_classes(dataset: str) -> int:
+    from data import loading
+
+    return len(loading.dataset_module(dataset).CLASS_NAMES)
+
+
+def held_out_examples(s: Setup) -> list[dict]:
+    """``s.limit`` evaluation examples (dicts with image, instance_map, classes, edges; synthetic ones also
+    ``depths``). Synthetic scenes never seen in training; KINS/COCOA: their test split."""
+    if s.dataset == "synthetic":
+        from data.synthetic import make_scene
+
+        size = SMOKE_SIZE if s.smoke else SYNTHETIC_SIZE
+        return [make_scene(HELD_OUT_SEED + i, *size) for i in range(s.limit)]
+    from oosis_jax import eval_data
+
+    return eval_data.load_examples(s.dataset, "test", s.data_dir, s.limit)
+
+
+def default_method():
+    """The project's best CRF minimiser: ``crf.solve`` once it exists, else the paper's jump moves."""
+    import crf
+
+    return getattr(crf, "solve", "jump")
+
+
+def method_name(method) -> str:
+    return method if isinstance(method, str) else getattr(method, "__name__", str(method))
+
+
+def train_config(s: Setup, **overrides):
+    """The training preset for this run: ``smoke`` when ``--smoke``, else the dataset's (``synthetic`` is
+    the reduced CPU model), with ``overrides`` (top-level `TrainConfig` fields)."""
+    from oosis_jax.configs import get_config
+
+    if s.smoke:
+        return get_config("smoke", **overrides)
+    extra = {} if s.dataset == "synthetic" else {"data_dir": s.data_dir}
+    return get_config(s.dataset, **extra, **overrides)
+
+
+def train_model(config, workdir) -> tuple[object, float]:
+    """Train (resuming from ``workdir``'s checkpoints) and return ``(model, seconds spent in this call)``."""
+    from oosis_jax import train
+
+    start = time.time()
+    train.train(config, os.fspath(workdir))
+    model, _ = train.restore_model(os.fspath(workdir))
+    return model, time.time() - start
+
+
+def predict(model, examples: Sequence[dict], s: Setup, method=None, **kwargs) -> list:
+    """`oosis_jax.prediction.Prediction` for each example's image (network, then the CRF)."""
+    from oosis_jax import predict as predict_lib
+
+    return predict_lib.predict_images(model, [x["image"] for x in examples], method=method or default_method(),
+                                      processes=s.processes, progress=not s.smoke, **kwargs)
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A markdown table; floats printed with one decimal, everything else with ``str``."""
+    def cell(v):
+        return f"{v:.1f}" if isinstance(v, (float, np.floating)) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def percent(x: float) -> float:
+    return 100.0 * float(x)
+
+
+def hardware() -> str:
+    import jax
+
+    return f"{platform.machine()} {os.cpu_count()} CPU cores, JAX on {jax.default_backend()}"
+
+
+def report(s: Setup, title: str, tables: str, notes: str = "", data: dict | None = None,
+           plots: Sequence[Path] = ()) -> Path:
+    """Write ``results.md`` (and ``results.json`` if ``data``), print the tables and where everything is."""
+    header = f"# {title}\n\ndataset: {s.dataset}{' (smoke)' if s.smoke else ''}, {s.limit} held-out images\n\n"
+    path = s.out / "results.md"
+    path.write_text(header + tables + ("\n" + notes.strip() + "\n" if notes else ""))
+    if data is not None:
+        (s.out / "results.json").write_text(json.dumps(data, indent=1, default=_jsonable))
+    print(tables)
+    print(f"wrote {path}" + "".join(f"\n      {p}" for p in plots))
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def timed(fn: Callable, *args, **kwargs):
+    """``(fn(*args, **kwargs), seconds)``."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+SUMMARY_HEADERS = ("Model", "mAP .5:.95", "WC", "OAIR recall@0.5", "OAIR accuracy@0.5", "% inst. in cycles")
+
+
+def summary_row(name: str, results: dict) -> list:
+    """One row under ``SUMMARY_HEADERS`` from `oosis_jax.evaluation.evaluate` results (in %)."""
+    at_05 = results["oair_iou"]
+    return [name, percent(results["mask"]["mAP"]), percent(results["weighted_coverage"]),
+            percent(at_05["recall"][0]), percent(at_05["accuracy"][0]), float(results["cycle_percent"])]
+
+
+BOUNDARY_HEADERS = ("Model", "oriented ODS", "oriented OIS", "oriented AP", "boundary AP")
+
+
+def boundary_row(name: str, results: dict) -> list:
+    """One row under ``BOUNDARY_HEADERS`` (NMS-applied oriented occlusion boundaries, Tab. 3/5), in %."""
+    o, p = results["boundaries"]["oriented"], results["boundaries"]["plain"]
+    return [name, percent(o["ODS"]), percent(o["OIS"]), percent(o["AP"]), percent(p["AP"])]
