@@ -1,0 +1,37 @@
+"""crf.solve_many: a process pool gives the same labelings as labelling one image after the other."""
+
+import numpy as np
+import pytest
+from test_crf_energy import random_occ
+
+import crf
+
+
+def _inputs(count):
+    rng = np.random.default_rng(0)
+    pairs = []
+    for k in range(count):
+        shape = (int(rng.integers(4, 12)), int(rng.integers(4, 12)))
+        pairs.append((rng.random(shape), random_occ(rng, np.zeros(shape, int), density=0.15)))
+    return pairs
+
+
+@pytest.mark.parametrize("method, solver", [("jump", crf.jump_moves), ("expansion", crf.expansion_moves)])
+def test_pool_equals_sequential(method, solver):
+    inputs = _inputs(6)
+    parallel = crf.solve_many(inputs, method=method, processes=2, progress=False, lam=5.0)
+    assert len(parallel) == len(inputs)
+    for (sigma, occ), labels in zip(inputs, parallel):
+        np.testing.assert_array_equal(labels, solver(sigma, occ, lam=5.0))
+    sequential = crf.solve_many(inputs, method=method, processes=1, progress=False, lam=5.0)
+    for a, b in zip(parallel, sequential):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="method"):
+        crf.solve_many(_inputs(1), method="qpbo")
+    with pytest.raises(ValueError, match="processes"):
+        crf.solve_many(_inputs(2), processes=0)
+    with pytest.raises(ValueError, match="sigma"):
+        crf.solve_many([(np.full((3, 3), 2.0), np.zeros((3, 3, 4), bool))], processes=1, progress=False)
