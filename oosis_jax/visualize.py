@@ -101,12 +101,13 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     return np.round(out).astype(np.uint8)
 
 
-def save_panel(path, images, titles, ncols: int | None = None, dpi: int = 100) -> str:
+def save_panel(path, images, titles, ncols: int | None = None, tile_inches: float | None = None,
+               dpi: int = 100) -> str:
     """Save images side by side (rows of ``ncols``) with titles as one PNG; return its path.
 
     ``images``: uint8 (H, W, 3) pictures or float (H, W) maps in [0, 1] (shown in grey), all of the size of
-    the first (drawn at about one screen pixel per image pixel); ``titles``: one str per image. Parent
-    folders are created.
+    the first; ``titles``: one str per image. Each tile is ``tile_inches`` wide, or by default as wide as
+    the image at ``dpi`` (one PNG pixel per image pixel). Parent folders are created.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -119,7 +120,8 @@ def save_panel(path, images, titles, ncols: int | None = None, dpi: int = 100) -
     ncols = ncols or len(images)
     nrows = -(-len(images) // ncols)
     h, w = np.asarray(images[0]).shape[:2]
-    fig = Figure(figsize=(ncols * (w / dpi + 0.2), nrows * (h / dpi + 0.5)))
+    tile_w = tile_inches or w / dpi
+    fig = Figure(figsize=(ncols * (tile_w + 0.2), nrows * (tile_w * h / w + 0.5)))
     FigureCanvasAgg(fig)
     for i, (img, title) in enumerate(zip(images, titles)):
         ax = fig.add_subplot(nrows, ncols, i + 1)

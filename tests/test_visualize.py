@@ -90,6 +90,8 @@ def test_save_panel(tmp_path):
     images = [np.zeros((20, 40, 3), np.uint8), np.linspace(0, 1, 800).reshape(20, 40)]
     out = visualize.save_panel(path, images, ["rgb", "map"])
     with Image.open(out) as im:
-        assert im.format == "PNG" and im.size[0] > im.size[1] > 0
+        assert im.format == "PNG" and im.size == (120, 2 * 10 + 50)  # native: 40 px per tile + margins
+    with Image.open(visualize.save_panel(path, images, ["a", "b"], ncols=1, tile_inches=2.0)) as im:
+        assert im.size == (220, 2 * (100 + 50))  # two rows of 2-inch tiles at 100 dpi
     with pytest.raises(ValueError, match="one title per image"):
         visualize.save_panel(path, images, ["only one"])
