@@ -16,16 +16,20 @@ def _inputs(count):
     return pairs
 
 
-@pytest.mark.parametrize("method, solver", [("jump", crf.jump_moves), ("expansion", crf.expansion_moves)])
-def test_pool_equals_sequential(method, solver):
+def test_pool_equals_sequential():
     inputs = _inputs(6)
-    parallel = crf.solve_many(inputs, method=method, processes=2, progress=False, lam=5.0)
+    parallel = crf.solve_many(inputs, method="jump", processes=2, progress=False, lam=5.0)
     assert len(parallel) == len(inputs)
     for (sigma, occ), labels in zip(inputs, parallel):
-        np.testing.assert_array_equal(labels, solver(sigma, occ, lam=5.0))
-    sequential = crf.solve_many(inputs, method=method, processes=1, progress=False, lam=5.0)
-    for a, b in zip(parallel, sequential):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(labels, crf.jump_moves(sigma, occ, lam=5.0))
+
+
+def test_in_process_and_callable_methods():
+    inputs = _inputs(3)
+    for method, solver in (("expansion", crf.expansion_moves), (crf.jump_moves, crf.jump_moves)):
+        results = crf.solve_many(inputs, method=method, processes=1, progress=False, mu=50.0)
+        for (sigma, occ), labels in zip(inputs, results):
+            np.testing.assert_array_equal(labels, solver(sigma, occ, mu=50.0))
 
 
 def test_bad_arguments_raise():

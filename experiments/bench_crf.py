@@ -1,0 +1,224 @@
+"""Speed and memory of the CRF stage (paper Sec. 3.2-3.3): our numba max-flow vs PyMaxflow, same jump moves.
+
+    python -m experiments.bench_crf [--sizes 615x2048 308x1024 154x512] [--scenes 3] [--smoke]
+
+Inputs are synthetic scenes (``data.synthetic.make_scene``) in two variants: ``gt`` (sigma = 1 on background
+and 0 on instances, occ = ``oosis_jax.targets.occlusion_map``) and ``noisy`` (sigma blurred and perturbed,
+10% of the occlusion pairs dropped and spurious ones added, fixed seed), the latter resembling predictions.
+Every jump move of ``crf.jump_moves`` is built once (``crf.move_graph``) and solved by both max-flows, which
+must agree on the flow; "per move" includes building the capacities, and for PyMaxflow also its graph build.
+"Per image" is the end-to-end ``crf.jump_moves`` wall time against the sum of the PyMaxflow moves. Peak
+memory is the resident set of a fresh process that labels one image (``resource.ru_maxrss``). The machine
+may be shared: both solvers run in the same process, interleaved, so their ratio is what to compare.
+
+The second table measures the known behaviour of Sec. 3.3 on ground-truth inputs: images whose jump-move
+labeling merges touching instances or leaves a band of an instance at a lower label, with weighted coverage
+(Eq. 16) and OAIR recall / accuracy at IoU 0.5 (Sec. 4) of the resulting instances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import resource
+import time
+
+import numpy as np
+
+import crf
+from crf.jump import jump_move
+from crf.maxflow import cut_value
+from crf.move_graph import jump_move_graph
+from crf.moves import best_move
+
+NOISE_SEED = 12345
+
+
+def pymaxflow_grid(tedges, right, down):
+    """The grid graph in PyMaxflow (GPL; benchmark and test oracle only). Returns ``(graph, node ids)``."""
+    import maxflow
+
+    height, width, _ = tedges.shape
+    graph = maxflow.Graph[float]()
+    ids = graph.add_grid_nodes((height, width))
+    # (structure cell of the arc head, arc array, channel, rows/cols of the arc tail, rows/cols of its value)
+    kinds = (((1, 2), right, 0, np.s_[:, :-1], np.s_[:, :-1]), ((1, 0), right, 1, np.s_[:, 1:], np.s_[:, :-1]),
+             ((2, 1), down, 0, np.s_[:-1, :], np.s_[:-1, :]), ((0, 1), down, 1, np.s_[1:, :], np.s_[:-1, :]))
+    for (sy, sx), arcs, channel, tail, value in kinds:
+        structure = np.zeros((3, 3))
+        structure[sy, sx] = 1
+        weights = np.zeros((height, width))
+        weights[tail] = arcs[value + (channel,)]
+        graph.add_grid_edges(ids, weights=weights, structure=structure, symmetric=False)
+    graph.add_grid_tedges(ids, tedges[..., 0], tedges[..., 1])
+    return graph, ids
+
+
+def scene_inputs(seed, height, width, variant):
+    """``(sigma, occ, scene)`` of one synthetic scene; ``variant`` is ``"gt"`` or ``"noisy"``."""
+    from scipy.ndimage import gaussian_filter
+
+    from data.synthetic import make_scene
+    from oosis_jax.targets import occlusion_map
+
+    scene = make_scene(seed, height, width)
+    sigma = (scene["instance_map"] == 0).astype(np.float64)
+    occ = occlusion_map(scene["instance_map"], scene["edges"])
+    if variant == "noisy":
+        rng = np.random.default_rng(NOISE_SEED + seed)
+        sigma = np.clip(gaussian_filter(sigma, 2.0) + rng.normal(0.0, 0.1, sigma.shape), 0.0, 1.0)
+        occ = occ & (rng.random(occ.shape) >= 0.1)
+        spurious = rng.random(occ.shape) < 0.002
+        spurious[:, 0, 0] = spurious[:, -1, 1] = spurious[0, :, 2] = spurious[-1, :, 3] = False
+        occ = occ | spurious
+    return sigma, occ, scene
+
+
+def time_moves(sigma, occ):
+    """Per-move seconds of ours and of PyMaxflow on the same jump-move graphs, and the labeling."""
+    labels = np.zeros(sigma.shape, dtype=np.int64)
+    ours, theirs, agree = [], [], 0
+    while True:
+        start = time.perf_counter()
+        graph = jump_move_graph(labels, sigma, occ)
+        built = time.perf_counter() - start
+        move = best_move(graph)
+        ours.append(time.perf_counter() - start)
+        flow = cut_value(graph.tedges, graph.right, graph.down, move)
+        start = time.perf_counter()
+        pm_graph, _ = pymaxflow_grid(*graph[:3])
+        pm_flow = pm_graph.maxflow()
+        theirs.append(built + time.perf_counter() - start)
+        agree += abs(flow - pm_flow) <= 1e-9 * max(1.0, abs(pm_flow))
+        if not move.any():
+            return np.array(ours), np.array(theirs), agree, labels
+        labels += move
+
+
+def _labelled_peak_rss(seed, height, width, variant):
+    """Run in a fresh process: (resident MB before labelling, peak resident MB after)."""
+    sigma, occ, _ = scene_inputs(seed, height, width, variant)
+    jump_move(np.zeros((2, 2), np.int64), np.zeros((2, 2)), np.zeros((2, 2, 4), bool))  # compile / load cache
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    crf.jump_moves(sigma, occ)
+    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_mb(seed, height, width, variant):
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_labelled_peak_rss, seed, height, width, variant).result()
+
+
+def speed_rows(sizes, scenes, variants):
+    rows = []
+    for height, width in sizes:
+        for variant in variants:
+            ours, theirs, agree, image_ours = [], [], 0, []
+            for seed in range(scenes):
+                sigma, occ, _ = scene_inputs(seed, height, width, variant)
+                o, t, a, labels = time_moves(sigma, occ)
+                start = time.perf_counter()
+                np.testing.assert_array_equal(crf.jump_moves(sigma, occ), labels)
+                image_ours.append(time.perf_counter() - start)
+                ours.append(o)
+                theirs.append(t)
+                agree += a
+            moves = sum(len(o) for o in ours)
+            per_image_theirs = [t.sum() for t in theirs]
+            before, peak = peak_memory_mb(0, height, width, variant)
+            rows.append([f"{height}x{width}", variant, f"{moves / scenes:.1f}",
+                         f"{1e3 * np.concatenate(ours).mean():.1f}", f"{1e3 * np.concatenate(theirs).mean():.1f}",
+                         f"{np.concatenate(theirs).sum() / np.concatenate(ours).sum():.2f}",
+                         f"{np.mean(image_ours):.3f}", f"{np.mean(per_image_theirs):.3f}",
+                         f"{np.mean(per_image_theirs) / np.mean(image_ours):.2f}", f"{agree}/{moves}",
+                         f"{peak:.0f} (+{peak - before:.0f})"])
+            print(rows[-1], flush=True)
+    return rows
+
+
+SPEED_HEADERS = ("size", "inputs", "moves/image", "ours ms/move", "PyMaxflow ms/move", "ratio",
+                 "ours s/image", "PyMaxflow s/image", "ratio", "equal flows", "peak RSS MB (+labelling)")
+
+
+def known_behaviour(labels, scene):
+    """Counts of Sec. 3.3's local minima for one ground-truth scene, and WC / OAIR counts of its instances."""
+    from oosis_jax import metrics
+    from oosis_jax.targets import semantic_map
+
+    gt, gt_edges = scene["instance_map"], np.asarray(scene["edges"]).reshape(-1, 2)
+    pred, pred_edges = crf.instances(labels)
+    n_gt, n_pred = int(gt.max()), int(pred.max())
+    # The predicted instance holding most of each ground-truth instance, and its most common label there.
+    overlap = np.zeros((n_gt + 1, n_pred + 1), np.int64)
+    np.add.at(overlap, (gt.ravel(), pred.ravel()), 1)
+    main = overlap[1:, 1:].argmax(axis=1) + 1 if n_pred else np.zeros(n_gt, int)
+    merged = int(sum(main[a - 1] == main[b - 1] for a, b in gt_edges))
+    mode_label = np.array([np.bincount(labels[gt == k]).argmax() for k in range(1, n_gt + 1)])
+    band = (gt > 0) & (labels < np.concatenate([[0], mode_label])[gt])
+    semantic = semantic_map(gt, scene["classes"])
+    votes = np.zeros((n_pred + 1, int(semantic.max()) + 1), np.int64)
+    np.add.at(votes, (pred.ravel(), semantic.ravel()), 1)
+    pred_classes = votes[1:, 1:].argmax(axis=1) + 1
+    oair = metrics.oair_counts(gt, scene["classes"], gt_edges, pred, pred_classes, np.ones(n_pred), pred_edges)
+    return merged, int(band.sum()), metrics.weighted_coverage(gt, pred), oair
+
+
+def behaviour_rows(count, height, width):
+    from tqdm.auto import tqdm
+
+    rows = []
+    for name, solver in (("jump_moves", crf.jump_moves), ("expansion_moves", crf.expansion_moves)):
+        merged_images = band_images = band_pixels = instance_pixels = 0
+        coverage, counts = [], np.zeros(3, np.int64)
+        for seed in tqdm(range(count), desc=name, leave=False):
+            sigma, occ, scene = scene_inputs(seed, height, width, "gt")
+            if scene["instance_map"].max() == 0:
+                continue
+            merged, band, wc, oair = known_behaviour(solver(sigma, occ), scene)
+            merged_images += merged > 0
+            band_images += band > 0
+            band_pixels += band
+            instance_pixels += int((scene["instance_map"] > 0).sum())
+            coverage.append(wc)
+            counts += oair
+        rows.append([name, f"{len(coverage)}", f"{merged_images}", f"{band_images}",
+                     f"{100 * band_pixels / max(instance_pixels, 1):.2f}", f"{100 * np.mean(coverage):.1f}",
+                     f"{100 * counts[1] / max(counts[0], 1):.1f}", f"{100 * counts[2] / max(counts[1], 1):.1f}"])
+    return rows
+
+
+BEHAVIOUR_HEADERS = ("minimiser", "images", "with merged touching instances", "with a lower-label band",
+                     "band pixels % of instance pixels", "WC %", "OAIR recall@0.5 %", "OAIR accuracy@0.5 %")
+
+
+def _size(text):
+    height, width = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def main(argv=None):
+    from experiments.common import markdown
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", type=_size, default=[(615, 2048), (308, 1024), (154, 512)])
+    p.add_argument("--scenes", type=int, default=3, help="scenes per size and variant (speed table)")
+    p.add_argument("--variants", nargs="+", default=["gt", "noisy"], choices=["gt", "noisy"])
+    p.add_argument("--behaviour-scenes", type=int, default=100, help="ground-truth scenes for the 2nd table")
+    p.add_argument("--behaviour-size", type=_size, default=(240, 320))
+    p.add_argument("--smoke", action="store_true", help="a few seconds: tiny sizes, one scene")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.scenes, args.behaviour_scenes, args.behaviour_size = [(60, 160)], 1, 3, (60, 80)
+    crf.jump_moves(np.ones((2, 2)), np.zeros((2, 2, 4), bool))  # load the numba cache outside the timings
+    speed = markdown(SPEED_HEADERS, speed_rows(args.sizes, args.scenes, args.variants))
+    behaviour = markdown(BEHAVIOUR_HEADERS, behaviour_rows(args.behaviour_scenes, *args.behaviour_size))
+    print(f"\n## CRF speed (one core each; {args.scenes} scenes per row)\n\n{speed}")
+    print(f"## Jump-move local minima on ground-truth inputs ({args.behaviour_size[0]}x{args.behaviour_size[1]})"
+          f"\n\n{behaviour}")
+    return speed, behaviour
+
+
+if __name__ == "__main__":
+    main()
