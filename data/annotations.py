@@ -200,29 +200,36 @@ def polygon_mask(polygons: object, height: int, width: int, where: str) -> np.nd
     return _decode(mask_utils.merge(mask_utils.frPyObjects(polys, height, width)))
 
 
-def _compressed_counts(counts: str, where: str) -> list[int]:
-    """Run lengths of a COCO compressed RLE string (6-bit characters from '0', delta coded after run 2)."""
-    runs: list[int] = []
-    pos = 0
-    while pos < len(counts):
-        value, shift, more = 0, 0, True
-        while more:
-            if pos >= len(counts):
-                raise ValueError(f"{where}: RLE string ends inside a run length")
-            code = ord(counts[pos]) - 48
-            if not 0 <= code < 64:
-                raise ValueError(f"{where}: RLE string holds the invalid character {counts[pos]!r}")
-            value |= (code & 0x1F) << shift
-            more = bool(code & 0x20)
-            pos += 1
-            shift += 5
-            if not more and code & 0x10:
-                value -= 1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        if value < 0:
-            raise ValueError(f"{where}: RLE string decodes to a negative run length")
-        runs.append(value)
+def _compressed_counts(counts: str, where: str) -> np.ndarray:
+    """Run lengths (``int64``) of a COCO compressed RLE string, validated.
+
+    Format (pycocotools ``rleToString``): each run is written in 5-bit groups, least significant first, as
+    characters ``chr(48 + code)``; bit 0x20 of a code says more groups follow, bit 0x10 of the last group
+    makes the run negative; from the fourth run on, the value is the difference to the run two before.
+    """
+    if not counts.isascii():
+        raise ValueError(f"{where}: RLE string holds non-ASCII characters")
+    codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    bad = (codes < 0) | (codes >= 64)
+    if bad.any():
+        raise ValueError(f"{where}: RLE string holds the invalid character {counts[int(np.argmax(bad))]!r}")
+    if codes.size == 0:
+        return codes
+    last = (codes & 0x20) == 0  # the last group of a run
+    if not last[-1]:
+        raise ValueError(f"{where}: RLE string ends inside a run length")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    if (ends - starts).max() >= 7:
+        raise ValueError(f"{where}: RLE string holds a run length longer than 7 characters")
+    shift = 5 * (np.arange(codes.size) - np.repeat(starts, ends - starts + 1))
+    values = np.add.reduceat((codes & 0x1F) << shift, starts)
+    values -= np.where(codes[ends] & 0x10, np.left_shift(1, shift[ends] + 5), 0)
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
+    if (runs < 0).any():
+        raise ValueError(f"{where}: RLE string decodes to a negative run length")
     return runs
 
 
@@ -240,16 +247,16 @@ def rle_mask(rle: object, height: int, width: int, where: str) -> np.ndarray:
         runs = _compressed_counts(counts, where)
         encoded = {"size": [height, width], "counts": counts.encode("ascii")}
     elif isinstance(counts, list):
-        runs = [integer(v, f"{where}.counts") for v in counts]
-        if any(v < 0 for v in runs):
+        runs = np.asarray([integer(v, f"{where}.counts") for v in counts], dtype=np.int64)
+        if (runs < 0).any():
             raise ValueError(f"{where}: RLE counts must be >= 0")
         encoded = None
     else:
         raise ValueError(f"{where}: RLE counts must be a string or a list, got {type(counts).__name__}")
-    if sum(runs) != height * width:
-        raise ValueError(f"{where}: RLE runs cover {sum(runs)} pixels, the image has {height * width}")
+    if int(runs.sum()) != height * width:
+        raise ValueError(f"{where}: RLE runs cover {int(runs.sum())} pixels, the image has {height * width}")
     if encoded is None:
-        encoded = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+        encoded = mask_utils.frPyObjects({"size": [height, width], "counts": runs.tolist()}, height, width)
     return _decode(encoded)
 
 

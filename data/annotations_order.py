@@ -35,8 +35,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from oosis_jax.targets import touching_pairs as touching_instances
-
 Relations = dict[tuple[int, int], tuple[int, int]]
 ANNOTATED, DERIVED = 1, 0
 
@@ -227,10 +225,10 @@ def compose(
     new_id = np.zeros(num + 1, dtype=np.int32)
     new_id[kept + 1] = np.arange(1, kept.size + 1, dtype=np.int32)
     instance_map = new_id[painted]
-    touching = set(map(tuple, touching_instances(instance_map).tolist()))
-    edges = sorted(
-        (int(new_id[a + 1]), int(new_id[b + 1]))
-        for a, b in relations
-        if new_id[a + 1] and new_id[b + 1] and tuple(sorted((int(new_id[a + 1]), int(new_id[b + 1])))) in touching
-    )
-    return instance_map, kept, np.asarray(edges, dtype=np.int32).reshape(-1, 2)
+    touching = set(touching_pairs([instance_map == k for k in range(1, kept.size + 1)]))
+    edges = []
+    for a, b in relations:
+        id_a, id_b = int(new_id[a + 1]), int(new_id[b + 1])
+        if id_a and id_b and (min(id_a, id_b) - 1, max(id_a, id_b) - 1) in touching:
+            edges.append((id_a, id_b))
+    return instance_map, kept, np.asarray(sorted(edges), dtype=np.int32).reshape(-1, 2)

@@ -10,7 +10,7 @@ from fixtures_annotations import box, box_mask, rle, write_image, write_json
 
 import data.kins as kins
 from data.loading import load
-from data.annotations import segmentation_mask
+from data.annotations import rle_mask, segmentation_mask
 from data.annotations_order import OrderDisagreementWarning
 from oosis_jax.targets import order_labels
 
@@ -208,3 +208,14 @@ def test_far_out_polygons_are_clipped_before_rasterising():
     np.testing.assert_array_equal(segmentation_mask([huge], H, W, "test"), box_mask((H, W), 5, H, 0, W))
     near = [[-3.0, -3.0, 30.0, -3.0, 30.0, 4.0, -3.0, 4.0]]  # within reach: passed to pycocotools unchanged
     np.testing.assert_array_equal(segmentation_mask(near, H, W, "test"), box_mask((H, W), 0, 4, 0, W))
+
+
+def test_compressed_rle_decodes_like_pycocotools_for_random_masks():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        height, width = (int(v) for v in rng.integers(1, 40, 2))
+        mask = rng.random((height, width)) < rng.uniform(0.05, 0.95)
+        if trial % 2:  # long runs: multi-character and negative deltas
+            mask = np.zeros((height, width), bool)
+            mask[rng.integers(0, height):, rng.integers(0, width):] = True
+        np.testing.assert_array_equal(rle_mask(rle(mask), height, width, "test"), mask)
