@@ -52,10 +52,12 @@ def _ramp(length: int, overlap: int, first: bool, last: bool) -> np.ndarray:
     return w
 
 
-def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> dict:
-    """``dict(s, b, e)`` of one image as numpy float32: s (H, W, C+1), b (H, W), e (H, W, 4).
+def tiled_probabilities(forward, image, tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> dict:
+    """Blend ``forward`` over overlapping tiles of a uint8 (H, W, 3) ``image``: ``dict(s, b, e)`` float32.
 
-    ``image`` is uint8 (H, W, 3). ``model`` is a `oosis_jax.models.PSPNet` (evaluation mode is used).
+    ``forward(tile)`` maps a uint8 (h, w, 3) tile (all tiles have one size) to float arrays s (h, w, K),
+    b (h, w), e (h, w, 4). Each output pixel is the weighted mean over the tiles covering it (`_ramp`
+    weights), so probability vectors stay normalised.
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
@@ -66,8 +68,8 @@ def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = 
     acc, total = None, np.zeros((height, width, 1), np.float32)
     for i, y in enumerate(rows):
         for j, x in enumerate(cols):
-            s, b, e = (np.asarray(a[0]) for a in _forward(model, normalize_images(image[None, y:y + tile_h, x:x + tile_w])))
-            stacked = np.concatenate([s, b[..., None], e], axis=-1)
+            heads = forward(image[y:y + tile_h, x:x + tile_w])
+            stacked = np.concatenate([heads["s"], heads["b"][..., None], heads["e"]], axis=-1)
             weight = np.outer(_ramp(tile_h, overlap, i == 0, i == len(rows) - 1),
                               _ramp(tile_w, overlap, j == 0, j == len(cols) - 1))[..., None]
             if acc is None:
@@ -77,6 +79,18 @@ def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = 
     acc /= total
     num_s = acc.shape[-1] - 5
     return {"s": acc[..., :num_s], "b": acc[..., num_s], "e": acc[..., num_s + 1:]}
+
+
+def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> dict:
+    """``dict(s, b, e)`` of one uint8 (H, W, 3) image as numpy float32: s (H, W, C+1), b (H, W), e (H, W, 4).
+
+    ``model`` is a `oosis_jax.models.PSPNet`, run in evaluation mode on tiles (`tiled_probabilities`).
+    """
+    def forward(tile):
+        s, b, e = _forward(model, normalize_images(tile[None]))
+        return {"s": np.asarray(s[0]), "b": np.asarray(b[0]), "e": np.asarray(e[0])}
+
+    return tiled_probabilities(forward, image, tile_size, overlap)
 
 
 def predict_images(model, images: Sequence[np.ndarray], method: str = "jump", processes: int | None = None,
