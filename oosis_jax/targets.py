@@ -25,6 +25,8 @@ from scipy.sparse.csgraph import connected_components
 # (row, col) offsets of the four directions in the order (left, right, top, bottom).
 DIRECTIONS = ("left", "right", "top", "bottom")
 OFFSETS = ((0, -1), (0, 1), (-1, 0), (1, 0))
+# Above this id, ids are renumbered before building the (id x id) occlusion table.
+MAX_DENSE_ID = 1024
 
 
 def _check_instance_map(instance_map) -> np.ndarray:
@@ -66,6 +68,12 @@ def _check_edges(edges, inst: np.ndarray) -> np.ndarray:
     return e
 
 
+def _compact_ids(inst: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber sparse ids (e.g. 7, 90210) to 1..N, keeping 0 as background, so lookup tables stay small."""
+    ids = np.unique(np.concatenate([[0], inst.ravel()]))
+    return np.searchsorted(ids, inst), np.searchsorted(ids, edges)
+
+
 def _occludes_table(inst: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """bool (K+1, K+1) table T with T[a, b] = "instance a occludes b", K = max id; T[a, 0] = True for a >= 1."""
     k = int(inst.max())
@@ -88,7 +96,10 @@ def occlusion_map(instance_map, edges) -> np.ndarray:
       to a pixel of instance b where (a, b) is an edge. Pairs pointing outside the image are False.
     """
     inst = _check_instance_map(instance_map)
-    table = _occludes_table(inst, _check_edges(edges, inst))
+    edges = _check_edges(edges, inst)
+    if inst.max() > MAX_DENSE_ID:
+        inst, edges = _compact_ids(inst, edges)
+    table = _occludes_table(inst, edges)
     occ = np.zeros(inst.shape + (4,), bool)
     occ[:, 1:, 0] = table[inst[:, 1:], inst[:, :-1]]
     occ[:, :-1, 1] = table[inst[:, :-1], inst[:, 1:]]

@@ -187,3 +187,13 @@ def test_order_labels_properties(scene):
     for d, (dy, dx) in enumerate(targets.OFFSETS):  # every occluding pixel pair has x_p > x_q (Eq. 7)
         ys, xs = np.nonzero(occ[..., d])
         assert (labels[ys, xs] > labels[ys + dy, xs + dx]).all()
+
+
+def test_sparse_large_ids():
+    inst = np.array([[90210, 7, 0], [90210, 7, 3]], np.int64)
+    edges = [[7, 90210], [3, 7]]
+    occ = targets.occlusion_map(inst, edges)
+    dense = targets.occlusion_map(np.array([[3, 2, 0], [3, 2, 1]]), [[2, 3], [1, 2]])
+    np.testing.assert_array_equal(occ, dense)
+    labels = targets.order_labels(inst, edges)
+    np.testing.assert_array_equal(labels, [[1, 2, 0], [1, 2, 3]])
