@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import PIL.Image
 import pytest
 from fixtures_annotations import box, box_mask, rle, write_image, write_json
 
@@ -219,3 +220,15 @@ def test_compressed_rle_decodes_like_pycocotools_for_random_masks():
             mask = np.zeros((height, width), bool)
             mask[rng.integers(0, height):, rng.integers(0, width):] = True
         np.testing.assert_array_equal(rle_mask(rle(mask), height, width, "test"), mask)
+
+
+def test_builder_converts_non_rgb_images_and_needs_manual_dir(tmp_path):
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    rgba = np.random.default_rng(3).integers(0, 256, (H, W, 4), dtype=np.uint8)
+    PIL.Image.fromarray(rgba, "RGBA").save(tmp_path / "testing/image_2/000008.png")
+    with pytest.raises(ValueError, match="building needs manual_dir"):
+        kins.builder(tmp_path / "tfds", config="original").download_and_prepare()
+    source = _build(tmp_path, "original").as_data_source("test")
+    example = next(e for e in source if e["image_id"] == 8)
+    np.testing.assert_array_equal(example["image"], rgba[..., :3])

@@ -8,8 +8,10 @@ Formats (``../shared/notes/datasets_and_metrics.md``), recognised from the annot
   ``isStuff`` (sky, ground, wall...) are not instances: their pixels are background and their constraints
   are dropped, as the paper groups everything but instances into background (Sec. 5). Regions carry free
   text names, no category ids: ``classes`` are ``UNLABELLED`` (0). The annotated relations are cross-checked
-  with the masks (a contradiction keeps the annotation and warns). An image with several region records
-  uses the first and warns (the public files have one per image).
+  with the masks (a contradiction keeps the annotation and warns). The regions' ``order`` field (a total
+  depth order) is not used: ``depth_constraint`` holds the occlusion pairs, and touching regions without a
+  constraint do not occlude each other. An image with several region records uses the first and warns
+  (the public files have one per image).
 - ``classes`` (``COCO_amodal_{train,val}2014_with_classes.json``): flat COCO annotations with ``category_id``
   (COCO ids), amodal ``segmentation`` and ``visible_mask`` (RLE; absent = not occluded, visible = amodal).
   Without a regions file, relations are derived from the masks of touching objects. With
