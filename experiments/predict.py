@@ -24,7 +24,7 @@ def parse_args(argv=None):
     source.add_argument("--checkpoint", help="training workdir to restore the network from")
     source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
     parser.add_argument("--images", help="folder of images (with --checkpoint)")
-    parser.add_argument("--dataset", default="synthetic", help="dataset of --gt, or of the class names")
+    parser.add_argument("--dataset", default="synthetic", help="dataset of --gt (a checkpoint knows its own)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="first N examples of the split (--gt)")
@@ -40,8 +40,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    class_names = loading.dataset_module(args.dataset).CLASS_NAMES
     if args.gt:
+        class_names = loading.dataset_module(args.dataset).CLASS_NAMES
         examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit)
         stems = [f"{int(x['image_id']):06d}" for x in examples]
         images = [x["image"] for x in examples]
@@ -50,7 +50,8 @@ def main(argv=None):
     else:
         from oosis_jax import predict, train
 
-        model, _ = train.restore_model(args.checkpoint)
+        model, config = train.restore_model(args.checkpoint)
+        class_names = loading.dataset_module(config.dataset).CLASS_NAMES
         stems, images = zip(*eval_data.read_images(args.images))
         print(f"network on {predict.device_summary()}")
         predictions = predict.predict_images(model, images, method=args.method, processes=args.processes,

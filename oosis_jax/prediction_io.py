@@ -20,6 +20,7 @@ from pycocotools import mask as mask_utils
 
 from oosis_jax.coco_eval import encode_masks
 from oosis_jax.metrics import validate_instances
+from oosis_jax.nms import boundary_nms
 
 FORMAT = "oosis-prediction-1"
 
@@ -68,8 +69,9 @@ def read_prediction_json(path) -> dict:
 
 
 def write_prediction(prediction, image, out_dir, stem: str, class_names=None) -> list[Path]:
-    """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png``, ``{stem}_boundaries.png``,
-    ``{stem}_overlay.png`` into ``out_dir``; returns the paths. ``image`` is uint8 (H, W, 3)."""
+    """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png`` (relative depth, Fig. 1/8),
+    ``{stem}_boundaries.png`` (oriented boundaries after NMS, Fig. 4 colours) and ``{stem}_overlay.png`` into
+    ``out_dir``; returns the paths. ``image`` is uint8 (H, W, 3)."""
     from PIL import Image
 
     from oosis_jax import visualize
@@ -81,7 +83,7 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
     depth = visualize.depth_map_rgb(visualize.relative_depth_map(prediction.instance_map, prediction.edges))
     pictures = {
         "depth": depth,
-        "boundaries": visualize.oriented_boundary_rgb(prediction.b, prediction.e),
+        "boundaries": visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
         "overlay": visualize.instance_overlay(image, prediction.instance_map),
     }
     paths = [json_path]

@@ -58,6 +58,12 @@ def test_json_round_trip_and_bad_files(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="malformed"):
         prediction_io.read_prediction_json(path)
+    paths = prediction_io.write_prediction(pred, np.zeros((24, 32, 3), np.uint8), tmp_path / "out", "img")
+    assert [p.name for p in paths] == ["img.json", "img_depth.png", "img_boundaries.png", "img_overlay.png"]
+    from PIL import Image
+
+    depth = np.asarray(Image.open(paths[1]))
+    assert depth.shape == (24, 32, 3) and np.all(depth[0, 0] == 0) and np.any(depth[5, 5] != depth[15, 25])
     content = prediction_io.prediction_json(pred)
     content["edges"] = [[1, 9]]
     path.write_text(json.dumps(content))
