@@ -15,7 +15,10 @@ Decoded example (what `as_data_source(...)[i]` returns):
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+import PIL.Image
 
 
 def features(image_encoding: str | None = "png"):
@@ -68,8 +71,9 @@ def validate_example(example: dict) -> None:
 def encode_example(example: dict) -> dict:
     """Validate a reader's dict and cast it to the schema's dtypes, ready for a tfds generator.
 
-    ``image`` may be a uint8 array, a path or encoded bytes (tfds encodes/reads it); a missing ``depths``
-    becomes NaN. Arrays are validated when the image is an array.
+    ``image`` may be a uint8 array (validated with the rest, then PNG-encoded here: tfds needs TensorFlow to
+    encode an array), a path or encoded bytes (tfds reads/stores them as they are); a missing ``depths``
+    becomes NaN.
     """
     n = len(example["classes"])
     out = {
@@ -82,4 +86,13 @@ def encode_example(example: dict) -> dict:
     }
     if isinstance(out["image"], np.ndarray):
         validate_example(out)
+        out["image"] = png_bytes(out["image"])
     return out
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG-encode a uint8 (H, W, 3) image with PIL, at the lowest zlib level: textured images barely
+    compress, and encoding would otherwise dominate build time."""
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(image).save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()

@@ -9,10 +9,8 @@ Image sizes are drawn per example from the configured ranges with an independent
 from __future__ import annotations
 
 import dataclasses
-import io
 
 import numpy as np
-import PIL.Image
 import tensorflow_datasets as tfds
 
 from data import features
@@ -91,16 +89,7 @@ class OosisSynthetic(tfds.core.GeneratorBasedBuilder):
         for index in range(num):
             seed = scene_seed(self.builder_config, split, index)
             height, width = scene_size(self.builder_config, seed)
-            example = features.encode_example({"image_id": seed, **make_scene(seed, height, width)})
-            yield index, {**example, "image": _png_bytes(example["image"])}
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-    """PNG-encode a uint8 (H, W, 3) image with PIL (tfds would need TensorFlow to encode an array);
-    the lowest zlib level, since the noisy scenes barely compress and encoding dominates build time."""
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(image).save(buffer, format="png", compress_level=1)
-    return buffer.getvalue()
+            yield index, features.encode_example({"image_id": seed, **make_scene(seed, height, width)})
 
 
 def builder(data_dir: str, **config) -> OosisSynthetic:
