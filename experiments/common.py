@@ -184,3 +184,27 @@ def boundary_row(name: str, results: dict) -> list:
     """One row under ``BOUNDARY_HEADERS`` (NMS-applied oriented occlusion boundaries, Tab. 3/5), in %."""
     o, p = results["boundaries"]["oriented"], results["boundaries"]["plain"]
     return [name, percent(o["ODS"]), percent(o["OIS"]), percent(o["AP"]), percent(p["AP"])]
+
+
+def noisy_heads(example: dict, n_classes: int, noise: float, seed: int = 0) -> dict:
+    """Ground-truth heads degraded to look like a network's: ``dict(s, b, e)`` float32 (Tab. 6 without a model).
+
+    s: softmax of the log of the blurred (Gaussian, 1 px) one-hot semantic map, floored at 2 %, plus
+    i.i.d. Gaussian logit noise of std ``noise``. b: the blurred boundary target rescaled to peak near 1,
+    times ``1 + noise / 2 * N(0, 1)``. e: the target orientation (uniform where it has none) plus uniform
+    noise of size ``noise``, renormalised. ``noise = 0`` gives blurred ground truth.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from oosis_jax import prediction
+
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be finite and >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+    gt = prediction.ground_truth_heads(example["instance_map"], example["classes"], example["edges"], n_classes)
+    logits = np.log(gaussian_filter(gt["s"], sigma=(1, 1, 0)) + 0.02) + noise * rng.standard_normal(gt["s"].shape)
+    s = np.exp(logits - logits.max(-1, keepdims=True))
+    b = gaussian_filter(gt["b"], sigma=1) * 2.5 * (1 + noise / 2 * rng.standard_normal(gt["b"].shape))
+    e = np.where(gt["e"].sum(-1, keepdims=True) > 0, gt["e"], 0.25) + noise * rng.random(gt["e"].shape)
+    return {"s": (s / s.sum(-1, keepdims=True)).astype(np.float32), "b": np.clip(b, 0, 1).astype(np.float32),
+            "e": (e / e.sum(-1, keepdims=True)).astype(np.float32)}
