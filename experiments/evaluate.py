@@ -24,12 +24,15 @@ def parse_args(argv=None):
     source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="builder config of the dataset, e.g. num_train=0 num_validation=0 num_test=50")
     parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--method", default="jump", help="CRF minimiser: jump or expansion")
     parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
-    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--tile-size", type=int, default=512, help="larger images are predicted in tiles")
+    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
     parser.add_argument("--max-dist", type=float, default=boundary_eval.MAX_DIST,
                         help="boundary matching radius, fraction of the image diagonal")
     return parser.parse_args(argv)
@@ -37,7 +40,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit)
+    examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit,
+                                           **eval_data.parse_config(args.dataset_config))
     num_classes = len(loading.dataset_module(args.dataset).CLASS_NAMES)
     if args.gt:
         name = "Joint-Labeling (GT bndry/segm)"
@@ -50,7 +54,8 @@ def main(argv=None):
         model, _ = train.restore_model(args.checkpoint)
         print(f"network on {predict.device_summary()}")
         predictions = predict.predict_images(model, [x["image"] for x in examples], method=args.method,
-                                             processes=args.processes, tile_size=args.tile_size)
+                                             processes=args.processes, tile_size=args.tile_size,
+                                             overlap=args.tile_overlap)
     results = evaluation.evaluate(predictions, examples, boundaries=not args.gt, max_dist=args.max_dist)
     results.update(dataset=args.dataset, split=args.split, method=args.method, model=name)
     out = Path(args.out)

@@ -26,12 +26,15 @@ def parse_args(argv=None):
     parser.add_argument("--images", help="folder of images (with --checkpoint)")
     parser.add_argument("--dataset", default="synthetic", help="dataset of --gt (a checkpoint knows its own)")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="builder config of the dataset, e.g. num_train=0 num_validation=0 num_test=50")
     parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="first N examples of the split (--gt)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--method", default="jump", help="CRF minimiser: jump or expansion")
     parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
     parser.add_argument("--tile-size", type=int, default=512, help="larger images are predicted in tiles")
+    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
     args = parser.parse_args(argv)
     if args.checkpoint and not args.images:
         parser.error("--checkpoint needs --images")
@@ -42,7 +45,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.gt:
         class_names = loading.dataset_module(args.dataset).CLASS_NAMES
-        examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit)
+        examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit,
+                                           **eval_data.parse_config(args.dataset_config))
         stems = [f"{int(x['image_id']):06d}" for x in examples]
         images = [x["image"] for x in examples]
         predictions = prediction.label_ground_truth(examples, len(class_names), method=args.method,
@@ -55,7 +59,7 @@ def main(argv=None):
         stems, images = zip(*eval_data.read_images(args.images))
         print(f"network on {predict.device_summary()}")
         predictions = predict.predict_images(model, images, method=args.method, processes=args.processes,
-                                             tile_size=args.tile_size)
+                                             tile_size=args.tile_size, overlap=args.tile_overlap)
     for stem, image, pred in tqdm(list(zip(stems, images, predictions)), desc="writing"):
         prediction_io.write_prediction(pred, image, args.out, stem, class_names)
     print(f"wrote {len(predictions)} predictions to {args.out}")

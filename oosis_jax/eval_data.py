@@ -26,17 +26,33 @@ def at_resolution(example: dict, resolution) -> dict:
     return dict(example, image=image, instance_map=inst.astype(np.int32))
 
 
-def load_examples(name: str, split: str, data_dir, limit: int | None = None) -> list[dict]:
+def load_examples(name: str, split: str, data_dir, limit: int | None = None, **config) -> list[dict]:
     """The first ``limit`` (all when None) decoded examples of a split at the dataset's TEST_RESOLUTION
-    (``data.loading.load``, which builds the dataset on first use)."""
+    (``data.loading.load(name, split, data_dir, **config)``, which builds the dataset on first use)."""
     from data import loading
 
     module = loading.dataset_module(name)
-    source = loading.load(name, split, data_dir)
+    source = loading.load(name, split, data_dir, **config)
     count = len(source) if limit is None else min(limit, len(source))
     if count == 0:
         raise ValueError(f"dataset {name!r} split {split!r} in {data_dir} has no examples")
     return [at_resolution(dict(source[i]), module.TEST_RESOLUTION) for i in range(count)]
+
+
+def parse_config(pairs) -> dict:
+    """``["num_test=20", "seed=3"]`` -> ``{"num_test": 20, "seed": 3}`` (ints, floats, else strings)."""
+    config = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"dataset config must be KEY=VALUE, got {pair!r}")
+        for cast in (int, float, str):
+            try:
+                config[key] = cast(value)
+                break
+            except ValueError:
+                continue
+    return config
 
 
 def read_images(folder) -> list[tuple[str, np.ndarray]]:
