@@ -1,0 +1,101 @@
+"""``crf.solve``: the project's best minimiser of Eq. (8), escaping the jump moves' local minima.
+
+The paper's jump moves (Sec. 3.2-3.3) stall where the submodular upper bound of Sec. 3.3 hides the gain of
+raising a label that sits exactly 1 below a neighbour: a one-pixel band of an occluded instance keeps a
+lower label than its interior, or a strip keeps a label 2 below the instance it belongs to, or two instances
+of a chain end with the same label. ``solve`` starts from the jump-move labeling and alternates two kinds of
+moves that only ever lower the energy, until neither changes anything:
+
+* region moves (``crf.region_moves``): a whole connected label region takes a neighbour's label (or its own
+  +- 1), pushing the regions that must stay above (or below) it; evaluated exactly on the region graph;
+* pixel jump moves with the ``"merge"`` bound (``crf.move_graph``): exact where a pair of neighbours moves
+  towards equal labels, so the optimal cut sees the gain of closing a band, and still an upper bound exact
+  at "no move", so the energy never increases.
+"""
+
+import numpy as np
+
+from crf.inputs import check_sigma_occ
+from crf.jump import jump_moves
+from crf.move_graph import build_move_graph, check_weights
+from crf.moves import best_move
+from crf.region_moves import region_descent
+
+
+# The first merge-bound jump covers the whole image; each later one only the bounding box of the pixels that
+# the previous jump and the region moves after it changed, grown by this many pixels.
+_MARGIN = 2
+
+
+def _window(changed, margin):
+    """Slices of the bounding box of ``changed`` (bool (H, W)) grown by ``margin`` pixels; None if empty."""
+    rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
+    if len(rows) == 0:
+        return None
+    height, width = changed.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)))
+
+
+def _window_jump(labels, sigma, occ, weights, window):
+    """Optimal merge-bound jump move restricted to ``window``: ``int64 (H, W)`` 0/1 increments.
+
+    The cut is solved on the window plus a one-pixel frame of pixels held at y = 0 by infinite source
+    capacities, which keeps the pairs across the window border exact.
+    """
+    move = np.zeros(labels.shape, dtype=np.int64)
+    if window is None:
+        return move
+    rows, cols = window
+    height, width = labels.shape
+    outer = (slice(max(rows.start - 1, 0), min(rows.stop + 1, height)),
+             slice(max(cols.start - 1, 0), min(cols.stop + 1, width)))
+    crop = np.ascontiguousarray(labels[outer])
+    graph = build_move_graph(crop, crop + 1, np.ascontiguousarray(sigma[outer]),
+                             np.ascontiguousarray(occ[outer]), *weights)
+    frame = np.ones(crop.shape, dtype=bool)
+    frame[rows.start - outer[0].start:rows.stop - outer[0].start,
+          cols.start - outer[1].start:cols.stop - outer[1].start] = False
+    graph.tedges[frame, 0] = np.inf
+    step = best_move(graph)
+    move[outer] = step
+    return move
+
+
+def solve(sigma, occ, lam=20.0, mu=100.0, return_stats=False):
+    """Minimise Eq. (8): jump moves (Sec. 3.3), then region moves and merge-bound jumps to a joint fixed point.
+
+    The energy of the result is never higher than that of ``crf.jump_moves(sigma, occ, lam, mu)``: it
+    starts from that labeling and only takes moves that lower the energy.
+
+    Args:
+      sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
+      occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, CONTRACTS.md conventions).
+      lam, mu: weights of Eq. (8) (paper: 20 and 100), finite and >= 0.
+      return_stats: also return a dict with the number of ``region_moves`` applied and of the extra
+        ``graph_cuts`` solved after the jump moves (the last one changes nothing).
+
+    Returns:
+      ``int32 (H, W)`` occlusion-order labels (0 = background), or ``(labels, stats)``.
+
+    Raises:
+      ValueError: on invalid inputs (as ``crf.jump_moves``).
+    """
+    sigma, occ = check_sigma_occ(sigma, occ)
+    lam, mu, _ = check_weights(lam, mu)
+    merge = check_weights(lam, mu, "merge")
+    labels = jump_moves(sigma, occ, lam, mu).astype(np.int64)
+    stats = {"region_moves": 0, "graph_cuts": 0}
+    window = (slice(0, sigma.shape[0]), slice(0, sigma.shape[1]))
+    while True:
+        labels, applied = region_descent(labels, sigma, occ, lam, mu)
+        stats["region_moves"] += applied
+        if stats["graph_cuts"] > 0:
+            window = _window(labels != before, _MARGIN)
+        move = _window_jump(labels, sigma, occ, merge, window)
+        stats["graph_cuts"] += 1
+        if not move.any():
+            break
+        before, labels = labels, labels + move
+    labels = labels.astype(np.int32)
+    return (labels, stats) if return_stats else labels
