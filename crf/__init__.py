@@ -10,5 +10,6 @@ from crf.energy import energy
 from crf.expansion import expansion_moves
 from crf.jump import jump_moves
 from crf.maxflow import grid_maxflow
+from crf.solve import solve
 
-__all__ = ["grid_maxflow", "energy", "jump_moves", "expansion_moves", "instances", "solve_many"]
+__all__ = ["grid_maxflow", "energy", "jump_moves", "expansion_moves", "instances", "solve_many", "solve"]
