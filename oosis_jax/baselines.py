@@ -141,16 +141,3 @@ def pairwise_vote_edges(instance_map, b, e) -> np.ndarray:
     score = votes[pairs[:, 0], pairs[:, 1]] - votes[pairs[:, 1], pairs[:, 0]]
     edges = np.concatenate([pairs[score > 0], pairs[score < 0][:, ::-1]])
     return edges.astype(np.int32).reshape(-1, 2)
-
-
-def flip_orientations(b, e, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Corrupted heads for the pairwise baseline on ground truth: ``(b, e')`` where a random ``fraction`` of
-    the boundary pixels (b > 0) get a uniformly random one-hot orientation. float32 (H, W), (H, W, 4)."""
-    b, e = np.asarray(b, np.float32), np.asarray(e, np.float32).copy()
-    if not 0 <= fraction <= 1:
-        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
-    rng = np.random.default_rng(seed)
-    ys, xs = np.nonzero(b > 0)
-    chosen = rng.random(len(ys)) < fraction
-    e[ys[chosen], xs[chosen]] = np.eye(4, dtype=np.float32)[rng.integers(0, 4, chosen.sum())]
-    return b, e

@@ -1,0 +1,154 @@
+"""The main job end to end (``make demo``): train, predict held-out scenes, evaluate, draw.
+
+    python -m experiments.demo [--config cpu|smoke|full] [--out runs/demo]
+
+1. Data: the embedded synthetic occlusion scenes (``data.synthetic``), rendered deterministically from
+   seeds (training seeds 0.., validation 10**6.., held-out test scenes 2*10**6..); no download.
+2. Train the s/b/e network (``oosis_jax.train.train``, Eq. 4) with tqdm progress and orbax checkpoints in
+   ``OUT/train_<config>``: an interrupted demo resumes where it stopped.
+3. Predict the held-out scenes: network heads, then the CRF (``crf.solve`` when present, else jump moves).
+4. Evaluate with ``oosis_jax.evaluation.evaluate`` (OAIR, mask mAP, weighted coverage, % instances in
+   cycles, oriented boundary ODS/OIS/AP), next to the CRF on ground-truth inputs (Tab. 4's GT row).
+5. Write ``OUT/results.md``, ``results.json``, the OAIR / boundary PR plots and, for a few scenes, one PNG
+   with input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries (+ instances).
+
+Configs: ``cpu`` (default: reduced PSPNet, ~15 minutes on 2 CPU cores), ``smoke`` (seconds, CI) and
+``full`` (the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from experiments import common
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """One demo run. ``train`` names an ``oosis_jax.configs`` preset; ``train_overrides`` replace its fields.
+
+    ``test_scenes`` held-out scenes of ``test_size`` are evaluated; ``panels`` of them are drawn.
+    """
+
+    name: str
+    train: str
+    train_overrides: tuple = ()
+    test_scenes: int = 40
+    test_size: tuple[int, int] = common.SYNTHETIC_SIZE
+    panels: int = 4
+
+    def train_config(self):
+        from oosis_jax.configs import get_config
+
+        return get_config(self.train).replace(name=f"demo_{self.name}", **dict(self.train_overrides))
+
+
+def get_config(name: str = "cpu") -> DemoConfig:
+    """``cpu``: the project's reduced synthetic preset (~15 min on 2 cores); ``smoke``: the seconds-long
+    CI preset; ``full``: PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
+    if name == "cpu":
+        return DemoConfig(name="cpu", train="synthetic")
+    if name == "smoke":
+        return DemoConfig(name="smoke", train="smoke", test_scenes=3, test_size=common.SMOKE_SIZE, panels=2)
+    if name == "full":
+        from oosis_jax.configs import num_classes
+        from oosis_jax.models import ModelConfig
+
+        model = ModelConfig.resnet50(num_classes("synthetic"))
+        return DemoConfig(name="full", train="synthetic", test_scenes=100, panels=6, train_overrides=(
+            ("model", model), ("synthetic_scenes", 1024), ("num_steps", 6000), ("batch_size", 16),
+            ("base_lr", 0.01), ("checkpoint_every", 500), ("eval_every", 2000), ("loader_threads", 8)))
+    raise ValueError(f"unknown demo config {name!r}; choose cpu, smoke or full")
+
+
+def test_scenes(config: DemoConfig) -> list[dict]:
+    from data.synthetic import make_scene
+
+    return [make_scene(common.HELD_OUT_SEED + i, *config.test_size) for i in range(config.test_scenes)]
+
+
+def draw_scene(path, example: dict, pred) -> str:
+    """input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries | predicted instances."""
+    from oosis_jax import targets, visualize
+    from oosis_jax.nms import boundary_nms
+
+    gt_b, gt_e = targets.boundary_targets(example["instance_map"], example["edges"])
+    pictures = [
+        example["image"],
+        visualize.depth_map_rgb(visualize.relative_depth_map(pred.instance_map, pred.edges)),
+        visualize.depth_map_rgb(visualize.relative_depth_map(example["instance_map"], example["edges"])),
+        visualize.oriented_boundary_rgb(boundary_nms(pred.b), pred.e),
+        visualize.oriented_boundary_rgb(gt_b, gt_e),
+        visualize.instance_overlay(example["image"], pred.instance_map),
+    ]
+    titles = ["input", f"predicted relative depth ({len(pred.classes)} inst.)",
+              f"GT relative depth ({len(example['classes'])} inst.)", "predicted oriented boundaries (NMS)",
+              "GT oriented boundaries", "predicted instances"]
+    return visualize.save_panel(path, pictures, titles, ncols=3, tile_inches=3.5)
+
+
+def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
+    """The whole demo; returns ``dict(results, gt_results, train_seconds, total_seconds, files)``."""
+    from oosis_jax import evaluation, predict, prediction
+
+    start = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    train_config = config.train_config()
+    print(f"[1/4] training {train_config.name}: {train_config.num_steps} steps of batch {train_config.batch_size} "
+          f"on {predict.device_summary()} (resumes from {out / f'train_{config.name}'})")
+    model, train_seconds = common.train_model(train_config, out / f"train_{config.name}")
+    examples = test_scenes(config)
+    method = common.default_method()
+    print(f"[2/4] predicting {len(examples)} held-out scenes (CRF: {common.method_name(method)})")
+    show = config.name != "smoke"
+    processes = 1 if config.name == "smoke" else processes
+    predictions = predict.predict_images(model, [x["image"] for x in examples], method=method,
+                                         processes=processes, progress=show)
+    print("[3/4] evaluating")
+    results = evaluation.evaluate(predictions, examples, progress=show)
+    gt_predictions = prediction.label_ground_truth(examples, common.num_classes("synthetic"), method=method,
+                                                   processes=processes, progress=show)
+    gt_results = evaluation.evaluate(gt_predictions, examples, boundaries=False, progress=False)
+    print("[4/4] writing tables and pictures")
+    names = {"Joint-Labeling (ours)": results, "Joint-Labeling on GT bndry/segm": gt_results}
+    files = evaluation.plot_curves(names, out)
+    files += [Path(draw_scene(out / f"scene_{i:02d}.png", x, p))
+              for i, (x, p) in enumerate(zip(examples[:config.panels], predictions))]
+    total = time.time() - start
+    table = common.markdown(common.SUMMARY_HEADERS, [common.summary_row(n, r) for n, r in names.items()])
+    table += "\n" + common.markdown(common.BOUNDARY_HEADERS, [common.boundary_row("Joint-Labeling (ours)", results)])
+    model_size = train_config.model
+    text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
+            f"CRF {common.method_name(method)} (lambda 20, mu 100).\n\n{table}\n"
+            f"Model: PSPNet, stage blocks {model_size.stage_blocks}, width {model_size.width}, head "
+            f"{model_size.head}, {train_config.num_steps} steps x batch {train_config.batch_size} on "
+            f"{train_config.synthetic_scenes} scenes {train_config.synthetic_size}.\n"
+            f"Hardware: {common.hardware()}. Training this call: {train_seconds / 60:.1f} min; "
+            f"whole demo: {total / 60:.1f} min.\n")
+    (out / "results.md").write_text(text)
+    summary = {"results": results, "gt_results": gt_results, "train_seconds": train_seconds,
+               "total_seconds": total, "files": [str(f) for f in files]}
+    (out / "results.json").write_text(json.dumps(summary, indent=1, default=common._jsonable))
+    print(table)
+    print(f"results table: {out / 'results.md'}\nall numbers:   {out / 'results.json'}\nplots:")
+    for f in files:
+        print(f"  {f}")
+    print(f"checkpoints:   {out / f'train_{config.name}'}\ndemo took {total / 60:.1f} min")
+    return summary
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="cpu", choices=("cpu", "smoke", "full"))
+    parser.add_argument("--out", default="runs/demo")
+    parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
+    args = parser.parse_args(argv)
+    return run(get_config(args.config), Path(args.out), args.processes)
+
+
+if __name__ == "__main__":
+    main()
