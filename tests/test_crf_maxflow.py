@@ -82,39 +82,45 @@ SIZES = [(1, 1), (1, 2), (2, 1), (1, 17), (17, 1), (2, 2), (3, 5), (5, 3), (6, 6
 SCALES = [1e-3, 1.0, 20.0, 1e4]
 
 
+METHODS = ["boykov_kolmogorov", "push_relabel"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("size", SIZES)
-def test_random_grids_match_pymaxflow(size):
-    """12 sizes x 4 scales x 25 grids = 1,200 random grids; flow equal, cut value equal to the flow."""
-    rng = np.random.default_rng(hash(size) % 2**32)
+def test_random_grids_match_pymaxflow(size, method):
+    """12 sizes x 4 scales x 25 grids = 1,200 random grids per method; flow equal, cut value equal to it."""
+    rng = np.random.default_rng(size[0] * 1000 + size[1])
     for scale in SCALES:
         for k in range(25):
             caps = random_grid(rng, *size, scale, zero_fraction=rng.choice([0.0, 0.3, 0.8]))
-            flow, sink = grid_maxflow(*caps)
+            flow, sink = grid_maxflow(*caps, method=method)
             expected, _ = pymaxflow(*caps)
             assert flow == pytest.approx(expected, rel=1e-9, abs=1e-12 * scale)
             assert cut_value(*caps, sink) == pytest.approx(flow, rel=1e-12, abs=1e-12 * scale)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("size", [(1, 9), (9, 1), (5, 5), (8, 12), (30, 40)])
-def test_infinite_arcs_match_pymaxflow(size):
+def test_infinite_arcs_match_pymaxflow(size, method):
     """Infinite neighbour arcs (hard constraints) with a finite cut guaranteed by the t-links."""
     rng = np.random.default_rng(size[0] * 100 + size[1])
     for k in range(40):
         tedges, right, down = random_grid(rng, *size, 10.0, inf_fraction=0.3)
-        flow, sink = grid_maxflow(tedges, right, down)
+        flow, sink = grid_maxflow(tedges, right, down, method=method)
         (expected, _), big = _finite_oracle(tedges, right, down)
         assert expected < big  # all-source cut sum(tedges[..., 1]) is finite
         assert flow == pytest.approx(expected, rel=1e-9)
         assert cut_value(tedges, right, down, sink) == pytest.approx(flow, rel=1e-12)
 
 
-def test_infinite_terminal_links():
+@pytest.mark.parametrize("method", METHODS)
+def test_infinite_terminal_links(method):
     """inf t-links force a side; the flow is infinite exactly when every cut is infinite."""
     rng = np.random.default_rng(7)
     for k in range(50):
         tedges, right, down = random_grid(rng, 4, 5, 3.0)
         tedges[rng.random((4, 5)) < 0.2, 0] = np.inf
-        flow, sink = grid_maxflow(tedges, right, down)
+        flow, sink = grid_maxflow(tedges, right, down, method=method)
         (expected, _), big = _finite_oracle(tedges, right, down)
         assert flow == pytest.approx(expected, rel=1e-9)
         assert not sink[np.isinf(tedges[..., 0])].any()
@@ -123,18 +129,19 @@ def test_infinite_terminal_links():
     tedges[0, 1, 1] = np.inf
     right = np.zeros((1, 2, 2))
     right[0, 0, 0] = np.inf
-    flow, sink = grid_maxflow(tedges, right, np.zeros((1, 2, 2)))
+    flow, sink = grid_maxflow(tedges, right, np.zeros((1, 2, 2)), method=method)
     assert flow == np.inf
 
 
-def test_brute_force_on_tiny_graphs():
+@pytest.mark.parametrize("method", METHODS)
+def test_brute_force_on_tiny_graphs(method):
     """Minimum over all 2^n cuts equals the flow; the sink side is the smallest minimum-cut sink side."""
     rng = np.random.default_rng(3)
     for size in [(1, 1), (1, 4), (4, 1), (2, 3), (3, 3), (2, 5)]:
         for k in range(12):
             caps = random_grid(rng, *size, 5.0, zero_fraction=0.4)
             caps = [np.round(c) for c in caps]  # integer capacities make ties (several minimum cuts) common
-            flow, sink = grid_maxflow(*caps)
+            flow, sink = grid_maxflow(*caps, method=method)
             best, smallest = brute_force_cut(*caps)
             assert flow == pytest.approx(best, abs=1e-9)
             np.testing.assert_array_equal(sink, smallest)
@@ -173,3 +180,20 @@ def test_bad_inputs_raise(change, message):
     caps = random_grid(rng, 3, 3, 1.0, zero_fraction=0.0)
     with pytest.raises(ValueError, match=message):
         grid_maxflow(*change(*caps))
+
+
+def test_unknown_method_raises():
+    with pytest.raises(ValueError, match="method"):
+        grid_maxflow(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), method="dinic")
+
+
+def test_large_grid_both_methods_agree_with_pymaxflow():
+    """A 120x200 grid with CRF-like capacities (long augmenting paths, many orphans in BK)."""
+    rng = np.random.default_rng(5)
+    tedges = np.where(rng.random((120, 200, 2)) < 0.5, rng.random((120, 200, 2)), 0.0)
+    right = np.full((120, 200, 2), 20.0) * (rng.random((120, 200, 2)) < 0.95)
+    down = np.full((120, 200, 2), 20.0) * (rng.random((120, 200, 2)) < 0.95)
+    expected, segments = pymaxflow(tedges, right, down)
+    for method in METHODS:
+        flow, sink = grid_maxflow(tedges, right, down, method=method)
+        assert flow == pytest.approx(expected, rel=1e-9)

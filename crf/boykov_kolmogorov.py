@@ -1,0 +1,208 @@
+"""Boykov-Kolmogorov augmenting-path max-flow on a 4-connected grid (numba).
+
+Two search trees grow from the terminals (source tree S, sink tree T) through non-saturated arcs; when they
+touch, the path is augmented, the nodes cut off from their tree become orphans and are re-attached
+("adopted") to a node of the same tree that still has a path to its terminal, or freed. The distance /
+timestamp heuristic of the original paper keeps the trees shallow. Y. Boykov and V. Kolmogorov, "An
+experimental comparison of min-cut/max-flow algorithms for energy minimization in vision", PAMI 2004.
+
+Residual capacities use the layout of ``crf.maxflow``: ``res`` is ``float64 (H*W, 4)`` (left, right, up,
+down; the reverse of direction ``d`` is ``d ^ 1``), arcs leaving the grid have capacity 0. ``terminal`` is
+``float64 (H*W,)``: a positive value is residual capacity from the source, a negative one to the sink.
+"""
+
+import numpy as np
+from numba import njit
+
+FREE, SOURCE_TREE, SINK_TREE = 0, 1, 2
+NO_PARENT, TERMINAL = -1, 4
+_FAR = np.iinfo(np.int64).max
+
+
+@njit(cache=True, inline="always")
+def _arc_into_tree(res, p, q, d, tree):
+    """Residual of the arc that lets tree node q reach p's side: q->p in S, p->q in T (q = p + off[d])."""
+    return res[q, d ^ 1] if tree == SOURCE_TREE else res[p, d]
+
+
+@njit(cache=True)
+def _origin_distance(q, parent, ts, dist, off, time):
+    """Distance from q to its terminal through parents, or _FAR when the chain ends at an orphan."""
+    length = 0
+    j = q
+    while True:
+        if ts[j] == time:
+            return length + dist[j]
+        length += 1
+        if parent[j] == TERMINAL:
+            ts[j] = time
+            dist[j] = 1
+            return length
+        if parent[j] == NO_PARENT:
+            return _FAR
+        j = j + off[parent[j]]
+
+
+@njit(cache=True)
+def boykov_kolmogorov(res, terminal, width):
+    """Maximum flow in place; returns ``(flow, sink_tree)`` where ``sink_tree`` (bool (n,)) is the set of
+    nodes that can reach the sink in the final residual graph (the smallest minimum-cut sink side)."""
+    n = terminal.shape[0]
+    off = np.array([-1, 1, -width, width], dtype=np.int64)
+    tree = np.zeros(n, dtype=np.int8)
+    parent = np.full(n, NO_PARENT, dtype=np.int64)
+    ts = np.zeros(n, dtype=np.int64)
+    dist = np.zeros(n, dtype=np.int64)
+    queue = np.empty(n, dtype=np.int64)  # circular FIFO of active nodes
+    queued = np.zeros(n, dtype=np.bool_)
+    orphans = np.empty(n, dtype=np.int64)
+    head = 0
+    size = 0
+    for i in range(n):
+        if terminal[i] != 0.0:
+            tree[i] = SOURCE_TREE if terminal[i] > 0.0 else SINK_TREE
+            parent[i] = TERMINAL
+            dist[i] = 1
+            queue[size] = i
+            size += 1
+            queued[i] = True
+    flow = 0.0
+    time = 0
+    current = -1
+    while True:
+        if current < 0 or parent[current] == NO_PARENT:
+            current = -1
+            while size > 0:
+                p = queue[head]
+                head = head + 1 if head + 1 < n else 0
+                size -= 1
+                queued[p] = False
+                if parent[p] != NO_PARENT:
+                    current = p
+                    break
+            if current < 0:
+                break
+        p = current
+        side = tree[p]
+        # Grow the tree of p until it touches the other tree.
+        meet_d = -1
+        for d in range(4):
+            q = p + off[d]
+            if (res[p, d] if side == SOURCE_TREE else res[q, d ^ 1] if 0 <= q < n else 0.0) <= 0.0:
+                continue
+            if tree[q] == FREE:
+                tree[q] = side
+                parent[q] = d ^ 1
+                ts[q] = ts[p]
+                dist[q] = dist[p] + 1
+                if not queued[q]:
+                    queue[(head + size) % n] = q
+                    size += 1
+                    queued[q] = True
+            elif tree[q] != side:
+                meet_d = d
+                break
+            elif ts[q] <= ts[p] and dist[q] > dist[p]:
+                parent[q] = d ^ 1
+                ts[q] = ts[p]
+                dist[q] = dist[p] + 1
+        if meet_d < 0:
+            current = -1
+            continue
+        time += 1
+        # The path: source ... a -> b ... sink, a in S, b in T, through arc (a, ab).
+        if side == SOURCE_TREE:
+            a, b, ab = p, p + off[meet_d], meet_d
+        else:
+            a, b, ab = p + off[meet_d], p, meet_d ^ 1
+        bottleneck = res[a, ab]
+        u = a
+        while parent[u] != TERMINAL:
+            up = u + off[parent[u]]
+            bottleneck = min(bottleneck, res[up, parent[u] ^ 1])
+            u = up
+        bottleneck = min(bottleneck, terminal[u])
+        u = b
+        while parent[u] != TERMINAL:
+            bottleneck = min(bottleneck, res[u, parent[u]])
+            u = u + off[parent[u]]
+        bottleneck = min(bottleneck, -terminal[u])
+        res[a, ab] -= bottleneck
+        res[b, ab ^ 1] += bottleneck
+        n_orphans = 0
+        u = a
+        while parent[u] != TERMINAL:
+            up = u + off[parent[u]]
+            res[up, parent[u] ^ 1] -= bottleneck
+            res[u, parent[u]] += bottleneck
+            if res[up, parent[u] ^ 1] <= 0.0:
+                parent[u] = NO_PARENT
+                orphans[n_orphans] = u
+                n_orphans += 1
+            u = up
+        terminal[u] -= bottleneck
+        if terminal[u] <= 0.0:
+            terminal[u] = 0.0
+            parent[u] = NO_PARENT
+            orphans[n_orphans] = u
+            n_orphans += 1
+        u = b
+        while parent[u] != TERMINAL:
+            up = u + off[parent[u]]
+            res[u, parent[u]] -= bottleneck
+            res[up, parent[u] ^ 1] += bottleneck
+            if res[u, parent[u]] <= 0.0:
+                parent[u] = NO_PARENT
+                orphans[n_orphans] = u
+                n_orphans += 1
+            u = up
+        terminal[u] += bottleneck
+        if terminal[u] >= 0.0:
+            terminal[u] = 0.0
+            parent[u] = NO_PARENT
+            orphans[n_orphans] = u
+            n_orphans += 1
+        flow += bottleneck
+        # Adoption: re-attach every orphan to a node of its tree that still reaches the terminal, or free it.
+        while n_orphans > 0:
+            n_orphans -= 1
+            o = orphans[n_orphans]
+            side_o = tree[o]
+            best_d = -1
+            best_dist = _FAR
+            for d in range(4):
+                q = o + off[d]
+                if q < 0 or q >= n or tree[q] != side_o or parent[q] == NO_PARENT:
+                    continue
+                if _arc_into_tree(res, o, q, d, side_o) <= 0.0:
+                    continue
+                length = _origin_distance(q, parent, ts, dist, off, time)
+                if length == _FAR:
+                    continue
+                if length < best_dist:
+                    best_d, best_dist = d, length
+                j, k = q, length
+                while ts[j] != time:
+                    ts[j] = time
+                    dist[j] = k
+                    k -= 1
+                    j = j + off[parent[j]]
+            if best_d >= 0:
+                parent[o] = best_d
+                ts[o] = time
+                dist[o] = best_dist + 1
+                continue
+            for d in range(4):
+                q = o + off[d]
+                if q < 0 or q >= n or tree[q] != side_o:
+                    continue
+                if _arc_into_tree(res, o, q, d, side_o) > 0.0 and not queued[q]:
+                    queue[(head + size) % n] = q
+                    size += 1
+                    queued[q] = True
+                if parent[q] == (d ^ 1):
+                    parent[q] = NO_PARENT
+                    orphans[n_orphans] = q
+                    n_orphans += 1
+            tree[o] = FREE
+    return flow, tree == SINK_TREE
