@@ -7,8 +7,10 @@ and 0 on instances, occ = ``oosis_jax.targets.occlusion_map``) and ``noisy`` (si
 10% of the occlusion pairs dropped and spurious ones added, fixed seed), the latter resembling predictions.
 Every jump move of ``crf.jump_moves`` is built once (``crf.move_graph``) and solved by both max-flows, which
 must agree on the flow; "per move" includes building the capacities, and for PyMaxflow also its graph build.
+The solve time of our push-relabel (``method="push_relabel"``) on the same graphs is listed for reference.
 "Per image" is the end-to-end ``crf.jump_moves`` wall time against the sum of the PyMaxflow moves. Peak
-memory is the resident set of a fresh process that labels one image (``resource.ru_maxrss``). The machine
+memory is the peak resident set of a fresh process that imports only ``crf`` and labels the row's last image
+(``resource.ru_maxrss``; in brackets the increase due to labelling). The machine
 may be shared: both solvers run in the same process, interleaved, so their ratio is what to compare.
 
 The second table measures the known behaviour of Sec. 3.3 on ground-truth inputs: images whose jump-move
@@ -28,7 +30,7 @@ import numpy as np
 
 import crf
 from crf.jump import jump_move
-from crf.maxflow import cut_value
+from crf.maxflow import PUSH_RELABEL, cut_value, solve_grid
 from crf.move_graph import jump_move_graph
 from crf.moves import best_move
 
@@ -76,10 +78,12 @@ def scene_inputs(seed, height, width, variant):
 
 
 def time_moves(sigma, occ):
-    """Per-move seconds of ours and of PyMaxflow on the same jump-move graphs, and the labeling."""
+    """Per-move seconds of ours and of PyMaxflow on the same jump-move graphs, the number of moves whose
+    flows agree, and the labeling each move started from (the last one is the result)."""
     labels = np.zeros(sigma.shape, dtype=np.int64)
-    ours, theirs, agree = [], [], 0
+    ours, theirs, agree, visited = [], [], 0, []
     while True:
+        visited.append(labels.copy())
         start = time.perf_counter()
         graph = jump_move_graph(labels, sigma, occ)
         built = time.perf_counter() - start
@@ -92,53 +96,65 @@ def time_moves(sigma, occ):
         theirs.append(built + time.perf_counter() - start)
         agree += abs(flow - pm_flow) <= 1e-9 * max(1.0, abs(pm_flow))
         if not move.any():
-            return np.array(ours), np.array(theirs), agree, labels
+            return np.array(ours), np.array(theirs), agree, visited
         labels += move
 
 
-def _labelled_peak_rss(seed, height, width, variant):
-    """Run in a fresh process: (resident MB before labelling, peak resident MB after)."""
-    sigma, occ, _ = scene_inputs(seed, height, width, variant)
-    jump_move(np.zeros((2, 2), np.int64), np.zeros((2, 2)), np.zeros((2, 2, 4), bool))  # compile / load cache
+def _labelled_peak_rss(sigma, occ):
+    """Run in a fresh process that imports only crf: (resident MB before labelling, peak resident MB)."""
+    jump_move(np.zeros((2, 2), np.int64), np.zeros((2, 2)), np.zeros((2, 2, 4), bool))  # load the numba cache
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     crf.jump_moves(sigma, occ)
     return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_memory_mb(seed, height, width, variant):
+def peak_memory_mb(sigma, occ):
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_labelled_peak_rss, seed, height, width, variant).result()
+        return pool.submit(_labelled_peak_rss, sigma, occ).result()
+
+
+def time_push_relabel(sigma, occ, labels_per_move):
+    """Seconds per move of our push-relabel on the same graphs (build excluded)."""
+    seconds = []
+    for labels in labels_per_move:
+        graph = jump_move_graph(labels, sigma, occ)
+        start = time.perf_counter()
+        solve_grid(graph.tedges, graph.right, graph.down, PUSH_RELABEL)
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def speed_rows(sizes, scenes, variants):
     rows = []
     for height, width in sizes:
         for variant in variants:
-            ours, theirs, agree, image_ours = [], [], 0, []
+            ours, theirs, push_relabel, agree, image_ours = [], [], [], 0, []
             for seed in range(scenes):
                 sigma, occ, _ = scene_inputs(seed, height, width, variant)
-                o, t, a, labels = time_moves(sigma, occ)
+                o, t, a, visited = time_moves(sigma, occ)
+                push_relabel += time_push_relabel(sigma, occ, visited)
                 start = time.perf_counter()
-                np.testing.assert_array_equal(crf.jump_moves(sigma, occ), labels)
+                np.testing.assert_array_equal(crf.jump_moves(sigma, occ), visited[-1])
                 image_ours.append(time.perf_counter() - start)
                 ours.append(o)
                 theirs.append(t)
                 agree += a
             moves = sum(len(o) for o in ours)
-            per_image_theirs = [t.sum() for t in theirs]
-            before, peak = peak_memory_mb(0, height, width, variant)
-            rows.append([f"{height}x{width}", variant, f"{moves / scenes:.1f}",
-                         f"{1e3 * np.concatenate(ours).mean():.1f}", f"{1e3 * np.concatenate(theirs).mean():.1f}",
-                         f"{np.concatenate(theirs).sum() / np.concatenate(ours).sum():.2f}",
-                         f"{np.mean(image_ours):.3f}", f"{np.mean(per_image_theirs):.3f}",
-                         f"{np.mean(per_image_theirs) / np.mean(image_ours):.2f}", f"{agree}/{moves}",
+            ours, theirs = np.concatenate(ours), np.concatenate(theirs)
+            per_image_theirs = theirs.sum() / scenes
+            before, peak = peak_memory_mb(sigma, occ)
+            rows.append([f"{height}x{width}", variant, f"{moves / scenes:.1f}", f"{1e3 * ours.mean():.1f}",
+                         f"{1e3 * np.mean(push_relabel):.1f}", f"{1e3 * theirs.mean():.1f}",
+                         f"{theirs.sum() / ours.sum():.2f}", f"{np.mean(image_ours):.3f}", f"{per_image_theirs:.3f}",
+                         f"{per_image_theirs / np.mean(image_ours):.2f}", f"{agree}/{moves}",
                          f"{peak:.0f} (+{peak - before:.0f})"])
             print(rows[-1], flush=True)
     return rows
 
 
-SPEED_HEADERS = ("size", "inputs", "moves/image", "ours ms/move", "PyMaxflow ms/move", "ratio",
+SPEED_HEADERS = ("size", "inputs", "moves/image", "ours ms/move", "(push-relabel solve ms/move)", "PyMaxflow ms/move",
+                 "ratio",
                  "ours s/image", "PyMaxflow s/image", "ratio", "equal flows", "peak RSS MB (+labelling)")
 
 
@@ -211,7 +227,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.scenes, args.behaviour_scenes, args.behaviour_size = [(60, 160)], 1, 3, (60, 80)
-    crf.jump_moves(np.ones((2, 2)), np.zeros((2, 2, 4), bool))  # load the numba cache outside the timings
+    crf.jump_moves(np.ones((2, 2)), np.zeros((2, 2, 4), bool))  # load the numba caches outside the timings
+    solve_grid(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.ones((2, 2, 2)), PUSH_RELABEL)
     speed = markdown(SPEED_HEADERS, speed_rows(args.sizes, args.scenes, args.variants))
     behaviour = markdown(BEHAVIOUR_HEADERS, behaviour_rows(args.behaviour_scenes, *args.behaviour_size))
     print(f"\n## CRF speed (one core each; {args.scenes} scenes per row)\n\n{speed}")
