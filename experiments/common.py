@@ -101,14 +101,41 @@ def train_config(s: Setup, **overrides):
     return get_config(s.dataset, **extra, **overrides)
 
 
-def train_model(config, workdir) -> tuple[object, float]:
-    """Train (resuming from ``workdir``'s checkpoints) and return ``(model, seconds spent in this call)``."""
+class TrainingBudgetReached(Exception):
+    """Raised from the training loop's step hook once the time budget is spent (at a checkpoint step)."""
+
+
+def train_model(config, workdir, max_seconds: float | None = None) -> tuple[object, float, int]:
+    """Train (resuming from ``workdir``'s checkpoints); return ``(model, seconds spent in this call, steps)``
+    where ``steps`` is the step of the checkpoint the model comes from.
+
+    With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
+    of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
+    """
     from oosis_jax import train
 
     start = time.time()
-    train.train(config, os.fspath(workdir))
+
+    def stop_when_spent(step: int) -> None:
+        if (max_seconds is not None and time.time() - start > max_seconds
+                and step % config.checkpoint_every == 0):
+            raise TrainingBudgetReached(step)
+
+    try:
+        train.train(config, os.fspath(workdir), on_step=stop_when_spent)
+    except TrainingBudgetReached as stopped:
+        print(f"time budget of {max_seconds / 60:.1f} min spent: stopped after step {stopped.args[0]}")
     model, _ = train.restore_model(os.fspath(workdir))
-    return model, time.time() - start
+    return model, time.time() - start, latest_step(workdir)
+
+
+def latest_step(workdir) -> int:
+    """The largest step saved under ``workdir/checkpoints`` (orbax names step folders by number)."""
+    folder = Path(workdir) / "checkpoints"
+    steps = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    if not steps:
+        raise FileNotFoundError(f"no checkpoint in {folder}")
+    return max(steps)
 
 
 def predict(model, examples: Sequence[dict], s: Setup, method=None, **kwargs) -> list:

@@ -12,7 +12,7 @@
 5. Write ``OUT/results.md``, ``results.json``, the OAIR / boundary PR plots and, for a few scenes, one PNG
    with input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries (+ instances).
 
-Configs: ``cpu`` (default: reduced PSPNet, ~15 minutes on 2 CPU cores), ``smoke`` (seconds, CI) and
+Configs: ``cpu`` (default: reduced PSPNet, training capped at 12 minutes, ~15 minutes in all on 2 cores), ``smoke`` (seconds, CI) and
 ``full`` (the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
 """
 
@@ -31,12 +31,14 @@ from experiments import common
 class DemoConfig:
     """One demo run. ``train`` names an ``oosis_jax.configs`` preset; ``train_overrides`` replace its fields.
 
+    Training stops at the first checkpoint after ``train_minutes`` (None: run all steps).
     ``test_scenes`` held-out scenes of ``test_size`` are evaluated; ``panels`` of them are drawn.
     """
 
     name: str
     train: str
     train_overrides: tuple = ()
+    train_minutes: float | None = None
     test_scenes: int = 40
     test_size: tuple[int, int] = common.SYNTHETIC_SIZE
     panels: int = 4
@@ -51,7 +53,8 @@ def get_config(name: str = "cpu") -> DemoConfig:
     """``cpu``: the project's reduced synthetic preset (~15 min on 2 cores); ``smoke``: the seconds-long
     CI preset; ``full``: PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
     if name == "cpu":
-        return DemoConfig(name="cpu", train="synthetic")
+        return DemoConfig(name="cpu", train="synthetic", train_minutes=12.0,
+                          train_overrides=(("checkpoint_every", 50),))
     if name == "smoke":
         return DemoConfig(name="smoke", train="smoke", test_scenes=3, test_size=common.SMOKE_SIZE, panels=2)
     if name == "full":
@@ -98,9 +101,10 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
     train_config = config.train_config()
-    print(f"[1/4] training {train_config.name}: {train_config.num_steps} steps of batch {train_config.batch_size} "
+    print(f"[1/4] training {train_config.name}: up to {train_config.num_steps} steps of batch {train_config.batch_size} "
           f"on {predict.device_summary()} (resumes from {out / f'train_{config.name}'})")
-    model, train_seconds = common.train_model(train_config, out / f"train_{config.name}")
+    budget = None if config.train_minutes is None else 60 * config.train_minutes
+    model, train_seconds, steps = common.train_model(train_config, out / f"train_{config.name}", budget)
     examples = test_scenes(config)
     method = common.default_method()
     print(f"[2/4] predicting {len(examples)} held-out scenes (CRF: {common.method_name(method)})")
@@ -125,12 +129,12 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
     text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
             f"CRF {common.method_name(method)} (lambda 20, mu 100).\n\n{table}\n"
             f"Model: PSPNet, stage blocks {model_size.stage_blocks}, width {model_size.width}, head "
-            f"{model_size.head}, {train_config.num_steps} steps x batch {train_config.batch_size} on "
+            f"{model_size.head}, {steps} of {train_config.num_steps} steps x batch {train_config.batch_size} on "
             f"{train_config.synthetic_scenes} scenes {train_config.synthetic_size}.\n"
             f"Hardware: {common.hardware()}. Training this call: {train_seconds / 60:.1f} min; "
             f"whole demo: {total / 60:.1f} min.\n")
     (out / "results.md").write_text(text)
-    summary = {"results": results, "gt_results": gt_results, "train_seconds": train_seconds,
+    summary = {"results": results, "gt_results": gt_results, "train_seconds": train_seconds, "steps": steps,
                "total_seconds": total, "files": [str(f) for f in files]}
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=common._jsonable))
     print(table)
