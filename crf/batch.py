@@ -42,7 +42,7 @@ def solve_many(inputs, method="jump", processes=None, progress=True, **kwargs):
     """
     solver = _resolve(method)
     jobs = [(solver, sigma, occ, kwargs) for sigma, occ in inputs]
-    processes = os.cpu_count() or 1 if processes is None else processes
+    processes = (os.cpu_count() or 1) if processes is None else processes
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
     bar = tqdm(total=len(jobs), desc=f"crf {getattr(solver, '__name__', 'solver')}", disable=not progress)

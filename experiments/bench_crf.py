@@ -10,7 +10,7 @@ must agree on the flow; "per move" includes building the capacities, and for PyM
 The solve time of our push-relabel (``method="push_relabel"``) on the same graphs is listed for reference.
 "Per image" is the end-to-end ``crf.jump_moves`` wall time against the sum of the PyMaxflow moves. Peak
 memory is the peak resident set of a fresh process that imports only ``crf`` and labels the row's last image
-(``resource.ru_maxrss``; in brackets the increase due to labelling). The machine
+(VmHWM of /proc/self/status, Linux; in brackets the increase over the resident set before labelling). The machine
 may be shared: both solvers run in the same process, interleaved, so their ratio is what to compare.
 
 The second table measures the known behaviour of Sec. 3.3 on ground-truth inputs: images whose jump-move
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
-import resource
 import time
 
 import numpy as np
@@ -100,12 +99,21 @@ def time_moves(sigma, occ):
         labels += move
 
 
+def _memory_mb(field):
+    """A field of /proc/self/status in MB (Linux): VmRSS = resident now, VmHWM = peak resident."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise ValueError(f"{field} not found in /proc/self/status")
+
+
 def _labelled_peak_rss(sigma, occ):
     """Run in a fresh process that imports only crf: (resident MB before labelling, peak resident MB)."""
     jump_move(np.zeros((2, 2), np.int64), np.zeros((2, 2)), np.zeros((2, 2, 4), bool))  # load the numba cache
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _memory_mb("VmRSS")
     crf.jump_moves(sigma, occ)
-    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return before, _memory_mb("VmHWM")
 
 
 def peak_memory_mb(sigma, occ):
