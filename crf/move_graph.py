@@ -13,8 +13,9 @@ labels differ by 1, Eq. 15) are replaced by a submodular upper bound that is exa
 
 The submodular tables are turned into a graph as in Kolmogorov-Zabih: with S = B+C-A-D >= 0,
 E(y_p, y_q) = A + (C-A-S/2) y_p + (B-A-S/2) y_q + S/2 (1-y_p) y_q + S/2 y_p (1-y_q), i.e. an arc of
-capacity S/2 each way; infinite entries (the c_inf of Eq. 7) become one-way infinite arcs. The graph encodes y_p = 1 as "p on the sink side", so that
-``E_b(y) = constant + cut(y)``, where ``cut`` is the capacity of that cut (``crf.maxflow.cut_value``).
+capacity S/2 each way; infinite entries (the c_inf of Eq. 7) become one-way infinite arcs. The graph
+encodes y_p = 1 as "p on the sink side", so that ``E_b(y) = constant + cut(y)``, where ``cut`` is the
+capacity of that cut (``crf.maxflow.cut_value``).
 """
 
 from typing import NamedTuple
@@ -46,11 +47,11 @@ def _unary(label, sigma):
 
 
 @njit(cache=True, inline="always")
-def _occlusion(a, b):
-    """o(a, b) of Eq. (7) for an occluder label a and an occludee label b, with c_inf = inf."""
+def _occlusion(a, b, mu):
+    """mu * o(a, b) of Eq. (7) for an occluder label a and an occludee label b; c_inf = inf for any mu."""
     if a < b:
         return _INF
-    return -1.0 if a > b else 0.0
+    return -mu if a > b else 0.0
 
 
 @njit(cache=True)
@@ -70,15 +71,15 @@ def _pair_table(xp, zp, xq, zq, occ_pq, occ_qp, lam, mu, bound):
         else:
             c += excess
     if occ_pq:
-        a += mu * _occlusion(xp, xq)
-        b += mu * _occlusion(xp, zq)
-        c += mu * _occlusion(zp, xq)
-        d += mu * _occlusion(zp, zq)
+        a += _occlusion(xp, xq, mu)
+        b += _occlusion(xp, zq, mu)
+        c += _occlusion(zp, xq, mu)
+        d += _occlusion(zp, zq, mu)
     if occ_qp:
-        a += mu * _occlusion(xq, xp)
-        b += mu * _occlusion(zq, xp)
-        c += mu * _occlusion(xq, zp)
-        d += mu * _occlusion(zq, zp)
+        a += _occlusion(xq, xp, mu)
+        b += _occlusion(zq, xp, mu)
+        c += _occlusion(xq, zp, mu)
+        d += _occlusion(zq, zp, mu)
     return a, b, c, d
 
 

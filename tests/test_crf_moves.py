@@ -52,20 +52,25 @@ def random_problem(rng, shape, max_label=3, sigma_values=None):
     return labels, sigma, random_occ(rng, labels, density=0.4)
 
 
+@pytest.mark.parametrize("lam, mu", [(20.0, 100.0), (3.0, 0.0)])
 @pytest.mark.parametrize("bound", ["constant", "merge"])
-def test_jump_graph_is_the_bounded_binary_energy(bound):
-    """constant + cut(y) equals the Sec. 3.3 bound for every y; the bound is >= Eq. (8), equal at y = 0."""
+def test_jump_graph_is_the_bounded_binary_energy(bound, lam, mu):
+    """constant + cut(y) equals the Sec. 3.3 bound for every y; the bound is >= Eq. (8), equal at y = 0.
+
+    With mu = 0 the occlusion pairs still forbid x_p < x_q (c_inf), as in ``crf.energy``.
+    """
     rng = np.random.default_rng(1)
     for shape in [(1, 4), (2, 3), (3, 3)]:
         for k in range(6):
             labels, sigma, occ = random_problem(rng, shape)
-            graph = jump_move_graph(labels, sigma, occ, 20.0, 100.0, bound)
+            graph = jump_move_graph(labels, sigma, occ, lam, mu, bound)
             for y in all_moves(shape):
-                expected = bounded_jump_energy(labels, y, sigma, occ, 20.0, 100.0, bound)
+                expected = bounded_jump_energy(labels, y, sigma, occ, lam, mu, bound)
                 got = graph.constant + cut_value(graph.tedges, graph.right, graph.down, y.astype(bool))
                 assert got == pytest.approx(expected, rel=1e-12, abs=1e-9)
-                assert expected >= brute_energy(labels + y, sigma, occ)
-            assert graph.constant + graph.tedges[..., 1].sum() == pytest.approx(brute_energy(labels, sigma, occ))
+                assert expected >= brute_energy(labels + y, sigma, occ, lam, mu)
+            at_zero = graph.constant + graph.tedges[..., 1].sum()
+            assert at_zero == pytest.approx(brute_energy(labels, sigma, occ, lam, mu))
 
 
 def test_expansion_graph_is_exact():
