@@ -2,35 +2,17 @@
 
 import itertools
 
-import maxflow
 import numpy as np
 import pytest
 
 from crf import grid_maxflow
 from crf.maxflow import cut_value
-
-# (offset of the arc head in a 3x3 structure, array, channel, slice of the weights) for the four arc kinds.
-_ARC_KINDS = (
-    ((1, 2), "right", 0, (slice(None), slice(None, -1)), (slice(None), slice(None, -1))),
-    ((1, 0), "right", 1, (slice(None), slice(1, None)), (slice(None), slice(None, -1))),
-    ((2, 1), "down", 0, (slice(None, -1), slice(None)), (slice(None, -1), slice(None))),
-    ((0, 1), "down", 1, (slice(1, None), slice(None)), (slice(None, -1), slice(None))),
-)
+from experiments.bench_crf import pymaxflow_grid
 
 
 def pymaxflow(tedges, right, down):
     """Max-flow and sink side computed by PyMaxflow's Boykov-Kolmogorov solver."""
-    height, width, _ = tedges.shape
-    graph = maxflow.Graph[float]()
-    ids = graph.add_grid_nodes((height, width))
-    arrays = {"right": right, "down": down}
-    for (sy, sx), name, channel, tail, source in _ARC_KINDS:
-        structure = np.zeros((3, 3))
-        structure[sy, sx] = 1
-        weights = np.zeros((height, width))
-        weights[tail] = arrays[name][source + (channel,)]
-        graph.add_grid_edges(ids, weights=weights, structure=structure, symmetric=False)
-    graph.add_grid_tedges(ids, tedges[..., 0], tedges[..., 1])
+    graph, ids = pymaxflow_grid(tedges, right, down)
     return graph.maxflow(), graph.get_grid_segments(ids)
 
 
