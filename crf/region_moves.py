@@ -23,6 +23,50 @@ from crf.components import _components
 _TOLERANCE = 1e-9
 
 
+@njit(cache=True)
+def _region_sums(comp, labels, sigma, count):
+    """Label of every region and its unary terms (Eq. 5) summed for label 0 and for a label > 0."""
+    label = np.zeros(count, dtype=np.int64)
+    unary_bg = np.zeros(count)
+    unary_fg = np.zeros(count)
+    height, width = comp.shape
+    for y in range(height):
+        for x in range(width):
+            region = comp[y, x]
+            label[region] = labels[y, x]
+            unary_bg[region] += 1.0 - sigma[y, x]
+            unary_fg[region] += sigma[y, x]
+    return label, unary_bg, unary_fg
+
+
+@njit(cache=True)
+def _boundary_pairs(comp, occ):
+    """Every neighbour pixel pair across two regions as ``(low, high, low_occ_high, high_occ_low)``: the two
+    region ids (low < high) and whether the pixel in ``low`` occludes the one in ``high`` (and vice versa)."""
+    height, width = comp.shape
+    size = 2 * height * width
+    low = np.empty(size, dtype=np.int64)
+    high = np.empty(size, dtype=np.int64)
+    low_occ_high = np.empty(size, dtype=np.int64)
+    high_occ_low = np.empty(size, dtype=np.int64)
+    n = 0
+    for y in range(height):
+        for x in range(width):
+            a = comp[y, x]
+            for dy, dx, forward, backward in ((0, 1, 1, 0), (1, 0, 3, 2)):
+                v, u = y + dy, x + dx
+                if v >= height or u >= width or comp[v, u] == a:
+                    continue
+                b = comp[v, u]
+                a_occ_b, b_occ_a = occ[y, x, forward], occ[v, u, backward]
+                if a < b:
+                    low[n], high[n], low_occ_high[n], high_occ_low[n] = a, b, a_occ_b, b_occ_a
+                else:
+                    low[n], high[n], low_occ_high[n], high_occ_low[n] = b, a, b_occ_a, a_occ_b
+                n += 1
+    return low[:n], high[:n], low_occ_high[:n], high_occ_low[:n]
+
+
 class RegionGraph:
     """The region graph of a labeling: ``comp`` is ``int32 (H, W)`` region ids 0..K-1 (4-connected equal
     labels, background included); per region ``label`` (int64), ``unary_bg`` and ``unary_fg`` (float64,
@@ -34,29 +78,21 @@ class RegionGraph:
     def __init__(self, labels, sigma, occ):
         comp = _components(labels + 1) - 1
         count = int(comp.max()) + 1
-        label = np.zeros(count, dtype=np.int64)
-        label[comp.ravel()] = labels.ravel()
-        flat = comp.ravel()
-        self.comp, self.label = comp, label
-        self.unary_bg = np.bincount(flat, weights=(1.0 - sigma).ravel(), minlength=count)
-        self.unary_fg = np.bincount(flat, weights=sigma.ravel(), minlength=count)
-        # Every neighbour pixel pair between two regions, with its O pairs in each direction.
-        a = np.concatenate([comp[:, :-1].ravel(), comp[:-1].ravel()])
-        b = np.concatenate([comp[:, 1:].ravel(), comp[1:].ravel()])
-        a_occ_b = np.concatenate([occ[:, :-1, 1].ravel(), occ[:-1, :, 3].ravel()]).astype(np.int64)
-        b_occ_a = np.concatenate([occ[:, 1:, 0].ravel(), occ[1:, :, 2].ravel()]).astype(np.int64)
-        across = a != b
-        a, b, a_occ_b, b_occ_a = a[across], b[across], a_occ_b[across], b_occ_a[across]
-        src = np.concatenate([a, b]).astype(np.int64)
-        dst = np.concatenate([b, a]).astype(np.int64)
-        out = np.concatenate([a_occ_b, b_occ_a])
-        inward = np.concatenate([b_occ_a, a_occ_b])
-        keys, inverse = np.unique(src * count + dst, return_inverse=True)
-        self.neighbour = keys % count
-        self.length = np.bincount(inverse, minlength=len(keys)).astype(np.int64)
-        self.occludes = np.bincount(inverse, weights=out, minlength=len(keys)).astype(np.int64)
-        self.occluded = np.bincount(inverse, weights=inward, minlength=len(keys)).astype(np.int64)
-        self.indptr = np.searchsorted(keys // count, np.arange(count + 1)).astype(np.int64)
+        self.comp = comp
+        self.label, self.unary_bg, self.unary_fg = _region_sums(comp, labels, sigma, count)
+        low, high, low_occ_high, high_occ_low = _boundary_pairs(comp, occ)
+        keys, inverse = np.unique(low * count + high, return_inverse=True)
+        length = np.bincount(inverse, minlength=len(keys))
+        forward = np.bincount(inverse, weights=low_occ_high, minlength=len(keys))
+        backward = np.bincount(inverse, weights=high_occ_low, minlength=len(keys))
+        # Both directions of every touching pair, sorted by their first region (CSR rows).
+        src = np.concatenate([keys // count, keys % count])
+        order = np.argsort(src, kind="stable")
+        self.neighbour = np.concatenate([keys % count, keys // count])[order]
+        self.length = np.concatenate([length, length])[order].astype(np.int64)
+        self.occludes = np.concatenate([forward, backward])[order].astype(np.int64)
+        self.occluded = np.concatenate([backward, forward])[order].astype(np.int64)
+        self.indptr = np.searchsorted(src[order], np.arange(count + 1)).astype(np.int64)
 
     def arrays(self):
         return (self.label, self.unary_bg, self.unary_fg, self.indptr, self.neighbour, self.length,
@@ -83,14 +119,17 @@ def _pair_cost(la, lb, length, a_occ_b, b_occ_a, lam, mu):
 
 
 @njit(cache=True)
-def _propose(start, target, label, indptr, neighbour, occludes, occluded, new, moved):
-    """Fill ``new`` (a copy of ``label`` on entry) with the region move ``start -> target`` and its pushes;
-    returns the number of regions it writes to ``moved``; -1 when the push does not settle."""
+def _propose(start, target, label, indptr, neighbour, occludes, occluded, limit, new, moved):
+    """Fill ``new`` (equal to ``label`` on entry) with the region move ``start -> target`` and its pushes.
+
+    Returns the number of entries it wrote to ``moved`` (the regions it changed, possibly repeated), negated
+    when the push was abandoned: a label above ``limit`` (only possible if the occlusion pairs between
+    regions had a cycle, i.e. the labeling had infinite energy) or ``moved`` full.
+    """
     new[start] = target
     moved[0] = start
     count = 1
     head = 0
-    limit = label.max() + 2 * len(label) + target + 2
     up = target > label[start]
     while head < count:
         region = moved[head]
@@ -103,12 +142,10 @@ def _propose(start, target, label, indptr, neighbour, occludes, occluded, new, m
                 new[other] = max(new[region] - 1, 0)
             else:
                 continue
-            if new[other] > limit:
-                return -1
             moved[count] = other
             count += 1
-            if count == len(moved):
-                return -1
+            if new[other] > limit or count == len(moved):
+                return -count
     return count
 
 
@@ -177,6 +214,7 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
     state = np.zeros(count, dtype=np.int8)
     dirty = np.ones(count, dtype=np.bool_)
     tolerance = _TOLERANCE * max(1.0, lam + mu)
+    top = label.max()
     applied = 0
     improved = True
     while improved:
@@ -187,7 +225,8 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
             dirty[region] = False
             best, best_count = -tolerance, 0
             for k in range(_targets(region, label, indptr, neighbour, targets)):
-                n = _propose(region, targets[k], label, indptr, neighbour, occludes, occluded, new, moved)
+                n = _propose(region, targets[k], label, indptr, neighbour, occludes, occluded, top + count + 2,
+                             new, moved)
                 if n > 0:
                     delta = _delta(n, label, new, moved, unary_bg, unary_fg, indptr, neighbour, length,
                                    occludes, occluded, lam, mu, state)
@@ -196,13 +235,14 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
                         best_moved[:n] = moved[:n]
                         for i in range(n):
                             best_new[moved[i]] = new[moved[i]]
-                for i in range(max(n, 1)):
+                for i in range(abs(n)):
                     new[moved[i]] = label[moved[i]]
             if best_count == 0:
                 continue
             for i in range(best_count):
                 changed = best_moved[i]
                 label[changed] = best_new[changed]
+                top = max(top, label[changed])
                 new[changed] = label[changed]
                 best_new[changed] = label[changed]
                 dirty[changed] = True
