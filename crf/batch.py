@@ -45,19 +45,18 @@ def solve_many(inputs, method="jump", processes=None, progress=True, **kwargs):
     processes = (os.cpu_count() or 1) if processes is None else processes
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
-    bar = tqdm(total=len(jobs), desc=f"crf {getattr(solver, '__name__', 'solver')}", disable=not progress)
-    if processes == 1 or len(jobs) <= 1:
-        results = []
-        for job in jobs:
-            results.append(_label_one(job))
-            bar.update()
-        bar.close()
-        return results
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context) as pool:
-        results = []
-        for labels in pool.map(_label_one, jobs):
-            results.append(labels)
-            bar.update()
-    bar.close()
+    with tqdm(total=len(jobs), desc=f"crf {getattr(solver, '__name__', 'solver')}", disable=not progress) as bar:
+        if processes == 1 or len(jobs) <= 1:
+            return _collect(map(_label_one, jobs), bar)
+        context = multiprocessing.get_context("spawn")
+        workers = min(processes, len(jobs))
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            return _collect(pool.map(_label_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))), bar)
+
+
+def _collect(labelings, bar):
+    results = []
+    for labels in labelings:
+        results.append(labels)
+        bar.update()
     return results
