@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,7 +29,8 @@ from tqdm.auto import tqdm
 import crf
 from experiments.bench_crf import known_behaviour, scene_inputs
 
-MINIMISERS = (("jump_moves", crf.jump_moves), ("solve", crf.solve), ("expansion_moves", crf.expansion_moves))
+MINIMISERS = (("jump_moves", crf.jump_moves), ("solve", crf.solve), ("solve, steps=(1,)", partial(crf.solve, steps=(1,))),
+              ("expansion_moves", crf.expansion_moves))
 REFERENCE = "ground-truth order labels"
 
 

@@ -23,14 +23,35 @@ def _random_problem(rng, shape, occ_density):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), height=st.integers(1, 9), width=st.integers(1, 9),
        density=st.sampled_from([0.05, 0.2, 0.5]), lam=st.sampled_from([0.0, 1.0, 20.0]),
-       mu=st.sampled_from([1.0, 5.0, 100.0]))
-def test_never_above_jump_moves_on_random_inputs(seed, height, width, density, lam, mu):
+       mu=st.sampled_from([1.0, 5.0, 100.0]), steps=st.sampled_from([(1,), (1, 2), (2, 3)]))
+def test_never_above_jump_moves_on_random_inputs(seed, height, width, density, lam, mu, steps):
     sigma, occ = _random_problem(np.random.default_rng(seed), (height, width), density)
-    labels = crf.solve(sigma, occ, lam, mu)
+    labels = crf.solve(sigma, occ, lam, mu, steps=steps)
     assert labels.dtype == np.int32 and labels.shape == (height, width) and labels.min() >= 0
     jump = crf.energy(crf.jump_moves(sigma, occ, lam, mu), sigma, occ, lam, mu)
     assert np.isfinite(jump)
     assert crf.energy(labels, sigma, occ, lam, mu) <= jump + 1e-9 * max(1.0, abs(jump))
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_never_above_jump_moves_on_synthetic_scenes(noise):
+    """Ground-truth inputs of small synthetic scenes, exact or with a perturbed sigma and 10% of the
+    occlusion pairs dropped: never above the jump moves, strictly below on some."""
+    from data.synthetic import make_scene
+    from oosis_jax.targets import occlusion_map
+
+    lower = 0
+    rng = np.random.default_rng(0)
+    for seed in range(1, 7):
+        scene = make_scene(seed, 40, 56)
+        sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, noise, (40, 56)), 0.0, 1.0)
+        occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random((40, 56, 4)) >= 2 * noise)
+        labels, stats = crf.solve(sigma, occ, return_stats=True)
+        jump = crf.energy(crf.jump_moves(sigma, occ), sigma, occ)
+        assert crf.energy(labels, sigma, occ) <= jump
+        lower += crf.energy(labels, sigma, occ) < jump
+        assert stats["graph_cuts"] >= 2  # one full cut per step at least
+    assert lower >= 1
 
 
 def _all_energies(sigma, occ, lam=20.0, mu=100.0):
@@ -137,6 +158,9 @@ def test_region_graph_energy_is_exact_and_descent_strictly_lowers_it():
     (np.zeros((3, 3)), np.ones((3, 3, 4), bool), {}, "outside the image"),
     (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"lam": -1.0}, "lam and mu"),
     (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"mu": np.inf}, "lam and mu"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"steps": ()}, "steps"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"steps": (1, 0)}, "steps"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"steps": (1.5,)}, "steps"),
 ])
 def test_bad_inputs_raise(sigma, occ, kwargs, message):
     with pytest.raises(ValueError, match=message):
