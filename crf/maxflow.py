@@ -97,7 +97,9 @@ def solve_grid(tedges, right, down, method=BOYKOV_KOLMOGOROV):
     orientation (as given, or mirrored) that starts with fewer nodes holding excess; in the jump moves most
     pixels prefer to keep their label and hold source excess, which the mirrored graph turns into sink
     capacity. Returns ``(flow, sink)``: the maximum flow and the smallest minimum-cut sink side as
-    ``bool (H, W)``. Arcs between neighbours may be ``inf``; t-links must be finite.
+    ``bool (H, W)``. Arcs between neighbours may be ``inf``. With Boykov-Kolmogorov a t-link may be ``inf``
+    too (e.g. to pin pixels to the source side) provided no pixel has both t-links infinite and some cut is
+    finite; push-relabel needs finite t-links (``grid_maxflow`` handles the general case).
     """
     height, width = tedges.shape[0], tedges.shape[1]
     if method == BOYKOV_KOLMOGOROV:

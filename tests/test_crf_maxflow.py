@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from crf import grid_maxflow
-from crf.maxflow import cut_value
+from crf.maxflow import cut_value, solve_grid
 from experiments.bench_crf import pymaxflow_grid
 
 
@@ -113,6 +113,18 @@ def test_infinite_terminal_links(method):
     right[0, 0, 0] = np.inf
     flow, sink = grid_maxflow(tedges, right, np.zeros((1, 2, 2)), method=method)
     assert flow == np.inf
+
+
+def test_solve_grid_pins_pixels_with_infinite_source_links():
+    """Boykov-Kolmogorov in ``solve_grid`` takes inf source links (used to freeze pixels of a move)."""
+    rng = np.random.default_rng(8)
+    for k in range(30):
+        tedges, right, down = random_grid(rng, 7, 9, 5.0, inf_fraction=0.1)
+        tedges[rng.random((7, 9)) < 0.3, 0] = np.inf
+        flow, sink = solve_grid(tedges, right, down)
+        expected, expected_sink = grid_maxflow(tedges, right, down)
+        assert flow == pytest.approx(expected, rel=1e-9)
+        np.testing.assert_array_equal(sink, expected_sink)
 
 
 @pytest.mark.parametrize("method", METHODS)
