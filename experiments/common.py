@@ -235,3 +235,51 @@ def noisy_heads(example: dict, n_classes: int, noise: float, seed: int = 0) -> d
     e = np.where(gt["e"].sum(-1, keepdims=True) > 0, gt["e"], 0.25) + noise * rng.random(gt["e"].shape)
     return {"s": (s / s.sum(-1, keepdims=True)).astype(np.float32), "b": np.clip(b, 0, 1).astype(np.float32),
             "e": (e / e.sum(-1, keepdims=True)).astype(np.float32)}
+
+
+def add_training_args(p: argparse.ArgumentParser, minutes: float = 10.0) -> argparse.ArgumentParser:
+    """Flags of the experiments that train their own models (one per variant)."""
+    p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: preset's)")
+    p.add_argument("--train-minutes", type=float, default=minutes,
+                   help="stop each variant's training at the first checkpoint after this many minutes")
+    p.add_argument("--variants", nargs="+", default=None, help="train and compare only these variants")
+    return p
+
+
+def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Namespace) -> dict[str, dict]:
+    """Train one model per variant and evaluate it on the held-out images (every metric).
+
+    ``variants``: name -> ``f(TrainConfig) -> TrainConfig`` changing what the experiment compares. Each is
+    trained in ``s.out/train/<i>`` (resumable) for ``args.steps`` steps or ``args.train_minutes``; smoke
+    runs train 2 steps. Returns name -> dict(results, train_seconds, steps, config).
+    """
+    from oosis_jax import evaluation
+
+    chosen = list(variants) if args.variants is None else args.variants
+    unknown = [v for v in chosen if v not in variants]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose among {list(variants)}")
+    examples = held_out_examples(s)
+    steps = 2 if s.smoke else args.steps
+    out = {}
+    for i, name in enumerate(chosen):
+        config = variants[name](train_config(s))
+        config = config.replace(name=f"{s.out.name}_{i}", num_steps=steps or config.num_steps,
+                                checkpoint_every=1 if s.smoke else 50, eval_every=10**9)
+        print(f"training variant {name!r}: up to {config.num_steps} steps")
+        budget = None if s.smoke else 60 * args.train_minutes
+        model, seconds, trained = train_model(config, s.out / "train" / str(i), budget)
+        predictions = predict(model, examples, s)
+        out[name] = {"results": evaluation.evaluate(predictions, examples, progress=False),
+                     "train_seconds": seconds, "steps": trained, "config": config.to_dict()}
+    return out
+
+
+def training_note(trained: dict[str, dict]) -> str:
+    """Model size, steps and time of each variant, and the hardware (for results.md and RESULTS.md)."""
+    lines = [f"Hardware: {hardware()}."]
+    for name, t in trained.items():
+        m = t["config"]["model"]
+        lines.append(f"- {name}: PSPNet blocks {tuple(m['stage_blocks'])} width {m['width']}, {t['steps']} steps "
+                     f"x batch {t['config']['batch_size']}, {t['train_seconds'] / 60:.1f} min in this call")
+    return "\n".join(lines)

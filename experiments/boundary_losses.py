@@ -1,0 +1,38 @@
+"""Tab. 3b: losses of the b head: weighted CE (Eq. 4, w = 0.9) vs Dice++, Tversky++ and Combo (Sec. 5.6).
+
+    python -m experiments.boundary_losses [--dataset synthetic|kins|cocoa] [--smoke] [--steps N]
+                                          [--train-minutes M] [--variants NAME ...]
+
+One model per loss (parameters of Sec. 5.6: gamma = 2, Tversky alpha = 0.8, beta = 0.2, Combo alpha = 0.1,
+the defaults of ``oosis_jax.losses.LossConfig``); reports the AP of the b head alone (boundary detection)
+and the oriented AP. Writes ``runs/boundary_losses/results.md`` and the precision-recall plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from experiments import common
+
+LOSSES = {"Dice++": "dice++", "Tversky++": "tversky++", "ComboLoss": "combo", "WeightedCE": "wce"}
+VARIANTS = {name: (lambda c, loss=loss: c.replace(loss=dataclasses.replace(c.loss, boundary_loss=loss)))
+            for name, loss in LOSSES.items()}
+
+
+def main(argv=None):
+    args = common.add_training_args(common.parser(__doc__, "boundary_losses", default_limit=30),
+                                    minutes=6.0).parse_args(argv)
+    s = common.setup(args)
+    from oosis_jax import evaluation
+
+    trained = common.train_variants(s, VARIANTS, args)
+    rows = [[name, common.percent(t["results"]["boundaries"]["plain"]["AP"]),
+             common.percent(t["results"]["boundaries"]["oriented"]["AP"])] for name, t in trained.items()]
+    plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
+    common.report(s, "Tab. 3b: b-head losses", common.markdown(("Loss", "b AP", "oriented AP"), rows),
+                  common.training_note(trained), data=trained, plots=plots)
+    return trained
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The demo's smoke configuration end to end (CI), and experiments that reuse its trained checkpoint."""
+
+import json
+
+import pytest
+
+from experiments import crf_on_gt, demo, instance_quality
+from test_experiments import assert_percentages, table_rows
+
+
+@pytest.fixture(scope="module")
+def smoke_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, demo.main(["--config", "smoke", "--out", str(out)])
+
+
+def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
+    out, summary = smoke_demo
+    text = (out / "results.md").read_text()
+    assert "Joint-Labeling (ours)" in text and "Joint-Labeling on GT bndry/segm" in text
+    assert "oriented ODS" in text
+    rows = table_rows(out / "results.md")
+    assert [r[0] for r in rows] == ["Joint-Labeling (ours)", "Joint-Labeling on GT bndry/segm",
+                                    "Joint-Labeling (ours)"]
+    for row in rows:
+        assert_percentages(row[1:])
+    for name in ("oair_iou.png", "oair_confidence.png", "boundary_pr.png", "scene_00.png", "scene_01.png"):
+        assert (out / name).stat().st_size > 1000, name
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["steps"] == 6 and saved["results"]["num_images"] == 3
+    assert summary["gt_results"]["weighted_coverage"] > 0.5  # the CRF on ground truth is near exact
+    assert summary["results"]["cycle_percent"] == 0.0  # CRF orders are acyclic
+
+
+def test_demo_resumes_instead_of_retraining(smoke_demo):
+    out, _ = smoke_demo
+    again = demo.main(["--config", "smoke", "--out", str(out)])
+    assert again["steps"] == 6 and again["train_seconds"] < again["total_seconds"]
+
+
+def test_demo_configs():
+    assert demo.get_config("smoke").train == "smoke"
+    full = demo.get_config("full").train_config()
+    assert full.model.stage_blocks == (3, 4, 6, 3) and full.model.width == 64
+    assert demo.get_config("cpu").train_minutes is not None
+    with pytest.raises(ValueError, match="unknown demo config"):
+        demo.get_config("huge")
+
+
+def test_instance_quality_on_the_demo_checkpoint(smoke_demo, tmp_path):
+    out, _ = smoke_demo
+    rows = instance_quality.main(["--smoke", "--checkpoint", str(out / "train_smoke"), "--out", str(tmp_path)])
+    assert [r[0] for r in rows] == ["Joint-Labeling (same score)", "Joint-Labeling (ad-hoc score, Sec. 5.4)"]
+    assert rows[0][4] == rows[1][4]  # weighted coverage does not depend on scores
+    assert_percentages([c for r in table_rows(tmp_path / "results.md") for c in r[1:]])
+
+
+def test_crf_on_gt_with_predicted_row(smoke_demo, tmp_path):
+    out, _ = smoke_demo
+    results = crf_on_gt.main(["--smoke", "--checkpoint", str(out / "train_smoke"), "--out", str(tmp_path)])
+    assert list(results) == [crf_on_gt.PREDICTED_ROW, crf_on_gt.GT_ROW]
+    assert results[crf_on_gt.GT_ROW]["weighted_coverage"] >= results[crf_on_gt.PREDICTED_ROW]["weighted_coverage"]
