@@ -8,9 +8,13 @@ moves that only ever lower the energy, until neither changes anything:
 
 * region moves (``crf.region_moves``): a whole connected label region takes a neighbour's label (or its own
   +- 1), pushing the regions that must stay above (or below) it; evaluated exactly on the region graph;
-* pixel jump moves with the ``"merge"`` bound (``crf.move_graph``): exact where a pair of neighbours moves
-  towards equal labels, so the optimal cut sees the gain of closing a band, and still an upper bound exact
-  at "no move", so the energy never increases.
+* pixel moves raising labels by 1 or 2 (``steps``) with the ``"merge"`` bound (``crf.move_graph``): exact
+  where a pair of neighbours moves towards equal labels, so the optimal cut sees the gain of closing a band,
+  and still an upper bound exact at "no move", so the energy never increases. After a first cut on the whole
+  image, each step only cuts the bounding box of what changed since its previous cut.
+
+Measured in ``experiments/bench_solve.py``: on ground-truth synthetic inputs it reaches the energy and the
+instances of the ground-truth order labels; the jump moves stay in the local minima of Sec. 3.3.
 """
 
 import numpy as np
