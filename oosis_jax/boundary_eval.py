@@ -10,9 +10,9 @@ Angles come from the 4 orientation bins by the conversion of supplement Sec. 1.4
 Per image and threshold we keep the counts ``COUNT_FIELDS``. Oriented curve: recall = matched_gt / gt,
 precision = oriented_pred / pred. Plain boundary curve (b alone): precision = matched_pred / pred.
 
-We use scipy's sparse LAPJV (``min_weight_full_bipartite_matching``) instead of the CSA code bundled in the
-PyPI package ``pyedgeeval``: that package builds and runs here, but it requires a C++ toolchain at install and
-bundles code whose licence is not stated.
+The matching is ours, with scipy (`correspond_pixels`), instead of the CSA code bundled in the PyPI package
+``pyedgeeval``: that package builds and runs here, but it needs a C++ toolchain at install and bundles code
+whose licence is not stated.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 from scipy.spatial import cKDTree
 
 from oosis_jax.nms import check_probability_map, boundary_nms
 
 THRESHOLDS = np.linspace(0.01, 0.99, 99)
 MAX_DIST = 0.0075  # matching radius, fraction of the image diagonal
-OUTLIER_COST = 100.0  # BSDS: cost of leaving a pixel unmatched, in units of the matching radius
 COUNT_FIELDS = ("matched_gt", "gt", "matched_pred", "oriented_pred", "pred")
 
 
@@ -57,9 +57,11 @@ def correspond_pixels(pred: np.ndarray, gt: np.ndarray, max_dist: float = MAX_DI
     """One-to-one matching of two bool (H, W) boundary maps within ``max_dist x diagonal`` pixels.
 
     Returns ``(pred_match, gt_match)``: int64 (H, W) holding, at each matched pixel, the flat index of its
-    partner, and -1 elsewhere. Among the matchings of maximum size the total distance is minimal (the BSDS
-    cost with outlier cost ``OUTLIER_COST x radius``): the graph holds, besides the candidate pairs, one
-    outlier node per pixel, mirrored so that a perfect matching always exists (as in BSDS ``match.cc``).
+    partner, and -1 elsewhere. The matching always has maximum size (as BSDS's large outlier cost intends).
+    Each connected component of the candidate graph (pairs within the radius) with at most
+    ``DENSE_LIMIT`` pred x gt pairs is solved exactly for the minimum total distance among maximum matchings
+    (dense ``linear_sum_assignment``); larger components (dense noise at low thresholds) get a maximum matching
+    by Hopcroft-Karp, whose pairs are not distance-optimal.
     """
     height, width = pred.shape
     radius = max_dist * np.hypot(height, width)
@@ -70,19 +72,47 @@ def correspond_pixels(pred: np.ndarray, gt: np.ndarray, max_dist: float = MAX_DI
         pts_p = np.stack(np.unravel_index(pred_idx, pred.shape), -1)
         pts_g = np.stack(np.unravel_index(gt_idx, gt.shape), -1)
         pairs = cKDTree(pts_p).sparse_distance_matrix(cKDTree(pts_g), radius, output_type="ndarray")
-        i, j, d = pairs["i"], pairs["j"], pairs["v"]
-        outlier = OUTLIER_COST * max(radius, 1.0)
-        # Rows: predictions then one outlier per gt pixel; columns: gt pixels then one outlier per prediction.
-        # Every weight is shifted by +1 so no edge has weight 0 (sparse matrices drop zeros).
-        rows = np.concatenate([i, n_p + j, np.arange(n_p), n_p + np.arange(n_g)])
-        cols = np.concatenate([j, n_g + i, n_g + np.arange(n_p), np.arange(n_g)])
-        weights = np.concatenate([d + 1, np.ones(len(i)), np.full(n_p + n_g, outlier + 1)])
-        graph = sparse.csr_matrix((weights, (rows, cols)), shape=(n_p + n_g, n_g + n_p))
-        row_ind, col_ind = min_weight_full_bipartite_matching(graph)
-        real = (row_ind < n_p) & (col_ind < n_g)
-        pred_match[pred_idx[row_ind[real]]] = gt_idx[col_ind[real]]
-        gt_match[gt_idx[col_ind[real]]] = pred_idx[row_ind[real]]
+        rows, cols = _match_pairs(pairs["i"], pairs["j"], pairs["v"], n_p, n_g, radius)
+        pred_match[pred_idx[rows]] = gt_idx[cols]
+        gt_match[gt_idx[cols]] = pred_idx[rows]
     return pred_match.reshape(pred.shape), gt_match.reshape(gt.shape)
+
+
+DENSE_LIMIT = 4_000_000
+
+
+def _match_pairs(i, j, d, n_p, n_g, radius):
+    """Matched (pred rows, gt cols) of the candidate pairs (i[k], j[k]) at distance d[k] (see above)."""
+    # Components of the bipartite candidate graph: nodes 0..n_p-1 predictions, n_p.. gt pixels.
+    graph = sparse.csr_matrix((np.ones(len(i)), (i, n_p + j)), shape=(n_p + n_g, n_p + n_g))
+    _, component = connected_components(graph, directed=False)
+    pair_component = component[i]
+    order = np.argsort(pair_component, kind="stable")
+    bounds = np.flatnonzero(np.diff(pair_component[order])) + 1
+    out_rows, out_cols = [], []
+    for group in np.split(order, bounds):
+        if group.size == 0:
+            continue
+        rows, row_local = np.unique(i[group], return_inverse=True)
+        cols, col_local = np.unique(j[group], return_inverse=True)
+        if len(rows) * len(cols) <= DENSE_LIMIT:
+            # Any disallowed pair costs more than all allowed distances together: maximum size first.
+            forbidden = radius * (min(len(rows), len(cols)) + 1) + 1.0
+            cost = np.full((len(rows), len(cols)), forbidden)
+            cost[row_local, col_local] = d[group]
+            r, c = linear_sum_assignment(cost)
+            keep = cost[r, c] < forbidden
+            r, c = r[keep], c[keep]
+        else:
+            local = sparse.csr_matrix((np.ones(group.size), (row_local, col_local)), shape=(len(rows), len(cols)))
+            row_to_col = maximum_bipartite_matching(local, perm_type="column")
+            r = np.flatnonzero(row_to_col >= 0)
+            c = row_to_col[r]
+        out_rows.append(rows[r])
+        out_cols.append(cols[c])
+    if not out_rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out_rows), np.concatenate(out_cols)
 
 
 def _check_gt(gt_boundary, shape):

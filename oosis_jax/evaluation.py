@@ -18,13 +18,14 @@ from oosis_jax import boundary_eval, coco_eval, metrics, oair, targets
 
 
 def _boundary_results(predictions, ground_truths, max_dist, progress) -> dict:
-    oriented, plain = [], []
+    counts = []
     for pred, gt in tqdm(list(zip(predictions, ground_truths)), desc="boundaries", disable=not progress):
         gt_b, gt_e = targets.boundary_targets(gt["instance_map"], gt["edges"])
-        oriented.append(boundary_eval.image_counts(pred["b"], pred["e"], gt_b, gt_e, max_dist=max_dist))
-        plain.append(boundary_eval.image_counts(pred["b"], None, gt_b, None, max_dist=max_dist))
-    return {"oriented": boundary_eval.summarize(oriented, oriented=True),
-            "plain": boundary_eval.summarize(plain, oriented=False)}
+        counts.append(boundary_eval.image_counts(pred["b"], pred["e"], gt_b, gt_e, max_dist=max_dist))
+    # One matching serves both curves: plain precision counts matched predictions, oriented precision
+    # only the correctly oriented ones.
+    return {"oriented": boundary_eval.summarize(counts, oriented=True),
+            "plain": boundary_eval.summarize(counts, oriented=False)}
 
 
 def evaluate(predictions: Sequence, ground_truths: Sequence, boundaries: bool = True,

@@ -110,16 +110,20 @@ def weighted_coverage(gt_map, pred_map) -> float:
     return float(np.dot(areas, best) / total)
 
 
-def reachability(num_instances: int, edges) -> np.ndarray:
-    """bool (N, N): ``[i, j]`` is True when the graph has a directed path (length >= 1) from i+1 to j+1."""
+def has_path(num_instances: int, edges, sources, targets) -> np.ndarray:
+    """bool (K,): whether the graph (ids 1..N, ``edges`` int (M, 2)) has a directed path of length >= 1 from
+    ``sources[k]`` to ``targets[k]`` (1-based ids). Breadth-first searches start only from the given sources."""
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    if num_instances == 0:
-        return np.zeros((0, 0), bool)
-    dist = csgraph.shortest_path(_graph(num_instances, edges), method="D", directed=True, unweighted=True)
+    sources, targets = np.asarray(sources, np.int64), np.asarray(targets, np.int64)
+    if sources.size == 0:
+        return np.zeros(0, bool)
+    starts, row = np.unique(sources, return_inverse=True)
+    graph = _graph(num_instances, edges)
+    dist = csgraph.shortest_path(graph, directed=True, unweighted=True, indices=starts - 1)
     reach = np.isfinite(dist)
-    # shortest_path puts 0 on the diagonal; a node reaches itself (length >= 1) only when it lies on a cycle.
-    reach[np.diag_indices(num_instances)] = _on_cycle(num_instances, edges)
-    return reach
+    # Distance 0 to itself does not count: a node reaches itself by a path of length >= 1 only on a cycle.
+    reach[np.arange(len(starts)), starts - 1] = _on_cycle(num_instances, edges)[starts - 1]
+    return reach[row, targets - 1]
 
 
 def _graph(num_instances: int, edges: np.ndarray) -> sparse.csr_matrix:
@@ -155,7 +159,7 @@ def match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou
         if candidates.size == 0:
             break
         i = int(np.argmax(candidates))
-        if candidates[i] >= iou_threshold and candidates[i] >= 0:
+        if candidates[i] >= iou_threshold:
             match[i] = j + 1
     return match
 
@@ -186,9 +190,9 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
         return 0, 0, 0
     m1, m2 = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
     recovered = (m1 > 0) & (m2 > 0)
-    reach = reachability(len(pred_classes), pred_edges)
-    a, b = m1[recovered] - 1, m2[recovered] - 1
-    correct = reach[a, b] & ~reach[b, a]
+    a, b = m1[recovered], m2[recovered]
+    n = len(pred_classes)
+    correct = has_path(n, pred_edges, a, b) & ~has_path(n, pred_edges, b, a)
     return pairs, int(recovered.sum()), int(correct.sum())
 
 

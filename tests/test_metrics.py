@@ -68,6 +68,12 @@ def test_oair_cycle_is_never_correct():
     assert metrics.oair_counts(gt_map, [1, 1], gt_edges, gt_map, [1, 1], [1.0, 1.0], gt_edges) == (1, 1, 1)
 
 
+def test_has_path():
+    edges = np.array([(1, 2), (2, 3), (4, 5), (5, 4)])
+    sources, targets = [1, 3, 1, 4, 2, 1], [3, 1, 1, 4, 2, 4]
+    assert metrics.has_path(5, edges, sources, targets).tolist() == [True, False, False, True, False, False]
+
+
 def test_weighted_coverage():
     gt = stripes([(1, 10), (2, 30)])
     assert metrics.weighted_coverage(gt, gt) == 1.0
