@@ -35,8 +35,8 @@ def test_never_above_jump_moves_on_random_inputs(seed, height, width, density, l
 
 @pytest.mark.parametrize("noise", [0.0, 0.2])
 def test_never_above_jump_moves_on_synthetic_scenes(noise):
-    """Ground-truth inputs of small synthetic scenes, exact or with a perturbed sigma and 10% of the
-    occlusion pairs dropped: never above the jump moves, strictly below on some."""
+    """Ground-truth inputs of small synthetic scenes, exact or with sigma perturbed by N(0, noise) and a
+    fraction 2 * noise of the occlusion pairs dropped: never above the jump moves, strictly below on some."""
     from data.synthetic import make_scene
     from oosis_jax.targets import occlusion_map
 
