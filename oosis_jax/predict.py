@@ -16,10 +16,12 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from oosis_jax.models import normalize_images, probabilities
+from oosis_jax.models.outputs import PAD_COLOR
 from oosis_jax.prediction import LAMBDA, MU, Prediction, label_heads
 
 TILE_SIZE = 512
 TILE_OVERLAP = 64
+PAD_MULTIPLE = 64  # images are padded to multiples of this, so few input shapes get compiled
 
 
 @nnx.jit
@@ -84,13 +86,24 @@ def tiled_probabilities(forward, image, tile_size: int = TILE_SIZE, overlap: int
 def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> dict:
     """``dict(s, b, e)`` of one uint8 (H, W, 3) image as numpy float32: s (H, W, C+1), b (H, W), e (H, W, 4).
 
-    ``model`` is a `oosis_jax.models.PSPNet`, run in evaluation mode on tiles (`tiled_probabilities`).
+    ``model`` is a `oosis_jax.models.PSPNet`, run in evaluation mode on tiles (`tiled_probabilities`). The
+    image is first padded at the bottom and right to multiples of ``PAD_MULTIPLE`` with ``PAD_COLOR`` (zero
+    after normalisation, as the training crops' padding), so that images of many sizes share a few compiled
+    shapes; the outputs are cropped back.
     """
     def forward(tile):
         s, b, e = _forward(model, normalize_images(tile[None]))
         return {"s": np.asarray(s[0]), "b": np.asarray(b[0]), "e": np.asarray(e[0])}
 
-    return tiled_probabilities(forward, image, tile_size, overlap)
+    image = np.asarray(image)
+    if image.ndim != 3 or 0 in image.shape:
+        raise ValueError(f"image must be a non-empty uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    padded_h, padded_w = (-(-n // PAD_MULTIPLE) * PAD_MULTIPLE for n in (height, width))
+    padded = np.broadcast_to(PAD_COLOR, (padded_h, padded_w, 3)).astype(image.dtype)
+    padded[:height, :width] = image
+    heads = tiled_probabilities(forward, padded, tile_size, overlap)
+    return {key: value[:height, :width] for key, value in heads.items()}
 
 
 def predict_images(model, images: Sequence[np.ndarray], method: str = "jump", processes: int | None = None,
