@@ -8,8 +8,9 @@ from tqdm.auto import tqdm
 
 from crf.expansion import expansion_moves
 from crf.jump import jump_moves
+from crf.solve import solve
 
-METHODS = {"jump": jump_moves, "expansion": expansion_moves}
+METHODS = {"jump": jump_moves, "expansion": expansion_moves, "solve": solve}
 
 
 def _resolve(method):
@@ -30,7 +31,8 @@ def solve_many(inputs, method="jump", processes=None, progress=True, **kwargs):
 
     Args:
       inputs: iterable of ``(sigma, occ)`` pairs, ``float (H, W)`` and ``bool (H, W, 4)`` (sizes may differ).
-      method: ``"jump"`` (``crf.jump_moves``), ``"expansion"`` (``crf.expansion_moves``) or a picklable
+      method: ``"jump"`` (``crf.jump_moves``), ``"expansion"`` (``crf.expansion_moves``), ``"solve"``
+        (``crf.solve``) or a picklable
         callable ``f(sigma, occ, **kwargs) -> int32 (H, W)`` such as a better optimiser.
       processes: worker processes; ``None`` uses every core, ``1`` labels in this process.
       progress: show a tqdm progress bar.

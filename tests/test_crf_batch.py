@@ -26,7 +26,7 @@ def test_pool_equals_sequential():
 
 def test_in_process_and_callable_methods():
     inputs = _inputs(3)
-    for method, solver in (("expansion", crf.expansion_moves), (crf.jump_moves, crf.jump_moves)):
+    for method, solver in (("expansion", crf.expansion_moves), ("solve", crf.solve), (crf.jump_moves, crf.jump_moves)):
         results = crf.solve_many(inputs, method=method, processes=1, progress=False, mu=50.0)
         for (sigma, occ), labels in zip(inputs, results):
             np.testing.assert_array_equal(labels, solver(sigma, occ, mu=50.0))
