@@ -32,8 +32,7 @@ def solve_many(inputs, method="jump", processes=None, progress=True, **kwargs):
     Args:
       inputs: iterable of ``(sigma, occ)`` pairs, ``float (H, W)`` and ``bool (H, W, 4)`` (sizes may differ).
       method: ``"jump"`` (``crf.jump_moves``), ``"expansion"`` (``crf.expansion_moves``), ``"solve"``
-        (``crf.solve``) or a picklable
-        callable ``f(sigma, occ, **kwargs) -> int32 (H, W)`` such as a better optimiser.
+        (``crf.solve``) or a picklable callable ``f(sigma, occ, **kwargs) -> int32 (H, W)``.
       processes: worker processes; ``None`` uses every core, ``1`` labels in this process.
       progress: show a tqdm progress bar.
       **kwargs: passed to the solver (e.g. ``lam``, ``mu``).
