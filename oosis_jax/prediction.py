@@ -86,8 +86,9 @@ def label_heads(heads: Sequence[dict], method: str = "jump", processes: int | No
                 progress: bool = True, lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
     """Predictions from per-image head probabilities ``dict(s, b, e)`` (numpy, one image each).
 
-    The CRF runs for all images at once through ``crf.solve_many`` (``method`` "jump", "expansion" or a
-    callable such as ``crf.solve``; ``processes=None`` uses every core).
+    The CRF runs for all images at once through ``crf.solve_many`` (``method`` "jump" = the paper's
+    ``crf.jump_moves``, "expansion", "solve" = ``crf.solve``, or a picklable callable; ``processes=None`` uses
+    every core).
     """
     inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
     labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
