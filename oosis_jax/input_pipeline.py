@@ -200,3 +200,23 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4):
     """Iterator over ``dataset[start:]`` with ``num_threads`` worker threads prefetching ahead."""
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
     return iter(dataset[start:].to_iter_dataset(options))
+
+
+class SyntheticScenes:
+    """Random-access source of ``data.synthetic.make_scene`` scenes (seeds ``first_seed + i``), rendered on
+    demand: lets CPU runs and tests train without building the tfds dataset first."""
+
+    def __init__(self, count: int, size: tuple[int, int], first_seed: int = 0):
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self.count, self.size, self.first_seed = count, tuple(size), first_seed
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        from data.synthetic import make_scene
+
+        if not 0 <= index < self.count:
+            raise IndexError(f"scene {index} out of range 0..{self.count - 1}")
+        return make_scene(self.first_seed + int(index), *self.size)
