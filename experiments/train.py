@@ -37,6 +37,8 @@ def build_config(args: argparse.Namespace):
     if args.dataset and args.dataset != config.dataset:
         model = dataclasses.replace(config.model, num_classes=num_classes(args.dataset))
         changes.update(dataset=args.dataset, model=model)
+    if args.bf16:
+        changes["model"] = dataclasses.replace(changes.get("model", config.model), dtype="bfloat16")
     if args.data_dir:
         changes["data_dir"] = args.data_dir
     if args.pretrained:
@@ -51,6 +53,7 @@ def main(argv=None):
     parser.add_argument("--dataset", choices=("synthetic", "kins", "cocoa"), help="override the config's dataset")
     parser.add_argument("--data_dir", help="tfds data directory of the dataset")
     parser.add_argument("--pretrained", help="npz of backbone weights (experiments/convert_torch_resnet.py)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (weights stay float32)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
     args = parser.parse_args(argv)

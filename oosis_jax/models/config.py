@@ -68,7 +68,7 @@ class ModelConfig:
 
     @classmethod
     def tiny(cls, num_classes: int, **overrides) -> "ModelConfig":
-        """A few-thousand-parameter variant with the same topology, for tests and CPU smoke runs."""
+        """A ~0.1M-parameter variant with the same topology (one block per stage), for tests and CPU runs."""
         settings = dict(stage_blocks=(1, 1, 1, 1), width=4, stem_width=8, head_width=16, aux_width=8)
         settings.update(overrides)
         return cls(num_classes=num_classes, **settings)
