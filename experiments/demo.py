@@ -68,7 +68,7 @@ def get_config(name: str = "cpu") -> DemoConfig:
     raise ValueError(f"unknown demo config {name!r}; choose cpu, smoke or full")
 
 
-def test_scenes(config: DemoConfig) -> list[dict]:
+def held_out_scenes(config: DemoConfig) -> list[dict]:
     from data.synthetic import make_scene
 
     return [make_scene(common.HELD_OUT_SEED + i, *config.test_size) for i in range(config.test_scenes)]
@@ -105,7 +105,7 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
           f"on {predict.device_summary()} (resumes from {out / f'train_{config.name}'})")
     budget = None if config.train_minutes is None else 60 * config.train_minutes
     model, train_seconds, steps = common.train_model(train_config, out / f"train_{config.name}", budget)
-    examples = test_scenes(config)
+    examples = held_out_scenes(config)
     method = common.default_method()
     print(f"[2/4] predicting {len(examples)} held-out scenes (CRF: {common.method_name(method)})")
     show = config.name != "smoke"
