@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from flax import nnx
 
 from oosis_jax import predict
