@@ -25,7 +25,7 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--split", default="test")
     parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="builder config of the dataset, e.g. num_train=0 num_validation=0 num_test=50")
+                        help="builder config, e.g. num_train=0 num_validation=0 num_test=50")
     parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
     parser.add_argument("--out", required=True, help="output folder")

@@ -27,7 +27,7 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", default="synthetic", help="dataset of --gt (a checkpoint knows its own)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="builder config of the dataset, e.g. num_train=0 num_validation=0 num_test=50")
+                        help="builder config, e.g. num_train=0 num_validation=0 num_test=50")
     parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="first N examples of the split (--gt)")
     parser.add_argument("--out", required=True, help="output folder")
