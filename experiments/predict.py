@@ -31,7 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="first N examples of the split (--gt)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--method", default="jump", help="CRF minimiser: jump (paper), expansion, solve")
+    parser.add_argument("--method", default="solve", choices=("solve", "jump", "expansion"),
+                        help="CRF minimiser: solve (default, crf.solve), jump (the paper's jump moves), expansion")
     parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
     parser.add_argument("--tile-size", type=int, default=512, help="larger images are predicted in tiles")
     parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")

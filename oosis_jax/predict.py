@@ -106,7 +106,7 @@ def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = 
     return {key: value[:height, :width] for key, value in heads.items()}
 
 
-def predict_images(model, images: Sequence[np.ndarray], method: str = "jump", processes: int | None = None,
+def predict_images(model, images: Sequence[np.ndarray], method: str = "solve", processes: int | None = None,
                    tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP, progress: bool = True,
                    lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
     """Full pipeline for uint8 (H, W, 3) images: heads (one at a time), then the CRF on all cores."""

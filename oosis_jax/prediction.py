@@ -82,13 +82,13 @@ def assemble(labels, s, b, e) -> Prediction:
                       e=np.asarray(e, np.float32), s=np.asarray(s, np.float32))
 
 
-def label_heads(heads: Sequence[dict], method: str = "jump", processes: int | None = None,
+def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | None = None,
                 progress: bool = True, lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
     """Predictions from per-image head probabilities ``dict(s, b, e)`` (numpy, one image each).
 
-    The CRF runs for all images at once through ``crf.solve_many`` (``method`` "jump" = the paper's
-    ``crf.jump_moves``, "expansion", "solve" = ``crf.solve``, or a picklable callable; ``processes=None`` uses
-    every core).
+    The CRF runs for all images at once through ``crf.solve_many`` (``method`` "solve" = ``crf.solve``, the
+    default; "jump" = the paper's ``crf.jump_moves``; "expansion"; or a picklable callable;
+    ``processes=None`` uses every core).
     """
     inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
     labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
@@ -108,7 +108,7 @@ def ground_truth_heads(instance_map, classes, edges, num_classes: int) -> dict:
             "e": e.astype(np.float32)}
 
 
-def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str = "jump",
+def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str = "solve",
                        processes: int | None = None, progress: bool = True, lam: float = LAMBDA,
                        mu: float = MU) -> list[Prediction]:
     """The CRF fed with ground-truth sigma and O (`crf_inputs.gt_crf_inputs`), one `Prediction` per example.
