@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import os
 
 from oosis_jax.configs import NAMES, get_config, num_classes
 
@@ -46,6 +47,34 @@ def build_config(args: argparse.Namespace):
     return config.replace(**changes) if changes else config
 
 
+def plot_metrics(metrics_file: str, output: str) -> None:
+    """Training losses and validation boundary ODS/AP against the step, saved as a PNG."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_file) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss", "s", "b", "e", "o", "aux"):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            left.plot(*zip(*points), label=key)
+    left.set(xlabel="step", ylabel="training loss", yscale="log", title="Eq. (4) terms")
+    for key in ("val_boundary_ods", "val_boundary_ap", "val_oriented_ods", "val_oriented_ap"):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            right.plot(*zip(*points), marker="o", label=key.removeprefix("val_"))
+    right.set(xlabel="step", ylabel="validation", ylim=(0, 1), title="boundaries")
+    left.legend(), right.legend()
+    fig.tight_layout()
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="synthetic", choices=NAMES)
@@ -66,7 +95,9 @@ def main(argv=None):
     config = build_config(args)
     state = train.train(config, args.workdir)
     if jax.process_index() == 0:
-        print(f"finished at step {int(state.step)}; metrics in {args.workdir}/{train.METRICS_FILE}")
+        metrics = os.path.join(args.workdir, train.METRICS_FILE)
+        plot_metrics(metrics, os.path.join(args.workdir, "metrics.png"))
+        print(f"finished at step {int(state.step)}; metrics in {metrics} and metrics.png")
 
 
 if __name__ == "__main__":
