@@ -14,26 +14,16 @@ import json
 from pathlib import Path
 
 from data import loading
+from experiments import cli
 from oosis_jax import boundary_eval, eval_data, evaluation, prediction
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="training workdir to restore the network from")
-    source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
+    cli.add_source_arguments(parser)
     parser.add_argument("--dataset", default="synthetic")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="builder config, e.g. num_train=0 num_validation=0 num_test=50")
-    parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--method", default="solve", choices=("solve", "jump", "expansion"),
-                        help="CRF minimiser: solve (default, crf.solve), jump (the paper's jump moves), expansion")
-    parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
-    parser.add_argument("--tile-size", type=int, default=512, help="larger images are predicted in tiles")
-    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
+    cli.add_crf_arguments(parser)
     parser.add_argument("--max-dist", type=float, default=boundary_eval.MAX_DIST,
                         help="boundary matching radius, fraction of the image diagonal")
     return parser.parse_args(argv)

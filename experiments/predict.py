@@ -15,27 +15,17 @@ import argparse
 from tqdm.auto import tqdm
 
 from data import loading
+from experiments import cli
 from oosis_jax import eval_data, prediction, prediction_io
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="training workdir to restore the network from")
-    source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
+    cli.add_source_arguments(parser)
     parser.add_argument("--images", help="folder of images (with --checkpoint)")
     parser.add_argument("--dataset", default="synthetic", help="dataset of --gt (a checkpoint knows its own)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="builder config, e.g. num_train=0 num_validation=0 num_test=50")
-    parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--limit", type=int, default=None, help="first N examples of the split (--gt)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--method", default="solve", choices=("solve", "jump", "expansion"),
-                        help="CRF minimiser: solve (default, crf.solve), jump (the paper's jump moves), expansion")
-    parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
-    parser.add_argument("--tile-size", type=int, default=512, help="larger images are predicted in tiles")
-    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
+    cli.add_crf_arguments(parser)
     args = parser.parse_args(argv)
     if args.checkpoint and not args.images:
         parser.error("--checkpoint needs --images")
