@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m experiments.render_scenes --out runs/demo --num 6 $(ARGS)
+	$(PY) -m experiments.demo $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q tests $(ARGS)
