@@ -53,18 +53,30 @@ def num_train_steps(config: TrainConfig, num_examples: int) -> int:
 
 
 def make_optimizer(config: TrainConfig, num_steps: int) -> optax.GradientTransformation:
-    """SGD + momentum + L2 weight decay with the poly schedule; ``new_layer_lr_mult`` outside the backbone."""
+    """SGD + momentum (or Adam) + L2 weight decay with the poly schedule; parameters outside the backbone
+    learn ``new_layer_lr_mult`` times faster, the upsampling kernels ``upsample_lr_mult`` times (if set)."""
     schedule = optax.polynomial_schedule(config.base_lr, 0.0, config.lr_power, num_steps)
 
-    def sgd(mult):
-        return optax.chain(optax.add_decayed_weights(config.weight_decay),
-                           optax.sgd(lambda step: mult * schedule(step), momentum=config.momentum))
+    def scaled(mult):
+        lr = lambda step: mult * schedule(step)  # noqa: E731
+        if config.optimizer == "adam":
+            step = optax.adam(lr, b1=config.momentum)
+        else:
+            step = optax.sgd(lr, momentum=config.momentum)
+        return optax.chain(optax.add_decayed_weights(config.weight_decay), step)
 
-    def labels(params):
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: "backbone" if path[0].key == "backbone" else "new", params)
+    upsample = config.upsample_lr_mult is not None  # else the upsampling kernels are "new" layers
 
-    return optax.multi_transform({"backbone": sgd(1.0), "new": sgd(config.new_layer_lr_mult)}, labels)
+    def label(path, _):
+        if path[0].key == "backbone":
+            return "backbone"
+        return "upsample" if upsample and path[0].key.endswith("_upsample") else "new"
+
+    groups = {"backbone": scaled(1.0), "new": scaled(config.new_layer_lr_mult)}
+    if upsample:
+        mult = config.upsample_lr_mult
+        groups["upsample"] = optax.set_to_zero() if mult == 0 else scaled(mult)
+    return optax.multi_transform(groups, lambda params: jax.tree_util.tree_map_with_path(label, params))
 
 
 def init_model(config: TrainConfig):

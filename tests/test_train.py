@@ -111,3 +111,28 @@ def test_tiny_model_overfits_a_few_synthetic_scenes():
     f_after = boundary_f(state, graphdef, rng_state, batch)
     assert losses[-1] < losses[0] / 8, losses[::10]
     assert f_after > max(3 * f_before, 0.3), (f_before, f_after)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_optimizer_groups_scale_and_freeze_the_learning_rate(optimizer):
+    config = get_config("smoke", optimizer=optimizer, base_lr=0.01, momentum=0.9, weight_decay=0.0,
+                        new_layer_lr_mult=10.0, upsample_lr_mult=0.0)
+    params = {"backbone": {"w": jnp.ones(3)}, "s_head": {"w": jnp.ones(3)}, "be_upsample": {"w": jnp.ones(3)}}
+    grads = jax.tree.map(lambda x: 0.5 * x, params)
+    tx = train.make_optimizer(config, 100)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    backbone, head = updates["backbone"]["w"], updates["s_head"]["w"]
+    # SGD: -lr * g = -0.005; Adam's first step: -lr * sign(g) = -0.01 (bias-corrected moments).
+    np.testing.assert_allclose(backbone, -0.005 if optimizer == "sgd" else -0.01, rtol=1e-3)
+    np.testing.assert_allclose(head, 10 * backbone, rtol=1e-5)
+    np.testing.assert_array_equal(updates["be_upsample"]["w"], 0.0)
+    default = train.make_optimizer(config.replace(upsample_lr_mult=None), 100)
+    updates, _ = default.update(grads, default.init(params), params)
+    np.testing.assert_allclose(updates["be_upsample"]["w"], updates["s_head"]["w"])
+
+
+def test_config_rejects_unknown_optimizer_and_negative_upsample_multiplier():
+    with pytest.raises(ValueError, match="optimizer"):
+        get_config("smoke", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="upsample_lr_mult"):
+        get_config("smoke", upsample_lr_mult=-1.0)

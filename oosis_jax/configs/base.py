@@ -10,6 +10,7 @@ from oosis_jax.losses import LossConfig
 from oosis_jax.models import ModelConfig
 
 DATASETS = ("synthetic", "kins", "cocoa")
+OPTIMIZERS = ("sgd", "adam")
 
 
 def num_classes(dataset: str) -> int:
@@ -27,9 +28,12 @@ class TrainConfig:
     is allowed for ``synthetic`` only and renders ``synthetic_scenes`` train / ``synthetic_val_scenes``
     validation scenes of ``synthetic_size`` on the fly (no tfds build needed).
     Schedule: ``num_steps`` if set, else ``ceil(num_epochs * len(train) / batch_size)``; ``batch_size`` is
-    global (split over processes and devices). SGD with ``momentum``, ``weight_decay`` and the poly
-    learning rate ``base_lr * (1 - step / num_steps) ** lr_power``; layers outside the backbone learn
-    ``new_layer_lr_mult`` times faster (Sec. 5.3 and the PSPNet reference).
+    global (split over processes and devices). ``optimizer`` "sgd" (the paper's: SGD with ``momentum``)
+    or "adam" (Adam, ``momentum`` is its beta1), both with L2 ``weight_decay`` and the poly learning rate
+    ``base_lr * (1 - step / num_steps) ** lr_power``; layers outside the backbone learn
+    ``new_layer_lr_mult`` times faster (Sec. 5.3 and the PSPNet reference), except the two bilinear-
+    initialised upsampling kernels, which learn ``upsample_lr_mult`` times faster when it is set
+    (0 freezes them at bilinear interpolation).
     Bookkeeping: checkpoint every ``checkpoint_every`` steps keeping ``keep_checkpoints``; log every
     ``log_every`` steps; validate every ``eval_every`` steps on at most ``eval_examples`` examples.
     """
@@ -46,11 +50,13 @@ class TrainConfig:
     batch_size: int = 8
     num_epochs: float = 200.0
     num_steps: int | None = None
+    optimizer: str = "sgd"
     base_lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
     lr_power: float = 0.9
     new_layer_lr_mult: float = 10.0
+    upsample_lr_mult: float | None = None
     seed: int = 0
     pretrained: str | None = None
     checkpoint_every: int = 1000
@@ -67,6 +73,10 @@ class TrainConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.data_dir is None and self.dataset != "synthetic":
             raise ValueError(f"dataset {self.dataset!r} needs data_dir (its tfds build directory)")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.upsample_lr_mult is not None and self.upsample_lr_mult < 0:
+            raise ValueError(f"upsample_lr_mult must be >= 0 or None, got {self.upsample_lr_mult}")
         if self.batch_size < 1 or (self.num_steps is not None and self.num_steps < 1):
             raise ValueError(f"batch_size and num_steps must be positive, got {self.batch_size}, {self.num_steps}")
         if min(self.checkpoint_every, self.keep_checkpoints, self.log_every, self.eval_every) < 1:
