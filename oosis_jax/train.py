@@ -173,8 +173,10 @@ def open_sources(config: TrainConfig):
 
     module = importlib.import_module(f"data.{config.dataset}")
     data_dir = os.path.expanduser(config.data_dir)
-    return (loading.load(config.dataset, getattr(module, "TRAIN_SPLIT", "train"), data_dir),
-            loading.load(config.dataset, getattr(module, "EVAL_SPLIT", "test"), data_dir))
+    builder_config = dict(config.dataset_config)
+    eval_split = config.eval_split or getattr(module, "EVAL_SPLIT", "test")
+    return (loading.load(config.dataset, getattr(module, "TRAIN_SPLIT", "train"), data_dir, **builder_config),
+            loading.load(config.dataset, eval_split, data_dir, **builder_config))
 
 
 class MetricsLog:

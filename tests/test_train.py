@@ -136,3 +136,19 @@ def test_config_rejects_unknown_optimizer_and_negative_upsample_multiplier():
         get_config("smoke", optimizer="rmsprop")
     with pytest.raises(ValueError, match="upsample_lr_mult"):
         get_config("smoke", upsample_lr_mult=-1.0)
+
+
+def test_training_reads_a_synthetic_tfds_build(tmp_path):
+    builder_config = (("num_train", 4), ("num_validation", 2), ("num_test", 0), ("min_height", 40),
+                      ("max_height", 40), ("min_width", 48), ("max_width", 48))
+    config = get_config("smoke", data_dir=str(tmp_path), dataset_config=builder_config, eval_split="validation")
+    train_source, val_source = train.open_sources(config)
+    assert (len(train_source), len(val_source)) == (4, 2)
+    batch = input_pipeline.train_dataset(train_source, config.augment, batch_size=4, seed=0)[0]
+    assert batch["image"].shape == (4, 32, 32, 3) and batch["boundary"].max() == 1.0
+    (val_batch,) = input_pipeline.eval_dataset(val_source, batch_size=2)
+    assert val_batch["image"].shape == (2, 40, 48, 3)
+    restored = type(config).from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config and hash(restored) == hash(config)
+    with pytest.raises(ValueError, match="dataset_config"):
+        config.replace(dataset_config=(("num_train",),))

@@ -24,8 +24,10 @@ def num_classes(dataset: str) -> int:
 class TrainConfig:
     """Everything one training run depends on (saved as ``config.json`` in the work directory).
 
-    Data: ``dataset`` of the registry, read from ``data_dir`` with ``data.loading.load``; ``data_dir=None``
-    is allowed for ``synthetic`` only and renders ``synthetic_scenes`` train / ``synthetic_val_scenes``
+    Data: ``dataset`` of the registry, read from ``data_dir`` with ``data.loading.load`` (builder config
+    ``dataset_config``, ``(key, value)`` pairs, e.g. ``(("num_train", 256),)`` for a synthetic build;
+    training on the module's ``TRAIN_SPLIT``, else "train", validating on ``eval_split``, else the
+    module's ``EVAL_SPLIT``, else "test"); ``data_dir=None`` is allowed for ``synthetic`` only and renders ``synthetic_scenes`` train / ``synthetic_val_scenes``
     validation scenes of ``synthetic_size`` on the fly (no tfds build needed).
     Schedule: ``num_steps`` if set, else ``ceil(num_epochs * len(train) / batch_size)``; ``batch_size`` is
     global (split over processes and devices). ``optimizer`` "sgd" (the paper's: SGD with ``momentum``)
@@ -44,6 +46,8 @@ class TrainConfig:
     loss: LossConfig = LossConfig()
     augment: AugmentConfig = AugmentConfig()
     data_dir: str | None = None
+    dataset_config: tuple[tuple[str, object], ...] = ()
+    eval_split: str | None = None
     synthetic_scenes: int = 256
     synthetic_val_scenes: int = 16
     synthetic_size: tuple[int, int] = (120, 160)
@@ -73,6 +77,9 @@ class TrainConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.data_dir is None and self.dataset != "synthetic":
             raise ValueError(f"dataset {self.dataset!r} needs data_dir (its tfds build directory)")
+        if any(not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str)
+               for pair in self.dataset_config):
+            raise ValueError(f"dataset_config must be (key, value) pairs, got {self.dataset_config!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.upsample_lr_mult is not None and self.upsample_lr_mult < 0:
@@ -94,6 +101,7 @@ class TrainConfig:
         augment = dict(values["augment"])
         augment.update(crop_size=tuple(augment["crop_size"]), scale_range=tuple(augment["scale_range"]))
         values["augment"] = AugmentConfig(**augment)
+        values["dataset_config"] = tuple(tuple(pair) for pair in values.get("dataset_config", ()))
         for key in ("synthetic_size", "eval_resolution"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
