@@ -105,9 +105,10 @@ class TrainingBudgetReached(Exception):
     """Raised from the training loop's step hook once the time budget is spent (at a checkpoint step)."""
 
 
-def train_model(config, workdir, max_seconds: float | None = None) -> tuple[object, float, int]:
+def train_model(config, workdir, max_seconds: float | None = None, sources=None) -> tuple[object, float, int]:
     """Train (resuming from ``workdir``'s checkpoints); return ``(model, seconds spent in this call, steps)``
-    where ``steps`` is the step of the checkpoint the model comes from.
+    where ``steps`` is the step of the checkpoint the model comes from. ``sources``: optional (train,
+    validation) random-access example sources replacing the config's dataset (``oosis_jax.train.train``).
 
     With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
     of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
@@ -122,7 +123,7 @@ def train_model(config, workdir, max_seconds: float | None = None) -> tuple[obje
             raise TrainingBudgetReached(step)
 
     try:
-        train.train(config, os.fspath(workdir), on_step=stop_when_spent)
+        train.train(config, os.fspath(workdir), on_step=stop_when_spent, sources=sources)
     except TrainingBudgetReached as stopped:
         print(f"time budget of {max_seconds / 60:.1f} min spent: stopped after step {stopped.args[0]}")
     model, _ = train.restore_model(os.fspath(workdir))

@@ -192,15 +192,18 @@ class MetricsLog:
                 f.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
 
 
-def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | None = None) -> TrainState:
+def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | None = None,
+          sources: tuple | None = None) -> TrainState:
     """Train (or resume) the run in ``workdir``; returns the final state. ``on_step(step)`` is called after
-    each step (and its checkpoint) has been taken, e.g. for progress hooks."""
+    each step (and its checkpoint) has been taken, e.g. for progress hooks. ``sources``: (train,
+    validation) random-access sources of decoded examples (``data/features.py`` schema) to use instead of
+    ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``)."""
     workdir = os.path.abspath(workdir)
     mesh = make_mesh()
     jax.set_mesh(mesh)
     if config.batch_size % jax.device_count() or config.batch_size % jax.process_count():
         raise ValueError(f"batch_size {config.batch_size} must divide over {jax.device_count()} devices")
-    train_source, val_source = open_sources(config)
+    train_source, val_source = sources if sources is not None else open_sources(config)
     num_steps = num_train_steps(config, len(train_source))
     if jax.process_index() == 0:
         checkpointing.write_config(workdir, config)
