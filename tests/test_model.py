@@ -23,9 +23,9 @@ def forward(model, images, train):
     return run(state, images)
 
 
-@pytest.mark.parametrize("head,upsample", [("disentangled", "joint"), ("entangled", "separate")])
-def test_outputs_at_input_resolution_for_odd_sizes(head, upsample):
-    model = PSPNet(ModelConfig.tiny(3, head=head, upsample=upsample), rngs=nnx.Rngs(1))
+@pytest.mark.parametrize("head,upsample,stride", [("disentangled", "joint", 8), ("entangled", "separate", 4)])
+def test_outputs_at_input_resolution_for_odd_sizes(head, upsample, stride):
+    model = PSPNet(ModelConfig.tiny(3, head=head, upsample=upsample, output_stride=stride), rngs=nnx.Rngs(1))
     images = jax.random.normal(jax.random.key(0), (2, 29, 43, 3))
     out = forward(model, images, train=True)
     expected = {"s_logits": (2, 29, 43, 4), "aux_logits": (2, 29, 43, 4)}
@@ -40,6 +40,16 @@ def test_outputs_at_input_resolution_for_odd_sizes(head, upsample):
     np.testing.assert_allclose(probs["o"][..., :4], probs["b"][..., None] * probs["e"], atol=1e-5)
     eval_out = nnx.eval_shape(lambda: PSPNet(ModelConfig.tiny(3, head=head))(jnp.zeros((1, 17, 9, 3))))
     assert "aux_logits" not in eval_out and eval_out["s_logits"].shape == (1, 17, 9, 4)
+
+
+def test_output_stride_sets_feature_resolution_and_upsampling_factor():
+    for stride in (4, 8):
+        model = nnx.eval_shape(lambda: PSPNet(ModelConfig.tiny(3, output_stride=stride)))  # noqa: B023
+        stage3, stage4 = nnx.eval_shape(lambda m: m.backbone(jnp.zeros((1, 30, 41, 3)), False), model)
+        assert stage3.shape[1:3] == stage4.shape[1:3] == (-(-30 // stride), -(-41 // stride))
+        assert model.be_upsample.kernel.shape == (2 * stride, 2 * stride, 5, 5)
+    with pytest.raises(ValueError, match="output_stride"):
+        ModelConfig.tiny(3, output_stride=16)
 
 
 def test_bfloat16_compute_keeps_float32_weights_and_outputs():

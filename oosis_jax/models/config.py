@@ -7,6 +7,7 @@ import dataclasses
 HEADS = ("disentangled", "entangled")
 UPSAMPLERS = ("joint", "separate")
 DTYPES = ("float32", "bfloat16")
+OUTPUT_STRIDES = (4, 8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,8 @@ class ModelConfig:
       upsample: "joint" (b and e upsampled together by a kernel spanning the channel axis, supplement Fig. 1b)
         or "separate" (each b/e channel upsampled on its own, the ablation of Tab. 5).
       dtype: compute dtype, "float32" or "bfloat16"; parameters are always float32.
+      output_stride: 8 (the paper's dilated ResNet) or 4 (stage 2 keeps the stem's resolution: finer
+        boundaries for small models and images, at several times the compute of the head).
     """
 
     num_classes: int
@@ -42,6 +45,7 @@ class ModelConfig:
     head: str = "disentangled"
     upsample: str = "joint"
     dtype: str = "float32"
+    output_stride: int = 8
 
     def __post_init__(self):
         if self.num_classes < 1:
@@ -58,6 +62,8 @@ class ModelConfig:
                                      ("dtype", self.dtype, DTYPES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride}")
         object.__setattr__(self, "stage_blocks", tuple(int(b) for b in self.stage_blocks))
         object.__setattr__(self, "pyramid_bins", tuple(int(b) for b in self.pyramid_bins))
 

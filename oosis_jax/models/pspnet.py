@@ -18,7 +18,6 @@ from oosis_jax.models.config import ModelConfig
 from oosis_jax.models.resnet import DilatedResNet, batch_norm, conv
 from oosis_jax.models.upsample import TransposedUpsample
 
-OUTPUT_STRIDE = 8
 NUM_DIRECTIONS = 4
 
 
@@ -88,14 +87,14 @@ class PSPNet(nnx.Module):
         classes = config.num_classes + 1
         logits = lambda cout: nnx.Conv(config.head_width, cout, (1, 1), dtype=dtype, rngs=rngs)  # noqa: E731
         self.s_head = logits(classes)
-        self.s_upsample = TransposedUpsample(classes, OUTPUT_STRIDE, joint=False, dtype=dtype)
+        self.s_upsample = TransposedUpsample(classes, config.output_stride, joint=False, dtype=dtype)
         boundary_channels = 1 + NUM_DIRECTIONS
         if config.head == "disentangled":
             self.b_head = logits(1)
             self.e_head = logits(NUM_DIRECTIONS)
         else:
             self.o_head = logits(boundary_channels)
-        self.be_upsample = TransposedUpsample(boundary_channels, OUTPUT_STRIDE,
+        self.be_upsample = TransposedUpsample(boundary_channels, config.output_stride,
                                               joint=config.upsample == "joint", dtype=dtype)
         self.aux = ConvBNReLU(self.backbone.stage3_channels, config.aux_width, 3, dtype=dtype, rngs=rngs)
         self.aux_head = nnx.Conv(config.aux_width, classes, (1, 1), dtype=dtype, rngs=rngs)

@@ -1,7 +1,8 @@
 """Dilated ResNet backbone of PSPNet (output stride 8), supplement Sec. 1.1 "Features".
 
 Stages 3 and 4 keep stride 1 and dilate their 3x3 convolutions by 2 and 4, as in the PSPNet reference, so
-the features of an ``(H, W)`` image are ``(ceil(H / 8), ceil(W / 8))``. Module and attribute names follow
+the features of an ``(H, W)`` image are ``(ceil(H / 8), ceil(W / 8))`` (``(ceil(H / 4), ceil(W / 4))``
+with ``output_stride=4``, where stage 2 does not downsample either). Module and attribute names follow
 torchvision's ResNet (``conv1``, ``bn1``, ``layer1/0/conv2``, ...) so pretrained weights map one to one
 (``experiments/convert_torch_resnet.py``).
 """
@@ -15,8 +16,8 @@ from flax import nnx
 from oosis_jax.models.config import ModelConfig
 
 EXPANSION = 4
-# (stride, dilation) of stages 1..4 for output stride 8.
-STAGE_GEOMETRY = ((1, 1), (2, 1), (1, 2), (1, 4))
+# (stride, dilation) of stages 1..4 for each output stride.
+STAGE_GEOMETRY = {8: ((1, 1), (2, 1), (1, 2), (1, 4)), 4: ((1, 1), (1, 1), (1, 2), (1, 4))}
 
 
 def conv(cin, cout, kernel, *, stride=1, dilation=1, dtype, rngs):
@@ -66,10 +67,10 @@ class Bottleneck(nnx.Module):
 
 
 class DilatedResNet(nnx.Module):
-    """``__call__(x (B, H, W, 3), train) -> (stage3, stage4)`` features at stride 8.
+    """``__call__(x (B, H, W, 3), train) -> (stage3, stage4)`` features at stride ``s = output_stride``.
 
-    ``stage3``: ``(B, ceil(H/8), ceil(W/8), 8 * width)`` (feeds the auxiliary head);
-    ``stage4``: ``(B, ceil(H/8), ceil(W/8), 32 * width)`` (feeds the pyramid pooling module).
+    ``stage3``: ``(B, ceil(H/s), ceil(W/s), 16 * width)`` (feeds the auxiliary head);
+    ``stage4``: ``(B, ceil(H/s), ceil(W/s), 32 * width)`` (feeds the pyramid pooling module).
     """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
@@ -89,7 +90,8 @@ class DilatedResNet(nnx.Module):
             self.conv2 = self.bn2 = self.conv3 = self.bn3 = None
             cin = stem
         stages = []
-        for k, (blocks, (stride, dilation)) in enumerate(zip(config.stage_blocks, STAGE_GEOMETRY)):
+        geometry = STAGE_GEOMETRY[config.output_stride]
+        for k, (blocks, (stride, dilation)) in enumerate(zip(config.stage_blocks, geometry)):
             width = config.width * 2**k
             stage = []
             for i in range(blocks):
