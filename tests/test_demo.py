@@ -26,6 +26,7 @@ def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
         assert_percentages(row[1:])
     for name in ("oair_iou.png", "oair_confidence.png", "boundary_pr.png", "scene_00.png", "scene_01.png"):
         assert (out / name).stat().st_size > 1000, name
+    assert list((out / "tfds").rglob("*train.array_record*")), "the demo trains from a tfds build"
     saved = json.loads((out / "results.json").read_text())
     assert saved["steps"] == 6 and saved["results"]["num_images"] == 3
     assert summary["gt_results"]["weighted_coverage"] > 0.5  # the CRF on ground truth is near exact
@@ -42,6 +43,10 @@ def test_demo_configs():
     assert demo.get_config("smoke").train == "smoke"
     full = demo.get_config("full").train_config()
     assert full.model.stage_blocks == (3, 4, 6, 3) and full.model.width == 64
+    assert full.optimizer == "sgd" and full.augment.crop_size == (225, 225) and full.model.output_stride == 8
+    cpu = demo.get_config("cpu").train_config("/tmp/demo_tfds")
+    assert cpu.data_dir == "/tmp/demo_tfds" and cpu.eval_split == "validation"
+    assert dict(cpu.dataset_config)["num_train"] == cpu.synthetic_scenes
     assert demo.get_config("cpu").train_minutes is not None
     with pytest.raises(ValueError, match="unknown demo config"):
         demo.get_config("huge")
