@@ -22,16 +22,8 @@ VARIANTS = {
 
 
 def main(argv=None):
-    args = common.add_training_args(common.parser(__doc__, "boundary_models", default_limit=30)).parse_args(argv)
-    s = common.setup(args)
-    from oosis_jax import evaluation
-
-    trained = common.train_variants(s, VARIANTS, args)
-    rows = [common.boundary_row(name, t["results"]) for name, t in trained.items()]
-    plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
-    common.report(s, "Tab. 3a: oriented occlusion boundary model", common.markdown(common.BOUNDARY_HEADERS, rows),
-                  common.training_note(trained), data=trained, plots=plots)
-    return trained
+    return common.compare_boundary_variants(argv, __doc__, "boundary_models", "Tab. 3a: oriented occlusion boundary model",
+                                            VARIANTS)
 
 
 if __name__ == "__main__":

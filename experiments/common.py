@@ -284,3 +284,17 @@ def training_note(trained: dict[str, dict]) -> str:
         lines.append(f"- {name}: PSPNet blocks {tuple(m['stage_blocks'])} width {m['width']}, {t['steps']} steps "
                      f"x batch {t['config']['batch_size']}, {t['train_seconds'] / 60:.1f} min in this call")
     return "\n".join(lines)
+
+
+def compare_boundary_variants(argv, description: str, name: str, title: str, variants: dict) -> dict:
+    """The whole of a boundary-model comparison (Tab. 3a, Tab. 5): train every variant, evaluate it, and
+    report oriented ODS/OIS/AP and boundary AP with the precision-recall plot. Returns the trained dict."""
+    from oosis_jax import evaluation
+
+    args = add_training_args(parser(description, name, default_limit=30)).parse_args(argv)
+    s = setup(args)
+    trained = train_variants(s, variants, args)
+    rows = [boundary_row(variant, t["results"]) for variant, t in trained.items()]
+    plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
+    report(s, title, markdown(BOUNDARY_HEADERS, rows), training_note(trained), data=trained, plots=plots)
+    return trained
