@@ -4,8 +4,10 @@
 
 Replaces the network's outputs by the ground truth (sigma from the GT semantic map, O from the GT occlusion
 map, ``oosis_jax.crf_inputs.gt_crf_inputs``), labels with the default CRF, and reports mask mAP, weighted
-coverage, OAIR at IoU 0.5 and cycles; with ``--checkpoint`` also the row from predicted heads, as in Tab. 4.
-Writes ``runs/crf_on_gt/results.md`` and the OAIR curves of Fig. 10 (``oair_iou.png``, ``oair_confidence.png``).
+coverage, OAIR at IoU 0.5 and cycles; with ``--checkpoint`` also the row from predicted heads, as in Tab. 4,
+and (beyond the paper) rows where the network's heads are kept but one CRF input is replaced by the ground
+truth: sigma (the s head), the boundary map b, or b and e (the set O). They show which head limits the
+instances. Writes ``runs/crf_on_gt/results.md`` and the OAIR curves of Fig. 10 (``oair_iou.png``, ``oair_confidence.png``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,45 @@ from experiments import common
 
 GT_ROW = "Joint-Labeling (GT bndry/segm)"
 PREDICTED_ROW = "Joint-Labeling (predicted bndry/segm)"
+# Rows with the network's heads where the named heads are replaced by the ground truth's.
+MIXED_ROWS = {"Joint-Labeling (GT segm, predicted bndry)": ("s",),
+              "Joint-Labeling (predicted segm, GT bndry, predicted orientation)": ("b",),
+              "Joint-Labeling (predicted segm, GT bndry and orientation)": ("b", "e")}
+
+
+def mixed_heads(predicted: dict, ground_truth: dict, replaced) -> dict:
+    """``predicted`` head probabilities (``dict(s, b, e)``) with the heads named in ``replaced`` taken from
+    ``ground_truth`` (`oosis_jax.prediction.ground_truth_heads`)."""
+    unknown = set(replaced) - {"s", "b", "e"}
+    if unknown:
+        raise ValueError(f"unknown heads {sorted(unknown)}; choose among s, b, e")
+    return {k: ground_truth[k] if k in replaced else predicted[k] for k in ("s", "b", "e")}
+
+
+def network_rows(model, examples, s: common.Setup, method) -> dict[str, dict]:
+    """The predicted row and the `MIXED_ROWS`, each labelled by the CRF and evaluated (no boundary metrics)."""
+    from tqdm.auto import tqdm
+
+    from oosis_jax import evaluation, predict, prediction
+
+    heads = [predict.head_probabilities(model, x["image"])
+             for x in tqdm(examples, desc="network", disable=s.smoke)]
+    n_classes = common.num_classes(s.dataset)
+    truth = [prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n_classes)
+             for x in examples]
+    rows = {PREDICTED_ROW: heads}
+    rows.update({name: [mixed_heads(h, t, replaced) for h, t in zip(heads, truth)]
+                 for name, replaced in MIXED_ROWS.items()})
+    results = {}
+    for name, row_heads in rows.items():
+        labelled = prediction.label_heads(row_heads, method=method, processes=s.processes, progress=not s.smoke)
+        results[name] = evaluation.evaluate(labelled, examples, boundaries=False, progress=False)
+    return results
 
 
 def run(s: common.Setup, checkpoint: str | None = None) -> dict[str, dict]:
-    """Evaluation results keyed by row name (GT row always, predicted row with ``checkpoint``)."""
+    """Evaluation results keyed by row name (GT row always; with ``checkpoint`` first the predicted row and
+    the `MIXED_ROWS`)."""
     from oosis_jax import evaluation, prediction
 
     examples = common.held_out_examples(s)
@@ -27,8 +64,7 @@ def run(s: common.Setup, checkpoint: str | None = None) -> dict[str, dict]:
         from oosis_jax import train
 
         model, _ = train.restore_model(checkpoint)
-        predictions = common.predict(model, examples, s, method=method)
-        results[PREDICTED_ROW] = evaluation.evaluate(predictions, examples, boundaries=False, progress=False)
+        results.update(network_rows(model, examples, s, method))
     gt = prediction.label_ground_truth(examples, common.num_classes(s.dataset), method=method,
                                        processes=s.processes, progress=not s.smoke)
     results[GT_ROW] = evaluation.evaluate(gt, examples, boundaries=False, progress=False)
@@ -37,7 +73,7 @@ def run(s: common.Setup, checkpoint: str | None = None) -> dict[str, dict]:
 
 def main(argv=None):
     p = common.parser(__doc__, "crf_on_gt")
-    p.add_argument("--checkpoint", default=None, help="training workdir for the predicted row")
+    p.add_argument("--checkpoint", default=None, help="training workdir for the predicted and mixed rows")
     args = p.parse_args(argv)
     s = common.setup(args)
     from oosis_jax import evaluation

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from experiments import crf_on_gt, demo, instance_quality
@@ -60,8 +61,21 @@ def test_instance_quality_on_the_demo_checkpoint(smoke_demo, tmp_path):
     assert_percentages([c for r in table_rows(tmp_path / "results.md") for c in r[1:]])
 
 
-def test_crf_on_gt_with_predicted_row(smoke_demo, tmp_path):
+def test_crf_on_gt_with_predicted_and_mixed_rows(smoke_demo, tmp_path):
     out, _ = smoke_demo
     results = crf_on_gt.main(["--smoke", "--checkpoint", str(out / "train_smoke"), "--out", str(tmp_path)])
-    assert list(results) == [crf_on_gt.PREDICTED_ROW, crf_on_gt.GT_ROW]
-    assert results[crf_on_gt.GT_ROW]["weighted_coverage"] >= results[crf_on_gt.PREDICTED_ROW]["weighted_coverage"]
+    assert list(results) == [crf_on_gt.PREDICTED_ROW, *crf_on_gt.MIXED_ROWS, crf_on_gt.GT_ROW]
+    assert [r[0] for r in table_rows(tmp_path / "results.md")] == list(results)
+    wc = {name: r["weighted_coverage"] for name, r in results.items()}
+    # A 6-step network's boundaries are noise: ground-truth boundaries and orientations fix most instances.
+    assert wc[crf_on_gt.GT_ROW] >= wc[crf_on_gt.PREDICTED_ROW]
+    assert wc["Joint-Labeling (predicted segm, GT bndry and orientation)"] > wc[crf_on_gt.PREDICTED_ROW]
+
+
+def test_mixed_heads_take_only_the_named_heads_from_the_ground_truth():
+    predicted = {k: np.full(2, 0.0) for k in "sbe"}
+    truth = {k: np.full(2, 1.0) for k in "sbe"}
+    mixed = crf_on_gt.mixed_heads(predicted, truth, ("b", "e"))
+    assert mixed["s"] is predicted["s"] and mixed["b"] is truth["b"] and mixed["e"] is truth["e"]
+    with pytest.raises(ValueError, match="unknown heads"):
+        crf_on_gt.mixed_heads(predicted, truth, ("o",))
