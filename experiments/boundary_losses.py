@@ -10,13 +10,10 @@ and the oriented AP. Writes ``runs/boundary_losses/results.md`` and the precisio
 
 from __future__ import annotations
 
-import dataclasses
-
 from experiments import common
 
 LOSSES = {"Dice++": "dice++", "Tversky++": "tversky++", "ComboLoss": "combo", "WeightedCE": "wce"}
-VARIANTS = {name: (lambda c, loss=loss: c.replace(loss=dataclasses.replace(c.loss, boundary_loss=loss)))
-            for name, loss in LOSSES.items()}
+VARIANTS = {name: common.variant("loss", boundary_loss=loss) for name, loss in LOSSES.items()}
 
 
 def main(argv=None):

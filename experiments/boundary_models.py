@@ -11,19 +11,15 @@ Writes ``runs/boundary_models/results.md`` and the precision-recall plot.
 
 from __future__ import annotations
 
-import dataclasses
-
 from experiments import common
 
-VARIANTS = {
-    "P2ORM-style entangled head": lambda c: c.replace(model=dataclasses.replace(c.model, head="entangled")),
-    "Ours (disentangled b, e)": lambda c: c.replace(model=dataclasses.replace(c.model, head="disentangled")),
-}
+VARIANTS = {"P2ORM-style entangled head": common.variant("model", head="entangled"),
+            "Ours (disentangled b, e)": common.variant("model", head="disentangled")}
 
 
 def main(argv=None):
-    return common.compare_boundary_variants(argv, __doc__, "boundary_models", "Tab. 3a: oriented occlusion boundary model",
-                                            VARIANTS)
+    return common.compare_boundary_variants(argv, __doc__, "boundary_models",
+                                            "Tab. 3a: oriented occlusion boundary model", VARIANTS)
 
 
 if __name__ == "__main__":

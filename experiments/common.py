@@ -246,6 +246,12 @@ def add_training_args(p: argparse.ArgumentParser, minutes: float = 10.0) -> argp
     return p
 
 
+def variant(part: str, **fields) -> Callable:
+    """A variant for `train_variants`: ``f(TrainConfig) -> TrainConfig`` replacing ``fields`` of the config's
+    ``part`` dataclass (e.g. ``variant("model", head="entangled")``, ``variant("loss", boundary_loss="wce")``)."""
+    return lambda config: config.replace(**{part: dataclasses.replace(getattr(config, part), **fields)})
+
+
 def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Namespace) -> dict[str, dict]:
     """Train one model per variant and evaluate it on the held-out images (every metric).
 

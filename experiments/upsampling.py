@@ -9,19 +9,15 @@ Writes ``runs/upsampling/results.md`` and the precision-recall plot.
 
 from __future__ import annotations
 
-import dataclasses
-
 from experiments import common
 
-VARIANTS = {
-    "Separate b & e": lambda c: c.replace(model=dataclasses.replace(c.model, upsample="separate")),
-    "Joint b & e": lambda c: c.replace(model=dataclasses.replace(c.model, upsample="joint")),
-}
+VARIANTS = {"Separate b & e": common.variant("model", upsample="separate"),
+            "Joint b & e": common.variant("model", upsample="joint")}
 
 
 def main(argv=None):
-    return common.compare_boundary_variants(argv, __doc__, "upsampling", "Tab. 5: joint vs separate upsampling of b and e",
-                                            VARIANTS)
+    return common.compare_boundary_variants(argv, __doc__, "upsampling",
+                                            "Tab. 5: joint vs separate upsampling of b and e", VARIANTS)
 
 
 if __name__ == "__main__":
