@@ -61,7 +61,7 @@ def scene_inputs(seed, height, width, variant):
     from scipy.ndimage import gaussian_filter
 
     from data.synthetic import make_scene
-    from oosis_jax.targets import occlusion_map
+    from data.targets import occlusion_map
 
     scene = make_scene(seed, height, width)
     sigma = (scene["instance_map"] == 0).astype(np.float64)
@@ -168,8 +168,8 @@ SPEED_HEADERS = ("size", "inputs", "moves/image", "ours ms/move", "(push-relabel
 
 def known_behaviour(labels, scene):
     """Counts of Sec. 3.3's local minima for one ground-truth scene, and WC / OAIR counts of its instances."""
-    from oosis_jax import metrics
-    from oosis_jax.targets import semantic_map
+    from oosis_jax.evaluation import metrics
+    from data.targets import semantic_map
 
     gt, gt_edges = scene["instance_map"], np.asarray(scene["edges"]).reshape(-1, 2)
     pred, pred_edges = crf.instances(labels)

@@ -35,7 +35,7 @@ REFERENCE = "ground-truth order labels"
 
 
 def _order_labels(scene):
-    from oosis_jax.targets import order_labels
+    from data.targets import order_labels
 
     return order_labels(scene["instance_map"], scene["edges"])
 

@@ -21,8 +21,8 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from oosis_jax import train
-from oosis_jax.configs import get_config
+from oosis_jax.training import loop as train
+from oosis_jax.training.configs import get_config
 from oosis_jax.models import ModelConfig, PSPNet
 
 MODELS = {"resnet50": lambda: ModelConfig.resnet50(7), "synthetic": lambda: get_config("synthetic").model,

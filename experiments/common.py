@@ -74,7 +74,7 @@ def held_out_examples(s: Setup) -> list[dict]:
 
         size = SMOKE_SIZE if s.smoke else SYNTHETIC_SIZE
         return [make_scene(HELD_OUT_SEED + i, *size) for i in range(s.limit)]
-    from oosis_jax import eval_data
+    from data import examples as eval_data
 
     return eval_data.load_examples(s.dataset, "test", s.data_dir, s.limit)
 
@@ -92,7 +92,7 @@ def method_name(method) -> str:
 def train_config(s: Setup, **overrides):
     """The training preset for this run: ``smoke`` when ``--smoke``, else the dataset's (``synthetic`` is
     the reduced CPU model), with ``overrides`` (top-level `TrainConfig` fields)."""
-    from oosis_jax.configs import get_config
+    from oosis_jax.training.configs import get_config
 
     if s.smoke:
         return get_config("smoke", **overrides)
@@ -112,7 +112,7 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
     With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
     of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
     """
-    from oosis_jax import train
+    from oosis_jax.training import loop as train
 
     start = time.time()
 
@@ -140,7 +140,7 @@ def latest_step(workdir) -> int:
 
 def predict(model, examples: Sequence[dict], s: Setup, method=None, **kwargs) -> list:
     """`oosis_jax.prediction.Prediction` for each example's image (network, then the CRF)."""
-    from oosis_jax import predict as predict_lib
+    from oosis_jax.inference import network as predict_lib
 
     return predict_lib.predict_images(model, [x["image"] for x in examples], method=method or default_method(),
                                       processes=s.processes, progress=not s.smoke, **kwargs)
@@ -223,7 +223,7 @@ def noisy_heads(example: dict, n_classes: int, noise: float, seed: int = 0) -> d
     """
     from scipy.ndimage import gaussian_filter
 
-    from oosis_jax import prediction
+    from oosis_jax.inference import instances as prediction
 
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be finite and >= 0, got {noise}")

@@ -35,7 +35,9 @@ def network_rows(model, examples, s: common.Setup, method) -> dict[str, dict]:
     """The predicted row and the `MIXED_ROWS`, each labelled by the CRF and evaluated (no boundary metrics)."""
     from tqdm.auto import tqdm
 
-    from oosis_jax import evaluation, predict, prediction
+    from oosis_jax import evaluation
+    from oosis_jax.inference import network as predict
+    from oosis_jax.inference import instances as prediction
 
     heads = [predict.head_probabilities(model, x["image"])
              for x in tqdm(examples, desc="network", disable=s.smoke)]
@@ -55,13 +57,14 @@ def network_rows(model, examples, s: common.Setup, method) -> dict[str, dict]:
 def run(s: common.Setup, checkpoint: str | None = None) -> dict[str, dict]:
     """Evaluation results keyed by row name (GT row always; with ``checkpoint`` first the predicted row and
     the `MIXED_ROWS`)."""
-    from oosis_jax import evaluation, prediction
+    from oosis_jax import evaluation
+    from oosis_jax.inference import instances as prediction
 
     examples = common.held_out_examples(s)
     method = common.default_method()
     results = {}
     if checkpoint:
-        from oosis_jax import train
+        from oosis_jax.training import loop as train
 
         model, _ = train.restore_model(checkpoint)
         results.update(network_rows(model, examples, s, method))

@@ -50,7 +50,7 @@ class DemoConfig:
     def train_config(self, data_dir: Path | None = None):
         """The training config; with ``data_dir``, it reads a synthetic tfds build there (built on first use by
         ``data.loading``) of the preset's scene counts and size, validating on its ``validation`` split."""
-        from oosis_jax.configs import get_config
+        from oosis_jax.training.configs import get_config
 
         config = get_config(self.train).replace(name=f"demo_{self.name}", **dict(self.train_overrides))
         if data_dir is None:
@@ -71,10 +71,10 @@ def get_config(name: str = "cpu") -> DemoConfig:
     if name == "smoke":
         return DemoConfig(name="smoke", train="smoke", test_scenes=3, test_size=common.SMOKE_SIZE, panels=2)
     if name == "full":
-        from oosis_jax.configs import num_classes
+        from oosis_jax.training.configs import num_classes
         from oosis_jax.models import ModelConfig
 
-        from oosis_jax.input_pipeline import AugmentConfig
+        from oosis_jax.training.input_pipeline import AugmentConfig
 
         # The paper's optimisation (Sec. 5.3): SGD, 10x LR on new layers, 225x225 crops, output stride 8;
         # not the CPU preset's Adam / stride-4 tuning.
@@ -95,8 +95,9 @@ def held_out_scenes(config: DemoConfig) -> list[dict]:
 
 def draw_scene(path, example: dict, pred) -> str:
     """input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries | predicted instances."""
-    from oosis_jax import targets, visualize
-    from oosis_jax.nms import boundary_nms
+    from oosis_jax import visualize
+    from data import targets
+    from oosis_jax.inference.nms import boundary_nms
 
     gt_b, gt_e = targets.boundary_targets(example["instance_map"], example["edges"])
     pictures = [
@@ -115,7 +116,7 @@ def draw_scene(path, example: dict, pred) -> str:
 
 def with_true_boundaries(predictions, examples, method, processes, progress) -> list:
     """The CRF on each prediction's own s head with the ground truth's b and e (`MIXED_ROW`)."""
-    from oosis_jax import prediction
+    from oosis_jax.inference import instances as prediction
 
     n_classes = common.num_classes("synthetic")
     heads = [crf_on_gt.mixed_heads({"s": p.s, "b": p.b, "e": p.e},
@@ -128,7 +129,9 @@ def with_true_boundaries(predictions, examples, method, processes, progress) -> 
 def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
     """The whole demo; returns ``dict(results, mixed_results, gt_results, train_seconds, total_seconds,
     files)``."""
-    from oosis_jax import evaluation, predict, prediction
+    from oosis_jax import evaluation
+    from oosis_jax.inference import network as predict
+    from oosis_jax.inference import instances as prediction
 
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ class OrderLabelExamples:
 
 def instance_order_labels(instance_map, edges, max_label: int = MAX_LABEL) -> np.ndarray:
     """``int32 (N,)``: the Sec. 5.1 label of instances 1..N (``targets.order_labels``), clipped at max_label."""
-    from oosis_jax import targets
+    from data import targets
 
     instance_map = np.asarray(instance_map)
     labels = targets.order_labels(instance_map, edges)
@@ -58,7 +58,7 @@ def labels_to_prediction(s_prob: np.ndarray):
     """A class-agnostic ``Prediction`` from the order-label probabilities ``float (H, W, MAX_LABEL + 1)``:
     argmax labels, their components as instances (class 1), the mean winning probability as score."""
     import crf
-    from oosis_jax.prediction import Prediction
+    from oosis_jax.inference.instances import Prediction
 
     labels = s_prob.argmax(-1).astype(np.int32)
     instance_map, edges = crf.instances(labels)
@@ -81,7 +81,7 @@ def class_agnostic(items: list) -> list:
 
 def train_direct(s: common.Setup, args):
     """Train (or resume) the direct model in ``s.out/train``; returns ``(model, seconds, steps, config)``."""
-    from oosis_jax import train
+    from oosis_jax.training import loop as train
 
     config = common.train_config(s)
     config = config.replace(name="direct_training", model=dataclasses.replace(config.model, num_classes=MAX_LABEL),
@@ -96,7 +96,8 @@ def train_direct(s: common.Setup, args):
 
 def run(s: common.Setup, args) -> dict:
     """Rows of the table (evaluation results keyed by row name) plus the Fig. 7 panel's path."""
-    from oosis_jax import evaluation, predict, visualize
+    from oosis_jax import evaluation, visualize
+    from oosis_jax.inference import network as predict
 
     examples = common.held_out_examples(s)
     ground_truth = class_agnostic(examples)
@@ -105,7 +106,7 @@ def run(s: common.Setup, args) -> dict:
     direct = [labels_to_prediction(h["s"]) for h in heads]
     results = {DIRECT_ROW: evaluation.evaluate(direct, ground_truth, boundaries=False, progress=False)}
     if args.checkpoint:
-        from oosis_jax import train
+        from oosis_jax.training import loop as train
 
         joint_model, _ = train.restore_model(args.checkpoint)
         joint = class_agnostic(common.predict(joint_model, examples, s))

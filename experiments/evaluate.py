@@ -14,8 +14,11 @@ import json
 from pathlib import Path
 
 from data import loading
-from experiments import cli
-from oosis_jax import boundary_eval, eval_data, evaluation, prediction
+from experiments import flags as cli
+from oosis_jax import evaluation
+from oosis_jax.evaluation import boundaries as boundary_eval
+from data import examples as eval_data
+from oosis_jax.inference import instances as prediction
 
 
 def parse_args(argv=None):
@@ -39,7 +42,8 @@ def main(argv=None):
         predictions = prediction.label_ground_truth(examples, num_classes, method=args.method,
                                                     processes=args.processes)
     else:
-        from oosis_jax import predict, train
+        from oosis_jax.inference import network as predict
+        from oosis_jax.training import loop as train
 
         name = "Joint-Labeling"
         model, _ = train.restore_model(args.checkpoint)

@@ -21,7 +21,8 @@ HEADERS = ("Model", "mAP .5:.95", "AP50", "AP75", "WC")
 
 def rows_for(predictions, examples) -> list[list]:
     """Table rows for our predictions with the ad-hoc score and with one score for all instances."""
-    from oosis_jax import coco_eval, evaluation
+    from oosis_jax import evaluation
+    from oosis_jax.evaluation import coco_map as coco_eval
 
     results = evaluation.evaluate(predictions, examples, boundaries=False, progress=False)
     same = [dataclasses.replace(p, scores=np.ones_like(p.scores)) for p in predictions]
@@ -41,7 +42,7 @@ def main(argv=None):
     s = common.setup(args)
     examples = common.held_out_examples(s)
     if args.checkpoint:
-        from oosis_jax import train
+        from oosis_jax.training import loop as train
 
         model, config = train.restore_model(args.checkpoint)
         note = f"Model: {args.checkpoint} ({common.latest_step(args.checkpoint)} steps). Hardware: {common.hardware()}."

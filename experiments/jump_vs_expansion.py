@@ -27,10 +27,12 @@ def methods() -> dict:
 
 def crf_problems(examples, s: common.Setup, checkpoint: str | None):
     """``(inputs, heads)``: per image a ``(sigma, occ)`` pair and the ``dict(s, b, e)`` it came from."""
-    from oosis_jax import crf_inputs, prediction
+    from oosis_jax.inference import crf_inputs
+    from oosis_jax.inference import instances as prediction
 
     if checkpoint:
-        from oosis_jax import predict, train
+        from oosis_jax.inference import network as predict
+        from oosis_jax.training import loop as train
 
         model, _ = train.restore_model(checkpoint)
         heads = [predict.head_probabilities(model, x["image"]) for x in examples]
@@ -45,7 +47,8 @@ def crf_problems(examples, s: common.Setup, checkpoint: str | None):
 def run(s: common.Setup, checkpoint: str | None = None) -> tuple[dict, dict]:
     """``(per_method, results)``: energies/times/label counts per image, and `evaluation.evaluate` results."""
     import crf
-    from oosis_jax import evaluation, prediction
+    from oosis_jax import evaluation
+    from oosis_jax.inference import instances as prediction
 
     examples = common.held_out_examples(s)
     inputs, heads = crf_problems(examples, s, checkpoint)

@@ -19,7 +19,8 @@ LAMBDAS = (50.0, 40.0, 20.0, 10.0, 5.0)
 def heads_for(examples, s: common.Setup, checkpoint: str | None, noise: float) -> list[dict]:
     """Per image ``dict(s, b, e)``: the network's (with ``checkpoint``) or degraded ground truth."""
     if checkpoint:
-        from oosis_jax import predict, train
+        from oosis_jax.inference import network as predict
+        from oosis_jax.training import loop as train
 
         model, _ = train.restore_model(checkpoint)
         return [predict.head_probabilities(model, x["image"]) for x in examples]
@@ -29,7 +30,8 @@ def heads_for(examples, s: common.Setup, checkpoint: str | None, noise: float) -
 
 def run(s: common.Setup, checkpoint: str | None = None, noise: float = 1.0, lambdas=LAMBDAS):
     """``(examples, predictions, results)``, the last two keyed by lambda."""
-    from oosis_jax import evaluation, prediction
+    from oosis_jax import evaluation
+    from oosis_jax.inference import instances as prediction
 
     examples = common.held_out_examples(s)
     heads = heads_for(examples, s, checkpoint, noise)

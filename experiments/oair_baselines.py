@@ -32,7 +32,8 @@ def ordered(instance_map, classes, scores, edges) -> dict:
 def baseline_orderings(masks: dict, example: dict, heads: dict, depth_noise: float, seed: int) -> dict:
     """Name -> ordered instances for one image. ``masks``: the instances to order (instance_map, classes,
     scores); ``heads``: dict(b, e) for the pairwise vote; ``example``: the ground truth (for depth)."""
-    from oosis_jax import baselines, decycle
+    from oosis_jax.evaluation import baselines
+    from oosis_jax.evaluation import decycle
 
     inst, n = masks["instance_map"], len(masks["classes"])
     out = {"bottom-y nearer": baselines.bottom_y_edges(inst), "larger nearer": baselines.area_edges(inst)}
@@ -51,7 +52,7 @@ def baseline_orderings(masks: dict, example: dict, heads: dict, depth_noise: flo
 
 def sources(s: common.Setup, examples, checkpoint: str | None, vote_noise: float):
     """Instance source name -> (ours: list of predictions, masks, heads) where masks/heads are per image."""
-    from oosis_jax import prediction
+    from oosis_jax.inference import instances as prediction
 
     gt_ours = prediction.label_ground_truth(examples, common.num_classes(s.dataset), method=common.default_method(),
                                             processes=s.processes, progress=not s.smoke)
@@ -60,7 +61,7 @@ def sources(s: common.Setup, examples, checkpoint: str | None, vote_noise: float
     gt_heads = [common.noisy_heads(x, n, vote_noise, seed=i) for i, x in enumerate(examples)]
     found = {"GT masks": (gt_ours, gt_masks, gt_heads)}
     if checkpoint:
-        from oosis_jax import train
+        from oosis_jax.training import loop as train
 
         model, _ = train.restore_model(checkpoint)
         preds = common.predict(model, examples, s)

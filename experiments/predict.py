@@ -15,8 +15,10 @@ import argparse
 from tqdm.auto import tqdm
 
 from data import loading
-from experiments import cli
-from oosis_jax import eval_data, prediction, prediction_io
+from experiments import flags as cli
+from data import examples as eval_data
+from oosis_jax.inference import instances as prediction
+from oosis_jax.inference import files as prediction_io
 
 
 def parse_args(argv=None):
@@ -43,7 +45,8 @@ def main(argv=None):
         predictions = prediction.label_ground_truth(examples, len(class_names), method=args.method,
                                                     processes=args.processes)
     else:
-        from oosis_jax import predict, train
+        from oosis_jax.inference import network as predict
+        from oosis_jax.training import loop as train
 
         model, config = train.restore_model(args.checkpoint)
         class_names = loading.dataset_module(config.dataset).CLASS_NAMES

@@ -16,7 +16,8 @@ from collections import Counter
 from tqdm import tqdm
 
 from data import synthetic
-from oosis_jax import targets, visualize
+from oosis_jax import visualize
+from data import targets
 
 
 def render_scene(seed: int, height: int, width: int, path: str) -> str:

@@ -15,7 +15,7 @@ import ast
 import dataclasses
 import os
 
-from oosis_jax.configs import NAMES, get_config, num_classes
+from oosis_jax.training.configs import NAMES, get_config, num_classes
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -90,7 +90,7 @@ def main(argv=None):
 
     if args.distributed:
         jax.distributed.initialize()
-    from oosis_jax import train
+    from oosis_jax.training import loop as train
 
     config = build_config(args)
     state = train.train(config, args.workdir)

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from oosis_jax.targets import order_labels
+from data.targets import order_labels
 
 # Colours of the directions (left, right, top, bottom), as in the paper's Fig. 4.
 DIRECTION_COLOURS = np.array([[0, 255, 255], [255, 0, 255], [255, 255, 0], [0, 0, 0]], np.float64)

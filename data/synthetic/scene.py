@@ -17,7 +17,7 @@ import numpy as np
 
 from data.synthetic import layout as layout_lib
 from data.synthetic import textures
-from oosis_jax.targets import touching_pairs
+from data.targets import touching_pairs
 
 MIN_VISIBLE_PIXELS = 12
 PALETTE_SIZE = 6

@@ -1,0 +1,143 @@
+"""Occlusion-ordering baselines for GIVEN instances (Sec. 5.5, Tab. 1, Fig. 9 and 11). Pure numpy, no JAX.
+
+Each baseline takes an instance map (ground truth or predicted) and orders every pair of touching instances
+(4-neighbouring pixels, ``targets.touching_pairs``); non-touching pairs get no edge, as in the paper's
+baselines, which order the instance pairs that overlap or touch.
+
+- ``bottom_y_edges``: the pre-deep-learning ground-plane heuristic: the instance whose lowest pixel is lower
+  in the image is nearer (it stands closer to the camera on the ground).
+- ``area_edges``: the larger instance is nearer.
+- ``depth_edges``: ordering by a per-instance depth; with ``noisy_instance_depths`` it plays the monocular
+  depth baselines of Sec. 5.5, whose error grows with distance.
+- ``pairwise_vote_edges``: a *pairwise* classifier in the spirit of OrderNet/InstaOrder: each touching pair
+  is decided on its own, by the oriented boundary evidence (heads ``b``, ``e``) along the shared border.
+  Decided independently, pairs can form directed cycles (Tab. 1); ``oosis_jax.decycle`` removes them.
+
+The first three order instances by one scalar each, so their graphs are acyclic by construction.
+Edges are int32 (M, 2), rows (a, b) = "a occludes b" (``shared/CONTRACTS.md``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data.targets import OFFSETS, touching_pairs
+
+# Index of the opposite direction of (left, right, top, bottom).
+OPPOSITE = (1, 0, 3, 2)
+
+
+def _order_by_nearness(instance_map, nearness: np.ndarray) -> np.ndarray:
+    """Edges from a larger-is-nearer score per instance (float (N + 1,), index 0 unused); ties: no edge."""
+    pairs = touching_pairs(instance_map)
+    a, b = pairs[:, 0], pairs[:, 1]
+    forward, backward = nearness[a] > nearness[b], nearness[b] > nearness[a]
+    edges = np.concatenate([pairs[forward], pairs[backward][:, ::-1]])
+    return edges.astype(np.int32).reshape(-1, 2)
+
+
+def _num_instances(instance_map) -> int:
+    return int(np.asarray(instance_map).max(initial=0))
+
+
+def bottom_y_edges(instance_map) -> np.ndarray:
+    """int32 (M, 2): the instance whose lowest pixel row is larger (lower in the image) occludes the other.
+
+    ``instance_map``: int (H, W), 0 = background, 1..N. Touching pairs with the same bottom row get no edge.
+    """
+    inst = np.asarray(instance_map)
+    touching_pairs(inst)  # validates the map
+    rows = np.broadcast_to(np.arange(inst.shape[0])[:, None], inst.shape)
+    bottom = np.full(_num_instances(inst) + 1, -1.0)
+    np.maximum.at(bottom, inst.ravel(), rows.ravel().astype(np.float64))
+    return _order_by_nearness(inst, bottom)
+
+
+def area_edges(instance_map) -> np.ndarray:
+    """int32 (M, 2): the instance with more pixels occludes the touching one with fewer (ties: no edge)."""
+    inst = np.asarray(instance_map)
+    touching_pairs(inst)
+    area = np.bincount(inst.ravel(), minlength=_num_instances(inst) + 1).astype(np.float64)
+    return _order_by_nearness(inst, area)
+
+
+def depth_edges(instance_map, depths) -> np.ndarray:
+    """int32 (M, 2): the touching instance with the smaller depth occludes the other.
+
+    ``depths``: float (N,), depth of instance k at ``depths[k - 1]`` (any unit; smaller = nearer).
+    """
+    inst = np.asarray(instance_map)
+    touching_pairs(inst)
+    depths = np.asarray(depths, np.float64)
+    n = _num_instances(inst)
+    if depths.ndim != 1 or len(depths) < n or not np.isfinite(depths[:n]).all():
+        raise ValueError(f"depths must be a finite (N,) array with N >= {n} (largest instance id), "
+                         f"got shape {depths.shape}")
+    return _order_by_nearness(inst, np.concatenate([[0.0], -depths[:n]]))
+
+
+def instance_depths(instance_map, depth_map) -> np.ndarray:
+    """float64 (N,): median of ``depth_map`` (float (H, W), NaN where unknown) over each instance's pixels.
+
+    Used to give predicted instances the depth of the ground-truth scene under them; an instance whose
+    pixels have no finite depth gets +inf (farthest).
+    """
+    inst = np.asarray(instance_map)
+    depth_map = np.asarray(depth_map, np.float64)
+    if depth_map.shape != inst.shape:
+        raise ValueError(f"depth_map shape {depth_map.shape} differs from instance_map shape {inst.shape}")
+    out = np.full(_num_instances(inst), np.inf)
+    for k in range(1, len(out) + 1):
+        values = depth_map[(inst == k) & np.isfinite(depth_map)]
+        if values.size:
+            out[k - 1] = np.median(values)
+    return out
+
+
+def noisy_instance_depths(depths, relative_noise: float, seed: int = 0) -> np.ndarray:
+    """float64 (N,): ``depths * exp(relative_noise * N(0, 1))``, a monocular-depth stand-in (Sec. 5.5).
+
+    The absolute error grows with distance (log-normal with a constant relative spread), so near objects
+    keep their order and far ones get swapped, as the paper argues for monocular depth on KINS.
+    ``depths``: float (N,) > 0 (inf allowed, stays inf). Deterministic for ``seed``.
+    """
+    depths = np.asarray(depths, np.float64)
+    if depths.ndim != 1 or np.any(np.isnan(depths)) or np.any(depths <= 0):
+        raise ValueError(f"depths must be a 1-D array of positive depths, got {depths}")
+    if not np.isfinite(relative_noise) or relative_noise < 0:
+        raise ValueError(f"relative_noise must be finite and >= 0, got {relative_noise}")
+    rng = np.random.default_rng(seed)
+    return depths * np.exp(relative_noise * rng.standard_normal(depths.shape))
+
+
+def pairwise_vote_edges(instance_map, b, e) -> np.ndarray:
+    """int32 (M, 2): each touching pair ordered on its own by oriented boundary evidence on its border.
+
+    For every 4-neighbouring pixel pair (p in instance a, q in instance b, q in direction d of p) the vote
+    for "a occludes b" is ``b_p e_p[d] - b_q e_q[opposite d]`` (Eq. 3's probability that p occludes q, minus
+    the reverse). A pair with positive total gets (a, b), negative (b, a), zero no edge. ``b``: float (H, W)
+    in [0, 1]; ``e``: float (H, W, 4) over (left, right, top, bottom).
+    """
+    inst = np.asarray(instance_map)
+    pairs = touching_pairs(inst)
+    b, e = np.asarray(b, np.float64), np.asarray(e, np.float64)
+    if b.shape != inst.shape or e.shape != inst.shape + (4,):
+        raise ValueError(f"b must be {inst.shape} and e {inst.shape + (4,)}, got {b.shape} and {e.shape}")
+    if not (np.isfinite(b).all() and np.isfinite(e).all()):
+        raise ValueError("b and e must be finite")
+    n = _num_instances(inst)
+    votes = np.zeros((n + 1, n + 1))
+    occludes = b[..., None] * e
+    height, width = inst.shape
+    for d, (dy, dx) in enumerate(OFFSETS):
+        ys = slice(max(0, -dy), height - max(0, dy))
+        xs = slice(max(0, -dx), width - max(0, dx))
+        yq = slice(max(0, dy), height - max(0, -dy))
+        xq = slice(max(0, dx), width - max(0, -dx))
+        p_ids, q_ids = inst[ys, xs], inst[yq, xq]
+        vote = occludes[ys, xs, d] - occludes[yq, xq, OPPOSITE[d]]
+        keep = (p_ids != q_ids) & (p_ids > 0) & (q_ids > 0)
+        np.add.at(votes, (p_ids[keep], q_ids[keep]), vote[keep])
+    score = votes[pairs[:, 0], pairs[:, 1]] - votes[pairs[:, 1], pairs[:, 0]]
+    edges = np.concatenate([pairs[score > 0], pairs[score < 0][:, ::-1]])
+    return edges.astype(np.int32).reshape(-1, 2)

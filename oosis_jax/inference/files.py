@@ -1,0 +1,93 @@
+"""Writing and reading one image's prediction: a JSON with COCO RLE masks, classes, scores and occlusion
+edges, and the PNG pictures of the paper's figures (relative depth map, oriented boundaries, overlay).
+
+JSON layout (``FORMAT`` version 1)::
+
+    {"format": "oosis-prediction-1", "height": H, "width": W, "class_names": [...] | null,
+     "instances": [{"id": k, "class": c, "score": s, "segmentation": {"size": [H, W], "counts": "..."}}],
+     "edges": [[a, b], ...]}      # a occludes b
+
+``read_prediction_json`` inverts it into ``dict(instance_map, classes, scores, edges)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from oosis_jax.evaluation.coco_map import encode_masks
+from oosis_jax.evaluation.metrics import validate_instances
+from oosis_jax.inference.nms import boundary_nms
+
+FORMAT = "oosis-prediction-1"
+
+
+def prediction_json(prediction, class_names=None) -> dict:
+    """The JSON-able dict of a `oosis_jax.prediction.Prediction` (module docstring)."""
+    inst, classes, edges, scores = validate_instances(prediction.instance_map, prediction.classes,
+                                                      prediction.edges, prediction.scores, name="prediction")
+    rles = encode_masks(inst, len(classes))
+    return {
+        "format": FORMAT, "height": int(inst.shape[0]), "width": int(inst.shape[1]),
+        "class_names": list(class_names) if class_names is not None else None,
+        "instances": [{"id": k, "class": int(c), "score": float(s), "segmentation": rle}
+                      for k, (c, s, rle) in enumerate(zip(classes, scores, rles), start=1)],
+        "edges": edges.tolist(),
+    }
+
+
+def read_prediction_json(path) -> dict:
+    """``dict(instance_map int32 (H, W), classes int32 (N,), scores float64 (N,), edges int32 (M, 2))``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for malformed content.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prediction file not found: {path}")
+    try:
+        content = json.loads(path.read_text())
+        if content.get("format") != FORMAT:
+            raise ValueError(f"format is {content.get('format')!r}, expected {FORMAT!r}")
+        height, width = int(content["height"]), int(content["width"])
+        instances = sorted(content["instances"], key=lambda x: x["id"])
+        inst = np.zeros((height, width), np.int32)
+        for k, item in enumerate(instances, start=1):
+            if item["id"] != k:
+                raise ValueError(f"instance ids must be 1..N without gaps, found {item['id']} at position {k}")
+            inst[mask_utils.decode(item["segmentation"]).astype(bool)] = k
+        classes = np.array([x["class"] for x in instances], np.int32)
+        scores = np.array([x["score"] for x in instances], np.float64)
+        edges = np.array(content["edges"], np.int32).reshape(-1, 2)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"malformed prediction file {path}: {err!r}") from err
+    inst, classes, edges, scores = validate_instances(inst, classes, edges, scores, name=str(path))
+    return {"instance_map": inst.astype(np.int32), "classes": classes.astype(np.int32), "scores": scores,
+            "edges": edges.astype(np.int32)}
+
+
+def write_prediction(prediction, image, out_dir, stem: str, class_names=None) -> list[Path]:
+    """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png`` (relative depth, Fig. 1/8),
+    ``{stem}_boundaries.png`` (oriented boundaries after NMS, Fig. 4 colours) and ``{stem}_overlay.png`` into
+    ``out_dir``; returns the paths. ``image`` is uint8 (H, W, 3)."""
+    from PIL import Image
+
+    from oosis_jax import visualize
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(prediction_json(prediction, class_names)))
+    depth = visualize.depth_map_rgb(visualize.relative_depth_map(prediction.instance_map, prediction.edges))
+    pictures = {
+        "depth": depth,
+        "boundaries": visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
+        "overlay": visualize.instance_overlay(image, prediction.instance_map),
+    }
+    paths = [json_path]
+    for name, rgb in pictures.items():
+        paths.append(out_dir / f"{stem}_{name}.png")
+        Image.fromarray(np.asarray(rgb, np.uint8)).save(paths[-1])
+    return paths

@@ -1,0 +1,123 @@
+"""Stage 2 of the paper (Sec. 3.2): from head probabilities (or ground truth) to ordered instances.
+
+Pure numpy + ``crf`` (no JAX), so it runs in worker processes: `crf_inputs` -> CRF labelling
+(``crf.solve_many``) -> ``crf.instances`` -> class by majority vote of the semantic prediction over each
+instance (Sec. 3.2) -> the ad-hoc confidence of Sec. 5.4. The network forward pass is in `oosis_jax.predict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+import crf
+from oosis_jax.inference import crf_inputs
+from data import targets
+
+LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
+
+
+@dataclasses.dataclass
+class Prediction:
+    """One image's OOSIS output (array conventions of ``shared/CONTRACTS.md``).
+
+    instance_map: int32 (H, W), 0 = background, 1..N instances. classes: int32 (N,) >= 1.
+    scores: float64 (N,) ad-hoc confidences (Sec. 5.4). edges: int32 (M, 2), (a, b) = a occludes b.
+    labels: int32 (H, W) occlusion-order labels of the CRF. b: float32 (H, W), e: float32 (H, W, 4),
+    s: float32 (H, W, C + 1): the head probabilities the prediction was made from.
+    """
+
+    instance_map: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+    edges: np.ndarray
+    labels: np.ndarray
+    b: np.ndarray
+    e: np.ndarray
+    s: np.ndarray
+
+
+def majority_classes(instance_map: np.ndarray, s: np.ndarray, num_instances: int) -> np.ndarray:
+    """int32 (N,): for each instance, the most frequent foreground argmax of ``s`` (float (H, W, C + 1)) over
+    its pixels (Sec. 3.2). The vote is among the classes 1..C: the CRF already decided the pixels are not
+    background. Ties go to the lower class id."""
+    num_classes = s.shape[-1] - 1
+    foreground = np.argmax(s[..., 1:], axis=-1) + 1
+    votes = np.bincount(instance_map.ravel() * (num_classes + 1) + foreground.ravel(),
+                        minlength=(num_instances + 1) * (num_classes + 1)).reshape(num_instances + 1, -1)
+    return np.argmax(votes[1:, 1:], axis=1).astype(np.int32) + 1
+
+
+def border_pixels(instance_map: np.ndarray) -> np.ndarray:
+    """bool (H, W): instance pixels with a 4-neighbour (inside the image) of a different id."""
+    border = np.zeros(instance_map.shape, bool)
+    horizontal = instance_map[:, 1:] != instance_map[:, :-1]
+    vertical = instance_map[1:, :] != instance_map[:-1, :]
+    border[:, 1:] |= horizontal
+    border[:, :-1] |= horizontal
+    border[1:, :] |= vertical
+    border[:-1, :] |= vertical
+    return border & (instance_map > 0)
+
+
+def adhoc_scores(instance_map: np.ndarray, b: np.ndarray, num_instances: int) -> np.ndarray:
+    """float64 (N,): Sec. 5.4's confidence, sum of ``b`` on the instance's border minus the sum inside.
+
+    ``b`` is the boundary probability, float (H, W); the border is `border_pixels`, the inside the other
+    pixels of the instance. Rewards borders on predicted boundaries, no boundaries inside, and size.
+    """
+    border = border_pixels(instance_map)
+    signed = np.where(border, b, -b).astype(np.float64)
+    return np.bincount(instance_map.ravel(), weights=signed.ravel(), minlength=num_instances + 1)[1:]
+
+
+def assemble(labels, s, b, e) -> Prediction:
+    """A `Prediction` from a CRF labelling (int (H, W)) and the heads it was computed from."""
+    instance_map, edges = crf.instances(labels)
+    n = int(instance_map.max(initial=0))
+    return Prediction(instance_map=instance_map.astype(np.int32), classes=majority_classes(instance_map, s, n),
+                      scores=adhoc_scores(instance_map, b, n), edges=np.asarray(edges, np.int32).reshape(-1, 2),
+                      labels=np.asarray(labels, np.int32), b=np.asarray(b, np.float32),
+                      e=np.asarray(e, np.float32), s=np.asarray(s, np.float32))
+
+
+def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | None = None,
+                progress: bool = True, lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
+    """Predictions from per-image head probabilities ``dict(s, b, e)`` (numpy, one image each).
+
+    The CRF runs for all images at once through ``crf.solve_many`` (``method`` "solve" = ``crf.solve``, the
+    default; "jump" = the paper's ``crf.jump_moves``; "expansion"; or a picklable callable;
+    ``processes=None`` uses every core).
+    """
+    inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
+    labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
+    return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
+
+
+def ground_truth_heads(instance_map, classes, edges, num_classes: int) -> dict:
+    """Head probabilities that the ground truth implies: ``dict(s, b, e)`` (Tab. 4 / Fig. 10 setting).
+
+    s: float32 (H, W, num_classes + 1) one-hot of ``targets.semantic_map``; b, e: the B and E targets.
+    """
+    semantic = targets.semantic_map(instance_map, classes)
+    if semantic.max(initial=0) > num_classes:
+        raise ValueError(f"class id {semantic.max()} exceeds num_classes={num_classes}")
+    b, e = targets.boundary_targets(instance_map, edges)
+    return {"s": np.eye(num_classes + 1, dtype=np.float32)[semantic], "b": b.astype(np.float32),
+            "e": e.astype(np.float32)}
+
+
+def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str = "solve",
+                       processes: int | None = None, progress: bool = True, lam: float = LAMBDA,
+                       mu: float = MU) -> list[Prediction]:
+    """The CRF fed with ground-truth sigma and O (`crf_inputs.gt_crf_inputs`), one `Prediction` per example.
+
+    ``examples`` are dicts with ``instance_map``, ``classes`` and ``edges`` (a dataset split).
+    """
+    examples = list(examples)
+    heads = [ground_truth_heads(x["instance_map"], x["classes"], x["edges"], num_classes) for x in examples]
+    inputs = [crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"]) for x in examples]
+    labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
+    return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]

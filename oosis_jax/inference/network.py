@@ -1,0 +1,120 @@
+"""Stage 1 at inference: full-resolution head probabilities of the network, tiled for large images.
+
+`head_probabilities` runs the network on one uint8 (H, W, 3) image at its full resolution; images larger than
+``tile_size`` in a dimension are covered by overlapping tiles of a fixed size (one compilation), whose
+probabilities are averaged with weights that fall off linearly towards each tile's inner edges, so seams get
+no hard steps. `predict_images` chains this with stage 2 (`oosis_jax.prediction.label_heads`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from oosis_jax.models import normalize_images, probabilities
+from oosis_jax.models.outputs import PAD_COLOR
+from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
+
+TILE_SIZE = 512
+TILE_OVERLAP = 64
+PAD_MULTIPLE = 64  # images are padded to multiples of this, so few input shapes get compiled
+
+
+@nnx.jit
+def _forward(model, normalized):
+    probs = probabilities(model(normalized, train=False))
+    return probs["s"], probs["b"], probs["e"]
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``0..length`` with at least ``overlap`` shared pixels.
+
+    The last tile ends exactly at ``length``; a single tile at 0 when ``length <= tile``.
+    """
+    if length <= tile:
+        return [0]
+    if tile <= overlap:
+        raise ValueError(f"tile size {tile} must exceed the overlap {overlap}")
+    count = int(np.ceil((length - overlap) / (tile - overlap)))
+    return [int(round(s)) for s in np.linspace(0, length - tile, count)]
+
+
+def _ramp(length: int, overlap: int, first: bool, last: bool) -> np.ndarray:
+    """1-D blending weights of a tile: linear ramps over ``overlap`` pixels at inner edges, floor 1e-3."""
+    w = np.ones(length, np.float32)
+    ramp = np.linspace(1e-3, 1.0, max(overlap, 1), dtype=np.float32)
+    if not first:
+        w[:len(ramp)] = np.minimum(w[:len(ramp)], ramp)
+    if not last:
+        w[-len(ramp):] = np.minimum(w[-len(ramp):], ramp[::-1])
+    return w
+
+
+def tiled_probabilities(forward, image, tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> dict:
+    """Blend ``forward`` over overlapping tiles of a uint8 (H, W, 3) ``image``: ``dict(s, b, e)`` float32.
+
+    ``forward(tile)`` maps a uint8 (h, w, 3) tile (all tiles have one size) to float arrays s (h, w, K),
+    b (h, w), e (h, w, 4). Each output pixel is the weighted mean over the tiles covering it (`_ramp`
+    weights), so probability vectors stay normalised.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(f"image must be a non-empty uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
+    rows, cols = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)
+    acc, total = None, np.zeros((height, width, 1), np.float32)
+    for i, y in enumerate(rows):
+        for j, x in enumerate(cols):
+            heads = forward(image[y:y + tile_h, x:x + tile_w])
+            stacked = np.concatenate([heads["s"], heads["b"][..., None], heads["e"]], axis=-1)
+            weight = np.outer(_ramp(tile_h, overlap, i == 0, i == len(rows) - 1),
+                              _ramp(tile_w, overlap, j == 0, j == len(cols) - 1))[..., None]
+            if acc is None:
+                acc = np.zeros((height, width, stacked.shape[-1]), np.float32)
+            acc[y:y + tile_h, x:x + tile_w] += weight * stacked
+            total[y:y + tile_h, x:x + tile_w] += weight
+    acc /= total
+    num_s = acc.shape[-1] - 5
+    return {"s": acc[..., :num_s], "b": acc[..., num_s], "e": acc[..., num_s + 1:]}
+
+
+def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> dict:
+    """``dict(s, b, e)`` of one uint8 (H, W, 3) image as numpy float32: s (H, W, C+1), b (H, W), e (H, W, 4).
+
+    ``model`` is a `oosis_jax.models.PSPNet`, run in evaluation mode on tiles (`tiled_probabilities`). The
+    image is first padded at the bottom and right to multiples of ``PAD_MULTIPLE`` with ``PAD_COLOR`` (zero
+    after normalisation, as the training crops' padding), so that images of many sizes share a few compiled
+    shapes; the outputs are cropped back.
+    """
+    def forward(tile):
+        s, b, e = _forward(model, normalize_images(tile[None]))
+        return {"s": np.asarray(s[0]), "b": np.asarray(b[0]), "e": np.asarray(e[0])}
+
+    image = np.asarray(image)
+    if image.ndim != 3 or 0 in image.shape:
+        raise ValueError(f"image must be a non-empty uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    padded_h, padded_w = (-(-n // PAD_MULTIPLE) * PAD_MULTIPLE for n in (height, width))
+    padded = np.broadcast_to(PAD_COLOR, (padded_h, padded_w, 3)).astype(image.dtype)
+    padded[:height, :width] = image
+    heads = tiled_probabilities(forward, padded, tile_size, overlap)
+    return {key: value[:height, :width] for key, value in heads.items()}
+
+
+def predict_images(model, images: Sequence[np.ndarray], method: str = "solve", processes: int | None = None,
+                   tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP, progress: bool = True,
+                   lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
+    """Full pipeline for uint8 (H, W, 3) images: heads (one at a time), then the CRF on all cores."""
+    heads = [head_probabilities(model, image, tile_size, overlap)
+             for image in tqdm(images, desc="network", disable=not progress)]
+    return label_heads(heads, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
+
+
+def device_summary() -> str:
+    """Which JAX backend runs the network (printed by the experiment scripts)."""
+    return f"{jax.default_backend()} ({len(jax.devices())} device(s))"

@@ -1,0 +1,112 @@
+"""The training configuration dataclass; the named presets live in sibling modules (configs as code)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+from oosis_jax.training.input_pipeline import AugmentConfig
+from oosis_jax.training.losses import LossConfig
+from oosis_jax.models import ModelConfig
+
+DATASETS = ("synthetic", "kins", "cocoa")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def num_classes(dataset: str) -> int:
+    """Foreground classes of a dataset of the registry (``data.NAME.CLASS_NAMES``)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    return len(importlib.import_module(f"data.{dataset}").CLASS_NAMES)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run depends on (saved as ``config.json`` in the work directory).
+
+    Data: ``dataset`` of the registry, read from ``data_dir`` with ``data.loading.load`` (builder config
+    ``dataset_config``, ``(key, value)`` pairs, e.g. ``(("num_train", 256),)`` for a synthetic build;
+    training on the module's ``TRAIN_SPLIT``, else "train", validating on ``eval_split``, else the
+    module's ``EVAL_SPLIT``, else "test"); ``data_dir=None`` is allowed for ``synthetic`` only and renders ``synthetic_scenes`` train / ``synthetic_val_scenes``
+    validation scenes of ``synthetic_size`` on the fly (no tfds build needed).
+    Schedule: ``num_steps`` if set, else ``ceil(num_epochs * len(train) / batch_size)``; ``batch_size`` is
+    global (split over processes and devices). ``optimizer`` "sgd" (the paper's: SGD with ``momentum``)
+    or "adam" (Adam, ``momentum`` is its beta1), both with L2 ``weight_decay`` and the poly learning rate
+    ``base_lr * (1 - step / num_steps) ** lr_power``; layers outside the backbone learn
+    ``new_layer_lr_mult`` times faster (Sec. 5.3 and the PSPNet reference), except the two bilinear-
+    initialised upsampling kernels, which learn ``upsample_lr_mult`` times faster when it is set
+    (0 freezes them at bilinear interpolation).
+    Bookkeeping: checkpoint every ``checkpoint_every`` steps keeping ``keep_checkpoints``; log every
+    ``log_every`` steps; validate every ``eval_every`` steps on at most ``eval_examples`` examples.
+    """
+
+    name: str
+    dataset: str
+    model: ModelConfig
+    loss: LossConfig = LossConfig()
+    augment: AugmentConfig = AugmentConfig()
+    data_dir: str | None = None
+    dataset_config: tuple[tuple[str, object], ...] = ()
+    eval_split: str | None = None
+    synthetic_scenes: int = 256
+    synthetic_val_scenes: int = 16
+    synthetic_size: tuple[int, int] = (120, 160)
+    batch_size: int = 8
+    num_epochs: float = 200.0
+    num_steps: int | None = None
+    optimizer: str = "sgd"
+    base_lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_power: float = 0.9
+    new_layer_lr_mult: float = 10.0
+    upsample_lr_mult: float | None = None
+    seed: int = 0
+    pretrained: str | None = None
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    eval_every: int = 2000
+    eval_examples: int | None = 200
+    eval_batch_size: int = 1
+    eval_resolution: tuple[int, int] | None = None
+    loader_threads: int = 8
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.data_dir is None and self.dataset != "synthetic":
+            raise ValueError(f"dataset {self.dataset!r} needs data_dir (its tfds build directory)")
+        if any(not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str)
+               for pair in self.dataset_config):
+            raise ValueError(f"dataset_config must be (key, value) pairs, got {self.dataset_config!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.upsample_lr_mult is not None and self.upsample_lr_mult < 0:
+            raise ValueError(f"upsample_lr_mult must be >= 0 or None, got {self.upsample_lr_mult}")
+        if self.batch_size < 1 or (self.num_steps is not None and self.num_steps < 1):
+            raise ValueError(f"batch_size and num_steps must be positive, got {self.batch_size}, {self.num_steps}")
+        if min(self.checkpoint_every, self.keep_checkpoints, self.log_every, self.eval_every) < 1:
+            raise ValueError("checkpoint_every, keep_checkpoints, log_every and eval_every must be >= 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Inverse of ``to_dict`` (JSON lists become tuples again)."""
+        values = dict(values)
+        values["model"] = ModelConfig.from_dict(values["model"])
+        values["loss"] = LossConfig(**values["loss"])
+        augment = dict(values["augment"])
+        augment.update(crop_size=tuple(augment["crop_size"]), scale_range=tuple(augment["scale_range"]))
+        values["augment"] = AugmentConfig(**augment)
+        values["dataset_config"] = tuple(tuple(pair) for pair in values.get("dataset_config", ()))
+        for key in ("synthetic_size", "eval_resolution"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with ``changes``; ``model.<field>`` style keys are not supported, pass a new ModelConfig."""
+        return dataclasses.replace(self, **changes)

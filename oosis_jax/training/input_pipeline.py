@@ -1,0 +1,222 @@
+"""Training and evaluation batches from any random-access source of decoded examples (``data/features.py``).
+
+Geometric augmentation (random scale, horizontal flip, random crop padded with ``IGNORE_LABEL``) is applied
+to the image and the *instance map*; the targets S, B, E of Eq. (4) are then computed from the transformed
+instance map with ``oosis_jax.targets``, so a flip mirrors the orientation targets (left <-> right) by
+construction and the crop border never invents boundaries: the targets are computed on the crop window
+grown by one pixel, inside the scaled image, then trimmed. Photometric jitter changes only the image.
+
+Batches are dicts of numpy arrays: ``image`` float32 ``(b, h, w, 3)`` normalised (``normalize_images``),
+``semantic`` int32 ``(b, h, w)`` (0 background, 1..C, ``IGNORE_LABEL`` outside the image), ``boundary``
+float32 ``(b, h, w)`` and ``orientation`` float32 ``(b, h, w, 4)``.
+
+The training stream is a grain ``MapDataset``: shuffled per epoch, augmented with a generator seeded by
+(seed, position), and indexed by step, so it is deterministic per seed and resumes exactly from a step.
+Each process reads only its own share of every global batch (``process_index::process_count``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grain
+import numpy as np
+from PIL import Image
+
+from data import targets
+from oosis_jax.training.losses import IGNORE_LABEL
+from oosis_jax.models.outputs import PAD_COLOR, normalize_images
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Random training transforms (defaults: the PSPNet reference's scale range and the paper's 225 crops).
+
+    ``brightness``/``contrast``/``saturation``: maximal relative change, drawn uniformly in [-x, x].
+    """
+
+    crop_size: tuple[int, int] = (225, 225)
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    flip: bool = True
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+
+    def __post_init__(self):
+        if len(self.crop_size) != 2 or min(self.crop_size) < 1:
+            raise ValueError(f"crop_size must be two positive ints, got {self.crop_size}")
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if min(self.brightness, self.contrast, self.saturation) < 0:
+            raise ValueError("photometric jitter amplitudes must be >= 0")
+
+
+def _check_example(example) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    for key in ("image", "instance_map", "classes", "edges"):
+        if key not in example:
+            raise ValueError(f"example is missing {key!r}")
+    image, inst = np.asarray(example["image"]), np.asarray(example["instance_map"])
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(f"image must be non-empty uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if inst.shape != image.shape[:2]:
+        raise ValueError(f"instance_map shape {inst.shape} differs from the image's {image.shape[:2]}")
+    edges = np.asarray(example["edges"]).reshape(-1, 2)
+    return image, inst.astype(np.int32), np.asarray(example["classes"]), edges
+
+
+def _resize(image: np.ndarray, inst: np.ndarray, height: int, width: int):
+    """Bilinear image, nearest-neighbour instance map (ids must never blend)."""
+    if min(height, width) < 1:
+        raise ValueError(f"cannot resize to {(height, width)}")
+    image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+    inst = np.asarray(Image.fromarray(inst).resize((width, height), Image.NEAREST), np.int32)
+    return image, inst
+
+
+def _window_targets(inst, classes, edges, top, left, height, width):
+    """S, B, E of the image window ``[top, top+height) x [left, left+width)`` (window inside the image).
+
+    Computed on the window grown by one pixel (clipped to the image) so that pixels at the window's edge
+    see their true neighbours, then trimmed; edges of instances absent from the window are dropped.
+    """
+    y0, x0 = max(top - 1, 0), max(left - 1, 0)
+    y1, x1 = min(top + height + 1, inst.shape[0]), min(left + width + 1, inst.shape[1])
+    grown = inst[y0:y1, x0:x1]
+    present = np.zeros(max(int(grown.max()), int(edges.max(initial=0))) + 1, bool)
+    present[np.unique(grown)] = True
+    kept = edges[present[edges[:, 0]] & present[edges[:, 1]]] if edges.size else edges
+    boundary, orientation = targets.boundary_targets(grown, kept)
+    semantic = targets.semantic_map(grown, classes)
+    trim = (slice(top - y0, top - y0 + height), slice(left - x0, left - x0 + width))
+    return semantic[trim], boundary[trim], orientation[trim]
+
+
+def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_size=None):
+    """Deterministic geometric transform of one example and its targets.
+
+    Args:
+      example: dict with ``image`` uint8 (H, W, 3), ``instance_map`` int (H, W), ``classes``, ``edges``.
+      resize_to: (height, width) to resize to first; None keeps the size.
+      flip: mirror left-right.
+      offset: (top, left) of the crop window in the scaled image, negative to pad before the image.
+      crop_size: (h, w) of the output; None keeps the scaled size.
+
+    Returns:
+      dict with ``image`` uint8 (h, w, 3) (padding = the mean colour), ``semantic`` int32 (h, w)
+      (``IGNORE_LABEL`` on padding), ``boundary`` float32 (h, w), ``orientation`` float32 (h, w, 4).
+    """
+    image, inst, classes, edges = _check_example(example)
+    if resize_to is not None:
+        image, inst = _resize(image, inst, *resize_to)
+    if flip:
+        image, inst = image[:, ::-1], inst[:, ::-1]
+    height, width = inst.shape
+    crop_h, crop_w = crop_size or (height, width)
+    top, left = offset or (0, 0)
+    # The part of the crop window that lies inside the image, in image and in output coordinates.
+    iy0, ix0 = max(top, 0), max(left, 0)
+    iy1, ix1 = min(top + crop_h, height), min(left + crop_w, width)
+    if iy1 <= iy0 or ix1 <= ix0:
+        raise ValueError(f"crop window at {offset} of size {(crop_h, crop_w)} misses the {inst.shape} image")
+    out = (slice(iy0 - top, iy1 - top), slice(ix0 - left, ix1 - left))
+    result = {
+        "image": np.broadcast_to(PAD_COLOR, (crop_h, crop_w, 3)).copy(),
+        "semantic": np.full((crop_h, crop_w), IGNORE_LABEL, np.int32),
+        "boundary": np.zeros((crop_h, crop_w), np.float32),
+        "orientation": np.zeros((crop_h, crop_w, 4), np.float32),
+    }
+    result["image"][out] = image[iy0:iy1, ix0:ix1]
+    semantic, boundary, orientation = _window_targets(inst, classes, edges, iy0, ix0, iy1 - iy0, ix1 - ix0)
+    result["semantic"][out], result["boundary"][out], result["orientation"][out] = semantic, boundary, orientation
+    return result
+
+
+def jitter_colors(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Random brightness, contrast and saturation of a uint8 (h, w, 3) image."""
+    x = image.astype(np.float32)
+    x = x * (1.0 + rng.uniform(-config.brightness, config.brightness))
+    mean = x.mean()
+    x = (x - mean) * (1.0 + rng.uniform(-config.contrast, config.contrast)) + mean
+    gray = x.mean(axis=-1, keepdims=True)
+    x = (x - gray) * (1.0 + rng.uniform(-config.saturation, config.saturation)) + gray
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def random_transform(example, rng: np.random.Generator, config: AugmentConfig) -> dict:
+    """One random training crop of ``example`` (see ``transform_example``) with photometric jitter."""
+    height, width = np.asarray(example["instance_map"]).shape
+    s = rng.uniform(*config.scale_range)
+    scaled = (max(1, round(height * s)), max(1, round(width * s)))
+    crop_h, crop_w = config.crop_size
+    offset = tuple(int(rng.integers(0, n - c + 1)) if n >= c else -int(rng.integers(0, c - n + 1))
+                   for n, c in zip(scaled, (crop_h, crop_w)))
+    flip = bool(config.flip and rng.random() < 0.5)
+    out = transform_example(example, flip=flip, offset=offset, crop_size=config.crop_size, resize_to=scaled)
+    valid = out["semantic"] != IGNORE_LABEL
+    out["image"][valid] = jitter_colors(out["image"], rng, config)[valid]
+    return out
+
+
+def collate(examples: list[dict]) -> dict[str, np.ndarray]:
+    """Stack transformed examples (equal sizes) into a batch and normalise the images."""
+    shapes = {e["semantic"].shape for e in examples}
+    if len(shapes) != 1:
+        raise ValueError(f"examples of one batch must share a size, got {sorted(shapes)}; use batch size 1 "
+                         "or a fixed evaluation resolution")
+    batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+    batch["image"] = normalize_images(batch["image"])
+    return batch
+
+
+def train_dataset(source, config: AugmentConfig, *, batch_size: int, seed: int, process_index: int = 0,
+                  process_count: int = 1) -> grain.MapDataset:
+    """Endless ``MapDataset`` of this process's training batches; element ``step`` is the batch of ``step``.
+
+    ``batch_size`` is the per-process batch; the global batch of a step is the union over processes.
+    """
+    if len(source) == 0:
+        raise ValueError("the training source is empty")
+    if batch_size < 1 or not 0 <= process_index < process_count:
+        raise ValueError(f"bad batch_size {batch_size} or process {process_index} of {process_count}")
+    ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+    ds = ds.random_map(lambda example, rng: random_transform(example, rng, config), seed=seed)
+    ds = ds[process_index::process_count]
+    return ds.batch(batch_size, drop_remainder=True, batch_fn=collate)
+
+
+def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | None = None,
+                 process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
+    """Un-augmented batches of every example in order (optionally resized to ``resize_to``); the last
+    incomplete batch is kept. Examples of a batch must share a size unless ``resize_to`` is given."""
+    if len(source) == 0:
+        raise ValueError("the evaluation source is empty")
+    ds = grain.MapDataset.source(source)[process_index::process_count]
+    ds = ds.map(lambda example: transform_example(example, resize_to=resize_to))
+    return ds.batch(batch_size, batch_fn=collate)
+
+
+def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4):
+    """Iterator over ``dataset[start:]`` with ``num_threads`` worker threads prefetching ahead."""
+    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
+    return iter(dataset[start:].to_iter_dataset(options))
+
+
+class SyntheticScenes:
+    """Random-access source of ``data.synthetic.make_scene`` scenes (seeds ``first_seed + i``), rendered on
+    demand: lets CPU runs and tests train without building the tfds dataset first."""
+
+    def __init__(self, count: int, size: tuple[int, int], first_seed: int = 0):
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self.count, self.size, self.first_seed = count, tuple(size), first_seed
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        from data.synthetic import make_scene
+
+        if not 0 <= index < self.count:
+            raise IndexError(f"scene {index} out of range 0..{self.count - 1}")
+        return make_scene(self.first_seed + int(index), *self.size)

@@ -1,0 +1,268 @@
+"""Data-parallel training of the s/b/e network (Sec. 3.1, 5.3) with orbax checkpoints and JSON-lines logs.
+
+One 1-D ``data`` mesh spans every device of every process; the state is replicated, each process feeds
+its own slice of the global batch (``jax.make_array_from_process_local_data``) and XLA's SPMD partitioner
+turns the jitted step into a data-parallel one (BatchNorm statistics are over the global batch). Compute
+runs in the model's dtype (float32 or bfloat16) while parameters and optimizer state stay float32.
+
+``train(config, workdir)`` resumes automatically from the latest checkpoint in ``workdir`` (model,
+optimizer, step and therefore data position). ``restore_model(workdir)`` gives the trained model back.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx, struct
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+from oosis_jax.evaluation import boundaries as boundary_eval
+from oosis_jax.training import checkpointing
+from oosis_jax.training import input_pipeline
+from oosis_jax.training import losses
+from oosis_jax.training.configs import TrainConfig
+from oosis_jax.models import PSPNet, load_pretrained, probabilities
+
+EVAL_THRESHOLDS = np.linspace(0.05, 0.95, 19)
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainState(struct.PyTreeNode):
+    step: jax.Array
+    params: nnx.State
+    batch_stats: nnx.State
+    opt_state: optax.OptState
+
+
+def make_mesh() -> jax.sharding.Mesh:
+    """1-D ``data`` mesh over every device of every process."""
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+
+
+def num_train_steps(config: TrainConfig, num_examples: int) -> int:
+    return config.num_steps or math.ceil(config.num_epochs * num_examples / config.batch_size)
+
+
+def make_optimizer(config: TrainConfig, num_steps: int) -> optax.GradientTransformation:
+    """SGD + momentum (or Adam) + L2 weight decay with the poly schedule; parameters outside the backbone
+    learn ``new_layer_lr_mult`` times faster, the upsampling kernels ``upsample_lr_mult`` times (if set)."""
+    schedule = optax.polynomial_schedule(config.base_lr, 0.0, config.lr_power, num_steps)
+
+    def scaled(mult):
+        lr = lambda step: mult * schedule(step)  # noqa: E731
+        if config.optimizer == "adam":
+            step = optax.adam(lr, b1=config.momentum)
+        else:
+            step = optax.sgd(lr, momentum=config.momentum)
+        return optax.chain(optax.add_decayed_weights(config.weight_decay), step)
+
+    upsample = config.upsample_lr_mult is not None  # else the upsampling kernels are "new" layers
+
+    def label(path, _):
+        if path[0].key == "backbone":
+            return "backbone"
+        return "upsample" if upsample and path[0].key.endswith("_upsample") else "new"
+
+    groups = {"backbone": scaled(1.0), "new": scaled(config.new_layer_lr_mult)}
+    if upsample:
+        mult = config.upsample_lr_mult
+        groups["upsample"] = optax.set_to_zero() if mult == 0 else scaled(mult)
+    return optax.multi_transform(groups, lambda params: jax.tree_util.tree_map_with_path(label, params))
+
+
+def init_model(config: TrainConfig):
+    """``(graphdef, params, batch_stats, rng_state)`` of a fresh model (``config.pretrained`` loaded)."""
+    model = PSPNet(config.model, rngs=nnx.Rngs(config.seed))
+    if config.pretrained:
+        load_pretrained(model, os.path.expanduser(config.pretrained))
+    return nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+
+
+def make_train_step(graphdef, rng_state, tx, config: TrainConfig) -> Callable:
+    """Jitted ``train_step(state, batch) -> (state, metrics)``; metrics map each loss term (and ``loss``)
+    to a float32 ``(sum, count)`` pair so they can be averaged over any number of steps."""
+    dropout_key = jax.random.key(config.seed + 1)
+
+    def train_step(state: TrainState, batch: dict):
+        def loss_fn(params, batch_stats, rngs):
+            # The model mutates its batch statistics and dropout stream: rebuild those Variables (a tree
+            # round trip) inside the differentiated trace, where NNX allows the mutation.
+            batch_stats, rngs = jax.tree.map(lambda x: x, (batch_stats, rngs))
+            model = nnx.merge(graphdef, params, batch_stats, rngs)
+            nnx.reseed(model, dropout=jax.random.fold_in(dropout_key, state.step))
+            terms = losses.loss_terms(model(batch["image"], train=True), batch, config.loss)
+            return losses.total_loss(terms, config.loss), (terms, nnx.state(model, nnx.BatchStat))
+
+        (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, rng_state)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                                  batch_stats=batch_stats, opt_state=opt_state)
+        metrics = {name: jnp.stack(term).astype(jnp.float32) for name, term in terms.items()}
+        metrics["loss"] = jnp.stack([loss, jnp.ones_like(loss)])
+        return new_state, metrics
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def make_eval_step(graphdef, rng_state, config: TrainConfig) -> Callable:
+    """Jitted ``eval_step(state, batch) -> (metrics, b, e)`` with ``b (B, H, W)``, ``e (B, H, W, 4)``."""
+
+    def eval_step(state: TrainState, batch: dict):
+        model = nnx.merge(graphdef, state.params, state.batch_stats, rng_state)
+        outputs = model(batch["image"], train=False)
+        terms = losses.loss_terms(outputs, batch, config.loss)
+        probs = probabilities(outputs)
+        return {name: jnp.stack(term) for name, term in terms.items()}, probs["b"], probs["e"]
+
+    return jax.jit(eval_step)
+
+
+@functools.lru_cache(maxsize=4)
+def jitted_steps(config: TrainConfig, num_steps: int) -> tuple[Callable, Callable]:
+    """``(train_step, eval_step)`` of a configuration, built once per process (resuming reuses them)."""
+    graphdef, _, _, rng_state = init_model(config.replace(pretrained=None))
+    tx = make_optimizer(config, num_steps)
+    return make_train_step(graphdef, rng_state, tx, config), make_eval_step(graphdef, rng_state, config)
+
+
+def to_global(batch: dict, mesh, spec=P("data")) -> dict:
+    """Process-local numpy batch -> global arrays sharded by ``spec`` (``P()``: every process has it all)."""
+    sharding = NamedSharding(mesh, spec)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+
+def mean_metrics(sums: dict) -> dict[str, float]:
+    return {name: float(total[0] / max(float(total[1]), 1e-12)) for name, total in sums.items()}
+
+
+def evaluate(eval_step, state: TrainState, batches, mesh) -> dict[str, float]:
+    """Validation losses and boundary ODS/AP (plain ``b`` and oriented ``b``, ``e``; ``boundary_eval``)."""
+    sums, counts = {}, []
+    for batch in batches:
+        terms, b, e = eval_step(state, to_global(batch, mesh, P()))
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + np.asarray(value, np.float64)
+        b, e = np.asarray(b, np.float64), np.asarray(e, np.float64)
+        for i in range(len(b)):
+            counts.append(boundary_eval.image_counts(b[i], e[i], batch["boundary"][i] > 0.5,
+                                                     batch["orientation"][i], thresholds=EVAL_THRESHOLDS))
+    plain = boundary_eval.summarize(counts, oriented=False)
+    oriented = boundary_eval.summarize(counts, oriented=True)
+    result = {f"val_{k}": v for k, v in mean_metrics(sums).items()}
+    result.update(val_boundary_ods=plain["ODS"], val_boundary_ap=plain["AP"],
+                  val_oriented_ods=oriented["ODS"], val_oriented_ap=oriented["AP"])
+    return result
+
+
+def open_sources(config: TrainConfig):
+    """(train, validation) random-access sources of decoded examples."""
+    if config.data_dir is None:
+        return (input_pipeline.SyntheticScenes(config.synthetic_scenes, config.synthetic_size, 0),
+                input_pipeline.SyntheticScenes(config.synthetic_val_scenes, config.synthetic_size, 10**6))
+    from data import loading
+
+    module = importlib.import_module(f"data.{config.dataset}")
+    data_dir = os.path.expanduser(config.data_dir)
+    builder_config = dict(config.dataset_config)
+    eval_split = config.eval_split or getattr(module, "EVAL_SPLIT", "test")
+    return (loading.load(config.dataset, getattr(module, "TRAIN_SPLIT", "train"), data_dir, **builder_config),
+            loading.load(config.dataset, eval_split, data_dir, **builder_config))
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only)."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, METRICS_FILE)
+        self.enabled = jax.process_index() == 0
+
+    def write(self, step: int, values: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
+
+
+def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | None = None,
+          sources: tuple | None = None) -> TrainState:
+    """Train (or resume) the run in ``workdir``; returns the final state. ``on_step(step)`` is called after
+    each step (and its checkpoint) has been taken, e.g. for progress hooks. ``sources``: (train,
+    validation) random-access sources of decoded examples (``data/features.py`` schema) to use instead of
+    ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``)."""
+    workdir = os.path.abspath(workdir)
+    mesh = make_mesh()
+    jax.set_mesh(mesh)
+    if config.batch_size % jax.device_count() or config.batch_size % jax.process_count():
+        raise ValueError(f"batch_size {config.batch_size} must divide over {jax.device_count()} devices")
+    train_source, val_source = sources if sources is not None else open_sources(config)
+    num_steps = num_train_steps(config, len(train_source))
+    if jax.process_index() == 0:
+        checkpointing.write_config(workdir, config)
+    _, params, batch_stats, _ = init_model(config)
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                       opt_state=make_optimizer(config, num_steps).init(params))
+    state = jax.device_put(state, NamedSharding(mesh, P()))
+    mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
+    state = checkpointing.restore_latest(mngr, state) or state
+    start = int(state.step)
+    stream = input_pipeline.train_dataset(
+        train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count())
+    eval_batches = input_pipeline.eval_dataset(val_source, batch_size=config.eval_batch_size,
+                                               resize_to=config.eval_resolution)
+    if config.eval_examples is not None:
+        eval_batches = eval_batches[:math.ceil(config.eval_examples / config.eval_batch_size)]
+    train_step, eval_step = jitted_steps(config, num_steps)
+    log, sums = MetricsLog(workdir), {}
+    schedule = optax.polynomial_schedule(config.base_lr, 0.0, config.lr_power, num_steps)
+    batches = input_pipeline.iterate(stream, start, config.loader_threads)
+    try:
+        bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
+                   disable=jax.process_index() != 0)
+        for step in bar:
+            state, metrics = train_step(state, to_global(next(batches), mesh))
+            sums = jax.tree.map(jnp.add, sums, metrics) if sums else metrics
+            done = step + 1
+            if done % config.log_every == 0 or done == num_steps:
+                means = mean_metrics(jax.device_get(sums))
+                log.write(done, {"lr": float(schedule(step)), **means})
+                bar.set_postfix(loss=f"{means['loss']:.4f}")
+                sums = {}
+            if done % config.eval_every == 0 or done == num_steps:
+                log.write(done, evaluate(eval_step, state, eval_batches, mesh))
+            checkpointing.save(mngr, done, state, force=done == num_steps)
+            if on_step is not None:
+                on_step(done)
+    finally:
+        mngr.wait_until_finished()
+        mngr.close()
+    return state
+
+
+def restore_model(workdir: str) -> tuple[PSPNet, TrainConfig]:
+    """The model of the latest checkpoint in ``workdir`` (eval mode: call it with ``train=False``) and the
+    run's ``TrainConfig`` (``config.model`` is its ``ModelConfig``)."""
+    config = checkpointing.read_config(workdir)
+    graphdef, params, batch_stats, rng_state = init_model(config.replace(pretrained=None))
+    template = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                          opt_state=make_optimizer(config, 1).init(params))
+    mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
+    try:
+        restored = checkpointing.restore_latest(mngr, template)
+    finally:
+        mngr.close()
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
+    return nnx.merge(graphdef, restored.params, restored.batch_stats, rng_state), config

@@ -1,0 +1,167 @@
+"""crf.solve: never above the paper's jump moves, global optimum on tiny problems, recovery of the known
+local minima of Sec. 3.3 (bands and chains), input validation."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_crf_energy import random_occ
+from test_crf_moves import _rectangles
+
+import crf
+from crf.region_moves import RegionGraph, region_descent
+
+
+def _random_problem(rng, shape, occ_density):
+    sigma = rng.choice([0.0, 0.1, 0.5, 0.9, 1.0], size=shape) if rng.random() < 0.5 else rng.random(shape)
+    occ = random_occ(rng, np.zeros(shape, int), density=occ_density, feasible=False)
+    return sigma, occ
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), height=st.integers(1, 9), width=st.integers(1, 9),
+       density=st.sampled_from([0.05, 0.2, 0.5]), lam=st.sampled_from([0.0, 1.0, 20.0]),
+       mu=st.sampled_from([1.0, 5.0, 100.0]), steps=st.sampled_from([(1,), (1, 2), (2, 3)]))
+def test_never_above_jump_moves_on_random_inputs(seed, height, width, density, lam, mu, steps):
+    sigma, occ = _random_problem(np.random.default_rng(seed), (height, width), density)
+    labels = crf.solve(sigma, occ, lam, mu, steps=steps)
+    assert labels.dtype == np.int32 and labels.shape == (height, width) and labels.min() >= 0
+    jump = crf.energy(crf.jump_moves(sigma, occ, lam, mu), sigma, occ, lam, mu)
+    assert np.isfinite(jump)
+    assert crf.energy(labels, sigma, occ, lam, mu) <= jump + 1e-9 * max(1.0, abs(jump))
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_never_above_jump_moves_on_synthetic_scenes(noise):
+    """Ground-truth inputs of small synthetic scenes, exact or with sigma perturbed by N(0, noise) and a
+    fraction 2 * noise of the occlusion pairs dropped: never above the jump moves, strictly below on some."""
+    from data.synthetic import make_scene
+    from data.targets import occlusion_map
+
+    lower = 0
+    rng = np.random.default_rng(0)
+    for seed in range(1, 7):
+        scene = make_scene(seed, 40, 56)
+        sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, noise, (40, 56)), 0.0, 1.0)
+        occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random((40, 56, 4)) >= 2 * noise)
+        labels, stats = crf.solve(sigma, occ, return_stats=True)
+        jump = crf.energy(crf.jump_moves(sigma, occ), sigma, occ)
+        assert crf.energy(labels, sigma, occ) <= jump
+        lower += crf.energy(labels, sigma, occ) < jump
+        assert stats["graph_cuts"] >= 2  # one full cut per step at least
+    assert lower >= 1
+
+
+def _all_energies(sigma, occ, lam=20.0, mu=100.0):
+    """Eq. (8) of every labeling of a tiny grid with labels 0..H*W (enough: only the order of labels and
+    whether they are 0 matter). Returns ``(labelings (N, H, W), energies (N,))``."""
+    height, width = sigma.shape
+    n = height * width
+    labels = np.array(list(itertools.product(range(n + 1), repeat=n))).reshape(-1, height, width)
+    total = np.where(labels == 0, 1.0 - sigma, sigma).sum(axis=(1, 2))
+    total += lam * ((labels[:, :, 1:] != labels[:, :, :-1]).sum(axis=(1, 2))
+                    + (labels[:, 1:] != labels[:, :-1]).sum(axis=(1, 2)))
+    pairs = ((np.s_[:, 1:], np.s_[:, :-1], 0), (np.s_[:, :-1], np.s_[:, 1:], 1),
+             (np.s_[1:, :], np.s_[:-1, :], 2), (np.s_[:-1, :], np.s_[1:, :], 3))
+    for p, q, d in pairs:
+        xp, xq, mask = labels[(slice(None),) + p], labels[(slice(None),) + q], occ[p + (d,)]
+        total = np.where(((xp < xq) & mask).any(axis=(1, 2)), np.inf, total)
+        total -= mu * ((xp > xq) & mask).sum(axis=(1, 2))
+    return labels, total
+
+
+def test_global_optimum_on_tiny_problems():
+    """On 2x3 grids (7^6 labelings, enumerated) solve reaches the global minimum at least as often as the
+    jump moves, and on most problems; the brute force itself is checked against crf.energy."""
+    rng = np.random.default_rng(7)
+    found = {"solve": 0, "jump": 0}
+    problems = 30
+    for _ in range(problems):
+        sigma, occ = _random_problem(rng, (2, 3), 0.3)
+        labelings, energies = _all_energies(sigma, occ)
+        for k in rng.choice(len(energies), 3):
+            assert energies[k] == pytest.approx(crf.energy(labelings[k], sigma, occ))
+        best = energies.min()
+        for name, solver in (("solve", crf.solve), ("jump", crf.jump_moves)):
+            value = crf.energy(solver(sigma, occ), sigma, occ)
+            assert value >= best - 1e-9
+            found[name] += value <= best + 1e-9
+    print(f"global optimum found: solve {found['solve']}/{problems}, jump_moves {found['jump']}/{problems}")
+    assert found["solve"] >= found["jump"]
+    assert found["solve"] >= 0.8 * problems
+
+
+def test_recovers_the_band_that_jump_moves_keep():
+    """Three occluding boxes (test_crf_moves): jumps leave the middle box's column next to the front box at
+    label 1 (Sec. 3.3); solve finds the ground-truth layering, whose energy is lower."""
+    sigma, occ, inst = _rectangles([(2, 12, 2, 12), (3, 11, 9, 20), (4, 10, 17, 28)])
+    jump = crf.jump_moves(sigma, occ)
+    assert not np.array_equal(jump, inst)
+    labels = crf.solve(sigma, occ)
+    np.testing.assert_array_equal(labels, inst)
+    np.testing.assert_array_equal(crf.instances(labels)[1], [[2, 1], [3, 2]])
+
+
+def test_recovers_a_chain_and_nested_boxes():
+    """A chain of three side-by-side boxes (3 over 2 over 1) and two boxes inside a third, where the jump
+    moves end with a one-pixel column at a lower label; solve returns the exact layering."""
+    chain = np.zeros((6, 12), np.int64)
+    chain[1:5, 1:5], chain[1:5, 5:8], chain[1:5, 8:11] = 1, 2, 3
+    nested = np.zeros((8, 14), np.int64)
+    nested[1:7, 1:13] = 1
+    nested[2:6, 3:7] = 2
+    nested[2:6, 7:11] = 3
+    for inst in (chain, nested):
+        sigma = (inst == 0).astype(float)
+        occ = np.zeros(inst.shape + (4,), bool)  # an instance occludes every neighbour with a smaller id
+        occ[:, 1:, 0] = inst[:, 1:] > inst[:, :-1]
+        occ[:, :-1, 1] = inst[:, :-1] > inst[:, 1:]
+        occ[1:, :, 2] = inst[1:] > inst[:-1]
+        occ[:-1, :, 3] = inst[:-1] > inst[1:]
+        jump = crf.jump_moves(sigma, occ)
+        assert crf.energy(inst, sigma, occ) < crf.energy(jump, sigma, occ)
+        np.testing.assert_array_equal(crf.solve(sigma, occ), inst)
+
+
+def test_region_graph_energy_is_exact_and_descent_strictly_lowers_it():
+    """The region graph's terms add up to Eq. (8), and region_descent returns a strictly lower energy
+    whenever it reports moves."""
+    rng = np.random.default_rng(3)
+    lowered = 0
+    for _ in range(20):
+        sigma, occ = _random_problem(rng, (7, 9), 0.2)
+        labels = crf.jump_moves(sigma, occ).astype(np.int64)
+        graph = RegionGraph(labels, sigma, occ)
+        np.testing.assert_array_equal(graph.label[graph.comp], labels)
+        unary = np.where(graph.label == 0, graph.unary_bg, graph.unary_fg).sum()
+        src = np.repeat(np.arange(len(graph.label)), np.diff(graph.indptr))
+        la, lb = graph.label[src], graph.label[graph.neighbour]
+        pairwise = 0.5 * 20.0 * (graph.length * (la != lb)).sum() - 100.0 * (graph.occludes * (la > lb)).sum()
+        assert unary + pairwise == pytest.approx(crf.energy(labels, sigma, occ))
+        new, moves = region_descent(labels, sigma, occ, 20.0, 100.0)
+        if moves:
+            assert crf.energy(new, sigma, occ) < crf.energy(labels, sigma, occ)
+            lowered += 1
+        else:
+            np.testing.assert_array_equal(new, labels)
+    assert lowered > 0
+
+
+@pytest.mark.parametrize("sigma, occ, kwargs, message", [
+    (np.full((3, 3), np.nan), np.zeros((3, 3, 4), bool), {}, "NaN"),
+    (np.zeros((3, 3)), np.zeros((3, 4, 4), bool), {}, "occ must have shape"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), np.uint8), {}, "bool"),
+    (np.zeros((0, 3)), np.zeros((0, 3, 4), bool), {}, "sigma must have shape"),
+    (np.full((3, 3), 1.5), np.zeros((3, 3, 4), bool), {}, r"\[0, 1\]"),
+    (np.zeros((3, 3)), np.ones((3, 3, 4), bool), {}, "outside the image"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"lam": -1.0}, "lam and mu"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"mu": np.inf}, "lam and mu"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"steps": ()}, "steps"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"steps": (1, 0)}, "steps"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"steps": (1.5,)}, "steps"),
+])
+def test_bad_inputs_raise(sigma, occ, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        crf.solve(sigma, occ, **kwargs)

@@ -1,0 +1,211 @@
+"""COCOA readers (regions format, _with_classes variant, their join) and tfds builder on fixture files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from helpers.annotation_files import box, box_mask, rle, uncompressed_rle, write_image, write_json
+
+import data.cocoa as cocoa
+from data.annotations_order import OcclusionCycleWarning, OrderDisagreementWarning
+from data.targets import order_labels
+
+H, W = 10, 12
+IMAGE_IDS = (100, 101, 102)
+
+
+def _images(tmp_path, folder):
+    images = [{"id": i, "file_name": f"COCO_{folder}_{i:012d}.jpg", "height": H, "width": W} for i in IMAGE_IDS]
+    for k, entry in enumerate(images):
+        write_image(tmp_path / folder / entry["file_name"], H, W, seed=k, fmt="JPEG")
+    return images
+
+
+def regions_file(tmp_path, folder="train2014"):
+    """Image 100: a pinwheel 1-2, 2-3, 3-1 (3-1 contradicted by the masks) and a stuff region in front;
+    image 101: no record; image 102: two touching regions without a constraint. Records not in image order."""
+    records = [
+        {"image_id": 102, "depth_constraint": "", "size": 2, "regions": [
+            {"segmentation": box(0, 10, 0, 6), "name": "wall", "isStuff": 0, "order": 1, "area": 60},
+            {"segmentation": box(0, 10, 6, 12), "name": "door", "isStuff": 0, "order": 2, "area": 60},
+        ]},
+        {"image_id": 100, "depth_constraint": "1-2,2-3,3-1,4-1", "size": 4, "regions": [
+            {"segmentation": box(0, 5, 0, 6), "name": "cat", "isStuff": 0, "order": 1, "area": 30},
+            {"segmentation": box(0, 5, 6, 10), "name": "chair", "isStuff": 0, "order": 2, "area": 20},
+            {"segmentation": box(3, 10, 0, 12), "name": "table", "isStuff": 0, "order": 3, "area": 84,
+             "visible_mask": rle(box_mask((H, W), 5, 10, 0, 12)), "occlude_rate": 0.3},
+            {"segmentation": box(0, 10, 0, 12), "name": "floor", "isStuff": 1, "order": 4, "area": 120,
+             "visible_mask": {"size": [H, W], "counts": "not checked: stuff is skipped"}},
+        ]},
+    ]
+    path = tmp_path / f"COCO_amodal_{folder}.json"
+    write_json(path, {"images": _images(tmp_path, folder), "annotations": records})
+    return path
+
+
+def classes_file(tmp_path, folder="train2014"):
+    """The same scenes in the classed variant, plus a dog (image 100) that no region matches."""
+    def annotation(id_, image_id, category, amodal_box, visible=None):
+        record = {"id": id_, "image_id": image_id, "category_id": category, "segmentation": [box(*amodal_box)],
+                  "bbox": [0, 0, 1, 1], "area": 1, "iscrowd": 0}
+        if visible is not None:
+            record["visible_mask"] = visible
+        return record
+
+    annotations = [
+        annotation(1003, 100, 67, (3, 10, 0, 12), rle(box_mask((H, W), 5, 10, 0, 12))),
+        annotation(1001, 100, 1, (0, 5, 0, 6)),
+        annotation(2001, 102, 1, (0, 10, 0, 6)),
+        annotation(1002, 100, 62, (0, 5, 6, 10), uncompressed_rle(box_mask((H, W), 0, 5, 6, 10))),
+        annotation(1004, 100, 18, (0, 3, 8, 12), rle(box_mask((H, W), 0, 3, 10, 12))),  # dog behind the chair
+        annotation(2002, 102, 1, (0, 10, 6, 12)),
+    ]
+    categories = [{"id": i, "name": n} for i, n in ((1, "person"), (18, "dog"), (62, "chair"), (67, "dining table"))]
+    path = tmp_path / f"COCO_amodal_{folder}_with_classes.json"
+    write_json(path, {"images": _images(tmp_path, folder), "annotations": annotations, "categories": categories})
+    return path
+
+
+def _with_warnings(function):
+    """``function()`` and the set of warning categories it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = function()
+    return result, {w.category for w in caught}
+
+
+def test_regions_format_stuff_cycles_and_disagreement(tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = list(cocoa.examples(regions_file(tmp_path), tmp_path / "train2014"))
+    messages = [(w.category, str(w.message)) for w in caught]
+    assert (OrderDisagreementWarning, "image 100: the annotation says 3 occludes 1, the masks say the opposite "
+            "(12 vs 0 pixels); keeping the annotated order") in messages
+    assert any(c is OcclusionCycleWarning and "image 100: occlusion cycle 1 -> 2 -> 3 -> 1" in m
+               and "dropping the weakest relation 3 occludes 1" in m for c, m in messages)
+    assert [e["image_id"] for e in out] == list(IMAGE_IDS)
+    pinwheel, empty, pair = out
+    assert pinwheel["format"] == "regions" and pinwheel["region_numbers"].tolist() == [1, 2, 3]
+    assert pinwheel["classes"].tolist() == [cocoa.UNLABELLED] * 3
+    assert pinwheel["edges"].tolist() == [[1, 2], [2, 3]]
+    inst = pinwheel["instance_map"]
+    assert inst[2, 2] == 1 and inst[2, 8] == 2 and inst[7, 5] == 3
+    assert (inst[:5, 10:] == 0).all()  # only the stuff region covers it: background
+    assert not empty["instance_map"].any() and empty["edges"].shape == (0, 2)
+    assert pair["edges"].shape == (0, 2) and set(np.unique(pair["instance_map"])) == {1, 2}
+    order_labels(inst, pinwheel["edges"])
+
+
+def test_classes_variant_orders_from_masks(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the masks alone raise no cycle and no disagreement here
+        out = list(cocoa.examples(classes_file(tmp_path), tmp_path / "train2014"))
+    scene = out[0]
+    assert scene["format"] == "classes" and scene["annotation_ids"].tolist() == [1003, 1001, 1002, 1004]
+    assert scene["classes"].tolist() == [67, 1, 62, 18]
+    # 1001 | 1002 touch without amodal overlap; 1001 and 1002 cover part of the table's amodal box.
+    assert scene["edges"].tolist() == [[2, 1], [3, 1], [3, 4]]
+    assert scene["instance_map"][1, 11] == 4 and scene["instance_map"][1, 8] == 3
+    assert not out[1]["instance_map"].any() and out[2]["edges"].shape == (0, 2)
+
+
+def test_classes_variant_joined_with_regions(tmp_path):
+    scene, caught = _with_warnings(
+        lambda: next(cocoa.examples(classes_file(tmp_path), tmp_path / "train2014", regions_file(tmp_path))))
+    assert caught == {OcclusionCycleWarning, OrderDisagreementWarning}
+    # Matched pairs take the regions' constraints (cycle broken as above), the dog keeps its mask order.
+    assert scene["edges"].tolist() == [[2, 3], [3, 1], [3, 4]]
+    order_labels(scene["instance_map"], scene["edges"])
+
+
+def test_join_leaves_objects_below_the_iou_threshold_to_their_masks(tmp_path):
+    regions, classes = regions_file(tmp_path), classes_file(tmp_path)
+    content = json.loads(regions.read_text())
+    content["annotations"][1]["regions"][1]["segmentation"] = box(0, 3, 6, 10)  # chair region: IoU 0.6
+    regions.write_text(json.dumps(content))
+    with pytest.warns(OrderDisagreementWarning, match="image 100: the annotation says 1003 occludes 1001"):
+        joined = next(cocoa.examples(classes, tmp_path / "train2014", regions, min_iou=0.9))
+    # Only cat and table match: their pair takes the annotated 3-1; the chair's pairs come from masks.
+    assert joined["edges"].tolist() == [[1, 2], [3, 1], [3, 4]]
+    rejoined, caught = _with_warnings(
+        lambda: next(cocoa.examples(classes, tmp_path / "train2014", regions, min_iou=0.5)))
+    assert caught == {OcclusionCycleWarning, OrderDisagreementWarning}
+    assert rejoined["edges"].tolist() == [[2, 3], [3, 1], [3, 4]]
+    with pytest.raises(ValueError, match="min_iou must lie in"):
+        next(cocoa.examples(classes, tmp_path / "train2014", regions, min_iou=0.0))
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda c: c["annotations"][1].update(depth_constraint="1-9"), "names a region outside 1..4"),
+        (lambda c: c["annotations"][1].update(depth_constraint="1>2"), "malformed depth_constraint entry '1>2'"),
+        (lambda c: c["annotations"][1]["regions"][0].pop("segmentation"), r"region 1: missing key\(s\)"),
+        (lambda c: c["annotations"][1]["regions"][2]["visible_mask"].update(size=[W, H]), "differs from the image"),
+        (lambda c: c["annotations"][1]["regions"][0].update(segmentation=[0, 0, 1, float("nan"), 2, 2]), "non-finite"),
+        (lambda c: c["annotations"][0].update(image_id=7), "image_id 7 is not in the file's images"),
+        (lambda c: c["annotations"][0].pop("regions"), "not a COCOA annotation file"),
+    ],
+)
+def test_invalid_regions_raise_clear_errors(tmp_path, mutate, match):
+    path = regions_file(tmp_path)
+    content = json.loads(path.read_text())
+    mutate(content)
+    path.write_text(json.dumps(content, allow_nan=True))
+    with pytest.raises(ValueError, match=match):
+        list(cocoa.examples(path, tmp_path / "train2014"))
+
+
+def test_invalid_classes_inputs_raise_clear_errors(tmp_path):
+    path = classes_file(tmp_path)
+    content = json.loads(path.read_text())
+    content["annotations"][1]["category_id"] = 91
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match="annotation 1001: unknown category_id 91"):
+        list(cocoa.examples(path, tmp_path / "train2014"))
+    with pytest.raises(ValueError, match="is a regions file itself"):
+        list(cocoa.examples(regions_file(tmp_path), tmp_path / "train2014", regions_file(tmp_path)))
+    regions = regions_file(tmp_path)
+    (tmp_path / "train2014" / "COCO_train2014_000000000101.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match="image 101: file .*000000000101.jpg not found"):
+        _with_warnings(lambda: list(cocoa.examples(regions, tmp_path / "train2014")))  # 100 is intact
+
+
+def _prepare(tmp_path, with_regions):
+    for folder in ("train2014", "val2014"):
+        classes_file(tmp_path, folder)
+        if with_regions:
+            regions_file(tmp_path, folder)
+
+
+@pytest.mark.parametrize("config, with_regions", [("classes", True), ("classes_mask_order", False)])
+def test_builder_round_trip(tmp_path, config, with_regions):
+    _prepare(tmp_path, with_regions)
+    builder = cocoa.builder(tmp_path / "tfds", manual_dir=tmp_path, config=config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OcclusionCycleWarning)
+        warnings.simplefilter("ignore", OrderDisagreementWarning)
+        builder.download_and_prepare()
+        regions = tmp_path / "COCO_amodal_val2014.json" if with_regions else None
+        expected = {e["image_id"]: e for e in cocoa.examples(
+            tmp_path / "COCO_amodal_val2014_with_classes.json", tmp_path / "val2014", regions)}
+    source = builder.as_data_source("validation")
+    assert len(source) == len(IMAGE_IDS) and len(builder.as_data_source("train")) == len(IMAGE_IDS)
+    for example in source:
+        want = expected[int(example["image_id"])]
+        np.testing.assert_array_equal(example["image"], write_image(tmp_path / "x.jpg", H, W, seed=IMAGE_IDS.index(
+            int(example["image_id"])), fmt="JPEG"))
+        np.testing.assert_array_equal(example["instance_map"], want["instance_map"])
+        np.testing.assert_array_equal(example["edges"], want["edges"].reshape(-1, 2))
+        names = [cocoa.CLASS_NAMES[k - 1] for k in example["classes"]]
+        assert names == [{1: "person", 18: "dog", 62: "chair", 67: "dining table"}[c] for c in want["classes"]]
+        assert np.isnan(example["depths"]).all()
+
+
+def test_builder_names_missing_regions_files(tmp_path):
+    _prepare(tmp_path, with_regions=False)
+    with pytest.raises(FileNotFoundError, match=r"COCO_amodal_train2014\.json.*COCO_amodal_val2014\.json"):
+        cocoa.builder(tmp_path / "tfds", manual_dir=tmp_path).download_and_prepare()

@@ -1,0 +1,234 @@
+"""KINS readers (both formats) and tfds builder on fixture files written in the public formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+from helpers.annotation_files import box, box_mask, rle, write_image, write_json
+
+import data.kins as kins
+from data.loading import load
+from data.annotations import rle_mask, segmentation_mask
+from data.annotations_order import OrderDisagreementWarning
+from data.targets import order_labels
+
+H, W = 12, 16
+CATEGORIES = [{"id": k, "name": n} for k, n in enumerate(
+    ["cyclist", "pedestrian", "rider", "car", "tram", "truck", "van", "misc"], start=1)]
+
+
+def _original(id_, image_id, category, visible, amodal_polygons):
+    return {"id": id_, "image_id": image_id, "category_id": category, "inmodal_seg": rle(visible),
+            "segmentation": amodal_polygons, "bbox": [0, 0, 1, 1], "area": int(visible.sum()), "iscrowd": 0}
+
+
+def original_file(tmp_path, name="instances_train.json", image_dir="training/image_2"):
+    """instances_train.json: image 7 (occlusion, touching pair, multi-part polygon, a hidden object),
+    image 8 (no annotations), image 9 (overlapping visible masks); annotations not in image order."""
+    images = [{"id": i, "file_name": f"{i:06d}.png", "height": H, "width": W} for i in (7, 8, 9)]
+    for k, entry in enumerate(images):
+        write_image(tmp_path / image_dir / entry["file_name"], H, W, seed=k)
+    d_visible = box_mask((H, W), 11, 12, 0, 2) | box_mask((H, W), 11, 12, 13, 16)
+    annotations = [
+        _original(21, 9, 4, box_mask((H, W), 0, 6, 0, 10), [box(0, 6, 0, 10)]),
+        _original(22, 9, 7, box_mask((H, W), 3, 9, 6, 13), [box(3, 9, 4, 13)]),
+        _original(11, 7, 4, box_mask((H, W), 2, 10, 2, 8), [box(2, 10, 2, 11)]),  # A: behind B
+        _original(12, 7, 2, box_mask((H, W), 3, 10, 8, 12), [box(3, 10, 8, 12)]),  # B
+        _original(13, 7, 7, box_mask((H, W), 3, 10, 12, 16), [box(3, 10, 12, 16)]),  # C: touches B only
+        _original(14, 7, 8, d_visible, [box(11, 12, 0, 2), box(11, 12, 13, 40)]),  # D: two parts, clipped
+        _original(15, 7, 4, box_mask((H, W), 4, 7, 3, 6), [box(4, 8, 3, 6)]),  # E: entirely behind A
+    ]
+    path = tmp_path / name
+    write_json(path, {"images": images, "annotations": annotations, "categories": CATEGORIES})
+    return path
+
+
+def _update(id_, image_id, category, cluster, rank, visible_box, amodal_box):
+    return {"id": id_, "image_id": image_id, "category_id": category, "i_segm": [box(*visible_box)],
+            "a_segm": [box(*amodal_box)], "i_bbox": [0, 0, 1, 1], "a_bbox": [0, 0, 1, 1], "oco_id": cluster,
+            "ico_id": rank, "area": 1, "iscrowd": 0}
+
+
+def update_file(tmp_path, name="update_train_2020.json", image_dir="training/image_2"):
+    """update_*_2020.json: image 31 (annotated order + a touching object of rank 0), image 32 (order the
+    masks contradict, and two objects of equal rank ordered by their masks)."""
+    images = [{"id": i, "file_name": f"{i:06d}.png", "height": H, "width": W} for i in (31, 32)]
+    for k, entry in enumerate(images):
+        write_image(tmp_path / image_dir / entry["file_name"], H, W, seed=10 + k)
+    annotations = [
+        _update(1, 31, 4, 1, 1, (2, 9, 2, 8), (2, 9, 2, 8)),  # P in front of Q
+        _update(2, 31, 4, 1, 2, (2, 9, 8, 12), (2, 9, 5, 12)),
+        _update(3, 31, 2, 2, 0, (2, 9, 12, 15), (2, 9, 12, 15)),  # T: touches Q, overlaps nothing
+        _update(4, 32, 4, 5, 1, (0, 6, 0, 5), (0, 6, 0, 8)),  # R annotated in front, masks say behind S
+        _update(5, 32, 7, 5, 2, (0, 6, 5, 10), (0, 6, 5, 10)),
+        _update(6, 32, 1, 6, 1, (7, 12, 0, 4), (7, 12, 0, 7)),  # U, V: same rank, V occludes U by masks
+        _update(7, 32, 1, 6, 1, (7, 12, 4, 9), (7, 12, 4, 9)),
+    ]
+    path = tmp_path / name
+    write_json(path, {"images": images, "annotations": annotations, "categories": CATEGORIES})
+    return path
+
+
+def test_original_format_order_painting_and_drops(tmp_path):
+    out = list(kins.examples(original_file(tmp_path), tmp_path / "training/image_2"))
+    assert [e["image_id"] for e in out] == [7, 8, 9]
+    first, empty, overlap = out
+    assert first["format"] == "original" and first["image"].endswith("000007.png")
+    assert first["annotation_ids"].tolist() == [11, 12, 13, 14]  # E (15) painted over by A: dropped
+    assert first["classes"].tolist() == [4, 2, 7, 8]
+    assert first["edges"].tolist() == [[2, 1]]  # B occludes A; B and C touch without occlusion
+    inst = first["instance_map"]
+    assert inst.dtype == np.int32 and inst.shape == (H, W)
+    assert inst[5, 4] == 1 and inst[5, 9] == 2 and inst[5, 13] == 3 and inst[0, 0] == 0
+    assert inst[11, 1] == 4 and (inst[11, 13:] == 4).all()  # both parts of D, clipped at the border
+    assert empty["instance_map"].shape == (H, W) and not empty["instance_map"].any()
+    assert empty["classes"].shape == (0,) and empty["edges"].shape == (0, 2)
+    assert overlap["edges"].tolist() == [[1, 2]]  # 18 vs 12 pixels of evidence
+    assert overlap["instance_map"][4, 7] == 1 and overlap["instance_map"][7, 7] == 2
+    for example in out:
+        order_labels(example["instance_map"], example["edges"])  # acyclic ground truth
+
+
+def test_update_2020_format_annotated_order_and_cross_check(tmp_path):
+    with pytest.warns(OrderDisagreementWarning, match="image 32: the annotation says 4 occludes 5"):
+        first, second = kins.examples(update_file(tmp_path), tmp_path / "training/image_2")
+    assert first["format"] == "2020"
+    assert first["annotation_ids"].tolist() == [1, 2, 3]
+    assert first["edges"].tolist() == [[1, 2]]  # Q and T touch but T has rank 0
+    assert first["instance_map"][5, 5] == 1 and first["instance_map"][5, 9] == 2
+    assert second["edges"].tolist() == [[1, 2], [4, 3]]  # annotation kept; equal ranks ordered by masks
+
+
+def test_malformed_json_names_the_file(tmp_path):
+    path = tmp_path / "instances_train.json"
+    path.write_text('{"images": [')
+    with pytest.raises(ValueError, match="instances_train.json: malformed JSON"):
+        next(kins.examples(path, tmp_path))
+
+
+def _mutated(tmp_path, mutate):
+    path = original_file(tmp_path)
+    content = json.loads(path.read_text())
+    mutate(content)
+    path.write_text(json.dumps(content))
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, error, match",
+    [
+        (lambda c: c["annotations"][2].pop("inmodal_seg"), ValueError, r"missing key\(s\) \['inmodal_seg'\]"),
+        (lambda c: c["annotations"][2].update(category_id=42), ValueError, "unknown category_id 42"),
+        (lambda c: c["annotations"][2].update(image_id=5), ValueError, "image_id 5 is not in the file's images"),
+        (lambda c: c["annotations"][2].update(segmentation=[[1, 2, 3, 4, 5]]), ValueError, "even number"),
+        (lambda c: c["annotations"][2].update(segmentation=[[1, 2, "a", 4, 5, 6]]), ValueError, "non-numeric"),
+        (lambda c: c["annotations"][2]["inmodal_seg"].update(size=[H, W + 1]), ValueError, "differs from the image"),
+        (lambda c: c["annotations"][2]["inmodal_seg"].update(counts="0Y" + "~" * 9), ValueError, "RLE"),
+        (lambda c: c["annotations"][2]["inmodal_seg"].update(counts=[3, 4]), ValueError, "RLE runs cover 7 pixels"),
+        (lambda c: c["images"][0].update(width=0), ValueError, "empty image"),
+        (lambda c: c["annotations"][0].clear(), ValueError, "not a KINS annotation file"),
+        (lambda c: c["images"][1].update(file_name="missing.png"), FileNotFoundError, "missing.png not found"),
+    ],
+)
+def test_invalid_inputs_raise_clear_errors(tmp_path, mutate, error, match):
+    path = _mutated(tmp_path, mutate)
+    with pytest.raises(error, match=match):
+        list(kins.examples(path, tmp_path / "training/image_2"))
+
+
+def _build(tmp_path, config):
+    builder = kins.builder(tmp_path / "tfds", manual_dir=tmp_path, config=config)
+    builder.download_and_prepare()
+    return builder
+
+
+def test_builder_round_trip_original(tmp_path):
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    source = load("kins", "test", tmp_path / "tfds", manual_dir=tmp_path, config="original")  # registry entry
+    expected = {e["image_id"]: e for e in kins.examples(tmp_path / "instances_val.json", tmp_path / "testing/image_2")}
+    assert len(source) == 3 and len(load("kins", "train", tmp_path / "tfds", config="original")) == 3
+    for example in source:
+        want = expected[int(example["image_id"])]
+        assert example["image"].shape == (H, W, 3) and example["image"].dtype == np.uint8
+        np.testing.assert_array_equal(example["instance_map"], want["instance_map"])
+        np.testing.assert_array_equal(example["edges"], want["edges"].reshape(-1, 2))
+        assert example["classes"].tolist() == [kins.CATEGORY_TO_CLASS[c] for c in want["classes"]]
+        assert np.isnan(example["depths"]).all() and example["depths"].shape == want["classes"].shape
+    assert {int(e["image_id"]) for e in source} == {7, 8, 9}
+
+
+def test_builder_round_trip_update2020_images(tmp_path):
+    update_file(tmp_path)
+    update_file(tmp_path, "update_test_2020.json", "testing/image_2")
+    with pytest.warns(OrderDisagreementWarning):
+        builder = _build(tmp_path, "update2020")
+    pixels = write_image(tmp_path / "expected.png", H, W, seed=10)  # the generator of image 31
+    first = next(e for e in builder.as_data_source("train") if e["image_id"] == 31)
+    np.testing.assert_array_equal(first["image"], pixels)
+    assert first["classes"].tolist() == [3, 3, 2]  # car, car, pedestrian as training ids
+
+
+def test_builder_names_missing_files(tmp_path):
+    original_file(tmp_path)  # instances_val.json and testing/image_2 are missing
+    with pytest.raises(FileNotFoundError, match=r"instances_val\.json.*testing/image_2"):
+        _build(tmp_path, "original")
+
+
+def test_builder_rejects_wrong_image_size_and_unmapped_categories(tmp_path):
+    update_file(tmp_path)
+    update_file(tmp_path, "update_test_2020.json", "testing/image_2")
+    write_image(tmp_path / "training/image_2/000031.png", H + 1, W, seed=0)
+    with pytest.raises(ValueError, match=r"image 31: .* is 16x13 .* says 16x12"):
+        _build(tmp_path, "update2020")
+    write_image(tmp_path / "training/image_2/000031.png", H, W, seed=0)
+    path = tmp_path / "update_train_2020.json"
+    content = json.loads(path.read_text())
+    content["annotations"][0]["category_id"] = 3  # rider: listed by KINS, no training id
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"category id\(s\) \[3\] have no training class"):
+        _build(tmp_path, "update2020")
+
+
+def test_segmentation_forms_decode_to_the_same_mask():
+    mask = box_mask((H, W), 2, 5, 3, 9) | box_mask((H, W), 7, 9, 0, 2)
+    forms = [rle(mask), [rle(box_mask((H, W), 2, 5, 3, 9)), rle(box_mask((H, W), 7, 9, 0, 2))],
+             [box(2, 5, 3, 9), box(7, 9, 0, 2)]]
+    for form in forms:
+        np.testing.assert_array_equal(segmentation_mask(form, H, W, "test"), mask)
+    with pytest.raises(ValueError, match="test: segmentation must be an RLE object or polygon list, got str"):
+        segmentation_mask("0123", H, W, "test")
+
+
+def test_far_out_polygons_are_clipped_before_rasterising():
+    # Unclipped, pycocotools would walk a perimeter of ~1e15 pixels; clipped, the in-image part remains.
+    huge = [-1e15, 5.0, 1e15, 5.0, 0.0, 1e15]
+    np.testing.assert_array_equal(segmentation_mask([huge], H, W, "test"), box_mask((H, W), 5, H, 0, W))
+    near = [[-3.0, -3.0, 30.0, -3.0, 30.0, 4.0, -3.0, 4.0]]  # within reach: passed to pycocotools unchanged
+    np.testing.assert_array_equal(segmentation_mask(near, H, W, "test"), box_mask((H, W), 0, 4, 0, W))
+
+
+def test_compressed_rle_decodes_like_pycocotools_for_random_masks():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        height, width = (int(v) for v in rng.integers(1, 40, 2))
+        mask = rng.random((height, width)) < rng.uniform(0.05, 0.95)
+        if trial % 2:  # long runs: multi-character and negative deltas
+            mask = np.zeros((height, width), bool)
+            mask[rng.integers(0, height):, rng.integers(0, width):] = True
+        np.testing.assert_array_equal(rle_mask(rle(mask), height, width, "test"), mask)
+
+
+def test_builder_converts_non_rgb_images_and_needs_manual_dir(tmp_path):
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    rgba = np.random.default_rng(3).integers(0, 256, (H, W, 4), dtype=np.uint8)
+    PIL.Image.fromarray(rgba, "RGBA").save(tmp_path / "testing/image_2/000008.png")
+    with pytest.raises(ValueError, match="building needs manual_dir"):
+        kins.builder(tmp_path / "tfds", config="original").download_and_prepare()
+    source = _build(tmp_path, "original").as_data_source("test")
+    example = next(e for e in source if e["image_id"] == 8)
+    np.testing.assert_array_equal(example["image"], rgba[..., :3])

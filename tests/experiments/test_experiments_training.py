@@ -1,0 +1,46 @@
+"""Experiments that train models: the variant configs, and one smoke training run through train_variants."""
+
+import dataclasses
+
+import pytest
+
+from experiments import boundary_losses, boundary_models, upsampling
+from oosis_jax.training.configs import get_config
+from test_experiments import assert_percentages, table_rows
+
+
+def changed_fields(a, b) -> set[str]:
+    da, db = dataclasses.asdict(a), dataclasses.asdict(b)
+    return {f"{k}.{kk}" for k in da if isinstance(da[k], dict) for kk in da[k] if da[k][kk] != db[k][kk]} | \
+           {k for k in da if not isinstance(da[k], dict) and da[k] != db[k]}
+
+
+@pytest.mark.parametrize("module, field, values", [
+    (boundary_models, "model.head", {"entangled", "disentangled"}),
+    (upsampling, "model.upsample", {"separate", "joint"}),
+    (boundary_losses, "loss.boundary_loss", {"dice++", "tversky++", "combo", "wce"}),
+])
+def test_variants_change_only_what_they_compare(module, field, values):
+    base = get_config("synthetic")
+    seen = set()
+    for make in module.VARIANTS.values():
+        config = make(base)
+        assert changed_fields(base, config) <= {field}
+        group, name = field.split(".")
+        seen.add(getattr(getattr(config, group), name))
+    assert seen == values
+
+
+def test_boundary_models_smoke_trains_and_tables(tmp_path):
+    trained = boundary_models.main(["--smoke", "--limit", "2", "--variants", "P2ORM-style entangled head",
+                                    "--out", str(tmp_path)])
+    assert list(trained) == ["P2ORM-style entangled head"] and trained["P2ORM-style entangled head"]["steps"] == 2
+    rows = table_rows(tmp_path / "results.md")
+    assert [r[0] for r in rows] == ["P2ORM-style entangled head"]
+    assert_percentages(rows[0][1:])
+    assert (tmp_path / "boundary_pr.png").stat().st_size > 0
+
+
+def test_unknown_variant_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown variants"):
+        upsampling.main(["--smoke", "--variants", "diagonal", "--out", str(tmp_path)])

@@ -1,0 +1,101 @@
+"""Oriented and plain boundary ODS / OIS / AP (P2ORM protocol) on hand-made predictions."""
+
+import numpy as np
+import pytest
+
+from oosis_jax.evaluation import boundaries as boundary_eval
+from data import targets
+
+RADIUS = 0.03  # x diagonal of a 48x48 image = 2.04 px
+
+
+def ground_truth():
+    """Two overlapping rectangles (2 occludes 1) on background: B and E of supplement Sec. 1.3."""
+    inst = np.zeros((48, 48), np.int32)
+    inst[10:30, 12:36] = 1
+    inst[20:40, 26:44] = 2
+    return targets.boundary_targets(inst, np.array([[2, 1]]))
+
+
+def evaluate(b, e, gt_b, gt_e, oriented=True):
+    counts = boundary_eval.image_counts(b, e, gt_b, gt_e, max_dist=RADIUS)
+    return boundary_eval.summarize([counts], oriented=oriented)
+
+
+def test_orientation_angles_follow_the_left_rule():
+    bins = np.eye(4)[None]  # occluding left, right, top, bottom
+    np.testing.assert_allclose(boundary_eval.orientation_angles(bins)[0], [np.pi / 2, -np.pi / 2, np.pi, 0])
+    # Supplement Sec. 1.4 example o_p = [0.5, 0.1, 0.4, 0]: left (0.5) and top (0.4) win.
+    angle = boundary_eval.orientation_angles(np.array([[[0.5, 0.1, 0.4, 0.0]]]))[0, 0]
+    assert angle == pytest.approx(np.arctan2(-0.4, -0.5) + 3 * np.pi / 2)
+
+
+def test_perfect_prediction_scores_one():
+    gt_b, gt_e = ground_truth()
+    result = evaluate(gt_b.astype(float), gt_e, gt_b, gt_e)
+    assert (result["ODS"], result["OIS"], result["AP"]) == (1.0, 1.0, 1.0)
+
+
+def test_shift_within_and_beyond_the_radius():
+    gt_b, gt_e = ground_truth()
+    near = evaluate(np.roll(gt_b, 1, axis=1).astype(float), np.roll(gt_e, 1, axis=1), gt_b, gt_e)
+    assert near["ODS"] == pytest.approx(1.0) and near["AP"] == pytest.approx(1.0)
+    # A straight vertical boundary (an instance filling columns >= 24) shifted by 2 px (inside the 2.04 px
+    # radius) still matches everywhere, by 3 px nowhere.
+    inst = np.zeros((48, 48), np.int32)
+    inst[:, 24:] = 1
+    line_b, line_e = targets.boundary_targets(inst, np.zeros((0, 2), int))
+    for shift, expected in ((2, 1.0), (3, 0.0)):
+        moved = evaluate(np.roll(line_b, shift, axis=1).astype(float), np.roll(line_e, shift, axis=1), line_b, line_e)
+        assert (moved["ODS"], moved["OIS"], moved["AP"]) == (expected, expected, expected)
+
+
+def test_wrong_orientation():
+    gt_b, gt_e = ground_truth()
+    flipped = gt_e[..., [1, 0, 3, 2]]  # every normal reversed
+    wrong = evaluate(gt_b.astype(float), flipped, gt_b, gt_e)
+    assert wrong["ODS"] == 0.0 and wrong["AP"] == 0.0
+    plain = evaluate(gt_b.astype(float), None, gt_b, None, oriented=False)
+    assert plain["ODS"] == 1.0 and plain["AP"] == 1.0
+    # Half the boundary pixels (by count) reversed: recall 1, precision 1/2, F = 2/3, AP = 1/2.
+    half = gt_e.copy()
+    pixels = np.argwhere(gt_b)[: gt_b.sum() // 2]
+    half[pixels[:, 0], pixels[:, 1]] = flipped[pixels[:, 0], pixels[:, 1]]
+    result = evaluate(gt_b.astype(float), half, gt_b, gt_e)
+    precision = 1 - (gt_b.sum() // 2) / gt_b.sum()
+    assert result["ODS"] == pytest.approx(2 * precision / (1 + precision))
+    assert result["AP"] == pytest.approx(precision)
+
+
+def test_thresholds_rank_predictions_and_ois_at_least_ods():
+    gt_b, gt_e = ground_truth()
+    noisy = np.where(gt_b, 0.8, 0.0)
+    noisy[2, 2:40] = 0.3  # a false boundary, removed above 0.3
+    weak = evaluate(noisy, gt_e, gt_b, gt_e)
+    assert weak["ODS"] == pytest.approx(1.0)  # the best threshold drops the false line
+    other = boundary_eval.image_counts(gt_b * 0.5, gt_e, gt_b, gt_e, max_dist=RADIUS)
+    both = boundary_eval.summarize([boundary_eval.image_counts(noisy, gt_e, gt_b, gt_e, max_dist=RADIUS), other])
+    assert both["OIS"] >= both["ODS"] - 1e-12 and len(both["recall"]) == 99
+
+
+def test_correspond_pixels_is_one_to_one_within_radius():
+    pred = np.zeros((20, 20), bool)
+    gt = np.zeros((20, 20), bool)
+    pred[5, 5:10] = True
+    gt[6, 5:15] = True
+    pred_match, gt_match = boundary_eval.correspond_pixels(pred, gt, max_dist=1.5 / np.hypot(20, 20))
+    assert (pred_match >= 0).sum() == 5 == (gt_match >= 0).sum()
+    rows, cols = np.unravel_index(pred_match[pred], gt.shape)
+    assert np.all(rows == 6) and np.array_equal(cols, np.arange(5, 10))  # minimum total distance: straight down
+
+
+def test_bad_inputs_raise():
+    gt_b, gt_e = ground_truth()
+    with pytest.raises(ValueError, match="gt_boundary must be bool"):
+        boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b[1:], gt_e)
+    with pytest.raises(ValueError, match="NaN"):
+        boundary_eval.image_counts(np.full(gt_b.shape, np.nan), gt_e, gt_b, gt_e)
+    with pytest.raises(ValueError, match="both e and gt_e"):
+        boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b, None)
+    with pytest.raises(ValueError, match="must have shape"):
+        boundary_eval.image_counts(gt_b.astype(float), gt_e[..., :3], gt_b, gt_e)

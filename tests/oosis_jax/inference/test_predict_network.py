@@ -1,0 +1,62 @@
+"""Full-resolution (tiled) forward pass and the end-to-end prediction of one image."""
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from oosis_jax.inference import network as predict
+
+
+@pytest.mark.parametrize("length, tile, overlap", [(40, 16, 4), (100, 32, 8), (17, 16, 15), (16, 16, 4)])
+def test_tile_starts_cover_with_overlap(length, tile, overlap):
+    starts = predict.tile_starts(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] == max(length - tile, 0)
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+def pixelwise_heads(tile):
+    """A stand-in network whose outputs depend on each pixel alone, so tiling must not change them."""
+    x = tile.astype(np.float32) / 255.0
+    s = np.concatenate([x, 1.0 - x], axis=-1)
+    s /= s.sum(-1, keepdims=True)
+    e = np.concatenate([x, x[..., :1]], axis=-1) + 0.1
+    return {"s": s, "b": x.mean(-1), "e": e / e.sum(-1, keepdims=True)}
+
+
+def test_tiles_blend_seamlessly():
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    whole = pixelwise_heads(image)
+    tiled = predict.tiled_probabilities(pixelwise_heads, image, tile_size=16, overlap=5)
+    for key in ("s", "b", "e"):
+        np.testing.assert_allclose(tiled[key], whole[key], atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        predict.tiled_probabilities(pixelwise_heads, image.astype(np.float32))
+
+
+class PixelNet(nnx.Module):
+    """A 1x1-convolution stand-in with PSPNet's call signature and output names (building the real tiny
+    PSPNet takes tens of seconds on CI; experiments/predict.py runs the real one)."""
+
+    def __init__(self, num_classes: int):
+        self.conv = nnx.Conv(3, num_classes + 1 + 1 + 4, (1, 1), rngs=nnx.Rngs(0))
+        self.num_classes = num_classes
+
+    def __call__(self, images, train: bool = False):
+        out = self.conv(images)
+        k = self.num_classes + 1
+        return {"s_logits": out[..., :k], "b_logits": out[..., k], "e_logits": out[..., k + 1:]}
+
+
+def test_network_prediction_end_to_end():
+    model = PixelNet(3)
+    image = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    whole = predict.head_probabilities(model, image, tile_size=128)
+    tiled = predict.head_probabilities(model, image, tile_size=16, overlap=4)
+    for key in ("s", "b", "e"):  # a pixelwise network: padding and tiling change nothing
+        np.testing.assert_allclose(tiled[key], whole[key], atol=1e-5)
+    pred, = predict.predict_images(model, [image], processes=1, tile_size=16, overlap=4, progress=False)
+    assert pred.s.shape == (24, 40, 4) and pred.e.shape == (24, 40, 4) and pred.b.shape == (24, 40)
+    np.testing.assert_allclose(pred.s.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(pred.e.sum(-1), 1.0, atol=1e-5)
+    assert pred.instance_map.shape == (24, 40) and len(pred.classes) == pred.instance_map.max()
+    assert np.all(pred.classes >= 1) and np.all(pred.classes <= 3) and np.all(np.isfinite(pred.scores))

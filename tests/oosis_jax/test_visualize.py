@@ -1,0 +1,98 @@
+"""Pictures: relative depth map (Fig. 1), the boundary colour scheme (Fig. 4), overlays and panels."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.synthetic import make_scene
+from oosis_jax import visualize
+from data import targets
+
+RING = np.array([[1, 1, 1, 3],
+                 [1, 2, 1, 3],
+                 [1, 1, 1, 3],
+                 [0, 0, 0, 0]], np.int32)
+RING_EDGES = np.array([[2, 1], [1, 3]])
+
+
+def test_relative_depth_map_hand_scene():
+    depth = visualize.relative_depth_map(RING, RING_EDGES)
+    assert depth.dtype == np.float32
+    np.testing.assert_allclose(depth[1], [2 / 3, 1, 2 / 3, 1 / 3])
+    assert (depth[3] == 0).all()
+    assert (visualize.relative_depth_map(np.zeros((3, 4), np.int32), []) == 0).all()
+
+
+def test_relative_depth_map_orders_synthetic_scene():
+    scene = make_scene(4, 96, 160)
+    depth = visualize.relative_depth_map(scene["instance_map"], scene["edges"])
+    value = {k: depth[scene["instance_map"] == k][0] for k in range(1, len(scene["classes"]) + 1)}
+    assert all(value[a] > value[b] for a, b in scene["edges"])
+    assert depth.min() == 0 and depth.max() == 1
+    rgb = visualize.depth_map_rgb(depth)
+    assert rgb.dtype == np.uint8 and rgb.shape == (96, 160, 3)
+    assert (rgb[scene["instance_map"] == 0] == 0).all() and (rgb[scene["instance_map"] > 0].max(-1) > 0).all()
+
+
+def test_cyclic_edges_raise():
+    with pytest.raises(ValueError, match="cycle"):
+        visualize.relative_depth_map(RING, [[1, 2], [2, 1]])
+
+
+def test_oriented_boundary_colour_scheme():
+    b = np.array([[1.0, 1.0, 1.0, 1.0, 0.0, 0.5, 1.0]])
+    e = np.zeros((1, 7, 4))
+    e[0, 0, 0] = e[0, 1, 2] = e[0, 2, 1] = e[0, 3, 3] = e[0, 5, 0] = 1  # left, top, right, bottom, -, half left
+    e[0, 6, [0, 2]] = 0.5  # occludes left and top (supplement Sec. 1.3 example)
+    rgb = visualize.oriented_boundary_rgb(b, e)
+    assert rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[0, :5], [[0, 255, 255], [255, 255, 0], [255, 0, 255], [0, 0, 0],
+                                               [255, 255, 255]])
+    np.testing.assert_allclose(rgb[0, 5], [128, 255, 255], atol=1)
+    np.testing.assert_allclose(rgb[0, 6], [128, 255, 128], atol=1)
+
+
+def test_oriented_boundary_of_targets():
+    b, e = targets.boundary_targets(RING, RING_EDGES)
+    rgb = visualize.oriented_boundary_rgb(b, e)
+    assert (rgb[~b] == 255).all()
+    np.testing.assert_array_equal(rgb[0, 2], [255, 0, 255])  # ring occludes 3 on its right: magenta
+    np.testing.assert_array_equal(rgb[2, 0], [0, 0, 0])  # ring occludes background below: black
+
+
+@pytest.mark.parametrize("b, e, message", [
+    (np.ones((2, 2)), np.ones((2, 3, 4)) / 4, r"\(H, W, 4\)"),
+    (np.full((2, 2), 1.5), np.ones((2, 2, 4)) / 4, r"\[0, 1\]"),
+    (np.full((2, 2), np.nan), np.ones((2, 2, 4)) / 4, "finite"),
+    (np.ones((2, 2)), np.zeros((2, 2, 4)), "summing to 1"),
+    (np.ones((2, 2)), np.ones((2, 2, 4)) / 4 - [0.5, 0, 0, 0.5], "summing to 1|>= 0"),
+])
+def test_oriented_boundary_bad_input(b, e, message):
+    with pytest.raises(ValueError, match=message):
+        visualize.oriented_boundary_rgb(b, e)
+
+
+def test_instance_overlay():
+    image = np.full((4, 4, 3), 100, np.uint8)
+    out = visualize.instance_overlay(image, RING, alpha=0.5)
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    np.testing.assert_array_equal(out[3, :2], image[3, :2])  # background away from the instances
+    assert (out[1, 1] != 100).any() and (out[0, 2] == 255).all()  # colour inside, white contour
+    colours = visualize.instance_colours(3)
+    assert len({tuple(c) for c in colours}) == 4
+    with pytest.raises(ValueError, match="uint8"):
+        visualize.instance_overlay(image.astype(np.float32), RING)
+    with pytest.raises(ValueError, match="shape"):
+        visualize.instance_overlay(image, RING[:3])
+
+
+def test_save_panel(tmp_path):
+    path = tmp_path / "sub" / "panel.png"
+    images = [np.zeros((20, 40, 3), np.uint8), np.linspace(0, 1, 800).reshape(20, 40)]
+    out = visualize.save_panel(path, images, ["rgb", "map"])
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size == (120, 2 * 10 + 50)  # native: 40 px per tile + margins
+    with Image.open(visualize.save_panel(path, images, ["a", "b"], ncols=1, tile_inches=2.0)) as im:
+        assert im.size == (220, 2 * (100 + 50))  # two rows of 2-inch tiles at 100 dpi
+    with pytest.raises(ValueError, match="one title per image"):
+        visualize.save_panel(path, images, ["only one"])

@@ -1,0 +1,112 @@
+"""Eq. (4), supplement Theorem 1 and the Tab. 3b boundary losses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from oosis_jax.training import losses
+from oosis_jax.models import probabilities
+
+
+def random_targets(key, shape=(2, 6, 7)):
+    kb, ke, ks, kd = jax.random.split(key, 4)
+    boundary = (jax.random.uniform(kb, shape) < 0.4).astype(jnp.float32)
+    raw = (jax.random.uniform(ke, shape + (4,)) < 0.5).astype(jnp.float32).at[..., 0].set(1.0)
+    orientation = raw / raw.sum(-1, keepdims=True) * boundary[..., None]
+    semantic = jax.random.randint(ks, shape, 0, 3)
+    return {"semantic": semantic, "boundary": boundary, "orientation": orientation}
+
+
+def random_outputs(key, shape=(2, 6, 7)):
+    kb, ke, ks = jax.random.split(key, 3)
+    return {"s_logits": 2 * jax.random.normal(ks, shape + (3,)), "b_logits": 3 * jax.random.normal(kb, shape),
+            "e_logits": 3 * jax.random.normal(ke, shape + (4,))}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_theorem1_oriented_ce_equals_boundary_ce_plus_masked_orientation_ce(seed):
+    outputs = random_outputs(jax.random.key(seed))
+    batch = random_targets(jax.random.key(100 + seed))
+    valid = jnp.ones_like(batch["boundary"])
+    o = probabilities(outputs)["o"]
+    target_o = jnp.concatenate([batch["boundary"][..., None] * batch["orientation"],
+                                1.0 - batch["boundary"][..., None]], axis=-1)
+    lhs = -(target_o * jnp.log(o)).sum()
+    b_sum, _ = losses.boundary_bce(outputs["b_logits"], batch["boundary"], valid)
+    e_sum, _ = losses.orientation_ce(outputs["e_logits"], batch["orientation"], batch["boundary"], valid)
+    np.testing.assert_allclose(lhs, b_sum + e_sum, rtol=1e-5)
+    # The entangled CE on logits log(o) is the same quantity.
+    o_sum, _ = losses.oriented_ce(jnp.log(o), batch["boundary"], batch["orientation"], valid)
+    np.testing.assert_allclose(o_sum, lhs, rtol=1e-5)
+
+
+def test_semantic_ce_ignores_unlabelled_pixels():
+    logits = jnp.array([[[[2.0, 0.0], [0.0, 5.0]]]])
+    semantic = jnp.array([[[0, losses.IGNORE_LABEL]]])
+    total, count = losses.semantic_ce(logits, semantic)
+    assert float(count) == 1.0
+    np.testing.assert_allclose(total, -jax.nn.log_softmax(jnp.array([2.0, 0.0]))[0], rtol=1e-6)
+
+
+def test_weighted_bce_weights_boundary_pixels_by_w():
+    logits, valid = jnp.zeros((1, 1, 2)), jnp.ones((1, 1, 2))
+    total, count = losses.boundary_bce(logits, jnp.array([[[1.0, 0.0]]]), valid, weight=0.9)
+    np.testing.assert_allclose(total, (0.9 + 0.1) * np.log(2.0), rtol=1e-6)
+    positive, _ = losses.boundary_bce(logits, jnp.array([[[1.0, 1.0]]]), valid, weight=0.9)
+    np.testing.assert_allclose(positive, 2 * 0.9 * np.log(2.0), rtol=1e-6)
+    assert float(count) == 2.0
+
+
+def test_orientation_ce_only_counts_boundary_pixels():
+    e_logits = jnp.zeros((1, 1, 2, 4))
+    orientation = jnp.array([[[[1.0, 0, 0, 0], [0, 0, 0, 0]]]])
+    total, _ = losses.orientation_ce(e_logits, orientation, jnp.array([[[1.0, 0.0]]]), jnp.ones((1, 1, 2)))
+    np.testing.assert_allclose(total, np.log(4.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", losses.BOUNDARY_LOSSES)
+def test_boundary_losses_prefer_correct_predictions(name):
+    batch = random_targets(jax.random.key(7))
+    config = losses.LossConfig(boundary_loss=name, aux_weight=0.0)
+    good = {"s_logits": jnp.zeros((2, 6, 7, 3)), "e_logits": jnp.zeros((2, 6, 7, 4)),
+            "b_logits": 8.0 * (2 * batch["boundary"] - 1)}
+    bad = dict(good, b_logits=-good["b_logits"])
+    b_good, n_good = losses.loss_terms(good, batch, config)["b"]
+    b_bad, _ = losses.loss_terms(bad, batch, config)["b"]
+    assert float(b_good / n_good) < 0.05 < float(b_bad / n_good)
+    grad = jax.grad(lambda b: losses.total_loss(losses.loss_terms(dict(good, b_logits=b), batch, config), config))
+    assert bool(jnp.isfinite(grad(jnp.zeros((2, 6, 7)))).all())
+
+
+def test_dice_pp_is_tversky_pp_at_one_half_and_matches_formula():
+    batch = random_targets(jax.random.key(3))
+    logits = jax.random.normal(jax.random.key(4), (2, 6, 7))
+    valid = jnp.ones_like(logits)
+    total, count = losses.tversky_pp(logits, batch["boundary"], valid, 0.5, 0.5, 2.0, smooth=0.0)
+    p, y = np.asarray(jax.nn.sigmoid(logits)), np.asarray(batch["boundary"])
+    tp, fp, fn = (p * y).sum((1, 2)), ((p * (1 - y)) ** 2).sum((1, 2)), (((1 - p) * y) ** 2).sum((1, 2))
+    np.testing.assert_allclose(total, (1 - 2 * tp / (2 * tp + fp + fn)).sum(), rtol=1e-5)
+    assert float(count) == 2
+
+
+def test_total_loss_is_eq4_plus_weighted_aux_and_entangled_uses_5_way_ce():
+    batch = random_targets(jax.random.key(5))
+    outputs = random_outputs(jax.random.key(6))
+    outputs["aux_logits"] = outputs["s_logits"] * 0.5
+    config = losses.LossConfig()
+    terms = losses.loss_terms(outputs, batch, config)
+    assert set(terms) == {"s", "aux", "b", "e"}
+    expected = sum(t / c for k, (t, c) in terms.items() if k != "aux") + 0.4 * terms["aux"][0] / terms["aux"][1]
+    np.testing.assert_allclose(losses.total_loss(terms, config), expected, rtol=1e-6)
+    entangled = {"s_logits": outputs["s_logits"], "o_logits": jnp.zeros((2, 6, 7, 5))}
+    o_terms = losses.loss_terms(entangled, batch, config)
+    assert set(o_terms) == {"s", "o"}
+    np.testing.assert_allclose(o_terms["o"][0] / o_terms["o"][1], np.log(5.0), rtol=1e-6)
+
+
+def test_loss_config_rejects_unknown_names():
+    with pytest.raises(ValueError, match="boundary_loss"):
+        losses.LossConfig(boundary_loss="focal")
+    with pytest.raises(ValueError, match="boundary_weight"):
+        losses.LossConfig(boundary_weight=1.5)

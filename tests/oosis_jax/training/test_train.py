@@ -1,0 +1,157 @@
+"""Training loop: data parallelism matches one device, kill-and-resume is exact, a tiny model overfits."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from oosis_jax.evaluation import boundaries as boundary_eval
+from oosis_jax.training import input_pipeline
+from oosis_jax.training import loop as train
+from oosis_jax.training.configs import get_config
+from oosis_jax.models import ModelConfig, probabilities
+
+MULTI_DEVICE_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P, AxisType
+from oosis_jax.training import input_pipeline
+from oosis_jax.training import loop as train
+from oosis_jax.training.configs import get_config
+
+assert jax.device_count() == 4, jax.devices()
+config = get_config("smoke")
+batch = input_pipeline.train_dataset(input_pipeline.SyntheticScenes(8, (40, 48)), config.augment,
+                                     batch_size=4, seed=0)[0]
+step, _ = train.jitted_steps(config, 6)
+finals = []
+for devices in (jax.devices()[:1], jax.devices()):
+    mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
+    jax.set_mesh(mesh)
+    _, params, stats, _ = train.init_model(config)
+    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
+                             opt_state=train.make_optimizer(config, 6).init(params))
+    state = jax.device_put(state, NamedSharding(mesh, P()))
+    for _ in range(2):
+        state, metrics = step(state, train.to_global(batch, mesh))
+    assert len(state.params["s_head"]["kernel"][...].sharding.device_set) == len(devices)
+    finals.append((jax.device_get(state), jax.device_get(metrics)))
+(one, m1), (four, m4) = finals
+for a, b in zip(jax.tree.leaves((one.params, one.batch_stats)), jax.tree.leaves((four.params, four.batch_stats))):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-4)
+print("MATCH")
+"""
+
+
+def test_data_parallel_step_on_4_devices_matches_1_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT], env=env, capture_output=True,
+                            text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MATCH" in result.stdout
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_identical_state(tmp_path):
+    config = get_config("smoke")
+    straight = train.train(config, tmp_path / "straight")
+
+    def kill_at_3(step):
+        if step == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train.train(config, tmp_path / "resumed", on_step=kill_at_3)
+    assert max(int(name) for name in os.listdir(tmp_path / "resumed" / "checkpoints")) == 3
+    resumed = train.train(config, tmp_path / "resumed")
+    assert int(resumed.step) == int(straight.step) == 6
+    for a, b in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
+        np.testing.assert_array_equal(a, b)
+    lines = [json.loads(line) for line in open(tmp_path / "resumed" / "metrics.jsonl")]
+    assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]
+    assert {"val_boundary_ap", "val_oriented_ods", "val_s"} <= set(lines[-1])
+    model, restored_config = train.restore_model(tmp_path / "resumed")
+    assert restored_config == config
+    np.testing.assert_array_equal(model.s_head.kernel[...], resumed.params["s_head"]["kernel"][...])
+    with pytest.raises(ValueError, match="different configuration"):
+        train.train(config.replace(base_lr=1.0), tmp_path / "resumed")
+    with pytest.raises(FileNotFoundError):
+        train.restore_model(tmp_path / "nothing")
+
+
+def boundary_f(state, graphdef, rng_state, batch):
+    model = nnx.merge(graphdef, state.params, state.batch_stats, rng_state)
+    b = np.asarray(probabilities(model(jnp.asarray(batch["image"])))["b"], np.float64)
+    counts = [boundary_eval.image_counts(b[i], None, batch["boundary"][i] > 0.5, None,
+                                         thresholds=np.linspace(0.1, 0.9, 9)) for i in range(len(b))]
+    return boundary_eval.summarize(counts, oriented=False)["ODS"]
+
+
+def test_tiny_model_overfits_a_few_synthetic_scenes():
+    steps = 60
+    config = get_config("smoke", num_steps=steps, base_lr=0.1, model=ModelConfig.tiny(5, dropout=0.0))
+    batch = next(iter(input_pipeline.eval_dataset(input_pipeline.SyntheticScenes(4, (32, 48)), batch_size=4)))
+    assert batch["boundary"].sum() > 20
+    graphdef, params, stats, rng_state = train.init_model(config)
+    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
+                             opt_state=train.make_optimizer(config, steps).init(params))
+    train_step, _ = train.jitted_steps(config, steps)
+    f_before = boundary_f(state, graphdef, rng_state, batch)
+    device_batch = jax.tree.map(jnp.asarray, batch)
+    losses = []
+    for _ in range(steps):
+        state, metrics = train_step(state, device_batch)
+        losses.append(float(metrics["loss"][0]))
+    f_after = boundary_f(state, graphdef, rng_state, batch)
+    assert losses[-1] < losses[0] / 8, losses[::10]
+    assert f_after > max(3 * f_before, 0.3), (f_before, f_after)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_optimizer_groups_scale_and_freeze_the_learning_rate(optimizer):
+    config = get_config("smoke", optimizer=optimizer, base_lr=0.01, momentum=0.9, weight_decay=0.0,
+                        new_layer_lr_mult=10.0, upsample_lr_mult=0.0)
+    params = {"backbone": {"w": jnp.ones(3)}, "s_head": {"w": jnp.ones(3)}, "be_upsample": {"w": jnp.ones(3)}}
+    grads = jax.tree.map(lambda x: 0.5 * x, params)
+    tx = train.make_optimizer(config, 100)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    backbone, head = updates["backbone"]["w"], updates["s_head"]["w"]
+    # SGD: -lr * g = -0.005; Adam's first step: -lr * sign(g) = -0.01 (bias-corrected moments).
+    np.testing.assert_allclose(backbone, -0.005 if optimizer == "sgd" else -0.01, rtol=1e-3)
+    np.testing.assert_allclose(head, 10 * backbone, rtol=1e-5)
+    np.testing.assert_array_equal(updates["be_upsample"]["w"], 0.0)
+    default = train.make_optimizer(config.replace(upsample_lr_mult=None), 100)
+    updates, _ = default.update(grads, default.init(params), params)
+    np.testing.assert_allclose(updates["be_upsample"]["w"], updates["s_head"]["w"])
+
+
+def test_config_rejects_unknown_optimizer_and_negative_upsample_multiplier():
+    with pytest.raises(ValueError, match="optimizer"):
+        get_config("smoke", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="upsample_lr_mult"):
+        get_config("smoke", upsample_lr_mult=-1.0)
+
+
+def test_training_reads_a_synthetic_tfds_build(tmp_path):
+    builder_config = (("num_train", 4), ("num_validation", 2), ("num_test", 0), ("min_height", 40),
+                      ("max_height", 40), ("min_width", 48), ("max_width", 48))
+    config = get_config("smoke", data_dir=str(tmp_path), dataset_config=builder_config, eval_split="validation")
+    train_source, val_source = train.open_sources(config)
+    assert (len(train_source), len(val_source)) == (4, 2)
+    batch = input_pipeline.train_dataset(train_source, config.augment, batch_size=4, seed=0)[0]
+    assert batch["image"].shape == (4, 32, 32, 3) and batch["boundary"].max() == 1.0
+    (val_batch,) = input_pipeline.eval_dataset(val_source, batch_size=2)
+    assert val_batch["image"].shape == (2, 40, 48, 3)
+    restored = type(config).from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config and hash(restored) == hash(config)
+    with pytest.raises(ValueError, match="dataset_config"):
+        config.replace(dataset_config=(("num_train",),))
