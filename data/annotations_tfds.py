@@ -127,8 +127,8 @@ def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) 
 
     name = module.__name__.split(".")[-1]
     parser = argparse.ArgumentParser(prog=f"python -m {module.__name__}", description=module.__doc__.splitlines()[0])
-    parser.add_argument("--manual_dir", required=True, help="folder holding the downloaded annotation files and images")
-    parser.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"), help="tfds output folder")
+    parser.add_argument("--manual-dir", required=True, help="folder holding the downloaded annotation files and images")
+    parser.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"), help="tfds output folder")
     parser.add_argument("--config", default=configs[0], choices=configs, help="builder config")
     args = parser.parse_args(argv)
     builder = module.builder(args.data_dir, manual_dir=args.manual_dir, config=args.config)

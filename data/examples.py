@@ -1,13 +1,15 @@
-"""Loading a dataset split for inference and evaluation, at the dataset's test resolution (Sec. 5.3)."""
+"""Held-out examples for inference and evaluation, at the dataset's test resolution (Sec. 5.3).
+
+The split and the resolution come from the registry (``data.registry``); synthetic scenes can also be rendered
+on the fly (``synthetic_scenes``) with the registry's per-split seeds, so no build is needed.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+from data import registry
 
 
 def at_resolution(example: dict, resolution) -> dict:
@@ -26,41 +28,26 @@ def at_resolution(example: dict, resolution) -> dict:
     return dict(example, image=image, instance_map=inst.astype(np.int32))
 
 
-def load_examples(name: str, split: str, data_dir, limit: int | None = None, **config) -> list[dict]:
-    """The first ``limit`` (all when None) decoded examples of a split at the dataset's TEST_RESOLUTION
-    (``data.loading.load(name, split, data_dir, **config)``, which builds the dataset on first use)."""
+def load_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> list[dict]:
+    """The first ``limit`` (all when None) decoded examples of a split (None: the registry's held-out split)
+    at the registry's test resolution (``data.loading.load(name, split, data_dir, **config)``, which builds
+    the dataset on first use)."""
     from data import loading
 
-    module = loading.dataset_module(name)
+    dataset = registry.info(name)
+    split = dataset.held_out_split if split is None else split
     source = loading.load(name, split, data_dir, **config)
     count = len(source) if limit is None else min(limit, len(source))
     if count == 0:
         raise ValueError(f"dataset {name!r} split {split!r} in {data_dir} has no examples")
-    return [at_resolution(dict(source[i]), module.TEST_RESOLUTION) for i in range(count)]
+    return [at_resolution(dict(source[i]), dataset.test_resolution) for i in range(count)]
 
 
-def parse_config(pairs) -> dict:
-    """``["num_test=20", "seed=3"]`` -> ``{"num_test": 20, "seed": 3}`` (ints, floats, else strings)."""
-    config = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"dataset config must be KEY=VALUE, got {pair!r}")
-        for cast in (int, float, str):
-            try:
-                config[key] = cast(value)
-                break
-            except ValueError:
-                continue
-    return config
+def synthetic_scenes(split: str, count: int, size: tuple[int, int]) -> list[dict]:
+    """``count`` synthetic scenes of ``size`` (height, width) rendered with the seeds of ``split``
+    (``data.registry.SYNTHETIC_SEEDS[split] + i``); no build needed."""
+    from data.synthetic import make_scene
 
-
-def read_images(folder) -> list[tuple[str, np.ndarray]]:
-    """``(stem, uint8 (H, W, 3) RGB)`` for every image file in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    return [(p.stem, np.asarray(Image.open(p).convert("RGB"))) for p in files]
+    if split not in registry.SYNTHETIC_SEEDS:
+        raise ValueError(f"synthetic scenes have no split {split!r}; choose from {', '.join(registry.SYNTHETIC_SEEDS)}")
+    return [make_scene(registry.SYNTHETIC_SEEDS[split] + i, *size) for i in range(count)]

@@ -1,28 +1,24 @@
 """One way to read every dataset: ``load(name, split, data_dir, **config)``.
 
-Dataset ``NAME`` is the module ``data.NAME``; it exposes ``CLASS_NAMES`` (index k-1 = class id k),
-``TEST_RESOLUTION`` ((height, width) or None) and ``builder(data_dir, **config)`` returning a
-tensorflow-datasets builder that writes array_record files. ``load`` returns the builder's
+Dataset ``NAME`` is the module ``data.NAME`` of the registry (``data.registry``); its
+``builder(data_dir, **config)`` returns a tensorflow-datasets builder that writes array_record files. ``load`` returns the builder's
 ``as_data_source`` random-access source, whose items are the decoded dicts of ``data/features.py``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from types import ModuleType
 
-DATASETS = ("synthetic", "kins", "cocoa")
+from data.registry import info
 
 log = logging.getLogger(__name__)
 
 
 def dataset_module(name: str) -> ModuleType:
     """The module ``data.<name>`` of a dataset; ``ValueError`` listing the choices for an unknown name."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    return importlib.import_module(f"data.{name}")
+    return info(name).module
 
 
 def _builder(name: str, data_dir, config: dict):

@@ -32,28 +32,9 @@ from crf.jump import jump_move
 from crf.maxflow import PUSH_RELABEL, cut_value, solve_grid
 from crf.move_graph import jump_move_graph
 from crf.moves import best_move
+from tests.helpers.pymaxflow import pymaxflow_grid  # the test oracle itself: the timed graph is the tested one
 
 NOISE_SEED = 12345
-
-
-def pymaxflow_grid(tedges, right, down):
-    """The grid graph in PyMaxflow (GPL; benchmark and test oracle only). Returns ``(graph, node ids)``."""
-    import maxflow
-
-    height, width, _ = tedges.shape
-    graph = maxflow.Graph[float]()
-    ids = graph.add_grid_nodes((height, width))
-    # (structure cell of the arc head, arc array, channel, rows/cols of the arc tail, rows/cols of its value)
-    kinds = (((1, 2), right, 0, np.s_[:, :-1], np.s_[:, :-1]), ((1, 0), right, 1, np.s_[:, 1:], np.s_[:, :-1]),
-             ((2, 1), down, 0, np.s_[:-1, :], np.s_[:-1, :]), ((0, 1), down, 1, np.s_[1:, :], np.s_[:-1, :]))
-    for (sy, sx), arcs, channel, tail, value in kinds:
-        structure = np.zeros((3, 3))
-        structure[sy, sx] = 1
-        weights = np.zeros((height, width))
-        weights[tail] = arcs[value + (channel,)]
-        graph.add_grid_edges(ids, weights=weights, structure=structure, symmetric=False)
-    graph.add_grid_tedges(ids, tedges[..., 0], tedges[..., 1])
-    return graph, ids
 
 
 def scene_inputs(seed, height, width, variant):
@@ -223,7 +204,7 @@ def _size(text):
 
 
 def main(argv=None):
-    from experiments.common import markdown
+    from oosis_jax.evaluation.tables import markdown
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", type=_size, default=[(615, 2048), (308, 1024), (154, 512)])

@@ -130,7 +130,7 @@ def _size(text):
 
 
 def main(argv=None):
-    from experiments.common import markdown
+    from oosis_jax.evaluation.tables import markdown
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenes", type=int, default=50, help="synthetic scenes (seeds 0..N-1) per variant")

@@ -10,24 +10,25 @@ and the oriented AP. Writes ``runs/boundary_losses/results.md`` and the precisio
 
 from __future__ import annotations
 
-from experiments import common
+from experiments import common, flags, variants
+from oosis_jax.evaluation import tables
 
 LOSSES = {"Dice++": "dice++", "Tversky++": "tversky++", "ComboLoss": "combo", "WeightedCE": "wce"}
-VARIANTS = {name: common.variant("loss", boundary_loss=loss) for name, loss in LOSSES.items()}
+VARIANTS = {name: variants.variant("loss", boundary_loss=loss) for name, loss in LOSSES.items()}
 
 
 def main(argv=None):
-    args = common.add_training_args(common.parser(__doc__, "boundary_losses", default_limit=30),
+    args = variants.add_training_args(flags.parser(__doc__, "boundary_losses", default_limit=30),
                                     minutes=6.0).parse_args(argv)
-    s = common.setup(args)
+    s = flags.setup(args)
     from oosis_jax import evaluation
 
-    trained = common.train_variants(s, VARIANTS, args)
-    rows = [[name, common.percent(t["results"]["boundaries"]["plain"]["AP"]),
-             common.percent(t["results"]["boundaries"]["oriented"]["AP"])] for name, t in trained.items()]
+    trained = variants.train_variants(s, VARIANTS, args)
+    rows = [[name, tables.percent(t["results"]["boundaries"]["plain"]["AP"]),
+             tables.percent(t["results"]["boundaries"]["oriented"]["AP"])] for name, t in trained.items()]
     plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
-    common.report(s, "Tab. 3b: b-head losses", common.markdown(("Loss", "b AP", "oriented AP"), rows),
-                  common.training_note(trained), data=trained, plots=plots)
+    common.report(s, "Tab. 3b: b-head losses", tables.markdown(("Loss", "b AP", "oriented AP"), rows),
+                  variants.training_note(trained), data=trained, plots=plots)
     return trained
 
 

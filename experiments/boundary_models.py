@@ -11,14 +11,14 @@ Writes ``runs/boundary_models/results.md`` and the precision-recall plot.
 
 from __future__ import annotations
 
-from experiments import common
+from experiments import variants
 
-VARIANTS = {"P2ORM-style entangled head": common.variant("model", head="entangled"),
-            "Ours (disentangled b, e)": common.variant("model", head="disentangled")}
+VARIANTS = {"P2ORM-style entangled head": variants.variant("model", head="entangled"),
+            "Ours (disentangled b, e)": variants.variant("model", head="disentangled")}
 
 
 def main(argv=None):
-    return common.compare_boundary_variants(argv, __doc__, "boundary_models",
+    return variants.compare_boundary_variants(argv, __doc__, "boundary_models",
                                             "Tab. 3a: oriented occlusion boundary model", VARIANTS)
 
 

@@ -12,7 +12,9 @@ instances. Writes ``runs/crf_on_gt/results.md`` and the OAIR curves of Fig. 10 (
 
 from __future__ import annotations
 
-from experiments import common
+from data.registry import info
+from experiments import common, flags
+from oosis_jax.evaluation import tables
 
 GT_ROW = "Joint-Labeling (GT bndry/segm)"
 PREDICTED_ROW = "Joint-Labeling (predicted bndry/segm)"
@@ -22,30 +24,22 @@ MIXED_ROWS = {"Joint-Labeling (GT segm, predicted bndry)": ("s",),
               "Joint-Labeling (predicted segm, GT bndry and orientation)": ("b", "e")}
 
 
-def mixed_heads(predicted: dict, ground_truth: dict, replaced) -> dict:
-    """``predicted`` head probabilities (``dict(s, b, e)``) with the heads named in ``replaced`` taken from
-    ``ground_truth`` (`oosis_jax.prediction.ground_truth_heads`)."""
-    unknown = set(replaced) - {"s", "b", "e"}
-    if unknown:
-        raise ValueError(f"unknown heads {sorted(unknown)}; choose among s, b, e")
-    return {k: ground_truth[k] if k in replaced else predicted[k] for k in ("s", "b", "e")}
-
-
-def network_rows(model, examples, s: common.Setup, method) -> dict[str, dict]:
+def network_rows(model, examples, s: flags.Setup, method) -> dict[str, dict]:
     """The predicted row and the `MIXED_ROWS`, each labelled by the CRF and evaluated (no boundary metrics)."""
     from tqdm.auto import tqdm
 
     from oosis_jax import evaluation
+    from oosis_jax.inference import heads as heads_lib
     from oosis_jax.inference import network as predict
     from oosis_jax.inference import instances as prediction
 
     heads = [predict.head_probabilities(model, x["image"])
              for x in tqdm(examples, desc="network", disable=s.smoke)]
-    n_classes = common.num_classes(s.dataset)
+    n_classes = info(s.dataset).num_classes
     truth = [prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n_classes)
              for x in examples]
     rows = {PREDICTED_ROW: heads}
-    rows.update({name: [mixed_heads(h, t, replaced) for h, t in zip(heads, truth)]
+    rows.update({name: [heads_lib.mixed_heads(h, t, replaced) for h, t in zip(heads, truth)]
                  for name, replaced in MIXED_ROWS.items()})
     results = {}
     for name, row_heads in rows.items():
@@ -54,7 +48,7 @@ def network_rows(model, examples, s: common.Setup, method) -> dict[str, dict]:
     return results
 
 
-def run(s: common.Setup, checkpoint: str | None = None) -> dict[str, dict]:
+def run(s: flags.Setup, checkpoint: str | None = None) -> dict[str, dict]:
     """Evaluation results keyed by row name (GT row always; with ``checkpoint`` first the predicted row and
     the `MIXED_ROWS`)."""
     from oosis_jax import evaluation
@@ -68,21 +62,21 @@ def run(s: common.Setup, checkpoint: str | None = None) -> dict[str, dict]:
 
         model, _ = train.restore_model(checkpoint)
         results.update(network_rows(model, examples, s, method))
-    gt = prediction.label_ground_truth(examples, common.num_classes(s.dataset), method=method,
+    gt = prediction.label_ground_truth(examples, info(s.dataset).num_classes, method=method,
                                        processes=s.processes, progress=not s.smoke)
     results[GT_ROW] = evaluation.evaluate(gt, examples, boundaries=False, progress=False)
     return results
 
 
 def main(argv=None):
-    p = common.parser(__doc__, "crf_on_gt")
+    p = flags.parser(__doc__, "crf_on_gt")
     p.add_argument("--checkpoint", default=None, help="training workdir for the predicted and mixed rows")
     args = p.parse_args(argv)
-    s = common.setup(args)
+    s = flags.setup(args)
     from oosis_jax import evaluation
 
     results = run(s, args.checkpoint)
-    table = common.markdown(common.SUMMARY_HEADERS, [common.summary_row(n, r) for n, r in results.items()])
+    table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in results.items()])
     plots = evaluation.plot_curves(results, s.out)
     notes = f"CRF minimiser: {common.method_name(common.default_method())}, lambda = 20, mu = 100."
     common.report(s, "Tab. 4 / Fig. 10: CRF on ground-truth boundaries and segmentation", table, notes,

@@ -26,7 +26,10 @@ import json
 import time
 from pathlib import Path
 
-from experiments import common, crf_on_gt
+from data.examples import synthetic_scenes
+from data.registry import info
+from experiments import common
+from oosis_jax.evaluation import tables
 
 MIXED_ROW = "Joint-Labeling, predicted segm + GT bndry/orientation"
 
@@ -87,12 +90,6 @@ def get_config(name: str = "cpu") -> DemoConfig:
     raise ValueError(f"unknown demo config {name!r}; choose cpu, smoke or full")
 
 
-def held_out_scenes(config: DemoConfig) -> list[dict]:
-    from data.synthetic import make_scene
-
-    return [make_scene(common.HELD_OUT_SEED + i, *config.test_size) for i in range(config.test_scenes)]
-
-
 def draw_scene(path, example: dict, pred) -> str:
     """input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries | predicted instances."""
     from oosis_jax import visualize
@@ -117,9 +114,10 @@ def draw_scene(path, example: dict, pred) -> str:
 def with_true_boundaries(predictions, examples, method, processes, progress) -> list:
     """The CRF on each prediction's own s head with the ground truth's b and e (`MIXED_ROW`)."""
     from oosis_jax.inference import instances as prediction
+    from oosis_jax.inference.heads import mixed_heads
 
-    n_classes = common.num_classes("synthetic")
-    heads = [crf_on_gt.mixed_heads({"s": p.s, "b": p.b, "e": p.e},
+    n_classes = info("synthetic").num_classes
+    heads = [mixed_heads({"s": p.s, "b": p.b, "e": p.e},
                                    prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"],
                                                                  n_classes), ("b", "e"))
              for p, x in zip(predictions, examples)]
@@ -141,7 +139,7 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
           f"on {predict.device_summary()} (resumes from {out / f'train_{config.name}'})")
     budget = None if config.train_minutes is None else 60 * config.train_minutes
     model, train_seconds, steps = common.train_model(train_config, out / f"train_{config.name}", budget)
-    examples = held_out_scenes(config)
+    examples = synthetic_scenes("test", config.test_scenes, config.test_size)
     method = common.default_method()
     print(f"[2/4] predicting {len(examples)} held-out scenes (CRF: {common.method_name(method)})")
     show = config.name != "smoke"
@@ -150,7 +148,7 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
                                          processes=processes, progress=show)
     print("[3/4] evaluating")
     results = evaluation.evaluate(predictions, examples, progress=show)
-    gt_predictions = prediction.label_ground_truth(examples, common.num_classes("synthetic"), method=method,
+    gt_predictions = prediction.label_ground_truth(examples, info("synthetic").num_classes, method=method,
                                                    processes=processes, progress=show)
     gt_results = evaluation.evaluate(gt_predictions, examples, boundaries=False, progress=False)
     mixed_results = evaluation.evaluate(with_true_boundaries(predictions, examples, method, processes, show),
@@ -162,8 +160,8 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
     files += [Path(draw_scene(out / f"scene_{i:02d}.png", x, p))
               for i, (x, p) in enumerate(zip(examples[:config.panels], predictions))]
     total = time.time() - start
-    table = common.markdown(common.SUMMARY_HEADERS, [common.summary_row(n, r) for n, r in names.items()])
-    table += "\n" + common.markdown(common.BOUNDARY_HEADERS, [common.boundary_row("Joint-Labeling (ours)", results)])
+    table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in names.items()])
+    table += "\n" + tables.markdown(tables.BOUNDARY_HEADERS, [tables.boundary_row("Joint-Labeling (ours)", results)])
     model_size = train_config.model
     text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
             f"CRF {common.method_name(method)} (lambda 20, mu 100).\n\n{table}\n"
@@ -178,7 +176,7 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
     summary = {"results": results, "mixed_results": mixed_results, "gt_results": gt_results,
                "train_seconds": train_seconds, "steps": steps,
                "total_seconds": total, "files": [str(f) for f in files]}
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=common._jsonable))
+    (out / "results.json").write_text(json.dumps(summary, indent=1, default=tables.jsonable))
     print(table)
     print(f"results table: {out / 'results.md'}\nall numbers:   {out / 'results.json'}\nplots:")
     for f in files:

@@ -17,7 +17,8 @@ import dataclasses
 
 import numpy as np
 
-from experiments import common
+from experiments import common, flags, variants
+from oosis_jax.evaluation import tables
 
 MAX_LABEL = 8
 DIRECT_ROW = "Direct training on order labels (Sec. 5.1)"
@@ -79,7 +80,7 @@ def class_agnostic(items: list) -> list:
     return [dataclasses.replace(p, classes=np.ones(len(p.classes), np.int32)) for p in items]
 
 
-def train_direct(s: common.Setup, args):
+def train_direct(s: flags.Setup, args):
     """Train (or resume) the direct model in ``s.out/train``; returns ``(model, seconds, steps, config)``."""
     from oosis_jax.training import loop as train
 
@@ -94,7 +95,7 @@ def train_direct(s: common.Setup, args):
     return model, seconds, steps, config
 
 
-def run(s: common.Setup, args) -> dict:
+def run(s: flags.Setup, args) -> dict:
     """Rows of the table (evaluation results keyed by row name) plus the Fig. 7 panel's path."""
     from oosis_jax import evaluation, visualize
     from oosis_jax.inference import network as predict
@@ -124,12 +125,12 @@ def run(s: common.Setup, args) -> dict:
 
 
 def main(argv=None):
-    p = common.add_training_args(common.parser(__doc__, "direct_training"))
+    p = variants.add_training_args(flags.parser(__doc__, "direct_training"))
     p.add_argument("--checkpoint", default=None, help="a Joint-Labeling training workdir to compare with")
     args = p.parse_args(argv)
-    s = common.setup(args)
+    s = flags.setup(args)
     out = run(s, args)
-    table = common.markdown(common.SUMMARY_HEADERS, [common.summary_row(n, r) for n, r in out["results"].items()])
+    table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in out["results"].items()])
     m, t = out["training"]["config"]["model"], out["training"]
     notes = (f"Class-agnostic (order labels have no class). Direct model: PSPNet blocks {tuple(m['stage_blocks'])} "
              f"width {m['width']}, {t['steps']} steps, {t['seconds'] / 60:.1f} min in this call; "

@@ -13,30 +13,32 @@ import argparse
 import json
 from pathlib import Path
 
-from data import loading
-from experiments import flags as cli
+from data import examples as eval_data
+from data.registry import info
+from experiments import flags
 from oosis_jax import evaluation
 from oosis_jax.evaluation import boundaries as boundary_eval
-from data import examples as eval_data
 from oosis_jax.inference import instances as prediction
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_source_arguments(parser)
-    parser.add_argument("--dataset", default="synthetic")
+    flags.add_source_arguments(parser)
+    flags.add_dataset_arguments(parser)
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
-    cli.add_crf_arguments(parser)
+    flags.add_crf_arguments(parser)
     parser.add_argument("--max-dist", type=float, default=boundary_eval.MAX_DIST,
                         help="boundary matching radius, fraction of the image diagonal")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.split = flags.split_of(args)
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit,
-                                           **eval_data.parse_config(args.dataset_config))
-    num_classes = len(loading.dataset_module(args.dataset).CLASS_NAMES)
+                                       **flags.parse_key_values(args.dataset_config))
+    num_classes = info(args.dataset).num_classes
     if args.gt:
         name = "Joint-Labeling (GT bndry/segm)"
         predictions = prediction.label_ground_truth(examples, num_classes, method=args.method,

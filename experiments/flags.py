@@ -1,8 +1,84 @@
-"""Command-line flags shared by the prediction and evaluation entry points."""
+"""The one command-line module of the experiment scripts: flags (one spelling, ``--data-dir`` style), the
+run ``Setup`` they describe, and the one KEY=VALUE parser (``--set``, ``--dataset-config``).
+
+Every experiment is ``python -m experiments.NAME [--dataset synthetic|kins|cocoa] [--split SPLIT] [--smoke]
+[--out DIR]``: synthetic by default (scenes rendered on the fly, no build), KINS/COCOA read through
+``data.loading`` from ``--data-dir``. ``--split`` defaults to the dataset's held-out split of the registry
+(``data.registry``: "test" for synthetic and KINS, "validation" for COCOA). ``--smoke`` shrinks everything to
+a seconds-long run (the tests use it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import os
+from pathlib import Path
+
+from data.registry import DATASETS, info
+
+DATA_DIR = "~/tensorflow_datasets"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What one experiment run works on: the dataset and split, how many held-out images, the output folder."""
+
+    dataset: str
+    smoke: bool
+    out: Path
+    data_dir: str
+    limit: int
+    processes: int | None
+    split: str
+
+
+def parse_key_values(pairs) -> dict:
+    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}`` (Python literals, else str)."""
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, default: str | None = "synthetic") -> None:
+    """``--dataset``, ``--split`` (default: the registry's held-out split) and ``--data-dir``."""
+    parser.add_argument("--dataset", default=default, choices=DATASETS)
+    parser.add_argument("--split", default=None, help="dataset split (default: the dataset's held-out split)")
+    parser.add_argument("--data-dir", default=DATA_DIR, help="tfds folder of the dataset")
+
+
+def split_of(args: argparse.Namespace) -> str:
+    """``--split``, or the dataset's held-out split of the registry."""
+    return args.split or info(args.dataset).held_out_split
+
+
+def parser(description: str, name: str, default_limit: int = 50) -> argparse.ArgumentParser:
+    """The common command line of the experiments; scripts add their own flags before calling ``setup``."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_arguments(p)
+    p.add_argument("--smoke", action="store_true", help="tiny seconds-long run (CI)")
+    p.add_argument("--out", default=os.path.join("runs", name), help="output folder")
+    p.add_argument("--limit", type=int, default=default_limit, help="held-out images to evaluate")
+    p.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
+    return p
+
+
+def setup(args: argparse.Namespace) -> Setup:
+    if args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    limit = min(args.limit, 4) if args.smoke else args.limit
+    processes = 1 if args.smoke else args.processes
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes, split_of(args))
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -10,10 +86,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="training workdir to restore the network from")
     source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
-    parser.add_argument("--split", default="test")
     parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="builder config, e.g. num_train=0 num_validation=0 num_test=50")
-    parser.add_argument("--data-dir", default="~/tensorflow_datasets")
     parser.add_argument("--out", required=True, help="output folder")
 
 

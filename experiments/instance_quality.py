@@ -14,7 +14,9 @@ import dataclasses
 
 import numpy as np
 
-from experiments import common
+from experiments import common, flags, variants
+from oosis_jax.evaluation import tables
+from oosis_jax.training import checkpointing
 
 HEADERS = ("Model", "mAP .5:.95", "AP50", "AP75", "WC")
 
@@ -27,25 +29,25 @@ def rows_for(predictions, examples) -> list[list]:
     results = evaluation.evaluate(predictions, examples, boundaries=False, progress=False)
     same = [dataclasses.replace(p, scores=np.ones_like(p.scores)) for p in predictions]
     same_mask = coco_eval.mask_map(same, examples)
-    wc = common.percent(results["weighted_coverage"])
+    wc = tables.percent(results["weighted_coverage"])
     m = results["mask"]
-    return [["Joint-Labeling (same score)", common.percent(same_mask["mAP"]), common.percent(same_mask["AP50"]),
-             common.percent(same_mask["AP75"]), wc],
-            ["Joint-Labeling (ad-hoc score, Sec. 5.4)", common.percent(m["mAP"]), common.percent(m["AP50"]),
-             common.percent(m["AP75"]), wc]]
+    return [["Joint-Labeling (same score)", tables.percent(same_mask["mAP"]), tables.percent(same_mask["AP50"]),
+             tables.percent(same_mask["AP75"]), wc],
+            ["Joint-Labeling (ad-hoc score, Sec. 5.4)", tables.percent(m["mAP"]), tables.percent(m["AP50"]),
+             tables.percent(m["AP75"]), wc]]
 
 
 def main(argv=None):
-    p = common.add_training_args(common.parser(__doc__, "instance_quality"))
+    p = variants.add_training_args(flags.parser(__doc__, "instance_quality"))
     p.add_argument("--checkpoint", default=None, help="training workdir of the model to evaluate")
     args = p.parse_args(argv)
-    s = common.setup(args)
+    s = flags.setup(args)
     examples = common.held_out_examples(s)
     if args.checkpoint:
         from oosis_jax.training import loop as train
 
         model, config = train.restore_model(args.checkpoint)
-        note = f"Model: {args.checkpoint} ({common.latest_step(args.checkpoint)} steps). Hardware: {common.hardware()}."
+        note = f"Model: {args.checkpoint} ({checkpointing.latest_step(args.checkpoint)} steps). Hardware: {common.hardware()}."
     else:
         config = common.train_config(s, name="instance_quality", checkpoint_every=1 if s.smoke else 50)
         config = config.replace(num_steps=2 if s.smoke else (args.steps or config.num_steps))
@@ -54,7 +56,7 @@ def main(argv=None):
         note = (f"Model trained here: {steps} steps x batch {config.batch_size}, {seconds / 60:.1f} min. "
                 f"Hardware: {common.hardware()}.")
     rows = rows_for(common.predict(model, examples, s), examples)
-    common.report(s, "Tab. 2: unambiguous instance segmentation quality", common.markdown(HEADERS, rows), note)
+    common.report(s, "Tab. 2: unambiguous instance segmentation quality", tables.markdown(HEADERS, rows), note)
     return rows
 
 

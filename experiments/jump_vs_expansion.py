@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import common
+from data.registry import info
+from experiments import common, flags
+from oosis_jax.evaluation import tables
 
 
 def methods() -> dict:
@@ -25,7 +27,7 @@ def methods() -> dict:
     return found
 
 
-def crf_problems(examples, s: common.Setup, checkpoint: str | None):
+def crf_problems(examples, s: flags.Setup, checkpoint: str | None):
     """``(inputs, heads)``: per image a ``(sigma, occ)`` pair and the ``dict(s, b, e)`` it came from."""
     from oosis_jax.inference import crf_inputs
     from oosis_jax.inference import instances as prediction
@@ -38,13 +40,13 @@ def crf_problems(examples, s: common.Setup, checkpoint: str | None):
         heads = [predict.head_probabilities(model, x["image"]) for x in examples]
         inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
     else:
-        n = common.num_classes(s.dataset)
+        n = info(s.dataset).num_classes
         heads = [prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n) for x in examples]
         inputs = [crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"]) for x in examples]
     return inputs, heads
 
 
-def run(s: common.Setup, checkpoint: str | None = None) -> tuple[dict, dict]:
+def run(s: flags.Setup, checkpoint: str | None = None) -> tuple[dict, dict]:
     """``(per_method, results)``: energies/times/label counts per image, and `evaluation.evaluate` results."""
     import crf
     from oosis_jax import evaluation
@@ -72,13 +74,13 @@ def table(per_method: dict, results: dict) -> str:
     rows = []
     for name, m in per_method.items():
         r = results[name]
-        rows.append([name, f"{np.mean(m['energy']):.1f}", common.percent(np.mean(m["energy"] <= best + 1e-6)),
+        rows.append([name, f"{np.mean(m['energy']):.1f}", tables.percent(np.mean(m["energy"] <= best + 1e-6)),
                      f"{1000 * np.mean(m['seconds']):.0f}", f"{np.mean(m['labels']):.2f}",
-                     common.percent(r["mask"]["mAP"]), common.percent(r["weighted_coverage"]),
-                     common.percent(r["oair_iou"]["recall"][0]), common.percent(r["oair_iou"]["accuracy"][0])])
+                     tables.percent(r["mask"]["mAP"]), tables.percent(r["weighted_coverage"]),
+                     tables.percent(r["oair_iou"]["recall"][0]), tables.percent(r["oair_iou"]["accuracy"][0])])
     headers = ("Minimiser", "mean energy (Eq. 8)", "% images at lowest energy", "ms / image", "mean labels",
                "mAP", "WC", "OAIR recall@0.5", "OAIR accuracy@0.5")
-    return common.markdown(headers, rows)
+    return tables.markdown(headers, rows)
 
 
 def plot(per_method: dict, path) -> None:
@@ -103,10 +105,10 @@ def plot(per_method: dict, path) -> None:
 
 
 def main(argv=None):
-    p = common.parser(__doc__, "jump_vs_expansion")
+    p = flags.parser(__doc__, "jump_vs_expansion")
     p.add_argument("--checkpoint", default=None, help="use a trained network's heads instead of ground truth")
     args = p.parse_args(argv)
-    s = common.setup(args)
+    s = flags.setup(args)
     per_method, results = run(s, args.checkpoint)
     plot_path = s.out / "energy.png"
     plot(per_method, plot_path)

@@ -11,12 +11,15 @@ scenes for every lambda (``lambda_scenes.png``, as Fig. 12). Writes ``runs/lambd
 
 from __future__ import annotations
 
-from experiments import common
+from data.registry import info
+from experiments import common, flags
+from oosis_jax.evaluation import tables
+from oosis_jax.inference import heads as heads_lib
 
 LAMBDAS = (50.0, 40.0, 20.0, 10.0, 5.0)
 
 
-def heads_for(examples, s: common.Setup, checkpoint: str | None, noise: float) -> list[dict]:
+def heads_for(examples, s: flags.Setup, checkpoint: str | None, noise: float) -> list[dict]:
     """Per image ``dict(s, b, e)``: the network's (with ``checkpoint``) or degraded ground truth."""
     if checkpoint:
         from oosis_jax.inference import network as predict
@@ -24,11 +27,11 @@ def heads_for(examples, s: common.Setup, checkpoint: str | None, noise: float) -
 
         model, _ = train.restore_model(checkpoint)
         return [predict.head_probabilities(model, x["image"]) for x in examples]
-    n = common.num_classes(s.dataset)
-    return [common.noisy_heads(x, n, noise, seed=i) for i, x in enumerate(examples)]
+    n = info(s.dataset).num_classes
+    return [heads_lib.noisy_heads(x, n, noise, seed=i) for i, x in enumerate(examples)]
 
 
-def run(s: common.Setup, checkpoint: str | None = None, noise: float = 1.0, lambdas=LAMBDAS):
+def run(s: flags.Setup, checkpoint: str | None = None, noise: float = 1.0, lambdas=LAMBDAS):
     """``(examples, predictions, results)``, the last two keyed by lambda."""
     from oosis_jax import evaluation
     from oosis_jax.inference import instances as prediction
@@ -58,17 +61,17 @@ def draw(examples, predictions: dict, path, num_scenes: int = 3) -> str:
 
 
 def main(argv=None):
-    p = common.parser(__doc__, "lambda_sweep")
+    p = flags.parser(__doc__, "lambda_sweep")
     p.add_argument("--checkpoint", default=None, help="training workdir whose heads feed the CRF")
     p.add_argument("--noise", type=float, default=1.0, help="noise (logit std) of the degraded GT heads")
     args = p.parse_args(argv)
-    s = common.setup(args)
+    s = flags.setup(args)
     examples, predictions, results = run(s, args.checkpoint, args.noise)
-    rows = [common.summary_row(f"Joint-Labeling (lambda = {lam:g})", r) for lam, r in results.items()]
+    rows = [tables.summary_row(f"Joint-Labeling (lambda = {lam:g})", r) for lam, r in results.items()]
     picture = draw(examples, predictions, s.out / "lambda_scenes.png")
     source = f"network heads from {args.checkpoint}" if args.checkpoint else \
         f"ground-truth heads blurred and perturbed with noise std {args.noise}"
-    common.report(s, "Tab. 6 / Fig. 12: effect of lambda", common.markdown(common.SUMMARY_HEADERS, rows),
+    common.report(s, "Tab. 6 / Fig. 12: effect of lambda", tables.markdown(tables.SUMMARY_HEADERS, rows),
                   f"CRF inputs: {source}; mu = 100; minimiser {common.method_name(common.default_method())}.",
                   data={str(k): v for k, v in results.items()}, plots=[picture])
     return results

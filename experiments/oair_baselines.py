@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import common
+from data.registry import info
+from experiments import common, flags
+from oosis_jax.evaluation import tables
+from oosis_jax.inference import heads as heads_lib
 
 OURS = "Joint-Labeling (ours)"
 
@@ -50,15 +53,15 @@ def baseline_orderings(masks: dict, example: dict, heads: dict, depth_noise: flo
     return {name: ordered(inst, masks["classes"], masks["scores"], edges) for name, edges in out.items()}
 
 
-def sources(s: common.Setup, examples, checkpoint: str | None, vote_noise: float):
+def sources(s: flags.Setup, examples, checkpoint: str | None, vote_noise: float):
     """Instance source name -> (ours: list of predictions, masks, heads) where masks/heads are per image."""
     from oosis_jax.inference import instances as prediction
 
-    gt_ours = prediction.label_ground_truth(examples, common.num_classes(s.dataset), method=common.default_method(),
+    gt_ours = prediction.label_ground_truth(examples, info(s.dataset).num_classes, method=common.default_method(),
                                             processes=s.processes, progress=not s.smoke)
     gt_masks = [ordered(x["instance_map"], x["classes"], np.ones(len(x["classes"])), x["edges"]) for x in examples]
-    n = common.num_classes(s.dataset)
-    gt_heads = [common.noisy_heads(x, n, vote_noise, seed=i) for i, x in enumerate(examples)]
+    n = info(s.dataset).num_classes
+    gt_heads = [heads_lib.noisy_heads(x, n, vote_noise, seed=i) for i, x in enumerate(examples)]
     found = {"GT masks": (gt_ours, gt_masks, gt_heads)}
     if checkpoint:
         from oosis_jax.training import loop as train
@@ -70,7 +73,7 @@ def sources(s: common.Setup, examples, checkpoint: str | None, vote_noise: float
     return found
 
 
-def run(s: common.Setup, checkpoint: str | None = None, depth_noise: float = 0.3, vote_noise: float = 2.0) -> dict:
+def run(s: flags.Setup, checkpoint: str | None = None, depth_noise: float = 0.3, vote_noise: float = 2.0) -> dict:
     """Source -> method -> `evaluation.evaluate` results."""
     from oosis_jax import evaluation
 
@@ -87,24 +90,24 @@ def run(s: common.Setup, checkpoint: str | None = None, depth_noise: float = 0.3
 
 
 def main(argv=None):
-    p = common.parser(__doc__, "oair_baselines")
+    p = flags.parser(__doc__, "oair_baselines")
     p.add_argument("--checkpoint", default=None, help="training workdir: also order its predicted masks")
     p.add_argument("--depth-noise", type=float, default=0.3, help="log-normal sigma of the depth baseline")
     p.add_argument("--vote-noise", type=float, default=2.0, help="degradation of the GT heads for the vote")
     args = p.parse_args(argv)
-    s = common.setup(args)
+    s = flags.setup(args)
     from oosis_jax import evaluation
 
     results = run(s, args.checkpoint, args.depth_noise, args.vote_noise)
-    tables, plots = "", []
+    text, plots = "", []
     for source, by_method in results.items():
-        rows = [common.summary_row(name, r) for name, r in by_method.items()]
-        tables += f"## Instances: {source}\n\n" + common.markdown(common.SUMMARY_HEADERS, rows) + "\n"
+        rows = [tables.summary_row(name, r) for name, r in by_method.items()]
+        text += f"## Instances: {source}\n\n" + tables.markdown(tables.SUMMARY_HEADERS, rows) + "\n"
         folder = s.out / source.replace(" ", "_")
         plots += evaluation.plot_curves(by_method, folder)
     notes = ("mAP and WC depend only on the masks, so every baseline row of one source shares them; OAIR "
              "accuracy and cycles show the ordering.")
-    common.report(s, "Tab. 1 / Fig. 9 / Fig. 11: ordering baselines and cycles", tables, notes, data=results,
+    common.report(s, "Tab. 1 / Fig. 9 / Fig. 11: ordering baselines and cycles", text, notes, data=results,
                   plots=plots)
     return results
 

@@ -14,32 +14,33 @@ import argparse
 
 from tqdm.auto import tqdm
 
-from data import loading
-from experiments import flags as cli
 from data import examples as eval_data
-from oosis_jax.inference import instances as prediction
+from data.registry import info
+from experiments import flags
 from oosis_jax.inference import files as prediction_io
+from oosis_jax.inference import instances as prediction
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_source_arguments(parser)
+    flags.add_source_arguments(parser)
     parser.add_argument("--images", help="folder of images (with --checkpoint)")
-    parser.add_argument("--dataset", default="synthetic", help="dataset of --gt (a checkpoint knows its own)")
+    flags.add_dataset_arguments(parser)  # of --gt (a checkpoint knows its own dataset)
     parser.add_argument("--limit", type=int, default=None, help="first N examples of the split (--gt)")
-    cli.add_crf_arguments(parser)
+    flags.add_crf_arguments(parser)
     args = parser.parse_args(argv)
     if args.checkpoint and not args.images:
         parser.error("--checkpoint needs --images")
+    args.split = flags.split_of(args)
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.gt:
-        class_names = loading.dataset_module(args.dataset).CLASS_NAMES
+        class_names = info(args.dataset).class_names
         examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit,
-                                           **eval_data.parse_config(args.dataset_config))
+                                           **flags.parse_key_values(args.dataset_config))
         stems = [f"{int(x['image_id']):06d}" for x in examples]
         images = [x["image"] for x in examples]
         predictions = prediction.label_ground_truth(examples, len(class_names), method=args.method,
@@ -49,8 +50,8 @@ def main(argv=None):
         from oosis_jax.training import loop as train
 
         model, config = train.restore_model(args.checkpoint)
-        class_names = loading.dataset_module(config.dataset).CLASS_NAMES
-        stems, images = zip(*eval_data.read_images(args.images))
+        class_names = info(config.dataset).class_names
+        stems, images = zip(*prediction_io.read_images(args.images))
         print(f"network on {predict.device_summary()}")
         predictions = predict.predict_images(model, images, method=args.method, processes=args.processes,
                                              tile_size=args.tile_size, overlap=args.tile_overlap)

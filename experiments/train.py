@@ -1,7 +1,7 @@
 """Train the joint s/b/e network (resumes automatically when the work directory has checkpoints).
 
     python -m experiments.train --config synthetic --workdir runs/synthetic
-    python -m experiments.train --config kins --dataset kins --data_dir ~/tensorflow_datasets --workdir runs/kins
+    python -m experiments.train --config kins --dataset kins --data-dir ~/tensorflow_datasets --workdir runs/kins
     python -m experiments.train --config smoke --workdir runs/smoke --set num_steps=20 --set base_lr=0.02
 
 Multi-host: start the same command on every host with ``--distributed`` (``jax.distributed.initialize``
@@ -11,30 +11,17 @@ reads the cluster from the environment); each process then reads only its share 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import os
 
+from data.registry import DATASETS
+from experiments import flags
 from oosis_jax.training.configs import NAMES, get_config, num_classes
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}`` (Python literals, else str)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
 
 
 def build_config(args: argparse.Namespace):
     config = get_config(args.config)
-    changes = parse_overrides(args.set)
+    changes = flags.parse_key_values(args.set)
     if args.dataset and args.dataset != config.dataset:
         model = dataclasses.replace(config.model, num_classes=num_classes(args.dataset))
         changes.update(dataset=args.dataset, model=model)
@@ -79,8 +66,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="synthetic", choices=NAMES)
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--dataset", choices=("synthetic", "kins", "cocoa"), help="override the config's dataset")
-    parser.add_argument("--data_dir", help="tfds data directory of the dataset")
+    parser.add_argument("--dataset", choices=DATASETS, help="override the config's dataset")
+    parser.add_argument("--data-dir", help="tfds data directory of the dataset")
     parser.add_argument("--pretrained", help="npz of backbone weights (experiments/convert_torch_resnet.py)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (weights stay float32)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")

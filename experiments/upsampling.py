@@ -9,14 +9,14 @@ Writes ``runs/upsampling/results.md`` and the precision-recall plot.
 
 from __future__ import annotations
 
-from experiments import common
+from experiments import variants
 
-VARIANTS = {"Separate b & e": common.variant("model", upsample="separate"),
-            "Joint b & e": common.variant("model", upsample="joint")}
+VARIANTS = {"Separate b & e": variants.variant("model", upsample="separate"),
+            "Joint b & e": variants.variant("model", upsample="joint")}
 
 
 def main(argv=None):
-    return common.compare_boundary_variants(argv, __doc__, "upsampling",
+    return variants.compare_boundary_variants(argv, __doc__, "upsampling",
                                             "Tab. 5: joint vs separate upsampling of b and e", VARIANTS)
 
 

@@ -1,6 +1,6 @@
 """COCOA (COCO Amodal, Zhu et al., CVPR 2017): COCO 2014 images with instance masks and occlusion order.
 
-Registry entry of the dataset (convention of ``data.loading``): ``CLASS_NAMES``, ``TEST_RESOLUTION``,
+Registry entry of the dataset (convention of ``data.loading``): ``CLASS_NAMES``,
 ``builder`` and the reader ``examples`` (``data.cocoa.reader``). Nothing is downloaded: the user puts the
 COCOA annotation files and the COCO 2014 images into one folder (``data.cocoa.dataset_builder``).
 
@@ -29,9 +29,6 @@ COCO_CATEGORY_IDS = (
     60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90,
 )  # fmt: skip
 CATEGORY_TO_CLASS = {category: k + 1 for k, category in enumerate(COCO_CATEGORY_IDS)}
-# The paper evaluates COCOA at each image's original size (Sec. 5 "Implementation Details").
-TEST_RESOLUTION = None
-TRAIN_SPLIT, EVAL_SPLIT = "train", "validation"
 
 
 def builder(data_dir, manual_dir=None, **config):
@@ -42,6 +39,6 @@ def builder(data_dir, manual_dir=None, **config):
 
 
 __all__ = [
-    "CATEGORY_TO_CLASS", "CLASS_NAMES", "COCO_CATEGORY_IDS", "EVAL_SPLIT", "TEST_RESOLUTION", "TRAIN_SPLIT",
+    "CATEGORY_TO_CLASS", "CLASS_NAMES", "COCO_CATEGORY_IDS",
     "UNLABELLED", "builder", "examples",
 ]  # fmt: skip

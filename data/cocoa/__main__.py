@@ -1,4 +1,4 @@
-"""Build COCOA: ``python -m data.cocoa --manual_dir ~/datasets/cocoa --data_dir ~/tensorflow_datasets``."""
+"""Build COCOA: ``python -m data.cocoa --manual-dir ~/datasets/cocoa --data-dir ~/tensorflow_datasets``."""
 
 import data.cocoa
 from data.annotations_tfds import build_main

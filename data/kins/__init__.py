@@ -1,6 +1,6 @@
 """KINS (Qi et al., CVPR 2019): KITTI driving scenes with instance masks and occlusion order.
 
-Registry entry of the dataset (convention of ``data.loading``): ``CLASS_NAMES``, ``TEST_RESOLUTION``,
+Registry entry of the dataset (convention of ``data.loading``): ``CLASS_NAMES``,
 ``builder`` and the reader ``examples`` (``data.kins.reader``). Nothing is downloaded: the user puts the
 KINS annotation files and the KITTI object images into one folder (``data.kins.dataset_builder``).
 
@@ -16,9 +16,6 @@ from data.kins.reader import examples
 
 CLASS_NAMES = ("cyclist", "pedestrian", "car", "tram", "truck", "van", "misc")
 CATEGORY_TO_CLASS = {1: 1, 2: 2, 4: 3, 5: 4, 6: 5, 7: 6, 8: 7}
-# The paper evaluates every method on KINS at 2048x615 (width x height), Sec. 5 "Implementation Details".
-TEST_RESOLUTION = (615, 2048)
-TRAIN_SPLIT, EVAL_SPLIT = "train", "test"
 
 
 def builder(data_dir, manual_dir=None, **config):
@@ -28,4 +25,4 @@ def builder(data_dir, manual_dir=None, **config):
     return Kins(data_dir=data_dir, manual_dir=manual_dir, **config)
 
 
-__all__ = ["CATEGORY_TO_CLASS", "CLASS_NAMES", "EVAL_SPLIT", "TEST_RESOLUTION", "TRAIN_SPLIT", "builder", "examples"]
+__all__ = ["CATEGORY_TO_CLASS", "CLASS_NAMES", "builder", "examples"]

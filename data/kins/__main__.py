@@ -1,4 +1,4 @@
-"""Build KINS: ``python -m data.kins --manual_dir ~/datasets/kins --data_dir ~/tensorflow_datasets``."""
+"""Build KINS: ``python -m data.kins --manual-dir ~/datasets/kins --data-dir ~/tensorflow_datasets``."""
 
 import data.kins
 from data.annotations_tfds import build_main

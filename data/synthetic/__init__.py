@@ -8,9 +8,6 @@ imports tensorflow-datasets, so it is loaded only when ``builder`` is first call
 from data.synthetic.scene import make_scene
 from data.synthetic.shapes import CLASS_NAMES
 
-# Scenes are small already: evaluate at the size they were rendered.
-TEST_RESOLUTION = None
-
 
 def builder(data_dir, **config):
     """The tfds builder of the synthetic scenes (``data.synthetic.tfds_builder.builder``)."""
@@ -19,4 +16,4 @@ def builder(data_dir, **config):
     return make_builder(data_dir, **config)
 
 
-__all__ = ["CLASS_NAMES", "TEST_RESOLUTION", "builder", "make_scene"]
+__all__ = ["CLASS_NAMES", "builder", "make_scene"]

@@ -7,7 +7,8 @@ JSON layout (``FORMAT`` version 1)::
      "instances": [{"id": k, "class": c, "score": s, "segmentation": {"size": [H, W], "counts": "..."}}],
      "edges": [[a, b], ...]}      # a occludes b
 
-``read_prediction_json`` inverts it into ``dict(instance_map, classes, scores, edges)``.
+``read_prediction_json`` inverts it into ``dict(instance_map, classes, scores, edges)``; ``read_images`` reads
+a folder of input images.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from oosis_jax.evaluation.coco_map import encode_masks
@@ -23,6 +25,7 @@ from oosis_jax.evaluation.metrics import validate_instances
 from oosis_jax.inference.nms import boundary_nms
 
 FORMAT = "oosis-prediction-1"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def prediction_json(prediction, class_names=None) -> dict:
@@ -72,7 +75,6 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
     """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png`` (relative depth, Fig. 1/8),
     ``{stem}_boundaries.png`` (oriented boundaries after NMS, Fig. 4 colours) and ``{stem}_overlay.png`` into
     ``out_dir``; returns the paths. ``image`` is uint8 (H, W, 3)."""
-    from PIL import Image
 
     from oosis_jax import visualize
 
@@ -91,3 +93,14 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
         paths.append(out_dir / f"{stem}_{name}.png")
         Image.fromarray(np.asarray(rgb, np.uint8)).save(paths[-1])
     return paths
+
+
+def read_images(folder) -> list[tuple[str, np.ndarray]]:
+    """``(stem, uint8 (H, W, 3) RGB)`` for every image file in ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return [(p.stem, np.asarray(Image.open(p).convert("RGB"))) for p in files]

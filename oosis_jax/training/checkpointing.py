@@ -37,6 +37,15 @@ def restore_latest(mngr: ocp.CheckpointManager, template):
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
+def latest_step(workdir: str) -> int:
+    """The step of the latest checkpoint in ``workdir`` (orbax's own bookkeeping); ``FileNotFoundError`` if none."""
+    folder = os.path.join(os.path.abspath(workdir), "checkpoints")
+    step = ocp.CheckpointManager(folder).latest_step() if os.path.isdir(folder) else None
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {folder}")
+    return step
+
+
 def write_config(workdir: str, config: TrainConfig) -> None:
     """Write ``config.json``; if the run already has one, it must describe the same run (resuming)."""
     path = os.path.join(workdir, CONFIG_FILE)

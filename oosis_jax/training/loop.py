@@ -12,7 +12,6 @@ optimizer, step and therefore data position). ``restore_model(workdir)`` gives t
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import losses
 from oosis_jax.training.configs import TrainConfig
+from data.registry import SYNTHETIC_SEEDS, info
 from oosis_jax.models import PSPNet, load_pretrained, probabilities
 
 EVAL_THRESHOLDS = np.linspace(0.05, 0.95, 19)
@@ -170,15 +170,16 @@ def evaluate(eval_step, state: TrainState, batches, mesh) -> dict[str, float]:
 def open_sources(config: TrainConfig):
     """(train, validation) random-access sources of decoded examples."""
     if config.data_dir is None:
-        return (input_pipeline.SyntheticScenes(config.synthetic_scenes, config.synthetic_size, 0),
-                input_pipeline.SyntheticScenes(config.synthetic_val_scenes, config.synthetic_size, 10**6))
+        return (input_pipeline.SyntheticScenes(config.synthetic_scenes, config.synthetic_size, SYNTHETIC_SEEDS["train"]),
+                input_pipeline.SyntheticScenes(config.synthetic_val_scenes, config.synthetic_size,
+                                               SYNTHETIC_SEEDS["validation"]))
     from data import loading
 
-    module = importlib.import_module(f"data.{config.dataset}")
+    dataset = info(config.dataset)
     data_dir = os.path.expanduser(config.data_dir)
     builder_config = dict(config.dataset_config)
-    eval_split = config.eval_split or getattr(module, "EVAL_SPLIT", "test")
-    return (loading.load(config.dataset, getattr(module, "TRAIN_SPLIT", "train"), data_dir, **builder_config),
+    eval_split = config.eval_split or dataset.validation_split
+    return (loading.load(config.dataset, dataset.train_split, data_dir, **builder_config),
             loading.load(config.dataset, eval_split, data_dir, **builder_config))
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_crf_energy import random_occ
+from helpers.crf_problems import random_occ
 
 import crf
 

@@ -4,44 +4,7 @@ import numpy as np
 import pytest
 
 from crf import energy
-
-OFFSETS = ((0, -1), (0, 1), (-1, 0), (1, 0))  # left, right, up, down (CONTRACTS.md)
-
-
-def brute_energy(labels, sigma, occ, lam=20.0, mu=100.0):
-    """Eq. (8) summed pair by pair: unary Eq. (5), smoothness Eq. (6), occlusion Eq. (7) with c_inf = inf."""
-    height, width = labels.shape
-    total = 0.0
-    for y in range(height):
-        for x in range(width):
-            total += (1 - sigma[y, x]) if labels[y, x] == 0 else sigma[y, x]
-            for d, (dy, dx) in enumerate(OFFSETS):
-                v, u = y + dy, x + dx
-                if not (0 <= v < height and 0 <= u < width):
-                    continue
-                if d in (1, 3) and labels[y, x] != labels[v, u]:  # each unordered pair once
-                    total += lam
-                if occ[y, x, d]:
-                    if labels[y, x] < labels[v, u]:
-                        return np.inf
-                    total -= mu * (labels[y, x] > labels[v, u])
-    return total
-
-
-def random_occ(rng, labels, density=0.5, feasible=True):
-    """Random occlusion pairs inside the image; with ``feasible`` only pairs that ``labels`` satisfies."""
-    height, width = labels.shape
-    occ = rng.random((height, width, 4)) < density
-    for d, (dy, dx) in enumerate(OFFSETS):
-        for y in range(height):
-            for x in range(width):
-                v, u = y + dy, x + dx
-                if not (0 <= v < height and 0 <= u < width):
-                    occ[y, x, d] = False
-                elif feasible and labels[y, x] < labels[v, u]:
-                    occ[y, x, d] = False
-    return occ
-
+from helpers.crf_problems import brute_energy, random_occ
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (3, 4), (5, 5)])
 def test_energy_matches_brute_force(shape):

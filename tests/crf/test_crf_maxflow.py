@@ -7,7 +7,7 @@ import pytest
 
 from crf import grid_maxflow
 from crf.maxflow import cut_value, solve_grid
-from experiments.bench_crf import pymaxflow_grid
+from helpers.pymaxflow import pymaxflow_grid
 
 
 def pymaxflow(tedges, right, down):

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from test_crf_energy import brute_energy, random_occ
+from helpers.crf_problems import brute_energy, random_occ, rectangles
 
 import crf
 from crf.jump import jump_move
@@ -142,24 +142,10 @@ def test_each_expansion_is_optimal():
             np.testing.assert_array_equal(crf.expansion_moves(sigma, occ), labels)
 
 
-def _rectangles(boxes, shape=(14, 30)):
-    """Ground-truth (sigma, occ) of axis-aligned boxes painted back to front (later boxes in front)."""
-    inst = np.zeros(shape, dtype=np.int64)
-    for k, (y0, y1, x0, x1) in enumerate(boxes, start=1):
-        inst[y0:y1, x0:x1] = k
-    # Pixel p occludes neighbour q when p is an instance painted after q's instance (or q is background).
-    occ = np.zeros(shape + (4,), bool)
-    padded = np.pad(inst, 1, constant_values=-1)
-    for d, (dy, dx) in enumerate(((0, -1), (0, 1), (-1, 0), (1, 0))):
-        neighbour = padded[1 + dy:1 + dy + shape[0], 1 + dx:1 + dx + shape[1]]
-        occ[..., d] = (inst > 0) & (neighbour >= 0) & (inst > neighbour)
-    return (inst == 0).astype(float), occ, inst
-
-
 def test_two_overlapping_boxes_jumps_recover_them_expansion_leaves_a_gap():
     """Jumps find the ground truth; the first expansion (alpha = 1) keeps the back box's pixels touching
     the front box at 0 to collect the occlusion reward, and a later expansion cannot lift them."""
-    sigma, occ, inst = _rectangles([(2, 12, 2, 14), (4, 10, 10, 26)])
+    sigma, occ, inst = rectangles([(2, 12, 2, 14), (4, 10, 10, 26)])
     jump = crf.jump_moves(sigma, occ)
     np.testing.assert_array_equal(jump, inst)
     instance_map, edges = crf.instances(jump)
@@ -179,7 +165,7 @@ def test_three_boxes_jump_beats_expansion_but_keeps_a_band():
     in a local minimum where the column of the middle box touching the front box keeps label 1, so the
     front box ends at 2 instead of 3 and the ground-truth order labels have a lower energy.
     """
-    sigma, occ, inst = _rectangles([(2, 12, 2, 12), (3, 11, 9, 20), (4, 10, 17, 28)])
+    sigma, occ, inst = rectangles([(2, 12, 2, 12), (3, 11, 9, 20), (4, 10, 17, 28)])
     jump = crf.jump_moves(sigma, occ)
     expansion = crf.expansion_moves(sigma, occ)
     assert crf.energy(jump, sigma, occ) < crf.energy(expansion, sigma, occ)
@@ -193,7 +179,7 @@ def test_three_boxes_jump_beats_expansion_but_keeps_a_band():
 
 
 def test_bad_moves_raise():
-    sigma, occ, inst = _rectangles([(2, 6, 2, 9)], shape=(8, 12))
+    sigma, occ, inst = rectangles([(2, 6, 2, 9)], shape=(8, 12))
     with pytest.raises(ValueError, match="violates an occlusion pair"):
         jump_move_graph(np.zeros((8, 12), int) + (inst == 0), sigma, occ)
     with pytest.raises(ValueError, match="bound"):

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_crf_energy import random_occ
-from test_crf_moves import _rectangles
+from helpers.crf_problems import random_occ, rectangles
 
 import crf
 from crf.region_moves import RegionGraph, region_descent
@@ -96,7 +95,7 @@ def test_global_optimum_on_tiny_problems():
 def test_recovers_the_band_that_jump_moves_keep():
     """Three occluding boxes (test_crf_moves): jumps leave the middle box's column next to the front box at
     label 1 (Sec. 3.3); solve finds the ground-truth layering, whose energy is lower."""
-    sigma, occ, inst = _rectangles([(2, 12, 2, 12), (3, 11, 9, 20), (4, 10, 17, 28)])
+    sigma, occ, inst = rectangles([(2, 12, 2, 12), (3, 11, 9, 20), (4, 10, 17, 28)])
     jump = crf.jump_moves(sigma, occ)
     assert not np.array_equal(jump, inst)
     labels = crf.solve(sigma, occ)

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from data import features, loading
+from data import features, loading, registry
 from data.synthetic import make_scene
 
 TINY = dict(num_train=2, num_validation=3, num_test=1, min_height=16, max_height=24, min_width=16, max_width=32)
@@ -46,11 +46,18 @@ def test_unknown_names_and_splits(tmp_path):
         loading.load("synthetic", "train", None, **TINY)
 
 
-@pytest.mark.parametrize("name", loading.DATASETS)
+@pytest.mark.parametrize("name", registry.DATASETS)
 def test_registry_convention(name):
+    entry = registry.info(name)
     module = loading.dataset_module(name)
-    assert isinstance(module.CLASS_NAMES, tuple) and module.CLASS_NAMES
-    assert all(isinstance(c, str) and c for c in module.CLASS_NAMES)
-    res = module.TEST_RESOLUTION
+    assert isinstance(module.CLASS_NAMES, tuple) and entry.class_names == module.CLASS_NAMES
+    assert all(isinstance(c, str) and c for c in entry.class_names) and entry.num_classes == len(entry.class_names)
+    res = entry.test_resolution
     assert res is None or (len(res) == 2 and all(isinstance(v, int) and v > 0 for v in res))
+    assert {entry.train_split, entry.validation_split, entry.held_out_split} <= {"train", "validation", "test"}
     assert callable(module.builder)
+
+
+def test_registry_rejects_unknown_dataset():
+    with pytest.raises(ValueError, match="choose from synthetic, kins, cocoa"):
+        registry.info("coco")

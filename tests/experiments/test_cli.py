@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import evaluate, predict
+from experiments import evaluate, flags, predict
 from oosis_jax.inference import files as prediction_io
 
 TINY = ["--dataset", "synthetic", "--dataset-config", "num_train=0", "num_validation=0", "num_test=2",
@@ -42,3 +42,10 @@ def test_checkpoint_and_gt_are_exclusive(tmp_path):
         evaluate.main(["--gt", "--checkpoint", "x", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         predict.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path)])  # --images missing
+
+
+def test_one_key_value_parser_reads_python_literals_else_strings():
+    assert flags.parse_key_values(["num_test=5", "scale=0.5", "name=x", "size=(2, 3)"]) == {
+        "num_test": 5, "scale": 0.5, "name": "x", "size": (2, 3)}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        flags.parse_key_values(["num_test"])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from experiments import crf_on_gt, demo, instance_quality
-from test_experiments import assert_percentages, table_rows
+from oosis_jax.inference import heads as heads_lib
+from helpers.tables import assert_percentages, table_rows
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_crf_on_gt_with_predicted_and_mixed_rows(smoke_demo, tmp_path):
 def test_mixed_heads_take_only_the_named_heads_from_the_ground_truth():
     predicted = {k: np.full(2, 0.0) for k in "sbe"}
     truth = {k: np.full(2, 1.0) for k in "sbe"}
-    mixed = crf_on_gt.mixed_heads(predicted, truth, ("b", "e"))
+    mixed = heads_lib.mixed_heads(predicted, truth, ("b", "e"))
     assert mixed["s"] is predicted["s"] and mixed["b"] is truth["b"] and mixed["e"] is truth["e"]
     with pytest.raises(ValueError, match="unknown heads"):
-        crf_on_gt.mixed_heads(predicted, truth, ("o",))
+        heads_lib.mixed_heads(predicted, truth, ("o",))

@@ -1,25 +1,14 @@
 """Smoke runs of the experiments that need no training: each writes its table with the expected rows."""
 
 import json
-import math
 
 import numpy as np
 import pytest
 
-from experiments import common, crf_on_gt, jump_vs_expansion, lambda_sweep, oair_baselines
-
-
-def table_rows(path):
-    """Markdown table rows of a results.md as lists of cells (header and separator lines dropped)."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
-            for line in path.read_text().splitlines() if line.startswith("|") and "---" not in line]
-    return [r for r in rows if r[0] not in ("Model", "Minimiser")]
-
-
-def assert_percentages(cells):
-    for cell in cells:
-        value = float(cell)
-        assert math.isnan(value) or 0.0 <= value <= 100.0, cells
+from data.registry import info
+from experiments import common, crf_on_gt, flags, jump_vs_expansion, lambda_sweep, oair_baselines
+from oosis_jax.inference import heads as heads_lib
+from helpers.tables import assert_percentages, table_rows
 
 
 def smoke_args(tmp_path):
@@ -74,13 +63,13 @@ def test_oair_baselines(tmp_path):
 
 
 def test_noisy_heads_are_distributions_and_validate():
-    example = common.held_out_examples(common.Setup("synthetic", True, None, "", 1, 1))[0]
-    heads = common.noisy_heads(example, common.num_classes("synthetic"), 1.0)
+    example = common.held_out_examples(flags.Setup("synthetic", True, None, "", 1, 1, "test"))[0]
+    heads = heads_lib.noisy_heads(example, info("synthetic").num_classes, 1.0)
     np.testing.assert_allclose(heads["s"].sum(-1), 1, atol=1e-5)
     np.testing.assert_allclose(heads["e"].sum(-1), 1, atol=1e-5)
     assert 0 <= heads["b"].min() and heads["b"].max() <= 1
     with pytest.raises(ValueError, match="noise"):
-        common.noisy_heads(example, 5, -1.0)
+        heads_lib.noisy_heads(example, 5, -1.0)
 
 
 def test_bad_limit_is_rejected(tmp_path):

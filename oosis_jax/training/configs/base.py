@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
+from data.registry import DATASETS, info
 from oosis_jax.training.input_pipeline import AugmentConfig
 from oosis_jax.training.losses import LossConfig
 from oosis_jax.models import ModelConfig
 
-DATASETS = ("synthetic", "kins", "cocoa")
 OPTIMIZERS = ("sgd", "adam")
 
 
 def num_classes(dataset: str) -> int:
-    """Foreground classes of a dataset of the registry (``data.NAME.CLASS_NAMES``)."""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    return len(importlib.import_module(f"data.{dataset}").CLASS_NAMES)
+    """Foreground classes of a dataset of the registry (``data.registry``)."""
+    return info(dataset).num_classes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +23,8 @@ class TrainConfig:
 
     Data: ``dataset`` of the registry, read from ``data_dir`` with ``data.loading.load`` (builder config
     ``dataset_config``, ``(key, value)`` pairs, e.g. ``(("num_train", 256),)`` for a synthetic build;
-    training on the module's ``TRAIN_SPLIT``, else "train", validating on ``eval_split``, else the
-    module's ``EVAL_SPLIT``, else "test"); ``data_dir=None`` is allowed for ``synthetic`` only and renders ``synthetic_scenes`` train / ``synthetic_val_scenes``
+    training on the registry's train split, validating on ``eval_split``, else the registry's validation
+    split); ``data_dir=None`` is allowed for ``synthetic`` only and renders ``synthetic_scenes`` train / ``synthetic_val_scenes``
     validation scenes of ``synthetic_size`` on the fly (no tfds build needed).
     Schedule: ``num_steps`` if set, else ``ceil(num_epochs * len(train) / batch_size)``; ``batch_size`` is
     global (split over processes and devices). ``optimizer`` "sgd" (the paper's: SGD with ``momentum``)

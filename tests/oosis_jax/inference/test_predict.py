@@ -82,23 +82,20 @@ def test_evaluate_rejects_mismatched_inputs():
         evaluation.evaluate([bad], [gt], boundaries=False)
 
 
-def test_eval_data_helpers(tmp_path):
+def test_example_and_image_helpers(tmp_path):
     from PIL import Image
 
     from data import examples as eval_data
 
-    assert eval_data.parse_config(["num_test=5", "scale=0.5", "name=x"]) == {"num_test": 5, "scale": 0.5, "name": "x"}
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        eval_data.parse_config(["num_test"])
     example = dict(two_boxes(), image=np.zeros((24, 32, 3), np.uint8))
     small = eval_data.at_resolution(example, (12, 16))
     assert small["image"].shape == (12, 16, 3) and small["instance_map"].shape == (12, 16)
     assert set(np.unique(small["instance_map"])) == {0, 1, 2}
     assert eval_data.at_resolution(example, None) is example
     with pytest.raises(FileNotFoundError):
-        eval_data.read_images(tmp_path / "nowhere")
+        prediction_io.read_images(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no images"):
-        eval_data.read_images(tmp_path)
+        prediction_io.read_images(tmp_path)
     Image.fromarray(np.full((5, 7, 3), 9, np.uint8)).save(tmp_path / "a.png")
-    (stem, image), = eval_data.read_images(tmp_path)
+    (stem, image), = prediction_io.read_images(tmp_path)
     assert stem == "a" and image.shape == (5, 7, 3) and image.dtype == np.uint8

@@ -1,0 +1,79 @@
+"""Experiments that train one model per variant and compare them (Tab. 3a, 3b, 5): flags, training, notes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+
+from experiments import common, flags
+from experiments.flags import Setup
+from oosis_jax.evaluation.tables import BOUNDARY_HEADERS, boundary_row, markdown
+
+
+def add_training_args(p: argparse.ArgumentParser, minutes: float = 10.0) -> argparse.ArgumentParser:
+    """Flags of the experiments that train their own models (one per variant)."""
+    p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: preset's)")
+    p.add_argument("--train-minutes", type=float, default=minutes,
+                   help="stop each variant's training at the first checkpoint after this many minutes")
+    p.add_argument("--variants", nargs="+", default=None, help="train and compare only these variants")
+    return p
+
+
+def variant(part: str, **fields) -> Callable:
+    """A variant for `train_variants`: ``f(TrainConfig) -> TrainConfig`` replacing ``fields`` of the config's
+    ``part`` dataclass (e.g. ``variant("model", head="entangled")``, ``variant("loss", boundary_loss="wce")``)."""
+    return lambda config: config.replace(**{part: dataclasses.replace(getattr(config, part), **fields)})
+
+
+def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Namespace) -> dict[str, dict]:
+    """Train one model per variant and evaluate it on the held-out images (every metric).
+
+    ``variants``: name -> ``f(TrainConfig) -> TrainConfig`` changing what the experiment compares. Each is
+    trained in ``s.out/train/<i>`` (resumable) for ``args.steps`` steps or ``args.train_minutes``; smoke
+    runs train 2 steps. Returns name -> dict(results, train_seconds, steps, config).
+    """
+    from oosis_jax import evaluation
+
+    chosen = list(variants) if args.variants is None else args.variants
+    unknown = [v for v in chosen if v not in variants]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose among {list(variants)}")
+    examples = common.held_out_examples(s)
+    steps = 2 if s.smoke else args.steps
+    out = {}
+    for i, name in enumerate(chosen):
+        config = variants[name](common.train_config(s))
+        config = config.replace(name=f"{s.out.name}_{i}", num_steps=steps or config.num_steps,
+                                checkpoint_every=1 if s.smoke else 50, eval_every=10**9)
+        print(f"training variant {name!r}: up to {config.num_steps} steps")
+        budget = None if s.smoke else 60 * args.train_minutes
+        model, seconds, trained = common.train_model(config, s.out / "train" / str(i), budget)
+        predictions = common.predict(model, examples, s)
+        out[name] = {"results": evaluation.evaluate(predictions, examples, progress=False),
+                     "train_seconds": seconds, "steps": trained, "config": config.to_dict()}
+    return out
+
+
+def training_note(trained: dict[str, dict]) -> str:
+    """Model size, steps and time of each variant, and the hardware (for results.md and RESULTS.md)."""
+    lines = [f"Hardware: {common.hardware()}."]
+    for name, t in trained.items():
+        m = t["config"]["model"]
+        lines.append(f"- {name}: PSPNet blocks {tuple(m['stage_blocks'])} width {m['width']}, {t['steps']} steps "
+                     f"x batch {t['config']['batch_size']}, {t['train_seconds'] / 60:.1f} min in this call")
+    return "\n".join(lines)
+
+
+def compare_boundary_variants(argv, description: str, name: str, title: str, variants: dict) -> dict:
+    """The whole of a boundary-model comparison (Tab. 3a, Tab. 5): train every variant, evaluate it, and
+    report oriented ODS/OIS/AP and boundary AP with the precision-recall plot. Returns the trained dict."""
+    from oosis_jax import evaluation
+
+    args = add_training_args(flags.parser(description, name, default_limit=30)).parse_args(argv)
+    s = flags.setup(args)
+    trained = train_variants(s, variants, args)
+    rows = [boundary_row(variant, t["results"]) for variant, t in trained.items()]
+    plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
+    common.report(s, title, markdown(BOUNDARY_HEADERS, rows), training_note(trained), data=trained, plots=plots)
+    return trained

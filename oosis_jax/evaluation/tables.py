@@ -1,0 +1,46 @@
+"""Report tables of `oosis_jax.evaluation.evaluate` results: markdown rows in %, as the paper reports them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+SUMMARY_HEADERS = ("Model", "mAP .5:.95", "WC", "OAIR recall@0.5", "OAIR accuracy@0.5", "% inst. in cycles")
+BOUNDARY_HEADERS = ("Model", "oriented ODS", "oriented OIS", "oriented AP", "boundary AP")
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A markdown table; floats printed with one decimal, everything else with ``str``."""
+    def cell(v):
+        return f"{v:.1f}" if isinstance(v, (float, np.floating)) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def percent(x: float) -> float:
+    return 100.0 * float(x)
+
+
+def summary_row(name: str, results: dict) -> list:
+    """One row under ``SUMMARY_HEADERS`` from `oosis_jax.evaluation.evaluate` results (in %)."""
+    at_05 = results["oair_iou"]
+    return [name, percent(results["mask"]["mAP"]), percent(results["weighted_coverage"]),
+            percent(at_05["recall"][0]), percent(at_05["accuracy"][0]), float(results["cycle_percent"])]
+
+
+def boundary_row(name: str, results: dict) -> list:
+    """One row under ``BOUNDARY_HEADERS`` (NMS-applied oriented occlusion boundaries, Tab. 3/5), in %."""
+    o, p = results["boundaries"]["oriented"], results["boundaries"]["plain"]
+    return [name, percent(o["ODS"]), percent(o["OIS"]), percent(o["AP"]), percent(p["AP"])]
+
+
+def jsonable(value):
+    """``json.dumps(..., default=jsonable)``: numpy arrays and scalars as lists and Python numbers."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")

@@ -1,0 +1,54 @@
+"""Small CRF problems and a direct pixel-by-pixel Eq. (8) for the crf tests (CONTRACTS in docs/contracts.md)."""
+
+import numpy as np
+
+OFFSETS = ((0, -1), (0, 1), (-1, 0), (1, 0))  # left, right, up, down (docs/contracts.md)
+
+
+def brute_energy(labels, sigma, occ, lam=20.0, mu=100.0):
+    """Eq. (8) summed pair by pair: unary Eq. (5), smoothness Eq. (6), occlusion Eq. (7) with c_inf = inf."""
+    height, width = labels.shape
+    total = 0.0
+    for y in range(height):
+        for x in range(width):
+            total += (1 - sigma[y, x]) if labels[y, x] == 0 else sigma[y, x]
+            for d, (dy, dx) in enumerate(OFFSETS):
+                v, u = y + dy, x + dx
+                if not (0 <= v < height and 0 <= u < width):
+                    continue
+                if d in (1, 3) and labels[y, x] != labels[v, u]:  # each unordered pair once
+                    total += lam
+                if occ[y, x, d]:
+                    if labels[y, x] < labels[v, u]:
+                        return np.inf
+                    total -= mu * (labels[y, x] > labels[v, u])
+    return total
+
+
+def random_occ(rng, labels, density=0.5, feasible=True):
+    """Random occlusion pairs inside the image; with ``feasible`` only pairs that ``labels`` satisfies."""
+    height, width = labels.shape
+    occ = rng.random((height, width, 4)) < density
+    for d, (dy, dx) in enumerate(OFFSETS):
+        for y in range(height):
+            for x in range(width):
+                v, u = y + dy, x + dx
+                if not (0 <= v < height and 0 <= u < width):
+                    occ[y, x, d] = False
+                elif feasible and labels[y, x] < labels[v, u]:
+                    occ[y, x, d] = False
+    return occ
+
+
+def rectangles(boxes, shape=(14, 30)):
+    """Ground-truth (sigma, occ) of axis-aligned boxes painted back to front (later boxes in front)."""
+    inst = np.zeros(shape, dtype=np.int64)
+    for k, (y0, y1, x0, x1) in enumerate(boxes, start=1):
+        inst[y0:y1, x0:x1] = k
+    # Pixel p occludes neighbour q when p is an instance painted after q's instance (or q is background).
+    occ = np.zeros(shape + (4,), bool)
+    padded = np.pad(inst, 1, constant_values=-1)
+    for d, (dy, dx) in enumerate(((0, -1), (0, 1), (-1, 0), (1, 0))):
+        neighbour = padded[1 + dy:1 + dy + shape[0], 1 + dx:1 + dx + shape[1]]
+        occ[..., d] = (inst > 0) & (neighbour >= 0) & (inst > neighbour)
+    return (inst == 0).astype(float), occ, inst

@@ -1,0 +1,16 @@
+"""Reading the markdown tables the experiments write."""
+
+import math
+
+
+def table_rows(path):
+    """Markdown table rows of a results.md as lists of cells (header and separator lines dropped)."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in path.read_text().splitlines() if line.startswith("|") and "---" not in line]
+    return [r for r in rows if r[0] not in ("Model", "Minimiser")]
+
+
+def assert_percentages(cells):
+    for cell in cells:
+        value = float(cell)
+        assert math.isnan(value) or 0.0 <= value <= 100.0, cells
