@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from data.targets import touching_pairs
+
 Relations = dict[tuple[int, int], tuple[int, int]]
 ANNOTATED, DERIVED = 1, 0
 
@@ -63,7 +65,7 @@ def _dilate4(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def touching_pairs(masks: Sequence[np.ndarray]) -> list[tuple[int, int]]:
+def touching_masks(masks: Sequence[np.ndarray]) -> list[tuple[int, int]]:
     """Pairs ``(i, j)``, ``i < j``, of ``bool (H, W)`` masks that overlap or touch (4-neighbours)."""
     boxes = [_bbox(m) for m in masks]
     pairs = []
@@ -89,7 +91,7 @@ def overlap_evidence(visible: Sequence[np.ndarray], amodal: Sequence[np.ndarray]
 def mask_relations(visible: Sequence[np.ndarray], amodal: Sequence[np.ndarray]) -> Relations:
     """Relations derived from masks for every pair of touching visible masks (module docstring)."""
     relations: Relations = {}
-    for i, j in touching_pairs(visible):
+    for i, j in touching_masks(visible):
         a, b = overlap_evidence(visible, amodal, i, j)
         if a == 0 and b == 0:
             continue
@@ -225,10 +227,10 @@ def compose(
     new_id = np.zeros(num + 1, dtype=np.int32)
     new_id[kept + 1] = np.arange(1, kept.size + 1, dtype=np.int32)
     instance_map = new_id[painted]
-    touching = set(touching_pairs([instance_map == k for k in range(1, kept.size + 1)]))
+    touching = {(a, b) for a, b in touching_pairs(instance_map).tolist()}
     edges = []
     for a, b in relations:
         id_a, id_b = int(new_id[a + 1]), int(new_id[b + 1])
-        if id_a and id_b and (min(id_a, id_b) - 1, max(id_a, id_b) - 1) in touching:
+        if id_a and id_b and (min(id_a, id_b), max(id_a, id_b)) in touching:
             edges.append((id_a, id_b))
     return instance_map, kept, np.asarray(sorted(edges), dtype=np.int32).reshape(-1, 2)

@@ -15,7 +15,7 @@ def test_mask_relations_follow_visible_amodal_overlap():
     visible = [box_mask(SHAPE, 0, 6, 0, 3), box_mask(SHAPE, 0, 6, 3, 6), box_mask(SHAPE, 0, 6, 6, 9)]
     amodal = [box_mask(SHAPE, 0, 6, 0, 5), visible[1], visible[2]]  # 0 extends behind 1; 1 and 2 just touch
     assert order.mask_relations(visible, amodal) == {(1, 0): (order.DERIVED, 12)}
-    assert order.touching_pairs(visible) == [(0, 1), (1, 2)]
+    assert order.touching_masks(visible) == [(0, 1), (1, 2)]
 
 
 def test_unrelated_overlap_keeps_the_smaller_object_visible():
