@@ -1,10 +1,12 @@
-"""Labelling many images on all CPU cores with a process pool (whole-dataset evaluation)."""
+"""Labelling many images on all CPU cores with a process pool (whole-dataset evaluation).
+
+No progress display here (the package needs numpy and numba only): pass ``on_done``, e.g. a tqdm bar's
+``update``, to be called once per labelled image.
+"""
 
 import concurrent.futures
 import multiprocessing
 import os
-
-from tqdm.auto import tqdm
 
 from crf.expansion import expansion_moves
 from crf.jump import jump_moves
@@ -26,15 +28,15 @@ def _label_one(job):
     return solver(sigma, occ, **kwargs)
 
 
-def solve_many(inputs, method="jump", processes=None, progress=True, **kwargs):
+def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
     """Label many ``(sigma, occ)`` pairs in parallel.
 
     Args:
       inputs: iterable of ``(sigma, occ)`` pairs, ``float (H, W)`` and ``bool (H, W, 4)`` (sizes may differ).
-      method: ``"jump"`` (``crf.jump_moves``), ``"expansion"`` (``crf.expansion_moves``), ``"solve"``
-        (``crf.solve``) or a picklable callable ``f(sigma, occ, **kwargs) -> int32 (H, W)``.
+      method: ``"solve"`` (``crf.solve``, the default), ``"jump"`` (``crf.jump_moves``), ``"expansion"``
+        (``crf.expansion_moves``) or a picklable callable ``f(sigma, occ, **kwargs) -> int32 (H, W)``.
       processes: worker processes; ``None`` uses every core, ``1`` labels in this process.
-      progress: show a tqdm progress bar.
+      on_done: optional ``f()`` called after each image is labelled (progress display).
       **kwargs: passed to the solver (e.g. ``lam``, ``mu``).
 
     Returns:
@@ -46,18 +48,18 @@ def solve_many(inputs, method="jump", processes=None, progress=True, **kwargs):
     processes = (os.cpu_count() or 1) if processes is None else processes
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
-    with tqdm(total=len(jobs), desc=f"crf {getattr(solver, '__name__', 'solver')}", disable=not progress) as bar:
-        if processes == 1 or len(jobs) <= 1:
-            return _collect(map(_label_one, jobs), bar)
-        context = multiprocessing.get_context("spawn")
-        workers = min(processes, len(jobs))
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            return _collect(pool.map(_label_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))), bar)
+    if processes == 1 or len(jobs) <= 1:
+        return _collect(map(_label_one, jobs), on_done)
+    context = multiprocessing.get_context("spawn")
+    workers = min(processes, len(jobs))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return _collect(pool.map(_label_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))), on_done)
 
 
-def _collect(labelings, bar):
+def _collect(labelings, on_done):
     results = []
     for labels in labelings:
         results.append(labels)
-        bar.update()
+        if on_done is not None:
+            on_done()
     return results

@@ -5,6 +5,7 @@ import numpy as np
 from crf.inputs import check_labels, check_sigma_occ
 from crf.move_graph import build_move_graph, check_weights
 from crf.moves import best_move
+from crf.result import Result
 
 
 def jump_move(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
@@ -18,7 +19,12 @@ def jump_move(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
     return best_move(build_move_graph(labels, labels + 1, sigma, occ, *check_weights(lam, mu, bound)))
 
 
-def jump_moves(sigma, occ, lam=20.0, mu=100.0, return_moves=False):
+def jump_moves(sigma, occ, lam=20.0, mu=100.0):
+    """``int32 (H, W)`` labels of ``jump_moves_result`` (the paper's jump moves)."""
+    return jump_moves_result(sigma, occ, lam, mu).labels
+
+
+def jump_moves_result(sigma, occ, lam=20.0, mu=100.0) -> Result:
     """Minimise Eq. (8) with the paper's jump moves.
 
     Starts from all labels 0 and applies the optimal jump move of the submodular upper bound of Sec. 3.3
@@ -27,12 +33,11 @@ def jump_moves(sigma, occ, lam=20.0, mu=100.0, return_moves=False):
 
     Args:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
-      occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, CONTRACTS.md conventions).
+      occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, conventions of docs/contracts.md).
       lam, mu: weights of Eq. (8) (paper: 20 and 100).
-      return_moves: also return the number of graph cuts solved (the last one changes nothing).
 
     Returns:
-      ``int32 (H, W)`` occlusion-order labels, or ``(labels, moves)`` with ``return_moves``.
+      ``crf.Result``: ``int32 (H, W)`` occlusion-order labels and the number of graph cuts solved.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     weights = check_weights(lam, mu)
@@ -42,6 +47,5 @@ def jump_moves(sigma, occ, lam=20.0, mu=100.0, return_moves=False):
         move = best_move(build_move_graph(labels, labels + 1, sigma, occ, *weights))
         moves += 1
         if not move.any():
-            labels = labels.astype(np.int32)
-            return (labels, moves) if return_moves else labels
+            return Result(labels.astype(np.int32), graph_cuts=moves)
         labels += move

@@ -20,10 +20,11 @@ instances of the ground-truth order labels; the jump moves stay in the local min
 import numpy as np
 
 from crf.inputs import check_sigma_occ
-from crf.jump import jump_moves
+from crf.jump import jump_moves_result
 from crf.move_graph import build_move_graph, check_weights
 from crf.moves import best_move
 from crf.region_moves import region_descent
+from crf.result import Result
 
 
 # The first merge-bound jump of each step covers the whole image; each later one only the bounding box of the
@@ -66,7 +67,12 @@ def _window_jump(labels, sigma, occ, weights, step, window):
     return move
 
 
-def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), return_stats=False):
+def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)):
+    """``int32 (H, W)`` labels of ``solve_result``: the project's default minimiser of Eq. (8)."""
+    return solve_result(sigma, occ, lam, mu, steps).labels
+
+
+def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)) -> Result:
     """Minimise Eq. (8): jump moves (Sec. 3.3), then region moves and merge-bound jumps to a joint fixed point.
 
     The energy of the result is never higher than that of ``crf.jump_moves(sigma, occ, lam, mu)``: it
@@ -74,15 +80,14 @@ def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), return_stats=False):
 
     Args:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
-      occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, CONTRACTS.md conventions).
+      occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, conventions of docs/contracts.md).
       lam, mu: weights of Eq. (8) (paper: 20 and 100), finite and >= 0.
       steps: label increments of the merge-bound jump moves (positive ints; ``(1,)`` is faster, ``(1, 2)``
         also closes gaps of 2 labels, which predicted inputs often leave).
-      return_stats: also return a dict with the number of ``region_moves`` applied and of the extra
-        ``graph_cuts`` solved after the jump moves (the last one changes nothing).
 
     Returns:
-      ``int32 (H, W)`` occlusion-order labels (0 = background), or ``(labels, stats)``.
+      ``crf.Result``: ``int32 (H, W)`` occlusion-order labels (0 = background), the graph cuts solved (jump
+      moves included) and the region moves applied.
 
     Raises:
       ValueError: on invalid inputs (as ``crf.jump_moves``).
@@ -92,8 +97,9 @@ def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), return_stats=False):
     if not steps or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps):
         raise ValueError(f"steps must be a non-empty sequence of positive ints, got {steps!r}")
     merge = check_weights(lam, mu, "merge")
-    labels = jump_moves(sigma, occ, lam, mu).astype(np.int64)
-    stats = {"region_moves": 0, "graph_cuts": 0}
+    start = jump_moves_result(sigma, occ, lam, mu)
+    labels = start.labels.astype(np.int64)
+    stats = {"region_moves": 0, "graph_cuts": start.graph_cuts}
     last = {step: None for step in steps}  # labeling at the last cut of each step, None before the first
     progress = True
     while progress:
@@ -111,5 +117,4 @@ def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), return_stats=False):
             if move.any():
                 labels = labels + step * move
                 progress = True
-    labels = labels.astype(np.int32)
-    return (labels, stats) if return_stats else labels
+    return Result(labels.astype(np.int32), **stats)

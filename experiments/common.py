@@ -36,10 +36,6 @@ def default_method() -> str:
     return "solve"
 
 
-def method_name(method) -> str:
-    return method if isinstance(method, str) else getattr(method, "__name__", str(method))
-
-
 def train_config(s: Setup, **overrides):
     """The training preset for this run: ``smoke`` when ``--smoke``, else the dataset's (``synthetic`` is
     the reduced CPU model), with ``overrides`` (top-level `TrainConfig` fields)."""

@@ -141,7 +141,7 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
     model, train_seconds, steps = common.train_model(train_config, out / f"train_{config.name}", budget)
     examples = synthetic_scenes("test", config.test_scenes, config.test_size)
     method = common.default_method()
-    print(f"[2/4] predicting {len(examples)} held-out scenes (CRF: {common.method_name(method)})")
+    print(f"[2/4] predicting {len(examples)} held-out scenes (CRF: {prediction.method_name(method)})")
     show = config.name != "smoke"
     processes = 1 if config.name == "smoke" else processes
     predictions = predict.predict_images(model, [x["image"] for x in examples], method=method,
@@ -164,7 +164,7 @@ def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
     table += "\n" + tables.markdown(tables.BOUNDARY_HEADERS, [tables.boundary_row("Joint-Labeling (ours)", results)])
     model_size = train_config.model
     text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
-            f"CRF {common.method_name(method)} (lambda 20, mu 100).\n\n{table}\n"
+            f"CRF {prediction.method_name(method)} (lambda 20, mu 100).\n\n{table}\n"
             f"The second row keeps the network's segmentation but takes b and e from the ground truth: the "
             f"gap to the first row is what the boundary head costs (`experiments.crf_on_gt --checkpoint`).\n\n"
             f"Model: PSPNet, stage blocks {model_size.stage_blocks}, width {model_size.width}, head "

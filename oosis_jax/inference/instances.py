@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 import crf
 from oosis_jax.inference import crf_inputs
@@ -83,6 +84,17 @@ def assemble(labels, s, b, e) -> Prediction:
                       e=np.asarray(e, np.float32), s=np.asarray(s, np.float32))
 
 
+def method_name(method) -> str:
+    """The name of a CRF ``method`` of ``crf.solve_many`` (a string, or a callable's name)."""
+    return method if isinstance(method, str) else getattr(method, "__name__", str(method))
+
+
+def _label(inputs: list, method, processes, progress: bool, lam: float, mu: float) -> list[np.ndarray]:
+    """``crf.solve_many`` with a tqdm bar (``progress``)."""
+    with tqdm(total=len(inputs), desc=f"crf {method_name(method)}", disable=not progress) as bar:
+        return crf.solve_many(inputs, method=method, processes=processes, on_done=bar.update, lam=lam, mu=mu)
+
+
 def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | None = None,
                 progress: bool = True, lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
     """Predictions from per-image head probabilities ``dict(s, b, e)`` (numpy, one image each).
@@ -92,7 +104,7 @@ def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | N
     ``processes=None`` uses every core).
     """
     inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
-    labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
+    labels = _label(inputs, method, processes, progress, lam, mu)
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
 
 
@@ -119,5 +131,5 @@ def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str =
     examples = list(examples)
     heads = [ground_truth_heads(x["instance_map"], x["classes"], x["edges"], num_classes) for x in examples]
     inputs = [crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"]) for x in examples]
-    labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
+    labels = _label(inputs, method, processes, progress, lam, mu)
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]

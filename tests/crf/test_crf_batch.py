@@ -18,7 +18,7 @@ def _inputs(count):
 
 def test_pool_equals_sequential():
     inputs = _inputs(6)
-    parallel = crf.solve_many(inputs, method="jump", processes=2, progress=False, lam=5.0)
+    parallel = crf.solve_many(inputs, method="jump", processes=2, lam=5.0)
     assert len(parallel) == len(inputs)
     for (sigma, occ), labels in zip(inputs, parallel):
         np.testing.assert_array_equal(labels, crf.jump_moves(sigma, occ, lam=5.0))
@@ -27,7 +27,7 @@ def test_pool_equals_sequential():
 def test_in_process_and_callable_methods():
     inputs = _inputs(3)
     for method, solver in (("expansion", crf.expansion_moves), ("solve", crf.solve), (crf.jump_moves, crf.jump_moves)):
-        results = crf.solve_many(inputs, method=method, processes=1, progress=False, mu=50.0)
+        results = crf.solve_many(inputs, method=method, processes=1, mu=50.0)
         for (sigma, occ), labels in zip(inputs, results):
             np.testing.assert_array_equal(labels, solver(sigma, occ, mu=50.0))
 
@@ -38,4 +38,13 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="processes"):
         crf.solve_many(_inputs(2), processes=0)
     with pytest.raises(ValueError, match="sigma"):
-        crf.solve_many([(np.full((3, 3), 2.0), np.zeros((3, 3, 4), bool))], processes=1, progress=False)
+        crf.solve_many([(np.full((3, 3), 2.0), np.zeros((3, 3, 4), bool))], processes=1)
+
+
+def test_default_method_is_solve_and_on_done_counts_images():
+    inputs = _inputs(3)
+    done = []
+    results = crf.solve_many(inputs, processes=1, on_done=lambda: done.append(1))
+    assert len(done) == 3
+    for (sigma, occ), labels in zip(inputs, results):
+        np.testing.assert_array_equal(labels, crf.solve(sigma, occ))

@@ -119,8 +119,9 @@ def test_jump_moves_never_increase_the_energy_and_stop_at_a_fixed_point():
             labels = labels + move
             energies.append(brute_energy(labels, sigma, occ))
         assert all(b <= a + 1e-9 for a, b in zip(energies, energies[1:]))
-        result, moves = crf.jump_moves(sigma, occ, return_moves=True)
-        assert result.dtype == np.int32 and moves == len(energies)
+        run = crf.jump_moves_result(sigma, occ)
+        result = run.labels
+        assert result.dtype == np.int32 and run.graph_cuts == len(energies) and run.region_moves == 0
         np.testing.assert_array_equal(result, labels)
         assert crf.energy(result, sigma, occ) == pytest.approx(energies[-1])
 

@@ -61,3 +61,10 @@ def test_registry_convention(name):
 def test_registry_rejects_unknown_dataset():
     with pytest.raises(ValueError, match="choose from synthetic, kins, cocoa"):
         registry.info("coco")
+
+
+def test_registry_docstring_example_runs():
+    import doctest
+
+    result = doctest.testmod(registry)
+    assert result.attempted > 0 and result.failed == 0

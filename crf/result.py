@@ -1,0 +1,15 @@
+"""The one result type of the minimisers' ``*_result`` variants: the labeling and what it took."""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """``labels``: ``int32 (H, W)`` occlusion-order labels; ``graph_cuts``: max-flow problems solved (the last
+    one changes nothing); ``region_moves``: region moves applied (``crf.solve`` only, else 0)."""
+
+    labels: np.ndarray
+    graph_cuts: int
+    region_moves: int = 0
