@@ -28,7 +28,7 @@ def energy(labels, sigma, occ, lam=20.0, mu=100.0):
     Args:
       labels: ``int (H, W)`` occlusion-order labels, >= 0.
       sigma: ``float (H, W)`` in [0, 1], background probability.
-      occ: ``bool (H, W, 4)`` occlusion pairs (CONTRACTS.md conventions).
+      occ: ``bool (H, W, 4)`` occlusion pairs (conventions of docs/contracts.md).
       lam, mu: weights of the smoothness and occlusion terms.
 
     Returns:

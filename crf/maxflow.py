@@ -1,7 +1,7 @@
 """Minimum s-t cut of a 4-connected grid graph (``crf.grid_maxflow``).
 
 The graph has one node per pixel, terminal links (``tedges``) and arcs in both directions between
-4-neighbours (``right``, ``down``), exactly as in ``CONTRACTS.md``. The moves of the occlusion-order CRF
+4-neighbours (``right``, ``down``), exactly as in ``docs/contracts.md``. The moves of the occlusion-order CRF
 (paper Sec. 3.3, "we use the graph-cut/max-flow algorithm to compute the minimum cut") are solved here.
 
 Two numba solvers share one flat residual layout (``float64 (H*W, 4)``, arcs of a node adjacent in memory;
@@ -17,7 +17,7 @@ from numba import njit
 from crf.boykov_kolmogorov import boykov_kolmogorov
 from crf.push_relabel import push_relabel, reach_from_excess
 
-# Neighbour directions, as in CONTRACTS.md: left, right, up (top), down (bottom).
+# Neighbour directions, as in docs/contracts.md: left, right, up (top), down (bottom).
 LEFT, RIGHT, UP, DOWN = 0, 1, 2, 3
 # Algorithms of solve_grid / grid_maxflow.
 BOYKOV_KOLMOGOROV, PUSH_RELABEL = 0, 1

@@ -3,12 +3,12 @@
 The readers of KINS and COCOA collect, for the objects of one image, their visible (modal) masks and a
 set of *relations*: ordered pairs ``(a, b)`` meaning object ``a`` occludes object ``b`` (0-based indices
 into the image's objects), each with a *strength* used only to break cycles. This module turns them into
-the project's ground truth (``../shared/CONTRACTS.md``; paper Sec. 3.1 and 5.1: an unambiguous
+the project's ground truth (``docs/contracts.md``; paper Sec. 3.1 and 5.1: an unambiguous
 segmentation, one instance per pixel, and an occlusion graph between touching instances):
 
 1. Cycles in the relations are detected and reported (``OcclusionCycleWarning``, naming the image); the
    weakest relation of each cycle is dropped until none is left, because painting back to front and the
-   order labels of ``oosis_jax.targets.order_labels`` need an acyclic graph. Strengths are tuples compared
+   order labels of ``data.targets.order_labels`` need an acyclic graph. Strengths are tuples compared
    lexicographically (``(1, margin)`` for an annotated relation, ``(0, margin)`` for one derived from
    masks); ties drop the smallest pair ``(a, b)``.
 2. Visible masks are painted back to front in a topological order of the relations (an object is painted
@@ -21,7 +21,7 @@ segmentation, one instance per pixel, and an occlusion graph between touching in
    and the metrics need a pixel-level boundary. Relations between instances that do not touch are dropped
    (no transitive edges are added).
 
-Relations derived from masks follow deocclusion / InstaOrder (``../shared/notes/datasets_and_metrics.md``):
+Relations derived from masks follow deocclusion / InstaOrder (``docs/datasets_and_metrics.md``):
 for objects ``i, j`` whose visible masks touch, ``a = |visible_i ∩ amodal_j|`` and
 ``b = |visible_j ∩ amodal_i|``; no relation when both are 0, else ``i`` occludes ``j`` when ``a >= b``
 (strength ``a - b``).

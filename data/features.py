@@ -6,7 +6,7 @@ Every tfds builder of this project writes exactly these features, and every read
 Decoded example (what `as_data_source(...)[i]` returns):
 - ``image_id``: int64 scalar.
 - ``image``: uint8 (H, W, 3) RGB.
-- ``instance_map``: int32 (H, W); 0 = background, 1..N = instance ids (``../shared/CONTRACTS.md``).
+- ``instance_map``: int32 (H, W); 0 = background, 1..N = instance ids (``docs/contracts.md``).
 - ``classes``: int32 (N,); contiguous training class ids 1..C of instances 1..N (0 is background).
 - ``edges``: int32 (M, 2); row (a, b) = instance a occludes instance b.
 - ``depths``: float32 (N,); distance of each instance from the camera where the dataset knows it

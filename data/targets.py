@@ -1,6 +1,6 @@
 """Ground-truth training targets from instance masks and their occlusion order (pure numpy, no JAX).
 
-Conventions (``shared/CONTRACTS.md``): ``instance_map`` is an integer (H, W) array, 0 = background and
+Conventions (``docs/contracts.md``): ``instance_map`` is an integer (H, W) array, 0 = background and
 1..N = instance ids; ``edges`` is an integer (M, 2) array whose row (a, b) says "instance a occludes
 instance b"; directions are D = (left, right, top, bottom) with (row, col) offsets
 (0, -1), (0, +1), (-1, 0), (+1, 0).

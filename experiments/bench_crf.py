@@ -3,7 +3,7 @@
     python -m experiments.bench_crf [--sizes 615x2048 308x1024 154x512] [--scenes 3] [--smoke]
 
 Inputs are synthetic scenes (``data.synthetic.make_scene``) in two variants: ``gt`` (sigma = 1 on background
-and 0 on instances, occ = ``oosis_jax.targets.occlusion_map``) and ``noisy`` (sigma blurred and perturbed,
+and 0 on instances, occ = ``data.targets.occlusion_map``) and ``noisy`` (sigma blurred and perturbed,
 10% of the occlusion pairs dropped and spurious ones added, fixed seed), the latter resembling predictions.
 Every jump move of ``crf.jump_moves`` is built once (``crf.move_graph``) and solved by both max-flows, which
 must agree on the flow; "per move" includes building the capacities, and for PyMaxflow also its graph build.

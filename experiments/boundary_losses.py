@@ -4,7 +4,7 @@
                                           [--train-minutes M] [--variants NAME ...]
 
 One model per loss (parameters of Sec. 5.6: gamma = 2, Tversky alpha = 0.8, beta = 0.2, Combo alpha = 0.1,
-the defaults of ``oosis_jax.losses.LossConfig``); reports the AP of the b head alone (boundary detection)
+the defaults of ``oosis_jax.training.losses.LossConfig``); reports the AP of the b head alone (boundary detection)
 and the oriented AP. Writes ``runs/boundary_losses/results.md`` and the precision-recall plot.
 """
 

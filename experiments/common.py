@@ -54,7 +54,7 @@ class TrainingBudgetReached(Exception):
 def train_model(config, workdir, max_seconds: float | None = None, sources=None) -> tuple[object, float, int]:
     """Train (resuming from ``workdir``'s checkpoints); return ``(model, seconds spent in this call, steps)``
     where ``steps`` is the step of the checkpoint the model comes from. ``sources``: optional (train,
-    validation) random-access example sources replacing the config's dataset (``oosis_jax.train.train``).
+    validation) random-access example sources replacing the config's dataset (``oosis_jax.training.loop.train``).
 
     With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
     of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
@@ -78,7 +78,7 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
 
 
 def predict(model, examples: Sequence[dict], s: Setup, method=None, **kwargs) -> list:
-    """`oosis_jax.prediction.Prediction` for each example's image (network, then the CRF)."""
+    """`oosis_jax.inference.instances.Prediction` for each example's image (network, then the CRF)."""
     from oosis_jax.inference import network as predict_lib
 
     return predict_lib.predict_images(model, [x["image"] for x in examples], method=method or default_method(),

@@ -3,7 +3,7 @@
     python -m experiments.crf_on_gt [--dataset synthetic|kins|cocoa] [--smoke] [--checkpoint WORKDIR]
 
 Replaces the network's outputs by the ground truth (sigma from the GT semantic map, O from the GT occlusion
-map, ``oosis_jax.crf_inputs.gt_crf_inputs``), labels with the default CRF, and reports mask mAP, weighted
+map, ``oosis_jax.inference.crf_inputs.gt_crf_inputs``), labels with the default CRF, and reports mask mAP, weighted
 coverage, OAIR at IoU 0.5 and cycles; with ``--checkpoint`` also the row from predicted heads, as in Tab. 4,
 and (beyond the paper) rows where the network's heads are kept but one CRF input is replaced by the ground
 truth: sigma (the s head), the boundary map b, or b and e (the set O). They show which head limits the

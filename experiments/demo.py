@@ -4,7 +4,7 @@
 
 1. Data: the embedded synthetic occlusion scenes (``data.synthetic``), rendered deterministically from
    seeds (training seeds 0.., validation 10**6.., held-out test scenes 2*10**6..); no download.
-2. Train the s/b/e network (``oosis_jax.train.train``, Eq. 4) with tqdm progress and orbax checkpoints in
+2. Train the s/b/e network (``oosis_jax.training.loop.train``, Eq. 4) with tqdm progress and orbax checkpoints in
    ``OUT/train_<config>``: an interrupted demo resumes where it stopped.
 3. Predict the held-out scenes: network heads, then the CRF (``crf.solve``).
 4. Evaluate with ``oosis_jax.evaluation.evaluate`` (OAIR, mask mAP, weighted coverage, % instances in
@@ -36,7 +36,7 @@ MIXED_ROW = "Joint-Labeling, predicted segm + GT bndry/orientation"
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
-    """One demo run. ``train`` names an ``oosis_jax.configs`` preset; ``train_overrides`` replace its fields.
+    """One demo run. ``train`` names an ``oosis_jax.training.configs`` preset; ``train_overrides`` replace its fields.
 
     Training stops at the first checkpoint after ``train_minutes`` (None: run all steps).
     ``test_scenes`` held-out scenes of ``test_size`` are evaluated; ``panels`` of them are drawn.

@@ -3,7 +3,7 @@
     python -m experiments.direct_training [--smoke] [--steps N] [--train-minutes M] [--checkpoint WORKDIR]
 
 The semantic head is trained with cross-entropy on the labels of Sec. 5.1 (background 0; an instance gets
-1 + the largest label among the instances it occludes, ``oosis_jax.targets.order_labels``), clipped at
+1 + the largest label among the instances it occludes, ``data.targets.order_labels``), clipped at
 ``MAX_LABEL``; the b and e heads keep their usual targets. At test time the argmax label map is read the way
 the CRF's labels are (``crf.instances``): instances are the 4-connected components of equal non-zero labels,
 and a larger label occludes a smaller one. Order labels have no class, so the comparison is class-agnostic;

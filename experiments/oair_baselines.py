@@ -3,7 +3,7 @@
     python -m experiments.oair_baselines [--dataset synthetic|kins|cocoa] [--smoke] [--checkpoint WORKDIR]
                                          [--depth-noise 0.3] [--vote-noise 2.0]
 
-The baselines (``oosis_jax.baselines``) order GIVEN instances: the ground-truth masks always, and our
+The baselines (``oosis_jax.evaluation.baselines``) order GIVEN instances: the ground-truth masks always, and our
 network's predicted masks with ``--checkpoint`` (so every method orders the same masks). Rows:
 - Joint-Labeling (ours): the CRF order (on GT masks: the CRF fed with ground truth, Tab. 4's setting);
 - bottom-y nearer, larger nearer: the pre-deep-learning heuristics;

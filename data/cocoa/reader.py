@@ -1,6 +1,6 @@
 """COCOA annotation files (regions format and the classed ``_with_classes`` variant) read into OOSIS examples.
 
-Formats (``../shared/notes/datasets_and_metrics.md``), recognised from the annotations' keys:
+Formats (``docs/datasets_and_metrics.md``), recognised from the annotations' keys:
 
 - ``regions`` (``COCO_amodal_{train,val,test}2014.json``): one record per image with ``regions`` and
   ``depth_constraint`` ("a-b,...": region a occludes region b, 1-based). A region's visible mask is its
@@ -192,7 +192,7 @@ def examples(
     regions_file: str | os.PathLike | None = None,
     min_iou: float = 0.5,
 ) -> Iterator[dict]:
-    """Iterate the images of a COCOA annotation file in file order (``../shared/CONTRACTS.md``).
+    """Iterate the images of a COCOA annotation file in file order (``docs/contracts.md``).
 
     Yields dicts with ``image_id`` (int), ``image`` (path of the image file, which must exist),
     ``instance_map`` int32 (H, W), ``classes`` int32 (N,) (COCO category ids; ``UNLABELLED`` for the

@@ -1,6 +1,6 @@
 """KINS annotation files (both public formats) read into OOSIS examples.
 
-Formats (``../shared/notes/datasets_and_metrics.md``), recognised from the annotations' keys:
+Formats (``docs/datasets_and_metrics.md``), recognised from the annotations' keys:
 
 - ``original`` (``instances_{train,val}.json``): ``inmodal_seg`` = visible mask (RLE), ``segmentation`` =
   amodal polygons. The file has no order: relations are derived from the masks for every pair of touching
@@ -104,7 +104,7 @@ def _example(entry: ann.ImageEntry, records: list, fmt: str, known: set[int], pa
 
 
 def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike) -> Iterator[dict]:
-    """Iterate the images of a KINS annotation file in file order (``../shared/CONTRACTS.md``).
+    """Iterate the images of a KINS annotation file in file order (``docs/contracts.md``).
 
     Yields dicts with ``image_id`` (int), ``image`` (path of the image file, which must exist),
     ``instance_map`` int32 (H, W), ``classes`` int32 (N,) (KINS category ids), ``edges`` int32 (M, 2)

@@ -62,7 +62,7 @@ def _check_args(seed, height, width):
 
 
 def make_scene(seed: int, height: int, width: int) -> dict:
-    """One deterministic synthetic occlusion scene (``shared/CONTRACTS.md``).
+    """One deterministic synthetic occlusion scene (``docs/contracts.md``).
 
     Args:
       seed: non-negative int; the same seed and size always give the same scene.

@@ -11,10 +11,10 @@ baselines, which order the instance pairs that overlap or touch.
   depth baselines of Sec. 5.5, whose error grows with distance.
 - ``pairwise_vote_edges``: a *pairwise* classifier in the spirit of OrderNet/InstaOrder: each touching pair
   is decided on its own, by the oriented boundary evidence (heads ``b``, ``e``) along the shared border.
-  Decided independently, pairs can form directed cycles (Tab. 1); ``oosis_jax.decycle`` removes them.
+  Decided independently, pairs can form directed cycles (Tab. 1); ``oosis_jax.evaluation.decycle`` removes them.
 
 The first three order instances by one scalar each, so their graphs are acyclic by construction.
-Edges are int32 (M, 2), rows (a, b) = "a occludes b" (``shared/CONTRACTS.md``).
+Edges are int32 (M, 2), rows (a, b) = "a occludes b" (``docs/contracts.md``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Oriented occlusion boundary ODS / OIS / AP with the P2ORM protocol, and plain boundary AP (Tab. 3, 5).
 
-Protocol (``shared/notes/datasets_and_metrics.md``; P2ORM ``EvaluateOcc.m``, BSDS ``correspondPixels``):
-predicted boundaries are thinned (`oosis_jax.nms.boundary_nms`) and swept over the 99 thresholds
+Protocol (``docs/datasets_and_metrics.md``; P2ORM ``EvaluateOcc.m``, BSDS ``correspondPixels``):
+predicted boundaries are thinned (`oosis_jax.inference.nms.boundary_nms`) and swept over the 99 thresholds
 ``linspace(0.01, 0.99, 99)``; at each threshold predicted and ground-truth boundary pixels are matched one to
 one within ``max_dist x image diagonal`` (a minimum-cost maximum bipartite matching, `correspond_pixels`), and a
 matched prediction is correctly oriented when its angle is within pi/2 of its ground-truth pixel's angle.

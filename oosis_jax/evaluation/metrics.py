@@ -4,9 +4,9 @@
 - `oair_counts`: the joint occlusion-order / instance metric of Sec. 4 (one point of an OAIR curve).
 - `cycle_fraction`: the share of instances lying on a directed occlusion cycle (Tab. 1).
 
-Array conventions are those of ``shared/CONTRACTS.md``: ``instance_map`` is int (H, W) with 0 = background and
+Array conventions are those of ``docs/contracts.md``: ``instance_map`` is int (H, W) with 0 = background and
 1..N = instances, ``classes[k-1]`` / ``scores[k-1]`` belong to instance k, and an ``edges`` row (a, b) means
-instance a occludes instance b. Dataset-level aggregation and curves live in `oosis_jax.oair`.
+instance a occludes instance b. Dataset-level aggregation and curves live in `oosis_jax.evaluation.oair`.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
     ``pairs`` = number of ground-truth edges; an edge (g1, g2) is ``recovered`` when both g1 and g2 are
     matched (see `match_instances`), and ``correct`` when the predicted graph (all predicted instances and
     ``pred_edges``) has a directed path from match(g1) to match(g2) and none back. Recall = recovered / pairs,
-    accuracy = correct / recovered, each summed over a dataset (`oosis_jax.oair`).
+    accuracy = correct / recovered, each summed over a dataset (`oosis_jax.evaluation.oair`).
     Raises ``ValueError`` for mismatched maps, ids without a class, edges naming missing instances, non-finite
     scores or an IoU threshold outside (0, 1].
     """

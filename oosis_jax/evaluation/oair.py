@@ -1,8 +1,8 @@
 """OAIR curves over a dataset (Sec. 4, Fig. 9 and 10) and their matplotlib plots.
 
 An image pair is two mappings (or dataclasses) with ``instance_map``, ``classes``, ``edges`` and, for the
-prediction, ``scores`` (array conventions of ``shared/CONTRACTS.md``). `oair_totals` sums
-`oosis_jax.metrics.oair_counts` over the dataset; recall = recovered / pairs, accuracy = correct / recovered.
+prediction, ``scores`` (array conventions of ``docs/contracts.md``). `oair_totals` sums
+`oosis_jax.evaluation.metrics.oair_counts` over the dataset; recall = recovered / pairs, accuracy = correct / recovered.
 """
 
 from __future__ import annotations

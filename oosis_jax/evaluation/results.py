@@ -36,7 +36,7 @@ def evaluate(predictions: Sequence, ground_truths: Sequence, boundaries: bool = 
              max_dist: float = boundary_eval.MAX_DIST, progress: bool = True) -> dict:
     """All metrics of a dataset split.
 
-    ``predictions``: `oosis_jax.prediction.Prediction`s or dicts with instance_map, classes, scores, edges
+    ``predictions``: `oosis_jax.inference.instances.Prediction`s or dicts with instance_map, classes, scores, edges
     (and b, e for the boundary metrics); ``ground_truths``: dicts with instance_map, classes, edges (a dataset
     split). Returns dict(num_images, oair_iou, oair_confidence, mask (mAP, AP50, AP75), weighted_coverage,
     cycle_percent, boundaries (oriented / plain ODS, OIS, AP, curves) or None). Fractions are in [0, 1].

@@ -29,7 +29,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def prediction_json(prediction, class_names=None) -> dict:
-    """The JSON-able dict of a `oosis_jax.prediction.Prediction` (module docstring)."""
+    """The JSON-able dict of a `oosis_jax.inference.instances.Prediction` (module docstring)."""
     inst, classes, edges, scores = validate_instances(prediction.instance_map, prediction.classes,
                                                       prediction.edges, prediction.scores, name="prediction")
     rles = encode_masks(inst, len(classes))

@@ -2,7 +2,7 @@
 
 Pure numpy + ``crf`` (no JAX), so it runs in worker processes: `crf_inputs` -> CRF labelling
 (``crf.solve_many``) -> ``crf.instances`` -> class by majority vote of the semantic prediction over each
-instance (Sec. 3.2) -> the ad-hoc confidence of Sec. 5.4. The network forward pass is in `oosis_jax.predict`.
+instance (Sec. 3.2) -> the ad-hoc confidence of Sec. 5.4. The network forward pass is in `oosis_jax.inference.network`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
 
 @dataclasses.dataclass
 class Prediction:
-    """One image's OOSIS output (array conventions of ``shared/CONTRACTS.md``).
+    """One image's OOSIS output (array conventions of ``docs/contracts.md``).
 
     instance_map: int32 (H, W), 0 = background, 1..N instances. classes: int32 (N,) >= 1.
     scores: float64 (N,) ad-hoc confidences (Sec. 5.4). edges: int32 (M, 2), (a, b) = a occludes b.

@@ -3,7 +3,7 @@
 `head_probabilities` runs the network on one uint8 (H, W, 3) image at its full resolution; images larger than
 ``tile_size`` in a dimension are covered by overlapping tiles of a fixed size (one compilation), whose
 probabilities are averaged with weights that fall off linearly towards each tile's inner edges, so seams get
-no hard steps. `predict_images` chains this with stage 2 (`oosis_jax.prediction.label_heads`).
+no hard steps. `predict_images` chains this with stage 2 (`oosis_jax.inference.instances.label_heads`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Geometric augmentation (random scale, horizontal flip, random crop padded with ``IGNORE_LABEL``) is applied
 to the image and the *instance map*; the targets S, B, E of Eq. (4) are then computed from the transformed
-instance map with ``oosis_jax.targets``, so a flip mirrors the orientation targets (left <-> right) by
+instance map with ``data.targets``, so a flip mirrors the orientation targets (left <-> right) by
 construction and the crop border never invents boundaries: the targets are computed on the crop window
 grown by one pixel, inside the scaled image, then trimmed. Photometric jitter changes only the image.
 

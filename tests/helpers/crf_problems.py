@@ -1,4 +1,4 @@
-"""Small CRF problems and a direct pixel-by-pixel Eq. (8) for the crf tests (CONTRACTS in docs/contracts.md)."""
+"""Small CRF problems and a direct pixel-by-pixel Eq. (8) for the crf tests (conventions of docs/contracts.md)."""
 
 import numpy as np
 

@@ -10,7 +10,7 @@ NAMES = ("smoke", "synthetic", "kins", "cocoa")
 
 
 def get_config(name: str, **overrides) -> TrainConfig:
-    """The preset ``name`` (module ``oosis_jax.configs.<name>``) with top-level fields replaced."""
+    """The preset ``name`` (module ``oosis_jax.training.configs.<name>``) with top-level fields replaced."""
     if name not in NAMES:
         raise ValueError(f"unknown config {name!r}; choose one of {NAMES}")
     config = importlib.import_module(f"oosis_jax.training.configs.{name}").get_config()

@@ -1,4 +1,4 @@
-"""Ordering baselines for given instances (oosis_jax.baselines)."""
+"""Ordering baselines for given instances (oosis_jax.evaluation.baselines)."""
 
 import numpy as np
 import pytest
