@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
+# Two entry points for a fresh machine: `make demo` and `make test`. Both install the network stack and the
+# test tools (extra `test`, which includes `network`); `pip install .` alone is the standalone crf + data readers.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
