@@ -78,7 +78,7 @@ def main(argv=None):
     results = run(s, args.checkpoint)
     table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in results.items()])
     plots = evaluation.plot_curves(results, s.out)
-    notes = f"CRF minimiser: {common.method_name(common.default_method())}, lambda = 20, mu = 100."
+    notes = f"CRF minimiser: {common.default_method()}, lambda = 20, mu = 100."
     common.report(s, "Tab. 4 / Fig. 10: CRF on ground-truth boundaries and segmentation", table, notes,
                   data=results, plots=plots)
     return results

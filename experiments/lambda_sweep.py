@@ -4,7 +4,7 @@
                                        [--noise 1.0]
 
 CRF inputs: the heads of a trained network (``--checkpoint``), or, without one, ground-truth heads degraded
-by blur and noise (``common.noisy_heads``, strength ``--noise``) so that lambda has something to smooth. Reports
+by blur and noise (``oosis_jax.inference.heads.noisy_heads``, strength ``--noise``) so that lambda has something to smooth. Reports
 mask mAP, weighted coverage and OAIR at IoU 0.5 per lambda, and draws the labelled instances of a few
 scenes for every lambda (``lambda_scenes.png``, as Fig. 12). Writes ``runs/lambda_sweep/``.
 """
@@ -72,7 +72,7 @@ def main(argv=None):
     source = f"network heads from {args.checkpoint}" if args.checkpoint else \
         f"ground-truth heads blurred and perturbed with noise std {args.noise}"
     common.report(s, "Tab. 6 / Fig. 12: effect of lambda", tables.markdown(tables.SUMMARY_HEADERS, rows),
-                  f"CRF inputs: {source}; mu = 100; minimiser {common.method_name(common.default_method())}.",
+                  f"CRF inputs: {source}; mu = 100; minimiser {common.default_method()}.",
                   data={str(k): v for k, v in results.items()}, plots=[picture])
     return results
 
