@@ -1,0 +1,46 @@
+"""Issue 13, metrics: edge cases that used to give a silently wrong number or an error from inside numpy."""
+
+import numpy as np
+import pytest
+
+from oosis_jax import boundary_eval, coco_eval, evaluation, metrics, targets
+
+
+def _rectangles():
+    inst = np.zeros((48, 48), np.int32)
+    inst[10:30, 12:36] = 1
+    inst[20:40, 26:44] = 2
+    return targets.boundary_targets(inst, np.array([[2, 1]]))
+
+
+@pytest.mark.parametrize("confidence", [1.0, 0.9, 0.5, 0.2])
+def test_item4_perfect_boundaries_score_one_at_any_confidence(confidence):
+    """Thresholds above the confidence predict nothing: they must not add a (recall 0, precision 0) point."""
+    gt_b, gt_e = _rectangles()
+    counts = boundary_eval.image_counts(confidence * gt_b.astype(float), gt_e, gt_b, gt_e, max_dist=0.03)
+    for oriented in (True, False):
+        result = boundary_eval.summarize([counts], oriented=oriented)
+        assert (result["ODS"], result["OIS"], result["AP"]) == (1.0, 1.0, 1.0)
+
+
+def test_item4_no_prediction_at_all_scores_zero():
+    gt_b, gt_e = _rectangles()
+    counts = boundary_eval.image_counts(np.zeros(gt_b.shape), gt_e, gt_b, gt_e, max_dist=0.03)
+    assert boundary_eval.summarize([counts])["AP"] == 0.0
+
+
+def _many_instances(count):
+    side = int(np.ceil(np.sqrt(count)))
+    inst = np.zeros((4 * side, 4 * side), np.int32)
+    for k in range(count):
+        y, x = divmod(k, side)
+        inst[4 * y:4 * y + 3, 4 * x:4 * x + 3] = k + 1
+    return dict(instance_map=inst, classes=np.ones(count, np.int32), edges=np.zeros((0, 2), int),
+                scores=np.linspace(1.0, 0.5, count))
+
+
+def test_item10_summarize_rejects_empty_and_ragged_input():
+    with pytest.raises(ValueError, match="no per-image counts"):
+        boundary_eval.summarize([])
+    with pytest.raises(ValueError, match="image 1 has 5 thresholds, image 0 has 3"):
+        boundary_eval.summarize([np.zeros((3, 5)), np.zeros((5, 5))])
