@@ -39,6 +39,25 @@ def _many_instances(count):
                 scores=np.linspace(1.0, 0.5, count))
 
 
+def test_item5_perfect_mask_prediction_with_150_instances_scores_one():
+    scene = _many_instances(150)
+    result = coco_eval.mask_map([scene], [scene])
+    assert result == {"mAP": pytest.approx(1.0), "AP50": pytest.approx(1.0), "AP75": pytest.approx(1.0)}
+
+
+def test_item5_more_detections_than_the_limit_is_an_error_not_an_underscore(monkeypatch):
+    monkeypatch.setattr(coco_eval, "MAX_DETECTIONS", 20)
+    scene = _many_instances(21)
+    with pytest.raises(ValueError, match="MAX_DETECTIONS"):
+        coco_eval.mask_map([scene], [scene])
+
+
+def test_item5_the_table_states_the_detection_limit():
+    scene = _many_instances(4)
+    table = evaluation.markdown_table(evaluation.evaluate([scene], [scene], progress=False))
+    assert f"maxDets={coco_eval.MAX_DETECTIONS}" in table
+
+
 def test_item10_summarize_rejects_empty_and_ragged_input():
     with pytest.raises(ValueError, match="no per-image counts"):
         boundary_eval.summarize([])
