@@ -100,6 +100,9 @@ def weighted_coverage(gt_map, pred_map) -> float:
     ids, or an image without any ground-truth instance (Eq. (16) is undefined there; datasets skip them).
     """
     gt_map, pred_map = _check_maps(gt_map, pred_map)
+    # Relabel to 0..N in id order (0 stays background): memory then grows with the number of instances,
+    # not with the product of the largest ids.
+    gt_map, pred_map = (np.searchsorted(np.union1d(0, m), m) for m in (gt_map, pred_map))
     num_gt, num_pred = int(gt_map.max(initial=0)), int(pred_map.max(initial=0))
     iou = iou_matrix(gt_map, pred_map, num_gt, num_pred)
     areas = np.bincount(gt_map.ravel(), minlength=num_gt + 1)[1:]

@@ -58,6 +58,18 @@ def test_item5_the_table_states_the_detection_limit():
     assert f"maxDets={coco_eval.MAX_DETECTIONS}" in table
 
 
+def test_item9_weighted_coverage_with_huge_ids_is_cheap_and_exact():
+    gt = np.zeros((20, 20), np.int64)
+    gt[:10] = 2**31 - 1
+    gt[10:, :5] = 7
+    pred = np.zeros((20, 20), np.int64)
+    pred[:10] = 10_000
+    pred[10:, :5] = 9_999
+    assert metrics.weighted_coverage(gt, pred) == 1.0
+    pred[10:, :5] = 0
+    assert metrics.weighted_coverage(gt, pred) == pytest.approx(200 / 250)
+
+
 def test_item10_summarize_rejects_empty_and_ragged_input():
     with pytest.raises(ValueError, match="no per-image counts"):
         boundary_eval.summarize([])
