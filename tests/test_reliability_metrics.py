@@ -75,3 +75,13 @@ def test_item10_summarize_rejects_empty_and_ragged_input():
         boundary_eval.summarize([])
     with pytest.raises(ValueError, match="image 1 has 5 thresholds, image 0 has 3"):
         boundary_eval.summarize([np.zeros((3, 5)), np.zeros((5, 5))])
+
+
+def test_item13_duplicate_ground_truth_edges_count_once():
+    inst = np.zeros((10, 10), np.int32)
+    inst[:5] = 1
+    inst[5:] = 2
+    classes, scores = np.array([1, 1]), np.array([1.0, 0.5])
+    once = metrics.oair_counts(inst, classes, [[1, 2]], inst, classes, scores, [[1, 2]])
+    twice = metrics.oair_counts(inst, classes, [[1, 2], [1, 2]], inst, classes, scores, [[1, 2]])
+    assert once == twice == (1, 1, 1)
