@@ -89,8 +89,9 @@ def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), return_stats=False):
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
-    if not steps or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps):
-        raise ValueError(f"steps must be a non-empty sequence of positive ints, got {steps!r}")
+    if (np.ndim(steps) != 1 or len(steps) == 0
+            or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps)):
+        raise ValueError(f"steps must be a non-empty sequence of positive ints such as (1, 2), got {steps!r}")
     merge = check_weights(lam, mu, "merge")
     labels = jump_moves(sigma, occ, lam, mu).astype(np.int64)
     stats = {"region_moves": 0, "graph_cuts": 0}

@@ -1,0 +1,29 @@
+"""Issue 13, CRF: weights validated everywhere, and one bad item of a batch named without losing the others."""
+
+import numpy as np
+import pytest
+
+import crf
+
+
+def _good(seed):
+    rng = np.random.default_rng(seed)
+    return rng.random((6, 7)), np.zeros((6, 7, 4), bool)
+
+
+def _bad():
+    return np.full((6, 7), np.nan), np.zeros((6, 7, 4), bool)
+
+
+@pytest.mark.parametrize("lam, mu", [(np.nan, 100.0), (-1.0, 100.0), (20.0, np.inf), (20.0, -5.0)])
+def test_item11_energy_validates_weights_like_the_solvers(lam, mu):
+    sigma, occ = _good(0)
+    labels = np.zeros(sigma.shape, np.int32)
+    with pytest.raises(ValueError, match="lam and mu must be finite and >= 0"):
+        crf.energy(labels, sigma, occ, lam=lam, mu=mu)
+
+
+def test_item11_solve_steps_must_be_a_sequence():
+    sigma, occ = _good(0)
+    with pytest.raises(ValueError, match=r"steps must be a non-empty sequence of positive ints.*\(1, 2\).*got 3"):
+        crf.solve(sigma, occ, steps=3)
