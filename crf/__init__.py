@@ -4,7 +4,7 @@ Public API (CONTRACTS.md): ``grid_maxflow``, ``energy``, ``jump_moves``, ``expan
 plus ``solve_many`` for labelling many images on all cores.
 """
 
-from crf.batch import solve_many
+from crf.batch import BatchError, solve_many
 from crf.components import instances
 from crf.energy import energy
 from crf.expansion import expansion_moves
@@ -12,4 +12,4 @@ from crf.jump import jump_moves
 from crf.maxflow import grid_maxflow
 from crf.solve import solve
 
-__all__ = ["grid_maxflow", "energy", "jump_moves", "expansion_moves", "instances", "solve_many", "solve"]
+__all__ = ["grid_maxflow", "energy", "jump_moves", "expansion_moves", "instances", "solve_many", "BatchError", "solve"]

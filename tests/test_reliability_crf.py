@@ -15,6 +15,17 @@ def _bad():
     return np.full((6, 7), np.nan), np.zeros((6, 7, 4), bool)
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_item8_solve_many_names_the_bad_item_and_keeps_the_good_results(processes):
+    inputs = [_good(0), _bad(), _good(1)]
+    with pytest.raises(crf.BatchError, match=r"1 of 3 items failed.*item 1: ValueError: .*NaN") as info:
+        crf.solve_many(inputs, method="jump", processes=processes, progress=False)
+    err = info.value
+    assert isinstance(err, ValueError) and set(err.failures) == {1} and err.results[1] is None
+    for i in (0, 2):
+        np.testing.assert_array_equal(err.results[i], crf.jump_moves(*inputs[i]))
+
+
 @pytest.mark.parametrize("lam, mu", [(np.nan, 100.0), (-1.0, 100.0), (20.0, np.inf), (20.0, -5.0)])
 def test_item11_energy_validates_weights_like_the_solvers(lam, mu):
     sigma, occ = _good(0)
