@@ -53,6 +53,17 @@ def _run(tmp_path, capsys):
     return status, capsys.readouterr()
 
 
+def test_item1_two_files_with_one_stem_are_refused_by_name_not_overwritten(tmp_path, capsys, fake_checkpoint):
+    (tmp_path / "in").mkdir()
+    _png(tmp_path / "in" / "x.png")
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "in" / "x.jpg")
+    _png(tmp_path / "in" / "y.png")
+    status, out = _run(tmp_path, capsys)
+    assert status == 1 and "wrote 1 predictions" in out.out
+    assert "FAILED x.jpg: " in out.err and "FAILED x.png: " in out.err and "rename one" in out.err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["y.json"]
+
+
 def test_item2_16_bit_greyscale_is_scaled_not_saturated(tmp_path):
     values = np.array([[0, 257 * 64, 32768, 65535]] * 3, np.uint16)
     Image.fromarray(values).save(tmp_path / "deep.png")
@@ -90,3 +101,42 @@ def test_item6_tiny_images_are_refused_up_front(tmp_path):
     _png(tmp_path / "line.png", shape=(1, 9, 3))
     with pytest.raises(ValueError, match="line.png is 9x1 pixels; prediction needs at least 2"):
         eval_data.read_image(tmp_path / "line.png")
+
+
+def test_item6_one_bad_image_never_sinks_the_run(tmp_path, capsys, fake_checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _png(folder / "a_good.png")
+    _png(folder / "b_smallest.png", shape=(2, 2, 3))
+    (folder / "c_empty.png").write_bytes(b"")
+    _truncated_png(folder / "d_truncated.png")
+    _png(folder / "e_column.png", shape=(7, 1, 3))
+    Image.fromarray(np.full((9, 11), 40000, np.uint16)).save(folder / "f_deep.png")
+    status, out = _run(tmp_path, capsys)
+    assert status == 1 and "wrote 3 predictions" in out.out
+    for name in ("c_empty.png", "d_truncated.png", "e_column.png"):
+        assert f"FAILED {name}: " in out.err
+    assert "3 image(s) failed" in out.err
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.json"))
+    assert written == ["a_good.json", "b_smallest.json", "f_deep.json"]
+    assert json.loads((tmp_path / "out" / "f_deep.json").read_text())["height"] == 9
+
+
+def test_item6_a_crf_failure_on_one_image_keeps_the_others(tmp_path, capsys, fake_checkpoint, monkeypatch):
+    import crf.batch
+
+    solve = crf.batch.METHODS["solve"]
+
+    def fails_on_width_11(sigma, occ, **kwargs):
+        if sigma.shape[1] == 11:
+            raise ValueError("synthetic CRF failure")
+        return solve(sigma, occ, **kwargs)
+
+    monkeypatch.setitem(crf.batch.METHODS, "solve", fails_on_width_11)
+    (tmp_path / "in").mkdir()
+    _png(tmp_path / "in" / "a.png")
+    _png(tmp_path / "in" / "b.png", shape=(9, 11, 3))
+    status, out = _run(tmp_path, capsys)
+    assert status == 1 and "wrote 1 predictions" in out.out
+    assert "FAILED b: CRF failed: ValueError: synthetic CRF failure" in out.err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["a.json"]
