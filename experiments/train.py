@@ -13,22 +13,54 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import math
 import os
 
 from oosis_jax.configs import NAMES, get_config, num_classes
 
 
+def _typed(key: str, raw: str, annotation: str):
+    """``raw`` as a value of a ``TrainConfig`` field annotated ``annotation`` (e.g. ``"int | None"``)."""
+    kinds = [part.strip() for part in annotation.split("|")]
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    if value is None and "None" in kinds:
+        return None
+    if "str" in kinds:
+        return raw
+    if "int" in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if "float" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"--set {key}={raw}: {key} must be a finite number")
+        return float(value)
+    if "tuple[int, int]" in kinds and isinstance(value, (tuple, list)):
+        if len(value) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+            return tuple(value)
+    elif any(kind.startswith("tuple") for kind in kinds) and isinstance(value, (tuple, list)):
+        return tuple(tuple(x) if isinstance(x, list) else x for x in value)
+    raise ValueError(f"--set {key}={raw}: {key} expects {annotation}, got {raw!r}")
+
+
 def parse_overrides(pairs: list[str]) -> dict:
-    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}`` (Python literals, else str)."""
+    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}``, each value checked
+    against the type of its ``TrainConfig`` field (``ValueError`` naming the key for an unknown field, a value
+    of the wrong type, NaN or infinity; nested configs such as ``model`` cannot be set this way)."""
+    from oosis_jax.configs import TrainConfig
+
+    fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects key=value, got {pair!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
+        if key not in fields:
+            raise ValueError(f"--set {pair}: unknown config field {key!r}; fields: {', '.join(sorted(fields))}")
+        if fields[key] in ("ModelConfig", "LossConfig", "AugmentConfig"):
+            raise ValueError(f"--set {pair}: {key} is a nested {fields[key]} and cannot be set with --set")
+        out[key] = _typed(key, value, fields[key])
     return out
 
 
@@ -92,7 +124,10 @@ def main(argv=None):
         jax.distributed.initialize()
     from oosis_jax import train
 
-    config = build_config(args)
+    try:
+        config = build_config(args)
+    except ValueError as err:  # a bad --set: one line and exit status 2, not a traceback
+        parser.error(str(err))
     state = train.train(config, args.workdir)
     if jax.process_index() == 0:
         metrics = os.path.join(args.workdir, train.METRICS_FILE)
