@@ -40,6 +40,16 @@ def test_item15_bad_overrides_are_clear_errors(pair, message):
         _config(pair)
 
 
+def test_item16_tfds_noise_is_silenced_and_other_messages_pass(caplog):
+    from data import loading  # noqa: F401 - installs the filter, as every dataset read does
+
+    with caplog.at_level(logging.INFO):
+        absl_logging.warning("Using custom data configuration: %s", "synthetic/num_train=4")
+        absl_logging.warning("OpenCV is not installed. We recommend using OpenCV because it is faster.")
+        absl_logging.warning("a real problem")
+    assert [r.getMessage() for r in caplog.records] == ["a real problem"]
+
+
 def test_item15_the_command_line_reports_a_bad_override_in_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         train_cli.main(["--config", "smoke", "--workdir", "unused", "--set", "num_steps=abc"])
