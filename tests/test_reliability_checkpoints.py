@@ -115,6 +115,7 @@ train.train(get_config("smoke"), sys.argv[1], on_step=kill_during_the_last_save)
 """
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's closed event loop
 def test_item7_a_real_process_killed_during_a_save_resumes_to_the_same_state(finished_run, tmp_path):
     workdir = tmp_path / "killed"
     result = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, str(workdir)], capture_output=True,
