@@ -9,7 +9,8 @@ bottom): ``occ[y, x, d]`` says pixel (y, x) occludes its neighbour in direction 
 - ``jump_moves`` / ``jump_moves_result``: the paper's algorithm exactly; ``expansion_moves``: the supplement's.
 - ``energy(labels, sigma, occ)``: Eq. (8); ``instances(labels)``: components and occlusion edges.
 - ``grid_maxflow(tedges, right, down)``: the max-flow on a 4-connected grid that every move solves.
-- ``solve_many(inputs)``: many images on every core (``method="solve"`` by default).
+- ``solve_many(inputs)``: many images on every core (``method="solve"`` by default); when some items fail,
+  ``BatchError`` (a ``ValueError``) names each failed index and carries the other items' labelings.
 
 Two boxes, the right one in front of the left one (it occludes the pixels it touches):
 
@@ -36,7 +37,7 @@ array([[0, 0, 0, 0, 0, 0, 0, 0],
 True
 """
 
-from crf.batch import solve_many
+from crf.batch import BatchError, solve_many
 from crf.components import instances
 from crf.energy import energy
 from crf.expansion import expansion_moves
@@ -45,5 +46,5 @@ from crf.maxflow import grid_maxflow
 from crf.result import Result
 from crf.solve import solve, solve_result
 
-__all__ = ["Result", "energy", "expansion_moves", "grid_maxflow", "instances", "jump_moves", "jump_moves_result",
-           "solve", "solve_many", "solve_result"]
+__all__ = ["BatchError", "Result", "energy", "expansion_moves", "grid_maxflow", "instances", "jump_moves",
+           "jump_moves_result", "solve", "solve_many", "solve_result"]

@@ -23,9 +23,27 @@ def _resolve(method):
     return METHODS[method]
 
 
+class BatchError(ValueError):
+    """Some items of a `solve_many` call failed; the others were labelled.
+
+    ``failures`` maps each failed item's index to its exception; ``results`` holds every labeling in input
+    order, ``None`` at the failed indices, so the good items' work is not lost.
+    """
+
+    def __init__(self, results, failures):
+        self.results, self.failures = results, failures
+        named = "; ".join(f"item {i}: {type(err).__name__}: {err}" for i, err in sorted(failures.items())[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"crf.solve_many: {len(failures)} of {len(results)} items failed: {named}{more}")
+
+
 def _label_one(job):
+    """``(labels, None)``, or ``(None, exception)`` when the solver raised, so one item never sinks the rest."""
     solver, sigma, occ, kwargs = job
-    return solver(sigma, occ, **kwargs)
+    try:
+        return solver(sigma, occ, **kwargs), None
+    except Exception as err:  # noqa: BLE001 - reported per item by BatchError
+        return None, err
 
 
 def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
@@ -42,6 +60,10 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
     Returns:
       list of ``int32 (H, W)`` labelings, in input order. Workers are started with ``spawn`` so that a
       parent holding threads (e.g. JAX) is never forked.
+
+    Raises:
+      BatchError: (a ``ValueError``) when some items failed; it names each failed item's index and error,
+        and carries the other items' labelings (``results``) and the errors (``failures``).
     """
     solver = _resolve(method)
     jobs = [(solver, sigma, occ, kwargs) for sigma, occ in inputs]
@@ -57,9 +79,13 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
 
 
 def _collect(labelings, on_done):
-    results = []
-    for labels in labelings:
+    results, failures = [], {}
+    for i, (labels, err) in enumerate(labelings):
         results.append(labels)
+        if err is not None:
+            failures[i] = err
         if on_done is not None:
             on_done()
+    if failures:
+        raise BatchError(results, failures) from failures[min(failures)]
     return results

@@ -3,6 +3,7 @@
 import numpy as np
 
 from crf.inputs import check_labels, check_sigma_occ
+from crf.move_graph import check_weights
 
 
 def _occluder_occludee_labels(labels, occ):
@@ -29,13 +30,14 @@ def energy(labels, sigma, occ, lam=20.0, mu=100.0):
       labels: ``int (H, W)`` occlusion-order labels, >= 0.
       sigma: ``float (H, W)`` in [0, 1], background probability.
       occ: ``bool (H, W, 4)`` occlusion pairs (conventions of docs/contracts.md).
-      lam, mu: weights of the smoothness and occlusion terms.
+      lam, mu: weights of the smoothness and occlusion terms, finite and >= 0 (as the solvers require).
 
     Returns:
       The energy as a float; ``inf`` when an occlusion pair is violated (c_inf is infinite).
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     labels = check_labels(labels, sigma.shape)
+    lam, mu, _ = check_weights(lam, mu)
     unary = np.where(labels == 0, 1.0 - sigma, sigma).sum()
     boundaries = np.count_nonzero(labels[:, 1:] != labels[:, :-1]) + np.count_nonzero(labels[1:] != labels[:-1])
     x_p, x_q = _occluder_occludee_labels(labels, occ)

@@ -94,8 +94,9 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)) -> Result:
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
-    if not steps or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps):
-        raise ValueError(f"steps must be a non-empty sequence of positive ints, got {steps!r}")
+    if (np.ndim(steps) != 1 or len(steps) == 0
+            or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps)):
+        raise ValueError(f"steps must be a non-empty sequence of positive ints such as (1, 2), got {steps!r}")
     merge = check_weights(lam, mu, "merge")
     start = jump_moves_result(sigma, occ, lam, mu)
     labels = start.labels.astype(np.int64)

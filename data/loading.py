@@ -16,6 +16,20 @@ from data.registry import info
 log = logging.getLogger(__name__)
 
 
+class _QuietTfds(logging.Filter):
+    """Drops two tfds warnings that every run printed and that only describe our own choices: our builders
+    always take a custom config ("Using custom data configuration"), and images are decoded with PIL on
+    purpose ("OpenCV is not installed"). Every other absl/tfds message passes."""
+
+    MESSAGES = ("Using custom data configuration", "OpenCV is not installed")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.MESSAGES)
+
+
+logging.getLogger("absl").addFilter(_QuietTfds())  # tfds logs through absl, which logs to this logger
+
+
 def dataset_module(name: str) -> ModuleType:
     """The module ``data.<name>`` of a dataset; ``ValueError`` listing the choices for an unknown name."""
     return info(name).module

@@ -1,5 +1,6 @@
 """The one command-line module of the experiment scripts: flags (one spelling, ``--data-dir`` style), the
-run ``Setup`` they describe, and the one KEY=VALUE parser (``--set``, ``--dataset-config``).
+run ``Setup`` they describe, and the one KEY=VALUE parser (``--set``, typed by the ``TrainConfig`` fields, and
+``--dataset-config``).
 
 Every experiment is ``python -m experiments.NAME [--dataset synthetic|kins|cocoa] [--split SPLIT] [--smoke]
 [--out DIR]``: synthetic by default (scenes rendered on the fly, no build), KINS/COCOA read through
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import math
 import os
 from pathlib import Path
 
@@ -34,18 +36,58 @@ class Setup:
     split: str
 
 
-def parse_key_values(pairs) -> dict:
-    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}`` (Python literals, else str)."""
+def parse_key_values(pairs, fields: dict[str, str] | None = None) -> dict:
+    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}`` (Python literals, else str).
+
+    With ``fields`` (field name -> type annotation, as ``dataclasses.fields`` gives them, e.g. ``"int | None"``)
+    each key must be one of the fields and each value is checked against its type (`typed_value`); the
+    ``ValueError`` names the pair.
+    """
     out = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
+        if fields is None:
+            out[key] = _literal(value)
+        elif key not in fields:
+            raise ValueError(f"{pair}: unknown config field {key!r}; fields: {', '.join(sorted(fields))}")
+        else:
+            out[key] = typed_value(key, value, fields[key])
     return out
+
+
+def _literal(raw: str):
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def typed_value(key: str, raw: str, annotation: str):
+    """``raw`` as a value of a field annotated ``annotation``: ``int``, ``float`` (finite), ``str``, ``None``
+    and ``tuple[...]`` alternatives joined by ``|``. ``ValueError`` naming ``key=raw`` for a value of another
+    type, NaN or infinity, or a nested config (a class-typed field such as ``ModelConfig``)."""
+    kinds = [part.strip() for part in annotation.split("|")]
+    if len(kinds) == 1 and kinds[0][:1].isupper():
+        raise ValueError(f"{key}={raw}: {key} is a nested {annotation} and cannot be set as KEY=VALUE")
+    value = _literal(raw)
+    if value is None and "None" in kinds:
+        return None
+    if "str" in kinds:
+        return raw
+    if "int" in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if "float" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{key}={raw}: {key} must be a finite number")
+        return float(value)
+    if "tuple[int, int]" in kinds and isinstance(value, (tuple, list)):
+        if len(value) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+            return tuple(value)
+    elif any(kind.startswith("tuple") for kind in kinds) and isinstance(value, (tuple, list)):
+        return tuple(tuple(x) if isinstance(x, list) else x for x in value)
+    raise ValueError(f"{key}={raw}: {key} expects {annotation}, got {raw!r}")
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, default: str | None = "synthetic") -> None:

@@ -6,11 +6,15 @@
 Writes per image ``STEM.json`` (COCO RLE masks, classes, scores, occlusion edges) and the PNGs
 ``STEM_depth.png`` (relative depth map), ``STEM_boundaries.png`` (oriented boundaries after NMS) and
 ``STEM_overlay.png``. The CRF labels all images in parallel on every core (``crf.solve_many``).
+A file that cannot be read (empty, truncated, corrupt, under 2 pixels high or wide, or sharing its stem with
+another file) or whose prediction fails is reported by name with the reason; every other image is still
+predicted and written, and the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tqdm.auto import tqdm
 
@@ -35,8 +39,39 @@ def parse_args(argv=None):
     return args
 
 
+def _network_predictions(args, failures):
+    """``(stems, images, predictions, class_names)`` of the readable images of ``args.images``; a file that
+    cannot be read, or whose network or CRF step fails, is appended to ``failures`` as (name, reason)."""
+    import crf
+    from oosis_jax.inference import network as predict
+    from oosis_jax.training import loop as train
+
+    model, config = train.restore_model(args.checkpoint)
+    class_names = info(config.dataset).class_names
+    named = prediction_io.read_images(args.images, failures)
+    print(f"network on {predict.device_summary()}")
+    heads = []
+    for stem, image in tqdm(named, desc="network"):
+        try:
+            heads.append((stem, image, predict.head_probabilities(model, image, args.tile_size, args.tile_overlap)))
+        except Exception as err:  # noqa: BLE001 - one image never sinks the run
+            failures.append((stem, f"network failed: {type(err).__name__}: {err}"))
+    try:
+        labelled = prediction.label_heads([h for _, _, h in heads], method=args.method, processes=args.processes)
+    except crf.BatchError as err:  # keep the images the CRF labelled
+        for i, failure in err.failures.items():
+            failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))
+        labelled = [None if labels is None else prediction.assemble(labels, h["s"], h["b"], h["e"])
+                    for labels, (_, _, h) in zip(err.results, heads)]
+    kept = [(stem, image, pred) for (stem, image, _), pred in zip(heads, labelled) if pred is not None]
+    return [x[0] for x in kept], [x[1] for x in kept], [x[2] for x in kept], class_names
+
+
 def main(argv=None):
+    """Predict and write every readable image; each failure is reported by name, and the exit status is 1
+    when any image failed (``SystemExit``)."""
     args = parse_args(argv)
+    failures = []  # (image name, reason)
     if args.gt:
         class_names = info(args.dataset).class_names
         examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit,
@@ -46,18 +81,20 @@ def main(argv=None):
         predictions = prediction.label_ground_truth(examples, len(class_names), method=args.method,
                                                     processes=args.processes)
     else:
-        from oosis_jax.inference import network as predict
-        from oosis_jax.training import loop as train
-
-        model, config = train.restore_model(args.checkpoint)
-        class_names = info(config.dataset).class_names
-        stems, images = zip(*prediction_io.read_images(args.images))
-        print(f"network on {predict.device_summary()}")
-        predictions = predict.predict_images(model, images, method=args.method, processes=args.processes,
-                                             tile_size=args.tile_size, overlap=args.tile_overlap)
+        stems, images, predictions, class_names = _network_predictions(args, failures)
+    written = 0
     for stem, image, pred in tqdm(list(zip(stems, images, predictions)), desc="writing"):
-        prediction_io.write_prediction(pred, image, args.out, stem, class_names)
-    print(f"wrote {len(predictions)} predictions to {args.out}")
+        try:
+            prediction_io.write_prediction(pred, image, args.out, stem, class_names)
+            written += 1
+        except Exception as err:  # noqa: BLE001 - one image never sinks the run
+            failures.append((stem, f"writing failed: {type(err).__name__}: {err}"))
+    print(f"wrote {written} predictions to {args.out}")
+    if failures:
+        for name, reason in failures:
+            print(f"FAILED {name}: {reason}", file=sys.stderr)
+        print(f"{len(failures)} image(s) failed, see above", file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

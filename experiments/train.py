@@ -16,12 +16,24 @@ import os
 
 from data.registry import DATASETS
 from experiments import flags
-from oosis_jax.training.configs import NAMES, get_config, num_classes
+from oosis_jax.training.configs import NAMES, TrainConfig, get_config, num_classes
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}``, each value checked
+    against the type of its ``TrainConfig`` field (``flags.parse_key_values``): ``ValueError`` naming the
+    pair for an unknown field, a value of the wrong type, NaN or infinity; nested configs such as ``model``
+    cannot be set this way."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    try:
+        return flags.parse_key_values(pairs, fields)
+    except ValueError as err:
+        raise ValueError(f"--set {err}") from err
 
 
 def build_config(args: argparse.Namespace):
     config = get_config(args.config)
-    changes = flags.parse_key_values(args.set)
+    changes = parse_overrides(args.set)
     if args.dataset and args.dataset != config.dataset:
         model = dataclasses.replace(config.model, num_classes=num_classes(args.dataset))
         changes.update(dataset=args.dataset, model=model)
@@ -79,7 +91,10 @@ def main(argv=None):
         jax.distributed.initialize()
     from oosis_jax.training import loop as train
 
-    config = build_config(args)
+    try:
+        config = build_config(args)
+    except ValueError as err:  # a bad --set: one line and exit status 2, not a traceback
+        parser.error(str(err))
     state = train.train(config, args.workdir)
     if jax.process_index() == 0:
         metrics = os.path.join(args.workdir, train.METRICS_FILE)

@@ -199,16 +199,28 @@ def summarize(per_image_counts: Sequence[np.ndarray], oriented: bool = True) -> 
     """ODS, OIS and AP (fractions in [0, 1]) of a list of per-image (T, 5) counts, plus the curve.
 
     ODS: F of the dataset-summed counts, best over thresholds (interpolated). OIS: each image at its own best
-    threshold, counts summed, then F. AP: `average_precision` of the dataset curve.
+    threshold, counts summed, then F. AP: `average_precision` of the dataset curve over the thresholds that
+    predict at least one pixel (0 when none does). Raises ``ValueError`` for an empty list or images with
+    different numbers of thresholds.
     """
-    counts = np.stack([np.asarray(c, np.int64) for c in per_image_counts])
-    if counts.ndim != 3 or counts.shape[-1] != 5:
-        raise ValueError(f"per-image counts must be (T, 5) arrays, got {counts.shape[1:]}")
+    per_image_counts = [np.asarray(c, np.int64) for c in per_image_counts]
+    if not per_image_counts:
+        raise ValueError("summarize: no per-image counts (an empty list has no ODS, OIS or AP)")
+    for i, c in enumerate(per_image_counts):
+        if c.ndim != 2 or c.shape[-1] != 5:
+            raise ValueError(f"per-image counts must be (T, 5) arrays, got {c.shape} for image {i}")
+        if len(c) != len(per_image_counts[0]):
+            raise ValueError(f"summarize: image {i} has {len(c)} thresholds, image 0 has "
+                             f"{len(per_image_counts[0])}; all images need the same thresholds")
+    counts = np.stack(per_image_counts)
     total = counts.sum(axis=0)
     recall, precision = _precision_recall(total, oriented)
+    # A threshold with no predicted pixel has no precision: it is not a point of the curve (it would add
+    # (recall 0, precision 0) and halve the AP of a perfect detector whose confidence is below 1).
+    defined = total[:, 4] > 0
     per_image_f = _f_measure(*_precision_recall(counts, oriented))
     best = counts[np.arange(len(counts)), per_image_f.argmax(axis=1)].sum(axis=0)
     ois = float(_f_measure(*_precision_recall(best[None], oriented))[0])
     return {"ODS": _best_interpolated_f(recall, precision), "OIS": ois,
-            "AP": average_precision(recall, precision),
+            "AP": average_precision(recall[defined], precision[defined]) if defined.any() else 0.0,
             "recall": recall.tolist(), "precision": precision.tolist()}

@@ -19,6 +19,11 @@ from pycocotools.cocoeval import COCOeval
 from oosis_jax.evaluation.metrics import validate_instances
 from oosis_jax.evaluation.oair import fields
 
+# pycocotools' default keeps only the 100 best detections per image, so a perfect prediction of an image with
+# more instances scored below 1. Every mAP here uses maxDets = (1, 10, MAX_DETECTIONS); an image with more
+# detections or ground-truth instances is an error rather than a silently lower score.
+MAX_DETECTIONS = 10_000
+
 
 def encode_masks(instance_map: np.ndarray, num_instances: int) -> list[dict]:
     """COCO RLEs (``counts`` as str) of instances 1..num_instances of an int (H, W) map, in id order."""
@@ -73,7 +78,9 @@ def mask_map(predictions: Sequence, ground_truths: Sequence) -> dict:
     """COCO mask AP of predicted instance maps: dict(mAP (AP@[.5:.95]), AP50, AP75), fractions in [0, 1].
 
     Raises ``ValueError`` when the lists differ in length, an image pair differs in shape, or the ground truth
-    has no instance at all (AP is undefined). Returns 0.0 everywhere when there is no detection.
+    has no instance at all (AP is undefined), or an image has more than ``MAX_DETECTIONS`` detections or
+    instances (pycocotools' ``maxDets`` is set to it, so every instance counts). Returns 0.0 everywhere when
+    there is no detection.
     """
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
@@ -87,10 +94,21 @@ def mask_map(predictions: Sequence, ground_truths: Sequence) -> dict:
     detections = coco_detections(predictions)
     if not detections:
         return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    for kind, items in (("detections", detections), ("ground-truth instances", gt.dataset["annotations"])):
+        per_image = np.bincount([item["image_id"] for item in items])
+        if per_image.max() > MAX_DETECTIONS:
+            raise ValueError(f"mask_map: image {int(per_image.argmax())} has {per_image.max()} {kind}, more than "
+                             f"MAX_DETECTIONS={MAX_DETECTIONS} (pycocotools' maxDets); raise the limit")
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator = COCOeval(gt, gt.loadRes(detections), "segm")
+        evaluator.params.maxDets = [1, 10, MAX_DETECTIONS]
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    stats = [max(float(s), 0.0) for s in evaluator.stats[:3]]
+    # COCOeval.summarize() would read its stats at maxDets=100 only; take them at our limit instead:
+    # precision is (IoU thresholds, recall levels, categories, area ranges, maxDets), -1 where undefined.
+    precision = evaluator.eval["precision"][:, :, :, evaluator.params.areaRngLbl.index("all"), -1]
+    stats = []
+    for rows in (slice(None), np.isclose(evaluator.params.iouThrs, 0.5), np.isclose(evaluator.params.iouThrs, 0.75)):
+        defined = precision[rows][precision[rows] > -1]
+        stats.append(float(defined.mean()) if defined.size else 0.0)
     return {"mAP": stats[0], "AP50": stats[1], "AP75": stats[2]}

@@ -100,6 +100,9 @@ def weighted_coverage(gt_map, pred_map) -> float:
     ids, or an image without any ground-truth instance (Eq. (16) is undefined there; datasets skip them).
     """
     gt_map, pred_map = _check_maps(gt_map, pred_map)
+    # Relabel to 0..N in id order (0 stays background): memory then grows with the number of instances,
+    # not with the product of the largest ids.
+    gt_map, pred_map = (np.searchsorted(np.union1d(0, m), m) for m in (gt_map, pred_map))
     num_gt, num_pred = int(gt_map.max(initial=0)), int(pred_map.max(initial=0))
     iou = iou_matrix(gt_map, pred_map, num_gt, num_pred)
     areas = np.bincount(gt_map.ravel(), minlength=num_gt + 1)[1:]
@@ -168,10 +171,11 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
                 iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[int, int, int]:
     """OAIR counts of Sec. 4 for one image: ``(pairs, recovered, correct)``.
 
-    ``pairs`` = number of ground-truth edges; an edge (g1, g2) is ``recovered`` when both g1 and g2 are
-    matched (see `match_instances`), and ``correct`` when the predicted graph (all predicted instances and
-    ``pred_edges``) has a directed path from match(g1) to match(g2) and none back. Recall = recovered / pairs,
-    accuracy = correct / recovered, each summed over a dataset (`oosis_jax.evaluation.oair`).
+    ``pairs`` = number of distinct ground-truth edges (duplicates count once); an edge (g1, g2) is
+    ``recovered`` when both g1 and g2 are matched (see `match_instances`), and ``correct`` when the predicted
+    graph (all predicted instances and ``pred_edges``) has a directed path from match(g1) to match(g2) and
+    none back. Recall = recovered / pairs, accuracy = correct / recovered, each summed over a dataset
+    (`oosis_jax.evaluation.oair`).
     Raises ``ValueError`` for mismatched maps, ids without a class, edges naming missing instances, non-finite
     scores or an IoU threshold outside (0, 1].
     """
@@ -185,6 +189,7 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
     match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
+    gt_edges = np.unique(gt_edges, axis=0)  # an edge listed twice is one occlusion relation, counted once
     pairs = len(gt_edges)
     if pairs == 0:
         return 0, 0, 0

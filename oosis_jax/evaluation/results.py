@@ -74,6 +74,8 @@ def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
         f"| {name} | {results['num_images']} | {100 * at_05['recall'][0]:.1f} | {100 * at_05['accuracy'][0]:.1f} "
         f"| {100 * results['mask']['mAP']:.1f} | {100 * results['weighted_coverage']:.1f} "
         f"| {results['cycle_percent']:.2f} |",
+        "",
+        f"mask mAP: pycocotools with maxDets={coco_eval.MAX_DETECTIONS} per image (every instance counts).",
     ]
     if results["boundaries"] is not None:
         o, p = results["boundaries"]["oriented"], results["boundaries"]["plain"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -28,13 +30,57 @@ def save(mngr: ocp.CheckpointManager, step: int, state, force: bool = False) -> 
     return mngr.save(step, args=ocp.args.StandardSave(state), force=force)
 
 
-def restore_latest(mngr: ocp.CheckpointManager, template):
-    """The latest saved state laid out like ``template`` (same tree, shapes, shardings), or None."""
-    step = mngr.latest_step()
-    if step is None:
-        return None
+class CheckpointError(RuntimeError):
+    """Every checkpoint of a run is damaged (one line naming the steps; nothing is started from scratch)."""
+
+
+def _reason(err: Exception) -> str:
+    """The first line of an exception, at most 160 characters (orbax/TensorStore messages run to pages)."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first[:160]}{'...' if len(first) > 160 else ''}"
+
+
+def _restore_step(directory, step: int, abstract):
+    """One step through its own read-only manager: after a failed restore (e.g. of an empty step folder) an
+    orbax manager can no longer restore any step, so each attempt gets a fresh one."""
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0, max_to_keep=None)
+    reader = ocp.CheckpointManager(directory, options=options)
+    try:
+        return reader.restore(step, args=ocp.args.StandardRestore(abstract))
+    finally:
+        reader.close()
+
+
+def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: bool = False):
+    """The newest intact saved state laid out like ``template`` (same tree, shapes, shardings), or None when
+    there is no checkpoint.
+
+    A step that cannot be restored (a truncated data file, an empty step folder left by a kill) is skipped
+    with a one-line ``RuntimeWarning`` naming it, and the next older step is tried; if every step is damaged,
+    ``CheckpointError`` names them (never a silent fresh start). ``set_aside_damaged`` (resuming a run, which
+    will save those steps again) moves the damaged step folders into ``damaged/`` next to ``checkpoints/``.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    damaged = []
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            state = _restore_step(mngr.directory, step, abstract)
+        except Exception as err:  # noqa: BLE001 - orbax raises many types for damaged files
+            damaged.append(step)
+            warnings.warn(f"checkpoint step {step} in {mngr.directory} is damaged ({_reason(err)}); "
+                          "trying the next older step", RuntimeWarning, stacklevel=2)
+            continue
+        if damaged and set_aside_damaged:
+            aside = os.path.join(os.path.dirname(str(mngr.directory)), "damaged")
+            os.makedirs(aside, exist_ok=True)
+            for bad in damaged:
+                shutil.move(os.path.join(str(mngr.directory), str(bad)), os.path.join(aside, f"step_{bad}"))
+            mngr.reload()
+        return state
+    if damaged:
+        raise CheckpointError(f"every checkpoint in {mngr.directory} is damaged (steps "
+                              f"{', '.join(map(str, damaged))}); see the warnings above")
+    return None
 
 
 def latest_step(workdir: str) -> int:

@@ -195,6 +195,23 @@ class MetricsLog:
             with open(self.path, "a") as f:
                 f.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
 
+    def truncate_after(self, step: int) -> None:
+        """Drop the records of steps after ``step`` and any line a kill cut short: a run resumed at ``step``
+        logs the steps it replays again, which plots and tables would otherwise count twice."""
+        if not self.enabled or not os.path.exists(self.path):
+            return
+        kept = []
+        with open(self.path) as f:
+            for line in f:
+                try:
+                    if json.loads(line)["step"] <= step:
+                        kept.append(line.rstrip("\n") + "\n")
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+        with open(self.path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(self.path + ".tmp", self.path)
+
 
 def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | None = None,
           sources: tuple | None = None) -> TrainState:
@@ -216,7 +233,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                        opt_state=make_optimizer(config, num_steps).init(params))
     state = jax.device_put(state, NamedSharding(mesh, P()))
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
-    state = checkpointing.restore_latest(mngr, state) or state
+    state = checkpointing.restore_latest(mngr, state, set_aside_damaged=jax.process_index() == 0) or state
     start = int(state.step)
     stream = input_pipeline.train_dataset(
         train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
@@ -227,6 +244,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
         eval_batches = eval_batches[:math.ceil(config.eval_examples / config.eval_batch_size)]
     train_step, eval_step = jitted_steps(config, num_steps)
     log, sums = MetricsLog(workdir), {}
+    log.truncate_after(start)
     schedule = optax.polynomial_schedule(config.base_lr, 0.0, config.lr_power, num_steps)
     batches = input_pipeline.iterate(stream, start, config.loader_threads)
     try:
@@ -253,9 +271,13 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
 
 
 def restore_model(workdir: str) -> tuple[PSPNet, TrainConfig]:
-    """The model of the latest checkpoint in ``workdir`` (eval mode: call it with ``train=False``) and the
-    run's ``TrainConfig`` (``config.model`` is its ``ModelConfig``)."""
+    """The model of the newest intact checkpoint in ``workdir`` (eval mode: call it with ``train=False``) and the
+    run's ``TrainConfig`` (``config.model`` is its ``ModelConfig``). Reads only: damaged steps are skipped
+    with a warning (`checkpointing.restore_latest`), and a workdir without checkpoints raises
+    ``FileNotFoundError`` without creating anything."""
     config = checkpointing.read_config(workdir)
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # checked first: the manager would create it
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
     graphdef, params, batch_stats, rng_state = init_model(config.replace(pretrained=None))
     template = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                           opt_state=make_optimizer(config, 1).init(params))

@@ -68,3 +68,15 @@ def test_registry_docstring_example_runs():
 
     result = doctest.testmod(registry)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_tfds_noise_is_silenced_and_other_messages_pass(caplog):
+    """Issue 13: "Using custom data configuration" and "OpenCV is not installed" describe our own choices and
+    were printed in every run; importing data.loading (as every dataset read does) filters them."""
+    from absl import logging as absl_logging
+
+    with caplog.at_level(logging.INFO):
+        absl_logging.warning("Using custom data configuration: %s", "synthetic/num_train=4")
+        absl_logging.warning("OpenCV is not installed. We recommend using OpenCV because it is faster.")
+        absl_logging.warning("a real problem")
+    assert [r.getMessage() for r in caplog.records] == ["a real problem"]

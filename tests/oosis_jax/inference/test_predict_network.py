@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from flax import nnx
+from helpers.networks import PixelNet
 
 from oosis_jax.inference import network as predict
 
@@ -31,20 +31,6 @@ def test_tiles_blend_seamlessly():
         np.testing.assert_allclose(tiled[key], whole[key], atol=1e-5)
     with pytest.raises(ValueError, match="uint8"):
         predict.tiled_probabilities(pixelwise_heads, image.astype(np.float32))
-
-
-class PixelNet(nnx.Module):
-    """A 1x1-convolution stand-in with PSPNet's call signature and output names (building the real tiny
-    PSPNet takes tens of seconds on CI; experiments/predict.py runs the real one)."""
-
-    def __init__(self, num_classes: int):
-        self.conv = nnx.Conv(3, num_classes + 1 + 1 + 4, (1, 1), rngs=nnx.Rngs(0))
-        self.num_classes = num_classes
-
-    def __call__(self, images, train: bool = False):
-        out = self.conv(images)
-        k = self.num_classes + 1
-        return {"s_logits": out[..., :k], "b_logits": out[..., k], "e_logits": out[..., k + 1:]}
 
 
 def test_network_prediction_end_to_end():

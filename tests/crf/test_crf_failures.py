@@ -1,0 +1,49 @@
+"""crf failure behaviour (issue 13): weights validated everywhere, and one bad item of a ``solve_many`` batch
+named by a ``BatchError`` without losing the others."""
+
+import numpy as np
+import pytest
+
+import crf
+
+
+def _good(seed):
+    rng = np.random.default_rng(seed)
+    return rng.random((6, 7)), np.zeros((6, 7, 4), bool)
+
+
+def _bad():
+    return np.full((6, 7), np.nan), np.zeros((6, 7, 4), bool)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_solve_many_names_the_bad_item_and_keeps_the_good_results(processes):
+    inputs = [_good(0), _bad(), _good(1)]
+    done = []
+    with pytest.raises(crf.BatchError, match=r"1 of 3 items failed.*item 1: ValueError: .*NaN") as info:
+        crf.solve_many(inputs, method="jump", processes=processes, on_done=lambda: done.append(1))
+    err = info.value
+    assert isinstance(err, ValueError) and set(err.failures) == {1} and err.results[1] is None
+    assert len(done) == 3  # on_done counts every item, failed ones included (a progress bar reaches its end)
+    for i in (0, 2):
+        np.testing.assert_array_equal(err.results[i], crf.jump_moves(*inputs[i]))
+
+
+def test_solve_many_default_method_reports_failures_too():
+    with pytest.raises(crf.BatchError, match=r"1 of 2 items failed.*item 0: ") as info:
+        crf.solve_many([_bad(), _good(0)], processes=1)
+    np.testing.assert_array_equal(info.value.results[1], crf.solve(*_good(0)))
+
+
+@pytest.mark.parametrize("lam, mu", [(np.nan, 100.0), (-1.0, 100.0), (20.0, np.inf), (20.0, -5.0)])
+def test_energy_validates_weights_like_the_solvers(lam, mu):
+    sigma, occ = _good(0)
+    labels = np.zeros(sigma.shape, np.int32)
+    with pytest.raises(ValueError, match="lam and mu must be finite and >= 0"):
+        crf.energy(labels, sigma, occ, lam=lam, mu=mu)
+
+
+def test_solve_steps_must_be_a_sequence():
+    sigma, occ = _good(0)
+    with pytest.raises(ValueError, match=r"steps must be a non-empty sequence of positive ints.*\(1, 2\).*got 3"):
+        crf.solve(sigma, occ, steps=3)

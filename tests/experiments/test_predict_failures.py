@@ -1,0 +1,82 @@
+"""``experiments.predict --images`` (issue 13): every good image is written while each bad one is reported by
+name with the reason, and the exit status is then 1."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers.image_files import write_png, write_truncated_png
+from helpers.networks import PixelNet
+from PIL import Image
+
+from experiments import predict as predict_cli
+from oosis_jax.training import loop as train
+from oosis_jax.training.configs import get_config
+
+
+@pytest.fixture
+def fake_checkpoint(monkeypatch):
+    """``restore_model`` returns a 1x1-convolution network (the real network's speed is not under test)."""
+    config = get_config("smoke")
+    monkeypatch.setattr(train, "restore_model", lambda workdir: (PixelNet(config.model.num_classes), config))
+
+
+def _run(tmp_path, capsys):
+    args = ["--checkpoint", "unused", "--images", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+            "--processes", "1"]
+    try:
+        predict_cli.main(args)
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code
+    return status, capsys.readouterr()
+
+
+def test_two_files_with_one_stem_are_refused_by_name_not_overwritten(tmp_path, capsys, fake_checkpoint):
+    (tmp_path / "in").mkdir()
+    write_png(tmp_path / "in" / "x.png")
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "in" / "x.jpg")
+    write_png(tmp_path / "in" / "y.png")
+    status, out = _run(tmp_path, capsys)
+    assert status == 1 and "wrote 1 predictions" in out.out
+    assert "FAILED x.jpg: " in out.err and "FAILED x.png: " in out.err and "rename one" in out.err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["y.json"]
+
+
+def test_one_bad_image_never_sinks_the_run(tmp_path, capsys, fake_checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_png(folder / "a_good.png")
+    write_png(folder / "b_smallest.png", shape=(2, 2, 3))
+    (folder / "c_empty.png").write_bytes(b"")
+    write_truncated_png(folder / "d_truncated.png")
+    write_png(folder / "e_column.png", shape=(7, 1, 3))
+    Image.fromarray(np.full((9, 11), 40000, np.uint16)).save(folder / "f_deep.png")
+    status, out = _run(tmp_path, capsys)
+    assert status == 1 and "wrote 3 predictions" in out.out
+    for name in ("c_empty.png", "d_truncated.png", "e_column.png"):
+        assert f"FAILED {name}: " in out.err
+    assert "3 image(s) failed" in out.err
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.json"))
+    assert written == ["a_good.json", "b_smallest.json", "f_deep.json"]
+    assert json.loads((tmp_path / "out" / "f_deep.json").read_text())["height"] == 9
+
+
+def test_a_crf_failure_on_one_image_keeps_the_others(tmp_path, capsys, fake_checkpoint, monkeypatch):
+    import crf.batch
+
+    solve = crf.batch.METHODS["solve"]
+
+    def fails_on_width_11(sigma, occ, **kwargs):
+        if sigma.shape[1] == 11:
+            raise ValueError("synthetic CRF failure")
+        return solve(sigma, occ, **kwargs)
+
+    monkeypatch.setitem(crf.batch.METHODS, "solve", fails_on_width_11)
+    (tmp_path / "in").mkdir()
+    write_png(tmp_path / "in" / "a.png")
+    write_png(tmp_path / "in" / "b.png", shape=(9, 11, 3))
+    status, out = _run(tmp_path, capsys)
+    assert status == 1 and "wrote 1 predictions" in out.out
+    assert "FAILED b: CRF failed: ValueError: synthetic CRF failure" in out.err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["a.json"]

@@ -1,0 +1,46 @@
+"""``experiments.train --set`` (issue 13): overrides typed by the ``TrainConfig`` fields through the one
+KEY=VALUE parser of ``experiments.flags``, with one-line errors naming the pair."""
+
+import argparse
+
+import pytest
+
+from experiments import train as train_cli
+
+
+def _config(*pairs):
+    args = argparse.Namespace(config="smoke", set=list(pairs), dataset=None, bf16=False, data_dir=None,
+                              pretrained=None)
+    return train_cli.build_config(args)
+
+
+def test_overrides_are_typed_by_the_config_fields():
+    config = _config("num_steps=20", "base_lr=1e-3", "num_epochs=3", "data_dir=/x", "synthetic_size=(32, 48)",
+                     "eval_examples=None", "name=123", "dataset_config=(('num_train', 4),)")
+    assert (config.num_steps, config.base_lr, config.num_epochs) == (20, 0.001, 3.0)
+    assert isinstance(config.num_epochs, float) and config.name == "123" and config.data_dir == "/x"
+    assert config.synthetic_size == (32, 48) and config.eval_examples is None
+    assert config.dataset_config == (("num_train", 4),)
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("base_lr=nan", r"base_lr expects float, got 'nan'"),
+    ("base_lr=1e999", "base_lr must be a finite number"),
+    ("num_steps=abc", r"num_steps expects int \| None, got 'abc'"),
+    ("num_steps=2.5", r"num_steps expects int \| None"),
+    ("batch_size=True", "batch_size expects int"),
+    ("synthetic_size=(32, 'a')", r"synthetic_size expects tuple\[int, int\]"),
+    ("learning_rate=0.1", "unknown config field 'learning_rate'"),
+    ("model=None", "model is a nested ModelConfig"),
+    ("num_steps", r"--set expected KEY=VALUE, got 'num_steps'"),
+])
+def test_bad_overrides_are_clear_errors(pair, message):
+    with pytest.raises(ValueError, match=message):
+        _config(pair)
+
+
+def test_the_command_line_reports_a_bad_override_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--config", "smoke", "--workdir", "unused", "--set", "num_steps=abc"])
+    assert exit_.value.code == 2 and "num_steps expects int | None, got 'abc'" in capsys.readouterr().err
+

@@ -1,0 +1,91 @@
+"""Metric edge cases (issue 13) that used to give a silently wrong number or an error from inside numpy."""
+
+import numpy as np
+import pytest
+
+from data import targets
+from oosis_jax import evaluation
+from oosis_jax.evaluation import boundaries as boundary_eval
+from oosis_jax.evaluation import coco_map as coco_eval
+from oosis_jax.evaluation import metrics
+
+
+def _rectangles():
+    inst = np.zeros((48, 48), np.int32)
+    inst[10:30, 12:36] = 1
+    inst[20:40, 26:44] = 2
+    return targets.boundary_targets(inst, np.array([[2, 1]]))
+
+
+@pytest.mark.parametrize("confidence", [1.0, 0.9, 0.5, 0.2])
+def test_perfect_boundaries_score_one_at_any_confidence(confidence):
+    """Thresholds above the confidence predict nothing: they must not add a (recall 0, precision 0) point."""
+    gt_b, gt_e = _rectangles()
+    counts = boundary_eval.image_counts(confidence * gt_b.astype(float), gt_e, gt_b, gt_e, max_dist=0.03)
+    for oriented in (True, False):
+        result = boundary_eval.summarize([counts], oriented=oriented)
+        assert (result["ODS"], result["OIS"], result["AP"]) == (1.0, 1.0, 1.0)
+
+
+def test_no_prediction_at_all_scores_zero():
+    gt_b, gt_e = _rectangles()
+    counts = boundary_eval.image_counts(np.zeros(gt_b.shape), gt_e, gt_b, gt_e, max_dist=0.03)
+    assert boundary_eval.summarize([counts])["AP"] == 0.0
+
+
+def _many_instances(count):
+    side = int(np.ceil(np.sqrt(count)))
+    inst = np.zeros((4 * side, 4 * side), np.int32)
+    for k in range(count):
+        y, x = divmod(k, side)
+        inst[4 * y:4 * y + 3, 4 * x:4 * x + 3] = k + 1
+    return dict(instance_map=inst, classes=np.ones(count, np.int32), edges=np.zeros((0, 2), int),
+                scores=np.linspace(1.0, 0.5, count))
+
+
+def test_perfect_mask_prediction_with_150_instances_scores_one():
+    scene = _many_instances(150)
+    result = coco_eval.mask_map([scene], [scene])
+    assert result == {"mAP": pytest.approx(1.0), "AP50": pytest.approx(1.0), "AP75": pytest.approx(1.0)}
+
+
+def test_more_detections_than_the_limit_is_an_error_not_an_underscore(monkeypatch):
+    monkeypatch.setattr(coco_eval, "MAX_DETECTIONS", 20)
+    scene = _many_instances(21)
+    with pytest.raises(ValueError, match="MAX_DETECTIONS"):
+        coco_eval.mask_map([scene], [scene])
+
+
+def test_the_table_states_the_detection_limit():
+    scene = _many_instances(4)
+    table = evaluation.markdown_table(evaluation.evaluate([scene], [scene], progress=False))
+    assert f"maxDets={coco_eval.MAX_DETECTIONS}" in table
+
+
+def test_weighted_coverage_with_huge_ids_is_cheap_and_exact():
+    gt = np.zeros((20, 20), np.int64)
+    gt[:10] = 2**31 - 1
+    gt[10:, :5] = 7
+    pred = np.zeros((20, 20), np.int64)
+    pred[:10] = 10_000
+    pred[10:, :5] = 9_999
+    assert metrics.weighted_coverage(gt, pred) == 1.0
+    pred[10:, :5] = 0
+    assert metrics.weighted_coverage(gt, pred) == pytest.approx(200 / 250)
+
+
+def test_summarize_rejects_empty_and_ragged_input():
+    with pytest.raises(ValueError, match="no per-image counts"):
+        boundary_eval.summarize([])
+    with pytest.raises(ValueError, match="image 1 has 5 thresholds, image 0 has 3"):
+        boundary_eval.summarize([np.zeros((3, 5)), np.zeros((5, 5))])
+
+
+def test_duplicate_ground_truth_edges_count_once():
+    inst = np.zeros((10, 10), np.int32)
+    inst[:5] = 1
+    inst[5:] = 2
+    classes, scores = np.array([1, 1]), np.array([1.0, 0.5])
+    once = metrics.oair_counts(inst, classes, [[1, 2]], inst, classes, scores, [[1, 2]])
+    twice = metrics.oair_counts(inst, classes, [[1, 2], [1, 2]], inst, classes, scores, [[1, 2]])
+    assert once == twice == (1, 1, 1)

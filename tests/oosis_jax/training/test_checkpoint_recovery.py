@@ -1,0 +1,129 @@
+"""Checkpoint recovery (issue 13): a run killed mid-checkpoint-write resumes from the newest intact step with a
+one-line warning naming the damaged one; metrics of replayed steps are not logged twice; reads never write."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from oosis_jax.training import checkpointing
+from oosis_jax.training import loop as train
+from oosis_jax.training.configs import get_config
+
+CONFIG = get_config("smoke")  # 6 steps, checkpoints at 3 and 6
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A smoke run trained straight to step 6, and its final state."""
+    workdir = tmp_path_factory.mktemp("straight") / "run"
+    return workdir, jax.device_get(train.train(CONFIG, workdir))
+
+
+def _copy(finished_run, tmp_path, name="run"):
+    return shutil.copytree(finished_run[0], tmp_path / name)
+
+
+def _truncate_data_files(step_dir):
+    """What a kill during the write of the array data leaves: every data file cut in half."""
+    data = [os.path.join(root, f) for root, _, files in os.walk(step_dir) for f in files
+            if os.sep + "d" + os.sep in os.path.join(root, f)]
+    assert data
+    for path in data:
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+
+
+def _assert_same_state(a, b):
+    for x, y in zip(jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def _one_damage_warning(records, step):
+    messages = [str(r.message) for r in records if issubclass(r.category, RuntimeWarning)
+                and "damaged" in str(r.message)]
+    assert len(messages) == 1 and f"checkpoint step {step} in " in messages[0] and "\n" not in messages[0]
+    assert len(messages[0]) < 400
+
+
+def test_killed_mid_write_resumes_from_the_last_intact_step(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    _truncate_data_files(workdir / "checkpoints" / "6")
+    (workdir / "checkpoints" / "9.orbax-checkpoint-tmp-1234").mkdir()  # a save that never finished
+    with open(workdir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "loss": 0.5')  # the kill also cut a log line short
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        resumed = train.train(CONFIG, workdir)
+    _one_damage_warning(records, 6)
+    _assert_same_state(resumed, finished_run[1])  # steps 4-6 replayed from step 3 exactly
+    assert (workdir / "damaged" / "step_6").is_dir() and (workdir / "checkpoints" / "6").is_dir()
+    lines = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]  # replayed steps 4 and 6 logged once
+    assert [r["step"] for r in lines if "val_boundary_ap" in r] == [6]
+
+
+def test_restore_model_skips_an_empty_newest_step_folder(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    shutil.rmtree(workdir / "checkpoints" / "6")
+    reference, _ = train.restore_model(workdir)  # step 3
+    (workdir / "checkpoints" / "6").mkdir()
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        model, _ = train.restore_model(workdir)
+    _one_damage_warning(records, 6)
+    np.testing.assert_array_equal(model.s_head.kernel[...], reference.s_head.kernel[...])
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]  # a read moves nothing aside
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's closed event loop
+def test_every_step_damaged_is_one_clear_error_not_a_fresh_start(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    for step in ("3", "6"):
+        _truncate_data_files(workdir / "checkpoints" / step)
+    for run in (train.restore_model, lambda w: train.train(CONFIG, w)):
+        with pytest.warns(RuntimeWarning, match="damaged"):
+            with pytest.raises(checkpointing.CheckpointError, match=r"every checkpoint in .* is damaged \(steps 6, 3\)"):
+                run(workdir)
+
+
+def test_restore_model_without_checkpoints_writes_nothing(finished_run, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    shutil.copy(finished_run[0] / "config.json", workdir / "config.json")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train.restore_model(workdir)
+    assert os.listdir(workdir) == ["config.json"]
+
+
+KILL_DURING_SAVE = """
+import os, signal, sys
+from oosis_jax.training import loop as train
+from oosis_jax.training.configs import get_config
+
+def kill_during_the_last_save(step):
+    if step == 6:  # the asynchronous save of step 6 has just started
+        os.kill(os.getpid(), signal.SIGKILL)
+
+train.train(get_config("smoke"), sys.argv[1], on_step=kill_during_the_last_save)
+"""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's closed event loop
+def test_a_real_process_killed_during_a_save_resumes_to_the_same_state(finished_run, tmp_path):
+    workdir = tmp_path / "killed"
+    result = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, str(workdir)], capture_output=True,
+                            timeout=600, cwd=Path(__file__).resolve().parents[3])  # the repository root
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    resumed = train.train(CONFIG, workdir)  # from step 6 if its save completed, else from step 3
+    _assert_same_state(resumed, finished_run[1])
+    lines = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]
