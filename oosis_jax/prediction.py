@@ -14,6 +14,7 @@ import numpy as np
 
 import crf
 from oosis_jax import crf_inputs, targets
+from oosis_jax.robustness import Robustness, merge_small_instances
 
 LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
 
@@ -83,15 +84,18 @@ def assemble(labels, s, b, e) -> Prediction:
 
 
 def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | None = None,
-                progress: bool = True, lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
+                progress: bool = True, lam: float = LAMBDA, mu: float = MU,
+                robustness: Robustness = Robustness()) -> list[Prediction]:
     """Predictions from per-image head probabilities ``dict(s, b, e)`` (numpy, one image each).
 
     The CRF runs for all images at once through ``crf.solve_many`` (``method`` "solve" = ``crf.solve``, the
     default; "jump" = the paper's ``crf.jump_moves``; "expansion"; or a picklable callable;
-    ``processes=None`` uses every core).
+    ``processes=None`` uses every core). ``robustness``: the options of `oosis_jax.robustness` (beyond the
+    paper; all off by default), applied to the CRF inputs and to its labelling.
     """
-    inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
+    inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"], robustness=robustness) for h in heads]
     labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
+    labels = [merge_small_instances(x, robustness.min_area) for x in labels]
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
 
 
