@@ -34,9 +34,9 @@ def parse_robustness(text: str) -> Robustness:
     fields = {}
     for pair in text.split(","):
         key, _, value = pair.partition("=")
-        if key not in ("high", "min_segment", "min_area"):
+        if key not in ("high", "min_segment", "min_foreground", "min_support", "min_area"):
             raise ValueError(f"unknown robustness option {key!r} in {text!r}")
-        fields[key] = float(value) if key == "high" else int(value)
+        fields[key] = float(value) if key in ("high", "min_foreground", "min_support") else int(value)
     return Robustness(**fields)
 
 
@@ -63,6 +63,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=WORKDIR")
     parser.add_argument("--robustness", action="append", default=None, metavar="paper|KEY=VALUE,...")
+    parser.add_argument("--lam", type=float, action="append", default=None, help="Eq. (8) lambda (repeatable)")
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--sets", default="demo,other")
     parser.add_argument("--processes", type=int, default=None)
@@ -77,13 +78,13 @@ def main(argv=None):
         for spec in args.checkpoint:
             name, _, workdir = spec.partition("=")
             heads = cached_heads(workdir, f"{name}_{set_name}", scenes, out)
-            for text in settings:
+            for text, lam in [(t, lam) for t in settings for lam in args.lam or [prediction.LAMBDA]]:
                 start = time.time()
-                preds = prediction.label_heads(heads, processes=args.processes, progress=False,
+                preds = prediction.label_heads(heads, processes=args.processes, progress=False, lam=lam,
                                                robustness=parse_robustness(text))
                 results = evaluation.evaluate(preds, scenes, progress=False)
                 b = results["boundaries"]
-                row = dict(set=set_name, model=name, robustness=text, crf_seconds=round(time.time() - start, 1),
+                row = dict(set=set_name, model=name, robustness=text, lam=lam, crf_seconds=round(time.time() - start, 1),
                            wc=100 * results["weighted_coverage"], recall=100 * results["oair_iou"]["recall"][0],
                            accuracy=100 * results["oair_iou"]["accuracy"][0], mAP=100 * results["mask"]["mAP"],
                            boundary_ap=100 * b["plain"]["AP"], oriented_ap=100 * b["oriented"]["AP"],

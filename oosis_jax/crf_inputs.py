@@ -65,7 +65,8 @@ def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD,
     ``s``: float (H, W, C) semantic probabilities; ``b``: float (H, W) boundary probability; ``e``: float
     (H, W, 4) conditional orientation. Boundaries are thinned by NMS and thresholded at ``threshold``
     (Sec. 3.1); ``robustness`` (`oosis_jax.robustness`, beyond the paper) may link them by hysteresis
-    (``threshold`` is then the weak threshold) and drop short pieces.
+    (``threshold`` is then the weak threshold), drop short pieces and keep only pixels the semantic head
+    calls foreground (``1 - sigma >= robustness.min_foreground``).
     """
     sigma = sigma_from_semantic(s)
     b = check_probability_map(b)
@@ -76,7 +77,10 @@ def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD,
         boundary = thinned >= threshold
     else:
         boundary = hysteresis_boundaries(thinned, threshold, max(robustness.high, threshold))
-    return sigma, occlusion_set(drop_short_segments(boundary, robustness.min_segment), e)
+    boundary = drop_short_segments(boundary, robustness.min_segment)
+    if robustness.min_foreground > 0:
+        boundary &= 1.0 - sigma >= robustness.min_foreground
+    return sigma, occlusion_set(boundary, e)
 
 
 def gt_crf_inputs(instance_map, edges) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 
 import crf
 from oosis_jax import crf_inputs, targets
-from oosis_jax.robustness import Robustness, merge_small_instances
+from oosis_jax.robustness import Robustness, merge_small_instances, merge_unsupported_instances
 
 LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
 
@@ -95,7 +95,8 @@ def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | N
     """
     inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"], robustness=robustness) for h in heads]
     labels = crf.solve_many(inputs, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
-    labels = [merge_small_instances(x, robustness.min_area) for x in labels]
+    labels = [merge_small_instances(merge_unsupported_instances(x, occ, robustness.min_support), robustness.min_area)
+              for x, (_, occ) in zip(labels, inputs)]
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
 
 

@@ -19,5 +19,5 @@ def get_config() -> TrainConfig:
         name="synthetic_long", dataset="synthetic", model=model,
         augment=AugmentConfig(crop_size=(120, 160), scale_range=(0.75, 1.25)),
         synthetic_scenes=4000, synthetic_val_scenes=16, synthetic_size=(120, 160), batch_size=8,
-        num_steps=5000, optimizer="adam", base_lr=0.003, new_layer_lr_mult=1.0, checkpoint_every=250,
+        num_steps=3000, optimizer="adam", base_lr=0.003, new_layer_lr_mult=1.0, checkpoint_every=250,
         log_every=25, eval_every=500, eval_examples=16, eval_batch_size=8)
