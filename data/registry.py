@@ -54,7 +54,8 @@ DATASETS = tuple(REGISTRY)
 
 # Synthetic scenes rendered on the fly (no tfds build) take seeds ``SYNTHETIC_SEEDS[split] + i``: far apart,
 # so training, validation and held-out scenes never coincide. (A tfds build derives its own seeds.)
-SYNTHETIC_SEEDS = {"train": 0, "validation": 10**6, "test": 2_000_000}
+# "test2" is a second held-out set like "test" (the demo's), for checking that a number is no accident of one set.
+SYNTHETIC_SEEDS = {"train": 0, "validation": 10**6, "test": 2_000_000, "test2": 3_000_000}
 
 
 def info(name: str) -> DatasetInfo:

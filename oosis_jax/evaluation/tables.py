@@ -8,6 +8,8 @@ import numpy as np
 
 SUMMARY_HEADERS = ("Model", "mAP .5:.95", "WC", "OAIR recall@0.5", "OAIR accuracy@0.5", "% inst. in cycles")
 BOUNDARY_HEADERS = ("Model", "oriented ODS", "oriented OIS", "oriented AP", "boundary AP")
+HELD_OUT_HEADERS = ("WC", "OAIR recall@0.5", "OAIR accuracy@0.5", "mask mAP", "boundary AP", "oriented AP",
+                    "instances / scene (GT)")
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -35,6 +37,16 @@ def boundary_row(name: str, results: dict) -> list:
     """One row under ``BOUNDARY_HEADERS`` (NMS-applied oriented occlusion boundaries, Tab. 3/5), in %."""
     o, p = results["boundaries"]["oriented"], results["boundaries"]["plain"]
     return [name, percent(o["ODS"]), percent(o["OIS"]), percent(o["AP"]), percent(p["AP"])]
+
+
+def held_out_row(results: dict) -> list:
+    """One row under ``HELD_OUT_HEADERS`` (the shipped model's card and the lever table), in %."""
+    b = results["boundaries"]
+    per_scene = f"{results['num_pred_instances'] / results['num_images']:.1f} " \
+                f"({results['num_gt_instances'] / results['num_images']:.1f})"
+    return [percent(results["weighted_coverage"]), percent(results["oair_iou"]["recall"][0]),
+            percent(results["oair_iou"]["accuracy"][0]), percent(results["mask"]["mAP"]),
+            percent(b["plain"]["AP"]), percent(b["oriented"]["AP"]), per_scene]
 
 
 def jsonable(value):

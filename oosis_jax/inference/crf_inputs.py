@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from data import targets
-from oosis_jax.inference.nms import BOUNDARY_THRESHOLD, check_probability_map, thin_boundaries
+from oosis_jax.inference.nms import BOUNDARY_THRESHOLD, boundary_nms, check_probability_map
+from oosis_jax.inference.robustness import Robustness, drop_short_segments, hysteresis_boundaries
 
 DIRECTION_RATIO = 0.5  # e_d >= DIRECTION_RATIO * max(e) selects direction d
 
@@ -57,17 +58,29 @@ def occlusion_set(boundary, e) -> np.ndarray:
     return occ
 
 
-def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD,
+                         robustness: Robustness = Robustness()) -> tuple[np.ndarray, np.ndarray]:
     """``(sigma, occ)`` from the heads: sigma float64 (H, W) (Eq. 5) and occ bool (H, W, 4) (Eq. 7).
 
     ``s``: float (H, W, C) semantic probabilities; ``b``: float (H, W) boundary probability; ``e``: float
-    (H, W, 4) conditional orientation. Boundaries are thinned by NMS and thresholded at ``threshold``.
+    (H, W, 4) conditional orientation. Boundaries are thinned by NMS and thresholded at ``threshold``
+    (Sec. 3.1); ``robustness`` (`oosis_jax.inference.robustness`, beyond the paper) may link them by hysteresis
+    (``threshold`` is then the weak threshold), drop short pieces and keep only pixels the semantic head
+    calls foreground (``1 - sigma >= robustness.min_foreground``).
     """
     sigma = sigma_from_semantic(s)
     b = check_probability_map(b)
     if b.shape != sigma.shape:
         raise ValueError(f"b {b.shape} and s {np.shape(s)} differ in height/width")
-    return sigma, occlusion_set(thin_boundaries(b, threshold), e)
+    thinned = boundary_nms(b)
+    if robustness.high is None:
+        boundary = thinned >= threshold
+    else:
+        boundary = hysteresis_boundaries(thinned, threshold, max(robustness.high, threshold))
+    boundary = drop_short_segments(boundary, robustness.min_segment)
+    if robustness.min_foreground > 0:
+        boundary &= 1.0 - sigma >= robustness.min_foreground
+    return sigma, occlusion_set(boundary, e)
 
 
 def gt_crf_inputs(instance_map, edges) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import crf
-from oosis_jax.inference import crf_inputs
 from data import targets
+from oosis_jax.inference import crf_inputs
+from oosis_jax.inference.robustness import Robustness, merge_small_instances, merge_unsupported_instances
 
 LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
 
@@ -96,15 +97,19 @@ def _label(inputs: list, method, processes, progress: bool, lam: float, mu: floa
 
 
 def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | None = None,
-                progress: bool = True, lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
+                progress: bool = True, lam: float = LAMBDA, mu: float = MU,
+                robustness: Robustness = Robustness()) -> list[Prediction]:
     """Predictions from per-image head probabilities ``dict(s, b, e)`` (numpy, one image each).
 
     The CRF runs for all images at once through ``crf.solve_many`` (``method`` "solve" = ``crf.solve``, the
     default; "jump" = the paper's ``crf.jump_moves``; "expansion"; or a picklable callable;
-    ``processes=None`` uses every core).
+    ``processes=None`` uses every core). ``robustness``: the options of `oosis_jax.inference.robustness` (beyond the
+    paper; all off by default), applied to the CRF inputs and to its labelling.
     """
-    inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
+    inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"], robustness=robustness) for h in heads]
     labels = _label(inputs, method, processes, progress, lam, mu)
+    labels = [merge_small_instances(merge_unsupported_instances(x, occ, robustness.min_support), robustness.min_area)
+              for x, (_, occ) in zip(labels, inputs)]
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
 
 

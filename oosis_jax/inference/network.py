@@ -25,7 +25,8 @@ PAD_MULTIPLE = 64  # images are padded to multiples of this, so few input shapes
 
 
 @nnx.jit
-def _forward(model, normalized):
+def forward(model, normalized):
+    """Jitted network heads ``(s, b, e)`` of normalised images ``float32 (B, H, W, 3)`` (eval mode)."""
     probs = probabilities(model(normalized, train=False))
     return probs["s"], probs["b"], probs["e"]
 
@@ -91,8 +92,8 @@ def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = 
     after normalisation, as the training crops' padding), so that images of many sizes share a few compiled
     shapes; the outputs are cropped back.
     """
-    def forward(tile):
-        s, b, e = _forward(model, normalize_images(tile[None]))
+    def tile_heads(tile):
+        s, b, e = forward(model, normalize_images(tile[None]))
         return {"s": np.asarray(s[0]), "b": np.asarray(b[0]), "e": np.asarray(e[0])}
 
     image = np.asarray(image)
@@ -102,7 +103,7 @@ def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = 
     padded_h, padded_w = (-(-n // PAD_MULTIPLE) * PAD_MULTIPLE for n in (height, width))
     padded = np.broadcast_to(PAD_COLOR, (padded_h, padded_w, 3)).astype(image.dtype)
     padded[:height, :width] = image
-    heads = tiled_probabilities(forward, padded, tile_size, overlap)
+    heads = tiled_probabilities(tile_heads, padded, tile_size, overlap)
     return {key: value[:height, :width] for key, value in heads.items()}
 
 

@@ -8,6 +8,7 @@ HEADS = ("disentangled", "entangled")
 UPSAMPLERS = ("joint", "separate")
 DTYPES = ("float32", "bfloat16")
 OUTPUT_STRIDES = (4, 8)
+DECODERS = ("none", "unet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,10 @@ class ModelConfig:
       dtype: compute dtype, "float32" or "bfloat16"; parameters are always float32.
       output_stride: 8 (the paper's dilated ResNet) or 4 (stage 2 keeps the stem's resolution: finer
         boundaries for small models and images, at several times the compute of the head).
+      decoder: "none" (the paper: heads on the PSP features, learned upsampling) or "unet" (beyond the paper:
+        `oosis_jax.models.decoder.BoundaryDecoder` brings stride-4, stride-2 and full-resolution features
+        back, and every head is a 1x1 convolution at full resolution; ``upsample`` is then unused).
+      decoder_width: channels of the decoder's full-resolution features (twice that at stride 4).
     """
 
     num_classes: int
@@ -46,20 +51,22 @@ class ModelConfig:
     upsample: str = "joint"
     dtype: str = "float32"
     output_stride: int = 8
+    decoder: str = "none"
+    decoder_width: int = 32
 
     def __post_init__(self):
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if len(self.stage_blocks) != 4 or min(self.stage_blocks) < 1:
             raise ValueError(f"stage_blocks must be 4 positive counts, got {self.stage_blocks}")
-        if min(self.width, self.stem_width, self.head_width, self.aux_width) < 1:
+        if min(self.width, self.stem_width, self.head_width, self.aux_width) < 1 or self.decoder_width < 2:
             raise ValueError("widths must be positive")
         if not self.pyramid_bins or min(self.pyramid_bins) < 1:
             raise ValueError(f"pyramid_bins must be positive, got {self.pyramid_bins}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         for name, value, allowed in (("head", self.head, HEADS), ("upsample", self.upsample, UPSAMPLERS),
-                                     ("dtype", self.dtype, DTYPES)):
+                                     ("dtype", self.dtype, DTYPES), ("decoder", self.decoder, DECODERS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.output_stride not in OUTPUT_STRIDES:

@@ -15,7 +15,9 @@ import numpy as np
 from flax import nnx
 
 from oosis_jax.models.config import ModelConfig
-from oosis_jax.models.resnet import DilatedResNet, batch_norm, conv
+from oosis_jax.models.decoder import BoundaryDecoder
+from oosis_jax.models.layers import ConvBNReLU, resize_bilinear
+from oosis_jax.models.resnet import DilatedResNet
 from oosis_jax.models.upsample import TransposedUpsample
 
 NUM_DIRECTIONS = 4
@@ -41,20 +43,6 @@ def adaptive_avg_pool(x: jax.Array, bins: int) -> jax.Array:
     rows = jnp.asarray(adaptive_pool_matrix(x.shape[1], bins), x.dtype)
     cols = jnp.asarray(adaptive_pool_matrix(x.shape[2], bins), x.dtype)
     return jnp.einsum("ih,jw,bhwc->bijc", rows, cols, x)
-
-
-def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
-    """Bilinear resize of ``(B, h, w, C)`` to ``(B, height, width, C)`` (half-pixel centres)."""
-    return jax.image.resize(x, (x.shape[0], height, width, x.shape[3]), "bilinear")
-
-
-class ConvBNReLU(nnx.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, *, dtype, rngs: nnx.Rngs):
-        self.conv = conv(cin, cout, kernel, dtype=dtype, rngs=rngs)
-        self.bn = batch_norm(cout, dtype=dtype, rngs=rngs)
-
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        return jax.nn.relu(self.bn(self.conv(x), use_running_average=not train))
 
 
 class PyramidPooling(nnx.Module):
@@ -85,17 +73,23 @@ class PSPNet(nnx.Module):
         self.fuse = ConvBNReLU(self.ppm.out_channels, config.head_width, 3, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
         classes = config.num_classes + 1
-        logits = lambda cout: nnx.Conv(config.head_width, cout, (1, 1), dtype=dtype, rngs=rngs)  # noqa: E731
-        self.s_head = logits(classes)
-        self.s_upsample = TransposedUpsample(classes, config.output_stride, joint=False, dtype=dtype)
         boundary_channels = 1 + NUM_DIRECTIONS
+        if config.decoder == "unet":
+            self.decoder = BoundaryDecoder(config, config.head_width, self.backbone.stem_channels,
+                                           self.backbone.stage1_channels, dtype=dtype, rngs=rngs)
+            head_in = self.decoder.out_channels
+        else:
+            self.s_upsample = TransposedUpsample(classes, config.output_stride, joint=False, dtype=dtype)
+            self.be_upsample = TransposedUpsample(boundary_channels, config.output_stride,
+                                                  joint=config.upsample == "joint", dtype=dtype)
+            head_in = config.head_width
+        logits = lambda cout: nnx.Conv(head_in, cout, (1, 1), dtype=dtype, rngs=rngs)  # noqa: E731
+        self.s_head = logits(classes)
         if config.head == "disentangled":
             self.b_head = logits(1)
             self.e_head = logits(NUM_DIRECTIONS)
         else:
             self.o_head = logits(boundary_channels)
-        self.be_upsample = TransposedUpsample(boundary_channels, config.output_stride,
-                                              joint=config.upsample == "joint", dtype=dtype)
         self.aux = ConvBNReLU(self.backbone.stage3_channels, config.aux_width, 3, dtype=dtype, rngs=rngs)
         self.aux_head = nnx.Conv(config.aux_width, classes, (1, 1), dtype=dtype, rngs=rngs)
 
@@ -106,16 +100,22 @@ class PSPNet(nnx.Module):
             raise ValueError(f"images must be normalised floats (normalize_images), got {images.dtype}")
         height, width = images.shape[1:3]
         images = images.astype(jnp.dtype(self.config.dtype))
-        stage3, stage4 = self.backbone(images, train)
-        x = self.fuse(self.ppm(stage4, train), train)
+        features = self.backbone.features(images, train)
+        stage3 = features["stage3"]
+        x = self.fuse(self.ppm(features["stage4"], train), train)
         x = self.dropout(x, deterministic=not train)
+        if self.config.decoder == "unet":
+            x = self.decoder(x, images, features, train)
+            upsample_s = upsample_be = lambda y: y  # noqa: E731
+        else:
+            upsample_s, upsample_be = self.s_upsample, self.be_upsample
         crop = lambda y: y[:, :height, :width].astype(jnp.float32)  # noqa: E731
-        out = {"s_logits": crop(self.s_upsample(self.s_head(x)))}
+        out = {"s_logits": crop(upsample_s(self.s_head(x)))}
         if self.config.head == "disentangled":
-            be = crop(self.be_upsample(jnp.concatenate([self.b_head(x), self.e_head(x)], axis=-1)))
+            be = crop(upsample_be(jnp.concatenate([self.b_head(x), self.e_head(x)], axis=-1)))
             out["b_logits"], out["e_logits"] = be[..., 0], be[..., 1:]
         else:
-            out["o_logits"] = crop(self.be_upsample(self.o_head(x)))
+            out["o_logits"] = crop(upsample_be(self.o_head(x)))
         if train:
             aux = self.dropout(self.aux(stage3, train), deterministic=False)
             out["aux_logits"] = resize_bilinear(self.aux_head(aux), height, width).astype(jnp.float32)

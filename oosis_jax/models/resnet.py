@@ -100,19 +100,32 @@ class DilatedResNet(nnx.Module):
                 cin = width * EXPANSION
             stages.append(nnx.List(stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.stem_channels = 2 * stem if config.deep_stem else stem
+        self.stage1_channels = config.width * EXPANSION
         self.stage3_channels = config.width * 4 * EXPANSION
         self.stage4_channels = config.width * 8 * EXPANSION
 
     def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
+        features = self.features(x, train)
+        return features["stage3"], features["stage4"]
+
+    def features(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
+        """Every scale the decoder variant needs: ``stem`` (stride 2, ``stem_channels``), ``stage1``
+        (stride 4, ``4 * width``), ``stage3`` and ``stage4`` (stride ``output_stride``, as `__call__`)."""
         frozen = not train
         x = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=frozen))
         if self.conv2 is not None:
             x = jax.nn.relu(self.bn2(self.conv2(x), use_running_average=frozen))
             x = jax.nn.relu(self.bn3(self.conv3(x), use_running_average=frozen))
+        out = {"stem": x}
         x = max_pool_3x3_s2(x)
-        for block in (*self.layer1, *self.layer2, *self.layer3):
+        for block in self.layer1:
             x = block(x, train)
-        stage3 = x
+        out["stage1"] = x
+        for block in (*self.layer2, *self.layer3):
+            x = block(x, train)
+        out["stage3"] = x
         for block in self.layer4:
             x = block(x, train)
-        return stage3, x
+        out["stage4"] = x
+        return out

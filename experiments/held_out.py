@@ -1,0 +1,81 @@
+"""Trained models and CRF options on held-out synthetic scenes: one row each (the lever table of RESULTS.md).
+
+    python -m experiments.held_out --checkpoint shipped=synthetic --checkpoint demo=runs/demo/train_cpu \
+        --robustness paper --robustness min_area=30 --lam 20 --lam 40 --out runs/held_out
+
+``--checkpoint NAME=WHAT`` takes anything ``Predictor.from_pretrained`` takes (a shipped name, an exported
+folder, a training work directory). The heads of every model are computed once per scene set (cached as
+``heads_<name>_<split>.npz`` in ``--out``); each ``--robustness`` setting (``paper`` = all off, else
+``KEY=VALUE,...`` of `oosis_jax.inference.robustness.Robustness`) and ``--lam`` then only reruns the CRF.
+Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like them), 120x160.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from data.examples import synthetic_scenes
+from experiments.common import SYNTHETIC_SIZE
+from oosis_jax.evaluation import evaluate
+from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row
+from oosis_jax.inference.instances import LAMBDA
+from oosis_jax.inference.robustness import Robustness
+
+
+def cached_heads(model: str, tag: str, scenes: list[dict], out: Path) -> list[dict]:
+    """Head probabilities of ``model`` on ``scenes``, from ``out/heads_<tag>.npz`` when present."""
+    path = out / f"heads_{tag}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            if len(f["b"]) == len(scenes):
+                return [{"s": f["s"][i], "b": f["b"][i], "e": f["e"][i]} for i in range(len(scenes))]
+    from oosis_jax import Predictor
+
+    heads = Predictor.from_pretrained(model).heads([x["image"] for x in scenes], progress=False)
+    np.savez_compressed(path, **{k: np.stack([h[k] for h in heads]) for k in ("s", "b", "e")})
+    return heads
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=WHAT")
+    parser.add_argument("--robustness", action="append", default=None, metavar="paper|KEY=VALUE,...")
+    parser.add_argument("--lam", type=float, action="append", default=None, help="Eq. (8) lambda (repeatable)")
+    parser.add_argument("--scenes", type=int, default=40)
+    parser.add_argument("--sets", default="test,test2")
+    parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--out", default="runs/held_out")
+    args = parser.parse_args(argv)
+    from oosis_jax.inference.instances import label_heads
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = [(Robustness.parse(text), text) for text in args.robustness or ["paper"]]
+    rows = []
+    for split in args.sets.split(","):
+        scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
+        for spec in args.checkpoint:
+            name, _, model = spec.partition("=")
+            heads = cached_heads(model, f"{name}_{split}", scenes, out)
+            for (robustness, text), lam in [(s, lam) for s in settings for lam in args.lam or [LAMBDA]]:
+                start = time.time()
+                predictions = label_heads(heads, processes=args.processes, progress=False, lam=lam,
+                                          robustness=robustness)
+                results = evaluate(predictions, scenes, progress=False)
+                rows.append(dict(set=split, model=name, robustness=text, lam=lam,
+                                 crf_seconds=round(time.time() - start, 1),
+                                 **dict(zip(HELD_OUT_HEADERS, held_out_row(results)))))
+                print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()),
+                      flush=True)
+    with open(out / "rows.jsonl", "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    print(f"appended {len(rows)} rows to {out / 'rows.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()

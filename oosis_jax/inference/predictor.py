@@ -1,0 +1,164 @@
+"""The one-line API: image in, ordered instances out.
+
+    from oosis_jax import Predictor
+    predictor = Predictor.from_pretrained("synthetic")    # the model shipped in the repository
+    prediction = predictor(image)                          # uint8 (H, W, 3), any size >= 2x2
+    prediction.instance_map, prediction.classes, prediction.scores, prediction.edges
+    predictions = predictor.predict_many(images)           # batched network, CRF on every core
+
+``from_pretrained`` takes a shipped name (`SHIPPED`), an exported model folder (``config.json`` +
+``weights.npz``, written by `export`) or a training run's work directory (its latest orbax checkpoint).
+A `Prediction` follows the array conventions of docs/contracts.md (``instance_map`` int32 (H, W), ``classes``
+int32 (N,), ``scores`` float64 (N,), ``edges`` int32 (M, 2) with (a, b) = a occludes b).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from oosis_jax.inference import network
+from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
+from oosis_jax.inference.robustness import Robustness
+from oosis_jax.models import PSPNet, flat_state, load_pretrained, normalize_images
+from oosis_jax.models.outputs import PAD_COLOR
+from oosis_jax.training.configs import TrainConfig
+
+WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
+SHIPPED = ("synthetic",)
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
+MIN_SIZE = 2  # NMS needs a gradient, so both sides of an image must have at least 2 pixels
+
+
+def check_image(image, name: str = "image") -> np.ndarray:
+    """``image`` as a uint8 (H, W, 3) array with H, W >= `MIN_SIZE`; ``ValueError`` naming ``name`` if not."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"{name} must have shape (H, W, 3), got {array.shape}")
+    if min(array.shape[:2]) < MIN_SIZE:
+        raise ValueError(f"{name} is {array.shape[0]}x{array.shape[1]} pixels; both sides must be >= {MIN_SIZE}")
+    return array
+
+
+def export(model: PSPNet, config: TrainConfig, out_dir, extra: dict | None = None) -> Path:
+    """Write ``model`` as ``out_dir/weights.npz`` (every parameter and batch statistic by its ``/`` path) and
+    ``out_dir/config.json`` (the run's `TrainConfig`, plus ``extra`` under the key ``"export"``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {name: np.asarray(variable.get_value()) for name, variable in flat_state(model).items()}
+    np.savez_compressed(out / WEIGHTS_FILE, **arrays)
+    (out / CONFIG_FILE).write_text(json.dumps({**config.to_dict(), "export": extra or {}}, indent=2))
+    return out
+
+
+def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
+    """The model and `TrainConfig` of a folder written by `export` (evaluation mode)."""
+    folder = Path(folder)
+    try:
+        values = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} is missing or not valid JSON: {err}") from err
+    values.pop("export", None)
+    config = TrainConfig.from_dict(values)
+    model = PSPNet(config.model, rngs=nnx.Rngs(0))
+    loaded = set(load_pretrained(model, folder / WEIGHTS_FILE))
+    missing = sorted(set(flat_state(model)) - loaded)
+    if missing:
+        raise ValueError(f"{folder / WEIGHTS_FILE} lacks {len(missing)} of the model's arrays, e.g. {missing[:3]}")
+    return model, config
+
+
+class Predictor:
+    """A trained network plus the CRF: ``predictor(image) -> Prediction``.
+
+    ``method``: the CRF minimiser (``"solve"``, ``crf.solve``, by default); ``lam``, ``mu``: Eq. (8);
+    ``robustness``: `oosis_jax.inference.robustness` options (the shipped model's card says which it was measured
+    with); ``batch_size``: images per network call in `predict_many`; ``processes``: CRF worker processes
+    (None = every core).
+    """
+
+    def __init__(self, model: PSPNet, config: TrainConfig, *, method: str = "solve", lam: float = LAMBDA,
+                 mu: float = MU, robustness: Robustness = Robustness(), batch_size: int = 8,
+                 processes: int | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model, self.config = model, config
+        self.method, self.lam, self.mu, self.robustness = method, lam, mu, robustness
+        self.batch_size, self.processes = batch_size, processes
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, **options) -> "Predictor":
+        """A predictor for a shipped model name, an exported folder or a training work directory."""
+        text = os.fspath(name_or_dir)
+        if text in SHIPPED:
+            folder = WEIGHTS_DIR / text
+            model, config = load_exported(folder)
+            defaults = json.loads((folder / CONFIG_FILE).read_text()).get("export", {}).get("robustness")
+            if defaults is not None and "robustness" not in options:
+                options["robustness"] = Robustness(**defaults)
+            return cls(model, config, **options)
+        path = Path(os.path.expanduser(text))
+        if (path / WEIGHTS_FILE).exists():
+            return cls(*load_exported(path), **options)
+        if path.is_dir():
+            from oosis_jax.training.loop import restore_model
+
+            return cls(*restore_model(str(path)), **options)
+        raise ValueError(f"{text!r} is neither a shipped model {SHIPPED} nor an existing model or run folder")
+
+    def __call__(self, image) -> Prediction:
+        return self.predict_many([image], progress=False)[0]
+
+    def heads(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
+        """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size).
+
+        Images that fit in one tile are padded to multiples of ``network.PAD_MULTIPLE`` and run
+        ``batch_size`` at a time per padded shape; larger images are tiled one by one.
+        """
+        images = [check_image(image, f"image {i}") for i, image in enumerate(images)]
+        out: list[dict | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            shape = tuple(-(-n // network.PAD_MULTIPLE) * network.PAD_MULTIPLE for n in image.shape[:2])
+            if max(shape) > network.TILE_SIZE:
+                out[i] = network.head_probabilities(self.model, image)
+            else:
+                groups.setdefault(shape, []).append(i)
+        bar = tqdm(total=len(images), desc="network", disable=not progress, initial=len(images) - sum(
+            len(g) for g in groups.values()))
+        for (height, width), members in groups.items():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                padded = np.broadcast_to(PAD_COLOR, (len(chunk), height, width, 3)).copy()
+                for k, i in enumerate(chunk):
+                    padded[k, :images[i].shape[0], :images[i].shape[1]] = images[i]
+                s, b, e = jax.device_get(network.forward(self.model, normalize_images(padded)))
+                for k, i in enumerate(chunk):
+                    h, w = images[i].shape[:2]
+                    out[i] = {"s": s[k, :h, :w], "b": b[k, :h, :w], "e": e[k, :h, :w]}
+                bar.update(len(chunk))
+        bar.close()
+        return out
+
+    def predict_many(self, images: Sequence[np.ndarray], progress: bool = True) -> list[Prediction]:
+        """One `Prediction` per uint8 (H, W, 3) image, in order. Every image is checked before any work
+        (``ValueError`` naming the first bad one's index); the CRF labels all images on every core."""
+        heads = self.heads(images, progress)
+        return label_heads(heads, method=self.method, processes=self.processes, progress=progress,
+                           lam=self.lam, mu=self.mu, robustness=self.robustness)
+
+    def replace(self, **changes) -> "Predictor":
+        """A predictor sharing this one's network with other CRF options (``method``, ``robustness``...)."""
+        options = dict(method=self.method, lam=self.lam, mu=self.mu, robustness=self.robustness,
+                       batch_size=self.batch_size, processes=self.processes)
+        options.update(changes)
+        return Predictor(self.model, self.config, **options)

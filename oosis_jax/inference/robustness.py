@@ -1,0 +1,188 @@
+"""CRF-side robustness to imperfect predicted boundaries: options beyond the paper (off by default).
+
+The energy of Eq. (8) trusts every pair of O completely: an activated pair earns ``mu = 100`` while a label
+change costs ``lam = 20`` per neighbour pair, so a single spurious boundary pixel inside an object already
+pays for a one-pixel instance (4 * 20 < 100), and every short spurious segment becomes a fragment. Three
+options make the predicted input and output less brittle; each is measured in RESULTS.md:
+
+- `hysteresis_boundaries`: Canny-style linking of the NMS output. Pixels >= ``high`` seed boundaries;
+  pixels >= ``low`` are kept only when 8-connected (through kept pixels) to a seed.
+- ``min_foreground``: an occluder is an instance, so a pair of O whose occluding pixel the semantic head
+  calls background (foreground probability ``1 - sigma_p`` below ``min_foreground``) is dropped: boundaries
+  the network draws around background clutter then do not cut the background into instances.
+- `drop_short_segments`: 8-connected pieces of the thinned boundary with fewer than ``min_pixels`` pixels
+  are removed (texture specks, isolated responses).
+- `merge_unsupported_instances`: after the CRF, an instance must be enclosed by occlusion boundaries: a
+  component whose border pairs (4-neighbour pairs leaving it, image border excluded) are in O in either
+  direction for less than a fraction ``min_support`` of them was cut out along texture or noise, not along
+  its own occlusion boundary, and joins the neighbour it shares the most unsupported pairs with.
+- `merge_small_instances`: after the CRF, a 4-connected component of equal labels smaller than
+  ``min_area`` pixels takes the label of the neighbour (background included) it shares the longest border
+  with, smallest first, so fragments join the instance or background around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+import crf
+
+EIGHT = np.ones((3, 3), bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Robustness:
+    """Which options `oosis_jax.crf_inputs.predicted_crf_inputs` and the labelling apply (all off = paper).
+
+    ``high``: seed threshold of hysteresis (None = plain threshold at the paper's 0.1, no linking);
+    ``min_segment``: minimal boundary piece, pixels (0 keeps all); ``min_foreground``: minimal foreground
+    probability of an occluding pixel (0 keeps all); ``min_area``: minimal instance, pixels (0 keeps all).
+    """
+
+    high: float | None = None
+    min_segment: int = 0
+    min_foreground: float = 0.0
+    min_support: float = 0.0
+    min_area: int = 0
+
+    def __post_init__(self):
+        if self.high is not None and not 0.0 < self.high <= 1.0:
+            raise ValueError(f"high must lie in (0, 1] or be None, got {self.high}")
+        for name in ("min_foreground", "min_support"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.min_segment < 0 or self.min_area < 0:
+            raise ValueError(f"min_segment and min_area must be >= 0, got {self.min_segment}, {self.min_area}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Robustness":
+        """``"paper"`` (all off) or comma-separated ``KEY=VALUE`` pairs, e.g. ``"min_area=30,high=0.3"``."""
+        if text == "paper":
+            return cls()
+        types = {f.name: (float if f.name in ("high", "min_foreground", "min_support") else int)
+                 for f in dataclasses.fields(cls)}
+        fields = {}
+        for pair in text.split(","):
+            key, sep, value = pair.partition("=")
+            if not sep or key not in types:
+                raise ValueError(f"robustness option {pair!r}: expected KEY=VALUE with KEY one of {sorted(types)}")
+            try:
+                fields[key] = types[key](value)
+            except ValueError as err:
+                raise ValueError(f"robustness option {pair!r}: {err}") from err
+        return cls(**fields)
+
+    @property
+    def is_paper(self) -> bool:
+        return self == Robustness()
+
+
+def hysteresis_boundaries(thinned: np.ndarray, low: float, high: float) -> np.ndarray:
+    """bool (H, W): pixels of the NMS output ``thinned`` (float (H, W)) >= ``low`` that are 8-connected,
+    through such pixels, to a pixel >= ``high``."""
+    if not 0.0 <= low <= high:
+        raise ValueError(f"need 0 <= low <= high, got {low}, {high}")
+    weak = thinned >= low
+    pieces, count = ndimage.label(weak, structure=EIGHT)
+    if count == 0:
+        return weak
+    seeded = np.zeros(count + 1, bool)
+    seeded[np.unique(pieces[thinned >= high])] = True
+    seeded[0] = False
+    return seeded[pieces]
+
+
+def drop_short_segments(boundary: np.ndarray, min_pixels: int) -> np.ndarray:
+    """bool (H, W): ``boundary`` without its 8-connected pieces of fewer than ``min_pixels`` pixels."""
+    if min_pixels <= 1:
+        return boundary
+    pieces, count = ndimage.label(boundary, structure=EIGHT)
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+    keep = sizes >= min_pixels
+    keep[0] = False
+    return keep[pieces]
+
+
+def merge_small_instances(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """int32 (H, W): ``labels`` (occlusion-order labels) where every 4-connected component of equal non-zero
+    labels smaller than ``min_area`` pixels has taken the label of the neighbouring region it shares the most
+    4-neighbour pairs with (background included; ties go to the lower label), smallest component first.
+
+    A pass merges every small component whose surroundings did not change earlier in the same pass; passes
+    repeat until no component is small (a component with no neighbour, i.e. the whole image, is kept).
+    """
+    labels = np.array(labels, np.int32)
+    if min_area <= 1:
+        return labels
+    cross = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.int32)
+    while True:
+        comp, _ = crf.instances(labels)
+        sizes = np.bincount(comp.ravel())
+        boxes = ndimage.find_objects(comp)
+        small = [c for c in np.argsort(sizes, kind="stable") if c > 0 and sizes[c] < min_area]
+        touched = np.zeros(comp.shape, bool)
+        merged = 0
+        for c in small:
+            box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[c - 1])
+            mask = comp[box] == c
+            ring = ndimage.binary_dilation(mask) & ~mask
+            if not ring.any() or touched[box][ring | mask].any():
+                continue
+            pairs = ndimage.convolve(mask.astype(np.int32), cross, mode="constant")
+            votes = np.bincount(labels[box][ring], weights=pairs[ring])
+            labels[box][mask] = int(np.argmax(votes))
+            touched[box] |= mask | ring
+            merged += 1
+        if merged == 0:
+            return labels
+
+
+def _border_pairs(comp: np.ndarray, occ: np.ndarray):
+    """Every 4-neighbour pair of pixels in different components: ``(a, b, supported)`` arrays, both
+    orientations listed (a pair appears as (a, b) and (b, a)); supported = the pair is in O either way."""
+    a_list, b_list, s_list = [], [], []
+    for axis, (fwd, back) in ((1, (1, 0)), (0, (3, 2))):  # right/left along columns, bottom/top along rows
+        first = comp[:, :-1] if axis == 1 else comp[:-1]
+        second = comp[:, 1:] if axis == 1 else comp[1:]
+        forward = occ[:, :-1, fwd] if axis == 1 else occ[:-1, :, fwd]
+        backward = occ[:, 1:, back] if axis == 1 else occ[1:, :, back]
+        differ = first != second
+        supported = (forward | backward)[differ]
+        a_list += [first[differ], second[differ]]
+        b_list += [second[differ], first[differ]]
+        s_list += [supported, supported]
+    return np.concatenate(a_list), np.concatenate(b_list), np.concatenate(s_list)
+
+
+def merge_unsupported_instances(labels: np.ndarray, occ: np.ndarray, min_support: float) -> np.ndarray:
+    """int32 (H, W): ``labels`` where each 4-connected instance whose border is in O (``occ`` bool
+    (H, W, 4), either direction) for less than ``min_support`` of its border pairs took the label of the
+    neighbour (background included) it shares the most unsupported pairs with; the least supported
+    instance first, one merge per neighbourhood and pass, passes until every instance is supported."""
+    labels = np.array(labels, np.int32)
+    if min_support <= 0:
+        return labels
+    while True:
+        comp, _ = crf.instances(labels)
+        comp = np.where(labels > 0, comp, 0)
+        a, b, supported = _border_pairs(comp, occ)
+        n = int(comp.max(initial=0)) + 1
+        total = np.bincount(a, minlength=n)
+        support = np.bincount(a, weights=supported, minlength=n) / np.maximum(total, 1)
+        weak = [c for c in np.argsort(support, kind="stable") if c > 0 and total[c] and support[c] < min_support]
+        done = np.zeros(n, bool)
+        merged = 0
+        for c in weak:
+            mask = (a == c) & ~supported
+            neighbours = b[mask] if mask.any() else b[a == c]
+            if done[c] or done[neighbours].any():
+                continue
+            target = np.bincount(neighbours, minlength=n).argmax()
+            labels[comp == c] = 0 if target == 0 else labels[comp == target].flat[0]
+            done[c] = done[target] = True
+            merged += 1
+        if merged == 0:
+            return labels

@@ -1,0 +1,24 @@
+"""Small building blocks shared by the PSP head and the boundary decoder."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from oosis_jax.models.resnet import batch_norm, conv
+
+
+def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
+    """Bilinear resize of ``(B, h, w, C)`` to ``(B, height, width, C)`` (half-pixel centres)."""
+    return jax.image.resize(x, (x.shape[0], height, width, x.shape[3]), "bilinear")
+
+
+class ConvBNReLU(nnx.Module):
+    """``kernel x kernel`` convolution (bias-free, same padding) -> BatchNorm -> ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, *, dtype, rngs: nnx.Rngs):
+        self.conv = conv(cin, cout, kernel, dtype=dtype, rngs=rngs)
+        self.bn = batch_norm(cout, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        return jax.nn.relu(self.bn(self.conv(x), use_running_average=not train))
