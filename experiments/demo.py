@@ -1,21 +1,23 @@
-"""The main job end to end (``make demo``): train, predict held-out scenes, evaluate, draw.
+"""The main job end to end (``make demo``): predict held-out scenes with the shipped model, evaluate, draw.
 
-    python -m experiments.demo [--config cpu|smoke|full] [--out runs/demo]
+    python -m experiments.demo [--train] [--config cpu|smoke|full] [--out runs/demo]
 
 1. Data: the embedded synthetic occlusion scenes (``data.synthetic``), rendered deterministically from
    seeds (training seeds 0.., validation 10**6.., held-out test scenes 2*10**6..); no download.
-2. Train the s/b/e network (``oosis_jax.training.loop.train``, Eq. 4) with tqdm progress and orbax checkpoints in
-   ``OUT/train_<config>``: an interrupted demo resumes where it stopped.
-3. Predict the held-out scenes: network heads, then the CRF (``crf.solve``).
+2. Model: the pretrained synthetic model shipped in the repository (``Predictor.from_pretrained("synthetic")``,
+   its card in ``oosis_jax/weights/synthetic/MODEL_CARD.md``). With ``--train``, also train the config's
+   preset from scratch (``oosis_jax.training.loop.train``, Eq. 4; tqdm progress; orbax checkpoints in
+   ``OUT/train_<config>``, so an interrupted demo resumes) and evaluate it next to the shipped model.
+3. Predict the held-out scenes: network heads, then the CRF (``crf.solve``), instances and their order.
 4. Evaluate with ``oosis_jax.evaluation.evaluate`` (OAIR, mask mAP, weighted coverage, % instances in
    cycles, oriented boundary ODS/OIS/AP), next to the CRF on ground-truth inputs (Tab. 4's GT row) and on
-   the network's segmentation with ground-truth boundaries (what the boundary head costs).
+   the shipped network's segmentation with ground-truth boundaries (what the boundary head costs).
 5. Write ``OUT/results.md``, ``results.json``, the OAIR / boundary PR plots and, for a few scenes, one PNG
    with input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries (+ instances).
 
-Configs: ``cpu`` (default: reduced PSPNet, training capped at 12 minutes, ~7 minutes in all on 2 idle
-cores), ``smoke`` (seconds, CI) and
-``full`` (the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
+Configs: ``cpu`` (default: 40 scenes, about 2 minutes on 2 cores; ``--train`` adds the ``synthetic_unet``
+preset capped at 12 minutes of training), ``smoke`` (seconds, CI; ``--train`` trains the ``smoke``
+preset) and ``full`` (``--train``: the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
 """
 
 from __future__ import annotations
@@ -31,12 +33,17 @@ from data.registry import info
 from experiments import common
 from oosis_jax.evaluation import tables
 
-MIXED_ROW = "Joint-Labeling, predicted segm + GT bndry/orientation"
+SHIPPED = "synthetic"
+SHIPPED_ROW = "Joint-Labeling, shipped model"
+TRAINED_ROW = "Joint-Labeling, trained by this demo"
+MIXED_ROW = "Joint-Labeling, shipped model's segm + GT bndry/orientation"
+GT_ROW = "Joint-Labeling on GT bndry/segm"
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
-    """One demo run. ``train`` names an ``oosis_jax.training.configs`` preset; ``train_overrides`` replace its fields.
+    """One demo run. ``train`` names the ``oosis_jax.training.configs`` preset that ``--train`` trains;
+    ``train_overrides`` replace its fields.
 
     Training stops at the first checkpoint after ``train_minutes`` (None: run all steps).
     ``test_scenes`` held-out scenes of ``test_size`` are evaluated; ``panels`` of them are drawn.
@@ -66,11 +73,11 @@ class DemoConfig:
 
 
 def get_config(name: str = "cpu") -> DemoConfig:
-    """``cpu``: the project's reduced synthetic preset (~7 min on 2 idle cores); ``smoke``: the seconds-long
-    CI preset; ``full``: PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
+    """``cpu``: 40 scenes; ``--train`` trains the ``synthetic_unet`` preset (at most 12 minutes of training on 2
+    cores); ``smoke``: the seconds-long CI preset; ``full``: PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic
+    scenes, for a GPU."""
     if name == "cpu":
-        return DemoConfig(name="cpu", train="synthetic", train_minutes=12.0,
-                          train_overrides=(("checkpoint_every", 50),))
+        return DemoConfig(name="cpu", train="synthetic_unet", train_minutes=12.0)
     if name == "smoke":
         return DemoConfig(name="smoke", train="smoke", test_scenes=3, test_size=common.SMOKE_SIZE, panels=2)
     if name == "full":
@@ -124,74 +131,91 @@ def with_true_boundaries(predictions, examples, method, processes, progress) -> 
     return prediction.label_heads(heads, method=method, processes=processes, progress=progress)
 
 
-def run(config: DemoConfig, out: Path, processes: int | None = None) -> dict:
-    """The whole demo; returns ``dict(results, mixed_results, gt_results, train_seconds, total_seconds,
-    files)``."""
+def evaluate_predictor(predictor, examples: list[dict], show: bool) -> tuple[list, dict]:
+    """``(predictions, evaluate results)`` of a `Predictor` on the examples."""
     from oosis_jax import evaluation
-    from oosis_jax.inference import network as predict
+
+    predictions = predictor.predict_many([x["image"] for x in examples], progress=show)
+    return predictions, evaluation.evaluate(predictions, examples, progress=show)
+
+
+def run(config: DemoConfig, out: Path, train: bool = False, processes: int | None = None) -> dict:
+    """The whole demo; returns ``dict(results, trained_results, mixed_results, gt_results, steps,
+    train_seconds, total_seconds, files)`` (``trained_results`` and ``steps`` are None without ``train``)."""
+    from oosis_jax import Predictor, evaluation
     from oosis_jax.inference import instances as prediction
+    from oosis_jax.inference import network
 
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    train_config = config.train_config(out / "tfds")
-    print(f"[1/4] training {train_config.name}: up to {train_config.num_steps} steps of batch "
-          f"{train_config.batch_size} "
-          f"on {predict.device_summary()} (resumes from {out / f'train_{config.name}'})")
-    budget = None if config.train_minutes is None else 60 * config.train_minutes
-    model, train_seconds, steps = common.train_model(train_config, out / f"train_{config.name}", budget)
-    examples = synthetic_scenes("test", config.test_scenes, config.test_size)
-    method = common.default_method()
-    print(f"[2/4] predicting {len(examples)} held-out scenes (CRF: {prediction.method_name(method)})")
     show = config.name != "smoke"
     processes = 1 if config.name == "smoke" else processes
-    predictions = predict.predict_images(model, [x["image"] for x in examples], method=method,
-                                         processes=processes, progress=show)
-    print("[3/4] evaluating")
-    results = evaluation.evaluate(predictions, examples, progress=show)
-    gt_predictions = prediction.label_ground_truth(examples, info("synthetic").num_classes, method=method,
+    shipped = Predictor.from_pretrained(SHIPPED, processes=processes)
+    trained, train_seconds, steps, train_config = None, 0.0, None, None
+    if train:
+        train_config = config.train_config(out / "tfds")
+        print(f"[train] {train_config.name}: up to {train_config.num_steps} steps of batch {train_config.batch_size} "
+              f"on {network.device_summary()} (resumes from {out / f'train_{config.name}'})")
+        budget = None if config.train_minutes is None else 60 * config.train_minutes
+        model, train_seconds, steps = common.train_model(train_config, out / f"train_{config.name}", budget)
+        trained = shipped.replace(model=model, config=train_config)
+    examples = synthetic_scenes("test", config.test_scenes, config.test_size)
+    print(f"[1/3] predicting {len(examples)} held-out scenes with the shipped model `{SHIPPED}` "
+          f"(CRF: {prediction.method_name(shipped.method)}, {network.device_summary()})")
+    predictions, results = evaluate_predictor(shipped, examples, show)
+    names = {SHIPPED_ROW: results}
+    if trained is not None:
+        print(f"[1/3] predicting them with the model trained now ({steps} steps)")
+        trained_predictions, names[TRAINED_ROW] = evaluate_predictor(trained, examples, show)
+    print("[2/3] the CRF on ground-truth boundaries (with the shipped model's segmentation) and on all ground truth")
+    mixed = with_true_boundaries(predictions, examples, shipped.method, processes, show)
+    names[MIXED_ROW] = evaluation.evaluate(mixed, examples, boundaries=False, progress=False)
+    gt_predictions = prediction.label_ground_truth(examples, info("synthetic").num_classes, method=shipped.method,
                                                    processes=processes, progress=show)
-    gt_results = evaluation.evaluate(gt_predictions, examples, boundaries=False, progress=False)
-    mixed_results = evaluation.evaluate(with_true_boundaries(predictions, examples, method, processes, show),
-                                        examples, boundaries=False, progress=False)
-    print("[4/4] writing tables and pictures")
-    names = {"Joint-Labeling (ours)": results, MIXED_ROW: mixed_results,
-             "Joint-Labeling on GT bndry/segm": gt_results}
+    names[GT_ROW] = evaluation.evaluate(gt_predictions, examples, boundaries=False, progress=False)
+    print("[3/3] writing tables and pictures")
     files = evaluation.plot_curves(names, out)
     files += [Path(draw_scene(out / f"scene_{i:02d}.png", x, p))
               for i, (x, p) in enumerate(zip(examples[:config.panels], predictions))]
     total = time.time() - start
     table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in names.items()])
-    table += "\n" + tables.markdown(tables.BOUNDARY_HEADERS, [tables.boundary_row("Joint-Labeling (ours)", results)])
-    model_size = train_config.model
+    boundary_rows = [tables.boundary_row(n, r) for n, r in names.items() if r["boundaries"] is not None]
+    table += "\n" + tables.markdown(tables.BOUNDARY_HEADERS, boundary_rows)
     text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
-            f"CRF {prediction.method_name(method)} (lambda 20, mu 100).\n\n{table}\n"
-            f"The second row keeps the network's segmentation but takes b and e from the ground truth: the "
-            f"gap to the first row is what the boundary head costs (`experiments.crf_on_gt --checkpoint`).\n\n"
-            f"Model: PSPNet, stage blocks {model_size.stage_blocks}, width {model_size.width}, head "
-            f"{model_size.head}, {steps} of {train_config.num_steps} steps x batch {train_config.batch_size} on "
-            f"{train_config.synthetic_scenes} scenes {train_config.synthetic_size}.\n"
-            f"Hardware: {common.hardware()}. Training this call: {train_seconds / 60:.1f} min; "
-            f"whole demo: {total / 60:.1f} min.\n")
+            f"CRF {prediction.method_name(shipped.method)} (lambda {shipped.lam:g}, mu {shipped.mu:g}, "
+            f"robustness options {shipped.robustness}).\n\n{table}\n"
+            f"The shipped model is described in `oosis_jax/weights/{SHIPPED}/MODEL_CARD.md`. The \"GT bndry\" row "
+            f"keeps its segmentation but takes b and e from the ground truth: the gap to the first row is what "
+            f"the boundary head costs.\n\n")
+    if train:
+        model_size = train_config.model
+        text += (f"Trained now: preset `{train_config.name}` (decoder {model_size.decoder}, width "
+                 f"{model_size.width}), {steps} of {train_config.num_steps} steps x batch {train_config.batch_size} "
+                 f"on {train_config.synthetic_scenes} scenes {train_config.synthetic_size}; training this call "
+                 f"{train_seconds / 60:.1f} min.\n")
+    text += f"Hardware: {common.hardware()}. Whole demo: {total / 60:.1f} min.\n"
     (out / "results.md").write_text(text)
-    summary = {"results": results, "mixed_results": mixed_results, "gt_results": gt_results,
-               "train_seconds": train_seconds, "steps": steps,
+    summary = {"results": results, "trained_results": names.get(TRAINED_ROW), "mixed_results": names[MIXED_ROW],
+               "gt_results": names[GT_ROW], "train_seconds": train_seconds, "steps": steps,
                "total_seconds": total, "files": [str(f) for f in files]}
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=tables.jsonable))
     print(table)
     print(f"results table: {out / 'results.md'}\nall numbers:   {out / 'results.json'}\nplots:")
     for f in files:
         print(f"  {f}")
-    print(f"checkpoints:   {out / f'train_{config.name}'}\ndemo took {total / 60:.1f} min")
+    print(f"demo took {total / 60:.1f} min")
     return summary
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu", choices=("cpu", "smoke", "full"))
+    parser.add_argument("--train", action="store_true",
+                        help="also train the config's preset from scratch and compare it with the shipped model")
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
     args = parser.parse_args(argv)
-    return run(get_config(args.config), Path(args.out), args.processes)
+    return run(get_config(args.config), Path(args.out), args.train, args.processes)
 
 
 if __name__ == "__main__":

@@ -29,14 +29,15 @@ SPLITS = ("test", "test2")
 
 
 def run_facts(workdir: Path) -> dict:
-    """Steps and wall time of a run from its ``metrics.jsonl`` (pauses between sessions excluded: gaps of
-    more than 10 minutes between log lines are not counted)."""
+    """The step of the run's latest checkpoint and the wall time up to it, from ``metrics.jsonl`` (pauses
+    between sessions excluded: gaps of more than 10 minutes between log lines are not counted)."""
+    from oosis_jax.training.checkpointing import latest_step
+
+    step = latest_step(str(workdir))
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    times = sorted(r["time"] for r in records)
+    times = sorted(r["time"] for r in records if r["step"] <= step)
     seconds = sum(b - a for a, b in zip(times, times[1:]) if b - a < 600)
-    last = max(r["step"] for r in records)
-    final = [r for r in records if r["step"] == last and "val_boundary_ap" in r]
-    return {"steps": last, "minutes": seconds / 60, "validation": final[-1] if final else {}}
+    return {"steps": step, "minutes": seconds / 60}
 
 
 def commit() -> str:
@@ -67,15 +68,11 @@ by its path), `config.json` (the training configuration; its `export` key holds 
 - **Task**: occlusion-ordered semantic instance segmentation of the project's synthetic scenes
   (`data.synthetic`, classes: {", ".join(info("synthetic").class_names)}); trained from scratch, no pretrained
   weights.
-- **Network**: PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, head
-  {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width {model.decoder_width}),
-  {model.head} heads.
-- **Training**: preset `{config.name}` (`python -m experiments.train --config {config.name} --workdir DIR`),
-  {facts['steps']} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}),
-  crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.
+- **Network**: PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width {model.decoder_width}), {model.head} heads.
+- **Training**: preset `{config.name}` (`python -m experiments.train --config {config.name} --workdir DIR`), {facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.
 - **Wall time**: {facts['minutes']:.0f} minutes on {hardware}; commit `{commit()}`.
 - **CRF at prediction**: `crf.solve`, lambda 20, mu 100, robustness options
-  `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.robustness`).
+  `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.inference.robustness`).
 - **Limits**: synthetic scenes only; on real photographs it has never seen a real object.
 
 ## Held-out scenes (120x160, not used in training or validation)

@@ -67,8 +67,11 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
         values = json.loads((folder / CONFIG_FILE).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{folder / CONFIG_FILE} is missing or not valid JSON: {err}") from err
-    values.pop("export", None)
-    config = TrainConfig.from_dict(values)
+    try:
+        values.pop("export", None)
+        config = TrainConfig.from_dict(values)
+    except (AttributeError, KeyError, TypeError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} is not a valid exported configuration: {err!r}") from err
     model = PSPNet(config.model, rngs=nnx.Rngs(0))
     loaded = set(load_pretrained(model, folder / WEIGHTS_FILE))
     missing = sorted(set(flat_state(model)) - loaded)
@@ -157,8 +160,12 @@ class Predictor:
                            lam=self.lam, mu=self.mu, robustness=self.robustness)
 
     def replace(self, **changes) -> "Predictor":
-        """A predictor sharing this one's network with other CRF options (``method``, ``robustness``...)."""
-        options = dict(method=self.method, lam=self.lam, mu=self.mu, robustness=self.robustness,
-                       batch_size=self.batch_size, processes=self.processes)
+        """A copy with some of the constructor's arguments changed: other CRF options (``method``,
+        ``robustness``...) on the same network, or another ``model`` and ``config`` with the same options."""
+        options = dict(model=self.model, config=self.config, method=self.method, lam=self.lam, mu=self.mu,
+                       robustness=self.robustness, batch_size=self.batch_size, processes=self.processes)
+        unknown = set(changes) - set(options)
+        if unknown:
+            raise TypeError(f"Predictor has no option(s) {sorted(unknown)}")
         options.update(changes)
-        return Predictor(self.model, self.config, **options)
+        return Predictor(**options)

@@ -1,4 +1,4 @@
-"""Named training configurations: ``get_config(name)`` for ``smoke``, ``synthetic``, ``kins``, ``cocoa``."""
+"""Named training configurations: ``get_config(name)`` for each name of ``NAMES``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 
 from oosis_jax.training.configs.base import DATASETS, TrainConfig, num_classes
 
-NAMES = ("smoke", "synthetic", "synthetic_long", "kins", "cocoa")
+NAMES = ("smoke", "synthetic", "synthetic_unet", "synthetic_long", "kins", "cocoa")
 
 
 def get_config(name: str, **overrides) -> TrainConfig:
