@@ -44,15 +44,14 @@ def main(argv=None):
         predictions = prediction.label_ground_truth(examples, num_classes, method=args.method,
                                                     processes=args.processes)
     else:
+        from oosis_jax import Predictor
         from oosis_jax.inference import network as predict
-        from oosis_jax.training import loop as train
 
         name = "Joint-Labeling"
-        model, _ = train.restore_model(args.checkpoint)
+        predictor = Predictor.from_pretrained(args.checkpoint, method=args.method, processes=args.processes,
+                                              tile_size=args.tile_size, tile_overlap=args.tile_overlap)
         print(f"network on {predict.device_summary()}")
-        predictions = predict.predict_images(model, [x["image"] for x in examples], method=args.method,
-                                             processes=args.processes, tile_size=args.tile_size,
-                                             overlap=args.tile_overlap)
+        predictions = predictor.predict_many([x["image"] for x in examples])
     results = evaluation.evaluate(predictions, examples, boundaries=not args.gt, max_dist=args.max_dist)
     results.update(dataset=args.dataset, split=args.split, method=args.method, model=name)
     out = Path(args.out)

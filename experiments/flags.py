@@ -126,7 +126,8 @@ def setup(args: argparse.Namespace) -> Setup:
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint`` | ``--gt`` (exactly one), and the dataset split they read (``data.loading``)."""
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="training workdir to restore the network from")
+    source.add_argument("--checkpoint", help="the network: a training workdir, an exported model folder or a "
+                                             "shipped model name (synthetic)")
     source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
     parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="builder config, e.g. num_train=0 num_validation=0 num_test=50")

@@ -1,6 +1,7 @@
 """Predict ordered instances for a folder of images (or a dataset split in ground-truth mode).
 
-    python -m experiments.predict --checkpoint WORKDIR --images DIR --out DIR
+    python -m experiments.predict --checkpoint synthetic --images DIR --out DIR     # the shipped model
+    python -m experiments.predict --checkpoint WORKDIR --images DIR --out DIR       # a training run
     python -m experiments.predict --gt --dataset synthetic --split test --data-dir DIR --out DIR
 
 Writes per image ``STEM.json`` (COCO RLE masks, classes, scores, occlusion edges) and the PNGs
@@ -39,25 +40,36 @@ def parse_args(argv=None):
     return args
 
 
+def _network_heads(predictor, named, failures) -> list[tuple[str, object, dict]]:
+    """``(stem, image, heads)`` of every image the network could run on: batched (`Predictor.heads`); if
+    that fails, image by image, so that a failing one is appended to ``failures`` and the others are kept."""
+    try:
+        return [(stem, image, h) for (stem, image), h in zip(named, predictor.heads([i for _, i in named]))]
+    except Exception:  # noqa: BLE001 - find the failing image(s) below, one image never sinks the run
+        heads = []
+        for stem, image in tqdm(named, desc="network, image by image"):
+            try:
+                heads.append((stem, image, predictor.heads([image], progress=False)[0]))
+            except Exception as err:  # noqa: BLE001
+                failures.append((stem, f"network failed: {type(err).__name__}: {err}"))
+        return heads
+
+
 def _network_predictions(args, failures):
     """``(stems, images, predictions, class_names)`` of the readable images of ``args.images``; a file that
     cannot be read, or whose network or CRF step fails, is appended to ``failures`` as (name, reason)."""
     import crf
+    from oosis_jax import Predictor
     from oosis_jax.inference import network as predict
-    from oosis_jax.training import loop as train
 
-    model, config = train.restore_model(args.checkpoint)
-    class_names = info(config.dataset).class_names
+    predictor = Predictor.from_pretrained(args.checkpoint, tile_size=args.tile_size, tile_overlap=args.tile_overlap)
+    class_names = info(predictor.config.dataset).class_names
     named = prediction_io.read_images(args.images, failures)
     print(f"network on {predict.device_summary()}")
-    heads = []
-    for stem, image in tqdm(named, desc="network"):
-        try:
-            heads.append((stem, image, predict.head_probabilities(model, image, args.tile_size, args.tile_overlap)))
-        except Exception as err:  # noqa: BLE001 - one image never sinks the run
-            failures.append((stem, f"network failed: {type(err).__name__}: {err}"))
+    heads = _network_heads(predictor, named, failures)
     try:
-        labelled = prediction.label_heads([h for _, _, h in heads], method=args.method, processes=args.processes)
+        labelled = prediction.label_heads([h for _, _, h in heads], method=args.method, processes=args.processes,
+                                          lam=predictor.lam, mu=predictor.mu, robustness=predictor.robustness)
     except crf.BatchError as err:  # keep the images the CRF labelled
         for i, failure in err.failures.items():
             failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))

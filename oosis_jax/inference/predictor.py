@@ -86,17 +86,20 @@ class Predictor:
     ``method``: the CRF minimiser (``"solve"``, ``crf.solve``, by default); ``lam``, ``mu``: Eq. (8);
     ``robustness``: `oosis_jax.inference.robustness` options (the shipped model's card says which it was measured
     with); ``batch_size``: images per network call in `predict_many`; ``processes``: CRF worker processes
-    (None = every core).
+    (None = every core); ``tile_size``, ``tile_overlap``: images larger than a tile are predicted in
+    overlapping tiles (`oosis_jax.inference.network.head_probabilities`).
     """
 
     def __init__(self, model: PSPNet, config: TrainConfig, *, method: str = "solve", lam: float = LAMBDA,
                  mu: float = MU, robustness: Robustness = Robustness(), batch_size: int = 8,
-                 processes: int | None = None):
+                 processes: int | None = None, tile_size: int = network.TILE_SIZE,
+                 tile_overlap: int = network.TILE_OVERLAP):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.config = model, config
         self.method, self.lam, self.mu, self.robustness = method, lam, mu, robustness
         self.batch_size, self.processes = batch_size, processes
+        self.tile_size, self.tile_overlap = tile_size, tile_overlap
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **options) -> "Predictor":
@@ -132,8 +135,8 @@ class Predictor:
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
             shape = tuple(-(-n // network.PAD_MULTIPLE) * network.PAD_MULTIPLE for n in image.shape[:2])
-            if max(shape) > network.TILE_SIZE:
-                out[i] = network.head_probabilities(self.model, image)
+            if max(shape) > self.tile_size:
+                out[i] = network.head_probabilities(self.model, image, self.tile_size, self.tile_overlap)
             else:
                 groups.setdefault(shape, []).append(i)
         bar = tqdm(total=len(images), desc="network", disable=not progress, initial=len(images) - sum(
@@ -163,7 +166,8 @@ class Predictor:
         """A copy with some of the constructor's arguments changed: other CRF options (``method``,
         ``robustness``...) on the same network, or another ``model`` and ``config`` with the same options."""
         options = dict(model=self.model, config=self.config, method=self.method, lam=self.lam, mu=self.mu,
-                       robustness=self.robustness, batch_size=self.batch_size, processes=self.processes)
+                       robustness=self.robustness, batch_size=self.batch_size, processes=self.processes,
+                       tile_size=self.tile_size, tile_overlap=self.tile_overlap)
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"Predictor has no option(s) {sorted(unknown)}")

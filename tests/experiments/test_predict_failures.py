@@ -10,15 +10,17 @@ from helpers.networks import PixelNet
 from PIL import Image
 
 from experiments import predict as predict_cli
-from oosis_jax.training import loop as train
+from oosis_jax.inference.predictor import Predictor
 from oosis_jax.training.configs import get_config
 
 
 @pytest.fixture
 def fake_checkpoint(monkeypatch):
-    """``restore_model`` returns a 1x1-convolution network (the real network's speed is not under test)."""
+    """``Predictor.from_pretrained`` wraps a 1x1-convolution network (the real network's speed is not under
+    test)."""
     config = get_config("smoke")
-    monkeypatch.setattr(train, "restore_model", lambda workdir: (PixelNet(config.model.num_classes), config))
+    monkeypatch.setattr(Predictor, "from_pretrained", classmethod(
+        lambda cls, name, **options: cls(PixelNet(config.model.num_classes), config, **options)))
 
 
 def _run(tmp_path, capsys):
