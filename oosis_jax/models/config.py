@@ -59,8 +59,11 @@ class ModelConfig:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if len(self.stage_blocks) != 4 or min(self.stage_blocks) < 1:
             raise ValueError(f"stage_blocks must be 4 positive counts, got {self.stage_blocks}")
-        if min(self.width, self.stem_width, self.head_width, self.aux_width) < 1 or self.decoder_width < 2:
+        if min(self.width, self.stem_width, self.head_width, self.aux_width) < 1:
             raise ValueError("widths must be positive")
+        if self.decoder_width < 2:
+            raise ValueError(f"decoder_width must be >= 2 (its full-resolution branch has half as many "
+                             f"channels), got {self.decoder_width}")
         if not self.pyramid_bins or min(self.pyramid_bins) < 1:
             raise ValueError(f"pyramid_bins must be positive, got {self.pyramid_bins}")
         if not 0.0 <= self.dropout < 1.0:
