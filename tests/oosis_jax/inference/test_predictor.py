@@ -1,0 +1,208 @@
+"""The one-line API: `Predictor`, `export` / `load_exported` and `check_image`."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from helpers.networks import quick_pspnet
+
+from oosis_jax import Predictor
+from oosis_jax.inference import network
+from oosis_jax.inference.predictor import CONFIG_FILE, WEIGHTS_FILE, check_image, export, load_exported
+from oosis_jax.models import flat_state
+from oosis_jax.training.configs import get_config
+
+SIZES = [(2, 2), (3, 5), (37, 53), (20, 600)]
+
+
+def make_predictor(decoder: str) -> Predictor:
+    """An untrained tiny network (the smoke preset's model with ``decoder``) and its `TrainConfig`."""
+    config = get_config("smoke")
+    config = config.replace(model=dataclasses.replace(config.model, decoder=decoder, decoder_width=8))
+    return Predictor(quick_pspnet(config.model), config, processes=1, batch_size=3)
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return make_predictor("unet")
+
+
+@pytest.fixture(scope="module")
+def paper_predictor():
+    return make_predictor("none")
+
+
+def images(*sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+
+
+def check_prediction(prediction, height, width, num_classes):
+    """The array conventions of docs/contracts.md, and ids consistent across the fields."""
+    instance_map, classes, scores, edges = (prediction.instance_map, prediction.classes, prediction.scores,
+                                            prediction.edges)
+    assert instance_map.dtype == np.int32 and instance_map.shape == (height, width)
+    n = int(instance_map.max(initial=0))
+    assert instance_map.min(initial=0) >= 0
+    assert set(np.unique(instance_map)) - {0} == set(range(1, n + 1))
+    assert classes.dtype == np.int32 and classes.shape == (n,)
+    assert np.all((classes >= 1) & (classes <= num_classes))
+    assert np.issubdtype(scores.dtype, np.floating) and scores.shape == (n,) and np.all(np.isfinite(scores))
+    assert edges.dtype == np.int32 and edges.ndim == 2 and edges.shape[1] == 2
+    assert np.all((edges >= 1) & (edges <= n)) and np.all(edges[:, 0] != edges[:, 1])
+    for a, b in edges:  # an edge joins 4-neighbours
+        mask_a = instance_map == a
+        near = np.zeros_like(mask_a)
+        near[1:] |= mask_a[:-1]
+        near[:-1] |= mask_a[1:]
+        near[:, 1:] |= mask_a[:, :-1]
+        near[:, :-1] |= mask_a[:, 1:]
+        assert np.any(near & (instance_map == b))
+    assert prediction.b.shape == (height, width) and prediction.e.shape == (height, width, 4)
+    assert prediction.s.shape == (height, width, num_classes + 1)
+
+
+def assert_same_prediction(got, expected):
+    for field in dataclasses.fields(expected):
+        a, b = getattr(got, field.name), getattr(expected, field.name)
+        if field.name in ("b", "e", "s", "scores"):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=field.name)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=field.name)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_prediction_contract_at_odd_sizes(predictor, size):
+    assert max(SIZES[-1]) > network.TILE_SIZE  # the last size takes the tiled path
+    (image,) = images(size)
+    prediction = predictor(image)
+    check_prediction(prediction, *size, predictor.config.model.num_classes)
+
+
+def test_paper_decoder_predicts_too(paper_predictor):
+    for image in images((3, 5), (37, 53)):
+        check_prediction(paper_predictor(image), *image.shape[:2], paper_predictor.config.model.num_classes)
+
+
+def test_predict_many_equals_single_calls(predictor):
+    # 37x53, 40x60 and 64x64 share the padded shape 64x64 (one batch of 3); 70x30 pads to 128x64; 20x600 tiles
+    batch = images((37, 53), (70, 30), (40, 60), (20, 600), (64, 64), (2, 2), seed=1)
+    many = predictor.predict_many(batch, progress=False)
+    assert len(many) == len(batch)
+    for image, prediction in zip(batch, many):
+        assert_same_prediction(prediction, predictor(image))
+    # the batched network path equals the single-image (tiled) one
+    heads = predictor.heads(batch[:3], progress=False)
+    for image, head in zip(batch[:3], heads):
+        reference = network.head_probabilities(predictor.model, image)
+        for key in ("s", "b", "e"):
+            np.testing.assert_allclose(head[key], reference[key], rtol=1e-5, atol=1e-5)
+    assert predictor.predict_many([], progress=False) == []
+
+
+@pytest.mark.parametrize("bad, problem", [
+    (np.zeros((8, 8, 3), np.float32), "uint8"),
+    (np.zeros((8, 8), np.uint8), r"\(H, W, 3\)"),
+    (np.zeros((8, 8, 4), np.uint8), r"\(H, W, 3\)"),
+    (np.zeros((1, 9, 3), np.uint8), "1x9"),
+    (np.zeros((0, 0, 3), np.uint8), "0x0"),
+    (np.zeros((0,), np.uint8), r"\(H, W, 3\)"),
+])
+def test_bad_images_raise_naming_the_index(predictor, bad, problem):
+    good = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match=f"image 2 .*{problem}|image 2 {problem}"):
+        predictor.predict_many([good, good, bad, good], progress=False)
+    with pytest.raises(ValueError, match=problem):
+        predictor(bad)
+    with pytest.raises(ValueError, match="photo"):
+        check_image(bad, "photo")
+    assert check_image(good) is not None and check_image(good).dtype == np.uint8
+
+
+def test_export_round_trip(predictor, paper_predictor, tmp_path):
+    image = images((37, 53), seed=2)[0]
+    for p, name in ((predictor, "unet"), (paper_predictor, "none")):
+        folder = export(p.model, p.config, tmp_path / name, extra={"note": "test"})
+        assert (folder / CONFIG_FILE).exists() and (folder / WEIGHTS_FILE).exists()
+        assert json.loads((folder / CONFIG_FILE).read_text())["export"] == {"note": "test"}
+        model, config = load_exported(folder)
+        assert config == p.config
+        original, loaded = flat_state(p.model), flat_state(model)
+        assert set(original) == set(loaded)
+        for key in original:
+            np.testing.assert_array_equal(loaded[key].get_value(), original[key].get_value(), err_msg=key)
+        heads, reloaded = p.heads([image], progress=False)[0], Predictor(model, config).heads([image], False)[0]
+        for key in ("s", "b", "e"):
+            np.testing.assert_array_equal(reloaded[key], heads[key])
+        from_folder = Predictor.from_pretrained(folder, processes=1)
+        assert from_folder.config == p.config and from_folder.processes == 1
+        assert_same_prediction(from_folder(image), p(image))
+
+
+def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
+    folder = export(predictor.model, predictor.config, tmp_path / "good")
+    config_text = (folder / CONFIG_FILE).read_text()
+
+    def variant(name, config=config_text, arrays=None):
+        out = tmp_path / name
+        out.mkdir()
+        if config is not None:
+            (out / CONFIG_FILE).write_text(config)
+        if arrays is None:
+            (out / WEIGHTS_FILE).write_bytes((folder / WEIGHTS_FILE).read_bytes())
+        elif arrays:
+            np.savez(out / WEIGHTS_FILE, **arrays)
+        return out
+
+    with pytest.raises(ValueError, match="config.json is missing"):
+        load_exported(variant("no_config", config=None))
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_exported(variant("truncated", config=config_text[:len(config_text) // 2]))
+    values = json.loads(config_text)
+    del values["model"]
+    with pytest.raises(ValueError, match="config.json"):
+        load_exported(variant("no_model", config=json.dumps(values)))
+    with pytest.raises(ValueError, match="config.json"):
+        load_exported(variant("list", config="[1, 2]"))
+    with np.load(folder / WEIGHTS_FILE) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    dropped = sorted(arrays)[0]
+    partial = {k: v for k, v in arrays.items() if k != dropped}
+    with pytest.raises(ValueError, match=f"lacks 1 of the model's arrays.*{dropped}"):
+        load_exported(variant("partial", arrays=partial))
+    with pytest.raises(FileNotFoundError, match="weights.npz"):
+        load_exported(variant("no_weights", arrays={}))
+
+
+def test_from_pretrained_rejects_missing_paths(tmp_path):
+    missing = tmp_path / "no" / "such" / "model"
+    with pytest.raises(ValueError, match=str(missing)):
+        Predictor.from_pretrained(missing)
+    with pytest.raises(ValueError, match="nor an existing model"):
+        Predictor.from_pretrained(str(tmp_path / "missing.npz"))
+
+
+def test_from_pretrained_reads_a_training_workdir(tmp_path):
+    from oosis_jax.training import loop as train
+
+    config = get_config("smoke", num_steps=2, checkpoint_every=1, log_every=1)
+    state = train.train(config, tmp_path / "run")
+    predictor = Predictor.from_pretrained(tmp_path / "run", processes=1)
+    assert predictor.config == config
+    np.testing.assert_array_equal(predictor.model.s_head.kernel.get_value(),
+                                  np.asarray(state.params["s_head"]["kernel"].get_value()))
+    (image,) = images((33, 47), seed=3)
+    check_prediction(predictor(image), 33, 47, config.model.num_classes)
+
+
+def test_replace_shares_the_model(predictor):
+    jump = predictor.replace(method="jump", lam=5.0)
+    assert jump.model is predictor.model and jump.config is predictor.config
+    assert (jump.method, jump.lam, jump.mu) == ("jump", 5.0, predictor.mu)
+    assert (jump.processes, jump.batch_size, jump.robustness) == (1, 3, predictor.robustness)
+    assert predictor.method == "solve"
+    (image,) = images((37, 53), seed=4)
+    check_prediction(jump(image), 37, 53, predictor.config.model.num_classes)
+    with pytest.raises(ValueError, match="batch_size"):
+        predictor.replace(batch_size=0)
