@@ -3,6 +3,8 @@
     python -m experiments.bench_train                       # ResNet-50 PSPNet, batch 8/16/32, bf16
     python -m experiments.bench_train --model synthetic --batch_sizes 8 --train_size 225 --steps 5
     python -m experiments.bench_train --smoke               # seconds, tiny model (CI check of the script)
+    python -m experiments.bench_train --batch_sizes         # only the inference time (no batch size)
+    python -m experiments.bench_train --no_inference        # only the training throughput
 
 The step is the real ``train.make_train_step`` (forward, Eq. (4) losses, backward, SGD update) on random
 inputs, data-parallel over every local device; timings exclude compilation and the input pipeline.
@@ -84,14 +86,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="resnet50")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="bfloat16")
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--batch_sizes", type=int, nargs="*", default=[8, 16, 32],
+                        help="training batch sizes to time (none: skip the training benchmark)")
     parser.add_argument("--train_size", type=int, default=225)
     parser.add_argument("--infer_size", type=int, nargs=2, default=[615, 2048], metavar=("H", "W"))
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--no_inference", action="store_true", help="skip the inference benchmark")
     parser.add_argument("--smoke", action="store_true", help="tiny model, tiny sizes, 2 repeats")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.model, args.batch_sizes, args.train_size, args.infer_size, args.steps = "tiny", [2], 33, [41, 67], 2
+        args.model, args.train_size, args.infer_size, args.steps = "tiny", 33, [41, 67], 2
+        args.batch_sizes = [2] if args.batch_sizes else []
     model = dataclasses.replace(MODELS[args.model](), dtype=args.dtype)
     device = f"{jax.device_count()}x {jax.devices()[0].device_kind}"
     print(f"model={args.model} dtype={args.dtype} devices={device}")
@@ -99,9 +104,10 @@ def main(argv=None):
     for batch_size in args.batch_sizes:
         ips = bench_training(model, batch_size, args.train_size, args.steps)
         print(f"{f'train {args.train_size}x{args.train_size}':<34}{batch_size:>6}{ips:>11.1f} img/s", flush=True)
-    height, width = args.infer_size
-    ms = bench_inference(model, height, width, args.steps)
-    print(f"{f'inference {width}x{height}':<34}{1:>6}{ms:>13.1f} ms")
+    if not args.no_inference:
+        height, width = args.infer_size
+        ms = bench_inference(model, height, width, args.steps)
+        print(f"{f'inference {width}x{height}':<34}{1:>6}{ms:>13.1f} ms", flush=True)
 
 
 if __name__ == "__main__":
