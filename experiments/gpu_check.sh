@@ -219,7 +219,7 @@ for row in (work / "status.tsv").read_text().splitlines():
     lines.append(f"| {name} | {result} | {took} | {limit} |")
 bench = out / "bench.txt"
 if bench.exists():
-    lines += ["", "## bench_train (ResNet-50 PSPNet)", "", "```", bench.read_text().rstrip(), "```"]
+    lines += ["", "## bench_train (model and dtype on its first line)", "", "```", bench.read_text().rstrip(), "```"]
 metrics = run / "metrics.jsonl"
 if metrics.exists():
     records = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
