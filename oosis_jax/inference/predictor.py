@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
@@ -72,7 +73,12 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
         config = TrainConfig.from_dict(values)
     except (AttributeError, KeyError, TypeError) as err:
         raise ValueError(f"{folder / CONFIG_FILE} is not a valid exported configuration: {err!r}") from err
-    model = PSPNet(config.model, rngs=nnx.Rngs(0))
+    # Trace the structure without running the initialisers (on a CPU, eager initialisation compiles one small
+    # program per kernel shape: tens of seconds), then fill every array from the file.
+    model = nnx.eval_shape(lambda: PSPNet(config.model, rngs=nnx.Rngs(0)))
+    for _, variable in nnx.to_flat_state(nnx.state(model, nnx.RngState)):
+        shape = variable.get_value().shape
+        variable.set_value(jax.random.key(0) if isinstance(variable, nnx.RngKey) else jnp.zeros(shape, jnp.uint32))
     loaded = set(load_pretrained(model, folder / WEIGHTS_FILE))
     missing = sorted(set(flat_state(model)) - loaded)
     if missing:
