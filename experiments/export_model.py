@@ -1,12 +1,13 @@
 """Export a training run as a shipped model: weights, config and a model card with its held-out table.
 
     python -m experiments.export_model --workdir runs/shipped --name synthetic \
-        --robustness min_area=30 --hardware "2-core x86-64 CPU"
+        --robustness min_area=30 --lam 40 --hardware "2-core x86-64 CPU"
 
 Writes ``oosis_jax/weights/<name>/`` (``weights.npz``, ``config.json``, ``MODEL_CARD.md``). The card states
 the run's configuration, steps, wall time (from ``metrics.jsonl``), the hardware, the commit, and the
-held-out table (synthetic splits ``test`` and ``test2``, with the CRF options the predictor then uses by
-default).
+held-out table (synthetic splits ``test`` and ``test2``, with the CRF options ``--lam`` and ``--robustness``
+that the predictor then uses by default; choose them on the ``validation`` split with
+``experiments.held_out``, not on the held-out scenes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
 from oosis_jax.inference import predictor
+from oosis_jax.inference.instances import LAMBDA
 from oosis_jax.inference.robustness import Robustness
 
 SPLITS = ("test", "test2")
@@ -58,7 +60,7 @@ def held_out_table(pred: predictor.Predictor, count: int) -> str:
     return markdown(("scenes", *HELD_OUT_HEADERS), rows)
 
 
-def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness) -> str:
+def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float) -> str:
     model = config.model
     return f"""# Model card: `{name}`
 
@@ -70,15 +72,15 @@ by its path), `config.json` (the training configuration; its `export` key holds 
   weights.
 - **Network**: PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width {model.decoder_width}), {model.head} heads.
 - **Training**: preset `{config.name}` (`python -m experiments.train --config {config.name} --workdir DIR`), {facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.
-- **Wall time**: {facts['minutes']:.0f} minutes on {hardware}; commit `{commit()}`.
-- **CRF at prediction**: `crf.solve`, lambda 20, mu 100, robustness options
+- **Wall time**: {facts['minutes']:.0f} minutes on {hardware}; exported at commit `{commit()}`.
+- **CRF at prediction**: `crf.solve`, lambda {lam:g}, mu 100, robustness options
   `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.inference.robustness`).
 - **Limits**: synthetic scenes only; on real photographs it has never seen a real object.
 
 ## Held-out scenes (120x160, not used in training or validation)
 
 {table}
-Reproduce: `python -m experiments.export_model --workdir RUN --name {name}` (this card), or
+Reproduce: `python -m experiments.export_model --workdir RUN --name {name} --robustness ... --lam ...` (this card), or
 `python -m experiments.held_out --checkpoint {name}={name}` (the lever table in RESULTS.md).
 """
 
@@ -88,17 +90,19 @@ def main(argv=None):
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--name", default="synthetic")
     parser.add_argument("--robustness", default="paper", help="CRF options the predictor uses by default")
+    parser.add_argument("--lam", type=float, default=LAMBDA, help="Eq. (8) lambda the predictor uses by default")
     parser.add_argument("--hardware", required=True, help="where the run trained, e.g. '2-core x86-64 CPU'")
     parser.add_argument("--scenes", type=int, default=40)
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     robustness = Robustness.parse(args.robustness)
-    pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness)
+    pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=args.lam)
     out = predictor.WEIGHTS_DIR / args.name
-    predictor.export(pred.model, pred.config, out, extra={"robustness": dataclasses.asdict(robustness)})
+    predictor.export(pred.model, pred.config, out,
+                     extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness)})
     table = held_out_table(pred, args.scenes)
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, run_facts(workdir), args.hardware, table,
-                                            robustness))
+                                            robustness, args.lam))
     print((out / "MODEL_CARD.md").read_text())
 
 

@@ -86,6 +86,18 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
     return model, config
 
 
+def exported_crf_options(folder) -> dict:
+    """The CRF options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
+    ``robustness``), as `Predictor` keyword arguments; ``{}`` when it names none."""
+    export = json.loads((Path(folder) / CONFIG_FILE).read_text()).get("export", {})
+    options = {}
+    if "lam" in export:
+        options["lam"] = float(export["lam"])
+    if "robustness" in export:
+        options["robustness"] = Robustness(**export["robustness"])
+    return options
+
+
 class Predictor:
     """A trained network plus the CRF: ``predictor(image) -> Prediction``.
 
@@ -114,10 +126,7 @@ class Predictor:
         if text in SHIPPED:
             folder = WEIGHTS_DIR / text
             model, config = load_exported(folder)
-            defaults = json.loads((folder / CONFIG_FILE).read_text()).get("export", {}).get("robustness")
-            if defaults is not None and "robustness" not in options:
-                options["robustness"] = Robustness(**defaults)
-            return cls(model, config, **options)
+            return cls(model, config, **{**exported_crf_options(folder), **options})
         path = Path(os.path.expanduser(text))
         if (path / WEIGHTS_FILE).exists():
             return cls(*load_exported(path), **options)
