@@ -14,7 +14,9 @@ from __future__ import annotations
 from experiments import variants
 
 VARIANTS = {"P2ORM-style entangled head": variants.variant("model", head="entangled"),
-            "Ours (disentangled b, e)": variants.variant("model", head="disentangled")}
+            "Ours (disentangled b, e)": variants.variant("model", head="disentangled"),
+            # Beyond the paper (issue 14): the disentangled heads on full-resolution decoder features.
+            variants.DECODER_VARIANT: variants.variant("model", decoder="unet")}
 
 
 def main(argv=None):

@@ -12,7 +12,9 @@ from __future__ import annotations
 from experiments import variants
 
 VARIANTS = {"Separate b & e": variants.variant("model", upsample="separate"),
-            "Joint b & e": variants.variant("model", upsample="joint")}
+            "Joint b & e": variants.variant("model", upsample="joint"),
+            # Beyond the paper (issue 14): b and e decided on full-resolution decoder features, no upsampling layer.
+            variants.DECODER_VARIANT: variants.variant("model", decoder="unet")}
 
 
 def main(argv=None):

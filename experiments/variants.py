@@ -11,6 +11,9 @@ from experiments.flags import Setup
 from oosis_jax.evaluation.tables import BOUNDARY_HEADERS, boundary_row, markdown
 
 
+DECODER_VARIANT = "U-Net decoder (beyond the paper)"
+
+
 def add_training_args(p: argparse.ArgumentParser, minutes: float = 10.0) -> argparse.ArgumentParser:
     """Flags of the experiments that train their own models (one per variant)."""
     p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: preset's)")
