@@ -36,6 +36,14 @@ def test_the_shipped_folder_is_complete_and_small():
     assert config["model"]["decoder"] == "unet"
 
 
+def test_the_shipped_model_is_what_its_preset_trains():
+    from oosis_jax.training.configs import TrainConfig, get_config
+
+    values = json.loads((predictor_lib.WEIGHTS_DIR / "synthetic" / "config.json").read_text())
+    values.pop("export")
+    assert TrainConfig.from_dict(values) == get_config(values["name"])
+
+
 def test_the_card_options_are_the_predictor_defaults(shipped):
     export = json.loads((predictor_lib.WEIGHTS_DIR / "synthetic" / "config.json").read_text())["export"]
     assert shipped.lam == export["lam"]
