@@ -60,8 +60,10 @@ def held_out_table(pred: predictor.Predictor, count: int) -> str:
     return markdown(("scenes", *HELD_OUT_HEADERS), rows)
 
 
-def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float) -> str:
+def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float,
+         history: str = "") -> str:
     model = config.model
+    history = f"\n- **Training history**: {history}" if history else ""
     return f"""# Model card: `{name}`
 
 `Predictor.from_pretrained("{name}")` loads this folder: `weights.npz` (every parameter and batch statistic
@@ -71,7 +73,7 @@ by its path), `config.json` (the training configuration; its `export` key holds 
   (`data.synthetic`, classes: {", ".join(info("synthetic").class_names)}); trained from scratch, no pretrained
   weights.
 - **Network**: PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width {model.decoder_width}), {model.head} heads.
-- **Training**: preset `{config.name}` (`python -m experiments.train --config {config.name} --workdir DIR`), {facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.
+- **Training**: run `{config.name}` (`python -m experiments.train --config PRESET --workdir DIR`), {facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.{history}
 - **Wall time**: {facts['minutes']:.0f} minutes on {hardware}; exported at commit `{commit()}`.
 - **CRF at prediction**: `crf.solve`, lambda {lam:g}, mu 100, robustness options
   `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.inference.robustness`).
@@ -93,6 +95,7 @@ def main(argv=None):
     parser.add_argument("--lam", type=float, default=LAMBDA, help="Eq. (8) lambda the predictor uses by default")
     parser.add_argument("--hardware", required=True, help="where the run trained, e.g. '2-core x86-64 CPU'")
     parser.add_argument("--scenes", type=int, default=40)
+    parser.add_argument("--history", default="", help="how the run was trained, if not in one go (for the card)")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     robustness = Robustness.parse(args.robustness)
@@ -102,7 +105,7 @@ def main(argv=None):
                      extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness)})
     table = held_out_table(pred, args.scenes)
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, run_facts(workdir), args.hardware, table,
-                                            robustness, args.lam))
+                                            robustness, args.lam, args.history))
     print((out / "MODEL_CARD.md").read_text())
 
 
