@@ -24,6 +24,11 @@ TILE_OVERLAP = 64
 PAD_MULTIPLE = 64  # images are padded to multiples of this, so few input shapes get compiled
 
 
+def padded_shape(height: int, width: int) -> tuple[int, int]:
+    """``(height, width)`` rounded up to multiples of ``PAD_MULTIPLE`` (the shape the network runs on)."""
+    return tuple(-(-n // PAD_MULTIPLE) * PAD_MULTIPLE for n in (height, width))
+
+
 @nnx.jit
 def forward(model, normalized):
     """Jitted network heads ``(s, b, e)`` of normalised images ``float32 (B, H, W, 3)`` (eval mode)."""
@@ -100,7 +105,7 @@ def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = 
     if image.ndim != 3 or 0 in image.shape:
         raise ValueError(f"image must be a non-empty uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
-    padded_h, padded_w = (-(-n // PAD_MULTIPLE) * PAD_MULTIPLE for n in (height, width))
+    padded_h, padded_w = padded_shape(height, width)
     padded = np.broadcast_to(PAD_COLOR, (padded_h, padded_w, 3)).astype(image.dtype)
     padded[:height, :width] = image
     heads = tiled_probabilities(tile_heads, padded, tile_size, overlap)

@@ -26,6 +26,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from oosis_jax.inference import network
+from oosis_jax.inference.files import MIN_IMAGE_SIZE
 from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.models import PSPNet, flat_state, load_pretrained, normalize_images
@@ -35,18 +36,19 @@ from oosis_jax.training.configs import TrainConfig
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SHIPPED = ("synthetic",)
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
-MIN_SIZE = 2  # NMS needs a gradient, so both sides of an image must have at least 2 pixels
 
 
 def check_image(image, name: str = "image") -> np.ndarray:
-    """``image`` as a uint8 (H, W, 3) array with H, W >= `MIN_SIZE`; ``ValueError`` naming ``name`` if not."""
+    """``image`` as a uint8 (H, W, 3) array with H, W >= ``MIN_IMAGE_SIZE``; ``ValueError`` naming ``name`` if
+    not (the boundary NMS needs two pixels along each axis, as for image files)."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"{name} must have shape (H, W, 3), got {array.shape}")
-    if min(array.shape[:2]) < MIN_SIZE:
-        raise ValueError(f"{name} is {array.shape[0]}x{array.shape[1]} pixels; both sides must be >= {MIN_SIZE}")
+    if min(array.shape[:2]) < MIN_IMAGE_SIZE:
+        raise ValueError(f"{name} is {array.shape[0]}x{array.shape[1]} pixels; both sides must be >= "
+                         f"{MIN_IMAGE_SIZE}")
     return array
 
 
@@ -149,7 +151,7 @@ class Predictor:
         out: list[dict | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
-            shape = tuple(-(-n // network.PAD_MULTIPLE) * network.PAD_MULTIPLE for n in image.shape[:2])
+            shape = network.padded_shape(*image.shape[:2])
             if max(shape) > self.tile_size:
                 out[i] = network.head_probabilities(self.model, image, self.tile_size, self.tile_overlap)
             else:
