@@ -2,7 +2,7 @@
 
 The energy of Eq. (8) trusts every pair of O completely: an activated pair earns ``mu = 100`` while a label
 change costs ``lam = 20`` per neighbour pair, so a single spurious boundary pixel inside an object already
-pays for a one-pixel instance (4 * 20 < 100), and every short spurious segment becomes a fragment. Three
+pays for a one-pixel instance (4 * 20 < 100), and every short spurious segment becomes a fragment. Five
 options make the predicted input and output less brittle; each is measured in RESULTS.md:
 
 - `hysteresis_boundaries`: Canny-style linking of the NMS output. Pixels >= ``high`` seed boundaries;
@@ -35,11 +35,13 @@ EIGHT = np.ones((3, 3), bool)
 
 @dataclasses.dataclass(frozen=True)
 class Robustness:
-    """Which options `oosis_jax.crf_inputs.predicted_crf_inputs` and the labelling apply (all off = paper).
+    """Which options `oosis_jax.inference.crf_inputs.predicted_crf_inputs` and the labelling
+    (`oosis_jax.inference.instances.label_heads`) apply; all off is the paper.
 
     ``high``: seed threshold of hysteresis (None = plain threshold at the paper's 0.1, no linking);
     ``min_segment``: minimal boundary piece, pixels (0 keeps all); ``min_foreground``: minimal foreground
-    probability of an occluding pixel (0 keeps all); ``min_area``: minimal instance, pixels (0 keeps all).
+    probability of an occluding pixel (0 keeps all); ``min_support``: minimal fraction of an instance's
+    border pairs that are in O (0 keeps all); ``min_area``: minimal instance, pixels (0 keeps all).
     """
 
     high: float | None = None
@@ -74,10 +76,6 @@ class Robustness:
             except ValueError as err:
                 raise ValueError(f"robustness option {pair!r}: {err}") from err
         return cls(**fields)
-
-    @property
-    def is_paper(self) -> bool:
-        return self == Robustness()
 
 
 def hysteresis_boundaries(thinned: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -49,9 +49,50 @@ def test_small_instances_join_the_neighbour_with_the_longest_shared_border():
 
 
 def test_options_are_validated_and_default_to_the_paper():
-    assert Robustness().is_paper
-    assert not Robustness(min_area=5).is_paper
+    assert Robustness() == Robustness(high=None, min_segment=0, min_foreground=0.0, min_support=0.0, min_area=0)
     with pytest.raises(ValueError, match="high"):
         Robustness(high=0.0)
     with pytest.raises(ValueError, match="min_segment"):
         Robustness(min_segment=-1)
+
+
+def test_unsupported_instances_join_their_neighbour_and_enclosed_ones_stay():
+    from oosis_jax.inference.robustness import merge_unsupported_instances
+
+    labels = np.zeros((8, 10), np.int32)
+    labels[1:7, 1:5] = 1    # enclosed by O on every side: stays
+    labels[1:7, 5:9] = 2    # a texture cut: no O around it, merges
+    occ = np.zeros((8, 10, 4), bool)
+    occ[1:7, 1, 0] = occ[1:7, 4, 1] = occ[1, 1:5, 2] = occ[6, 1:5, 3] = True  # instance 1 occludes around
+    merged = merge_unsupported_instances(labels, occ, min_support=0.5)
+    assert set(np.unique(merged[1:7, 1:5])) == {1}
+    # Instance 2 shares 6 supported pairs with 1 (O of 1 points into it) but 14 unsupported with background.
+    assert not merged[1:7, 5:9].any()
+    np.testing.assert_array_equal(merge_unsupported_instances(labels, occ, 0.0), labels)
+    assert (merge_unsupported_instances(labels, occ, 0.2) == labels).all()  # 6 of 20 pairs = 30 % >= 20 %
+
+
+def test_min_foreground_drops_occluders_the_segmentation_calls_background():
+    from oosis_jax.inference.crf_inputs import predicted_crf_inputs
+
+    s = np.zeros((6, 8, 2))
+    s[..., 0] = 1.0                      # everything background ...
+    s[:, :4] = [0.1, 0.9]                # ... but the left half
+    b = np.zeros((6, 8))
+    b[:, 3] = b[:, 6] = 0.9              # a boundary in the foreground half and one in the background half
+    e = np.zeros((6, 8, 4))
+    e[..., 1] = 1.0                      # both occlude their right neighbour
+    _, occ = predicted_crf_inputs(s, b, e)
+    assert occ[:, 3, 1].all() and occ[:, 6, 1].all()
+    _, occ = predicted_crf_inputs(s, b, e, robustness=Robustness(min_foreground=0.5))
+    assert occ[:, 3, 1].all() and not occ[:, 6].any()
+
+
+def test_options_parse_from_text():
+    assert Robustness.parse("paper") == Robustness()
+    assert Robustness.parse("high=0.4,min_segment=5,min_area=30") == Robustness(high=0.4, min_segment=5,
+                                                                               min_area=30)
+    with pytest.raises(ValueError, match="KEY one of"):
+        Robustness.parse("min_size=3")
+    with pytest.raises(ValueError, match="min_area=x"):
+        Robustness.parse("min_area=x")
