@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from data import targets
-from oosis_jax.inference.nms import BOUNDARY_THRESHOLD, boundary_nms, check_probability_map
+from oosis_jax.inference.nms import BOUNDARY_THRESHOLD, boundary_nms, check_probability_map, thin_boundaries
 from oosis_jax.inference.robustness import Robustness, drop_short_segments, hysteresis_boundaries
 
 DIRECTION_RATIO = 0.5  # e_d >= DIRECTION_RATIO * max(e) selects direction d
@@ -72,11 +72,10 @@ def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD,
     b = check_probability_map(b)
     if b.shape != sigma.shape:
         raise ValueError(f"b {b.shape} and s {np.shape(s)} differ in height/width")
-    thinned = boundary_nms(b)
     if robustness.high is None:
-        boundary = thinned >= threshold
+        boundary = thin_boundaries(b, threshold)
     else:
-        boundary = hysteresis_boundaries(thinned, threshold, max(robustness.high, threshold))
+        boundary = hysteresis_boundaries(boundary_nms(b), threshold, max(robustness.high, threshold))
     boundary = drop_short_segments(boundary, robustness.min_segment)
     if robustness.min_foreground > 0:
         boundary &= 1.0 - sigma >= robustness.min_foreground
