@@ -58,20 +58,18 @@ def occlusion_set(boundary, e) -> np.ndarray:
     return occ
 
 
-def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD,
-                         robustness: Robustness = Robustness()) -> tuple[np.ndarray, np.ndarray]:
-    """``(sigma, occ)`` from the heads: sigma float64 (H, W) (Eq. 5) and occ bool (H, W, 4) (Eq. 7).
+def predicted_boundary(b, sigma, threshold: float = BOUNDARY_THRESHOLD,
+                       robustness: Robustness = Robustness()) -> np.ndarray:
+    """bool (H, W): the boundary pixels of O from the b head (float (H, W) in [0, 1]).
 
-    ``s``: float (H, W, C) semantic probabilities; ``b``: float (H, W) boundary probability; ``e``: float
-    (H, W, 4) conditional orientation. Boundaries are thinned by NMS and thresholded at ``threshold``
-    (Sec. 3.1); ``robustness`` (`oosis_jax.inference.robustness`, beyond the paper) may link them by hysteresis
-    (``threshold`` is then the weak threshold), drop short pieces and keep only pixels the semantic head
-    calls foreground (``1 - sigma >= robustness.min_foreground``).
+    Thinned by NMS and thresholded at ``threshold`` (Sec. 3.1); ``robustness``
+    (`oosis_jax.inference.robustness`, beyond the paper) may link them by hysteresis (``threshold`` is then
+    the weak threshold), drop short pieces and keep only pixels the semantic head calls foreground
+    (``1 - sigma >= robustness.min_foreground``, with ``sigma`` float (H, W) of `sigma_from_semantic`).
     """
-    sigma = sigma_from_semantic(s)
     b = check_probability_map(b)
-    if b.shape != sigma.shape:
-        raise ValueError(f"b {b.shape} and s {np.shape(s)} differ in height/width")
+    if b.shape != np.shape(sigma):
+        raise ValueError(f"b {b.shape} and s {np.shape(sigma)} differ in height/width")
     if robustness.high is None:
         boundary = thin_boundaries(b, threshold)
     else:
@@ -79,7 +77,19 @@ def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD,
     boundary = drop_short_segments(boundary, robustness.min_segment)
     if robustness.min_foreground > 0:
         boundary &= 1.0 - sigma >= robustness.min_foreground
-    return sigma, occlusion_set(boundary, e)
+    return boundary
+
+
+def predicted_crf_inputs(s, b, e, threshold: float = BOUNDARY_THRESHOLD,
+                         robustness: Robustness = Robustness()) -> tuple[np.ndarray, np.ndarray]:
+    """``(sigma, occ)`` from the heads: sigma float64 (H, W) (Eq. 5) and occ bool (H, W, 4) (Eq. 7).
+
+    ``s``: float (H, W, C) semantic probabilities; ``b``: float (H, W) boundary probability; ``e``: float
+    (H, W, 4) conditional orientation. The boundary pixels are `predicted_boundary` (``threshold`` and
+    ``robustness`` as there), their directions `occlusion_set`.
+    """
+    sigma = sigma_from_semantic(s)
+    return sigma, occlusion_set(predicted_boundary(b, sigma, threshold, robustness), e)
 
 
 def gt_crf_inputs(instance_map, edges) -> tuple[np.ndarray, np.ndarray]:

@@ -107,7 +107,18 @@ def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | N
     paper; all off by default), applied to the CRF inputs and to its labelling.
     """
     inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"], robustness=robustness) for h in heads]
-    labels = _label(inputs, method, processes, progress, lam, mu)
+    return label_inputs(inputs, heads, method, processes, progress, lam, mu, robustness)
+
+
+def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "solve",
+                 processes: int | None = None, progress: bool = True, lam: float = LAMBDA, mu: float = MU,
+                 robustness: Robustness = Robustness()) -> list[Prediction]:
+    """`label_heads` for CRF inputs built elsewhere: ``inputs[i] = (sigma, occ)`` of image i (float64 (H, W),
+    bool (H, W, 4)), ``heads[i]`` its head probabilities (classes and scores come from them). Only the
+    labelling options of ``robustness`` (``min_support``, ``min_area``) apply here."""
+    if len(inputs) != len(heads):
+        raise ValueError(f"{len(inputs)} CRF inputs but {len(heads)} heads")
+    labels = _label(list(inputs), method, processes, progress, lam, mu)
     labels = [merge_small_instances(merge_unsupported_instances(x, occ, robustness.min_support), robustness.min_area)
               for x, (_, occ) in zip(labels, inputs)]
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]

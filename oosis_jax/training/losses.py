@@ -29,6 +29,9 @@ class LossConfig:
     ``boundary_weight``: w of CE_w on boundary pixels (1 - w on the others), 0.9 in the paper.
     ``gamma``, ``tversky_alpha``, ``tversky_beta``: Dice++/Tversky++ parameters (2, 0.8, 0.2 in Sec. 5.6).
     ``combo_alpha``: weight of the weighted CE inside Combo (0.1 in Sec. 5.6); ``aux_weight``: 0.4.
+    ``orientation_band``: 0 trains e on the boundary pixels only (Eq. 4); r > 0 (beyond the paper) also on
+    the pixels within Chebyshev distance r of one, towards the mean E of the boundary pixels in reach
+    (`band_orientation`), because NMS often keeps a pixel next to the true boundary and reads e there.
     """
 
     boundary_loss: str = "wce"
@@ -38,12 +41,15 @@ class LossConfig:
     tversky_beta: float = 0.2
     combo_alpha: float = 0.1
     aux_weight: float = 0.4
+    orientation_band: int = 0
 
     def __post_init__(self):
         if self.boundary_loss not in BOUNDARY_LOSSES:
             raise ValueError(f"boundary_loss must be one of {BOUNDARY_LOSSES}, got {self.boundary_loss!r}")
         if not 0.0 < self.boundary_weight < 1.0:
             raise ValueError(f"boundary_weight must lie in (0, 1), got {self.boundary_weight}")
+        if self.orientation_band < 0:
+            raise ValueError(f"orientation_band must be >= 0, got {self.orientation_band}")
 
 
 def valid_mask(semantic: jax.Array) -> jax.Array:
@@ -77,6 +83,20 @@ def orientation_ce(logits: jax.Array, orientation: jax.Array, boundary: jax.Arra
     the three terms of Eq. (4) share one normalisation as in Theorem 1."""
     nll = -(orientation * jax.nn.log_softmax(logits, axis=-1)).sum(-1)
     return (nll * boundary * valid).sum(), valid.sum()
+
+
+def band_orientation(boundary: jax.Array, orientation: jax.Array, radius: int) -> tuple[jax.Array, jax.Array]:
+    """``(mask, target)``: float32 ``(B, H, W)`` 1 within Chebyshev distance ``radius`` of a boundary pixel,
+    and float32 ``(B, H, W, 4)``: E on boundary pixels, elsewhere in the band the normalised sum of E over
+    the boundary pixels of the ``(2 radius + 1)``-square around the pixel (``boundary`` and ``orientation``
+    as in `orientation_ce`)."""
+    window = (1, 2 * radius + 1, 2 * radius + 1)
+    near = jax.lax.reduce_window(boundary, 0.0, jax.lax.add, window, (1, 1, 1), "SAME")
+    summed = jax.lax.reduce_window(orientation * boundary[..., None], 0.0, jax.lax.add, window + (1,),
+                                   (1, 1, 1, 1), "SAME")
+    spread = summed / jnp.maximum(summed.sum(-1, keepdims=True), 1e-6)
+    target = jnp.where(boundary[..., None] > 0, orientation, spread)
+    return (near > 0).astype(jnp.float32), target
 
 
 def oriented_ce(logits: jax.Array, boundary: jax.Array, orientation: jax.Array, valid: jax.Array):
@@ -135,7 +155,11 @@ def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tupl
         terms["b"] = tversky_pp(b_logits, boundary, valid, config.tversky_alpha, config.tversky_beta, config.gamma)
     else:
         terms["b"] = combo(b_logits, boundary, valid, config.combo_alpha, config.boundary_weight)
-    terms["e"] = orientation_ce(outputs["e_logits"], orientation, boundary, valid)
+    if config.orientation_band:
+        band, orientation = band_orientation(boundary, orientation, config.orientation_band)
+        terms["e"] = orientation_ce(outputs["e_logits"], orientation, band, valid)
+    else:
+        terms["e"] = orientation_ce(outputs["e_logits"], orientation, boundary, valid)
     return terms
 
 

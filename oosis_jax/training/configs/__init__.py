@@ -6,7 +6,7 @@ import importlib
 
 from oosis_jax.training.configs.base import DATASETS, TrainConfig, num_classes
 
-NAMES = ("smoke", "synthetic", "synthetic_unet", "synthetic_long", "kins", "cocoa")
+NAMES = ("smoke", "synthetic", "synthetic_unet", "synthetic_long", "synthetic_band", "kins", "cocoa")
 
 
 def get_config(name: str, **overrides) -> TrainConfig:

@@ -110,3 +110,38 @@ def test_loss_config_rejects_unknown_names():
         losses.LossConfig(boundary_loss="focal")
     with pytest.raises(ValueError, match="boundary_weight"):
         losses.LossConfig(boundary_weight=1.5)
+
+
+def test_band_orientation_spreads_e_one_pixel_around_the_boundary():
+    boundary = np.zeros((1, 6, 5), np.float32)
+    orientation = np.zeros((1, 6, 5, 4), np.float32)
+    boundary[0, 3, :] = 1.0
+    orientation[0, 3, :3, 3] = 1.0  # occludes the pixel below
+    orientation[0, 3, 3:, 1] = 1.0  # occludes the pixel to the right
+    mask, target = losses.band_orientation(jnp.asarray(boundary), jnp.asarray(orientation), 1)
+    mask, target = np.asarray(mask), np.asarray(target)
+    np.testing.assert_array_equal(mask[0, :, 0], [0, 0, 1, 1, 1, 0])
+    np.testing.assert_allclose(target[0, 3], orientation[0, 3])  # boundary pixels keep their own E
+    np.testing.assert_allclose(target[0, 2, 0], [0, 0, 0, 1])  # above: only "bottom" pixels in reach
+    np.testing.assert_allclose(target[0, 4, 3], [0, 2 / 3, 0, 1 / 3], atol=1e-6)  # mean of three in reach
+    np.testing.assert_allclose(target[mask > 0].sum(-1), 1.0, atol=1e-6)
+
+
+def test_orientation_band_trains_e_near_the_boundary_too():
+    rng = np.random.default_rng(0)
+    boundary = np.zeros((1, 6, 5), np.float32)
+    boundary[0, 3, :] = 1.0
+    orientation = np.zeros((1, 6, 5, 4), np.float32)
+    orientation[0, 3, :, 3] = 1.0
+    batch = {"semantic": jnp.zeros((1, 6, 5), jnp.int32), "boundary": jnp.asarray(boundary),
+             "orientation": jnp.asarray(orientation)}
+    outputs = {"s_logits": jnp.zeros((1, 6, 5, 2)), "b_logits": jnp.zeros((1, 6, 5)),
+               "e_logits": jnp.asarray(rng.normal(size=(1, 6, 5, 4)), jnp.float32)}
+    paper = losses.loss_terms(outputs, batch, losses.LossConfig())["e"]
+    band = losses.loss_terms(outputs, batch, losses.LossConfig(orientation_band=1))["e"]
+    assert float(band[0]) > float(paper[0]) and float(band[1]) == float(paper[1])  # more pixels, same count
+    logits_off_band = outputs["e_logits"].at[0, 0].set(100.0)  # rows 0, 5 lie outside the band
+    moved = losses.loss_terms({**outputs, "e_logits": logits_off_band}, batch, losses.LossConfig(orientation_band=1))
+    assert float(moved["e"][0]) == pytest.approx(float(band[0]))
+    with pytest.raises(ValueError, match="orientation_band"):
+        losses.LossConfig(orientation_band=-1)
