@@ -77,12 +77,21 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
     return model, time.time() - start, checkpointing.latest_step(os.fspath(workdir))
 
 
-def predict(model, examples: Sequence[dict], s: Setup, method=None, **kwargs) -> list:
-    """`oosis_jax.inference.instances.Prediction` for each example's image (network, then the CRF)."""
-    from oosis_jax.inference import network as predict_lib
+def predict(source, examples: Sequence[dict], s: Setup, config=None) -> list:
+    """`oosis_jax.inference.instances.Prediction` for each example's image, through `oosis_jax.Predictor`.
 
-    return predict_lib.predict_images(model, [x["image"] for x in examples], method=method or default_method(),
-                                      processes=s.processes, progress=not s.smoke, **kwargs)
+    ``source``: a trained model (a ``PSPNet``, with its ``config``) or anything ``Predictor.from_pretrained``
+    takes (a run's work directory, an exported folder, a shipped name). The CRF is ``default_method()`` on
+    ``s.processes`` workers.
+    """
+    from oosis_jax import Predictor
+
+    options = dict(method=default_method(), processes=s.processes)
+    if isinstance(source, (str, os.PathLike)):
+        predictor = Predictor.from_pretrained(source, **options)
+    else:
+        predictor = Predictor(source, config, **options)
+    return predictor.predict_many([x["image"] for x in examples], progress=not s.smoke)
 
 
 def hardware() -> str:

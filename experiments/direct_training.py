@@ -107,10 +107,7 @@ def run(s: flags.Setup, args) -> dict:
     direct = [labels_to_prediction(h["s"]) for h in heads]
     results = {DIRECT_ROW: evaluation.evaluate(direct, ground_truth, boundaries=False, progress=False)}
     if args.checkpoint:
-        from oosis_jax.training import loop as train
-
-        joint_model, _ = train.restore_model(args.checkpoint)
-        joint = class_agnostic(common.predict(joint_model, examples, s))
+        joint = class_agnostic(common.predict(args.checkpoint, examples, s))
         results[JOINT_ROW] = evaluation.evaluate(joint, ground_truth, boundaries=False, progress=False)
     panels, titles = [], []
     for x, p in list(zip(examples, direct))[:3]:

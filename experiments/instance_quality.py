@@ -55,7 +55,7 @@ def main(argv=None):
                                                    None if s.smoke else 60 * args.train_minutes)
         note = (f"Model trained here: {steps} steps x batch {config.batch_size}, {seconds / 60:.1f} min. "
                 f"Hardware: {common.hardware()}.")
-    rows = rows_for(common.predict(model, examples, s), examples)
+    rows = rows_for(common.predict(model, examples, s, config), examples)
     common.report(s, "Tab. 2: unambiguous instance segmentation quality", tables.markdown(HEADERS, rows), note)
     return rows
 

@@ -64,10 +64,7 @@ def sources(s: flags.Setup, examples, checkpoint: str | None, vote_noise: float)
     gt_heads = [heads_lib.noisy_heads(x, n, vote_noise, seed=i) for i, x in enumerate(examples)]
     found = {"GT masks": (gt_ours, gt_masks, gt_heads)}
     if checkpoint:
-        from oosis_jax.training import loop as train
-
-        model, _ = train.restore_model(checkpoint)
-        preds = common.predict(model, examples, s)
+        preds = common.predict(checkpoint, examples, s)
         found["predicted masks"] = (preds, [ordered(p.instance_map, p.classes, p.scores, p.edges) for p in preds],
                                     [{"b": p.b, "e": p.e} for p in preds])
     return found

@@ -52,7 +52,7 @@ def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Names
         print(f"training variant {name!r}: up to {config.num_steps} steps")
         budget = None if s.smoke else 60 * args.train_minutes
         model, seconds, trained = common.train_model(config, s.out / "train" / str(i), budget)
-        predictions = common.predict(model, examples, s)
+        predictions = common.predict(model, examples, s, config)
         out[name] = {"results": evaluation.evaluate(predictions, examples, progress=False),
                      "train_seconds": seconds, "steps": trained, "config": config.to_dict()}
     return out

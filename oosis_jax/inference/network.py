@@ -3,21 +3,18 @@
 `head_probabilities` runs the network on one uint8 (H, W, 3) image at its full resolution; images larger than
 ``tile_size`` in a dimension are covered by overlapping tiles of a fixed size (one compilation), whose
 probabilities are averaged with weights that fall off linearly towards each tile's inner edges, so seams get
-no hard steps. `predict_images` chains this with stage 2 (`oosis_jax.inference.instances.label_heads`).
+no hard steps. `oosis_jax.inference.predictor.Predictor` batches it and chains it with stage 2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import jax
 import numpy as np
 from flax import nnx
-from tqdm.auto import tqdm
 
 from oosis_jax.models import normalize_images, probabilities
 from oosis_jax.models.outputs import PAD_COLOR
-from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
 
 TILE_SIZE = 512
 TILE_OVERLAP = 64
@@ -110,15 +107,6 @@ def head_probabilities(model, image, tile_size: int = TILE_SIZE, overlap: int = 
     padded[:height, :width] = image
     heads = tiled_probabilities(tile_heads, padded, tile_size, overlap)
     return {key: value[:height, :width] for key, value in heads.items()}
-
-
-def predict_images(model, images: Sequence[np.ndarray], method: str = "solve", processes: int | None = None,
-                   tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP, progress: bool = True,
-                   lam: float = LAMBDA, mu: float = MU) -> list[Prediction]:
-    """Full pipeline for uint8 (H, W, 3) images: heads (one at a time), then the CRF on all cores."""
-    heads = [head_probabilities(model, image, tile_size, overlap)
-             for image in tqdm(images, desc="network", disable=not progress)]
-    return label_heads(heads, method=method, processes=processes, progress=progress, lam=lam, mu=mu)
 
 
 def device_summary() -> str:

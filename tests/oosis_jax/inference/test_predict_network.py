@@ -5,6 +5,7 @@ import pytest
 from helpers.networks import PixelNet
 
 from oosis_jax.inference import network as predict
+from oosis_jax.inference.predictor import Predictor
 
 
 @pytest.mark.parametrize("length, tile, overlap", [(40, 16, 4), (100, 32, 8), (17, 16, 15), (16, 16, 4)])
@@ -40,7 +41,7 @@ def test_network_prediction_end_to_end():
     tiled = predict.head_probabilities(model, image, tile_size=16, overlap=4)
     for key in ("s", "b", "e"):  # a pixelwise network: padding and tiling change nothing
         np.testing.assert_allclose(tiled[key], whole[key], atol=1e-5)
-    pred, = predict.predict_images(model, [image], processes=1, tile_size=16, overlap=4, progress=False)
+    pred, = Predictor(model, None, processes=1, tile_size=16, tile_overlap=4).predict_many([image], progress=False)
     assert pred.s.shape == (24, 40, 4) and pred.e.shape == (24, 40, 4) and pred.b.shape == (24, 40)
     np.testing.assert_allclose(pred.s.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_allclose(pred.e.sum(-1), 1.0, atol=1e-5)
