@@ -118,8 +118,9 @@ def draw_scene(path, example: dict, pred) -> str:
     return visualize.save_panel(path, pictures, titles, ncols=3, tile_inches=3.5)
 
 
-def with_true_boundaries(predictions, examples, method, processes, progress) -> list:
-    """The CRF on each prediction's own s head with the ground truth's b and e (`MIXED_ROW`)."""
+def with_true_boundaries(predictions, examples, predictor, processes, progress) -> list:
+    """The CRF on each prediction's own s head with the ground truth's b and e (`MIXED_ROW`), with the CRF
+    options of ``predictor`` (method, lambda, mu, robustness), so that only the heads differ from its row."""
     from oosis_jax.inference import instances as prediction
     from oosis_jax.inference.heads import mixed_heads
 
@@ -128,7 +129,8 @@ def with_true_boundaries(predictions, examples, method, processes, progress) -> 
                                    prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"],
                                                                  n_classes), ("b", "e"))
              for p, x in zip(predictions, examples)]
-    return prediction.label_heads(heads, method=method, processes=processes, progress=progress)
+    return prediction.label_heads(heads, method=predictor.method, processes=processes, progress=progress,
+                                  lam=predictor.lam, mu=predictor.mu, robustness=predictor.robustness)
 
 
 def evaluate_predictor(predictor, examples: list[dict], show: bool) -> tuple[list, dict]:
@@ -168,7 +170,7 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
         print(f"[1/3] predicting them with the model trained now ({steps} steps)")
         trained_predictions, names[TRAINED_ROW] = evaluate_predictor(trained, examples, show)
     print("[2/3] the CRF on ground-truth boundaries (with the shipped model's segmentation) and on all ground truth")
-    mixed = with_true_boundaries(predictions, examples, shipped.method, processes, show)
+    mixed = with_true_boundaries(predictions, examples, shipped, processes, show)
     names[MIXED_ROW] = evaluation.evaluate(mixed, examples, boundaries=False, progress=False)
     gt_predictions = prediction.label_ground_truth(examples, info("synthetic").num_classes, method=shipped.method,
                                                    processes=processes, progress=show)
@@ -185,8 +187,9 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
             f"CRF {prediction.method_name(shipped.method)} (lambda {shipped.lam:g}, mu {shipped.mu:g}, "
             f"robustness options {shipped.robustness}).\n\n{table}\n"
             f"The shipped model is described in `oosis_jax/weights/{SHIPPED}/MODEL_CARD.md`. The \"GT bndry\" row "
-            f"keeps its segmentation but takes b and e from the ground truth: the gap to the first row is what "
-            f"the boundary head costs.\n\n")
+            f"keeps its segmentation and CRF options but takes b and e from the ground truth: the gap to the first "
+            f"row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, no "
+            f"robustness options) on ground-truth sigma and O.\n\n")
     if train:
         model_size = train_config.model
         text += (f"Trained now: preset `{train_config.name}` (decoder {model_size.decoder}, width "
