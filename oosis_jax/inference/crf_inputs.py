@@ -63,13 +63,16 @@ def predicted_boundary(b, sigma, threshold: float = BOUNDARY_THRESHOLD,
     """bool (H, W): the boundary pixels of O from the b head (float (H, W) in [0, 1]).
 
     Thinned by NMS and thresholded at ``threshold`` (Sec. 3.1); ``robustness``
-    (`oosis_jax.inference.robustness`, beyond the paper) may link them by hysteresis (``threshold`` is then
-    the weak threshold), drop short pieces and keep only pixels the semantic head calls foreground
-    (``1 - sigma >= robustness.min_foreground``, with ``sigma`` float (H, W) of `sigma_from_semantic`).
+    (`oosis_jax.inference.robustness`, beyond the paper) may replace that threshold (``low``), link them by
+    hysteresis (``high``; the threshold is then the weak one), drop short pieces and keep only pixels the
+    semantic head calls foreground (``1 - sigma >= robustness.min_foreground``, with ``sigma`` float (H, W) of
+    `sigma_from_semantic`).
     """
     b = check_probability_map(b)
     if b.shape != np.shape(sigma):
         raise ValueError(f"b {b.shape} and s {np.shape(sigma)} differ in height/width")
+    if robustness.low is not None:
+        threshold = robustness.low
     if robustness.high is None:
         boundary = thin_boundaries(b, threshold)
     else:

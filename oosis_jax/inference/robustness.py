@@ -6,7 +6,8 @@ pays for a one-pixel instance (4 * 20 < 100), and every short spurious segment b
 options make the predicted input and output less brittle; each is measured in RESULTS.md:
 
 - `hysteresis_boundaries`: Canny-style linking of the NMS output. Pixels >= ``high`` seed boundaries;
-  pixels >= ``low`` are kept only when 8-connected (through kept pixels) to a seed.
+  pixels >= ``low`` (the paper's threshold 0.1 unless set) are kept only when 8-connected (through kept
+  pixels) to a seed.
 - ``min_foreground``: an occluder is an instance, so a pair of O whose occluding pixel the semantic head
   calls background (foreground probability ``1 - sigma_p`` below ``min_foreground``) is dropped: boundaries
   the network draws around background clutter then do not cut the background into instances.
@@ -38,21 +39,27 @@ class Robustness:
     """Which options `oosis_jax.inference.crf_inputs.predicted_crf_inputs` and the labelling
     (`oosis_jax.inference.instances.label_heads`) apply; all off is the paper.
 
-    ``high``: seed threshold of hysteresis (None = plain threshold at the paper's 0.1, no linking);
+    ``high``: seed threshold of hysteresis (None = plain threshold, no linking); ``low``: the weak threshold
+    of hysteresis, or the plain threshold (None = the paper's 0.1);
     ``min_segment``: minimal boundary piece, pixels (0 keeps all); ``min_foreground``: minimal foreground
     probability of an occluding pixel (0 keeps all); ``min_support``: minimal fraction of an instance's
     border pairs that are in O (0 keeps all); ``min_area``: minimal instance, pixels (0 keeps all).
     """
 
     high: float | None = None
+    low: float | None = None
     min_segment: int = 0
     min_foreground: float = 0.0
     min_support: float = 0.0
     min_area: int = 0
 
     def __post_init__(self):
-        if self.high is not None and not 0.0 < self.high <= 1.0:
-            raise ValueError(f"high must lie in (0, 1] or be None, got {self.high}")
+        for name in ("high", "low"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must lie in (0, 1] or be None, got {value}")
+        if self.high is not None and self.low is not None and self.low > self.high:
+            raise ValueError(f"low must not exceed high, got low={self.low}, high={self.high}")
         for name in ("min_foreground", "min_support"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
@@ -64,7 +71,7 @@ class Robustness:
         """``"paper"`` (all off) or comma-separated ``KEY=VALUE`` pairs, e.g. ``"min_area=30,high=0.3"``."""
         if text == "paper":
             return cls()
-        types = {f.name: (float if f.name in ("high", "min_foreground", "min_support") else int)
+        types = {f.name: (float if f.name in ("high", "low", "min_foreground", "min_support") else int)
                  for f in dataclasses.fields(cls)}
         fields = {}
         for pair in text.split(","):

@@ -96,3 +96,21 @@ def test_options_parse_from_text():
         Robustness.parse("min_size=3")
     with pytest.raises(ValueError, match="min_area=x"):
         Robustness.parse("min_area=x")
+
+
+def test_low_replaces_the_papers_threshold_plain_or_as_the_weak_one_of_hysteresis():
+    from oosis_jax.inference.crf_inputs import predicted_boundary
+
+    b = np.zeros((7, 9))
+    b[3, :] = [0.9, 0.5, 0.3, 0.15, 0.5, 0.9, 0.2, 0.35, 0.05]  # one horizontal ridge, NMS keeps it
+    b[2, :] = b[4, :] = b[3, :] / 3
+    sigma = np.zeros_like(b)
+    np.testing.assert_array_equal(predicted_boundary(b, sigma)[3], b[3] >= 0.1)
+    np.testing.assert_array_equal(predicted_boundary(b, sigma, robustness=Robustness(low=0.3))[3], b[3] >= 0.3)
+    linked = predicted_boundary(b, sigma, robustness=Robustness(low=0.3, high=0.8))[3]
+    np.testing.assert_array_equal(linked, [True, True, True, False, True, True, False, False, False])
+    assert Robustness.parse("low=0.4,high=0.8") == Robustness(low=0.4, high=0.8)
+    with pytest.raises(ValueError, match="low must not exceed high"):
+        Robustness(low=0.5, high=0.4)
+    with pytest.raises(ValueError, match="low must lie"):
+        Robustness(low=0.0)
