@@ -77,21 +77,29 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
     return model, time.time() - start, checkpointing.latest_step(os.fspath(workdir))
 
 
-def predict(source, examples: Sequence[dict], s: Setup, config=None) -> list:
-    """`oosis_jax.inference.instances.Prediction` for each example's image, through `oosis_jax.Predictor`.
+def predictor(source, s: Setup, config=None):
+    """An `oosis_jax.Predictor` running the CRF ``default_method()`` on ``s.processes`` workers.
 
-    ``source``: a trained model (a ``PSPNet``, with its ``config``) or anything ``Predictor.from_pretrained``
-    takes (a run's work directory, an exported folder, a shipped name). The CRF is ``default_method()`` on
-    ``s.processes`` workers.
+    ``source``: a trained model (a ``PSPNet``, with its ``config``; the paper's CRF options) or anything
+    ``Predictor.from_pretrained`` takes (a run's work directory with the paper's CRF options, an exported
+    folder, a shipped name with the CRF options of its card).
     """
     from oosis_jax import Predictor
 
     options = dict(method=default_method(), processes=s.processes)
     if isinstance(source, (str, os.PathLike)):
-        predictor = Predictor.from_pretrained(source, **options)
-    else:
-        predictor = Predictor(source, config, **options)
-    return predictor.predict_many([x["image"] for x in examples], progress=not s.smoke)
+        return Predictor.from_pretrained(source, **options)
+    return Predictor(source, config, **options)
+
+
+def predict(source, examples: Sequence[dict], s: Setup, config=None) -> list:
+    """`oosis_jax.inference.instances.Prediction` for each example's image (``source`` as in `predictor`)."""
+    return predictor(source, s, config).predict_many([x["image"] for x in examples], progress=not s.smoke)
+
+
+def heads(source, examples: Sequence[dict], s: Setup) -> list[dict]:
+    """The network head probabilities ``dict(s, b, e)`` of each example's image (``source`` as in `predictor`)."""
+    return predictor(source, s).heads([x["image"] for x in examples], progress=not s.smoke)
 
 
 def hardware() -> str:

@@ -1,6 +1,6 @@
 """Tab. 4 / Fig. 10: the CRF (stage 2) fed with ground-truth boundaries and segmentation.
 
-    python -m experiments.crf_on_gt [--dataset synthetic|kins|cocoa] [--smoke] [--checkpoint WORKDIR]
+    python -m experiments.crf_on_gt [--dataset synthetic|kins|cocoa] [--smoke] [--checkpoint WORKDIR|FOLDER|synthetic]
 
 Replaces the network's outputs by the ground truth (sigma from the GT semantic map, O from the GT occlusion
 map, ``oosis_jax.inference.crf_inputs.gt_crf_inputs``), labels with the default CRF, and reports mask mAP, weighted
@@ -24,17 +24,13 @@ MIXED_ROWS = {"Joint-Labeling (GT segm, predicted bndry)": ("s",),
               "Joint-Labeling (predicted segm, GT bndry and orientation)": ("b", "e")}
 
 
-def network_rows(model, examples, s: flags.Setup, method) -> dict[str, dict]:
-    """The predicted row and the `MIXED_ROWS`, each labelled by the CRF and evaluated (no boundary metrics)."""
-    from tqdm.auto import tqdm
-
+def network_rows(heads, examples, s: flags.Setup, method) -> dict[str, dict]:
+    """The predicted row and the `MIXED_ROWS` from a network's ``heads`` (one ``dict(s, b, e)`` per example),
+    each labelled by the paper's CRF and evaluated (no boundary metrics)."""
     from oosis_jax import evaluation
     from oosis_jax.inference import heads as heads_lib
-    from oosis_jax.inference import network as predict
     from oosis_jax.inference import instances as prediction
 
-    heads = [predict.head_probabilities(model, x["image"])
-             for x in tqdm(examples, desc="network", disable=s.smoke)]
     n_classes = info(s.dataset).num_classes
     truth = [prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n_classes)
              for x in examples]
@@ -58,10 +54,7 @@ def run(s: flags.Setup, checkpoint: str | None = None) -> dict[str, dict]:
     method = common.default_method()
     results = {}
     if checkpoint:
-        from oosis_jax.training import loop as train
-
-        model, _ = train.restore_model(checkpoint)
-        results.update(network_rows(model, examples, s, method))
+        results.update(network_rows(common.heads(checkpoint, examples, s), examples, s, method))
     gt = prediction.label_ground_truth(examples, info(s.dataset).num_classes, method=method,
                                        processes=s.processes, progress=not s.smoke)
     results[GT_ROW] = evaluation.evaluate(gt, examples, boundaries=False, progress=False)
@@ -70,7 +63,8 @@ def run(s: flags.Setup, checkpoint: str | None = None) -> dict[str, dict]:
 
 def main(argv=None):
     p = flags.parser(__doc__, "crf_on_gt")
-    p.add_argument("--checkpoint", default=None, help="training workdir for the predicted and mixed rows")
+    p.add_argument("--checkpoint", default=None,
+                   help="network of the predicted and mixed rows (workdir, exported folder or shipped name)")
     args = p.parse_args(argv)
     s = flags.setup(args)
     from oosis_jax import evaluation

@@ -1,6 +1,7 @@
 """Sec. 5.1 / Fig. 7: train the network directly on occlusion-order labels (the baseline the paper rejects).
 
-    python -m experiments.direct_training [--smoke] [--steps N] [--train-minutes M] [--checkpoint WORKDIR]
+    python -m experiments.direct_training [--smoke] [--steps N] [--train-minutes M] \
+        [--checkpoint WORKDIR|FOLDER|synthetic]
 
 The semantic head is trained with cross-entropy on the labels of Sec. 5.1 (background 0; an instance gets
 1 + the largest label among the instances it occludes, ``data.targets.order_labels``), clipped at
@@ -123,7 +124,8 @@ def run(s: flags.Setup, args) -> dict:
 
 def main(argv=None):
     p = variants.add_training_args(flags.parser(__doc__, "direct_training"))
-    p.add_argument("--checkpoint", default=None, help="a Joint-Labeling training workdir to compare with")
+    p.add_argument("--checkpoint", default=None,
+                   help="Joint-Labeling network to compare with (workdir, exported folder or shipped name)")
     args = p.parse_args(argv)
     s = flags.setup(args)
     out = run(s, args)

@@ -11,6 +11,7 @@ same score for every instance; WC does not depend on scores. Writes ``runs/insta
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -39,15 +40,16 @@ def rows_for(predictions, examples) -> list[list]:
 
 def main(argv=None):
     p = variants.add_training_args(flags.parser(__doc__, "instance_quality"))
-    p.add_argument("--checkpoint", default=None, help="training workdir of the model to evaluate")
+    p.add_argument("--checkpoint", default=None, help="training workdir, exported folder or shipped model name")
     args = p.parse_args(argv)
     s = flags.setup(args)
     examples = common.held_out_examples(s)
     if args.checkpoint:
-        from oosis_jax.training import loop as train
-
-        model, config = train.restore_model(args.checkpoint)
-        note = f"Model: {args.checkpoint} ({checkpointing.latest_step(args.checkpoint)} steps). Hardware: {common.hardware()}."
+        predictor = common.predictor(args.checkpoint, s)
+        is_run = os.path.isdir(os.path.join(args.checkpoint, "checkpoints"))
+        steps = checkpointing.latest_step(args.checkpoint) if is_run else predictor.config.num_steps
+        note = (f"Model: {args.checkpoint} ({steps} steps; CRF lambda {predictor.lam:g}, {predictor.robustness}). "
+                f"Hardware: {common.hardware()}.")
     else:
         config = common.train_config(s, name="instance_quality", checkpoint_every=1 if s.smoke else 50)
         config = config.replace(num_steps=2 if s.smoke else (args.steps or config.num_steps))
@@ -55,7 +57,8 @@ def main(argv=None):
                                                    None if s.smoke else 60 * args.train_minutes)
         note = (f"Model trained here: {steps} steps x batch {config.batch_size}, {seconds / 60:.1f} min. "
                 f"Hardware: {common.hardware()}.")
-    rows = rows_for(common.predict(model, examples, s, config), examples)
+        predictor = common.predictor(model, s, config)
+    rows = rows_for(predictor.predict_many([x["image"] for x in examples], progress=not s.smoke), examples)
     common.report(s, "Tab. 2: unambiguous instance segmentation quality", tables.markdown(HEADERS, rows), note)
     return rows
 

@@ -1,6 +1,7 @@
 """Supplement Sec. 2: jump moves vs expansion moves for the energy of Eq. (8).
 
-    python -m experiments.jump_vs_expansion [--dataset synthetic|kins|cocoa] [--smoke] [--checkpoint WORKDIR]
+    python -m experiments.jump_vs_expansion [--dataset synthetic|kins|cocoa] [--smoke] \
+        [--checkpoint WORKDIR|FOLDER|synthetic]
 
 Runs each minimiser on the same CRF inputs (ground-truth sigma and O, or the heads of a trained network with
 ``--checkpoint``) in this process, one image at a time, and reports the mean energy reached, how often it is
@@ -33,11 +34,7 @@ def crf_problems(examples, s: flags.Setup, checkpoint: str | None):
     from oosis_jax.inference import instances as prediction
 
     if checkpoint:
-        from oosis_jax.inference import network as predict
-        from oosis_jax.training import loop as train
-
-        model, _ = train.restore_model(checkpoint)
-        heads = [predict.head_probabilities(model, x["image"]) for x in examples]
+        heads = common.heads(checkpoint, examples, s)
         inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
     else:
         n = info(s.dataset).num_classes
@@ -106,7 +103,8 @@ def plot(per_method: dict, path) -> None:
 
 def main(argv=None):
     p = flags.parser(__doc__, "jump_vs_expansion")
-    p.add_argument("--checkpoint", default=None, help="use a trained network's heads instead of ground truth")
+    p.add_argument("--checkpoint", default=None,
+                   help="a network's heads instead of ground truth (workdir, exported folder or shipped name)")
     args = p.parse_args(argv)
     s = flags.setup(args)
     per_method, results = run(s, args.checkpoint)

@@ -1,7 +1,7 @@
 """Tab. 6 / Fig. 12: the smoothness weight lambda of Eq. (8): 5, 10, 20 (the paper's choice), 40, 50.
 
-    python -m experiments.lambda_sweep [--dataset synthetic|kins|cocoa] [--smoke] [--checkpoint WORKDIR]
-                                       [--noise 1.0]
+    python -m experiments.lambda_sweep [--dataset synthetic|kins|cocoa] [--smoke] \
+        [--checkpoint WORKDIR|FOLDER|synthetic] [--noise 1.0]
 
 CRF inputs: the heads of a trained network (``--checkpoint``), or, without one, ground-truth heads degraded
 by blur and noise (``oosis_jax.inference.heads.noisy_heads``, strength ``--noise``) so that lambda has something to smooth. Reports
@@ -22,11 +22,7 @@ LAMBDAS = (50.0, 40.0, 20.0, 10.0, 5.0)
 def heads_for(examples, s: flags.Setup, checkpoint: str | None, noise: float) -> list[dict]:
     """Per image ``dict(s, b, e)``: the network's (with ``checkpoint``) or degraded ground truth."""
     if checkpoint:
-        from oosis_jax.inference import network as predict
-        from oosis_jax.training import loop as train
-
-        model, _ = train.restore_model(checkpoint)
-        return [predict.head_probabilities(model, x["image"]) for x in examples]
+        return common.heads(checkpoint, examples, s)
     n = info(s.dataset).num_classes
     return [heads_lib.noisy_heads(x, n, noise, seed=i) for i, x in enumerate(examples)]
 
@@ -62,7 +58,8 @@ def draw(examples, predictions: dict, path, num_scenes: int = 3) -> str:
 
 def main(argv=None):
     p = flags.parser(__doc__, "lambda_sweep")
-    p.add_argument("--checkpoint", default=None, help="training workdir whose heads feed the CRF")
+    p.add_argument("--checkpoint", default=None,
+                   help="network whose heads feed the CRF (workdir, exported folder or shipped name)")
     p.add_argument("--noise", type=float, default=1.0, help="noise (logit std) of the degraded GT heads")
     args = p.parse_args(argv)
     s = flags.setup(args)

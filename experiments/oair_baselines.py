@@ -1,6 +1,7 @@
 """Tab. 1 / Fig. 9 / Fig. 11: OAIR and % of instances on cycles, our CRF vs ordering baselines, +/- decycling.
 
-    python -m experiments.oair_baselines [--dataset synthetic|kins|cocoa] [--smoke] [--checkpoint WORKDIR]
+    python -m experiments.oair_baselines [--dataset synthetic|kins|cocoa] [--smoke] \
+        [--checkpoint WORKDIR|FOLDER|synthetic]
                                          [--depth-noise 0.3] [--vote-noise 2.0]
 
 The baselines (``oosis_jax.evaluation.baselines``) order GIVEN instances: the ground-truth masks always, and our
@@ -88,7 +89,8 @@ def run(s: flags.Setup, checkpoint: str | None = None, depth_noise: float = 0.3,
 
 def main(argv=None):
     p = flags.parser(__doc__, "oair_baselines")
-    p.add_argument("--checkpoint", default=None, help="training workdir: also order its predicted masks")
+    p.add_argument("--checkpoint", default=None,
+                   help="also order a network's predicted masks (workdir, exported folder or shipped name)")
     p.add_argument("--depth-noise", type=float, default=0.3, help="log-normal sigma of the depth baseline")
     p.add_argument("--vote-noise", type=float, default=2.0, help="degradation of the GT heads for the vote")
     args = p.parse_args(argv)

@@ -48,6 +48,20 @@ def test_lambda_sweep(tmp_path):
     assert (tmp_path / "lambda_scenes.png").stat().st_size > 0
 
 
+def test_experiments_take_the_shipped_model_by_name(tmp_path):
+    s = flags.Setup("synthetic", True, tmp_path, "", 2, 1, "test")
+    examples = common.held_out_examples(s)
+    heads = common.heads("synthetic", examples, s)
+    assert [h["b"].shape for h in heads] == [x["instance_map"].shape for x in examples]
+    results = lambda_sweep.main(smoke_args(tmp_path) + ["--checkpoint", "synthetic"])
+    assert set(results) == set(lambda_sweep.LAMBDAS)
+    from oosis_jax.inference.predictor import WEIGHTS_DIR, exported_crf_options
+
+    card = exported_crf_options(WEIGHTS_DIR / "synthetic")
+    predictor = common.predictor("synthetic", s)
+    assert (predictor.lam, predictor.robustness) == (card["lam"], card["robustness"])  # the card's CRF options
+
+
 def test_oair_baselines(tmp_path):
     results = oair_baselines.main(smoke_args(tmp_path))
     by_method = results["GT masks"]
