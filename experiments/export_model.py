@@ -61,20 +61,24 @@ def held_out_table(pred: predictor.Predictor, count: int) -> str:
 
 
 def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float,
-         history: str = "") -> str:
+         history: str = "", prior_minutes: float = 0.0) -> str:
     model = config.model
     history = f"\n- **Training history**: {history}" if history else ""
+    origin = (f"initialised from `{config.pretrained}`, the project's own earlier run (see the training history)"
+              if config.pretrained else "trained from scratch, no pretrained weights")
+    minutes = facts["minutes"] + prior_minutes
+    wall = f"{minutes:.0f} minutes" + (f" ({facts['minutes']:.0f} in this run, {prior_minutes:.0f} in the earlier runs "
+                                       "it continues)" if prior_minutes else "")
     return f"""# Model card: `{name}`
 
 `Predictor.from_pretrained("{name}")` loads this folder: `weights.npz` (every parameter and batch statistic
 by its path), `config.json` (the training configuration; its `export` key holds the CRF options below).
 
 - **Task**: occlusion-ordered semantic instance segmentation of the project's synthetic scenes
-  (`data.synthetic`, classes: {", ".join(info("synthetic").class_names)}); trained from scratch, no pretrained
-  weights.
+  (`data.synthetic`, classes: {", ".join(info("synthetic").class_names)}); {origin}.
 - **Network**: PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width {model.decoder_width}), {model.head} heads.
 - **Training**: run `{config.name}` (`python -m experiments.train --config PRESET --workdir DIR`), {facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.{history}
-- **Wall time**: {facts['minutes']:.0f} minutes on {hardware}; exported at commit `{commit()}`.
+- **Wall time**: {wall} on {hardware}; exported at commit `{commit()}`.
 - **CRF at prediction**: `crf.solve`, lambda {lam:g}, mu 100, robustness options
   `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.inference.robustness`).
 - **Limits**: synthetic scenes only; on real photographs it has never seen a real object.
@@ -96,6 +100,8 @@ def main(argv=None):
     parser.add_argument("--hardware", required=True, help="where the run trained, e.g. '2-core x86-64 CPU'")
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--history", default="", help="how the run was trained, if not in one go (for the card)")
+    parser.add_argument("--prior-minutes", type=float, default=0.0,
+                        help="wall time of the earlier runs this one continues (its pretrained weights)")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     robustness = Robustness.parse(args.robustness)
@@ -105,7 +111,7 @@ def main(argv=None):
                      extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness)})
     table = held_out_table(pred, args.scenes)
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, run_facts(workdir), args.hardware, table,
-                                            robustness, args.lam, args.history))
+                                            robustness, args.lam, args.history, args.prior_minutes))
     print((out / "MODEL_CARD.md").read_text())
 
 
