@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from crf.inputs import check_labels, check_sigma_occ
+from crf.inputs import all_background_is_optimal, check_labels, check_sigma_occ
 from crf.move_graph import build_move_graph, check_weights
 from crf.moves import best_move
 from crf.result import Result
@@ -29,7 +29,8 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0) -> Result:
 
     Starts from all labels 0 and applies the optimal jump move of the submodular upper bound of Sec. 3.3
     (constant smoothness term for neighbours whose labels differ by exactly 1) until the labeling stops
-    changing. The true energy never increases.
+    changing. The true energy never increases. Inputs where nothing prefers a label > 0 and O is empty
+    return all zeros without a cut (``crf.inputs.all_background_is_optimal``: the moves would find none).
 
     Args:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
@@ -42,6 +43,8 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0) -> Result:
     sigma, occ = check_sigma_occ(sigma, occ)
     weights = check_weights(lam, mu)
     labels = np.zeros(sigma.shape, dtype=np.int64)
+    if all_background_is_optimal(sigma, occ):
+        return Result(labels.astype(np.int32), graph_cuts=0)
     moves = 0
     while True:
         move = best_move(build_move_graph(labels, labels + 1, sigma, occ, *weights))

@@ -19,7 +19,7 @@ instances of the ground-truth order labels; the jump moves stay in the local min
 
 import numpy as np
 
-from crf.inputs import check_sigma_occ
+from crf.inputs import all_background_is_optimal, check_sigma_occ
 from crf.jump import jump_moves_result
 from crf.move_graph import build_move_graph, check_weights
 from crf.moves import best_move
@@ -76,7 +76,8 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)) -> Result:
     """Minimise Eq. (8): jump moves (Sec. 3.3), then region moves and merge-bound jumps to a joint fixed point.
 
     The energy of the result is never higher than that of ``crf.jump_moves(sigma, occ, lam, mu)``: it
-    starts from that labeling and only takes moves that lower the energy.
+    starts from that labeling and only takes moves that lower the energy. Inputs where nothing prefers a
+    label > 0 and O is empty return all zeros at once (``crf.inputs.all_background_is_optimal``).
 
     Args:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
@@ -99,6 +100,8 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)) -> Result:
         raise ValueError(f"steps must be a non-empty sequence of positive ints such as (1, 2), got {steps!r}")
     merge = check_weights(lam, mu, "merge")
     start = jump_moves_result(sigma, occ, lam, mu)
+    if all_background_is_optimal(sigma, occ):
+        return start  # all zeros, a global minimum: no move can lower it
     labels = start.labels.astype(np.int64)
     stats = {"region_moves": 0, "graph_cuts": start.graph_cuts}
     last = {step: None for step in steps}  # labeling at the last cut of each step, None before the first

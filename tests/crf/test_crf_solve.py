@@ -166,3 +166,22 @@ def test_region_graph_energy_is_exact_and_descent_strictly_lowers_it():
 def test_bad_inputs_raise(sigma, occ, kwargs, message):
     with pytest.raises(ValueError, match=message):
         crf.solve(sigma, occ, **kwargs)
+
+
+@pytest.mark.parametrize("sigma_value", [0.5, 0.8, 1.0])
+def test_all_background_inputs_skip_every_cut_with_the_same_result(sigma_value):
+    """No pixel prefers a label > 0 and O is empty: all zeros without a cut, which is what the moves return
+    (checked by running one jump move) and a global minimum (checked against every 2x2 labeling)."""
+    from crf.jump import jump_move
+
+    rng = np.random.default_rng(5)
+    sigma = np.where(rng.random((6, 7)) < 0.5, sigma_value, rng.uniform(0.5, 1.0, (6, 7)))
+    occ = np.zeros((6, 7, 4), bool)
+    for run in (crf.jump_moves_result(sigma, occ), crf.solve_result(sigma, occ)):
+        assert run.graph_cuts == 0 and run.region_moves == 0
+        np.testing.assert_array_equal(run.labels, np.zeros((6, 7), np.int32))
+    assert not jump_move(np.zeros((6, 7), int), sigma, occ).any()
+    _, energies = _all_energies(sigma[:2, :2], occ[:2, :2])
+    assert energies.min() == pytest.approx(crf.energy(np.zeros((2, 2), int), sigma[:2, :2], occ[:2, :2]))
+    occ[2, 3, 1] = True  # one occlusion pair: the moves run again
+    assert crf.jump_moves_result(sigma, occ).graph_cuts >= 1
