@@ -19,12 +19,19 @@ def jump_move(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
     return best_move(build_move_graph(labels, labels + 1, sigma, occ, *check_weights(lam, mu, bound)))
 
 
-def jump_moves(sigma, occ, lam=20.0, mu=100.0):
+def jump_moves(sigma, occ, lam=20.0, mu=100.0, max_cuts=None):
     """``int32 (H, W)`` labels of ``jump_moves_result`` (the paper's jump moves)."""
-    return jump_moves_result(sigma, occ, lam, mu).labels
+    return jump_moves_result(sigma, occ, lam, mu, max_cuts).labels
 
 
-def jump_moves_result(sigma, occ, lam=20.0, mu=100.0) -> Result:
+def check_max_cuts(max_cuts):
+    """Validate a cap on graph cuts: ``None`` or an int >= 1."""
+    if max_cuts is not None and (isinstance(max_cuts, bool) or not isinstance(max_cuts, (int, np.integer))
+                                 or max_cuts < 1):
+        raise ValueError(f"max_cuts must be None or an int >= 1, got {max_cuts!r}")
+
+
+def jump_moves_result(sigma, occ, lam=20.0, mu=100.0, max_cuts=None) -> Result:
     """Minimise Eq. (8) with the paper's jump moves.
 
     Starts from all labels 0 and applies the optimal jump move of the submodular upper bound of Sec. 3.3
@@ -36,12 +43,15 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0) -> Result:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
       occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, conventions of docs/contracts.md).
       lam, mu: weights of Eq. (8) (paper: 20 and 100).
+      max_cuts: ``None`` (default: until no move lowers the energy) or the most moves (graph cuts) to solve.
+        Each move raises labels by at most 1, so labels stay <= the number of cuts.
 
     Returns:
       ``crf.Result``: ``int32 (H, W)`` occlusion-order labels and the number of graph cuts solved.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     weights = check_weights(lam, mu)
+    check_max_cuts(max_cuts)
     labels = np.zeros(sigma.shape, dtype=np.int64)
     if all_background_is_optimal(sigma, occ):
         return Result(labels.astype(np.int32), graph_cuts=0)
@@ -52,3 +62,5 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0) -> Result:
         if not move.any():
             return Result(labels.astype(np.int32), graph_cuts=moves)
         labels += move
+        if moves == max_cuts:
+            return Result(labels.astype(np.int32), graph_cuts=moves)

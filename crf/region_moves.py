@@ -198,12 +198,13 @@ def _targets(region, label, indptr, neighbour, out):
 
 
 @njit(cache=True)
-def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occluded, lam, mu):
+def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occluded, lam, mu, budget):
     """Apply, region by region, the best strictly improving region move until none is left (in place).
 
-    A region is examined again only after a move changed it or one of its neighbours. Returns the number of
-    moves applied; every move is evaluated exactly against the current labels, so the energy strictly
-    decreases at every step.
+    A region is examined again only after a move changed it or one of its neighbours. Every move is
+    evaluated exactly against the current labels, so the energy strictly decreases at every step. The work
+    is counted in region visits (a region entered by a proposed move and its pushes); the sweep stops once
+    it has used ``budget`` of them. Returns ``(moves applied, visits used)``.
     """
     count = len(label)
     new = label.copy()
@@ -216,10 +217,13 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
     tolerance = _TOLERANCE * max(1.0, lam + mu)
     top = label.max()
     applied = 0
+    used = 0
     improved = True
     while improved:
         improved = False
         for region in range(count):
+            if used >= budget:
+                return applied, used
             if not dirty[region]:
                 continue
             dirty[region] = False
@@ -227,6 +231,7 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
             for k in range(_targets(region, label, indptr, neighbour, targets)):
                 n = _propose(region, targets[k], label, indptr, neighbour, occludes, occluded, top + count + 2,
                              new, moved)
+                used += abs(n)
                 if n > 0:
                     delta = _delta(n, label, new, moved, unary_bg, unary_fg, indptr, neighbour, length,
                                    occludes, occluded, lam, mu, state)
@@ -250,25 +255,31 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
                     dirty[neighbour[e]] = True
             applied += 1
             improved = True
-    return applied
+    return applied, used
 
 
-def region_descent(labels, sigma, occ, lam, mu):
+def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
     """Region moves until none lowers the energy of Eq. (8), rebuilding the region graph after each sweep.
 
     Args:
       labels: ``int64 (H, W)`` labeling of finite energy; sigma ``float64 (H, W)``, occ ``bool (H, W, 4)``
         (validated as in ``crf.inputs``); lam, mu: floats.
+      budget: region visits allowed (``_sweep``); the descent stops early, keeping the moves applied so far,
+        once they are used.
 
     Returns:
-      ``(labels, moves)``: a new ``int64 (H, W)`` labeling of strictly lower energy (or the same one when
-      ``moves == 0``) and the number of region moves applied.
+      ``(labels, moves, visits)``: a new ``int64 (H, W)`` labeling of strictly lower energy (or the same one
+      when ``moves == 0``), the number of region moves applied and the region visits used.
     """
     total = 0
+    used = 0
     while True:
         graph = RegionGraph(labels, sigma, occ)
-        applied = _sweep(*graph.arrays(), lam, mu)
+        applied, visits = _sweep(*graph.arrays(), lam, mu, budget - used)
+        used += visits
         if applied == 0:
-            return labels, total
+            return labels, total, used
         total += applied
         labels = graph.label[graph.comp]
+        if used >= budget:
+            return labels, total, used
