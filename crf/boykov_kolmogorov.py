@@ -9,6 +9,8 @@ experimental comparison of min-cut/max-flow algorithms for energy minimization i
 Residual capacities use the layout of ``crf.maxflow``: ``res`` is ``float64 (H*W, 4)`` (left, right, up,
 down; the reverse of direction ``d`` is ``d ^ 1``), arcs leaving the grid have capacity 0. ``terminal`` is
 ``float64 (H*W,)``: a positive value is residual capacity from the source, a negative one to the sink.
+The search state lives in a ``Workspace`` of narrow arrays (int8 tree and parent direction, int32 node
+indices, timestamps and distances: 15 bytes a node) that successive cuts of one image reuse.
 """
 
 import numpy as np
@@ -17,6 +19,27 @@ from numba import njit
 FREE, SOURCE_TREE, SINK_TREE = 0, 1, 2
 NO_PARENT, TERMINAL = -1, 4
 _FAR = np.iinfo(np.int64).max
+_LAST_TIME = np.iinfo(np.int32).max
+
+
+class Workspace:
+    """Scratch arrays of ``boykov_kolmogorov`` for graphs of up to ``n`` nodes: ``tree`` int8 (FREE, SOURCE_TREE,
+    SINK_TREE; after a solve SINK_TREE marks the sink side), ``parent`` int8 (direction to the parent, NO_PARENT
+    or TERMINAL), ``queued`` bool, ``ts`` and ``dist`` int32 (timestamp / distance heuristic), ``queue`` and
+    ``orphans`` int32 node indices. Only the first ``m`` entries are used for a graph of ``m`` nodes."""
+
+    def __init__(self, n):
+        self.tree = np.empty(n, dtype=np.int8)
+        self.parent = np.empty(n, dtype=np.int8)
+        self.queued = np.empty(n, dtype=np.bool_)
+        self.ts = np.empty(n, dtype=np.int32)
+        self.dist = np.empty(n, dtype=np.int32)
+        self.queue = np.empty(n, dtype=np.int32)
+        self.orphans = np.empty(n, dtype=np.int32)
+
+    def arrays(self, m):
+        return (self.tree[:m], self.parent[:m], self.queued[:m], self.ts[:m], self.dist[:m], self.queue[:m],
+                self.orphans[:m])
 
 
 @njit(cache=True, inline="always")
@@ -44,18 +67,18 @@ def _origin_distance(q, parent, ts, dist, off, time):
 
 
 @njit(cache=True)
-def boykov_kolmogorov(res, terminal, width):
-    """Maximum flow in place; returns ``(flow, sink_tree)`` where ``sink_tree`` (bool (n,)) is the set of
-    nodes that can reach the sink in the final residual graph (the smallest minimum-cut sink side)."""
+def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, queue, orphans):
+    """Maximum flow in place, with the scratch arrays of a ``Workspace`` (``Workspace.arrays(n)``, any content
+    on entry); ``queue`` is a circular FIFO of active nodes. Returns the flow; afterwards ``tree[i] ==
+    SINK_TREE`` exactly for the nodes that can reach the sink in the final residual graph (the smallest
+    minimum-cut sink side)."""
     n = terminal.shape[0]
     off = np.array([-1, 1, -width, width], dtype=np.int64)
-    tree = np.zeros(n, dtype=np.int8)
-    parent = np.full(n, NO_PARENT, dtype=np.int64)
-    ts = np.zeros(n, dtype=np.int64)
-    dist = np.zeros(n, dtype=np.int64)
-    queue = np.empty(n, dtype=np.int64)  # circular FIFO of active nodes
-    queued = np.zeros(n, dtype=np.bool_)
-    orphans = np.empty(n, dtype=np.int64)
+    tree[:] = FREE
+    parent[:] = NO_PARENT
+    queued[:] = False
+    ts[:] = 0
+    dist[:] = 0
     head = 0
     size = 0
     for i in range(n):
@@ -109,6 +132,9 @@ def boykov_kolmogorov(res, terminal, width):
         if meet_d < 0:
             current = -1
             continue
+        if time == _LAST_TIME:  # restart the timestamps: no distance is then trusted as current
+            ts[:] = 0
+            time = 0
         time += 1
         # The path: source ... a -> b ... sink, a in S, b in T, through arc (a, ab).
         if side == SOURCE_TREE:
@@ -205,4 +231,4 @@ def boykov_kolmogorov(res, terminal, width):
                     orphans[n_orphans] = q
                     n_orphans += 1
             tree[o] = FREE
-    return flow, tree == SINK_TREE
+    return flow

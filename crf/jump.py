@@ -3,8 +3,8 @@
 import numpy as np
 
 from crf.inputs import all_background_is_optimal, check_labels, check_sigma_occ
-from crf.move_graph import build_move_graph, check_weights
-from crf.moves import best_move
+from crf.move_graph import BOUNDS, check_weights
+from crf.move_solver import MoveSolver
 from crf.result import Result
 
 
@@ -16,7 +16,8 @@ def jump_move(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     labels = check_labels(labels, sigma.shape)
-    return best_move(build_move_graph(labels, labels + 1, sigma, occ, *check_weights(lam, mu, bound)))
+    lam, mu, code = check_weights(lam, mu, bound)
+    return MoveSolver(sigma, occ, lam, mu).move(labels, 1, 1, code)
 
 
 def jump_moves(sigma, occ, lam=20.0, mu=100.0, max_cuts=None):
@@ -50,14 +51,15 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0, max_cuts=None) -> Result:
       ``crf.Result``: ``int32 (H, W)`` occlusion-order labels and the number of graph cuts solved.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
-    weights = check_weights(lam, mu)
+    lam, mu, _ = check_weights(lam, mu)
     check_max_cuts(max_cuts)
     labels = np.zeros(sigma.shape, dtype=np.int64)
     if all_background_is_optimal(sigma, occ):
         return Result(labels.astype(np.int32), graph_cuts=0)
+    solver = MoveSolver(sigma, occ, lam, mu)
     moves = 0
     while True:
-        move = best_move(build_move_graph(labels, labels + 1, sigma, occ, *weights))
+        move = solver.move(labels, 1, 1, BOUNDS["constant"])
         moves += 1
         if not move.any():
             return Result(labels.astype(np.int32), graph_cuts=moves)

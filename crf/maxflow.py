@@ -14,7 +14,7 @@ PyMaxflow's solve (``experiments/bench_crf.py``). Both return the smallest minim
 import numpy as np
 from numba import njit
 
-from crf.boykov_kolmogorov import boykov_kolmogorov
+from crf.boykov_kolmogorov import SINK_TREE, Workspace, boykov_kolmogorov
 from crf.push_relabel import push_relabel, reach_from_excess
 
 # Neighbour directions, as in docs/contracts.md: left, right, up (top), down (bottom).
@@ -89,6 +89,12 @@ def cut_value(tedges, right, down, sink):
 
 
 @njit(cache=True)
+def _solve_bk(tedges, right, down, tree, parent, queued, ts, dist, queue, orphans):
+    res, tcap, excess, direct = _residual_graph(tedges, right, down, False)
+    flow = boykov_kolmogorov(res, excess - tcap, tedges.shape[1], tree, parent, queued, ts, dist, queue, orphans)
+    return direct + flow, (tree == SINK_TREE).reshape(tedges.shape[0], tedges.shape[1])
+
+
 def solve_grid(tedges, right, down, method=BOYKOV_KOLMOGOROV):
     """Unchecked minimum cut for trusted float64 C-contiguous input with finite t-links.
 
@@ -103,9 +109,13 @@ def solve_grid(tedges, right, down, method=BOYKOV_KOLMOGOROV):
     """
     height, width = tedges.shape[0], tedges.shape[1]
     if method == BOYKOV_KOLMOGOROV:
-        res, tcap, excess, direct = _residual_graph(tedges, right, down, False)
-        flow, sink = boykov_kolmogorov(res, excess - tcap, width)
-        return direct + flow, sink.reshape(height, width)
+        return _solve_bk(tedges, right, down, *Workspace(height * width).arrays(height * width))
+    return _solve_push_relabel(tedges, right, down)
+
+
+@njit(cache=True)
+def _solve_push_relabel(tedges, right, down):
+    height, width = tedges.shape[0], tedges.shape[1]
     more_source, more_sink = _excess_nodes(tedges)
     reverse = more_sink < more_source
     res, tcap, excess, direct = _residual_graph(tedges, right, down, reverse)

@@ -21,8 +21,8 @@ import numpy as np
 
 from crf.inputs import all_background_is_optimal, check_sigma_occ
 from crf.jump import check_max_cuts, jump_moves_result
-from crf.move_graph import build_move_graph, check_weights
-from crf.moves import best_move
+from crf.move_graph import BOUNDS, check_weights
+from crf.move_solver import MoveSolver
 from crf.region_moves import region_descent
 from crf.result import Result
 
@@ -39,38 +39,13 @@ _MARGIN = 2
 
 
 def _window(changed, margin):
-    """Slices of the bounding box of ``changed`` (bool (H, W)) grown by ``margin`` pixels; None if empty."""
+    """``(y0, y1, x0, x1)``: bounding box of ``changed`` (bool (H, W)) grown by ``margin`` pixels; None if empty."""
     rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
     if len(rows) == 0:
         return None
     height, width = changed.shape
-    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
-            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)))
-
-
-def _window_jump(labels, sigma, occ, weights, step, window):
-    """Optimal merge-bound move raising labels by ``step``, restricted to ``window``: ``bool (H, W)`` mask
-    of the pixels it raises (all False when ``window`` is None or no move lowers the bound).
-
-    The cut is solved on the window plus a one-pixel frame of pixels held at y = 0 by infinite source
-    capacities, which keeps the pairs across the window border exact.
-    """
-    move = np.zeros(labels.shape, dtype=bool)
-    if window is None:
-        return move
-    rows, cols = window
-    height, width = labels.shape
-    outer = (slice(max(rows.start - 1, 0), min(rows.stop + 1, height)),
-             slice(max(cols.start - 1, 0), min(cols.stop + 1, width)))
-    crop = np.ascontiguousarray(labels[outer])
-    graph = build_move_graph(crop, crop + step, np.ascontiguousarray(sigma[outer]),
-                             np.ascontiguousarray(occ[outer]), *weights)
-    frame = np.ones(crop.shape, dtype=bool)
-    frame[rows.start - outer[0].start:rows.stop - outer[0].start,
-          cols.start - outer[1].start:cols.stop - outer[1].start] = False
-    graph.tedges[frame, 0] = np.inf
-    move[outer] = best_move(graph)
-    return move
+    return (max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height), max(cols[0] - margin, 0),
+            min(cols[-1] + margin + 1, width))
 
 
 def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGION_WORK, max_cuts=None):
@@ -124,11 +99,11 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
     _check_options(steps, region_work, max_cuts)
-    merge = check_weights(lam, mu, "merge")
     start = jump_moves_result(sigma, occ, lam, mu, max_cuts)
     if all_background_is_optimal(sigma, occ):
         return start  # all zeros, a global minimum: no move can lower it
     labels = start.labels.astype(np.int64)
+    solver = MoveSolver(sigma, occ, lam, mu)
     stats = {"region_moves": 0, "graph_cuts": start.graph_cuts, "region_visits": 0}
     budget = _NO_CAP if region_work is None else int(region_work * labels.size)
     cuts_left = _NO_CAP if max_cuts is None else max_cuts - start.graph_cuts
@@ -141,11 +116,11 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
             stats["region_visits"] += visits
         progress = False
         for step in steps:
-            full = (slice(0, labels.shape[0]), slice(0, labels.shape[1]))
-            window = full if last[step] is None else _window(labels != last[step], _MARGIN)
+            window = (0, labels.shape[0], 0, labels.shape[1]) if last[step] is None else _window(
+                labels != last[step], _MARGIN)
             if window is None or cuts_left <= 0:
                 continue
-            move = _window_jump(labels, sigma, occ, merge, step, window)
+            move = solver.move(labels, 1, step, BOUNDS["merge"], window)
             stats["graph_cuts"] += 1
             cuts_left -= 1
             last[step] = labels
