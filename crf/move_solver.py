@@ -32,6 +32,7 @@ def _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, te
     ``tedges[..., 1].sum()`` of ``crf.move_graph``), the energy scale of the tolerance."""
     y0, y1, x0, x1 = box
     width = x1 - x0
+    shift = keep == 1 and offset != 0  # every label moves by offset: equal neighbours stay equal
     res[:] = 0.0
     terminal[:] = 0.0
     for y in range(y0, y1):
@@ -42,18 +43,26 @@ def _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, te
             terminal[i] += unary(zp, sigma[y, x]) - unary(xp, sigma[y, x])
             if x + 1 < x1:
                 xq = labels[y, x + 1]
-                a, b, c, d = pair_table(xp, zp, xq, keep * xq + offset, occ[y, x, 1], occ[y, x + 1, 0], lam, mu,
-                                        bound)
-                to_i, to_j, res[i, RIGHT], res[i + 1, LEFT] = split_pair(a, b, c, d)
-                terminal[i] += to_i
-                terminal[i + 1] += to_j
+                if shift and xq == xp and not occ[y, x, 1] and not occ[y, x + 1, 0]:
+                    res[i, RIGHT] = lam  # the table (0, lam, lam, 0): split_pair gives arcs lam and adds 0.0
+                    res[i + 1, LEFT] = lam
+                else:
+                    a, b, c, d = pair_table(xp, zp, xq, keep * xq + offset, occ[y, x, 1], occ[y, x + 1, 0], lam,
+                                            mu, bound)
+                    to_i, to_j, res[i, RIGHT], res[i + 1, LEFT] = split_pair(a, b, c, d)
+                    terminal[i] += to_i
+                    terminal[i + 1] += to_j
             if y + 1 < y1:
                 xq = labels[y + 1, x]
-                a, b, c, d = pair_table(xp, zp, xq, keep * xq + offset, occ[y, x, 3], occ[y + 1, x, 2], lam, mu,
-                                        bound)
-                to_i, to_j, res[i, DOWN], res[i + width, UP] = split_pair(a, b, c, d)
-                terminal[i] += to_i
-                terminal[i + width] += to_j
+                if shift and xq == xp and not occ[y, x, 3] and not occ[y + 1, x, 2]:
+                    res[i, DOWN] = lam
+                    res[i + width, UP] = lam
+                else:
+                    a, b, c, d = pair_table(xp, zp, xq, keep * xq + offset, occ[y, x, 3], occ[y + 1, x, 2], lam,
+                                            mu, bound)
+                    to_i, to_j, res[i, DOWN], res[i + width, UP] = split_pair(a, b, c, d)
+                    terminal[i] += to_i
+                    terminal[i + width] += to_j
     stay = 0.0
     for i in range(terminal.shape[0]):
         if terminal[i] < 0.0:
@@ -66,12 +75,22 @@ def _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, te
     return stay
 
 
+@njit(cache=True, inline="always")
+def _pair_gain(xp, zp, xq, zq, mp, mq, occ_pq, occ_qp, lam, mu, bound, shift):
+    """Table at (0, 0) minus table at (y_p, y_q) of one pair, at least one of them moving."""
+    if shift and mp and mq and xq == xp and not occ_pq and not occ_qp:
+        return 0.0  # equal labels moving together: the table (0, lam, lam, 0) keeps its value 0
+    a, b, c, d = pair_table(xp, zp, xq, zq, occ_pq, occ_qp, lam, mu, bound)
+    return -((d if mq else c) - a if mp else b - a)
+
+
 @njit(cache=True)
 def _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree):
     """Bounded energy at y = 0 minus at the move y (y_p = 1 where ``tree`` is SINK_TREE, node order of
     ``_fill``): the unary change of every moved pixel and the table change of every pair touching one."""
     y0, y1, x0, x1 = box
     width = x1 - x0
+    shift = keep == 1 and offset != 0
     gain = 0.0
     for y in range(y0, y1):
         for x in range(x0, x1):
@@ -83,16 +102,12 @@ def _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree):
                 gain -= unary(zp, sigma[y, x]) - unary(xp, sigma[y, x])
             if x + 1 < x1 and (mp or tree[i + 1] == SINK_TREE):
                 xq = labels[y, x + 1]
-                mq = tree[i + 1] == SINK_TREE
-                a, b, c, d = pair_table(xp, zp, xq, keep * xq + offset, occ[y, x, 1], occ[y, x + 1, 0], lam, mu,
-                                        bound)
-                gain -= (d if mq else c) - a if mp else b - a
+                gain += _pair_gain(xp, zp, xq, keep * xq + offset, mp, tree[i + 1] == SINK_TREE, occ[y, x, 1],
+                                   occ[y, x + 1, 0], lam, mu, bound, shift)
             if y + 1 < y1 and (mp or tree[i + width] == SINK_TREE):
                 xq = labels[y + 1, x]
-                mq = tree[i + width] == SINK_TREE
-                a, b, c, d = pair_table(xp, zp, xq, keep * xq + offset, occ[y, x, 3], occ[y + 1, x, 2], lam, mu,
-                                        bound)
-                gain -= (d if mq else c) - a if mp else b - a
+                gain += _pair_gain(xp, zp, xq, keep * xq + offset, mp, tree[i + width] == SINK_TREE, occ[y, x, 3],
+                                   occ[y + 1, x, 2], lam, mu, bound, shift)
     return gain
 
 
