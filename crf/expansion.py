@@ -19,11 +19,11 @@ def expansion_moves(sigma, occ, lam=20.0, mu=100.0):
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
     solver = MoveSolver(sigma, occ, lam, mu)
-    labels = np.zeros(sigma.shape, dtype=np.int64)
+    labels = np.zeros(sigma.shape, dtype=np.int32)
     alpha = 1
     while True:
         move = solver.move(labels, 0, alpha, BOUNDS["constant"])
         if not move.any():
-            return labels.astype(np.int32)
+            return labels
         labels[move] = alpha
         alpha += 1

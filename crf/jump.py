@@ -53,16 +53,16 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0, max_cuts=None) -> Result:
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
     check_max_cuts(max_cuts)
-    labels = np.zeros(sigma.shape, dtype=np.int64)
+    labels = np.zeros(sigma.shape, dtype=np.int32)
     if all_background_is_optimal(sigma, occ):
-        return Result(labels.astype(np.int32), graph_cuts=0)
+        return Result(labels, graph_cuts=0)
     solver = MoveSolver(sigma, occ, lam, mu)
     moves = 0
     while True:
         move = solver.move(labels, 1, 1, BOUNDS["constant"])
         moves += 1
         if not move.any():
-            return Result(labels.astype(np.int32), graph_cuts=moves)
+            return Result(labels, graph_cuts=moves)
         labels += move
         if moves == max_cuts:
-            return Result(labels.astype(np.int32), graph_cuts=moves)
+            return Result(labels, graph_cuts=moves)

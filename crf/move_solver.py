@@ -124,6 +124,15 @@ def _solve(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, t
     return False, 0.0, stay
 
 
+@njit(cache=True)
+def _sink_mask(tree, box, mask):
+    """Set ``mask`` (bool (H, W)) True on the pixels of ``box`` whose node is on the sink side."""
+    y0, y1, x0, x1 = box
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            mask[y, x] = tree[(y - y0) * (x1 - x0) + (x - x0)] == SINK_TREE
+
+
 class MoveSolver:
     """Optimal binary moves (``crf.move_graph``) on one image, reusing one set of max-flow arrays.
 
@@ -141,7 +150,7 @@ class MoveSolver:
         self._buffers = None
 
     def move(self, labels, keep, offset, bound, window=None):
-        """Optimal move of ``labels`` (``int64 (H, W)``) towards ``z = keep * labels + offset`` (``keep`` 1
+        """Optimal move of ``labels`` (``int32`` or ``int64 (H, W)``) towards ``z = keep * labels + offset`` (``keep`` 1
         and ``offset`` k: a jump by k; ``keep`` 0: an expansion on ``offset``) under the bound code ``bound``.
 
         ``window``: ``None`` (the whole image) or ``(y0, y1, x0, x1)``, the pixels allowed to move. Returns
@@ -161,5 +170,5 @@ class MoveSolver:
                                    window, res[:n], terminal[:n], *arrays)
         mask = np.zeros((height, width), dtype=bool)
         if moves and gain > _RELATIVE_TOLERANCE * max(1.0, stay):
-            mask[box[0]:box[1], box[2]:box[3]] = (arrays[0] == SINK_TREE).reshape(box[1] - box[0], box[3] - box[2])
+            _sink_mask(arrays[0], box, mask)
         return mask

@@ -262,13 +262,13 @@ def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
     """Region moves until none lowers the energy of Eq. (8), rebuilding the region graph after each sweep.
 
     Args:
-      labels: ``int64 (H, W)`` labeling of finite energy; sigma ``float64 (H, W)``, occ ``bool (H, W, 4)``
+      labels: ``int32 (H, W)`` labeling of finite energy; sigma ``float64 (H, W)``, occ ``bool (H, W, 4)``
         (validated as in ``crf.inputs``); lam, mu: floats.
       budget: region visits allowed (``_sweep``); the descent stops early, keeping the moves applied so far,
         once they are used.
 
     Returns:
-      ``(labels, moves, visits)``: a new ``int64 (H, W)`` labeling of strictly lower energy (or the same one
+      ``(labels, moves, visits)``: a new ``int32 (H, W)`` labeling of strictly lower energy (or the same one
       when ``moves == 0``), the number of region moves applied and the region visits used.
     """
     total = 0
@@ -280,6 +280,6 @@ def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
         if applied == 0:
             return labels, total, used
         total += applied
-        labels = graph.label[graph.comp]
+        labels = graph.label.astype(np.int32)[graph.comp]
         if used >= budget:
             return labels, total, used

@@ -102,7 +102,7 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     start = jump_moves_result(sigma, occ, lam, mu, max_cuts)
     if all_background_is_optimal(sigma, occ):
         return start  # all zeros, a global minimum: no move can lower it
-    labels = start.labels.astype(np.int64)
+    labels = start.labels
     solver = MoveSolver(sigma, occ, lam, mu)
     stats = {"region_moves": 0, "graph_cuts": start.graph_cuts, "region_visits": 0}
     budget = _NO_CAP if region_work is None else int(region_work * labels.size)
@@ -125,6 +125,7 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
             cuts_left -= 1
             last[step] = labels
             if move.any():
-                labels = labels + step * move
+                labels = labels.copy()
+                labels[move] += step
                 progress = True
-    return Result(labels.astype(np.int32), **stats)
+    return Result(labels, **stats)
