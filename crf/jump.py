@@ -53,10 +53,15 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0, max_cuts=None) -> Result:
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
     check_max_cuts(max_cuts)
-    labels = np.zeros(sigma.shape, dtype=np.int32)
-    if all_background_is_optimal(sigma, occ):
+    return run_jump_moves(MoveSolver(sigma, occ, lam, mu), max_cuts)
+
+
+def run_jump_moves(solver, max_cuts=None) -> Result:
+    """``jump_moves_result`` with a ``crf.move_solver.MoveSolver`` of validated inputs (``crf.solve`` then uses
+    its arrays for its own moves)."""
+    labels = np.zeros(solver.sigma.shape, dtype=np.int32)
+    if all_background_is_optimal(solver.sigma, solver.occ):
         return Result(labels, graph_cuts=0)
-    solver = MoveSolver(sigma, occ, lam, mu)
     moves = 0
     while True:
         move = solver.move(labels, 1, 1, BOUNDS["constant"])
