@@ -69,22 +69,31 @@ def _boundary_pairs(comp, occ):
 
 class RegionGraph:
     """The region graph of a labeling: ``comp`` is ``int32 (H, W)`` region ids 0..K-1 (4-connected equal
-    labels, background included); per region ``label`` (int64), ``unary_bg`` and ``unary_fg`` (float64,
-    Eq. 5 summed for label 0 and label > 0); CSR adjacency ``indptr`` (K+1,), ``neighbour`` and per directed
-    edge R -> S ``length`` (neighbour pixel pairs), ``occludes`` (O pairs with occluder in R, occludee in S)
-    and ``occluded`` (O pairs the other way), all int64.
+    labels, background included, numbered in raster order of their first pixel); per region ``label``
+    (int64), ``unary_bg`` and ``unary_fg`` (float64, Eq. 5 summed for label 0 and label > 0); CSR adjacency
+    ``indptr`` (K+1,), ``neighbour`` and per directed edge R -> S ``length`` (neighbour pixel pairs),
+    ``occludes`` (O pairs with occluder in R, occludee in S) and ``occluded`` (O pairs the other way), all
+    int64. After ``contract`` the regions are those of the new labels and ``comp`` maps pixels to the regions
+    of the first labeling, ``region_of`` (int64 (K0,)) those to the current ones.
     """
 
     def __init__(self, labels, sigma, occ):
         comp = _components(labels + 1) - 1
         count = int(comp.max()) + 1
         self.comp = comp
+        self.region_of = np.arange(count)
         self.label, self.unary_bg, self.unary_fg = _region_sums(comp, labels, sigma, count)
         low, high, low_occ_high, high_occ_low = _boundary_pairs(comp, occ)
-        keys, inverse = np.unique(low * count + high, return_inverse=True)
-        length = np.bincount(inverse, minlength=len(keys))
+        self._set_edges(count, low * count + high, low_occ_high, high_occ_low, None)
+
+    def _set_edges(self, count, pair_keys, low_occ_high, high_occ_low, length):
+        """Sum the pairs of every touching (low, high) region pair (``pair_keys`` = low * count + high, with
+        the given weights; ``length`` None: one pixel pair each) and lay out both directions as CSR rows."""
+        keys, inverse = np.unique(pair_keys, return_inverse=True)
+        length = np.bincount(inverse, weights=length, minlength=len(keys))
         forward = np.bincount(inverse, weights=low_occ_high, minlength=len(keys))
         backward = np.bincount(inverse, weights=high_occ_low, minlength=len(keys))
+        self._keys, self._key_sums = keys, (length, forward, backward)
         # Both directions of every touching pair, sorted by their first region (CSR rows).
         src = np.concatenate([keys // count, keys % count])
         order = np.argsort(src, kind="stable")
@@ -94,9 +103,65 @@ class RegionGraph:
         self.occluded = np.concatenate([backward, forward])[order].astype(np.int64)
         self.indptr = np.searchsorted(src[order], np.arange(count + 1)).astype(np.int64)
 
+    def contract(self):
+        """Merge the touching regions whose (changed) labels are now equal, as a fresh ``RegionGraph`` of the
+        new labeling would find them, without reading the pixels: the same regions in the same order, their
+        sums added up. Returns False (and changes nothing) when no two touching regions have equal labels."""
+        count = len(self.label)
+        low, high = self._keys // count, self._keys % count
+        same = self.label[low] == self.label[high]
+        if not same.any():
+            return False
+        new_id, new_count = _merged_ids(count, low[same], high[same])
+        self.region_of = new_id[self.region_of]
+        label = np.zeros(new_count, dtype=np.int64)
+        label[new_id] = self.label
+        self.label = label
+        self.unary_bg = np.bincount(new_id, weights=self.unary_bg, minlength=new_count)
+        self.unary_fg = np.bincount(new_id, weights=self.unary_fg, minlength=new_count)
+        length, forward, backward = (v[~same] for v in self._key_sums)
+        a, b = new_id[low[~same]], new_id[high[~same]]
+        swap = a > b
+        self._set_edges(new_count, np.where(swap, b, a) * new_count + np.where(swap, a, b),
+                        np.where(swap, backward, forward), np.where(swap, forward, backward), length)
+        return True
+
+    def pixel_labels(self):
+        """``int32 (H, W)``: the current region labels on the pixels."""
+        return self.label[self.region_of].astype(np.int32)[self.comp]
+
     def arrays(self):
         return (self.label, self.unary_bg, self.unary_fg, self.indptr, self.neighbour, self.length,
                 self.occludes, self.occluded)
+
+
+@njit(cache=True)
+def _merged_ids(count, low, high):
+    """Connected groups of regions 0..count-1 joined by the pairs (low[k], high[k]): ``(group id of every
+    region, number of groups)``, groups numbered in the order of their smallest region."""
+    root = np.arange(count)
+    for k in range(len(low)):
+        a, b = low[k], high[k]
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        while root[b] != b:
+            root[b] = root[root[b]]
+            b = root[b]
+        if a != b:
+            root[max(a, b)] = min(a, b)
+    new_id = np.empty(count, dtype=np.int64)
+    groups = 0
+    for region in range(count):
+        r = region
+        while root[r] != r:
+            r = root[r]
+        if r == region:
+            new_id[region] = groups
+            groups += 1
+        else:
+            new_id[region] = new_id[r]
+    return new_id, groups
 
 
 @njit(cache=True, inline="always")
@@ -259,7 +324,7 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
 
 
 def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
-    """Region moves until none lowers the energy of Eq. (8), rebuilding the region graph after each sweep.
+    """Region moves until none lowers the energy of Eq. (8), contracting the region graph after each sweep.
 
     Args:
       labels: ``int32 (H, W)`` labeling of finite energy; sigma ``float64 (H, W)``, occ ``bool (H, W, 4)``
@@ -271,15 +336,13 @@ def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
       ``(labels, moves, visits)``: a new ``int32 (H, W)`` labeling of strictly lower energy (or the same one
       when ``moves == 0``), the number of region moves applied and the region visits used.
     """
+    graph = RegionGraph(labels, sigma, occ)
     total = 0
     used = 0
     while True:
-        graph = RegionGraph(labels, sigma, occ)
         applied, visits = _sweep(*graph.arrays(), lam, mu, budget - used)
         used += visits
-        if applied == 0:
-            return labels, total, used
         total += applied
-        labels = graph.label.astype(np.int32)[graph.comp]
-        if used >= budget:
-            return labels, total, used
+        if applied == 0 or used >= budget:
+            return (graph.pixel_labels() if total else labels), total, used
+        graph.contract()
