@@ -2,7 +2,8 @@
 
 The graph has one node per pixel, terminal links (``tedges``) and arcs in both directions between
 4-neighbours (``right``, ``down``), exactly as in ``docs/contracts.md``. The moves of the occlusion-order CRF
-(paper Sec. 3.3, "we use the graph-cut/max-flow algorithm to compute the minimum cut") are solved here.
+(paper Sec. 3.3, "we use the graph-cut/max-flow algorithm to compute the minimum cut") are solved by the same
+Boykov-Kolmogorov code, fed directly by ``crf.move_solver``.
 
 Two numba solvers share one flat residual layout (``float64 (H*W, 4)``, arcs of a node adjacent in memory;
 direction order left, right, up, down, the reverse of ``d`` is ``d ^ 1``): Boykov-Kolmogorov augmenting
