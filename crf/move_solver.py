@@ -33,6 +33,7 @@ def _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, te
     y0, y1, x0, x1 = box
     width = x1 - x0
     shift = keep == 1 and offset != 0  # every label moves by offset: equal neighbours stay equal
+    stay = 0.0
     res[:] = 0.0
     terminal[:] = 0.0
     for y in range(y0, y1):
@@ -63,13 +64,12 @@ def _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, te
                     to_i, to_j, res[i, DOWN], res[i + width, UP] = split_pair(a, b, c, d)
                     terminal[i] += to_i
                     terminal[i + width] += to_j
-    stay = 0.0
-    for i in range(terminal.shape[0]):
-        if terminal[i] < 0.0:
-            stay -= terminal[i]
+            if terminal[i] < 0.0:  # final now: its up and left pairs came before it
+                stay -= terminal[i]
     wy0, wy1, wx0, wx1 = window
     for y in range(y0, y1):
-        for x in range(x0, x1):
+        step = 1 if y < wy0 or y >= wy1 else max(x1 - x0 - 1, 1)  # whole frame rows, else the two ends
+        for x in range(x0, x1, step):
             if y < wy0 or y >= wy1 or x < wx0 or x >= wx1:
                 terminal[(y - y0) * width + (x - x0)] = np.inf
     return stay
