@@ -90,9 +90,9 @@ def cut_value(tedges, right, down, sink):
 
 
 @njit(cache=True)
-def _solve_bk(tedges, right, down, tree, parent, queued, ts, dist, queue, orphans):
+def _solve_bk(tedges, right, down, tree, parent, queued, ts, dist, orphans):
     res, tcap, excess, direct = _residual_graph(tedges, right, down, False)
-    flow = boykov_kolmogorov(res, excess - tcap, tedges.shape[1], tree, parent, queued, ts, dist, queue, orphans)
+    flow = boykov_kolmogorov(res, excess - tcap, tedges.shape[1], tree, parent, queued, ts, dist, orphans)
     return direct + flow, (tree == SINK_TREE).reshape(tedges.shape[0], tedges.shape[1])
 
 

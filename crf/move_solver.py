@@ -4,7 +4,7 @@
 ``down``: 48 bytes a pixel), which ``crf.maxflow`` copies into the residual layout of ``crf.boykov_kolmogorov``.
 ``MoveSolver`` computes the same capacities (``pair_table`` and ``split_pair``, added up in the same order, so
 the same numbers and the same smallest minimum cut) straight into residual arrays that the successive moves
-of one image reuse, with the max-flow's narrow ``Workspace``: 55 bytes a pixel in all, allocated once.
+of one image reuse, with the max-flow's narrow ``Workspace``: 51 bytes a pixel in all, allocated once.
 
 A move may be restricted to a window: the pixels of a one-pixel frame around it are held at y = 0 by infinite
 source links, which keeps the pairs across the window border exact. The move is taken only when it lowers
@@ -113,11 +113,11 @@ def _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree):
 
 @njit(cache=True)
 def _solve(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, terminal, tree, parent, queued, ts,
-           dist, queue, orphans):
+           dist, orphans):
     """Cut of one move; returns ``(moves, gain, stay)``: whether some pixel is on the sink side, the gain of
     that cut (``_gain``) and the energy scale (``_fill``)."""
     stay = _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, terminal)
-    boykov_kolmogorov(res, terminal, box[3] - box[2], tree, parent, queued, ts, dist, queue, orphans)
+    boykov_kolmogorov(res, terminal, box[3] - box[2], tree, parent, queued, ts, dist, orphans)
     for i in range(tree.shape[0]):
         if tree[i] == SINK_TREE:
             return True, _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree), stay

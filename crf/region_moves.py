@@ -40,15 +40,18 @@ def _region_sums(comp, labels, sigma, count):
 
 
 @njit(cache=True)
-def _boundary_pairs(comp, occ):
-    """Every neighbour pixel pair across two regions as ``(low, high, low_occ_high, high_occ_low)``: the two
-    region ids (low < high) and whether the pixel in ``low`` occludes the one in ``high`` (and vice versa)."""
+def _boundary_pairs(comp, occ, count):
+    """Every neighbour pixel pair across two regions as ``(key, low_occ_high, high_occ_low)``: ``key`` =
+    low * count + high (int64) for its two region ids low < high, and whether the pixel in ``low`` occludes the
+    one in ``high`` (and vice versa, bool)."""
     height, width = comp.shape
-    size = 2 * height * width
-    low = np.empty(size, dtype=np.int64)
-    high = np.empty(size, dtype=np.int64)
-    low_occ_high = np.empty(size, dtype=np.int64)
-    high_occ_low = np.empty(size, dtype=np.int64)
+    n = 0
+    for y in range(height):  # count first: the arrays hold only the pairs (10 bytes each)
+        for x in range(width):
+            n += (x + 1 < width and comp[y, x + 1] != comp[y, x]) + (y + 1 < height and comp[y + 1, x] != comp[y, x])
+    key = np.empty(n, dtype=np.int64)
+    low_occ_high = np.empty(n, dtype=np.bool_)
+    high_occ_low = np.empty(n, dtype=np.bool_)
     n = 0
     for y in range(height):
         for x in range(width):
@@ -60,11 +63,11 @@ def _boundary_pairs(comp, occ):
                 b = comp[v, u]
                 a_occ_b, b_occ_a = occ[y, x, forward], occ[v, u, backward]
                 if a < b:
-                    low[n], high[n], low_occ_high[n], high_occ_low[n] = a, b, a_occ_b, b_occ_a
+                    key[n], low_occ_high[n], high_occ_low[n] = a * np.int64(count) + b, a_occ_b, b_occ_a
                 else:
-                    low[n], high[n], low_occ_high[n], high_occ_low[n] = b, a, b_occ_a, a_occ_b
+                    key[n], low_occ_high[n], high_occ_low[n] = b * np.int64(count) + a, b_occ_a, a_occ_b
                 n += 1
-    return low[:n], high[:n], low_occ_high[:n], high_occ_low[:n]
+    return key, low_occ_high, high_occ_low
 
 
 class RegionGraph:
@@ -74,17 +77,16 @@ class RegionGraph:
     ``indptr`` (K+1,), ``neighbour`` and per directed edge R -> S ``length`` (neighbour pixel pairs),
     ``occludes`` (O pairs with occluder in R, occludee in S) and ``occluded`` (O pairs the other way), all
     int64. After ``contract`` the regions are those of the new labels and ``comp`` maps pixels to the regions
-    of the first labeling, ``region_of`` (int64 (K0,)) those to the current ones.
+    of the first labeling, ``region_of`` (int64 (K0,)) those to the current ones; ``to_labels`` ends it.
     """
 
     def __init__(self, labels, sigma, occ):
-        comp = _components(labels + 1) - 1
+        comp = _components(labels, True)
         count = int(comp.max()) + 1
         self.comp = comp
         self.region_of = np.arange(count)
         self.label, self.unary_bg, self.unary_fg = _region_sums(comp, labels, sigma, count)
-        low, high, low_occ_high, high_occ_low = _boundary_pairs(comp, occ)
-        self._set_edges(count, low * count + high, low_occ_high, high_occ_low, None)
+        self._set_edges(count, *_boundary_pairs(comp, occ, count), None)
 
     def _set_edges(self, count, pair_keys, low_occ_high, high_occ_low, length):
         """Sum the pairs of every touching (low, high) region pair (``pair_keys`` = low * count + high, with
@@ -126,13 +128,24 @@ class RegionGraph:
                         np.where(swap, backward, forward), np.where(swap, forward, backward), length)
         return True
 
-    def pixel_labels(self):
-        """``int32 (H, W)``: the current region labels on the pixels."""
-        return self.label[self.region_of].astype(np.int32)[self.comp]
+    def to_labels(self):
+        """``int32 (H, W)``: the current region labels on the pixels, written over ``comp`` (whose memory it
+        reuses: the graph is not usable afterwards)."""
+        comp, self.comp = self.comp, None
+        _relabel(comp, self.label[self.region_of])
+        return comp
 
     def arrays(self):
         return (self.label, self.unary_bg, self.unary_fg, self.indptr, self.neighbour, self.length,
                 self.occludes, self.occluded)
+
+
+@njit(cache=True)
+def _relabel(comp, label):
+    """``comp[y, x] = label[comp[y, x]]`` in place."""
+    for y in range(comp.shape[0]):
+        for x in range(comp.shape[1]):
+            comp[y, x] = label[comp[y, x]]
 
 
 @njit(cache=True)
@@ -344,5 +357,5 @@ def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
         used += visits
         total += applied
         if applied == 0 or used >= budget:
-            return (graph.pixel_labels() if total else labels), total, used
+            return (graph.to_labels() if total else labels), total, used
         graph.contract()
