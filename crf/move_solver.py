@@ -138,20 +138,17 @@ class MoveSolver:
 
     ``sigma``: ``float64 (H, W)`` and ``occ``: ``bool (H, W, 4)``, validated (``crf.inputs``); ``lam``, ``mu``
     floats. The arrays (``float64 (H*W, 4)`` residuals, ``float64 (H*W,)`` terminal links, a ``Workspace``)
-    are allocated at the first move and freed by ``release``.
+    are allocated at the first move and live as long as the solver.
     """
 
     def __init__(self, sigma, occ, lam, mu):
         self.sigma, self.occ, self.lam, self.mu = sigma, occ, lam, mu
         self._buffers = None
 
-    def release(self):
-        """Free the max-flow arrays (the next move allocates them again)."""
-        self._buffers = None
-
     def move(self, labels, keep, offset, bound, window=None):
-        """Optimal move of ``labels`` (``int32`` or ``int64 (H, W)``) towards ``z = keep * labels + offset`` (``keep`` 1
-        and ``offset`` k: a jump by k; ``keep`` 0: an expansion on ``offset``) under the bound code ``bound``.
+        """Optimal move of ``labels`` (``int32`` or ``int64 (H, W)``) towards ``z = keep * labels + offset``
+        (``keep`` 1 and ``offset`` k: a jump by k; ``keep`` 0: an expansion on ``offset``) under the bound code
+        ``bound``.
 
         ``window``: ``None`` (the whole image) or ``(y0, y1, x0, x1)``, the pixels allowed to move. Returns
         ``bool (H, W)``, True where the move changes the label: the smallest minimum cut of the move graph,

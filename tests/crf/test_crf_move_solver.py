@@ -77,5 +77,4 @@ def test_fused_moves_raise_like_the_graph_path():
     solver = MoveSolver(sigma, occ, 20.0, 100.0)
     with pytest.raises(ValueError, match="violates an occlusion pair"):
         solver.move(np.zeros((8, 12), np.int64) + (inst == 0), 1, 1, BOUNDS["constant"])
-    solver.release()
-    assert not solver.move(inst, 1, 1, BOUNDS["constant"]).any()
+    assert not solver.move(inst, 1, 1, BOUNDS["constant"]).any()  # the same solver, after the error
