@@ -5,7 +5,8 @@ and ``occ`` bool (H, W, 4), the occlusion pairs O of Eq. (7) in the direction or
 bottom): ``occ[y, x, d]`` says pixel (y, x) occludes its neighbour in direction d.
 
 - ``solve(sigma, occ, lam=20.0, mu=100.0)``: the default minimiser of Eq. (8); never a higher energy than
-  the paper's jump moves (it starts from them). ``solve_result`` also returns what it took (``Result``).
+  the paper's jump moves (it starts from them). ``solve_result`` also returns what it took (``Result``);
+  ``region_work`` and ``max_cuts`` cap that work (``crf.solve_result``).
 - ``jump_moves`` / ``jump_moves_result``: the paper's algorithm exactly; ``expansion_moves``: the supplement's.
 - ``energy(labels, sigma, occ)``: Eq. (8); ``instances(labels)``: components and occlusion edges.
 - ``grid_maxflow(tedges, right, down)``: the max-flow on a 4-connected grid that every move solves.

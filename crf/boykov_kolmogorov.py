@@ -9,6 +9,8 @@ experimental comparison of min-cut/max-flow algorithms for energy minimization i
 Residual capacities use the layout of ``crf.maxflow``: ``res`` is ``float64 (H*W, 4)`` (left, right, up,
 down; the reverse of direction ``d`` is ``d ^ 1``), arcs leaving the grid have capacity 0. ``terminal`` is
 ``float64 (H*W,)``: a positive value is residual capacity from the source, a negative one to the sink.
+The search state lives in a ``Workspace`` of narrow arrays (int8 tree and parent direction, int32 node
+indices, timestamps and distances: 11 bytes a node) that successive cuts of one image reuse.
 """
 
 import numpy as np
@@ -17,6 +19,27 @@ from numba import njit
 FREE, SOURCE_TREE, SINK_TREE = 0, 1, 2
 NO_PARENT, TERMINAL = -1, 4
 _FAR = np.iinfo(np.int64).max
+_LAST_TIME = np.iinfo(np.int32).max
+IN_QUEUE, IN_SWEEP = 1, 2  # active: in the FIFO, or a starting root the first sweep has not reached yet
+
+
+class Workspace:
+    """Scratch arrays of ``boykov_kolmogorov`` for graphs of up to ``n`` nodes: ``tree`` int8 (FREE, SOURCE_TREE,
+    SINK_TREE; after a solve SINK_TREE marks the sink side), ``parent`` int8 (direction to the parent, NO_PARENT
+    or TERMINAL), ``queued`` int8 (0, or IN_QUEUE, or IN_SWEEP), ``ts`` and ``dist`` int32 (timestamp /
+    distance heuristic), ``orphans`` int32 node indices (a stack, only its top pages ever touched). Only the
+    first ``m`` entries are used for a graph of ``m`` nodes."""
+
+    def __init__(self, n):
+        self.tree = np.empty(n, dtype=np.int8)
+        self.parent = np.empty(n, dtype=np.int8)
+        self.queued = np.empty(n, dtype=np.int8)
+        self.ts = np.empty(n, dtype=np.int32)
+        self.dist = np.empty(n, dtype=np.int32)
+        self.orphans = np.empty(n, dtype=np.int32)
+
+    def arrays(self, m):
+        return self.tree[:m], self.parent[:m], self.queued[:m], self.ts[:m], self.dist[:m], self.orphans[:m]
 
 
 @njit(cache=True, inline="always")
@@ -43,43 +66,68 @@ def _origin_distance(q, parent, ts, dist, off, time):
         j = j + off[parent[j]]
 
 
+@njit(cache=True, inline="always")
+def _enqueue(queue, head, size, q, queued):
+    """Append q to the circular FIFO ``queue[head:head + size]``; returns the queue (twice as large, in order,
+    when it was full) and its head and size."""
+    capacity = queue.shape[0]
+    if size == capacity:
+        grown = np.empty(2 * capacity, dtype=queue.dtype)
+        for k in range(size):
+            grown[k] = queue[head + k - capacity if head + k >= capacity else head + k]
+        queue, head, capacity = grown, 0, 2 * capacity
+    queue[head + size - capacity if head + size >= capacity else head + size] = q
+    queued[q] = IN_QUEUE
+    return queue, head, size + 1
+
+
 @njit(cache=True)
-def boykov_kolmogorov(res, terminal, width):
-    """Maximum flow in place; returns ``(flow, sink_tree)`` where ``sink_tree`` (bool (n,)) is the set of
-    nodes that can reach the sink in the final residual graph (the smallest minimum-cut sink side)."""
+def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orphans):
+    """Maximum flow in place, with the scratch arrays of a ``Workspace`` (``Workspace.arrays(n)``, any content
+    on entry). Returns the flow; afterwards ``tree[i] == SINK_TREE`` exactly for the nodes that can reach the
+    sink in the final residual graph (the smallest minimum-cut sink side).
+
+    Active nodes are taken first from one sweep over the starting roots (nodes with a terminal link, in
+    index order), then from a FIFO of the nodes activated since, which grows as needed: the order of one FIFO
+    holding all starting roots first, without its n entries."""
     n = terminal.shape[0]
     off = np.array([-1, 1, -width, width], dtype=np.int64)
-    tree = np.zeros(n, dtype=np.int8)
-    parent = np.full(n, NO_PARENT, dtype=np.int64)
-    ts = np.zeros(n, dtype=np.int64)
-    dist = np.zeros(n, dtype=np.int64)
-    queue = np.empty(n, dtype=np.int64)  # circular FIFO of active nodes
-    queued = np.zeros(n, dtype=np.bool_)
-    orphans = np.empty(n, dtype=np.int64)
+    tree[:] = FREE
+    parent[:] = NO_PARENT
+    queued[:] = 0
+    ts[:] = 0
+    dist[:] = 0
+    queue = np.empty(1024, dtype=np.int32)
     head = 0
     size = 0
+    sweep = 0
     for i in range(n):
         if terminal[i] != 0.0:
             tree[i] = SOURCE_TREE if terminal[i] > 0.0 else SINK_TREE
             parent[i] = TERMINAL
             dist[i] = 1
-            queue[size] = i
-            size += 1
-            queued[i] = True
+            queued[i] = IN_SWEEP
     flow = 0.0
     time = 0
     current = -1
     while True:
         if current < 0 or parent[current] == NO_PARENT:
             current = -1
-            while size > 0:
+            while sweep < n:
+                p = sweep
+                sweep += 1
+                if queued[p] == IN_SWEEP:
+                    queued[p] = 0
+                    if parent[p] != NO_PARENT:
+                        current = p
+                        break
+            while current < 0 and size > 0:
                 p = queue[head]
-                head = head + 1 if head + 1 < n else 0
+                head = head + 1 if head + 1 < queue.shape[0] else 0
                 size -= 1
-                queued[p] = False
+                queued[p] = 0
                 if parent[p] != NO_PARENT:
                     current = p
-                    break
             if current < 0:
                 break
         p = current
@@ -95,10 +143,8 @@ def boykov_kolmogorov(res, terminal, width):
                 parent[q] = d ^ 1
                 ts[q] = ts[p]
                 dist[q] = dist[p] + 1
-                if not queued[q]:
-                    queue[(head + size) % n] = q
-                    size += 1
-                    queued[q] = True
+                if queued[q] == 0:
+                    queue, head, size = _enqueue(queue, head, size, q, queued)
             elif tree[q] != side:
                 meet_d = d
                 break
@@ -109,6 +155,9 @@ def boykov_kolmogorov(res, terminal, width):
         if meet_d < 0:
             current = -1
             continue
+        if time == _LAST_TIME:  # restart the timestamps: no distance is then trusted as current
+            ts[:] = 0
+            time = 0
         time += 1
         # The path: source ... a -> b ... sink, a in S, b in T, through arc (a, ab).
         if side == SOURCE_TREE:
@@ -196,13 +245,11 @@ def boykov_kolmogorov(res, terminal, width):
                 q = o + off[d]
                 if q < 0 or q >= n or tree[q] != side_o:
                     continue
-                if _arc_into_tree(res, o, q, d, side_o) > 0.0 and not queued[q]:
-                    queue[(head + size) % n] = q
-                    size += 1
-                    queued[q] = True
+                if _arc_into_tree(res, o, q, d, side_o) > 0.0 and queued[q] == 0:
+                    queue, head, size = _enqueue(queue, head, size, q, queued)
                 if parent[q] == (d ^ 1):
                     parent[q] = NO_PARENT
                     orphans[n_orphans] = q
                     n_orphans += 1
             tree[o] = FREE
-    return flow, tree == SINK_TREE
+    return flow

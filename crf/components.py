@@ -7,18 +7,22 @@ from crf.inputs import check_labels
 
 
 @njit(cache=True)
-def _components(labels):
-    """4-connected components of equal non-zero labels, numbered 1.. in raster order of first pixel."""
+def _components(labels, background):
+    """4-connected components of equal labels as ``int32 (H, W)`` ids in raster order of their first pixel:
+    with ``background`` False those of non-zero labels numbered 1.. (label 0 pixels get 0), with ``background``
+    True those of every label numbered 0.. (label 0 included)."""
     height, width = labels.shape
-    comp = np.zeros((height, width), dtype=np.int32)
-    stack = np.empty((height * width, 2), dtype=np.int64)
-    count = 0
+    comp = np.full((height, width), -1, dtype=np.int32)
+    stack = np.empty((height * width, 2), dtype=np.int32)  # each pixel pushed at most once
+    count = 0 if background else 1
     for y0 in range(height):
         for x0 in range(width):
-            if labels[y0, x0] == 0 or comp[y0, x0] != 0:
+            if comp[y0, x0] >= 0:
                 continue
-            count += 1
             value = labels[y0, x0]
+            if value == 0 and not background:
+                comp[y0, x0] = 0
+                continue
             comp[y0, x0] = count
             stack[0, 0], stack[0, 1] = y0, x0
             top = 1
@@ -27,10 +31,11 @@ def _components(labels):
                 y, x = stack[top, 0], stack[top, 1]
                 for dy, dx in ((0, -1), (0, 1), (-1, 0), (1, 0)):
                     v, u = y + dy, x + dx
-                    if 0 <= v < height and 0 <= u < width and comp[v, u] == 0 and labels[v, u] == value:
+                    if 0 <= v < height and 0 <= u < width and comp[v, u] < 0 and labels[v, u] == value:
                         comp[v, u] = count
                         stack[top, 0], stack[top, 1] = v, u
                         top += 1
+            count += 1
     return comp
 
 
@@ -56,7 +61,7 @@ def instances(labels):
       is larger (a occludes b). Edges always point from a larger to a smaller label, so the graph is acyclic.
     """
     labels = check_labels(labels)
-    comp = _components(labels)
+    comp = _components(labels, False)
     pairs = np.concatenate([
         _touching_pairs(comp, labels, (slice(None), slice(1, None)), (slice(None), slice(None, -1))),
         _touching_pairs(comp, labels, (slice(1, None), slice(None)), (slice(None, -1), slice(None))),

@@ -3,8 +3,8 @@
 import numpy as np
 
 from crf.inputs import check_sigma_occ
-from crf.move_graph import build_move_graph, check_weights
-from crf.moves import best_move
+from crf.move_graph import BOUNDS, check_weights
+from crf.move_solver import MoveSolver
 
 
 def expansion_moves(sigma, occ, lam=20.0, mu=100.0):
@@ -17,12 +17,13 @@ def expansion_moves(sigma, occ, lam=20.0, mu=100.0):
     Args and returns: as ``crf.jump_moves``; ``int32 (H, W)``.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
-    weights = check_weights(lam, mu)
-    labels = np.zeros(sigma.shape, dtype=np.int64)
+    lam, mu, _ = check_weights(lam, mu)
+    solver = MoveSolver(sigma, occ, lam, mu)
+    labels = np.zeros(sigma.shape, dtype=np.int32)
     alpha = 1
     while True:
-        move = best_move(build_move_graph(labels, np.full_like(labels, alpha), sigma, occ, *weights))
+        move = solver.move(labels, 0, alpha, BOUNDS["constant"])
         if not move.any():
-            return labels.astype(np.int32)
+            return labels
         labels[move] = alpha
         alpha += 1

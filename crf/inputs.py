@@ -51,3 +51,14 @@ def check_labels(labels, shape=None):
     if labels.min() < 0:
         raise ValueError(f"labels must be >= 0, got minimum {labels.min()}")
     return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def all_background_is_optimal(sigma, occ):
+    """True when the all-zero labeling is a global minimum of Eq. (8) for any lam, mu >= 0, found exactly.
+
+    That holds when no pixel prefers a label > 0 (``sigma >= 0.5``, Eq. 5) and O is empty: every term of Eq. (8)
+    is then at its minimum at label 0. Every minimiser starting from all zeros only takes strictly improving
+    moves, so it returns all zeros on such inputs; checking this first skips their graph cuts.
+    ``sigma``, ``occ``: validated as by ``check_sigma_occ``.
+    """
+    return not occ.any() and bool(sigma.min() >= 0.5)

@@ -2,7 +2,8 @@
 
 The graph has one node per pixel, terminal links (``tedges``) and arcs in both directions between
 4-neighbours (``right``, ``down``), exactly as in ``docs/contracts.md``. The moves of the occlusion-order CRF
-(paper Sec. 3.3, "we use the graph-cut/max-flow algorithm to compute the minimum cut") are solved here.
+(paper Sec. 3.3, "we use the graph-cut/max-flow algorithm to compute the minimum cut") are solved by the same
+Boykov-Kolmogorov code, fed directly by ``crf.move_solver``.
 
 Two numba solvers share one flat residual layout (``float64 (H*W, 4)``, arcs of a node adjacent in memory;
 direction order left, right, up, down, the reverse of ``d`` is ``d ^ 1``): Boykov-Kolmogorov augmenting
@@ -14,7 +15,7 @@ PyMaxflow's solve (``experiments/bench_crf.py``). Both return the smallest minim
 import numpy as np
 from numba import njit
 
-from crf.boykov_kolmogorov import boykov_kolmogorov
+from crf.boykov_kolmogorov import SINK_TREE, Workspace, boykov_kolmogorov
 from crf.push_relabel import push_relabel, reach_from_excess
 
 # Neighbour directions, as in docs/contracts.md: left, right, up (top), down (bottom).
@@ -89,6 +90,12 @@ def cut_value(tedges, right, down, sink):
 
 
 @njit(cache=True)
+def _solve_bk(tedges, right, down, tree, parent, queued, ts, dist, orphans):
+    res, tcap, excess, direct = _residual_graph(tedges, right, down, False)
+    flow = boykov_kolmogorov(res, excess - tcap, tedges.shape[1], tree, parent, queued, ts, dist, orphans)
+    return direct + flow, (tree == SINK_TREE).reshape(tedges.shape[0], tedges.shape[1])
+
+
 def solve_grid(tedges, right, down, method=BOYKOV_KOLMOGOROV):
     """Unchecked minimum cut for trusted float64 C-contiguous input with finite t-links.
 
@@ -103,9 +110,13 @@ def solve_grid(tedges, right, down, method=BOYKOV_KOLMOGOROV):
     """
     height, width = tedges.shape[0], tedges.shape[1]
     if method == BOYKOV_KOLMOGOROV:
-        res, tcap, excess, direct = _residual_graph(tedges, right, down, False)
-        flow, sink = boykov_kolmogorov(res, excess - tcap, width)
-        return direct + flow, sink.reshape(height, width)
+        return _solve_bk(tedges, right, down, *Workspace(height * width).arrays(height * width))
+    return _solve_push_relabel(tedges, right, down)
+
+
+@njit(cache=True)
+def _solve_push_relabel(tedges, right, down):
+    height, width = tedges.shape[0], tedges.shape[1]
     more_source, more_sink = _excess_nodes(tedges)
     reverse = more_sink < more_source
     res, tcap, excess, direct = _residual_graph(tedges, right, down, reverse)

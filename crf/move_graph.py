@@ -42,7 +42,7 @@ class MoveGraph(NamedTuple):
 
 
 @njit(cache=True, inline="always")
-def _unary(label, sigma):
+def unary(label, sigma):
     return 1.0 - sigma if label == 0 else sigma
 
 
@@ -55,7 +55,7 @@ def _occlusion(a, b, mu):
 
 
 @njit(cache=True)
-def _pair_table(xp, zp, xq, zq, occ_pq, occ_qp, lam, mu, bound):
+def pair_table(xp, zp, xq, zq, occ_pq, occ_qp, lam, mu, bound):
     """(A, B, C, D) = E(0,0), E(0,1), E(1,0), E(1,1) of one neighbour pair, first argument y_p."""
     a = lam * (xp != xq)
     b = lam * (xp != zq)
@@ -83,9 +83,9 @@ def _pair_table(xp, zp, xq, zq, occ_pq, occ_qp, lam, mu, bound):
     return a, b, c, d
 
 
-@njit(cache=True)
-def _add_pair(a, b, c, d, delta, i, j, arcs, y, x):
-    """Reparametrise one table into unary terms delta[i], delta[j] and arcs i->j, j->i; returns A."""
+@njit(cache=True, inline="always")
+def split_pair(a, b, c, d):
+    """Reparametrise one table into unary terms and two arcs: ``(to_i, to_j, arc i->j, arc j->i)``."""
     if a == _INF:
         raise ValueError("the current labeling violates an occlusion pair (infinite energy)")
     if d == _INF:
@@ -96,25 +96,12 @@ def _add_pair(a, b, c, d, delta, i, j, arcs, y, x):
         half = 0.5 * (b + c - a - d)
         if half < 0.0:
             raise ValueError("a move term is not submodular (Eq. 14)")
-        delta[i] += c - a - half
-        delta[j] += b - a - half
-        arcs[y, x, 0] = half
-        arcs[y, x, 1] = half
-    elif c != _INF:
-        delta[i] += c - a
-        delta[j] += d - c
-        arcs[y, x, 0] = _INF
-        arcs[y, x, 1] = 0.0
-    elif b != _INF:
-        delta[i] += d - b
-        delta[j] += b - a
-        arcs[y, x, 0] = 0.0
-        arcs[y, x, 1] = _INF
-    else:
-        delta[i] += d - a
-        arcs[y, x, 0] = _INF
-        arcs[y, x, 1] = _INF
-    return a
+        return c - a - half, b - a - half, half, half
+    if c != _INF:
+        return c - a, d - c, _INF, 0.0
+    if b != _INF:
+        return d - b, b - a, 0.0, _INF
+    return d - a, 0.0, _INF, _INF
 
 
 @njit(cache=True)
@@ -130,17 +117,23 @@ def _build(labels, proposal, sigma, occ, lam, mu, bound):
         for x in range(width):
             i = y * width + x
             xp, zp = labels[y, x], proposal[y, x]
-            keep = _unary(xp, sigma[y, x])
+            keep = unary(xp, sigma[y, x])
             constant += keep
-            delta[i] += _unary(zp, sigma[y, x]) - keep
+            delta[i] += unary(zp, sigma[y, x]) - keep
             if x + 1 < width:
-                a, b, c, d = _pair_table(xp, zp, labels[y, x + 1], proposal[y, x + 1], occ[y, x, 1],
-                                         occ[y, x + 1, 0], lam, mu, bound)
-                constant += _add_pair(a, b, c, d, delta, i, i + 1, right, y, x)
+                a, b, c, d = pair_table(xp, zp, labels[y, x + 1], proposal[y, x + 1], occ[y, x, 1],
+                                        occ[y, x + 1, 0], lam, mu, bound)
+                to_i, to_j, right[y, x, 0], right[y, x, 1] = split_pair(a, b, c, d)
+                delta[i] += to_i
+                delta[i + 1] += to_j
+                constant += a
             if y + 1 < height:
-                a, b, c, d = _pair_table(xp, zp, labels[y + 1, x], proposal[y + 1, x], occ[y, x, 3],
-                                         occ[y + 1, x, 2], lam, mu, bound)
-                constant += _add_pair(a, b, c, d, delta, i, i + width, down, y, x)
+                a, b, c, d = pair_table(xp, zp, labels[y + 1, x], proposal[y + 1, x], occ[y, x, 3],
+                                        occ[y + 1, x, 2], lam, mu, bound)
+                to_i, to_j, down[y, x, 0], down[y, x, 1] = split_pair(a, b, c, d)
+                delta[i] += to_i
+                delta[i + width] += to_j
+                constant += a
     for y in range(height):
         for x in range(width):
             v = delta[y * width + x]

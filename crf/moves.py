@@ -1,4 +1,6 @@
-"""Solving one binary move: the minimum cut of its graph, kept only when it strictly lowers the energy."""
+"""Solving one binary move given as a graph (``crf.move_graph``): the minimum cut, kept only when it strictly
+lowers the energy. The minimisers use ``crf.move_solver``, which builds the same capacities straight into the
+max-flow's arrays; this graph path is what the tests compare it with, move by move."""
 
 import numpy as np
 

@@ -40,15 +40,18 @@ def _region_sums(comp, labels, sigma, count):
 
 
 @njit(cache=True)
-def _boundary_pairs(comp, occ):
-    """Every neighbour pixel pair across two regions as ``(low, high, low_occ_high, high_occ_low)``: the two
-    region ids (low < high) and whether the pixel in ``low`` occludes the one in ``high`` (and vice versa)."""
+def _boundary_pairs(comp, occ, count):
+    """Every neighbour pixel pair across two regions as ``(key, low_occ_high, high_occ_low)``: ``key`` =
+    low * count + high (int64) for its two region ids low < high, and whether the pixel in ``low`` occludes the
+    one in ``high`` (and vice versa, bool)."""
     height, width = comp.shape
-    size = 2 * height * width
-    low = np.empty(size, dtype=np.int64)
-    high = np.empty(size, dtype=np.int64)
-    low_occ_high = np.empty(size, dtype=np.int64)
-    high_occ_low = np.empty(size, dtype=np.int64)
+    n = 0
+    for y in range(height):  # count first: the arrays hold only the pairs (10 bytes each)
+        for x in range(width):
+            n += (x + 1 < width and comp[y, x + 1] != comp[y, x]) + (y + 1 < height and comp[y + 1, x] != comp[y, x])
+    key = np.empty(n, dtype=np.int64)
+    low_occ_high = np.empty(n, dtype=np.bool_)
+    high_occ_low = np.empty(n, dtype=np.bool_)
     n = 0
     for y in range(height):
         for x in range(width):
@@ -60,31 +63,39 @@ def _boundary_pairs(comp, occ):
                 b = comp[v, u]
                 a_occ_b, b_occ_a = occ[y, x, forward], occ[v, u, backward]
                 if a < b:
-                    low[n], high[n], low_occ_high[n], high_occ_low[n] = a, b, a_occ_b, b_occ_a
+                    key[n], low_occ_high[n], high_occ_low[n] = a * np.int64(count) + b, a_occ_b, b_occ_a
                 else:
-                    low[n], high[n], low_occ_high[n], high_occ_low[n] = b, a, b_occ_a, a_occ_b
+                    key[n], low_occ_high[n], high_occ_low[n] = b * np.int64(count) + a, b_occ_a, a_occ_b
                 n += 1
-    return low[:n], high[:n], low_occ_high[:n], high_occ_low[:n]
+    return key, low_occ_high, high_occ_low
 
 
 class RegionGraph:
     """The region graph of a labeling: ``comp`` is ``int32 (H, W)`` region ids 0..K-1 (4-connected equal
-    labels, background included); per region ``label`` (int64), ``unary_bg`` and ``unary_fg`` (float64,
-    Eq. 5 summed for label 0 and label > 0); CSR adjacency ``indptr`` (K+1,), ``neighbour`` and per directed
-    edge R -> S ``length`` (neighbour pixel pairs), ``occludes`` (O pairs with occluder in R, occludee in S)
-    and ``occluded`` (O pairs the other way), all int64.
+    labels, background included, numbered in raster order of their first pixel); per region ``label``
+    (int64), ``unary_bg`` and ``unary_fg`` (float64, Eq. 5 summed for label 0 and label > 0); CSR adjacency
+    ``indptr`` (K+1,), ``neighbour`` and per directed edge R -> S ``length`` (neighbour pixel pairs),
+    ``occludes`` (O pairs with occluder in R, occludee in S) and ``occluded`` (O pairs the other way), all
+    int64. After ``contract`` the regions are those of the new labels and ``comp`` maps pixels to the regions
+    of the first labeling, ``region_of`` (int64 (K0,)) those to the current ones; ``to_labels`` ends it.
     """
 
     def __init__(self, labels, sigma, occ):
-        comp = _components(labels + 1) - 1
+        comp = _components(labels, True)
         count = int(comp.max()) + 1
         self.comp = comp
+        self.region_of = np.arange(count)
         self.label, self.unary_bg, self.unary_fg = _region_sums(comp, labels, sigma, count)
-        low, high, low_occ_high, high_occ_low = _boundary_pairs(comp, occ)
-        keys, inverse = np.unique(low * count + high, return_inverse=True)
-        length = np.bincount(inverse, minlength=len(keys))
+        self._set_edges(count, *_boundary_pairs(comp, occ, count), None)
+
+    def _set_edges(self, count, pair_keys, low_occ_high, high_occ_low, length):
+        """Sum the pairs of every touching (low, high) region pair (``pair_keys`` = low * count + high, with
+        the given weights; ``length`` None: one pixel pair each) and lay out both directions as CSR rows."""
+        keys, inverse = np.unique(pair_keys, return_inverse=True)
+        length = np.bincount(inverse, weights=length, minlength=len(keys))
         forward = np.bincount(inverse, weights=low_occ_high, minlength=len(keys))
         backward = np.bincount(inverse, weights=high_occ_low, minlength=len(keys))
+        self._keys, self._key_sums = keys, (length, forward, backward)
         # Both directions of every touching pair, sorted by their first region (CSR rows).
         src = np.concatenate([keys // count, keys % count])
         order = np.argsort(src, kind="stable")
@@ -94,9 +105,76 @@ class RegionGraph:
         self.occluded = np.concatenate([backward, forward])[order].astype(np.int64)
         self.indptr = np.searchsorted(src[order], np.arange(count + 1)).astype(np.int64)
 
+    def contract(self):
+        """Merge the touching regions whose (changed) labels are now equal, as a fresh ``RegionGraph`` of the
+        new labeling would find them, without reading the pixels: the same regions in the same order, their
+        sums added up. Returns False (and changes nothing) when no two touching regions have equal labels."""
+        count = len(self.label)
+        low, high = self._keys // count, self._keys % count
+        same = self.label[low] == self.label[high]
+        if not same.any():
+            return False
+        new_id, new_count = _merged_ids(count, low[same], high[same])
+        self.region_of = new_id[self.region_of]
+        label = np.zeros(new_count, dtype=np.int64)
+        label[new_id] = self.label
+        self.label = label
+        self.unary_bg = np.bincount(new_id, weights=self.unary_bg, minlength=new_count)
+        self.unary_fg = np.bincount(new_id, weights=self.unary_fg, minlength=new_count)
+        length, forward, backward = (v[~same] for v in self._key_sums)
+        a, b = new_id[low[~same]], new_id[high[~same]]
+        swap = a > b
+        self._set_edges(new_count, np.where(swap, b, a) * new_count + np.where(swap, a, b),
+                        np.where(swap, backward, forward), np.where(swap, forward, backward), length)
+        return True
+
+    def to_labels(self):
+        """``int32 (H, W)``: the current region labels on the pixels, written over ``comp`` (whose memory it
+        reuses: the graph is not usable afterwards)."""
+        comp, self.comp = self.comp, None
+        _relabel(comp, self.label[self.region_of])
+        return comp
+
     def arrays(self):
         return (self.label, self.unary_bg, self.unary_fg, self.indptr, self.neighbour, self.length,
                 self.occludes, self.occluded)
+
+
+@njit(cache=True)
+def _relabel(comp, label):
+    """``comp[y, x] = label[comp[y, x]]`` in place."""
+    for y in range(comp.shape[0]):
+        for x in range(comp.shape[1]):
+            comp[y, x] = label[comp[y, x]]
+
+
+@njit(cache=True)
+def _merged_ids(count, low, high):
+    """Connected groups of regions 0..count-1 joined by the pairs (low[k], high[k]): ``(group id of every
+    region, number of groups)``, groups numbered in the order of their smallest region."""
+    root = np.arange(count)
+    for k in range(len(low)):
+        a, b = low[k], high[k]
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        while root[b] != b:
+            root[b] = root[root[b]]
+            b = root[b]
+        if a != b:
+            root[max(a, b)] = min(a, b)
+    new_id = np.empty(count, dtype=np.int64)
+    groups = 0
+    for region in range(count):
+        r = region
+        while root[r] != r:
+            r = root[r]
+        if r == region:
+            new_id[region] = groups
+            groups += 1
+        else:
+            new_id[region] = new_id[r]
+    return new_id, groups
 
 
 @njit(cache=True, inline="always")
@@ -198,12 +276,13 @@ def _targets(region, label, indptr, neighbour, out):
 
 
 @njit(cache=True)
-def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occluded, lam, mu):
+def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occluded, lam, mu, budget):
     """Apply, region by region, the best strictly improving region move until none is left (in place).
 
-    A region is examined again only after a move changed it or one of its neighbours. Returns the number of
-    moves applied; every move is evaluated exactly against the current labels, so the energy strictly
-    decreases at every step.
+    A region is examined again only after a move changed it or one of its neighbours. Every move is
+    evaluated exactly against the current labels, so the energy strictly decreases at every step. The work
+    is counted in region visits (a region entered by a proposed move and its pushes); the sweep stops once
+    it has used ``budget`` of them. Returns ``(moves applied, visits used)``.
     """
     count = len(label)
     new = label.copy()
@@ -216,10 +295,13 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
     tolerance = _TOLERANCE * max(1.0, lam + mu)
     top = label.max()
     applied = 0
+    used = 0
     improved = True
     while improved:
         improved = False
         for region in range(count):
+            if used >= budget:
+                return applied, used
             if not dirty[region]:
                 continue
             dirty[region] = False
@@ -227,6 +309,7 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
             for k in range(_targets(region, label, indptr, neighbour, targets)):
                 n = _propose(region, targets[k], label, indptr, neighbour, occludes, occluded, top + count + 2,
                              new, moved)
+                used += abs(n)
                 if n > 0:
                     delta = _delta(n, label, new, moved, unary_bg, unary_fg, indptr, neighbour, length,
                                    occludes, occluded, lam, mu, state)
@@ -250,25 +333,29 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
                     dirty[neighbour[e]] = True
             applied += 1
             improved = True
-    return applied
+    return applied, used
 
 
-def region_descent(labels, sigma, occ, lam, mu):
-    """Region moves until none lowers the energy of Eq. (8), rebuilding the region graph after each sweep.
+def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
+    """Region moves until none lowers the energy of Eq. (8), contracting the region graph after each sweep.
 
     Args:
-      labels: ``int64 (H, W)`` labeling of finite energy; sigma ``float64 (H, W)``, occ ``bool (H, W, 4)``
+      labels: ``int32 (H, W)`` labeling of finite energy; sigma ``float64 (H, W)``, occ ``bool (H, W, 4)``
         (validated as in ``crf.inputs``); lam, mu: floats.
+      budget: region visits allowed (``_sweep``); the descent stops early, keeping the moves applied so far,
+        once they are used.
 
     Returns:
-      ``(labels, moves)``: a new ``int64 (H, W)`` labeling of strictly lower energy (or the same one when
-      ``moves == 0``) and the number of region moves applied.
+      ``(labels, moves, visits)``: a new ``int32 (H, W)`` labeling of strictly lower energy (or the same one
+      when ``moves == 0``), the number of region moves applied and the region visits used.
     """
+    graph = RegionGraph(labels, sigma, occ)
     total = 0
+    used = 0
     while True:
-        graph = RegionGraph(labels, sigma, occ)
-        applied = _sweep(*graph.arrays(), lam, mu)
-        if applied == 0:
-            return labels, total
+        applied, visits = _sweep(*graph.arrays(), lam, mu, budget - used)
+        used += visits
         total += applied
-        labels = graph.label[graph.comp]
+        if applied == 0 or used >= budget:
+            return (graph.to_labels() if total else labels), total, used
+        graph.contract()

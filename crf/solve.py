@@ -19,13 +19,19 @@ instances of the ground-truth order labels; the jump moves stay in the local min
 
 import numpy as np
 
-from crf.inputs import check_sigma_occ
-from crf.jump import jump_moves_result
-from crf.move_graph import build_move_graph, check_weights
-from crf.moves import best_move
+from crf.inputs import all_background_is_optimal, check_sigma_occ
+from crf.jump import check_max_cuts, run_jump_moves
+from crf.move_graph import BOUNDS, check_weights
+from crf.move_solver import MoveSolver
 from crf.region_moves import region_descent
 from crf.result import Result
 
+
+# Default cap on region-move work (region visits per pixel, ``solve_result``): predicted and ground-truth
+# scenes use under 1; random sigma and O at 200x200 use about 5600 uncapped (12x the time of the jump moves),
+# about 64 with this cap (1.2x, energy 0.6% above the uncapped result).
+REGION_WORK = 64
+_NO_CAP = np.iinfo(np.int64).max
 
 # The first merge-bound jump of each step covers the whole image; each later one only the bounding box of the
 # pixels changed since the previous one of that step, grown by this many pixels.
@@ -33,50 +39,44 @@ _MARGIN = 2
 
 
 def _window(changed, margin):
-    """Slices of the bounding box of ``changed`` (bool (H, W)) grown by ``margin`` pixels; None if empty."""
+    """``(y0, y1, x0, x1)``: bounding box of ``changed`` (bool (H, W)) grown by ``margin`` pixels; None if empty."""
     rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
     if len(rows) == 0:
         return None
     height, width = changed.shape
-    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
-            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)))
+    return (max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height), max(cols[0] - margin, 0),
+            min(cols[-1] + margin + 1, width))
 
 
-def _window_jump(labels, sigma, occ, weights, step, window):
-    """Optimal merge-bound move raising labels by ``step``, restricted to ``window``: ``bool (H, W)`` mask
-    of the pixels it raises (all False when ``window`` is None or no move lowers the bound).
-
-    The cut is solved on the window plus a one-pixel frame of pixels held at y = 0 by infinite source
-    capacities, which keeps the pairs across the window border exact.
-    """
-    move = np.zeros(labels.shape, dtype=bool)
-    if window is None:
-        return move
-    rows, cols = window
-    height, width = labels.shape
-    outer = (slice(max(rows.start - 1, 0), min(rows.stop + 1, height)),
-             slice(max(cols.start - 1, 0), min(cols.stop + 1, width)))
-    crop = np.ascontiguousarray(labels[outer])
-    graph = build_move_graph(crop, crop + step, np.ascontiguousarray(sigma[outer]),
-                             np.ascontiguousarray(occ[outer]), *weights)
-    frame = np.ones(crop.shape, dtype=bool)
-    frame[rows.start - outer[0].start:rows.stop - outer[0].start,
-          cols.start - outer[1].start:cols.stop - outer[1].start] = False
-    graph.tedges[frame, 0] = np.inf
-    move[outer] = best_move(graph)
-    return move
-
-
-def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)):
+def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGION_WORK, max_cuts=None):
     """``int32 (H, W)`` labels of ``solve_result``: the project's default minimiser of Eq. (8)."""
-    return solve_result(sigma, occ, lam, mu, steps).labels
+    return solve_result(sigma, occ, lam, mu, steps, region_work, max_cuts).labels
 
 
-def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)) -> Result:
+def _check_options(steps, region_work, max_cuts):
+    if (np.ndim(steps) != 1 or len(steps) == 0
+            or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps)):
+        raise ValueError(f"steps must be a non-empty sequence of positive ints such as (1, 2), got {steps!r}")
+    if region_work is not None and not (isinstance(region_work, (int, float, np.integer, np.floating))
+                                        and not isinstance(region_work, bool) and region_work >= 0):
+        raise ValueError(f"region_work must be None or a number >= 0, got {region_work!r}")
+    check_max_cuts(max_cuts)
+
+
+def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGION_WORK, max_cuts=None) -> Result:
     """Minimise Eq. (8): jump moves (Sec. 3.3), then region moves and merge-bound jumps to a joint fixed point.
 
     The energy of the result is never higher than that of ``crf.jump_moves(sigma, occ, lam, mu)``: it
-    starts from that labeling and only takes moves that lower the energy.
+    starts from that labeling and only takes moves that lower the energy. Inputs where nothing prefers a
+    label > 0 and O is empty return all zeros at once (``crf.inputs.all_background_is_optimal``).
+
+    Work: every graph cut costs about one max-flow on the image (the merge-bound ones after the first of
+    each step only on the box of what changed); the jump moves take one cut per move and each move raises
+    labels by at most 1, so labels stay <= the number of cuts. Region moves cost one region visit per region
+    a proposed move and its pushes enter (a visit scans that region's neighbours); on inputs whose occlusion pairs tie thousands of small regions
+    together (e.g. random sigma and O) the pushes reach a large part of the region graph, so their total is
+    capped by ``region_work`` visits per pixel. Predicted and ground-truth scenes use under 1 visit per pixel
+    (``experiments/bench_solve.py``), far below the cap.
 
     Args:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
@@ -84,38 +84,48 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2)) -> Result:
       lam, mu: weights of Eq. (8) (paper: 20 and 100), finite and >= 0.
       steps: label increments of the merge-bound jump moves (positive ints; ``(1,)`` is faster, ``(1, 2)``
         also closes gaps of 2 labels, which predicted inputs often leave).
+      region_work: region visits allowed per pixel (default ``REGION_WORK``); ``None`` for no cap. Once they
+        are used, no more region moves are tried (the moves applied are kept).
+      max_cuts: ``None`` (default: until no move lowers the energy) or the most graph cuts to solve, jump
+        moves included; the result is the labeling reached after them.
 
     Returns:
       ``crf.Result``: ``int32 (H, W)`` occlusion-order labels (0 = background), the graph cuts solved (jump
-      moves included) and the region moves applied.
+      moves included), the region moves applied and the region visits used.
 
     Raises:
-      ValueError: on invalid inputs (as ``crf.jump_moves``).
+      ValueError: on invalid inputs (as ``crf.jump_moves``) or options.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
-    if (np.ndim(steps) != 1 or len(steps) == 0
-            or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps)):
-        raise ValueError(f"steps must be a non-empty sequence of positive ints such as (1, 2), got {steps!r}")
-    merge = check_weights(lam, mu, "merge")
-    start = jump_moves_result(sigma, occ, lam, mu)
-    labels = start.labels.astype(np.int64)
-    stats = {"region_moves": 0, "graph_cuts": start.graph_cuts}
+    _check_options(steps, region_work, max_cuts)
+    solver = MoveSolver(sigma, occ, lam, mu)
+    start = run_jump_moves(solver, max_cuts)
+    if all_background_is_optimal(sigma, occ):
+        return start  # all zeros, a global minimum: no move can lower it
+    labels = start.labels
+    stats = {"region_moves": 0, "graph_cuts": start.graph_cuts, "region_visits": 0}
+    budget = _NO_CAP if region_work is None else int(region_work * labels.size)
+    cuts_left = _NO_CAP if max_cuts is None else max_cuts - start.graph_cuts
     last = {step: None for step in steps}  # labeling at the last cut of each step, None before the first
     progress = True
     while progress:
-        labels, applied = region_descent(labels, sigma, occ, lam, mu)
-        stats["region_moves"] += applied
+        if stats["region_visits"] < budget:
+            labels, applied, visits = region_descent(labels, sigma, occ, lam, mu, budget - stats["region_visits"])
+            stats["region_moves"] += applied
+            stats["region_visits"] += visits
         progress = False
         for step in steps:
-            full = (slice(0, labels.shape[0]), slice(0, labels.shape[1]))
-            window = full if last[step] is None else _window(labels != last[step], _MARGIN)
-            if window is None:
+            window = (0, labels.shape[0], 0, labels.shape[1]) if last[step] is None else _window(
+                labels != last[step], _MARGIN)
+            if window is None or cuts_left <= 0:
                 continue
-            move = _window_jump(labels, sigma, occ, merge, step, window)
+            move = solver.move(labels, 1, step, BOUNDS["merge"], window)
             stats["graph_cuts"] += 1
+            cuts_left -= 1
             last[step] = labels
             if move.any():
-                labels = labels + step * move
+                labels = labels.copy()
+                labels[move] += step
                 progress = True
-    return Result(labels.astype(np.int32), **stats)
+    return Result(labels, **stats)

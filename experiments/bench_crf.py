@@ -1,17 +1,22 @@
-"""Speed and memory of the CRF stage (paper Sec. 3.2-3.3): our numba max-flow vs PyMaxflow, same jump moves.
+"""Speed and memory of the CRF stage (paper Sec. 3.2-3.3): our numba max-flow vs PyMaxflow, same jump moves,
+and ``crf.solve`` against ``crf.jump_moves`` (issue 15).
 
-    python -m experiments.bench_crf [--sizes 615x2048 308x1024 154x512] [--scenes 3] [--smoke]
+    python -m experiments.bench_crf [--sizes 615x2048 308x1024 154x512] [--scenes 3] [--adversarial 200x200]
+        [--large 2000x3000] [--smoke]
 
 Inputs are synthetic scenes (``data.synthetic.make_scene``) in two variants: ``gt`` (sigma = 1 on background
 and 0 on instances, occ = ``data.targets.occlusion_map``) and ``noisy`` (sigma blurred and perturbed,
-10% of the occlusion pairs dropped and spurious ones added, fixed seed), the latter resembling predictions.
-Every jump move of ``crf.jump_moves`` is built once (``crf.move_graph``) and solved by both max-flows, which
-must agree on the flow; "per move" includes building the capacities, and for PyMaxflow also its graph build.
-The solve time of our push-relabel (``method="push_relabel"``) on the same graphs is listed for reference.
-"Per image" is the end-to-end ``crf.jump_moves`` wall time against the sum of the PyMaxflow moves. Peak
-memory is the peak resident set of a fresh process that imports only ``crf`` and labels the row's last image
-(VmHWM of /proc/self/status, Linux; in brackets the increase over the resident set before labelling). The machine
-may be shared: both solvers run in the same process, interleaved, so their ratio is what to compare.
+10% of the occlusion pairs dropped and spurious ones added, fixed seed), the latter resembling predictions;
+``adversarial`` rows have random sigma and random O at half density (``adversarial_inputs``), the ``--large``
+rows are one noisy image, timed without PyMaxflow. Every jump move of ``crf.jump_moves`` is solved by ours
+(``crf.move_solver``, capacities built inside the max-flow's arrays) and by PyMaxflow (our capacities as numpy
+arrays, its graph build and solve), which must agree on the flow. The solve time of our push-relabel
+(``method="push_relabel"``, on the numpy graph) is listed for reference. "Per image" is the end-to-end
+``crf.jump_moves`` wall time against the sum of the PyMaxflow moves; ``crf.solve`` is timed right after it on
+the same image. Peak memory is the peak resident set of a fresh process that imports only ``crf`` and labels
+the row's last image with jump_moves or solve (VmHWM of /proc/self/status, Linux; in brackets the increase
+over the resident set before labelling, the inputs already loaded). The machine may be shared: the solvers
+run in the same process, interleaved, so their ratios are what to compare.
 
 The second table measures the known behaviour of Sec. 3.3 on ground-truth inputs: images whose jump-move
 labeling merges touching instances or leaves a band of an instance at a lower label, with weighted coverage
@@ -28,10 +33,9 @@ import time
 import numpy as np
 
 import crf
-from crf.jump import jump_move
 from crf.maxflow import PUSH_RELABEL, cut_value, solve_grid
-from crf.move_graph import jump_move_graph
-from crf.moves import best_move
+from crf.move_graph import BOUNDS, jump_move_graph
+from crf.move_solver import MoveSolver
 from tests.helpers.pymaxflow import pymaxflow_grid  # the test oracle itself: the timed graph is the tested one
 
 NOISE_SEED = 12345
@@ -57,24 +61,36 @@ def scene_inputs(seed, height, width, variant):
     return sigma, occ, scene
 
 
-def time_moves(sigma, occ):
-    """Per-move seconds of ours and of PyMaxflow on the same jump-move graphs, the number of moves whose
-    flows agree, and the labeling each move started from (the last one is the result)."""
-    labels = np.zeros(sigma.shape, dtype=np.int64)
+def adversarial_inputs(seed, height, width):
+    """Random sigma and random occlusion pairs at half density (issue 15's pathological input): thousands of
+    one-pixel regions tied together by O, labels up to ~50."""
+    rng = np.random.default_rng(seed)
+    occ = rng.random((height, width, 4)) < 0.5
+    occ[:, 0, 0] = occ[:, -1, 1] = occ[0, :, 2] = occ[-1, :, 3] = False
+    return rng.random((height, width)), occ
+
+
+def time_moves(sigma, occ, pymaxflow=True):
+    """Seconds per move of ours (``crf.move_solver``, as ``crf.jump_moves`` runs it) and of PyMaxflow (our
+    capacities as numpy arrays, its graph build and its solve) on the same jump moves, the number of moves whose
+    flows agree, and the labeling each move started from (the last one is the result). Without ``pymaxflow``
+    only ours is timed (``theirs`` is empty)."""
+    labels = np.zeros(sigma.shape, dtype=np.int32)
+    solver = MoveSolver(sigma, occ, 20.0, 100.0)
     ours, theirs, agree, visited = [], [], 0, []
     while True:
         visited.append(labels.copy())
         start = time.perf_counter()
-        graph = jump_move_graph(labels, sigma, occ)
-        built = time.perf_counter() - start
-        move = best_move(graph)
+        move = solver.move(labels, 1, 1, BOUNDS["constant"])
         ours.append(time.perf_counter() - start)
-        flow = cut_value(graph.tedges, graph.right, graph.down, move)
-        start = time.perf_counter()
-        pm_graph, _ = pymaxflow_grid(*graph[:3])
-        pm_flow = pm_graph.maxflow()
-        theirs.append(built + time.perf_counter() - start)
-        agree += abs(flow - pm_flow) <= 1e-9 * max(1.0, abs(pm_flow))
+        if pymaxflow:
+            start = time.perf_counter()
+            graph = jump_move_graph(labels, sigma, occ)
+            pm_graph, _ = pymaxflow_grid(*graph[:3])
+            pm_flow = pm_graph.maxflow()
+            theirs.append(time.perf_counter() - start)
+            flow = cut_value(graph.tedges, graph.right, graph.down, move)
+            agree += abs(flow - pm_flow) <= 1e-9 * max(1.0, abs(pm_flow))
         if not move.any():
             return np.array(ours), np.array(theirs), agree, visited
         labels += move
@@ -89,18 +105,18 @@ def _memory_mb(field):
     raise ValueError(f"{field} not found in /proc/self/status")
 
 
-def _labelled_peak_rss(sigma, occ):
+def _labelled_peak_rss(sigma, occ, method):
     """Run in a fresh process that imports only crf: (resident MB before labelling, peak resident MB)."""
-    jump_move(np.zeros((2, 2), np.int64), np.zeros((2, 2)), np.zeros((2, 2, 4), bool))  # load the numba cache
+    crf.solve(np.full((3, 3), 0.2), np.zeros((3, 3, 4), bool))  # load the numba caches
     before = _memory_mb("VmRSS")
-    crf.jump_moves(sigma, occ)
+    getattr(crf, method)(sigma, occ)
     return before, _memory_mb("VmHWM")
 
 
-def peak_memory_mb(sigma, occ):
+def peak_memory_mb(sigma, occ, method="jump_moves"):
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_labelled_peak_rss, sigma, occ).result()
+        return pool.submit(_labelled_peak_rss, sigma, occ, method).result()
 
 
 def time_push_relabel(sigma, occ, labels_per_move):
@@ -114,37 +130,59 @@ def time_push_relabel(sigma, occ, labels_per_move):
     return seconds
 
 
-def speed_rows(sizes, scenes, variants):
-    rows = []
-    for height, width in sizes:
-        for variant in variants:
-            ours, theirs, push_relabel, agree, image_ours = [], [], [], 0, []
-            for seed in range(scenes):
-                sigma, occ, _ = scene_inputs(seed, height, width, variant)
-                o, t, a, visited = time_moves(sigma, occ)
-                push_relabel += time_push_relabel(sigma, occ, visited)
-                start = time.perf_counter()
-                np.testing.assert_array_equal(crf.jump_moves(sigma, occ), visited[-1])
-                image_ours.append(time.perf_counter() - start)
-                ours.append(o)
-                theirs.append(t)
-                agree += a
-            moves = sum(len(o) for o in ours)
-            ours, theirs = np.concatenate(ours), np.concatenate(theirs)
-            per_image_theirs = theirs.sum() / scenes
-            before, peak = peak_memory_mb(sigma, occ)
-            rows.append([f"{height}x{width}", variant, f"{moves / scenes:.1f}", f"{1e3 * ours.mean():.1f}",
-                         f"{1e3 * np.mean(push_relabel):.1f}", f"{1e3 * theirs.mean():.1f}",
-                         f"{theirs.sum() / ours.sum():.2f}", f"{np.mean(image_ours):.3f}", f"{per_image_theirs:.3f}",
-                         f"{per_image_theirs / np.mean(image_ours):.2f}", f"{agree}/{moves}",
-                         f"{peak:.0f} (+{peak - before:.0f})"])
-            print(rows[-1], flush=True)
-    return rows
+def _inputs(seed, height, width, variant):
+    if variant == "adversarial":
+        return adversarial_inputs(seed, height, width)
+    return scene_inputs(seed, height, width, variant)[:2]
+
+
+def speed_row(height, width, variant, scenes, pymaxflow=True):
+    """One row of the speed table: per-move and per-image times of ours and PyMaxflow (jump moves), crf.solve
+    per image and its ratio to crf.jump_moves (each image: jump_moves, then solve), peak memory of both."""
+    ours, theirs, push_relabel, agree, image_jump, image_solve = [], [], [], 0, [], []
+    for seed in range(scenes):
+        sigma, occ = _inputs(seed, height, width, variant)
+        o, t, a, visited = time_moves(sigma, occ, pymaxflow)
+        if pymaxflow:
+            push_relabel += time_push_relabel(sigma, occ, visited)
+        start = time.perf_counter()
+        np.testing.assert_array_equal(crf.jump_moves(sigma, occ), visited[-1])
+        image_jump.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        crf.solve(sigma, occ)
+        image_solve.append(time.perf_counter() - start)
+        ours.append(o)
+        theirs.append(t)
+        agree += a
+    moves = sum(len(o) for o in ours)
+    ours, theirs = np.concatenate(ours), np.concatenate(theirs)
+    jump, solve = np.mean(image_jump), np.mean(image_solve)
+    memory = []
+    for method in ("jump_moves", "solve"):
+        before, peak = peak_memory_mb(sigma, occ, method)
+        memory.append(f"{peak:.0f} (+{peak - before:.0f})")
+    if pymaxflow:
+        per_image_theirs = theirs.sum() / scenes
+        pm = (f"{1e3 * np.mean(push_relabel):.1f}", f"{1e3 * theirs.mean():.1f}", f"{ours.sum() / theirs.sum():.3f}",
+              f"{per_image_theirs:.3f}", f"{jump / per_image_theirs:.3f}", f"{agree}/{moves}")
+    else:
+        pm = ("-",) * 6
+    row = [f"{height}x{width}", variant, f"{moves / scenes:.1f}", f"{1e3 * ours.mean():.1f}", pm[0], pm[1], pm[2],
+           f"{jump:.3f}", pm[3], pm[4], pm[5], memory[0], f"{solve:.3f}", f"{solve / jump:.2f}", memory[1]]
+    print(row, flush=True)
+    return row
+
+
+def speed_rows(sizes, scenes, variants, extra=()):
+    """Rows for every size and variant, then the ``extra`` ``(height, width, variant, scenes, pymaxflow)``."""
+    cases = [(height, width, variant, scenes, True) for height, width in sizes for variant in variants]
+    return [speed_row(*case) for case in cases + list(extra)]
 
 
 SPEED_HEADERS = ("size", "inputs", "moves/image", "ours ms/move", "(push-relabel solve ms/move)", "PyMaxflow ms/move",
-                 "ratio",
-                 "ours s/image", "PyMaxflow s/image", "ratio", "equal flows", "peak RSS MB (+labelling)")
+                 "ours / PyMaxflow", "jump_moves s/image", "PyMaxflow s/image", "ours / PyMaxflow", "equal flows",
+                 "jump_moves peak RSS MB (+labelling)", "solve s/image", "solve / jump_moves",
+                 "solve peak RSS MB (+labelling)")
 
 
 def known_behaviour(labels, scene):
@@ -212,13 +250,20 @@ def main(argv=None):
     p.add_argument("--variants", nargs="+", default=["gt", "noisy"], choices=["gt", "noisy"])
     p.add_argument("--behaviour-scenes", type=int, default=100, help="ground-truth scenes for the 2nd table")
     p.add_argument("--behaviour-size", type=_size, default=(240, 320))
+    p.add_argument("--adversarial", type=_size, nargs="*", default=[(200, 200)],
+                   help="sizes of the random sigma / random O row (one image each)")
+    p.add_argument("--large", type=_size, nargs="*", default=[(2000, 3000)],
+                   help="sizes of the one-image noisy rows timed without PyMaxflow (memory)")
     p.add_argument("--smoke", action="store_true", help="a few seconds: tiny sizes, one scene")
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.scenes, args.behaviour_scenes, args.behaviour_size = [(60, 160)], 1, 3, (60, 80)
-    crf.jump_moves(np.ones((2, 2)), np.zeros((2, 2, 4), bool))  # load the numba caches outside the timings
+        args.adversarial, args.large = [], []
+    crf.solve(np.full((3, 3), 0.2), np.zeros((3, 3, 4), bool))  # load the numba caches outside the timings
     solve_grid(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.ones((2, 2, 2)), PUSH_RELABEL)
-    speed = markdown(SPEED_HEADERS, speed_rows(args.sizes, args.scenes, args.variants))
+    extra = [(h, w, "adversarial", 1, True) for h, w in args.adversarial] + [(h, w, "noisy", 1, False)
+                                                                            for h, w in args.large]
+    speed = markdown(SPEED_HEADERS, speed_rows(args.sizes, args.scenes, args.variants, extra))
     behaviour = markdown(BEHAVIOUR_HEADERS, behaviour_rows(args.behaviour_scenes, *args.behaviour_size))
     print(f"\n## CRF speed (one core each; {args.scenes} scenes per row)\n\n{speed}")
     print(f"## Jump-move local minima on ground-truth inputs ({args.behaviour_size[0]}x{args.behaviour_size[1]})"

@@ -141,7 +141,7 @@ def test_region_graph_energy_is_exact_and_descent_strictly_lowers_it():
         la, lb = graph.label[src], graph.label[graph.neighbour]
         pairwise = 0.5 * 20.0 * (graph.length * (la != lb)).sum() - 100.0 * (graph.occludes * (la > lb)).sum()
         assert unary + pairwise == pytest.approx(crf.energy(labels, sigma, occ))
-        new, moves = region_descent(labels, sigma, occ, 20.0, 100.0)
+        new, moves, _ = region_descent(labels, sigma, occ, 20.0, 100.0)
         if moves:
             assert crf.energy(new, sigma, occ) < crf.energy(labels, sigma, occ)
             lowered += 1
@@ -166,3 +166,105 @@ def test_region_graph_energy_is_exact_and_descent_strictly_lowers_it():
 def test_bad_inputs_raise(sigma, occ, kwargs, message):
     with pytest.raises(ValueError, match=message):
         crf.solve(sigma, occ, **kwargs)
+
+
+@pytest.mark.parametrize("sigma_value", [0.5, 0.8, 1.0])
+def test_all_background_inputs_skip_every_cut_with_the_same_result(sigma_value):
+    """No pixel prefers a label > 0 and O is empty: all zeros without a cut, which is what the moves return
+    (checked by running one jump move) and a global minimum (checked against every 2x2 labeling)."""
+    from crf.jump import jump_move
+
+    rng = np.random.default_rng(5)
+    sigma = np.where(rng.random((6, 7)) < 0.5, sigma_value, rng.uniform(0.5, 1.0, (6, 7)))
+    occ = np.zeros((6, 7, 4), bool)
+    for run in (crf.jump_moves_result(sigma, occ), crf.solve_result(sigma, occ)):
+        assert run.graph_cuts == 0 and run.region_moves == 0
+        np.testing.assert_array_equal(run.labels, np.zeros((6, 7), np.int32))
+    assert not jump_move(np.zeros((6, 7), int), sigma, occ).any()
+    _, energies = _all_energies(sigma[:2, :2], occ[:2, :2])
+    assert energies.min() == pytest.approx(crf.energy(np.zeros((2, 2), int), sigma[:2, :2], occ[:2, :2]))
+    occ[2, 3, 1] = True  # one occlusion pair: the moves run again
+    assert crf.jump_moves_result(sigma, occ).graph_cuts >= 1
+
+
+def _random_scene(seed, size):
+    """Random sigma and occlusion pairs at half density: thousands of tiny regions tied by O (the adversarial
+    input of issue 15, where uncapped region moves push most of the region graph)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((size, size)), random_occ(rng, np.zeros((size, size), int), density=0.5, feasible=False)
+
+
+def test_region_work_caps_the_region_moves():
+    sigma, occ = _random_scene(0, 30)
+    jump = crf.energy(crf.jump_moves(sigma, occ), sigma, occ)
+    runs = {work: crf.solve_result(sigma, occ, region_work=work) for work in (None, 0, 1, 4)}
+    assert runs[0].region_moves == 0 and runs[0].region_visits == 0
+    assert 0 < runs[1].region_visits < runs[4].region_visits < runs[None].region_visits
+    assert runs[4].region_visits <= 4 * sigma.size + runs[None].region_visits // 2  # stops soon after the cap
+    for run in runs.values():
+        assert crf.energy(run.labels, sigma, occ) <= jump
+
+
+def test_default_region_work_does_not_bind_on_scenes():
+    """On synthetic scenes, exact or noisy, the default cap changes nothing (they use under 1 visit per pixel)."""
+    from data.synthetic import make_scene
+    from data.targets import occlusion_map
+
+    rng = np.random.default_rng(1)
+    for seed in range(1, 5):
+        scene = make_scene(seed, 48, 64)
+        sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, 0.2, (48, 64)), 0.0, 1.0)
+        occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random((48, 64, 4)) >= 0.2)
+        capped, free = crf.solve_result(sigma, occ), crf.solve_result(sigma, occ, region_work=None)
+        np.testing.assert_array_equal(capped.labels, free.labels)
+        assert capped.region_visits == free.region_visits < sigma.size
+
+
+def test_max_cuts_stops_after_that_many_moves():
+    from crf.jump import jump_move
+
+    sigma, occ = _random_scene(2, 12)
+    labels = np.zeros((12, 12), np.int64)
+    for cuts in (1, 2, 3):
+        labels = labels + jump_move(labels, sigma, occ)
+        run = crf.jump_moves_result(sigma, occ, max_cuts=cuts)
+        assert run.graph_cuts == cuts and run.labels.max() <= cuts
+        np.testing.assert_array_equal(run.labels, labels)
+    full = crf.solve_result(sigma, occ)
+    for cuts in (1, 5, full.graph_cuts - 1):
+        run = crf.solve_result(sigma, occ, max_cuts=cuts)
+        assert run.graph_cuts == cuts
+        assert crf.energy(run.labels, sigma, occ) <= crf.energy(crf.jump_moves(sigma, occ, max_cuts=cuts), sigma, occ)
+    np.testing.assert_array_equal(crf.solve(sigma, occ, max_cuts=full.graph_cuts), full.labels)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"region_work": -1}, "region_work"), ({"region_work": "a"}, "region_work"), ({"max_cuts": 0}, "max_cuts"),
+    ({"max_cuts": 2.5}, "max_cuts"), ({"max_cuts": True}, "max_cuts"),
+])
+def test_bad_work_caps_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        crf.solve(np.zeros((3, 3)), np.zeros((3, 3, 4), bool), **kwargs)
+
+
+def test_contracted_region_graph_is_the_fresh_one():
+    """After region moves, contracting the region graph gives the graph a fresh build of the new labeling
+    finds: the same regions in the same order, the same adjacency and counts, the same sums up to rounding."""
+    from crf.region_moves import _sweep
+
+    contracted = 0
+    for seed in range(12):
+        sigma, occ = _random_scene(seed, 14)
+        labels = crf.jump_moves(sigma, occ)
+        graph = RegionGraph(labels, sigma, occ)
+        if _sweep(*graph.arrays(), 20.0, 100.0, 10**9)[0] == 0:
+            continue
+        contracted += graph.contract()
+        regions = graph.region_of[graph.comp]
+        fresh = RegionGraph(graph.to_labels(), sigma, occ)
+        np.testing.assert_array_equal(regions, fresh.comp)
+        for name in ("label", "indptr", "neighbour", "length", "occludes", "occluded"):
+            np.testing.assert_array_equal(getattr(graph, name), getattr(fresh, name))
+        np.testing.assert_allclose(graph.unary_bg, fresh.unary_bg, rtol=1e-12)
+        np.testing.assert_allclose(graph.unary_fg, fresh.unary_fg, rtol=1e-12)
+    assert contracted >= 3
