@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
+import os
 import time
 
 import numpy as np
@@ -236,6 +237,26 @@ BEHAVIOUR_HEADERS = ("minimiser", "images", "with merged touching instances", "w
                      "band pixels % of instance pixels", "WC %", "OAIR recall@0.5 %", "OAIR accuracy@0.5 %")
 
 
+SCALING_HEADERS = ("images", "size", "processes", "wall s", "images / s", "speed-up", "per core")
+
+
+def scaling_rows(count, height, width):
+    """``crf.solve_many`` on ``count`` noisy images, one process and then every core: does it keep every core
+    busy? Wall time includes starting the worker processes (``spawn``, numba caches loaded)."""
+    inputs = [_inputs(seed, height, width, "noisy") for seed in range(count)]
+    cores = os.cpu_count() or 1
+    rows, base = [], None
+    for processes in sorted({1, cores}):
+        start = time.perf_counter()
+        crf.solve_many(inputs, processes=processes)
+        wall = time.perf_counter() - start
+        base = base or wall
+        rows.append([count, f"{height}x{width}", processes, round(wall, 2), round(count / wall, 2),
+                     round(base / wall, 2), round(base / wall / processes, 2)])
+        print(rows[-1], flush=True)
+    return rows
+
+
 def _size(text):
     height, width = (int(v) for v in text.lower().split("x"))
     return height, width
@@ -254,11 +275,12 @@ def main(argv=None):
                    help="sizes of the random sigma / random O row (one image each)")
     p.add_argument("--large", type=_size, nargs="*", default=[(2000, 3000)],
                    help="sizes of the one-image noisy rows timed without PyMaxflow (memory)")
+    p.add_argument("--scaling", type=int, default=24, help="noisy 615x2048 images for the solve_many table (0: skip)")
     p.add_argument("--smoke", action="store_true", help="a few seconds: tiny sizes, one scene")
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.scenes, args.behaviour_scenes, args.behaviour_size = [(60, 160)], 1, 3, (60, 80)
-        args.adversarial, args.large = [], []
+        args.adversarial, args.large, args.scaling = [], [], 0
     crf.solve(np.full((3, 3), 0.2), np.zeros((3, 3, 4), bool))  # load the numba caches outside the timings
     solve_grid(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.ones((2, 2, 2)), PUSH_RELABEL)
     extra = [(h, w, "adversarial", 1, True) for h, w in args.adversarial] + [(h, w, "noisy", 1, False)
@@ -268,6 +290,9 @@ def main(argv=None):
     print(f"\n## CRF speed (one core each; {args.scenes} scenes per row)\n\n{speed}")
     print(f"## Jump-move local minima on ground-truth inputs ({args.behaviour_size[0]}x{args.behaviour_size[1]})"
           f"\n\n{behaviour}")
+    if args.scaling:
+        scaling = markdown(SCALING_HEADERS, scaling_rows(args.scaling, 615, 2048))
+        print(f"## crf.solve_many: one process vs every core\n\n{scaling}")
     return speed, behaviour
 
 
