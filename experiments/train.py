@@ -19,23 +19,41 @@ from experiments import flags
 from oosis_jax.training.configs import NAMES, TrainConfig, get_config, num_classes
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["num_steps=20", "data_dir=/x"]`` -> ``{"num_steps": 20, "data_dir": "/x"}``, each value checked
-    against the type of its ``TrainConfig`` field (``flags.parse_key_values``): ``ValueError`` naming the
-    pair for an unknown field, a value of the wrong type, NaN or infinity; nested configs such as ``model``
-    cannot be set this way."""
+def parse_overrides(pairs: list[str], config: TrainConfig) -> dict:
+    """``["num_steps=20", "loss.orientation_band=1"]`` -> ``{"num_steps": 20, "loss": config.loss with
+    orientation_band=1}``: each value is checked against the type of its ``TrainConfig`` field, or, for
+    ``NESTED.FIELD`` keys, of the field of the nested config (``model``, ``loss``, ``augment``) that ``config``
+    holds (``flags.parse_key_values``). ``ValueError`` naming the pair for an unknown field, a value of the
+    wrong type, NaN or infinity, or a whole nested config set as one value."""
+    top, nested = [], {}
+    for pair in pairs or ():
+        head, dot, rest = pair.partition("=")[0].partition(".")
+        if dot:
+            nested.setdefault(head, []).append(pair[len(head) + 1:])
+        else:
+            top.append(pair)
     fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
     try:
-        return flags.parse_key_values(pairs, fields)
+        changes = flags.parse_key_values(top, fields)
+        for head, sub_pairs in nested.items():
+            inner = getattr(config, head, None) if head in fields else None
+            if not dataclasses.is_dataclass(inner):
+                raise ValueError(f"{head}.{sub_pairs[0]}: {head!r} is not a nested config of TrainConfig")
+            sub_fields = {f.name: str(f.type) for f in dataclasses.fields(inner)}
+            try:
+                changes[head] = dataclasses.replace(inner, **flags.parse_key_values(sub_pairs, sub_fields))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{head}.{err}") from err
     except ValueError as err:
         raise ValueError(f"--set {err}") from err
+    return changes
 
 
 def build_config(args: argparse.Namespace):
     config = get_config(args.config)
-    changes = parse_overrides(args.set)
+    changes = parse_overrides(args.set, config)
     if args.dataset and args.dataset != config.dataset:
-        model = dataclasses.replace(config.model, num_classes=num_classes(args.dataset))
+        model = dataclasses.replace(changes.get("model", config.model), num_classes=num_classes(args.dataset))
         changes.update(dataset=args.dataset, model=model)
     if args.bf16:
         changes["model"] = dataclasses.replace(changes.get("model", config.model), dtype="bfloat16")
@@ -82,7 +100,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="tfds data directory of the dataset")
     parser.add_argument("--pretrained", help="npz of backbone weights (experiments/convert_torch_resnet.py)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (weights stay float32)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field; NESTED.FIELD for model, loss, augment (e.g. loss.boundary_weight=0.7)")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
     args = parser.parse_args(argv)
     import jax

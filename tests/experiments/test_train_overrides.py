@@ -44,3 +44,23 @@ def test_the_command_line_reports_a_bad_override_in_one_line(capsys):
         train_cli.main(["--config", "smoke", "--workdir", "unused", "--set", "num_steps=abc"])
     assert exit_.value.code == 2 and "num_steps expects int | None, got 'abc'" in capsys.readouterr().err
 
+
+
+def test_nested_fields_are_set_with_a_dot_and_typed_by_the_nested_config():
+    config = _config("loss.orientation_band=1", "loss.boundary_weight=0.7", "model.decoder=unet",
+                     "augment.crop_size=(32, 32)", "num_steps=5")
+    assert (config.loss.orientation_band, config.loss.boundary_weight) == (1, 0.7)
+    assert config.loss.aux_weight == _config().loss.aux_weight  # the other nested fields are kept
+    assert config.model.decoder == "unet" and config.augment.crop_size == (32, 32) and config.num_steps == 5
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("loss.boundary_weight=1.5", r"--set loss\.boundary_weight must lie in \(0, 1\)"),
+    ("loss.learning=1", "loss.learning=1: unknown config field 'learning'"),
+    ("loss.orientation_band=x", "loss.orientation_band=x: orientation_band expects int"),
+    ("name.x=1", "'name' is not a nested config"),
+    ("optics.x=1", "'optics' is not a nested config"),
+])
+def test_bad_nested_overrides_are_clear_errors(pair, message):
+    with pytest.raises(ValueError, match=message):
+        _config(pair)
