@@ -101,7 +101,8 @@ def main(argv=None):
     parser.add_argument("--pretrained", help="npz of backbone weights (experiments/convert_torch_resnet.py)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (weights stay float32)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field; NESTED.FIELD for model, loss, augment (e.g. loss.boundary_weight=0.7)")
+                        help="override a config field; NESTED.FIELD for model, loss, augment "
+                             "(e.g. loss.boundary_weight=0.7)")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
     args = parser.parse_args(argv)
     import jax
