@@ -47,8 +47,8 @@ def main(argv=None):
     if args.checkpoint:
         predictor = common.predictor(args.checkpoint, s)
         is_run = os.path.isdir(os.path.join(args.checkpoint, "checkpoints"))
-        steps = checkpointing.latest_step(args.checkpoint) if is_run else predictor.config.num_steps
-        note = (f"Model: {args.checkpoint} ({steps} steps; CRF lambda {predictor.lam:g}, {predictor.robustness}). "
+        origin = f"{checkpointing.latest_step(args.checkpoint)} steps" if is_run else "history in its model card"
+        note = (f"Model: {args.checkpoint} ({origin}; CRF lambda {predictor.lam:g}, {predictor.robustness}). "
                 f"Hardware: {common.hardware()}.")
     else:
         config = common.train_config(s, name="instance_quality", checkpoint_every=1 if s.smoke else 50)
