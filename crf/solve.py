@@ -73,9 +73,9 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     Work: every graph cut costs about one max-flow on the image (the merge-bound ones after the first of
     each step only on the box of what changed); the jump moves take one cut per move and each move raises
     labels by at most 1, so labels stay <= the number of cuts. Region moves cost one region visit per region
-    a proposed move and its pushes enter (a visit scans that region's neighbours); on inputs whose occlusion pairs tie thousands of small regions
-    together (e.g. random sigma and O) the pushes reach a large part of the region graph, so their total is
-    capped by ``region_work`` visits per pixel. Predicted and ground-truth scenes use under 1 visit per pixel
+    a proposed move and its pushes enter (a visit scans that region's neighbours); on inputs whose occlusion
+    pairs tie thousands of small regions together (e.g. random sigma and O) the pushes reach a large part of
+    the region graph, so their total is capped by ``region_work`` visits per pixel. Predicted and ground-truth scenes use under 1 visit per pixel
     (``experiments/bench_solve.py``), far below the cap.
 
     Args:
