@@ -3,7 +3,7 @@ the same cut, move by move, whole image or window, jump or expansion, either bou
 
 import numpy as np
 import pytest
-from helpers.crf_problems import random_occ, rectangles
+from helpers.crf_problems import noisy_scene, random_occ, rectangles
 
 import crf
 from crf.move_graph import BOUNDS, build_move_graph
@@ -54,14 +54,9 @@ def test_fused_moves_equal_the_graph_path(bound):
 
 
 def test_jump_moves_and_expansions_equal_the_graph_path_on_scenes():
-    from data.synthetic import make_scene
-    from data.targets import occlusion_map
-
     rng = np.random.default_rng(2)
     for seed in range(1, 5):
-        scene = make_scene(seed, 40, 56)
-        sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, 0.2, (40, 56)), 0.0, 1.0)
-        occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random((40, 56, 4)) >= 0.1)
+        sigma, occ = noisy_scene(seed, (40, 56), rng, 0.2, 0.1)
         labels = np.zeros((40, 56), np.int64)
         while (move := graph_path_move(labels, 1, 1, sigma, occ, "constant")).any():
             labels += move

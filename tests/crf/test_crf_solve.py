@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from helpers.crf_problems import random_occ, rectangles
+from helpers.crf_problems import noisy_scene, random_occ, rectangles
 
 import crf
 from crf.region_moves import RegionGraph, region_descent
@@ -36,15 +36,10 @@ def test_never_above_jump_moves_on_random_inputs(seed, height, width, density, l
 def test_never_above_jump_moves_on_synthetic_scenes(noise):
     """Ground-truth inputs of small synthetic scenes, exact or with sigma perturbed by N(0, noise) and a
     fraction 2 * noise of the occlusion pairs dropped: never above the jump moves, strictly below on some."""
-    from data.synthetic import make_scene
-    from data.targets import occlusion_map
-
     lower = 0
     rng = np.random.default_rng(0)
     for seed in range(1, 7):
-        scene = make_scene(seed, 40, 56)
-        sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, noise, (40, 56)), 0.0, 1.0)
-        occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random((40, 56, 4)) >= 2 * noise)
+        sigma, occ = noisy_scene(seed, (40, 56), rng, noise, 2 * noise)
         run = crf.solve_result(sigma, occ)
         labels = run.labels
         np.testing.assert_array_equal(labels, crf.solve(sigma, occ))
@@ -207,14 +202,9 @@ def test_region_work_caps_the_region_moves():
 
 def test_default_region_work_does_not_bind_on_scenes():
     """On synthetic scenes, exact or noisy, the default cap changes nothing (they use under 1 visit per pixel)."""
-    from data.synthetic import make_scene
-    from data.targets import occlusion_map
-
     rng = np.random.default_rng(1)
     for seed in range(1, 5):
-        scene = make_scene(seed, 48, 64)
-        sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, 0.2, (48, 64)), 0.0, 1.0)
-        occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random((48, 64, 4)) >= 0.2)
+        sigma, occ = noisy_scene(seed, (48, 64), rng, 0.2, 0.2)
         capped, free = crf.solve_result(sigma, occ), crf.solve_result(sigma, occ, region_work=None)
         np.testing.assert_array_equal(capped.labels, free.labels)
         assert capped.region_visits == free.region_visits < sigma.size

@@ -52,3 +52,16 @@ def rectangles(boxes, shape=(14, 30)):
         neighbour = padded[1 + dy:1 + dy + shape[0], 1 + dx:1 + dx + shape[1]]
         occ[..., d] = (inst > 0) & (neighbour >= 0) & (inst > neighbour)
     return (inst == 0).astype(float), occ, inst
+
+
+def noisy_scene(seed, shape, rng, noise, drop):
+    """Ground-truth ``(sigma, occ)`` of the synthetic scene ``seed`` (``data.synthetic.make_scene``, ``shape``)
+    made prediction-like: sigma perturbed by N(0, ``noise``) and clipped, each occlusion pair dropped with
+    probability ``drop``; both drawn from ``rng`` in that order."""
+    from data.synthetic import make_scene
+    from data.targets import occlusion_map
+
+    scene = make_scene(seed, *shape)
+    sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, noise, shape), 0.0, 1.0)
+    occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random(shape + (4,)) >= drop)
+    return sigma, occ
