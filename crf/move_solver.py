@@ -18,10 +18,7 @@ from numba import njit
 from crf.boykov_kolmogorov import SINK_TREE, Workspace, boykov_kolmogorov
 from crf.maxflow import DOWN, LEFT, RIGHT, UP
 from crf.move_graph import pair_table, split_pair, unary
-
-# A move is taken only when it lowers the (bounded) energy by more than this, relative to the energy
-# scale, so that rounding in the flow can never make the move loop on ties (as ``crf.moves``).
-_RELATIVE_TOLERANCE = 1e-10
+from crf.moves import RELATIVE_TOLERANCE
 
 
 @njit(cache=True)
@@ -166,6 +163,6 @@ class MoveSolver:
         moves, gain, stay = _solve(labels, keep, offset, self.sigma, self.occ, self.lam, self.mu, bound, box,
                                    window, res[:n], terminal[:n], *arrays)
         mask = np.zeros((height, width), dtype=bool)
-        if moves and gain > _RELATIVE_TOLERANCE * max(1.0, stay):
+        if moves and gain > RELATIVE_TOLERANCE * max(1.0, stay):
             _sink_mask(arrays[0], box, mask)
         return mask

@@ -8,7 +8,7 @@ from crf.maxflow import cut_value, solve_grid
 
 # A move is taken only when it lowers the (bounded) energy by more than this, relative to the energy
 # scale, so that rounding in the flow can never make the move loop on ties.
-_RELATIVE_TOLERANCE = 1e-10
+RELATIVE_TOLERANCE = 1e-10
 
 
 def best_move(graph):
@@ -22,6 +22,6 @@ def best_move(graph):
     if not sink.any():
         return sink
     gain = stay - cut_value(graph.tedges, graph.right, graph.down, sink)
-    if gain <= _RELATIVE_TOLERANCE * max(1.0, stay):
+    if gain <= RELATIVE_TOLERANCE * max(1.0, stay):
         return np.zeros_like(sink)
     return sink
