@@ -19,7 +19,7 @@ instances of the ground-truth order labels; the jump moves stay in the local min
 
 import numpy as np
 
-from crf.inputs import all_background_is_optimal, check_sigma_occ
+from crf.inputs import check_sigma_occ
 from crf.jump import check_max_cuts, run_jump_moves
 from crf.move_graph import BOUNDS, check_weights
 from crf.move_solver import MoveSolver
@@ -101,8 +101,8 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     _check_options(steps, region_work, max_cuts)
     solver = MoveSolver(sigma, occ, lam, mu)
     start = run_jump_moves(solver, max_cuts)
-    if all_background_is_optimal(sigma, occ):
-        return start  # all zeros, a global minimum: no move can lower it
+    if start.graph_cuts == 0:  # run_jump_moves found all zeros a global minimum: no move can lower it
+        return start
     labels = start.labels
     stats = {"region_moves": 0, "graph_cuts": start.graph_cuts, "region_visits": 0}
     budget = _NO_CAP if region_work is None else int(region_work * labels.size)
