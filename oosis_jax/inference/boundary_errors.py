@@ -61,7 +61,11 @@ def pixel_categories(boundary, gt_boundary) -> dict[str, np.ndarray]:
     """bool (H, W) masks ``exact``, ``off_by_one``, ``spurious`` (predicted pixels) and ``missed`` (ground-truth
     pixels) of the module docstring, for a predicted and a ground-truth boundary, both bool (H, W)."""
     boundary, gt_boundary = np.asarray(boundary, bool), np.asarray(gt_boundary, bool)
-    distance, _, _ = _nearest_ground_truth(gt_boundary)
+    return _categories(boundary, gt_boundary, _nearest_ground_truth(gt_boundary)[0])
+
+
+def _categories(boundary, gt_boundary, distance):
+    """`pixel_categories` given ``distance`` (float (H, W)) to the nearest ground-truth boundary pixel."""
     if boundary.any():
         to_predicted = ndimage.distance_transform_edt(~boundary)
     else:
@@ -78,8 +82,8 @@ def pixel_errors(boundary, b, e, gt_boundary, gt_e) -> dict:
     arrays) for percentiles. ``boundary``/``gt_boundary`` bool (H, W); ``b`` float (H, W); ``e``/``gt_e``
     float (H, W, 4)."""
     boundary, e, gt_boundary, gt_e = _check(boundary, e, gt_boundary, gt_e)
-    masks = pixel_categories(boundary, gt_boundary)
-    _, rows, cols = _nearest_ground_truth(gt_boundary)
+    distance, rows, cols = _nearest_ground_truth(gt_boundary)
+    masks = _categories(boundary, gt_boundary, distance)
     out = {"gt": int(gt_boundary.sum()), "missed": int(masks["missed"].sum())}
     for name in CATEGORIES:
         mask = masks[name]
