@@ -155,11 +155,10 @@ def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tupl
         terms["b"] = tversky_pp(b_logits, boundary, valid, config.tversky_alpha, config.tversky_beta, config.gamma)
     else:
         terms["b"] = combo(b_logits, boundary, valid, config.combo_alpha, config.boundary_weight)
+    trained = boundary  # the pixels e is trained on: B (Eq. 4), or the band around it
     if config.orientation_band:
-        band, orientation = band_orientation(boundary, orientation, config.orientation_band)
-        terms["e"] = orientation_ce(outputs["e_logits"], orientation, band, valid)
-    else:
-        terms["e"] = orientation_ce(outputs["e_logits"], orientation, boundary, valid)
+        trained, orientation = band_orientation(boundary, orientation, config.orientation_band)
+    terms["e"] = orientation_ce(outputs["e_logits"], orientation, trained, valid)
     return terms
 
 
