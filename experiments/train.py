@@ -27,7 +27,7 @@ def parse_overrides(pairs: list[str], config: TrainConfig) -> dict:
     wrong type, NaN or infinity, or a whole nested config set as one value."""
     top, nested = [], {}
     for pair in pairs or ():
-        head, dot, rest = pair.partition("=")[0].partition(".")
+        head, dot, _ = pair.partition("=")[0].partition(".")
         if dot:
             nested.setdefault(head, []).append(pair[len(head) + 1:])
         else:

@@ -8,7 +8,6 @@ no hard steps. `oosis_jax.inference.predictor.Predictor` batches it and chains i
 
 from __future__ import annotations
 
-
 import jax
 import numpy as np
 from flax import nnx
