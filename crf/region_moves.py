@@ -275,6 +275,10 @@ def _targets(region, label, indptr, neighbour, out):
     return count
 
 
+# A region-visit budget that never binds (``region_descent``'s default, ``crf.solve`` without a cap).
+UNLIMITED = np.iinfo(np.int64).max
+
+
 @njit(cache=True)
 def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occluded, lam, mu, budget):
     """Apply, region by region, the best strictly improving region move until none is left (in place).
@@ -336,7 +340,7 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
     return applied, used
 
 
-def region_descent(labels, sigma, occ, lam, mu, budget=np.iinfo(np.int64).max):
+def region_descent(labels, sigma, occ, lam, mu, budget=UNLIMITED):
     """Region moves until none lowers the energy of Eq. (8), contracting the region graph after each sweep.
 
     Args:

@@ -25,6 +25,7 @@ options make the predicted input and output less brittle; each is measured in RE
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import numpy as np
 from scipy import ndimage
@@ -71,8 +72,7 @@ class Robustness:
         """``"paper"`` (all off) or comma-separated ``KEY=VALUE`` pairs, e.g. ``"min_area=30,high=0.3"``."""
         if text == "paper":
             return cls()
-        types = {f.name: (float if f.name in ("high", "low", "min_foreground", "min_support") else int)
-                 for f in dataclasses.fields(cls)}
+        types = {name: int if hint is int else float for name, hint in typing.get_type_hints(cls).items()}
         fields = {}
         for pair in text.split(","):
             key, sep, value = pair.partition("=")
