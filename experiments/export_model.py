@@ -7,7 +7,8 @@ Writes ``oosis_jax/weights/<name>/`` (``weights.npz``, ``config.json``, ``MODEL_
 the run's configuration, steps, wall time (from ``metrics.jsonl``), the hardware, the commit, and the
 held-out table (synthetic splits ``test`` and ``test2``, with the CRF options ``--lam`` and ``--robustness``
 that the predictor then uses by default; choose them on the ``validation`` split with
-``experiments.held_out``, not on the held-out scenes).
+``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a learned instance score
+(`oosis_jax.inference.scoring`) on ``--scenes`` validation scenes with those options and ships it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
 from oosis_jax.inference import predictor
 from oosis_jax.inference.instances import LAMBDA
 from oosis_jax.inference.robustness import Robustness
+from oosis_jax.inference.scoring import fit_score_model
 
 SPLITS = ("test", "test2")
 
@@ -61,7 +63,7 @@ def held_out_table(pred: predictor.Predictor, count: int) -> str:
 
 
 def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float,
-         history: str = "", prior_minutes: float = 0.0) -> str:
+         history: str = "", prior_minutes: float = 0.0, scores: str = "") -> str:
     model = config.model
     history = f"\n- **Training history**: {history}" if history else ""
     origin = (f"initialised from `{config.pretrained}`, the project's own earlier run (see the training history)"
@@ -69,10 +71,12 @@ def card(name: str, config, facts: dict, hardware: str, table: str, robustness: 
     minutes = facts["minutes"] + prior_minutes
     wall = f"{minutes:.0f} minutes" + (f" ({facts['minutes']:.0f} in this run, {prior_minutes:.0f} in the earlier runs "
                                        "it continues)" if prior_minutes else "")
+    scores = scores or "the paper's ad-hoc score (Sec. 5.4, `oosis_jax.inference.instances.adhoc_scores`)"
     return f"""# Model card: `{name}`
 
 `Predictor.from_pretrained("{name}")` loads this folder: `weights.npz` (every parameter and batch statistic
-by its path), `config.json` (the training configuration; its `export` key holds the CRF options below).
+by its path), `config.json` (the training configuration; its `export` key holds the CRF and scoring options
+below).
 
 - **Task**: occlusion-ordered semantic instance segmentation of the project's synthetic scenes
   (`data.synthetic`, classes: {", ".join(info("synthetic").class_names)}); {origin}.
@@ -81,6 +85,7 @@ by its path), `config.json` (the training configuration; its `export` key holds 
 - **Wall time**: {wall} on {hardware}; exported at commit `{commit()}`.
 - **CRF at prediction**: `crf.solve`, lambda {lam:g}, mu 100, robustness options
   `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.inference.robustness`).
+- **Instance scores**: {scores}.
 - **Limits**: synthetic scenes only; on real photographs it has never seen a real object.
 
 ## Held-out scenes (120x160, not used in training or validation)
@@ -102,16 +107,25 @@ def main(argv=None):
     parser.add_argument("--history", default="", help="how the run was trained, if not in one go (for the card)")
     parser.add_argument("--prior-minutes", type=float, default=0.0,
                         help="wall time of the earlier runs this one continues (its pretrained weights)")
+    parser.add_argument("--fit-scores", action="store_true",
+                        help="fit and ship a learned instance score on --scenes validation scenes")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     robustness = Robustness.parse(args.robustness)
     pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=args.lam)
+    scores = ""
+    if args.fit_scores:
+        scenes = synthetic_scenes("validation", args.scenes, SYNTHETIC_SIZE)
+        pred = pred.replace(score_model=fit_score_model(pred.predict_many([x["image"] for x in scenes]), scenes))
+        scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.scenes} `validation` "
+                  "scenes with the CRF options above")
     out = predictor.WEIGHTS_DIR / args.name
     predictor.export(pred.model, pred.config, out,
-                     extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness)})
+                     extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness),
+                            "score_model": pred.score_model and pred.score_model.to_dict()})
     table = held_out_table(pred, args.scenes)
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, run_facts(workdir), args.hardware, table,
-                                            robustness, args.lam, args.history, args.prior_minutes))
+                                            robustness, args.lam, args.history, args.prior_minutes, scores))
     print((out / "MODEL_CARD.md").read_text())
 
 

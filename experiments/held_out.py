@@ -7,7 +7,9 @@
 folder, a training work directory). The heads of every model are computed once per scene set (cached as
 ``heads_<name>_<split>.npz`` in ``--out``); each ``--robustness`` setting (``paper`` = all off, else
 ``KEY=VALUE,...`` of `oosis_jax.inference.robustness.Robustness`) and ``--lam`` then only reruns the CRF.
-Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like them), 120x160.
+Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like them), 120x160. ``--scores
+learned`` scores the instances with each model's learned `oosis_jax.inference.scoring.ScoreModel` (exported
+models only) instead of the paper's ad-hoc score.
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path) -> list[di
     return heads
 
 
+def learned_scores(model: str):
+    """The `ScoreModel` that ``model`` (anything ``Predictor.from_pretrained`` takes) was exported with."""
+    from oosis_jax import Predictor
+
+    score_model = Predictor.from_pretrained(model).score_model
+    if score_model is None:
+        raise SystemExit(f"{model!r} has no learned score model (export it with export_model --fit-scores)")
+    return score_model
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=WHAT")
@@ -49,9 +61,11 @@ def main(argv=None):
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--sets", default="test,test2")
     parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--scores", choices=("adhoc", "learned"), default="adhoc")
     parser.add_argument("--out", default="runs/held_out")
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads
+    from oosis_jax.inference.scoring import rescore
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,12 +76,15 @@ def main(argv=None):
         for spec in args.checkpoint:
             name, _, model = spec.partition("=")
             heads = cached_heads(model, f"{name}_{split}", scenes, out)
+            score_model = learned_scores(model) if args.scores == "learned" else None
             for (robustness, text), lam in [(s, lam) for s in settings for lam in args.lam or [LAMBDA]]:
                 start = time.time()
                 predictions = label_heads(heads, processes=args.processes, progress=False, lam=lam,
                                           robustness=robustness)
+                if score_model is not None:
+                    predictions = [rescore(p, score_model) for p in predictions]
                 results = evaluate(predictions, scenes, progress=False)
-                rows.append(dict(set=split, model=name, robustness=text, lam=lam,
+                rows.append(dict(set=split, model=name, robustness=text, lam=lam, scores=args.scores,
                                  crf_seconds=round(time.time() - start, 1),
                                  **dict(zip(HELD_OUT_HEADERS, held_out_row(results)))))
                 print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()),

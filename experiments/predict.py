@@ -68,12 +68,11 @@ def _network_predictions(args, failures):
     print(f"network on {predict.device_summary()}")
     heads = _network_heads(predictor, named, failures)
     try:
-        labelled = prediction.label_heads([h for _, _, h in heads], method=args.method, processes=args.processes,
-                                          lam=predictor.lam, mu=predictor.mu, robustness=predictor.robustness)
+        labelled = predictor.replace(method=args.method, processes=args.processes).label([h for _, _, h in heads])
     except crf.BatchError as err:  # keep the images the CRF labelled
         for i, failure in err.failures.items():
             failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))
-        labelled = [None if labels is None else prediction.assemble(labels, h["s"], h["b"], h["e"])
+        labelled = [None if labels is None else predictor.score(prediction.assemble(labels, h["s"], h["b"], h["e"]))
                     for labels, (_, _, h) in zip(err.results, heads)]
     kept = [(stem, image, pred) for (stem, image, _), pred in zip(heads, labelled) if pred is not None]
     return [x[0] for x in kept], [x[1] for x in kept], [x[2] for x in kept], class_names

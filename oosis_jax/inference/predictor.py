@@ -29,6 +29,7 @@ from oosis_jax.inference import network
 from oosis_jax.inference.files import MIN_IMAGE_SIZE
 from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
 from oosis_jax.inference.robustness import Robustness
+from oosis_jax.inference.scoring import ScoreModel, rescore
 from oosis_jax.models import PSPNet, flat_state, load_pretrained, normalize_images
 from oosis_jax.models.outputs import PAD_COLOR
 from oosis_jax.training.configs import TrainConfig
@@ -88,15 +89,17 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
     return model, config
 
 
-def exported_crf_options(folder) -> dict:
-    """The CRF options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
-    ``robustness``), as `Predictor` keyword arguments; ``{}`` when it names none."""
+def exported_options(folder) -> dict:
+    """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
+    ``robustness``, ``score_model``), as `Predictor` keyword arguments; ``{}`` when it names none."""
     export = json.loads((Path(folder) / CONFIG_FILE).read_text()).get("export", {})
     options = {}
     if "lam" in export:
         options["lam"] = float(export["lam"])
     if "robustness" in export:
         options["robustness"] = Robustness(**export["robustness"])
+    if export.get("score_model") is not None:
+        options["score_model"] = ScoreModel.from_dict(export["score_model"])
     return options
 
 
@@ -107,31 +110,30 @@ class Predictor:
     ``robustness``: `oosis_jax.inference.robustness` options (the shipped model's card says which it was measured
     with); ``batch_size``: images per network call in `predict_many`; ``processes``: CRF worker processes
     (None = every core); ``tile_size``, ``tile_overlap``: images larger than a tile are predicted in
-    overlapping tiles (`oosis_jax.inference.network.head_probabilities`).
+    overlapping tiles (`oosis_jax.inference.network.head_probabilities`); ``score_model``: a
+    `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores (None keeps them).
     """
 
     def __init__(self, model: PSPNet, config: TrainConfig, *, method: str = "solve", lam: float = LAMBDA,
                  mu: float = MU, robustness: Robustness = Robustness(), batch_size: int = 8,
                  processes: int | None = None, tile_size: int = network.TILE_SIZE,
-                 tile_overlap: int = network.TILE_OVERLAP):
+                 tile_overlap: int = network.TILE_OVERLAP, score_model: ScoreModel | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.config = model, config
         self.method, self.lam, self.mu, self.robustness = method, lam, mu, robustness
         self.batch_size, self.processes = batch_size, processes
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
+        self.score_model = score_model
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **options) -> "Predictor":
-        """A predictor for a shipped model name, an exported folder or a training work directory."""
+        """A predictor for a shipped model name, an exported folder (with the options it was exported with,
+        `exported_options`) or a training work directory (the paper's CRF options); ``options`` override."""
         text = os.fspath(name_or_dir)
-        if text in SHIPPED:
-            folder = WEIGHTS_DIR / text
-            model, config = load_exported(folder)
-            return cls(model, config, **{**exported_crf_options(folder), **options})
-        path = Path(os.path.expanduser(text))
+        path = WEIGHTS_DIR / text if text in SHIPPED else Path(os.path.expanduser(text))
         if (path / WEIGHTS_FILE).exists():
-            return cls(*load_exported(path), **options)
+            return cls(*load_exported(path), **{**exported_options(path), **options})
         if path.is_dir():
             from oosis_jax.training.loop import restore_model
 
@@ -175,16 +177,24 @@ class Predictor:
     def predict_many(self, images: Sequence[np.ndarray], progress: bool = True) -> list[Prediction]:
         """One `Prediction` per uint8 (H, W, 3) image, in order. Every image is checked before any work
         (``ValueError`` naming the first bad one's index); the CRF labels all images on every core."""
-        heads = self.heads(images, progress)
-        return label_heads(heads, method=self.method, processes=self.processes, progress=progress,
-                           lam=self.lam, mu=self.mu, robustness=self.robustness)
+        return self.label(self.heads(images, progress), progress)
+
+    def label(self, heads: Sequence[dict], progress: bool = True) -> list[Prediction]:
+        """Stage 2 with this predictor's options: one `Prediction` per head dict ``(s, b, e)`` of `heads`."""
+        predictions = label_heads(heads, method=self.method, processes=self.processes, progress=progress,
+                                  lam=self.lam, mu=self.mu, robustness=self.robustness)
+        return [self.score(p) for p in predictions]
+
+    def score(self, prediction: Prediction) -> Prediction:
+        """``prediction`` (with the ad-hoc scores of `instances.assemble`) scored by ``score_model``, if any."""
+        return prediction if self.score_model is None else rescore(prediction, self.score_model)
 
     def replace(self, **changes) -> "Predictor":
         """A copy with some of the constructor's arguments changed: other CRF options (``method``,
         ``robustness``...) on the same network, or another ``model`` and ``config`` with the same options."""
         options = dict(model=self.model, config=self.config, method=self.method, lam=self.lam, mu=self.mu,
                        robustness=self.robustness, batch_size=self.batch_size, processes=self.processes,
-                       tile_size=self.tile_size, tile_overlap=self.tile_overlap)
+                       tile_size=self.tile_size, tile_overlap=self.tile_overlap, score_model=self.score_model)
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"Predictor has no option(s) {sorted(unknown)}")

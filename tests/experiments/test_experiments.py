@@ -55,9 +55,9 @@ def test_experiments_take_the_shipped_model_by_name(tmp_path):
     assert [h["b"].shape for h in heads] == [x["instance_map"].shape for x in examples]
     results = lambda_sweep.main(smoke_args(tmp_path) + ["--checkpoint", "synthetic"])
     assert set(results) == set(lambda_sweep.LAMBDAS)
-    from oosis_jax.inference.predictor import WEIGHTS_DIR, exported_crf_options
+    from oosis_jax.inference.predictor import WEIGHTS_DIR, exported_options
 
-    card = exported_crf_options(WEIGHTS_DIR / "synthetic")
+    card = exported_options(WEIGHTS_DIR / "synthetic")
     predictor = common.predictor("synthetic", s)
     assert (predictor.lam, predictor.robustness) == (card["lam"], card["robustness"])  # the card's CRF options
 
