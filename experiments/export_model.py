@@ -8,7 +8,7 @@ the run's configuration, steps, wall time (from ``metrics.jsonl``), the hardware
 held-out table (synthetic splits ``test`` and ``test2``, with the CRF options ``--lam`` and ``--robustness``
 that the predictor then uses by default; choose them on the ``validation`` split with
 ``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a learned instance score
-(`oosis_jax.inference.scoring`) on ``--scenes`` validation scenes with those options and ships it.
+(`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options and ships it.
 """
 
 from __future__ import annotations
@@ -108,16 +108,17 @@ def main(argv=None):
     parser.add_argument("--prior-minutes", type=float, default=0.0,
                         help="wall time of the earlier runs this one continues (its pretrained weights)")
     parser.add_argument("--fit-scores", action="store_true",
-                        help="fit and ship a learned instance score on --scenes validation scenes")
+                        help="fit and ship a learned instance score on --fit-scenes validation scenes")
+    parser.add_argument("--fit-scenes", type=int, default=200)
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     robustness = Robustness.parse(args.robustness)
     pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=args.lam)
     scores = ""
     if args.fit_scores:
-        scenes = synthetic_scenes("validation", args.scenes, SYNTHETIC_SIZE)
+        scenes = synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE)
         pred = pred.replace(score_model=fit_score_model(pred.predict_many([x["image"] for x in scenes]), scenes))
-        scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.scenes} `validation` "
+        scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.fit_scenes} `validation` "
                   "scenes with the CRF options above")
     out = predictor.WEIGHTS_DIR / args.name
     predictor.export(pred.model, pred.config, out,
