@@ -5,7 +5,8 @@
 
 Uses the model of ``--checkpoint`` (e.g. ``runs/demo/train_cpu``) or trains one. mAP needs confidences; as
 in Tab. 2 (where Panoptic-Mask2Former is scored both ways) we report our ad-hoc score of Sec. 5.4 and the
-same score for every instance; WC does not depend on scores. Writes ``runs/instance_quality/results.md``.
+same score for every instance, and (beyond the paper) the learned score of a model exported with one
+(`oosis_jax.inference.scoring`); WC does not depend on scores. Writes ``runs/instance_quality/results.md``.
 """
 
 from __future__ import annotations
@@ -22,20 +23,25 @@ from oosis_jax.training import checkpointing
 HEADERS = ("Model", "mAP .5:.95", "AP50", "AP75", "WC")
 
 
-def rows_for(predictions, examples) -> list[list]:
-    """Table rows for our predictions with the ad-hoc score and with one score for all instances."""
+def rows_for(predictions, examples, score_model=None) -> list[list]:
+    """Table rows for our predictions (with the ad-hoc scores of `instances.assemble`) with one score for all
+    instances, with the ad-hoc score, and with ``score_model``'s (a `scoring.ScoreModel`) when given."""
     from oosis_jax import evaluation
     from oosis_jax.evaluation import coco_map as coco_eval
+    from oosis_jax.inference.scoring import rescore
 
-    results = evaluation.evaluate(predictions, examples, boundaries=False, progress=False)
-    same = [dataclasses.replace(p, scores=np.ones_like(p.scores)) for p in predictions]
-    same_mask = coco_eval.mask_map(same, examples)
-    wc = tables.percent(results["weighted_coverage"])
-    m = results["mask"]
-    return [["Joint-Labeling (same score)", tables.percent(same_mask["mAP"]), tables.percent(same_mask["AP50"]),
-             tables.percent(same_mask["AP75"]), wc],
-            ["Joint-Labeling (ad-hoc score, Sec. 5.4)", tables.percent(m["mAP"]), tables.percent(m["AP50"]),
-             tables.percent(m["AP75"]), wc]]
+    wc = tables.percent(evaluation.evaluate(predictions, examples, boundaries=False,
+                                            progress=False)["weighted_coverage"])
+    scored = {"same score": [dataclasses.replace(p, scores=np.ones_like(p.scores)) for p in predictions],
+              "ad-hoc score, Sec. 5.4": predictions}
+    if score_model is not None:
+        scored["learned score, beyond the paper"] = [rescore(p, score_model) for p in predictions]
+    rows = []
+    for name, scored_predictions in scored.items():
+        m = coco_eval.mask_map(scored_predictions, examples)
+        rows.append([f"Joint-Labeling ({name})", tables.percent(m["mAP"]), tables.percent(m["AP50"]),
+                     tables.percent(m["AP75"]), wc])
+    return rows
 
 
 def main(argv=None):
@@ -58,7 +64,9 @@ def main(argv=None):
         note = (f"Model trained here: {steps} steps x batch {config.batch_size}, {seconds / 60:.1f} min. "
                 f"Hardware: {common.hardware()}.")
         predictor = common.predictor(model, s, config)
-    rows = rows_for(predictor.predict_many([x["image"] for x in examples], progress=not s.smoke), examples)
+    predictions = predictor.replace(score_model=None).predict_many([x["image"] for x in examples],
+                                                                    progress=not s.smoke)
+    rows = rows_for(predictions, examples, predictor.score_model)
     common.report(s, "Tab. 2: unambiguous instance segmentation quality", tables.markdown(HEADERS, rows), note)
     return rows
 

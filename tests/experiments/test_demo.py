@@ -70,6 +70,13 @@ def test_instance_quality_on_the_demo_checkpoint(smoke_demo, tmp_path):
     assert_percentages([c for r in table_rows(tmp_path / "results.md") for c in r[1:]])
 
 
+def test_instance_quality_adds_the_learned_score_of_the_shipped_model(tmp_path):
+    rows = instance_quality.main(["--smoke", "--checkpoint", "synthetic", "--out", str(tmp_path)])
+    assert [r[0] for r in rows] == ["Joint-Labeling (same score)", "Joint-Labeling (ad-hoc score, Sec. 5.4)",
+                                    "Joint-Labeling (learned score, beyond the paper)"]
+    assert rows[0][4] == rows[1][4] == rows[2][4]
+
+
 def test_crf_on_gt_with_predicted_and_mixed_rows(smoke_demo, tmp_path):
     out, _ = smoke_demo
     results = crf_on_gt.main(["--smoke", "--checkpoint", str(out / "train_smoke"), "--out", str(tmp_path)])
