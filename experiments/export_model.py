@@ -71,6 +71,8 @@ def card(name: str, config, facts: dict, hardware: str, table: str, robustness: 
     minutes = facts["minutes"] + prior_minutes
     wall = f"{minutes:.0f} minutes" + (f" ({facts['minutes']:.0f} in this run, {prior_minutes:.0f} in the earlier runs "
                                        "it continues)" if prior_minutes else "")
+    learned = bool(scores)
+    fit = " --fit-scores" if learned else ""
     scores = scores or "the paper's ad-hoc score (Sec. 5.4, `oosis_jax.inference.instances.adhoc_scores`)"
     return f"""# Model card: `{name}`
 
@@ -91,8 +93,9 @@ below).
 ## Held-out scenes (120x160, not used in training or validation)
 
 {table}
-Reproduce: `python -m experiments.export_model --workdir RUN --name {name} --robustness ... --lam ...` (this card), or
-`python -m experiments.held_out --checkpoint {name}={name}` (the lever table in RESULTS.md).
+Reproduce: `python -m experiments.export_model --workdir RUN --name {name} --robustness {robustness.to_text()} --lam {lam:g}{fit}`
+(this card), or `python -m experiments.held_out --checkpoint {name}={name} --robustness {robustness.to_text()} --lam {lam:g}
+--scores {"learned" if learned else "adhoc"}` (the lever table in RESULTS.md).
 """
 
 

@@ -67,6 +67,12 @@ class Robustness:
         if self.min_segment < 0 or self.min_area < 0:
             raise ValueError(f"min_segment and min_area must be >= 0, got {self.min_segment}, {self.min_area}")
 
+    def to_text(self) -> str:
+        """The inverse of `parse`: ``"paper"`` or the ``KEY=VALUE`` pairs of the options that are on."""
+        pairs = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)
+                 if getattr(self, f.name) != f.default]
+        return ",".join(pairs) or "paper"
+
     @classmethod
     def parse(cls, text: str) -> "Robustness":
         """``"paper"`` (all off) or comma-separated ``KEY=VALUE`` pairs, e.g. ``"min_area=30,high=0.3"``."""

@@ -114,3 +114,10 @@ def test_low_replaces_the_papers_threshold_plain_or_as_the_weak_one_of_hysteresi
         Robustness(low=0.5, high=0.4)
     with pytest.raises(ValueError, match="low must lie"):
         Robustness(low=0.0)
+
+
+@pytest.mark.parametrize("options", [Robustness(), Robustness(high=0.4, min_segment=5, min_area=30),
+                                     Robustness(low=0.2, high=0.6, min_foreground=0.3, min_support=0.5)])
+def test_to_text_is_the_inverse_of_parse(options):
+    assert Robustness.parse(options.to_text()) == options
+    assert Robustness().to_text() == "paper"

@@ -1,0 +1,30 @@
+"""``experiments.held_out``: one row per model, CRF option and scene set, with either instance score."""
+
+import json
+
+import pytest
+
+from experiments import held_out
+
+
+def test_rows_for_each_option_and_score(tmp_path):
+    common = ["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
+              "--lam", "50", "--out", str(tmp_path)]
+    held_out.main(common + ["--robustness", "paper", "--robustness", "min_area=30"])
+    held_out.main(common + ["--robustness", "paper", "--scores", "learned"])
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [(r["robustness"], r["scores"]) for r in rows] == [("paper", "adhoc"), ("min_area=30", "adhoc"),
+                                                              ("paper", "learned")]
+    assert (tmp_path / "heads_shipped_test.npz").exists()  # the second call reused the cached heads
+    first, learned = rows[0], rows[2]
+    assert first["WC"] == learned["WC"]  # scores rank instances, they never change them
+
+
+def test_learned_scores_need_a_model_that_has_them(tmp_path):
+    from oosis_jax import Predictor
+    from oosis_jax.inference.predictor import export
+
+    plain = Predictor.from_pretrained("synthetic")
+    folder = export(plain.model, plain.config, tmp_path / "plain")
+    with pytest.raises(SystemExit, match="no learned score model"):
+        held_out.learned_scores(str(folder))
