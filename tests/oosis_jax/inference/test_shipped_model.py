@@ -2,7 +2,7 @@
 download, its card and files are complete, and its held-out quality does not silently regress.
 
 The floors are a few points under what the shipped model measured on these 6 held-out scenes when it was
-exported (WC 81.7, boundary AP 93.7, oriented AP 92.9, mask mAP 32.0 with its learned scores, 51 instances
+exported (WC 81.9, boundary AP 93.8, oriented AP 93.1, mask mAP 33.3 with its learned scores, 49 instances
 for 48 in the ground truth; its card gives the 40 + 40 scene table); an untrained or broken network, or a
 regression of the CRF or scoring options it is used with, falls far below them.
 """
@@ -71,8 +71,8 @@ def test_held_out_quality_does_not_regress(shipped):
     results = evaluate(predictions, scenes, progress=False)
     assert results["boundaries"]["plain"]["AP"] >= 0.90
     assert results["boundaries"]["oriented"]["AP"] >= 0.89
-    assert results["weighted_coverage"] >= 0.76
-    assert results["mask"]["mAP"] >= 0.26
+    assert results["weighted_coverage"] >= 0.77
+    assert results["mask"]["mAP"] >= 0.28
     assert results["num_pred_instances"] <= 70  # the paper's CRF options alone give hundreds of fragments
     assert results["cycle_percent"] == 0.0
     for p, x in zip(predictions, scenes):
