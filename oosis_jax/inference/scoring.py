@@ -39,8 +39,8 @@ def instance_features(prediction: Prediction) -> np.ndarray:
     inside_count = np.maximum(area - per_instance(border), 1.0)
     b = np.asarray(prediction.b, np.float64)
     s = np.asarray(prediction.s, np.float64)
-    class_probability = np.take_along_axis(s, np.asarray(prediction.classes)[np.maximum(instance_map, 1) - 1][..., None],
-                                           axis=-1)[..., 0]
+    pixel_class = np.asarray(prediction.classes)[np.maximum(instance_map, 1) - 1]  # background pixels: any class
+    class_probability = np.take_along_axis(s, pixel_class[..., None], axis=-1)[..., 0]
     edge = np.zeros(instance_map.shape, bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     return np.stack([
@@ -58,15 +58,12 @@ def instance_features(prediction: Prediction) -> np.ndarray:
 def best_ious(instance_map, gt_instance_map) -> np.ndarray:
     """float64 (N,): for each predicted instance 1..N of ``instance_map`` (int (H, W)), its largest IoU with
     a ground-truth instance of ``gt_instance_map`` (int (H, W), 0 = background); 0 when it overlaps none."""
+    from oosis_jax.evaluation.metrics import iou_matrix  # fitting only: keeps prediction free of the metrics
+
     pred, gt = np.asarray(instance_map), np.asarray(gt_instance_map)
-    if pred.shape != gt.shape:
-        raise ValueError(f"instance maps differ in shape: {pred.shape} vs {gt.shape}")
     n, m = int(pred.max(initial=0)), int(gt.max(initial=0))
-    if n == 0 or m == 0:
-        return np.zeros(n)
-    inter = np.bincount(pred.ravel() * (m + 1) + gt.ravel(), minlength=(n + 1) * (m + 1)).reshape(n + 1, m + 1)
-    union = inter.sum(1)[1:, None] + inter.sum(0)[None, 1:] - inter[1:, 1:]
-    return (inter[1:, 1:] / np.maximum(union, 1)).max(axis=1)
+    ious = iou_matrix(gt, pred, m, n)  # (m, n); raises ValueError when the shapes differ
+    return ious.max(axis=0) if m else np.zeros(n)
 
 
 @dataclasses.dataclass(frozen=True)
