@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.targets import OFFSETS, touching_pairs
-
-# Index of the opposite direction of (left, right, top, bottom).
-OPPOSITE = (1, 0, 3, 2)
+from data.targets import touching_pairs
+from oosis_jax.inference.votes import occlusion_votes
 
 
 def _order_by_nearness(instance_map, nearness: np.ndarray) -> np.ndarray:
@@ -120,24 +118,7 @@ def pairwise_vote_edges(instance_map, b, e) -> np.ndarray:
     """
     inst = np.asarray(instance_map)
     pairs = touching_pairs(inst)
-    b, e = np.asarray(b, np.float64), np.asarray(e, np.float64)
-    if b.shape != inst.shape or e.shape != inst.shape + (4,):
-        raise ValueError(f"b must be {inst.shape} and e {inst.shape + (4,)}, got {b.shape} and {e.shape}")
-    if not (np.isfinite(b).all() and np.isfinite(e).all()):
-        raise ValueError("b and e must be finite")
-    n = _num_instances(inst)
-    votes = np.zeros((n + 1, n + 1))
-    occludes = b[..., None] * e
-    height, width = inst.shape
-    for d, (dy, dx) in enumerate(OFFSETS):
-        ys = slice(max(0, -dy), height - max(0, dy))
-        xs = slice(max(0, -dx), width - max(0, dx))
-        yq = slice(max(0, dy), height - max(0, -dy))
-        xq = slice(max(0, dx), width - max(0, -dx))
-        p_ids, q_ids = inst[ys, xs], inst[yq, xq]
-        vote = occludes[ys, xs, d] - occludes[yq, xq, OPPOSITE[d]]
-        keep = (p_ids != q_ids) & (p_ids > 0) & (q_ids > 0)
-        np.add.at(votes, (p_ids[keep], q_ids[keep]), vote[keep])
+    votes = occlusion_votes(inst, b, e)
     score = votes[pairs[:, 0], pairs[:, 1]] - votes[pairs[:, 1], pairs[:, 0]]
     edges = np.concatenate([pairs[score > 0], pairs[score < 0][:, ::-1]])
     return edges.astype(np.int32).reshape(-1, 2)
