@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 import crf
 from data import targets
 from oosis_jax.inference import crf_inputs
+from oosis_jax.inference.class_split import split_by_class
 from oosis_jax.inference.robustness import Robustness, merge_small_instances, merge_unsupported_instances
 
 LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
@@ -27,7 +28,8 @@ class Prediction:
 
     instance_map: int32 (H, W), 0 = background, 1..N instances. classes: int32 (N,) >= 1.
     scores: float64 (N,) ad-hoc confidences (Sec. 5.4). edges: int32 (M, 2), (a, b) = a occludes b.
-    labels: int32 (H, W) occlusion-order labels of the CRF. b: float32 (H, W), e: float32 (H, W, 4),
+    labels: int32 (H, W) occlusion-order labels of the CRF (refined by ``Robustness.class_split`` when on).
+    b: float32 (H, W), e: float32 (H, W, 4),
     s: float32 (H, W, C + 1): the head probabilities the prediction was made from.
     """
 
@@ -115,12 +117,14 @@ def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "
                  robustness: Robustness = Robustness()) -> list[Prediction]:
     """`label_heads` for CRF inputs built elsewhere: ``inputs[i] = (sigma, occ)`` of image i (float64 (H, W),
     bool (H, W, 4)), ``heads[i]`` its head probabilities (classes and scores come from them). Only the
-    labelling options of ``robustness`` (``min_support``, ``min_area``) apply here."""
+    labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``) apply here."""
     if len(inputs) != len(heads):
         raise ValueError(f"{len(inputs)} CRF inputs but {len(heads)} heads")
     labels = _label(list(inputs), method, processes, progress, lam, mu)
     labels = [merge_small_instances(merge_unsupported_instances(x, occ, robustness.min_support), robustness.min_area)
               for x, (_, occ) in zip(labels, inputs)]
+    if robustness.class_split:
+        labels = [split_by_class(x, h["s"], h["b"], h["e"], robustness.class_split) for x, h in zip(labels, heads)]
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
 
 

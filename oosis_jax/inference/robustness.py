@@ -2,7 +2,7 @@
 
 The energy of Eq. (8) trusts every pair of O completely: an activated pair earns ``mu = 100`` while a label
 change costs ``lam = 20`` per neighbour pair, so a single spurious boundary pixel inside an object already
-pays for a one-pixel instance (4 * 20 < 100), and every short spurious segment becomes a fragment. Five
+pays for a one-pixel instance (4 * 20 < 100), and every short spurious segment becomes a fragment. Six
 options make the predicted input and output less brittle; each is measured in RESULTS.md:
 
 - `hysteresis_boundaries`: Canny-style linking of the NMS output. Pixels >= ``high`` seed boundaries;
@@ -20,6 +20,8 @@ options make the predicted input and output less brittle; each is measured in RE
 - `merge_small_instances`: after the CRF, a 4-connected component of equal labels smaller than
   ``min_area`` pixels takes the label of the neighbour (background included) it shares the longest border
   with, smallest first, so fragments join the instance or background around them.
+- ``class_split`` (`oosis_jax.inference.class_split`): after the CRF, an instance is cut where the semantic
+  head's class changes, so touching objects of different classes whose boundary has a gap come apart.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class Robustness:
     of hysteresis, or the plain threshold (None = the paper's 0.1);
     ``min_segment``: minimal boundary piece, pixels (0 keeps all); ``min_foreground``: minimal foreground
     probability of an occluding pixel (0 keeps all); ``min_support``: minimal fraction of an instance's
-    border pairs that are in O (0 keeps all); ``min_area``: minimal instance, pixels (0 keeps all).
+    border pairs that are in O (0 keeps all); ``min_area``: minimal instance, pixels (0 keeps all);
+    ``class_split``: minimal piece, pixels, when instances are cut where the semantic class changes
+    (`oosis_jax.inference.class_split`; 0 = no split).
     """
 
     high: float | None = None
@@ -53,6 +57,7 @@ class Robustness:
     min_foreground: float = 0.0
     min_support: float = 0.0
     min_area: int = 0
+    class_split: int = 0
 
     def __post_init__(self):
         for name in ("high", "low"):
@@ -64,8 +69,9 @@ class Robustness:
         for name in ("min_foreground", "min_support"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.min_segment < 0 or self.min_area < 0:
-            raise ValueError(f"min_segment and min_area must be >= 0, got {self.min_segment}, {self.min_area}")
+        for name in ("min_segment", "min_area", "class_split"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def to_text(self) -> str:
         """The inverse of `parse`: ``"paper"`` or the ``KEY=VALUE`` pairs of the options that are on."""
