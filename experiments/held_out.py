@@ -9,7 +9,8 @@ folder, a training work directory). The heads of every model are computed once p
 ``KEY=VALUE,...`` of `oosis_jax.inference.robustness.Robustness`) and ``--lam`` then only reruns the CRF.
 Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like them), 120x160. ``--scores
 learned`` scores the instances with each model's learned `oosis_jax.inference.scoring.ScoreModel` (exported
-models only) instead of the paper's ad-hoc score.
+models only) instead of the paper's ad-hoc score. ``--augmentation`` sets the test-time views of the heads
+(`oosis_jax.inference.augment`; the cache file name then ends in its text) instead of each model's own.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from data.examples import synthetic_scenes
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row
+from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.instances import LAMBDA
 from oosis_jax.inference.robustness import Robustness
 
 
-def cached_heads(model: str, tag: str, scenes: list[dict], out: Path) -> list[dict]:
-    """Head probabilities of ``model`` on ``scenes``, from ``out/heads_<tag>.npz`` when present."""
+def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentation=None) -> list[dict]:
+    """Head probabilities of ``model`` on ``scenes``, from ``out/heads_<tag>.npz`` when present; with an
+    ``augmentation`` (`oosis_jax.inference.augment.Augmentation`) instead of the model's own setting."""
     path = out / f"heads_{tag}.npz"
     if path.exists():
         with np.load(path) as f:
@@ -38,7 +41,8 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path) -> list[di
                 return [{"s": f["s"][i], "b": f["b"][i], "e": f["e"][i]} for i in range(len(scenes))]
     from oosis_jax import Predictor
 
-    heads = Predictor.from_pretrained(model).heads([x["image"] for x in scenes], progress=False)
+    options = {} if augmentation is None else {"augmentation": augmentation}
+    heads = Predictor.from_pretrained(model, **options).heads([x["image"] for x in scenes], progress=False)
     np.savez_compressed(path, **{k: np.stack([h[k] for h in heads]) for k in ("s", "b", "e")})
     return heads
 
@@ -62,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--sets", default="test,test2")
     parser.add_argument("--processes", type=int, default=None)
     parser.add_argument("--scores", choices=("adhoc", "learned"), default="adhoc")
+    parser.add_argument("--augmentation", default=None, metavar="none|scales=S1:S2,flip",
+                        help="test-time views of the heads (default: each model's exported setting)")
     parser.add_argument("--out", default="runs/held_out")
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads
@@ -70,12 +76,14 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = [(Robustness.parse(text), text) for text in args.robustness or ["paper"]]
+    augmentation = args.augmentation and Augmentation.parse(args.augmentation)
     rows = []
     for split in args.sets.split(","):
         scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
         for spec in args.checkpoint:
             name, _, model = spec.partition("=")
-            heads = cached_heads(model, f"{name}_{split}", scenes, out)
+            tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
+            heads = cached_heads(model, tag, scenes, out, augmentation)
             score_model = learned_scores(model) if args.scores == "learned" else None
             for (robustness, text), lam in [(s, lam) for s in settings for lam in args.lam or [LAMBDA]]:
                 start = time.time()
@@ -85,6 +93,7 @@ def main(argv=None):
                     predictions = [rescore(p, score_model) for p in predictions]
                 results = evaluate(predictions, scenes, progress=False)
                 rows.append(dict(set=split, model=name, robustness=text, lam=lam, scores=args.scores,
+                                 augmentation=augmentation.to_text() if augmentation else "model's own",
                                  crf_seconds=round(time.time() - start, 1),
                                  **dict(zip(HELD_OUT_HEADERS, held_out_row(results)))))
                 print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()),

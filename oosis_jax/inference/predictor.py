@@ -26,6 +26,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from oosis_jax.inference import network
+from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import MIN_IMAGE_SIZE
 from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
 from oosis_jax.inference.robustness import Robustness
@@ -91,13 +92,16 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
 
 def exported_options(folder) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
-    ``robustness``, ``score_model``), as `Predictor` keyword arguments; ``{}`` when it names none."""
+    ``robustness``, ``augmentation``, ``score_model``), as `Predictor` keyword arguments; ``{}`` when it names
+    none."""
     export = json.loads((Path(folder) / CONFIG_FILE).read_text()).get("export", {})
     options = {}
     if "lam" in export:
         options["lam"] = float(export["lam"])
     if "robustness" in export:
         options["robustness"] = Robustness(**export["robustness"])
+    if "augmentation" in export:
+        options["augmentation"] = Augmentation(**export["augmentation"])
     if export.get("score_model") is not None:
         options["score_model"] = ScoreModel.from_dict(export["score_model"])
     return options
@@ -111,20 +115,23 @@ class Predictor:
     with); ``batch_size``: images per network call in `predict_many`; ``processes``: CRF worker processes
     (None = every core); ``tile_size``, ``tile_overlap``: images larger than a tile are predicted in
     overlapping tiles (`oosis_jax.inference.network.head_probabilities`); ``score_model``: a
-    `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores (None keeps them).
+    `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores (None keeps them);
+    ``augmentation``: the test-time views whose heads are averaged (`oosis_jax.inference.augment`; the default
+    is one plain pass).
     """
 
     def __init__(self, model: PSPNet, config: TrainConfig, *, method: str = "solve", lam: float = LAMBDA,
                  mu: float = MU, robustness: Robustness = Robustness(), batch_size: int = 8,
                  processes: int | None = None, tile_size: int = network.TILE_SIZE,
-                 tile_overlap: int = network.TILE_OVERLAP, score_model: ScoreModel | None = None):
+                 tile_overlap: int = network.TILE_OVERLAP, score_model: ScoreModel | None = None,
+                 augmentation: Augmentation = Augmentation()):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.config = model, config
         self.method, self.lam, self.mu, self.robustness = method, lam, mu, robustness
         self.batch_size, self.processes = batch_size, processes
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
-        self.score_model = score_model
+        self.score_model, self.augmentation = score_model, augmentation
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **options) -> "Predictor":
@@ -144,12 +151,17 @@ class Predictor:
         return self.predict_many([image], progress=False)[0]
 
     def heads(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
-        """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size).
+        """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size),
+        averaged over the views of ``augmentation``."""
+        images = [check_image(image, f"image {i}") for i, image in enumerate(images)]
+        return augmented_heads(lambda views: self.forward(views, progress), images, self.augmentation)
+
+    def forward(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
+        """One network pass per checked uint8 image: ``dict(s, b, e)`` float32, each image's own size.
 
         Images that fit in one tile are padded to multiples of ``network.PAD_MULTIPLE`` and run
         ``batch_size`` at a time per padded shape; larger images are tiled one by one.
         """
-        images = [check_image(image, f"image {i}") for i, image in enumerate(images)]
         out: list[dict | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
@@ -194,7 +206,8 @@ class Predictor:
         ``robustness``...) on the same network, or another ``model`` and ``config`` with the same options."""
         options = dict(model=self.model, config=self.config, method=self.method, lam=self.lam, mu=self.mu,
                        robustness=self.robustness, batch_size=self.batch_size, processes=self.processes,
-                       tile_size=self.tile_size, tile_overlap=self.tile_overlap, score_model=self.score_model)
+                       tile_size=self.tile_size, tile_overlap=self.tile_overlap, score_model=self.score_model,
+                       augmentation=self.augmentation)
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"Predictor has no option(s) {sorted(unknown)}")

@@ -28,3 +28,12 @@ def test_learned_scores_need_a_model_that_has_them(tmp_path):
     folder = export(plain.model, plain.config, tmp_path / "plain")
     with pytest.raises(SystemExit, match="no learned score model"):
         held_out.learned_scores(str(folder))
+
+
+def test_augmentation_gets_its_own_heads_and_rows(tmp_path):
+    held_out.main(["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
+                   "--out", str(tmp_path), "--augmentation", "scales=1.25,flip",
+                   "--robustness", "min_area=30,class_split=60"])
+    (row,) = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert row["augmentation"] == "scales=1.25,flip" and row["robustness"] == "min_area=30,class_split=60"
+    assert (tmp_path / "heads_shipped_test_scales=1.25,flip.npz").exists()

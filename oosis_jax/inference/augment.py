@@ -1,0 +1,113 @@
+"""Test-time augmentation of the network heads (beyond the paper; off by default).
+
+The heads of an image are averaged over views: the image resized by each of ``scales`` (bilinear) and, with
+``flip``, also mirrored left-right. Each view's heads are mapped back to the image's own pixel grid before
+averaging (bilinear resampling; a mirrored view's ``e`` swaps its left and right bins), so the average of
+``s``, ``b`` and ``e`` stays a probability map of the same contract as one forward pass. Upscaling gives the
+stride-4 network more pixels per small object; measured in RESULTS.md ("Making predicted instances usable").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+# e's bins are (left, right, top, bottom): a mirrored view swaps left and right.
+MIRRORED_BINS = [1, 0, 2, 3]
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Views whose heads are averaged: every scale in ``scales`` (> 0; 1.0 = the image as given), each also
+    mirrored when ``flip``. The default, one unmirrored view at scale 1, is the paper's single pass."""
+
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+
+    def __post_init__(self):
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
+            raise ValueError(f"scales must be a non-empty list of positive numbers, got {self.scales}")
+        object.__setattr__(self, "scales", scales)
+
+    @property
+    def views(self) -> list[tuple[float, bool]]:
+        """``(scale, mirrored)`` of every view."""
+        return [(s, m) for s in self.scales for m in ((False, True) if self.flip else (False,))]
+
+    def to_text(self) -> str:
+        """The inverse of `parse`."""
+        if self == Augmentation():
+            return "none"
+        return f"scales={':'.join(f'{s:g}' for s in self.scales)}" + (",flip" if self.flip else "")
+
+    @classmethod
+    def parse(cls, text: str) -> "Augmentation":
+        """``"none"`` or comma-separated items ``scales=S1:S2:...`` and ``flip``, e.g. ``"scales=1.25,flip"``."""
+        if text == "none":
+            return cls()
+        fields = {}
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            try:
+                if key == "scales" and sep:
+                    fields["scales"] = tuple(float(v) for v in value.split(":"))
+                elif key == "flip" and not sep:
+                    fields["flip"] = True
+                else:
+                    raise ValueError("expected scales=S1:S2:... or flip")
+            except ValueError as err:
+                raise ValueError(f"augmentation item {item!r}: {err}") from err
+        return cls(**fields)
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 (h, w, 3): ``image`` (uint8 (H, W, 3)) resized bilinearly to ``shape`` = (h, w)."""
+    if image.shape[:2] == tuple(shape):
+        return image
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BILINEAR))
+
+
+def resize_map(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """float32 (h, w, ...): a float (H, W) or (H, W, K) map resampled to ``shape`` = (h, w) by bilinear
+    interpolation at the new pixel centres (no anti-alias blur: a one-pixel boundary stays sharp)."""
+    values = np.asarray(values, np.float32)
+    if values.shape[:2] == tuple(shape):
+        return values
+    factors = (shape[0] / values.shape[0], shape[1] / values.shape[1]) + (1.0,) * (values.ndim - 2)
+    return ndimage.zoom(values, factors, order=1, mode="nearest", grid_mode=True)
+
+
+def view_image(image: np.ndarray, scale: float, mirrored: bool) -> np.ndarray:
+    """The view ``(scale, mirrored)`` of a uint8 (H, W, 3) image (each side at least 2 pixels)."""
+    shape = tuple(max(2, round(n * scale)) for n in image.shape[:2])
+    view = resize_image(image, shape)
+    return np.ascontiguousarray(view[:, ::-1]) if mirrored else view
+
+
+def heads_back(heads: dict, shape: tuple[int, int], mirrored: bool) -> dict:
+    """A view's heads ``dict(s, b, e)`` on the original image's grid ``shape`` (the inverse of `view_image`)."""
+    s, b, e = heads["s"], heads["b"], heads["e"]
+    if mirrored:
+        s, b, e = s[:, ::-1], b[:, ::-1], e[:, ::-1][..., MIRRORED_BINS]
+    return {"s": resize_map(s, shape), "b": resize_map(b, shape), "e": resize_map(e, shape)}
+
+
+def augmented_heads(heads_of: Callable[[list[np.ndarray]], list[dict]], images: Sequence[np.ndarray],
+                    augmentation: Augmentation) -> list[dict]:
+    """Per image, the mean over ``augmentation.views`` of ``heads_of``'s ``dict(s, b, e)`` (float32, each
+    image's own size). ``heads_of`` maps a list of uint8 (H, W, 3) images to their heads (one network pass)."""
+    if augmentation.views == [(1.0, False)]:
+        return heads_of(list(images))
+    total = [None] * len(images)
+    for scale, mirrored in augmentation.views:
+        views = heads_of([view_image(image, scale, mirrored) for image in images])
+        for i, (image, heads) in enumerate(zip(images, views)):
+            back = heads_back(heads, image.shape[:2], mirrored)
+            total[i] = back if total[i] is None else {k: total[i][k] + back[k] for k in back}
+    count = len(augmentation.views)
+    return [{k: v / count for k, v in heads.items()} for heads in total]

@@ -1,0 +1,87 @@
+"""Test-time augmentation of the heads (`oosis_jax.inference.augment`, beyond the paper)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from oosis_jax import Predictor
+from oosis_jax.inference.augment import Augmentation, augmented_heads, heads_back, resize_map, view_image
+from oosis_jax.inference.predictor import export
+
+
+def test_parse_and_to_text_round_trip_and_reject_bad_items():
+    assert Augmentation.parse("none") == Augmentation() and Augmentation().to_text() == "none"
+    tta = Augmentation.parse("scales=1:1.25,flip")
+    assert tta == Augmentation(scales=(1.0, 1.25), flip=True)
+    assert Augmentation.parse(tta.to_text()) == tta
+    assert tta.views == [(1.0, False), (1.0, True), (1.25, False), (1.25, True)]
+    assert Augmentation(scales=[2]).scales == (2.0,)  # lists from config.json become tuples
+    for bad, problem in (("scales=0", "positive"), ("flop", "expected"), ("scales=a", "could not convert"),
+                         ("flip=1", "expected")):
+        with pytest.raises(ValueError, match=problem):
+            Augmentation.parse(bad)
+    with pytest.raises(ValueError, match="non-empty"):
+        Augmentation(scales=())
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (37, 53)])
+def test_views_and_their_heads_map_back_to_the_image_grid(shape):
+    image = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    view = view_image(image, 1.25, mirrored=True)
+    assert view.dtype == np.uint8 and view.shape == (max(2, round(shape[0] * 1.25)), max(2, round(shape[1] * 1.25)), 3)
+    np.testing.assert_array_equal(view_image(image, 1.0, True), image[:, ::-1])
+    e = np.zeros(view.shape[:2] + (4,), np.float32)
+    e[..., 0] = 1.0                        # every pixel of the mirrored view occludes its left neighbour
+    b = np.tile(np.linspace(0, 1, view.shape[1], dtype=np.float32), (view.shape[0], 1))
+    back = heads_back({"s": np.ones(view.shape[:2] + (3,), np.float32) / 3, "b": b, "e": e}, shape, True)
+    assert back["b"].shape == shape and back["s"].shape == shape + (3,) and back["e"].shape == shape + (4,)
+    np.testing.assert_allclose(back["e"][..., 1], 1.0)   # ... which, mirrored back, is its right neighbour
+    np.testing.assert_allclose(back["s"].sum(-1), 1.0, rtol=1e-6)
+    if shape[1] > 2:
+        assert np.all(np.diff(back["b"], axis=1) <= 0)   # the ramp now falls from left to right
+
+
+def test_resize_map_keeps_sharp_maps_sharp_and_constant_maps_constant():
+    line = np.zeros((40, 40), np.float32)
+    line[:, 20] = 1.0
+    up = resize_map(line, (50, 50))
+    assert up.shape == (50, 50) and up.max() <= 1.0
+    back = resize_map(up, (40, 40))
+    assert back.shape == (40, 40) and np.argmax(back[5]) == 20 and back[5, 20] > 0.6
+    np.testing.assert_allclose(resize_map(np.full((7, 9, 4), 0.25, np.float32), (11, 3)), 0.25)
+
+
+def test_augmented_heads_average_the_views_of_a_pixelwise_network():
+    def pixelwise(images):   # s and b from colour, e uniform: equivariant to mirroring and (up to resampling) scale
+        out = []
+        for image in images:
+            red = image[..., 0].astype(np.float32) / 255
+            out.append({"s": np.stack([1 - red, red], -1), "b": red, "e": np.full(image.shape[:2] + (4,), 0.25, np.float32)})
+        return out
+    image = np.zeros((12, 16, 3), np.uint8)
+    image[:, 5:11, 0] = 255
+    plain = augmented_heads(pixelwise, [image], Augmentation())[0]
+    flipped = augmented_heads(pixelwise, [image], Augmentation(flip=True))[0]
+    for key in ("s", "b", "e"):
+        np.testing.assert_allclose(flipped[key], plain[key], atol=1e-6)
+    scaled = augmented_heads(pixelwise, [image], Augmentation(scales=(1.0, 1.5), flip=True))[0]
+    assert scaled["b"].shape == (12, 16)
+    np.testing.assert_allclose(scaled["b"][:, :4], 0.0, atol=1e-6)
+    np.testing.assert_allclose(scaled["b"][:, 6:10], 1.0, atol=1e-6)
+
+
+def test_predictor_uses_and_exports_its_augmentation(tmp_path):
+    from helpers.networks import quick_pspnet
+    from oosis_jax.training.configs import get_config
+
+    config = get_config("smoke")
+    tta = Augmentation(scales=(1.0, 1.25), flip=True)
+    predictor = Predictor(quick_pspnet(config.model), config, processes=1, augmentation=tta)
+    rng = np.random.default_rng(1)
+    for shape in ((2, 2), (21, 34)):
+        prediction = predictor(rng.integers(0, 256, shape + (3,), dtype=np.uint8))
+        assert prediction.instance_map.shape == shape and prediction.e.shape == shape + (4,)
+    folder = export(predictor.model, config, tmp_path / "tta", extra={"augmentation": dataclasses.asdict(tta)})
+    assert Predictor.from_pretrained(folder).augmentation == tta
+    assert predictor.replace(lam=5.0).augmentation == tta
