@@ -187,7 +187,8 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     table += "\n" + tables.markdown(tables.BOUNDARY_HEADERS, boundary_rows)
     text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
             f"CRF {prediction.method_name(shipped.method)} (lambda {shipped.lam:g}, mu {shipped.mu:g}, "
-            f"robustness options {shipped.robustness}), instance scores "
+            f"robustness options {shipped.robustness}), test-time views {shipped.augmentation.to_text()}, "
+            f"instance scores "
             f"{'learned' if shipped.score_model else 'ad-hoc (Sec. 5.4)'}.\n\n{table}\n"
             f"The shipped model is described in `oosis_jax/weights/{SHIPPED}/MODEL_CARD.md`. The \"GT bndry\" row "
             f"keeps its segmentation and CRF options but takes b and e from the ground truth: the gap to the first "

@@ -5,9 +5,9 @@
 
 Writes ``oosis_jax/weights/<name>/`` (``weights.npz``, ``config.json``, ``MODEL_CARD.md``). The card states
 the run's configuration, steps, wall time (from ``metrics.jsonl``), the hardware, the commit, and the
-held-out table (synthetic splits ``test`` and ``test2``, with the CRF options ``--lam`` and ``--robustness``
-that the predictor then uses by default; choose them on the ``validation`` split with
-``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a learned instance score
+held-out table (synthetic splits ``test`` and ``test2``, with the test-time views ``--augmentation`` and the
+CRF options ``--lam`` and ``--robustness`` that the predictor then uses by default; choose them on the
+``validation`` split with ``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a learned instance score
 (`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options and ships it.
 """
 
@@ -25,6 +25,7 @@ from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
 from oosis_jax.inference import predictor
+from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.instances import LAMBDA
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import fit_score_model
@@ -63,7 +64,8 @@ def held_out_table(pred: predictor.Predictor, count: int) -> str:
 
 
 def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float,
-         history: str = "", prior_minutes: float = 0.0, scores: str = "") -> str:
+         history: str = "", prior_minutes: float = 0.0, scores: str = "",
+         augmentation: Augmentation = Augmentation()) -> str:
     model = config.model
     history = f"\n- **Training history**: {history}" if history else ""
     origin = (f"initialised from `{config.pretrained}`, the project's own earlier run (see the training history)"
@@ -85,6 +87,8 @@ below).
 - **Network**: PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width {model.decoder_width}), {model.head} heads.
 - **Training**: run `{config.name}` (`python -m experiments.train --config PRESET --workdir DIR`), {facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.{history}
 - **Wall time**: {wall} on {hardware}; exported at commit `{commit()}`.
+- **Heads at prediction**: test-time views `{augmentation.to_text()}` (`oosis_jax.inference.augment`; `none` is
+  the paper's single pass).
 - **CRF at prediction**: `crf.solve`, lambda {lam:g}, mu 100, robustness options
   `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.inference.robustness`).
 - **Instance scores**: {scores}.
@@ -93,9 +97,10 @@ below).
 ## Held-out scenes (120x160, not used in training or validation)
 
 {table}
-Reproduce: `python -m experiments.export_model --workdir RUN --name {name} --robustness {robustness.to_text()} --lam {lam:g}{fit}`
-(this card), or `python -m experiments.held_out --checkpoint {name}={name} --robustness {robustness.to_text()} --lam {lam:g}
---scores {"learned" if learned else "adhoc"}` (the lever table in RESULTS.md).
+Reproduce: `python -m experiments.export_model --workdir RUN --name {name} --robustness {robustness.to_text()} --lam {lam:g}
+--augmentation {augmentation.to_text()}{fit}` (this card), or `python -m experiments.held_out --checkpoint {name}={name}
+--robustness {robustness.to_text()} --lam {lam:g} --augmentation {augmentation.to_text()} --scores {"learned" if learned else "adhoc"}`
+(the lever table in RESULTS.md).
 """
 
 
@@ -105,6 +110,7 @@ def main(argv=None):
     parser.add_argument("--name", default="synthetic")
     parser.add_argument("--robustness", default="paper", help="CRF options the predictor uses by default")
     parser.add_argument("--lam", type=float, default=LAMBDA, help="Eq. (8) lambda the predictor uses by default")
+    parser.add_argument("--augmentation", default="none", help="test-time views the predictor uses by default")
     parser.add_argument("--hardware", required=True, help="where the run trained, e.g. '2-core x86-64 CPU'")
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--history", default="", help="how the run was trained, if not in one go (for the card)")
@@ -115,8 +121,8 @@ def main(argv=None):
     parser.add_argument("--fit-scenes", type=int, default=200)
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
-    robustness = Robustness.parse(args.robustness)
-    pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=args.lam)
+    robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
+    pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=args.lam, augmentation=augmentation)
     scores = ""
     if args.fit_scores:
         scenes = synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE)
@@ -126,10 +132,12 @@ def main(argv=None):
     out = predictor.WEIGHTS_DIR / args.name
     predictor.export(pred.model, pred.config, out,
                      extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness),
+                            "augmentation": dataclasses.asdict(augmentation),
                             "score_model": pred.score_model and pred.score_model.to_dict()})
     table = held_out_table(pred, args.scenes)
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, run_facts(workdir), args.hardware, table,
-                                            robustness, args.lam, args.history, args.prior_minutes, scores))
+                                            robustness, args.lam, args.history, args.prior_minutes, scores,
+                                            augmentation))
     print((out / "MODEL_CARD.md").read_text())
 
 

@@ -1,6 +1,7 @@
 """The model card written by ``experiments.export_model`` states where the weights came from and for how long."""
 
 from experiments import export_model
+from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.training.configs import get_config
 
@@ -12,9 +13,12 @@ def test_card_of_a_run_from_scratch_and_of_a_continued_one():
     assert "trained from scratch" in text and "63 minutes on a CPU" in text and "3000 of 3000 steps" in text
     assert '"min_area": 30' in text and "lambda 40" in text and "| table |" in text
     assert "**Instance scores**: the paper's ad-hoc score" in text
+    assert "test-time views `none`" in text and "--augmentation none" in text
     tuned = config.replace(pretrained="runs/earlier/weights.npz", num_steps=1000)
     text = export_model.card("demo", tuned, {"steps": 1000, "minutes": 17.0}, "a CPU", "", Robustness(), 20.0,
-                             history="three runs", prior_minutes=156.0, scores="learned on 40 scenes")
+                             history="three runs", prior_minutes=156.0, scores="learned on 40 scenes",
+                             augmentation=Augmentation(scales=(1.25,), flip=True))
     assert "initialised from `runs/earlier/weights.npz`" in text and "trained from scratch" not in text
     assert "173 minutes (17 in this run, 156 in the earlier runs it continues)" in text
     assert "**Training history**: three runs" in text and "**Instance scores**: learned on 40 scenes." in text
+    assert "test-time views `scales=1.25,flip`" in text and "--augmentation scales=1.25,flip --scores learned" in text
