@@ -72,8 +72,7 @@ def _network_predictions(args, failures):
     except crf.BatchError as err:  # keep the images the CRF labelled
         for i, failure in err.failures.items():
             failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))
-        labelled = [None if labels is None else predictor.score(prediction.assemble(labels, h["s"], h["b"], h["e"]))
-                    for labels, (_, _, h) in zip(err.results, heads)]
+        labelled = [None if p is None else predictor.score(p) for p in err.results]
     kept = [(stem, image, pred) for (stem, image, _), pred in zip(heads, labelled) if pred is not None]
     return [x[0] for x in kept], [x[1] for x in kept], [x[2] for x in kept], class_names
 

@@ -117,15 +117,29 @@ def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "
                  robustness: Robustness = Robustness()) -> list[Prediction]:
     """`label_heads` for CRF inputs built elsewhere: ``inputs[i] = (sigma, occ)`` of image i (float64 (H, W),
     bool (H, W, 4)), ``heads[i]`` its head probabilities (classes and scores come from them). Only the
-    labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``) apply here."""
+    labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``) apply here.
+    When the CRF fails on some images, the ``crf.BatchError`` raised carries in ``results`` the `Prediction`
+    of every other image (None at the failed ones)."""
     if len(inputs) != len(heads):
         raise ValueError(f"{len(inputs)} CRF inputs but {len(heads)} heads")
-    labels = _label(list(inputs), method, processes, progress, lam, mu)
-    labels = [merge_small_instances(merge_unsupported_instances(x, occ, robustness.min_support), robustness.min_area)
-              for x, (_, occ) in zip(labels, inputs)]
+    try:
+        labels = _label(list(inputs), method, processes, progress, lam, mu)
+    except crf.BatchError as err:
+        err.results = [None if x is None else finish(x, occ, h, robustness)
+                       for x, (_, occ), h in zip(err.results, inputs, heads)]
+        raise
+    return [finish(x, occ, h, robustness) for x, (_, occ), h in zip(labels, inputs, heads)]
+
+
+def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustness) -> Prediction:
+    """The `Prediction` of one CRF labelling (int (H, W)) after the labelling options of ``robustness``
+    (merging unsupported, then small instances; the class split), from the CRF input ``occ`` (bool (H, W, 4))
+    and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed from."""
+    labels = merge_small_instances(merge_unsupported_instances(labels, occ, robustness.min_support),
+                                   robustness.min_area)
     if robustness.class_split:
-        labels = [split_by_class(x, h["s"], h["b"], h["e"], robustness.class_split) for x, h in zip(labels, heads)]
-    return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
+        labels = split_by_class(labels, heads["s"], heads["b"], heads["e"], robustness.class_split)
+    return assemble(labels, heads["s"], heads["b"], heads["e"])
 
 
 def ground_truth_heads(instance_map, classes, edges, num_classes: int) -> dict:

@@ -85,3 +85,23 @@ def test_label_heads_applies_the_split_and_rejects_bad_settings():
         split_by_class(labels, s, b, e, min_piece=0)
     with pytest.raises(ValueError, match="s must be"):
         split_by_class(labels, s[:3], b, e, min_piece=1)
+
+
+def test_a_crf_failure_keeps_the_other_images_finished(monkeypatch):
+    import crf.batch
+
+    solve = crf.batch.METHODS["solve"]
+
+    def fails_on_width_9(sigma, occ, **kwargs):
+        if sigma.shape[1] == 9:
+            raise ValueError("synthetic CRF failure")
+        return solve(sigma, occ, **kwargs)
+
+    monkeypatch.setitem(crf.batch.METHODS, "solve", fails_on_width_9)
+    labels, s, b, e = two_touching_objects()
+    good = {"s": s, "b": b.astype(np.float32), "e": e.astype(np.float32)}
+    bad = {k: np.concatenate([v, v[:, :1]], axis=1) for k, v in good.items()}
+    with pytest.raises(crf.BatchError, match="1 of 2 items failed") as info:
+        label_heads([good, bad], processes=1, progress=False, robustness=Robustness(class_split=4))
+    kept, failed = info.value.results
+    assert failed is None and sorted(kept.classes.tolist()) == [1, 2]  # the split applied to the kept image
