@@ -96,15 +96,14 @@ def split_instances(labels: np.ndarray, cut: np.ndarray, b: np.ndarray, e: np.nd
     parent = np.zeros(int(pieces.max(initial=0)) + 1, np.int64)
     parent[pieces.ravel()] = instance_map.ravel()
     pieces = merge_small_pieces(pieces, parent, min_piece)[pieces]
-    votes = np.zeros((len(parent), len(parent)))
-    found = occlusion_votes(pieces, b, e)  # sized by the largest surviving piece id
-    votes[:len(found), :len(found)] = found
-    siblings = parent[:, None] == parent[None, :]
-    net = np.where(siblings, votes - votes.T, 0.0).sum(axis=1)
     alive = np.unique(pieces[pieces > 0])
-    order = alive[np.lexsort((alive, net[alive], parent[alive]))]
-    group_start = np.searchsorted(parent[order], parent[order])
+    compact = np.zeros(len(parent), np.int64)
+    compact[alive] = np.arange(1, len(alive) + 1)
+    pieces, parent = compact[pieces], np.concatenate([[0], parent[alive]])  # pieces renumbered 1..A
+    votes = occlusion_votes(pieces, b, e)
+    net = np.where(parent[:, None] == parent[None, :], votes - votes.T, 0.0).sum(axis=1)
+    order = np.lexsort((np.arange(len(parent)), net, parent))[1:]  # by instance, then farthest first
     rank = np.zeros(len(parent), np.int64)
-    rank[order] = np.arange(len(order)) - group_start
+    rank[order] = np.arange(len(order)) - np.searchsorted(parent[order], parent[order])
     k = int(rank.max(initial=0)) + 1
     return np.where(labels > 0, labels * k + rank[pieces], 0)
