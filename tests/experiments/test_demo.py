@@ -35,6 +35,7 @@ def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
     assert summary["results"]["boundaries"]["plain"]["AP"] > summary["trained_results"]["boundaries"]["plain"]["AP"]
     # True boundaries on the shipped model's own segmentation give better instances.
     assert summary["mixed_results"]["weighted_coverage"] > summary["results"]["weighted_coverage"]
+    assert "evaluated with robustness options min_area=30, ad-hoc scores" in (out / "results.md").read_text()
 
 
 def test_demo_without_train_uses_only_the_shipped_model_and_resumes_training(smoke_demo, tmp_path):
@@ -58,6 +59,8 @@ def test_demo_configs():
     assert cpu.data_dir == "/tmp/demo_tfds" and cpu.eval_split == "validation"
     assert dict(cpu.dataset_config)["num_train"] == cpu.synthetic_scenes
     assert demo.get_config("cpu").train_minutes is not None
+    assert (cpu.loss.boundary_loss, cpu.loss.orientation_band) == ("dice++", 1)  # the shipped model's losses
+    assert demo.get_config("cpu").train_robustness == "high=0.4,min_segment=5,min_area=30"
     with pytest.raises(ValueError, match="unknown demo config"):
         demo.get_config("huge")
 
