@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers.crf_problems import fail_solve_on_width
 from helpers.image_files import write_png, write_truncated_png
 from helpers.networks import PixelNet
 from PIL import Image
@@ -65,16 +66,7 @@ def test_one_bad_image_never_sinks_the_run(tmp_path, capsys, fake_checkpoint):
 
 
 def test_a_crf_failure_on_one_image_keeps_the_others(tmp_path, capsys, fake_checkpoint, monkeypatch):
-    import crf.batch
-
-    solve = crf.batch.METHODS["solve"]
-
-    def fails_on_width_11(sigma, occ, **kwargs):
-        if sigma.shape[1] == 11:
-            raise ValueError("synthetic CRF failure")
-        return solve(sigma, occ, **kwargs)
-
-    monkeypatch.setitem(crf.batch.METHODS, "solve", fails_on_width_11)
+    fail_solve_on_width(monkeypatch, 11)
     (tmp_path / "in").mkdir()
     write_png(tmp_path / "in" / "a.png")
     write_png(tmp_path / "in" / "b.png", shape=(9, 11, 3))

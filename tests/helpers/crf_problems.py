@@ -65,3 +65,18 @@ def noisy_scene(seed, shape, rng, noise, drop):
     sigma = np.clip((scene["instance_map"] == 0) + rng.normal(0.0, noise, shape), 0.0, 1.0)
     occ = occlusion_map(scene["instance_map"], scene["edges"]) & (rng.random(shape + (4,)) >= drop)
     return sigma, occ
+
+
+def fail_solve_on_width(monkeypatch, width: int) -> None:
+    """Make ``crf.solve_many``'s "solve" method raise ``ValueError("synthetic CRF failure")`` on every image
+    ``width`` pixels wide (in-process workers only, ``processes=1``), and solve the others as usual."""
+    import crf.batch
+
+    solve = crf.batch.METHODS["solve"]
+
+    def fails_on_width(sigma, occ, **kwargs):
+        if sigma.shape[1] == width:
+            raise ValueError("synthetic CRF failure")
+        return solve(sigma, occ, **kwargs)
+
+    monkeypatch.setitem(crf.batch.METHODS, "solve", fails_on_width)

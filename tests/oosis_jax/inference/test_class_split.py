@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import crf
+from helpers.crf_problems import fail_solve_on_width
 from oosis_jax.inference.class_split import merge_small_pieces, split_by_class
 from oosis_jax.inference.instances import label_heads
 from oosis_jax.inference.robustness import Robustness
@@ -88,16 +89,7 @@ def test_label_heads_applies_the_split_and_rejects_bad_settings():
 
 
 def test_a_crf_failure_keeps_the_other_images_finished(monkeypatch):
-    import crf.batch
-
-    solve = crf.batch.METHODS["solve"]
-
-    def fails_on_width_9(sigma, occ, **kwargs):
-        if sigma.shape[1] == 9:
-            raise ValueError("synthetic CRF failure")
-        return solve(sigma, occ, **kwargs)
-
-    monkeypatch.setitem(crf.batch.METHODS, "solve", fails_on_width_9)
+    fail_solve_on_width(monkeypatch, 9)
     labels, s, b, e = two_touching_objects()
     good = {"s": s, "b": b.astype(np.float32), "e": e.astype(np.float32)}
     bad = {k: np.concatenate([v, v[:, :1]], axis=1) for k, v in good.items()}
