@@ -7,8 +7,9 @@ Writes ``oosis_jax/weights/<name>/`` (``weights.npz``, ``config.json``, ``MODEL_
 the run's configuration, steps, wall time (from ``metrics.jsonl``), the hardware, the commit, and the
 held-out table (synthetic splits ``test`` and ``test2``, with the test-time views ``--augmentation`` and the
 CRF options ``--lam`` and ``--robustness`` that the predictor then uses by default; choose them on the
-``validation`` split with ``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a learned instance score
-(`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options and ships it.
+``validation`` split with ``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a
+learned instance score (`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options
+and ships it.
 """
 
 from __future__ import annotations
