@@ -32,6 +32,9 @@ class LossConfig:
     ``orientation_band``: 0 trains e on the boundary pixels only (Eq. 4); r > 0 (beyond the paper) also on
     the pixels within Chebyshev distance r of one, towards the mean E of the boundary pixels in reach
     (`band_orientation`), because NMS often keeps a pixel next to the true boundary and reads e there.
+    ``contact_weight``: kappa >= 0 (beyond the paper); a boundary pixel counts ``1 + kappa * C_p`` times in
+    the b loss, C_p = `contact_share`, the share of its occluded neighbours that are objects, not background:
+    the boundaries between touching objects are the ones whose gaps merge instances. 0 is Eq. (4).
     """
 
     boundary_loss: str = "wce"
@@ -42,6 +45,7 @@ class LossConfig:
     combo_alpha: float = 0.1
     aux_weight: float = 0.4
     orientation_band: int = 0
+    contact_weight: float = 0.0
 
     def __post_init__(self):
         if self.boundary_loss not in BOUNDARY_LOSSES:
@@ -50,6 +54,8 @@ class LossConfig:
             raise ValueError(f"boundary_weight must lie in (0, 1), got {self.boundary_weight}")
         if self.orientation_band < 0:
             raise ValueError(f"orientation_band must be >= 0, got {self.orientation_band}")
+        if not self.contact_weight >= 0.0:
+            raise ValueError(f"contact_weight must be >= 0, got {self.contact_weight}")
 
 
 def valid_mask(semantic: jax.Array) -> jax.Array:
@@ -66,15 +72,17 @@ def semantic_ce(logits: jax.Array, semantic: jax.Array) -> tuple[jax.Array, jax.
     return (nll * valid).sum(), valid.sum()
 
 
-def boundary_bce(logits: jax.Array, boundary: jax.Array, valid: jax.Array, weight: float | None = None):
+def boundary_bce(logits: jax.Array, boundary: jax.Array, valid: jax.Array, weight: float | None = None,
+                 positive=1.0):
     """Sum_p CE_w(B_p | b_p) (second term of Eq. 4); count = labelled pixels.
 
     ``weight=None`` is plain binary CE (as in Theorem 1); ``weight=w`` scales boundary pixels by w and the
-    others by 1 - w (the class-balanced CE of HED [40], w = 0.9 in the paper).
+    others by 1 - w (the class-balanced CE of HED [40], w = 0.9 in the paper). ``positive``: float32
+    ``(B, H, W)`` (or 1.0), a further factor on the boundary pixels' term (`LossConfig.contact_weight`).
     """
     log_b, log_not_b = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
     w_pos, w_neg = (1.0, 1.0) if weight is None else (weight, 1.0 - weight)
-    nll = -(w_pos * boundary * log_b + w_neg * (1.0 - boundary) * log_not_b)
+    nll = -(w_pos * positive * boundary * log_b + w_neg * (1.0 - boundary) * log_not_b)
     return (nll * valid).sum(), valid.sum()
 
 
@@ -99,6 +107,19 @@ def band_orientation(boundary: jax.Array, orientation: jax.Array, radius: int) -
     return (near > 0).astype(jnp.float32), target
 
 
+def contact_share(semantic: jax.Array, boundary: jax.Array, orientation: jax.Array) -> jax.Array:
+    """float32 ``(B, H, W)`` in [0, 1]: for each boundary pixel, the E-weighted share of the neighbours it
+    occludes (directions left, right, top, bottom as E) that are labelled objects (class >= 1), not
+    background or padding; 0 off the boundary. 1 on a border between two touching objects, 0 on an object's
+    border with the background (`LossConfig.contact_weight`). ``semantic``, ``boundary``, ``orientation``
+    as in `loss_terms`."""
+    objects = ((semantic != 0) & (semantic != IGNORE_LABEL)).astype(jnp.float32)
+    padded = jnp.pad(objects, ((0, 0), (1, 1), (1, 1)))
+    neighbours = jnp.stack([padded[:, 1:-1, :-2], padded[:, 1:-1, 2:], padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]],
+                           axis=-1)
+    return boundary * (orientation * neighbours).sum(-1)
+
+
 def oriented_ce(logits: jax.Array, boundary: jax.Array, orientation: jax.Array, valid: jax.Array):
     """Sum_p CE(O_p | o_p) with O_p = [B_p E_p, 1 - B_p] (supplement Eq. 2): the entangled 5-way head."""
     target = jnp.concatenate([boundary[..., None] * orientation, 1.0 - boundary[..., None]], axis=-1)
@@ -106,30 +127,32 @@ def oriented_ce(logits: jax.Array, boundary: jax.Array, orientation: jax.Array, 
     return (nll * valid).sum(), valid.sum()
 
 
-def _soft_counts(probs, boundary, valid, gamma):
-    """Per-image TP, FP^gamma, FN^gamma sums of Dice++/Tversky++ [63]: FP = sum (p (1 - y))^gamma etc."""
-    tp = (probs * boundary * valid).sum((1, 2))
+def _soft_counts(probs, boundary, valid, gamma, positive=1.0):
+    """Per-image TP, FP^gamma, FN^gamma sums of Dice++/Tversky++ [63]: FP = sum (p (1 - y))^gamma etc.;
+    ``positive`` weighs each boundary pixel's share of TP and FN (as in `boundary_bce`)."""
+    tp = (probs * boundary * positive * valid).sum((1, 2))
     fp = ((probs * (1.0 - boundary)) ** gamma * valid).sum((1, 2))
-    fn = (((1.0 - probs) * boundary) ** gamma * valid).sum((1, 2))
+    fn = (((1.0 - probs) * boundary) ** gamma * positive * valid).sum((1, 2))
     return tp, fp, fn
 
 
-def tversky_pp(logits, boundary, valid, alpha: float, beta: float, gamma: float, smooth: float = 1.0):
+def tversky_pp(logits, boundary, valid, alpha: float, beta: float, gamma: float, smooth: float = 1.0,
+               positive=1.0):
     """Tversky++ [63]: per image ``1 - (TP + eps) / (TP + alpha FN^gamma + beta FP^gamma + eps)``; returns
     (sum over images, number of images). ``alpha = beta = 0.5`` is Dice++ (``1 - 2TP / (2TP + FP + FN)``),
     alpha > beta penalises missed boundary pixels more (Sec. 5.6 uses alpha = 0.8, beta = 0.2)."""
-    tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, gamma)
+    tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, gamma, positive)
     index = (tp + smooth) / (tp + alpha * fn + beta * fp + smooth)
     return (1.0 - index).sum(), jnp.asarray(logits.shape[0], jnp.float32)
 
 
-def combo(logits, boundary, valid, alpha: float, weight: float, smooth: float = 1.0):
+def combo(logits, boundary, valid, alpha: float, weight: float, smooth: float = 1.0, positive=1.0):
     """Combo loss [64]: per image ``alpha * mean_p CE_w(B_p | b_p) + (1 - alpha) * (1 - Dice)``; returns
     (sum over images, number of images)."""
     log_b, log_not_b = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
-    wce = -(weight * boundary * log_b + (1.0 - weight) * (1.0 - boundary) * log_not_b)
+    wce = -(weight * positive * boundary * log_b + (1.0 - weight) * (1.0 - boundary) * log_not_b)
     wce = (wce * valid).sum((1, 2)) / jnp.maximum(valid.sum((1, 2)), 1.0)
-    tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, 1.0)
+    tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, 1.0, positive)
     dice = (2.0 * tp + smooth) / (2.0 * tp + fp + fn + smooth)
     return (alpha * wce + (1.0 - alpha) * (1.0 - dice)).sum(), jnp.asarray(logits.shape[0], jnp.float32)
 
@@ -147,14 +170,18 @@ def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tupl
         terms["o"] = oriented_ce(outputs["o_logits"], boundary, orientation, valid)
         return terms
     b_logits = outputs["b_logits"]
+    positive = 1.0
+    if config.contact_weight:
+        positive = 1.0 + config.contact_weight * contact_share(semantic, boundary, orientation)
     if config.boundary_loss == "wce":
-        terms["b"] = boundary_bce(b_logits, boundary, valid, config.boundary_weight)
+        terms["b"] = boundary_bce(b_logits, boundary, valid, config.boundary_weight, positive)
     elif config.boundary_loss == "dice++":
-        terms["b"] = tversky_pp(b_logits, boundary, valid, 0.5, 0.5, config.gamma)
+        terms["b"] = tversky_pp(b_logits, boundary, valid, 0.5, 0.5, config.gamma, positive=positive)
     elif config.boundary_loss == "tversky++":
-        terms["b"] = tversky_pp(b_logits, boundary, valid, config.tversky_alpha, config.tversky_beta, config.gamma)
+        terms["b"] = tversky_pp(b_logits, boundary, valid, config.tversky_alpha, config.tversky_beta, config.gamma,
+                                positive=positive)
     else:
-        terms["b"] = combo(b_logits, boundary, valid, config.combo_alpha, config.boundary_weight)
+        terms["b"] = combo(b_logits, boundary, valid, config.combo_alpha, config.boundary_weight, positive=positive)
     trained = boundary  # the pixels e is trained on: B (Eq. 4), or the band around it
     if config.orientation_band:
         trained, orientation = band_orientation(boundary, orientation, config.orientation_band)

@@ -145,3 +145,46 @@ def test_orientation_band_trains_e_near_the_boundary_too():
     assert float(moved["e"][0]) == pytest.approx(float(band[0]))
     with pytest.raises(ValueError, match="orientation_band"):
         losses.LossConfig(orientation_band=-1)
+
+
+def _two_touching_objects():
+    """A 1x6 row: background, object 1 (class 1) x2, object 2 (class 2) x2, background; object 1 occludes 2.
+    Boundary pixels: column 1 (occludes the background on its left), column 2 (occludes object 2 on its
+    right), column 4 (occludes the background on its right)."""
+    semantic = jnp.asarray([[[0, 1, 1, 2, 2, 0]]], jnp.int32)
+    boundary = jnp.asarray([[[0, 1, 1, 0, 1, 0]]], jnp.float32)
+    orientation = np.zeros((1, 1, 6, 4), np.float32)
+    orientation[0, 0, 1, 0] = orientation[0, 0, 2, 1] = orientation[0, 0, 4, 1] = 1.0
+    return {"semantic": semantic, "boundary": boundary, "orientation": jnp.asarray(orientation)}
+
+
+def test_contact_share_marks_boundaries_between_objects_only():
+    batch = _two_touching_objects()
+    share = losses.contact_share(batch["semantic"], batch["boundary"], batch["orientation"])
+    np.testing.assert_allclose(share[0, 0], [0, 0, 1, 0, 0, 0])
+    # A pixel occluding an object on its right and the background above counts half.
+    orientation = batch["orientation"].at[0, 0, 2].set(jnp.asarray([0, 0.5, 0.5, 0]))
+    assert float(losses.contact_share(batch["semantic"], batch["boundary"], orientation)[0, 0, 2]) == 0.5
+    # Padding (IGNORE_LABEL) is not an object.
+    semantic = batch["semantic"].at[0, 0, 3].set(losses.IGNORE_LABEL)
+    assert float(losses.contact_share(semantic, batch["boundary"], batch["orientation"])[0, 0, 2]) == 0.0
+
+
+@pytest.mark.parametrize("boundary_loss", losses.BOUNDARY_LOSSES)
+def test_contact_weight_penalises_gaps_between_objects_more(boundary_loss):
+    batch = _two_touching_objects()
+    outputs = {"s_logits": jnp.zeros((1, 1, 6, 3)), "e_logits": jnp.zeros((1, 1, 6, 4))}
+
+    def b_loss(contact_weight, missed):
+        logits = jnp.full((1, 1, 6), -4.0).at[0, 0, jnp.asarray([1, 2, 4])].set(4.0).at[0, 0, missed].set(-4.0)
+        config = losses.LossConfig(boundary_loss=boundary_loss, contact_weight=contact_weight)
+        total, count = losses.loss_terms({**outputs, "b_logits": logits}, batch, config)["b"]
+        return float(total / count)
+
+    # Off, a gap costs the same wherever it is; on, a gap between the two objects (column 2) costs more
+    # than one between an object and the background (column 4), and more than with the weight off.
+    assert b_loss(0.0, 2) == pytest.approx(b_loss(0.0, 4), rel=1e-5)
+    assert b_loss(3.0, 2) > b_loss(3.0, 4) * 1.05
+    assert b_loss(3.0, 2) > b_loss(0.0, 2)
+    with pytest.raises(ValueError, match="contact_weight"):
+        losses.LossConfig(contact_weight=-1.0)
