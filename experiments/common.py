@@ -77,6 +77,43 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
     return model, time.time() - start, checkpointing.latest_step(os.fspath(workdir))
 
 
+def fitted_steps(seconds_per_step: float, seconds: float, cap: int, every: int, margin: float = 0.92) -> int:
+    """The most steps of ``seconds_per_step`` that fit in ``margin * seconds``, rounded down to a multiple
+    of ``every`` (the checkpoint interval) and clipped to ``[every, cap]``."""
+    if not (seconds_per_step > 0 and seconds > 0 and cap >= every >= 1 and 0 < margin <= 1):
+        raise ValueError(f"need positive seconds_per_step ({seconds_per_step}) and seconds ({seconds}), "
+                         f"cap ({cap}) >= every ({every}) >= 1 and margin ({margin}) in (0, 1]")
+    steps = int(margin * seconds / seconds_per_step) // every * every
+    return min(max(steps, every), cap)
+
+
+def seconds_per_step(config, steps: int = 150, warmup: int = 30) -> float:
+    """Measured wall seconds of one training step of ``config`` on this machine, input pipeline included:
+    ``steps`` real steps in a scratch work directory (deleted after), the first ``warmup`` (compilation)
+    not timed."""
+    import tempfile
+
+    from oosis_jax.training import loop as train
+
+    if not 0 < warmup < steps:
+        raise ValueError(f"need 0 < warmup ({warmup}) < steps ({steps})")
+    times = {}
+
+    def clock(step: int) -> None:
+        times[step] = time.perf_counter()
+        if step == steps:
+            raise TrainingBudgetReached(step)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            # no checkpoint, evaluation or end of schedule within the timed steps
+            train.train(config.replace(num_steps=steps + 1, checkpoint_every=steps + 1, eval_every=steps + 1),
+                        scratch, on_step=clock)
+        except TrainingBudgetReached:
+            pass
+    return (times[steps] - times[warmup]) / (steps - warmup)
+
+
 def predictor(source, s: Setup, config=None):
     """An `oosis_jax.Predictor` running the CRF ``default_method()`` on ``s.processes`` workers.
 

@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from experiments import crf_on_gt, demo, instance_quality
+from experiments import common, crf_on_gt, demo, instance_quality
 from oosis_jax.inference import heads as heads_lib
+from oosis_jax.training import checkpointing
+from oosis_jax.training.configs import get_config
 from helpers.tables import assert_percentages, table_rows
 
 
@@ -98,3 +100,28 @@ def test_mixed_heads_take_only_the_named_heads_from_the_ground_truth():
     assert mixed["s"] is predicted["s"] and mixed["b"] is truth["b"] and mixed["e"] is truth["e"]
     with pytest.raises(ValueError, match="unknown heads"):
         heads_lib.mixed_heads(predicted, truth, ("o",))
+
+
+def test_fitted_steps_fill_the_budget_in_whole_checkpoint_intervals():
+    assert common.fitted_steps(0.1, 100.0, cap=10_000, every=100, margin=1.0) == 1000
+    assert common.fitted_steps(0.1, 109.0, cap=10_000, every=100, margin=1.0) == 1000  # rounded down
+    assert common.fitted_steps(0.1, 100.0, cap=10_000, every=100, margin=0.5) == 500
+    assert common.fitted_steps(0.1, 1e6, cap=3000, every=100) == 3000  # at most the preset's steps
+    assert common.fitted_steps(10.0, 5.0, cap=3000, every=100) == 100  # at least one interval
+    for bad in ((0.0, 10.0, 100, 10), (0.1, -1.0, 100, 10), (0.1, 10.0, 5, 10)):
+        with pytest.raises(ValueError, match="seconds_per_step"):
+            common.fitted_steps(*bad)
+
+
+def test_demo_fits_its_training_steps_to_the_budget_and_resumes_a_started_run(tmp_path, monkeypatch):
+    config = get_config("smoke").replace(num_steps=5000, checkpoint_every=10)
+    monkeypatch.setattr(common, "seconds_per_step", lambda c: 0.05)
+    fitted, left = demo.fitted_to_budget(config, tmp_path / "run", 60.0)
+    assert 59.0 < left <= 60.0
+    assert fitted.num_steps == int(0.92 * left / 0.05) // 10 * 10 and fitted.replace(num_steps=5000) == config
+    checkpointing.write_config(str(tmp_path / "run"), config.replace(num_steps=70))
+    assert demo.fitted_to_budget(config, tmp_path / "run", 60.0) == (config.replace(num_steps=70), 60.0)
+
+
+def test_seconds_per_step_times_real_training_steps():
+    assert 0.0 < common.seconds_per_step(get_config("smoke"), steps=6, warmup=2) < 60.0
