@@ -11,6 +11,8 @@ Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like the
 learned`` scores the instances with each model's learned `oosis_jax.inference.scoring.ScoreModel` (exported
 models only) instead of the paper's ad-hoc score. ``--augmentation`` sets the test-time views of the heads
 (`oosis_jax.inference.augment`; the cache file name then ends in its text) instead of each model's own.
+``--failures`` adds to each row what became of the ground-truth instances and pairs
+(`oosis_jax.evaluation.failures`, % of each outcome).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from data.examples import synthetic_scenes
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
+from oosis_jax.evaluation.failures import failure_summary
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row
 from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.instances import LAMBDA
@@ -57,6 +60,12 @@ def learned_scores(model: str):
     return score_model
 
 
+def failure_columns(summary: dict) -> dict:
+    """A `failure_summary` as row fields: "instances <outcome>" and "pairs <outcome>", in %."""
+    return {f"{kind} {outcome}": 100 * share for kind in ("instances", "pairs")
+            for outcome, share in summary[kind].items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=WHAT")
@@ -68,6 +77,8 @@ def main(argv=None):
     parser.add_argument("--scores", choices=("adhoc", "learned"), default="adhoc")
     parser.add_argument("--augmentation", default=None, metavar="none|scales=S1:S2,flip",
                         help="test-time views of the heads (default: each model's exported setting)")
+    parser.add_argument("--failures", action="store_true", help="add the outcome of every ground-truth instance "
+                        "and pair to each row (oosis_jax.evaluation.failures)")
     parser.add_argument("--out", default="runs/held_out")
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads
@@ -96,6 +107,8 @@ def main(argv=None):
                                  augmentation=augmentation.to_text() if augmentation else "model's own",
                                  crf_seconds=round(time.time() - start, 1),
                                  **dict(zip(HELD_OUT_HEADERS, held_out_row(results)))))
+                if args.failures:
+                    rows[-1].update(failure_columns(failure_summary(predictions, scenes)))
                 print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()),
                       flush=True)
     with open(out / "rows.jsonl", "a") as f:

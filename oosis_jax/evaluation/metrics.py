@@ -56,7 +56,7 @@ def validate_instances(instance_map, classes, edges, scores=None, *, name: str =
     return (instance_map.astype(np.int64), classes.astype(np.int64), edges.astype(np.int64), scores)
 
 
-def _intersections(gt_map: np.ndarray, pred_map: np.ndarray, num_gt: int, num_pred: int) -> np.ndarray:
+def intersections(gt_map: np.ndarray, pred_map: np.ndarray, num_gt: int, num_pred: int) -> np.ndarray:
     """int64 (num_gt + 1, num_pred + 1): pixel counts of every (gt id, pred id) pair, background included."""
     index = gt_map.ravel() * (num_pred + 1) + pred_map.ravel()
     return np.bincount(index, minlength=(num_gt + 1) * (num_pred + 1)).reshape(num_gt + 1, num_pred + 1)
@@ -70,7 +70,7 @@ def iou_matrix(gt_map, pred_map, num_gt: int, num_pred: int) -> np.ndarray:
     gt_map, pred_map = np.asarray(gt_map), np.asarray(pred_map)
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"ground-truth map {gt_map.shape} and predicted map {pred_map.shape} differ in shape")
-    inter = _intersections(gt_map.astype(np.int64), pred_map.astype(np.int64), num_gt, num_pred)
+    inter = intersections(gt_map.astype(np.int64), pred_map.astype(np.int64), num_gt, num_pred)
     gt_area = inter.sum(axis=1)[1:, None]
     pred_area = inter.sum(axis=0)[None, 1:]
     inter = inter[1:, 1:]

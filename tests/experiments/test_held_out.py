@@ -5,19 +5,23 @@ import json
 import pytest
 
 from experiments import held_out
+from oosis_jax.evaluation import failures
 
 
 def test_rows_for_each_option_and_score(tmp_path):
     common = ["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
               "--lam", "50", "--out", str(tmp_path)]
     held_out.main(common + ["--robustness", "paper", "--robustness", "min_area=30"])
-    held_out.main(common + ["--robustness", "paper", "--scores", "learned"])
+    held_out.main(common + ["--robustness", "paper", "--scores", "learned", "--failures"])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert [(r["robustness"], r["scores"]) for r in rows] == [("paper", "adhoc"), ("min_area=30", "adhoc"),
                                                               ("paper", "learned")]
     assert (tmp_path / "heads_shipped_test.npz").exists()  # the second call reused the cached heads
     first, learned = rows[0], rows[2]
     assert first["WC"] == learned["WC"]  # scores rank instances, they never change them
+    assert "instances matched" not in first  # the outcomes only with --failures
+    shares = [learned[f"instances {k}"] for k in failures.INSTANCE_OUTCOMES]
+    assert sum(shares) == pytest.approx(100.0) and learned["pairs correct"] >= 0
 
 
 def test_learned_scores_need_a_model_that_has_them(tmp_path):

@@ -1,0 +1,115 @@
+"""Why ground-truth instances and occlusion pairs are lost: a diagnosis next to the metrics (beyond the paper).
+
+OAIR recall (Sec. 4) counts a ground-truth pair only when both of its instances are matched, and accuracy
+only when the predicted graph orders them. These functions say what happened to the rest, per image and
+summed over a dataset (`failure_summary`), so that a lever can be aimed at the largest loss.
+
+Instance outcomes (`instance_outcomes`), for ground-truth instance g with ``A`` = its pixels and, over the
+predicted instances, ``q`` = the one holding most of ``A``:
+
+- ``matched``: matched by `oosis_jax.evaluation.metrics.match_instances` (IoU >= threshold, same class);
+- ``wrong class``: some predicted instance has IoU >= threshold with g but another class;
+- ``missed``: under half of ``A`` lies in predicted instances (the rest is background);
+- ``fragmented``: no predicted instance holds half of ``A`` and at least two hold a tenth of it each;
+- ``merged``: ``q`` holds half of ``A`` or more, but under half of ``q`` is g (g was joined to its neighbours);
+- ``poor shape``: anything else (``q`` is mostly g and holds most of it, yet IoU < threshold).
+
+Pair outcomes (`pair_outcomes`) of each distinct ground-truth edge (a occludes b): ``not recovered`` (a or
+b unmatched), ``correct`` (a path from match(a) to match(b) and none back), ``reversed`` (a path back), or
+``no path`` (the two matched instances are not connected by predicted edges in either direction).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from oosis_jax.evaluation.metrics import (has_path, intersections, iou_matrix, match_instances,
+                                          validate_instances)
+from oosis_jax.evaluation.oair import fields
+
+INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "missed")
+PAIR_OUTCOMES = ("correct", "reversed", "no path", "not recovered")
+
+
+def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold: float = 0.5
+                      ) -> list[str]:
+    """The outcome (one of `INSTANCE_OUTCOMES`) of each ground-truth instance 1..M, in order.
+
+    Arrays as `oosis_jax.evaluation.metrics.oair_counts`; ``ValueError`` for mismatched or invalid input."""
+    gt_map, gt_classes, _, _ = validate_instances(gt_map, gt_classes, np.zeros((0, 2), np.int64),
+                                                  name="ground truth")
+    pred_map, pred_classes, _, pred_scores = validate_instances(pred_map, pred_classes, np.zeros((0, 2), np.int64),
+                                                                pred_scores, name="prediction")
+    if gt_map.shape != pred_map.shape:
+        raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
+    m, n = len(gt_classes), len(pred_classes)
+    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold)
+    ious = iou_matrix(gt_map, pred_map, m, n)  # (m, n)
+    overlap = intersections(gt_map, pred_map, m, n)  # (m + 1, n + 1), row / column 0 = background
+    gt_area, pred_area = overlap.sum(1), overlap.sum(0)
+    outcomes = []
+    for g in range(1, m + 1):
+        held = overlap[g, 1:] / max(gt_area[g], 1)  # share of g in each predicted instance
+        if match[g - 1] > 0:
+            outcome = "matched"
+        elif n and ious[g - 1].max() >= iou_threshold:
+            outcome = "wrong class"
+        elif held.sum() < 0.5:
+            outcome = "missed"
+        elif held.max() < 0.5 and (held >= 0.1).sum() >= 2:
+            outcome = "fragmented"
+        elif held.max() >= 0.5 and overlap[g, 1 + held.argmax()] < 0.5 * pred_area[1 + held.argmax()]:
+            outcome = "merged"
+        else:
+            outcome = "poor shape"
+        outcomes.append(outcome)
+    return outcomes
+
+
+def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+                  iou_threshold: float = 0.5) -> list[str]:
+    """The outcome (one of `PAIR_OUTCOMES`) of each distinct ground-truth edge, in ``np.unique`` row order.
+
+    Arrays as `oosis_jax.evaluation.metrics.oair_counts` (whose ``recovered`` / ``correct`` counts these
+    outcomes refine)."""
+    gt_map, gt_classes, gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
+    pred_map, pred_classes, pred_edges, pred_scores = validate_instances(
+        pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
+    if gt_map.shape != pred_map.shape:
+        raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
+    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold)
+    gt_edges = np.unique(gt_edges, axis=0)
+    if not len(gt_edges):
+        return []
+    a, b = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
+    n = len(pred_classes)
+    recovered = (a > 0) & (b > 0)
+    forward = has_path(n, pred_edges, a[recovered], b[recovered])
+    backward = has_path(n, pred_edges, b[recovered], a[recovered])
+    found = np.where(backward, "reversed", np.where(forward, "correct", "no path"))
+    outcomes = np.full(len(gt_edges), "not recovered", dtype=object)
+    outcomes[recovered] = found
+    return outcomes.tolist()
+
+
+def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5) -> dict:
+    """Outcomes over a dataset: ``dict(instances={outcome: share}, pairs={outcome: share}, num_instances,
+    num_pairs)``, shares in [0, 1] (NaN without instances / pairs); predictions and ground truths as in
+    `oosis_jax.evaluation.oair.oair_totals` (``edges`` are read, ``scores`` from the prediction)."""
+    if len(predictions) != len(ground_truths):
+        raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
+    instances, pairs = Counter(), Counter()
+    for pred, gt in zip(predictions, ground_truths):
+        pred, gt = fields(pred), fields(gt)
+        instances.update(instance_outcomes(gt["instance_map"], gt["classes"], pred["instance_map"],
+                                           pred["classes"], pred["scores"], iou_threshold))
+        pairs.update(pair_outcomes(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"],
+                                   pred["classes"], pred["scores"], pred["edges"], iou_threshold))
+    num_instances, num_pairs = sum(instances.values()), sum(pairs.values())
+    return {"instances": {k: instances[k] / num_instances if num_instances else float("nan")
+                          for k in INSTANCE_OUTCOMES},
+            "pairs": {k: pairs[k] / num_pairs if num_pairs else float("nan") for k in PAIR_OUTCOMES},
+            "num_instances": num_instances, "num_pairs": num_pairs}
