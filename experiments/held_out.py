@@ -51,10 +51,12 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentati
 
 
 def learned_scores(model: str):
-    """The `ScoreModel` that ``model`` (anything ``Predictor.from_pretrained`` takes) was exported with."""
-    from oosis_jax import Predictor
+    """The `ScoreModel` that ``model`` (anything ``Predictor.from_pretrained`` takes) was exported with, read
+    from its ``config.json`` without loading the network."""
+    from oosis_jax.inference.predictor import WEIGHTS_FILE, exported_options, model_folder
 
-    score_model = Predictor.from_pretrained(model).score_model
+    folder = model_folder(model)
+    score_model = exported_options(folder).get("score_model") if (folder / WEIGHTS_FILE).exists() else None
     if score_model is None:
         raise SystemExit(f"{model!r} has no learned score model (export it with export_model --fit-scores)")
     return score_model

@@ -90,6 +90,12 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
     return model, config
 
 
+def model_folder(name_or_dir: str | os.PathLike) -> Path:
+    """The folder of a shipped model name (`SHIPPED`), else ``name_or_dir`` itself (``~`` expanded)."""
+    text = os.fspath(name_or_dir)
+    return WEIGHTS_DIR / text if text in SHIPPED else Path(os.path.expanduser(text))
+
+
 def exported_options(folder) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
     ``robustness``, ``augmentation``, ``score_model``), as `Predictor` keyword arguments; ``{}`` when it names
@@ -138,7 +144,7 @@ class Predictor:
         """A predictor for a shipped model name, an exported folder (with the options it was exported with,
         `exported_options`) or a training work directory (the paper's CRF options); ``options`` override."""
         text = os.fspath(name_or_dir)
-        path = WEIGHTS_DIR / text if text in SHIPPED else Path(os.path.expanduser(text))
+        path = model_folder(text)
         if (path / WEIGHTS_FILE).exists():
             return cls(*load_exported(path), **{**exported_options(path), **options})
         if path.is_dir():

@@ -32,6 +32,9 @@ def test_learned_scores_need_a_model_that_has_them(tmp_path):
     folder = export(plain.model, plain.config, tmp_path / "plain")
     with pytest.raises(SystemExit, match="no learned score model"):
         held_out.learned_scores(str(folder))
+    with pytest.raises(SystemExit, match="no learned score model"):  # e.g. a training run's folder
+        held_out.learned_scores(str(tmp_path))
+    assert held_out.learned_scores("synthetic") == plain.score_model
 
 
 def test_augmentation_gets_its_own_heads_and_rows(tmp_path):
