@@ -148,7 +148,7 @@ def tversky_pp(logits, boundary, valid, alpha: float, beta: float, gamma: float,
 
 def combo(logits, boundary, valid, alpha: float, weight: float, smooth: float = 1.0, positive=1.0):
     """Combo loss [64]: per image ``alpha * mean_p CE_w(B_p | b_p) + (1 - alpha) * (1 - Dice)``; returns
-    (sum over images, number of images)."""
+    (sum over images, number of images). ``positive`` as in `boundary_bce`, in both parts."""
     log_b, log_not_b = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
     wce = -(weight * positive * boundary * log_b + (1.0 - weight) * (1.0 - boundary) * log_not_b)
     wce = (wce * valid).sum((1, 2)) / jnp.maximum(valid.sum((1, 2)), 1.0)
