@@ -89,14 +89,19 @@ def fitted_steps(seconds_per_step: float, seconds: float, cap: int, every: int, 
 
 def seconds_per_step(config, steps: int = 150, warmup: int = 30) -> float:
     """Measured wall seconds of one training step of ``config`` on this machine, input pipeline included:
-    ``steps`` real steps in a scratch work directory (deleted after), the first ``warmup`` (compilation)
-    not timed."""
+    about ``steps`` real steps in a scratch work directory (deleted after), the first ``warmup`` or so
+    (compilation) not timed. Both are rounded up to multiples of ``config.log_every``, the steps at which the
+    loop waits for the device, so that the clock reads finished work."""
+    import math
     import tempfile
 
     from oosis_jax.training import loop as train
 
     if not 0 < warmup < steps:
         raise ValueError(f"need 0 < warmup ({warmup}) < steps ({steps})")
+    every = config.log_every
+    warmup = math.ceil(warmup / every) * every
+    steps = max(math.ceil(steps / every) * every, warmup + every)
     times = {}
 
     def clock(step: int) -> None:

@@ -47,7 +47,7 @@ class DemoConfig:
     model's) are the CRF options the model trained now is evaluated with.
 
     With ``train_minutes``, the number of training steps is fitted to that budget on the machine at hand (the
-    step time measured first, `fitted_to_budget`; at most the preset's ``num_steps``), so the poly schedule
+    step time measured first, `fitted_to_budget`; at most the config's ``num_steps``), so the poly schedule
     ends within it; training still stops at the first checkpoint past the budget should the machine slow
     down. None: run the preset's steps.
     ``test_scenes`` held-out scenes of ``test_size`` are evaluated; ``panels`` of them are drawn.
@@ -81,8 +81,8 @@ def get_config(name: str = "cpu") -> DemoConfig:
     """``cpu``: 40 scenes; ``--train`` trains the ``synthetic_unet`` preset with the shipped model's losses (the
     Dice++ b loss, e also trained one pixel around each boundary pixel; as many steps as fit in 12 minutes of
     training on the machine at hand) and evaluates it with the CRF options chosen for it on validation
-    scenes (RESULTS.md, "The demo"); ``smoke``: the seconds-long CI preset; ``full``: PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic scenes, for
-    a GPU."""
+    scenes (RESULTS.md, "The demo"); ``smoke``: the seconds-long CI preset; ``full``: PSPNet-ResNet-50
+    (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
     if name == "cpu":
         from oosis_jax.training.configs import get_config as preset
 
@@ -164,9 +164,11 @@ def fitted_to_budget(config, workdir: Path, seconds: float) -> tuple[object, flo
 
     if (workdir / checkpointing.CONFIG_FILE).exists():
         return config.replace(num_steps=checkpointing.read_config(str(workdir)).num_steps), seconds
+    if not config.num_steps:
+        raise ValueError(f"{config.name}: fitting the steps to a budget needs num_steps (the most steps) set")
     start = time.time()
     per_step = common.seconds_per_step(config)
-    left = seconds - (time.time() - start)
+    left = max(seconds - (time.time() - start), 1.0)  # spent already (e.g. the dataset build): one interval
     steps = common.fitted_steps(per_step, left, config.num_steps, config.checkpoint_every)
     print(f"[train] {per_step * 1000:.0f} ms per step measured: {steps} steps fit in the {left / 60:.1f} min left "
           f"of the {seconds / 60:.1f}-min budget")

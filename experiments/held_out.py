@@ -56,6 +56,8 @@ def learned_scores(model: str):
     from oosis_jax.inference.predictor import WEIGHTS_FILE, exported_options, model_folder
 
     folder = model_folder(model)
+    if not folder.is_dir():
+        raise SystemExit(f"{model!r} is neither a shipped model nor an existing model or run folder")
     score_model = exported_options(folder).get("score_model") if (folder / WEIGHTS_FILE).exists() else None
     if score_model is None:
         raise SystemExit(f"{model!r} has no learned score model (export it with export_model --fit-scores)")

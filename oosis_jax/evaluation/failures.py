@@ -8,11 +8,13 @@ Instance outcomes (`instance_outcomes`), for ground-truth instance g with ``A`` 
 predicted instances, ``q`` = the one holding most of ``A``:
 
 - ``matched``: matched by `oosis_jax.evaluation.metrics.match_instances` (IoU >= threshold, same class);
-- ``wrong class``: some predicted instance has IoU >= threshold with g but another class;
+- ``wrong class``: a predicted instance of another class has IoU >= threshold with g;
+- ``unmatched``: a predicted instance of g's class has IoU >= threshold, yet the greedy matching did not
+  give it to g (its score is below ``min_score``, or another instance took it at IoU exactly 0.5);
 - ``missed``: under half of ``A`` lies in predicted instances (the rest is background);
-- ``fragmented``: no predicted instance holds half of ``A`` and at least two hold a tenth of it each;
+- ``fragmented``: no predicted instance holds half of ``A``;
 - ``merged``: ``q`` holds half of ``A`` or more, but under half of ``q`` is g (g was joined to its neighbours);
-- ``poor shape``: anything else (``q`` is mostly g and holds most of it, yet IoU < threshold).
+- ``poor shape``: ``q`` is mostly g and holds half of it or more, yet their IoU is under the threshold.
 
 Pair outcomes (`pair_outcomes`) of each distinct ground-truth edge (a occludes b): ``not recovered`` (a or
 b unmatched), ``correct`` (a path from match(a) to match(b) and none back), ``reversed`` (a path back), or
@@ -30,15 +32,16 @@ from oosis_jax.evaluation.metrics import (has_path, intersections, iou_matrix, m
                                           validate_instances)
 from oosis_jax.evaluation.oair import fields
 
-INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "missed")
+INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "unmatched", "missed")
 PAIR_OUTCOMES = ("correct", "reversed", "no path", "not recovered")
 
 
-def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold: float = 0.5
-                      ) -> list[str]:
+def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold: float = 0.5,
+                      min_score: float = 0.0) -> list[str]:
     """The outcome (one of `INSTANCE_OUTCOMES`) of each ground-truth instance 1..M, in order.
 
-    Arrays as `oosis_jax.evaluation.metrics.oair_counts`; ``ValueError`` for mismatched or invalid input."""
+    Arrays and ``min_score`` as `oosis_jax.evaluation.metrics.oair_counts`; ``ValueError`` for mismatched or
+    invalid input."""
     gt_map, gt_classes, _, _ = validate_instances(gt_map, gt_classes, np.zeros((0, 2), np.int64),
                                                   name="ground truth")
     pred_map, pred_classes, _, pred_scores = validate_instances(pred_map, pred_classes, np.zeros((0, 2), np.int64),
@@ -46,22 +49,25 @@ def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, i
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
     m, n = len(gt_classes), len(pred_classes)
-    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold)
+    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
     ious = iou_matrix(gt_map, pred_map, m, n)  # (m, n)
     overlap = intersections(gt_map, pred_map, m, n)  # (m + 1, n + 1), row / column 0 = background
     gt_area, pred_area = overlap.sum(1), overlap.sum(0)
     outcomes = []
     for g in range(1, m + 1):
         held = overlap[g, 1:] / max(gt_area[g], 1)  # share of g in each predicted instance
+        overlapping = ious[g - 1] >= iou_threshold
         if match[g - 1] > 0:
             outcome = "matched"
-        elif n and ious[g - 1].max() >= iou_threshold:
+        elif (overlapping & (pred_classes != gt_classes[g - 1])).any():
             outcome = "wrong class"
+        elif overlapping.any():
+            outcome = "unmatched"
         elif held.sum() < 0.5:
             outcome = "missed"
-        elif held.max() < 0.5 and (held >= 0.1).sum() >= 2:
+        elif held.max() < 0.5:
             outcome = "fragmented"
-        elif held.max() >= 0.5 and overlap[g, 1 + held.argmax()] < 0.5 * pred_area[1 + held.argmax()]:
+        elif overlap[g, 1 + held.argmax()] < 0.5 * pred_area[1 + held.argmax()]:
             outcome = "merged"
         else:
             outcome = "poor shape"

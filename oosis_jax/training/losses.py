@@ -167,6 +167,9 @@ def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tupl
     if "aux_logits" in outputs:
         terms["aux"] = semantic_ce(outputs["aux_logits"], semantic)
     if "o_logits" in outputs:
+        if config.contact_weight:
+            raise ValueError("contact_weight weighs the b loss of the disentangled heads; the entangled o head "
+                             "has none")
         terms["o"] = oriented_ce(outputs["o_logits"], boundary, orientation, valid)
         return terms
     b_logits = outputs["b_logits"]

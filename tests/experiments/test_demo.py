@@ -121,6 +121,8 @@ def test_demo_fits_its_training_steps_to_the_budget_and_resumes_a_started_run(tm
     assert fitted.num_steps == int(0.92 * left / 0.05) // 10 * 10 and fitted.replace(num_steps=5000) == config
     checkpointing.write_config(str(tmp_path / "run"), config.replace(num_steps=70))
     assert demo.fitted_to_budget(config, tmp_path / "run", 60.0) == (config.replace(num_steps=70), 60.0)
+    # a budget spent before training starts still trains one checkpoint interval
+    assert demo.fitted_to_budget(config, tmp_path / "other", -5.0)[0].num_steps == 10
 
 
 def test_seconds_per_step_times_real_training_steps():

@@ -35,6 +35,8 @@ def test_learned_scores_need_a_model_that_has_them(tmp_path):
     with pytest.raises(SystemExit, match="no learned score model"):  # e.g. a training run's folder
         held_out.learned_scores(str(tmp_path))
     assert held_out.learned_scores("synthetic") == plain.score_model
+    with pytest.raises(SystemExit, match="neither a shipped model nor an existing"):
+        held_out.learned_scores(str(tmp_path / "typo"))
 
 
 def test_augmentation_gets_its_own_heads_and_rows(tmp_path):

@@ -26,6 +26,17 @@ def test_each_ground_truth_instance_gets_its_outcome():
     assert outcomes == ["matched", "wrong class", "missed", "fragmented", "merged", "matched", "poor shape"]
     with pytest.raises(ValueError, match="differ in shape"):
         failures.instance_outcomes(gt, gt_classes, pred[:, :5], pred_classes, np.ones(6))
+    # The exact mask of the right class, but scored below min_score: not matched, and said so.
+    scores = np.array([-1.0, 1, 1, 1, 1, 1])
+    assert failures.instance_outcomes(gt, gt_classes, pred, pred_classes, scores)[0] == "unmatched"
+
+
+def test_an_instance_cut_into_many_small_pieces_is_fragmented():
+    gt, pred = np.zeros((2, 10), np.int64), np.zeros((2, 10), np.int64)
+    gt[:, :] = 1
+    pred[:, 0:8] = np.arange(1, 9)[None]  # eight pieces of 2 px, 10 % each; 80 % in predicted instances
+    assert failures.instance_outcomes(gt, np.ones(1, np.int64), pred, np.ones(8, np.int64), np.ones(8)) == [
+        "fragmented"]
 
 
 @pytest.mark.parametrize("pred_edges, expected", [

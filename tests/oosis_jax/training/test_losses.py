@@ -188,3 +188,6 @@ def test_contact_weight_penalises_gaps_between_objects_more(boundary_loss):
     assert b_loss(3.0, 2) > b_loss(0.0, 2)
     with pytest.raises(ValueError, match="contact_weight"):
         losses.LossConfig(contact_weight=-1.0)
+    with pytest.raises(ValueError, match="entangled o head"):
+        losses.loss_terms({**outputs, "o_logits": jnp.zeros((1, 1, 6, 5))}, batch,
+                          losses.LossConfig(contact_weight=1.0))
