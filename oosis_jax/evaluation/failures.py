@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import (has_path, intersections, iou_matrix, match_instances,
+from oosis_jax.evaluation.metrics import (intersections, iou_matrix, match_instances, pair_paths,
                                           validate_instances)
 from oosis_jax.evaluation.oair import fields
 
@@ -80,25 +80,11 @@ def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_sco
     """The outcome (one of `PAIR_OUTCOMES`) of each distinct ground-truth edge, in ``np.unique`` row order.
 
     Arrays as `oosis_jax.evaluation.metrics.oair_counts` (whose ``recovered`` / ``correct`` counts these
-    outcomes refine)."""
-    gt_map, gt_classes, gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
-    pred_map, pred_classes, pred_edges, pred_scores = validate_instances(
-        pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
-    if gt_map.shape != pred_map.shape:
-        raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
-    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold)
-    gt_edges = np.unique(gt_edges, axis=0)
-    if not len(gt_edges):
-        return []
-    a, b = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
-    n = len(pred_classes)
-    recovered = (a > 0) & (b > 0)
-    forward = has_path(n, pred_edges, a[recovered], b[recovered])
-    backward = has_path(n, pred_edges, b[recovered], a[recovered])
+    outcomes refine; both come from `oosis_jax.evaluation.metrics.pair_paths`)."""
+    recovered, forward, backward = pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores,
+                                              pred_edges, iou_threshold)
     found = np.where(backward, "reversed", np.where(forward, "correct", "no path"))
-    outcomes = np.full(len(gt_edges), "not recovered", dtype=object)
-    outcomes[recovered] = found
-    return outcomes.tolist()
+    return np.where(recovered, found, "not recovered").tolist()
 
 
 def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5) -> dict:

@@ -167,17 +167,13 @@ def match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou
     return match
 
 
-def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[int, int, int]:
-    """OAIR counts of Sec. 4 for one image: ``(pairs, recovered, correct)``.
-
-    ``pairs`` = number of distinct ground-truth edges (duplicates count once); an edge (g1, g2) is
-    ``recovered`` when both g1 and g2 are matched (see `match_instances`), and ``correct`` when the predicted
-    graph (all predicted instances and ``pred_edges``) has a directed path from match(g1) to match(g2) and
-    none back. Recall = recovered / pairs, accuracy = correct / recovered, each summed over a dataset
-    (`oosis_jax.evaluation.oair`).
-    Raises ``ValueError`` for mismatched maps, ids without a class, edges naming missing instances, non-finite
-    scores or an IoU threshold outside (0, 1].
+def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+               iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each distinct ground-truth edge (a, b) (``np.unique`` row order): ``(recovered, forward, backward)``,
+    bool (P,) each. ``recovered``: both a and b are matched (see `match_instances`); ``forward`` /
+    ``backward``: the predicted graph (all predicted instances and ``pred_edges``) has a directed path from
+    match(a) to match(b) / back (False where not recovered). The basis of `oair_counts` and of
+    `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`.
     """
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
@@ -190,15 +186,29 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
         raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
     match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
     gt_edges = np.unique(gt_edges, axis=0)  # an edge listed twice is one occlusion relation, counted once
-    pairs = len(gt_edges)
-    if pairs == 0:
-        return 0, 0, 0
     m1, m2 = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
     recovered = (m1 > 0) & (m2 > 0)
-    a, b = m1[recovered], m2[recovered]
-    n = len(pred_classes)
-    correct = has_path(n, pred_edges, a, b) & ~has_path(n, pred_edges, b, a)
-    return pairs, int(recovered.sum()), int(correct.sum())
+    a, b, n = m1[recovered], m2[recovered], len(pred_classes)
+    forward, backward = np.zeros(len(gt_edges), bool), np.zeros(len(gt_edges), bool)
+    forward[recovered], backward[recovered] = has_path(n, pred_edges, a, b), has_path(n, pred_edges, b, a)
+    return recovered, forward, backward
+
+
+def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+                iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[int, int, int]:
+    """OAIR counts of Sec. 4 for one image: ``(pairs, recovered, correct)``.
+
+    ``pairs`` = number of distinct ground-truth edges (duplicates count once); an edge (g1, g2) is
+    ``recovered`` when both g1 and g2 are matched (see `match_instances`), and ``correct`` when the predicted
+    graph (all predicted instances and ``pred_edges``) has a directed path from match(g1) to match(g2) and
+    none back (`pair_paths`). Recall = recovered / pairs, accuracy = correct / recovered, each summed over a
+    dataset (`oosis_jax.evaluation.oair`).
+    Raises ``ValueError`` for mismatched maps, ids without a class, edges naming missing instances, non-finite
+    scores or an IoU threshold outside (0, 1].
+    """
+    recovered, forward, backward = pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores,
+                                              pred_edges, iou_threshold, min_score)
+    return len(recovered), int(recovered.sum()), int((forward & ~backward).sum())
 
 
 def cycle_fraction(num_instances: int, edges) -> float:
