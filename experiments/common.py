@@ -104,17 +104,20 @@ def seconds_per_step(config, steps: int = 150, warmup: int = 30) -> float:
     steps = max(math.ceil(steps / every) * every, warmup + every)
     times = {}
 
+    class Timed(Exception):
+        """Stops the scratch run once the timed steps are done."""
+
     def clock(step: int) -> None:
         times[step] = time.perf_counter()
         if step == steps:
-            raise TrainingBudgetReached(step)
+            raise Timed
 
     with tempfile.TemporaryDirectory() as scratch:
         try:
             # no checkpoint, evaluation or end of schedule within the timed steps
             train.train(config.replace(num_steps=steps + 1, checkpoint_every=steps + 1, eval_every=steps + 1),
                         scratch, on_step=clock)
-        except TrainingBudgetReached:
+        except Timed:
             pass
     return (times[steps] - times[warmup]) / (steps - warmup)
 

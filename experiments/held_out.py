@@ -70,6 +70,12 @@ def failure_columns(summary: dict) -> dict:
             for outcome, share in summary[kind].items()}
 
 
+def json_line(row: dict) -> str:
+    """``row`` as one strict JSON line: a NaN (e.g. accuracy or pair shares of a set without pairs) is null."""
+    return json.dumps({k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()},
+                      allow_nan=False) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=WHAT")
@@ -116,7 +122,7 @@ def main(argv=None):
                 print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()),
                       flush=True)
     with open(out / "rows.jsonl", "a") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+        f.writelines(json_line(r) for r in rows)
     print(f"appended {len(rows)} rows to {out / 'rows.jsonl'}")
 
 

@@ -70,10 +70,14 @@ def iou_matrix(gt_map, pred_map, num_gt: int, num_pred: int) -> np.ndarray:
     gt_map, pred_map = np.asarray(gt_map), np.asarray(pred_map)
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"ground-truth map {gt_map.shape} and predicted map {pred_map.shape} differ in shape")
-    inter = intersections(gt_map.astype(np.int64), pred_map.astype(np.int64), num_gt, num_pred)
-    gt_area = inter.sum(axis=1)[1:, None]
-    pred_area = inter.sum(axis=0)[None, 1:]
-    inter = inter[1:, 1:]
+    return ious_of(intersections(gt_map.astype(np.int64), pred_map.astype(np.int64), num_gt, num_pred))
+
+
+def ious_of(overlap: np.ndarray) -> np.ndarray:
+    """float64 (num_gt, num_pred) IoUs from the `intersections` table ``overlap`` (num_gt + 1, num_pred + 1)."""
+    gt_area = overlap.sum(axis=1)[1:, None]
+    pred_area = overlap.sum(axis=0)[None, 1:]
+    inter = overlap[1:, 1:]
     union = gt_area + pred_area - inter
     return np.divide(inter, union, out=np.zeros(inter.shape), where=union > 0)
 

@@ -46,3 +46,9 @@ def test_augmentation_gets_its_own_heads_and_rows(tmp_path):
     (row,) = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert row["augmentation"] == "scales=1.25,flip" and row["robustness"] == "min_area=30,class_split=60"
     assert (tmp_path / "heads_shipped_test_scales=1.25,flip.npz").exists()
+
+
+def test_rows_are_strict_json_with_null_for_nan():
+    line = held_out.json_line({"set": "test", "accuracy": float("nan"), "WC": 84.1, "pairs correct": float("inf")})
+    assert json.loads(line) == {"set": "test", "accuracy": None, "WC": 84.1, "pairs correct": None}
+    assert line.endswith("\n") and "NaN" not in line
