@@ -71,7 +71,8 @@ def failure_columns(summary: dict) -> dict:
 
 
 def json_line(row: dict) -> str:
-    """``row`` as one strict JSON line: a NaN (e.g. accuracy or pair shares of a set without pairs) is null."""
+    """``row`` as one strict JSON line: a NaN (e.g. accuracy or pair shares of a set without pairs) or an
+    infinity is null."""
     return json.dumps({k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()},
                       allow_nan=False) + "\n"
 
