@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import intersections, ious_of, match_instances, pair_paths, validate_instances
+from oosis_jax.evaluation.metrics import intersections, ious_of, match_by_iou, pair_paths, validate_instances
 from oosis_jax.evaluation.oair import fields
 
 INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "unmatched", "missed")
@@ -48,9 +48,9 @@ def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, i
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
     m, n = len(gt_classes), len(pred_classes)
-    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
     overlap = intersections(gt_map, pred_map, m, n)  # (m + 1, n + 1), row / column 0 = background
     ious = ious_of(overlap)  # (m, n)
+    match = match_by_iou(ious, gt_classes, pred_classes, pred_scores, iou_threshold, min_score)
     gt_area, pred_area = overlap.sum(1), overlap.sum(0)
     outcomes = []
     for g in range(1, m + 1):

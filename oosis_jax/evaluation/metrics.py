@@ -155,6 +155,11 @@ def match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou
     is >= ``iou_threshold``. Inputs must already be validated (see `validate_instances`).
     """
     iou = iou_matrix(gt_map, pred_map, len(gt_classes), len(pred_classes))
+    return match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold, min_score)
+
+
+def match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold=0.5, min_score=0.0) -> np.ndarray:
+    """`match_instances` from its IoU matrix, float (N_gt, N_pred) (`iou_matrix` or `ious_of`)."""
     same_class = gt_classes[:, None] == pred_classes[None, :]
     iou = np.where(same_class, iou, -1.0)
     match = np.zeros(len(gt_classes), np.int64)
