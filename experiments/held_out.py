@@ -11,8 +11,8 @@ Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like the
 learned`` scores the instances with each model's learned `oosis_jax.inference.scoring.ScoreModel` (exported
 models only) instead of the paper's ad-hoc score. ``--augmentation`` sets the test-time views of the heads
 (`oosis_jax.inference.augment`; the cache file name then ends in its text) instead of each model's own.
-``--failures`` adds to each row what became of the ground-truth instances and pairs
-(`oosis_jax.evaluation.failures`, % of each outcome).
+``--failures`` adds to each row what became of the ground-truth instances and pairs, and how many of the
+predicted edges between matched instances are true (`oosis_jax.evaluation.failures`, % of each outcome).
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def learned_scores(model: str):
 
 
 def failure_columns(summary: dict) -> dict:
-    """A `failure_summary` as row fields: "instances <outcome>" and "pairs <outcome>", in %."""
-    return {f"{kind} {outcome}": 100 * share for kind in ("instances", "pairs")
+    """A `failure_summary` as row fields: "instances <outcome>", "pairs <outcome>" and "edges <outcome>", in %."""
+    return {f"{kind} {outcome}": 100 * share for kind in ("instances", "pairs", "edges")
             for outcome, share in summary[kind].items()}
 
 
@@ -89,7 +89,7 @@ def main(argv=None):
     parser.add_argument("--augmentation", default=None, metavar="none|scales=S1:S2,flip",
                         help="test-time views of the heads (default: each model's exported setting)")
     parser.add_argument("--failures", action="store_true", help="add the outcome of every ground-truth instance "
-                        "and pair to each row (oosis_jax.evaluation.failures)")
+                        "and pair, and of every predicted edge, to each row (oosis_jax.evaluation.failures)")
     parser.add_argument("--out", default="runs/held_out")
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads

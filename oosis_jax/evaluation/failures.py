@@ -19,6 +19,12 @@ predicted instances, ``q`` = the one holding most of ``A``:
 Pair outcomes (`pair_outcomes`) of each distinct ground-truth edge (a occludes b): ``not recovered`` (a or
 b unmatched), ``correct`` (a path from match(a) to match(b) and none back), ``reversed`` (a path back), or
 ``no path`` (the two matched instances are not connected by predicted edges in either direction).
+
+Edge outcomes (`edge_outcomes`), the other way round: of each distinct predicted edge (p occludes q) whose
+two instances are both matched, to ground-truth instances g and h: ``true`` (the ground truth has g occludes
+h), ``reversed`` (it has h occludes g) or ``no true pair`` (it orders neither over the other). Their shares
+say how far the predicted graph can be trusted edge by edge, which OAIR, counting paths from the ground
+truth's pairs, does not: an extra edge never lowers it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from oosis_jax.evaluation.oair import fields
 
 INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "unmatched", "missed")
 PAIR_OUTCOMES = ("correct", "reversed", "no path", "not recovered")
+EDGE_OUTCOMES = ("true", "reversed", "no true pair")
 
 
 def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold: float = 0.5,
@@ -41,37 +48,69 @@ def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, i
 
     Arrays and ``min_score`` as `oosis_jax.evaluation.metrics.oair_counts`; ``ValueError`` for mismatched or
     invalid input."""
-    gt_map, gt_classes, _, _ = validate_instances(gt_map, gt_classes, np.zeros((0, 2), np.int64),
-                                                  name="ground truth")
-    pred_map, pred_classes, _, pred_scores = validate_instances(pred_map, pred_classes, np.zeros((0, 2), np.int64),
-                                                                pred_scores, name="prediction")
-    if gt_map.shape != pred_map.shape:
-        raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
-    m, n = len(gt_classes), len(pred_classes)
-    overlap = intersections(gt_map, pred_map, m, n)  # (m + 1, n + 1), row / column 0 = background
-    ious = ious_of(overlap)  # (m, n)
-    match = match_by_iou(ious, gt_classes, pred_classes, pred_scores, iou_threshold, min_score)
-    gt_area, pred_area = overlap.sum(1), overlap.sum(0)
-    outcomes = []
-    for g in range(1, m + 1):
-        held = overlap[g, 1:] / max(gt_area[g], 1)  # share of g in each predicted instance
-        overlapping = ious[g - 1] >= iou_threshold
-        if match[g - 1] > 0:
-            outcome = "matched"
-        elif (overlapping & (pred_classes != gt_classes[g - 1])).any():
-            outcome = "wrong class"
-        elif overlapping.any():
-            outcome = "unmatched"
-        elif held.sum() < 0.5:
-            outcome = "missed"
-        elif held.max() < 0.5:
-            outcome = "fragmented"
-        elif overlap[g, 1 + held.argmax()] < 0.5 * pred_area[1 + held.argmax()]:
-            outcome = "merged"
-        else:
-            outcome = "poor shape"
-        outcomes.append(outcome)
-    return outcomes
+    image = _Image(gt_map, gt_classes, np.zeros((0, 2), np.int64), pred_map, pred_classes, pred_scores,
+                   np.zeros((0, 2), np.int64), iou_threshold, min_score)
+    return image.instance_outcomes()
+
+
+class _Image:
+    """One validated image pair with its overlap table and matching, computed once for every outcome."""
+
+    def __init__(self, gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+                 iou_threshold: float = 0.5, min_score: float = 0.0):
+        self.gt_map, self.gt_classes, self.gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges,
+                                                                            name="ground truth")
+        self.pred_map, self.pred_classes, self.pred_edges, self.pred_scores = validate_instances(
+            pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
+        if self.gt_map.shape != self.pred_map.shape:
+            raise ValueError(f"gt_map {self.gt_map.shape} and pred_map {self.pred_map.shape} differ in shape")
+        self.iou_threshold, self.min_score = iou_threshold, min_score
+        m, n = len(self.gt_classes), len(self.pred_classes)
+        self.overlap = intersections(self.gt_map, self.pred_map, m, n)  # (m + 1, n + 1), row / column 0 = bg
+        self.ious = ious_of(self.overlap)  # (m, n)
+        self.match = match_by_iou(self.ious, self.gt_classes, self.pred_classes, self.pred_scores, iou_threshold,
+                                  min_score)
+
+    def instance_outcomes(self) -> list[str]:
+        overlap, ious, match, gt_classes = self.overlap, self.ious, self.match, self.gt_classes
+        gt_area, pred_area = overlap.sum(1), overlap.sum(0)
+        outcomes = []
+        for g in range(1, len(gt_classes) + 1):
+            held = overlap[g, 1:] / max(gt_area[g], 1)  # share of g in each predicted instance
+            overlapping = ious[g - 1] >= self.iou_threshold
+            if match[g - 1] > 0:
+                outcome = "matched"
+            elif (overlapping & (self.pred_classes != gt_classes[g - 1])).any():
+                outcome = "wrong class"
+            elif overlapping.any():
+                outcome = "unmatched"
+            elif held.sum() < 0.5:
+                outcome = "missed"
+            elif held.max() < 0.5:
+                outcome = "fragmented"
+            elif overlap[g, 1 + held.argmax()] < 0.5 * pred_area[1 + held.argmax()]:
+                outcome = "merged"
+            else:
+                outcome = "poor shape"
+            outcomes.append(outcome)
+        return outcomes
+
+    def pair_outcomes(self) -> list[str]:
+        recovered, forward, backward = pair_paths(self.gt_map, self.gt_classes, self.gt_edges, self.pred_map,
+                                                  self.pred_classes, self.pred_scores, self.pred_edges,
+                                                  self.iou_threshold, self.min_score, match=self.match)
+        found = np.where(backward, "reversed", np.where(forward, "correct", "no path"))
+        return np.where(recovered, found, "not recovered").tolist()
+
+    def edge_outcomes(self) -> list[str]:
+        truth = np.zeros(len(self.pred_classes) + 1, np.int64)  # predicted id -> matched gt id (0: none)
+        truth[self.match[self.match > 0]] = np.flatnonzero(self.match > 0) + 1
+        edges = np.unique(self.pred_edges, axis=0)
+        g, h = truth[edges[:, 0]], truth[edges[:, 1]]
+        both = (g > 0) & (h > 0)
+        gt_pairs = {(int(a), int(b)) for a, b in self.gt_edges}
+        return ["true" if (a, b) in gt_pairs else "reversed" if (b, a) in gt_pairs else "no true pair"
+                for a, b in zip(g[both].tolist(), h[both].tolist())]
 
 
 def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
@@ -80,27 +119,36 @@ def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_sco
 
     Arrays as `oosis_jax.evaluation.metrics.oair_counts` (whose ``recovered`` / ``correct`` counts these
     outcomes refine; both come from `oosis_jax.evaluation.metrics.pair_paths`)."""
-    recovered, forward, backward = pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores,
-                                              pred_edges, iou_threshold)
-    found = np.where(backward, "reversed", np.where(forward, "correct", "no path"))
-    return np.where(recovered, found, "not recovered").tolist()
+    return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+                  iou_threshold).pair_outcomes()
+
+
+def edge_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+                  iou_threshold: float = 0.5) -> list[str]:
+    """The outcome (one of `EDGE_OUTCOMES`) of each distinct predicted edge between two matched instances, in
+    ``np.unique`` row order of ``pred_edges`` (the others are left out). Arrays as `pair_outcomes`."""
+    return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
+                  iou_threshold).edge_outcomes()
 
 
 def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5) -> dict:
-    """Outcomes over a dataset: ``dict(instances={outcome: share}, pairs={outcome: share}, num_instances,
-    num_pairs)``, shares in [0, 1] (NaN without instances / pairs); predictions and ground truths as in
-    `oosis_jax.evaluation.oair.oair_totals` (``edges`` are read, ``scores`` from the prediction)."""
+    """Outcomes over a dataset: ``dict(instances={outcome: share}, pairs={outcome: share},
+    edges={outcome: share}, num_instances, num_pairs, num_edges)``, shares in [0, 1] (NaN where there is
+    nothing to share); predictions and ground truths as in `oosis_jax.evaluation.oair.oair_totals` (``edges``
+    are read, ``scores`` from the prediction). Each image is matched once for all three."""
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
-    instances, pairs = Counter(), Counter()
+    counts = {"instances": Counter(), "pairs": Counter(), "edges": Counter()}
     for pred, gt in zip(predictions, ground_truths):
         pred, gt = fields(pred), fields(gt)
-        instances.update(instance_outcomes(gt["instance_map"], gt["classes"], pred["instance_map"],
-                                           pred["classes"], pred["scores"], iou_threshold))
-        pairs.update(pair_outcomes(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"],
-                                   pred["classes"], pred["scores"], pred["edges"], iou_threshold))
-    num_instances, num_pairs = sum(instances.values()), sum(pairs.values())
-    return {"instances": {k: instances[k] / num_instances if num_instances else float("nan")
-                          for k in INSTANCE_OUTCOMES},
-            "pairs": {k: pairs[k] / num_pairs if num_pairs else float("nan") for k in PAIR_OUTCOMES},
-            "num_instances": num_instances, "num_pairs": num_pairs}
+        image = _Image(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"], pred["classes"],
+                       pred["scores"], pred["edges"], iou_threshold)
+        counts["instances"].update(image.instance_outcomes())
+        counts["pairs"].update(image.pair_outcomes())
+        counts["edges"].update(image.edge_outcomes())
+    summary = {}
+    for kind, outcomes in (("instances", INSTANCE_OUTCOMES), ("pairs", PAIR_OUTCOMES), ("edges", EDGE_OUTCOMES)):
+        total = sum(counts[kind].values())
+        summary[kind] = {k: counts[kind][k] / total if total else float("nan") for k in outcomes}
+        summary[f"num_{kind}"] = total
+    return summary

@@ -177,12 +177,14 @@ def match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold=0.5, 
 
 
 def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-               iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               iou_threshold: float = 0.5, min_score: float = 0.0,
+               match: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each distinct ground-truth edge (a, b) (``np.unique`` row order): ``(recovered, forward, backward)``,
     bool (P,) each. ``recovered``: both a and b are matched (see `match_instances`); ``forward`` /
     ``backward``: the predicted graph (all predicted instances and ``pred_edges``) has a directed path from
     match(a) to match(b) / back (False where not recovered). The basis of `oair_counts` and of
-    `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`.
+    `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`. ``match``: the
+    result of `match_instances` for these arguments, when the caller has it already (else it is computed).
     """
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
@@ -193,7 +195,8 @@ def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores
         pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
-    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
+    if match is None:
+        match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
     gt_edges = np.unique(gt_edges, axis=0)  # an edge listed twice is one occlusion relation, counted once
     m1, m2 = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
     recovered = (m1 > 0) & (m2 > 0)

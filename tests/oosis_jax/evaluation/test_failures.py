@@ -65,7 +65,21 @@ def test_failure_summary_gives_shares_over_a_dataset():
     assert summary["instances"]["merged"] == pytest.approx(1 / 7)
     assert sum(summary["instances"].values()) == pytest.approx(1.0)
     assert summary["pairs"] == {"correct": 0.5, "reversed": 0.0, "no path": 0.0, "not recovered": 0.5}
+    # predicted 1 occludes 5: matched to ground-truth 1 and 6, which the ground truth orders the same way
+    assert summary["num_edges"] == 2 and summary["edges"] == {"true": 1.0, "reversed": 0.0, "no true pair": 0.0}
     empty = failures.failure_summary([], [])
-    assert empty["num_pairs"] == 0 and np.isnan(empty["pairs"]["correct"])
+    assert empty["num_pairs"] == 0 and np.isnan(empty["pairs"]["correct"]) and np.isnan(empty["edges"]["true"])
     with pytest.raises(ValueError, match="1 predictions but 2 ground truths"):
         failures.failure_summary([pred_item], [gt_item, gt_item])
+
+
+def test_edge_outcomes_judge_each_predicted_edge_between_matched_instances():
+    gt = np.zeros((4, 12), np.int64)
+    gt[:, 0:3], gt[:, 3:6], gt[:, 6:9], gt[:, 9:12] = 1, 2, 3, 4
+    pred = np.where(gt == 4, 0, gt)  # instance 4 missed
+    gt_edges, classes = np.array([(1, 2), (3, 2), (3, 4)]), np.ones(4, np.int64)
+    pred_edges = np.array([(1, 2), (2, 3), (1, 3), (1, 2)])  # true, reversed, no such pair; a duplicate
+    outcomes = failures.edge_outcomes(gt, classes, gt_edges, pred, classes[:3], np.ones(3), pred_edges)
+    assert outcomes == ["true", "no true pair", "reversed"]  # np.unique order: (1, 2), (1, 3), (2, 3)
+    unmatched = np.where(pred == 3, 0, pred)  # an edge to an unmatched instance is not judged
+    assert failures.edge_outcomes(gt, classes, gt_edges, unmatched, classes[:3], np.ones(3), pred_edges) == ["true"]
