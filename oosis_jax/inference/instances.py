@@ -17,7 +17,8 @@ import crf
 from data import targets
 from oosis_jax.inference import crf_inputs
 from oosis_jax.inference.class_split import split_by_class
-from oosis_jax.inference.robustness import Robustness, merge_small_instances, merge_unsupported_instances
+from oosis_jax.inference.robustness import (Robustness, merge_small_instances, merge_unsupported_instances,
+                                             nearby_edges)
 
 LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
 
@@ -77,9 +78,12 @@ def adhoc_scores(instance_map: np.ndarray, b: np.ndarray, num_instances: int) ->
     return np.bincount(instance_map.ravel(), weights=signed.ravel(), minlength=num_instances + 1)[1:]
 
 
-def assemble(labels, s, b, e) -> Prediction:
-    """A `Prediction` from a CRF labelling (int (H, W)) and the heads it was computed from."""
+def assemble(labels, s, b, e, link_gap: int = 0) -> Prediction:
+    """A `Prediction` from a CRF labelling (int (H, W)) and the heads it was computed from; with ``link_gap``,
+    instances up to that many pixels apart are joined in the occlusion graph too (`nearby_edges`)."""
     instance_map, edges = crf.instances(labels)
+    if link_gap:
+        edges = nearby_edges(instance_map, labels, link_gap)
     n = int(instance_map.max(initial=0))
     return Prediction(instance_map=instance_map.astype(np.int32), classes=majority_classes(instance_map, s, n),
                       scores=adhoc_scores(instance_map, b, n), edges=np.asarray(edges, np.int32).reshape(-1, 2),
@@ -117,7 +121,7 @@ def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "
                  robustness: Robustness = Robustness()) -> list[Prediction]:
     """`label_heads` for CRF inputs built elsewhere: ``inputs[i] = (sigma, occ)`` of image i (float64 (H, W),
     bool (H, W, 4)), ``heads[i]`` its head probabilities (classes and scores come from them). Only the
-    labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``) apply here.
+    labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``, ``link_gap``) apply here.
     When the CRF fails on some images, the ``crf.BatchError`` raised carries in ``results`` the `Prediction`
     of every other image (None at the failed ones)."""
     if len(inputs) != len(heads):
@@ -133,13 +137,14 @@ def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "
 
 def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustness) -> Prediction:
     """The `Prediction` of one CRF labelling (int (H, W)) after the labelling options of ``robustness``
-    (merging unsupported, then small instances; the class split), from the CRF input ``occ`` (bool (H, W, 4))
+    (merging unsupported, then small instances; the class split; the graph's ``link_gap``), from the CRF
+    input ``occ`` (bool (H, W, 4))
     and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed from."""
     labels = merge_small_instances(merge_unsupported_instances(labels, occ, robustness.min_support),
                                    robustness.min_area)
     if robustness.class_split:
         labels = split_by_class(labels, heads["s"], heads["b"], heads["e"], robustness.class_split)
-    return assemble(labels, heads["s"], heads["b"], heads["e"])
+    return assemble(labels, heads["s"], heads["b"], heads["e"], robustness.link_gap)
 
 
 def ground_truth_heads(instance_map, classes, edges, num_classes: int) -> dict:
