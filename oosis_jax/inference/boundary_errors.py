@@ -24,14 +24,16 @@ from oosis_jax.inference.crf_inputs import occlusion_set
 
 NEAR = 1.5
 CATEGORIES = ("exact", "off_by_one", "spurious")
-# Each oracle repair: (drop spurious pixels, orientation from the ground truth, ground-truth locations).
+# Each oracle repair: (drop spurious pixels, orientation from the ground truth, ground-truth locations,
+# fill the gaps: add the missed ground-truth pixels with their true orientation).
 REPAIRS = {
-    "none": (False, False, False),
-    "spurious": (True, False, False),
-    "orientation": (False, True, False),
-    "spurious+orientation": (True, True, False),
-    "locations": (False, False, True),
-    "locations+orientation": (False, True, True),
+    "none": (False, False, False, False),
+    "spurious": (True, False, False, False),
+    "orientation": (False, True, False, False),
+    "spurious+orientation": (True, True, False, False),
+    "missed": (False, False, False, True),
+    "locations": (False, False, True, False),
+    "locations+orientation": (False, True, True, False),
 }
 
 
@@ -101,13 +103,18 @@ def oracle_inputs(boundary, e, gt_boundary, gt_e, repair: str) -> np.ndarray:
 
     ``spurious`` drops the spurious pixels; ``orientation`` gives the exact and off-by-one pixels the ground-truth
     directions of their nearest ground-truth pixel; ``locations`` replaces the predicted pixels by the
-    ground-truth ones (their e stays predicted unless ``orientation`` too); ``none`` is the prediction itself.
+    ground-truth ones (their e stays predicted unless ``orientation`` too); ``missed`` adds the missed
+    ground-truth pixels (`pixel_categories`) with their true directions, i.e. closes the gaps of the predicted
+    boundary and changes nothing else; ``none`` is the prediction itself.
     """
     if repair not in REPAIRS:
         raise ValueError(f"unknown repair {repair!r}; choose one of {sorted(REPAIRS)}")
     boundary, e, gt_boundary, gt_e = _check(boundary, e, gt_boundary, gt_e)
-    drop_spurious, true_orientation, true_locations = REPAIRS[repair]
+    drop_spurious, true_orientation, true_locations, fill_missed = REPAIRS[repair]
     distance, rows, cols = _nearest_ground_truth(gt_boundary)
+    if fill_missed:
+        missed = _categories(boundary, gt_boundary, distance)["missed"]
+        boundary, e = boundary | missed, np.where(missed[..., None], gt_e, e)
     if true_locations:
         boundary = gt_boundary
     elif drop_spurious:

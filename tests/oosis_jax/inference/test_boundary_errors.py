@@ -55,6 +55,11 @@ def test_oracle_repairs():
     assert oriented[4, 1, 3] and not oriented[4, 1, 2] and oriented[0, 0, 1]  # spurious pixel kept as it was
     exact = errors.oracle_inputs(boundary, e, gt_boundary, gt_e, "locations+orientation")
     np.testing.assert_array_equal(exact, occlusion_set(gt_boundary, gt_e))
+    filled = errors.oracle_inputs(boundary, e, gt_boundary, gt_e, "missed")
+    missed = errors.pixel_categories(boundary, gt_boundary)["missed"]
+    assert missed.sum() == 5
+    np.testing.assert_array_equal(filled, occlusion_set(boundary | missed, np.where(missed[..., None], gt_e, e)))
+    assert filled.any(-1)[missed].all()  # every missed pixel now occludes a neighbour
 
 
 def test_oracle_of_a_real_scene_with_true_locations_and_orientation_is_the_ground_truth_set():
