@@ -34,7 +34,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import intersections, ious_of, match_by_iou, pair_paths, validate_instances
+from oosis_jax.evaluation.metrics import (check_thresholds, intersections, ious_of, match_by_iou, pair_paths,
+                                         validate_instances)
 from oosis_jax.evaluation.oair import fields
 
 INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "unmatched", "missed")
@@ -58,6 +59,7 @@ class _Image:
 
     def __init__(self, gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
                  iou_threshold: float = 0.5, min_score: float = 0.0):
+        check_thresholds(iou_threshold, min_score)
         self.gt_map, self.gt_classes, self.gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges,
                                                                             name="ground truth")
         self.pred_map, self.pred_classes, self.pred_edges, self.pred_scores = validate_instances(
@@ -114,35 +116,37 @@ class _Image:
 
 
 def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                  iou_threshold: float = 0.5) -> list[str]:
+                  iou_threshold: float = 0.5, min_score: float = 0.0) -> list[str]:
     """The outcome (one of `PAIR_OUTCOMES`) of each distinct ground-truth edge, in ``np.unique`` row order.
 
-    Arrays as `oosis_jax.evaluation.metrics.oair_counts` (whose ``recovered`` / ``correct`` counts these
-    outcomes refine; both come from `oosis_jax.evaluation.metrics.pair_paths`)."""
+    Arrays and ``min_score`` as `oosis_jax.evaluation.metrics.oair_counts` (whose ``recovered`` / ``correct``
+    counts these outcomes refine; both come from `oosis_jax.evaluation.metrics.pair_paths`)."""
     return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                  iou_threshold).pair_outcomes()
+                  iou_threshold, min_score).pair_outcomes()
 
 
 def edge_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                  iou_threshold: float = 0.5) -> list[str]:
+                  iou_threshold: float = 0.5, min_score: float = 0.0) -> list[str]:
     """The outcome (one of `EDGE_OUTCOMES`) of each distinct predicted edge between two matched instances, in
     ``np.unique`` row order of ``pred_edges`` (the others are left out). Arrays as `pair_outcomes`."""
     return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                  iou_threshold).edge_outcomes()
+                  iou_threshold, min_score).edge_outcomes()
 
 
-def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5) -> dict:
+def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5,
+                    min_score: float = 0.0) -> dict:
     """Outcomes over a dataset: ``dict(instances={outcome: share}, pairs={outcome: share},
     edges={outcome: share}, num_instances, num_pairs, num_edges)``, shares in [0, 1] (NaN where there is
     nothing to share); predictions and ground truths as in `oosis_jax.evaluation.oair.oair_totals` (``edges``
-    are read, ``scores`` from the prediction). Each image is matched once for all three."""
+    are read, ``scores`` from the prediction; ``min_score`` as `oair_totals`). Each image is matched once for
+    all three."""
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
     counts = {"instances": Counter(), "pairs": Counter(), "edges": Counter()}
     for pred, gt in zip(predictions, ground_truths):
         pred, gt = fields(pred), fields(gt)
         image = _Image(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"], pred["classes"],
-                       pred["scores"], pred["edges"], iou_threshold)
+                       pred["scores"], pred["edges"], iou_threshold, min_score)
         counts["instances"].update(image.instance_outcomes())
         counts["pairs"].update(image.pair_outcomes())
         counts["edges"].update(image.edge_outcomes())

@@ -176,6 +176,14 @@ def match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold=0.5, 
     return match
 
 
+def check_thresholds(iou_threshold: float, min_score: float) -> None:
+    """``ValueError`` unless ``iou_threshold`` lies in (0, 1] and ``min_score`` is finite."""
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
+    if not np.isfinite(min_score):
+        raise ValueError(f"min_score must be finite, got {min_score}")
+
+
 def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
                iou_threshold: float = 0.5, min_score: float = 0.0,
                match: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,12 +192,10 @@ def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores
     ``backward``: the predicted graph (all predicted instances and ``pred_edges``) has a directed path from
     match(a) to match(b) / back (False where not recovered). The basis of `oair_counts` and of
     `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`. ``match``: the
-    result of `match_instances` for these arguments, when the caller has it already (else it is computed).
+    result of `match_instances` for these arguments, when the caller has it already (else it is computed
+    from ``iou_threshold`` and ``min_score``, which are then only checked).
     """
-    if not 0.0 < iou_threshold <= 1.0:
-        raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
-    if not np.isfinite(min_score):
-        raise ValueError(f"min_score must be finite, got {min_score}")
+    check_thresholds(iou_threshold, min_score)
     gt_map, gt_classes, gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
     pred_map, pred_classes, pred_edges, pred_scores = validate_instances(
         pred_map, pred_classes, pred_edges, pred_scores, name="prediction")

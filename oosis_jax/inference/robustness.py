@@ -227,8 +227,8 @@ def nearby_edges(instance_map: np.ndarray, labels: np.ndarray, gap: int) -> np.n
     pairs = [np.zeros((0, 2), np.int64)]
     for dy in range(0, reach + 1):
         for dx in range(-reach, reach + 1):
-            if (dy == 0 and dx <= 0) or dy * dy + dx * dx > reach * reach:
-                continue  # each offset once (the other half plane gives the same pairs reversed)
+            if (dy == 0 and dx <= 0) or dy * dy + dx * dx > reach * reach or dy >= height or abs(dx) >= width:
+                continue  # each offset once (the other half plane gives the same pairs reversed), inside the image
             first = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
             second = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
             a, b, la, lb = instance_map[first], instance_map[second], labels[first], labels[second]

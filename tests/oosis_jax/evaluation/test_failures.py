@@ -83,3 +83,19 @@ def test_edge_outcomes_judge_each_predicted_edge_between_matched_instances():
     assert outcomes == ["true", "no true pair", "reversed"]  # np.unique order: (1, 2), (1, 3), (2, 3)
     unmatched = np.where(pred == 3, 0, pred)  # an edge to an unmatched instance is not judged
     assert failures.edge_outcomes(gt, classes, gt_edges, unmatched, classes[:3], np.ones(3), pred_edges) == ["true"]
+
+
+def test_edge_outcomes_follow_the_matching_not_the_ids():
+    gt = np.zeros((4, 9), np.int64)
+    gt[:, 0:3], gt[:, 3:6], gt[:, 6:9] = 1, 2, 3
+    pred = np.select([gt == 1, gt == 2, gt == 3], [3, 1, 2])  # predicted 3 is ground truth 1, 1 is 2, 2 is 3
+    gt_edges, classes = np.array([(1, 2), (2, 3)]), np.ones(3, np.int64)
+    pred_edges = np.array([(3, 1), (2, 1), (2, 3)])  # gt (1, 2): true; gt (3, 2): reversed; gt (3, 1): no pair
+    outcomes = failures.edge_outcomes(gt, classes, gt_edges, pred, classes, np.ones(3), pred_edges)
+    assert outcomes == ["reversed", "no true pair", "true"]  # np.unique order: (2, 1), (2, 3), (3, 1)
+    assert failures.edge_outcomes(gt, classes, gt_edges, pred, classes, np.ones(3), np.zeros((0, 2), int)) == []
+    low = np.array([1.0, 1.0, -1.0])  # predicted 3 below min_score: unmatched, its edges not judged
+    assert failures.edge_outcomes(gt, classes, gt_edges, pred, classes, low, pred_edges, min_score=0.0) == [
+        "reversed"]
+    with pytest.raises(ValueError, match="iou_threshold"):
+        failures.edge_outcomes(gt, classes, gt_edges, pred, classes, np.ones(3), pred_edges, iou_threshold=5)

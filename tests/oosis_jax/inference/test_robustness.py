@@ -159,8 +159,35 @@ def test_nearby_edges_join_instances_across_a_seam_by_their_labels():
     assert [1, 3] in nearby_edges(instance_map, wide, 2).tolist()
     with pytest.raises(ValueError, match="gap"):
         nearby_edges(instance_map, wide, -1)
+    assert nearby_edges(instance_map[1:2, :3], wide[1:2, :3], 12).tolist() == []  # a gap wider than the image
     with pytest.raises(ValueError, match="equal 2D shapes"):
         nearby_edges(instance_map, wide[:, :-1], 1)
+
+
+def test_nearby_edges_reach_across_vertical_and_diagonal_seams():
+    labels = seam_labels().T.copy()  # the seam now runs along a row
+    instance_map, _ = crf.instances(labels)
+    assert nearby_edges(instance_map, labels, 1).tolist() == [[1, 2], [1, 3], [3, 2]]
+    diagonal = np.array([[3, 3, 1, 0],
+                         [3, 1, 0, 2],
+                         [1, 0, 2, 2]], np.int32)  # 3 and 2 apart by a diagonal band (1 and background)
+    instance_map, edges = crf.instances(diagonal)
+    left, right = instance_map[0, 0], instance_map[2, 3]
+    assert [left, right] not in edges.tolist()
+    assert [left, right] not in nearby_edges(instance_map, diagonal, 1).tolist()  # nearest pixels 2.24 px apart
+    assert [left, right] in nearby_edges(instance_map, diagonal, 2).tolist()
+    rng = np.random.default_rng(1)
+    for _ in range(10):  # against a brute-force search over all pixel pairs
+        labels = rng.integers(0, 4, (6, 7)).astype(np.int32)
+        instance_map, _ = crf.instances(labels)
+        points = np.argwhere(instance_map > 0)
+        want = set()
+        for p in points:
+            for q in points:
+                a, b = instance_map[tuple(p)], instance_map[tuple(q)]
+                if a != b and labels[tuple(p)] > labels[tuple(q)] and ((p - q) ** 2).sum() <= 9:
+                    want.add((int(a), int(b)))
+        assert set(map(tuple, nearby_edges(instance_map, labels, 2).tolist())) == want
 
 
 def test_link_gap_reaches_the_predictions_graph():
