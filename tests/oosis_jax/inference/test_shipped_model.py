@@ -2,7 +2,7 @@
 download, its card and files are complete, and its held-out quality does not silently regress.
 
 The floors are a few points under what the shipped model measured on these 6 held-out scenes when it was
-exported (WC 89.5, boundary AP 94.7, oriented AP 93.8, mask mAP 47.9 with its learned scores, 58 instances
+exported (WC 90.0, boundary AP 94.8, oriented AP 93.9, mask mAP 49.0 with its learned scores, 56 instances
 for 48 in the ground truth; its card gives the 40 + 40 scene table); an untrained or broken network, or a
 regression of the CRF or scoring options it is used with, falls far below them.
 """
