@@ -138,8 +138,8 @@ def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "
 def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustness) -> Prediction:
     """The `Prediction` of one CRF labelling (int (H, W)) after the labelling options of ``robustness``
     (merging unsupported, then small instances; the class split; the graph's ``link_gap``), from the CRF
-    input ``occ`` (bool (H, W, 4))
-    and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed from."""
+    input ``occ`` (bool (H, W, 4)) and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed
+    from."""
     labels = merge_small_instances(merge_unsupported_instances(labels, occ, robustness.min_support),
                                    robustness.min_area)
     if robustness.class_split:
