@@ -36,6 +36,8 @@ class ModelConfig:
         `oosis_jax.models.decoder.BoundaryDecoder` brings stride-4, stride-2 and full-resolution features
         back, and every head is a 1x1 convolution at full resolution; ``upsample`` is then unused).
       decoder_width: channels of the decoder's full-resolution features (twice that at stride 4).
+      decoder_blocks: residual blocks the decoder adds at stride 2 (beyond the paper; 0 = none). Added blocks
+        start as identities, so a trained run grows in place (`load_pretrained`).
     """
 
     num_classes: int
@@ -53,6 +55,7 @@ class ModelConfig:
     output_stride: int = 8
     decoder: str = "none"
     decoder_width: int = 32
+    decoder_blocks: int = 0
 
     def __post_init__(self):
         if self.num_classes < 1:
@@ -64,6 +67,8 @@ class ModelConfig:
         if self.decoder_width < 2:
             raise ValueError(f"decoder_width must be >= 2 (its full-resolution branch has half as many "
                              f"channels), got {self.decoder_width}")
+        if self.decoder_blocks < 0:
+            raise ValueError(f"decoder_blocks must be >= 0, got {self.decoder_blocks}")
         if not self.pyramid_bins or min(self.pyramid_bins) < 1:
             raise ValueError(f"pyramid_bins must be positive, got {self.pyramid_bins}")
         if not 0.0 <= self.dropout < 1.0:

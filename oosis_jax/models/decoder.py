@@ -7,7 +7,13 @@ x2 (or exact-size) resize of the coarser features, a concatenation with the skip
 two 3x3 ConvBNReLU layers:
 
   PSP features (stride 4 or 8) -> + backbone stage 1 (stride 4) -> + stem (stride 2)
-  -> + a full-resolution branch (two 3x3 ConvBNReLU on the image) -> ``(B, H, W, decoder_width)``.
+  [-> ``decoder_blocks`` residual blocks at stride 2] -> + a full-resolution branch (two 3x3 ConvBNReLU on
+  the image) -> ``(B, H, W, decoder_width)``.
+
+The residual blocks (``ModelConfig.decoder_blocks``, default 0) add capacity where the boundaries are told
+from texture edges, at a quarter of the cost of full-resolution layers. Each starts as an identity (the
+BatchNorm after its second convolution has scale 0), so a trained decoder's weights load into a model with
+more blocks (`load_pretrained`) and compute the same function until it trains.
 
 The s, b and e logits are then 1x1 convolutions of these full-resolution features (no upsampling layer).
 """
@@ -20,6 +26,7 @@ from flax import nnx
 
 from oosis_jax.models.config import ModelConfig
 from oosis_jax.models.layers import ConvBNReLU, resize_bilinear
+from oosis_jax.models.resnet import batch_norm, conv
 
 
 class Stage(nnx.Module):
@@ -34,6 +41,19 @@ class Stage(nnx.Module):
         return self.second(self.first(jnp.concatenate([x, skip], axis=-1), train), train)
 
 
+class Residual(nnx.Module):
+    """``relu(x + BN(conv3x3(ConvBNReLU(x))))`` with the same channels in and out; an identity at
+    initialisation for non-negative ``x`` (the last BatchNorm's scale starts at 0)."""
+
+    def __init__(self, channels: int, *, dtype, rngs: nnx.Rngs):
+        self.first = ConvBNReLU(channels, channels, 3, dtype=dtype, rngs=rngs)
+        self.conv = conv(channels, channels, 3, dtype=dtype, rngs=rngs)
+        self.bn = batch_norm(channels, dtype=dtype, rngs=rngs, zero_scale=True)
+
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        return jax.nn.relu(x + self.bn(self.conv(self.first(x, train)), use_running_average=not train))
+
+
 class BoundaryDecoder(nnx.Module):
     """``__call__(x, images, features, train) -> (B, H, W, decoder_width)`` full-resolution features.
 
@@ -46,6 +66,7 @@ class BoundaryDecoder(nnx.Module):
         width = config.decoder_width
         self.stride4 = Stage(in_channels, stage1_channels, 2 * width, dtype=dtype, rngs=rngs)
         self.stride2 = Stage(2 * width, stem_channels, width, dtype=dtype, rngs=rngs)
+        self.blocks = nnx.List([Residual(width, dtype=dtype, rngs=rngs) for _ in range(config.decoder_blocks)])
         self.full_a = ConvBNReLU(3, width // 2, 3, dtype=dtype, rngs=rngs)
         self.full_b = ConvBNReLU(width // 2, width // 2, 3, dtype=dtype, rngs=rngs)
         self.stride1 = Stage(width, width // 2, width, dtype=dtype, rngs=rngs)
@@ -54,5 +75,7 @@ class BoundaryDecoder(nnx.Module):
     def __call__(self, x: jax.Array, images: jax.Array, features: dict, train: bool) -> jax.Array:
         x = self.stride4(x, features["stage1"], train)
         x = self.stride2(x, features["stem"], train)
+        for block in self.blocks:
+            x = block(x, train)
         full = self.full_b(self.full_a(images, train), train)
         return self.stride1(x, full, train)

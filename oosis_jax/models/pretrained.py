@@ -26,8 +26,9 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     Every name in the file must exist in the model with the same shape (``ValueError`` otherwise, naming
     the offending entries); model variables absent from the file keep their initialisation, so a backbone-
     only file initialises the backbone and leaves the new layers alone. The same holds for a model with more
-    blocks per stage (``ModelConfig.stage_blocks``) than the file's: the added blocks start as identities
-    (their last BatchNorm scale is 0), so the grown model computes the file's function until it trains.
+    blocks per stage (``ModelConfig.stage_blocks``) or more decoder blocks (``ModelConfig.decoder_blocks``)
+    than the file's: the added blocks start as identities (their last BatchNorm scale is 0), so the grown
+    model computes the file's function until it trains.
     """
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -168,9 +168,9 @@ def test_load_pretrained_rejects_bad_files(tmp_path):
         convert_state_dict({"classifier.weight": np.zeros((2, 2))})
 
 
-def test_a_deeper_backbone_grown_from_trained_weights_computes_the_same_function(tmp_path):
-    # The blocks a deeper stage_blocks adds start as identities (their last BatchNorm scale is 0), so a
-    # shallower run's weights (with every array perturbed, as training would) give the same outputs.
+def test_a_deeper_network_grown_from_trained_weights_computes_the_same_function(tmp_path):
+    # The blocks a deeper stage_blocks or decoder_blocks adds start as identities (their last BatchNorm scale
+    # is 0), so a shallower run's weights (with every array perturbed, as training would) give the same outputs.
     shallow = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), rngs=nnx.Rngs(3))
     rng = np.random.default_rng(0)
     arrays = {}
@@ -180,13 +180,15 @@ def test_a_deeper_backbone_grown_from_trained_weights_computes_the_same_function
         arrays[name] = value
         variable.set_value(jnp.asarray(value, variable.get_value().dtype))
     np.savez(tmp_path / "shallow.npz", **arrays)
-    deep = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4, stage_blocks=(2, 3, 2, 2)),
-                  rngs=nnx.Rngs(4))
+    deep = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4, stage_blocks=(2, 3, 2, 2),
+                                   decoder_blocks=2), rngs=nnx.Rngs(4))
     loaded = load_pretrained(deep, tmp_path / "shallow.npz")
     assert sorted(loaded) == sorted(arrays) and len(flat_state(deep)) > len(arrays)
     images = jax.random.normal(jax.random.key(0), (2, 21, 30, 3))
     before, after = forward(shallow, images, train=False), forward(deep, images, train=False)
     for key in before:
         np.testing.assert_allclose(after[key], before[key], rtol=1e-4, atol=1e-5)
-    deep.backbone.layer2[1].bn3.scale.set_value(jnp.ones_like(deep.backbone.layer2[1].bn3.scale.get_value()))
-    assert not np.allclose(forward(deep, images, train=False)["b_logits"], before["b_logits"], atol=1e-3)
+    for bn in (deep.decoder.blocks[1].bn, deep.backbone.layer2[1].bn3):
+        bn.scale.set_value(jnp.ones_like(bn.scale.get_value()))
+        assert not np.allclose(forward(deep, images, train=False)["b_logits"], before["b_logits"], atol=1e-3)
+        bn.scale.set_value(jnp.zeros_like(bn.scale.get_value()))
