@@ -39,32 +39,49 @@ def _components(labels, background):
     return comp
 
 
-def _touching_pairs(comp, labels, a_slice, b_slice):
-    a, b = comp[a_slice], comp[b_slice]
-    la, lb = labels[a_slice], labels[b_slice]
-    touching = (a != 0) & (b != 0) & (la != lb)
-    a, b, la, lb = a[touching], b[touching], la[touching], lb[touching]
+def _offsets(gap, height, width):
+    """The pixel offsets ``(dy, dx)`` within Euclidean distance ``gap + 1``, each pair of opposite offsets once
+    (``dy > 0``, or ``dy == 0 < dx``), that fit inside an ``(height, width)`` image; ``gap = 0`` gives the
+    4-neighbour offsets (0, 1) and (1, 0)."""
+    reach = gap + 1
+    return [(dy, dx) for dy in range(reach + 1) for dx in range(-reach, reach + 1)
+            if (dy > 0 or dx > 0) and dy * dy + dx * dx <= reach * reach and dy < height and abs(dx) < width]
+
+
+def _pairs_at(comp, labels, dy, dx):
+    """``(a, b)`` rows for every pixel pair ``p``, ``p + (dy, dx)`` in two instances of different labels,
+    the one of larger label first."""
+    height, width = comp.shape
+    first = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
+    second = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
+    a, b, la, lb = comp[first], comp[second], labels[first], labels[second]
+    keep = (a != 0) & (b != 0) & (la != lb)
+    a, b, la, lb = a[keep], b[keep], la[keep], lb[keep]
     upper = la > lb
     return np.stack([np.where(upper, a, b), np.where(upper, b, a)], axis=1)
 
 
-def instances(labels):
+def instances(labels, gap=0):
     """Instances and occlusion edges of a labeling.
 
     Args:
       labels: ``int (H, W)`` occlusion-order labels, >= 0 (0 = background).
+      gap: ``int >= 0``. 0 (Sec. 3.2) joins 4-neighbouring instances in the graph. ``gap = k`` (beyond the
+        paper) also joins instances whose nearest pixels are at most ``k + 1`` px apart (Euclidean), i.e.
+        separated by a seam of at most k pixels.
 
     Returns:
       ``(instance_map, edges)``: ``instance_map`` is ``int32 (H, W)``, 0 on background and 1..N on the
       4-connected components of equal non-zero labels (numbered in raster order of their first pixel);
-      ``edges`` is ``int32 (M, 2)``, sorted unique rows ``(a, b)`` for touching instances where a's label
-      is larger (a occludes b). Edges always point from a larger to a smaller label, so the graph is acyclic.
+      ``edges`` is ``int32 (M, 2)``, sorted unique rows ``(a, b)`` for instances within reach whose labels
+      differ, a's label the larger (a occludes b). Edges always point from a larger to a smaller label, so
+      the graph is acyclic.
     """
     labels = check_labels(labels)
+    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise ValueError(f"gap must be an integer >= 0, got {gap!r}")
     comp = _components(labels, False)
-    pairs = np.concatenate([
-        _touching_pairs(comp, labels, (slice(None), slice(1, None)), (slice(None), slice(None, -1))),
-        _touching_pairs(comp, labels, (slice(1, None), slice(None)), (slice(None, -1), slice(None))),
-    ])
+    pairs = [_pairs_at(comp, labels, dy, dx) for dy, dx in _offsets(int(gap), *labels.shape)]
+    pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int32)
     edges = np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), dtype=np.int32)
     return comp, edges.astype(np.int32)

@@ -17,8 +17,7 @@ import crf
 from data import targets
 from oosis_jax.inference import crf_inputs
 from oosis_jax.inference.class_split import split_by_class
-from oosis_jax.inference.robustness import (Robustness, merge_small_instances, merge_unsupported_instances,
-                                             nearby_edges)
+from oosis_jax.inference.robustness import Robustness, merge_small_instances, merge_unsupported_instances
 
 LAMBDA, MU = 20.0, 100.0  # Eq. (8), Sec. 3.2
 
@@ -80,10 +79,8 @@ def adhoc_scores(instance_map: np.ndarray, b: np.ndarray, num_instances: int) ->
 
 def assemble(labels, s, b, e, link_gap: int = 0) -> Prediction:
     """A `Prediction` from a CRF labelling (int (H, W)) and the heads it was computed from; with ``link_gap``,
-    instances up to that many pixels apart are joined in the occlusion graph too (`nearby_edges`)."""
-    instance_map, edges = crf.instances(labels)
-    if link_gap:
-        edges = nearby_edges(instance_map, labels, link_gap)
+    instances up to that many pixels apart are joined in the occlusion graph too (``crf.instances``' gap)."""
+    instance_map, edges = crf.instances(labels, link_gap)
     n = int(instance_map.max(initial=0))
     return Prediction(instance_map=instance_map.astype(np.int32), classes=majority_classes(instance_map, s, n),
                       scores=adhoc_scores(instance_map, b, n), edges=np.asarray(edges, np.int32).reshape(-1, 2),

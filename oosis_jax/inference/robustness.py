@@ -22,7 +22,7 @@ options make the predicted input and output less brittle; each is measured in RE
   with, smallest first, so fragments join the instance or background around them.
 - ``class_split`` (`oosis_jax.inference.class_split`): after the CRF, an instance is cut where the semantic
   head's class changes, so touching objects of different classes whose boundary has a gap come apart.
-- `nearby_edges` (``link_gap``): the occlusion graph of Sec. 3.2 joins only 4-neighbouring instances, so a
+- ``link_gap`` (``crf.instances``' ``gap``): the occlusion graph of Sec. 3.2 joins only 4-neighbouring instances, so a
   seam of a pixel or two (a thin instance the CRF cut along a doubled boundary) leaves two touching objects
   without an edge or path. With ``link_gap = k`` instances at most k pixels apart are neighbours too, the one
   of larger label occluding the other, so the graph stays acyclic.
@@ -53,7 +53,7 @@ class Robustness:
     border pairs that are in O (0 keeps all); ``min_area``: minimal instance, pixels (0 keeps all);
     ``class_split``: minimal piece, pixels, when instances are cut where the semantic class changes
     (`oosis_jax.inference.class_split`; 0 = no split); ``link_gap``: instances at most this many pixels apart
-    get an occlusion edge (`nearby_edges`; 0 = only touching ones, the paper).
+    get an occlusion edge (``crf.instances``' ``gap``; 0 = only touching ones, the paper).
     """
 
     high: float | None = None
@@ -209,31 +209,3 @@ def merge_unsupported_instances(labels: np.ndarray, occ: np.ndarray, min_support
             merged += 1
         if merged == 0:
             return labels
-
-
-def nearby_edges(instance_map: np.ndarray, labels: np.ndarray, gap: int) -> np.ndarray:
-    """int32 (M, 2): sorted unique occlusion edges ``(a, b)`` between instances of ``instance_map`` (int (H, W),
-    0 = background) whose pixels lie at most ``gap`` pixels apart (some pixel of a and some pixel of b at a
-    Euclidean distance <= gap + 1, so ``gap = 0`` gives the 4-neighbouring pairs of ``crf.instances``) and
-    whose occlusion-order ``labels`` (int (H, W), constant on each instance) differ; a is the one of larger label.
-    """
-    instance_map, labels = np.asarray(instance_map), np.asarray(labels)
-    if instance_map.shape != labels.shape or instance_map.ndim != 2:
-        raise ValueError(f"instance_map {instance_map.shape} and labels {labels.shape} must be equal 2D shapes")
-    if gap < 0:
-        raise ValueError(f"gap must be >= 0, got {gap}")
-    height, width = instance_map.shape
-    reach = gap + 1
-    pairs = [np.zeros((0, 2), np.int64)]
-    for dy in range(0, reach + 1):
-        for dx in range(-reach, reach + 1):
-            if (dy == 0 and dx <= 0) or dy * dy + dx * dx > reach * reach or dy >= height or abs(dx) >= width:
-                continue  # each offset once (the other half plane gives the same pairs reversed), inside the image
-            first = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
-            second = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
-            a, b, la, lb = instance_map[first], instance_map[second], labels[first], labels[second]
-            keep = (a > 0) & (b > 0) & (a != b) & (la != lb)
-            a, b, la, lb = a[keep], b[keep], la[keep], lb[keep]
-            upper = la > lb
-            pairs.append(np.stack([np.where(upper, a, b), np.where(upper, b, a)], axis=1))
-    return np.unique(np.concatenate(pairs), axis=0).astype(np.int32)

@@ -66,3 +66,58 @@ def test_equal_labels_apart_are_distinct_instances():
 def test_bad_labels_raise(labels):
     with pytest.raises(ValueError):
         instances(labels)
+
+
+def seam_labels():
+    """Objects 3 (left) and 2 (right) apart by a one-pixel seam of label 1 down column 4, on background."""
+    labels = np.zeros((6, 9), np.int32)
+    labels[1:5, 1:4] = 3
+    labels[1:5, 4] = 1
+    labels[1:5, 5:8] = 2
+    return labels
+
+
+def test_a_gap_joins_instances_across_a_seam_by_their_labels():
+    labels = seam_labels()
+    assert instances(labels)[1].tolist() == [[1, 2], [3, 2]]  # ids 1 = left, 2 = seam, 3 = right: no path 1-3
+    assert instances(labels, 1)[1].tolist() == [[1, 2], [1, 3], [3, 2]]
+    labels[1:5, 5:8] = 3  # the same label on both sides: no order between them, so no edge
+    assert instances(labels, 1)[1].tolist() == [[1, 2], [3, 2]]
+    wide = np.zeros((6, 10), np.int32)  # the same with a two-pixel seam
+    wide[1:5, 1:4], wide[1:5, 4:6], wide[1:5, 6:9] = 3, 1, 2
+    assert [1, 3] not in instances(wide, 1)[1].tolist()
+    assert [1, 3] in instances(wide, 2)[1].tolist()
+    assert instances(wide[1:2, :3], 12)[1].tolist() == []  # a reach wider than the image
+    for gap in (-1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="gap"):
+            instances(wide, gap)
+
+
+def test_a_gap_reaches_across_vertical_and_diagonal_seams():
+    labels = seam_labels().T.copy()  # the seam now runs along a row
+    assert instances(labels, 1)[1].tolist() == [[1, 2], [1, 3], [3, 2]]
+    diagonal = np.array([[3, 3, 1, 0],
+                         [3, 1, 0, 2],
+                         [1, 0, 2, 2]], np.int32)  # 3 and 2 apart by a diagonal band (1 and background)
+    instance_map, edges = instances(diagonal)
+    left, right = instance_map[0, 0], instance_map[2, 3]
+    assert [left, right] not in edges.tolist()
+    assert [left, right] not in instances(diagonal, 1)[1].tolist()  # nearest pixels 2.24 px apart
+    assert [left, right] in instances(diagonal, 2)[1].tolist()
+
+
+@pytest.mark.parametrize("gap", [0, 1, 2])
+def test_a_gap_joins_exactly_the_instances_within_reach(gap):
+    rng = np.random.default_rng(gap)
+    for _ in range(10):  # against a brute-force search over all pixel pairs
+        labels = rng.integers(0, 4, (6, 7)).astype(np.int32)
+        instance_map, edges = instances(labels, gap)
+        np.testing.assert_array_equal(instance_map, instances(labels)[0])
+        points = np.argwhere(instance_map > 0)
+        want = set()
+        for p in points:
+            for q in points:
+                a, b = instance_map[tuple(p)], instance_map[tuple(q)]
+                if a != b and labels[tuple(p)] > labels[tuple(q)] and ((p - q) ** 2).sum() <= (gap + 1) ** 2:
+                    want.add((int(a), int(b)))
+        assert set(map(tuple, edges.tolist())) == want

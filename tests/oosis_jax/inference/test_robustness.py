@@ -1,12 +1,11 @@
-"""CRF-side robustness options (beyond the paper): linking, short pieces, small instances, nearby edges."""
+"""CRF-side robustness options (beyond the paper): linking, short pieces, small instances, the graph's reach."""
 
 import numpy as np
 import pytest
 
-import crf
 from oosis_jax.inference.instances import finish
 from oosis_jax.inference.robustness import (Robustness, drop_short_segments, hysteresis_boundaries,
-                                             merge_small_instances, nearby_edges)
+                                             merge_small_instances)
 
 
 def test_hysteresis_keeps_weak_pixels_only_when_linked_to_a_strong_one():
@@ -127,71 +126,9 @@ def test_to_text_is_the_inverse_of_parse(options):
     assert Robustness().to_text() == "paper"
 
 
-def seam_labels():
-    """Objects 3 (left) and 2 (right) apart by a one-pixel seam of label 1 down column 4, on background."""
-    labels = np.zeros((6, 9), np.int32)
-    labels[1:5, 1:4] = 3
-    labels[1:5, 4] = 1
-    labels[1:5, 5:8] = 2
-    return labels
-
-
-def test_nearby_edges_with_no_gap_are_the_touching_pairs_of_crf_instances():
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        labels = rng.integers(0, 4, (9, 11)).astype(np.int32)
-        instance_map, edges = crf.instances(labels)
-        np.testing.assert_array_equal(nearby_edges(instance_map, labels, 0), edges)
-
-
-def test_nearby_edges_join_instances_across_a_seam_by_their_labels():
-    labels = seam_labels()
-    instance_map, edges = crf.instances(labels)  # ids in raster order: 1 = left, 2 = seam, 3 = right
-    assert edges.tolist() == [[1, 2], [3, 2]]  # no path between the two objects
-    assert nearby_edges(instance_map, labels, 1).tolist() == [[1, 2], [1, 3], [3, 2]]
-    labels[1:5, 5:8] = 3  # the same label on both sides: no order between them, so no edge
-    instance_map, _ = crf.instances(labels)
-    assert nearby_edges(instance_map, labels, 1).tolist() == [[1, 2], [3, 2]]
-    wide = np.zeros((6, 10), np.int32)  # the same with a two-pixel seam
-    wide[1:5, 1:4], wide[1:5, 4:6], wide[1:5, 6:9] = 3, 1, 2
-    instance_map, _ = crf.instances(wide)
-    assert [1, 3] not in nearby_edges(instance_map, wide, 1).tolist()
-    assert [1, 3] in nearby_edges(instance_map, wide, 2).tolist()
-    with pytest.raises(ValueError, match="gap"):
-        nearby_edges(instance_map, wide, -1)
-    assert nearby_edges(instance_map[1:2, :3], wide[1:2, :3], 12).tolist() == []  # a gap wider than the image
-    with pytest.raises(ValueError, match="equal 2D shapes"):
-        nearby_edges(instance_map, wide[:, :-1], 1)
-
-
-def test_nearby_edges_reach_across_vertical_and_diagonal_seams():
-    labels = seam_labels().T.copy()  # the seam now runs along a row
-    instance_map, _ = crf.instances(labels)
-    assert nearby_edges(instance_map, labels, 1).tolist() == [[1, 2], [1, 3], [3, 2]]
-    diagonal = np.array([[3, 3, 1, 0],
-                         [3, 1, 0, 2],
-                         [1, 0, 2, 2]], np.int32)  # 3 and 2 apart by a diagonal band (1 and background)
-    instance_map, edges = crf.instances(diagonal)
-    left, right = instance_map[0, 0], instance_map[2, 3]
-    assert [left, right] not in edges.tolist()
-    assert [left, right] not in nearby_edges(instance_map, diagonal, 1).tolist()  # nearest pixels 2.24 px apart
-    assert [left, right] in nearby_edges(instance_map, diagonal, 2).tolist()
-    rng = np.random.default_rng(1)
-    for _ in range(10):  # against a brute-force search over all pixel pairs
-        labels = rng.integers(0, 4, (6, 7)).astype(np.int32)
-        instance_map, _ = crf.instances(labels)
-        points = np.argwhere(instance_map > 0)
-        want = set()
-        for p in points:
-            for q in points:
-                a, b = instance_map[tuple(p)], instance_map[tuple(q)]
-                if a != b and labels[tuple(p)] > labels[tuple(q)] and ((p - q) ** 2).sum() <= 9:
-                    want.add((int(a), int(b)))
-        assert set(map(tuple, nearby_edges(instance_map, labels, 2).tolist())) == want
-
-
 def test_link_gap_reaches_the_predictions_graph():
-    labels = seam_labels()
+    labels = np.zeros((6, 9), np.int32)  # objects 3 and 2 apart by a one-pixel seam of label 1
+    labels[1:5, 1:4], labels[1:5, 4], labels[1:5, 5:8] = 3, 1, 2
     heads = {"s": np.full(labels.shape + (3,), 1 / 3, np.float32), "b": np.zeros(labels.shape, np.float32),
              "e": np.full(labels.shape + (4,), 0.25, np.float32)}
     occ = np.zeros(labels.shape + (4,), bool)
