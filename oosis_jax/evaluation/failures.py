@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import (check_thresholds, intersections, ious_of, match_by_iou, pair_paths,
+from oosis_jax.evaluation.metrics import (check_thresholds, intersections, ious_of, match_by_iou, matched_pair_paths,
                                          validate_instances)
 from oosis_jax.evaluation.oair import fields
 
@@ -98,9 +98,8 @@ class _Image:
         return outcomes
 
     def pair_outcomes(self) -> list[str]:
-        recovered, forward, backward = pair_paths(self.gt_map, self.gt_classes, self.gt_edges, self.pred_map,
-                                                  self.pred_classes, self.pred_scores, self.pred_edges,
-                                                  self.iou_threshold, self.min_score, match=self.match)
+        recovered, forward, backward = matched_pair_paths(self.gt_edges, self.match, len(self.pred_classes),
+                                                          self.pred_edges)
         found = np.where(backward, "reversed", np.where(forward, "correct", "no path"))
         return np.where(recovered, found, "not recovered").tolist()
 
@@ -120,7 +119,7 @@ def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_sco
     """The outcome (one of `PAIR_OUTCOMES`) of each distinct ground-truth edge, in ``np.unique`` row order.
 
     Arrays and ``min_score`` as `oosis_jax.evaluation.metrics.oair_counts` (whose ``recovered`` / ``correct``
-    counts these outcomes refine; both come from `oosis_jax.evaluation.metrics.pair_paths`)."""
+    counts these outcomes refine; both come from `oosis_jax.evaluation.metrics.matched_pair_paths`)."""
     return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
                   iou_threshold, min_score).pair_outcomes()
 

@@ -185,15 +185,12 @@ def check_thresholds(iou_threshold: float, min_score: float) -> None:
 
 
 def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-               iou_threshold: float = 0.5, min_score: float = 0.0,
-               match: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each distinct ground-truth edge (a, b) (``np.unique`` row order): ``(recovered, forward, backward)``,
     bool (P,) each. ``recovered``: both a and b are matched (see `match_instances`); ``forward`` /
     ``backward``: the predicted graph (all predicted instances and ``pred_edges``) has a directed path from
     match(a) to match(b) / back (False where not recovered). The basis of `oair_counts` and of
-    `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`. ``match``: the
-    result of `match_instances` for these arguments, when the caller has it already (else it is computed
-    from ``iou_threshold`` and ``min_score``, which are then only checked).
+    `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`.
     """
     check_thresholds(iou_threshold, min_score)
     gt_map, gt_classes, gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
@@ -201,14 +198,22 @@ def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores
         pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
-    if match is None:
-        match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
+    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
+    return matched_pair_paths(gt_edges, match, len(pred_classes), pred_edges)
+
+
+def matched_pair_paths(gt_edges: np.ndarray, match: np.ndarray, num_pred: int,
+                       pred_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`pair_paths` from validated inputs and a matching already made: ``gt_edges`` int (E, 2) of ids 1..m,
+    ``match`` int (m,) (the predicted id of each ground-truth instance, 0 = unmatched), ``num_pred`` predicted
+    instances and their ``pred_edges`` int (F, 2)."""
     gt_edges = np.unique(gt_edges, axis=0)  # an edge listed twice is one occlusion relation, counted once
     m1, m2 = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
     recovered = (m1 > 0) & (m2 > 0)
-    a, b, n = m1[recovered], m2[recovered], len(pred_classes)
+    a, b = m1[recovered], m2[recovered]
     forward, backward = np.zeros(len(gt_edges), bool), np.zeros(len(gt_edges), bool)
-    forward[recovered], backward[recovered] = has_path(n, pred_edges, a, b), has_path(n, pred_edges, b, a)
+    forward[recovered] = has_path(num_pred, pred_edges, a, b)
+    backward[recovered] = has_path(num_pred, pred_edges, b, a)
     return recovered, forward, backward
 
 
