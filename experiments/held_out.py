@@ -35,8 +35,9 @@ from oosis_jax.inference.robustness import Robustness
 
 
 def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentation=None) -> list[dict]:
-    """Head probabilities of ``model`` on ``scenes``, from ``out/heads_<tag>.npz`` when present; with an
-    ``augmentation`` (`oosis_jax.inference.augment.Augmentation`) instead of the model's own setting."""
+    """Head probabilities of ``model`` on ``scenes`` (on the grid stage 2 labels at, `Predictor.heads`'
+    ``label_grid``), from ``out/heads_<tag>.npz`` when present; with an ``augmentation``
+    (`oosis_jax.inference.augment.Augmentation`) instead of the model's own setting."""
     path = out / f"heads_{tag}.npz"
     if path.exists():
         with np.load(path) as f:
@@ -45,7 +46,8 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentati
     from oosis_jax import Predictor
 
     options = {} if augmentation is None else {"augmentation": augmentation}
-    heads = Predictor.from_pretrained(model, **options).heads([x["image"] for x in scenes], progress=False)
+    heads = Predictor.from_pretrained(model, **options).heads([x["image"] for x in scenes], progress=False,
+                                                              label_grid=True)
     np.savez_compressed(path, **{k: np.stack([h[k] for h in heads]) for k in ("s", "b", "e")})
     return heads
 
@@ -110,7 +112,7 @@ def main(argv=None):
             for (robustness, text), lam in [(s, lam) for s in settings for lam in args.lam or [LAMBDA]]:
                 start = time.time()
                 predictions = label_heads(heads, processes=args.processes, progress=False, lam=lam,
-                                          robustness=robustness)
+                                          robustness=robustness, shapes=[x["image"].shape[:2] for x in scenes])
                 if score_model is not None:
                     predictions = [rescore(p, score_model) for p in predictions]
                 results = evaluate(predictions, scenes, progress=False)

@@ -41,15 +41,17 @@ def parse_args(argv=None):
 
 
 def _network_heads(predictor, named, failures) -> list[tuple[str, object, dict]]:
-    """``(stem, image, heads)`` of every image the network could run on: batched (`Predictor.heads`); if
+    """``(stem, image, heads)`` of every image the network could run on (heads on the grid stage 2 labels
+    at): batched (`Predictor.heads`); if
     that fails, image by image, so that a failing one is appended to ``failures`` and the others are kept."""
     try:
-        return [(stem, image, h) for (stem, image), h in zip(named, predictor.heads([i for _, i in named]))]
+        heads = predictor.heads([i for _, i in named], label_grid=True)
+        return [(stem, image, h) for (stem, image), h in zip(named, heads)]
     except Exception:  # noqa: BLE001 - find the failing image(s) below, one image never sinks the run
         heads = []
         for stem, image in tqdm(named, desc="network, image by image"):
             try:
-                heads.append((stem, image, predictor.heads([image], progress=False)[0]))
+                heads.append((stem, image, predictor.heads([image], progress=False, label_grid=True)[0]))
             except Exception as err:  # noqa: BLE001
                 failures.append((stem, f"network failed: {type(err).__name__}: {err}"))
         return heads
@@ -68,7 +70,8 @@ def _network_predictions(args, failures):
     print(f"network on {predict.device_summary()}")
     heads = _network_heads(predictor, named, failures)
     try:
-        labelled = predictor.replace(method=args.method, processes=args.processes).label([h for _, _, h in heads])
+        labelled = predictor.replace(method=args.method, processes=args.processes).label(
+            [h for _, _, h in heads], shapes=[image.shape[:2] for _, image, _ in heads])
     except crf.BatchError as err:  # keep the images the CRF labelled
         for i, failure in err.failures.items():
             failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))

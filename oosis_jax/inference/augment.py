@@ -5,6 +5,12 @@ The heads of an image are averaged over views: the image resized by each of ``sc
 averaging (bilinear resampling; a mirrored view's ``e`` swaps its left and right bins), so the average of
 ``s``, ``b`` and ``e`` stays a probability map of the same contract as one forward pass. Upscaling gives the
 stride-4 network more pixels per small object; measured in RESULTS.md ("Making predicted instances usable").
+
+With ``view_grid``, stage 2 labels the image on the grid of the largest view instead (`label_shape`): the
+heads of every view are averaged there, so the boundary is thinned (NMS) and labelled at the resolution the
+network saw, and only the final labelling comes back to the image's grid
+(`oosis_jax.inference.instances.label_heads`' ``shapes``). Resampling b before NMS blurs the boundary between
+two touching objects, and a gap of one pixel merges them.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ MIRRORED_BINS = [1, 0, 2, 3]
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
     """Views whose heads are averaged: every scale in ``scales`` (> 0; 1.0 = the image as given), each also
-    mirrored when ``flip``. The default, one unmirrored view at scale 1, is the paper's single pass."""
+    mirrored when ``flip``. The default, one unmirrored view at scale 1, is the paper's single pass.
+    ``view_grid``: stage 2 labels on the grid of the largest scale (`label_shape`), not the image's."""
 
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
+    view_grid: bool = False
 
     def __post_init__(self):
         scales = tuple(float(s) for s in self.scales)
@@ -39,15 +47,22 @@ class Augmentation:
         """``(scale, mirrored)`` of every view."""
         return [(s, m) for s in self.scales for m in ((False, True) if self.flip else (False,))]
 
+    def label_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """The grid ``(h, w)`` stage 2 labels an image of ``shape`` = (H, W) on: the largest view's with
+        ``view_grid``, else ``shape`` itself."""
+        return view_shape(shape, max(self.scales)) if self.view_grid else tuple(shape)
+
     def to_text(self) -> str:
         """The inverse of `parse`."""
         if self == Augmentation():
             return "none"
-        return f"scales={':'.join(f'{s:g}' for s in self.scales)}" + (",flip" if self.flip else "")
+        return (f"scales={':'.join(f'{s:g}' for s in self.scales)}" + (",flip" if self.flip else "")
+                + (",view_grid" if self.view_grid else ""))
 
     @classmethod
     def parse(cls, text: str) -> "Augmentation":
-        """``"none"`` or comma-separated items ``scales=S1:S2:...`` and ``flip``, e.g. ``"scales=1.25,flip"``."""
+        """``"none"`` or comma-separated items ``scales=S1:S2:...``, ``flip`` and ``view_grid``, e.g.
+        ``"scales=1.25,flip"``."""
         if text == "none":
             return cls()
         fields = {}
@@ -56,10 +71,10 @@ class Augmentation:
             try:
                 if key == "scales" and sep:
                     fields["scales"] = tuple(float(v) for v in value.split(":"))
-                elif key == "flip" and not sep:
-                    fields["flip"] = True
+                elif key in ("flip", "view_grid") and not sep:
+                    fields[key] = True
                 else:
-                    raise ValueError("expected scales=S1:S2:... or flip")
+                    raise ValueError("expected scales=S1:S2:..., flip or view_grid")
             except ValueError as err:
                 raise ValueError(f"augmentation item {item!r}: {err}") from err
         return cls(**fields)
@@ -82,15 +97,31 @@ def resize_map(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return ndimage.zoom(values, factors, order=1, mode="nearest", grid_mode=True)
 
 
+def view_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The size ``(h, w)`` of an image of ``shape`` = (H, W) seen at ``scale`` (each side at least 2 pixels)."""
+    return tuple(max(2, round(n * scale)) for n in shape[:2])
+
+
+def nearest_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``labels`` (int (h, w)) sampled at the pixel centres of a ``shape`` = (H, W) grid over the same extent
+    (nearest neighbour: every value is one of ``labels``)."""
+    labels = np.asarray(labels)
+    rows = np.minimum(((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(np.int64),
+                      labels.shape[0] - 1)
+    cols = np.minimum(((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(np.int64),
+                      labels.shape[1] - 1)
+    return labels[rows][:, cols]
+
+
 def view_image(image: np.ndarray, scale: float, mirrored: bool) -> np.ndarray:
-    """The view ``(scale, mirrored)`` of a uint8 (H, W, 3) image (each side at least 2 pixels)."""
-    shape = tuple(max(2, round(n * scale)) for n in image.shape[:2])
-    view = resize_image(image, shape)
+    """The view ``(scale, mirrored)`` of a uint8 (H, W, 3) image (`view_shape`)."""
+    view = resize_image(image, view_shape(image.shape[:2], scale))
     return np.ascontiguousarray(view[:, ::-1]) if mirrored else view
 
 
 def heads_back(heads: dict, shape: tuple[int, int], mirrored: bool) -> dict:
-    """A view's heads ``dict(s, b, e)`` on the original image's grid ``shape`` (the inverse of `view_image`)."""
+    """A view's heads ``dict(s, b, e)`` unmirrored and on the grid ``shape`` (the image's: the inverse of
+    `view_image`)."""
     s, b, e = heads["s"], heads["b"], heads["e"]
     if mirrored:
         s, b, e = s[:, ::-1], b[:, ::-1], e[:, ::-1][..., MIRRORED_BINS]
@@ -98,16 +129,18 @@ def heads_back(heads: dict, shape: tuple[int, int], mirrored: bool) -> dict:
 
 
 def augmented_heads(heads_of: Callable[[list[np.ndarray]], list[dict]], images: Sequence[np.ndarray],
-                    augmentation: Augmentation) -> list[dict]:
-    """Per image, the mean over ``augmentation.views`` of ``heads_of``'s ``dict(s, b, e)`` (float32, each
-    image's own size). ``heads_of`` maps a list of uint8 (H, W, 3) images to their heads (one network pass)."""
+                    augmentation: Augmentation, label_grid: bool = False) -> list[dict]:
+    """Per image, the mean over ``augmentation.views`` of ``heads_of``'s ``dict(s, b, e)`` (float32) on each
+    image's own grid, or with ``label_grid`` on the grid stage 2 labels it on (`Augmentation.label_shape`).
+    ``heads_of`` maps a list of uint8 (H, W, 3) images to their heads (one network pass)."""
     if augmentation.views == [(1.0, False)]:
         return heads_of(list(images))
+    shapes = [augmentation.label_shape(image.shape[:2]) if label_grid else image.shape[:2] for image in images]
     total = [None] * len(images)
     for scale, mirrored in augmentation.views:
         views = heads_of([view_image(image, scale, mirrored) for image in images])
-        for i, (image, heads) in enumerate(zip(images, views)):
-            back = heads_back(heads, image.shape[:2], mirrored)
+        for i, (shape, heads) in enumerate(zip(shapes, views)):
+            back = heads_back(heads, shape, mirrored)
             total[i] = back if total[i] is None else {k: total[i][k] + back[k] for k in back}
     count = len(augmentation.views)
     return [{k: v / count for k, v in heads.items()} for heads in total]

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 import crf
 from data import targets
 from oosis_jax.inference import crf_inputs
+from oosis_jax.inference.augment import nearest_labels, resize_map
 from oosis_jax.inference.class_split import split_by_class
 from oosis_jax.inference.robustness import Robustness, merge_small_instances, merge_unsupported_instances
 
@@ -101,21 +102,23 @@ def _label(inputs: list, method, processes, progress: bool, lam: float, mu: floa
 
 def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | None = None,
                 progress: bool = True, lam: float = LAMBDA, mu: float = MU,
-                robustness: Robustness = Robustness()) -> list[Prediction]:
+                robustness: Robustness = Robustness(), shapes: Sequence | None = None) -> list[Prediction]:
     """Predictions from per-image head probabilities ``dict(s, b, e)`` (numpy, one image each).
 
     The CRF runs for all images at once through ``crf.solve_many`` (``method`` "solve" = ``crf.solve``, the
     default; "jump" = the paper's ``crf.jump_moves``; "expansion"; or a picklable callable;
     ``processes=None`` uses every core). ``robustness``: the options of `oosis_jax.inference.robustness` (beyond the
-    paper; all off by default), applied to the CRF inputs and to its labelling.
+    paper; all off by default), applied to the CRF inputs and to its labelling. ``shapes[i]``: the grid
+    ``(H, W)`` of image i's prediction when its heads lie on another (the views' grid,
+    `oosis_jax.inference.augment.Augmentation.view_grid`): see `finish`. None = the heads' own grid.
     """
     inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"], robustness=robustness) for h in heads]
-    return label_inputs(inputs, heads, method, processes, progress, lam, mu, robustness)
+    return label_inputs(inputs, heads, method, processes, progress, lam, mu, robustness, shapes)
 
 
 def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "solve",
                  processes: int | None = None, progress: bool = True, lam: float = LAMBDA, mu: float = MU,
-                 robustness: Robustness = Robustness()) -> list[Prediction]:
+                 robustness: Robustness = Robustness(), shapes: Sequence | None = None) -> list[Prediction]:
     """`label_heads` for CRF inputs built elsewhere: ``inputs[i] = (sigma, occ)`` of image i (float64 (H, W),
     bool (H, W, 4)), ``heads[i]`` its head probabilities (classes and scores come from them). Only the
     labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``, ``link_gap``) apply here.
@@ -123,24 +126,33 @@ def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "
     of every other image (None at the failed ones)."""
     if len(inputs) != len(heads):
         raise ValueError(f"{len(inputs)} CRF inputs but {len(heads)} heads")
+    shapes = [None] * len(heads) if shapes is None else list(shapes)
+    if len(shapes) != len(heads):
+        raise ValueError(f"{len(shapes)} shapes but {len(heads)} heads")
     try:
         labels = _label(list(inputs), method, processes, progress, lam, mu)
     except crf.BatchError as err:
-        err.results = [None if x is None else finish(x, occ, h, robustness)
-                       for x, (_, occ), h in zip(err.results, inputs, heads)]
+        err.results = [None if x is None else finish(x, occ, h, robustness, shape)
+                       for x, (_, occ), h, shape in zip(err.results, inputs, heads, shapes)]
         raise
-    return [finish(x, occ, h, robustness) for x, (_, occ), h in zip(labels, inputs, heads)]
+    return [finish(x, occ, h, robustness, shape) for x, (_, occ), h, shape in zip(labels, inputs, heads, shapes)]
 
 
-def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustness) -> Prediction:
-    """The `Prediction` of one CRF labelling (int (H, W)) after the labelling options of ``robustness``
+def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustness,
+           shape: tuple[int, int] | None = None) -> Prediction:
+    """The `Prediction` of one CRF labelling (int (h, w)) after the labelling options of ``robustness``
     (merging unsupported, then small instances; the class split; the graph's ``link_gap``), from the CRF
-    input ``occ`` (bool (H, W, 4)) and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed
-    from."""
+    input ``occ`` (bool (h, w, 4)) and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed
+    from. With a ``shape`` (H, W) other than (h, w), the finished labelling is sampled onto that grid
+    (nearest neighbour) and the prediction assembled there from the heads resampled bilinearly: a labelling
+    on the test-time views' grid brought back to the image's."""
     labels = merge_small_instances(merge_unsupported_instances(labels, occ, robustness.min_support),
                                    robustness.min_area)
     if robustness.class_split:
         labels = split_by_class(labels, heads["s"], heads["b"], heads["e"], robustness.class_split)
+    if shape is not None and tuple(shape) != labels.shape:
+        labels = nearest_labels(labels, shape)
+        heads = {k: resize_map(heads[k], shape) for k in ("s", "b", "e")}
     return assemble(labels, heads["s"], heads["b"], heads["e"], robustness.link_gap)
 
 

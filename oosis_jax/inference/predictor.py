@@ -156,11 +156,12 @@ class Predictor:
     def __call__(self, image) -> Prediction:
         return self.predict_many([image], progress=False)[0]
 
-    def heads(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
-        """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size),
-        averaged over the views of ``augmentation``."""
+    def heads(self, images: Sequence[np.ndarray], progress: bool = True, label_grid: bool = False) -> list[dict]:
+        """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size, or
+        with ``label_grid`` the size stage 2 labels it at: ``augmentation.label_shape``), averaged over the
+        views of ``augmentation``."""
         images = [check_image(image, f"image {i}") for i, image in enumerate(images)]
-        return augmented_heads(lambda views: self.forward(views, progress), images, self.augmentation)
+        return augmented_heads(lambda views: self.forward(views, progress), images, self.augmentation, label_grid)
 
     def forward(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
         """One network pass per checked uint8 image: ``dict(s, b, e)`` float32, each image's own size.
@@ -195,12 +196,14 @@ class Predictor:
     def predict_many(self, images: Sequence[np.ndarray], progress: bool = True) -> list[Prediction]:
         """One `Prediction` per uint8 (H, W, 3) image, in order. Every image is checked before any work
         (``ValueError`` naming the first bad one's index); the CRF labels all images on every core."""
-        return self.label(self.heads(images, progress), progress)
+        shapes = [np.shape(image)[:2] for image in images]
+        return self.label(self.heads(images, progress, label_grid=True), progress, shapes)
 
-    def label(self, heads: Sequence[dict], progress: bool = True) -> list[Prediction]:
-        """Stage 2 with this predictor's options: one `Prediction` per head dict ``(s, b, e)`` of `heads`."""
+    def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None) -> list[Prediction]:
+        """Stage 2 with this predictor's options: one `Prediction` per head dict ``(s, b, e)`` of `heads`;
+        ``shapes``: each image's (H, W) when the heads lie on the views' grid (`heads` with ``label_grid``)."""
         predictions = label_heads(heads, method=self.method, processes=self.processes, progress=progress,
-                                  lam=self.lam, mu=self.mu, robustness=self.robustness)
+                                  lam=self.lam, mu=self.mu, robustness=self.robustness, shapes=shapes)
         return [self.score(p) for p in predictions]
 
     def score(self, prediction: Prediction) -> Prediction:

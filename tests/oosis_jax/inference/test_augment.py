@@ -85,3 +85,33 @@ def test_predictor_uses_and_exports_its_augmentation(tmp_path):
     folder = export(predictor.model, config, tmp_path / "tta", extra={"augmentation": dataclasses.asdict(tta)})
     assert Predictor.from_pretrained(folder).augmentation == tta
     assert predictor.replace(lam=5.0).augmentation == tta
+
+
+def test_view_grid_labels_on_the_largest_view_and_brings_the_labels_back():
+    from oosis_jax.inference.augment import nearest_labels
+    from oosis_jax.inference.instances import label_heads
+    from oosis_jax.inference.robustness import Robustness
+
+    tta = Augmentation.parse("scales=1:1.5,flip,view_grid")
+    assert tta.view_grid and Augmentation.parse(tta.to_text()) == tta
+    assert tta.label_shape((20, 30)) == (30, 45) and Augmentation(scales=(1.5,)).label_shape((20, 30)) == (20, 30)
+    labels = np.arange(12).reshape(3, 4)
+    np.testing.assert_array_equal(nearest_labels(np.kron(labels, np.ones((2, 2), int)), (3, 4)), labels)
+    np.testing.assert_array_equal(nearest_labels(labels, (6, 8)), np.kron(labels, np.ones((2, 2), int)))
+    # A pixelwise network: heads on the views' grid; the prediction is the labelling made there, sampled back
+    # onto the image's grid.
+    rng = np.random.default_rng(0)
+    image = np.zeros((16, 24, 3), np.uint8)
+    image[3:12, 2:10], image[4:14, 12:22] = 200, 90
+    heads_of = lambda views: [{"s": np.stack([v[..., 0] < 50, v[..., 0] >= 50], -1).astype(np.float32),  # noqa
+                               "b": np.zeros(v.shape[:2], np.float32) + rng.uniform(0, 0.01, v.shape[:2]),
+                               "e": np.full(v.shape[:2] + (4,), 0.25, np.float32)} for v in views]
+    fine = augmented_heads(heads_of, [image], tta, label_grid=True)[0]
+    assert fine["b"].shape == (24, 36) and augmented_heads(heads_of, [image], tta)[0]["b"].shape == (16, 24)
+    pred = label_heads([fine], processes=1, progress=False, robustness=Robustness(), shapes=[(16, 24)])[0]
+    assert pred.instance_map.shape == pred.labels.shape == pred.b.shape == (16, 24) and pred.s.shape[:2] == (16, 24)
+    on_views = label_heads([fine], processes=1, progress=False, robustness=Robustness())[0]
+    assert on_views.labels.shape == (24, 36)
+    np.testing.assert_array_equal(pred.labels, nearest_labels(on_views.labels, (16, 24)))
+    with pytest.raises(ValueError, match="1 shapes but 2 heads"):
+        label_heads([fine, fine], processes=1, progress=False, shapes=[(16, 24)])
