@@ -81,7 +81,6 @@ def instances(labels, gap=0):
     if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
         raise ValueError(f"gap must be an integer >= 0, got {gap!r}")
     comp = _components(labels, False)
-    pairs = [_pairs_at(comp, labels, dy, dx) for dy, dx in _offsets(int(gap), *labels.shape)]
-    pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int32)
-    edges = np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), dtype=np.int32)
-    return comp, edges.astype(np.int32)
+    pairs = [np.zeros((0, 2), dtype=np.int32)]  # a 1x1 image has no offset within reach
+    pairs += [_pairs_at(comp, labels, dy, dx) for dy, dx in _offsets(int(gap), *labels.shape)]
+    return comp, np.unique(np.concatenate(pairs), axis=0).astype(np.int32)

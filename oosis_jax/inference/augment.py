@@ -106,10 +106,8 @@ def nearest_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``labels`` (int (h, w)) sampled at the pixel centres of a ``shape`` = (H, W) grid over the same extent
     (nearest neighbour: every value is one of ``labels``)."""
     labels = np.asarray(labels)
-    rows = np.minimum(((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(np.int64),
-                      labels.shape[0] - 1)
-    cols = np.minimum(((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(np.int64),
-                      labels.shape[1] - 1)
+    rows, cols = (np.minimum(((np.arange(new) + 0.5) * old / new).astype(np.int64), old - 1)
+                  for new, old in zip(shape[:2], labels.shape))
     return labels[rows][:, cols]
 
 
