@@ -8,6 +8,7 @@ import pytest
 
 from experiments import common, crf_on_gt, demo, instance_quality
 from oosis_jax.inference import heads as heads_lib
+from oosis_jax.inference.augment import Augmentation
 from oosis_jax.training import checkpointing
 from oosis_jax.training.configs import get_config
 from helpers.tables import assert_percentages, table_rows
@@ -37,7 +38,9 @@ def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
     assert summary["results"]["boundaries"]["plain"]["AP"] > summary["trained_results"]["boundaries"]["plain"]["AP"]
     # True boundaries on the shipped model's own segmentation give better instances.
     assert summary["mixed_results"]["weighted_coverage"] > summary["results"]["weighted_coverage"]
-    assert "evaluated with robustness options min_area=30, ad-hoc scores" in (out / "results.md").read_text()
+    # the trained network is evaluated with the config's CRF options and views
+    text = (out / "results.md").read_text()
+    assert "evaluated with robustness options min_area=30, test-time views none, ad-hoc scores" in text
 
 
 def test_demo_without_train_uses_only_the_shipped_model_and_resumes_training(smoke_demo, tmp_path):
@@ -63,6 +66,8 @@ def test_demo_configs():
     assert demo.get_config("cpu").train_minutes is not None
     assert (cpu.loss.boundary_loss, cpu.loss.orientation_band) == ("dice++", 1)  # the shipped model's losses
     assert demo.get_config("cpu").train_robustness == "high=0.4,min_segment=5,min_area=30"
+    views = Augmentation.parse(demo.get_config("cpu").train_augmentation)
+    assert views.scales == (1.25,) and views.flip and not views.view_grid
     with pytest.raises(ValueError, match="unknown demo config"):
         demo.get_config("huge")
 
