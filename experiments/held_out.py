@@ -40,9 +40,10 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentati
     (`oosis_jax.inference.augment.Augmentation`) instead of the model's own setting."""
     path = out / f"heads_{tag}.npz"
     if path.exists():
-        with np.load(path) as f:
-            if len(f["b"]) == len(scenes):
-                return [{"s": f["s"][i], "b": f["b"][i], "e": f["e"][i]} for i in range(len(scenes))]
+        with np.load(path) as f:  # each f[key] reads (and decompresses) the whole array: once per key
+            stacked = {key: f[key] for key in ("s", "b", "e")}
+        if len(stacked["b"]) == len(scenes):
+            return [{key: stacked[key][i] for key in stacked} for i in range(len(scenes))]
     from oosis_jax import Predictor
 
     options = {} if augmentation is None else {"augmentation": augmentation}

@@ -52,3 +52,19 @@ def test_rows_are_strict_json_with_null_for_nan():
     line = held_out.json_line({"set": "test", "accuracy": float("nan"), "WC": 84.1, "pairs correct": float("inf")})
     assert json.loads(line) == {"set": "test", "accuracy": None, "WC": 84.1, "pairs correct": None}
     assert line.endswith("\n") and "NaN" not in line
+
+
+def test_cached_heads_read_each_array_once(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    stacked = {k: rng.random((3, 4, 5, c), dtype=np.float32) for k, c in (("s", 6), ("e", 4))}
+    stacked["b"] = rng.random((3, 4, 5), dtype=np.float32)
+    np.savez_compressed(tmp_path / "heads_m_test.npz", **stacked)
+    # a model name that does not exist: the heads must come from the file, never from a network
+    heads = held_out.cached_heads("no-such-model", "m_test", [{}] * 3, tmp_path)
+    for i, h in enumerate(heads):
+        for k in ("s", "b", "e"):
+            np.testing.assert_array_equal(h[k], stacked[k][i])
+    # every scene's arrays are views of one decompressed array per key (not one whole copy per scene)
+    assert all(h["s"].base is heads[0]["s"].base for h in heads)
