@@ -19,7 +19,11 @@ class ModelConfig:
       num_classes: number of foreground classes C; the semantic head ``s`` has C + 1 channels (0 = background).
       stage_blocks: bottleneck blocks per ResNet stage (ResNet-50: (3, 4, 6, 3)).
       width: channels of the first stage's bottleneck (64 in ResNet-50); stage k uses ``width * 2**(k-1)``
-        and outputs four times as many.
+        and outputs ``bottleneck_expansion`` times as many.
+      bottleneck_expansion: a stage's output channels over its bottleneck channels (4 in ResNet-50). Doubling
+        ``width`` while halving this widens only the 3x3 convolutions inside the blocks (as Wide ResNet-50-2
+        does) and keeps every feature the rest of the network reads, so a trained run grows in place
+        (`load_pretrained`).
       stem_width: channels of the first two stem convolutions; the deep stem ends with ``2 * stem_width``.
       deep_stem: True for the PSPNet reference's three 3x3 convolutions, False for torchvision's single 7x7.
       head_width: channels of the PSP head's 3x3 convolution (512 in the reference).
@@ -43,6 +47,7 @@ class ModelConfig:
     num_classes: int
     stage_blocks: tuple[int, int, int, int] = (3, 4, 6, 3)
     width: int = 64
+    bottleneck_expansion: int = 4
     stem_width: int = 64
     deep_stem: bool = True
     head_width: int = 512
@@ -62,7 +67,7 @@ class ModelConfig:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if len(self.stage_blocks) != 4 or min(self.stage_blocks) < 1:
             raise ValueError(f"stage_blocks must be 4 positive counts, got {self.stage_blocks}")
-        if min(self.width, self.stem_width, self.head_width, self.aux_width) < 1:
+        if min(self.width, self.bottleneck_expansion, self.stem_width, self.head_width, self.aux_width) < 1:
             raise ValueError("widths must be positive")
         if self.decoder_width < 2:
             raise ValueError(f"decoder_width must be >= 2 (its full-resolution branch has half as many "

@@ -8,6 +8,7 @@ a PyTorch ResNet-50 state dict.
 from __future__ import annotations
 
 import os
+import re
 
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +21,32 @@ def flat_state(model: nnx.Module) -> dict[str, nnx.Variable]:
     return {"/".join(str(k) for k in path): variable for path, variable in flat}
 
 
+# The arrays of a bottleneck block's inside (``ModelConfig.width`` with ``bottleneck_expansion``) and the axes
+# along which a wider model may hold more channels than the file: conv1's outputs, conv2's inputs and
+# outputs, conv3's inputs, and the two BatchNorms between them.
+_INNER = re.compile(r"^backbone/layer[1-4]/\d+/(conv[123]/kernel|bn[12]/(scale|bias|mean|var))$")
+_GROWING_AXES = {"conv1": (3,), "conv2": (2, 3), "conv3": (2,), "bn1": (0,), "bn2": (0,)}
+
+
+def _grown(name: str, file_array: np.ndarray, model_array: np.ndarray) -> np.ndarray | None:
+    """``model_array`` with ``file_array`` in its leading channels where ``name`` is a bottleneck's inside and
+    the model is wider there, else None. A kernel's weights from the added input channels to the file's
+    output channels are zeroed (the added channels start unread), the rest keeps the model's initialisation
+    (BatchNorm: scale 1, bias 0, mean 0, var 1), so the wider block computes the file's function."""
+    match = _INNER.match(name)
+    if match is None or file_array.ndim != model_array.ndim:
+        return None
+    axes = _GROWING_AXES[match.group(1).split("/")[0]]
+    if any(f != m for k, (f, m) in enumerate(zip(file_array.shape, model_array.shape)) if k not in axes) or \
+            any(f > m for f, m in zip(file_array.shape, model_array.shape)):
+        return None
+    out = np.array(model_array, copy=True)
+    if out.ndim == 4:
+        out[:, :, file_array.shape[2]:, :file_array.shape[3]] = 0.0
+    out[tuple(slice(0, n) for n in file_array.shape)] = file_array
+    return out
+
+
 def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     """Copy the arrays of the npz file at ``path`` into ``model`` in place; returns the names loaded.
 
@@ -28,7 +55,9 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     only file initialises the backbone and leaves the new layers alone. The same holds for a model with more
     blocks per stage (``ModelConfig.stage_blocks``) or more decoder blocks (``ModelConfig.decoder_blocks``)
     than the file's: the added blocks start as identities (their last BatchNorm scale is 0), so the grown
-    model computes the file's function until it trains.
+    model computes the file's function until it trains. Wider bottlenecks (a larger ``ModelConfig.width`` with
+    the same ``width * bottleneck_expansion``) grow the same way: the file fills the leading channels of each
+    block's inside and the added channels start unread (`_grown`).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -39,6 +68,10 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     unknown = sorted(set(arrays) - set(variables))
     if unknown:
         raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}")
+    for name in arrays:
+        if arrays[name].shape != variables[name].shape:
+            grown = _grown(name, arrays[name], np.asarray(variables[name].get_value()))
+            arrays[name] = arrays[name] if grown is None else grown
     wrong = [f"{n}: file {arrays[n].shape} vs model {variables[n].shape}" for n in sorted(arrays)
              if arrays[n].shape != variables[n].shape]
     if wrong:

@@ -15,7 +15,6 @@ from flax import nnx
 
 from oosis_jax.models.config import ModelConfig
 
-EXPANSION = 4
 # (stride, dilation) of stages 1..4 for each output stride.
 STAGE_GEOMETRY = {8: ((1, 1), (2, 1), (1, 2), (1, 4)), 4: ((1, 1), (1, 1), (1, 2), (1, 4))}
 
@@ -40,10 +39,12 @@ def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
 
 
 class Bottleneck(nnx.Module):
-    """1x1 -> 3x3 (strided, dilated) -> 1x1 residual block with a projection shortcut where shapes change."""
+    """1x1 -> 3x3 (strided, dilated) -> 1x1 residual block with a projection shortcut where shapes change;
+    ``width`` channels inside, ``width * expansion`` out."""
 
-    def __init__(self, cin: int, width: int, *, stride: int, dilation: int, dtype, rngs: nnx.Rngs):
-        cout = width * EXPANSION
+    def __init__(self, cin: int, width: int, *, stride: int, dilation: int, expansion: int, dtype,
+                 rngs: nnx.Rngs):
+        cout = width * expansion
         self.conv1 = conv(cin, width, 1, dtype=dtype, rngs=rngs)
         self.bn1 = batch_norm(width, dtype=dtype, rngs=rngs)
         self.conv2 = conv(width, width, 3, stride=stride, dilation=dilation, dtype=dtype, rngs=rngs)
@@ -69,8 +70,9 @@ class Bottleneck(nnx.Module):
 class DilatedResNet(nnx.Module):
     """``__call__(x (B, H, W, 3), train) -> (stage3, stage4)`` features at stride ``s = output_stride``.
 
-    ``stage3``: ``(B, ceil(H/s), ceil(W/s), 16 * width)`` (feeds the auxiliary head);
-    ``stage4``: ``(B, ceil(H/s), ceil(W/s), 32 * width)`` (feeds the pyramid pooling module).
+    ``stage3``: ``(B, ceil(H/s), ceil(W/s), 4 * e * width)`` (feeds the auxiliary head);
+    ``stage4``: ``(B, ceil(H/s), ceil(W/s), 8 * e * width)`` (feeds the pyramid pooling module), with
+    ``e = bottleneck_expansion`` (4: 16 and 32 times ``width``).
     """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
@@ -91,19 +93,20 @@ class DilatedResNet(nnx.Module):
             cin = stem
         stages = []
         geometry = STAGE_GEOMETRY[config.output_stride]
+        expansion = config.bottleneck_expansion
         for k, (blocks, (stride, dilation)) in enumerate(zip(config.stage_blocks, geometry)):
             width = config.width * 2**k
             stage = []
             for i in range(blocks):
                 stage.append(Bottleneck(cin, width, stride=stride if i == 0 else 1, dilation=dilation,
-                                        dtype=dtype, rngs=rngs))
-                cin = width * EXPANSION
+                                        expansion=expansion, dtype=dtype, rngs=rngs))
+                cin = width * expansion
             stages.append(nnx.List(stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.stem_channels = 2 * stem if config.deep_stem else stem
-        self.stage1_channels = config.width * EXPANSION
-        self.stage3_channels = config.width * 4 * EXPANSION
-        self.stage4_channels = config.width * 8 * EXPANSION
+        self.stage1_channels = config.width * expansion
+        self.stage3_channels = config.width * 4 * expansion
+        self.stage4_channels = config.width * 8 * expansion
 
     def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
         features = self.features(x, train)
@@ -111,7 +114,7 @@ class DilatedResNet(nnx.Module):
 
     def features(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
         """Every scale the decoder variant needs: ``stem`` (stride 2, ``stem_channels``), ``stage1``
-        (stride 4, ``4 * width``), ``stage3`` and ``stage4`` (stride ``output_stride``, as `__call__`)."""
+        (stride 4, ``e * width``), ``stage3`` and ``stage4`` (stride ``output_stride``, as `__call__`)."""
         frozen = not train
         x = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=frozen))
         if self.conv2 is not None:

@@ -1,5 +1,7 @@
 """Shapes, bilinear initialisation, pyramid pooling and weight loading of the PSPNet (Sec. 3.1)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -192,3 +194,34 @@ def test_a_deeper_network_grown_from_trained_weights_computes_the_same_function(
         bn.scale.set_value(jnp.ones_like(bn.scale.get_value()))
         assert not np.allclose(forward(deep, images, train=False)["b_logits"], before["b_logits"], atol=1e-3)
         bn.scale.set_value(jnp.zeros_like(bn.scale.get_value()))
+
+
+def test_wider_bottlenecks_grown_from_trained_weights_compute_the_same_function(tmp_path):
+    # width 4 -> 8 with expansion 4 -> 2: the features between blocks keep their channels, each block's inside
+    # doubles; the added channels start unread (zero weights into conv3 and conv2's old outputs).
+    narrow = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), rngs=nnx.Rngs(3))
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for name, variable in flat_state(narrow).items():
+        value = np.asarray(variable.get_value())
+        value = np.abs(value) + 0.5 if name.endswith("/var") else value + rng.normal(0, 0.1, value.shape)
+        arrays[name] = value
+        variable.set_value(jnp.asarray(value, variable.get_value().dtype))
+    np.savez(tmp_path / "narrow.npz", **arrays)
+    wide_config = ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4, width=8,
+                                   bottleneck_expansion=2)
+    wide = PSPNet(wide_config, rngs=nnx.Rngs(4))
+    assert wide.backbone.layer3[0].conv3.kernel.shape == (1, 1, 32, 64)  # narrow: (1, 1, 16, 64)
+    assert sorted(load_pretrained(wide, tmp_path / "narrow.npz")) == sorted(arrays)
+    images = jax.random.normal(jax.random.key(0), (2, 21, 30, 3))
+    before, after = forward(narrow, images, train=False), forward(wide, images, train=False)
+    for key in before:
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(wide.backbone.layer3[0].conv3.kernel[...][:, :, 16:], 0.0)
+    # the added channels are live: once conv3 reads them the function changes
+    conv3 = wide.backbone.layer3[0].conv3
+    conv3.kernel.set_value(conv3.kernel.get_value().at[:, :, 16:].set(0.5))
+    assert not np.allclose(forward(wide, images, train=False)["b_logits"], before["b_logits"], atol=1e-3)
+    # only a block's inside may grow: a wider stem is still a shape mismatch
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_pretrained(PSPNet(dataclasses.replace(wide_config, stem_width=16)), tmp_path / "narrow.npz")
