@@ -9,7 +9,8 @@ held-out table (synthetic splits ``test`` and ``test2``, with the test-time view
 CRF options ``--lam`` and ``--robustness`` that the predictor then uses by default; choose them on the
 ``validation`` split with ``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a
 learned instance score (`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options
-and ships it.
+and ships it. ``--workdir`` may also be a folder this script exported, or a shipped name, to ship the same
+weights with other options: the run's steps and minutes then come from what it recorded in its ``config.json``.
 """
 
 from __future__ import annotations
@@ -36,9 +37,18 @@ SPLITS = ("test", "test2")
 
 def run_facts(workdir: Path) -> dict:
     """The step of the run's latest checkpoint and the wall time up to it, from ``metrics.jsonl`` (pauses
-    between sessions excluded: gaps of more than 10 minutes between log lines are not counted)."""
+    between sessions excluded: gaps of more than 10 minutes between log lines are not counted). For a folder
+    this script exported (``--workdir`` may be one, to ship the same weights with other options), the facts
+    it recorded under ``export.run`` in its ``config.json``."""
     from oosis_jax.training.checkpointing import latest_step
 
+    if not (workdir / "metrics.jsonl").exists():
+        try:
+            facts = json.loads((workdir / predictor.CONFIG_FILE).read_text())["export"]["run"]
+            return {"steps": int(facts["steps"]), "minutes": float(facts["minutes"])}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{workdir} is neither a training work directory (no metrics.jsonl) nor a folder "
+                             f"exported with its run's steps and minutes: {err!r}") from err
     step = latest_step(str(workdir))
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     times = sorted(r["time"] for r in records if r["step"] <= step)
@@ -121,8 +131,9 @@ def main(argv=None):
                         help="fit and ship a learned instance score on --fit-scenes validation scenes")
     parser.add_argument("--fit-scenes", type=int, default=200)
     args = parser.parse_args(argv)
-    workdir = Path(args.workdir)
+    workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
+    facts = run_facts(workdir)
     pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=args.lam, augmentation=augmentation)
     scores = ""
     if args.fit_scores:
@@ -134,9 +145,9 @@ def main(argv=None):
     predictor.export(pred.model, pred.config, out,
                      extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness),
                             "augmentation": dataclasses.asdict(augmentation),
-                            "score_model": pred.score_model and pred.score_model.to_dict()})
+                            "score_model": pred.score_model and pred.score_model.to_dict(), "run": facts})
     table = held_out_table(pred, args.scenes)
-    (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, run_facts(workdir), args.hardware, table,
+    (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, facts, args.hardware, table,
                                             robustness, args.lam, args.history, args.prior_minutes, scores,
                                             augmentation))
     print((out / "MODEL_CARD.md").read_text())

@@ -6,6 +6,10 @@ averaging (bilinear resampling; a mirrored view's ``e`` swaps its left and right
 ``s``, ``b`` and ``e`` stays a probability map of the same contract as one forward pass. Upscaling gives the
 stride-4 network more pixels per small object; measured in RESULTS.md ("Making predicted instances usable").
 
+With ``shift = k``, every view is also seen shifted by k pixels down and right (the view padded by repeating
+its first row and column, its heads cropped back): the stride-4 network then samples each object at another
+phase of its grid, and the average of the two is less tied to where an object happens to fall on it.
+
 With ``view_grid``, stage 2 labels the image on the grid of the largest view instead (`label_shape`): the
 heads of every view are averaged there, so the boundary is thinned (NMS) and labelled at the resolution the
 network saw, and only the final labelling comes back to the image's grid
@@ -29,23 +33,33 @@ MIRRORED_BINS = [1, 0, 2, 3]
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
     """Views whose heads are averaged: every scale in ``scales`` (> 0; 1.0 = the image as given), each also
-    mirrored when ``flip``. The default, one unmirrored view at scale 1, is the paper's single pass.
-    ``view_grid``: stage 2 labels on the grid of the largest scale (`label_shape`), not the image's."""
+    mirrored when ``flip``, and each of those also shifted by ``shift`` pixels (> 0; 0 = no shifted views).
+    The default, one unmirrored view at scale 1, is the paper's single pass. ``view_grid``: stage 2 labels on
+    the grid of the largest scale (`label_shape`), not the image's."""
 
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     view_grid: bool = False
+    shift: int = 0
 
     def __post_init__(self):
         scales = tuple(float(s) for s in self.scales)
         if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
             raise ValueError(f"scales must be a non-empty list of positive numbers, got {self.scales}")
         object.__setattr__(self, "scales", scales)
+        if isinstance(self.shift, bool) or int(self.shift) != self.shift or self.shift < 0:
+            raise ValueError(f"shift must be a whole number of pixels >= 0, got {self.shift!r}")
+        object.__setattr__(self, "shift", int(self.shift))
 
     @property
     def views(self) -> list[tuple[float, bool]]:
         """``(scale, mirrored)`` of every view."""
         return [(s, m) for s in self.scales for m in ((False, True) if self.flip else (False,))]
+
+    @property
+    def shifts(self) -> tuple[int, ...]:
+        """The shifts (pixels down and right) each of `views` is seen at."""
+        return (0, self.shift) if self.shift else (0,)
 
     def label_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """The grid ``(h, w)`` stage 2 labels an image of ``shape`` = (H, W) on: the largest view's with
@@ -57,12 +71,12 @@ class Augmentation:
         if self == Augmentation():
             return "none"
         return (f"scales={':'.join(f'{s:g}' for s in self.scales)}" + (",flip" if self.flip else "")
-                + (",view_grid" if self.view_grid else ""))
+                + (f",shift={self.shift}" if self.shift else "") + (",view_grid" if self.view_grid else ""))
 
     @classmethod
     def parse(cls, text: str) -> "Augmentation":
-        """``"none"`` or comma-separated items ``scales=S1:S2:...``, ``flip`` and ``view_grid``, e.g.
-        ``"scales=1.25,flip"``."""
+        """``"none"`` or comma-separated items ``scales=S1:S2:...``, ``flip``, ``shift=K`` and ``view_grid``,
+        e.g. ``"scales=1.25,flip"``."""
         if text == "none":
             return cls()
         fields = {}
@@ -71,10 +85,12 @@ class Augmentation:
             try:
                 if key == "scales" and sep:
                     fields["scales"] = tuple(float(v) for v in value.split(":"))
+                elif key == "shift" and sep:
+                    fields["shift"] = int(value)
                 elif key in ("flip", "view_grid") and not sep:
                     fields[key] = True
                 else:
-                    raise ValueError("expected scales=S1:S2:..., flip or view_grid")
+                    raise ValueError("expected scales=S1:S2:..., flip, shift=K or view_grid")
             except ValueError as err:
                 raise ValueError(f"augmentation item {item!r}: {err}") from err
         return cls(**fields)
@@ -111,16 +127,20 @@ def nearest_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return labels[rows][:, cols]
 
 
-def view_image(image: np.ndarray, scale: float, mirrored: bool) -> np.ndarray:
-    """The view ``(scale, mirrored)`` of a uint8 (H, W, 3) image (`view_shape`)."""
+def view_image(image: np.ndarray, scale: float, mirrored: bool, shift: int = 0) -> np.ndarray:
+    """The view ``(scale, mirrored)`` of a uint8 (H, W, 3) image (`view_shape`), with ``shift`` rows and columns
+    of its own first row and column prepended (``(h + shift, w + shift, 3)``)."""
     view = resize_image(image, view_shape(image.shape[:2], scale))
-    return np.ascontiguousarray(view[:, ::-1]) if mirrored else view
+    view = view[:, ::-1] if mirrored else view
+    if shift:
+        view = np.pad(view, ((shift, 0), (shift, 0), (0, 0)), mode="edge")
+    return np.ascontiguousarray(view)
 
 
-def heads_back(heads: dict, shape: tuple[int, int], mirrored: bool) -> dict:
-    """A view's heads ``dict(s, b, e)`` unmirrored and on the grid ``shape`` (the image's: the inverse of
-    `view_image`)."""
-    s, b, e = heads["s"], heads["b"], heads["e"]
+def heads_back(heads: dict, shape: tuple[int, int], mirrored: bool, shift: int = 0) -> dict:
+    """A view's heads ``dict(s, b, e)`` cropped of its ``shift``, unmirrored and on the grid ``shape`` (the
+    image's: the inverse of `view_image`)."""
+    s, b, e = (heads[k][shift:, shift:] for k in ("s", "b", "e"))
     if mirrored:
         s, b, e = s[:, ::-1], b[:, ::-1], e[:, ::-1][..., MIRRORED_BINS]
     return {"s": resize_map(s, shape), "b": resize_map(b, shape), "e": resize_map(e, shape)}
@@ -131,14 +151,15 @@ def augmented_heads(heads_of: Callable[[list[np.ndarray]], list[dict]], images: 
     """Per image, the mean over ``augmentation.views`` of ``heads_of``'s ``dict(s, b, e)`` (float32) on each
     image's own grid, or with ``label_grid`` on the grid stage 2 labels it on (`Augmentation.label_shape`).
     ``heads_of`` maps a list of uint8 (H, W, 3) images to their heads (one network pass)."""
-    if augmentation.views == [(1.0, False)]:
+    if augmentation.views == [(1.0, False)] and augmentation.shifts == (0,):
         return heads_of(list(images))
     shapes = [augmentation.label_shape(image.shape[:2]) if label_grid else image.shape[:2] for image in images]
     total = [None] * len(images)
     for scale, mirrored in augmentation.views:
-        views = heads_of([view_image(image, scale, mirrored) for image in images])
-        for i, (shape, heads) in enumerate(zip(shapes, views)):
-            back = heads_back(heads, shape, mirrored)
-            total[i] = back if total[i] is None else {k: total[i][k] + back[k] for k in back}
-    count = len(augmentation.views)
+        for shift in augmentation.shifts:
+            views = heads_of([view_image(image, scale, mirrored, shift) for image in images])
+            for i, (shape, heads) in enumerate(zip(shapes, views)):
+                back = heads_back(heads, shape, mirrored, shift)
+                total[i] = back if total[i] is None else {k: total[i][k] + back[k] for k in back}
+    count = len(augmentation.views) * len(augmentation.shifts)
     return [{k: v / count for k, v in heads.items()} for heads in total]

@@ -1,5 +1,9 @@
 """The model card written by ``experiments.export_model`` states where the weights came from and for how long."""
 
+import json
+
+import pytest
+
 from experiments import export_model
 from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.robustness import Robustness
@@ -22,3 +26,15 @@ def test_card_of_a_run_from_scratch_and_of_a_continued_one():
     assert "173 minutes (17 in this run, 156 in the earlier runs it continues)" in text
     assert "**Training history**: three runs" in text and "**Instance scores**: learned on 40 scenes." in text
     assert "test-time views `scales=1.25,flip`" in text and "--augmentation scales=1.25,flip --scores learned" in text
+
+
+def test_run_facts_of_an_exported_folder(tmp_path):
+    # re-exporting a shipped folder with other options keeps the facts of the run that trained it
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"export": {"run": {"steps": 3000, "minutes": 51.0}}}))
+    assert export_model.run_facts(folder) == {"steps": 3000, "minutes": 51.0}
+    (folder / "config.json").write_text(json.dumps({"export": {}}))
+    with pytest.raises(ValueError, match="neither a training work directory"):
+        export_model.run_facts(folder)
+    assert export_model.run_facts(export_model.predictor.model_folder("synthetic"))["steps"] == 3000

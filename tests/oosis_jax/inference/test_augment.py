@@ -115,3 +115,35 @@ def test_view_grid_labels_on_the_largest_view_and_brings_the_labels_back():
     np.testing.assert_array_equal(pred.labels, nearest_labels(on_views.labels, (16, 24)))
     with pytest.raises(ValueError, match="1 shapes but 2 heads"):
         label_heads([fine, fine], processes=1, progress=False, shapes=[(16, 24)])
+
+
+def test_shifted_views_pad_with_the_edge_and_come_back_aligned():
+    tta = Augmentation.parse("scales=1.25,flip,shift=2,view_grid")
+    assert tta.shift == 2 and tta.shifts == (0, 2) and Augmentation.parse(tta.to_text()) == tta
+    assert Augmentation().shifts == (0,)
+    for bad in ("shift=-1", "shift=1.5", "shift"):
+        with pytest.raises(ValueError, match="shift|expected|invalid literal"):
+            Augmentation.parse(bad)
+    image = np.random.default_rng(2).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    view = view_image(image, 1.0, mirrored=True, shift=3)
+    assert view.shape == (12, 16, 3)
+    np.testing.assert_array_equal(view[3:, 3:], image[:, ::-1])
+    np.testing.assert_array_equal(view[0, 3:], image[0, ::-1])      # the pad repeats the first row ...
+    np.testing.assert_array_equal(view[3:, 0], image[:, -1])        # ... and column of the (mirrored) view
+
+    def pixelwise(images):   # a translation-equivariant "network": the shifted views' heads line up exactly
+        return [{"s": np.stack([1 - v[..., 0] / 255, v[..., 0] / 255], -1).astype(np.float32),
+                 "b": (v[..., 1] / 255).astype(np.float32),
+                 "e": np.repeat((v[..., 2:3] / 255).astype(np.float32), 4, -1)} for v in images]
+    plain = augmented_heads(pixelwise, [image], Augmentation())[0]
+    for shifted in (Augmentation(shift=2), Augmentation(flip=True, shift=1)):
+        heads = augmented_heads(pixelwise, [image], shifted)[0]
+        for key in ("s", "b", "e"):
+            np.testing.assert_allclose(heads[key], plain[key], atol=1e-6)
+    # a network that sees the pad differs there and nowhere else: the views are really averaged
+    calls = []
+    marked = lambda views: calls.append(len(views)) or [  # noqa
+        {**h, "b": h["b"] + (v.shape[0] != 9)} for h, v in zip(pixelwise(views), views)]
+    heads = augmented_heads(marked, [image], Augmentation(shift=2))[0]
+    assert len(calls) == 2
+    np.testing.assert_allclose(heads["b"], plain["b"] + 0.5, atol=1e-6)
