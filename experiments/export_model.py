@@ -56,6 +56,15 @@ def run_facts(workdir: Path) -> dict:
     return {"steps": step, "minutes": seconds / 60}
 
 
+def loaded_for_export(workdir: Path, robustness: Robustness, lam: float,
+                      augmentation: Augmentation) -> predictor.Predictor:
+    """The run's predictor with the options to ship and the paper's ad-hoc scores: a learned score an
+    exported folder carries belongs to its old options, and `fit_score_model` reads the ad-hoc score as a
+    feature, so it must see predictions scored that way."""
+    pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=lam, augmentation=augmentation)
+    return pred.replace(score_model=None)
+
+
 def commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -134,7 +143,7 @@ def main(argv=None):
     workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
     facts = run_facts(workdir)
-    pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=args.lam, augmentation=augmentation)
+    pred = loaded_for_export(workdir, robustness, args.lam, augmentation)
     scores = ""
     if args.fit_scores:
         scenes = synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE)

@@ -38,3 +38,20 @@ def test_run_facts_of_an_exported_folder(tmp_path):
     with pytest.raises(ValueError, match="neither a training work directory"):
         export_model.run_facts(folder)
     assert export_model.run_facts(export_model.predictor.model_folder("synthetic"))["steps"] == 3000
+
+
+def test_a_re_exported_folder_drops_its_old_learned_score(tmp_path):
+    # fit_score_model reads the ad-hoc score as a feature: predictions already ranked by the folder's learned
+    # score would fit a model that ranks nothing at prediction time (mask mAP 43 -> 20 on the shipped model)
+    from helpers.networks import quick_pspnet
+    from oosis_jax.inference.predictor import export
+    from oosis_jax.inference.scoring import FEATURES, ScoreModel
+
+    config = get_config("smoke")
+    k = len(FEATURES)
+    score = ScoreModel(mean=(0.0,) * k, scale=(1.0,) * k, weights=(1.0,) * k, bias=0.0)
+    folder = export(quick_pspnet(config.model), config, tmp_path / "shipped",
+                    extra={"score_model": score.to_dict(), "run": {"steps": 10, "minutes": 1.0}})
+    assert export_model.predictor.Predictor.from_pretrained(folder).score_model is not None
+    pred = export_model.loaded_for_export(folder, Robustness(min_area=5), 30.0, Augmentation(flip=True))
+    assert pred.score_model is None and pred.lam == 30.0 and pred.augmentation == Augmentation(flip=True)
