@@ -2,8 +2,8 @@
 download, its card and files are complete, and its held-out quality does not silently regress.
 
 The floors are a few points under what the shipped model measured on these 6 held-out scenes when it was
-exported (WC 91.5, boundary AP 94.8, oriented AP 93.9, mask mAP 53.8 with its learned scores, OAIR recall@0.5
-62.3 %, 68 instances for 48 in the ground truth; its card gives the 40 + 40 scene table); an untrained or
+exported (WC 90.6, boundary AP 95.6, oriented AP 94.8, mask mAP 56.4 with its learned scores, OAIR recall@0.5
+56.6 %, 72 instances for 48 in the ground truth; its card gives the 40 + 40 scene table); an untrained or
 broken network, or a regression of the views, the CRF or the scoring options it is used with, falls far below
 them.
 """
