@@ -67,7 +67,7 @@ def test_demo_configs():
     assert (cpu.loss.boundary_loss, cpu.loss.orientation_band) == ("dice++", 1)  # the shipped model's losses
     assert demo.get_config("cpu").train_robustness == "high=0.4,min_segment=5,min_area=30"
     views = Augmentation.parse(demo.get_config("cpu").train_augmentation)
-    assert views.scales == (1.25,) and views.flip and not views.view_grid
+    assert views.scales == (1.25,) and views.flip and views.shift == 1 and not views.view_grid
     with pytest.raises(ValueError, match="unknown demo config"):
         demo.get_config("huge")
 
