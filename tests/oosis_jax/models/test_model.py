@@ -170,18 +170,25 @@ def test_load_pretrained_rejects_bad_files(tmp_path):
         convert_state_dict({"classifier.weight": np.zeros((2, 2))})
 
 
-def test_a_deeper_network_grown_from_trained_weights_computes_the_same_function(tmp_path):
-    # The blocks a deeper stage_blocks or decoder_blocks adds start as identities (their last BatchNorm scale
-    # is 0), so a shallower run's weights (with every array perturbed, as training would) give the same outputs.
-    shallow = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), rngs=nnx.Rngs(3))
-    rng = np.random.default_rng(0)
+def perturb_and_save(model, path, seed: int) -> dict:
+    """Perturb every array of ``model`` in place, as training would (variances kept positive), save them to the
+    npz file ``path`` and return them by name."""
+    rng = np.random.default_rng(seed)
     arrays = {}
-    for name, variable in flat_state(shallow).items():
+    for name, variable in flat_state(model).items():
         value = np.asarray(variable.get_value())
         value = np.abs(value) + 0.5 if name.endswith("/var") else value + rng.normal(0, 0.1, value.shape)
         arrays[name] = value
         variable.set_value(jnp.asarray(value, variable.get_value().dtype))
-    np.savez(tmp_path / "shallow.npz", **arrays)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_a_deeper_network_grown_from_trained_weights_computes_the_same_function(tmp_path):
+    # The blocks a deeper stage_blocks or decoder_blocks adds start as identities (their last BatchNorm scale
+    # is 0), so a shallower run's weights (with every array perturbed, as training would) give the same outputs.
+    shallow = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), rngs=nnx.Rngs(3))
+    arrays = perturb_and_save(shallow, tmp_path / "shallow.npz", seed=0)
     deep = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4, stage_blocks=(2, 3, 2, 2),
                                    decoder_blocks=2), rngs=nnx.Rngs(4))
     loaded = load_pretrained(deep, tmp_path / "shallow.npz")
@@ -200,14 +207,7 @@ def test_wider_bottlenecks_grown_from_trained_weights_compute_the_same_function(
     # width 4 -> 8 with expansion 4 -> 2: the features between blocks keep their channels, each block's inside
     # doubles; the added channels start unread (zero weights into conv3 and conv2's old outputs).
     narrow = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), rngs=nnx.Rngs(3))
-    rng = np.random.default_rng(1)
-    arrays = {}
-    for name, variable in flat_state(narrow).items():
-        value = np.asarray(variable.get_value())
-        value = np.abs(value) + 0.5 if name.endswith("/var") else value + rng.normal(0, 0.1, value.shape)
-        arrays[name] = value
-        variable.set_value(jnp.asarray(value, variable.get_value().dtype))
-    np.savez(tmp_path / "narrow.npz", **arrays)
+    arrays = perturb_and_save(narrow, tmp_path / "narrow.npz", seed=1)
     wide_config = ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4, width=8,
                                    bottleneck_expansion=2)
     wide = PSPNet(wide_config, rngs=nnx.Rngs(4))
