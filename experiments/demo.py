@@ -140,8 +140,8 @@ def draw_scene(path, example: dict, pred) -> str:
 
 def with_true_boundaries(predictions, examples, predictor, processes, progress) -> list:
     """The CRF on each prediction's own s head with the ground truth's b and e (`MIXED_ROW`), with the CRF
-    and scoring options of ``predictor`` (method, lambda, mu, robustness, scores), so that only the heads differ
-    from its row."""
+    and scoring options of ``predictor`` (method, lambda, mu, robustness, joins, scores), so that only the heads
+    differ from its row."""
     from oosis_jax.inference import instances as prediction
     from oosis_jax.inference.heads import mixed_heads
 
@@ -150,7 +150,7 @@ def with_true_boundaries(predictions, examples, predictor, processes, progress) 
                                    prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"],
                                                                  n_classes), ("b", "e"))
              for p, x in zip(predictions, examples)]
-    return predictor.replace(processes=processes).label(heads, progress)
+    return predictor.replace(processes=processes).label(heads, progress, images=[x["image"] for x in examples])
 
 
 def evaluate_predictor(predictor, examples: list[dict], show: bool) -> tuple[list, dict]:

@@ -9,7 +9,8 @@ held-out table (synthetic splits ``test`` and ``test2``, with the test-time view
 CRF options ``--lam`` and ``--robustness`` that the predictor then uses by default; choose them on the
 ``validation`` split with ``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a
 learned instance score (`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options
-and ships it. ``--workdir`` may also be a folder this script exported, or a shipped name, to ship the same
+and ships it; ``--fit-joins`` fits, on the same scenes and before the score, the model that joins the pieces of
+an object cut by an occluder (`oosis_jax.inference.joining`) and ships it. ``--workdir`` may also be a folder this script exported, or a shipped name, to ship the same
 weights with other options: the run's steps and minutes then come from what it recorded in its ``config.json``.
 """
 
@@ -29,6 +30,7 @@ from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
 from oosis_jax.inference import predictor
 from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.instances import LAMBDA
+from oosis_jax.inference.joining import fit_join_model
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import fit_score_model
 
@@ -58,11 +60,12 @@ def run_facts(workdir: Path) -> dict:
 
 def loaded_for_export(workdir: Path, robustness: Robustness, lam: float,
                       augmentation: Augmentation) -> predictor.Predictor:
-    """The run's predictor with the options to ship and the paper's ad-hoc scores: a learned score an
-    exported folder carries belongs to its old options, and `fit_score_model` reads the ad-hoc score as a
-    feature, so it must see predictions scored that way."""
+    """The run's predictor with the options to ship, the paper's ad-hoc scores and its connected components:
+    a learned score or join model an exported folder carries belongs to its old options, `fit_join_model` must
+    see the pieces unjoined, and `fit_score_model` reads the ad-hoc score as a feature, so it must see
+    predictions scored that way."""
     pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=lam, augmentation=augmentation)
-    return pred.replace(score_model=None)
+    return pred.replace(score_model=None, join_model=None)
 
 
 def commit() -> str:
@@ -85,7 +88,7 @@ def held_out_table(pred: predictor.Predictor, count: int) -> str:
 
 def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float,
          history: str = "", prior_minutes: float = 0.0, scores: str = "",
-         augmentation: Augmentation = Augmentation()) -> str:
+         augmentation: Augmentation = Augmentation(), joins: str = "") -> str:
     model = config.model
     history = f"\n- **Training history**: {history}" if history else ""
     origin = (f"initialised from `{config.pretrained}`, the project's own earlier run (see the training history)"
@@ -94,7 +97,9 @@ def card(name: str, config, facts: dict, hardware: str, table: str, robustness: 
     wall = f"{minutes:.0f} minutes" + (f" ({facts['minutes']:.0f} in this run, {prior_minutes:.0f} in the earlier runs "
                                        "it continues)" if prior_minutes else "")
     learned = bool(scores)
-    fit = " --fit-scores" if learned else ""
+    fit = (" --fit-joins" if joins else "") + (" --fit-scores" if learned else "")
+    held_out_joins = " --joins learned" if joins else ""
+    joins = joins or "the paper's connected components of the CRF labelling (Sec. 3.2)"
     scores = scores or "the paper's ad-hoc score (Sec. 5.4, `oosis_jax.inference.instances.adhoc_scores`)"
     return f"""# Model card: `{name}`
 
@@ -111,6 +116,7 @@ below).
   the paper's single pass).
 - **CRF at prediction**: `crf.solve`, lambda {lam:g}, mu 100, robustness options
   `{json.dumps(dataclasses.asdict(robustness))}` (`oosis_jax.inference.robustness`).
+- **Instances**: {joins}.
 - **Instance scores**: {scores}.
 - **Limits**: synthetic scenes only; on real photographs it has never seen a real object.
 
@@ -119,7 +125,7 @@ below).
 {table}
 Reproduce: `python -m experiments.export_model --workdir RUN --name {name} --robustness {robustness.to_text()} --lam {lam:g}
 --augmentation {augmentation.to_text()}{fit}` (this card), or `python -m experiments.held_out --checkpoint {name}={name}
---robustness {robustness.to_text()} --lam {lam:g} --augmentation {augmentation.to_text()} --scores {"learned" if learned else "adhoc"}`
+--robustness {robustness.to_text()} --lam {lam:g} --augmentation {augmentation.to_text()}{held_out_joins} --scores {"learned" if learned else "adhoc"}`
 (the lever table in RESULTS.md).
 """
 
@@ -138,27 +144,39 @@ def main(argv=None):
                         help="wall time of the earlier runs this one continues (its pretrained weights)")
     parser.add_argument("--fit-scores", action="store_true",
                         help="fit and ship a learned instance score on --fit-scenes validation scenes")
+    parser.add_argument("--fit-joins", action="store_true", help="fit and ship the model that joins the pieces "
+                        "of occluded objects on --fit-scenes validation scenes")
     parser.add_argument("--fit-scenes", type=int, default=200)
     args = parser.parse_args(argv)
     workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
     facts = run_facts(workdir)
     pred = loaded_for_export(workdir, robustness, args.lam, augmentation)
-    scores = ""
-    if args.fit_scores:
+    scores = joins = ""
+    if args.fit_joins or args.fit_scores:
         scenes = synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE)
-        pred = pred.replace(score_model=fit_score_model(pred.predict_many([x["image"] for x in scenes]), scenes))
-        scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.fit_scenes} `validation` "
-                  "scenes with the CRF options above")
+        images = [x["image"] for x in scenes]
+        fitted = pred.predict_many(images)
+        if args.fit_joins:
+            pred = pred.replace(join_model=fit_join_model(fitted, images, scenes))
+            fitted = [pred.finish(p, image) for p, image in zip(fitted, images)]
+            joins = ("the CRF's connected components, with the pieces of an object cut by an occluder joined "
+                     f"(`oosis_jax.inference.joining.JoinModel`, fitted on {args.fit_scenes} `validation` scenes "
+                     f"with the CRF options above; threshold {pred.join_model.threshold:g})")
+        if args.fit_scores:
+            pred = pred.replace(score_model=fit_score_model(fitted, scenes))
+            scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.fit_scenes} "
+                      "`validation` scenes with the CRF options above" + (" and the joins" if joins else ""))
     out = predictor.WEIGHTS_DIR / args.name
     predictor.export(pred.model, pred.config, out,
                      extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness),
                             "augmentation": dataclasses.asdict(augmentation),
+                            "join_model": pred.join_model and pred.join_model.to_dict(),
                             "score_model": pred.score_model and pred.score_model.to_dict(), "run": facts})
     table = held_out_table(pred, args.scenes)
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, facts, args.hardware, table,
                                             robustness, args.lam, args.history, args.prior_minutes, scores,
-                                            augmentation))
+                                            augmentation, joins))
     print((out / "MODEL_CARD.md").read_text())
 
 

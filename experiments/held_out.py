@@ -9,7 +9,9 @@ folder, a training work directory). The heads of every model are computed once p
 ``KEY=VALUE,...`` of `oosis_jax.inference.robustness.Robustness`) and ``--lam`` then only reruns the CRF.
 Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like them), 120x160. ``--scores
 learned`` scores the instances with each model's learned `oosis_jax.inference.scoring.ScoreModel` (exported
-models only) instead of the paper's ad-hoc score. ``--augmentation`` sets the test-time views of the heads
+models only) instead of the paper's ad-hoc score; ``--joins learned`` first joins the pieces of objects cut by
+an occluder with each model's `oosis_jax.inference.joining.JoinModel` (exported models only; none by
+default: the paper's connected components). ``--augmentation`` sets the test-time views of the heads
 (`oosis_jax.inference.augment`; the cache file name then ends in its text) instead of each model's own.
 ``--failures`` adds to each row what became of the ground-truth instances and pairs, and how many of the
 predicted edges between matched instances are true (`oosis_jax.evaluation.failures`, % of each outcome).
@@ -53,18 +55,19 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentati
     return heads
 
 
-def learned_scores(model: str):
-    """The `ScoreModel` that ``model`` (anything ``Predictor.from_pretrained`` takes) was exported with, read
-    from its ``config.json`` without loading the network."""
+def learned_option(model: str, key: str):
+    """The learned ``key`` (``"score_model"``: a `ScoreModel`; ``"join_model"``: a `JoinModel`) that ``model``
+    (anything ``Predictor.from_pretrained`` takes) was exported with, read from its ``config.json`` without
+    loading the network."""
     from oosis_jax.inference.predictor import WEIGHTS_FILE, exported_options, model_folder
 
     folder = model_folder(model)
     if not folder.is_dir():
         raise SystemExit(f"{model!r} is neither a shipped model nor an existing model or run folder")
-    score_model = exported_options(folder).get("score_model") if (folder / WEIGHTS_FILE).exists() else None
-    if score_model is None:
-        raise SystemExit(f"{model!r} has no learned score model (export it with export_model --fit-scores)")
-    return score_model
+    option = exported_options(folder).get(key) if (folder / WEIGHTS_FILE).exists() else None
+    if option is None:
+        raise SystemExit(f"{model!r} has no learned {key} (export it with export_model --fit-scores / --fit-joins)")
+    return option
 
 
 def failure_columns(summary: dict) -> dict:
@@ -89,6 +92,7 @@ def main(argv=None):
     parser.add_argument("--sets", default="test,test2")
     parser.add_argument("--processes", type=int, default=None)
     parser.add_argument("--scores", choices=("adhoc", "learned"), default="adhoc")
+    parser.add_argument("--joins", choices=("none", "learned"), default="none")
     parser.add_argument("--augmentation", default=None, metavar="none|scales=S1:S2,flip,shift=K,view_grid",
                         help="test-time views of the heads (default: each model's exported setting)")
     parser.add_argument("--failures", action="store_true", help="add the outcome of every ground-truth instance "
@@ -96,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/held_out")
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads
+    from oosis_jax.inference.joining import join
     from oosis_jax.inference.scoring import rescore
 
     out = Path(args.out)
@@ -109,15 +114,18 @@ def main(argv=None):
             name, _, model = spec.partition("=")
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
             heads = cached_heads(model, tag, scenes, out, augmentation)
-            score_model = learned_scores(model) if args.scores == "learned" else None
+            score_model = learned_option(model, "score_model") if args.scores == "learned" else None
+            join_model = learned_option(model, "join_model") if args.joins == "learned" else None
             for (robustness, text), lam in [(s, lam) for s in settings for lam in args.lam or [LAMBDA]]:
                 start = time.time()
                 predictions = label_heads(heads, processes=args.processes, progress=False, lam=lam,
                                           robustness=robustness, shapes=[x["image"].shape[:2] for x in scenes])
+                if join_model is not None:
+                    predictions = [join(p, x["image"], join_model) for p, x in zip(predictions, scenes)]
                 if score_model is not None:
                     predictions = [rescore(p, score_model) for p in predictions]
                 results = evaluate(predictions, scenes, progress=False)
-                rows.append(dict(set=split, model=name, robustness=text, lam=lam, scores=args.scores,
+                rows.append(dict(set=split, model=name, robustness=text, lam=lam, scores=args.scores, joins=args.joins,
                                  augmentation=augmentation.to_text() if augmentation else "model's own",
                                  crf_seconds=round(time.time() - start, 1),
                                  **dict(zip(HELD_OUT_HEADERS, held_out_row(results)))))

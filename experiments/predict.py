@@ -71,11 +71,12 @@ def _network_predictions(args, failures):
     heads = _network_heads(predictor, named, failures)
     try:
         labelled = predictor.replace(method=args.method, processes=args.processes).label(
-            [h for _, _, h in heads], shapes=[image.shape[:2] for _, image, _ in heads])
+            [h for _, _, h in heads], shapes=[image.shape[:2] for _, image, _ in heads],
+            images=[image for _, image, _ in heads])
     except crf.BatchError as err:  # keep the images the CRF labelled
         for i, failure in err.failures.items():
             failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))
-        labelled = [None if p is None else predictor.score(p) for p in err.results]
+        labelled = [None if p is None else predictor.finish(p, image) for p, (_, image, _) in zip(err.results, heads)]
     kept = [(stem, image, pred) for (stem, image, _), pred in zip(heads, labelled) if pred is not None]
     return [x[0] for x in kept], [x[1] for x in kept], [x[2] for x in kept], class_names
 

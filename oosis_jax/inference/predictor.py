@@ -29,6 +29,7 @@ from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import MIN_IMAGE_SIZE
 from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
+from oosis_jax.inference.joining import JoinModel, join
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import ScoreModel, rescore
 from oosis_jax.models import PSPNet, flat_state, load_pretrained, normalize_images
@@ -98,8 +99,8 @@ def model_folder(name_or_dir: str | os.PathLike) -> Path:
 
 def exported_options(folder) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
-    ``robustness``, ``augmentation``, ``score_model``), as `Predictor` keyword arguments; ``{}`` when it names
-    none."""
+    ``robustness``, ``augmentation``, ``join_model``, ``score_model``), as `Predictor` keyword arguments; ``{}``
+    when it names none."""
     export = json.loads((Path(folder) / CONFIG_FILE).read_text()).get("export", {})
     options = {}
     if "lam" in export:
@@ -108,6 +109,8 @@ def exported_options(folder) -> dict:
         options["robustness"] = Robustness(**export["robustness"])
     if "augmentation" in export:
         options["augmentation"] = Augmentation(**export["augmentation"])
+    if export.get("join_model") is not None:
+        options["join_model"] = JoinModel.from_dict(export["join_model"])
     if export.get("score_model") is not None:
         options["score_model"] = ScoreModel.from_dict(export["score_model"])
     return options
@@ -123,21 +126,22 @@ class Predictor:
     overlapping tiles (`oosis_jax.inference.network.head_probabilities`); ``score_model``: a
     `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores (None keeps them);
     ``augmentation``: the test-time views whose heads are averaged (`oosis_jax.inference.augment`; the default
-    is one plain pass).
+    is one plain pass); ``join_model``: a `oosis_jax.inference.joining.JoinModel` that joins the pieces of an
+    object cut by an occluder after the CRF (None keeps the paper's connected components).
     """
 
     def __init__(self, model: PSPNet, config: TrainConfig, *, method: str = "solve", lam: float = LAMBDA,
                  mu: float = MU, robustness: Robustness = Robustness(), batch_size: int = 8,
                  processes: int | None = None, tile_size: int = network.TILE_SIZE,
                  tile_overlap: int = network.TILE_OVERLAP, score_model: ScoreModel | None = None,
-                 augmentation: Augmentation = Augmentation()):
+                 augmentation: Augmentation = Augmentation(), join_model: JoinModel | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.config = model, config
         self.method, self.lam, self.mu, self.robustness = method, lam, mu, robustness
         self.batch_size, self.processes = batch_size, processes
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
-        self.score_model, self.augmentation = score_model, augmentation
+        self.score_model, self.augmentation, self.join_model = score_model, augmentation, join_model
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **options) -> "Predictor":
@@ -196,18 +200,28 @@ class Predictor:
     def predict_many(self, images: Sequence[np.ndarray], progress: bool = True) -> list[Prediction]:
         """One `Prediction` per uint8 (H, W, 3) image, in order. Every image is checked before any work
         (``ValueError`` naming the first bad one's index); the CRF labels all images on every core."""
-        shapes = [np.shape(image)[:2] for image in images]
-        return self.label(self.heads(images, progress, label_grid=True), progress, shapes)
+        heads = self.heads(images, progress, label_grid=True)
+        return self.label(heads, progress, [np.shape(image)[:2] for image in images], images)
 
-    def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None) -> list[Prediction]:
+    def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None,
+              images: Sequence[np.ndarray] | None = None) -> list[Prediction]:
         """Stage 2 with this predictor's options: one `Prediction` per head dict ``(s, b, e)`` of `heads`;
-        ``shapes``: each image's (H, W) when the heads lie on the views' grid (`heads` with ``label_grid``)."""
+        ``shapes``: each image's (H, W) when the heads lie on the views' grid (`heads` with ``label_grid``);
+        ``images``: the uint8 images themselves, needed by a ``join_model``."""
+        if self.join_model is not None and (images is None or len(images) != len(heads)):
+            raise ValueError("a predictor with a join_model needs the images of its heads to label them")
         predictions = label_heads(heads, method=self.method, processes=self.processes, progress=progress,
                                   lam=self.lam, mu=self.mu, robustness=self.robustness, shapes=shapes)
-        return [self.score(p) for p in predictions]
+        return [self.finish(p, None if images is None else images[i]) for i, p in enumerate(predictions)]
 
-    def score(self, prediction: Prediction) -> Prediction:
-        """``prediction`` (with the ad-hoc scores of `instances.assemble`) scored by ``score_model``, if any."""
+    def finish(self, prediction: Prediction, image: np.ndarray | None = None) -> Prediction:
+        """``prediction`` (the CRF's instances with the ad-hoc scores of `instances.assemble`) with the pieces of
+        occluded objects joined by ``join_model`` (which needs the uint8 ``image``) and scored by
+        ``score_model``, each if set."""
+        if self.join_model is not None:
+            if image is None:
+                raise ValueError("a predictor with a join_model needs the image to finish a prediction")
+            prediction = join(prediction, check_image(image), self.join_model)
         return prediction if self.score_model is None else rescore(prediction, self.score_model)
 
     def replace(self, **changes) -> "Predictor":
@@ -216,7 +230,7 @@ class Predictor:
         options = dict(model=self.model, config=self.config, method=self.method, lam=self.lam, mu=self.mu,
                        robustness=self.robustness, batch_size=self.batch_size, processes=self.processes,
                        tile_size=self.tile_size, tile_overlap=self.tile_overlap, score_model=self.score_model,
-                       augmentation=self.augmentation)
+                       augmentation=self.augmentation, join_model=self.join_model)
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"Predictor has no option(s) {sorted(unknown)}")

@@ -66,6 +66,24 @@ def best_ious(instance_map, gt_instance_map) -> np.ndarray:
     return ious.max(axis=0) if m else np.zeros(n)
 
 
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 50):
+    """Newton's method on the L2-regularised cross-entropy of sigmoid(w . (x - mean) / scale + bias) against
+    the (soft) targets ``y`` (float (N,) in [0, 1]) for features ``x`` (float (N, K)); returns ``(mean, scale,
+    w)`` with ``w`` float (K + 1,), the bias last."""
+    mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
+    design = np.c_[(x - mean) / scale, np.ones(len(x))]
+    w = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-design @ w))
+        gradient = design.T @ (p - y) + l2 * w
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(w))
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return mean, scale, w
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoreModel:
     """score = sigmoid(w . (x - mean) / scale + bias) for features x of `instance_features`."""
@@ -97,17 +115,7 @@ class ScoreModel:
             raise ValueError(f"need features (N, {len(FEATURES)}) and ious (N,) with N >= 2, got {x.shape}, {y.shape}")
         if not (np.all(np.isfinite(x)) and np.all((y >= 0) & (y <= 1))):
             raise ValueError("features must be finite and ious in [0, 1]")
-        mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
-        design = np.c_[(x - mean) / scale, np.ones(len(x))]
-        w = np.zeros(design.shape[1])
-        for _ in range(iterations):
-            p = 1.0 / (1.0 + np.exp(-design @ w))
-            gradient = design.T @ (p - y) + l2 * w
-            hessian = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(w))
-            step = np.linalg.solve(hessian, gradient)
-            w -= step
-            if np.abs(step).max() < 1e-10:
-                break
+        mean, scale, w = fit_logistic(x, y, l2, iterations)
         return cls(tuple(mean.tolist()), tuple(scale.tolist()), tuple(w[:-1].tolist()), float(w[-1]))
 
     def to_dict(self) -> dict:

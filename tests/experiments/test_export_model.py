@@ -16,16 +16,18 @@ def test_card_of_a_run_from_scratch_and_of_a_continued_one():
     text = export_model.card("demo", config, facts, "a CPU", "| table |", Robustness(min_area=30), 40.0)
     assert "trained from scratch" in text and "63 minutes on a CPU" in text and "3000 of 3000 steps" in text
     assert '"min_area": 30' in text and "lambda 40" in text and "| table |" in text
-    assert "**Instance scores**: the paper's ad-hoc score" in text
+    assert "**Instance scores**: the paper's ad-hoc score" in text and "**Instances**: the paper's connected" in text
+    assert "--fit-joins" not in text and "--joins learned" not in text
     assert "test-time views `none`" in text and "--augmentation none" in text
     tuned = config.replace(pretrained="runs/earlier/weights.npz", num_steps=1000)
     text = export_model.card("demo", tuned, {"steps": 1000, "minutes": 17.0}, "a CPU", "", Robustness(), 20.0,
                              history="three runs", prior_minutes=156.0, scores="learned on 40 scenes",
-                             augmentation=Augmentation(scales=(1.25,), flip=True))
+                             augmentation=Augmentation(scales=(1.25,), flip=True), joins="pieces joined")
     assert "initialised from `runs/earlier/weights.npz`" in text and "trained from scratch" not in text
     assert "173 minutes (17 in this run, 156 in the earlier runs it continues)" in text
     assert "**Training history**: three runs" in text and "**Instance scores**: learned on 40 scenes." in text
-    assert "test-time views `scales=1.25,flip`" in text and "--augmentation scales=1.25,flip --scores learned" in text
+    assert "test-time views `scales=1.25,flip`" in text and "**Instances**: pieces joined." in text
+    assert "--fit-joins --fit-scores" in text and "--augmentation scales=1.25,flip --joins learned --scores learned" in text
 
 
 def test_run_facts_of_an_exported_folder(tmp_path):
@@ -54,4 +56,4 @@ def test_a_re_exported_folder_drops_its_old_learned_score(tmp_path):
                     extra={"score_model": score.to_dict(), "run": {"steps": 10, "minutes": 1.0}})
     assert export_model.predictor.Predictor.from_pretrained(folder).score_model is not None
     pred = export_model.loaded_for_export(folder, Robustness(min_area=5), 30.0, Augmentation(flip=True))
-    assert pred.score_model is None and pred.lam == 30.0 and pred.augmentation == Augmentation(flip=True)
+    assert pred.score_model is None and pred.join_model is None and pred.lam == 30.0 and pred.augmentation == Augmentation(flip=True)

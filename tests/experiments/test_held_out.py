@@ -24,19 +24,20 @@ def test_rows_for_each_option_and_score(tmp_path):
     assert sum(shares) == pytest.approx(100.0) and learned["pairs correct"] >= 0
 
 
-def test_learned_scores_need_a_model_that_has_them(tmp_path):
+def test_learned_options_need_a_model_that_has_them(tmp_path):
     from oosis_jax import Predictor
     from oosis_jax.inference.predictor import export
 
     plain = Predictor.from_pretrained("synthetic")
     folder = export(plain.model, plain.config, tmp_path / "plain")
-    with pytest.raises(SystemExit, match="no learned score model"):
-        held_out.learned_scores(str(folder))
-    with pytest.raises(SystemExit, match="no learned score model"):  # e.g. a training run's folder
-        held_out.learned_scores(str(tmp_path))
-    assert held_out.learned_scores("synthetic") == plain.score_model
+    for key in ("score_model", "join_model"):
+        with pytest.raises(SystemExit, match=f"no learned {key}"):
+            held_out.learned_option(str(folder), key)
+        with pytest.raises(SystemExit, match=f"no learned {key}"):  # e.g. a training run's folder
+            held_out.learned_option(str(tmp_path), key)
+    assert held_out.learned_option("synthetic", "score_model") == plain.score_model
     with pytest.raises(SystemExit, match="neither a shipped model nor an existing"):
-        held_out.learned_scores(str(tmp_path / "typo"))
+        held_out.learned_option(str(tmp_path / "typo"), "score_model")
 
 
 def test_augmentation_gets_its_own_heads_and_rows(tmp_path):
