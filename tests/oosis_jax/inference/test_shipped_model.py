@@ -2,10 +2,10 @@
 download, its card and files are complete, and its held-out quality does not silently regress.
 
 The floors are a few points under what the shipped model measured on these 6 held-out scenes when it was
-exported (WC 90.6, boundary AP 95.6, oriented AP 94.8, mask mAP 56.4 with its learned scores, OAIR recall@0.5
-56.6 %, 72 instances for 48 in the ground truth; its card gives the 40 + 40 scene table); an untrained or
-broken network, or a regression of the views, the CRF or the scoring options it is used with, falls far below
-them.
+exported (WC 91.0, boundary AP 95.6, oriented AP 94.8, mask mAP 58.5 with its joins and learned scores, OAIR
+recall@0.5 56.6 %, 68 instances for 48 in the ground truth; its card gives the 40 + 40 scene table); an
+untrained or broken network, or a regression of the views, the CRF, the joins or the scoring options it is used
+with, falls far below them.
 """
 
 import dataclasses
@@ -18,6 +18,7 @@ from data.examples import synthetic_scenes
 from oosis_jax import Predictor
 from oosis_jax.evaluation import evaluate
 from oosis_jax.inference import predictor as predictor_lib
+from oosis_jax.inference.joining import JoinModel
 from oosis_jax.inference.scoring import ScoreModel
 
 SCENES = 6
@@ -67,6 +68,7 @@ def test_the_card_options_are_the_predictor_defaults(shipped):
     assert shipped.robustness == predictor_lib.Robustness(**export["robustness"])
     assert shipped.augmentation == predictor_lib.Augmentation(**export["augmentation"])  # the test-time views
     assert shipped.score_model == ScoreModel.from_dict(export["score_model"])  # the learned instance score
+    assert shipped.join_model == JoinModel.from_dict(export["join_model"])  # pieces of cut objects joined
     assert Predictor.from_pretrained("synthetic", lam=20.0).lam == 20.0  # explicit options win
 
 
@@ -77,7 +79,7 @@ def test_held_out_quality_does_not_regress(shipped):
     assert results["boundaries"]["plain"]["AP"] >= 0.91
     assert results["boundaries"]["oriented"]["AP"] >= 0.90
     assert results["weighted_coverage"] >= 0.88
-    assert results["mask"]["mAP"] >= 0.48
+    assert results["mask"]["mAP"] >= 0.50
     oair = results["oair_iou"]  # recall at IoU 0.5: both instances of a true pair recovered
     assert oair["recall"][oair["iou_threshold"].index(0.5)] >= 0.50
     assert results["num_pred_instances"] <= 80  # the paper's CRF options alone give hundreds of fragments
