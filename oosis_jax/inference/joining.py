@@ -8,8 +8,8 @@ make up about four fifths of the instances lost as fragments (RESULTS.md, "Eleve
 `join_candidates` proposes pairs of pieces that could be one object: two instances of the same class that
 do not touch, whose nearest pixels are at most ``max_gap`` px apart, with at least half of the straight gap
 between those pixels covered by instances in front of both (an occluder). `JoinModel` scores each pair
-from the features `JOIN_FEATURES` (geometry, depth labels and colour of the two pieces) by a logistic model
-of their products, fitted to "both pieces lie mostly (>= 70 %) in the same ground-truth instance" on
+from the features `JOIN_FEATURES` (geometry, depth labels and colours of the two pieces: an object's parts
+keep their colours on both sides of the occluder) by a logistic model of the features and their products, fitted to "both pieces lie mostly (>= 70 %) in the same ground-truth instance" on
 validation scenes (`fit_join_model`), and `join_pieces` joins the pairs scored above its threshold, best
 first, skipping a join that would put instances on a cycle of the occlusion graph. A joined instance is
 one id over several components; the occlusion edges of its pieces become its edges.
@@ -36,6 +36,7 @@ JOIN_FEATURES = (
     "log joint box aspect", "log smaller piece aspect", "log larger piece aspect", "joint box fill",
     "top offset", "bottom offset", "left offset", "right offset", "log joint box area",
     "mean colour distance", "median colour distance", "colour spread difference",
+    "colour histogram intersection (4 levels)", "colour histogram intersection (8 levels)",
     *(f"class {c}" for c in range(1, NUM_CLASSES + 1)),
     *(f"log joint box aspect x class {c}" for c in range(1, NUM_CLASSES + 1)))
 
@@ -53,6 +54,16 @@ def _neighbours(instance_map: np.ndarray, n: int) -> list[set]:
 
 def _overlap(a: slice, b: slice) -> float:
     return max(0, min(a.stop, b.stop) - max(a.start, b.start)) / max(1, min(a.stop - a.start, b.stop - b.start))
+
+
+def _histogram_overlap(colours_a: np.ndarray, colours_b: np.ndarray, levels: int) -> float:
+    """Intersection of the two pieces' RGB histograms (``levels`` bins per channel, each histogram summing
+    to 1): 1 for the same colours in the same proportions, 0 for no colour in common."""
+    def histogram(colours):
+        bins = np.minimum((colours * levels / 256).astype(np.int64), levels - 1)
+        codes = (bins[:, 0] * levels + bins[:, 1]) * levels + bins[:, 2]
+        return np.bincount(codes, minlength=levels ** 3) / len(codes)
+    return float(np.minimum(histogram(colours_a), histogram(colours_b)).sum())
 
 
 def _pair_features(i, j, gap, inner, lab, area, boxes, neighbours, image, instance_map, classes) -> np.ndarray:
@@ -79,6 +90,7 @@ def _pair_features(i, j, gap, inner, lab, area, boxes, neighbours, image, instan
         np.linalg.norm(colours_i.mean(0) - colours_j.mean(0)) / 255,
         np.linalg.norm(np.median(colours_i, 0) - np.median(colours_j, 0)) / 255,
         np.linalg.norm(colours_i.std(0) - colours_j.std(0)) / 255,
+        _histogram_overlap(colours_i, colours_j, 4), _histogram_overlap(colours_i, colours_j, 8),
         *one_hot, *(joint_aspect * one_hot)])
 
 
@@ -141,7 +153,7 @@ class JoinModel:
     scale: tuple[float, ...]
     weights: tuple[float, ...]
     bias: float
-    threshold: float = 0.6
+    threshold: float = 0.5
 
     def __post_init__(self):
         f = len(JOIN_FEATURES)
@@ -159,7 +171,7 @@ class JoinModel:
         return 1.0 / (1.0 + np.exp(-(x / np.asarray(self.scale) @ np.asarray(self.weights) + self.bias)))
 
     @classmethod
-    def fit(cls, features, targets, l2: float = 10.0, threshold: float = 0.6) -> "JoinModel":
+    def fit(cls, features, targets, l2: float = 10.0, threshold: float = 0.5) -> "JoinModel":
         """The model of ``features`` (float (K, len(JOIN_FEATURES)), K >= 2) against ``targets`` (float (K,)
         in [0, 1]); the strong ``l2`` keeps the many products from fitting noise."""
         x, y = np.asarray(features, np.float64), np.asarray(targets, np.float64)
@@ -254,7 +266,7 @@ def same_object(prediction: Prediction, gt_instance_map: np.ndarray, pairs: np.n
     return ((owner[i] == owner[j]) & (share[i] >= SAME_OBJECT) & (share[j] >= SAME_OBJECT)).astype(np.float64)
 
 
-def fit_join_model(predictions, images, ground_truths, l2: float = 10.0, threshold: float = 0.6) -> JoinModel:
+def fit_join_model(predictions, images, ground_truths, l2: float = 10.0, threshold: float = 0.5) -> JoinModel:
     """A `JoinModel` fitted on the candidates of ``predictions`` (unjoined `Prediction`s of ``images``) against
     the ``ground_truths`` (dicts with ``instance_map``) of the same images."""
     if not len(predictions) == len(images) == len(ground_truths):
