@@ -238,11 +238,12 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
             f"CRF {prediction.method_name(shipped.method)} (lambda {shipped.lam:g}, mu {shipped.mu:g}, "
             f"robustness options {shipped.robustness}), test-time views {shipped.augmentation.to_text()}, "
+            f"{'pieces of objects cut by an occluder joined (learned), ' if shipped.join_model else ''}"
             f"instance scores "
             f"{'learned' if shipped.score_model else 'ad-hoc (Sec. 5.4)'}.\n\n{table}\n"
             f"The shipped model is described in `oosis_jax/weights/{SHIPPED}/MODEL_CARD.md`. The \"GT bndry\" row "
-            f"keeps its segmentation and CRF options but takes b and e from the ground truth: the gap to the first "
-            f"row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, no "
+            f"keeps its segmentation, CRF options and joins but takes b and e from the ground truth: the gap to the "
+            f"first row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, no "
             f"robustness options) on ground-truth sigma and O.\n\n")
     if train:
         model_size = train_config.model

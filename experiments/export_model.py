@@ -10,8 +10,8 @@ CRF options ``--lam`` and ``--robustness`` that the predictor then uses by defau
 ``validation`` split with ``experiments.held_out``, not on the held-out scenes). ``--fit-scores`` also fits a
 learned instance score (`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options
 and ships it; ``--fit-joins`` fits, on the same scenes and before the score, the model that joins the pieces of
-an object cut by an occluder (`oosis_jax.inference.joining`) and ships it. ``--workdir`` may also be a folder this script exported, or a shipped name, to ship the same
-weights with other options: the run's steps and minutes then come from what it recorded in its ``config.json``.
+an object cut by an occluder (`oosis_jax.inference.joining`) and ships it. ``--workdir`` may also be a folder
+this script exported, or a shipped name, to ship the same weights with other options: the run's steps and minutes then come from what it recorded in its ``config.json``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ make up about four fifths of the instances lost as fragments (RESULTS.md, "Eleve
 do not touch, whose nearest pixels are at most ``max_gap`` px apart, with at least half of the straight gap
 between those pixels covered by instances in front of both (an occluder). `JoinModel` scores each pair
 from the features `JOIN_FEATURES` (geometry, depth labels and colours of the two pieces: an object's parts
-keep their colours on both sides of the occluder) by a logistic model of the features and their products, fitted to "both pieces lie mostly (>= 70 %) in the same ground-truth instance" on
-validation scenes (`fit_join_model`), and `join_pieces` joins the pairs scored above its threshold, best
+keep their colours on both sides of the occluder) by a logistic model of the features and their products,
+fitted to "both pieces lie mostly (>= 70 %) in the same ground-truth instance" on validation scenes
+(`fit_join_model`), and `join_pieces` joins the pairs scored above its threshold, best
 first, skipping a join that would put instances on a cycle of the occlusion graph. A joined instance is
 one id over several components; the occlusion edges of its pieces become its edges.
 """
