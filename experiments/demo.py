@@ -205,14 +205,15 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
               f"on {network.device_summary()} (resumes from {workdir})")
         model, _, steps = common.train_model(train_config, workdir, budget)
         train_seconds = time.time() - train_start  # the step-time measurement included
-        # the shipped lambda with the config's robustness options and views (default: the shipped ones), and the
-        # paper's ad-hoc scores: a learned score belongs to the network it was fitted on
+        # the shipped lambda with the config's robustness options and views (default: the shipped ones), the
+        # paper's connected components and ad-hoc scores: a learned join or score model belongs to the network
+        # it was fitted on
         options = {}
         if config.train_robustness is not None:
             options["robustness"] = Robustness.parse(config.train_robustness)
         if config.train_augmentation is not None:
             options["augmentation"] = Augmentation.parse(config.train_augmentation)
-        trained = shipped.replace(model=model, config=train_config, score_model=None, **options)
+        trained = shipped.replace(model=model, config=train_config, score_model=None, join_model=None, **options)
     examples = synthetic_scenes("test", config.test_scenes, config.test_size)
     print(f"[1/3] predicting {len(examples)} held-out scenes with the shipped model `{SHIPPED}` "
           f"(CRF: {prediction.method_name(shipped.method)}, {network.device_summary()})")
