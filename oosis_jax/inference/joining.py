@@ -53,6 +53,10 @@ def _neighbours(instance_map: np.ndarray, n: int) -> list[set]:
     return sets
 
 
+def _intersects(box: tuple[slice, slice], window: tuple[slice, slice]) -> bool:
+    return all(a.start < b.stop and b.start < a.stop for a, b in zip(box, window))
+
+
 def _overlap(a: slice, b: slice) -> float:
     return max(0, min(a.stop, b.stop) - max(a.start, b.start)) / max(1, min(a.stop - a.start, b.stop - b.start))
 
@@ -75,10 +79,10 @@ def _pair_features(i, j, gap, inner, lab, area, boxes, neighbours, image, instan
     height, width = bottom - top, right - left
     aspects = sorted([np.log((ci.stop - ci.start) / (ri.stop - ri.start)),
                       np.log((cj.stop - cj.start) / (rj.stop - rj.start))])
-    box_labels = lab[instance_map[top:bottom, left:right]]
-    fill = (area[i] + area[j] + np.sum(box_labels > max(lab[i], lab[j]))) / (height * width)
-    colours_i = image[instance_map == i].astype(np.float64)
-    colours_j = image[instance_map == j].astype(np.float64)
+    box_ids, box_image = instance_map[top:bottom, left:right], image[top:bottom, left:right]
+    fill = (area[i] + area[j] + np.sum(lab[box_ids] > max(lab[i], lab[j]))) / (height * width)
+    colours_i = box_image[box_ids == i].astype(np.float64)
+    colours_j = box_image[box_ids == j].astype(np.float64)
     one_hot = np.eye(NUM_CLASSES)[min(int(classes[i - 1]), NUM_CLASSES) - 1]
     joint_aspect = np.log(width / height)
     return np.array([
@@ -113,22 +117,30 @@ def join_candidates(prediction: Prediction, image: np.ndarray, max_gap: float = 
     area = np.bincount(instance_map.ravel(), minlength=n + 1)
     boxes = ndimage.find_objects(instance_map, max_label=n)
     neighbours = _neighbours(instance_map, n)
-    pairs, features, distances = [], [], {}
+    reach, (height, width) = int(np.ceil(max_gap)) + 1, instance_map.shape
+    pairs, features = [], []
     for i in range(1, n + 1):
-        for j in range(i + 1, n + 1):
-            if classes[i - 1] != classes[j - 1] or j in neighbours[i] or boxes[i - 1] is None or boxes[j - 1] is None:
-                continue
-            if i not in distances:
-                distances[i] = ndimage.distance_transform_edt(instance_map != i, return_indices=True)
-            distance, (nearest_y, nearest_x) = distances[i]
-            to_j = np.where(instance_map == j, distance, np.inf)
+        if boxes[i - 1] is None:
+            continue
+        # every pixel within max_gap of instance i lies in its box widened by `reach`: distances there are exact
+        rows, cols = boxes[i - 1]
+        window = (slice(max(rows.start - reach, 0), min(rows.stop + reach, height)),
+                  slice(max(cols.start - reach, 0), min(cols.stop + reach, width)))
+        partners = [j for j in range(i + 1, n + 1) if classes[j - 1] == classes[i - 1] and j not in neighbours[i]
+                    and boxes[j - 1] is not None and _intersects(boxes[j - 1], window)]
+        if not partners:
+            continue
+        crop = instance_map[window]
+        distance, (nearest_y, nearest_x) = ndimage.distance_transform_edt(crop != i, return_indices=True)
+        for j in partners:
+            to_j = np.where(crop == j, distance, np.inf)
             q = np.unravel_index(np.argmin(to_j), to_j.shape)
             if to_j[q] > max_gap:
                 continue
             steps = 2 * int(np.ceil(to_j[q])) + 1
             ys = np.round(np.linspace(nearest_y[q], q[0], steps)).astype(np.int64)
             xs = np.round(np.linspace(nearest_x[q], q[1], steps)).astype(np.int64)
-            on_line = instance_map[ys, xs]
+            on_line = crop[ys, xs]
             inner = on_line[(on_line != i) & (on_line != j)]
             if inner.size == 0 or np.mean(lab[inner] > max(lab[i], lab[j])) < MIN_FRONT:
                 continue
@@ -219,21 +231,28 @@ def _merged_edges(roots: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def join_pieces(prediction: Prediction, pairs: np.ndarray, probabilities: np.ndarray,
                 threshold: float) -> Prediction:
-    """``prediction`` with the ``pairs`` (int (K, 2) of ids) whose ``probabilities`` (float (K,)) reach
+    """``prediction`` with the ``pairs`` (int (K, 2) of ids) whose ``probabilities`` (finite float (K,)) reach
     ``threshold`` joined, most probable first; a join that would close a cycle in the occlusion graph is
-    skipped. Ids are renumbered 1..N' in order of their smallest piece id; edges are the pieces' edges between
-    different instances; classes are kept (joined pieces share one); scores are recomputed ad hoc (Sec. 5.4)."""
+    skipped, and so is one between pieces that an occlusion edge already orders. Ids are renumbered 1..N' in
+    order of their smallest piece id; edges are the pieces' edges between different instances; classes are
+    kept (joined pieces share one); scores are recomputed ad hoc (Sec. 5.4)."""
     n = len(prediction.classes)
     edges = np.asarray(prediction.edges, np.int64).reshape(-1, 2)
+    pairs, probabilities = np.asarray(pairs, np.int64).reshape(-1, 2), np.asarray(probabilities, np.float64)
+    if len(probabilities) != len(pairs) or not np.isfinite(probabilities).all():
+        raise ValueError(f"need one finite probability per pair, got {probabilities.shape} for {len(pairs)} pairs")
     roots = np.arange(n + 1)
-    for k in np.argsort(-np.asarray(probabilities), kind="stable"):
+    for k in np.argsort(-probabilities, kind="stable"):
         if probabilities[k] < threshold:
             break
         a, b = roots[pairs[k]]
         if a == b:
             continue
         trial = np.where(roots == max(a, b), min(a, b), roots)
-        if _acyclic(n + 1, _merged_edges(trial, edges)):
+        # an edge between the two (groups of) pieces says they lie at different depths: never one object
+        after, before = trial[edges], roots[edges]
+        ordered = np.any((after[:, 0] == after[:, 1]) & (before[:, 0] != before[:, 1]))
+        if not ordered and _acyclic(n + 1, _merged_edges(trial, edges)):
             roots = trial
     if np.array_equal(roots, np.arange(n + 1)):
         return prediction
@@ -277,4 +296,9 @@ def fit_join_model(predictions, images, ground_truths, l2: float = 10.0, thresho
         pairs, pair_features = join_candidates(prediction, image)
         features.append(pair_features)
         targets.append(same_object(prediction, truth["instance_map"], pairs))
-    return JoinModel.fit(np.concatenate(features), np.concatenate(targets), l2, threshold)
+    targets = np.concatenate(targets)
+    if len(targets) < 2 or targets.min() == targets.max():
+        raise ValueError(f"fitting a join model needs candidate pairs of both kinds (pieces of one object and of "
+                         f"two); these predictions have {int(targets.sum())} of one and {int((1 - targets).sum())} "
+                         "of two")
+    return JoinModel.fit(np.concatenate(features), targets, l2, threshold)

@@ -208,16 +208,18 @@ class Predictor:
         """Stage 2 with this predictor's options: one `Prediction` per head dict ``(s, b, e)`` of `heads`;
         ``shapes``: each image's (H, W) when the heads lie on the views' grid (`heads` with ``label_grid``);
         ``images``: the uint8 images themselves, needed by a ``join_model``."""
-        if self.join_model is not None and (images is None or len(images) != len(heads)):
+        if images is not None and len(images) != len(heads):
+            raise ValueError(f"{len(images)} images for {len(heads)} heads")
+        if self.join_model is not None and images is None:
             raise ValueError("a predictor with a join_model needs the images of its heads to label them")
         predictions = label_heads(heads, method=self.method, processes=self.processes, progress=progress,
                                   lam=self.lam, mu=self.mu, robustness=self.robustness, shapes=shapes)
         return [self.finish(p, None if images is None else images[i]) for i, p in enumerate(predictions)]
 
     def finish(self, prediction: Prediction, image: np.ndarray | None = None) -> Prediction:
-        """``prediction`` (the CRF's instances with the ad-hoc scores of `instances.assemble`) with the pieces of
-        occluded objects joined by ``join_model`` (which needs the uint8 ``image``) and scored by
-        ``score_model``, each if set."""
+        """``prediction``, a fresh CRF result (the labelling's connected components with the ad-hoc scores of
+        `instances.assemble`, not one finished already), with the pieces of occluded objects joined by
+        ``join_model`` (which needs the uint8 ``image``) and scored by ``score_model``, each if set."""
         if self.join_model is not None:
             if image is None:
                 raise ValueError("a predictor with a join_model needs the image to finish a prediction")

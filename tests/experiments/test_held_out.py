@@ -49,6 +49,21 @@ def test_augmentation_gets_its_own_heads_and_rows(tmp_path):
     assert (tmp_path / "heads_shipped_test_scales=1.25,flip.npz").exists()
 
 
+def test_joins_learned_applies_the_model_join_model_to_every_scene(tmp_path, monkeypatch):
+    from oosis_jax.inference import joining
+
+    seen = []
+    monkeypatch.setattr(joining, "join", lambda p, image, model: seen.append(model) or p)
+    args = ["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
+            "--out", str(tmp_path), "--robustness", "min_area=30"]
+    held_out.main(args)
+    assert seen == []  # the paper's connected components by default
+    held_out.main(args + ["--joins", "learned"])
+    assert seen == [held_out.learned_option("synthetic", "join_model")] * 2
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [r["joins"] for r in rows] == ["none", "learned"]
+
+
 def test_rows_are_strict_json_with_null_for_nan():
     line = held_out.json_line({"set": "test", "accuracy": float("nan"), "WC": 84.1, "pairs correct": float("inf")})
     assert json.loads(line) == {"set": "test", "accuracy": None, "WC": 84.1, "pairs correct": None}

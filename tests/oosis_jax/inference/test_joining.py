@@ -9,6 +9,7 @@ from test_predictor import images, make_predictor
 from oosis_jax import Predictor
 from oosis_jax.inference import joining
 from oosis_jax.inference.instances import Prediction
+from oosis_jax.inference import predictor as predictor_lib
 from oosis_jax.inference.predictor import CONFIG_FILE, export
 
 
@@ -59,6 +60,13 @@ def test_join_pieces_joins_above_the_threshold_and_keeps_the_graph_acyclic():
     # 1 occludes 2 occludes 3: joining 1 and 3 would close a cycle, so it is skipped
     chain = Prediction(**{**vars(prediction), "edges": np.array([[1, 2], [2, 3]], np.int32)})
     assert joining.join_pieces(chain, np.array([[1, 3]]), np.array([0.9]), 0.6) is chain
+    # an edge between the two pieces orders them in depth: not one object (the graph's link_gap can add one)
+    ordered = Prediction(**{**vars(prediction), "edges": np.array([[2, 1], [2, 3], [3, 1]], np.int32)})
+    assert joining.join_pieces(ordered, np.array([[1, 3]]), np.array([0.9]), 0.6) is ordered
+    with pytest.raises(ValueError, match="one finite probability per pair"):
+        joining.join_pieces(prediction, np.array([[1, 3]]), np.array([np.nan]), 0.6)
+    with pytest.raises(ValueError, match="one finite probability per pair"):
+        joining.join_pieces(prediction, np.array([[1, 3]]), np.array([0.9, 0.9]), 0.6)
 
 
 def test_same_object_targets():
@@ -84,6 +92,13 @@ def fitted_model() -> joining.JoinModel:
                                   [{"instance_map": one}, {"instance_map": other}])
 
 
+def test_fitting_needs_both_kinds_of_pair():
+    prediction, image = cut_object(), cut_image()
+    one = np.where(prediction.instance_map == 2, 2, (prediction.instance_map > 0).astype(int))
+    with pytest.raises(ValueError, match="both kinds"):
+        joining.fit_join_model([prediction, prediction], [image, image], [{"instance_map": one}] * 2)
+
+
 def test_join_model_fits_serialises_and_validates():
     model = fitted_model()
     _, same = joining.join_candidates(cut_object(), cut_image())
@@ -104,15 +119,21 @@ def test_join_model_fits_serialises_and_validates():
     assert len(joined.classes) == 2
 
 
-def test_predictor_ships_and_applies_a_join_model(tmp_path):
+def test_predictor_ships_and_applies_a_join_model(tmp_path, monkeypatch):
     predictor = make_predictor("unet")
     model = fitted_model()
     folder = export(predictor.model, predictor.config, tmp_path / "joined", extra={"join_model": model.to_dict()})
     loaded = Predictor.from_pretrained(folder, processes=1)
     assert loaded.join_model == model and loaded.replace(lam=20.0).join_model == model
+    joined = loaded.finish(cut_object(), cut_image())  # the model joins the two pieces of the cut object
+    assert len(joined.classes) == 2 and (joined.instance_map[10:20, 5:32] > 0).all()
+    seen = []
+    monkeypatch.setattr(predictor_lib, "join", lambda p, image, model: seen.append((image.shape, model)) or p)
     (image,) = images((37, 53), seed=5)
-    prediction = loaded(image)  # predict_many hands the images to the joins
-    assert prediction.instance_map.shape == (37, 53)
+    prediction = loaded(image)  # predict_many hands each image to the joins
+    assert seen == [((37, 53, 3), model)] and prediction.instance_map.shape == (37, 53)
+    with pytest.raises(ValueError, match="2 images for 1 heads"):
+        loaded.label(loaded.heads([image], progress=False, label_grid=True), progress=False, images=[image] * 2)
     with pytest.raises(ValueError, match="needs the images"):
         loaded.label(loaded.heads([image], progress=False, label_grid=True), progress=False)
     with pytest.raises(ValueError, match="needs the image"):
