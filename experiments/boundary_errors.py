@@ -4,7 +4,8 @@
         [--out runs/boundary_errors]
 
 ``--checkpoint`` takes anything ``Predictor.from_pretrained`` takes; the CRF runs with that predictor's own
-options (lambda, robustness). First table: the predicted boundary pixels by distance to the ground truth
+options (lambda, robustness) and its instances are scored ad hoc and not joined (the repairs are measured on
+the CRF's own output, Sec. 3.2). First table: the predicted boundary pixels by distance to the ground truth
 (`oosis_jax.inference.boundary_errors`): per scene, share, median b, orientation accuracy. Second table: the
 CRF on oracle inputs, each repairing one kind of error with the ground truth (same scenes, same sigma).
 Writes ``table.md``, ``rows.json`` and ``boundaries.png`` (exact green, off by one orange, spurious red,
