@@ -6,8 +6,9 @@ of it. On the synthetic validation scenes 38 % of the ground-truth instances are
 make up about four fifths of the instances lost as fragments (RESULTS.md, "Eleventh round").
 
 `join_candidates` proposes pairs of pieces that could be one object: two instances of the same class that
-do not touch, whose nearest pixels are at most ``max_gap`` px apart, with at least half of the straight gap
-between those pixels covered by instances in front of both (an occluder). `JoinModel` scores each pair
+do not touch, whose nearest pixels are at most ``max_gap`` px apart, with at least half of the gap between them
+(the pixels on paths from one to the other at most a pixel longer than the shortest) covered by instances in
+front of both (an occluder). `JoinModel` scores each pair
 from the features `JOIN_FEATURES` (geometry, depth labels and colours of the two pieces: an object's parts
 keep their colours on both sides of the occluder) by a logistic model of the features and their products,
 fitted to "both pieces lie mostly (>= 70 %) in the same ground-truth instance" on validation scenes
@@ -27,7 +28,7 @@ from oosis_jax.inference.instances import Prediction, adhoc_scores
 from oosis_jax.inference.scoring import fit_logistic
 
 MAX_GAP = 25  # px between the nearest pixels of two pieces
-MIN_FRONT = 0.5  # share of the straight gap covered by instances in front of both pieces
+MIN_FRONT = 0.5  # share of the gap between the pieces covered by instances in front of both
 SAME_OBJECT = 0.7  # fitting target: both pieces hold this share of their pixels in one ground-truth instance
 NUM_CLASSES = 5  # class one-hot features: the synthetic classes (other classes share the last slot)
 
@@ -137,11 +138,9 @@ def join_candidates(prediction: Prediction, image: np.ndarray, max_gap: float = 
             q = np.unravel_index(np.argmin(to_j), to_j.shape)
             if to_j[q] > max_gap:
                 continue
-            steps = 2 * int(np.ceil(to_j[q])) + 1
-            ys = np.round(np.linspace(nearest_y[q], q[0], steps)).astype(np.int64)
-            xs = np.round(np.linspace(nearest_x[q], q[1], steps)).astype(np.int64)
-            on_line = crop[ys, xs]
-            inner = on_line[(on_line != i) & (on_line != j)]
+            # the gap: pixels on a path between the pieces at most one pixel longer than the shortest
+            bridge = distance + ndimage.distance_transform_edt(crop != j) <= to_j[q] + 1.0
+            inner = crop[bridge & (crop != i) & (crop != j)]
             if inner.size == 0 or np.mean(lab[inner] > max(lab[i], lab[j])) < MIN_FRONT:
                 continue
             pairs.append((i, j))
