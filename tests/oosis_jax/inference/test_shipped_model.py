@@ -3,7 +3,7 @@ download, its card and files are complete, and its held-out quality does not sil
 
 The floors are a few points under what the shipped model measured on these 6 held-out scenes when it was
 exported (WC 90.9, boundary AP 95.6, oriented AP 94.8, mask mAP 58.2 with its joins and learned scores, OAIR
-recall@0.5 56.6 %, 69 instances for 48 in the ground truth; its card gives the 40 + 40 scene table); an
+recall@0.5 56.6 %, 68 instances for 48 in the ground truth; its card gives the 40 + 40 scene table); an
 untrained or broken network, or a regression of the views, the CRF, the joins or the scoring options it is used
 with, falls far below them.
 """
