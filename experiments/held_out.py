@@ -100,8 +100,7 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/held_out")
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads
-    from oosis_jax.inference.joining import join
-    from oosis_jax.inference.scoring import rescore
+    from oosis_jax.inference.predictor import finish
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,10 +119,7 @@ def main(argv=None):
                 start = time.time()
                 predictions = label_heads(heads, processes=args.processes, progress=False, lam=lam,
                                           robustness=robustness, shapes=[x["image"].shape[:2] for x in scenes])
-                if join_model is not None:
-                    predictions = [join(p, x["image"], join_model) for p, x in zip(predictions, scenes)]
-                if score_model is not None:
-                    predictions = [rescore(p, score_model) for p in predictions]
+                predictions = [finish(p, x["image"], join_model, score_model) for p, x in zip(predictions, scenes)]
                 results = evaluate(predictions, scenes, progress=False)
                 rows.append(dict(set=split, model=name, robustness=text, lam=lam, scores=args.scores, joins=args.joins,
                                  augmentation=augmentation.to_text() if augmentation else "model's own",

@@ -72,8 +72,7 @@ def _histogram_overlap(colours_a: np.ndarray, colours_b: np.ndarray, levels: int
     return float(np.minimum(histogram(colours_a), histogram(colours_b)).sum())
 
 
-def _pair_features(i, j, gap, inner, lab, area, boxes, neighbours, image, instance_map, classes) -> np.ndarray:
-    front_of_both = lab[inner] > max(lab[i], lab[j])
+def _pair_features(i, j, gap, front, inner, lab, area, boxes, neighbours, image, instance_map, classes) -> np.ndarray:
     (ri, ci), (rj, cj) = boxes[i - 1], boxes[j - 1]
     top, bottom = min(ri.start, rj.start), max(ri.stop, rj.stop)
     left, right = min(ci.start, cj.start), max(ci.stop, cj.stop)
@@ -87,7 +86,7 @@ def _pair_features(i, j, gap, inner, lab, area, boxes, neighbours, image, instan
     one_hot = np.eye(NUM_CLASSES)[min(int(classes[i - 1]), NUM_CLASSES) - 1]
     joint_aspect = np.log(width / height)
     return np.array([
-        gap, front_of_both.mean(), (inner > 0).mean(), abs(lab[i] - lab[j]),
+        gap, front, (inner > 0).mean(), abs(lab[i] - lab[j]),
         np.log(min(area[i], area[j])), np.log(max(area[i], area[j])), _overlap(ri, rj), _overlap(ci, cj),
         float(any(lab[k] > max(lab[i], lab[j]) for k in neighbours[i] & neighbours[j])),
         joint_aspect, *aspects, fill,
@@ -141,10 +140,11 @@ def join_candidates(prediction: Prediction, image: np.ndarray, max_gap: float = 
             # the gap: pixels on a path between the pieces at most one pixel longer than the shortest
             bridge = distance + ndimage.distance_transform_edt(crop != j) <= to_j[q] + 1.0
             inner = crop[bridge & (crop != i) & (crop != j)]
-            if inner.size == 0 or np.mean(lab[inner] > max(lab[i], lab[j])) < MIN_FRONT:
+            front = np.mean(lab[inner] > max(lab[i], lab[j])) if inner.size else 0.0
+            if front < MIN_FRONT:
                 continue
             pairs.append((i, j))
-            features.append(_pair_features(i, j, float(to_j[q]), inner, lab, area, boxes, neighbours, image,
+            features.append(_pair_features(i, j, float(to_j[q]), front, inner, lab, area, boxes, neighbours, image,
                                            instance_map, classes))
     return (np.asarray(pairs, np.int64).reshape(-1, 2),
             np.asarray(features, np.float64).reshape(-1, len(JOIN_FEATURES)))
@@ -274,11 +274,13 @@ def join(prediction: Prediction, image: np.ndarray, model: JoinModel) -> Predict
 def same_object(prediction: Prediction, gt_instance_map: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """float64 (K,): 1 where both pieces of a pair hold >= `SAME_OBJECT` of their pixels in one ground-truth
     instance of ``gt_instance_map`` (int (H, W), 0 = background), else 0."""
-    instance_map, gt = np.asarray(prediction.instance_map), np.asarray(gt_instance_map)
+    from oosis_jax.evaluation.metrics import intersections  # fitting only: keeps prediction free of the metrics
+
+    instance_map, gt = np.asarray(prediction.instance_map, np.int64), np.asarray(gt_instance_map, np.int64)
     if gt.shape != instance_map.shape:
         raise ValueError(f"ground truth {gt.shape} and prediction {instance_map.shape} differ in shape")
     n, m = len(prediction.classes), int(gt.max(initial=0))
-    table = np.bincount(instance_map.ravel() * (m + 1) + gt.ravel(), minlength=(n + 1) * (m + 1)).reshape(n + 1, m + 1)
+    table = intersections(instance_map, gt, n, m)  # (n + 1, m + 1): rows the pieces, columns the true instances
     owner = np.argmax(table[:, 1:], axis=1) + 1 if m else np.zeros(n + 1, np.int64)
     share = table[np.arange(n + 1), owner] / np.maximum(table.sum(1), 1) if m else np.zeros(n + 1)
     i, j = pairs[:, 0], pairs[:, 1]

@@ -116,6 +116,18 @@ def exported_options(folder) -> dict:
     return options
 
 
+def finish(prediction: Prediction, image: np.ndarray | None, join_model: JoinModel | None,
+           score_model: ScoreModel | None) -> Prediction:
+    """A fresh CRF result with the pieces of occluded objects joined by ``join_model`` (which needs the uint8
+    ``image``) and scored by ``score_model``, each if not None: `Predictor.finish` with explicit models, for
+    callers that label cached heads without loading a network (``experiments.held_out``)."""
+    if join_model is not None:
+        if image is None:
+            raise ValueError("a predictor with a join_model needs the image to finish a prediction")
+        prediction = join(prediction, check_image(image), join_model)
+    return prediction if score_model is None else rescore(prediction, score_model)
+
+
 class Predictor:
     """A trained network plus the CRF: ``predictor(image) -> Prediction``.
 
@@ -220,11 +232,7 @@ class Predictor:
         """``prediction``, a fresh CRF result (the labelling's connected components with the ad-hoc scores of
         `instances.assemble`, not one finished already), with the pieces of occluded objects joined by
         ``join_model`` (which needs the uint8 ``image``) and scored by ``score_model``, each if set."""
-        if self.join_model is not None:
-            if image is None:
-                raise ValueError("a predictor with a join_model needs the image to finish a prediction")
-            prediction = join(prediction, check_image(image), self.join_model)
-        return prediction if self.score_model is None else rescore(prediction, self.score_model)
+        return finish(prediction, image, self.join_model, self.score_model)
 
     def replace(self, **changes) -> "Predictor":
         """A copy with some of the constructor's arguments changed: other CRF options (``method``,

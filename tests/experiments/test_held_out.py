@@ -50,10 +50,10 @@ def test_augmentation_gets_its_own_heads_and_rows(tmp_path):
 
 
 def test_joins_learned_applies_the_model_join_model_to_every_scene(tmp_path, monkeypatch):
-    from oosis_jax.inference import joining
+    from oosis_jax.inference import predictor
 
     seen = []
-    monkeypatch.setattr(joining, "join", lambda p, image, model: seen.append(model) or p)
+    monkeypatch.setattr(predictor, "join", lambda p, image, model: seen.append(model) or p)
     args = ["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
             "--out", str(tmp_path), "--robustness", "min_area=30"]
     held_out.main(args)
