@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 from scipy import ndimage
 
+from data.targets import touching_pairs
 from oosis_jax.inference.instances import Prediction, adhoc_scores
 from oosis_jax.inference.scoring import fit_logistic
 
@@ -44,13 +45,11 @@ JOIN_FEATURES = (
 
 
 def _neighbours(instance_map: np.ndarray, n: int) -> list[set]:
-    """For each id 0..n, the set of instance ids 4-adjacent to it."""
+    """For each id 0..n, the set of instance ids 4-adjacent to it (`data.targets.touching_pairs`)."""
     sets = [set() for _ in range(n + 1)]
-    for a, b in ((instance_map[:, :-1], instance_map[:, 1:]), (instance_map[:-1, :], instance_map[1:, :])):
-        touching = (a != b) & (a > 0) & (b > 0)
-        for u, v in set(zip(a[touching].tolist(), b[touching].tolist())):
-            sets[u].add(v)
-            sets[v].add(u)
+    for u, v in touching_pairs(instance_map).tolist():
+        sets[u].add(v)
+        sets[v].add(u)
     return sets
 
 
