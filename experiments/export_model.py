@@ -30,9 +30,7 @@ from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
 from oosis_jax.inference import predictor
 from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.instances import LAMBDA
-from oosis_jax.inference.joining import fit_join_model
 from oosis_jax.inference.robustness import Robustness
-from oosis_jax.inference.scoring import fit_score_model
 
 SPLITS = ("test", "test2")
 
@@ -154,17 +152,13 @@ def main(argv=None):
     pred = loaded_for_export(workdir, robustness, args.lam, augmentation)
     scores = joins = ""
     if args.fit_joins or args.fit_scores:
-        scenes = synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE)
-        images = [x["image"] for x in scenes]
-        fitted = pred.predict_many(images)
+        pred = pred.fit_finish(synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE), args.fit_joins,
+                               args.fit_scores)
         if args.fit_joins:
-            pred = pred.replace(join_model=fit_join_model(fitted, images, scenes))
-            fitted = [pred.finish(p, image) for p, image in zip(fitted, images)]
             joins = ("the CRF's connected components, with the pieces of an object cut by an occluder joined "
                      f"(`oosis_jax.inference.joining.JoinModel`, fitted on {args.fit_scenes} `validation` scenes "
                      f"with the CRF options above; threshold {pred.join_model.threshold:g})")
         if args.fit_scores:
-            pred = pred.replace(score_model=fit_score_model(fitted, scenes))
             scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.fit_scenes} "
                       "`validation` scenes with the CRF options above" + (" and the joins" if joins else ""))
     out = predictor.WEIGHTS_DIR / args.name

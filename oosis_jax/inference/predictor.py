@@ -29,9 +29,9 @@ from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import MIN_IMAGE_SIZE
 from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
-from oosis_jax.inference.joining import JoinModel, join
+from oosis_jax.inference.joining import JoinModel, fit_join_model, join
 from oosis_jax.inference.robustness import Robustness
-from oosis_jax.inference.scoring import ScoreModel, rescore
+from oosis_jax.inference.scoring import ScoreModel, fit_score_model, rescore
 from oosis_jax.models import PSPNet, flat_state, load_pretrained, normalize_images
 from oosis_jax.models.outputs import PAD_COLOR
 from oosis_jax.training.configs import TrainConfig
@@ -233,6 +233,22 @@ class Predictor:
         `instances.assemble`, not one finished already), with the pieces of occluded objects joined by
         ``join_model`` (which needs the uint8 ``image``) and scored by ``score_model``, each if set."""
         return finish(prediction, image, self.join_model, self.score_model)
+
+    def fit_finish(self, examples: Sequence[dict], joins: bool = True, scores: bool = True,
+                   progress: bool = True) -> "Predictor":
+        """A copy whose `JoinModel` (``joins``) and `ScoreModel` (``scores``) are fitted on this network's
+        predictions of ``examples`` (annotated scenes not used in training: dicts with the uint8 ``image`` and
+        its ground-truth ``instance_map``), with this predictor's CRF options and views: the joins first, on
+        the unjoined pieces, then the score on the finished instances (it reads the ad-hoc score as a
+        feature). The models this predictor already has are not used; one not fitted here is dropped.
+        ``ValueError`` (from `fit_join_model`) when the predictions offer no join candidates of both kinds."""
+        images = [example["image"] for example in examples]
+        bare = self.replace(join_model=None, score_model=None)
+        fitted = bare.predict_many(images, progress)
+        if joins:
+            bare = bare.replace(join_model=fit_join_model(fitted, images, examples))
+            fitted = [bare.finish(p, image) for p, image in zip(fitted, images)]
+        return bare.replace(score_model=fit_score_model(fitted, examples)) if scores else bare
 
     def replace(self, **changes) -> "Predictor":
         """A copy with some of the constructor's arguments changed: other CRF options (``method``,

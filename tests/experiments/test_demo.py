@@ -1,6 +1,7 @@
 """The demo's smoke configuration end to end (CI): the shipped model by default, ``--train`` trains the smoke
 preset next to it; experiments that reuse the trained checkpoint."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -40,7 +41,36 @@ def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
     assert summary["mixed_results"]["weighted_coverage"] > summary["results"]["weighted_coverage"]
     # the trained network is evaluated with the config's CRF options and views
     text = (out / "results.md").read_text()
-    assert "evaluated with robustness options min_area=30, test-time views none, ad-hoc scores" in text
+    # ... and its own joins and score are fitted when its pieces allow (6 steps: none do, and the demo says so)
+    assert ("evaluated with robustness options min_area=30, test-time views none, connected components and ad-hoc "
+            "scores (nothing could be fitted)") in text
+
+
+class _Trained:
+    """A trained predictor whose fits fail as a barely trained network's do (too few pieces and instances)."""
+
+    def __init__(self, fits: set):
+        self.fits, self.calls = fits, []
+
+    def fit_finish(self, scenes, joins=True, scores=True, progress=True):
+        self.calls.append((len(scenes), joins, scores))
+        if ("joins" if joins else "scores") not in self.fits:
+            raise ValueError("too few pieces")
+        return f"fitted {'joins and scores' if joins else 'scores'}"
+
+
+@pytest.mark.parametrize("fits, expected, words", [
+    ({"joins", "scores"}, "fitted joins and scores", "joins and learned scores fitted on 2 validation scenes"),
+    ({"scores"}, "fitted scores", "connected components, learned scores fitted on 2 validation scenes"),
+    (set(), None, "connected components and ad-hoc scores (nothing could be fitted)")])
+def test_the_trained_network_gets_what_can_be_fitted(fits, expected, words):
+    trained = _Trained(fits)
+    predictor, said = demo.fitted_finish(trained, demo.get_config("smoke"))
+    assert said == words
+    assert (predictor == expected) if expected else (predictor is trained)
+    assert trained.calls[0] == (2, True, True)
+    unfitted = dataclasses.replace(demo.get_config("smoke"), train_fit_scenes=0)
+    assert demo.fitted_finish(trained, unfitted) == (trained, "connected components and ad-hoc scores")
 
 
 def test_demo_without_train_uses_only_the_shipped_model_and_resumes_training(smoke_demo, tmp_path):

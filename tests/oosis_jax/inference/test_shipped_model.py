@@ -86,3 +86,18 @@ def test_held_out_quality_does_not_regress(shipped):
     assert results["cycle_percent"] == 0.0
     for p, x in zip(predictions, scenes):
         assert p.instance_map.shape == x["instance_map"].shape and p.instance_map.dtype == np.int32
+
+
+def test_fit_finish_fits_joins_then_score_on_the_network_s_own_predictions(shipped):
+    # what export_model --fit-joins --fit-scores and the demo's trained network use; the models a predictor
+    # already has are not read, the network and CRF options are kept
+    scenes = synthetic_scenes("validation", 8, (120, 160))
+    plain = shipped.replace(augmentation=predictor_lib.Augmentation())  # one pass: fast
+    fitted = plain.fit_finish(scenes, progress=False)
+    bare = plain.replace(join_model=None, score_model=None).fit_finish(scenes, progress=False)
+    assert fitted.join_model == bare.join_model and fitted.score_model == bare.score_model
+    assert fitted.join_model not in (None, shipped.join_model) and fitted.score_model not in (None, shipped.score_model)
+    assert fitted.model is shipped.model and (fitted.lam, fitted.robustness) == (shipped.lam, shipped.robustness)
+    scores_only = plain.fit_finish(scenes, joins=False, progress=False)
+    assert scores_only.join_model is None and scores_only.score_model not in (None, fitted.score_model)
+    assert plain.fit_finish(scenes, scores=False, progress=False).score_model is None
