@@ -26,7 +26,7 @@ from scipy import ndimage
 
 from data.targets import touching_pairs
 from oosis_jax.inference.instances import Prediction, adhoc_scores
-from oosis_jax.inference.scoring import fit_logistic
+from oosis_jax.inference.scoring import fit_logistic, logistic
 
 MAX_GAP = 25  # px between the nearest pixels of two pieces
 MIN_FRONT = 0.5  # share of the gap between the pieces covered by instances in front of both
@@ -178,8 +178,8 @@ class JoinModel:
 
     def __call__(self, features) -> np.ndarray:
         """float64 (K,) probabilities for pair features float (K, len(JOIN_FEATURES))."""
-        x = (_products(np.asarray(features, np.float64).reshape(-1, len(JOIN_FEATURES))) - np.asarray(self.mean))
-        return 1.0 / (1.0 + np.exp(-(x / np.asarray(self.scale) @ np.asarray(self.weights) + self.bias)))
+        x = _products(np.asarray(features, np.float64).reshape(-1, len(JOIN_FEATURES)))
+        return logistic(x, self.mean, self.scale, self.weights, self.bias)
 
     @classmethod
     def fit(cls, features, targets, l2: float = 10.0, threshold: float = 0.5) -> "JoinModel":

@@ -84,6 +84,13 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 50):
     return mean, scale, w
 
 
+def logistic(x: np.ndarray, mean, scale, weights, bias: float) -> np.ndarray:
+    """float64 (N,): sigmoid(w . (x - mean) / scale + bias) for each row of ``x`` (float (N, K)), the model
+    `fit_logistic` fits (``mean``, ``scale``, ``weights``: K values each)."""
+    z = (np.asarray(x, np.float64) - np.asarray(mean)) / np.asarray(scale)
+    return 1.0 / (1.0 + np.exp(-(z @ np.asarray(weights) + bias)))
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoreModel:
     """score = sigmoid(w . (x - mean) / scale + bias) for features x of `instance_features`."""
@@ -103,8 +110,7 @@ class ScoreModel:
 
     def __call__(self, features) -> np.ndarray:
         """float64 (N,) scores in (0, 1) for features float (N, len(FEATURES))."""
-        x = (np.asarray(features, np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
-        return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.weights) + self.bias)))
+        return logistic(features, self.mean, self.scale, self.weights, self.bias)
 
     @classmethod
     def fit(cls, features, ious, l2: float = 1e-2, iterations: int = 50) -> "ScoreModel":
