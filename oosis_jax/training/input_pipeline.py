@@ -8,7 +8,9 @@ grown by one pixel, inside the scaled image, then trimmed. Photometric jitter ch
 
 Batches are dicts of numpy arrays: ``image`` float32 ``(b, h, w, 3)`` normalised (``normalize_images``),
 ``semantic`` int32 ``(b, h, w)`` (0 background, 1..C, ``IGNORE_LABEL`` outside the image), ``boundary``
-float32 ``(b, h, w)`` and ``orientation`` float32 ``(b, h, w, 4)``.
+float32 ``(b, h, w)``, ``orientation`` float32 ``(b, h, w, 4)`` and ``area`` float32 ``(b, h, w)`` (the visible
+area, in pixels of the scaled image before cropping, of the instance each pixel shows; 0 on background and
+padding: `oosis_jax.training.losses.LossConfig.small_weight` weighs small instances by it).
 
 The training stream is a grain ``MapDataset``: shuffled per epoch, augmented with a generator seeded by
 (seed, position), and indexed by step, so it is deterministic per seed and resumes exactly from a step.
@@ -104,7 +106,9 @@ def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_
 
     Returns:
       dict with ``image`` uint8 (h, w, 3) (padding = the mean colour), ``semantic`` int32 (h, w)
-      (``IGNORE_LABEL`` on padding), ``boundary`` float32 (h, w), ``orientation`` float32 (h, w, 4).
+      (``IGNORE_LABEL`` on padding), ``boundary`` float32 (h, w), ``orientation`` float32 (h, w, 4),
+      ``area`` float32 (h, w): the area of each pixel's instance in the scaled image, before the crop (an
+      object cut by the crop keeps its size), 0 on background and padding.
     """
     image, inst, classes, edges = _check_example(example)
     if resize_to is not None:
@@ -125,8 +129,12 @@ def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_
         "semantic": np.full((crop_h, crop_w), IGNORE_LABEL, np.int32),
         "boundary": np.zeros((crop_h, crop_w), np.float32),
         "orientation": np.zeros((crop_h, crop_w, 4), np.float32),
+        "area": np.zeros((crop_h, crop_w), np.float32),
     }
     result["image"][out] = image[iy0:iy1, ix0:ix1]
+    areas = np.bincount(inst.ravel()).astype(np.float32)
+    areas[0] = 0.0
+    result["area"][out] = areas[inst[iy0:iy1, ix0:ix1]]
     semantic, boundary, orientation = _window_targets(inst, classes, edges, iy0, ix0, iy1 - iy0, ix1 - ix0)
     result["semantic"][out], result["boundary"][out], result["orientation"][out] = semantic, boundary, orientation
     return result

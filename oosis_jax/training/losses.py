@@ -46,6 +46,8 @@ class LossConfig:
     aux_weight: float = 0.4
     orientation_band: int = 0
     contact_weight: float = 0.0
+    small_weight: float = 0.0
+    small_area: float = 100.0
 
     def __post_init__(self):
         if self.boundary_loss not in BOUNDARY_LOSSES:
@@ -56,6 +58,10 @@ class LossConfig:
             raise ValueError(f"orientation_band must be >= 0, got {self.orientation_band}")
         if not self.contact_weight >= 0.0:
             raise ValueError(f"contact_weight must be >= 0, got {self.contact_weight}")
+        if not self.small_weight >= 0.0:
+            raise ValueError(f"small_weight must be >= 0, got {self.small_weight}")
+        if not self.small_area > 0.0:
+            raise ValueError(f"small_area must be > 0, got {self.small_area}")
 
 
 def valid_mask(semantic: jax.Array) -> jax.Array:
@@ -63,13 +69,14 @@ def valid_mask(semantic: jax.Array) -> jax.Array:
     return (semantic != IGNORE_LABEL).astype(jnp.float32)
 
 
-def semantic_ce(logits: jax.Array, semantic: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Sum_p CE(S_p | s_p) over labelled pixels (first term of Eq. 4); count = labelled pixels."""
+def semantic_ce(logits: jax.Array, semantic: jax.Array, weight=1.0) -> tuple[jax.Array, jax.Array]:
+    """Sum_p CE(S_p | s_p) over labelled pixels (first term of Eq. 4); count = labelled pixels. ``weight``:
+    float32 ``(B, H, W)`` (or 1.0), a factor on each pixel's term (`LossConfig.small_weight`)."""
     valid = valid_mask(semantic)
     labels = jnp.where(semantic == IGNORE_LABEL, 0, semantic)
     log_p = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
-    return (nll * valid).sum(), valid.sum()
+    return (nll * weight * valid).sum(), valid.sum()
 
 
 def boundary_bce(logits: jax.Array, boundary: jax.Array, valid: jax.Array, weight: float | None = None,
@@ -120,6 +127,15 @@ def contact_share(semantic: jax.Array, boundary: jax.Array, orientation: jax.Arr
     return boundary * (orientation * neighbours).sum(-1)
 
 
+def smallness(area: jax.Array, small_area: float) -> jax.Array:
+    """float32 ``(B, H, W)`` in [0, 1): ``max(0, 1 - a / A_0)`` for a pixel of an instance of area a > 0
+    (``area`` as the batch's, float32 ``(B, H, W)``, 0 off objects), then the maximum over each pixel's 3x3
+    window, so that the boundary pixels of a small instance that lie on its occluder count too
+    (`LossConfig.small_weight`)."""
+    share = jnp.where(area > 0, jnp.maximum(0.0, 1.0 - area / small_area), 0.0)
+    return jax.lax.reduce_window(share, -jnp.inf, jax.lax.max, (1, 3, 3), (1, 1, 1), "SAME")
+
+
 def oriented_ce(logits: jax.Array, boundary: jax.Array, orientation: jax.Array, valid: jax.Array):
     """Sum_p CE(O_p | o_p) with O_p = [B_p E_p, 1 - B_p] (supplement Eq. 2): the entangled 5-way head."""
     target = jnp.concatenate([boundary[..., None] * orientation, 1.0 - boundary[..., None]], axis=-1)
@@ -163,19 +179,24 @@ def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tupl
     semantic, boundary, orientation = batch["semantic"], batch["boundary"], batch["orientation"]
     boundary = boundary.astype(jnp.float32)
     valid = valid_mask(semantic)
-    terms = {"s": semantic_ce(outputs["s_logits"], semantic)}
+    weight = 1.0
+    if config.small_weight:
+        if "area" not in batch:
+            raise ValueError("small_weight needs the batch's 'area' (oosis_jax.training.input_pipeline)")
+        weight = 1.0 + config.small_weight * smallness(batch["area"], config.small_area)
+    terms = {"s": semantic_ce(outputs["s_logits"], semantic, weight)}
     if "aux_logits" in outputs:
         terms["aux"] = semantic_ce(outputs["aux_logits"], semantic)
     if "o_logits" in outputs:
-        if config.contact_weight:
-            raise ValueError("contact_weight weighs the b loss of the disentangled heads; the entangled o head "
-                             "has none")
+        if config.contact_weight or config.small_weight:
+            raise ValueError("contact_weight and small_weight weigh the b and e losses of the disentangled heads; "
+                             "the entangled o head has none")
         terms["o"] = oriented_ce(outputs["o_logits"], boundary, orientation, valid)
         return terms
     b_logits = outputs["b_logits"]
-    positive = 1.0
+    positive = weight
     if config.contact_weight:
-        positive = 1.0 + config.contact_weight * contact_share(semantic, boundary, orientation)
+        positive = positive * (1.0 + config.contact_weight * contact_share(semantic, boundary, orientation))
     if config.boundary_loss == "wce":
         terms["b"] = boundary_bce(b_logits, boundary, valid, config.boundary_weight, positive)
     elif config.boundary_loss == "dice++":
@@ -188,7 +209,7 @@ def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tupl
     trained = boundary  # the pixels e is trained on: B (Eq. 4), or the band around it
     if config.orientation_band:
         trained, orientation = band_orientation(boundary, orientation, config.orientation_band)
-    terms["e"] = orientation_ce(outputs["e_logits"], orientation, trained, valid)
+    terms["e"] = orientation_ce(outputs["e_logits"], orientation, trained * weight, valid)
     return terms
 
 

@@ -191,3 +191,35 @@ def test_contact_weight_penalises_gaps_between_objects_more(boundary_loss):
     with pytest.raises(ValueError, match="entangled o head"):
         losses.loss_terms({**outputs, "o_logits": jnp.zeros((1, 1, 6, 5))}, batch,
                           losses.LossConfig(contact_weight=1.0))
+
+
+def test_smallness_ramps_with_area_and_reaches_the_occluders_ring():
+    area = jnp.zeros((1, 5, 7)).at[0, 2, 1].set(25.0).at[0, :, 4:].set(400.0)  # a 25-px and a 400-px object
+    m = losses.smallness(area, 100.0)
+    assert float(m[0, 2, 1]) == pytest.approx(0.75)
+    np.testing.assert_allclose(m[0, 1:4, 0:3], 0.75)  # the 3x3 ring: its boundary pixels on other objects
+    assert float(m[0, 0, 6]) == 0.0 and float(m[0, 4, 0]) == 0.0  # large objects and far background: 0
+
+
+def test_small_weight_weighs_small_instances_in_every_term():
+    batch = _two_touching_objects()
+    batch["area"] = jnp.asarray([[[0, 2, 2, 500, 500, 0]]], jnp.float32)  # object 1 small, object 2 large
+    outputs = random_outputs(jax.random.key(3), (1, 1, 6))
+    plain = losses.loss_terms(outputs, batch, losses.LossConfig(boundary_loss="wce"))
+    weighted = losses.loss_terms(outputs, batch, losses.LossConfig(boundary_loss="wce", small_weight=2.0))
+    for name in ("s", "b", "e"):
+        assert float(weighted[name][0]) > float(plain[name][0]) and float(weighted[name][1]) == float(plain[name][1])
+    # Only the pixels of the small object and its ring count more: a change at column 5 (background two pixels
+    # from object 1) changes both losses by the same amount.
+    moved = {**outputs, "s_logits": outputs["s_logits"].at[0, 0, 5].add(3.0)}
+
+    def s_change(config, before):
+        return float(losses.loss_terms(moved, batch, config)["s"][0]) - float(before["s"][0])
+
+    assert s_change(losses.LossConfig(boundary_loss="wce", small_weight=2.0), weighted) == pytest.approx(
+        s_change(losses.LossConfig(boundary_loss="wce"), plain), rel=1e-5)
+    with pytest.raises(ValueError, match="area"):
+        losses.loss_terms(outputs, {k: v for k, v in batch.items() if k != "area"}, losses.LossConfig(small_weight=1.0))
+    for bad in (dict(small_weight=-1.0), dict(small_area=0.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            losses.LossConfig(**bad)

@@ -38,6 +38,10 @@ def test_untransformed_targets_equal_the_target_functions():
     np.testing.assert_array_equal(out["boundary"], boundary)
     np.testing.assert_array_equal(out["orientation"], orientation)
     np.testing.assert_array_equal(out["semantic"], targets.semantic_map(scene["instance_map"], scene["classes"]))
+    inst = scene["instance_map"]
+    for i in np.unique(inst[inst > 0]):
+        assert (out["area"][inst == i] == (inst == i).sum()).all()
+    assert (out["area"][inst == 0] == 0).all()
 
 
 def test_crop_targets_are_the_crop_of_full_targets_and_padding_is_ignored():
@@ -46,6 +50,7 @@ def test_crop_targets_are_the_crop_of_full_targets_and_padding_is_ignored():
     inner = ip.transform_example(scene, offset=(5, 9), crop_size=(30, 40))
     for key in ("semantic", "boundary", "orientation"):
         np.testing.assert_array_equal(inner[key], full[key][5:35, 9:49])
+    np.testing.assert_array_equal(inner["area"], full["area"][5:35, 9:49])  # sizes of whole objects, not cut ones
     padded = ip.transform_example(scene, offset=(-4, 30), crop_size=(60, 50))
     assert (padded["semantic"][:4] == IGNORE_LABEL).all() and (padded["semantic"][:, 34:] == IGNORE_LABEL).all()
     assert (padded["boundary"][:4] == 0).all() and (padded["image"][:4] == ip.PAD_COLOR).all()
