@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import time
+import warnings
 from pathlib import Path
 
 from data.examples import synthetic_scenes
@@ -189,23 +190,24 @@ def fitted_to_budget(config, workdir: Path, seconds: float) -> tuple[object, flo
 
 def fitted_finish(trained, config: DemoConfig):
     """``(predictor, words)``: ``trained`` with its own join and score models fitted on
-    ``config.train_fit_scenes`` validation scenes (`Predictor.fit_finish`), the score alone where its pieces
-    offer no join candidates of both kinds, or as it is (connected components, ad-hoc scores) without fit
-    scenes or when no score can be fitted either; ``words`` say which."""
+    ``config.train_fit_scenes`` validation scenes (`Predictor.fit_finish`, one prediction pass), without the
+    join model where its pieces offer no join candidates of both kinds, or as it is (connected components,
+    ad-hoc scores) without fit scenes or when nothing can be fitted; ``words`` say which."""
     if config.train_fit_scenes <= 0:
         return trained, "connected components and ad-hoc scores"
     scenes = synthetic_scenes("validation", config.train_fit_scenes, config.test_size)
     where = f"fitted on {len(scenes)} validation scenes"
     print(f"[train] fitting the trained network's joins and instance score on {len(scenes)} validation scenes")
-    try:
-        return trained.fit_finish(scenes, progress=False), f"joins and learned scores {where}"
-    except ValueError as err:
-        print(f"[train] no join model for this network ({err}); fitting the score alone")
-    try:
-        return trained.fit_finish(scenes, joins=False, progress=False), f"connected components, learned scores {where}"
-    except ValueError as err:
-        print(f"[train] no score model either ({err}); keeping the ad-hoc scores")
-    return trained, "connected components and ad-hoc scores (nothing could be fitted)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = trained.fit_finish(scenes, progress=False, skip_unfittable=True)
+    for warning in caught:
+        print(f"[train] {warning.message}")
+    if fitted.score_model is None and fitted.join_model is None:
+        return trained, "connected components and ad-hoc scores (nothing could be fitted)"
+    instances = "joins" if fitted.join_model is not None else "connected components"
+    scores = "learned scores" if fitted.score_model is not None else "ad-hoc scores"
+    return fitted, f"{instances} and {scores} {where}"
 
 
 def run(config: DemoConfig, out: Path, train: bool = False, processes: int | None = None) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -235,20 +236,33 @@ class Predictor:
         return finish(prediction, image, self.join_model, self.score_model)
 
     def fit_finish(self, examples: Sequence[dict], joins: bool = True, scores: bool = True,
-                   progress: bool = True) -> "Predictor":
+                   progress: bool = True, skip_unfittable: bool = False) -> "Predictor":
         """A copy whose `JoinModel` (``joins``) and `ScoreModel` (``scores``) are fitted on this network's
         predictions of ``examples`` (annotated scenes not used in training: dicts with the uint8 ``image`` and
         its ground-truth ``instance_map``), with this predictor's CRF options and views: the joins first, on
         the unjoined pieces, then the score on the finished instances (it reads the ad-hoc score as a
         feature). The models this predictor already has are not used; one not fitted here is dropped.
-        ``ValueError`` (from `fit_join_model`) when the predictions offer no join candidates of both kinds."""
+        A model the predictions cannot fit (`fit_join_model`: no join candidates of both kinds;
+        `fit_score_model`: too few instances) raises its ``ValueError``, or with ``skip_unfittable`` is left
+        out (None, with a warning saying why) while the other is still fitted, from one prediction pass."""
         images = [example["image"] for example in examples]
         bare = self.replace(join_model=None, score_model=None)
         fitted = bare.predict_many(images, progress)
+
+        def fit(kind, fitter, *args):
+            try:
+                return fitter(*args)
+            except ValueError as err:
+                if not skip_unfittable:
+                    raise
+                warnings.warn(f"no {kind} model fitted: {err}", stacklevel=3)
+                return None
+
         if joins:
-            bare = bare.replace(join_model=fit_join_model(fitted, images, examples))
-            fitted = [bare.finish(p, image) for p, image in zip(fitted, images)]
-        return bare.replace(score_model=fit_score_model(fitted, examples)) if scores else bare
+            bare = bare.replace(join_model=fit("join", fit_join_model, fitted, images, examples))
+            if bare.join_model is not None:
+                fitted = [bare.finish(p, image) for p, image in zip(fitted, images)]
+        return bare.replace(score_model=fit("score", fit_score_model, fitted, examples)) if scores else bare
 
     def replace(self, **changes) -> "Predictor":
         """A copy with some of the constructor's arguments changed: other CRF options (``method``,

@@ -101,3 +101,10 @@ def test_fit_finish_fits_joins_then_score_on_the_network_s_own_predictions(shipp
     scores_only = plain.fit_finish(scenes, joins=False, progress=False)
     assert scores_only.join_model is None and scores_only.score_model not in (None, fitted.score_model)
     assert plain.fit_finish(scenes, scores=False, progress=False).score_model is None
+    # one scene without a candidate pair of pieces of one object: the join fit fails, or is left out with a
+    # warning while the score is still fitted
+    with pytest.raises(ValueError, match="both kinds"):
+        plain.fit_finish(scenes[:1], scores=False, progress=False)
+    with pytest.warns(UserWarning, match="no join model fitted"):
+        skipped = plain.fit_finish(scenes[:1], progress=False, skip_unfittable=True)
+    assert skipped.join_model is None and skipped.score_model is not None
