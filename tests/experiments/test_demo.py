@@ -43,8 +43,8 @@ def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
     # the trained network is evaluated with the config's CRF options and views
     text = (out / "results.md").read_text()
     # ... and its own joins and score are fitted when its pieces allow (6 steps: none do, and the demo says so)
-    assert ("evaluated with robustness options min_area=30, test-time views none, connected components and ad-hoc "
-            "scores (nothing could be fitted)") in text
+    assert ("evaluated with lambda 40, robustness options min_area=30, test-time views none, connected components "
+            "and ad-hoc scores (nothing could be fitted)") in text
 
 
 class _Fitted:
