@@ -46,9 +46,9 @@ class DemoConfig:
     """One demo run. ``train`` names the ``oosis_jax.training.configs`` preset that ``--train`` trains;
     ``train_overrides`` replace its fields; ``train_robustness`` (`Robustness.parse` text) and
     ``train_augmentation`` (`Augmentation.parse` text) and ``train_lam`` are the CRF options, test-time views
-    and lambda the model trained now is evaluated with (None: the shipped model's); with ``train_fit_scenes`` > 0 its own join and
-    score models are fitted on that many ``validation`` scenes after training, as the shipped model's were
-    (`Predictor.fit_finish`; 0: the paper's connected components and ad-hoc scores).
+    and lambda the model trained now is evaluated with (None: the shipped model's); with ``train_fit_scenes``
+    > 0 its own join and score models are fitted on that many ``validation`` scenes after training, as the
+    shipped model's were (`Predictor.fit_finish`; 0: the paper's connected components and ad-hoc scores).
 
     With ``train_minutes``, the number of training steps is fitted to that budget on the machine at hand (the
     step time measured first, `fitted_to_budget`; at most the config's ``num_steps``), so the poly schedule
@@ -286,8 +286,8 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
                  f"{model_size.width}), {steps} of {train_config.num_steps} steps x batch {train_config.batch_size} "
                  f"on {train_config.synthetic_scenes} scenes {train_config.synthetic_size}, b loss "
                  f"{train_config.loss.boundary_loss}; training this call {train_seconds / 60:.1f} min; evaluated "
-                 f"with lambda {trained.lam:g}, robustness options {trained.robustness.to_text()}, test-time views "
-                 f"{trained.augmentation.to_text()}, {finishing}.\n")
+                 f"with lambda {trained.lam:g}, robustness options {trained.robustness.to_text()}, test-time "
+                 f"views {trained.augmentation.to_text()}, {finishing}.\n")
     text += f"Hardware: {common.hardware()}. Whole demo: {total / 60:.1f} min.\n"
     (out / "results.md").write_text(text)
     summary = {"results": results, "trained_results": names.get(TRAINED_ROW), "mixed_results": names[MIXED_ROW],
