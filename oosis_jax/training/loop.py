@@ -138,21 +138,32 @@ def jitted_steps(config: TrainConfig, num_steps: int) -> tuple[Callable, Callabl
     return make_train_step(graphdef, rng_state, tx, config), make_eval_step(graphdef, rng_state, config)
 
 
-def to_global(batch: dict, mesh, spec=P("data")) -> dict:
-    """Process-local numpy batch -> global arrays sharded by ``spec`` (``P()``: every process has it all)."""
+def to_global(batch: dict, mesh, spec=P("data"), keys=None) -> dict:
+    """Process-local numpy batch -> global arrays sharded by ``spec`` (``P()``: every process has it all);
+    only the entries named in ``keys`` when given (`step_keys`), the whole batch otherwise."""
     sharding = NamedSharding(mesh, spec)
+    if keys is not None:
+        missing = [k for k in keys if k not in batch]
+        if missing:
+            raise KeyError(f"the batch lacks {missing} (it has {sorted(batch)})")
+        batch = {k: batch[k] for k in keys}
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+
+def step_keys(config: TrainConfig) -> tuple[str, ...]:
+    """The batch entries the train and eval steps read: the image and what the loss needs."""
+    return ("image",) + losses.batch_keys(config.loss)
 
 
 def mean_metrics(sums: dict) -> dict[str, float]:
     return {name: float(total[0] / max(float(total[1]), 1e-12)) for name, total in sums.items()}
 
 
-def evaluate(eval_step, state: TrainState, batches, mesh) -> dict[str, float]:
+def evaluate(eval_step, state: TrainState, batches, mesh, keys=None) -> dict[str, float]:
     """Validation losses and boundary ODS/AP (plain ``b`` and oriented ``b``, ``e``; ``boundary_eval``)."""
     sums, counts = {}, []
     for batch in batches:
-        terms, b, e = eval_step(state, to_global(batch, mesh, P()))
+        terms, b, e = eval_step(state, to_global(batch, mesh, P(), keys))
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + np.asarray(value, np.float64)
         b, e = np.asarray(b, np.float64), np.asarray(e, np.float64)
@@ -243,6 +254,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     if config.eval_examples is not None:
         eval_batches = eval_batches[:math.ceil(config.eval_examples / config.eval_batch_size)]
     train_step, eval_step = jitted_steps(config, num_steps)
+    keys = step_keys(config)
     log, sums = MetricsLog(workdir), {}
     log.truncate_after(start)
     schedule = optax.polynomial_schedule(config.base_lr, 0.0, config.lr_power, num_steps)
@@ -251,7 +263,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
         bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
                    disable=jax.process_index() != 0)
         for step in bar:
-            state, metrics = train_step(state, to_global(next(batches), mesh))
+            state, metrics = train_step(state, to_global(next(batches), mesh, keys=keys))
             sums = jax.tree.map(jnp.add, sums, metrics) if sums else metrics
             done = step + 1
             if done % config.log_every == 0 or done == num_steps:
@@ -260,7 +272,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                 bar.set_postfix(loss=f"{means['loss']:.4f}")
                 sums = {}
             if done % config.eval_every == 0 or done == num_steps:
-                log.write(done, evaluate(eval_step, state, eval_batches, mesh))
+                log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))
             checkpointing.save(mngr, done, state, force=done == num_steps)
             if on_step is not None:
                 on_step(done)

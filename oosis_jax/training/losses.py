@@ -173,6 +173,12 @@ def combo(logits, boundary, valid, alpha: float, weight: float, smooth: float = 
     return (alpha * wce + (1.0 - alpha) * (1.0 - dice)).sum(), jnp.asarray(logits.shape[0], jnp.float32)
 
 
+def batch_keys(config: LossConfig) -> tuple[str, ...]:
+    """The batch entries `loss_terms` reads under ``config`` (``area`` only when ``small_weight`` is on), so
+    that the training loop sends the device nothing else."""
+    return ("semantic", "boundary", "orientation") + (("area",) if config.small_weight else ())
+
+
 def loss_terms(outputs: dict, batch: dict, config: LossConfig) -> dict[str, tuple[jax.Array, jax.Array]]:
     """All ``(sum, count)`` terms for the model ``outputs`` and a batch with ``semantic``, ``boundary``,
     ``orientation``: keys ``s``, ``aux`` (when present), and ``b`` + ``e`` (disentangled) or ``o`` (entangled)."""

@@ -223,3 +223,17 @@ def test_small_weight_weighs_small_instances_in_every_term():
     for bad in (dict(small_weight=-1.0), dict(small_area=0.0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             losses.LossConfig(**bad)
+
+
+@pytest.mark.parametrize("small_weight", [0.0, 2.0])
+def test_batch_keys_name_everything_the_loss_reads_and_nothing_more(small_weight):
+    config = losses.LossConfig(boundary_loss="wce", small_weight=small_weight)
+    batch = _two_touching_objects()
+    batch["area"] = jnp.asarray([[[0, 2, 2, 500, 500, 0]]], jnp.float32)
+    outputs = random_outputs(jax.random.key(4), (1, 1, 6))
+    keys = losses.batch_keys(config)
+    assert ("area" in keys) == bool(small_weight)
+    whole = losses.loss_terms(outputs, batch, config)
+    sent = losses.loss_terms(outputs, {k: batch[k] for k in keys}, config)
+    for name in whole:
+        assert float(sent[name][0]) == float(whole[name][0])

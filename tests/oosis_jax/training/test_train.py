@@ -1,5 +1,6 @@
 """Training loop: data parallelism matches one device, kill-and-resume is exact, a tiny model overfits."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -59,6 +60,23 @@ def test_data_parallel_step_on_4_devices_matches_1_device():
 
 class Interrupted(Exception):
     pass
+
+
+def test_to_global_sends_only_the_keys_the_steps_read():
+    mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:1])
+    batch = {"image": np.zeros((2, 4, 4, 3), np.float32), "semantic": np.zeros((2, 4, 4), np.int32),
+             "boundary": np.zeros((2, 4, 4), np.float32), "orientation": np.zeros((2, 4, 4, 4), np.float32),
+             "area": np.ones((2, 4, 4), np.float32)}
+    config = get_config("smoke")
+    assert config.loss.small_weight == 0.0
+    sent = train.to_global(batch, mesh, keys=train.step_keys(config))
+    assert sorted(sent) == ["boundary", "image", "orientation", "semantic"]
+    np.testing.assert_array_equal(np.asarray(sent["semantic"]), batch["semantic"])
+    weighted = config.replace(loss=dataclasses.replace(config.loss, small_weight=1.0))
+    assert "area" in train.to_global(batch, mesh, keys=train.step_keys(weighted))
+    with pytest.raises(KeyError, match="area"):
+        train.to_global({k: v for k, v in batch.items() if k != "area"}, mesh, keys=train.step_keys(weighted))
+    assert sorted(train.to_global(batch, mesh)) == sorted(batch)
 
 
 def test_killed_run_resumes_to_the_identical_state(tmp_path):
