@@ -278,8 +278,8 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
             f"{'learned' if shipped.score_model else 'ad-hoc (Sec. 5.4)'}.\n\n{table}\n"
             f"The shipped model is described in `oosis_jax/weights/{SHIPPED}/MODEL_CARD.md`. The \"GT bndry\" row "
             f"keeps its segmentation, CRF options and joins but takes b and e from the ground truth: the gap to the "
-            f"first row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, no "
-            f"robustness options) on ground-truth sigma and O.\n\n")
+            f"first row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, "
+            f"no robustness options) on ground-truth sigma and O.\n\n")
     if train:
         model_size = train_config.model
         text += (f"Trained now: preset `{train_config.name}` (decoder {model_size.decoder}, width "

@@ -45,8 +45,8 @@ def test_the_shipped_model_is_what_its_preset_trains():
 
     # The shipped run is the synthetic_band preset fine-tuning the synthetic_long run continued to 9000 steps,
     # in a chain (the card's training history); the last runs use the Dice++ b loss and a backbone grown to
-    # (3, 4, 6, 3) blocks per stage, the last three scenes zoomed (the last one scaled 1.25-1.75x): only the run's name, length, start,
-    # learning rate, that loss, the number of blocks and the scale range differ.
+    # (3, 4, 6, 3) blocks per stage, the last three on zoomed scenes (the last one scaled 1.25-1.75x): only the
+    # run's name, length, start, learning rate, that loss, the number of blocks and the scale range differ.
     values = json.loads((predictor_lib.WEIGHTS_DIR / "synthetic" / "config.json").read_text())
     values.pop("export")
     config = TrainConfig.from_dict(values)
