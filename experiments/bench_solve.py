@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 import crf
 from experiments.bench_crf import known_behaviour, scene_inputs
 
-MINIMISERS = (("jump_moves", crf.jump_moves), ("solve", crf.solve), ("solve, steps=(1,)", partial(crf.solve, steps=(1,))),
-              ("expansion_moves", crf.expansion_moves))
+MINIMISERS = (("jump_moves", crf.jump_moves), ("solve", crf.solve),
+              ("solve, steps=(1,)", partial(crf.solve, steps=(1,))), ("expansion_moves", crf.expansion_moves))
 REFERENCE = "ground-truth order labels"
 
 

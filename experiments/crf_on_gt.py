@@ -7,7 +7,8 @@ map, ``oosis_jax.inference.crf_inputs.gt_crf_inputs``), labels with the default 
 coverage, OAIR at IoU 0.5 and cycles; with ``--checkpoint`` also the row from predicted heads, as in Tab. 4,
 and (beyond the paper) rows where the network's heads are kept but one CRF input is replaced by the ground
 truth: sigma (the s head), the boundary map b, or b and e (the set O). They show which head limits the
-instances. Writes ``runs/crf_on_gt/results.md`` and the OAIR curves of Fig. 10 (``oair_iou.png``, ``oair_confidence.png``).
+instances. Writes ``runs/crf_on_gt/results.md`` and the OAIR curves of Fig. 10 (``oair_iou.png``,
+``oair_confidence.png``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ CRF options ``--lam`` and ``--robustness`` that the predictor then uses by defau
 learned instance score (`oosis_jax.inference.scoring`) on ``--fit-scenes`` validation scenes with those options
 and ships it; ``--fit-joins`` fits, on the same scenes and before the score, the model that joins the pieces of
 an object cut by an occluder (`oosis_jax.inference.joining`) and ships it. ``--workdir`` may also be a folder
-this script exported, or a shipped name, to ship the same weights with other options: the run's steps and minutes then come from what it recorded in its ``config.json``.
+this script exported, or a shipped name, to ship the same weights with other options: the run's steps and
+minutes then come from what it recorded in its ``config.json``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ def card(name: str, config, facts: dict, hardware: str, table: str, robustness: 
     held_out_joins = " --joins learned" if joins else ""
     joins = joins or "the paper's connected components of the CRF labelling (Sec. 3.2)"
     scores = scores or "the paper's ad-hoc score (Sec. 5.4, `oosis_jax.inference.instances.adhoc_scores`)"
+    network = (f"PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, "
+               f"head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width "
+               f"{model.decoder_width}), {model.head} heads.")
+    training = (f"run `{config.name}` (`python -m experiments.train --config PRESET --workdir DIR`), "
+                f"{facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr "
+                f"{config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, "
+                f"{config.synthetic_scenes} training scenes {config.synthetic_size}.{history}")
+    options = f"--robustness {robustness.to_text()} --lam {lam:g}"
     return f"""# Model card: `{name}`
 
 `Predictor.from_pretrained("{name}")` loads this folder: `weights.npz` (every parameter and batch statistic
@@ -107,8 +116,8 @@ below).
 
 - **Task**: occlusion-ordered semantic instance segmentation of the project's synthetic scenes
   (`data.synthetic`, classes: {", ".join(info("synthetic").class_names)}); {origin}.
-- **Network**: PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width {model.decoder_width}), {model.head} heads.
-- **Training**: run `{config.name}` (`python -m experiments.train --config PRESET --workdir DIR`), {facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr {config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, {config.synthetic_scenes} training scenes {config.synthetic_size}.{history}
+- **Network**: {network}
+- **Training**: {training}
 - **Wall time**: {wall} on {hardware}; exported at commit `{commit()}`.
 - **Heads at prediction**: test-time views `{augmentation.to_text()}` (`oosis_jax.inference.augment`; `none` is
   the paper's single pass).
@@ -121,9 +130,9 @@ below).
 ## Held-out scenes (120x160, not used in training or validation)
 
 {table}
-Reproduce: `python -m experiments.export_model --workdir RUN --name {name} --robustness {robustness.to_text()} --lam {lam:g}
+Reproduce: `python -m experiments.export_model --workdir RUN --name {name} {options}
 --augmentation {augmentation.to_text()}{fit}` (this card), or `python -m experiments.held_out --checkpoint {name}={name}
---robustness {robustness.to_text()} --lam {lam:g} --augmentation {augmentation.to_text()}{held_out_joins} --scores {"learned" if learned else "adhoc"}`
+{options} --augmentation {augmentation.to_text()}{held_out_joins} --scores {"learned" if learned else "adhoc"}`
 (the lever table in RESULTS.md).
 """
 

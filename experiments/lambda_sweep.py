@@ -4,9 +4,9 @@
         [--checkpoint WORKDIR|FOLDER|synthetic] [--noise 1.0]
 
 CRF inputs: the heads of a trained network (``--checkpoint``), or, without one, ground-truth heads degraded
-by blur and noise (``oosis_jax.inference.heads.noisy_heads``, strength ``--noise``) so that lambda has something to smooth. Reports
-mask mAP, weighted coverage and OAIR at IoU 0.5 per lambda, and draws the labelled instances of a few
-scenes for every lambda (``lambda_scenes.png``, as Fig. 12). Writes ``runs/lambda_sweep/``.
+by blur and noise (``oosis_jax.inference.heads.noisy_heads``, strength ``--noise``) so that lambda has
+something to smooth. Reports mask mAP, weighted coverage and OAIR at IoU 0.5 per lambda, and draws the
+labelled instances of a few scenes for every lambda (``lambda_scenes.png``, as Fig. 12). Writes ``runs/lambda_sweep/``.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ network's predicted masks with ``--checkpoint`` (so every method orders the same
 - noisy depth: the synthetic per-instance depth with log-normal noise of relative spread ``--depth-noise``
   (the monocular-depth baselines of Sec. 5.5; synthetic only, the real datasets have no depth);
 - pairwise boundary vote: each touching pair decided independently from oriented boundary evidence (GT
-  heads degraded by ``oosis_jax.inference.heads.noisy_heads`` of strength ``--vote-noise``, or the network's heads), which can create
-  cycles like the paper's pairwise classifiers, alone and after random decycling (Sec. 5.6, Fig. 11).
+  heads degraded by ``oosis_jax.inference.heads.noisy_heads`` of strength ``--vote-noise``, or the network's
+  heads), which can create cycles like the paper's pairwise classifiers, alone and after random decycling
+  (Sec. 5.6, Fig. 11).
 Writes ``runs/oair_baselines/results.md`` and OAIR plots per instance source.
 """
 

@@ -181,7 +181,8 @@ def evaluate(eval_step, state: TrainState, batches, mesh, keys=None) -> dict[str
 def open_sources(config: TrainConfig):
     """(train, validation) random-access sources of decoded examples."""
     if config.data_dir is None:
-        return (input_pipeline.SyntheticScenes(config.synthetic_scenes, config.synthetic_size, SYNTHETIC_SEEDS["train"]),
+        return (input_pipeline.SyntheticScenes(config.synthetic_scenes, config.synthetic_size,
+                                               SYNTHETIC_SEEDS["train"]),
                 input_pipeline.SyntheticScenes(config.synthetic_val_scenes, config.synthetic_size,
                                                SYNTHETIC_SEEDS["validation"]))
     from data import loading

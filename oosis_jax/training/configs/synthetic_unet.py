@@ -3,9 +3,9 @@
 
 It is the ``synthetic`` preset (the paper's PSPNet, kept for the paper's tables) with the boundary decoder
 (``ModelConfig.decoder = "unet"``: boundaries decided on full-resolution features), 1000 training scenes,
-learning rate 0.003 and more steps: 64x64 crops make a step cheap, and in the demo's time budget 3000 steps on small crops gave
-better boundaries and instances than 700 steps on whole 120x160 scenes (boundary AP 80 vs 66, WC 43 vs 37
-with the paper's CRF). Adam with one learning rate for every layer (no pretrained backbone).
+learning rate 0.003 and more steps: 64x64 crops make a step cheap, and in the demo's time budget 3000 steps on
+small crops gave better boundaries and instances than 700 steps on whole 120x160 scenes (boundary AP 80 vs 66,
+WC 43 vs 37 with the paper's CRF). Adam with one learning rate for every layer (no pretrained backbone).
 """
 
 import dataclasses

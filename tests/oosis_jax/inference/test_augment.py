@@ -57,7 +57,8 @@ def test_augmented_heads_average_the_views_of_a_pixelwise_network():
         out = []
         for image in images:
             red = image[..., 0].astype(np.float32) / 255
-            out.append({"s": np.stack([1 - red, red], -1), "b": red, "e": np.full(image.shape[:2] + (4,), 0.25, np.float32)})
+            out.append({"s": np.stack([1 - red, red], -1), "b": red,
+                        "e": np.full(image.shape[:2] + (4,), 0.25, np.float32)})
         return out
     image = np.zeros((12, 16, 3), np.uint8)
     image[:, 5:11, 0] = 255

@@ -91,7 +91,8 @@ def test_every_step_damaged_is_one_clear_error_not_a_fresh_start(finished_run, t
         _truncate_data_files(workdir / "checkpoints" / step)
     for run in (train.restore_model, lambda w: train.train(CONFIG, w)):
         with pytest.warns(RuntimeWarning, match="damaged"):
-            with pytest.raises(checkpointing.CheckpointError, match=r"every checkpoint in .* is damaged \(steps 6, 3\)"):
+            damaged = r"every checkpoint in .* is damaged \(steps 6, 3\)"
+            with pytest.raises(checkpointing.CheckpointError, match=damaged):
                 run(workdir)
 
 
