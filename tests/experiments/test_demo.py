@@ -112,7 +112,8 @@ def test_demo_configs():
     assert (cpu.loss.boundary_loss, cpu.loss.orientation_band) == ("dice++", 1)  # the shipped model's losses
     assert demo.get_config("cpu").train_robustness == "high=0.4,min_segment=5,min_area=30"
     views = Augmentation.parse(demo.get_config("cpu").train_augmentation)
-    assert views.scales == (1.25,) and views.flip and views.shift == 1 and not views.view_grid
+    assert views.scales == (1.0,) and views.flip and views.shift == 1 and not views.view_grid
+    assert cpu.augment.scale_range == (0.35, 1.0) and cpu.augment.crop_size == (64, 64)
     with pytest.raises(ValueError, match="unknown demo config"):
         demo.get_config("huge")
 
