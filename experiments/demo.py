@@ -290,7 +290,9 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
         model_size = train_config.model
         text += (f"Trained now: preset `{train_config.name}` (decoder {model_size.decoder}, width "
                  f"{model_size.width}), {steps} of {train_config.num_steps} steps x batch {train_config.batch_size} "
-                 f"on {train_config.synthetic_scenes} scenes {train_config.synthetic_size}, b loss "
+                 f"on {train_config.synthetic_scenes} scenes {train_config.synthetic_size} scaled "
+                 f"{train_config.augment.scale_range[0]:g}-{train_config.augment.scale_range[1]:g}x, "
+                 f"{train_config.augment.crop_size[0]}x{train_config.augment.crop_size[1]} crops, b loss "
                  f"{train_config.loss.boundary_loss}; training this call {train_seconds / 60:.1f} min; evaluated "
                  f"with lambda {trained.lam:g}, robustness options {trained.robustness.to_text()}, test-time "
                  f"views {trained.augmentation.to_text()}, {finishing}.\n")
