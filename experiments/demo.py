@@ -87,9 +87,9 @@ class DemoConfig:
 def get_config(name: str = "cpu") -> DemoConfig:
     """``cpu``: 40 scenes; ``--train`` trains the ``synthetic_unet`` preset with the shipped model's losses (the
     Dice++ b loss, e also trained one pixel around each boundary pixel; on scenes shrunk to 0.35-1.0x; as many
-    steps as fit in 12 minutes of training on the machine at hand) and evaluates it with the CRF options chosen for it on validation
-    scenes (RESULTS.md, "The demo"); ``smoke``: the seconds-long CI preset; ``full``: PSPNet-ResNet-50
-    (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
+    steps as fit in 12 minutes of training on the machine at hand) and evaluates it with the CRF options chosen
+    for it on validation scenes (RESULTS.md, "The demo"); ``smoke``: the seconds-long CI preset; ``full``:
+    PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
     if name == "cpu":
         from oosis_jax.training.configs import get_config as preset
 
@@ -106,7 +106,8 @@ def get_config(name: str = "cpu") -> DemoConfig:
                           # labelling on the views' grid (the shipped model's) costs this far less trained
                           # network WC: 60.2 -> 58.3 on 40 validation scenes; the shifted views help it as
                           # they help the shipped model: 61.3 -> 62.1; trained on shrunk scenes, it is best
-                          # seen at 1x (1.25x: recall 10.0 against 11.1; RESULTS.md, "The demo")
+                          # seen at 1x (for the 0.5-1.25x network, 1.25x gave recall 10.0 against 11.1 at 1x;
+                          # the 0.35-1.0x one at 0.875x: 7.7 against 11.5; RESULTS.md, "The demo")
                           train_augmentation="scales=1,flip,shift=1",
                           # lambda 30 / 40 / 60 / 70 gave WC 57.2 / 58.9 / 56.0 against 60.2 at 50 on 40
                           # validation scenes (RESULTS.md, "The demo"); the shipped model's is 60
