@@ -15,6 +15,9 @@ default: the paper's connected components). ``--augmentation`` sets the test-tim
 (`oosis_jax.inference.augment`; the cache file name then ends in its text) instead of each model's own.
 ``--failures`` adds to each row what became of the ground-truth instances and pairs, and how many of the
 predicted edges between matched instances are true (`oosis_jax.evaluation.failures`, % of each outcome).
+``--true-heads b,e`` (repeatable; ``none`` by default) feeds the CRF the ground truth's heads named in place of
+the model's (`oosis_jax.inference.heads.mixed_heads`): which head limits a model (the heads must lie on the
+image's grid, so not with ``view_grid``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,37 @@ def learned_option(model: str, key: str):
     return option
 
 
+def with_true_heads(heads: list[dict], scenes: list[dict], replaced: tuple[str, ...], model: str) -> list[dict]:
+    """``heads`` (one dict of s, b, e per scene) with the heads named in ``replaced`` taken from each scene's
+    ground truth (`ground_truth_heads`); ``model`` names the heads' model in the error for heads that do not
+    lie on their scene's grid."""
+    from data.registry import info
+    from oosis_jax.inference.heads import mixed_heads
+    from oosis_jax.inference.instances import ground_truth_heads
+
+    if not replaced:
+        return heads
+    mixed = []
+    for i, (h, x) in enumerate(zip(heads, scenes)):
+        if h["b"].shape != x["instance_map"].shape:
+            raise SystemExit(f"--true-heads: {model}'s heads of scene {i} lie on a {h['b'].shape} grid, the scene "
+                             f"is {x['instance_map'].shape}; use an augmentation without view_grid")
+        truth = ground_truth_heads(x["instance_map"], x["classes"], x["edges"], info("synthetic").num_classes)
+        mixed.append(mixed_heads(h, truth, replaced))
+    return mixed
+
+
+def parse_true_heads(text: str) -> tuple[str, ...]:
+    """``"none"`` -> ``()``, ``"b,e"`` -> ``("b", "e")``; unknown heads are an error."""
+    from oosis_jax.inference.heads import HEADS
+
+    replaced = () if text == "none" else tuple(text.split(","))
+    unknown = [h for h in replaced if h not in HEADS]
+    if unknown or len(set(replaced)) != len(replaced):
+        raise SystemExit(f"--true-heads {text!r}: give 'none' or distinct heads among {', '.join(HEADS)}")
+    return replaced
+
+
 def failure_columns(summary: dict) -> dict:
     """A `failure_summary` as row fields: "instances <outcome>", "pairs <outcome>" and "edges <outcome>", in %."""
     return {f"{kind} {outcome}": 100 * share for kind in ("instances", "pairs", "edges")
@@ -97,6 +131,8 @@ def main(argv=None):
                         help="test-time views of the heads (default: each model's exported setting)")
     parser.add_argument("--failures", action="store_true", help="add the outcome of every ground-truth instance "
                         "and pair, and of every predicted edge, to each row (oosis_jax.evaluation.failures)")
+    parser.add_argument("--true-heads", action="append", default=None, metavar="none|HEAD,...",
+                        help="heads (s, b, e) the CRF gets from the ground truth instead of the model (repeatable)")
     parser.add_argument("--out", default="runs/held_out")
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads
@@ -106,6 +142,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     settings = [(Robustness.parse(text), text) for text in args.robustness or ["paper"]]
     augmentation = args.augmentation and Augmentation.parse(args.augmentation)
+    true_heads = [(parse_true_heads(text), text) for text in args.true_heads or ["none"]]
     rows = []
     for split in args.sets.split(","):
         scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
@@ -115,14 +152,17 @@ def main(argv=None):
             heads = cached_heads(model, tag, scenes, out, augmentation)
             score_model = learned_option(model, "score_model") if args.scores == "learned" else None
             join_model = learned_option(model, "join_model") if args.joins == "learned" else None
-            for (robustness, text), lam in [(s, lam) for s in settings for lam in args.lam or [LAMBDA]]:
+            fed = {true_text: with_true_heads(heads, scenes, replaced, name) for replaced, true_text in true_heads}
+            options = [(t, s, lam) for t in fed for s in settings for lam in args.lam or [LAMBDA]]
+            for true_text, (robustness, text), lam in options:
                 start = time.time()
-                predictions = label_heads(heads, processes=args.processes, progress=False, lam=lam,
+                predictions = label_heads(fed[true_text], processes=args.processes, progress=False, lam=lam,
                                           robustness=robustness, shapes=[x["image"].shape[:2] for x in scenes])
                 predictions = [finish(p, x["image"], join_model, score_model) for p, x in zip(predictions, scenes)]
                 results = evaluate(predictions, scenes, progress=False)
                 rows.append(dict(set=split, model=name, robustness=text, lam=lam, scores=args.scores, joins=args.joins,
                                  augmentation=augmentation.to_text() if augmentation else "model's own",
+                                 true_heads=true_text,
                                  crf_seconds=round(time.time() - start, 1),
                                  **dict(zip(HELD_OUT_HEADERS, held_out_row(results)))))
                 if args.failures:

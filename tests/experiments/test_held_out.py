@@ -84,3 +84,24 @@ def test_cached_heads_read_each_array_once(tmp_path):
             np.testing.assert_array_equal(h[k], stacked[k][i])
     # every scene's arrays are views of one decompressed array per key (not one whole copy per scene)
     assert all(h["s"].base is heads[0]["s"].base for h in heads)
+
+
+def test_true_heads_replace_the_named_heads_with_the_ground_truth(tmp_path):
+    args = ["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
+            "--out", str(tmp_path), "--augmentation", "scales=1", "--robustness", "min_area=30"]
+    held_out.main(args + ["--true-heads", "none", "--true-heads", "b,e"])
+    own, true_be = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert (own["true_heads"], true_be["true_heads"]) == ("none", "b,e")
+    assert true_be["boundary AP"] == pytest.approx(100.0) and own["boundary AP"] < 99.0
+    assert true_be["WC"] != own["WC"]
+
+
+def test_true_heads_refuse_heads_off_the_image_grid_and_unknown_heads(tmp_path):
+    args = ["--checkpoint", "shipped=synthetic", "--scenes", "1", "--sets", "test", "--processes", "1",
+            "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="without view_grid"):  # the shipped model's own views label on a 2x grid
+        held_out.main(args + ["--true-heads", "b"])
+    for bad in ("x", "b,b", "b,"):
+        with pytest.raises(SystemExit, match="distinct heads among s, b, e"):
+            held_out.parse_true_heads(bad)
+    assert held_out.parse_true_heads("none") == () and held_out.parse_true_heads("s,e") == ("s", "e")
