@@ -73,24 +73,28 @@ def learned_option(model: str, key: str):
     return option
 
 
-def with_true_heads(heads: list[dict], scenes: list[dict], replaced: tuple[str, ...], model: str) -> list[dict]:
-    """``heads`` (one dict of s, b, e per scene) with the heads named in ``replaced`` taken from each scene's
-    ground truth (`ground_truth_heads`); ``model`` names the heads' model in the error for heads that do not
-    lie on their scene's grid."""
+def ground_truths(scenes: list[dict]) -> list[dict]:
+    """The heads each scene's ground truth implies (`ground_truth_heads`), one ``dict(s, b, e)`` per scene."""
     from data.registry import info
-    from oosis_jax.inference.heads import mixed_heads
     from oosis_jax.inference.instances import ground_truth_heads
+
+    n_classes = info("synthetic").num_classes
+    return [ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n_classes) for x in scenes]
+
+
+def with_true_heads(heads: list[dict], truth: list[dict], replaced: tuple[str, ...], model: str) -> list[dict]:
+    """``heads`` (one dict of s, b, e per scene) with the heads named in ``replaced`` taken from ``truth``
+    (`ground_truths` of the same scenes); ``model`` names the heads' model in the error for heads that do not
+    lie on their scene's grid."""
+    from oosis_jax.inference.heads import mixed_heads
 
     if not replaced:
         return heads
-    mixed = []
-    for i, (h, x) in enumerate(zip(heads, scenes)):
-        if h["b"].shape != x["instance_map"].shape:
+    for i, (h, t) in enumerate(zip(heads, truth)):
+        if h["b"].shape != t["b"].shape:
             raise SystemExit(f"--true-heads: {model}'s heads of scene {i} lie on a {h['b'].shape} grid, the scene "
-                             f"is {x['instance_map'].shape}; use an augmentation without view_grid")
-        truth = ground_truth_heads(x["instance_map"], x["classes"], x["edges"], info("synthetic").num_classes)
-        mixed.append(mixed_heads(h, truth, replaced))
-    return mixed
+                             f"is {t['b'].shape}; use an augmentation without view_grid")
+    return [mixed_heads(h, t, replaced) for h, t in zip(heads, truth)]
 
 
 def parse_true_heads(text: str) -> tuple[str, ...]:
@@ -146,13 +150,14 @@ def main(argv=None):
     rows = []
     for split in args.sets.split(","):
         scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
+        truth = ground_truths(scenes) if any(replaced for replaced, _ in true_heads) else None
         for spec in args.checkpoint:
             name, _, model = spec.partition("=")
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
             heads = cached_heads(model, tag, scenes, out, augmentation)
             score_model = learned_option(model, "score_model") if args.scores == "learned" else None
             join_model = learned_option(model, "join_model") if args.joins == "learned" else None
-            fed = {true_text: with_true_heads(heads, scenes, replaced, name) for replaced, true_text in true_heads}
+            fed = {true_text: with_true_heads(heads, truth, replaced, name) for replaced, true_text in true_heads}
             options = [(t, s, lam) for t in fed for s in settings for lam in args.lam or [LAMBDA]]
             for true_text, (robustness, text), lam in options:
                 start = time.time()
