@@ -32,12 +32,9 @@ def network_rows(heads, examples, s: flags.Setup, method) -> dict[str, dict]:
     from oosis_jax.inference import heads as heads_lib
     from oosis_jax.inference import instances as prediction
 
-    n_classes = info(s.dataset).num_classes
-    truth = [prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n_classes)
-             for x in examples]
+    truth = prediction.ground_truth_heads_of(examples, info(s.dataset).num_classes)
     rows = {PREDICTED_ROW: heads}
-    rows.update({name: [heads_lib.mixed_heads(h, t, replaced) for h, t in zip(heads, truth)]
-                 for name, replaced in MIXED_ROWS.items()})
+    rows.update({name: heads_lib.mixed_heads_each(heads, truth, replaced) for name, replaced in MIXED_ROWS.items()})
     results = {}
     for name, row_heads in rows.items():
         labelled = prediction.label_heads(row_heads, method=method, processes=s.processes, progress=not s.smoke)

@@ -161,14 +161,11 @@ def with_true_boundaries(predictions, examples, predictor, processes, progress) 
     """The CRF on each prediction's own s head with the ground truth's b and e (`MIXED_ROW`), with the CRF
     and scoring options of ``predictor`` (method, lambda, mu, robustness, joins, scores), so that only the heads
     differ from its row."""
-    from oosis_jax.inference import instances as prediction
-    from oosis_jax.inference.heads import mixed_heads
+    from oosis_jax.inference.heads import mixed_heads_each
+    from oosis_jax.inference.instances import ground_truth_heads_of
 
-    n_classes = info("synthetic").num_classes
-    heads = [mixed_heads({"s": p.s, "b": p.b, "e": p.e},
-                                   prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"],
-                                                                 n_classes), ("b", "e"))
-             for p, x in zip(predictions, examples)]
+    heads = mixed_heads_each([{"s": p.s, "b": p.b, "e": p.e} for p in predictions],
+                             ground_truth_heads_of(examples, info("synthetic").num_classes), ("b", "e"))
     return predictor.replace(processes=processes).label(heads, progress, images=[x["image"] for x in examples])
 
 

@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from data.examples import synthetic_scenes
+from data.registry import info
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.failures import failure_summary
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row
 from oosis_jax.inference.augment import Augmentation
-from oosis_jax.inference.instances import LAMBDA
+from oosis_jax.inference.instances import LAMBDA, ground_truth_heads_of
 from oosis_jax.inference.robustness import Robustness
 
 
@@ -73,28 +74,18 @@ def learned_option(model: str, key: str):
     return option
 
 
-def ground_truths(scenes: list[dict]) -> list[dict]:
-    """The heads each scene's ground truth implies (`ground_truth_heads`), one ``dict(s, b, e)`` per scene."""
-    from data.registry import info
-    from oosis_jax.inference.instances import ground_truth_heads
-
-    n_classes = info("synthetic").num_classes
-    return [ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n_classes) for x in scenes]
-
-
 def with_true_heads(heads: list[dict], truth: list[dict], replaced: tuple[str, ...], model: str) -> list[dict]:
     """``heads`` (one dict of s, b, e per scene) with the heads named in ``replaced`` taken from ``truth``
-    (`ground_truths` of the same scenes); ``model`` names the heads' model in the error for heads that do not
-    lie on their scene's grid."""
-    from oosis_jax.inference.heads import mixed_heads
+    (`ground_truth_heads_of` the same scenes); ``model`` names the heads' model in the error for heads that do
+    not lie on their scene's grid."""
+    from oosis_jax.inference.heads import mixed_heads_each
 
     if not replaced:
         return heads
-    for i, (h, t) in enumerate(zip(heads, truth)):
-        if h["b"].shape != t["b"].shape:
-            raise SystemExit(f"--true-heads: {model}'s heads of scene {i} lie on a {h['b'].shape} grid, the scene "
-                             f"is {t['b'].shape}; use an augmentation without view_grid")
-    return [mixed_heads(h, t, replaced) for h, t in zip(heads, truth)]
+    try:
+        return mixed_heads_each(heads, truth, replaced)
+    except ValueError as error:
+        raise SystemExit(f"--true-heads: {model}: {error}; use an augmentation without view_grid") from error
 
 
 def parse_true_heads(text: str) -> tuple[str, ...]:
@@ -150,7 +141,8 @@ def main(argv=None):
     rows = []
     for split in args.sets.split(","):
         scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
-        truth = ground_truths(scenes) if any(replaced for replaced, _ in true_heads) else None
+        truth = (ground_truth_heads_of(scenes, info("synthetic").num_classes)
+                 if any(replaced for replaced, _ in true_heads) else None)
         for spec in args.checkpoint:
             name, _, model = spec.partition("=")
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")

@@ -37,8 +37,7 @@ def crf_problems(examples, s: flags.Setup, checkpoint: str | None):
         heads = common.heads(checkpoint, examples, s)
         inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"]) for h in heads]
     else:
-        n = info(s.dataset).num_classes
-        heads = [prediction.ground_truth_heads(x["instance_map"], x["classes"], x["edges"], n) for x in examples]
+        heads = prediction.ground_truth_heads_of(examples, info(s.dataset).num_classes)
         inputs = [crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"]) for x in examples]
     return inputs, heads
 

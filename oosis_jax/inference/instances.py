@@ -169,6 +169,11 @@ def ground_truth_heads(instance_map, classes, edges, num_classes: int) -> dict:
             "e": e.astype(np.float32)}
 
 
+def ground_truth_heads_of(examples: Iterable[dict], num_classes: int) -> list[dict]:
+    """`ground_truth_heads` of each example (dicts with ``instance_map``, ``classes`` and ``edges``)."""
+    return [ground_truth_heads(x["instance_map"], x["classes"], x["edges"], num_classes) for x in examples]
+
+
 def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str = "solve",
                        processes: int | None = None, progress: bool = True, lam: float = LAMBDA,
                        mu: float = MU) -> list[Prediction]:
@@ -177,7 +182,7 @@ def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str =
     ``examples`` are dicts with ``instance_map``, ``classes`` and ``edges`` (a dataset split).
     """
     examples = list(examples)
-    heads = [ground_truth_heads(x["instance_map"], x["classes"], x["edges"], num_classes) for x in examples]
+    heads = ground_truth_heads_of(examples, num_classes)
     inputs = [crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"]) for x in examples]
     labels = _label(inputs, method, processes, progress, lam, mu)
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]

@@ -8,9 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
+from data.examples import synthetic_scenes
+from data.registry import info
 from experiments import common, crf_on_gt, demo, instance_quality
 from oosis_jax.inference import heads as heads_lib
 from oosis_jax.inference.augment import Augmentation
+from oosis_jax.inference.instances import ground_truth_heads_of
 from oosis_jax.training import checkpointing
 from oosis_jax.training.configs import get_config
 from helpers.tables import assert_percentages, table_rows
@@ -154,6 +157,20 @@ def test_mixed_heads_take_only_the_named_heads_from_the_ground_truth():
     assert mixed["s"] is predicted["s"] and mixed["b"] is truth["b"] and mixed["e"] is truth["e"]
     with pytest.raises(ValueError, match="unknown heads"):
         heads_lib.mixed_heads(predicted, truth, ("o",))
+
+
+def test_mixed_heads_each_checks_every_example_grid_and_count():
+    scenes = synthetic_scenes("test", 2, (24, 32))
+    truth = ground_truth_heads_of(scenes, info("synthetic").num_classes)
+    own = [{k: np.zeros_like(t[k]) for k in "sbe"} for t in truth]
+    mixed = heads_lib.mixed_heads_each(own, truth, ("b",))
+    assert all(m["b"] is t["b"] and m["s"] is o["s"] and m["e"] is o["e"] for m, t, o in zip(mixed, truth, own))
+    assert heads_lib.mixed_heads_each(own, truth, ()) == own
+    own[1] = {k: np.zeros((48, 64) + v.shape[2:], v.dtype) for k, v in own[1].items()}  # a view_grid-style grid
+    with pytest.raises(ValueError, match="example 1 lie on a \\(48, 64\\) grid"):
+        heads_lib.mixed_heads_each(own, truth, ("b",))
+    with pytest.raises(ValueError, match="1 predicted heads for 2 ground truths"):
+        heads_lib.mixed_heads_each(own[:1], truth, ("b",))
 
 
 def test_fitted_steps_fill_the_budget_in_whole_checkpoint_intervals():
