@@ -114,7 +114,7 @@ def test_demo_configs():
     cpu = demo.get_config("cpu").train_config("/tmp/demo_tfds")
     assert cpu.data_dir == "/tmp/demo_tfds" and cpu.eval_split == "validation"
     assert dict(cpu.dataset_config)["num_train"] == cpu.synthetic_scenes
-    assert demo.get_config("cpu").train_minutes is not None
+    assert demo.get_config("cpu").train_minutes is not None and demo.get_config("cpu").train_reserve_steps > 0
     assert (cpu.loss.boundary_loss, cpu.loss.orientation_band) == ("dice++", 1)  # the shipped model's losses
     assert demo.get_config("cpu").train_robustness == "high=0.4,min_segment=5,min_area=30"
     views = Augmentation.parse(demo.get_config("cpu").train_augmentation)
@@ -194,6 +194,9 @@ def test_demo_fits_its_training_steps_to_the_budget_and_resumes_a_started_run(tm
     assert demo.fitted_to_budget(config, tmp_path / "run", 60.0) == (config.replace(num_steps=70), 60.0)
     # a budget spent before training starts still trains one checkpoint interval
     assert demo.fitted_to_budget(config, tmp_path / "other", -5.0)[0].num_steps == 10
+    # the work after training keeps its step times out of the training's budget
+    fitted, left = demo.fitted_to_budget(config, tmp_path / "reserved", 60.0, reserve_steps=400)
+    assert 39.0 < left <= 40.0 and fitted.num_steps == int(0.92 * left / 0.05) // 10 * 10
 
 
 def test_seconds_per_step_times_real_training_steps():
