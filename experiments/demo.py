@@ -90,9 +90,9 @@ class DemoConfig:
 def get_config(name: str = "cpu") -> DemoConfig:
     """``cpu``: 40 scenes; ``--train`` trains the ``synthetic_unet`` preset with the shipped model's losses (the
     Dice++ b loss, e also trained one pixel around each boundary pixel; on scenes shrunk to 0.35-1.0x; as many
-    steps as fit in 12 minutes of training, fits and predictions on the machine at hand) and evaluates it with the CRF options chosen
-    for it on validation scenes (RESULTS.md, "The demo"); ``smoke``: the seconds-long CI preset; ``full``:
-    PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
+    steps as fit in 12 minutes of training, fits and predictions on the machine at hand) and evaluates it with
+    the CRF options chosen for it on validation scenes (RESULTS.md, "The demo"); ``smoke``: the seconds-long CI
+    preset; ``full``: PSPNet-ResNet-50 (Sec. 5.3) on 1024 synthetic scenes, for a GPU."""
     if name == "cpu":
         from oosis_jax.training.configs import get_config as preset
 
