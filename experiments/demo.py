@@ -15,8 +15,8 @@
 5. Write ``OUT/results.md``, ``results.json``, the OAIR / boundary PR plots and, for a few scenes, one PNG
    with input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries (+ instances).
 
-Configs: ``cpu`` (default: 40 scenes, under a minute on 2 cores; ``--train`` adds the ``synthetic_unet``
-preset capped at 12 minutes of training), ``smoke`` (seconds, CI; ``--train`` trains the ``smoke``
+Configs: ``cpu`` (default: 40 scenes, about a minute on 2 cores; ``--train`` adds the ``synthetic_unet``
+preset, its training, fits and predictions capped at 12 minutes), ``smoke`` (seconds, CI; ``--train`` trains the ``smoke``
 preset) and ``full`` (``--train``: the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
 """
 
