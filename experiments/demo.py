@@ -16,8 +16,8 @@
    with input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries (+ instances).
 
 Configs: ``cpu`` (default: 40 scenes, about a minute on 2 cores; ``--train`` adds the ``synthetic_unet``
-preset, its training, fits and predictions capped at 12 minutes), ``smoke`` (seconds, CI; ``--train`` trains the ``smoke``
-preset) and ``full`` (``--train``: the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
+preset, its training, fits and predictions capped at 12 minutes), ``smoke`` (seconds, CI; ``--train``
+trains the ``smoke`` preset) and ``full`` (``--train``: the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def get_config(name: str = "cpu") -> DemoConfig:
         # validation scenes recall 7.0 -> 11.5 %, mAP 3.9 -> 6.3, boundary AP 83.8 -> 86.4, WC 60.3 -> 59.6
         # (RESULTS.md, "The demo", fifteenth round)
         augment = dataclasses.replace(base.augment, scale_range=(0.35, 1.0))
-        # num_steps is a cap: the steps are fitted to train_minutes on the machine at hand (about 4000 here)
+        # num_steps is a cap: the steps are fitted to train_minutes on the machine at hand (2800-3500 here)
         overrides = (("loss", loss), ("augment", augment), ("num_steps", 10_000))
         return DemoConfig(name="cpu", train="synthetic_unet", train_overrides=overrides, train_minutes=12.0,
                           # the trained network's fits on 100 validation scenes and its predictions of the 40
