@@ -17,7 +17,8 @@
 
 Configs: ``cpu`` (default: 40 scenes, about a minute on 2 cores; ``--train`` adds the ``synthetic_unet``
 preset, its training, fits and predictions capped at 12 minutes), ``smoke`` (seconds, CI; ``--train``
-trains the ``smoke`` preset) and ``full`` (``--train``: the paper's PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
+trains the ``smoke`` preset) and ``full`` (``--train``: the paper's PSPNet-ResNet-50 on synthetic scenes;
+meant for a GPU).
 """
 
 from __future__ import annotations
