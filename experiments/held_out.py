@@ -16,7 +16,7 @@ default: the paper's connected components). ``--augmentation`` sets the test-tim
 ``--failures`` adds to each row what became of the ground-truth instances and pairs, and how many of the
 predicted edges between matched instances are true (`oosis_jax.evaluation.failures`, % of each outcome).
 ``--true-heads b,e`` (repeatable; ``none`` by default) feeds the CRF the ground truth's heads named in place of
-the model's (`oosis_jax.inference.heads.mixed_heads`): which head limits a model (the heads must lie on the
+the model's (`oosis_jax.inference.heads.mixed_heads_each`): which head limits a model (the heads must lie on the
 image's grid, so not with ``view_grid``).
 """
 
@@ -76,12 +76,10 @@ def learned_option(model: str, key: str):
 
 def with_true_heads(heads: list[dict], truth: list[dict], replaced: tuple[str, ...], model: str) -> list[dict]:
     """``heads`` (one dict of s, b, e per scene) with the heads named in ``replaced`` taken from ``truth``
-    (`ground_truth_heads_of` the same scenes); ``model`` names the heads' model in the error for heads that do
-    not lie on their scene's grid."""
+    (`ground_truth_heads_of` the same scenes, None when nothing is replaced); ``model`` names the heads' model in
+    the error for heads that do not lie on their scene's grid."""
     from oosis_jax.inference.heads import mixed_heads_each
 
-    if not replaced:
-        return heads
     try:
         return mixed_heads_each(heads, truth, replaced)
     except ValueError as error:

@@ -42,12 +42,14 @@ def mixed_heads(predicted: dict, ground_truth: dict, replaced) -> dict:
 
 def mixed_heads_each(predicted: list[dict], ground_truth: list[dict], replaced) -> list[dict]:
     """`mixed_heads` of each example: ``predicted[i]`` with the heads in ``replaced`` from ``ground_truth[i]``
-    (`ground_truth_heads_of` the same examples). Raises ValueError, naming the example, for lists of different
-    lengths or heads that do not lie on their example's grid (e.g. labelled on test-time views' grid)."""
-    if len(predicted) != len(ground_truth):
-        raise ValueError(f"{len(predicted)} predicted heads for {len(ground_truth)} ground truths")
+    (`ground_truth_heads_of` the same examples). With nothing in ``replaced`` the predicted heads come back as
+    they are and ``ground_truth`` is not read (it may be None). Otherwise raises ValueError, naming the example,
+    for lists of different lengths or heads that do not lie on their example's grid (e.g. labelled on test-time
+    views' grid)."""
     if not replaced:
         return list(predicted)
+    if len(predicted) != len(ground_truth):
+        raise ValueError(f"{len(predicted)} predicted heads for {len(ground_truth)} ground truths")
     for i, (p, t) in enumerate(zip(predicted, ground_truth)):
         if p["b"].shape != t["b"].shape:
             raise ValueError(f"the heads of example {i} lie on a {p['b'].shape} grid, its ground truth on "

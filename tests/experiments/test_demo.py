@@ -166,6 +166,7 @@ def test_mixed_heads_each_checks_every_example_grid_and_count():
     mixed = heads_lib.mixed_heads_each(own, truth, ("b",))
     assert all(m["b"] is t["b"] and m["s"] is o["s"] and m["e"] is o["e"] for m, t, o in zip(mixed, truth, own))
     assert all(m is o for m, o in zip(heads_lib.mixed_heads_each(own, truth, ()), own))
+    assert all(m is o for m, o in zip(heads_lib.mixed_heads_each(own, None, ()), own))  # truth unread
     own[1] = {k: np.zeros((48, 64) + v.shape[2:], v.dtype) for k, v in own[1].items()}  # a view_grid-style grid
     with pytest.raises(ValueError, match="example 1 lie on a \\(48, 64\\) grid"):
         heads_lib.mixed_heads_each(own, truth, ("b",))
