@@ -87,13 +87,15 @@ def fitted_steps(seconds_per_step: float, seconds: float, cap: int, every: int, 
     return min(max(steps, every), cap)
 
 
-def seconds_per_step(config, steps: int = 150, warmup: int = 30) -> float:
-    """Measured wall seconds of one training step of ``config`` on this machine, input pipeline included:
-    about ``steps`` real steps in a scratch work directory (deleted after), the first ``warmup`` or so
-    (compilation) not timed. Both are rounded up to multiples of ``config.log_every``, the steps at which the
-    loop waits for the device, so that the clock reads finished work."""
+def seconds_per_step(config, workdir: str | os.PathLike, steps: int = 150, warmup: int = 30) -> float:
+    """Measured wall seconds of one training step of ``config`` on this machine, input pipeline included: the
+    first ``steps`` or so steps of a run of ``config`` in ``workdir`` (which must not exist yet), the first
+    ``warmup`` or so (compilation) not timed. Both are rounded up to multiples of ``config.log_every``, the
+    steps at which the loop waits for the device, so that the clock reads finished work. The run stops with a
+    checkpoint at the last timed step, so that training resumes after the timed steps instead of repeating
+    them; no evaluation runs within them, and its ``config.json`` has ``checkpoint_every`` and ``eval_every``
+    set for that."""
     import math
-    import tempfile
 
     from oosis_jax.training import loop as train
 
@@ -102,23 +104,24 @@ def seconds_per_step(config, steps: int = 150, warmup: int = 30) -> float:
     every = config.log_every
     warmup = math.ceil(warmup / every) * every
     steps = max(math.ceil(steps / every) * every, warmup + every)
+    if not steps < config.num_steps:
+        raise ValueError(f"{config.name}: {steps} timed steps need num_steps ({config.num_steps}) above them")
+    if os.path.exists(workdir):
+        raise ValueError(f"{workdir} exists: the timed steps start a new run")
     times = {}
 
     class Timed(Exception):
-        """Stops the scratch run once the timed steps are done."""
+        """Stops the run once the timed steps and their checkpoint are done."""
 
     def clock(step: int) -> None:
         times[step] = time.perf_counter()
         if step == steps:
             raise Timed
 
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            # no checkpoint, evaluation or end of schedule within the timed steps
-            train.train(config.replace(num_steps=steps + 1, checkpoint_every=steps + 1, eval_every=steps + 1),
-                        scratch, on_step=clock)
-        except Timed:
-            pass
+    try:
+        train.train(config.replace(checkpoint_every=steps, eval_every=steps + 1), os.fspath(workdir), on_step=clock)
+    except Timed:
+        pass
     return (times[steps] - times[warmup]) / (steps - warmup)
 
 

@@ -185,20 +185,40 @@ def test_fitted_steps_fill_the_budget_in_whole_checkpoint_intervals():
             common.fitted_steps(*bad)
 
 
-def test_demo_fits_its_training_steps_to_the_budget_and_resumes_a_started_run(tmp_path, monkeypatch):
-    config = get_config("smoke").replace(num_steps=5000, checkpoint_every=10)
-    monkeypatch.setattr(common, "seconds_per_step", lambda c: 0.05)
-    fitted, left = demo.fitted_to_budget(config, tmp_path / "run", 60.0)
-    assert 59.0 < left <= 60.0
-    assert fitted.num_steps == int(0.92 * left / 0.05) // 10 * 10 and fitted.replace(num_steps=5000) == config
-    checkpointing.write_config(str(tmp_path / "run"), config.replace(num_steps=70))
-    assert demo.fitted_to_budget(config, tmp_path / "run", 60.0) == (config.replace(num_steps=70), 60.0)
-    # a budget spent before training starts still trains one checkpoint interval
-    assert demo.fitted_to_budget(config, tmp_path / "other", -5.0)[0].num_steps == 10
-    # the work after training keeps its step times out of the training's budget
-    fitted, left = demo.fitted_to_budget(config, tmp_path / "reserved", 60.0, reserve_steps=400)
-    assert 39.0 < left <= 40.0 and fitted.num_steps == int(0.92 * left / 0.05) // 10 * 10
+def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tmp_path, monkeypatch):
+    config = get_config("smoke").replace(num_steps=5000, checkpoint_every=4)
+    measure = common.seconds_per_step
+    calls = []
 
+    def fixed_step_time(c, workdir, **kwargs):  # the real timed steps, then a known step time for the arithmetic
+        calls.append(kwargs)
+        assert 0.0 < measure(c, workdir, **kwargs) < 60.0
+        return 1.0
 
-def test_seconds_per_step_times_real_training_steps():
-    assert 0.0 < common.seconds_per_step(get_config("smoke"), steps=6, warmup=2) < 60.0
+    monkeypatch.setattr(common, "seconds_per_step", fixed_step_time)
+    workdir = tmp_path / "run"
+    fitted, left = demo.fitted_to_budget(config, workdir, 1000.0, reserve_steps=400, timed_steps=6)
+    # 6 timed steps rounded up to the checkpoint interval, kept as the run's start; the rest of the budget, less
+    # the reserve's 400 step times (400 s) and the time the timed steps took, filled with whole checkpoint
+    # intervals
+    assert calls[0]["steps"] == 8 and calls[0]["warmup"] == 1 and checkpointing.latest_step(str(workdir)) == 8
+    assert 500.0 < left <= 600.0 and fitted.num_steps == 8 + int(0.92 * left / 1.0) // 4 * 4
+    assert fitted.replace(num_steps=5000) == config and checkpointing.read_config(str(workdir)) == fitted
+    assert not (tmp_path / "run.timing").exists()
+    # a started run is resumed with its own steps, without timing
+    assert demo.fitted_to_budget(config, workdir, 60.0) == (fitted, 60.0) and len(calls) == 1
+    # training resumes after the timed steps and reaches the fitted length
+    short = fitted.replace(num_steps=12)
+    (workdir / checkpointing.CONFIG_FILE).unlink()
+    checkpointing.write_config(str(workdir), short)
+    assert common.train_model(short, workdir)[2] == 12
+    # the cap holds over the timed steps too; a cap leaving no interval after them, or a folder that is not a
+    # run, is refused
+    capped, _ = demo.fitted_to_budget(config.replace(num_steps=16), tmp_path / "capped", 1e6, timed_steps=6)
+    assert capped.num_steps == 16
+    with pytest.raises(ValueError, match="leaves no checkpoint interval"):
+        demo.fitted_to_budget(config.replace(num_steps=10), tmp_path / "short", 60.0, timed_steps=6)
+    (tmp_path / "stray").mkdir()
+    (tmp_path / "stray" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="holds files but no run config"):
+        demo.fitted_to_budget(config, tmp_path / "stray", 60.0)
