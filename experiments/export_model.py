@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -108,6 +109,9 @@ def card(name: str, config, facts: dict, hardware: str, table: str, robustness: 
                 f"{config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, "
                 f"{config.synthetic_scenes} training scenes {config.synthetic_size}.{history}")
     options = f"--robustness {robustness.to_text()} --lam {lam:g}"
+    facts_flags = f"--hardware {shlex.quote(hardware)}" + (
+        f" --prior-minutes {prior_minutes:g}" if prior_minutes else "") + (
+        " --history '<the training history above>'" if history else "")
     return f"""# Model card: `{name}`
 
 `Predictor.from_pretrained("{name}")` loads this folder: `weights.npz` (every parameter and batch statistic
@@ -131,13 +135,14 @@ below).
 
 {table}
 Reproduce: `python -m experiments.export_model --workdir RUN --name {name} {options}
---augmentation {augmentation.to_text()}{fit}` (this card), or `python -m experiments.held_out --checkpoint {name}={name}
+--augmentation {augmentation.to_text()}{fit} {facts_flags}` (this card), or `python -m experiments.held_out --checkpoint {name}={name}
 {options} --augmentation {augmentation.to_text()}{held_out_joins} --scores {"learned" if learned else "adhoc"}`
 (the lever table in RESULTS.md).
 """
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main` (also what a card's "Reproduce" line is checked against)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--name", default="synthetic")
@@ -154,7 +159,11 @@ def main(argv=None):
     parser.add_argument("--fit-joins", action="store_true", help="fit and ship the model that joins the pieces "
                         "of occluded objects on --fit-scenes validation scenes")
     parser.add_argument("--fit-scenes", type=int, default=200)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
     facts = run_facts(workdir)

@@ -1,6 +1,7 @@
 """The model card written by ``experiments.export_model`` states where the weights came from and for how long."""
 
 import json
+import shlex
 
 import pytest
 
@@ -14,6 +15,7 @@ def test_card_of_a_run_from_scratch_and_of_a_continued_one():
     config = get_config("synthetic_long")
     facts = {"steps": 3000, "minutes": 63.2}
     text = export_model.card("demo", config, facts, "a CPU", "| table |", Robustness(min_area=30), 40.0)
+    assert reproduced(text).hardware == "a CPU" and reproduced(text).history == ""
     assert "trained from scratch" in text and "63 minutes on a CPU" in text and "3000 of 3000 steps" in text
     assert '"min_area": 30' in text and "lambda 40" in text and "| table |" in text
     assert "**Instance scores**: the paper's ad-hoc score" in text and "**Instances**: the paper's connected" in text
@@ -29,6 +31,24 @@ def test_card_of_a_run_from_scratch_and_of_a_continued_one():
     assert "test-time views `scales=1.25,flip`" in text and "**Instances**: pieces joined." in text
     assert "--fit-joins --fit-scores" in text
     assert "--augmentation scales=1.25,flip --joins learned --scores learned" in text
+    # the card's command reproduces it: every option it names parses, with the card's facts
+    args = reproduced(text)
+    assert (args.hardware, args.prior_minutes, args.lam, args.fit_joins, args.fit_scores) == ("a CPU", 156.0, 20.0,
+                                                                                              True, True)
+    assert args.history and Augmentation.parse(args.augmentation) == Augmentation(scales=(1.25,), flip=True)
+
+
+def reproduced(card: str):
+    """The arguments of the card's "Reproduce" command as `export_model`'s command line reads them."""
+    prefix = "Reproduce: `python -m experiments.export_model "
+    start = card.index(prefix) + len(prefix)
+    return export_model.parser().parse_args(shlex.split(card[start:card.index("`", start)]))
+
+
+def test_the_shipped_card_s_command_parses():
+    card = (export_model.predictor.model_folder("synthetic") / "MODEL_CARD.md").read_text()
+    args = reproduced(card)
+    assert args.name == "synthetic" and args.fit_joins and args.fit_scores and args.prior_minutes == 627.0
 
 
 def test_run_facts_of_an_exported_folder(tmp_path):
