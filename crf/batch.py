@@ -38,12 +38,22 @@ class BatchError(ValueError):
 
 
 def _label_one(job):
-    """``(labels, None)``, or ``(None, exception)`` when the solver raised, so one item never sinks the rest."""
-    solver, sigma, occ, kwargs = job
+    """``(labels, None)``, or ``(None, exception)`` when the item is not a pair or the solver raised, so one item
+    never sinks the rest."""
+    solver, item, kwargs = job
     try:
+        sigma, occ = _pair(item)
         return solver(sigma, occ, **kwargs), None
     except Exception as err:  # noqa: BLE001 - reported per item by BatchError
         return None, err
+
+
+def _pair(item):
+    """``item`` as ``(sigma, occ)``; a ``ValueError`` saying what it is otherwise."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        what = f"a {len(item)}-item {type(item).__name__}" if isinstance(item, (tuple, list)) else type(item).__name__
+        raise ValueError(f"an item must be a (sigma, occ) pair, got {what}")
+    return item
 
 
 def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
@@ -66,7 +76,7 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
         and carries the other items' labelings (``results``) and the errors (``failures``).
     """
     solver = _resolve(method)
-    jobs = [(solver, sigma, occ, kwargs) for sigma, occ in inputs]
+    jobs = [(solver, item, kwargs) for item in inputs]
     processes = (os.cpu_count() or 1) if processes is None else processes
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")

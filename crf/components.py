@@ -44,7 +44,8 @@ def _offsets(gap, height, width):
     (``dy > 0``, or ``dy == 0 < dx``), that fit inside an ``(height, width)`` image; ``gap = 0`` gives the
     4-neighbour offsets (0, 1) and (1, 0)."""
     reach = gap + 1
-    return [(dy, dx) for dy in range(reach + 1) for dx in range(-reach, reach + 1)
+    return [(dy, dx) for dy in range(min(reach, height - 1) + 1) for dx in range(-min(reach, width - 1),
+                                                                              min(reach, width - 1) + 1)
             if (dy > 0 or dx > 0) and dy * dy + dx * dx <= reach * reach and dy < height and abs(dx) < width]
 
 

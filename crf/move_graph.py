@@ -145,13 +145,24 @@ def _build(labels, proposal, sigma, occ, lam, mu, bound):
     return tedges, right, down, constant
 
 
+def _real(name, value) -> float:
+    """``value`` as a float if it is one real number (a Python or numpy scalar, or a 0-d array)."""
+    if not isinstance(value, (bool, np.bool_, str, bytes)) and np.ndim(value) == 0:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+
+
 def check_weights(lam, mu, bound="constant"):
     """Validate the weights of Eq. (8) and the bound name; returns ``(lam, mu, bound code)``."""
+    lam, mu = _real("lam", lam), _real("mu", mu)
     if not (np.isfinite(lam) and np.isfinite(mu) and lam >= 0 and mu >= 0):
         raise ValueError(f"lam and mu must be finite and >= 0, got lam={lam}, mu={mu}")
     if bound not in BOUNDS:
         raise ValueError(f"bound must be one of {sorted(BOUNDS)}, got {bound!r}")
-    return float(lam), float(mu), BOUNDS[bound]
+    return lam, mu, BOUNDS[bound]
 
 
 def build_move_graph(labels, proposal, sigma, occ, lam, mu, bound_code):

@@ -57,8 +57,8 @@ def _check_options(steps, region_work, max_cuts):
             or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps)):
         raise ValueError(f"steps must be a non-empty sequence of positive ints such as (1, 2), got {steps!r}")
     if region_work is not None and not (isinstance(region_work, (int, float, np.integer, np.floating))
-                                        and not isinstance(region_work, bool) and region_work >= 0):
-        raise ValueError(f"region_work must be None or a number >= 0, got {region_work!r}")
+                                        and not isinstance(region_work, bool) and 0 <= region_work < np.inf):
+        raise ValueError(f"region_work must be None (no cap) or a finite number >= 0, got {region_work!r}")
     check_max_cuts(max_cuts)
 
 
@@ -104,7 +104,8 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
         return start
     labels = start.labels
     stats = {"region_moves": 0, "graph_cuts": start.graph_cuts, "region_visits": 0}
-    budget = UNLIMITED if region_work is None else int(region_work * labels.size)
+    # a cap beyond int64 is no cap
+    budget = UNLIMITED if region_work is None else int(min(region_work * labels.size, UNLIMITED))
     cuts_left = UNLIMITED if max_cuts is None else max_cuts - start.graph_cuts
     last = {step: None for step in steps}  # labeling at the last cut of each step, None before the first
     progress = True

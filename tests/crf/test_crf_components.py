@@ -106,6 +106,11 @@ def test_a_gap_reaches_across_vertical_and_diagonal_seams():
     assert [left, right] in instances(diagonal, 2)[1].tolist()
 
 
+def test_a_gap_wider_than_the_image_reaches_every_pixel_pair_at_once():
+    labels = np.arange(20, dtype=np.int32).reshape(4, 5) % 3
+    np.testing.assert_array_equal(instances(labels, 10**6)[1], instances(labels, 6)[1])  # 6 > the diagonal
+
+
 @pytest.mark.parametrize("gap", [0, 1, 2])
 def test_a_gap_joins_exactly_the_instances_within_reach(gap):
     rng = np.random.default_rng(gap)

@@ -29,6 +29,31 @@ def test_solve_many_names_the_bad_item_and_keeps_the_good_results(processes):
         np.testing.assert_array_equal(err.results[i], crf.jump_moves(*inputs[i]))
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_an_item_that_is_not_a_pair_is_a_failed_item(processes):
+    inputs = [_good(0), None, _good(1) + (1,), _good(2)]
+    with pytest.raises(crf.BatchError, match=r"2 of 4 items failed.*item 1: ValueError: an item must be a "
+                                             r"\(sigma, occ\) pair, got NoneType.*item 2: .*3-item tuple") as info:
+        crf.solve_many(inputs, method="jump", processes=processes)
+    for i in (0, 3):
+        np.testing.assert_array_equal(info.value.results[i], crf.jump_moves(*inputs[i]))
+
+
+@pytest.mark.parametrize("lam, message", [("20", "lam must be a real number, got '20'"), (None, "lam must be a real"),
+                                          (np.array([1.0, 2.0]), "lam must be a real number"), (True, "lam must")])
+def test_weights_of_the_wrong_type_are_named(lam, message):
+    sigma, occ = _good(0)
+    with pytest.raises(ValueError, match=message):
+        crf.solve(sigma, occ, lam=lam)
+    with pytest.raises(ValueError, match=message.replace("lam", "mu")):
+        crf.jump_moves(sigma, occ, mu=lam)
+
+
+def test_ragged_inputs_are_named():
+    with pytest.raises(ValueError, match="sigma is not an array"):
+        crf.solve([[0.5, 0.5], [0.5]], np.zeros((2, 2, 4), bool))
+
+
 def test_solve_many_default_method_reports_failures_too():
     with pytest.raises(crf.BatchError, match=r"1 of 2 items failed.*item 0: ") as info:
         crf.solve_many([_bad(), _good(0)], processes=1)

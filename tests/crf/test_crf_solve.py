@@ -230,11 +230,19 @@ def test_max_cuts_stops_after_that_many_moves():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"region_work": -1}, "region_work"), ({"region_work": "a"}, "region_work"), ({"max_cuts": 0}, "max_cuts"),
+    ({"region_work": np.inf}, "region_work must be None \\(no cap\\) or a finite"),
     ({"max_cuts": 2.5}, "max_cuts"), ({"max_cuts": True}, "max_cuts"),
 ])
 def test_bad_work_caps_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         crf.solve(np.zeros((3, 3)), np.zeros((3, 3, 4), bool), **kwargs)
+
+
+def test_a_region_work_beyond_int64_is_no_cap():
+    sigma, occ = _random_scene(0, 30)
+    huge, free = crf.solve_result(sigma, occ, region_work=1e30), crf.solve_result(sigma, occ, region_work=None)
+    np.testing.assert_array_equal(huge.labels, free.labels)
+    assert huge.region_visits == free.region_visits > 0
 
 
 def test_contracted_region_graph_is_the_fresh_one():
