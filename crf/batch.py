@@ -24,17 +24,18 @@ def _resolve(method):
 
 
 class BatchError(ValueError):
-    """Some items of a `solve_many` call failed; the others were labelled.
+    """Some items of a `solve_many` call (or of another batch call, named by ``source``) failed; the others
+    were done.
 
-    ``failures`` maps each failed item's index to its exception; ``results`` holds every labeling in input
-    order, ``None`` at the failed indices, so the good items' work is not lost.
+    ``failures`` maps each failed item's index to its exception; ``results`` holds every item's result in
+    input order, ``None`` at the failed indices, so the good items' work is not lost.
     """
 
-    def __init__(self, results, failures):
+    def __init__(self, results, failures, source="crf.solve_many"):
         self.results, self.failures = results, failures
         named = "; ".join(f"item {i}: {type(err).__name__}: {err}" for i, err in sorted(failures.items())[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
-        super().__init__(f"crf.solve_many: {len(failures)} of {len(results)} items failed: {named}{more}")
+        super().__init__(f"{source}: {len(failures)} of {len(results)} items failed: {named}{more}")
 
 
 def _label_one(job):

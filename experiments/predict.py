@@ -76,7 +76,7 @@ def _network_predictions(args, failures):
     except crf.BatchError as err:  # keep the images the CRF labelled
         for i, failure in err.failures.items():
             failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))
-        labelled = [None if p is None else predictor.finish(p, image) for p, (_, image, _) in zip(err.results, heads)]
+        labelled = err.results  # finished (joined, scored) by label
     kept = [(stem, image, pred) for (stem, image, _), pred in zip(heads, labelled) if pred is not None]
     return [x[0] for x in kept], [x[1] for x in kept], [x[2] for x in kept], class_names
 

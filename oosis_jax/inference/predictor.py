@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import crf
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
+from crf.batch import METHODS
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import MIN_IMAGE_SIZE
@@ -45,7 +47,10 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
 def check_image(image, name: str = "image") -> np.ndarray:
     """``image`` as a uint8 (H, W, 3) array with H, W >= ``MIN_IMAGE_SIZE``; ``ValueError`` naming ``name`` if
     not (the boundary NMS needs two pixels along each axis, as for image files)."""
-    array = np.asarray(image)
+    try:
+        array = np.asarray(image)
+    except ValueError as err:  # e.g. nested lists of different lengths
+        raise ValueError(f"{name} is not an array: {err}") from None
     if array.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
     if array.ndim != 3 or array.shape[2] != 3:
@@ -102,18 +107,18 @@ def exported_options(folder) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
     ``robustness``, ``augmentation``, ``join_model``, ``score_model``), as `Predictor` keyword arguments; ``{}``
     when it names none."""
-    export = json.loads((Path(folder) / CONFIG_FILE).read_text()).get("export", {})
+    path = Path(folder) / CONFIG_FILE
+    export = json.loads(path.read_text()).get("export", {})
+    readers = {"lam": float, "robustness": lambda v: Robustness(**v), "augmentation": lambda v: Augmentation(**v),
+               "join_model": JoinModel.from_dict, "score_model": ScoreModel.from_dict}
     options = {}
-    if "lam" in export:
-        options["lam"] = float(export["lam"])
-    if "robustness" in export:
-        options["robustness"] = Robustness(**export["robustness"])
-    if "augmentation" in export:
-        options["augmentation"] = Augmentation(**export["augmentation"])
-    if export.get("join_model") is not None:
-        options["join_model"] = JoinModel.from_dict(export["join_model"])
-    if export.get("score_model") is not None:
-        options["score_model"] = ScoreModel.from_dict(export["score_model"])
+    for key, read in readers.items():
+        if export.get(key) is None:
+            continue
+        try:
+            options[key] = read(export[key])
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise ValueError(f"{path}: export.{key} is not valid: {type(err).__name__}: {err}") from err
     return options
 
 
@@ -150,6 +155,14 @@ class Predictor:
                  augmentation: Augmentation = Augmentation(), join_model: JoinModel | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not (callable(method) or method in METHODS):
+            raise ValueError(f"method must be one of {sorted(METHODS)} or a callable, got {method!r}")
+        for name, value in (("lam", lam), ("mu", mu)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+                    np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
+            raise ValueError(f"processes must be None (every core) or an int >= 1, got {processes!r}")
         self.model, self.config = model, config
         self.method, self.lam, self.mu, self.robustness = method, lam, mu, robustness
         self.batch_size, self.processes = batch_size, processes
@@ -163,15 +176,29 @@ class Predictor:
         text = os.fspath(name_or_dir)
         path = model_folder(text)
         if (path / WEIGHTS_FILE).exists():
-            return cls(*load_exported(path), **{**exported_options(path), **options})
+            model, config = load_exported(path)
+            saved = exported_options(path)
+            try:
+                cls(model, config, **saved)
+            except ValueError as err:
+                raise ValueError(f"{path / CONFIG_FILE}: its export options are not valid: {err}") from err
+            return cls(model, config, **{**saved, **options})
         if path.is_dir():
             from oosis_jax.training.loop import restore_model
+
+            if not (path / "checkpoints").is_dir():
+                raise ValueError(f"{path} holds neither {WEIGHTS_FILE} (an exported model) nor a checkpoints/ "
+                                 f"folder (a training run)")
 
             return cls(*restore_model(str(path)), **options)
         raise ValueError(f"{text!r} is neither a shipped model {SHIPPED} nor an existing model or run folder")
 
     def __call__(self, image) -> Prediction:
-        return self.predict_many([image], progress=False)[0]
+        image = check_image(image)
+        try:
+            return self.predict_many([image], progress=False)[0]
+        except crf.BatchError as err:  # the CRF failed on it: its own error
+            raise err.failures[0] from None
 
     def heads(self, images: Sequence[np.ndarray], progress: bool = True, label_grid: bool = False) -> list[dict]:
         """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size, or
@@ -210,24 +237,55 @@ class Predictor:
         bar.close()
         return out
 
-    def predict_many(self, images: Sequence[np.ndarray], progress: bool = True) -> list[Prediction]:
-        """One `Prediction` per uint8 (H, W, 3) image, in order. Every image is checked before any work
-        (``ValueError`` naming the first bad one's index); the CRF labels all images on every core."""
-        heads = self.heads(images, progress, label_grid=True)
-        return self.label(heads, progress, [np.shape(image)[:2] for image in images], images)
+    def predict_many(self, images: Iterable[np.ndarray], progress: bool = True) -> list[Prediction]:
+        """One `Prediction` per uint8 (H, W, 3) image, in order; the CRF labels all images on every core.
+
+        One bad item does not stop the others: an image that is not uint8 (H, W, 3) with both sides >= 2
+        pixels (checked before any work) or that the CRF fails on is left out, and once the others are done a
+        ``crf.BatchError`` (a ``ValueError``) names each failed index and its error and carries the other
+        images' predictions in ``results`` (None at the failed ones)."""
+        images = list(images)
+        failures, good = {}, []
+        for i, image in enumerate(images):
+            try:
+                good.append((i, check_image(image, f"image {i}")))
+            except ValueError as err:
+                failures[i] = err
+        checked = [image for _, image in good]
+        try:
+            done = self.label(self.heads(checked, progress, label_grid=True), progress,
+                              [image.shape[:2] for image in checked], checked)
+        except crf.BatchError as err:  # indices of the checked images
+            done = err.results
+            failures.update({good[k][0]: failure for k, failure in err.failures.items()})
+        results: list[Prediction | None] = [None] * len(images)
+        for (i, _), prediction in zip(good, done):
+            results[i] = prediction
+        if failures:
+            raise crf.BatchError(results, dict(sorted(failures.items())), source="Predictor.predict_many")
+        return results
 
     def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None,
               images: Sequence[np.ndarray] | None = None) -> list[Prediction]:
         """Stage 2 with this predictor's options: one `Prediction` per head dict ``(s, b, e)`` of `heads`;
         ``shapes``: each image's (H, W) when the heads lie on the views' grid (`heads` with ``label_grid``);
-        ``images``: the uint8 images themselves, needed by a ``join_model``."""
+        ``images``: the uint8 images themselves, needed by a ``join_model``. When the CRF fails on some, the
+        ``crf.BatchError`` raised carries the others' finished predictions in ``results`` (None at the failed)."""
         if images is not None and len(images) != len(heads):
             raise ValueError(f"{len(images)} images for {len(heads)} heads")
         if self.join_model is not None and images is None:
             raise ValueError("a predictor with a join_model needs the images of its heads to label them")
-        predictions = label_heads(heads, method=self.method, processes=self.processes, progress=progress,
-                                  lam=self.lam, mu=self.mu, robustness=self.robustness, shapes=shapes)
-        return [self.finish(p, None if images is None else images[i]) for i, p in enumerate(predictions)]
+        def finished(predictions):
+            return [None if p is None else self.finish(p, None if images is None else images[i])
+                    for i, p in enumerate(predictions)]
+
+        try:
+            predictions = label_heads(heads, method=self.method, processes=self.processes, progress=progress,
+                                      lam=self.lam, mu=self.mu, robustness=self.robustness, shapes=shapes)
+        except crf.BatchError as err:
+            err.results = finished(err.results)
+            raise
+        return finished(predictions)
 
     def finish(self, prediction: Prediction, image: np.ndarray | None = None) -> Prediction:
         """``prediction``, a fresh CRF result (the labelling's connected components with the ad-hoc scores of

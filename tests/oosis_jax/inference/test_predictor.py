@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import crf
 import numpy as np
 import pytest
 from helpers.networks import quick_pspnet
@@ -109,15 +110,42 @@ def test_predict_many_equals_single_calls(predictor):
     (np.zeros((0, 0, 3), np.uint8), "0x0"),
     (np.zeros((0,), np.uint8), r"\(H, W, 3\)"),
 ])
-def test_bad_images_raise_naming_the_index(predictor, bad, problem):
-    good = np.zeros((4, 4, 3), np.uint8)
-    with pytest.raises(ValueError, match=f"image 2 .*{problem}|image 2 {problem}"):
-        predictor.predict_many([good, good, bad, good], progress=False)
-    with pytest.raises(ValueError, match=problem):
+def test_a_bad_image_is_named_and_the_others_are_predicted(predictor, bad, problem):
+    good = images((4, 4), (5, 6), (6, 4), seed=3)
+    with pytest.raises(crf.BatchError, match=f"predict_many: 1 of 4 items failed: item 2: ValueError: image 2 "
+                                             f"(.*{problem}|{problem})") as info:
+        predictor.predict_many(good[:2] + [bad] + good[2:], progress=False)
+    results = info.value.results
+    assert results[2] is None and list(info.value.failures) == [2]
+    for image, prediction in zip(good, results[:2] + results[3:]):
+        assert_same_prediction(prediction, predictor(image))
+    with pytest.raises(ValueError, match=f"image (.*{problem}|{problem})"):
         predictor(bad)
     with pytest.raises(ValueError, match="photo"):
         check_image(bad, "photo")
-    assert check_image(good) is not None and check_image(good).dtype == np.uint8
+    assert check_image(good[0]) is not None and check_image(good[0]).dtype == np.uint8
+    with pytest.raises(ValueError, match="photo is not an array"):
+        check_image(good, "photo")  # a list of images of different sizes
+
+
+def _fails_on_narrow(sigma, occ, **kwargs):
+    """``crf.solve``, but failing on images narrower than 5 pixels (a CRF failure on demand)."""
+    if sigma.shape[1] < 5:
+        raise ValueError(f"too narrow: {sigma.shape}")
+    return crf.solve(sigma, occ, **kwargs)
+
+
+def test_a_crf_failure_is_named_and_the_others_are_predicted_and_finished(predictor):
+    failing = predictor.replace(method=_fails_on_narrow)
+    batch = images((6, 7), (5, 4), (9, 8), seed=4)
+    with pytest.raises(crf.BatchError, match=r"1 of 3 items failed: item 1: ValueError: too narrow") as info:
+        failing.predict_many(iter(batch), progress=False)  # any iterable: a generator is read once, up front
+    assert info.value.results[1] is None
+    for i in (0, 2):
+        assert_same_prediction(info.value.results[i], predictor(batch[i]))
+    with pytest.raises(ValueError, match="too narrow") as single:
+        failing(batch[1])
+    assert not isinstance(single.value, crf.BatchError)
 
 
 def test_export_round_trip(predictor, paper_predictor, tmp_path):
@@ -173,6 +201,34 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
         load_exported(variant("partial", arrays=partial))
     with pytest.raises(FileNotFoundError, match="weights.npz"):
         load_exported(variant("no_weights", arrays={}))
+    # an exported folder without its weights is not taken for a training run
+    with pytest.raises(ValueError, match="neither weights.npz .* nor a checkpoints/ folder"):
+        Predictor.from_pretrained(tmp_path / "no_weights")
+    cut = (folder / WEIGHTS_FILE).read_bytes()[:500]
+    for name, content in (("empty", b""), ("text", b"not an archive"), ("cut", cut)):
+        damaged = variant(name)
+        (damaged / WEIGHTS_FILE).write_bytes(content)
+        with pytest.raises(ValueError, match=f"{damaged / WEIGHTS_FILE} is not a readable npz archive"):
+            load_exported(damaged)
+
+
+@pytest.mark.parametrize("export_options, problem", [
+    ({"lam": "sixty"}, "export.lam is not valid: ValueError"), ({"robustness": {"bogus": 1}}, "export.robustness"),
+    ({"augmentation": [1, 2]}, "export.augmentation"), ({"lam": float("nan")}, "lam must be a finite number"),
+])
+def test_from_pretrained_names_the_file_of_bad_export_options(predictor, tmp_path, export_options, problem):
+    folder = export(predictor.model, predictor.config, tmp_path / "exported", extra=export_options)
+    with pytest.raises(ValueError, match=f"config.json: .*{problem}"):
+        Predictor.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("option, problem", [
+    ({"lam": float("nan")}, "lam must be a finite number"), ({"mu": -1.0}, "mu must be"), ({"lam": "20"}, "lam must"),
+    ({"method": "foo"}, "method must be one of"), ({"processes": 0}, "processes must be"),
+])
+def test_bad_options_are_refused_at_construction(predictor, option, problem):
+    with pytest.raises(ValueError, match=problem):
+        predictor.replace(**option)
 
 
 def test_from_pretrained_rejects_missing_paths(tmp_path):
