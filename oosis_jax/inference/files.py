@@ -62,11 +62,14 @@ def read_prediction_json(path) -> dict:
         for k, item in enumerate(instances, start=1):
             if item["id"] != k:
                 raise ValueError(f"instance ids must be 1..N without gaps, found {item['id']} at position {k}")
-            inst[mask_utils.decode(item["segmentation"]).astype(bool)] = k
+            mask = mask_utils.decode(item["segmentation"]).astype(bool)
+            if mask.shape != inst.shape:
+                raise ValueError(f"instance {k}'s mask is {mask.shape[0]}x{mask.shape[1]}, the image {height}x{width}")
+            inst[mask] = k
         classes = np.array([x["class"] for x in instances], np.int32)
         scores = np.array([x["score"] for x in instances], np.float64)
         edges = np.array(content["edges"], np.int32).reshape(-1, 2)
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError: JSON, numbers, RLE, shapes
         raise ValueError(f"malformed prediction file {path}: {err!r}") from err
     inst, classes, edges, scores = validate_instances(inst, classes, edges, scores, name=str(path))
     return {"instance_map": inst.astype(np.int32), "classes": classes.astype(np.int32), "scores": scores,

@@ -63,8 +63,11 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"pretrained weight file {path!r} does not exist")
     variables = flat_state(model)
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
+    try:
+        with np.load(path) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except Exception as err:  # noqa: BLE001 - numpy's zip, pickle and EOF errors alike: the file is unreadable
+        raise ValueError(f"{path} is not a readable npz archive of arrays: {type(err).__name__}: {err}") from err
     unknown = sorted(set(arrays) - set(variables))
     if unknown:
         raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}")

@@ -71,6 +71,12 @@ def test_json_round_trip_and_bad_files(tmp_path):
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match="edges name instances"):
         prediction_io.read_prediction_json(path)
+    # other malformed content is named with the file, not raised from numpy or pycocotools
+    for key, value, problem in (("height", 12, "mask is 24x32, the image 12x32"), ("height", -4, "negative"),
+                                ("edges", [1, 2, 3], "reshape")):
+        path.write_text(json.dumps({**prediction_io.prediction_json(pred), key: value}))
+        with pytest.raises(ValueError, match=f"malformed prediction file {path}.*{problem}"):
+            prediction_io.read_prediction_json(path)
 
 
 def test_evaluate_rejects_mismatched_inputs():
