@@ -83,9 +83,11 @@ def image_entries(content: Mapping, path: str) -> list[ImageEntry]:
     for k, record in enumerate(require_list(content, "images", path)):
         where = f"{path}: images[{k}]"
         require(record, ["id", "file_name", "height", "width"], where)
+        if not isinstance(record["file_name"], str) or not record["file_name"]:
+            raise ValueError(f"{where}: file_name must be a non-empty string, got {record['file_name']!r}")
         entry = ImageEntry(
             image_id=integer(record["id"], f"{where}.id"),
-            file_name=str(record["file_name"]),
+            file_name=record["file_name"],
             height=integer(record["height"], f"{where}.height"),
             width=integer(record["width"], f"{where}.width"),
         )

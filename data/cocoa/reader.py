@@ -60,7 +60,7 @@ def _constraint_pairs(text: object, num: int, where: str) -> list[tuple[int, int
     pairs = []
     for token in filter(None, (t.strip() for t in text.split(","))):
         parts = token.split("-")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        if len(parts) != 2 or not all(p.strip().isdecimal() for p in parts):  # not isdigit: '²' is a digit
             raise ValueError(f"{where}: malformed depth_constraint entry {token!r} (expected 'a-b')")
         a, b = int(parts[0]), int(parts[1])
         if not (1 <= a <= num and 1 <= b <= num) or a == b:
@@ -86,7 +86,10 @@ def _region_objects(record: dict, entry: ann.ImageEntry, where: str):
     for k, region in enumerate(regions):
         at = f"{where} region {k + 1}"
         ann.require(region, ["segmentation"], at)
-        if region.get("isStuff", False):
+        stuff = region.get("isStuff", False)
+        if stuff not in (0, 1) or isinstance(stuff, (str, float)):  # True/False or the files' 0/1
+            raise ValueError(f"{at}: isStuff must be 0, 1, true or false, got {stuff!r}")
+        if stuff:
             continue
         masks = _masks(region, h, w, at)
         visible.append(masks[0])
@@ -208,8 +211,8 @@ def examples(
     grouped = ann.group_by_image(records, images, path, "annotations")
     if fmt == "regions" and regions_file is not None:
         raise ValueError(f"{path} is a regions file itself; regions_file applies to the _with_classes variant")
-    if not 0.0 < min_iou <= 1.0:
-        raise ValueError(f"min_iou must lie in (0, 1], got {min_iou}")
+    if isinstance(min_iou, bool) or not isinstance(min_iou, (int, float)) or not 0.0 < min_iou <= 1.0:
+        raise ValueError(f"min_iou must be a number in (0, 1], got {min_iou!r}")
     regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file), images)
     known = ann.category_ids(content, path) if fmt == "classes" else set()
     for entry in images:

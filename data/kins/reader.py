@@ -74,6 +74,8 @@ def _example(entry: ann.ImageEntry, records: list, fmt: str, known: set[int], pa
     for record in records:
         ann.require(record, ("id", "category_id") + FORMAT_KEYS[fmt], f"{where} ({fmt} format) annotation")
         label = ann.integer(record["id"], f"{where} annotation id")
+        if label in labels:
+            raise ValueError(f"{where}: duplicate annotation id {label}")
         category = ann.integer(record["category_id"], f"{where} annotation {label} category_id")
         if category not in known:
             raise ValueError(f"{where} annotation {label}: unknown category_id {category} (known: {sorted(known)})")

@@ -79,8 +79,9 @@ def test_join_leaves_objects_below_the_iou_threshold_to_their_masks(tmp_path):
         lambda: next(cocoa.examples(classes, tmp_path / "train2014", regions, min_iou=0.5)))
     assert caught == {OcclusionCycleWarning, OrderDisagreementWarning}
     assert rejoined["edges"].tolist() == [[2, 3], [3, 1], [3, 4]]
-    with pytest.raises(ValueError, match="min_iou must lie in"):
-        next(cocoa.examples(classes, tmp_path / "train2014", regions, min_iou=0.0))
+    for bad in (0.0, "0.5", True):
+        with pytest.raises(ValueError, match="min_iou must be a number in"):
+            next(cocoa.examples(classes, tmp_path / "train2014", regions, min_iou=bad))
 
 
 @pytest.mark.parametrize(
@@ -88,6 +89,8 @@ def test_join_leaves_objects_below_the_iou_threshold_to_their_masks(tmp_path):
     [
         (lambda c: c["annotations"][1].update(depth_constraint="1-9"), "names a region outside 1..4"),
         (lambda c: c["annotations"][1].update(depth_constraint="1>2"), "malformed depth_constraint entry '1>2'"),
+        (lambda c: c["annotations"][1].update(depth_constraint="1-\u00b2"), "malformed depth_constraint entry"),
+        (lambda c: c["annotations"][1]["regions"][0].update(isStuff="false"), "region 1: isStuff must be 0, 1"),
         (lambda c: c["annotations"][1]["regions"][0].pop("segmentation"), r"region 1: missing key\(s\)"),
         (lambda c: c["annotations"][1]["regions"][2]["visible_mask"].update(size=[W, H]), "differs from the image"),
         (lambda c: c["annotations"][1]["regions"][0].update(segmentation=[0, 0, 1, float("nan"), 2, 2]), "non-finite"),
