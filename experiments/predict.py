@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -36,6 +37,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.checkpoint and not args.images:
         parser.error("--checkpoint needs --images")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a file, not a folder")
+    if args.images and not Path(args.images).is_dir():
+        parser.error(f"--images {args.images} is not a folder")
     args.split = flags.split_of(args)
     return args
 
@@ -64,9 +69,12 @@ def _network_predictions(args, failures):
     from oosis_jax import Predictor
     from oosis_jax.inference import network as predict
 
+    try:  # no readable image at all: one line, before the model loads
+        named = prediction_io.read_images(args.images, failures)
+    except ValueError as err:
+        raise SystemExit(f"predict: {err}") from None
     predictor = Predictor.from_pretrained(args.checkpoint, tile_size=args.tile_size, tile_overlap=args.tile_overlap)
     class_names = info(predictor.config.dataset).class_names
-    named = prediction_io.read_images(args.images, failures)
     print(f"network on {predict.device_summary()}")
     heads = _network_heads(predictor, named, failures)
     try:

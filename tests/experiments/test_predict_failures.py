@@ -74,3 +74,25 @@ def test_a_crf_failure_on_one_image_keeps_the_others(tmp_path, capsys, fake_chec
     assert status == 1 and "wrote 1 predictions" in out.out
     assert "FAILED b: CRF failed: ValueError: synthetic CRF failure" in out.err
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["a.json"]
+
+
+def test_unusable_folders_are_one_line_errors_before_any_work(tmp_path, capsys, fake_checkpoint):
+    with pytest.raises(SystemExit):  # argparse: usage and the message, status 2
+        _run_raising(tmp_path, "--images", str(tmp_path / "missing"))
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("no images here")
+    with pytest.raises(SystemExit, match="predict: no images .* in .*in"):
+        _run_raising(tmp_path)
+    write_png(tmp_path / "in" / "a.png")
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(SystemExit):
+        _run_raising(tmp_path, "--out", str(tmp_path / "taken"))
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def _run_raising(tmp_path, *changes):
+    """``predict.main`` on ``tmp_path/in`` -> ``tmp_path/out``, with ``changes`` (flag, value) replacing those."""
+    args = dict(zip(("--images", "--out"), (str(tmp_path / "in"), str(tmp_path / "out"))))
+    args.update(zip(changes[::2], changes[1::2]))
+    predict_cli.main(["--checkpoint", "unused", "--processes", "1", *(x for kv in args.items() for x in kv)])
