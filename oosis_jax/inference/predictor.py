@@ -189,7 +189,6 @@ class Predictor:
             if not (path / "checkpoints").is_dir():
                 raise ValueError(f"{path} holds neither {WEIGHTS_FILE} (an exported model) nor a checkpoints/ "
                                  f"folder (a training run)")
-
             return cls(*restore_model(str(path)), **options)
         raise ValueError(f"{text!r} is neither a shipped model {SHIPPED} nor an existing model or run folder")
 
