@@ -28,6 +28,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from crf.batch import METHODS
+from crf.move_graph import check_weights
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import MIN_IMAGE_SIZE
@@ -157,10 +158,7 @@ class Predictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not (callable(method) or method in METHODS):
             raise ValueError(f"method must be one of {sorted(METHODS)} or a callable, got {method!r}")
-        for name, value in (("lam", lam), ("mu", mu)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-                    np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_weights(lam, mu)  # real, finite, >= 0: as the CRF would check them, but before the network runs
         if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
             raise ValueError(f"processes must be None (every core) or an int >= 1, got {processes!r}")
         self.model, self.config = model, config

@@ -214,7 +214,7 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
 
 @pytest.mark.parametrize("export_options, problem", [
     ({"lam": "sixty"}, "export.lam is not valid: ValueError"), ({"robustness": {"bogus": 1}}, "export.robustness"),
-    ({"augmentation": [1, 2]}, "export.augmentation"), ({"lam": float("nan")}, "lam must be a finite number"),
+    ({"augmentation": [1, 2]}, "export.augmentation"), ({"lam": float("nan")}, "lam and mu must be finite"),
 ])
 def test_from_pretrained_names_the_file_of_bad_export_options(predictor, tmp_path, export_options, problem):
     folder = export(predictor.model, predictor.config, tmp_path / "exported", extra=export_options)
@@ -223,7 +223,8 @@ def test_from_pretrained_names_the_file_of_bad_export_options(predictor, tmp_pat
 
 
 @pytest.mark.parametrize("option, problem", [
-    ({"lam": float("nan")}, "lam must be a finite number"), ({"mu": -1.0}, "mu must be"), ({"lam": "20"}, "lam must"),
+    ({"lam": float("nan")}, "lam and mu must be finite"), ({"mu": -1.0}, "lam and mu must be finite and >= 0"),
+    ({"lam": "20"}, "lam must be a real number"),
     ({"method": "foo"}, "method must be one of"), ({"processes": 0}, "processes must be"),
 ])
 def test_bad_options_are_refused_at_construction(predictor, option, problem):
