@@ -44,9 +44,9 @@ def _offsets(gap, height, width):
     (``dy > 0``, or ``dy == 0 < dx``), that fit inside an ``(height, width)`` image; ``gap = 0`` gives the
     4-neighbour offsets (0, 1) and (1, 0)."""
     reach = gap + 1
-    return [(dy, dx) for dy in range(min(reach, height - 1) + 1) for dx in range(-min(reach, width - 1),
-                                                                              min(reach, width - 1) + 1)
-            if (dy > 0 or dx > 0) and dy * dy + dx * dx <= reach * reach and dy < height and abs(dx) < width]
+    rows, cols = min(reach, height - 1), min(reach, width - 1)  # longer offsets pair no pixels of the image
+    return [(dy, dx) for dy in range(rows + 1) for dx in range(-cols, cols + 1)
+            if (dy > 0 or dx > 0) and dy * dy + dx * dx <= reach * reach]
 
 
 def _pairs_at(comp, labels, dy, dx):
