@@ -135,8 +135,9 @@ below).
 
 {table}
 Reproduce: `python -m experiments.export_model --workdir RUN --name {name} {options}
---augmentation {augmentation.to_text()}{fit} {facts_flags}` (this card), or `python -m experiments.held_out --checkpoint {name}={name}
-{options} --augmentation {augmentation.to_text()}{held_out_joins} --scores {"learned" if learned else "adhoc"}`
+--augmentation {augmentation.to_text()}{fit} {facts_flags}` (this card), or `python -m experiments.held_out
+--checkpoint {name}={name} {options}
+--augmentation {augmentation.to_text()}{held_out_joins} --scores {"learned" if learned else "adhoc"}`
 (the lever table in RESULTS.md).
 """
 
