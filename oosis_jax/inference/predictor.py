@@ -62,6 +62,27 @@ def check_image(image, name: str = "image") -> np.ndarray:
     return array
 
 
+def checked_images(images: Iterable) -> tuple[dict[int, np.ndarray], dict[int, ValueError]]:
+    """``({index: checked image}, {index: its ValueError})`` of every item of ``images`` (`check_image`,
+    named ``image i``), read once."""
+    good, failures = {}, {}
+    for i, image in enumerate(images):
+        try:
+            good[i] = check_image(image, f"image {i}")
+        except ValueError as err:
+            failures[i] = err
+    return good, failures
+
+
+def _all_or_batch_error(done: dict[int, object], failures: dict[int, Exception], count: int, source: str) -> list:
+    """The ``count`` results in index order when nothing failed; else a ``crf.BatchError`` carrying them (None
+    at the failed indices)."""
+    results = [done.get(i) for i in range(count)]
+    if failures:
+        raise crf.BatchError(results, dict(sorted(failures.items())), source=source)
+    return results
+
+
 def export(model: PSPNet, config: TrainConfig, out_dir, extra: dict | None = None) -> Path:
     """Write ``model`` as ``out_dir/weights.npz`` (every parameter and batch statistic by its ``/`` path) and
     ``out_dir/config.json`` (the run's `TrainConfig`, plus ``extra`` under the key ``"export"``)."""
@@ -197,12 +218,15 @@ class Predictor:
         except crf.BatchError as err:  # the CRF failed on it: its own error
             raise err.failures[0] from None
 
-    def heads(self, images: Sequence[np.ndarray], progress: bool = True, label_grid: bool = False) -> list[dict]:
+    def heads(self, images: Iterable[np.ndarray], progress: bool = True, label_grid: bool = False) -> list[dict]:
         """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size, or
         with ``label_grid`` the size stage 2 labels it at: ``augmentation.label_shape``), averaged over the
-        views of ``augmentation``."""
-        images = [check_image(image, f"image {i}") for i, image in enumerate(images)]
-        return augmented_heads(lambda views: self.forward(views, progress), images, self.augmentation, label_grid)
+        views of ``augmentation``. A bad image (not uint8 (H, W, 3) with both sides >= 2 pixels) does not stop
+        the others: once they are done, a ``crf.BatchError`` names each bad index and carries their heads."""
+        good, failures = checked_images(images)
+        heads = augmented_heads(lambda views: self.forward(views, progress), list(good.values()),
+                                self.augmentation, label_grid)
+        return _all_or_batch_error(dict(zip(good, heads)), failures, len(good) + len(failures), "Predictor.heads")
 
     def forward(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
         """One network pass per checked uint8 image: ``dict(s, b, e)`` float32, each image's own size.
@@ -241,26 +265,15 @@ class Predictor:
         pixels (checked before any work) or that the CRF fails on is left out, and once the others are done a
         ``crf.BatchError`` (a ``ValueError``) names each failed index and its error and carries the other
         images' predictions in ``results`` (None at the failed ones)."""
-        images = list(images)
-        failures, good = {}, []
-        for i, image in enumerate(images):
-            try:
-                good.append((i, check_image(image, f"image {i}")))
-            except ValueError as err:
-                failures[i] = err
-        checked = [image for _, image in good]
+        good, failures = checked_images(images)
+        index, checked, count = list(good), list(good.values()), len(good) + len(failures)
         try:
             done = self.label(self.heads(checked, progress, label_grid=True), progress,
                               [image.shape[:2] for image in checked], checked)
         except crf.BatchError as err:  # indices of the checked images
             done = err.results
-            failures.update({good[k][0]: failure for k, failure in err.failures.items()})
-        results: list[Prediction | None] = [None] * len(images)
-        for (i, _), prediction in zip(good, done):
-            results[i] = prediction
-        if failures:
-            raise crf.BatchError(results, dict(sorted(failures.items())), source="Predictor.predict_many")
-        return results
+            failures.update({index[k]: failure for k, failure in err.failures.items()})
+        return _all_or_batch_error(dict(zip(index, done)), failures, count, "Predictor.predict_many")
 
     def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None,
               images: Sequence[np.ndarray] | None = None) -> list[Prediction]:

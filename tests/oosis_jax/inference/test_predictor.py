@@ -119,6 +119,12 @@ def test_a_bad_image_is_named_and_the_others_are_predicted(predictor, bad, probl
     assert results[2] is None and list(info.value.failures) == [2]
     for image, prediction in zip(good, results[:2] + results[3:]):
         assert_same_prediction(prediction, predictor(image))
+    with pytest.raises(crf.BatchError, match="Predictor.heads: 1 of 4 items failed: item 2: ") as info:
+        predictor.heads(good[:2] + [bad] + good[2:], progress=False)
+    heads = info.value.results
+    assert heads[2] is None
+    for image, head in zip(good, heads[:2] + heads[3:]):
+        np.testing.assert_array_equal(head["b"], predictor.heads([image], progress=False)[0]["b"])
     with pytest.raises(ValueError, match=f"image (.*{problem}|{problem})"):
         predictor(bad)
     with pytest.raises(ValueError, match="photo"):
