@@ -224,9 +224,12 @@ class Predictor:
         views of ``augmentation``. A bad image (not uint8 (H, W, 3) with both sides >= 2 pixels) does not stop
         the others: once they are done, a ``crf.BatchError`` names each bad index and carries their heads."""
         good, failures = checked_images(images)
-        heads = augmented_heads(lambda views: self.forward(views, progress), list(good.values()),
-                                self.augmentation, label_grid)
+        heads = self._heads_of_checked(list(good.values()), progress, label_grid)
         return _all_or_batch_error(dict(zip(good, heads)), failures, len(good) + len(failures), "Predictor.heads")
+
+    def _heads_of_checked(self, images: list[np.ndarray], progress: bool, label_grid: bool) -> list[dict]:
+        """`heads` of images `check_image` has passed."""
+        return augmented_heads(lambda views: self.forward(views, progress), images, self.augmentation, label_grid)
 
     def forward(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
         """One network pass per checked uint8 image: ``dict(s, b, e)`` float32, each image's own size.
@@ -268,7 +271,7 @@ class Predictor:
         good, failures = checked_images(images)
         index, checked, count = list(good), list(good.values()), len(good) + len(failures)
         try:
-            done = self.label(self.heads(checked, progress, label_grid=True), progress,
+            done = self.label(self._heads_of_checked(checked, progress, label_grid=True), progress,
                               [image.shape[:2] for image in checked], checked)
         except crf.BatchError as err:  # indices of the checked images
             done = err.results
