@@ -104,7 +104,7 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
     try:
         values.pop("export", None)
         config = TrainConfig.from_dict(values)
-    except (AttributeError, KeyError, TypeError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{folder / CONFIG_FILE} is not a valid exported configuration: {err!r}") from err
     # Trace the structure without running the initialisers (on a CPU, eager initialisation compiles one small
     # program per kernel shape: tens of seconds), then fill every array from the file.

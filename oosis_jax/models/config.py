@@ -101,9 +101,25 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        """Inverse of ``dataclasses.asdict`` (JSON turns tuples into lists)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}")
-        return cls(**values)
+        """Inverse of ``dataclasses.asdict`` (JSON turns tuples into lists); `from_fields`' errors."""
+        return from_fields(cls, values)
+
+
+def from_fields(cls, values: dict):
+    """The dataclass ``cls`` built from ``values``, which must name every one of its fields and nothing else
+    (`check_fields`)."""
+    check_fields(cls, values)
+    return cls(**values)
+
+
+def check_fields(cls, values: dict) -> None:
+    """``values`` must be a dict naming every field of the dataclass ``cls`` and nothing else: a field left out of
+    a saved configuration would silently take its default, which need not be what the saved run used.
+    ``ValueError`` naming the missing and unknown fields; ``TypeError`` if ``values`` is not a dict."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{cls.__name__} must be a JSON object of its fields, not {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+    if unknown or missing:
+        raise ValueError(f"{cls.__name__}: " + "; ".join(
+            f"{what} fields {fields}" for what, fields in (("missing", missing), ("unknown", unknown)) if fields))

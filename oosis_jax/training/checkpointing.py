@@ -113,5 +113,5 @@ def read_config(workdir: str) -> TrainConfig:
     try:
         with open(path) as f:
             return TrainConfig.from_dict(json.load(f))
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{path} is not a valid training configuration: {err}") from err

@@ -8,6 +8,7 @@ from data.registry import DATASETS, info
 from oosis_jax.training.input_pipeline import AugmentConfig
 from oosis_jax.training.losses import LossConfig
 from oosis_jax.models import ModelConfig
+from oosis_jax.models.config import check_fields, from_fields
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -91,16 +92,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        """Inverse of ``to_dict`` (JSON lists become tuples again)."""
+        """Inverse of ``to_dict`` (JSON lists become tuples again). Every field of this config and of its nested
+        ones must be there, and nothing else (`oosis_jax.models.config.check_fields`: ``ValueError`` naming them)."""
+        check_fields(cls, values)
         values = dict(values)
         values["model"] = ModelConfig.from_dict(values["model"])
-        values["loss"] = LossConfig(**values["loss"])
-        augment = dict(values["augment"])
-        augment.update(crop_size=tuple(augment["crop_size"]), scale_range=tuple(augment["scale_range"]))
-        values["augment"] = AugmentConfig(**augment)
-        values["dataset_config"] = tuple(tuple(pair) for pair in values.get("dataset_config", ()))
+        values["loss"] = from_fields(LossConfig, values["loss"])
+        augment = from_fields(AugmentConfig, values["augment"])
+        values["augment"] = dataclasses.replace(augment, crop_size=tuple(augment.crop_size),
+                                                scale_range=tuple(augment.scale_range))
+        values["dataset_config"] = tuple(tuple(pair) for pair in values["dataset_config"])
         for key in ("synthetic_size", "eval_resolution"):
-            if values.get(key) is not None:
+            if values[key] is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
 

@@ -199,6 +199,15 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
         load_exported(variant("no_model", config=json.dumps(values)))
     with pytest.raises(ValueError, match="config.json"):
         load_exported(variant("list", config="[1, 2]"))
+    # a field left out would silently take its default: named instead, as is a field the config does not have
+    values = json.loads(config_text)
+    del values["model"]["output_stride"]
+    with pytest.raises(ValueError, match=r"config.json .*ModelConfig: missing fields \['output_stride'\]"):
+        load_exported(variant("no_stride", config=json.dumps(values)))
+    values = json.loads(config_text)
+    values["model"]["colour"] = 3
+    with pytest.raises(ValueError, match=r"config.json .*ModelConfig: unknown fields \['colour'\]"):
+        load_exported(variant("extra_field", config=json.dumps(values)))
     with np.load(folder / WEIGHTS_FILE) as archive:
         arrays = {name: archive[name] for name in archive.files}
     dropped = sorted(arrays)[0]

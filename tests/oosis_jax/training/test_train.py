@@ -15,7 +15,7 @@ from flax import nnx
 from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import loop as train
-from oosis_jax.training.configs import get_config
+from oosis_jax.training.configs import TrainConfig, get_config
 from oosis_jax.models import ModelConfig, probabilities
 
 MULTI_DEVICE_SCRIPT = """
@@ -157,6 +157,19 @@ def test_config_rejects_unknown_optimizer_and_negative_upsample_multiplier():
         get_config("smoke", optimizer="rmsprop")
     with pytest.raises(ValueError, match="upsample_lr_mult"):
         get_config("smoke", upsample_lr_mult=-1.0)
+
+
+@pytest.mark.parametrize("nested, field", [(None, "seed"), ("model", "output_stride"), ("loss", "boundary_loss"),
+                                           ("augment", "scale_range")])
+def test_config_from_dict_names_a_missing_or_unknown_field(nested, field):
+    values = json.loads(json.dumps(get_config("smoke").to_dict()))
+    where = values[nested] if nested else values
+    del where[field]
+    with pytest.raises(ValueError, match=rf"missing fields \['{field}'\]"):
+        TrainConfig.from_dict(values)
+    where["bogus"] = 1
+    with pytest.raises(ValueError, match=rf"missing fields \['{field}'\]; unknown fields \['bogus'\]"):
+        TrainConfig.from_dict(values)
 
 
 def test_training_reads_a_synthetic_tfds_build(tmp_path):
