@@ -17,7 +17,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -98,6 +98,33 @@ def image_entries(content: Mapping, path: str) -> list[ImageEntry]:
         seen.add(entry.image_id)
         entries.append(entry)
     return entries
+
+
+BAD_IMAGE_ERRORS = (ValueError, FileNotFoundError)  # what a bad annotation or image file of one image raises
+
+
+def note_skipped(skipped: list, image_id: int, error: Exception) -> None:
+    """Record that image ``image_id`` is left out because of ``error``: ``(image_id, message)`` appended to
+    ``skipped`` and a warning naming the image and the problem."""
+    message = str(error) if f"image {image_id}" in str(error) else f"image {image_id}: {error}"
+    skipped.append((image_id, message))
+    warnings.warn(f"left out of the dataset: {message}", stacklevel=2)
+
+
+def each_image(entries: Sequence[ImageEntry], build: Callable[[ImageEntry], dict],
+               skipped: list | None) -> Iterator[dict]:
+    """``build(entry)`` for every image entry, in order. With ``skipped`` None the first bad image raises its
+    error (`BAD_IMAGE_ERRORS`, naming the file, image and annotation); with a list, a bad image is left out
+    instead (`note_skipped`) and the others follow: one bad image does not sink a dataset build."""
+    for entry in entries:
+        try:
+            example = build(entry)
+        except BAD_IMAGE_ERRORS as error:
+            if skipped is None:
+                raise
+            note_skipped(skipped, entry.image_id, error)
+            continue
+        yield example
 
 
 def group_by_image(records: Sequence, images: Sequence[ImageEntry], path: str, what: str) -> dict[int, list]:

@@ -4,7 +4,8 @@ A subclass names, per split, the annotation file(s) and image folder inside the 
 (``manual_dir``) and a reader yielding the dicts of ``data.kins.examples`` / ``data.cocoa.examples``.
 This base checks that the files are there (one message listing every missing file and the expected layout),
 maps the dataset's category ids to contiguous training ids, checks each image file against the size
-recorded in the annotation file, and writes the shared schema of ``data/features.py`` (``depths`` NaN:
+recorded in the annotation file (an image that fails any check is left out with a warning naming it, and
+the build goes on: `ManualFolderBuilder.skipped`), and writes the shared schema of ``data/features.py`` (``depths`` NaN:
 these datasets have no depth) as ``array_record`` files, read back with ``as_data_source``.
 
 Image bytes are stored as they are (PNG for KITTI, JPEG for COCO); an image that is neither RGB nor
@@ -22,6 +23,7 @@ from collections.abc import Iterator, Mapping
 import PIL.Image
 import tensorflow_datasets as tfds
 
+from data import annotations as ann
 from data.features import encode_example, features
 
 
@@ -61,7 +63,11 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
     Subclasses define ``CATEGORY_TO_CLASS`` (dataset category id -> training id), ``IMAGE_ENCODING``,
     ``LAYOUT`` (the expected folder layout, shown when files are missing), ``split_files()`` (split ->
-    named paths relative to ``manual_dir``, all required) and ``read(paths)`` (the reader's examples).
+    named paths relative to ``manual_dir``, all required) and ``read(paths, skipped)`` (the reader's examples).
+
+    A bad image (its annotations, an unmapped category, a missing, unreadable or wrongly sized file) is left
+    out with a warning naming it, and the build goes on; ``skipped`` maps each split to its left-out
+    ``(image_id, message)`` pairs after the build. A split whose images are all bad raises ``ValueError``.
     """
 
     CATEGORY_TO_CLASS: Mapping[int, int] = {}
@@ -74,6 +80,7 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         kwargs.setdefault("file_format", "array_record")
         super().__init__(**kwargs)
         self._manual_folder = None if manual_dir is None else os.path.expanduser(os.fspath(manual_dir))
+        self.skipped: dict[str, list[tuple[int, str]]] = {}
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
@@ -88,8 +95,9 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         """Split name -> {role: path relative to ``manual_dir``} for the builder config."""
 
     @abc.abstractmethod
-    def read(self, paths: Mapping[str, str]) -> Iterator[dict]:
-        """The reader's examples of one split (``paths``: the ``split_files`` entry, made absolute)."""
+    def read(self, paths: Mapping[str, str], skipped: list) -> Iterator[dict]:
+        """The reader's examples of one split (``paths``: the ``split_files`` entry, made absolute); the images
+        it leaves out go to ``skipped`` (`data.annotations.each_image`)."""
 
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing is downloaded; the user's folder is ``manual_dir``
@@ -106,14 +114,23 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                 + ", ".join(missing)
                 + f"\nExpected layout:\n{self.LAYOUT}"
             )
-        return {split: self._generate_examples(paths) for split, paths in splits.items()}
+        return {split: self._generate_examples(paths, split) for split, paths in splits.items()}
 
-    def _generate_examples(self, paths: Mapping[str, str]):
-        for example in self.read(paths):
+    def _generate_examples(self, paths: Mapping[str, str], split: str):
+        skipped, kept = self.skipped.setdefault(split, []), 0
+        for example in self.read(paths, skipped):
             image_id = example["image_id"]
-            classes = training_classes(example["classes"], self.CATEGORY_TO_CLASS, image_id)
-            encoded = image_bytes(example["image"], example["height"], example["width"], image_id, self.IMAGE_ENCODING)
+            try:
+                classes = training_classes(example["classes"], self.CATEGORY_TO_CLASS, image_id)
+                encoded = image_bytes(example["image"], example["height"], example["width"], image_id,
+                                      self.IMAGE_ENCODING)
+            except ann.BAD_IMAGE_ERRORS as error:
+                ann.note_skipped(skipped, image_id, error)
+                continue
+            kept += 1
             yield image_id, encode_example({**example, "image": encoded, "classes": classes})
+        if skipped and not kept:
+            raise ValueError(f"{self.name} {split}: all {len(skipped)} images are bad, e.g. {skipped[0][1]}")
 
 
 
@@ -135,3 +152,6 @@ def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) 
     builder.download_and_prepare()
     for split, info in builder.info.splits.items():
         print(f"{name}/{args.config} {split}: {info.num_examples} examples in {builder.data_dir}")
+    for split, skipped in builder.skipped.items():
+        for image_id, message in skipped:
+            print(f"{name}/{args.config} {split}: left out image {image_id}: {message}")

@@ -44,5 +44,5 @@ class Cocoa(ManualFolderBuilder):
                 files[split]["regions"] = f"COCO_amodal_{name}.json"
         return files
 
-    def read(self, paths):
-        return cocoa.examples(paths["annotations"], paths["images"], regions_file=paths.get("regions"))
+    def read(self, paths, skipped):
+        return cocoa.examples(paths["annotations"], paths["images"], regions_file=paths.get("regions"), skipped=skipped)

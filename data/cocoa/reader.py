@@ -194,6 +194,7 @@ def examples(
     image_dir: str | os.PathLike,
     regions_file: str | os.PathLike | None = None,
     min_iou: float = 0.5,
+    skipped: list | None = None,
 ) -> Iterator[dict]:
     """Iterate the images of a COCOA annotation file in file order (``docs/contracts.md``).
 
@@ -202,6 +203,9 @@ def examples(
     regions format), ``edges`` int32 (M, 2) (a occludes b), and for inspection ``height``/``width`` (from
     the ``images`` entry), ``format`` and ``annotation_ids`` (classed) or ``region_numbers`` (regions, 1-based).
     ``regions_file`` (classed format only) supplies the order, joined by image id and mask IoU (module docstring).
+    A problem of a whole file raises; one of a single image (its annotations or its missing file) raises too,
+    unless ``skipped`` is a list: that image is then left out, ``(image_id, message)`` appended to ``skipped``
+    with a warning (`data.annotations.each_image`).
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
@@ -215,7 +219,8 @@ def examples(
         raise ValueError(f"min_iou must be a number in (0, 1], got {min_iou!r}")
     regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file), images)
     known = ann.category_ids(content, path) if fmt == "classes" else set()
-    for entry in images:
+
+    def build(entry: ann.ImageEntry) -> dict:
         if fmt == "regions":
             example = _regions_example(entry, grouped[entry.image_id], path)
         else:
@@ -223,4 +228,6 @@ def examples(
             example = _classes_example(entry, grouped[entry.image_id], known, path, image_regions, min_iou)
         example.update(image_id=entry.image_id, height=entry.height, width=entry.width, format=fmt)
         example["image"] = ann.image_path(image_dir, entry)
-        yield example
+        return example
+
+    yield from ann.each_image(images, build, skipped)

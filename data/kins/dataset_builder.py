@@ -44,5 +44,5 @@ class Kins(ManualFolderBuilder):
         names = ANNOTATION_FILES[self.builder_config.name]
         return {split: {"annotations": names[split], "images": IMAGE_DIRS[split]} for split in names}
 
-    def read(self, paths):
-        return kins.examples(paths["annotations"], paths["images"])
+    def read(self, paths, skipped):
+        return kins.examples(paths["annotations"], paths["images"], skipped=skipped)

@@ -105,14 +105,18 @@ def _example(entry: ann.ImageEntry, records: list, fmt: str, known: set[int], pa
     }
 
 
-def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike) -> Iterator[dict]:
+def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike,
+             skipped: list | None = None) -> Iterator[dict]:
     """Iterate the images of a KINS annotation file in file order (``docs/contracts.md``).
 
     Yields dicts with ``image_id`` (int), ``image`` (path of the image file, which must exist),
     ``instance_map`` int32 (H, W), ``classes`` int32 (N,) (KINS category ids), ``edges`` int32 (M, 2)
     (a occludes b), and for inspection ``annotation_ids`` int64 (N,) (the annotation of each instance),
     ``height``/``width`` (from the file's ``images`` entry) and ``format`` (``'original'``/``'2020'``).
-    Annotations are validated before use: errors name the file, image and annotation.
+    Annotations are validated before use: errors name the file, image and annotation. A problem of the whole file
+    raises; one of a single image (its annotations or its missing file) raises too, unless ``skipped`` is a list:
+    that image is then left out, ``(image_id, message)`` appended to ``skipped`` with a warning
+    (`data.annotations.each_image`).
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
@@ -121,7 +125,10 @@ def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike) -
     records = ann.require_list(content, "annotations", path)
     fmt = detect_format(records, path)
     grouped = ann.group_by_image(records, images, path, "annotations")
-    for entry in images:
+
+    def build(entry: ann.ImageEntry) -> dict:
         example = _example(entry, grouped[entry.image_id], fmt, known, path)
         example["image"] = ann.image_path(image_dir, entry)
-        yield example
+        return example
+
+    yield from ann.each_image(images, build, skipped)

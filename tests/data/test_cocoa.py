@@ -122,6 +122,18 @@ def test_invalid_classes_inputs_raise_clear_errors(tmp_path):
         _with_warnings(lambda: list(cocoa.examples(regions, tmp_path / "train2014")))  # 100 is intact
 
 
+def test_with_skipped_a_bad_image_is_left_out_and_the_others_follow(tmp_path):
+    path = classes_file(tmp_path)
+    content = json.loads(path.read_text())
+    content["annotations"][1]["category_id"] = 91  # an annotation of image 100
+    path.write_text(json.dumps(content))
+    (tmp_path / "train2014" / "COCO_train2014_000000000101.jpg").unlink()
+    skipped = []
+    out, caught = _with_warnings(lambda: list(cocoa.examples(path, tmp_path / "train2014", skipped=skipped)))
+    assert [e["image_id"] for e in out] == [i for i in IMAGE_IDS if i not in (100, 101)] and UserWarning in caught
+    assert [i for i, _ in skipped] == [100, 101] and "unknown category_id 91" in skipped[0][1]
+
+
 @pytest.mark.parametrize("config, with_regions", [("classes", True), ("classes_mask_order", False)])
 def test_builder_round_trip(tmp_path, config, with_regions):
     prepare(tmp_path, with_regions)

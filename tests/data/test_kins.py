@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import PIL.Image
@@ -142,6 +143,21 @@ def test_invalid_inputs_raise_clear_errors(tmp_path, mutate, error, match):
         list(kins.examples(path, tmp_path / "training/image_2"))
 
 
+def test_with_skipped_a_bad_image_is_left_out_and_named_and_the_others_follow(tmp_path):
+    def mutate(content):
+        content["annotations"][2].update(segmentation=[[1, 2, 3, 4, 5]])  # image 7
+        content["images"][1].update(file_name="missing.png")  # image 8
+
+    path = _mutated(tmp_path, mutate)
+    skipped = []
+    with pytest.warns(UserWarning, match="left out of the dataset: .*image 7.*even number"):
+        kept = list(kins.examples(path, tmp_path / "training/image_2", skipped=skipped))
+    assert [e["image_id"] for e in kept] == [9]
+    assert [i for i, _ in skipped] == [7, 8] and "missing.png not found" in skipped[1][1]
+    with pytest.raises(ValueError, match="not a KINS annotation file"):  # a problem of the whole file still raises
+        list(kins.examples(_mutated(tmp_path, lambda c: c["annotations"][0].clear()), tmp_path, skipped=[]))
+
+
 def _build(tmp_path, config):
     builder = kins.builder(tmp_path / "tfds", manual_dir=tmp_path, config=config)
     builder.download_and_prepare()
@@ -181,19 +197,25 @@ def test_builder_names_missing_files(tmp_path):
         _build(tmp_path, "original")
 
 
-def test_builder_rejects_wrong_image_size_and_unmapped_categories(tmp_path):
+def test_builder_leaves_out_bad_images_and_names_them(tmp_path):
     update_file(tmp_path)
     update_file(tmp_path, "update_test_2020.json", "testing/image_2")
     write_image(tmp_path / "training/image_2/000031.png", H + 1, W, seed=0)
-    with pytest.raises(ValueError, match=r"image 31: .* is 16x13 .* says 16x12"):
-        _build(tmp_path, "update2020")
-    write_image(tmp_path / "training/image_2/000031.png", H, W, seed=0)
-    path = tmp_path / "update_train_2020.json"
+    path = tmp_path / "update_test_2020.json"
     content = json.loads(path.read_text())
-    content["annotations"][0]["category_id"] = 3  # rider: listed by KINS, no training id
+    content["annotations"][3]["category_id"] = 3  # image 32's rider: listed by KINS, no training id
     path.write_text(json.dumps(content))
-    with pytest.raises(ValueError, match=r"category id\(s\) \[3\] have no training class"):
-        _build(tmp_path, "update2020")
+    with pytest.warns(UserWarning, match="left out of the dataset: image 31"):
+        builder = _build(tmp_path, "update2020")
+    assert [e["image_id"] for e in builder.as_data_source("train")] == [32]
+    assert [e["image_id"] for e in builder.as_data_source("test")] == [31]
+    ((train_id, train_problem),), ((test_id, test_problem),) = builder.skipped["train"], builder.skipped["test"]
+    assert train_id == 31 and re.search(r"image 31: .* is 16x13 .* says 16x12", train_problem)
+    assert test_id == 32 and re.search(r"category id\(s\) \[3\] have no training class", test_problem)
+    for name in ("000031.png", "000032.png"):  # every image of a split bad: the build fails
+        write_image(tmp_path / "training/image_2" / name, H + 1, W, seed=0)
+    with pytest.raises(ValueError, match="train: all 2 images are bad"):
+        kins.builder(tmp_path / "tfds2", manual_dir=tmp_path, config="update2020").download_and_prepare()
 
 
 def test_segmentation_forms_decode_to_the_same_mask():
