@@ -7,8 +7,9 @@ a message naming the problem instead of producing a silent wrong labeling.
 import numpy as np
 
 
-def _array(name, value):
-    """``np.asarray(value)``, with numpy's error on ragged nested lists turned into one naming ``name``."""
+def as_array(name, value):
+    """``np.asarray(value)``, with numpy's error on ragged nested lists turned into a ``ValueError`` naming
+    ``name``."""
     try:
         return np.asarray(value)
     except ValueError as err:
@@ -27,7 +28,7 @@ def check_sigma_occ(sigma, occ):
     Returns:
       ``(sigma, occ)`` as C-contiguous ``float64 (H, W)`` and ``bool (H, W, 4)``.
     """
-    sigma, occ = _array("sigma", sigma), _array("occ", occ)
+    sigma, occ = as_array("sigma", sigma), as_array("occ", occ)
     if sigma.ndim != 2 or sigma.shape[0] == 0 or sigma.shape[1] == 0:
         raise ValueError(f"sigma must have shape (H, W) with H, W >= 1, got {sigma.shape}")
     if not (np.issubdtype(sigma.dtype, np.floating) or np.issubdtype(sigma.dtype, np.integer)):

@@ -28,6 +28,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from crf.batch import METHODS
+from crf.inputs import as_array
 from crf.move_graph import check_weights
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
@@ -48,10 +49,7 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
 def check_image(image, name: str = "image") -> np.ndarray:
     """``image`` as a uint8 (H, W, 3) array with H, W >= ``MIN_IMAGE_SIZE``; ``ValueError`` naming ``name`` if
     not (the boundary NMS needs two pixels along each axis, as for image files)."""
-    try:
-        array = np.asarray(image)
-    except ValueError as err:  # e.g. nested lists of different lengths
-        raise ValueError(f"{name} is not an array: {err}") from None
+    array = as_array(name, image)
     if array.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
     if array.ndim != 3 or array.shape[2] != 3:
