@@ -62,6 +62,10 @@ class ModelConfig:
     decoder_width: int = 32
     decoder_blocks: int = 0
 
+    # fields added after configurations were first saved: a file without them was written before they existed,
+    # and their defaults are what its network was (`check_fields`)
+    ADDED_LATER = ("bottleneck_expansion", "output_stride", "decoder", "decoder_width", "decoder_blocks")
+
     def __post_init__(self):
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
@@ -114,12 +118,15 @@ def from_fields(cls, values: dict):
 
 def check_fields(cls, values: dict) -> None:
     """``values`` must be a dict naming every field of the dataclass ``cls`` and nothing else: a field left out of
-    a saved configuration would silently take its default, which need not be what the saved run used.
-    ``ValueError`` naming the missing and unknown fields; ``TypeError`` if ``values`` is not a dict."""
+    a saved configuration would silently take its default, which need not be what the saved run used. Only the
+    fields in ``cls.ADDED_LATER`` (if any) may be absent: a file written before they existed, whose run their
+    defaults describe. ``ValueError`` naming the missing and unknown fields; ``TypeError`` if ``values`` is not
+    a dict."""
     if not isinstance(values, dict):
         raise TypeError(f"{cls.__name__} must be a JSON object of its fields, not {type(values).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+    unknown = sorted(set(values) - names)
+    missing = sorted(names - set(values) - set(getattr(cls, "ADDED_LATER", ())))
     if unknown or missing:
         raise ValueError(f"{cls.__name__}: " + "; ".join(
             f"{what} fields {fields}" for what, fields in (("missing", missing), ("unknown", unknown)) if fields))

@@ -49,6 +49,10 @@ class LossConfig:
     small_weight: float = 0.0
     small_area: float = 100.0
 
+    # options added after configurations were first saved; off by default, as in runs written before them
+    # (`oosis_jax.models.config.check_fields`)
+    ADDED_LATER = ("orientation_band", "contact_weight", "small_weight", "small_area")
+
     def __post_init__(self):
         if self.boundary_loss not in BOUNDARY_LOSSES:
             raise ValueError(f"boundary_loss must be one of {BOUNDARY_LOSSES}, got {self.boundary_loss!r}")

@@ -201,8 +201,8 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
         load_exported(variant("list", config="[1, 2]"))
     # a field left out would silently take its default: named instead, as is a field the config does not have
     values = json.loads(config_text)
-    del values["model"]["output_stride"]
-    with pytest.raises(ValueError, match=r"config.json .*ModelConfig: missing fields \['output_stride'\]"):
+    del values["model"]["head_width"]
+    with pytest.raises(ValueError, match=r"config.json .*ModelConfig: missing fields \['head_width'\]"):
         load_exported(variant("no_stride", config=json.dumps(values)))
     values = json.loads(config_text)
     values["model"]["colour"] = 3

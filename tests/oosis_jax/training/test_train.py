@@ -159,7 +159,7 @@ def test_config_rejects_unknown_optimizer_and_negative_upsample_multiplier():
         get_config("smoke", upsample_lr_mult=-1.0)
 
 
-@pytest.mark.parametrize("nested, field", [(None, "seed"), ("model", "output_stride"), ("loss", "boundary_loss"),
+@pytest.mark.parametrize("nested, field", [(None, "seed"), ("model", "width"), ("loss", "boundary_loss"),
                                            ("augment", "scale_range")])
 def test_config_from_dict_names_a_missing_or_unknown_field(nested, field):
     values = json.loads(json.dumps(get_config("smoke").to_dict()))
@@ -170,6 +170,19 @@ def test_config_from_dict_names_a_missing_or_unknown_field(nested, field):
     where["bogus"] = 1
     with pytest.raises(ValueError, match=rf"missing fields \['{field}'\]; unknown fields \['bogus'\]"):
         TrainConfig.from_dict(values)
+
+
+def test_config_from_dict_reads_files_written_before_later_fields():
+    config = get_config("smoke")
+    values = json.loads(json.dumps(config.to_dict()))
+    for nested in ("model", "loss"):
+        cls = type(getattr(config, nested))
+        for field in cls.ADDED_LATER:
+            del values[nested][field]
+    old = TrainConfig.from_dict(values)
+    assert old.model == dataclasses.replace(config.model, **{f: getattr(ModelConfig(1), f)
+                                                             for f in ModelConfig.ADDED_LATER})
+    assert old.loss == type(config.loss)()  # the smoke preset's loss is the default one
 
 
 def test_training_reads_a_synthetic_tfds_build(tmp_path):
