@@ -1,9 +1,19 @@
 """Shared pytest fixtures. This folder is on sys.path (pytest's rootdir conftest), so tests import the
 helper modules of ``tests/helpers/`` as ``helpers.*``; no test imports another test file."""
 
+import os
 import warnings
+from pathlib import Path
 
 import pytest
+
+# XLA compiles the same small programs (the smoke preset's steps, the tiny models' forwards) in many tests,
+# each through a fresh jit: JAX's persistent compilation cache turns the repeats into disk reads, for the
+# xdist workers and the subprocesses the tests start (they inherit these variables). Its keys hold the
+# program, the JAX version, the backend and the flags, so a stale entry cannot be hit.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".pytest_cache"
+                                                       / "jax_compilation_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 
 @pytest.fixture(scope="session")
