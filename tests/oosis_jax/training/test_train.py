@@ -30,11 +30,12 @@ config = get_config("smoke")
 batch = input_pipeline.train_dataset(input_pipeline.SyntheticScenes(8, (40, 48)), config.augment,
                                      batch_size=4, seed=0)[0]
 step, _ = train.jitted_steps(config, 6)
+# initialised once (eagerly it would compile anew under each mesh), kept on the host: the steps donate their state
+params, stats = jax.device_get(train.init_model(config)[1:3])
 finals = []
 for devices in (jax.devices()[:1], jax.devices()):
     mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
     jax.set_mesh(mesh)
-    _, params, stats, _ = train.init_model(config)
     state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
                              opt_state=train.make_optimizer(config, 6).init(params))
     state = jax.device_put(state, NamedSharding(mesh, P()))
