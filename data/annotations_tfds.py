@@ -5,8 +5,8 @@ A subclass names, per split, the annotation file(s) and image folder inside the 
 This base checks that the files are there (one message listing every missing file and the expected layout),
 maps the dataset's category ids to contiguous training ids, checks each image file against the size
 recorded in the annotation file (an image that fails any check is left out with a warning naming it, and
-the build goes on: `ManualFolderBuilder.skipped`), and writes the shared schema of ``data/features.py`` (``depths`` NaN:
-these datasets have no depth) as ``array_record`` files, read back with ``as_data_source``.
+the build goes on: `ManualFolderBuilder.skipped`), and writes the shared schema of ``data/features.py``
+(``depths`` NaN: these datasets have no depth) as ``array_record`` files, read back with ``as_data_source``.
 
 Image bytes are stored as they are (PNG for KITTI, JPEG for COCO); an image that is neither RGB nor
 grayscale (palette, CMYK, RGBA) is converted to RGB and re-encoded once. Grayscale images are decoded to
@@ -117,7 +117,8 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         return {split: self._generate_examples(paths, split) for split, paths in splits.items()}
 
     def _generate_examples(self, paths: Mapping[str, str], split: str):
-        skipped, kept = self.skipped.setdefault(split, []), 0
+        skipped = self.skipped[split] = []
+        kept = 0
         for example in self.read(paths, skipped):
             image_id = example["image_id"]
             try:

@@ -45,4 +45,5 @@ class Cocoa(ManualFolderBuilder):
         return files
 
     def read(self, paths, skipped):
-        return cocoa.examples(paths["annotations"], paths["images"], regions_file=paths.get("regions"), skipped=skipped)
+        return cocoa.examples(paths["annotations"], paths["images"], regions_file=paths.get("regions"),
+                              skipped=skipped)
