@@ -356,7 +356,12 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
     args = parser.parse_args(argv)
-    return run(get_config(args.config), Path(args.out), args.train, args.processes)
+    config = get_config(args.config)
+    if args.train:  # one JAX device per core: 1.5x the steps in the same minutes on 2 cores
+        from oosis_jax.training.loop import use_cpu_cores
+
+        use_cpu_cores(config.train_config().batch_size)
+    return run(config, Path(args.out), args.train, args.processes)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ def main(argv=None):
         config = build_config(args)
     except ValueError as err:  # a bad --set: one line and exit status 2, not a traceback
         parser.error(str(err))
+    if not args.distributed:  # one JAX device per core of a CPU-only machine (train.use_cpu_cores)
+        train.use_cpu_cores(config.batch_size)
     state = train.train(config, args.workdir)
     if jax.process_index() == 0:
         metrics = os.path.join(args.workdir, train.METRICS_FILE)

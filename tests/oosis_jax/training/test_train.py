@@ -59,6 +59,27 @@ def test_data_parallel_step_on_4_devices_matches_1_device():
     assert "MATCH" in result.stdout
 
 
+CORES_SCRIPT = """
+import jax, jax.numpy as jnp
+from oosis_jax.training import loop as train
+
+assert train.use_cpu_cores(6, cores=4) == 3  # the most devices that divide the batch, at most one per core
+assert jax.device_count() == 3 and jax.devices()[0].platform == "cpu"
+jnp.ones(2).block_until_ready()
+assert train.use_cpu_cores(8, cores=2) == 3  # after a computation the devices are fixed: the current count
+print("CORES")
+"""
+
+
+def test_use_cpu_cores_splits_the_batch_over_the_cores_before_jax_computes():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    result = subprocess.run([sys.executable, "-c", CORES_SCRIPT], env=dict(env, JAX_PLATFORMS="cpu"),
+                            capture_output=True, text=True, timeout=300,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CORES" in result.stdout
+
+
 class Interrupted(Exception):
     pass
 
