@@ -53,7 +53,10 @@ def use_cpu_cores(batch_size: int, cores: int | None = None) -> int:
     with 2 devices against 605-658 ms with one (RESULTS.md, "The demo"). The batch statistics stay those of the
     global batch, so the step computes the same function. Call it before JAX's first computation (it sets
     ``jax_num_cpu_devices``); afterwards the device count cannot change, and the current one is returned.
-    A GPU or TPU, when present, still gets the work (its devices are JAX's default)."""
+    A GPU or TPU, when present, still gets the work (its devices are JAX's default). A count the user chose
+    (``JAX_NUM_CPU_DEVICES``) is kept."""
+    if jax.config.jax_num_cpu_devices != -1:
+        return jax.config.jax_num_cpu_devices
     cores = cores or len(os.sched_getaffinity(0))
     count = max(d for d in range(1, max(cores, 1) + 1) if batch_size % d == 0)
     try:

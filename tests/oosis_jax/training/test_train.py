@@ -52,7 +52,8 @@ print("MATCH")
 
 
 def test_data_parallel_step_on_4_devices_matches_1_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}  # it would override the flag
+    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT], env=env, capture_output=True,
                             text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,15 +70,26 @@ jnp.ones(2).block_until_ready()
 assert train.use_cpu_cores(8, cores=2) == 3  # after a computation the devices are fixed: the current count
 print("CORES")
 """
+CHOSEN_SCRIPT = """
+import jax
+from oosis_jax.training import loop as train
+
+assert train.use_cpu_cores(8, cores=2) == 1 and jax.device_count() == 1  # JAX_NUM_CPU_DEVICES=1 is kept
+print("KEPT")
+"""
 
 
 def test_use_cpu_cores_splits_the_batch_over_the_cores_before_jax_computes():
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
     result = subprocess.run([sys.executable, "-c", CORES_SCRIPT], env=dict(env, JAX_PLATFORMS="cpu"),
                             capture_output=True, text=True, timeout=300,
                             cwd=os.path.dirname(os.path.dirname(__file__)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "CORES" in result.stdout
+    result = subprocess.run([sys.executable, "-c", CHOSEN_SCRIPT], env=dict(env, JAX_PLATFORMS="cpu",
+                            JAX_NUM_CPU_DEVICES="1"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "KEPT" in result.stdout
 
 
 class Interrupted(Exception):
