@@ -56,8 +56,9 @@ class DemoConfig:
     time measured on the run's first steps, which are kept, `fitted_to_budget`; at most the config's
     ``num_steps``), so the poly schedule ends within it; training still stops at the first checkpoint past the
     budget should the machine slow down. The budget also holds the trained model's fits and predictions after
-    training: ``train_reserve_steps`` step times are kept for them, so that on a slower machine, where they take
-    longer too, the demo still ends in time. None: run the preset's steps.
+    training: ``train_reserve_steps`` step times are kept for them, or ``train_reserve_shipped`` times what the
+    shipped model's rows took if more, so that on a slower machine, where they take longer too, the demo still
+    ends in time. None: run the preset's steps.
     ``test_scenes`` held-out scenes of ``test_size`` are evaluated; ``panels`` of them are drawn.
     """
 
@@ -66,6 +67,7 @@ class DemoConfig:
     train_overrides: tuple = ()
     train_minutes: float | None = None
     train_reserve_steps: int = 0
+    train_reserve_shipped: float = 0.0
     train_robustness: str | None = None
     train_augmentation: str | None = None
     train_lam: float | None = None
@@ -115,6 +117,9 @@ def get_config(name: str = "cpu") -> DemoConfig:
                           # test scenes took 51 s after training on the 2-core machine, about 250 steps of 188-209
                           # ms: 300 leave a margin (RESULTS.md, "The demo")
                           train_reserve_steps=300,
+                          # the same work took 2.5-4 min after the shipped model's rows took 2.6 min on a slower
+                          # machine (AVX2 only), where 300 step times were 2.0-2.2 min (RESULTS.md, "The demo")
+                          train_reserve_shipped=1.6,
                           train_robustness="high=0.4,min_segment=5,min_area=30",
                           # labelling on the views' grid (the shipped model's) costs this far less trained
                           # network WC: 60.2 -> 58.3 on 40 validation scenes; the shifted views help it as
@@ -191,12 +196,12 @@ def evaluate_predictor(predictor, examples: list[dict], show: bool) -> tuple[lis
 
 
 def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int = 0,
-                     timed_steps: int = 150) -> tuple[object, float]:
+                     timed_steps: int = 150, reserve_seconds: float = 0.0) -> tuple[object, float]:
     """``(config with num_steps fitted to seconds, seconds left for training)``. The step time of ``config`` is
     measured on this machine by the run's first steps (`common.seconds_per_step`, at least ``timed_steps``,
     rounded up to the checkpoint interval), kept in ``workdir`` so that training resumes after them; the steps
-    that fit in the rest of ``seconds``, less ``reserve_steps`` step times kept for the work after training, are
-    added (`common.fitted_steps`, at most ``config.num_steps`` in all). The timed steps learn on the poly schedule
+    that fit in the rest of ``seconds``, less the time kept for the work after training (``reserve_steps`` step
+    times, or ``reserve_seconds`` if more), are added (`common.fitted_steps`, at most ``config.num_steps`` in all). The timed steps learn on the poly schedule
     of ``config.num_steps``, the cap, not of the fitted length (the demo's: at most 4.5 % more learning rate, at
     step 200 of 10000 against about 3000). A run already in ``workdir`` is resumed with the steps it was started
     with."""
@@ -225,7 +230,7 @@ def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int =
     # the first fifth (compilation) untimed: 40, rounded up to 50, of the demo's 200
     per_step = common.seconds_per_step(config, timing, steps=timed, warmup=max(timed // 5, 1))
     done = checkpointing.latest_step(str(timing))
-    reserve = reserve_steps * per_step
+    reserve = max(reserve_steps * per_step, reserve_seconds)
     left = max(seconds - (time.time() - start) - reserve, 1.0)
     steps = done + common.fitted_steps(per_step, left, config.num_steps - done, every)
     fitted = config.replace(num_steps=steps)
@@ -236,7 +241,7 @@ def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int =
     timing.rename(workdir)
     print(f"[train] {per_step * 1000:.0f} ms per step measured over the first {done} steps (kept): {steps} steps "
           f"fit in the {seconds / 60:.1f}-min budget" + (f" ({reserve / 60:.1f} min kept for the work after "
-                                                         f"training)" if reserve_steps else ""))
+                                                         f"training)" if reserve else ""))
     return fitted, left
 
 
@@ -262,11 +267,12 @@ def fitted_finish(trained, config: DemoConfig):
     return fitted, f"{instances} and {scores} {where}"
 
 
-def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None):
+def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None, shipped_seconds: float = 0.0):
     """``--train``: the config's preset trained from scratch in ``out/train_<name>`` (resumable), then made a
     predictor with the config's CRF options and views and its own fitted joins and score (`fitted_finish`).
     With ``deadline`` (a ``time.time()``), the steps are fitted to the seconds left until it (`fitted_to_budget`,
-    which keeps ``train_reserve_steps`` step times for the fits and predictions after training).
+    which keeps time for the fits and predictions after training: ``train_reserve_steps`` step times, or
+    ``train_reserve_shipped`` times ``shipped_seconds``, what the shipped model's rows took, if more).
     Returns ``(predictor, steps, train_seconds, train_config, words on its finish)``."""
     from oosis_jax.inference import network
     from oosis_jax.inference.augment import Augmentation
@@ -276,7 +282,8 @@ def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None):
     workdir, budget, train_start = out / f"train_{config.name}", None, time.time()
     if deadline is not None:
         train_config, budget = fitted_to_budget(train_config, workdir, deadline - train_start,
-                                                config.train_reserve_steps)
+                                                config.train_reserve_steps,
+                                                reserve_seconds=config.train_reserve_shipped * shipped_seconds)
     print(f"[train] {train_config.name}: {train_config.num_steps} steps of batch {train_config.batch_size} "
           f"on {network.device_summary()} (resumes from {workdir})")
     model, _, steps = common.train_model(train_config, workdir, budget)
@@ -320,7 +327,8 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     trained, train_seconds, steps, train_config = None, 0.0, None, None
     if train:
         deadline = None if config.train_minutes is None else start + 60 * config.train_minutes
-        trained, steps, train_seconds, train_config, finishing = train_now(config, out, shipped, deadline)
+        trained, steps, train_seconds, train_config, finishing = train_now(config, out, shipped, deadline,
+                                                                           time.time() - start)
         print(f"[train] predicting the held-out scenes with the model trained now ({steps} steps)")
         _, names[TRAINED_ROW] = evaluate_predictor(trained, examples, show)
     names[MIXED_ROW] = mixed_results

@@ -216,6 +216,10 @@ def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tm
     # run, is refused
     capped, _ = demo.fitted_to_budget(config.replace(num_steps=16), tmp_path / "capped", 1e6, timed_steps=6)
     assert capped.num_steps == 16
+    # a reserve in seconds larger than the reserve's step times is kept instead
+    _, left = demo.fitted_to_budget(config, tmp_path / "seconds", 1000.0, reserve_steps=400, timed_steps=6,
+                                    reserve_seconds=700.0)
+    assert 200.0 < left <= 300.0
     with pytest.raises(ValueError, match="leaves no checkpoint interval"):
         demo.fitted_to_budget(config.replace(num_steps=10), tmp_path / "short", 60.0, timed_steps=6)
     (tmp_path / "stray").mkdir()
