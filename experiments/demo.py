@@ -16,9 +16,9 @@
    with input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries (+ instances).
 
 Configs: ``cpu`` (default: 40 scenes, about a minute on 2 cores; ``--train`` adds the ``synthetic_unet``
-preset: the whole demo then fitted to 13 minutes, the training getting what the rest leaves), ``smoke`` (seconds, CI; ``--train``
-trains the ``smoke`` preset) and ``full`` (``--train``: the paper's PSPNet-ResNet-50 on synthetic scenes;
-meant for a GPU).
+preset: the whole demo then fitted to 13 minutes, the training getting what the rest leaves), ``smoke``
+(seconds, CI; ``--train`` trains the ``smoke`` preset) and ``full`` (``--train``: the paper's
+PSPNet-ResNet-50 on synthetic scenes; meant for a GPU).
 """
 
 from __future__ import annotations
@@ -201,10 +201,10 @@ def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int =
     measured on this machine by the run's first steps (`common.seconds_per_step`, at least ``timed_steps``,
     rounded up to the checkpoint interval), kept in ``workdir`` so that training resumes after them; the steps
     that fit in the rest of ``seconds``, less the time kept for the work after training (``reserve_steps`` step
-    times, or ``reserve_seconds`` if more), are added (`common.fitted_steps`, at most ``config.num_steps`` in all). The timed steps learn on the poly schedule
-    of ``config.num_steps``, the cap, not of the fitted length (the demo's: at most 4.5 % more learning rate, at
-    step 200 of 10000 against about 3000). A run already in ``workdir`` is resumed with the steps it was started
-    with."""
+    times, or ``reserve_seconds`` if more), are added (`common.fitted_steps`, at most ``config.num_steps`` in
+    all). The timed steps learn on the poly schedule of ``config.num_steps``, the cap, not of the fitted length
+    (the demo's: at most 4.5 % more learning rate, at step 200 of 10000 against about 3000). A run already in
+    ``workdir`` is resumed with the steps it was started with."""
     import shutil
 
     from oosis_jax.training import checkpointing
