@@ -323,6 +323,7 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     mixed_results = evaluation.evaluate(mixed, examples, boundaries=False, progress=False)
     gt_predictions = prediction.label_ground_truth(examples, info("synthetic").num_classes, method=shipped.method,
                                                    processes=processes, progress=show)
+    gt_results = evaluation.evaluate(gt_predictions, examples, boundaries=False, progress=False)
     names = {SHIPPED_ROW: results}
     trained, train_seconds, steps, train_config = None, 0.0, None, None
     if train:
@@ -331,8 +332,7 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
                                                                            time.time() - start)
         print(f"[train] predicting the held-out scenes with the model trained now ({steps} steps)")
         _, names[TRAINED_ROW] = evaluate_predictor(trained, examples, show)
-    names[MIXED_ROW] = mixed_results
-    names[GT_ROW] = evaluation.evaluate(gt_predictions, examples, boundaries=False, progress=False)
+    names.update({MIXED_ROW: mixed_results, GT_ROW: gt_results})  # the table's order: shipped, trained, GT rows
     print("[3/3] writing tables and pictures")
     files = evaluation.plot_curves(names, out)
     files += [Path(draw_scene(out / f"scene_{i:02d}.png", x, p))
