@@ -33,7 +33,8 @@ from oosis_jax.training import input_pipeline
 from oosis_jax.training import losses
 from oosis_jax.training.configs import TrainConfig
 from data.registry import SYNTHETIC_SEEDS, info
-from oosis_jax.models import PSPNet, load_pretrained, probabilities
+from oosis_jax.models import PSPNet, fresh_state, load_pretrained, probabilities
+from oosis_jax.models.fresh import RUN_ONCE_COMPILER_OPTIONS
 
 EVAL_THRESHOLDS = np.linspace(0.05, 0.95, 19)
 METRICS_FILE = "metrics.jsonl"
@@ -75,10 +76,20 @@ def num_train_steps(config: TrainConfig, num_examples: int) -> int:
     return config.num_steps or math.ceil(config.num_epochs * num_examples / config.batch_size)
 
 
-def make_optimizer(config: TrainConfig, num_steps: int) -> optax.GradientTransformation:
-    """SGD + momentum (or Adam) + L2 weight decay with the poly schedule; parameters outside the backbone
-    learn ``new_layer_lr_mult`` times faster, the upsampling kernels ``upsample_lr_mult`` times (if set)."""
-    schedule = optax.polynomial_schedule(config.base_lr, 0.0, config.lr_power, num_steps)
+def poly_schedule(config: TrainConfig, num_steps) -> Callable:
+    """The paper's poly learning rate, ``base_lr * (1 - step / num_steps) ** lr_power`` (0 from ``num_steps``
+    on), as ``optax.polynomial_schedule`` computes it; ``num_steps`` may be a traced int32 scalar."""
+    def schedule(count):
+        return config.base_lr * (1 - jnp.clip(count, 0, num_steps) / num_steps) ** config.lr_power
+
+    return schedule
+
+
+def make_optimizer(config: TrainConfig, num_steps) -> optax.GradientTransformation:
+    """SGD + momentum (or Adam) + L2 weight decay with the poly schedule over ``num_steps`` (an int, or a
+    traced int32 scalar inside a jitted step); parameters outside the backbone learn ``new_layer_lr_mult``
+    times faster, the upsampling kernels ``upsample_lr_mult`` times (if set)."""
+    schedule = poly_schedule(config, num_steps)
 
     def scaled(mult):
         lr = lambda step: mult * schedule(step)  # noqa: E731
@@ -102,20 +113,31 @@ def make_optimizer(config: TrainConfig, num_steps: int) -> optax.GradientTransfo
     return optax.multi_transform(groups, lambda params: jax.tree_util.tree_map_with_path(label, params))
 
 
-def init_model(config: TrainConfig):
-    """``(graphdef, params, batch_stats, rng_state)`` of a fresh model (``config.pretrained`` loaded)."""
-    model = PSPNet(config.model, rngs=nnx.Rngs(config.seed))
-    if config.pretrained:
-        load_pretrained(model, os.path.expanduser(config.pretrained))
+def init_model(config: TrainConfig, abstract: bool = False):
+    """``(graphdef, params, batch_stats, rng_state)`` of a fresh model (``config.pretrained`` loaded): the
+    values of ``PSPNet(config.model, rngs=nnx.Rngs(config.seed))``, built by one jitted program
+    (`oosis_jax.models.fresh_state`). ``abstract``: params and batch_stats as ``jax.ShapeDtypeStruct`` (a
+    template to restore into; nothing drawn, nothing loaded), rng_state concrete."""
+    graphdef, params, batch_stats, rng_state = fresh_state(config.model, config.seed, abstract)
+    if abstract or not config.pretrained:
+        return graphdef, params, batch_stats, rng_state
+    model = nnx.merge(graphdef, params, batch_stats, rng_state)
+    load_pretrained(model, os.path.expanduser(config.pretrained))
     return nnx.split(model, nnx.Param, nnx.BatchStat, ...)
 
 
-def make_train_step(graphdef, rng_state, tx, config: TrainConfig) -> Callable:
-    """Jitted ``train_step(state, batch) -> (state, metrics)``; metrics map each loss term (and ``loss``)
-    to a float32 ``(sum, count)`` pair so they can be averaged over any number of steps."""
+def make_train_step(graphdef, rng_state, config: TrainConfig) -> Callable:
+    """Jitted ``train_step(state, batch, num_steps) -> (state, metrics)`` with the optimizer
+    ``make_optimizer(config, num_steps)``; metrics map each loss term (and ``loss``) to a float32 ``(sum,
+    count)`` pair so they can be averaged over any number of steps. ``num_steps``, the length of the poly
+    schedule, is an int32 argument of the program rather than a constant in it, so one compilation serves every
+    run length (a run fitted to a time budget after its timed steps, tests of different lengths): on a slow
+    2-core host the demo's step compiles in about 25 s. `jitted_steps` binds it."""
     dropout_key = jax.random.key(config.seed + 1)
 
-    def train_step(state: TrainState, batch: dict):
+    def train_step(state: TrainState, batch: dict, num_steps: jax.Array):
+        tx = make_optimizer(config, num_steps)
+
         def loss_fn(params, batch_stats, rngs):
             # The model mutates its batch statistics and dropout stream: rebuild those Variables (a tree
             # round trip) inside the differentiated trace, where NNX allows the mutation.
@@ -151,11 +173,16 @@ def make_eval_step(graphdef, rng_state, config: TrainConfig) -> Callable:
 
 
 @functools.lru_cache(maxsize=4)
+def _steps_of(config: TrainConfig) -> tuple[Callable, Callable]:
+    graphdef, _, _, rng_state = init_model(config, abstract=True)
+    return make_train_step(graphdef, rng_state, config), make_eval_step(graphdef, rng_state, config)
+
+
 def jitted_steps(config: TrainConfig, num_steps: int) -> tuple[Callable, Callable]:
-    """``(train_step, eval_step)`` of a configuration, built once per process (resuming reuses them)."""
-    graphdef, _, _, rng_state = init_model(config.replace(pretrained=None))
-    tx = make_optimizer(config, num_steps)
-    return make_train_step(graphdef, rng_state, tx, config), make_eval_step(graphdef, rng_state, config)
+    """``(train_step(state, batch), eval_step(state, batch))`` of a configuration and schedule length, built
+    once per process for all lengths and for configs that differ only in when they checkpoint or evaluate."""
+    train_step, eval_step = _steps_of(config.replace(num_steps=None, checkpoint_every=1, eval_every=1))
+    return functools.partial(train_step, num_steps=np.int32(num_steps)), eval_step
 
 
 def to_global(batch: dict, mesh, spec=P("data"), keys=None) -> dict:
@@ -261,8 +288,9 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     if jax.process_index() == 0:
         checkpointing.write_config(workdir, config)
     _, params, batch_stats, _ = init_model(config)
+    opt_init = jax.jit(make_optimizer(config, num_steps).init, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                       opt_state=make_optimizer(config, num_steps).init(params))
+                       opt_state=opt_init(params))  # one program, not one per parameter shape
     state = jax.device_put(state, NamedSharding(mesh, P()))
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
     state = checkpointing.restore_latest(mngr, state, set_aside_damaged=jax.process_index() == 0) or state
@@ -278,7 +306,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     keys = step_keys(config)
     log, sums = MetricsLog(workdir), {}
     log.truncate_after(start)
-    schedule = optax.polynomial_schedule(config.base_lr, 0.0, config.lr_power, num_steps)
+    schedule = poly_schedule(config, num_steps)
     batches = input_pipeline.iterate(stream, start, config.loader_threads)
     try:
         bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
@@ -311,9 +339,11 @@ def restore_model(workdir: str) -> tuple[PSPNet, TrainConfig]:
     config = checkpointing.read_config(workdir)
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # checked first: the manager would create it
         raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
-    graphdef, params, batch_stats, rng_state = init_model(config.replace(pretrained=None))
-    template = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                          opt_state=make_optimizer(config, 1).init(params))
+    graphdef, params, batch_stats, rng_state = init_model(config, abstract=True)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), TrainState(
+        step=jax.ShapeDtypeStruct((), jnp.int32), params=params, batch_stats=batch_stats,
+        opt_state=jax.eval_shape(make_optimizer(config, 1).init, params)))
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
     try:
         restored = checkpointing.restore_latest(mngr, template)

@@ -101,14 +101,13 @@ def test_tiny_unet_gradient_steps_reduce_the_loss_on_a_fixed_batch():
     # the training loop's own step, on a model built without eager initialisation (`quick_pspnet`)
     graphdef, params, stats, rng_state = nnx.split(quick_pspnet(model), nnx.Param, nnx.BatchStat, ...)
     assert "decoder" in params and not any("upsample" in k for k in params)
-    tx = train.make_optimizer(config, steps)
     state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
-                             opt_state=tx.init(params))
-    train_step = train.make_train_step(graphdef, rng_state, tx, config)
+                             opt_state=train.make_optimizer(config, steps).init(params))
+    train_step = train.make_train_step(graphdef, rng_state, config)
     device_batch = jax.tree.map(jnp.asarray, batch)
     losses = []
     for _ in range(steps):
-        state, metrics = train_step(state, device_batch)
+        state, metrics = train_step(state, device_batch, np.int32(steps))
         losses.append(float(metrics["loss"][0]))
     assert all(np.isfinite(losses)), losses
     assert losses[-1] < 0.9 * losses[0], losses

@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 from experiments.convert_torch_resnet import convert_state_dict
-from oosis_jax.models import ModelConfig, PSPNet, flat_state, load_pretrained, normalize_images, probabilities
+from oosis_jax.models import (ModelConfig, PSPNet, flat_state, fresh_pspnet, load_pretrained, normalize_images,
+                              probabilities)
 from oosis_jax.models.outputs import PAD_COLOR
 from oosis_jax.models.pspnet import adaptive_avg_pool
 from oosis_jax.models.upsample import TransposedUpsample
@@ -27,7 +28,7 @@ def forward(model, images, train):
 
 @pytest.mark.parametrize("head,upsample,stride", [("disentangled", "joint", 8), ("entangled", "separate", 4)])
 def test_outputs_at_input_resolution_for_odd_sizes(head, upsample, stride):
-    model = PSPNet(ModelConfig.tiny(3, head=head, upsample=upsample, output_stride=stride), rngs=nnx.Rngs(1))
+    model = fresh_pspnet(ModelConfig.tiny(3, head=head, upsample=upsample, output_stride=stride), seed=1)
     images = jax.random.normal(jax.random.key(0), (2, 29, 43, 3))
     out = forward(model, images, train=True)
     expected = {"s_logits": (2, 29, 43, 4), "aux_logits": (2, 29, 43, 4)}
@@ -146,7 +147,7 @@ def test_load_pretrained_copies_converted_weights(tmp_path):
     config = ModelConfig.tiny(2)
     torch_state = torch_resnet_state_dict(config)
     np.savez(tmp_path / "w.npz", **convert_state_dict(torch_state))
-    model = PSPNet(config)
+    model = fresh_pspnet(config)
     head_before = np.asarray(model.s_head.kernel[...])
     loaded = load_pretrained(model, tmp_path / "w.npz")
     assert len(loaded) == sum(1 for n in flat_state(model) if n.startswith("backbone/"))
@@ -157,7 +158,7 @@ def test_load_pretrained_copies_converted_weights(tmp_path):
 
 
 def test_load_pretrained_rejects_bad_files(tmp_path):
-    model = PSPNet(ModelConfig.tiny(2))
+    model = fresh_pspnet(ModelConfig.tiny(2))
     with pytest.raises(FileNotFoundError):
         load_pretrained(model, tmp_path / "missing.npz")
     np.savez(tmp_path / "unknown.npz", **{"backbone/nope/kernel": np.zeros(3)})
@@ -187,10 +188,10 @@ def perturb_and_save(model, path, seed: int) -> dict:
 def test_a_deeper_network_grown_from_trained_weights_computes_the_same_function(tmp_path):
     # The blocks a deeper stage_blocks or decoder_blocks adds start as identities (their last BatchNorm scale
     # is 0), so a shallower run's weights (with every array perturbed, as training would) give the same outputs.
-    shallow = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), rngs=nnx.Rngs(3))
+    shallow = fresh_pspnet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), seed=3)
     arrays = perturb_and_save(shallow, tmp_path / "shallow.npz", seed=0)
-    deep = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4, stage_blocks=(2, 3, 2, 2),
-                                   decoder_blocks=2), rngs=nnx.Rngs(4))
+    deep = fresh_pspnet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4,
+                                         stage_blocks=(2, 3, 2, 2), decoder_blocks=2), seed=4)
     loaded = load_pretrained(deep, tmp_path / "shallow.npz")
     assert sorted(loaded) == sorted(arrays) and len(flat_state(deep)) > len(arrays)
     images = jax.random.normal(jax.random.key(0), (2, 21, 30, 3))
@@ -206,11 +207,11 @@ def test_a_deeper_network_grown_from_trained_weights_computes_the_same_function(
 def test_wider_bottlenecks_grown_from_trained_weights_compute_the_same_function(tmp_path):
     # width 4 -> 8 with expansion 4 -> 2: the features between blocks keep their channels, each block's inside
     # doubles; the added channels start unread (zero weights into conv3 and conv2's old outputs).
-    narrow = PSPNet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), rngs=nnx.Rngs(3))
+    narrow = fresh_pspnet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4), seed=3)
     arrays = perturb_and_save(narrow, tmp_path / "narrow.npz", seed=1)
     wide_config = ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4, width=8,
                                    bottleneck_expansion=2)
-    wide = PSPNet(wide_config, rngs=nnx.Rngs(4))
+    wide = fresh_pspnet(wide_config, seed=4)
     assert wide.backbone.layer3[0].conv3.kernel.shape == (1, 1, 32, 64)  # narrow: (1, 1, 16, 64)
     assert sorted(load_pretrained(wide, tmp_path / "narrow.npz")) == sorted(arrays)
     images = jax.random.normal(jax.random.key(0), (2, 21, 30, 3))
@@ -224,4 +225,4 @@ def test_wider_bottlenecks_grown_from_trained_weights_compute_the_same_function(
     assert not np.allclose(forward(wide, images, train=False)["b_logits"], before["b_logits"], atol=1e-3)
     # only a block's inside may grow: a wider stem is still a shape mismatch
     with pytest.raises(ValueError, match="shape mismatch"):
-        load_pretrained(PSPNet(dataclasses.replace(wide_config, stem_width=16)), tmp_path / "narrow.npz")
+        load_pretrained(fresh_pspnet(dataclasses.replace(wide_config, stem_width=16)), tmp_path / "narrow.npz")

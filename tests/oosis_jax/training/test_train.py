@@ -9,6 +9,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -184,6 +185,25 @@ def test_optimizer_groups_scale_and_freeze_the_learning_rate(optimizer):
     default = train.make_optimizer(config.replace(upsample_lr_mult=None), 100)
     updates, _ = default.update(grads, default.init(params), params)
     np.testing.assert_allclose(updates["be_upsample"]["w"], updates["s_head"]["w"])
+
+
+def test_poly_schedule_is_optax_s_for_a_traced_length_too():
+    config = get_config("smoke", base_lr=0.02, lr_power=0.9)
+    reference = optax.polynomial_schedule(0.02, 0.0, 0.9, 100)
+    steps = np.array([0, 1, 37, 99, 100, 250], np.int32)
+    traced = jax.jit(lambda n: jax.vmap(train.poly_schedule(config, n))(steps))(np.int32(100))
+    np.testing.assert_allclose(traced, jax.jit(jax.vmap(reference))(steps), rtol=1e-6, atol=0)  # as in a step
+    assert float(train.poly_schedule(config, 100)(37)) == pytest.approx(float(reference(37)), rel=1e-6)
+    assert float(train.poly_schedule(config, 100)(250)) == 0.0
+
+
+def test_one_compiled_step_serves_every_run_length_and_checkpoint_interval():
+    config = get_config("smoke")
+    step, evaluate = train.jitted_steps(config, 6)
+    longer, same_eval = train.jitted_steps(config.replace(num_steps=5000, checkpoint_every=7, eval_every=9), 5000)
+    assert longer.func is step.func and same_eval is evaluate
+    assert (int(step.keywords["num_steps"]), int(longer.keywords["num_steps"])) == (6, 5000)
+    assert train.jitted_steps(config.replace(base_lr=0.5), 6)[0].func is not step.func
 
 
 def test_config_rejects_unknown_optimizer_and_negative_upsample_multiplier():
