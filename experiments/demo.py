@@ -267,13 +267,25 @@ def fitted_finish(trained, config: DemoConfig):
     return fitted, f"{instances} and {scores} {where}"
 
 
-def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None, shipped_seconds: float = 0.0):
+@dataclasses.dataclass(frozen=True)
+class TrainedNow:
+    """What `train_now` gives back: the predictor, the steps its network has, the seconds this call trained
+    (the step-time measurement included), the run's ``TrainConfig`` and words on how it was finished
+    (`fitted_finish`)."""
+    predictor: object
+    steps: int
+    seconds: float
+    config: object
+    finishing: str
+
+
+def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None,
+              shipped_seconds: float = 0.0) -> TrainedNow:
     """``--train``: the config's preset trained from scratch in ``out/train_<name>`` (resumable), then made a
     predictor with the config's CRF options and views and its own fitted joins and score (`fitted_finish`).
     With ``deadline`` (a ``time.time()``), the steps are fitted to the seconds left until it (`fitted_to_budget`,
     which keeps time for the fits and predictions after training: ``train_reserve_steps`` step times, or
-    ``train_reserve_shipped`` times ``shipped_seconds``, what the shipped model's rows took, if more).
-    Returns ``(predictor, steps, train_seconds, train_config, words on its finish)``."""
+    ``train_reserve_shipped`` times ``shipped_seconds``, what the shipped model's rows took, if more)."""
     from oosis_jax.inference import network
     from oosis_jax.inference.augment import Augmentation
     from oosis_jax.inference.robustness import Robustness
@@ -297,7 +309,7 @@ def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None, sh
         options["augmentation"] = Augmentation.parse(config.train_augmentation)
     trained = shipped.replace(model=model, config=train_config, score_model=None, join_model=None, **options)
     trained, finishing = fitted_finish(trained, config)
-    return trained, steps, train_seconds, train_config, finishing
+    return TrainedNow(trained, steps, train_seconds, train_config, finishing)
 
 
 def run(config: DemoConfig, out: Path, train: bool = False, processes: int | None = None) -> dict:
@@ -325,13 +337,12 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
                                                    processes=processes, progress=show)
     gt_results = evaluation.evaluate(gt_predictions, examples, boundaries=False, progress=False)
     names = {SHIPPED_ROW: results}
-    trained, train_seconds, steps, train_config = None, 0.0, None, None
+    now = None
     if train:
         deadline = None if config.train_minutes is None else start + 60 * config.train_minutes
-        trained, steps, train_seconds, train_config, finishing = train_now(config, out, shipped, deadline,
-                                                                           time.time() - start)
-        print(f"[train] predicting the held-out scenes with the model trained now ({steps} steps)")
-        _, names[TRAINED_ROW] = evaluate_predictor(trained, examples, show)
+        now = train_now(config, out, shipped, deadline, time.time() - start)
+        print(f"[train] predicting the held-out scenes with the model trained now ({now.steps} steps)")
+        _, names[TRAINED_ROW] = evaluate_predictor(now.predictor, examples, show)
     names.update({MIXED_ROW: mixed_results, GT_ROW: gt_results})  # the table's order: shipped, trained, GT rows
     print("[3/3] writing tables and pictures")
     files = evaluation.plot_curves(names, out)
@@ -351,20 +362,21 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
             f"keeps its segmentation, CRF options and joins but takes b and e from the ground truth: the gap to the "
             f"first row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, "
             f"no robustness options) on ground-truth sigma and O.\n\n")
-    if train:
-        model_size = train_config.model
-        text += (f"Trained now: preset `{train_config.name}` (decoder {model_size.decoder}, width "
-                 f"{model_size.width}), {steps} of {train_config.num_steps} steps x batch {train_config.batch_size} "
-                 f"on {train_config.synthetic_scenes} scenes {train_config.synthetic_size} scaled "
-                 f"{train_config.augment.scale_range[0]:g}-{train_config.augment.scale_range[1]:g}x, "
-                 f"{train_config.augment.crop_size[0]}x{train_config.augment.crop_size[1]} crops, b loss "
-                 f"{train_config.loss.boundary_loss}; training this call {train_seconds / 60:.1f} min; evaluated "
+    if now is not None:
+        run_config, trained = now.config, now.predictor
+        text += (f"Trained now: preset `{run_config.name}` (decoder {run_config.model.decoder}, width "
+                 f"{run_config.model.width}), {now.steps} of {run_config.num_steps} steps x batch "
+                 f"{run_config.batch_size} on {run_config.synthetic_scenes} scenes {run_config.synthetic_size} "
+                 f"scaled {run_config.augment.scale_range[0]:g}-{run_config.augment.scale_range[1]:g}x, "
+                 f"{run_config.augment.crop_size[0]}x{run_config.augment.crop_size[1]} crops, b loss "
+                 f"{run_config.loss.boundary_loss}; training this call {now.seconds / 60:.1f} min; evaluated "
                  f"with lambda {trained.lam:g}, robustness options {trained.robustness.to_text()}, test-time "
-                 f"views {trained.augmentation.to_text()}, {finishing}.\n")
+                 f"views {trained.augmentation.to_text()}, {now.finishing}.\n")
     text += f"Hardware: {common.hardware()}. Whole demo: {total / 60:.1f} min.\n"
     (out / "results.md").write_text(text)
     summary = {"results": results, "trained_results": names.get(TRAINED_ROW), "mixed_results": names[MIXED_ROW],
-               "gt_results": names[GT_ROW], "train_seconds": train_seconds, "steps": steps,
+               "gt_results": names[GT_ROW], "train_seconds": now.seconds if now else 0.0,
+               "steps": now.steps if now else None,
                "total_seconds": total, "files": [str(f) for f in files]}
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=tables.jsonable))
     print(table)
