@@ -102,7 +102,7 @@ def test_tiny_unet_gradient_steps_reduce_the_loss_on_a_fixed_batch():
     graphdef, params, stats, rng_state = nnx.split(quick_pspnet(model), nnx.Param, nnx.BatchStat, ...)
     assert "decoder" in params and not any("upsample" in k for k in params)
     state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
-                             opt_state=train.make_optimizer(config, steps).init(params))
+                             opt_state=jax.jit(train.make_optimizer(config, steps).init)(params))
     train_step = train.make_train_step(graphdef, rng_state, config)
     device_batch = jax.tree.map(jnp.asarray, batch)
     losses = []
@@ -112,8 +112,9 @@ def test_tiny_unet_gradient_steps_reduce_the_loss_on_a_fixed_batch():
     assert all(np.isfinite(losses)), losses
     assert losses[-1] < 0.9 * losses[0], losses
     # the trained decoder's outputs are finite probabilities at the input resolution
-    trained = nnx.merge(graphdef, state.params, state.batch_stats, rng_state)
-    probs = probabilities(trained(device_batch["image"], train=False))
+    forward = jax.jit(lambda s: probabilities(nnx.merge(graphdef, s.params, s.batch_stats, rng_state)(
+        device_batch["image"], train=False)))  # one program, not one per operation
+    probs = forward(state)
     assert probs["b"].shape == batch["image"].shape[:3]
     assert bool(jnp.isfinite(probs["o"]).all())
     np.testing.assert_allclose(probs["o"].sum(-1), 1.0, atol=1e-5)
