@@ -340,8 +340,10 @@ def restore_model(workdir: str) -> tuple[PSPNet, TrainConfig]:
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # checked first: the manager would create it
         raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
     graphdef, params, batch_stats, rng_state = init_model(config, abstract=True)
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), TrainState(
+    # where a new array lives: replicated over the context mesh (`jax.set_mesh`, e.g. after `train` on several
+    # devices, whose jitted calls refuse arrays on one device) or else on the default device
+    where = jnp.zeros(()).sharding
+    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where), TrainState(
         step=jax.ShapeDtypeStruct((), jnp.int32), params=params, batch_stats=batch_stats,
         opt_state=jax.eval_shape(make_optimizer(config, 1).init, params)))
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)

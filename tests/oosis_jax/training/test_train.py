@@ -95,6 +95,39 @@ def test_use_cpu_cores_splits_the_batch_over_the_cores_before_jax_computes():
     assert "KEPT" in result.stdout
 
 
+RESTORED_ON_MESH_SCRIPT = """
+import sys
+import jax, jax.numpy as jnp, numpy as np
+from oosis_jax.inference import network
+from oosis_jax.training import checkpointing, loop as train
+from oosis_jax.training.configs import get_config
+
+assert jax.device_count() == 2
+workdir, config = sys.argv[1], get_config("smoke")
+jax.set_mesh(train.make_mesh())  # as `train` leaves it, e.g. in the demo's --train before its predictions
+_, params, stats, _ = train.init_model(config)
+state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
+                         opt_state=jax.jit(train.make_optimizer(config, 1).init)(params))
+checkpointing.write_config(workdir, config)
+mngr = checkpointing.manager(workdir)
+checkpointing.save(mngr, 1, state, force=True)
+mngr.wait_until_finished()
+model, _ = train.restore_model(workdir)
+s, b, e = network.forward(model, jnp.zeros((2, 32, 32, 3)))  # a jitted call under the 2-device mesh
+np.testing.assert_allclose(np.asarray(model.s_head.kernel[...]), np.asarray(params["s_head"]["kernel"][...]))
+print("RESTORED", b.shape)
+"""
+
+
+def test_a_model_restored_under_a_multi_device_mesh_runs_under_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    result = subprocess.run([sys.executable, "-c", RESTORED_ON_MESH_SCRIPT, str(tmp_path / "run")],
+                            env=dict(env, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="2"), capture_output=True,
+                            text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "RESTORED (2, 32, 32)" in result.stdout
+
+
 class Interrupted(Exception):
     pass
 
