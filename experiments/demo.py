@@ -269,9 +269,8 @@ def fitted_finish(trained, config: DemoConfig):
 
 @dataclasses.dataclass(frozen=True)
 class TrainedNow:
-    """What `train_now` gives back: the predictor, the steps its network has, the seconds this call trained
-    (the step-time measurement included), the run's ``TrainConfig`` and words on how it was finished
-    (`fitted_finish`)."""
+    """`train_now`'s predictor, its network's steps, seconds trained in this call (step timing included), the
+    run's ``TrainConfig`` and words on how it was finished (`fitted_finish`)."""
     predictor: object
     steps: int
     seconds: float
