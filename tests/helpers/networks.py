@@ -4,8 +4,9 @@ from flax import nnx
 
 
 class PixelNet(nnx.Module):
-    """A 1x1-convolution stand-in with PSPNet's call signature and output names (building the real tiny
-    PSPNet takes tens of seconds on CI; experiments/predict.py runs the real one)."""
+    """A 1x1-convolution stand-in with PSPNet's call signature and output names (compiling the real tiny
+    PSPNet's initialisation and forward takes seconds to tens of seconds on CI; experiments/predict.py runs the
+    real one)."""
 
     def __init__(self, num_classes: int):
         self.conv = nnx.Conv(3, num_classes + 1 + 1 + 4, (1, 1), rngs=nnx.Rngs(0))
@@ -19,9 +20,10 @@ class PixelNet(nnx.Module):
 
 def quick_pspnet(config, seed: int = 0):
     """A `PSPNet` of ``config`` in evaluation-ready form, built without XLA: eager initialisation compiles one
-    small program per kernel shape (tens of seconds for the tiny model on CI), so the structure is traced with
-    ``nnx.eval_shape`` and filled with numpy values of the same distributions (He-normal convolution kernels
-    with fan-out scaling, zero biases, unit BatchNorm scales and variances, bilinear upsampling kernels)."""
+    small program per kernel shape (tens of seconds for the tiny model on CI) and `fresh_pspnet` one program
+    (several seconds), so the structure is traced with ``nnx.eval_shape`` and filled with numpy values of the
+    same distributions (He-normal convolution kernels with fan-out scaling, zero biases, unit BatchNorm scales
+    and variances, bilinear upsampling kernels)."""
     import jax
     import numpy as np
 
