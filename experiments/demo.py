@@ -53,7 +53,7 @@ class DemoConfig:
 
     With ``train_minutes``, the demo with ``--train`` is fitted to that many minutes on the machine at hand: the
     shipped model's rows first, then the training gets what is left, its number of steps fitted to it (the step
-    time measured on the run's first steps, which are kept, `fitted_to_budget`; at most the config's
+    time measured on the run's first steps, which are kept, `common.fitted_to_budget`; at most the config's
     ``num_steps``), so the poly schedule ends within it; training still stops at the first checkpoint past the
     budget should the machine slow down. The budget also holds the trained model's fits and predictions after
     training: ``train_reserve_steps`` step times are kept for them, or ``train_reserve_shipped`` times what the
@@ -195,56 +195,6 @@ def evaluate_predictor(predictor, examples: list[dict], show: bool) -> tuple[lis
     return predictions, evaluation.evaluate(predictions, examples, progress=show)
 
 
-def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int = 0,
-                     timed_steps: int = 150, reserve_seconds: float = 0.0) -> tuple[object, float]:
-    """``(config with num_steps fitted to seconds, seconds left for training)``. The step time of ``config`` is
-    measured on this machine by the run's first steps (`common.seconds_per_step`, at least ``timed_steps``,
-    rounded up to the checkpoint interval), kept in ``workdir`` so that training resumes after them; the steps
-    that fit in the rest of ``seconds``, less the time kept for the work after training (``reserve_steps`` step
-    times, or ``reserve_seconds`` if more), are added (`common.fitted_steps`, at most ``config.num_steps`` in
-    all). The timed steps learn on the poly schedule of ``config.num_steps``, the cap, not of the fitted length
-    (the demo's: at most 4.5 % more learning rate, at step 200 of 10000 against about 3000). A run already in
-    ``workdir`` is resumed with the steps it was started with."""
-    import shutil
-
-    from oosis_jax.training import checkpointing
-
-    if (workdir / checkpointing.CONFIG_FILE).exists():
-        return config.replace(num_steps=checkpointing.read_config(str(workdir)).num_steps), seconds
-    if workdir.exists() and any(workdir.iterdir()):
-        raise ValueError(f"{workdir} holds files but no run config ({checkpointing.CONFIG_FILE}): not a run to "
-                         f"resume; remove it or pick another output folder")
-    if not config.num_steps:
-        raise ValueError(f"{config.name}: fitting the steps to a budget needs num_steps (the most steps) set")
-    every = config.checkpoint_every
-    timed = -(-timed_steps // every) * every
-    if config.num_steps < timed + every:
-        raise ValueError(f"{config.name}: num_steps ({config.num_steps}) leaves no checkpoint interval ({every}) "
-                         f"after the {timed} timed steps")
-    start = time.time()
-    # timed in a sibling folder that becomes the run only once its config says the fitted length, so that an
-    # interrupted measurement is measured again rather than resumed with the cap's length
-    timing = workdir.with_name(workdir.name + ".timing")
-    shutil.rmtree(timing, ignore_errors=True)
-    print(f"[train] timing the run's first {timed} steps on this machine (kept: training resumes after them)")
-    # the first fifth (compilation) untimed: 40, rounded up to 50, of the demo's 200
-    per_step = common.seconds_per_step(config, timing, steps=timed, warmup=max(timed // 5, 1))
-    done = checkpointing.latest_step(str(timing))
-    reserve = max(reserve_steps * per_step, reserve_seconds)
-    left = max(seconds - (time.time() - start) - reserve, 1.0)
-    steps = done + common.fitted_steps(per_step, left, config.num_steps - done, every)
-    fitted = config.replace(num_steps=steps)
-    (timing / checkpointing.CONFIG_FILE).unlink()  # the timed run's own, with the cap's length
-    checkpointing.write_config(str(timing), fitted)
-    if workdir.exists():
-        workdir.rmdir()
-    timing.rename(workdir)
-    print(f"[train] {per_step * 1000:.0f} ms per step measured over the first {done} steps (kept): {steps} steps "
-          f"fit in the {seconds / 60:.1f}-min budget" + (f" ({reserve / 60:.1f} min kept for the work after "
-                                                         f"training)" if reserve else ""))
-    return fitted, left
-
-
 def fitted_finish(trained, config: DemoConfig):
     """``(predictor, words)``: ``trained`` with its own join and score models fitted on
     ``config.train_fit_scenes`` validation scenes (`Predictor.fit_finish`, one prediction pass), without the
@@ -282,9 +232,10 @@ def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None,
               shipped_seconds: float = 0.0) -> TrainedNow:
     """``--train``: the config's preset trained from scratch in ``out/train_<name>`` (resumable), then made a
     predictor with the config's CRF options and views and its own fitted joins and score (`fitted_finish`).
-    With ``deadline`` (a ``time.time()``), the steps are fitted to the seconds left until it (`fitted_to_budget`,
-    which keeps time for the fits and predictions after training: ``train_reserve_steps`` step times, or
-    ``train_reserve_shipped`` times ``shipped_seconds``, what the shipped model's rows took, if more)."""
+    With ``deadline`` (a ``time.time()``), the steps are fitted to the seconds left until it
+    (`common.fitted_to_budget`, which keeps time for the fits and predictions after training:
+    ``train_reserve_steps`` step times, or ``train_reserve_shipped`` times ``shipped_seconds``, what the
+    shipped model's rows took, if more)."""
     from oosis_jax.inference import network
     from oosis_jax.inference.augment import Augmentation
     from oosis_jax.inference.robustness import Robustness
@@ -292,9 +243,9 @@ def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None,
     train_config = config.train_config(out / "tfds")
     workdir, budget, train_start = out / f"train_{config.name}", None, time.time()
     if deadline is not None:
-        train_config, budget = fitted_to_budget(train_config, workdir, deadline - train_start,
-                                                config.train_reserve_steps,
-                                                reserve_seconds=config.train_reserve_shipped * shipped_seconds)
+        train_config, budget = common.fitted_to_budget(train_config, workdir, deadline - train_start,
+                                                       config.train_reserve_steps,
+                                                       reserve_seconds=config.train_reserve_shipped * shipped_seconds)
     print(f"[train] {train_config.name}: {train_config.num_steps} steps of batch {train_config.batch_size} "
           f"on {network.device_summary()} (resumes from {workdir})")
     model, _, steps = common.train_model(train_config, workdir, budget)

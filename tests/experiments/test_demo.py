@@ -197,7 +197,7 @@ def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tm
 
     monkeypatch.setattr(common, "seconds_per_step", fixed_step_time)
     workdir = tmp_path / "run"
-    fitted, left = demo.fitted_to_budget(config, workdir, 1000.0, reserve_steps=400, timed_steps=6)
+    fitted, left = common.fitted_to_budget(config, workdir, 1000.0, reserve_steps=400, timed_steps=6)
     # 6 timed steps rounded up to the checkpoint interval, kept as the run's start; the rest of the budget, less
     # the reserve's 400 step times (400 s) and the time the timed steps took, filled with whole checkpoint
     # intervals
@@ -206,7 +206,7 @@ def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tm
     assert fitted.replace(num_steps=5000) == config and checkpointing.read_config(str(workdir)) == fitted
     assert not (tmp_path / "run.timing").exists()
     # a started run is resumed with its own steps, without timing
-    assert demo.fitted_to_budget(config, workdir, 60.0) == (fitted, 60.0) and len(calls) == 1
+    assert common.fitted_to_budget(config, workdir, 60.0) == (fitted, 60.0) and len(calls) == 1
     # training resumes after the timed steps and reaches the fitted length
     short = fitted.replace(num_steps=12)
     (workdir / checkpointing.CONFIG_FILE).unlink()
@@ -214,15 +214,15 @@ def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tm
     assert common.train_model(short, workdir)[2] == 12
     # the cap holds over the timed steps too; a cap leaving no interval after them, or a folder that is not a
     # run, is refused
-    capped, _ = demo.fitted_to_budget(config.replace(num_steps=16), tmp_path / "capped", 1e6, timed_steps=6)
+    capped, _ = common.fitted_to_budget(config.replace(num_steps=16), tmp_path / "capped", 1e6, timed_steps=6)
     assert capped.num_steps == 16
     # a reserve in seconds larger than the reserve's step times is kept instead
-    _, left = demo.fitted_to_budget(config, tmp_path / "seconds", 1000.0, reserve_steps=400, timed_steps=6,
+    _, left = common.fitted_to_budget(config, tmp_path / "seconds", 1000.0, reserve_steps=400, timed_steps=6,
                                     reserve_seconds=700.0)
     assert 200.0 < left <= 300.0
     with pytest.raises(ValueError, match="leaves no checkpoint interval"):
-        demo.fitted_to_budget(config.replace(num_steps=10), tmp_path / "short", 60.0, timed_steps=6)
+        common.fitted_to_budget(config.replace(num_steps=10), tmp_path / "short", 60.0, timed_steps=6)
     (tmp_path / "stray").mkdir()
     (tmp_path / "stray" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="holds files but no run config"):
-        demo.fitted_to_budget(config, tmp_path / "stray", 60.0)
+        common.fitted_to_budget(config, tmp_path / "stray", 60.0)
