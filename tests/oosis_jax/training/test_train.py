@@ -51,16 +51,23 @@ print("MATCH")
 """
 
 
+def run_script(script: str, *args: str, timeout: int = 300, **env: str) -> str:
+    """The stdout of ``script`` (with ``args``) run by a fresh Python on JAX's CPU platform, in this process's
+    environment less its device settings (``XLA_FLAGS``, ``JAX_NUM_CPU_DEVICES``) plus ``env``; a non-zero
+    exit fails the test with the script's stderr."""
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    result = subprocess.run([sys.executable, "-c", script, *args], env=dict(base, JAX_PLATFORMS="cpu", **env),
+                            capture_output=True, text=True, timeout=timeout,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 def test_data_parallel_step_on_4_devices_matches_1_device():
-    env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}  # it would override the flag
     # Both meshes compile the same step at the same (lowest) LLVM optimisation level: what is compared is the
     # partitioning, and this halves the test's compile time on a slow 2-core host (97 -> 37 s).
-    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
-               JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT], env=env, capture_output=True,
-                            text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "MATCH" in result.stdout
+    assert "MATCH" in run_script(MULTI_DEVICE_SCRIPT, timeout=600, XLA_FLAGS=(
+        "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"))
 
 
 CORES_SCRIPT = """
@@ -83,16 +90,8 @@ print("KEPT")
 
 
 def test_use_cpu_cores_splits_the_batch_over_the_cores_before_jax_computes():
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    result = subprocess.run([sys.executable, "-c", CORES_SCRIPT], env=dict(env, JAX_PLATFORMS="cpu"),
-                            capture_output=True, text=True, timeout=300,
-                            cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "CORES" in result.stdout
-    result = subprocess.run([sys.executable, "-c", CHOSEN_SCRIPT], env=dict(env, JAX_PLATFORMS="cpu",
-                            JAX_NUM_CPU_DEVICES="1"), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "KEPT" in result.stdout
+    assert "CORES" in run_script(CORES_SCRIPT)
+    assert "KEPT" in run_script(CHOSEN_SCRIPT, JAX_NUM_CPU_DEVICES="1")
 
 
 RESTORED_ON_MESH_SCRIPT = """
@@ -120,12 +119,8 @@ print("RESTORED", b.shape)
 
 
 def test_a_model_restored_under_a_multi_device_mesh_runs_under_it(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    result = subprocess.run([sys.executable, "-c", RESTORED_ON_MESH_SCRIPT, str(tmp_path / "run")],
-                            env=dict(env, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="2"), capture_output=True,
-                            text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "RESTORED (2, 32, 32)" in result.stdout
+    assert "RESTORED (2, 32, 32)" in run_script(RESTORED_ON_MESH_SCRIPT, str(tmp_path / "run"),
+                                                 JAX_NUM_CPU_DEVICES="2")
 
 
 class Interrupted(Exception):
