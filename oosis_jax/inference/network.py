@@ -25,6 +25,15 @@ def padded_shape(height: int, width: int) -> tuple[int, int]:
     return tuple(-(-n // PAD_MULTIPLE) * PAD_MULTIPLE for n in (height, width))
 
 
+def padded_batch(count: int, batch_size: int) -> int:
+    """The batch a network call of ``count`` (1..batch_size) same-shape images runs at: the next power of two,
+    at most ``batch_size`` (so few batch sizes get compiled). Eval-mode images do not interact, so the blank
+    images that fill the batch change no result."""
+    if not 1 <= count <= batch_size:
+        raise ValueError(f"count must be in 1..{batch_size}, got {count}")
+    return min(batch_size, 1 << (count - 1).bit_length())
+
+
 @nnx.jit
 def forward(model, normalized):
     """Jitted network heads ``(s, b, e)`` of normalised images ``float32 (B, H, W, 3)`` (eval mode)."""

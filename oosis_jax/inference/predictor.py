@@ -233,7 +233,10 @@ class Predictor:
         """One network pass per checked uint8 image: ``dict(s, b, e)`` float32, each image's own size.
 
         Images that fit in one tile are padded to multiples of ``network.PAD_MULTIPLE`` and run
-        ``batch_size`` at a time per padded shape; larger images are tiled one by one.
+        ``batch_size`` at a time per padded shape; larger images are tiled one by one. A chunk of fewer images
+        is filled with blank images up to `network.padded_batch`, so a padded shape compiles one program per power
+        of two below ``batch_size`` (and one for ``batch_size``) rather than one per remainder: about 5 s each on
+        2 CPU cores for the shipped model, far more for the paper's ResNet-50.
         """
         out: list[dict | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -248,7 +251,8 @@ class Predictor:
         for (height, width), members in groups.items():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
-                padded = np.broadcast_to(PAD_COLOR, (len(chunk), height, width, 3)).copy()
+                count = network.padded_batch(len(chunk), self.batch_size)
+                padded = np.broadcast_to(PAD_COLOR, (count, height, width, 3)).copy()
                 for k, i in enumerate(chunk):
                     padded[k, :images[i].shape[0], :images[i].shape[1]] = images[i]
                 s, b, e = jax.device_get(network.forward(self.model, normalize_images(padded)))

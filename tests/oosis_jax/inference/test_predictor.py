@@ -102,6 +102,39 @@ def test_predict_many_equals_single_calls(predictor):
     assert predictor.predict_many([], progress=False) == []
 
 
+@pytest.mark.parametrize("count, batch_size, padded", [
+    (1, 8, 1), (2, 8, 2), (3, 8, 4), (5, 8, 8), (8, 8, 8), (2, 3, 2), (3, 3, 3), (1, 1, 1)])
+def test_padded_batch_is_the_next_power_of_two_within_the_batch_size(count, batch_size, padded):
+    assert network.padded_batch(count, batch_size) == padded
+
+
+@pytest.mark.parametrize("count", [0, 9])
+def test_padded_batch_refuses_counts_outside_the_batch(count):
+    with pytest.raises(ValueError, match=f"count must be in 1..8, got {count}"):
+        network.padded_batch(count, 8)
+
+
+def test_a_short_chunk_runs_at_a_padded_batch_with_unchanged_heads(predictor, monkeypatch):
+    batched = predictor.replace(batch_size=8)
+    batch = images((37, 53), (40, 60), (64, 64), seed=5)  # one padded shape (64x64), 3 images -> batch 4
+    calls = []
+
+    def spy(model, normalized):
+        calls.append(normalized.shape)
+        return forward(model, normalized)
+
+    forward = network.forward
+    monkeypatch.setattr(network, "forward", spy)
+    heads = batched.forward(batch, progress=False)
+    assert calls == [(4, 64, 64, 3)]
+    for image, head in zip(batch, heads):
+        alone = batched.forward([image], progress=False)[0]
+        for key in ("s", "b", "e"):
+            assert head[key].shape[:2] == image.shape[:2]
+            np.testing.assert_allclose(head[key], alone[key], rtol=1e-5, atol=1e-6)
+    assert calls[1:] == [(1, 64, 64, 3)] * 3
+
+
 @pytest.mark.parametrize("bad, problem", [
     (np.zeros((8, 8, 3), np.float32), "uint8"),
     (np.zeros((8, 8), np.uint8), r"\(H, W, 3\)"),
