@@ -126,6 +126,16 @@ def init_model(config: TrainConfig, abstract: bool = False):
     return nnx.split(model, nnx.Param, nnx.BatchStat, ...)
 
 
+def state_template(config: TrainConfig, sharding: jax.sharding.Sharding) -> TrainState:
+    """The `TrainState` of ``config`` as ``jax.ShapeDtypeStruct`` leaves on ``sharding``: what a checkpoint is
+    restored into, with nothing drawn or loaded (`init_model(abstract=True)`; the optimizer state's tree does
+    not depend on the schedule's length)."""
+    _, params, batch_stats, _ = init_model(config, abstract=True)
+    state = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params, batch_stats=batch_stats,
+                       opt_state=jax.eval_shape(make_optimizer(config, 1).init, params))
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+
+
 def make_train_step(graphdef, rng_state, config: TrainConfig) -> Callable:
     """Jitted ``train_step(state, batch, num_steps) -> (state, metrics)`` with the optimizer
     ``make_optimizer(config, num_steps)``; metrics map each loss term (and ``loss``) to a float32 ``(sum,
@@ -287,13 +297,16 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     num_steps = num_train_steps(config, len(train_source))
     if jax.process_index() == 0:
         checkpointing.write_config(workdir, config)
-    _, params, batch_stats, _ = init_model(config)
-    opt_init = jax.jit(make_optimizer(config, num_steps).init, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
-    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                       opt_state=opt_init(params))  # one program, not one per parameter shape
-    state = jax.device_put(state, NamedSharding(mesh, P()))
+    replicated = NamedSharding(mesh, P())
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
-    state = checkpointing.restore_latest(mngr, state, set_aside_damaged=jax.process_index() == 0) or state
+    state = checkpointing.restore_latest(mngr, state_template(config, replicated),
+                                         set_aside_damaged=jax.process_index() == 0)
+    if state is None:  # a new run: only now draw the network (seconds) that a resumed run would discard
+        _, params, batch_stats, _ = init_model(config)
+        opt_init = jax.jit(make_optimizer(config, num_steps).init, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                           opt_state=opt_init(params))  # one program, not one per parameter shape
+        state = jax.device_put(state, replicated)
     start = int(state.step)
     stream = input_pipeline.train_dataset(
         train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
@@ -339,16 +352,12 @@ def restore_model(workdir: str) -> tuple[PSPNet, TrainConfig]:
     config = checkpointing.read_config(workdir)
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # checked first: the manager would create it
         raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
-    graphdef, params, batch_stats, rng_state = init_model(config, abstract=True)
-    # where a new array lives: replicated over the context mesh (`jax.set_mesh`, e.g. after `train` on several
-    # devices, whose jitted calls refuse arrays on one device) or else on the default device
-    where = jnp.zeros(()).sharding
-    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where), TrainState(
-        step=jax.ShapeDtypeStruct((), jnp.int32), params=params, batch_stats=batch_stats,
-        opt_state=jax.eval_shape(make_optimizer(config, 1).init, params)))
+    graphdef, _, _, rng_state = init_model(config, abstract=True)
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
     try:
-        restored = checkpointing.restore_latest(mngr, template)
+        # onto where a new array lives: replicated over the context mesh (`jax.set_mesh`, e.g. after `train` on
+        # several devices, whose jitted calls refuse arrays on one device) or else on the default device
+        restored = checkpointing.restore_latest(mngr, state_template(config, jnp.zeros(()).sharding))
     finally:
         mngr.close()
     if restored is None:

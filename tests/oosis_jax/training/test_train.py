@@ -144,7 +144,7 @@ def test_to_global_sends_only_the_keys_the_steps_read():
     assert sorted(train.to_global(batch, mesh)) == sorted(batch)
 
 
-def test_killed_run_resumes_to_the_identical_state(tmp_path):
+def test_killed_run_resumes_to_the_identical_state(tmp_path, monkeypatch):
     config = get_config("smoke")
     straight = train.train(config, tmp_path / "straight")
 
@@ -155,7 +155,10 @@ def test_killed_run_resumes_to_the_identical_state(tmp_path):
     with pytest.raises(Interrupted):
         train.train(config, tmp_path / "resumed", on_step=kill_at_3)
     assert max(int(name) for name in os.listdir(tmp_path / "resumed" / "checkpoints")) == 3
+    draws, fresh_state = [], train.fresh_state
+    monkeypatch.setattr(train, "fresh_state", lambda *args: draws.append(args[2:]) or fresh_state(*args))
     resumed = train.train(config, tmp_path / "resumed")
+    assert draws and all(abstract for abstract, in draws)  # a resumed run draws no network it would discard
     assert int(resumed.step) == int(straight.step) == 6
     for a, b in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
         np.testing.assert_array_equal(a, b)
