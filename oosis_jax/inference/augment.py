@@ -10,6 +10,11 @@ With ``shift = k``, every view is also seen shifted by k pixels down and right (
 its first row and column, its heads cropped back): the stride-4 network then samples each object at another
 phase of its grid, and the average of the two is less tied to where an object happens to fall on it.
 
+With ``max_pixels``, an upscaling view of a large image is scaled less (never below 1): a view has at most
+that many pixels. The views exist to give the stride-4 network more pixels per small object; a large image
+already has them, and its upscaled views would cost the network and (with ``view_grid``) the CRF far more:
+the CRF's time grows faster than its grid (more jump moves, each a max-flow over the whole grid).
+
 With ``view_grid``, stage 2 labels the image on the grid of the largest view instead (`label_shape`): the
 heads of every view are averaged there, so the boundary is thinned (NMS) and labelled at the resolution the
 network saw, and only the final labelling comes back to the image's grid
@@ -20,6 +25,7 @@ two touching objects, and a gap of one pixel merges them.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -35,12 +41,14 @@ class Augmentation:
     """Views whose heads are averaged: every scale in ``scales`` (> 0; 1.0 = the image as given), each also
     mirrored when ``flip``, and each of those also shifted by ``shift`` pixels (> 0; 0 = no shifted views).
     The default, one unmirrored view at scale 1, is the paper's single pass. ``view_grid``: stage 2 labels on
-    the grid of the largest scale (`label_shape`), not the image's."""
+    the grid of the largest scale (`label_shape`), not the image's. ``max_pixels``: None, or the most pixels
+    an upscaled view may have (`view_scale`)."""
 
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     view_grid: bool = False
     shift: int = 0
+    max_pixels: int | None = None
 
     def __post_init__(self):
         scales = tuple(float(s) for s in self.scales)
@@ -50,6 +58,9 @@ class Augmentation:
         if isinstance(self.shift, bool) or int(self.shift) != self.shift or self.shift < 0:
             raise ValueError(f"shift must be a whole number of pixels >= 0, got {self.shift!r}")
         object.__setattr__(self, "shift", int(self.shift))
+        if self.max_pixels is not None and (isinstance(self.max_pixels, bool) or int(self.max_pixels) != self.max_pixels
+                                            or self.max_pixels < 4):
+            raise ValueError(f"max_pixels must be None or a whole number >= 4, got {self.max_pixels!r}")
 
     @property
     def views(self) -> list[tuple[float, bool]]:
@@ -61,22 +72,31 @@ class Augmentation:
         """The shifts (pixels down and right) each of `views` is seen at."""
         return (0, self.shift) if self.shift else (0,)
 
+    def view_scale(self, shape: tuple[int, int], scale: float) -> float:
+        """The scale an image of ``shape`` = (H, W) is seen at for the view of ``scale``: ``scale`` itself, or
+        for ``scale > 1`` with ``max_pixels`` set, lowered (to no less than 1) until the view has at most
+        ``max_pixels`` pixels."""
+        if self.max_pixels is None or scale <= 1:
+            return scale
+        return max(1.0, min(scale, math.sqrt(self.max_pixels / (shape[0] * shape[1]))))
+
     def label_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """The grid ``(h, w)`` stage 2 labels an image of ``shape`` = (H, W) on: the largest view's with
         ``view_grid``, else ``shape`` itself."""
-        return view_shape(shape, max(self.scales)) if self.view_grid else tuple(shape)
+        return view_shape(shape, self.view_scale(shape, max(self.scales))) if self.view_grid else tuple(shape)
 
     def to_text(self) -> str:
         """The inverse of `parse`."""
         if self == Augmentation():
             return "none"
         return (f"scales={':'.join(f'{s:g}' for s in self.scales)}" + (",flip" if self.flip else "")
-                + (f",shift={self.shift}" if self.shift else "") + (",view_grid" if self.view_grid else ""))
+                + (f",shift={self.shift}" if self.shift else "") + (",view_grid" if self.view_grid else "")
+                + (f",max_pixels={self.max_pixels}" if self.max_pixels is not None else ""))
 
     @classmethod
     def parse(cls, text: str) -> "Augmentation":
-        """``"none"`` or comma-separated items ``scales=S1:S2:...``, ``flip``, ``shift=K`` and ``view_grid``,
-        e.g. ``"scales=1.25,flip"``."""
+        """``"none"`` or comma-separated items ``scales=S1:S2:...``, ``flip``, ``shift=K``, ``view_grid`` and
+        ``max_pixels=N``, e.g. ``"scales=1.25,flip"``."""
         if text == "none":
             return cls()
         fields = {}
@@ -85,12 +105,12 @@ class Augmentation:
             try:
                 if key == "scales" and sep:
                     fields["scales"] = tuple(float(v) for v in value.split(":"))
-                elif key == "shift" and sep:
-                    fields["shift"] = int(value)
+                elif key in ("shift", "max_pixels") and sep:
+                    fields[key] = int(value)
                 elif key in ("flip", "view_grid") and not sep:
                     fields[key] = True
                 else:
-                    raise ValueError("expected scales=S1:S2:..., flip, shift=K or view_grid")
+                    raise ValueError("expected scales=S1:S2:..., flip, shift=K, view_grid or max_pixels=N")
             except ValueError as err:
                 raise ValueError(f"augmentation item {item!r}: {err}") from err
         return cls(**fields)
@@ -157,7 +177,8 @@ def augmented_heads(heads_of: Callable[[list[np.ndarray]], list[dict]], images: 
     total = [None] * len(images)
     for scale, mirrored in augmentation.views:
         for shift in augmentation.shifts:
-            views = heads_of([view_image(image, scale, mirrored, shift) for image in images])
+            views = heads_of([view_image(image, augmentation.view_scale(image.shape[:2], scale), mirrored, shift)
+                              for image in images])
             for i, (shape, heads) in enumerate(zip(shapes, views)):
                 back = heads_back(heads, shape, mirrored, shift)
                 total[i] = back if total[i] is None else {k: total[i][k] + back[k] for k in back}

@@ -49,6 +49,8 @@ def test_the_shipped_card_s_command_parses():
     card = (export_model.predictor.model_folder("synthetic") / "MODEL_CARD.md").read_text()
     args = reproduced(card)
     assert args.name == "synthetic" and args.fit_joins and args.fit_scores and args.prior_minutes == 627.0
+    options = export_model.predictor.exported_options(export_model.predictor.model_folder("synthetic"))
+    assert Augmentation.parse(args.augmentation) == options["augmentation"]  # the card's views are the folder's
 
 
 def test_run_facts_of_an_exported_folder(tmp_path):

@@ -148,3 +148,30 @@ def test_shifted_views_pad_with_the_edge_and_come_back_aligned():
     heads = augmented_heads(marked, [image], Augmentation(shift=2))[0]
     assert len(calls) == 2
     np.testing.assert_allclose(heads["b"], plain["b"] + 0.5, atol=1e-6)
+
+
+def test_max_pixels_scales_large_images_views_less_but_never_below_one():
+    tta = Augmentation.parse("scales=1:2,flip,view_grid,max_pixels=1200")
+    assert tta.max_pixels == 1200 and Augmentation.parse(tta.to_text()) == tta
+    assert tta.view_scale((10, 15), 2.0) == 2.0                              # 20x30 = 600 px: within the cap
+    assert tta.view_scale((20, 30), 2.0) == pytest.approx(np.sqrt(2.0))      # 40x60 would be 2400 px
+    assert tta.view_scale((40, 60), 2.0) == 1.0 and tta.view_scale((40, 60), 0.5) == 0.5  # never below 1
+    assert tta.label_shape((20, 30)) == (28, 42) and tta.label_shape((40, 60)) == (40, 60)
+    assert Augmentation(scales=(2.0,)).view_scale((400, 600), 2.0) == 2.0  # no cap by default
+    for bad in ("max_pixels=0", "max_pixels=2.5", "max_pixels"):
+        with pytest.raises(ValueError, match="max_pixels|expected|invalid literal"):
+            Augmentation.parse(bad)
+    with pytest.raises(ValueError, match="max_pixels"):
+        Augmentation(max_pixels=True)
+    # the network sees each image at its own capped scale; the heads come back on its label grid
+    seen = []
+
+    def heads_of(views):
+        seen.extend(v.shape[:2] for v in views)
+        return [{"s": np.full(v.shape[:2] + (2,), 0.5, np.float32), "b": np.zeros(v.shape[:2], np.float32),
+                 "e": np.full(v.shape[:2] + (4,), 0.25, np.float32)} for v in views]
+
+    images = [np.zeros((10, 15, 3), np.uint8), np.zeros((40, 60, 3), np.uint8)]
+    heads = augmented_heads(heads_of, images, tta, label_grid=True)
+    assert [h["b"].shape for h in heads] == [(20, 30), (40, 60)]
+    assert sorted(set(seen)) == [(10, 15), (20, 30), (40, 60)]
