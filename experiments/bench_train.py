@@ -54,10 +54,7 @@ def bench_training(model: ModelConfig, batch_size: int, size: int, steps: int) -
     mesh = train.make_mesh()
     jax.set_mesh(mesh)
     config = get_config("smoke").replace(model=model, batch_size=batch_size, num_steps=1000)
-    _, params, stats, _ = train.init_model(config)
-    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
-                             opt_state=train.make_optimizer(config, 1000).init(params))
-    state = jax.device_put(state, NamedSharding(mesh, P()))
+    state = jax.device_put(train.fresh_train_state(config, 1000), NamedSharding(mesh, P()))
     step, _ = train.jitted_steps(config, 1000)
     batch = train.to_global(random_batch(np.random.default_rng(0), batch_size, size, size, model.num_classes), mesh)
     holder = {"state": state}

@@ -126,6 +126,15 @@ def init_model(config: TrainConfig, abstract: bool = False):
     return nnx.split(model, nnx.Param, nnx.BatchStat, ...)
 
 
+def fresh_train_state(config: TrainConfig, num_steps: int) -> TrainState:
+    """A new run's `TrainState` at step 0: `init_model`'s network and the state of ``make_optimizer(config,
+    num_steps)``, whose initialisation is one jitted program rather than one per parameter shape."""
+    _, params, batch_stats, _ = init_model(config)
+    opt_init = jax.jit(make_optimizer(config, num_steps).init, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                      opt_state=opt_init(params))
+
+
 def state_template(config: TrainConfig, sharding: jax.sharding.Sharding) -> TrainState:
     """The `TrainState` of ``config`` as ``jax.ShapeDtypeStruct`` leaves on ``sharding``: what a checkpoint is
     restored into, with nothing drawn or loaded (`init_model(abstract=True)`; the optimizer state's tree does
@@ -302,11 +311,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     state = checkpointing.restore_latest(mngr, state_template(config, replicated),
                                          set_aside_damaged=jax.process_index() == 0)
     if state is None:  # a new run: only now draw the network (seconds) that a resumed run would discard
-        _, params, batch_stats, _ = init_model(config)
-        opt_init = jax.jit(make_optimizer(config, num_steps).init, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
-        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                           opt_state=opt_init(params))  # one program, not one per parameter shape
-        state = jax.device_put(state, replicated)
+        state = jax.device_put(fresh_train_state(config, num_steps), replicated)
     start = int(state.step)
     stream = input_pipeline.train_dataset(
         train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,

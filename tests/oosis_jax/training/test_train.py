@@ -104,16 +104,14 @@ from oosis_jax.training.configs import get_config
 assert jax.device_count() == 2
 workdir, config = sys.argv[1], get_config("smoke")
 jax.set_mesh(train.make_mesh())  # as `train` leaves it, e.g. in the demo's --train before its predictions
-_, params, stats, _ = train.init_model(config)
-state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
-                         opt_state=jax.jit(train.make_optimizer(config, 1).init)(params))
+state = train.fresh_train_state(config, 1)
 checkpointing.write_config(workdir, config)
 mngr = checkpointing.manager(workdir)
 checkpointing.save(mngr, 1, state, force=True)
 mngr.wait_until_finished()
 model, _ = train.restore_model(workdir)
 s, b, e = network.forward(model, jnp.zeros((2, 32, 32, 3)))  # a jitted call under the 2-device mesh
-np.testing.assert_allclose(np.asarray(model.s_head.kernel[...]), np.asarray(params["s_head"]["kernel"][...]))
+np.testing.assert_allclose(np.asarray(model.s_head.kernel[...]), np.asarray(state.params["s_head"]["kernel"][...]))
 print("RESTORED", b.shape)
 """
 
@@ -187,9 +185,7 @@ def test_tiny_model_overfits_a_few_synthetic_scenes():
     config = get_config("smoke", num_steps=steps, base_lr=0.1, model=ModelConfig.tiny(5, dropout=0.0))
     batch = next(iter(input_pipeline.eval_dataset(input_pipeline.SyntheticScenes(4, (32, 48)), batch_size=4)))
     assert batch["boundary"].sum() > 20
-    _, params, stats, _ = train.init_model(config)
-    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
-                             opt_state=jax.jit(train.make_optimizer(config, steps).init)(params))
+    state = train.fresh_train_state(config, steps)
     train_step, eval_step = train.jitted_steps(config, steps)
     f_before = boundary_f(eval_step, state, batch)
     device_batch = jax.tree.map(jnp.asarray, batch)
