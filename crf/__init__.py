@@ -9,7 +9,8 @@ bottom): ``occ[y, x, d]`` says pixel (y, x) occludes its neighbour in direction 
   ``region_work`` and ``max_cuts`` cap that work (``crf.solve_result``).
 - ``jump_moves`` / ``jump_moves_result``: the paper's algorithm exactly; ``expansion_moves``: the supplement's.
 - ``energy(labels, sigma, occ)``: Eq. (8); ``instances(labels, gap=0)``: components and occlusion edges.
-- ``grid_maxflow(tedges, right, down)``: the max-flow on a 4-connected grid that every move solves.
+- ``grid_maxflow(tedges, right, down)``: the max-flow on a 4-connected grid that every move solves
+  (Boykov-Kolmogorov, finished by push-relabel on graphs of long augmenting paths: ``crf.hybrid``).
 - ``solve_many(inputs)``: many images on every core (``method="solve"`` by default); when some items fail,
   ``BatchError`` (a ``ValueError``) names each failed index and carries the other items' labelings.
 

@@ -21,6 +21,7 @@ NO_PARENT, TERMINAL = -1, 4
 _FAR = np.iinfo(np.int64).max
 _LAST_TIME = np.iinfo(np.int32).max
 IN_QUEUE, IN_SWEEP = 1, 2  # active: in the FIFO, or a starting root the first sweep has not reached yet
+NEVER = np.iinfo(np.int64).max  # stop_steps of a search that never gives up
 
 
 class Workspace:
@@ -82,10 +83,17 @@ def _enqueue(queue, head, size, q, queued):
 
 
 @njit(cache=True)
-def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orphans):
+def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orphans, stop_steps=NEVER,
+                      stop_path=0.0):
     """Maximum flow in place, with the scratch arrays of a ``Workspace`` (``Workspace.arrays(n)``, any content
-    on entry). Returns the flow; afterwards ``tree[i] == SINK_TREE`` exactly for the nodes that can reach the
-    sink in the final residual graph (the smallest minimum-cut sink side).
+    on entry). Returns ``(flow, finished)``. When ``finished``, ``tree[i] == SINK_TREE`` exactly for the nodes
+    that can reach the sink in the final residual graph (the smallest minimum-cut sink side).
+
+    Giving up: the search counts its steps (nodes walked along augmenting paths, orphans processed). Once they
+    exceed ``stop_steps`` and average more than ``stop_path`` per augmentation, it returns ``finished = False``
+    between two augmentations: ``res`` and ``terminal`` then hold the residual graph of a valid flow of value
+    ``flow``, whose maximum flow another algorithm can finish (``crf.hybrid``). Long paths are where this
+    algorithm is slow (each augmentation walks its path and re-attaches its orphans); the defaults never stop.
 
     Active nodes are taken first from one sweep over the starting roots (nodes with a terminal link, in
     index order), then from a FIFO of the nodes activated since, which grows as needed: the order of one FIFO
@@ -110,7 +118,11 @@ def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orph
     flow = 0.0
     time = 0
     current = -1
+    steps = 0
+    augmentations = 0
     while True:
+        if steps > stop_steps and steps > stop_path * augmentations:
+            return flow, False
         if current < 0 or parent[current] == NO_PARENT:
             current = -1
             while sweep < n:
@@ -170,11 +182,13 @@ def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orph
             up = u + off[parent[u]]
             bottleneck = min(bottleneck, res[up, parent[u] ^ 1])
             u = up
+            steps += 1
         bottleneck = min(bottleneck, terminal[u])
         u = b
         while parent[u] != TERMINAL:
             bottleneck = min(bottleneck, res[u, parent[u]])
             u = u + off[parent[u]]
+            steps += 1
         bottleneck = min(bottleneck, -terminal[u])
         res[a, ab] -= bottleneck
         res[b, ab ^ 1] += bottleneck
@@ -212,10 +226,12 @@ def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orph
             orphans[n_orphans] = u
             n_orphans += 1
         flow += bottleneck
+        augmentations += 1
         # Adoption: re-attach every orphan to a node of its tree that still reaches the terminal, or free it.
         while n_orphans > 0:
             n_orphans -= 1
             o = orphans[n_orphans]
+            steps += 1
             side_o = tree[o]
             best_d = -1
             best_dist = _FAR
@@ -252,4 +268,4 @@ def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orph
                     orphans[n_orphans] = q
                     n_orphans += 1
             tree[o] = FREE
-    return flow
+    return flow, True

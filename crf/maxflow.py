@@ -7,22 +7,25 @@ Boykov-Kolmogorov code, fed directly by ``crf.move_solver``.
 
 Two numba solvers share one flat residual layout (``float64 (H*W, 4)``, arcs of a node adjacent in memory;
 direction order left, right, up, down, the reverse of ``d`` is ``d ^ 1``): Boykov-Kolmogorov augmenting
-paths (``crf.boykov_kolmogorov``, the default) and push-relabel (``crf.push_relabel``). On the jump-move
-graphs of 615x2048 synthetic scenes BK is 3-10x faster than our push-relabel and about 2x faster than
-PyMaxflow's solve (``experiments/bench_crf.py``). Both return the smallest minimum-cut sink side.
+paths (``crf.boykov_kolmogorov``) and push-relabel (``crf.push_relabel``). On the jump-move graphs of
+615x2048 synthetic scenes BK is 3-10x faster than our push-relabel and about 2x faster than PyMaxflow's solve
+(``experiments/bench_crf.py``); on those of a network's predictions, where augmenting paths are hundreds of
+pixels long, push-relabel is up to 10x faster than BK. The default, ``"auto"`` (``crf.hybrid``), starts with
+BK and hands such graphs over to push-relabel. All return the smallest minimum-cut sink side.
 """
 
 import numpy as np
 from numba import njit
 
-from crf.boykov_kolmogorov import SINK_TREE, Workspace, boykov_kolmogorov
+from crf.boykov_kolmogorov import NEVER, SINK_TREE, Workspace
+from crf.hybrid import default_stop_steps, max_flow
 from crf.push_relabel import push_relabel, reach_from_excess
 
 # Neighbour directions, as in docs/contracts.md: left, right, up (top), down (bottom).
 LEFT, RIGHT, UP, DOWN = 0, 1, 2, 3
 # Algorithms of solve_grid / grid_maxflow.
-BOYKOV_KOLMOGOROV, PUSH_RELABEL = 0, 1
-METHODS = {"boykov_kolmogorov": BOYKOV_KOLMOGOROV, "push_relabel": PUSH_RELABEL}
+AUTO, BOYKOV_KOLMOGOROV, PUSH_RELABEL = 0, 1, 2
+METHODS = {"auto": AUTO, "boykov_kolmogorov": BOYKOV_KOLMOGOROV, "push_relabel": PUSH_RELABEL}
 
 
 @njit(cache=True)
@@ -90,28 +93,31 @@ def cut_value(tedges, right, down, sink):
 
 
 @njit(cache=True)
-def _solve_bk(tedges, right, down, tree, parent, queued, ts, dist, orphans):
+def _solve_bk(tedges, right, down, stop_steps, tree, parent, queued, ts, dist, orphans):
     res, tcap, excess, direct = _residual_graph(tedges, right, down, False)
-    flow = boykov_kolmogorov(res, excess - tcap, tedges.shape[1], tree, parent, queued, ts, dist, orphans)
+    flow = max_flow(res, excess - tcap, tedges.shape[1], tree, parent, queued, ts, dist, orphans, stop_steps)
     return direct + flow, (tree == SINK_TREE).reshape(tedges.shape[0], tedges.shape[1])
 
 
-def solve_grid(tedges, right, down, method=BOYKOV_KOLMOGOROV):
+def solve_grid(tedges, right, down, method=AUTO):
     """Unchecked minimum cut for trusted float64 C-contiguous input with finite t-links.
 
-    ``method`` is ``BOYKOV_KOLMOGOROV`` (``crf.boykov_kolmogorov``, the default: fastest on the CRF
-    moves) or ``PUSH_RELABEL``. Push-relabel spends its time moving excess, so it solves the graph in the
-    orientation (as given, or mirrored) that starts with fewer nodes holding excess; in the jump moves most
-    pixels prefer to keep their label and hold source excess, which the mirrored graph turns into sink
-    capacity. Returns ``(flow, sink)``: the maximum flow and the smallest minimum-cut sink side as
-    ``bool (H, W)``. Arcs between neighbours may be ``inf``. With Boykov-Kolmogorov a t-link may be ``inf``
-    too (e.g. to pin pixels to the source side) provided no pixel has both t-links infinite and some cut is
-    finite; push-relabel needs finite t-links (``grid_maxflow`` handles the general case).
+    ``method`` is ``AUTO`` (the default, ``crf.hybrid``: Boykov-Kolmogorov, finished by push-relabel on graphs
+    of long augmenting paths), ``BOYKOV_KOLMOGOROV`` (``crf.boykov_kolmogorov`` alone) or ``PUSH_RELABEL``.
+    Push-relabel spends its time moving excess, so it solves the graph in the orientation (as given, or
+    mirrored) that starts with fewer nodes holding excess; in the jump moves most pixels prefer to keep their
+    label and hold source excess, which the mirrored graph turns into sink capacity. Returns ``(flow, sink)``:
+    the maximum flow and the smallest minimum-cut sink side as ``bool (H, W)``. Arcs between neighbours may be
+    ``inf``. With ``AUTO`` and Boykov-Kolmogorov a t-link may be ``inf`` too (e.g. to pin pixels to the source
+    side) provided no pixel has both t-links infinite and some cut is finite; push-relabel alone needs finite
+    t-links (``grid_maxflow`` handles the general case).
     """
     height, width = tedges.shape[0], tedges.shape[1]
-    if method == BOYKOV_KOLMOGOROV:
-        return _solve_bk(tedges, right, down, *Workspace(height * width).arrays(height * width))
-    return _solve_push_relabel(tedges, right, down)
+    if method == PUSH_RELABEL:
+        return _solve_push_relabel(tedges, right, down)
+    n = height * width
+    stop_steps = default_stop_steps(n) if method == AUTO else NEVER
+    return _solve_bk(tedges, right, down, stop_steps, *Workspace(n).arrays(n))
 
 
 @njit(cache=True)
@@ -142,7 +148,7 @@ def _check_values(name, values):
         raise ValueError(f"{name} contains negative capacities (min {values.min()})")
 
 
-def grid_maxflow(tedges, right, down, method="boykov_kolmogorov"):
+def grid_maxflow(tedges, right, down, method="auto"):
     """Maximum flow and a minimum cut of a 4-connected grid graph.
 
     Args:
@@ -152,7 +158,7 @@ def grid_maxflow(tedges, right, down, method="boykov_kolmogorov"):
       down: ``float64 (H, W, 2)``; ``[y, x, 0]`` capacity (y,x)->(y+1,x), ``[y, x, 1]`` the reverse arc;
         row ``H-1`` is ignored.
       Capacities must be >= 0 and not NaN; ``inf`` is allowed (hard constraints, the c_inf of Eq. 7).
-      method: ``"boykov_kolmogorov"`` (default, ``crf.boykov_kolmogorov``) or ``"push_relabel"``.
+      method: ``"auto"`` (default, ``crf.hybrid``), ``"boykov_kolmogorov"`` or ``"push_relabel"``.
 
     Returns:
       ``(flow, sink)``: ``flow`` (float) is the maximum flow value, ``inf`` when every cut contains an

@@ -15,7 +15,8 @@ the pairs that touch them, straight from the tables.
 import numpy as np
 from numba import njit
 
-from crf.boykov_kolmogorov import SINK_TREE, Workspace, boykov_kolmogorov
+from crf.boykov_kolmogorov import NEVER, SINK_TREE, Workspace
+from crf.hybrid import STOP_PATH, STOP_STEPS_PER_NODE, max_flow
 from crf.maxflow import DOWN, LEFT, RIGHT, UP
 from crf.move_graph import pair_table, split_pair, unary
 from crf.moves import RELATIVE_TOLERANCE
@@ -109,12 +110,12 @@ def _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree):
 
 
 @njit(cache=True)
-def _solve(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, terminal, tree, parent, queued, ts,
-           dist, orphans):
-    """Cut of one move; returns ``(moves, gain, stay)``: whether some pixel is on the sink side, the gain of
-    that cut (``_gain``) and the energy scale (``_fill``)."""
+def _solve(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, stop_steps, stop_path, res, terminal,
+           tree, parent, queued, ts, dist, orphans):
+    """Cut of one move (``crf.hybrid.max_flow``); returns ``(moves, gain, stay)``: whether some pixel is on the
+    sink side, the gain of that cut (``_gain``) and the energy scale (``_fill``)."""
     stay = _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, terminal)
-    boykov_kolmogorov(res, terminal, box[3] - box[2], tree, parent, queued, ts, dist, orphans)
+    max_flow(res, terminal, box[3] - box[2], tree, parent, queued, ts, dist, orphans, stop_steps, stop_path)
     for i in range(tree.shape[0]):
         if tree[i] == SINK_TREE:
             return True, _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree), stay
@@ -135,11 +136,16 @@ class MoveSolver:
 
     ``sigma``: ``float64 (H, W)`` and ``occ``: ``bool (H, W, 4)``, validated (``crf.inputs``); ``lam``, ``mu``
     floats. The arrays (``float64 (H*W, 4)`` residuals, ``float64 (H*W,)`` terminal links, a ``Workspace``)
-    are allocated at the first move and live as long as the solver.
+    are allocated at the first move and live as long as the solver; a move that ``crf.hybrid`` hands over to
+    push-relabel allocates about 40 bytes a pixel more for its duration. ``stop``: ``(steps per node, steps per
+    augmentation)``, when the max-flow's Boykov-Kolmogorov search gives up and push-relabel finishes
+    (``crf.hybrid``); ``None``: never, BK alone. Either way the cut is a minimum one (the same one but for
+    exact ties broken by rounding).
     """
 
-    def __init__(self, sigma, occ, lam, mu):
+    def __init__(self, sigma, occ, lam, mu, stop=(STOP_STEPS_PER_NODE, STOP_PATH)):
         self.sigma, self.occ, self.lam, self.mu = sigma, occ, lam, mu
+        self.stop = stop
         self._buffers = None
 
     def move(self, labels, keep, offset, bound, window=None):
@@ -160,8 +166,9 @@ class MoveSolver:
             self._buffers = (np.empty((size, 4)), np.empty(size), Workspace(size))
         res, terminal, workspace = self._buffers
         arrays = workspace.arrays(n)
+        steps, path = (NEVER, 0.0) if self.stop is None else (np.int64(self.stop[0] * n), float(self.stop[1]))
         moves, gain, stay = _solve(labels, keep, offset, self.sigma, self.occ, self.lam, self.mu, bound, box,
-                                   window, res[:n], terminal[:n], *arrays)
+                                   window, steps, path, res[:n], terminal[:n], *arrays)
         mask = np.zeros((height, width), dtype=bool)
         if moves and gain > RELATIVE_TOLERANCE * max(1.0, stay):
             _sink_mask(arrays[0], box, mask)

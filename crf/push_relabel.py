@@ -71,13 +71,13 @@ def push_relabel(res, tcap, excess, width):
     n = tcap.shape[0]
     dead = n + 1
     off = _offsets(width)
-    label = np.empty(n, dtype=np.int64)
-    queue = np.empty(n, dtype=np.int64)
-    a_head = np.empty(n + 2, dtype=np.int64)
-    a_next = np.empty(n, dtype=np.int64)
-    b_head = np.empty(n + 2, dtype=np.int64)
-    b_next = np.empty(n, dtype=np.int64)
-    b_prev = np.empty(n, dtype=np.int64)
+    label = np.empty(n, dtype=np.int32)
+    queue = np.empty(n, dtype=np.int32)
+    a_head = np.empty(n + 2, dtype=np.int32)
+    a_next = np.empty(n, dtype=np.int32)
+    b_head = np.empty(n + 2, dtype=np.int32)
+    b_next = np.empty(n, dtype=np.int32)
+    b_prev = np.empty(n, dtype=np.int32)
     flow = 0.0
     max_label = _global_relabel(res, tcap, excess, label, queue, a_head, a_next, b_head, b_next, b_prev,
                                 width, dead)
@@ -183,7 +183,7 @@ def reach_from_excess(res, excess, width):
     off = _offsets(width)
     seen = excess > 0.0
     queue = np.flatnonzero(seen)
-    stack = np.empty(n, dtype=np.int64)
+    stack = np.empty(n, dtype=np.int32)
     top = queue.shape[0]
     stack[:top] = queue
     while top > 0:

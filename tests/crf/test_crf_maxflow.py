@@ -64,7 +64,7 @@ SIZES = [(1, 1), (1, 2), (2, 1), (1, 17), (17, 1), (2, 2), (3, 5), (5, 3), (6, 6
 SCALES = [1e-3, 1.0, 20.0, 1e4]
 
 
-METHODS = ["boykov_kolmogorov", "push_relabel"]
+METHODS = ["auto", "boykov_kolmogorov", "push_relabel"]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -73,3 +73,30 @@ def test_fused_moves_raise_like_the_graph_path():
     with pytest.raises(ValueError, match="violates an occlusion pair"):
         solver.move(np.zeros((8, 12), np.int64) + (inst == 0), 1, 1, BOUNDS["constant"])
     assert not solver.move(inst, 1, 1, BOUNDS["constant"]).any()  # the same solver, after the error
+
+
+@pytest.mark.parametrize("bound", ["constant", "merge"])
+def test_moves_handed_over_to_push_relabel_equal_bk_alone(bound):
+    """``crf.hybrid`` made to hand every move over as soon as BK has taken a step (``stop=(0, 0)``): jumps by 1
+    and 2 and expansions, whole image and windows (pinned frames), the same masks as BK alone (``stop=None``)."""
+    rng = np.random.default_rng(5)
+    compared = moved = 0
+    for seed in range(1, 9):
+        shape = (int(rng.integers(8, 30)), int(rng.integers(8, 40)))
+        sigma, occ = noisy_scene(seed, shape, rng, 0.2, 0.1)
+        handed, alone = MoveSolver(sigma, occ, 20.0, 100.0, stop=(0.0, 0.0)), MoveSolver(sigma, occ, 20.0, 100.0,
+                                                                                          stop=None)
+        labels = np.zeros(shape, np.int64)
+        for _ in range(6):
+            y0, x0 = int(rng.integers(0, shape[0] - 2)), int(rng.integers(0, shape[1] - 2))
+            window = (y0, int(rng.integers(y0 + 2, shape[0] + 1)), x0, int(rng.integers(x0 + 2, shape[1] + 1)))
+            for keep, offset in ((1, 1), (1, 2), (0, int(labels.max()) + 1)):
+                if keep == 0 and bound == "merge":
+                    continue
+                for win in (None, window):
+                    got = handed.move(labels, keep, offset, BOUNDS[bound], win)
+                    np.testing.assert_array_equal(got, alone.move(labels, keep, offset, BOUNDS[bound], win))
+                    compared += 1
+                    moved += got.any()
+            labels += alone.move(labels, 1, 1, BOUNDS[bound])
+    assert compared > 150 and moved >= 20
