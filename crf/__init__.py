@@ -39,14 +39,17 @@ array([[0, 0, 0, 0, 0, 0, 0, 0],
 True
 """
 
-from crf.batch import BatchError, solve_many
-from crf.components import instances
-from crf.energy import energy
-from crf.expansion import expansion_moves
-from crf.jump import jump_moves, jump_moves_result
-from crf.maxflow import grid_maxflow
-from crf.result import Result
-from crf.solve import solve, solve_result
+from crf.numba_cache import keyed_cache
+
+with keyed_cache():  # every module with numba code is imported here, so its cache is keyed by the whole package
+    from crf.batch import BatchError, solve_many
+    from crf.components import instances
+    from crf.energy import energy
+    from crf.expansion import expansion_moves
+    from crf.jump import jump_moves, jump_moves_result
+    from crf.maxflow import grid_maxflow
+    from crf.result import Result
+    from crf.solve import solve, solve_result
 
 __all__ = ["BatchError", "Result", "energy", "expansion_moves", "grid_maxflow", "instances", "jump_moves",
            "jump_moves_result", "solve", "solve_many", "solve_result"]

@@ -1,0 +1,66 @@
+"""crf.numba_cache: every numba function of the package caches in a directory keyed by the whole package's
+source, so a change in any file (numba only watches a function's own file) never lets stale code run."""
+
+import importlib
+import pkgutil
+import shutil
+from pathlib import Path
+
+import numba
+from numba.core.registry import CPUDispatcher
+
+import crf
+from crf import numba_cache
+
+
+def cached_dispatchers():
+    """``{qualified name: cache folder}`` of every cached numba function of every ``crf`` module."""
+    found = {}
+    for info in pkgutil.iter_modules(crf.__path__):
+        module = importlib.import_module(f"crf.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__ and value._cache.cache_path:
+                found[f"{module.__name__}.{name}"] = Path(value._cache.cache_path)
+    return found
+
+
+def test_every_cached_function_uses_the_keyed_folder():
+    keyed = numba_cache.cache_dir()
+    assert keyed is not None and keyed.name == "numba-" + numba_cache.source_hash()
+    found = cached_dispatchers()
+    assert {"crf.boykov_kolmogorov.boykov_kolmogorov", "crf.hybrid.max_flow", "crf.move_solver._solve",
+            "crf.move_graph.pair_table", "crf.region_moves._region_sums"} <= set(found)
+    outside = {name: str(path) for name, path in found.items() if keyed not in path.parents}
+    assert not outside, f"cached outside {keyed}: {outside}"
+
+
+def test_any_source_change_moves_the_folder_and_old_folders_go(tmp_path):
+    package = tmp_path / "copy"
+    package.mkdir()
+    for path in numba_cache.PACKAGE.glob("*.py"):
+        shutil.copy(path, package / path.name)
+    before = numba_cache.source_hash(package)
+    assert before == numba_cache.source_hash()
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "jump.run-9.py311.nbi").write_bytes(b"numba's own cache, before this module")
+    first = numba_cache.cache_dir(package)
+    assert first == package / "__pycache__" / f"numba-{before}" and first.is_dir()
+    assert not (package / "__pycache__" / "jump.run-9.py311.nbi").exists()
+    with open(package / "move_graph.py", "a") as f:
+        f.write("\n# an edit in one file\n")
+    after = numba_cache.source_hash(package)
+    assert after != before
+    assert numba_cache.cache_dir(package).name == f"numba-{after}"
+    assert not first.exists()  # the caches of the old source are removed from the package's __pycache__
+
+
+def test_a_users_cache_folder_is_kept_and_an_unwritable_one_left_to_numba(tmp_path, monkeypatch):
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "mine"))
+    with numba_cache.keyed_cache() as target:
+        assert target == tmp_path / "mine" / f"numba-{numba_cache.source_hash()}"
+        assert numba.config.CACHE_DIR == str(target)
+    assert numba.config.CACHE_DIR == str(tmp_path / "mine")  # restored after the imports
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "a_file"))
+    with numba_cache.keyed_cache() as target:
+        assert target is None and numba.config.CACHE_DIR == str(tmp_path / "a_file")
