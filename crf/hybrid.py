@@ -46,19 +46,28 @@ def finish_with_push_relabel(res, terminal, width, tree):
 
     Push-relabel spends its time moving excess, so it runs on the orientation that starts with fewer nodes
     holding excess (the mirrored graph when more nodes keep source capacity than sink capacity); its sink side
-    is then the set reached from the nodes still holding excess. ``res`` and ``terminal`` are consumed."""
+    is then the set reached from the nodes still holding excess. Infinite terminal links (pixels pinned to a
+    side) become a capacity above every finite cut, as in ``crf.grid_maxflow``: an infinite excess pushed along
+    an infinite arc would turn the residuals into NaN. ``res`` and ``terminal`` are consumed."""
     n = terminal.shape[0]
     sources = 0
     sinks = 0
+    finite = 0.0
     for i in range(n):
         sources += terminal[i] > 0.0
         sinks += terminal[i] < 0.0
+        if np.isfinite(terminal[i]):
+            finite += abs(terminal[i])
+        for d in range(4):
+            if np.isfinite(res[i, d]):
+                finite += res[i, d]
+    big = 2.0 * finite + 1.0
     mirrored = sinks < sources
     excess = np.empty(n)
     for i in range(n):  # terminal becomes the sink capacities of the solved orientation
         toward_sink = -terminal[i] if mirrored else terminal[i]
-        excess[i] = max(toward_sink, 0.0)
-        terminal[i] = max(-toward_sink, 0.0)
+        excess[i] = min(max(toward_sink, 0.0), big)
+        terminal[i] = min(max(-toward_sink, 0.0), big)
     if mirrored:
         _mirror(res, width)
     flow, reaches_sink = push_relabel(res, terminal, excess, width)

@@ -9,12 +9,12 @@ Inputs: the ``gt`` and ``noisy`` synthetic scenes and the ``adversarial`` random
 ``experiments/bench_crf.py``, and ``predicted``: the shipped synthetic model's CRF inputs (its test-time views and
 robustness options, ``Predictor.from_pretrained("synthetic")``) for synthetic scenes of ``--predicted`` size,
 seen with the shipped views (``shipped``: 2x, capped by ``max_pixels``, so 1x at 700x900) and with uncapped 2x
-views (``2x``, as before that cap). For every jump move of ``crf.jump_moves`` on each image, the move's graph (``crf.move_graph``,
-built outside the timing) is solved by each method through ``crf.maxflow.solve_grid``; the three cuts must have
-the same value. "handed over": the moves where the default's BK gave up; "BK's cut found": the moves where
-the method returned exactly BK's sink side (where several minimum cuts tie exactly, floating-point rounding
-may make the algorithms pick different ones). The machine may be shared: the methods run
-in the same process, interleaved, so compare their ratios.
+views (``2x``, as before that cap). For every jump move of ``crf.jump_moves`` on each image, the move's graph
+(``crf.move_graph``, built outside the timing) is solved by each method through ``crf.maxflow.solve_grid``; the
+three cuts must have the same value. "handed over": the moves where the default's BK gave up; "BK's cut
+found": the moves where the method returned exactly BK's sink side (where several minimum cuts tie exactly,
+floating-point rounding may make the algorithms pick different ones). The machine may be shared: the methods
+run in the same process, interleaved, so compare their ratios.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from helpers.crf_problems import noisy_scene, random_occ, rectangles
 
 import crf
 from crf.move_graph import BOUNDS, build_move_graph
-from crf.move_solver import MoveSolver
+from crf.boykov_kolmogorov import Workspace, boykov_kolmogorov
+from crf.move_solver import MoveSolver, _fill
 from crf.moves import best_move
 
 
@@ -75,12 +76,23 @@ def test_fused_moves_raise_like_the_graph_path():
     assert not solver.move(inst, 1, 1, BOUNDS["constant"]).any()  # the same solver, after the error
 
 
+def bk_gives_up(labels, keep, offset, sigma, occ, bound, window):
+    """Whether BK, stopping after its first step (``stop=(0, 0)``), gives up on this move's graph."""
+    height, width = labels.shape
+    y0, y1, x0, x1 = (0, height, 0, width) if window is None else window
+    box = (max(y0 - 1, 0), min(y1 + 1, height), max(x0 - 1, 0), min(x1 + 1, width))
+    n = (box[1] - box[0]) * (box[3] - box[2])
+    res, terminal = np.empty((n, 4)), np.empty(n)
+    _fill(labels, keep, offset, sigma, occ, 20.0, 100.0, BOUNDS[bound], box, (y0, y1, x0, x1), res, terminal)
+    return not boykov_kolmogorov(res, terminal, box[3] - box[2], *Workspace(n).arrays(n), np.int64(0), 0.0)[1]
+
+
 @pytest.mark.parametrize("bound", ["constant", "merge"])
 def test_moves_handed_over_to_push_relabel_equal_bk_alone(bound):
     """``crf.hybrid`` made to hand every move over as soon as BK has taken a step (``stop=(0, 0)``): jumps by 1
     and 2 and expansions, whole image and windows (pinned frames), the same masks as BK alone (``stop=None``)."""
     rng = np.random.default_rng(5)
-    compared = moved = 0
+    compared = moved = over = 0
     for seed in range(1, 9):
         shape = (int(rng.integers(8, 30)), int(rng.integers(8, 40)))
         sigma, occ = noisy_scene(seed, shape, rng, 0.2, 0.1)
@@ -98,5 +110,6 @@ def test_moves_handed_over_to_push_relabel_equal_bk_alone(bound):
                     np.testing.assert_array_equal(got, alone.move(labels, keep, offset, BOUNDS[bound], win))
                     compared += 1
                     moved += got.any()
+                    over += bk_gives_up(labels, keep, offset, sigma, occ, bound, win)
             labels += alone.move(labels, 1, 1, BOUNDS[bound])
-    assert compared > 150 and moved >= 20
+    assert compared > 150 and moved >= 20 and over > compared // 2
