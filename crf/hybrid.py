@@ -90,6 +90,6 @@ def max_flow(res, terminal, width, tree, parent, queued, ts, dist, orphans, stop
     return flow + finish_with_push_relabel(res, terminal, width, tree)
 
 
-def default_stop_steps(n):
-    """``stop_steps`` of the default solver for a graph of ``n`` nodes."""
-    return np.int64(STOP_STEPS_PER_NODE * n)
+def default_stop_steps(n, per_node=STOP_STEPS_PER_NODE):
+    """``stop_steps`` for a graph of ``n`` nodes, ``per_node`` steps a node (the default solver's by default)."""
+    return np.int64(per_node * n)

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from crf.boykov_kolmogorov import NEVER, SINK_TREE, Workspace
-from crf.hybrid import STOP_PATH, STOP_STEPS_PER_NODE, max_flow
+from crf.hybrid import STOP_PATH, STOP_STEPS_PER_NODE, default_stop_steps, max_flow
 from crf.maxflow import DOWN, LEFT, RIGHT, UP
 from crf.move_graph import pair_table, split_pair, unary
 from crf.moves import RELATIVE_TOLERANCE
@@ -166,7 +166,7 @@ class MoveSolver:
             self._buffers = (np.empty((size, 4)), np.empty(size), Workspace(size))
         res, terminal, workspace = self._buffers
         arrays = workspace.arrays(n)
-        steps, path = (NEVER, 0.0) if self.stop is None else (np.int64(self.stop[0] * n), float(self.stop[1]))
+        steps, path = (NEVER, 0.0) if self.stop is None else (default_stop_steps(n, self.stop[0]), float(self.stop[1]))
         moves, gain, stay = _solve(labels, keep, offset, self.sigma, self.occ, self.lam, self.mu, bound, box,
                                    window, steps, path, res[:n], terminal[:n], *arrays)
         mask = np.zeros((height, width), dtype=bool)

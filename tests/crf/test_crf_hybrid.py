@@ -4,7 +4,7 @@ on long augmenting paths and not on short ones."""
 
 import numpy as np
 import pytest
-from test_crf_maxflow import random_grid
+from helpers.crf_problems import random_grid
 
 from crf.boykov_kolmogorov import NEVER, SINK_TREE, Workspace, boykov_kolmogorov
 from crf.hybrid import STOP_PATH, default_stop_steps, max_flow

@@ -7,6 +7,7 @@ import pytest
 
 from crf import grid_maxflow
 from crf.maxflow import cut_value, solve_grid
+from helpers.crf_problems import random_grid
 from helpers.pymaxflow import pymaxflow_grid
 
 
@@ -40,18 +41,6 @@ def _cut_loop(tedges, right, down, sink):
                 if v < height and u < width and sink[y, x] != sink[v, u]:
                     total += arcs[y, x, 0] if sink[v, u] else arcs[y, x, 1]
     return total
-
-
-def random_grid(rng, height, width, scale, zero_fraction=0.3, inf_fraction=0.0):
-    """Random capacities; ``inf_fraction`` of the neighbour arcs are infinite."""
-    arrays = []
-    for _ in range(3):
-        caps = rng.random((height, width, 2)) * scale
-        caps[rng.random(caps.shape) < zero_fraction] = 0.0
-        arrays.append(caps)
-    for arcs in arrays[1:]:
-        arcs[rng.random(arcs.shape) < inf_fraction] = np.inf
-    return arrays
 
 
 def _finite_oracle(tedges, right, down):

@@ -6,8 +6,8 @@ import pytest
 from helpers.crf_problems import noisy_scene, random_occ, rectangles
 
 import crf
-from crf.move_graph import BOUNDS, build_move_graph
 from crf.boykov_kolmogorov import Workspace, boykov_kolmogorov
+from crf.move_graph import BOUNDS, build_move_graph
 from crf.move_solver import MoveSolver, _fill
 from crf.moves import best_move
 

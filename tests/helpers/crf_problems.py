@@ -80,3 +80,16 @@ def fail_solve_on_width(monkeypatch, width: int) -> None:
         return solve(sigma, occ, **kwargs)
 
     monkeypatch.setitem(crf.batch.METHODS, "solve", fails_on_width)
+
+
+def random_grid(rng, height, width, scale, zero_fraction=0.3, inf_fraction=0.0):
+    """Random grid capacities ``[tedges, right, down]``, each ``float64 (H, W, 2)`` (``crf.grid_maxflow``);
+    ``zero_fraction`` of them are 0 and ``inf_fraction`` of the neighbour arcs are infinite."""
+    arrays = []
+    for _ in range(3):
+        caps = rng.random((height, width, 2)) * scale
+        caps[rng.random(caps.shape) < zero_fraction] = 0.0
+        arrays.append(caps)
+    for arcs in arrays[1:]:
+        arcs[rng.random(arcs.shape) < inf_fraction] = np.inf
+    return arrays
