@@ -12,7 +12,8 @@ bottom): ``occ[y, x, d]`` says pixel (y, x) occludes its neighbour in direction 
 - ``grid_maxflow(tedges, right, down)``: the max-flow on a 4-connected grid that every move solves
   (Boykov-Kolmogorov, finished by push-relabel on graphs of long augmenting paths: ``crf.hybrid``).
 - ``solve_many(inputs)``: many images on every core (``method="solve"`` by default); when some items fail,
-  ``BatchError`` (a ``ValueError``) names each failed index and carries the other items' labelings.
+  ``BatchError`` (a ``ValueError``) names each failed index and carries the other items' labelings. Its
+  worker processes are kept for the next call; ``close_pool()`` stops them.
 
 Two boxes, the right one in front of the left one (it occludes the pixels it touches):
 
@@ -42,7 +43,7 @@ True
 from crf.numba_cache import keyed_cache
 
 with keyed_cache():  # every module with numba code is imported here, so its cache is keyed by the whole package
-    from crf.batch import BatchError, solve_many
+    from crf.batch import BatchError, close_pool, solve_many
     from crf.components import instances
     from crf.energy import energy
     from crf.expansion import expansion_moves
@@ -51,5 +52,5 @@ with keyed_cache():  # every module with numba code is imported here, so its cac
     from crf.result import Result
     from crf.solve import solve, solve_result
 
-__all__ = ["BatchError", "Result", "energy", "expansion_moves", "grid_maxflow", "instances", "jump_moves",
+__all__ = ["BatchError", "Result", "close_pool", "energy", "expansion_moves", "grid_maxflow", "instances", "jump_moves",
            "jump_moves_result", "solve", "solve_many", "solve_result"]

@@ -2,11 +2,16 @@
 
 No progress display here (the package needs numpy and numba only): pass ``on_done``, e.g. a tqdm bar's
 ``update``, to be called once per labelled image.
+
+The pool is kept between calls: starting a worker costs about a second (a fresh interpreter importing numpy
+and loading the compiled kernels), which a caller labelling a large dataset chunk by chunk would otherwise pay
+on every chunk. `close_pool` stops it early; it stops at interpreter exit anyway.
 """
 
 import concurrent.futures
 import multiprocessing
 import os
+import threading
 
 from crf.expansion import expansion_moves
 from crf.jump import jump_moves
@@ -70,7 +75,7 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
 
     Returns:
       list of ``int32 (H, W)`` labelings, in input order. Workers are started with ``spawn`` so that a
-      parent holding threads (e.g. JAX) is never forked.
+      parent holding threads (e.g. JAX) is never forked, and kept for the next call (`close_pool`).
 
     Raises:
       BatchError: (a ``ValueError``) when some items failed; it names each failed item's index and error,
@@ -83,10 +88,43 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
         raise ValueError(f"processes must be >= 1, got {processes}")
     if processes == 1 or len(jobs) <= 1:
         return _collect(map(_label_one, jobs), on_done)
-    context = multiprocessing.get_context("spawn")
     workers = min(processes, len(jobs))
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return _collect(pool.map(_label_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))), on_done)
+    try:
+        return _collect(_pool(processes).map(_label_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))),
+                        on_done)
+    except concurrent.futures.process.BrokenProcessPool as err:
+        close_pool()  # the next call starts new workers
+        raise concurrent.futures.process.BrokenProcessPool(
+            f"crf.solve_many: a worker process died while labelling {len(jobs)} items (killed, out of memory or "
+            "crashed); no result of this call is kept") from err
+
+
+_POOL = {"executor": None, "processes": 0, "pid": 0}
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(processes):
+    """The kept pool of up to ``processes`` spawned workers (started as work arrives), replaced when a call
+    asks for another size or this is a forked child of the process that made it."""
+    with _POOL_LOCK:
+        if _POOL["executor"] is not None and (_POOL["processes"], _POOL["pid"]) != (processes, os.getpid()):
+            _shutdown_locked()
+        if _POOL["executor"] is None:
+            executor = concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            _POOL.update(executor=executor, processes=processes, pid=os.getpid())
+        return _POOL["executor"]
+
+
+def close_pool():
+    """Stop the worker processes `solve_many` keeps between calls (the next call starts new ones)."""
+    with _POOL_LOCK:
+        _shutdown_locked()
+
+
+def _shutdown_locked():
+    executor, _POOL["executor"] = _POOL["executor"], None
+    if executor is not None and _POOL["pid"] == os.getpid():
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _collect(labelings, on_done):

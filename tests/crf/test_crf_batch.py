@@ -1,5 +1,8 @@
 """crf.solve_many: a process pool gives the same labelings as labelling one image after the other."""
 
+import os
+from concurrent.futures.process import BrokenProcessPool
+
 import numpy as np
 import pytest
 from helpers.crf_problems import random_occ
@@ -48,3 +51,27 @@ def test_default_method_is_solve_and_on_done_counts_images():
     assert len(done) == 3
     for (sigma, occ), labels in zip(inputs, results):
         np.testing.assert_array_equal(labels, crf.solve(sigma, occ))
+
+
+def _worker_pid(sigma, occ):
+    return np.full(sigma.shape, os.getpid(), np.int32)
+
+
+def _die(sigma, occ):
+    os._exit(3)
+
+
+def test_pool_is_kept_between_calls_and_restarted_after_close_or_crash():
+    inputs = _inputs(4)
+    first = {int(labels[0, 0]) for labels in crf.solve_many(inputs, method=_worker_pid, processes=2)}
+    again = {int(labels[0, 0]) for labels in crf.solve_many(inputs, method=_worker_pid, processes=2)}
+    assert os.getpid() not in first and again <= first  # the same worker processes serve the second call
+    crf.close_pool()
+    fresh = {int(labels[0, 0]) for labels in crf.solve_many(inputs, method=_worker_pid, processes=2)}
+    assert not fresh & first
+    with pytest.raises(BrokenProcessPool, match="worker process died"):
+        crf.solve_many(inputs, method=_die, processes=2)
+    after = {int(labels[0, 0]) for labels in crf.solve_many(inputs, method=_worker_pid, processes=2)}
+    assert after and not after & fresh  # a dead pool is replaced, not reused
+    np.testing.assert_array_equal(crf.solve_many(inputs, processes=2)[0], crf.solve(*inputs[0]))
+    crf.close_pool()
