@@ -6,6 +6,8 @@ on the fly (``synthetic_scenes``) with the registry's per-split seeds, so no bui
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
@@ -28,10 +30,29 @@ def at_resolution(example: dict, resolution) -> dict:
     return dict(example, image=image, instance_map=inst.astype(np.int32))
 
 
-def load_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> list[dict]:
-    """The first ``limit`` (all when None) decoded examples of a split (None: the registry's held-out split)
-    at the registry's test resolution (``data.loading.load(name, split, data_dir, **config)``, which builds
-    the dataset on first use)."""
+class Examples(Sequence):
+    """The first ``count`` examples of a split, each decoded and resized (`at_resolution`) only when read, so
+    that a whole split (KINS test: 7517 images) can be evaluated in bounded memory: ``len``, indexing and
+    iteration as a list of example dicts, without holding them."""
+
+    def __init__(self, source, count: int, resolution):
+        self._source, self._count, self._resolution = source, count, resolution
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if not -self._count <= index < self._count:
+            raise IndexError(f"example {index} of {self._count}")
+        return at_resolution(dict(self._source[index % self._count]), self._resolution)
+
+
+def split_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> Examples:
+    """The first ``limit`` (all when None) examples of a split (None: the registry's held-out split) at the
+    registry's test resolution, decoded on reading (`Examples`; ``data.loading.load(name, split, data_dir,
+    **config)``, which builds the dataset on first use). ``ValueError`` for a split without examples."""
     from data import loading
 
     dataset = registry.info(name)
@@ -40,7 +61,12 @@ def load_examples(name: str, split: str | None, data_dir, limit: int | None = No
     count = len(source) if limit is None else min(limit, len(source))
     if count == 0:
         raise ValueError(f"dataset {name!r} split {split!r} in {data_dir} has no examples")
-    return [at_resolution(dict(source[i]), dataset.test_resolution) for i in range(count)]
+    return Examples(source, count, dataset.test_resolution)
+
+
+def load_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> list[dict]:
+    """`split_examples` decoded at once into a list (for the small splits of the experiments)."""
+    return list(split_examples(name, split, data_dir, limit, **config))
 
 
 def synthetic_scenes(split: str, count: int, size: tuple[int, int]) -> list[dict]:

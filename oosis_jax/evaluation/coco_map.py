@@ -2,12 +2,14 @@
 
 The COCO ground truth is built from the visible masks of the ground-truth instance maps (annotation ids
 start at 1, ``iscrowd`` 0, ``area`` = visible area); detections are the predicted instances with their
-classes and scores, as RLE with ``counts`` decoded to str. Images are numbered 1..n in list order.
+classes and scores, as RLE with ``counts`` decoded to str. Images are numbered 1..n in list order. Each pair
+is reduced to a `CocoImage` (its RLEs) first, so a split can be accumulated image by image.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from collections.abc import Sequence
 
@@ -36,62 +38,74 @@ def encode_masks(instance_map: np.ndarray, num_instances: int) -> list[dict]:
     return rles
 
 
-def coco_ground_truth(ground_truths: Sequence) -> COCO:
-    """A pycocotools ``COCO`` of the visible ground-truth masks; categories = every class id seen (>= 1)."""
-    images, annotations, categories = [], [], set()
-    for image_id, gt in enumerate(map(fields, ground_truths), start=1):
+@dataclasses.dataclass(frozen=True)
+class CocoImage:
+    """One image pair as pycocotools reads it, without its maps: the size, the ground truth's non-empty
+    visible masks (``category_id``, ``segmentation`` RLE, ``area``, ``bbox``) and the prediction's non-empty
+    instances (``category_id``, ``segmentation``, ``score``); a few KB, so a whole split is kept in bounded
+    memory until `mask_ap`."""
+
+    height: int
+    width: int
+    annotations: list
+    detections: list
+
+    @classmethod
+    def of(cls, prediction, ground_truth, image_id: int = 1) -> "CocoImage":
+        """From a prediction and its ground truth (mappings or dataclasses); errors name ``image_id``."""
+        pred, gt = fields(prediction), fields(ground_truth)
+        if np.shape(pred["instance_map"]) != np.shape(gt["instance_map"]):
+            raise ValueError(f"image {image_id}: predicted map {np.shape(pred['instance_map'])} and ground truth "
+                             f"{np.shape(gt['instance_map'])} differ in shape")
         inst, classes, _, _ = validate_instances(gt["instance_map"], gt["classes"], gt["edges"],
                                                  name=f"ground truth {image_id}")
-        height, width = inst.shape
-        images.append({"id": image_id, "height": height, "width": width})
-        for k, rle in enumerate(encode_masks(inst, len(classes)), start=1):
-            area = int(mask_utils.area(rle))
-            if area == 0:  # an id without pixels is not an object
-                continue
-            categories.add(int(classes[k - 1]))
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(classes[k - 1]),
-                                "segmentation": rle, "area": area, "bbox": list(mask_utils.toBbox(rle)),
-                                "iscrowd": 0})
+        annotations = [{"category_id": int(classes[k - 1]), "segmentation": rle, "area": int(mask_utils.area(rle)),
+                        "bbox": list(mask_utils.toBbox(rle))}
+                       for k, rle in enumerate(encode_masks(inst, len(classes)), start=1)]
+        pred_inst, pred_classes, _, scores = validate_instances(pred["instance_map"], pred["classes"], pred["edges"],
+                                                                pred["scores"], name=f"prediction {image_id}")
+        detections = [{"category_id": int(pred_classes[k - 1]), "segmentation": rle, "score": float(scores[k - 1])}
+                      for k, rle in enumerate(encode_masks(pred_inst, len(pred_classes)), start=1)
+                      if mask_utils.area(rle) > 0]
+        # an id without pixels is not an object
+        return cls(*inst.shape, [a for a in annotations if a["area"] > 0], detections)
+
+
+def _coco_ground_truth(images: Sequence[CocoImage]) -> COCO:
+    """A pycocotools ``COCO`` of the images' ground truth, numbered 1..n; categories = every class id seen."""
+    annotations = [dict(a, id=0, image_id=image_id, iscrowd=0)
+                   for image_id, image in enumerate(images, start=1) for a in image.annotations]
+    for k, annotation in enumerate(annotations, start=1):
+        annotation["id"] = k
     coco = COCO()
-    coco.dataset = {"images": images, "annotations": annotations,
-                    "categories": [{"id": c, "name": str(c)} for c in sorted(categories)]}
+    coco.dataset = {"images": [{"id": i, "height": image.height, "width": image.width}
+                               for i, image in enumerate(images, start=1)],
+                    "annotations": annotations,
+                    "categories": [{"id": c, "name": str(c)} for c in sorted({a["category_id"] for a in annotations})]}
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
 
 
-def coco_detections(predictions: Sequence) -> list[dict]:
-    """Detection results (image_id, category_id, segmentation RLE, score) of every non-empty predicted instance."""
-    detections = []
-    for image_id, pred in enumerate(map(fields, predictions), start=1):
-        inst, classes, _, scores = validate_instances(pred["instance_map"], pred["classes"], pred["edges"],
-                                                      pred["scores"], name=f"prediction {image_id}")
-        for k, rle in enumerate(encode_masks(inst, len(classes)), start=1):
-            if mask_utils.area(rle) == 0:
-                continue
-            detections.append({"image_id": image_id, "category_id": int(classes[k - 1]), "segmentation": rle,
-                               "score": float(scores[k - 1])})
-    return detections
-
-
 def mask_map(predictions: Sequence, ground_truths: Sequence) -> dict:
-    """COCO mask AP of predicted instance maps: dict(mAP (AP@[.5:.95]), AP50, AP75), fractions in [0, 1].
-
-    Raises ``ValueError`` when the lists differ in length, an image pair differs in shape, or the ground truth
-    has no instance at all (AP is undefined), or an image has more than ``MAX_DETECTIONS`` detections or
-    instances (pycocotools' ``maxDets`` is set to it, so every instance counts). Returns 0.0 everywhere when
-    there is no detection.
-    """
+    """`mask_ap` of prediction / ground-truth lists (``ValueError`` when they differ in length)."""
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
-    for i, (p, g) in enumerate(zip(map(fields, predictions), map(fields, ground_truths)), start=1):
-        if np.shape(p["instance_map"]) != np.shape(g["instance_map"]):
-            raise ValueError(f"image {i}: predicted map {np.shape(p['instance_map'])} and ground truth "
-                             f"{np.shape(g['instance_map'])} differ in shape")
-    gt = coco_ground_truth(ground_truths)
+    return mask_ap([CocoImage.of(p, g, i) for i, (p, g) in enumerate(zip(predictions, ground_truths), start=1)])
+
+
+def mask_ap(images: Sequence[CocoImage]) -> dict:
+    """COCO mask AP of predicted instance maps: dict(mAP (AP@[.5:.95]), AP50, AP75), fractions in [0, 1].
+
+    Raises ``ValueError`` when the ground truth has no instance at all (AP is undefined), or an image has more
+    than ``MAX_DETECTIONS`` detections or instances (pycocotools' ``maxDets`` is set to it, so every instance
+    counts); `CocoImage.of` raises for an image pair that differs in shape. Returns 0.0 everywhere when there
+    is no detection.
+    """
+    gt = _coco_ground_truth(images)
     if not gt.dataset["annotations"]:
         raise ValueError("mask_map: the ground truth has no instance, AP is undefined")
-    detections = coco_detections(predictions)
+    detections = [dict(d, image_id=image_id) for image_id, image in enumerate(images, start=1) for d in image.detections]
     if not detections:
         return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
     for kind, items in (("detections", detections), ("ground-truth instances", gt.dataset["annotations"])):

@@ -193,13 +193,19 @@ def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores
     `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`.
     """
     check_thresholds(iou_threshold, min_score)
-    gt_map, gt_classes, gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
-    pred_map, pred_classes, pred_edges, pred_scores = validate_instances(
-        pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
-    if gt_map.shape != pred_map.shape:
-        raise ValueError(f"gt_map {gt_map.shape} and pred_map {pred_map.shape} differ in shape")
-    match = match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold, min_score)
-    return matched_pair_paths(gt_edges, match, len(pred_classes), pred_edges)
+    gt, pred = validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges)
+    match = match_instances(gt[0], gt[1], pred[0], pred[1], pred[3], iou_threshold, min_score)
+    return matched_pair_paths(gt[2], match, len(pred[1]), pred[2])
+
+
+def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges) -> tuple:
+    """``(ground truth, prediction)``, each `validate_instances`' ``(instance_map, classes, edges, scores)``;
+    ``ValueError`` as there (naming "ground truth" or "prediction") or when the two maps differ in shape."""
+    gt = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
+    pred = validate_instances(pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
+    if gt[0].shape != pred[0].shape:
+        raise ValueError(f"gt_map {gt[0].shape} and pred_map {pred[0].shape} differ in shape")
+    return gt, pred
 
 
 def matched_pair_paths(gt_edges: np.ndarray, match: np.ndarray, num_pred: int,

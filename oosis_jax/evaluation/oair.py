@@ -1,8 +1,9 @@
 """OAIR curves over a dataset (Sec. 4, Fig. 9 and 10) and their matplotlib plots.
 
 An image pair is two mappings (or dataclasses) with ``instance_map``, ``classes``, ``edges`` and, for the
-prediction, ``scores`` (array conventions of ``docs/contracts.md``). `oair_totals` sums
-`oosis_jax.evaluation.metrics.oair_counts` over the dataset; recall = recovered / pairs, accuracy = correct / recovered.
+prediction, ``scores`` (array conventions of ``docs/contracts.md``). Each pair is reduced to an `OairImage` (its
+classes, edges, scores and IoU matrix) once; `totals` sums their counts (`oosis_jax.evaluation.metrics.oair_counts`)
+over the dataset; recall = recovered / pairs, accuracy = correct / recovered.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import oair_counts
+from oosis_jax.evaluation.metrics import (check_thresholds, iou_matrix, match_by_iou, matched_pair_paths,
+                                            validate_pair)
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))  # Fig. 9 left: 0.5:0.05:0.95
 NUM_CONFIDENCE_THRESHOLDS = 6  # Fig. 9 right
@@ -27,26 +29,61 @@ def fields(item) -> Mapping:
     raise ValueError(f"expected a mapping or dataclass with instance_map/classes/edges, got {type(item)}")
 
 
-def _check_pairs(predictions: Sequence, ground_truths: Sequence):
+@dataclasses.dataclass(frozen=True)
+class OairImage:
+    """What OAIR needs of one image pair, without its maps: the validated classes, edges and scores
+    (`oosis_jax.evaluation.metrics.validate_pair`) and the IoU matrix float (N_gt, N_pred); a few KB where the
+    maps take MB, so a whole split's curves are computed from these in bounded memory. `counts` equals
+    `oosis_jax.evaluation.metrics.oair_counts` of the pair."""
+
+    gt_classes: np.ndarray
+    gt_edges: np.ndarray
+    pred_classes: np.ndarray
+    pred_scores: np.ndarray
+    pred_edges: np.ndarray
+    iou: np.ndarray
+
+    @classmethod
+    def of(cls, prediction, ground_truth) -> "OairImage":
+        """From a prediction and its ground truth (mappings or dataclasses as `fields` reads them)."""
+        p, g = fields(prediction), fields(ground_truth)
+        gt, pred = validate_pair(g["instance_map"], g["classes"], g["edges"], p["instance_map"], p["classes"],
+                                 p["scores"], p["edges"])
+        return cls(gt[1], gt[2], pred[1], pred[3], pred[2], iou_matrix(gt[0], pred[0], len(gt[1]), len(pred[1])))
+
+    def counts(self, iou_threshold: float = 0.5, min_score: float = 0.0) -> np.ndarray:
+        """int64 (3,): ``(pairs, recovered, correct)`` of Sec. 4 for this image."""
+        check_thresholds(iou_threshold, min_score)
+        match = match_by_iou(self.iou, self.gt_classes, self.pred_classes, self.pred_scores, iou_threshold,
+                             min_score)
+        recovered, forward, backward = matched_pair_paths(self.gt_edges, match, len(self.pred_classes),
+                                                          self.pred_edges)
+        return np.array([len(recovered), recovered.sum(), (forward & ~backward).sum()], np.int64)
+
+
+def oair_images(predictions: Sequence, ground_truths: Sequence) -> list[OairImage]:
+    """`OairImage.of` each pair; ``ValueError`` when the lists differ in length."""
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
-    return [(fields(p), fields(g)) for p, g in zip(predictions, ground_truths)]
+    return [OairImage.of(p, g) for p, g in zip(predictions, ground_truths)]
 
 
-def oair_totals(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5,
-                min_score: float = 0.0) -> dict:
+def totals(images: Sequence[OairImage], iou_threshold: float = 0.5, min_score: float = 0.0) -> dict:
     """Sum of the per-image OAIR counts: dict(pairs, recovered, correct, recall, accuracy).
 
     recall = recovered / pairs and accuracy = correct / recovered (NaN when a denominator is 0).
     """
-    totals = np.zeros(3, np.int64)
-    for pred, gt in _check_pairs(predictions, ground_truths):
-        totals += oair_counts(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"],
-                              pred["classes"], pred["scores"], pred["edges"], iou_threshold, min_score)
-    pairs, recovered, correct = (int(t) for t in totals)
+    summed = sum((image.counts(iou_threshold, min_score) for image in images), np.zeros(3, np.int64))
+    pairs, recovered, correct = (int(t) for t in summed)
     return {"pairs": pairs, "recovered": recovered, "correct": correct,
             "recall": recovered / pairs if pairs else float("nan"),
             "accuracy": correct / recovered if recovered else float("nan")}
+
+
+def oair_totals(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5,
+                min_score: float = 0.0) -> dict:
+    """`totals` of prediction / ground-truth lists."""
+    return totals(oair_images(predictions, ground_truths), iou_threshold, min_score)
 
 
 def _curve(points: list[dict], key: str, thresholds) -> dict:
@@ -54,31 +91,40 @@ def _curve(points: list[dict], key: str, thresholds) -> dict:
             **{name: [p[name] for p in points] for name in ("recall", "accuracy", "pairs", "recovered", "correct")}}
 
 
-def oair_curve_iou(predictions: Sequence, ground_truths: Sequence, thresholds=IOU_THRESHOLDS) -> dict:
+def curve_iou(images: Sequence[OairImage], thresholds=IOU_THRESHOLDS) -> dict:
     """OAIR curve over IoU thresholds (Fig. 9 left): dict of lists keyed iou_threshold, recall, accuracy, ..."""
-    points = [oair_totals(predictions, ground_truths, iou_threshold=t) for t in thresholds]
-    return _curve(points, "iou_threshold", thresholds)
+    return _curve([totals(images, iou_threshold=t) for t in thresholds], "iou_threshold", thresholds)
 
 
-def confidence_thresholds(predictions: Sequence, num: int = NUM_CONFIDENCE_THRESHOLDS) -> np.ndarray:
-    """``num`` minimum-score thresholds evenly spaced from the lowest to the highest predicted score.
+def oair_curve_iou(predictions: Sequence, ground_truths: Sequence, thresholds=IOU_THRESHOLDS) -> dict:
+    """`curve_iou` of prediction / ground-truth lists."""
+    return curve_iou(oair_images(predictions, ground_truths), thresholds)
+
+
+def confidence_thresholds(scores: Sequence[np.ndarray], num: int = NUM_CONFIDENCE_THRESHOLDS) -> np.ndarray:
+    """``num`` minimum-score thresholds evenly spaced from the lowest to the highest of the images' predicted
+    ``scores`` (one float array per image).
 
     The lowest keeps every prediction (the method's maximum recall); the highest keeps only the
     top-scoring ones (recall near 0), so the curve covers 0 to the maximum recall as in Fig. 9 (right).
     """
-    scores = np.concatenate([np.asarray(fields(p)["scores"], np.float64).ravel() for p in predictions] or
-                            [np.zeros(0)])
+    scores = np.concatenate([np.asarray(s, np.float64).ravel() for s in scores] or [np.zeros(0)])
     if scores.size == 0:
         return np.zeros(1)
     return np.linspace(scores.min(), scores.max(), num)
 
 
+def curve_confidence(images: Sequence[OairImage], iou_threshold: float = 0.5,
+                     num: int = NUM_CONFIDENCE_THRESHOLDS) -> dict:
+    """OAIR curve over minimum confidence scores (Fig. 9 right), at a fixed IoU threshold."""
+    thresholds = confidence_thresholds([image.pred_scores for image in images], num)
+    return _curve([totals(images, iou_threshold, t) for t in thresholds], "min_score", thresholds)
+
+
 def oair_curve_confidence(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5,
                           num: int = NUM_CONFIDENCE_THRESHOLDS) -> dict:
-    """OAIR curve over minimum confidence scores (Fig. 9 right), at a fixed IoU threshold."""
-    thresholds = confidence_thresholds(predictions, num)
-    points = [oair_totals(predictions, ground_truths, iou_threshold, t) for t in thresholds]
-    return _curve(points, "min_score", thresholds)
+    """`curve_confidence` of prediction / ground-truth lists."""
+    return curve_confidence(oair_images(predictions, ground_truths), iou_threshold, num)
 
 
 def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR") -> None:

@@ -8,7 +8,8 @@ and plain boundary AP (Tab. 3, 5). `markdown_table` and `plot_curves` present it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sized
 from pathlib import Path
 
 import numpy as np
@@ -21,48 +22,94 @@ from oosis_jax.evaluation import oair
 from data import targets
 
 
-def _boundary_results(predictions, ground_truths, max_dist, progress) -> dict:
-    counts = []
-    for pred, gt in tqdm(list(zip(predictions, ground_truths)), desc="boundaries", disable=not progress):
-        gt_b, gt_e = targets.boundary_targets(gt["instance_map"], gt["edges"])
-        counts.append(boundary_eval.image_counts(pred["b"], pred["e"], gt_b, gt_e, max_dist=max_dist))
-    # One matching serves both curves: plain precision counts matched predictions, oriented precision
-    # only the correctly oriented ones.
-    return {"oriented": boundary_eval.summarize(counts, oriented=True),
-            "plain": boundary_eval.summarize(counts, oriented=False)}
+class Evaluator:
+    """`evaluate` one image at a time, in bounded memory: `add` reduces each prediction / ground-truth pair to
+    what the metrics need (OAIR's IoU matrix, RLE masks, coverage, cycle and boundary counts: a few KB per
+    image, where the maps and heads take MB), and `result` gives `evaluate`'s dict. So a whole split (KINS
+    test: 7517 images) streams through it."""
+
+    def __init__(self, boundaries: bool = True, max_dist: float = boundary_eval.MAX_DIST):
+        self.boundaries, self.max_dist = boundaries, max_dist
+        self._oair, self._coco, self._coverages, self._boundary_counts = [], [], [], []
+        self._on_cycles, self._has_heads, self._num_gt = 0.0, True, 0
+
+    def __len__(self) -> int:
+        return len(self._oair)
+
+    def add(self, prediction, ground_truth) -> None:
+        """One image: ``prediction`` an `oosis_jax.inference.instances.Prediction` or dict with instance_map,
+        classes, scores, edges (and b, e for the boundary metrics); ``ground_truth`` a dict with instance_map,
+        classes, edges. ``ValueError`` naming the image (its position in the stream) for a malformed pair."""
+        prediction, ground_truth = oair.fields(prediction), oair.fields(ground_truth)
+        image_id = len(self._oair) + 1
+        coco = coco_eval.CocoImage.of(prediction, ground_truth, image_id)
+        try:
+            pairs = oair.OairImage.of(prediction, ground_truth)
+        except ValueError as err:
+            raise ValueError(f"image {image_id}: {err}") from err
+        if np.any(np.asarray(ground_truth["instance_map"]) > 0):
+            self._coverages.append(metrics.weighted_coverage(ground_truth["instance_map"], prediction["instance_map"]))
+        num_predicted = len(pairs.pred_classes)
+        self._on_cycles += metrics.cycle_fraction(num_predicted, pairs.pred_edges) * num_predicted
+        self._num_gt += len(pairs.gt_classes)
+        self._has_heads &= "b" in prediction and "e" in prediction
+        if self.boundaries and self._has_heads:
+            gt_b, gt_e = targets.boundary_targets(ground_truth["instance_map"], ground_truth["edges"])
+            self._boundary_counts.append(boundary_eval.image_counts(prediction["b"], prediction["e"], gt_b, gt_e,
+                                                                    max_dist=self.max_dist))
+        self._oair.append(pairs)
+        self._coco.append(coco)
+
+    def result(self) -> dict:
+        """`evaluate`'s dict of the images added so far (``ValueError`` when there are none)."""
+        if not self._oair:
+            raise ValueError("no image to evaluate: add at least one prediction and its ground truth")
+        num_predicted = sum(len(image.pred_classes) for image in self._oair)
+        boundaries = None
+        if self.boundaries and self._has_heads:
+            # One matching serves both curves: plain precision counts matched predictions, oriented precision
+            # only the correctly oriented ones.
+            boundaries = {"oriented": boundary_eval.summarize(self._boundary_counts, oriented=True),
+                          "plain": boundary_eval.summarize(self._boundary_counts, oriented=False)}
+        return {
+            "num_images": len(self._oair),
+            "num_gt_instances": int(self._num_gt),
+            "num_pred_instances": int(num_predicted),
+            "oair_iou": oair.curve_iou(self._oair),
+            "oair_confidence": oair.curve_confidence(self._oair),
+            "mask": coco_eval.mask_ap(self._coco),
+            "weighted_coverage": float(np.mean(self._coverages)) if self._coverages else float("nan"),
+            "cycle_percent": 100.0 * self._on_cycles / num_predicted if num_predicted else 0.0,
+            "boundaries": boundaries,
+        }
 
 
-def evaluate(predictions: Sequence, ground_truths: Sequence, boundaries: bool = True,
+def evaluate(predictions: Iterable, ground_truths: Iterable, boundaries: bool = True,
              max_dist: float = boundary_eval.MAX_DIST, progress: bool = True) -> dict:
-    """All metrics of a dataset split.
+    """All metrics of a dataset split (`Evaluator`, fed pair by pair: iterables are read lazily).
 
     ``predictions``: `oosis_jax.inference.instances.Prediction`s or dicts with instance_map, classes, scores, edges
     (and b, e for the boundary metrics); ``ground_truths``: dicts with instance_map, classes, edges (a dataset
     split). Returns dict(num_images, oair_iou, oair_confidence, mask (mAP, AP50, AP75), weighted_coverage,
     cycle_percent, boundaries (oriented / plain ODS, OIS, AP, curves) or None). Fractions are in [0, 1].
+    ``ValueError`` when the two differ in length or are empty, or for a malformed pair (named).
     """
-    predictions = [oair.fields(p) for p in predictions]
-    ground_truths = [oair.fields(g) for g in ground_truths]
-    if len(predictions) != len(ground_truths) or not predictions:
-        raise ValueError(f"need as many predictions as ground truths (> 0), got {len(predictions)} and "
-                         f"{len(ground_truths)}")
-    coverages = [metrics.weighted_coverage(g["instance_map"], p["instance_map"])
-                 for p, g in zip(predictions, ground_truths) if np.any(np.asarray(g["instance_map"]) > 0)]
-    on_cycles = sum(metrics.cycle_fraction(len(p["classes"]), p["edges"]) * len(p["classes"]) for p in predictions)
-    num_predicted = sum(len(p["classes"]) for p in predictions)
-    has_heads = all("b" in p and "e" in p for p in predictions)
-    return {
-        "num_images": len(predictions),
-        "num_gt_instances": int(sum(len(g["classes"]) for g in ground_truths)),
-        "num_pred_instances": int(num_predicted),
-        "oair_iou": oair.oair_curve_iou(predictions, ground_truths),
-        "oair_confidence": oair.oair_curve_confidence(predictions, ground_truths),
-        "mask": coco_eval.mask_map(predictions, ground_truths),
-        "weighted_coverage": float(np.mean(coverages)) if coverages else float("nan"),
-        "cycle_percent": 100.0 * on_cycles / num_predicted if num_predicted else 0.0,
-        "boundaries": (_boundary_results(predictions, ground_truths, max_dist, progress)
-                       if boundaries and has_heads else None),
-    }
+    if isinstance(predictions, Sized) and isinstance(ground_truths, Sized) and len(predictions) != len(ground_truths):
+        raise ValueError(f"need as many predictions as ground truths, got {len(predictions)} and {len(ground_truths)}")
+    evaluator = Evaluator(boundaries, max_dist)
+    total = len(predictions) if isinstance(predictions, Sized) else None
+    pairs = itertools.zip_longest(predictions, ground_truths, fillvalue=_MISSING)
+    for prediction, ground_truth in tqdm(pairs, total=total, desc="evaluating", disable=not progress):
+        if prediction is _MISSING or ground_truth is _MISSING:
+            shorter = "predictions" if prediction is _MISSING else "ground truths"
+            raise ValueError(f"need as many predictions as ground truths: the {shorter} ended after {len(evaluator)}")
+        evaluator.add(prediction, ground_truth)
+    if not len(evaluator):
+        raise ValueError("need as many predictions as ground truths (> 0), got none")
+    return evaluator.result()
+
+
+_MISSING = object()
 
 
 def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:

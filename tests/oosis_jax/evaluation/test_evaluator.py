@@ -1,0 +1,85 @@
+"""evaluation.Evaluator / evaluate: image by image in bounded memory, the same numbers as the per-image metrics."""
+
+import json
+
+import numpy as np
+import pytest
+
+from data import targets
+from data.synthetic import make_scene
+from oosis_jax import evaluation
+from oosis_jax.evaluation import metrics, oair
+
+
+def _pairs(count, seed=0, shape=(40, 56)):
+    """Synthetic ground truths and predictions made from them: two instances merged, one dropped, the map
+    shifted, some classes wrong, random edges and scores, the true boundaries with noise."""
+    rng = np.random.default_rng(seed)
+    predictions, truths = [], []
+    for k in range(count):
+        gt = make_scene(700 + k, *shape)
+        inst = gt["instance_map"].copy()
+        n = int(inst.max())
+        if n >= 3:
+            inst[inst == 2], inst[inst == n] = 1, 0
+        inst = np.roll(inst, int(rng.integers(-2, 3)), axis=1)
+        ids = np.unique(inst[inst > 0])
+        remap = np.zeros(n + 1, np.int32)
+        remap[ids] = np.arange(1, len(ids) + 1)
+        classes = np.asarray(gt["classes"])[ids - 1].copy()
+        classes[rng.random(len(ids)) < 0.2] = 1
+        edges = rng.integers(1, len(ids) + 1, size=(2 * len(ids), 2))
+        b, e = targets.boundary_targets(gt["instance_map"], gt["edges"])
+        predictions.append(dict(instance_map=remap[inst], classes=classes, scores=rng.random(len(ids)),
+                                edges=edges[edges[:, 0] != edges[:, 1]],
+                                b=np.clip(b + rng.normal(0, 0.2, b.shape), 0, 1), e=e))
+        truths.append(gt)
+    return predictions, truths
+
+
+def _same(a, b):
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # NaN equals NaN here
+
+
+def test_oair_image_counts_equal_oair_counts():
+    predictions, truths = _pairs(6, seed=1)
+    for pred, gt in zip(predictions, truths):
+        image = oair.OairImage.of(pred, gt)
+        for t in (0.3, 0.5, 0.8):
+            for min_score in (0.0, 0.4):
+                expected = metrics.oair_counts(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"],
+                                               pred["classes"], pred["scores"], pred["edges"], t, min_score)
+                assert tuple(image.counts(t, min_score)) == expected
+
+
+def test_streamed_generators_give_the_lists_numbers_and_keep_no_maps():
+    predictions, truths = _pairs(8)
+    listed = evaluation.evaluate(predictions, truths, progress=False)
+    streamed = evaluation.evaluate((p for p in predictions), iter(truths), progress=False)
+    assert _same(streamed, listed)
+    assert 0 < listed["mask"]["mAP"] < 1 and 0 < listed["oair_iou"]["recall"][0] < 1
+    evaluator = evaluation.Evaluator()
+    for pred, gt in zip(predictions, truths):
+        evaluator.add(pred, gt)
+    assert _same(evaluator.result(), listed) and len(evaluator) == 8
+    held = [value for image in evaluator._oair for value in vars(image).values()]
+    largest = max(np.asarray(value).size for value in held)
+    assert largest < predictions[0]["instance_map"].size / 10  # IoU matrices and ids, not image-sized arrays
+
+
+def test_bad_streams_name_the_problem():
+    predictions, truths = _pairs(3)
+    with pytest.raises(ValueError, match="the ground truths ended after 2"):
+        evaluation.evaluate(iter(predictions), iter(truths[:2]), progress=False)
+    with pytest.raises(ValueError, match="got 3 and 2"):
+        evaluation.evaluate(predictions, truths[:2], progress=False)
+    with pytest.raises(ValueError, match="got none"):
+        evaluation.evaluate(iter([]), iter([]), progress=False)
+    with pytest.raises(ValueError, match="no image to evaluate"):
+        evaluation.Evaluator().result()
+    broken = dict(predictions[1], scores=np.full(len(predictions[1]["classes"]), np.nan))
+    with pytest.raises(ValueError, match="prediction 2: scores must be finite"):
+        evaluation.evaluate([predictions[0], broken], truths[:2], progress=False)
+    shifted = dict(predictions[2], instance_map=predictions[2]["instance_map"][1:])
+    with pytest.raises(ValueError, match="image 3: predicted map"):
+        evaluation.evaluate(predictions[:2] + [shifted], truths, progress=False)
