@@ -4,14 +4,20 @@
     python -m experiments.evaluate --gt --dataset kins --split test --data-dir DIR --out DIR
 
 Writes ``results.json`` (all numbers and curves), ``results.md`` (tables in %) and PNG plots (OAIR curves
-over IoU and confidence thresholds, boundary precision-recall) to ``--out``.
+over IoU and confidence thresholds, boundary precision-recall) to ``--out``. The split streams through
+(``--chunk-size`` images at a time, a few KB kept per image), so a whole KINS test split fits in memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from data import examples as eval_data
 from data.registry import info
@@ -34,26 +40,52 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit,
-                                       **flags.parse_key_values(args.dataset_config))
-    num_classes = info(args.dataset).num_classes
+def _predictions(args, examples) -> Iterator[tuple[dict, object]]:
+    """``(example, Prediction or oosis_jax.ImageFailure)`` for each example, ``args.chunk_size`` at a time."""
     if args.gt:
-        name = "Joint-Labeling (GT bndry/segm)"
-        predictions = prediction.label_ground_truth(examples, num_classes, method=args.method,
-                                                    processes=args.processes)
-    else:
-        from oosis_jax import Predictor
-        from oosis_jax.inference import network as predict
+        num_classes = info(args.dataset).num_classes
+        for chunk in prediction.in_chunks(tqdm(examples, desc="CRF on ground truth", unit="image"), args.chunk_size):
+            yield from zip(chunk, prediction.label_ground_truth(chunk, num_classes, method=args.method,
+                                                                processes=args.processes, progress=False))
+        return
+    from oosis_jax import Predictor
+    from oosis_jax.inference import network as predict
 
-        name = "Joint-Labeling"
-        predictor = Predictor.from_pretrained(args.checkpoint, method=args.method, processes=args.processes,
-                                              tile_size=args.tile_size, tile_overlap=args.tile_overlap)
-        print(f"network on {predict.device_summary()}")
-        predictions = predictor.predict_many([x["image"] for x in examples])
-    results = evaluation.evaluate(predictions, examples, boundaries=not args.gt, max_dist=args.max_dist)
-    results.update(dataset=args.dataset, split=args.split, method=args.method, model=name)
+    predictor = Predictor.from_pretrained(args.checkpoint, method=args.method, processes=args.processes,
+                                          tile_size=args.tile_size, tile_overlap=args.tile_overlap)
+    print(f"network on {predict.device_summary()}")
+    pending = collections.deque()  # the examples whose images are read and not yet predicted
+
+    def images():
+        for example in examples:
+            pending.append(example)
+            yield example["image"]
+
+    items = predictor.predict_iter(images(), chunk_size=args.chunk_size, progress=False)
+    for item in tqdm(items, total=len(examples), desc="predict", unit="image"):
+        yield pending.popleft(), item
+
+
+def main(argv=None):
+    """Evaluate the split image by image (`evaluation.Evaluator`: memory holds one chunk and a few KB per
+    image); an image the prediction fails on is left out and named, and the exit status is then 1."""
+    from oosis_jax import ImageFailure
+
+    args = parse_args(argv)
+    examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
+                                        **flags.parse_key_values(args.dataset_config))
+    name = "Joint-Labeling (GT bndry/segm)" if args.gt else "Joint-Labeling"
+    evaluator = evaluation.Evaluator(boundaries=not args.gt, max_dist=args.max_dist)
+    failures = []
+    for example, item in _predictions(args, examples):
+        if isinstance(item, ImageFailure):
+            failures.append(f"image {int(example['image_id'])}: {item.reason}")
+        else:
+            evaluator.add(item, example)
+    if not len(evaluator):
+        raise SystemExit("evaluate: every image failed:\n" + "\n".join(failures))
+    results = evaluator.result()
+    results.update(dataset=args.dataset, split=args.split, method=args.method, model=name, failed_images=failures)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -62,6 +94,9 @@ def main(argv=None):
     evaluation.plot_curves({name: results}, out)
     print(table)
     print(f"wrote {out}/results.json, results.md and plots")
+    if failures:
+        print("\n".join(f"FAILED {failure}" for failure in failures), file=sys.stderr)
+        raise SystemExit(f"{len(failures)} of {len(examples)} images failed and are not in the results (see above)")
 
 
 if __name__ == "__main__":

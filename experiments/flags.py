@@ -134,6 +134,14 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     """The CRF minimiser, its worker processes and the tiling of the forward pass."""
     parser.add_argument("--method", default="solve", choices=("solve", "jump", "expansion"),
@@ -141,3 +149,5 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
     parser.add_argument("--tile-size", type=int, default=512, help="larger images are predicted in tiles")
     parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--chunk-size", type=positive_int, default=32,
+                        help="images read, predicted and labelled at a time (memory holds one chunk)")

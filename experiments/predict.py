@@ -6,7 +6,9 @@
 
 Writes per image ``STEM.json`` (COCO RLE masks, classes, scores, occlusion edges) and the PNGs
 ``STEM_depth.png`` (relative depth map), ``STEM_boundaries.png`` (oriented boundaries after NMS) and
-``STEM_overlay.png``. The CRF labels all images in parallel on every core (``crf.solve_many``).
+``STEM_overlay.png``. Images are read, predicted and written ``--chunk-size`` at a time, so a folder of any
+size runs in the memory of one chunk; the CRF labels each chunk's images in parallel on every core
+(``crf.solve_many``).
 A file that cannot be read (empty, truncated, corrupt, under 2 pixels high or wide, or sharing its stem with
 another file) or whose prediction fails is reported by name with the reason; every other image is still
 predicted and written, and the exit status is then 1.
@@ -15,9 +17,12 @@ predicted and written, and the exit status is then 1.
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from data import examples as eval_data
@@ -45,67 +50,69 @@ def parse_args(argv=None):
     return args
 
 
-def _network_heads(predictor, named, failures) -> list[tuple[str, object, dict]]:
-    """``(stem, image, heads)`` of every image the network could run on (heads on the grid stage 2 labels
-    at): batched (`Predictor.heads`); if
-    that fails, image by image, so that a failing one is appended to ``failures`` and the others are kept."""
-    try:
-        heads = predictor.heads([i for _, i in named], label_grid=True)
-        return [(stem, image, h) for (stem, image), h in zip(named, heads)]
-    except Exception:  # noqa: BLE001 - find the failing image(s) below, one image never sinks the run
-        heads = []
-        for stem, image in tqdm(named, desc="network, image by image"):
-            try:
-                heads.append((stem, image, predictor.heads([image], progress=False, label_grid=True)[0]))
-            except Exception as err:  # noqa: BLE001
-                failures.append((stem, f"network failed: {type(err).__name__}: {err}"))
-        return heads
-
-
-def _network_predictions(args, failures):
-    """``(stems, images, predictions, class_names)`` of the readable images of ``args.images``; a file that
-    cannot be read, or whose network or CRF step fails, is appended to ``failures`` as (name, reason)."""
-    import crf
-    from oosis_jax import Predictor
+def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str, np.ndarray, object]]]:
+    """The model's class names and an iterator of ``(stem, image, prediction)`` over the readable images of
+    ``args.images`` in name order, read and predicted ``args.chunk_size`` at a time (`Predictor.predict_iter`);
+    a file that cannot be read, or whose network or CRF step fails, is appended to ``failures`` as (name,
+    reason)."""
+    from oosis_jax import ImageFailure, Predictor
     from oosis_jax.inference import network as predict
 
-    try:  # no readable image at all: one line, before the model loads
-        named = prediction_io.read_images(args.images, failures)
+    try:  # no image file at all: one line, before the model loads
+        files = prediction_io.image_files(args.images, failures)
     except ValueError as err:
         raise SystemExit(f"predict: {err}") from None
     predictor = Predictor.from_pretrained(args.checkpoint, tile_size=args.tile_size, tile_overlap=args.tile_overlap)
-    class_names = info(predictor.config.dataset).class_names
+    predictor = predictor.replace(method=args.method, processes=args.processes)
     print(f"network on {predict.device_summary()}")
-    heads = _network_heads(predictor, named, failures)
-    try:
-        labelled = predictor.replace(method=args.method, processes=args.processes).label(
-            [h for _, _, h in heads], shapes=[image.shape[:2] for _, image, _ in heads],
-            images=[image for _, image, _ in heads])
-    except crf.BatchError as err:  # keep the images the CRF labelled
-        for i, failure in err.failures.items():
-            failures.append((heads[i][0], f"CRF failed: {type(failure).__name__}: {failure}"))
-        labelled = err.results  # finished (joined, scored) by label
-    kept = [(stem, image, pred) for (stem, image, _), pred in zip(heads, labelled) if pred is not None]
-    return [x[0] for x in kept], [x[1] for x in kept], [x[2] for x in kept], class_names
+    read = collections.deque()  # (stem, image) of the images read and not yet predicted
+
+    def images():
+        for path in files:
+            try:
+                image = prediction_io.read_image(path)
+            except ValueError as err:
+                failures.append((path.name, str(err)))
+                continue
+            read.append((path.stem, image))
+            yield image
+
+    def predicted():
+        items = predictor.predict_iter(images(), chunk_size=args.chunk_size, progress=False)
+        for item in tqdm(items, total=len(files), desc="predict", unit="image"):
+            stem, image = read.popleft()
+            if isinstance(item, ImageFailure):
+                failures.append((stem, item.reason))
+            else:
+                yield stem, image, item
+
+    return info(predictor.config.dataset).class_names, predicted()
+
+
+def _ground_truth_predictions(args) -> tuple[list[str], Iterator[tuple[str, np.ndarray, object]]]:
+    """The dataset's class names and an iterator of ``(stem, image, prediction)`` of the CRF on each example's
+    ground truth, ``args.chunk_size`` examples at a time."""
+    examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
+                                        **flags.parse_key_values(args.dataset_config))
+    dataset = info(args.dataset)
+
+    def predicted():
+        for chunk in prediction.in_chunks(tqdm(examples, desc="CRF on ground truth", unit="image"), args.chunk_size):
+            labelled = prediction.label_ground_truth(chunk, dataset.num_classes, method=args.method,
+                                                     processes=args.processes, progress=False)
+            yield from ((f"{int(x['image_id']):06d}", x["image"], p) for x, p in zip(chunk, labelled))
+
+    return dataset.class_names, predicted()
 
 
 def main(argv=None):
-    """Predict and write every readable image; each failure is reported by name, and the exit status is 1
-    when any image failed (``SystemExit``)."""
+    """Predict and write every readable image as soon as it is labelled; each failure is reported by name, and
+    the exit status is 1 when any image failed (``SystemExit``)."""
     args = parse_args(argv)
     failures = []  # (image name, reason)
-    if args.gt:
-        class_names = info(args.dataset).class_names
-        examples = eval_data.load_examples(args.dataset, args.split, args.data_dir, args.limit,
-                                           **flags.parse_key_values(args.dataset_config))
-        stems = [f"{int(x['image_id']):06d}" for x in examples]
-        images = [x["image"] for x in examples]
-        predictions = prediction.label_ground_truth(examples, len(class_names), method=args.method,
-                                                    processes=args.processes)
-    else:
-        stems, images, predictions, class_names = _network_predictions(args, failures)
+    class_names, predicted = _ground_truth_predictions(args) if args.gt else _network_predictions(args, failures)
     written = 0
-    for stem, image, pred in tqdm(list(zip(stems, images, predictions)), desc="writing"):
+    for stem, image, pred in predicted:
         try:
             prediction_io.write_prediction(pred, image, args.out, stem, class_names)
             written += 1

@@ -9,7 +9,7 @@ JSON layout (``FORMAT`` version 1)::
 
 ``read_prediction_json`` inverts it into ``dict(instance_map, classes, scores, edges)``; ``read_image`` reads
 one input image (EXIF orientation applied, 16-bit greyscale scaled, unreadable files named) and
-``read_images`` a folder of them.
+``image_files`` lists a folder's.
 """
 
 from __future__ import annotations
@@ -132,12 +132,12 @@ def read_image(path) -> np.ndarray:
     return rgb
 
 
-def read_images(folder, failures: list | None = None) -> list[tuple[str, np.ndarray]]:
-    """``(stem, uint8 (H, W, 3) RGB)`` for every image file in ``folder``, sorted by name (`read_image`).
+def image_files(folder, failures: list | None = None) -> list[Path]:
+    """The image files of ``folder`` (suffixes ``IMAGE_SUFFIXES``), sorted by name, none read yet.
 
-    Files whose stems coincide (``x.png`` and ``x.jpg``) would write the same outputs, so both are refused.
-    A file that cannot be read or is refused raises ``ValueError`` naming it; when a ``failures`` list is
-    given, its ``(file name, reason)`` is appended there instead and the other files are still read.
+    Files whose stems coincide (``x.png`` and ``x.jpg``) would write the same outputs, so both are refused:
+    ``ValueError`` naming them, or with a ``failures`` list their ``(file name, reason)`` appended there and the
+    other files kept. ``FileNotFoundError`` / ``ValueError`` when the folder is missing or holds no image.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -145,16 +145,14 @@ def read_images(folder, failures: list | None = None) -> list[tuple[str, np.ndar
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    images = []
+    kept = []
     for path in files:
-        try:
-            twins = [p.name for p in files if p.stem == path.stem and p != path]
-            if twins:
-                raise ValueError(f"{path.name} and {', '.join(twins)} would write the same outputs "
-                                 f"{path.stem}.json etc.; rename one of them")
-            images.append((path.stem, read_image(path)))
-        except ValueError as err:
-            if failures is None:
-                raise
-            failures.append((path.name, str(err)))
-    return images
+        twins = [p.name for p in files if p.stem == path.stem and p != path]
+        if not twins:
+            kept.append(path)
+            continue
+        reason = f"{path.name} and {', '.join(twins)} would write the same outputs {path.stem}.json etc.; rename one of them"
+        if failures is None:
+            raise ValueError(reason)
+        failures.append((path.name, reason))
+    return kept

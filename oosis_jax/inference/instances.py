@@ -8,7 +8,8 @@ instance (Sec. 3.2) -> the ad-hoc confidence of Sec. 5.4. The network forward pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -172,6 +173,16 @@ def ground_truth_heads(instance_map, classes, edges, num_classes: int) -> dict:
 def ground_truth_heads_of(examples: Iterable[dict], num_classes: int) -> list[dict]:
     """`ground_truth_heads` of each example (dicts with ``instance_map``, ``classes`` and ``edges``)."""
     return [ground_truth_heads(x["instance_map"], x["classes"], x["edges"], num_classes) for x in examples]
+
+
+def in_chunks(items: Iterable, size: int) -> Iterator[list]:
+    """``items`` as consecutive lists of ``size`` (the last may be shorter), read only as each is needed, so
+    a dataset split is labelled in the memory of one chunk."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"chunk size must be a positive int, got {size!r}")
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str = "solve",

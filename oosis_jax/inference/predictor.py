@@ -5,6 +5,7 @@
     prediction = predictor(image)                          # uint8 (H, W, 3), any size >= 2x2
     prediction.instance_map, prediction.classes, prediction.scores, prediction.edges
     predictions = predictor.predict_many(images)           # batched network, CRF on every core
+    for prediction in predictor.predict_iter(images):      # any number of images, a chunk in memory
 
 ``from_pretrained`` takes a shipped name (`SHIPPED`), an exported model folder (``config.json`` +
 ``weights.npz``, written by `export`) or a training run's work directory (its latest orbax checkpoint).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 
 import crf
@@ -33,7 +34,7 @@ from crf.move_graph import check_weights
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import MIN_IMAGE_SIZE
-from oosis_jax.inference.instances import LAMBDA, MU, Prediction, label_heads
+from oosis_jax.inference.instances import LAMBDA, MU, Prediction, in_chunks, label_heads
 from oosis_jax.inference.joining import JoinModel, fit_join_model, join
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import ScoreModel, fit_score_model, rescore
@@ -70,6 +71,15 @@ def checked_images(images: Iterable) -> tuple[dict[int, np.ndarray], dict[int, V
         except ValueError as err:
             failures[i] = err
     return good, failures
+
+
+class ImageFailure(ValueError):
+    """What `Predictor.predict_iter` gives in place of a `Prediction` for an image it could not predict:
+    ``index`` (the image's position in the input), ``reason`` (what failed, and the error)."""
+
+    def __init__(self, index: int, reason: str):
+        self.index, self.reason = index, reason
+        super().__init__(f"image {index}: {reason}")
 
 
 def _all_or_batch_error(done: dict[int, object], failures: dict[int, Exception], count: int, source: str) -> list:
@@ -279,6 +289,47 @@ class Predictor:
             done = err.results
             failures.update({index[k]: failure for k, failure in err.failures.items()})
         return _all_or_batch_error(dict(zip(index, done)), failures, count, "Predictor.predict_many")
+
+    def predict_iter(self, images: Iterable[np.ndarray], chunk_size: int = 16,
+                     progress: bool = True) -> Iterator[Prediction | ImageFailure]:
+        """`predict_many` chunk by chunk: one item per image of ``images``, in order, reading only ``chunk_size``
+        images ahead, so a folder or a dataset split of any length is predicted in the memory of one chunk (the
+        heads of one 1242x375 KINS image alone take about 26 MB, and the CRF's workers are kept between chunks).
+        An image that is not uint8 (H, W, 3) with both sides >= 2 pixels, or that the network or the CRF fails
+        on, gives an `ImageFailure` (a ``ValueError`` naming its index and what failed) in place of its
+        `Prediction`, and the images after it still come."""
+        total = len(images) if isinstance(images, Sized) else None
+        with tqdm(total=total, desc="predict", unit="image", disable=not progress) as bar:
+            start = 0
+            for chunk in in_chunks(images, chunk_size):
+                yield from self._predict_chunk(chunk, start)
+                start += len(chunk)
+                bar.update(len(chunk))
+
+    def _predict_chunk(self, chunk: list, start: int) -> list[Prediction | ImageFailure]:
+        """`predict_iter`'s items for ``chunk``, the images from index ``start`` on; when the network fails on
+        the chunk as a whole (e.g. out of memory), image by image."""
+        out, good = {}, {}
+        for k, image in enumerate(chunk):
+            try:
+                good[k] = check_image(image, f"image {start + k}")
+            except ValueError as err:
+                out[k] = ImageFailure(start + k, f"not a valid image: {err}")
+        keys = list(good)
+        try:
+            out.update(zip(keys, self.predict_many(list(good.values()), progress=False)))
+        except crf.BatchError as err:
+            for j, prediction in enumerate(err.results):
+                failure = err.failures.get(j)
+                out[keys[j]] = prediction if failure is None else ImageFailure(
+                    start + keys[j], f"CRF failed: {type(failure).__name__}: {failure}")
+        except Exception as err:  # noqa: BLE001 - the network failed: find the image(s) it fails on
+            if len(keys) > 1:
+                for k in keys:
+                    out[k] = self._predict_chunk([good[k]], start + k)[0]
+            else:
+                out.update({k: ImageFailure(start + k, f"network failed: {type(err).__name__}: {err}") for k in keys})
+        return [out[k] for k in range(len(chunk))]
 
     def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None,
               images: Sequence[np.ndarray] | None = None) -> list[Prediction]:

@@ -49,3 +49,36 @@ def test_one_key_value_parser_reads_python_literals_else_strings():
         "num_test": 5, "scale": 0.5, "name": "x", "size": (2, 3)}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         flags.parse_key_values(["num_test"])
+
+
+def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp_path, monkeypatch, capsys):
+    """The network path, one image per chunk: an image whose prediction fails is left out of the results and
+    named there and on stderr (exit status 1); the others are evaluated."""
+    from helpers.networks import PixelNet
+
+    from oosis_jax import ImageFailure
+    from oosis_jax.inference.predictor import Predictor
+    from oosis_jax.training.configs import get_config
+
+    config = get_config("smoke")
+    monkeypatch.setattr(Predictor, "from_pretrained", classmethod(
+        lambda cls, name, **options: cls(PixelNet(config.model.num_classes), config, **options)))
+    real = Predictor.predict_iter
+    chunk_sizes = []
+
+    def failing_second(self, images, chunk_size=16, progress=True):
+        chunk_sizes.append(chunk_size)
+        for k, item in enumerate(real(self, images, chunk_size, progress)):
+            yield ImageFailure(k, "CRF failed: ValueError: injected") if k == 1 else item
+
+    monkeypatch.setattr(Predictor, "predict_iter", failing_second)
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit, match="1 of 2 images failed"):
+        evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out),
+                       "--chunk-size", "1", *TINY])
+    results = json.loads((out / "results.json").read_text())
+    assert chunk_sizes == [1] and results["num_images"] == 1 and results["boundaries"] is not None
+    assert len(results["failed_images"]) == 1 and "CRF failed: ValueError: injected" in results["failed_images"][0]
+    assert "FAILED image " in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--chunk-size", "0", *TINY])

@@ -1,4 +1,4 @@
-"""Reading input images (``oosis_jax.inference.files.read_image``/``read_images``, issue 13): EXIF
+"""Reading input images (``oosis_jax.inference.files.read_image``/``image_files``, issue 13): EXIF
 orientation, 16-bit greyscale, bad files named, tiny images and stem clashes refused up front."""
 
 import numpy as np
@@ -48,14 +48,15 @@ def test_tiny_images_are_refused_up_front(tmp_path):
         prediction_io.read_image(tmp_path / "line.png")
 
 
-def test_read_images_raises_or_collects_failures_by_file_name(tmp_path):
+def test_image_files_raise_or_collect_twins_by_file_name(tmp_path):
     write_png(tmp_path / "a.png")
     write_png(tmp_path / "x.png")
     write_png(tmp_path / "x.jpg")
     (tmp_path / "z.png").write_bytes(b"")
     with pytest.raises(ValueError, match="x.jpg and x.png would write the same outputs"):
-        prediction_io.read_images(tmp_path)
+        prediction_io.image_files(tmp_path)
     failures = []
-    assert [stem for stem, _ in prediction_io.read_images(tmp_path, failures)] == ["a"]
-    assert [name for name, _ in failures] == ["x.jpg", "x.png", "z.png"]
-    assert "rename one" in failures[0][1] and "cannot read image" in failures[2][1]
+    assert [path.name for path in prediction_io.image_files(tmp_path, failures)] == ["a.png", "z.png"]
+    assert [name for name, _ in failures] == ["x.jpg", "x.png"] and "rename one" in failures[0][1]
+    with pytest.raises(ValueError, match="cannot read image"):
+        prediction_io.read_image(tmp_path / "z.png")

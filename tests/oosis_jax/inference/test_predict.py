@@ -99,9 +99,10 @@ def test_example_and_image_helpers(tmp_path):
     assert set(np.unique(small["instance_map"])) == {0, 1, 2}
     assert eval_data.at_resolution(example, None) is example
     with pytest.raises(FileNotFoundError):
-        prediction_io.read_images(tmp_path / "nowhere")
+        prediction_io.image_files(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no images"):
-        prediction_io.read_images(tmp_path)
+        prediction_io.image_files(tmp_path)
     Image.fromarray(np.full((5, 7, 3), 9, np.uint8)).save(tmp_path / "a.png")
-    (stem, image), = prediction_io.read_images(tmp_path)
-    assert stem == "a" and image.shape == (5, 7, 3) and image.dtype == np.uint8
+    path, = prediction_io.image_files(tmp_path)
+    image = prediction_io.read_image(path)
+    assert path.stem == "a" and image.shape == (5, 7, 3) and image.dtype == np.uint8

@@ -1,0 +1,92 @@
+"""`Predictor.predict_iter`: any number of images in the memory of one chunk, one item per image, and an
+`ImageFailure` naming each image that fails (bad input, network or CRF) while the others still come."""
+
+import dataclasses
+
+import crf
+import numpy as np
+import pytest
+from helpers.networks import quick_pspnet
+
+from oosis_jax import ImageFailure, Predictor
+from oosis_jax.inference.instances import in_chunks
+from oosis_jax.training.configs import get_config
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    config = get_config("smoke")
+    config = config.replace(model=dataclasses.replace(config.model, decoder="unet", decoder_width=8))
+    return Predictor(quick_pspnet(config.model), config, processes=1, batch_size=2)
+
+
+def _images(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (int(rng.integers(4, 12)), int(rng.integers(4, 12)), 3), dtype=np.uint8)
+            for _ in range(count)]
+
+
+def _same(got, expected):
+    for name in ("instance_map", "classes", "edges"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_iter_reads_one_chunk_ahead_and_equals_predict_many(predictor):
+    batch = _images(7)
+    pulled = []
+
+    def lazily():
+        for image in batch:
+            pulled.append(1)
+            yield image
+
+    stream = predictor.predict_iter(lazily(), chunk_size=3, progress=False)
+    first = next(stream)
+    assert len(pulled) == 3  # the first chunk only
+    streamed = [first, *stream]
+    assert len(pulled) == 7 and len(streamed) == 7
+    for got, expected in zip(streamed, predictor.predict_many(batch, progress=False)):
+        _same(got, expected)
+    assert list(predictor.predict_iter([], progress=False)) == []
+
+
+def _fails_on_narrow(sigma, occ, **kwargs):
+    if sigma.shape[1] < 5:
+        raise ValueError(f"too narrow: {sigma.shape}")
+    return crf.solve(sigma, occ, **kwargs)
+
+
+def test_each_failure_is_named_by_index_and_the_others_come(predictor, monkeypatch):
+    good = _images(5, seed=1)
+    good = [g[:, :6] if g.shape[1] < 5 else g for g in good]
+    narrow = np.zeros((6, 4, 3), np.uint8)
+    huge = np.zeros((13, 13, 3), np.uint8)  # the network "runs out of memory" on this size only
+    batch = [good[0], np.zeros((6, 6), np.uint8), good[1], narrow, good[2], huge, good[3], good[4]]
+    failing = predictor.replace(method=_fails_on_narrow)
+    forward = failing.forward
+
+    def forward_failing_on_huge(images, progress=True):
+        if any(image.shape[:2] == (13, 13) for image in images):
+            raise MemoryError("device out of memory")
+        return forward(images, progress)
+
+    monkeypatch.setattr(failing, "forward", forward_failing_on_huge)
+    items = list(failing.predict_iter(iter(batch), chunk_size=3, progress=False))
+    assert len(items) == len(batch)
+    failures = {k: item for k, item in enumerate(items) if isinstance(item, ImageFailure)}
+    assert sorted(failures) == [1, 3, 5]
+    assert failures[1].index == 1 and "not a valid image: image 1 must have shape (H, W, 3)" in str(failures[1])
+    assert str(failures[3]).startswith("image 3: CRF failed: ValueError: too narrow")
+    assert failures[5].reason == "network failed: MemoryError: device out of memory"
+    assert isinstance(failures[5], ValueError)
+    for k, image in ((0, good[0]), (2, good[1]), (4, good[2]), (6, good[3]), (7, good[4])):
+        _same(items[k], predictor(image))
+
+
+def test_in_chunks():
+    assert list(in_chunks(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(in_chunks([], 2)) == []
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="chunk size"):
+            list(in_chunks([1], bad))
