@@ -59,21 +59,21 @@ class CocoImage:
                              f"{np.shape(gt['instance_map'])} differ in shape")
         inst, classes, _, _ = validate_instances(gt["instance_map"], gt["classes"], gt["edges"],
                                                  name=f"ground truth {image_id}")
+        # an id without pixels is not an object
         annotations = [{"category_id": int(classes[k - 1]), "segmentation": rle, "area": int(mask_utils.area(rle)),
                         "bbox": list(mask_utils.toBbox(rle))}
-                       for k, rle in enumerate(encode_masks(inst, len(classes)), start=1)]
+                       for k, rle in enumerate(encode_masks(inst, len(classes)), start=1) if mask_utils.area(rle) > 0]
         pred_inst, pred_classes, _, scores = validate_instances(pred["instance_map"], pred["classes"], pred["edges"],
                                                                 pred["scores"], name=f"prediction {image_id}")
         detections = [{"category_id": int(pred_classes[k - 1]), "segmentation": rle, "score": float(scores[k - 1])}
                       for k, rle in enumerate(encode_masks(pred_inst, len(pred_classes)), start=1)
                       if mask_utils.area(rle) > 0]
-        # an id without pixels is not an object
-        return cls(*inst.shape, [a for a in annotations if a["area"] > 0], detections)
+        return cls(*inst.shape, annotations, detections)
 
 
 def _coco_ground_truth(images: Sequence[CocoImage]) -> COCO:
     """A pycocotools ``COCO`` of the images' ground truth, numbered 1..n; categories = every class id seen."""
-    annotations = [dict(a, id=0, image_id=image_id, iscrowd=0)
+    annotations = [dict(a, image_id=image_id, iscrowd=0)
                    for image_id, image in enumerate(images, start=1) for a in image.annotations]
     for k, annotation in enumerate(annotations, start=1):
         annotation["id"] = k

@@ -47,18 +47,27 @@ class Evaluator:
             pairs = oair.OairImage.of(prediction, ground_truth)
         except ValueError as err:
             raise ValueError(f"image {image_id}: {err}") from err
-        if np.any(np.asarray(ground_truth["instance_map"]) > 0):
-            self._coverages.append(metrics.weighted_coverage(ground_truth["instance_map"], prediction["instance_map"]))
+        coverage = (metrics.weighted_coverage(ground_truth["instance_map"], prediction["instance_map"])
+                    if np.any(np.asarray(ground_truth["instance_map"]) > 0) else None)
         num_predicted = len(pairs.pred_classes)
-        self._on_cycles += metrics.cycle_fraction(num_predicted, pairs.pred_edges) * num_predicted
-        self._num_gt += len(pairs.gt_classes)
-        self._has_heads &= "b" in prediction and "e" in prediction
-        if self.boundaries and self._has_heads:
+        on_cycles = metrics.cycle_fraction(num_predicted, pairs.pred_edges) * num_predicted
+        has_heads = self._has_heads and "b" in prediction and "e" in prediction
+        counts = None
+        if self.boundaries and has_heads:
             gt_b, gt_e = targets.boundary_targets(ground_truth["instance_map"], ground_truth["edges"])
-            self._boundary_counts.append(boundary_eval.image_counts(prediction["b"], prediction["e"], gt_b, gt_e,
-                                                                    max_dist=self.max_dist))
+            try:
+                counts = boundary_eval.image_counts(prediction["b"], prediction["e"], gt_b, gt_e,
+                                                    max_dist=self.max_dist)
+            except ValueError as err:
+                raise ValueError(f"image {image_id}: boundaries: {err}") from err
+        # every part computed: only now is the image recorded, so a failed add leaves the evaluator unchanged
         self._oair.append(pairs)
         self._coco.append(coco)
+        self._coverages += [] if coverage is None else [coverage]
+        self._on_cycles += on_cycles
+        self._num_gt += len(pairs.gt_classes)
+        self._has_heads = has_heads
+        self._boundary_counts += [] if counts is None else [counts]
 
     def result(self) -> dict:
         """`evaluate`'s dict of the images added so far (``ValueError`` when there are none)."""

@@ -83,3 +83,13 @@ def test_bad_streams_name_the_problem():
     shifted = dict(predictions[2], instance_map=predictions[2]["instance_map"][1:])
     with pytest.raises(ValueError, match="image 3: predicted map"):
         evaluation.evaluate(predictions[:2] + [shifted], truths, progress=False)
+
+
+def test_a_failed_add_leaves_the_evaluator_unchanged():
+    predictions, truths = _pairs(2)
+    evaluator = evaluation.Evaluator()
+    evaluator.add(predictions[0], truths[0])
+    before = json.dumps(evaluator.result(), sort_keys=True)
+    with pytest.raises(ValueError, match="image 2: boundaries: .*NaN"):
+        evaluator.add(dict(predictions[1], b=np.full_like(predictions[1]["b"], np.nan)), truths[1])
+    assert len(evaluator) == 1 and json.dumps(evaluator.result(), sort_keys=True) == before
