@@ -21,8 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
 
 from oosis_jax.inference.nms import check_probability_map, boundary_nms
@@ -57,62 +56,68 @@ def correspond_pixels(pred: np.ndarray, gt: np.ndarray, max_dist: float = MAX_DI
     """One-to-one matching of two bool (H, W) boundary maps within ``max_dist x diagonal`` pixels.
 
     Returns ``(pred_match, gt_match)``: int64 (H, W) holding, at each matched pixel, the flat index of its
-    partner, and -1 elsewhere. The matching always has maximum size (as BSDS's large outlier cost intends).
-    Each connected component of the candidate graph (pairs within the radius) with at most
-    ``DENSE_LIMIT`` pred x gt pairs is solved exactly for the minimum total distance among maximum matchings
-    (dense ``linear_sum_assignment``); larger components (dense noise at low thresholds) get a maximum matching
-    by Hopcroft-Karp, whose pairs are not distance-optimal.
+    partner, and -1 elsewhere. The matching has maximum size and, among those, the minimum total distance (as
+    BSDS's ``correspondPixels`` with its outlier cost), exactly at every size: `_match_pairs`.
     """
     height, width = pred.shape
     radius = max_dist * np.hypot(height, width)
     pred_idx, gt_idx = np.flatnonzero(pred), np.flatnonzero(gt)
     pred_match, gt_match = np.full(pred.size, -1), np.full(gt.size, -1)
-    n_p, n_g = len(pred_idx), len(gt_idx)
-    if n_p and n_g:
+    if len(pred_idx) and len(gt_idx):
         pts_p = np.stack(np.unravel_index(pred_idx, pred.shape), -1)
         pts_g = np.stack(np.unravel_index(gt_idx, gt.shape), -1)
         pairs = cKDTree(pts_p).sparse_distance_matrix(cKDTree(pts_g), radius, output_type="ndarray")
-        rows, cols = _match_pairs(pairs["i"], pairs["j"], pairs["v"], n_p, n_g, radius)
+        rows, cols = _match_pairs(pairs["i"], pairs["j"], pairs["v"], radius)
         pred_match[pred_idx[rows]] = gt_idx[cols]
         gt_match[gt_idx[cols]] = pred_idx[rows]
     return pred_match.reshape(pred.shape), gt_match.reshape(gt.shape)
 
 
-DENSE_LIMIT = 4_000_000
+def _match_pairs(i, j, d, radius):
+    """Matched (pred rows, gt cols) among the candidate pairs (i[k], j[k]) at distance d[k] <= ``radius``: a
+    maximum matching of minimum total distance.
 
-
-def _match_pairs(i, j, d, n_p, n_g, radius):
-    """Matched (pred rows, gt cols) of the candidate pairs (i[k], j[k]) at distance d[k] (see above)."""
-    # Components of the bipartite candidate graph: nodes 0..n_p-1 predictions, n_p.. gt pixels.
-    graph = sparse.csr_matrix((np.ones(len(i)), (i, n_p + j)), shape=(n_p + n_g, n_p + n_g))
-    _, component = connected_components(graph, directed=False)
-    pair_component = component[i]
-    order = np.argsort(pair_component, kind="stable")
-    bounds = np.flatnonzero(np.diff(pair_component[order])) + 1
-    out_rows, out_cols = [], []
-    for group in np.split(order, bounds):
-        if group.size == 0:
-            continue
-        rows, row_local = np.unique(i[group], return_inverse=True)
-        cols, col_local = np.unique(j[group], return_inverse=True)
-        if len(rows) * len(cols) <= DENSE_LIMIT:
-            # Any disallowed pair costs more than all allowed distances together: maximum size first.
-            forbidden = radius * (min(len(rows), len(cols)) + 1) + 1.0
-            cost = np.full((len(rows), len(cols)), forbidden)
-            cost[row_local, col_local] = d[group]
-            r, c = linear_sum_assignment(cost)
-            keep = cost[r, c] < forbidden
-            r, c = r[keep], c[keep]
-        else:
-            local = sparse.csr_matrix((np.ones(group.size), (row_local, col_local)), shape=(len(rows), len(cols)))
-            row_to_col = maximum_bipartite_matching(local, perm_type="column")
-            r = np.flatnonzero(row_to_col >= 0)
-            c = row_to_col[r]
-        out_rows.append(rows[r])
-        out_cols.append(cols[c])
-    if not out_rows:
+    Each connected component of the candidate graph is matched on its own: a component of one pair is that
+    pair, a larger one a sparse minimum-cost matching that covers its smaller side (`_min_cost_matching`).
+    """
+    if len(i) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(out_rows), np.concatenate(out_cols)
+    preds, p = np.unique(i, return_inverse=True)
+    gts, g = np.unique(j, return_inverse=True)
+    d = np.asarray(d, np.float64)
+    graph = sparse.csr_matrix((np.ones(len(p)), (p, len(preds) + g)), shape=(len(preds) + len(gts),) * 2)
+    count, component = connected_components(graph, directed=False)
+    pair_component = component[p]
+    single = np.bincount(pair_component, minlength=count)[pair_component] == 1
+    out_p, out_g = [p[single]], [g[single]]
+    rest = np.flatnonzero(~single)
+    rest = rest[np.argsort(pair_component[rest], kind="stable")]
+    for group in np.split(rest, np.flatnonzero(np.diff(pair_component[rest])) + 1):
+        if group.size:
+            local_preds, local_p = np.unique(p[group], return_inverse=True)
+            local_gts, local_g = np.unique(g[group], return_inverse=True)
+            rows, cols = _min_cost_matching(local_p, local_g, d[group], radius)
+            out_p.append(local_preds[rows])
+            out_g.append(local_gts[cols])
+    return preds[np.concatenate(out_p)], gts[np.concatenate(out_g)]
+
+
+def _min_cost_matching(p, g, d, radius):
+    """A maximum matching of minimum total distance of the pairs (p[k], g[k]) at distances d[k] <= ``radius``
+    (ids 0..P-1 and 0..G-1, each used): scipy's LAPJVsp matching that covers the smaller side, where each of
+    its nodes may also take an outlier node of its own at a cost above any total of real distances, so that
+    such a matching always exists and a larger real matching is always cheaper (BSDS's ``correspondPixels``
+    adds outliers the same way). Costs are shifted by 1 so that zero distances stay edges."""
+    n_p, n_g = p.max() + 1, g.max() + 1
+    flip = n_g < n_p
+    rows, cols, n_rows, n_cols = (g, p, n_g, n_p) if flip else (p, g, n_p, n_g)
+    own = np.arange(n_rows)
+    costs = np.concatenate([d + 1.0, np.full(n_rows, radius * (n_rows + 1) + 2.0)])
+    graph = sparse.csr_matrix((costs, (np.concatenate([rows, own]), np.concatenate([cols, n_cols + own]))),
+                              shape=(n_rows, n_cols + n_rows))
+    row_ind, col_ind = min_weight_full_bipartite_matching(graph)
+    real = col_ind < n_cols
+    return (col_ind[real], row_ind[real]) if flip else (row_ind[real], col_ind[real])
 
 
 def _check_gt(gt_boundary, shape):

@@ -89,6 +89,30 @@ def test_correspond_pixels_is_one_to_one_within_radius():
     assert np.all(rows == 6) and np.array_equal(cols, np.arange(5, 10))  # minimum total distance: straight down
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_correspond_pixels_is_a_maximum_matching_of_minimum_total_distance(seed):
+    """Against a dense assignment over all pixel pairs, pairs beyond the radius costing more than any total."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(8, 30)), int(rng.integers(8, 30)))
+    pred, gt = rng.random(shape) < rng.uniform(0.05, 0.4), rng.random(shape) < rng.uniform(0.05, 0.4)
+    max_dist = rng.uniform(1.0, 3.5) / np.hypot(*shape)
+    pred_match, gt_match = boundary_eval.correspond_pixels(pred, gt, max_dist=max_dist)
+    p, g = np.argwhere(pred), np.argwhere(gt)
+    dist = np.hypot(*(p[:, None, :] - g[None, :, :]).transpose(2, 0, 1))
+    radius = max_dist * np.hypot(*shape)
+    far = radius * (min(len(p), len(g)) + 1) + 1.0
+    r, c = linear_sum_assignment(np.where(dist <= radius, dist, far))
+    best = dist[r, c][dist[r, c] <= radius]
+    matched = np.flatnonzero(pred_match.ravel() >= 0)
+    assert len(matched) == len(best) == (gt_match >= 0).sum()
+    partners = pred_match.ravel()[matched]
+    assert np.array_equal(np.sort(gt_match.ravel()[partners]), matched)  # one to one, both ways
+    gaps = np.hypot(*np.subtract(np.unravel_index(matched, shape), np.unravel_index(partners, shape)))
+    assert np.all(gaps <= radius + 1e-9) and gaps.sum() == pytest.approx(best.sum())
+
+
 def test_bad_inputs_raise():
     gt_b, gt_e = ground_truth()
     with pytest.raises(ValueError, match="gt_boundary must be bool"):
