@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,7 +76,8 @@ def main(argv=None):
     examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
                                         **flags.parse_key_values(args.dataset_config))
     name = "Joint-Labeling (GT bndry/segm)" if args.gt else "Joint-Labeling"
-    evaluator = evaluation.Evaluator(boundaries=not args.gt, max_dist=args.max_dist)
+    evaluator = evaluation.Evaluator(boundaries=not args.gt, max_dist=args.max_dist,
+                                     processes=args.processes or os.cpu_count() or 1)
     failures = []
     for example, item in _predictions(args, examples):
         if isinstance(item, ImageFailure):

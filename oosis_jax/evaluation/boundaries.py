@@ -127,6 +127,22 @@ def _check_gt(gt_boundary, shape):
     return gt_boundary
 
 
+def check_heads(b, e=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(b, e)`` as `image_counts` reads them: ``b`` float (H, W) in [0, 1] (`check_probability_map`), ``e``
+    None or a finite float (H, W, 4); ``ValueError`` naming the problem otherwise."""
+    b = check_probability_map(b)
+    return b, None if e is None else _check_bins(e, b.shape, "e")
+
+
+def _check_bins(e, shape, name):
+    if np.shape(e) != (*shape, 4):
+        raise ValueError(f"{name} must have shape {(*shape, 4)}, got {np.shape(e)}")
+    e = np.asarray(e, np.float64)
+    if not np.all(np.isfinite(e)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return e
+
+
 def image_counts(b, e, gt_boundary, gt_e, thresholds=THRESHOLDS, max_dist: float = MAX_DIST,
                  apply_nms: bool = True) -> np.ndarray:
     """int64 (T, 5) counts (`COUNT_FIELDS`) of one image at each of the T ``thresholds``.
@@ -136,14 +152,12 @@ def image_counts(b, e, gt_boundary, gt_e, thresholds=THRESHOLDS, max_dist: float
     ``gt_e``: float (H, W, 4) ground-truth bins (e.g. ``targets.boundary_targets``' E) or None.
     ``b`` is thinned with `boundary_nms` first unless ``apply_nms`` is False.
     """
-    b = check_probability_map(b)
-    gt_boundary = _check_gt(gt_boundary, b.shape)
     if (e is None) != (gt_e is None):
         raise ValueError("give both e and gt_e (oriented evaluation) or neither (plain boundaries)")
+    b, e = check_heads(b, e)
+    gt_boundary = _check_gt(gt_boundary, b.shape)
     if e is not None:
-        for name, x in (("e", e), ("gt_e", gt_e)):
-            if np.shape(x) != (*b.shape, 4):
-                raise ValueError(f"{name} must have shape {(*b.shape, 4)}, got {np.shape(x)}")
+        gt_e = _check_bins(gt_e, b.shape, "gt_e")
         angles, gt_angles = orientation_angles(e).ravel(), orientation_angles(gt_e).ravel()
     thin = boundary_nms(b) if apply_nms else b
     counts = np.zeros((len(thresholds), 5), np.int64)

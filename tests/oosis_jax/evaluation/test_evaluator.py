@@ -67,6 +67,21 @@ def test_streamed_generators_give_the_lists_numbers_and_keep_no_maps():
     assert largest < predictions[0]["instance_map"].size / 10  # IoU matrices and ids, not image-sized arrays
 
 
+def test_boundary_counts_on_worker_processes_give_the_same_numbers():
+    predictions, truths = _pairs(5, seed=2)
+    serial, parallel = evaluation.Evaluator(), evaluation.Evaluator(processes=2)
+    for pred, gt in zip(predictions, truths):
+        serial.add(pred, gt)
+        parallel.add(pred, gt)
+    with pytest.raises(ValueError, match="image 6: boundaries: b must lie in"):
+        parallel.add(dict(predictions[0], b=predictions[0]["b"] + 2.0), truths[0])  # checked before submitting
+    with pytest.raises(ValueError, match="image 6: boundaries: b is"):
+        parallel.add(dict(predictions[0], b=predictions[0]["b"][1:], e=predictions[0]["e"][1:]), truths[0])
+    assert _same(parallel.result(), serial.result()) and parallel.result()["boundaries"] is not None
+    with pytest.raises(ValueError, match="processes"):
+        evaluation.Evaluator(processes=0)
+
+
 def test_bad_streams_name_the_problem():
     predictions, truths = _pairs(3)
     with pytest.raises(ValueError, match="the ground truths ended after 2"):
