@@ -110,7 +110,8 @@ def _pool(processes):
         if _POOL["executor"] is not None and (_POOL["processes"], _POOL["pid"]) != (processes, os.getpid()):
             _shutdown_locked()
         if _POOL["executor"] is None:
-            executor = concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            context = multiprocessing.get_context("spawn")
+            executor = concurrent.futures.ProcessPoolExecutor(processes, mp_context=context)
             _POOL.update(executor=executor, processes=processes, pid=os.getpid())
         return _POOL["executor"]
 

@@ -3,4 +3,5 @@
 from oosis_jax.evaluation.metrics import cycle_fraction, oair_counts, weighted_coverage
 from oosis_jax.evaluation.results import Evaluator, evaluate, markdown_table, plot_curves
 
-__all__ = ["Evaluator", "cycle_fraction", "evaluate", "markdown_table", "oair_counts", "plot_curves", "weighted_coverage"]
+__all__ = ["Evaluator", "cycle_fraction", "evaluate", "markdown_table", "oair_counts", "plot_curves",
+           "weighted_coverage"]

@@ -105,7 +105,8 @@ def mask_ap(images: Sequence[CocoImage]) -> dict:
     gt = _coco_ground_truth(images)
     if not gt.dataset["annotations"]:
         raise ValueError("mask_map: the ground truth has no instance, AP is undefined")
-    detections = [dict(d, image_id=image_id) for image_id, image in enumerate(images, start=1) for d in image.detections]
+    detections = [dict(d, image_id=image_id)
+                  for image_id, image in enumerate(images, start=1) for d in image.detections]
     if not detections:
         return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
     for kind, items in (("detections", detections), ("ground-truth instances", gt.dataset["annotations"])):

@@ -9,18 +9,20 @@ JSON layout (``FORMAT`` version 1)::
 
 ``read_prediction_json`` inverts it into ``dict(instance_map, classes, scores, edges)``; ``read_image`` reads
 one input image (EXIF orientation applied, 16-bit greyscale scaled, unreadable files named) and
-``image_files`` lists a folder's.
+``image_files`` lists a folder's; ``check_image`` checks an image given as an array.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 from pycocotools import mask as mask_utils
 
+from crf.inputs import as_array
 from oosis_jax.evaluation.coco_map import encode_masks
 from oosis_jax.evaluation.metrics import validate_instances
 from oosis_jax.inference.nms import boundary_nms
@@ -151,8 +153,35 @@ def image_files(folder, failures: list | None = None) -> list[Path]:
         if not twins:
             kept.append(path)
             continue
-        reason = f"{path.name} and {', '.join(twins)} would write the same outputs {path.stem}.json etc.; rename one of them"
+        reason = (f"{path.name} and {', '.join(twins)} would write the same outputs {path.stem}.json etc.; "
+                  "rename one of them")
         if failures is None:
             raise ValueError(reason)
         failures.append((path.name, reason))
     return kept
+
+
+def check_image(image, name: str = "image") -> np.ndarray:
+    """``image`` as a uint8 (H, W, 3) array with H, W >= ``MIN_IMAGE_SIZE``; ``ValueError`` naming ``name`` if
+    not (the boundary NMS needs two pixels along each axis, as for image files)."""
+    array = as_array(name, image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"{name} must have shape (H, W, 3), got {array.shape}")
+    if min(array.shape[:2]) < MIN_IMAGE_SIZE:
+        raise ValueError(f"{name} is {array.shape[0]}x{array.shape[1]} pixels; both sides must be >= "
+                         f"{MIN_IMAGE_SIZE}")
+    return array
+
+
+def checked_images(images: Iterable) -> tuple[dict[int, np.ndarray], dict[int, ValueError]]:
+    """``({index: checked image}, {index: its ValueError})`` of every item of ``images`` (`check_image`,
+    named ``image i``), read once."""
+    good, failures = {}, {}
+    for i, image in enumerate(images):
+        try:
+            good[i] = check_image(image, f"image {i}")
+        except ValueError as err:
+            failures[i] = err
+    return good, failures

@@ -29,11 +29,10 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from crf.batch import METHODS
-from crf.inputs import as_array
 from crf.move_graph import check_weights
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
-from oosis_jax.inference.files import MIN_IMAGE_SIZE
+from oosis_jax.inference.files import check_image, checked_images
 from oosis_jax.inference.instances import LAMBDA, MU, Prediction, in_chunks, label_heads
 from oosis_jax.inference.joining import JoinModel, fit_join_model, join
 from oosis_jax.inference.robustness import Robustness
@@ -45,32 +44,6 @@ from oosis_jax.training.configs import TrainConfig
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SHIPPED = ("synthetic",)
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
-
-
-def check_image(image, name: str = "image") -> np.ndarray:
-    """``image`` as a uint8 (H, W, 3) array with H, W >= ``MIN_IMAGE_SIZE``; ``ValueError`` naming ``name`` if
-    not (the boundary NMS needs two pixels along each axis, as for image files)."""
-    array = as_array(name, image)
-    if array.dtype != np.uint8:
-        raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"{name} must have shape (H, W, 3), got {array.shape}")
-    if min(array.shape[:2]) < MIN_IMAGE_SIZE:
-        raise ValueError(f"{name} is {array.shape[0]}x{array.shape[1]} pixels; both sides must be >= "
-                         f"{MIN_IMAGE_SIZE}")
-    return array
-
-
-def checked_images(images: Iterable) -> tuple[dict[int, np.ndarray], dict[int, ValueError]]:
-    """``({index: checked image}, {index: its ValueError})`` of every item of ``images`` (`check_image`,
-    named ``image i``), read once."""
-    good, failures = {}, {}
-    for i, image in enumerate(images):
-        try:
-            good[i] = check_image(image, f"image {i}")
-        except ValueError as err:
-            failures[i] = err
-    return good, failures
 
 
 class ImageFailure(ValueError):
