@@ -105,9 +105,12 @@ _POOL_LOCK = threading.Lock()
 
 def _pool(processes):
     """The kept pool of up to ``processes`` spawned workers (started as work arrives), replaced when a call
-    asks for another size or this is a forked child of the process that made it."""
+    asks for another size, when a worker died since the last call (the executor is then broken for good), or
+    when this is a forked child of the process that made it."""
     with _POOL_LOCK:
-        if _POOL["executor"] is not None and (_POOL["processes"], _POOL["pid"]) != (processes, os.getpid()):
+        executor = _POOL["executor"]
+        if executor is not None and ((_POOL["processes"], _POOL["pid"]) != (processes, os.getpid())
+                                     or getattr(executor, "_broken", False)):
             _shutdown_locked()
         if _POOL["executor"] is None:
             context = multiprocessing.get_context("spawn")

@@ -44,10 +44,9 @@ def parse_args(argv=None):
 def _predictions(args, examples) -> Iterator[tuple[dict, object]]:
     """``(example, Prediction or oosis_jax.ImageFailure)`` for each example, ``args.chunk_size`` at a time."""
     if args.gt:
-        num_classes = info(args.dataset).num_classes
-        for chunk in prediction.in_chunks(tqdm(examples, desc="CRF on ground truth", unit="image"), args.chunk_size):
-            yield from zip(chunk, prediction.label_ground_truth(chunk, num_classes, method=args.method,
-                                                                processes=args.processes, progress=False))
+        items = prediction.label_ground_truth_iter(examples, info(args.dataset).num_classes, args.chunk_size,
+                                                   method=args.method, processes=args.processes, progress=False)
+        yield from zip(examples, tqdm(items, total=len(examples), desc="CRF on ground truth", unit="image"))
         return
     from oosis_jax import Predictor
     from oosis_jax.inference import network as predict
@@ -70,8 +69,6 @@ def _predictions(args, examples) -> Iterator[tuple[dict, object]]:
 def main(argv=None):
     """Evaluate the split image by image (`evaluation.Evaluator`: memory holds one chunk and a few KB per
     image); an image the prediction fails on is left out and named, and the exit status is then 1."""
-    from oosis_jax import ImageFailure
-
     args = parse_args(argv)
     examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
                                         **flags.parse_key_values(args.dataset_config))
@@ -80,7 +77,7 @@ def main(argv=None):
                                      processes=args.processes or os.cpu_count() or 1)
     failures = []
     for example, item in _predictions(args, examples):
-        if isinstance(item, ImageFailure):
+        if isinstance(item, prediction.ImageFailure):
             failures.append(f"image {int(example['image_id'])}: {item.reason}")
         else:
             evaluator.add(item, example)

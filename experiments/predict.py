@@ -55,7 +55,7 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
     ``args.images`` in name order, read and predicted ``args.chunk_size`` at a time (`Predictor.predict_iter`);
     a file that cannot be read, or whose network or CRF step fails, is appended to ``failures`` as (name,
     reason)."""
-    from oosis_jax import ImageFailure, Predictor
+    from oosis_jax import Predictor
     from oosis_jax.inference import network as predict
 
     try:  # no image file at all: one line, before the model loads
@@ -81,7 +81,7 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
         items = predictor.predict_iter(images(), chunk_size=args.chunk_size, progress=False)
         for item in tqdm(items, total=len(files), desc="predict", unit="image"):
             stem, image = read.popleft()
-            if isinstance(item, ImageFailure):
+            if isinstance(item, prediction.ImageFailure):
                 failures.append((stem, item.reason))
             else:
                 yield stem, image, item
@@ -89,18 +89,23 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
     return info(predictor.config.dataset).class_names, predicted()
 
 
-def _ground_truth_predictions(args) -> tuple[list[str], Iterator[tuple[str, np.ndarray, object]]]:
+def _ground_truth_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str, np.ndarray, object]]]:
     """The dataset's class names and an iterator of ``(stem, image, prediction)`` of the CRF on each example's
-    ground truth, ``args.chunk_size`` examples at a time."""
+    ground truth, ``args.chunk_size`` examples at a time; an example the CRF fails on is appended to
+    ``failures``."""
     examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
                                         **flags.parse_key_values(args.dataset_config))
     dataset = info(args.dataset)
 
     def predicted():
-        for chunk in prediction.in_chunks(tqdm(examples, desc="CRF on ground truth", unit="image"), args.chunk_size):
-            labelled = prediction.label_ground_truth(chunk, dataset.num_classes, method=args.method,
-                                                     processes=args.processes, progress=False)
-            yield from ((f"{int(x['image_id']):06d}", x["image"], p) for x, p in zip(chunk, labelled))
+        items = prediction.label_ground_truth_iter(examples, dataset.num_classes, args.chunk_size,
+                                                   method=args.method, processes=args.processes, progress=False)
+        for x, item in zip(examples, tqdm(items, total=len(examples), desc="CRF on ground truth", unit="image")):
+            stem = f"{int(x['image_id']):06d}"
+            if isinstance(item, prediction.ImageFailure):
+                failures.append((stem, item.reason))
+            else:
+                yield stem, x["image"], item
 
     return dataset.class_names, predicted()
 
@@ -110,7 +115,7 @@ def main(argv=None):
     the exit status is 1 when any image failed (``SystemExit``)."""
     args = parse_args(argv)
     failures = []  # (image name, reason)
-    class_names, predicted = _ground_truth_predictions(args) if args.gt else _network_predictions(args, failures)
+    class_names, predicted = (_ground_truth_predictions if args.gt else _network_predictions)(args, failures)
     written = 0
     for stem, image, pred in predicted:
         try:

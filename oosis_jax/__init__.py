@@ -7,8 +7,12 @@ what its ``predict_iter`` gives for an image it could not predict.
 
 def __getattr__(name):
     # Lazy: importing a subpackage (e.g. the pure-numpy evaluation) must not pull in JAX.
-    if name in ("Predictor", "ImageFailure"):
-        from oosis_jax.inference import predictor
+    if name == "Predictor":
+        from oosis_jax.inference.predictor import Predictor
 
-        return getattr(predictor, name)
+        return Predictor
+    if name == "ImageFailure":  # without JAX
+        from oosis_jax.inference.instances import ImageFailure
+
+        return ImageFailure
     raise AttributeError(f"module 'oosis_jax' has no attribute {name!r}")

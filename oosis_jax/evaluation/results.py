@@ -49,6 +49,7 @@ class Evaluator:
         self._oair, self._coco, self._coverages, self._boundary_counts = [], [], [], []
         self._on_cycles, self._has_heads, self._num_gt = 0.0, True, 0
         self._pool, self._in_flight = None, collections.deque()  # (index in _boundary_counts, image id)
+        self._failed = None  # the error of a boundary count that failed on a worker
 
     def __len__(self) -> int:
         return len(self._oair)
@@ -57,6 +58,8 @@ class Evaluator:
         """One image: ``prediction`` an `oosis_jax.inference.instances.Prediction` or dict with instance_map,
         classes, scores, edges (and b, e for the boundary metrics); ``ground_truth`` a dict with instance_map,
         classes, edges. ``ValueError`` naming the image (its position in the stream) for a malformed pair."""
+        if self._failed is not None:
+            raise self._failed
         prediction, ground_truth = oair.fields(prediction), oair.fields(ground_truth)
         image_id = len(self._oair) + 1
         coco = coco_eval.CocoImage.of(prediction, ground_truth, image_id)
@@ -78,6 +81,9 @@ class Evaluator:
                 counts = self._submit(b, e, ground_truth["instance_map"], ground_truth["edges"])
             except ValueError as err:
                 raise ValueError(f"image {image_id}: boundaries: {err}") from err
+        if isinstance(counts, concurrent.futures.Future):
+            while len(self._in_flight) >= 2 * self.processes:  # an older image's failure is raised before this
+                self._collect_oldest()                         # one is recorded
         # every part computed: only now is the image recorded, so a failed add leaves the evaluator unchanged
         self._oair.append(pairs)
         self._coco.append(coco)
@@ -89,8 +95,6 @@ class Evaluator:
             self._boundary_counts.append(counts)
             if isinstance(counts, concurrent.futures.Future):
                 self._in_flight.append((len(self._boundary_counts) - 1, image_id))
-                while len(self._in_flight) > 2 * self.processes:
-                    self._collect_oldest()
 
     def _submit(self, b, e, instance_map, edges):
         """The boundary counts of one image, or with ``processes > 1`` their future."""
@@ -102,11 +106,17 @@ class Evaluator:
         return self._pool.submit(_boundary_counts, b, e, instance_map, edges, self.max_dist)
 
     def _collect_oldest(self):
-        index, image_id = self._in_flight.popleft()
+        """Wait for the oldest image's boundary counts; once a worker has failed, every later call (and so every
+        `add` and `result`) raises that image's error: the image is recorded without its counts."""
+        if self._failed is not None:
+            raise self._failed
+        index, image_id = self._in_flight[0]
         try:
             self._boundary_counts[index] = self._boundary_counts[index].result()
         except Exception as err:
-            raise ValueError(f"image {image_id}: boundary evaluation failed: {type(err).__name__}: {err}") from err
+            self._failed = ValueError(f"image {image_id}: boundary evaluation failed: {type(err).__name__}: {err}")
+            raise self._failed from err
+        self._in_flight.popleft()
 
     def result(self) -> dict:
         """`evaluate`'s dict of the images added so far (``ValueError`` when there are none)."""

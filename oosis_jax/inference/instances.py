@@ -45,6 +45,19 @@ class Prediction:
     s: np.ndarray
 
 
+class ImageFailure(ValueError):
+    """What a streaming prediction (`Predictor.predict_iter`, `label_ground_truth_iter`) gives in place of a
+    `Prediction` for an image it could not predict: ``index`` (the image's position in the input) and
+    ``reason`` (what failed, and the error)."""
+
+    def __init__(self, index: int, reason: str):
+        self.index, self.reason = index, reason
+        super().__init__(f"image {index}: {reason}")
+
+    def __reduce__(self):
+        return ImageFailure, (self.index, self.reason)
+
+
 def majority_classes(instance_map: np.ndarray, s: np.ndarray, num_instances: int) -> np.ndarray:
     """int32 (N,): for each instance, the most frequent foreground argmax of ``s`` (float (H, W, C + 1)) over
     its pixels (Sec. 3.2). The vote is among the classes 1..C: the CRF already decided the pixels are not
@@ -185,15 +198,36 @@ def in_chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def label_ground_truth_iter(examples: Iterable[dict], num_classes: int, chunk_size: int = 32,
+                            **options) -> Iterator[Prediction | ImageFailure]:
+    """`label_ground_truth` ``chunk_size`` examples at a time (``options``: its keyword arguments): one item
+    per example, in order, its `Prediction` or, where the CRF fails on it, an `ImageFailure`."""
+    start = 0
+    for chunk in in_chunks(examples, chunk_size):
+        try:
+            yield from label_ground_truth(chunk, num_classes, **options)
+        except crf.BatchError as err:
+            for k, prediction in enumerate(err.results):
+                failure = err.failures.get(k)
+                yield prediction if failure is None else ImageFailure(
+                    start + k, f"CRF failed: {type(failure).__name__}: {failure}")
+        start += len(chunk)
+
+
 def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str = "solve",
                        processes: int | None = None, progress: bool = True, lam: float = LAMBDA,
                        mu: float = MU) -> list[Prediction]:
     """The CRF fed with ground-truth sigma and O (`crf_inputs.gt_crf_inputs`), one `Prediction` per example.
 
-    ``examples`` are dicts with ``instance_map``, ``classes`` and ``edges`` (a dataset split).
+    ``examples`` are dicts with ``instance_map``, ``classes`` and ``edges`` (a dataset split). When the CRF
+    fails on some, the ``crf.BatchError`` raised carries in ``results`` the `Prediction` of every other one.
     """
     examples = list(examples)
     heads = ground_truth_heads_of(examples, num_classes)
     inputs = [crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"]) for x in examples]
-    labels = _label(inputs, method, processes, progress, lam, mu)
+    try:
+        labels = _label(inputs, method, processes, progress, lam, mu)
+    except crf.BatchError as err:
+        err.results = [None if x is None else assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(err.results, heads)]
+        raise
     return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]

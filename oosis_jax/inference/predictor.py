@@ -33,7 +33,7 @@ from crf.move_graph import check_weights
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import check_image, checked_images
-from oosis_jax.inference.instances import LAMBDA, MU, Prediction, in_chunks, label_heads
+from oosis_jax.inference.instances import LAMBDA, MU, ImageFailure, Prediction, in_chunks, label_heads
 from oosis_jax.inference.joining import JoinModel, fit_join_model, join
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import ScoreModel, fit_score_model, rescore
@@ -44,15 +44,6 @@ from oosis_jax.training.configs import TrainConfig
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SHIPPED = ("synthetic",)
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
-
-
-class ImageFailure(ValueError):
-    """What `Predictor.predict_iter` gives in place of a `Prediction` for an image it could not predict:
-    ``index`` (the image's position in the input), ``reason`` (what failed, and the error)."""
-
-    def __init__(self, index: int, reason: str):
-        self.index, self.reason = index, reason
-        super().__init__(f"image {index}: {reason}")
 
 
 def _all_or_batch_error(done: dict[int, object], failures: dict[int, Exception], count: int, source: str) -> list:
@@ -281,27 +272,29 @@ class Predictor:
 
     def _predict_chunk(self, chunk: list, start: int) -> list[Prediction | ImageFailure]:
         """`predict_iter`'s items for ``chunk``, the images from index ``start`` on; when the network fails on
-        the chunk as a whole (e.g. out of memory), image by image."""
+        the chunk as a whole (e.g. out of memory), image by image. Failures of the CRF on single images
+        (``crf.BatchError``) are named; any other error (a dead CRF worker, a bug) propagates."""
         out, good = {}, {}
         for k, image in enumerate(chunk):
             try:
                 good[k] = check_image(image, f"image {start + k}")
             except ValueError as err:
                 out[k] = ImageFailure(start + k, f"not a valid image: {err}")
-        keys = list(good)
+        keys, images = list(good), list(good.values())
         try:
-            out.update(zip(keys, self.predict_many(list(good.values()), progress=False)))
+            heads = self._heads_of_checked(images, progress=False, label_grid=True)
+        except Exception as err:  # noqa: BLE001 - the network failed on the chunk: find the image(s) it fails on
+            for k in keys:
+                out[k] = (self._predict_chunk([good[k]], start + k)[0] if len(keys) > 1 else
+                          ImageFailure(start + k, f"network failed: {type(err).__name__}: {err}"))
+            return [out[k] for k in range(len(chunk))]
+        try:
+            out.update(zip(keys, self.label(heads, False, [image.shape[:2] for image in images], images)))
         except crf.BatchError as err:
             for j, prediction in enumerate(err.results):
                 failure = err.failures.get(j)
                 out[keys[j]] = prediction if failure is None else ImageFailure(
                     start + keys[j], f"CRF failed: {type(failure).__name__}: {failure}")
-        except Exception as err:  # noqa: BLE001 - the network failed: find the image(s) it fails on
-            if len(keys) > 1:
-                for k in keys:
-                    out[k] = self._predict_chunk([good[k]], start + k)[0]
-            else:
-                out.update({k: ImageFailure(start + k, f"network failed: {type(err).__name__}: {err}") for k in keys})
         return [out[k] for k in range(len(chunk))]
 
     def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None,

@@ -75,3 +75,19 @@ def test_pool_is_kept_between_calls_and_restarted_after_close_or_crash():
     assert after and not after & fresh  # a dead pool is replaced, not reused
     np.testing.assert_array_equal(crf.solve_many(inputs, processes=2)[0], crf.solve(*inputs[0]))
     crf.close_pool()
+
+
+def test_a_worker_killed_between_calls_does_not_fail_the_next_call():
+    import signal
+    import time
+
+    import crf.batch
+
+    inputs = _inputs(4)
+    pids = {int(labels[0, 0]) for labels in crf.solve_many(inputs, method=_worker_pid, processes=2)}
+    os.kill(pids.pop(), signal.SIGKILL)  # e.g. the out-of-memory killer, while the pool is idle
+    deadline = time.time() + 10
+    while not crf.batch._POOL["executor"]._broken and time.time() < deadline:
+        time.sleep(0.05)
+    np.testing.assert_array_equal(crf.solve_many(inputs, processes=2)[1], crf.solve(*inputs[1]))
+    crf.close_pool()

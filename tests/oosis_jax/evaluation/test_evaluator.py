@@ -108,3 +108,34 @@ def test_a_failed_add_leaves_the_evaluator_unchanged():
     with pytest.raises(ValueError, match="image 2: boundaries: .*NaN"):
         evaluator.add(dict(predictions[1], b=np.full_like(predictions[1]["b"], np.nan)), truths[1])
     assert len(evaluator) == 1 and json.dumps(evaluator.result(), sort_keys=True) == before
+
+
+def _counts_failing_on_small_maps(b, e, instance_map, edges, max_dist):
+    """`results._boundary_counts` on a worker, failing on maps under 40 rows (a crash on demand)."""
+    from oosis_jax.evaluation import results
+
+    if instance_map.shape[0] < 40:
+        raise MemoryError("worker out of memory")
+    return results._boundary_counts(b, e, instance_map, edges, max_dist)
+
+
+def test_a_failed_worker_names_its_image_and_no_result_is_given(monkeypatch):
+    from oosis_jax.evaluation import results
+
+    predictions, truths = _pairs(2)
+    small_p, small_t = _pairs(1, shape=(30, 56))
+    monkeypatch.setattr(results, "_boundary_counts", _counts_failing_on_small_maps)
+    evaluator = evaluation.Evaluator(processes=2)
+    recorded = 0
+    for pred, gt in zip(predictions + small_p + predictions * 2, truths + small_t + truths * 2):
+        try:
+            evaluator.add(pred, gt)  # image 3's failure comes back while later images are added
+            recorded += 1
+        except ValueError as err:
+            assert "image 3: boundary evaluation failed: MemoryError: worker out of memory" in str(err)
+            break
+    assert recorded == len(evaluator) == 6  # images 1-6 recorded; adding image 7 waited for image 3 and raised
+    with pytest.raises(ValueError, match="image 3: boundary evaluation failed"):
+        evaluator.result()
+    with pytest.raises(ValueError, match="image 3: boundary evaluation failed"):
+        evaluator.add(predictions[0], truths[0])

@@ -90,3 +90,23 @@ def test_in_chunks():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="chunk size"):
             list(in_chunks([1], bad))
+
+
+def test_ground_truth_labelling_streams_and_names_crf_failures(monkeypatch):
+    import pickle
+
+    from helpers.crf_problems import fail_solve_on_width
+
+    from data.synthetic import make_scene
+    from oosis_jax.inference.instances import label_ground_truth, label_ground_truth_iter
+
+    fail_solve_on_width(monkeypatch, 37)
+    scenes = [make_scene(k, 24, 36 + (k == 2)) for k in range(4)]  # scene 2 is 37 wide: its CRF fails
+    items = list(label_ground_truth_iter(iter(scenes), 5, chunk_size=3, processes=1, progress=False))
+    assert [type(item).__name__ for item in items] == ["Prediction", "Prediction", "ImageFailure", "Prediction"]
+    assert str(items[2]) == "image 2: CRF failed: ValueError: synthetic CRF failure"
+    for k in (0, 1, 3):
+        np.testing.assert_array_equal(items[k].instance_map,
+                                      label_ground_truth([scenes[k]], 5, processes=1, progress=False)[0].instance_map)
+    copy = pickle.loads(pickle.dumps(items[2]))
+    assert (copy.index, copy.reason, str(copy)) == (2, items[2].reason, str(items[2]))
