@@ -66,6 +66,7 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
     predictor = predictor.replace(method=args.method, processes=args.processes)
     print(f"network on {predict.device_summary()}")
     read = collections.deque()  # (stem, image) of the images read and not yet predicted
+    bar = tqdm(total=len(files), desc="predict", unit="image")
 
     def images():
         for path in files:
@@ -73,18 +74,20 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
                 image = prediction_io.read_image(path)
             except ValueError as err:
                 failures.append((path.name, str(err)))
+                bar.update()  # an unreadable file is done too
                 continue
             read.append((path.stem, image))
             yield image
 
     def predicted():
-        items = predictor.predict_iter(images(), chunk_size=args.chunk_size, progress=False)
-        for item in tqdm(items, total=len(files), desc="predict", unit="image"):
-            stem, image = read.popleft()
-            if isinstance(item, prediction.ImageFailure):
-                failures.append((stem, item.reason))
-            else:
-                yield stem, image, item
+        with bar:
+            for item in predictor.predict_iter(images(), chunk_size=args.chunk_size, progress=False):
+                stem, image = read.popleft()
+                bar.update()
+                if isinstance(item, prediction.ImageFailure):
+                    failures.append((stem, item.reason))
+                else:
+                    yield stem, image, item
 
     return info(predictor.config.dataset).class_names, predicted()
 
