@@ -277,7 +277,7 @@ class Predictor:
         out, good = {}, {}
         for k, image in enumerate(chunk):
             try:
-                good[k] = check_image(image, f"image {start + k}")
+                good[k] = check_image(image, "the image")
             except ValueError as err:
                 out[k] = ImageFailure(start + k, f"not a valid image: {err}")
         keys, images = list(good), list(good.values())
