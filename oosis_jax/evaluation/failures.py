@@ -7,7 +7,7 @@ summed over a dataset (`failure_summary`), so that a lever can be aimed at the l
 Instance outcomes (`instance_outcomes`), for ground-truth instance g with ``A`` = its pixels and, over the
 predicted instances, ``q`` = the one holding most of ``A``:
 
-- ``matched``: matched by `oosis_jax.evaluation.metrics.match_instances` (IoU >= threshold, same class);
+- ``matched``: matched by `oosis_jax.evaluation.metrics.match_by_iou` (IoU >= threshold, same class);
 - ``wrong class``: a predicted instance of another class has IoU >= threshold with g;
 - ``unmatched``: a predicted instance of g's class has IoU >= threshold, yet the greedy matching did not
   give it to g (its score is below ``min_score``, or another instance took it at IoU exactly 0.5);

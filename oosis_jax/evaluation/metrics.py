@@ -146,20 +146,14 @@ def _on_cycle(num_instances: int, edges: np.ndarray) -> np.ndarray:
     return np.bincount(component)[component] > 1
 
 
-def match_instances(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold=0.5,
-                    min_score=0.0) -> np.ndarray:
-    """Greedy matching of Sec. 4; returns int64 (N_gt,): the predicted id matched to gt i+1, 0 if none.
+def match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold=0.5, min_score=0.0) -> np.ndarray:
+    """Greedy matching of Sec. 4 from the IoU matrix float (N_gt, N_pred) (`iou_matrix` or `ious_of`); returns
+    int64 (N_gt,): the predicted id matched to gt i+1, 0 if none.
 
     Predictions with score >= ``min_score`` are visited by descending score (ties: lower id first); each takes
     the unmatched ground-truth instance of the same class with the highest IoU (ties: lower id), if that IoU
     is >= ``iou_threshold``. Inputs must already be validated (see `validate_instances`).
     """
-    iou = iou_matrix(gt_map, pred_map, len(gt_classes), len(pred_classes))
-    return match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold, min_score)
-
-
-def match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold=0.5, min_score=0.0) -> np.ndarray:
-    """`match_instances` from its IoU matrix, float (N_gt, N_pred) (`iou_matrix` or `ious_of`)."""
     same_class = gt_classes[:, None] == pred_classes[None, :]
     iou = np.where(same_class, iou, -1.0)
     match = np.zeros(len(gt_classes), np.int64)
@@ -184,20 +178,6 @@ def check_thresholds(iou_threshold: float, min_score: float) -> None:
         raise ValueError(f"min_score must be finite, got {min_score}")
 
 
-def pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-               iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each distinct ground-truth edge (a, b) (``np.unique`` row order): ``(recovered, forward, backward)``,
-    bool (P,) each. ``recovered``: both a and b are matched (see `match_instances`); ``forward`` /
-    ``backward``: the predicted graph (all predicted instances and ``pred_edges``) has a directed path from
-    match(a) to match(b) / back (False where not recovered). The basis of `oair_counts` and of
-    `oosis_jax.evaluation.failures.pair_outcomes`; arguments and errors as `oair_counts`.
-    """
-    check_thresholds(iou_threshold, min_score)
-    gt, pred = validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges)
-    match = match_instances(gt[0], gt[1], pred[0], pred[1], pred[3], iou_threshold, min_score)
-    return matched_pair_paths(gt[2], match, len(pred[1]), pred[2])
-
-
 def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges) -> tuple:
     """``(ground truth, prediction)``, each `validate_instances`' ``(instance_map, classes, edges, scores)``;
     ``ValueError`` as there (naming "ground truth" or "prediction") or when the two maps differ in shape."""
@@ -210,9 +190,13 @@ def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_sco
 
 def matched_pair_paths(gt_edges: np.ndarray, match: np.ndarray, num_pred: int,
                        pred_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`pair_paths` from validated inputs and a matching already made: ``gt_edges`` int (E, 2) of ids 1..m,
-    ``match`` int (m,) (the predicted id of each ground-truth instance, 0 = unmatched), ``num_pred`` predicted
-    instances and their ``pred_edges`` int (F, 2)."""
+    """For each distinct ground-truth edge (a, b) (``np.unique`` row order): ``(recovered, forward, backward)``,
+    bool (P,) each. ``recovered``: both a and b are matched; ``forward`` / ``backward``: the predicted graph
+    (all predicted instances and ``pred_edges``) has a directed path from match(a) to match(b) / back (False
+    where not recovered). Inputs validated (`validate_pair`): ``gt_edges`` int (E, 2) of ids 1..m, ``match``
+    int (m,) (the predicted id of each ground-truth instance, 0 = unmatched, e.g. `match_by_iou`), ``num_pred``
+    predicted instances and their ``pred_edges`` int (F, 2). The basis of `oair_counts` and of
+    `oosis_jax.evaluation.failures.pair_outcomes`."""
     gt_edges = np.unique(gt_edges, axis=0)  # an edge listed twice is one occlusion relation, counted once
     m1, m2 = match[gt_edges[:, 0] - 1], match[gt_edges[:, 1] - 1]
     recovered = (m1 > 0) & (m2 > 0)
@@ -228,15 +212,24 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
     """OAIR counts of Sec. 4 for one image: ``(pairs, recovered, correct)``.
 
     ``pairs`` = number of distinct ground-truth edges (duplicates count once); an edge (g1, g2) is
-    ``recovered`` when both g1 and g2 are matched (see `match_instances`), and ``correct`` when the predicted
+    ``recovered`` when both g1 and g2 are matched (see `match_by_iou`), and ``correct`` when the predicted
     graph (all predicted instances and ``pred_edges``) has a directed path from match(g1) to match(g2) and
-    none back (`pair_paths`). Recall = recovered / pairs, accuracy = correct / recovered, each summed over a
+    none back (`matched_pair_paths`). Recall = recovered / pairs, accuracy = correct / recovered, each summed over a
     dataset (`oosis_jax.evaluation.oair`).
     Raises ``ValueError`` for mismatched maps, ids without a class, edges naming missing instances, non-finite
     scores or an IoU threshold outside (0, 1].
     """
-    recovered, forward, backward = pair_paths(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores,
-                                              pred_edges, iou_threshold, min_score)
+    gt, pred = validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges)
+    iou = iou_matrix(gt[0], pred[0], len(gt[1]), len(pred[1]))
+    return counts_by_iou(iou, gt[1], gt[2], pred[1], pred[3], pred[2], iou_threshold, min_score)
+
+
+def counts_by_iou(iou, gt_classes, gt_edges, pred_classes, pred_scores, pred_edges, iou_threshold: float = 0.5,
+                  min_score: float = 0.0) -> tuple[int, int, int]:
+    """`oair_counts` of validated inputs (`validate_pair`) from their IoU matrix float (N_gt, N_pred)."""
+    check_thresholds(iou_threshold, min_score)
+    match = match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold, min_score)
+    recovered, forward, backward = matched_pair_paths(gt_edges, match, len(pred_classes), pred_edges)
     return len(recovered), int(recovered.sum()), int((forward & ~backward).sum())
 
 

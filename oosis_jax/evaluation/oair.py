@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import (check_thresholds, iou_matrix, match_by_iou, matched_pair_paths,
-                                            validate_pair)
+from oosis_jax.evaluation.metrics import counts_by_iou, iou_matrix, validate_pair
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))  # Fig. 9 left: 0.5:0.05:0.95
 NUM_CONFIDENCE_THRESHOLDS = 6  # Fig. 9 right
@@ -53,12 +52,8 @@ class OairImage:
 
     def counts(self, iou_threshold: float = 0.5, min_score: float = 0.0) -> np.ndarray:
         """int64 (3,): ``(pairs, recovered, correct)`` of Sec. 4 for this image."""
-        check_thresholds(iou_threshold, min_score)
-        match = match_by_iou(self.iou, self.gt_classes, self.pred_classes, self.pred_scores, iou_threshold,
-                             min_score)
-        recovered, forward, backward = matched_pair_paths(self.gt_edges, match, len(self.pred_classes),
-                                                          self.pred_edges)
-        return np.array([len(recovered), recovered.sum(), (forward & ~backward).sum()], np.int64)
+        return np.array(counts_by_iou(self.iou, self.gt_classes, self.gt_edges, self.pred_classes, self.pred_scores,
+                                      self.pred_edges, iou_threshold, min_score), np.int64)
 
 
 def oair_images(predictions: Sequence, ground_truths: Sequence) -> list[OairImage]:

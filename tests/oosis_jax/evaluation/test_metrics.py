@@ -55,10 +55,10 @@ def test_oair_min_score_and_class_filter_matches():
 def test_greedy_matching_prefers_higher_score():
     gt_map = stripes([(1, 10), (0, 10)])
     pred_map = stripes([(1, 6), (2, 4), (0, 10)])  # both overlap GT 1; only pred 1 has IoU >= 0.5
-    match = metrics.match_instances(gt_map, np.array([1]), pred_map, np.array([1, 1]), np.array([0.2, 0.9]))
+    iou = metrics.iou_matrix(gt_map, pred_map, 1, 2)
+    match = metrics.match_by_iou(iou, np.array([1]), np.array([1, 1]), np.array([0.2, 0.9]))
     assert match.tolist() == [1]
-    match = metrics.match_instances(gt_map, np.array([1]), pred_map, np.array([1, 1]), np.array([0.2, 0.9]),
-                                    iou_threshold=0.3)
+    match = metrics.match_by_iou(iou, np.array([1]), np.array([1, 1]), np.array([0.2, 0.9]), iou_threshold=0.3)
     assert match.tolist() == [2]  # pred 2 (IoU 0.4) is visited first now that it passes the threshold
 
 
