@@ -11,7 +11,6 @@ over IoU and confidence thresholds, boundary precision-recall) to ``--out``. The
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import sys
@@ -44,9 +43,9 @@ def parse_args(argv=None):
 def _predictions(args, examples) -> Iterator[tuple[dict, object]]:
     """``(example, Prediction or oosis_jax.ImageFailure)`` for each example, ``args.chunk_size`` at a time."""
     if args.gt:
-        items = prediction.label_ground_truth_iter(examples, info(args.dataset).num_classes, args.chunk_size,
+        pairs = prediction.label_ground_truth_iter(examples, info(args.dataset).num_classes, args.chunk_size,
                                                    method=args.method, processes=args.processes, progress=False)
-        yield from zip(examples, tqdm(items, total=len(examples), desc="CRF on ground truth", unit="image"))
+        yield from tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image")
         return
     from oosis_jax import Predictor
     from oosis_jax.inference import network as predict
@@ -54,16 +53,8 @@ def _predictions(args, examples) -> Iterator[tuple[dict, object]]:
     predictor = Predictor.from_pretrained(args.checkpoint, method=args.method, processes=args.processes,
                                           tile_size=args.tile_size, tile_overlap=args.tile_overlap)
     print(f"network on {predict.device_summary()}")
-    pending = collections.deque()  # the examples whose images are read and not yet predicted
-
-    def images():
-        for example in examples:
-            pending.append(example)
-            yield example["image"]
-
-    items = predictor.predict_iter(images(), chunk_size=args.chunk_size, progress=False)
-    for item in tqdm(items, total=len(examples), desc="predict", unit="image"):
-        yield pending.popleft(), item
+    pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False)
+    yield from tqdm(pairs, total=len(examples), desc="predict", unit="image")
 
 
 def main(argv=None):

@@ -17,7 +17,6 @@ predicted and written, and the exit status is then 1.
 from __future__ import annotations
 
 import argparse
-import collections
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,10 +64,9 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
     predictor = Predictor.from_pretrained(args.checkpoint, tile_size=args.tile_size, tile_overlap=args.tile_overlap)
     predictor = predictor.replace(method=args.method, processes=args.processes)
     print(f"network on {predict.device_summary()}")
-    read = collections.deque()  # (stem, image) of the images read and not yet predicted
     bar = tqdm(total=len(files), desc="predict", unit="image")
 
-    def images():
+    def readable():  # ((stem, image), image) of each file that can be read
         for path in files:
             try:
                 image = prediction_io.read_image(path)
@@ -76,13 +74,11 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
                 failures.append((path.name, str(err)))
                 bar.update()  # an unreadable file is done too
                 continue
-            read.append((path.stem, image))
-            yield image
+            yield (path.stem, image), image
 
     def predicted():
         with bar:
-            for item in predictor.predict_iter(images(), chunk_size=args.chunk_size, progress=False):
-                stem, image = read.popleft()
+            for (stem, image), item in predictor.predict_keyed(readable(), args.chunk_size, progress=False):
                 bar.update()
                 if isinstance(item, prediction.ImageFailure):
                     failures.append((stem, item.reason))
@@ -101,9 +97,9 @@ def _ground_truth_predictions(args, failures) -> tuple[list[str], Iterator[tuple
     dataset = info(args.dataset)
 
     def predicted():
-        items = prediction.label_ground_truth_iter(examples, dataset.num_classes, args.chunk_size,
+        pairs = prediction.label_ground_truth_iter(examples, dataset.num_classes, args.chunk_size,
                                                    method=args.method, processes=args.processes, progress=False)
-        for x, item in zip(examples, tqdm(items, total=len(examples), desc="CRF on ground truth", unit="image")):
+        for x, item in tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image"):
             stem = f"{int(x['image_id']):06d}"
             if isinstance(item, prediction.ImageFailure):
                 failures.append((stem, item.reason))

@@ -199,18 +199,19 @@ def in_chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def label_ground_truth_iter(examples: Iterable[dict], num_classes: int, chunk_size: int = 32,
-                            **options) -> Iterator[Prediction | ImageFailure]:
-    """`label_ground_truth` ``chunk_size`` examples at a time (``options``: its keyword arguments): one item
-    per example, in order, its `Prediction` or, where the CRF fails on it, an `ImageFailure`."""
+                            **options) -> Iterator[tuple[dict, Prediction | ImageFailure]]:
+    """`label_ground_truth` ``chunk_size`` examples at a time (``options``: its keyword arguments): one pair
+    ``(example, item)`` per example, in order, the item its `Prediction` or, where the CRF fails on it, an
+    `ImageFailure`; each example is read once."""
     start = 0
     for chunk in in_chunks(examples, chunk_size):
         try:
-            yield from label_ground_truth(chunk, num_classes, **options)
+            items = label_ground_truth(chunk, num_classes, **options)
         except crf.BatchError as err:
-            for k, prediction in enumerate(err.results):
-                failure = err.failures.get(k)
-                yield prediction if failure is None else ImageFailure(
-                    start + k, f"CRF failed: {type(failure).__name__}: {failure}")
+            items = [prediction if k not in err.failures else ImageFailure(
+                start + k, f"CRF failed: {type(err.failures[k]).__name__}: {err.failures[k]}")
+                for k, prediction in enumerate(err.results)]
+        yield from zip(chunk, items)
         start += len(chunk)
 
 

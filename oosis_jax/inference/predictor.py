@@ -15,6 +15,7 @@ int32 (N,), ``scores`` float64 (N,), ``edges`` int32 (M, 2) with (a, b) = a occl
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import warnings
@@ -269,6 +270,21 @@ class Predictor:
                 yield from self._predict_chunk(chunk, start)
                 start += len(chunk)
                 bar.update(len(chunk))
+
+    def predict_keyed(self, keyed: Iterable[tuple], chunk_size: int = 16,
+                      progress: bool = True) -> Iterator[tuple[object, Prediction | ImageFailure]]:
+        """`predict_iter` of ``(key, image)`` pairs: ``(key, its Prediction or ImageFailure)`` in order, so that
+        a caller streaming files or examples keeps what belongs to each image (a file name, its ground truth)
+        while only a chunk of them is held."""
+        pending = collections.deque()  # the keys of the images read and not yet predicted
+
+        def images():
+            for key, image in keyed:
+                pending.append(key)
+                yield image
+
+        for item in self.predict_iter(images(), chunk_size, progress):
+            yield pending.popleft(), item
 
     def _predict_chunk(self, chunk: list, start: int) -> list[Prediction | ImageFailure]:
         """`predict_iter`'s items for ``chunk``, the images from index ``start`` on; when the network fails on

@@ -49,6 +49,10 @@ def test_predict_iter_reads_one_chunk_ahead_and_equals_predict_many(predictor):
     for got, expected in zip(streamed, predictor.predict_many(batch, progress=False)):
         _same(got, expected)
     assert list(predictor.predict_iter([], progress=False)) == []
+    keyed = list(predictor.predict_keyed(((f"k{k}", image) for k, image in enumerate(batch)), 3, progress=False))
+    assert [key for key, _ in keyed] == [f"k{k}" for k in range(7)]
+    for (_, got), expected in zip(keyed, streamed):
+        _same(got, expected)
 
 
 def _fails_on_narrow(sigma, occ, **kwargs):
@@ -103,7 +107,9 @@ def test_ground_truth_labelling_streams_and_names_crf_failures(monkeypatch):
 
     fail_solve_on_width(monkeypatch, 37)
     scenes = [make_scene(k, 24, 36 + (k == 2)) for k in range(4)]  # scene 2 is 37 wide: its CRF fails
-    items = list(label_ground_truth_iter(iter(scenes), 5, chunk_size=3, processes=1, progress=False))
+    pairs = list(label_ground_truth_iter(iter(scenes), 5, chunk_size=3, processes=1, progress=False))
+    assert [example is scene for (example, _), scene in zip(pairs, scenes)] == [True] * 4
+    items = [item for _, item in pairs]
     assert [type(item).__name__ for item in items] == ["Prediction", "Prediction", "ImageFailure", "Prediction"]
     assert str(items[2]) == "image 2: CRF failed: ValueError: synthetic CRF failure"
     for k in (0, 1, 3):
