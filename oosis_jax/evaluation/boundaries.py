@@ -10,9 +10,11 @@ Angles come from the 4 orientation bins by the conversion of supplement Sec. 1.4
 Per image and threshold we keep the counts ``COUNT_FIELDS``. Oriented curve: recall = matched_gt / gt,
 precision = oriented_pred / pred. Plain boundary curve (b alone): precision = matched_pred / pred.
 
-The matching is ours, with scipy (`correspond_pixels`), instead of the CSA code bundled in the PyPI package
-``pyedgeeval``: that package builds and runs here, but it needs a C++ toolchain at install and bundles code
-whose licence is not stated.
+The pixels kept at a threshold include those kept at any higher one, so all 99 matchings of an image come from
+one pass of `nested_matching.nested_matchings` over its predicted pixels in decreasing order of confidence:
+about the cost of the lowest threshold's matching alone. The matching is ours instead of the CSA code bundled
+in the PyPI package ``pyedgeeval``: that package builds and runs here, but it needs a C++ toolchain at install
+and bundles code whose licence is not stated.
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
 
+from oosis_jax.evaluation.nested_matching import nested_matchings
 from oosis_jax.inference.nms import check_probability_map, boundary_nms
 
 THRESHOLDS = np.linspace(0.01, 0.99, 99)
@@ -57,67 +58,34 @@ def correspond_pixels(pred: np.ndarray, gt: np.ndarray, max_dist: float = MAX_DI
 
     Returns ``(pred_match, gt_match)``: int64 (H, W) holding, at each matched pixel, the flat index of its
     partner, and -1 elsewhere. The matching has maximum size and, among those, the minimum total distance (as
-    BSDS's ``correspondPixels`` with its outlier cost), exactly at every size: `_match_pairs`.
+    BSDS's ``correspondPixels`` with its outlier cost): `_matching_problem`.
     """
-    height, width = pred.shape
-    radius = max_dist * np.hypot(height, width)
     pred_idx, gt_idx = np.flatnonzero(pred), np.flatnonzero(gt)
+    indptr, cols, dist, outlier = _matching_problem(pred_idx, gt_idx, pred.shape, max_dist)
+    _, _, edge_of_row = nested_matchings(indptr, cols, dist, len(gt_idx), outlier, [len(pred_idx)])
+    rows = np.flatnonzero(edge_of_row >= 0)
+    partners = gt_idx[cols[edge_of_row[rows]]]
     pred_match, gt_match = np.full(pred.size, -1), np.full(gt.size, -1)
-    if len(pred_idx) and len(gt_idx):
-        pts_p = np.stack(np.unravel_index(pred_idx, pred.shape), -1)
-        pts_g = np.stack(np.unravel_index(gt_idx, gt.shape), -1)
-        pairs = cKDTree(pts_p).sparse_distance_matrix(cKDTree(pts_g), radius, output_type="ndarray")
-        rows, cols = _match_pairs(pairs["i"], pairs["j"], pairs["v"], radius)
-        pred_match[pred_idx[rows]] = gt_idx[cols]
-        gt_match[gt_idx[cols]] = pred_idx[rows]
+    pred_match[pred_idx[rows]] = partners
+    gt_match[partners] = pred_idx[rows]
     return pred_match.reshape(pred.shape), gt_match.reshape(gt.shape)
 
 
-def _match_pairs(i, j, d, radius):
-    """Matched (pred rows, gt cols) among the candidate pairs (i[k], j[k]) at distance d[k] <= ``radius``: a
-    maximum matching of minimum total distance.
-
-    Each connected component of the candidate graph is matched on its own: a component of one pair is that
-    pair, a larger one a sparse minimum-cost matching that covers its smaller side (`_min_cost_matching`).
+def _matching_problem(pred_idx, gt_idx, shape, max_dist):
+    """The matching of predicted pixels ``pred_idx`` (rows, in this order) to ground-truth pixels ``gt_idx``
+    (columns; flat indices into ``shape``) as `nested_matchings` takes it: ``(indptr, cols, distances,
+    outlier_cost)``, an edge for every pair within ``max_dist x diagonal`` pixels. Leaving a row unmatched costs
+    more than any total of distances, so an optimal matching has the most pairs, then the least total distance.
     """
-    if len(i) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    preds, p = np.unique(i, return_inverse=True)
-    gts, g = np.unique(j, return_inverse=True)
-    d = np.asarray(d, np.float64)
-    graph = sparse.csr_matrix((np.ones(len(p)), (p, len(preds) + g)), shape=(len(preds) + len(gts),) * 2)
-    count, component = connected_components(graph, directed=False)
-    pair_component = component[p]
-    single = np.bincount(pair_component, minlength=count)[pair_component] == 1
-    out_p, out_g = [p[single]], [g[single]]
-    rest = np.flatnonzero(~single)
-    rest = rest[np.argsort(pair_component[rest], kind="stable")]
-    for group in np.split(rest, np.flatnonzero(np.diff(pair_component[rest])) + 1):
-        if group.size:
-            local_preds, local_p = np.unique(p[group], return_inverse=True)
-            local_gts, local_g = np.unique(g[group], return_inverse=True)
-            rows, cols = _min_cost_matching(local_p, local_g, d[group], radius)
-            out_p.append(local_preds[rows])
-            out_g.append(local_gts[cols])
-    return preds[np.concatenate(out_p)], gts[np.concatenate(out_g)]
-
-
-def _min_cost_matching(p, g, d, radius):
-    """A maximum matching of minimum total distance of the pairs (p[k], g[k]) at distances d[k] <= ``radius``
-    (ids 0..P-1 and 0..G-1, each used): scipy's LAPJVsp matching that covers the smaller side, where each of
-    its nodes may also take an outlier node of its own at a cost above any total of real distances, so that
-    such a matching always exists and a larger real matching is always cheaper (BSDS's ``correspondPixels``
-    adds outliers the same way). Costs are shifted by 1 so that zero distances stay edges."""
-    n_p, n_g = p.max() + 1, g.max() + 1
-    flip = n_g < n_p
-    rows, cols, n_rows, n_cols = (g, p, n_g, n_p) if flip else (p, g, n_p, n_g)
-    own = np.arange(n_rows)
-    costs = np.concatenate([d + 1.0, np.full(n_rows, radius * (n_rows + 1) + 2.0)])
-    graph = sparse.csr_matrix((costs, (np.concatenate([rows, own]), np.concatenate([cols, n_cols + own]))),
-                              shape=(n_rows, n_cols + n_rows))
-    row_ind, col_ind = min_weight_full_bipartite_matching(graph)
-    real = col_ind < n_cols
-    return (col_ind[real], row_ind[real]) if flip else (row_ind[real], col_ind[real])
+    radius = max_dist * np.hypot(*shape)
+    indptr = np.zeros(len(pred_idx) + 1, np.int64)
+    if not (len(pred_idx) and len(gt_idx)):
+        return indptr, np.zeros(0, np.int64), np.zeros(0), 1.0
+    points = [np.stack(np.unravel_index(idx, shape), -1) for idx in (pred_idx, gt_idx)]
+    pairs = cKDTree(points[0]).sparse_distance_matrix(cKDTree(points[1]), radius, output_type="ndarray")
+    order = np.lexsort((pairs["j"], pairs["i"]))
+    np.cumsum(np.bincount(pairs["i"], minlength=len(pred_idx)), out=indptr[1:])
+    return indptr, pairs["j"][order].astype(np.int64), pairs["v"][order], radius * (len(pred_idx) + 1) + 1.0
 
 
 def _check_gt(gt_boundary, shape):
@@ -159,18 +127,26 @@ def image_counts(b, e, gt_boundary, gt_e, thresholds=THRESHOLDS, max_dist: float
     if e is not None:
         gt_e = _check_bins(gt_e, b.shape, "gt_e")
         angles, gt_angles = orientation_angles(e).ravel(), orientation_angles(gt_e).ravel()
-    thin = boundary_nms(b) if apply_nms else b
+    thin = (boundary_nms(b) if apply_nms else b).ravel()
+    thresholds = np.asarray(thresholds, np.float64)
     counts = np.zeros((len(thresholds), 5), np.int64)
-    for t, threshold in enumerate(thresholds):
-        pred = thin >= threshold
-        pred_match, gt_match = correspond_pixels(pred, gt_boundary, max_dist)
-        matched = np.flatnonzero(pred_match >= 0)
-        if e is None:
-            oriented = len(matched)
-        else:
-            diff = np.mod(angles[matched] - gt_angles[pred_match.ravel()[matched]], 2 * np.pi)
-            oriented = int(np.sum((diff <= np.pi / 2) | (diff >= 3 * np.pi / 2)))
-        counts[t] = (np.sum(gt_match >= 0), gt_boundary.sum(), len(matched), oriented, pred.sum())
+    if not len(thresholds):
+        return counts
+    # Rows: the pixels kept at the lowest threshold, most confident first, so each threshold keeps a prefix.
+    rows = np.flatnonzero(thin >= thresholds.min())
+    rows = rows[np.argsort(-thin[rows], kind="stable")]
+    gt_idx = np.flatnonzero(gt_boundary)
+    indptr, cols, dist, outlier = _matching_problem(rows, gt_idx, b.shape, max_dist)
+    if e is None:
+        flags = np.ones(len(cols), np.int64)
+    else:
+        edge_rows = np.repeat(np.arange(len(rows)), np.diff(indptr))
+        diff = np.mod(angles[rows[edge_rows]] - gt_angles[gt_idx[cols]], 2 * np.pi)
+        flags = (diff <= np.pi / 2) | (diff >= 3 * np.pi / 2)
+    order = np.argsort(-thresholds, kind="stable")
+    kept = len(rows) - np.searchsorted(thin[rows][::-1], thresholds[order], side="left")
+    matched, oriented, _ = nested_matchings(indptr, cols, dist, len(gt_idx), outlier, kept, flags)
+    counts[order] = np.stack([matched, np.full_like(matched, len(gt_idx)), matched, oriented, kept], -1)
     return counts
 
 
