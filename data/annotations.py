@@ -17,6 +17,7 @@ import json
 import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -77,36 +78,59 @@ def integer(value: object, where: str) -> int:
     return int(value)
 
 
-def image_entries(content: Mapping, path: str) -> list[ImageEntry]:
-    """The ``images`` list of a COCO-style file, in file order, validated (unique ids, sizes >= 1)."""
-    entries, seen = [], set()
+def image_entries(content: Mapping, path: str, skipped: list | None = None) -> list[ImageEntry]:
+    """The ``images`` list of a COCO-style file, in file order, validated (unique ids, sizes >= 1).
+
+    A bad entry (a missing or mistyped key, an empty size, an id used twice) raises ``ValueError`` naming it,
+    unless ``skipped`` is a list: the entry is then left out (`note_skipped`), and every entry of an id used
+    twice, whose annotations cannot be told apart, too.
+    """
+    entries = []
     for k, record in enumerate(require_list(content, "images", path)):
-        where = f"{path}: images[{k}]"
-        require(record, ["id", "file_name", "height", "width"], where)
-        if not isinstance(record["file_name"], str) or not record["file_name"]:
-            raise ValueError(f"{where}: file_name must be a non-empty string, got {record['file_name']!r}")
-        entry = ImageEntry(
-            image_id=integer(record["id"], f"{where}.id"),
-            file_name=record["file_name"],
-            height=integer(record["height"], f"{where}.height"),
-            width=integer(record["width"], f"{where}.width"),
-        )
-        if entry.height < 1 or entry.width < 1:
-            raise ValueError(f"{where}: empty image (height={entry.height}, width={entry.width})")
-        if entry.image_id in seen:
-            raise ValueError(f"{where}: duplicate image id {entry.image_id}")
-        seen.add(entry.image_id)
-        entries.append(entry)
-    return entries
+        try:
+            entries.append(_image_entry(record, f"{path}: images[{k}]"))
+        except ValueError as error:
+            if skipped is None:
+                raise
+            raw_id = record.get("id") if isinstance(record, Mapping) else None
+            note_skipped(skipped, raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None, error)
+    duplicates = sorted(i for i, n in Counter(entry.image_id for entry in entries).items() if n > 1)
+    for image_id in duplicates:
+        error = ValueError(f"{path}: duplicate image id {image_id} in the images list")
+        if skipped is None:
+            raise error
+        note_skipped(skipped, image_id, error)
+    return [entry for entry in entries if entry.image_id not in duplicates]
+
+
+def _image_entry(record: object, where: str) -> ImageEntry:
+    require(record, ["id", "file_name", "height", "width"], where)
+    if not isinstance(record["file_name"], str) or not record["file_name"]:
+        raise ValueError(f"{where}: file_name must be a non-empty string, got {record['file_name']!r}")
+    entry = ImageEntry(
+        image_id=integer(record["id"], f"{where}.id"),
+        file_name=record["file_name"],
+        height=integer(record["height"], f"{where}.height"),
+        width=integer(record["width"], f"{where}.width"),
+    )
+    if entry.height < 1 or entry.width < 1:
+        raise ValueError(f"{where}: empty image (height={entry.height}, width={entry.width})")
+    return entry
+
+
+def annotation_where(record: object, where: str) -> str:
+    """``where`` extended by the annotation's id when the record has one (for messages)."""
+    has_id = isinstance(record, Mapping) and "id" in record
+    return f"{where} annotation {record['id']!r}" if has_id else f"{where} annotation"
 
 
 BAD_IMAGE_ERRORS = (ValueError, FileNotFoundError)  # what a bad annotation or image file of one image raises
 
 
-def note_skipped(skipped: list, image_id: int, error: Exception) -> None:
-    """Record that image ``image_id`` is left out because of ``error``: ``(image_id, message)`` appended to
-    ``skipped`` and a warning naming the image and the problem."""
-    message = str(error) if f"image {image_id}" in str(error) else f"image {image_id}: {error}"
+def note_skipped(skipped: list, image_id: int | None, error: Exception) -> None:
+    """Record that image ``image_id`` (None: an ``images`` entry without a valid id) is left out because of
+    ``error``: ``(image_id, message)`` appended to ``skipped`` and a warning naming the image and the problem."""
+    message = str(error) if image_id is None or f"image {image_id}" in str(error) else f"image {image_id}: {error}"
     skipped.append((image_id, message))
     warnings.warn(f"left out of the dataset: {message}", stacklevel=2)
 
@@ -127,16 +151,27 @@ def each_image(entries: Sequence[ImageEntry], build: Callable[[ImageEntry], dict
         yield example
 
 
-def group_by_image(records: Sequence, images: Sequence[ImageEntry], path: str, what: str) -> dict[int, list]:
-    """Map every image id to its records (file order); a record naming an unknown image raises."""
+def group_by_image(records: Sequence, images: Sequence[ImageEntry], path: str, what: str,
+                   skipped: list | None = None) -> dict[int, list]:
+    """Map every image id to its records (file order). A record without a valid ``image_id`` of the images
+    list raises ``ValueError`` naming it, unless ``skipped`` is a list: it then belongs to no image and is
+    ignored, with a warning unless its image is already in ``skipped`` (left out by `image_entries`)."""
     grouped: dict[int, list] = {entry.image_id: [] for entry in images}
+    left_out = set() if skipped is None else {image_id for image_id, _ in skipped}
     for k, record in enumerate(records):
         where = f"{path}: {what}[{k}]"
-        require(record, ["image_id"], where)
-        image_id = integer(record["image_id"], f"{where}.image_id")
-        if image_id not in grouped:
-            raise ValueError(f"{where}: image_id {image_id} is not in the file's images list")
-        grouped[image_id].append(record)
+        try:
+            require(record, ["image_id"], where)
+            image_id = integer(record["image_id"], f"{where}.image_id")
+            if image_id not in grouped and image_id not in left_out:
+                raise ValueError(f"{where}: image_id {image_id} is not in the file's images list")
+        except ValueError as error:
+            if skipped is None:
+                raise
+            warnings.warn(f"ignored (it belongs to no image): {error}", stacklevel=2)
+            continue
+        if image_id in grouped:
+            grouped[image_id].append(record)
     return grouped
 
 

@@ -15,8 +15,8 @@ segmentation, one instance per pixel, and an occlusion graph between touching in
    after every object it occludes). Objects with no order between them are painted larger visible area
    first, then in annotation order, so at an unexplained overlap the smaller object stays visible.
 3. An object whose every pixel was painted over (or whose visible mask is empty, e.g. a polygon entirely
-   outside the image) disappears: it gets no instance id and its relations are dropped. The others are
-   numbered ``1..N`` in annotation order.
+   outside the image: reported by ``EmptyMaskWarning``) disappears: it gets no instance id and its relations
+   are dropped. The others are numbered ``1..N`` in annotation order.
 4. Edges are the relations between instances whose final regions touch (4-neighbours): the occlusion map
    and the metrics need a pixel-level boundary. Relations between instances that do not touch are dropped
    (no transitive edges are added).
@@ -47,6 +47,11 @@ class OcclusionCycleWarning(UserWarning):
 
 class OrderDisagreementWarning(UserWarning):
     """An annotated occlusion relation is contradicted by the visible/amodal masks (the annotation is kept)."""
+
+
+class EmptyMaskWarning(UserWarning):
+    """An object's visible mask in the annotation file is empty (e.g. a polygon outside the image): it is left
+    out of the example."""
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -220,6 +225,10 @@ def compose(
         raise ValueError(f"image {image_id}: visible masks must be bool {tuple(shape)}")
     relations = break_cycles(num, relations, labels, image_id)
     areas = [int(m.sum()) for m in visible]
+    empty = [labels[k] for k in range(num) if areas[k] == 0]
+    if empty:
+        warnings.warn(f"image {image_id}: object(s) {empty} have an empty visible mask (e.g. a polygon outside the "
+                      "image) and are left out", EmptyMaskWarning, stacklevel=2)
     painted = np.zeros(shape, dtype=np.int64)
     for k in paint_order(areas, relations):
         painted[visible[k]] = k + 1

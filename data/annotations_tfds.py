@@ -8,8 +8,9 @@ recorded in the annotation file (an image that fails any check is left out with 
 the build goes on: `ManualFolderBuilder.skipped`), and writes the shared schema of ``data/features.py``
 (``depths`` NaN: these datasets have no depth) as ``array_record`` files, read back with ``as_data_source``.
 
-Image bytes are stored as they are (PNG for KITTI, JPEG for COCO); an image that is neither RGB nor
-grayscale (palette, CMYK, RGBA) is converted to RGB and re-encoded once. Grayscale images are decoded to
+Image bytes are stored as they are (PNG for KITTI, JPEG for COCO) after one full decoding that checks them;
+an image that is neither RGB nor grayscale (palette, CMYK, RGBA, 16-bit greyscale scaled to 8 bits:
+`data.pixels.rgb8`) is converted to RGB and re-encoded once. Grayscale images are decoded to
 three equal channels by tfds.
 """
 
@@ -25,35 +26,42 @@ import tensorflow_datasets as tfds
 
 from data import annotations as ann
 from data.features import encode_example, features
+from data.pixels import rgb8
 
 
 def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str) -> bytes:
-    """The encoded image at ``path``, checked to be ``width x height`` as the annotation file says."""
+    """The encoded image at ``path``, decoded in full once (a truncated or corrupt file fails here, naming the
+    image, not when the dataset is read) and checked to be ``width x height`` as the annotation file says."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {image_id}: file {path} not found")
     try:
         with PIL.Image.open(path) as image:
-            if image.size != (width, height):
-                raise ValueError(
-                    f"image {image_id}: {path} is {image.size[0]}x{image.size[1]} (width x height) but the "
-                    f"annotation file says {width}x{height}"
-                )
-            if image.mode not in ("RGB", "L"):
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, format=encoding.upper())
-                return buffer.getvalue()
-    except PIL.UnidentifiedImageError as e:
+            image.load()
+            size, pixels = image.size, None if image.mode in ("RGB", "L") else rgb8(image)
+    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as e:
         raise ValueError(f"image {image_id}: {path} is not a readable image ({e})") from e
+    if size != (width, height):
+        raise ValueError(f"image {image_id}: {path} is {size[0]}x{size[1]} (width x height) but the annotation file "
+                         f"says {width}x{height}")
+    if pixels is not None:
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(pixels).save(buffer, format=encoding.upper())
+        return buffer.getvalue()
     with open(path, "rb") as f:
         return f.read()
 
 
-def training_classes(categories, category_to_class: Mapping[int, int], image_id: int):
-    """Contiguous training ids of the dataset's category ids; an unmapped id raises ``ValueError``."""
+def training_classes(categories, category_to_class: Mapping[int, int], image_id: int, annotation_ids=None,
+                     where: str = ""):
+    """Contiguous training ids of the dataset's category ids; an unmapped id raises ``ValueError`` naming the
+    image, the annotations with it (``annotation_ids``, one per category, when given) and ``where`` (the file)."""
     unknown = sorted({int(c) for c in categories} - set(category_to_class))
     if unknown:
+        named = "" if annotation_ids is None else " of annotation(s) " + str(
+            [int(a) for a, c in zip(annotation_ids, categories) if int(c) in unknown])
         raise ValueError(
-            f"image {image_id}: category id(s) {unknown} have no training class (known: {sorted(category_to_class)})"
+            f"{where}{': ' if where else ''}image {image_id}: category id(s) {unknown}{named} have no training class "
+            f"(known: {sorted(category_to_class)})"
         )
     return [category_to_class[int(c)] for c in categories]
 
@@ -122,7 +130,8 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         for example in self.read(paths, skipped):
             image_id = example["image_id"]
             try:
-                classes = training_classes(example["classes"], self.CATEGORY_TO_CLASS, image_id)
+                classes = training_classes(example["classes"], self.CATEGORY_TO_CLASS, image_id,
+                                           example.get("annotation_ids"), paths.get("annotations", ""))
                 encoded = image_bytes(example["image"], example["height"], example["width"], image_id,
                                       self.IMAGE_ENCODING)
             except ann.BAD_IMAGE_ERRORS as error:
@@ -154,5 +163,5 @@ def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) 
     for split, info in builder.info.splits.items():
         print(f"{name}/{args.config} {split}: {info.num_examples} examples in {builder.data_dir}")
     for split, skipped in builder.skipped.items():
-        for image_id, message in skipped:
-            print(f"{name}/{args.config} {split}: left out image {image_id}: {message}")
+        for _, message in skipped:
+            print(f"{name}/{args.config} {split}: left out {message}")

@@ -55,6 +55,8 @@ def split_examples(name: str, split: str | None, data_dir, limit: int | None = N
     **config)``, which builds the dataset on first use). ``ValueError`` for a split without examples."""
     from data import loading
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of examples or None (all), got {limit!r}")
     dataset = registry.info(name)
     split = dataset.held_out_split if split is None else split
     source = loading.load(name, split, data_dir, **config)
@@ -76,4 +78,6 @@ def synthetic_scenes(split: str, count: int, size: tuple[int, int]) -> list[dict
 
     if split not in registry.SYNTHETIC_SEEDS:
         raise ValueError(f"synthetic scenes have no split {split!r}; choose from {', '.join(registry.SYNTHETIC_SEEDS)}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"count must be an integer >= 0, got {count!r}")
     return [make_scene(registry.SYNTHETIC_SEEDS[split] + i, *size) for i in range(count)]

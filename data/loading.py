@@ -39,7 +39,13 @@ def dataset_module(name: str) -> ModuleType:
 def _builder(name: str, data_dir, config: dict):
     if data_dir is None or not isinstance(data_dir, (str, os.PathLike)):
         raise ValueError(f"data_dir must be a folder path, got {data_dir!r}")
-    return dataset_module(name).builder(os.path.expanduser(os.fspath(data_dir)), **config)
+    try:
+        return dataset_module(name).builder(os.path.expanduser(os.fspath(data_dir)), **config)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        doc = " ".join(info(name).module.builder.__doc__.split())
+        raise ValueError(f"dataset {name!r} has no setting among {sorted(config)} ({e}). {doc}") from e
 
 
 def build(name: str, data_dir, **config):

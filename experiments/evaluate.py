@@ -31,7 +31,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add_source_arguments(parser)
     flags.add_dataset_arguments(parser)
-    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
+    parser.add_argument("--limit", type=flags.positive_int, default=None, help="evaluate the first N examples only")
     flags.add_crf_arguments(parser)
     parser.add_argument("--max-dist", type=float, default=boundary_eval.MAX_DIST,
                         help="boundary matching radius, fraction of the image diagonal")

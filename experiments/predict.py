@@ -36,7 +36,7 @@ def parse_args(argv=None):
     flags.add_source_arguments(parser)
     parser.add_argument("--images", help="folder of images (with --checkpoint)")
     flags.add_dataset_arguments(parser)  # of --gt (a checkpoint knows its own dataset)
-    parser.add_argument("--limit", type=int, default=None, help="first N examples of the split (--gt)")
+    parser.add_argument("--limit", type=flags.positive_int, default=None, help="first N examples of the split (--gt)")
     flags.add_crf_arguments(parser)
     args = parser.parse_args(argv)
     if args.checkpoint and not args.images:

@@ -32,7 +32,8 @@ CATEGORY_TO_CLASS = {category: k + 1 for k, category in enumerate(COCO_CATEGORY_
 
 
 def builder(data_dir, manual_dir=None, **config):
-    """The tfds builder of COCOA (``data.cocoa.dataset_builder.Cocoa``); ``config`` e.g. ``config='classes'``."""
+    """The tfds builder of COCOA (``data.cocoa.dataset_builder.Cocoa``). Settings: ``manual_dir`` (the folder of
+    the user's download) and ``config``: ``'classes'`` (default) or ``'classes_mask_order'``."""
     from data.cocoa.dataset_builder import Cocoa  # tfds is heavy: imported only when a builder is asked for
 
     return Cocoa(data_dir=data_dir, manual_dir=manual_dir, **config)

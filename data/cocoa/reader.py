@@ -38,17 +38,20 @@ UNLABELLED = 0  # class of a regions-format instance: the regions files have no 
 
 
 def detect_format(content: dict, path: str) -> str:
-    """``'regions'`` or ``'classes'`` from the first annotation's keys (no annotations: a ``categories`` list)."""
+    """``'regions'`` or ``'classes'`` from the first annotation holding ``regions`` or ``category_id`` (no
+    annotations: a ``categories`` list); an image with an annotation of neither kind is bad, not the file."""
     records = ann.require_list(content, "annotations", path)
-    if records:
-        ann.require(records[0], [], f"{path}: annotations[0]")
-        if "regions" in records[0]:
+    for record in records:
+        if isinstance(record, dict) and "regions" in record:
             return "regions"
-        if "category_id" in records[0]:
+        if isinstance(record, dict) and "category_id" in record:
             return "classes"
+    if records:
+        first = records[0]
         raise ValueError(
-            f"{path}: not a COCOA annotation file: annotations[0] has keys {sorted(records[0])}, expected "
-            f"'regions' (COCO_amodal_*2014.json) or 'category_id' (COCO_amodal_*2014_with_classes.json)"
+            f"{path}: not a COCOA annotation file: no annotation has 'regions' (COCO_amodal_*2014.json) or "
+            f"'category_id' (COCO_amodal_*2014_with_classes.json); annotations[0] is "
+            f"{sorted(first) if isinstance(first, dict) else type(first).__name__}"
         )
     return "classes" if "categories" in content else "regions"
 
@@ -146,8 +149,10 @@ def _classes_example(entry, records, known, path, regions, min_iou) -> dict:
     h, w = entry.height, entry.width
     visible, amodal, labels, classes = [], [], [], []
     for record in records:
-        ann.require(record, ["id", "category_id", "segmentation"], f"{where} annotation")
+        ann.require(record, ["id", "category_id", "segmentation"], ann.annotation_where(record, where))
         label = ann.integer(record["id"], f"{where} annotation id")
+        if label in labels:
+            raise ValueError(f"{where}: duplicate annotation id {label}")
         at = f"{where} annotation {label}"
         category = ann.integer(record["category_id"], f"{at} category_id")
         if category not in known:
@@ -176,17 +181,15 @@ def _classes_example(entry, records, known, path, regions, min_iou) -> dict:
     }
 
 
-def _regions_by_image(regions_file: str, images: list[ann.ImageEntry]) -> dict[int, list]:
+def _regions_by_image(regions_file: str) -> tuple[dict[int, list], dict[int, tuple[int, int]]]:
+    """The regions file's records by image id, and each image's (height, width) there."""
     content = ann.read_json(regions_file)
     records = ann.require_list(content, "annotations", regions_file)
     if detect_format(content, regions_file) != "regions":
         raise ValueError(f"{regions_file}: regions_file must be a regions-format file (COCO_amodal_*2014.json)")
-    region_images = {e.image_id: e for e in ann.image_entries(content, regions_file)}
-    for entry in images:
-        other = region_images.get(entry.image_id)
-        if other is not None and (other.height, other.width) != (entry.height, entry.width):
-            raise ValueError(f"{regions_file}: image {entry.image_id} size differs from the classed file's")
-    return ann.group_by_image(records, list(region_images.values()), regions_file, "annotations")
+    region_images = ann.image_entries(content, regions_file)
+    sizes = {entry.image_id: (entry.height, entry.width) for entry in region_images}
+    return ann.group_by_image(records, region_images, regions_file, "annotations"), sizes
 
 
 def examples(
@@ -203,28 +206,36 @@ def examples(
     regions format), ``edges`` int32 (M, 2) (a occludes b), and for inspection ``height``/``width`` (from
     the ``images`` entry), ``format`` and ``annotation_ids`` (classed) or ``region_numbers`` (regions, 1-based).
     ``regions_file`` (classed format only) supplies the order, joined by image id and mask IoU (module docstring).
-    A problem of a whole file raises; one of a single image (its annotations or its missing file) raises too,
-    unless ``skipped`` is a list: that image is then left out, ``(image_id, message)`` appended to ``skipped``
-    with a warning (`data.annotations.each_image`).
+    A problem of a whole file raises; one of a single image (its ``images`` entry, its annotations, a size that
+    differs in the regions file, its missing file) raises too, unless ``skipped`` is a list: that image is then
+    left out, ``(image_id, message)`` appended to ``skipped`` with a warning (`data.annotations.each_image`), and
+    an annotation of no listed image is ignored with a warning.
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
-    images = ann.image_entries(content, path)
+    images = ann.image_entries(content, path, skipped)
     records = ann.require_list(content, "annotations", path)
     fmt = detect_format(content, path)
-    grouped = ann.group_by_image(records, images, path, "annotations")
+    grouped = ann.group_by_image(records, images, path, "annotations", skipped)
     if fmt == "regions" and regions_file is not None:
         raise ValueError(f"{path} is a regions file itself; regions_file applies to the _with_classes variant")
     if isinstance(min_iou, bool) or not isinstance(min_iou, (int, float)) or not 0.0 < min_iou <= 1.0:
         raise ValueError(f"min_iou must be a number in (0, 1], got {min_iou!r}")
-    regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file), images)
+    regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file))
     known = ann.category_ids(content, path) if fmt == "classes" else set()
 
     def build(entry: ann.ImageEntry) -> dict:
         if fmt == "regions":
             example = _regions_example(entry, grouped[entry.image_id], path)
         else:
-            image_regions = None if regions is None else (os.fspath(regions_file), regions.get(entry.image_id, []))
+            image_regions = None
+            if regions is not None:
+                by_image, sizes = regions
+                size = sizes.get(entry.image_id, (entry.height, entry.width))
+                if size != (entry.height, entry.width):
+                    raise ValueError(f"{regions_file}: image {entry.image_id} is {size[1]}x{size[0]} (width x height) "
+                                     f"there, {entry.width}x{entry.height} in {path}")
+                image_regions = (os.fspath(regions_file), by_image.get(entry.image_id, []))
             example = _classes_example(entry, grouped[entry.image_id], known, path, image_regions, min_iou)
         example.update(image_id=entry.image_id, height=entry.height, width=entry.width, format=fmt)
         example["image"] = ann.image_path(image_dir, entry)

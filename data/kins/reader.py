@@ -33,20 +33,21 @@ FORMAT_KEYS = {"original": ("inmodal_seg", "segmentation"), "2020": ("i_segm", "
 
 
 def detect_format(records: list, path: str) -> str:
-    """``'original'`` or ``'2020'`` from the first annotation's keys (all must then have that format's keys).
+    """``'original'`` or ``'2020'`` from the first annotation holding either format's visible-mask key (all
+    must then have that format's keys; an image with one that has not is bad, not the file).
 
     A file without annotations reads the same in both formats (every image is empty): ``'original'``.
     """
     if not records:
         return "original"
+    for record in records:
+        for name, keys in FORMAT_KEYS.items():
+            if isinstance(record, dict) and keys[0] in record:
+                return name
     first = records[0]
-    ann.require(first, [], f"{path}: annotations[0]")
-    for name, keys in FORMAT_KEYS.items():
-        if keys[0] in first:
-            return name
     raise ValueError(
-        f"{path}: not a KINS annotation file: annotations[0] has keys {sorted(first)}, expected "
-        f"'inmodal_seg' (instances_*.json) or 'i_segm' (update_*_2020.json)"
+        f"{path}: not a KINS annotation file: no annotation has 'inmodal_seg' (instances_*.json) or 'i_segm' "
+        f"(update_*_2020.json); annotations[0] is {sorted(first) if isinstance(first, dict) else type(first).__name__}"
     )
 
 
@@ -72,7 +73,8 @@ def _example(entry: ann.ImageEntry, records: list, fmt: str, known: set[int], pa
     where = f"{path}: image {entry.image_id}"
     visible, amodal, labels, classes = [], [], [], []
     for record in records:
-        ann.require(record, ("id", "category_id") + FORMAT_KEYS[fmt], f"{where} ({fmt} format) annotation")
+        ann.require(record, ("id", "category_id") + FORMAT_KEYS[fmt], ann.annotation_where(record, where)
+                    + f" ({fmt} format)")
         label = ann.integer(record["id"], f"{where} annotation id")
         if label in labels:
             raise ValueError(f"{where}: duplicate annotation id {label}")
@@ -114,17 +116,17 @@ def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike,
     (a occludes b), and for inspection ``annotation_ids`` int64 (N,) (the annotation of each instance),
     ``height``/``width`` (from the file's ``images`` entry) and ``format`` (``'original'``/``'2020'``).
     Annotations are validated before use: errors name the file, image and annotation. A problem of the whole file
-    raises; one of a single image (its annotations or its missing file) raises too, unless ``skipped`` is a list:
-    that image is then left out, ``(image_id, message)`` appended to ``skipped`` with a warning
-    (`data.annotations.each_image`).
+    raises; one of a single image (its ``images`` entry, its annotations or its missing file) raises too, unless
+    ``skipped`` is a list: that image is then left out, ``(image_id, message)`` appended to ``skipped`` with a
+    warning (`data.annotations.each_image`), and an annotation of no listed image is ignored with a warning.
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
-    images = ann.image_entries(content, path)
+    images = ann.image_entries(content, path, skipped)
     known = ann.category_ids(content, path)
     records = ann.require_list(content, "annotations", path)
     fmt = detect_format(records, path)
-    grouped = ann.group_by_image(records, images, path, "annotations")
+    grouped = ann.group_by_image(records, images, path, "annotations", skipped)
 
     def build(entry: ann.ImageEntry) -> dict:
         example = _example(entry, grouped[entry.image_id], fmt, known, path)

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 from pycocotools import mask as mask_utils
 
 from crf.inputs import as_array
+from data.pixels import rgb8
 from oosis_jax.evaluation.coco_map import encode_masks
 from oosis_jax.evaluation.metrics import validate_instances
 from oosis_jax.inference.nms import boundary_nms
@@ -102,20 +103,6 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
     return paths
 
 
-def _rgb8(image: Image.Image) -> np.ndarray:
-    """uint8 (H, W, 3) of a decoded PIL image; 16- and 32-bit integer greyscale are scaled, not saturated."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.asarray(image).astype(np.int64)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise ValueError(f"integer image mode {image.mode} with values {values.min()}..{values.max()} "
-                             "outside 0..65535 is not supported")
-        grey = np.round(values / 257.0).astype(np.uint8)  # 0..65535 -> 0..255 (16-bit PNG)
-        return np.repeat(grey[..., None], 3, axis=-1)
-    if image.mode in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
-        return np.asarray(image.convert("RGB"))  # 8-bit modes (16-bit RGB PNGs decode to 8-bit RGB)
-    raise ValueError(f"image mode {image.mode!r} is not supported (expected 8-bit or 16-bit integer pixels)")
-
-
 def read_image(path) -> np.ndarray:
     """uint8 (H, W, 3) RGB of one image file, upright as a viewer shows it (the EXIF orientation applied).
 
@@ -125,7 +112,7 @@ def read_image(path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            rgb = _rgb8(ImageOps.exif_transpose(image))
+            rgb = rgb8(ImageOps.exif_transpose(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
     if min(rgb.shape[:2]) < MIN_IMAGE_SIZE:

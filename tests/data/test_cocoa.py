@@ -95,7 +95,8 @@ def test_join_leaves_objects_below_the_iou_threshold_to_their_masks(tmp_path):
         (lambda c: c["annotations"][1]["regions"][2]["visible_mask"].update(size=[W, H]), "differs from the image"),
         (lambda c: c["annotations"][1]["regions"][0].update(segmentation=[0, 0, 1, float("nan"), 2, 2]), "non-finite"),
         (lambda c: c["annotations"][0].update(image_id=7), "image_id 7 is not in the file's images"),
-        (lambda c: c["annotations"][0].pop("regions"), "not a COCOA annotation file"),
+        (lambda c: [a.pop("regions") for a in c["annotations"]], "not a COCOA annotation file"),
+        (lambda c: c["annotations"][0].pop("regions"), r"missing key\(s\) \['regions'\]"),
     ],
 )
 def test_invalid_regions_raise_clear_errors(tmp_path, mutate, match):
@@ -132,6 +133,21 @@ def test_with_skipped_a_bad_image_is_left_out_and_the_others_follow(tmp_path):
     out, caught = _with_warnings(lambda: list(cocoa.examples(path, tmp_path / "train2014", skipped=skipped)))
     assert [e["image_id"] for e in out] == [i for i in IMAGE_IDS if i not in (100, 101)] and UserWarning in caught
     assert [i for i, _ in skipped] == [100, 101] and "unknown category_id 91" in skipped[0][1]
+
+
+def test_a_duplicate_annotation_or_a_size_the_regions_file_contradicts_costs_only_its_image(tmp_path):
+    path, regions = classes_file(tmp_path), regions_file(tmp_path)
+    content = json.loads(path.read_text())
+    content["annotations"].append(dict(content["annotations"][1]))  # annotation 1001 of image 100 twice
+    path.write_text(json.dumps(content))
+    region_content = json.loads(regions.read_text())
+    region_content["images"][1]["width"] = W + 1  # image 101
+    regions.write_text(json.dumps(region_content))
+    skipped = []
+    out, _ = _with_warnings(lambda: list(cocoa.examples(path, tmp_path / "train2014", regions, skipped=skipped)))
+    assert [e["image_id"] for e in out] == [i for i in IMAGE_IDS if i not in (100, 101)]
+    assert [i for i, _ in skipped] == [100, 101] and "duplicate annotation id 1001" in skipped[0][1]
+    assert f"image 101 is {W + 1}x{H} (width x height) there, {W}x{H} in" in skipped[1][1]
 
 
 @pytest.mark.parametrize("config, with_regions", [("classes", True), ("classes_mask_order", False)])

@@ -42,5 +42,6 @@ def test_split_examples_match_load_examples(tmp_path):
     for a, b in zip(lazy, loaded):
         assert a["image_id"] == b["image_id"]
         np.testing.assert_array_equal(a["image"], b["image"])
-    with pytest.raises(ValueError, match="no examples"):
-        examples.split_examples("synthetic", "validation", tmp_path, limit=0, **TINY)
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="limit must be a positive number"):
+            examples.split_examples("synthetic", "validation", tmp_path, limit=bad, **TINY)

@@ -133,7 +133,9 @@ def _mutated(tmp_path, mutate):
         (lambda c: c["images"][0].update(file_name=None), ValueError, "file_name must be a non-empty string"),
         (lambda c: c["annotations"][1].update(id=c["annotations"][0]["id"], image_id=c["annotations"][0]["image_id"]),
          ValueError, "duplicate annotation id"),
-        (lambda c: c["annotations"][0].clear(), ValueError, "not a KINS annotation file"),
+        (lambda c: [a.clear() for a in c["annotations"]], ValueError, "not a KINS annotation file"),
+        (lambda c: c["annotations"][0].pop("id"), ValueError, r"image \d+ annotation \(\w+ format\): missing key"),
+        (lambda c: c["annotations"][2].pop("category_id"), ValueError, r"annotation \d+ \(\w+ format\): missing key"),
         (lambda c: c["images"][1].update(file_name="missing.png"), FileNotFoundError, "missing.png not found"),
     ],
 )
@@ -155,7 +157,7 @@ def test_with_skipped_a_bad_image_is_left_out_and_named_and_the_others_follow(tm
     assert [e["image_id"] for e in kept] == [9]
     assert [i for i, _ in skipped] == [7, 8] and "missing.png not found" in skipped[1][1]
     with pytest.raises(ValueError, match="not a KINS annotation file"):  # a problem of the whole file still raises
-        list(kins.examples(_mutated(tmp_path, lambda c: c["annotations"][0].clear()), tmp_path, skipped=[]))
+        list(kins.examples(_mutated(tmp_path, lambda c: [a.clear() for a in c["annotations"]]), tmp_path, skipped=[]))
 
 
 def _build(tmp_path, config):
@@ -211,11 +213,52 @@ def test_builder_leaves_out_bad_images_and_names_them(tmp_path):
     assert [e["image_id"] for e in builder.as_data_source("test")] == [31]
     ((train_id, train_problem),), ((test_id, test_problem),) = builder.skipped["train"], builder.skipped["test"]
     assert train_id == 31 and re.search(r"image 31: .* is 16x13 .* says 16x12", train_problem)
-    assert test_id == 32 and re.search(r"category id\(s\) \[3\] have no training class", test_problem)
+    assert test_id == 32 and re.search(r"json: image 32: category id\(s\) \[3\] of annotation\(s\) \[4\] have no training class",
+                                     test_problem)
     for name in ("000031.png", "000032.png"):  # every image of a split bad: the build fails
         write_image(tmp_path / "training/image_2" / name, H + 1, W, seed=0)
     with pytest.raises(ValueError, match="train: all 2 images are bad"):
         kins.builder(tmp_path / "tfds2", manual_dir=tmp_path, config="update2020").download_and_prepare()
+
+
+def test_bad_image_entries_and_orphan_annotations_cost_only_their_images(tmp_path):
+    def mutate(content):
+        content["images"][1]["height"] = "12"  # image 8
+        content["images"].append(dict(content["images"][2]))  # image 9 listed twice
+        content["annotations"].append(dict(content["annotations"][0], id=99, image_id=5))  # no such image
+    path = _mutated(tmp_path, mutate)
+    with pytest.raises(ValueError, match=r"images\[1\]\.height: expected an integer"):  # strict without skipped
+        list(kins.examples(path, tmp_path / "training/image_2"))
+    skipped = []
+    with pytest.warns(UserWarning) as caught:
+        kept = list(kins.examples(path, tmp_path / "training/image_2", skipped=skipped))
+    assert [e["image_id"] for e in kept] == [7]
+    assert [i for i, _ in skipped] == [8, 9]  # image 8: its id still reads, its height does not
+    assert "images[1].height" in skipped[0][1] and "duplicate image id 9" in skipped[1][1]
+    assert any("annotations[7]: image_id 5 is not in the file's images list" in str(w.message) for w in caught)
+
+
+def test_builder_leaves_out_truncated_images_and_scales_16_bit_grey(tmp_path):
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    png = tmp_path / "training/image_2/000009.png"
+    png.write_bytes(png.read_bytes()[:-30])  # cut off before its end: the header still reads
+    grey = np.arange(H * W, dtype=np.uint16).reshape(H, W) * 300
+    PIL.Image.fromarray(grey).save(tmp_path / "testing/image_2/000007.png")  # 16-bit greyscale
+    with pytest.warns(UserWarning, match=r"left out of the dataset: image 9: .*000009\.png is not a readable image"):
+        builder = _build(tmp_path, "original")
+    assert sorted(int(e["image_id"]) for e in builder.as_data_source("train")) == [7, 8]
+    stored = next(e for e in builder.as_data_source("test") if e["image_id"] == 7)["image"]
+    np.testing.assert_array_equal(stored, np.repeat(np.round(grey / 257.0).astype(np.uint8)[..., None], 3, -1))
+
+
+def test_an_empty_visible_mask_is_reported():
+    from data.annotations_order import EmptyMaskWarning, compose
+
+    visible = [box_mask((H, W), 0, 4, 0, 4), np.zeros((H, W), bool)]
+    with pytest.warns(EmptyMaskWarning, match=r"image 3: object\(s\) \[52\] have an empty visible mask"):
+        instance_map, kept, _ = compose((H, W), visible, {}, [51, 52], 3)
+    assert kept.tolist() == [0] and instance_map.max() == 1
 
 
 def test_segmentation_forms_decode_to_the_same_mask():
