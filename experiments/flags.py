@@ -142,12 +142,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an int >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     """The CRF minimiser, its worker processes and the tiling of the forward pass."""
     parser.add_argument("--method", default="solve", choices=("solve", "jump", "expansion"),
                         help="CRF minimiser: solve (default, crf.solve), jump (the paper's jump moves), expansion")
-    parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
-    parser.add_argument("--tile-size", type=int, default=512, help="larger images are predicted in tiles")
-    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--processes", type=positive_int, default=None,
+                        help="CRF worker processes (default: all cores)")
+    parser.add_argument("--tile-size", type=positive_int, default=512, help="larger images are predicted in tiles")
+    parser.add_argument("--tile-overlap", type=non_negative_int, default=64, help="pixels shared by neighbouring tiles")
     parser.add_argument("--chunk-size", type=positive_int, default=32,
                         help="images read, predicted and labelled at a time (memory holds one chunk)")

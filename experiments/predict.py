@@ -45,6 +45,11 @@ def parse_args(argv=None):
         parser.error(f"--out {args.out} is a file, not a folder")
     if args.images and not Path(args.images).is_dir():
         parser.error(f"--images {args.images} is not a folder")
+    if args.images and Path(args.out).resolve() == Path(args.images).resolve():
+        parser.error("--out must differ from --images: the outputs (NAME_overlay.png ...) would overwrite or join "
+                     "the input images")
+    if args.tile_overlap >= args.tile_size:
+        parser.error(f"--tile-overlap {args.tile_overlap} must be smaller than --tile-size {args.tile_size}")
     args.split = flags.split_of(args)
     return args
 
@@ -61,7 +66,16 @@ def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str,
         files = prediction_io.image_files(args.images, failures)
     except ValueError as err:
         raise SystemExit(f"predict: {err}") from None
-    predictor = Predictor.from_pretrained(args.checkpoint, tile_size=args.tile_size, tile_overlap=args.tile_overlap)
+    others = sorted(p.name for p in Path(args.images).iterdir() if p.is_file() and p.suffix.lower() not in
+                    prediction_io.IMAGE_SUFFIXES)
+    if others:
+        print(f"predict: {len(others)} file(s) without an image suffix ({', '.join(prediction_io.IMAGE_SUFFIXES)}) "
+              f"left alone, e.g. {', '.join(others[:3])}")
+    try:
+        predictor = Predictor.from_pretrained(args.checkpoint, tile_size=args.tile_size,
+                                              tile_overlap=args.tile_overlap)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"predict: cannot load --checkpoint {args.checkpoint}: {err}") from None
     predictor = predictor.replace(method=args.method, processes=args.processes)
     print(f"network on {predict.device_summary()}")
     bar = tqdm(total=len(files), desc="predict", unit="image")

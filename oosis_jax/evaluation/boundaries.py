@@ -90,9 +90,19 @@ def _matching_problem(pred_idx, gt_idx, shape, max_dist):
 
 def _check_gt(gt_boundary, shape):
     gt_boundary = np.asarray(gt_boundary)
-    if gt_boundary.shape != shape or gt_boundary.dtype != bool:
-        raise ValueError(f"gt_boundary must be bool {shape}, got {gt_boundary.dtype} {gt_boundary.shape}")
+    if gt_boundary.dtype != bool or gt_boundary.ndim != 2:
+        raise ValueError(f"gt_boundary must be a bool (H, W) array, got {gt_boundary.dtype} {gt_boundary.shape}")
+    if gt_boundary.shape != shape:
+        raise ValueError(f"b is {shape} but gt_boundary is {gt_boundary.shape}: they must have one shape")
     return gt_boundary
+
+
+def check_max_dist(max_dist) -> float:
+    """``max_dist`` (the matching radius as a fraction of the image diagonal) if a finite number > 0."""
+    if isinstance(max_dist, bool) or not isinstance(max_dist, (int, float, np.floating)) or not (
+            np.isfinite(max_dist) and max_dist > 0):
+        raise ValueError(f"max_dist must be a finite number > 0 (a fraction of the image diagonal), got {max_dist!r}")
+    return float(max_dist)
 
 
 def check_heads(b, e=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -122,13 +132,17 @@ def image_counts(b, e, gt_boundary, gt_e, thresholds=THRESHOLDS, max_dist: float
     """
     if (e is None) != (gt_e is None):
         raise ValueError("give both e and gt_e (oriented evaluation) or neither (plain boundaries)")
-    b, e = check_heads(b, e)
+    b = check_probability_map(b)
     gt_boundary = _check_gt(gt_boundary, b.shape)
+    check_max_dist(max_dist)
+    thresholds = np.asarray(thresholds, np.float64)
+    if thresholds.ndim != 1 or not np.all(np.isfinite(thresholds)):
+        raise ValueError(f"thresholds must be a 1-D array of finite numbers, got {thresholds!r}")
+    b, e = check_heads(b, e)
     if e is not None:
         gt_e = _check_bins(gt_e, b.shape, "gt_e")
         angles, gt_angles = orientation_angles(e).ravel(), orientation_angles(gt_e).ravel()
     thin = (boundary_nms(b) if apply_nms else b).ravel()
-    thresholds = np.asarray(thresholds, np.float64)
     counts = np.zeros((len(thresholds), 5), np.int64)
     if not len(thresholds):
         return counts

@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import itertools
 import multiprocessing
+import warnings
 from collections.abc import Iterable, Sized
 from pathlib import Path
 
@@ -39,15 +40,17 @@ class Evaluator:
 
     The boundary counts (99 pixel matchings per image: seconds for a 1242x375 image) run on ``processes``
     spawned worker processes when it is more than 1, at most two per worker in flight, while the caller
-    goes on; `result` waits for them and stops the workers.
+    goes on; `result` waits for them and stops the workers. ``position``: how many pairs `add` was given, failed
+    ones included (the number that names an image in messages).
     """
 
     def __init__(self, boundaries: bool = True, max_dist: float = boundary_eval.MAX_DIST, processes: int = 1):
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be an int >= 1, got {processes!r}")
-        self.boundaries, self.max_dist, self.processes = boundaries, max_dist, processes
+        self.boundaries, self.max_dist, self.processes = boundaries, boundary_eval.check_max_dist(max_dist), processes
         self._oair, self._coco, self._coverages, self._boundary_counts = [], [], [], []
-        self._on_cycles, self._has_heads, self._num_gt = 0.0, True, 0
+        self._on_cycles, self._has_heads, self._num_gt, self.position = 0.0, True, 0, 0
+        self._with_heads = 0  # images whose prediction has b and e
         self._pool, self._in_flight = None, collections.deque()  # (index in _boundary_counts, image id)
         self._failed = None  # the error of a boundary count that failed on a worker
 
@@ -60,18 +63,22 @@ class Evaluator:
         classes, edges. ``ValueError`` naming the image (its position in the stream) for a malformed pair."""
         if self._failed is not None:
             raise self._failed
-        prediction, ground_truth = oair.fields(prediction), oair.fields(ground_truth)
-        image_id = len(self._oair) + 1
-        coco = coco_eval.CocoImage.of(prediction, ground_truth, image_id)
+        self.position += 1
+        image_id = self.position  # in messages; every call counts, so a failed add keeps the later numbers
         try:
+            prediction, ground_truth = _fields(prediction, "prediction"), _fields(ground_truth, "ground truth")
+            coco = coco_eval.CocoImage.of(prediction, ground_truth, image_id)
             pairs = oair.OairImage.of(prediction, ground_truth)
         except ValueError as err:
+            if str(err).startswith(f"image {image_id}:"):
+                raise
             raise ValueError(f"image {image_id}: {err}") from err
         coverage = (metrics.weighted_coverage(ground_truth["instance_map"], prediction["instance_map"])
                     if np.any(np.asarray(ground_truth["instance_map"]) > 0) else None)
         num_predicted = len(pairs.pred_classes)
         on_cycles = metrics.cycle_fraction(num_predicted, pairs.pred_edges) * num_predicted
-        has_heads = self._has_heads and "b" in prediction and "e" in prediction
+        with_heads = "b" in prediction and "e" in prediction
+        has_heads = self._has_heads and with_heads
         counts = None
         if self.boundaries and has_heads:
             try:
@@ -91,6 +98,7 @@ class Evaluator:
         self._on_cycles += on_cycles
         self._num_gt += len(pairs.gt_classes)
         self._has_heads = has_heads
+        self._with_heads += with_heads
         if counts is not None:
             self._boundary_counts.append(counts)
             if isinstance(counts, concurrent.futures.Future):
@@ -131,6 +139,9 @@ class Evaluator:
                 self._pool = None
         num_predicted = sum(len(image.pred_classes) for image in self._oair)
         boundaries = None
+        if self.boundaries and 0 < self._with_heads < len(self._oair):
+            warnings.warn(f"{self._with_heads} of {len(self._oair)} predictions have the b and e heads: the boundary "
+                          "metrics need them all and are left out", stacklevel=2)
         if self.boundaries and self._has_heads:
             # One matching serves both curves: plain precision counts matched predictions, oriented precision
             # only the correctly oriented ones.
@@ -149,15 +160,30 @@ class Evaluator:
         }
 
 
+def _fields(item, what: str):
+    """``item`` as a mapping (`oair.fields`) holding every key the metrics read of a ``what``."""
+    item = oair.fields(item)
+    missing = [key for key in REQUIRED_KEYS[what] if key not in item]
+    if missing:
+        raise ValueError(f"the {what} lacks {missing} (it has {sorted(item)})")
+    return item
+
+
+REQUIRED_KEYS = {"prediction": ("instance_map", "classes", "scores", "edges"),
+                 "ground truth": ("instance_map", "classes", "edges")}
+
+
 def evaluate(predictions: Iterable, ground_truths: Iterable, boundaries: bool = True,
-             max_dist: float = boundary_eval.MAX_DIST, progress: bool = True) -> dict:
+             max_dist: float = boundary_eval.MAX_DIST, progress: bool = True, failures: list | None = None) -> dict:
     """All metrics of a dataset split (`Evaluator`, fed pair by pair: iterables are read lazily).
 
     ``predictions``: `oosis_jax.inference.instances.Prediction`s or dicts with instance_map, classes, scores, edges
     (and b, e for the boundary metrics); ``ground_truths``: dicts with instance_map, classes, edges (a dataset
     split). Returns dict(num_images, oair_iou, oair_confidence, mask (mAP, AP50, AP75), weighted_coverage,
     cycle_percent, boundaries (oriented / plain ODS, OIS, AP, curves) or None). Fractions are in [0, 1].
-    ``ValueError`` when the two differ in length or are empty, or for a malformed pair (named).
+    ``ValueError`` when the two differ in length or are empty, or for a malformed pair (named by its 1-based
+    position), unless ``failures`` is a list: a malformed pair is then appended there as ``(position, message)``
+    and left out, and the others are evaluated.
     """
     if isinstance(predictions, Sized) and isinstance(ground_truths, Sized) and len(predictions) != len(ground_truths):
         raise ValueError(f"need as many predictions as ground truths, got {len(predictions)} and {len(ground_truths)}")
@@ -168,7 +194,12 @@ def evaluate(predictions: Iterable, ground_truths: Iterable, boundaries: bool = 
         if prediction is _MISSING or ground_truth is _MISSING:
             shorter = "predictions" if prediction is _MISSING else "ground truths"
             raise ValueError(f"need as many predictions as ground truths: the {shorter} ended after {len(evaluator)}")
-        evaluator.add(prediction, ground_truth)
+        try:
+            evaluator.add(prediction, ground_truth)
+        except ValueError as err:
+            if failures is None:
+                raise
+            failures.append((evaluator.position, str(err)))
     if not len(evaluator):
         raise ValueError("need as many predictions as ground truths (> 0), got none")
     return evaluator.result()

@@ -29,7 +29,7 @@ from oosis_jax.evaluation.metrics import validate_instances
 from oosis_jax.inference.nms import boundary_nms
 
 FORMAT = "oosis-prediction-1"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: its first frame
 MIN_IMAGE_SIZE = 2  # pixels in each dimension: boundary NMS takes second derivatives along both axes
 
 

@@ -126,30 +126,58 @@ def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | N
     ``(H, W)`` of image i's prediction when its heads lie on another (the views' grid,
     `oosis_jax.inference.augment.Augmentation.view_grid`): see `finish`. None = the heads' own grid.
     """
-    inputs = [crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"], robustness=robustness) for h in heads]
-    return label_inputs(inputs, heads, method, processes, progress, lam, mu, robustness, shapes)
+    inputs, failures = prepared(
+        lambda h: crf_inputs.predicted_crf_inputs(h["s"], h["b"], h["e"], robustness=robustness), heads, "heads")
+    return label_inputs(inputs, heads, method, processes, progress, lam, mu, robustness, shapes, failures)
+
+
+class BadItem(ValueError):
+    """One item of a batch could not be made into CRF inputs (its heads or ground truth are malformed)."""
+
+
+def prepared(function, items: Sequence, what: str) -> tuple[list, dict[int, BadItem]]:
+    """``function(item)`` of each item, with None in place of a malformed one (``ValueError``, ``KeyError``,
+    ``TypeError``), and the failures ``{index: BadItem("bad <what>: ...")}``: one bad item does not stop the others."""
+    results, failures = [], {}
+    for k, item in enumerate(items):
+        try:
+            results.append(function(item))
+        except (ValueError, KeyError, TypeError) as err:
+            results.append(None)
+            failures[k] = BadItem(f"bad {what}: {type(err).__name__}: {err}")
+    return results, failures
 
 
 def label_inputs(inputs: Sequence[tuple], heads: Sequence[dict], method: str = "solve",
                  processes: int | None = None, progress: bool = True, lam: float = LAMBDA, mu: float = MU,
-                 robustness: Robustness = Robustness(), shapes: Sequence | None = None) -> list[Prediction]:
+                 robustness: Robustness = Robustness(), shapes: Sequence | None = None,
+                 failures: dict | None = None) -> list[Prediction]:
     """`label_heads` for CRF inputs built elsewhere: ``inputs[i] = (sigma, occ)`` of image i (float64 (H, W),
-    bool (H, W, 4)), ``heads[i]`` its head probabilities (classes and scores come from them). Only the
-    labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``, ``link_gap``) apply here.
-    When the CRF fails on some images, the ``crf.BatchError`` raised carries in ``results`` the `Prediction`
-    of every other image (None at the failed ones)."""
+    bool (H, W, 4)), ``heads[i]`` its head probabilities (classes and scores come from them); ``failures``:
+    ``{i: exception}`` for images whose inputs could not be made (`prepared`; their ``inputs[i]`` is ignored).
+    Only the labelling options of ``robustness`` (``min_support``, ``min_area``, ``class_split``, ``link_gap``)
+    apply here. When some images fail (``failures``, or the CRF on them), the ``crf.BatchError`` raised names
+    each and carries in ``results`` the `Prediction` of every other image (None at the failed ones)."""
     if len(inputs) != len(heads):
         raise ValueError(f"{len(inputs)} CRF inputs but {len(heads)} heads")
     shapes = [None] * len(heads) if shapes is None else list(shapes)
     if len(shapes) != len(heads):
         raise ValueError(f"{len(shapes)} shapes but {len(heads)} heads")
+    failures = dict(failures or {})
+    good = [k for k in range(len(inputs)) if k not in failures]
+    source = "crf.solve_many" if not failures else "labelling"
     try:
-        labels = _label(list(inputs), method, processes, progress, lam, mu)
+        labels = _label([inputs[k] for k in good], method, processes, progress, lam, mu)
     except crf.BatchError as err:
-        err.results = [None if x is None else finish(x, occ, h, robustness, shape)
-                       for x, (_, occ), h, shape in zip(err.results, inputs, heads, shapes)]
-        raise
-    return [finish(x, occ, h, robustness, shape) for x, (_, occ), h, shape in zip(labels, inputs, heads, shapes)]
+        labels = err.results
+        failures.update({good[i]: error for i, error in err.failures.items()})
+    results = [None] * len(inputs)
+    for x, k in zip(labels, good):
+        if x is not None:
+            results[k] = finish(x, inputs[k][1], heads[k], robustness, shapes[k])
+    if failures:
+        raise crf.BatchError(results, failures, source=source)
+    return results
 
 
 def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustness,
@@ -208,11 +236,14 @@ def label_ground_truth_iter(examples: Iterable[dict], num_classes: int, chunk_si
         try:
             items = label_ground_truth(chunk, num_classes, **options)
         except crf.BatchError as err:
-            items = [prediction if k not in err.failures else ImageFailure(
-                start + k, f"CRF failed: {type(err.failures[k]).__name__}: {err.failures[k]}")
-                for k, prediction in enumerate(err.results)]
+            items = [prediction if k not in err.failures else ImageFailure(start + k, _reason(err.failures[k]))
+                     for k, prediction in enumerate(err.results)]
         yield from zip(chunk, items)
         start += len(chunk)
+
+
+def _reason(error: Exception) -> str:
+    return str(error) if isinstance(error, BadItem) else f"CRF failed: {type(error).__name__}: {error}"
 
 
 def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str = "solve",
@@ -220,15 +251,12 @@ def label_ground_truth(examples: Iterable[dict], num_classes: int, method: str =
                        mu: float = MU) -> list[Prediction]:
     """The CRF fed with ground-truth sigma and O (`crf_inputs.gt_crf_inputs`), one `Prediction` per example.
 
-    ``examples`` are dicts with ``instance_map``, ``classes`` and ``edges`` (a dataset split). When the CRF
-    fails on some, the ``crf.BatchError`` raised carries in ``results`` the `Prediction` of every other one.
+    ``examples`` are dicts with ``instance_map``, ``classes`` and ``edges`` (a dataset split). When some are
+    malformed or the CRF fails on them, the ``crf.BatchError`` raised names each and carries in ``results`` the
+    `Prediction` of every other one.
     """
-    examples = list(examples)
-    heads = ground_truth_heads_of(examples, num_classes)
-    inputs = [crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"]) for x in examples]
-    try:
-        labels = _label(inputs, method, processes, progress, lam, mu)
-    except crf.BatchError as err:
-        err.results = [None if x is None else assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(err.results, heads)]
-        raise
-    return [assemble(x, h["s"], h["b"], h["e"]) for x, h in zip(labels, heads)]
+    both, failures = prepared(lambda x: (ground_truth_heads(x["instance_map"], x["classes"], x["edges"], num_classes),
+                                         crf_inputs.gt_crf_inputs(x["instance_map"], x["edges"])),
+                              list(examples), "ground truth")
+    heads, inputs = [None if b is None else b[0] for b in both], [None if b is None else b[1] for b in both]
+    return label_inputs(inputs, heads, method, processes, progress, lam, mu, failures=failures)

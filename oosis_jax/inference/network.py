@@ -41,6 +41,15 @@ def forward(model, normalized):
     return probs["s"], probs["b"], probs["e"]
 
 
+def check_tiles(tile_size, tile_overlap) -> None:
+    """``ValueError`` unless ``tile_size`` is an int >= 1 and ``tile_overlap`` an int in [0, tile_size)."""
+    for name, value in (("tile_size", tile_size), ("tile_overlap", tile_overlap)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if tile_size < 1 or not 0 <= tile_overlap < tile_size:
+        raise ValueError(f"tile size {tile_size} must be >= 1 and exceed the overlap {tile_overlap} (>= 0)")
+
+
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``0..length`` with at least ``overlap`` shared pixels.
 
@@ -48,8 +57,7 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """
     if length <= tile:
         return [0]
-    if tile <= overlap:
-        raise ValueError(f"tile size {tile} must exceed the overlap {overlap}")
+    check_tiles(tile, overlap)
     count = int(np.ceil((length - overlap) / (tile - overlap)))
     return [int(round(s)) for s in np.linspace(0, length - tile, count)]
 

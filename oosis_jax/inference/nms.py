@@ -51,10 +51,12 @@ def boundary_nms(b, smoothing: float = 1.0, border: int = 0) -> np.ndarray:
 
     ``b`` is float (H, W) in [0, 1]. A pixel is kept when ``b`` is >= the bilinear interpolation of ``b`` at
     distance 1 on both sides along the normal of `normal_angles` (ties keep both). ``border`` pixels at the
-    image edge are zeroed (0 keeps them). Raises ``ValueError`` for a wrong shape/dtype, NaN or values
-    outside [0, 1].
+    image edge are zeroed (0 keeps them). Raises ``ValueError`` for a wrong shape/dtype, a side under 2 pixels,
+    NaN or values outside [0, 1].
     """
     b = check_probability_map(b)
+    if min(b.shape) < 2:
+        raise ValueError(f"b is {b.shape[1]}x{b.shape[0]} pixels: boundary NMS needs at least 2 in each dimension")
     theta = normal_angles(b, smoothing)
     rows, cols = np.indices(b.shape, dtype=np.float64)
     dy, dx = np.sin(theta), np.cos(theta)

@@ -148,8 +148,16 @@ class Predictor:
                  processes: int | None = None, tile_size: int = network.TILE_SIZE,
                  tile_overlap: int = network.TILE_OVERLAP, score_model: ScoreModel | None = None,
                  augmentation: Augmentation = Augmentation(), join_model: JoinModel | None = None):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        network.check_tiles(tile_size, tile_overlap)
+        for name, value, kind in (("robustness", robustness, Robustness), ("augmentation", augmentation, Augmentation)):
+            if not isinstance(value, kind):
+                raise ValueError(f"{name} must be of type {kind.__name__} ({kind.__name__}.parse reads the text form "
+                                 f"'key=value,...'), got {type(value).__name__}")
+        for name, value, kind in (("score_model", score_model, ScoreModel), ("join_model", join_model, JoinModel)):
+            if value is not None and not isinstance(value, kind):
+                raise ValueError(f"{name} must be None or a {kind.__name__}, got {type(value).__name__}")
         if not (callable(method) or method in METHODS):
             raise ValueError(f"method must be one of {sorted(METHODS)} or a callable, got {method!r}")
         check_weights(lam, mu)  # real, finite, >= 0: as the CRF would check them, but before the network runs
@@ -279,9 +287,11 @@ class Predictor:
         pending = collections.deque()  # the keys of the images read and not yet predicted
 
         def images():
-            for key, image in keyed:
-                pending.append(key)
-                yield image
+            for k, pair in enumerate(keyed):
+                if not (isinstance(pair, tuple) and len(pair) == 2):
+                    raise ValueError(f"predict_keyed: item {k} must be a (key, image) pair, got {type(pair).__name__}")
+                pending.append(pair[0])
+                yield pair[1]
 
         for item in self.predict_iter(images(), chunk_size, progress):
             yield pending.popleft(), item

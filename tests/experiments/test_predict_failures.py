@@ -89,6 +89,33 @@ def test_unusable_folders_are_one_line_errors_before_any_work(tmp_path, capsys, 
     with pytest.raises(SystemExit):
         _run_raising(tmp_path, "--out", str(tmp_path / "taken"))
     assert "is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the outputs would overwrite or join the inputs
+        _run_raising(tmp_path, "--out", str(tmp_path / "in" / "." ))
+    assert "--out must differ from --images" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _run_raising(tmp_path, "--tile-size", "64", "--tile-overlap", "64")
+    assert "--tile-overlap 64 must be smaller than --tile-size 64" in capsys.readouterr().err
+
+
+def test_every_image_format_pillow_reads_is_predicted_and_other_files_are_counted(tmp_path, capsys, fake_checkpoint):
+    (tmp_path / "in").mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 10, 3), np.uint8)
+    for suffix in (".tif", ".webp", ".gif", ".png"):
+        Image.fromarray(pixels).save(tmp_path / "in" / f"x{suffix[1:]}{suffix}")
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    status, captured = _run(tmp_path, capsys)
+    assert status == 0 and "wrote 4 predictions" in captured.out
+    assert "1 file(s) without an image suffix" in captured.out and "notes.txt" in captured.out
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["xgif.json", "xpng.json", "xtif.json",
+                                                                        "xwebp.json"]
+
+
+def test_a_checkpoint_that_cannot_be_loaded_is_one_line(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    write_png(tmp_path / "in" / "a.png")
+    with pytest.raises(SystemExit, match=r"predict: cannot load --checkpoint .*nowhere: .*nowhere"):
+        predict_cli.main(["--checkpoint", str(tmp_path / "nowhere"), "--images", str(tmp_path / "in"),
+                          "--out", str(tmp_path / "out")])
 
 
 def _run_raising(tmp_path, *changes):

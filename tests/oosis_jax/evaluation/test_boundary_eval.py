@@ -115,8 +115,16 @@ def test_correspond_pixels_is_a_maximum_matching_of_minimum_total_distance(seed)
 
 def test_bad_inputs_raise():
     gt_b, gt_e = ground_truth()
-    with pytest.raises(ValueError, match="gt_boundary must be bool"):
+    with pytest.raises(ValueError, match=r"b is \(48, 48\) but gt_boundary is \(47, 48\)"):
         boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b[1:], gt_e)
+    with pytest.raises(ValueError, match="gt_boundary must be a bool"):
+        boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b.astype(float), gt_e)
+    with pytest.raises(ValueError, match="at least 2 in each dimension"):
+        boundary_eval.image_counts(gt_b[:1].astype(float), None, gt_b[:1], None)
+    with pytest.raises(ValueError, match="max_dist must be a finite number > 0"):
+        boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b, gt_e, max_dist=-1)
+    with pytest.raises(ValueError, match="thresholds must be a 1-D array of finite numbers"):
+        boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b, gt_e, thresholds=[0.5, np.nan])
     with pytest.raises(ValueError, match="NaN"):
         boundary_eval.image_counts(np.full(gt_b.shape, np.nan), gt_e, gt_b, gt_e)
     with pytest.raises(ValueError, match="both e and gt_e"):

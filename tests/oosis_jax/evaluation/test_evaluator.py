@@ -75,7 +75,7 @@ def test_boundary_counts_on_worker_processes_give_the_same_numbers():
         parallel.add(pred, gt)
     with pytest.raises(ValueError, match="image 6: boundaries: b must lie in"):
         parallel.add(dict(predictions[0], b=predictions[0]["b"] + 2.0), truths[0])  # checked before submitting
-    with pytest.raises(ValueError, match="image 6: boundaries: b is"):
+    with pytest.raises(ValueError, match="image 7: boundaries: b is"):  # every add counts, failed ones too
         parallel.add(dict(predictions[0], b=predictions[0]["b"][1:], e=predictions[0]["e"][1:]), truths[0])
     assert _same(parallel.result(), serial.result()) and parallel.result()["boundaries"] is not None
     with pytest.raises(ValueError, match="processes"):
@@ -139,3 +139,27 @@ def test_a_failed_worker_names_its_image_and_no_result_is_given(monkeypatch):
         evaluator.result()
     with pytest.raises(ValueError, match="image 3: boundary evaluation failed"):
         evaluator.add(predictions[0], truths[0])
+
+
+def test_evaluate_can_leave_out_bad_pairs_and_names_them():
+    predictions, truths = _pairs(3, seed=4)
+    bad = [predictions[0], "not a prediction", {k: v for k, v in predictions[2].items() if k != "scores"}]
+    with pytest.raises(ValueError, match="image 2: expected a mapping or dataclass"):
+        evaluation.evaluate(bad, truths, progress=False)
+    failures = []
+    kept = evaluation.evaluate(bad, truths, progress=False, failures=failures)
+    assert kept["num_images"] == 1 and [i for i, _ in failures] == [2, 3]
+    assert "image 3: the prediction lacks ['scores']" in failures[1][1]
+    assert _same(kept, evaluation.evaluate(predictions[:1], truths[:1], progress=False))
+    with pytest.raises(ValueError, match="the ground truth lacks \\['edges'\\]"):
+        evaluation.evaluate(predictions[:1], [{k: v for k, v in truths[0].items() if k != "edges"}], progress=False)
+    with pytest.raises(ValueError, match="max_dist must be a finite number > 0"):
+        evaluation.Evaluator(max_dist=-1)
+
+
+def test_boundary_metrics_left_out_for_want_of_heads_are_announced():
+    predictions, truths = _pairs(2, seed=5)
+    no_heads = {k: v for k, v in predictions[1].items() if k not in ("b", "e")}
+    with pytest.warns(UserWarning, match="1 of 2 predictions have the b and e heads"):
+        result = evaluation.evaluate([predictions[0], no_heads], truths, progress=False)
+    assert result["boundaries"] is None

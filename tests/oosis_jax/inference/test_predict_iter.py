@@ -117,3 +117,31 @@ def test_ground_truth_labelling_streams_and_names_crf_failures(monkeypatch):
                                       label_ground_truth([scenes[k]], 5, processes=1, progress=False)[0].instance_map)
     copy = pickle.loads(pickle.dumps(items[2]))
     assert (copy.index, copy.reason, str(copy)) == (2, items[2].reason, str(items[2]))
+
+
+def test_a_malformed_ground_truth_costs_only_its_example():
+    from data.synthetic import make_scene
+    from oosis_jax.inference.instances import label_ground_truth_iter
+
+    scenes = [make_scene(k, 24, 36) for k in range(3)]
+    bad = dict(scenes[1], classes=scenes[1]["classes"] + 10)  # class ids beyond the 5 of the dataset
+    pairs = list(label_ground_truth_iter([scenes[0], bad, scenes[2]], 5, chunk_size=3, processes=1, progress=False))
+    items = [item for _, item in pairs]
+    assert [type(item).__name__ for item in items] == ["Prediction", "ImageFailure", "Prediction"]
+    assert str(items[1]).startswith("image 1: bad ground truth: ValueError: class id") and "exceeds" in str(items[1])
+
+
+def test_a_malformed_heads_dict_costs_only_its_image_and_a_bad_pair_is_named(predictor):
+    import crf
+
+    image = np.random.default_rng(1).integers(0, 256, (10, 12, 3), np.uint8)
+    heads = predictor.heads([image], progress=False)[0]
+    with pytest.raises(crf.BatchError, match=r"labelling: 2 of 3 items failed: item 1: BadItem: bad heads: .*NaN or inf; "
+                                             r"item 2: BadItem: bad heads: KeyError: 'e'") as info:
+        predictor.label([heads, dict(heads, b=np.full_like(heads["b"], np.nan)),
+                         {k: v for k, v in heads.items() if k != "e"}], progress=False)
+    assert info.value.results[1:] == [None, None]
+    np.testing.assert_array_equal(info.value.results[0].instance_map, predictor.label([heads], progress=False)[0]
+                                  .instance_map)
+    with pytest.raises(ValueError, match=r"predict_keyed: item 1 must be a \(key, image\) pair, got ndarray"):
+        list(predictor.predict_keyed([("a", image), image], progress=False))
