@@ -11,7 +11,10 @@ on every chunk. `close_pool` stops it early; it stops at interpreter exit anyway
 import concurrent.futures
 import multiprocessing
 import os
+import pickle
 import threading
+
+import numpy as np
 
 from crf.expansion import expansion_moves
 from crf.jump import jump_moves
@@ -48,10 +51,30 @@ def _label_one(job):
     never sinks the rest."""
     solver, item, kwargs = job
     try:
+        if isinstance(item, _Unsendable):
+            raise ValueError(item.reason)
         sigma, occ = _pair(item)
         return solver(sigma, occ, **kwargs), None
     except Exception as err:  # noqa: BLE001 - reported per item by BatchError
         return None, err
+
+
+class _Unsendable:
+    """Stands in for an item that cannot be pickled to a worker; the worker reports ``reason`` for it."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _sendable(item):
+    """``item``, or an `_Unsendable` saying why it cannot be pickled (arrays of numbers always can)."""
+    if isinstance(item, (tuple, list)) and all(isinstance(a, np.ndarray) and a.dtype != object for a in item):
+        return item
+    try:
+        pickle.dumps(item)
+    except Exception as err:  # noqa: BLE001 - pickling raises many kinds; reported per item
+        return _Unsendable(f"the item cannot be sent to a worker process: {type(err).__name__}: {err}")
+    return item
 
 
 def _pair(item):
@@ -84,10 +107,16 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
     solver = _resolve(method)
     jobs = [(solver, item, kwargs) for item in inputs]
     processes = (os.cpu_count() or 1) if processes is None else processes
-    if processes < 1:
-        raise ValueError(f"processes must be >= 1, got {processes}")
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
+        raise ValueError(f"processes must be None (every core) or an int >= 1, got {processes!r}")
     if processes == 1 or len(jobs) <= 1:
         return _collect(map(_label_one, jobs), on_done)
+    try:
+        pickle.dumps((solver, kwargs))
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"crf.solve_many: with processes > 1 the method and its keyword arguments must be "
+                         f"picklable (a module-level function): {type(err).__name__}: {err}") from err
+    jobs = [(solver, _sendable(item), kwargs) for _, item, kwargs in jobs]
     workers = min(processes, len(jobs))
     try:
         return _collect(_pool(processes).map(_label_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))),

@@ -58,6 +58,8 @@ def check_labels(labels, shape=None):
         raise ValueError(f"labels must be an integer array, got dtype {labels.dtype}")
     if labels.min() < 0:
         raise ValueError(f"labels must be >= 0, got minimum {labels.min()}")
+    if labels.dtype == np.uint64 and labels.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"labels must be < 2**63, got maximum {labels.max()}")
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 

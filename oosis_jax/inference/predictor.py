@@ -100,12 +100,17 @@ def model_folder(name_or_dir: str | os.PathLike) -> Path:
 
 def exported_options(folder) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
-    ``robustness``, ``augmentation``, ``join_model``, ``score_model``), as `Predictor` keyword arguments; ``{}``
-    when it names none."""
+    ``mu``, ``method``, ``robustness``, ``augmentation``, ``join_model``, ``score_model``, and ``run``, facts for
+    its card that are not options), as `Predictor` keyword arguments; ``{}`` when it names none. ``ValueError``
+    naming the file for an ``export`` that is not an object or holds another key."""
     path = Path(folder) / CONFIG_FILE
     export = json.loads(path.read_text()).get("export", {})
-    readers = {"lam": float, "robustness": lambda v: Robustness(**v), "augmentation": lambda v: Augmentation(**v),
-               "join_model": JoinModel.from_dict, "score_model": ScoreModel.from_dict}
+    readers = {"lam": float, "mu": float, "method": str, "robustness": lambda v: Robustness(**v),
+               "augmentation": lambda v: Augmentation(**v), "join_model": JoinModel.from_dict,
+               "score_model": ScoreModel.from_dict}
+    if not isinstance(export, dict) or set(export) - set(readers) - {"run"}:
+        what = sorted(set(export) - set(readers) - {"run"}) if isinstance(export, dict) else type(export).__name__
+        raise ValueError(f"{path}: export must be an object of the options {sorted(readers)} (and run), got {what}")
     options = {}
     for key, read in readers.items():
         if export.get(key) is None:

@@ -62,9 +62,9 @@ def test_equal_labels_apart_are_distinct_instances():
 
 
 @pytest.mark.parametrize("labels", [np.zeros((3,), int), np.zeros((0, 3), int), -np.ones((2, 2), int),
-                                    np.ones((2, 2), float)])
+                                    np.ones((2, 2), float), np.array([[2**63, 1]], np.uint64)])
 def test_bad_labels_raise(labels):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="labels must"):
         instances(labels)
 
 

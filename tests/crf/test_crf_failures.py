@@ -39,6 +39,20 @@ def test_an_item_that_is_not_a_pair_is_a_failed_item(processes):
         np.testing.assert_array_equal(info.value.results[i], crf.jump_moves(*inputs[i]))
 
 
+def test_an_item_that_cannot_reach_a_worker_is_a_failed_item_and_bad_processes_are_named():
+    inputs = [_good(0), (lambda: 0, _good(1)[1]), _good(2)]
+    with pytest.raises(crf.BatchError, match=r"1 of 3 items failed.*item 1: ValueError: the item cannot be sent to "
+                                             r"a worker process") as info:
+        crf.solve_many(inputs, method="jump", processes=2)
+    for i in (0, 2):
+        np.testing.assert_array_equal(info.value.results[i], crf.jump_moves(*inputs[i]))
+    for processes in (1.5, "2", True):
+        with pytest.raises(ValueError, match="processes must be None"):
+            crf.solve_many(inputs, processes=processes)
+    with pytest.raises(ValueError, match="the method and its keyword arguments must be picklable"):
+        crf.solve_many([_good(0), _good(1)], method=lambda sigma, occ: sigma, processes=2)
+
+
 @pytest.mark.parametrize("lam, message", [("20", "lam must be a real number, got '20'"), (None, "lam must be a real"),
                                           (np.array([1.0, 2.0]), "lam must be a real number"), (True, "lam must")])
 def test_weights_of_the_wrong_type_are_named(lam, message):

@@ -190,9 +190,9 @@ def test_a_crf_failure_is_named_and_the_others_are_predicted_and_finished(predic
 def test_export_round_trip(predictor, paper_predictor, tmp_path):
     image = images((37, 53), seed=2)[0]
     for p, name in ((predictor, "unet"), (paper_predictor, "none")):
-        folder = export(p.model, p.config, tmp_path / name, extra={"note": "test"})
+        folder = export(p.model, p.config, tmp_path / name, extra={"run": {"note": "test"}})
         assert (folder / CONFIG_FILE).exists() and (folder / WEIGHTS_FILE).exists()
-        assert json.loads((folder / CONFIG_FILE).read_text())["export"] == {"note": "test"}
+        assert json.loads((folder / CONFIG_FILE).read_text())["export"] == {"run": {"note": "test"}}
         model, config = load_exported(folder)
         assert config == p.config
         original, loaded = flat_state(p.model), flat_state(model)
@@ -263,11 +263,20 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
 @pytest.mark.parametrize("export_options, problem", [
     ({"lam": "sixty"}, "export.lam is not valid: ValueError"), ({"robustness": {"bogus": 1}}, "export.robustness"),
     ({"augmentation": [1, 2]}, "export.augmentation"), ({"lam": float("nan")}, "lam and mu must be finite"),
+    ({"lamda": 60.0}, r"export must be an object of the options .* got \['lamda'\]"),
+    ({"method": "qpbo"}, "method must be one of"),
 ])
 def test_from_pretrained_names_the_file_of_bad_export_options(predictor, tmp_path, export_options, problem):
     folder = export(predictor.model, predictor.config, tmp_path / "exported", extra=export_options)
     with pytest.raises(ValueError, match=f"config.json: .*{problem}"):
         Predictor.from_pretrained(folder)
+
+
+def test_exported_crf_options_come_back(predictor, tmp_path):
+    folder = export(predictor.model, predictor.config, tmp_path / "exported",
+                    extra={"lam": 60.0, "mu": 50.0, "method": "jump", "run": {"steps": 1}})
+    loaded = Predictor.from_pretrained(folder)
+    assert (loaded.lam, loaded.mu, loaded.method) == (60.0, 50.0, "jump")
 
 
 @pytest.mark.parametrize("option, problem", [
