@@ -49,5 +49,6 @@ def test_compose_rejects_masks_of_the_wrong_shape():
 def test_empty_and_painted_over_objects_vanish_with_their_relations():
     front, hidden, outside = box_mask(SHAPE, 0, 6, 0, 9), box_mask(SHAPE, 1, 3, 1, 3), np.zeros(SHAPE, bool)
     relations = {(0, 1): (order.DERIVED, 4), (2, 0): (order.DERIVED, 0)}
-    instance_map, kept, edges = order.compose(SHAPE, [front, hidden, outside], relations, "abc", image_id=1)
+    with pytest.warns(order.EmptyMaskWarning, match=r"image 1: object\(s\) \['c'\] have an empty visible mask"):
+        instance_map, kept, edges = order.compose(SHAPE, [front, hidden, outside], relations, "abc", image_id=1)
     assert kept.tolist() == [0] and (instance_map == 1).all() and edges.shape == (0, 2)
