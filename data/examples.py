@@ -52,7 +52,7 @@ class Examples(Sequence):
 def split_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> Examples:
     """The first ``limit`` (all when None) examples of a split (None: the registry's held-out split) at the
     registry's test resolution, decoded on reading (`Examples`; ``data.loading.load(name, split, data_dir,
-    **config)``, which builds the dataset on first use). ``ValueError`` for a split without examples."""
+    **config)``, which builds the dataset on first use; ``ValueError`` for a split that selects no example)."""
     from data import loading
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -61,8 +61,6 @@ def split_examples(name: str, split: str | None, data_dir, limit: int | None = N
     split = dataset.held_out_split if split is None else split
     source = loading.load(name, split, data_dir, **config)
     count = len(source) if limit is None else min(limit, len(source))
-    if count == 0:
-        raise ValueError(f"dataset {name!r} split {split!r} in {data_dir} has no examples")
     return Examples(source, count, dataset.test_resolution)
 
 

@@ -70,4 +70,7 @@ def load(name: str, split: str, data_dir, **config):
     available = list(builder.info.splits)
     if not isinstance(split, str) or split.split("[")[0] not in available:
         raise ValueError(f"dataset {name!r} has no split {split!r}; available splits: {', '.join(available)}")
+    if builder.info.splits[split].num_examples == 0:
+        raise ValueError(f"split {split!r} of dataset {name!r} selects no example (the whole split has "
+                         f"{builder.info.splits[split.split('[')[0]].num_examples})")
     return builder.as_data_source(split=split)

@@ -42,6 +42,8 @@ def test_unknown_names_and_splits(tmp_path):
         loading.load("kitti", "train", tmp_path)
     with pytest.raises(ValueError, match="available splits: train, validation, test"):
         loading.load("synthetic", "val", tmp_path, **TINY)
+    with pytest.raises(ValueError, match=r"split 'test\[:10%\]' of dataset 'synthetic' selects no example"):
+        loading.load("synthetic", "test[:10%]", tmp_path, **TINY)
     with pytest.raises(ValueError, match="data_dir"):
         loading.load("synthetic", "train", None, **TINY)
     for name in ("kins", "cocoa"):  # an unknown setting is named, with the ones there are
