@@ -100,5 +100,8 @@ def builder(data_dir: str, **config) -> OosisSynthetic:
     unknown = sorted(set(config) - fields)
     if unknown:
         raise ValueError(f"unknown synthetic config keys {unknown}; choose from {sorted(fields)}")
-    cfg = SyntheticConfig(name=config_name(config), description="synthetic occlusion scenes", **config)
+    name = config_name(config)
+    if name == OosisSynthetic.BUILDER_CONFIGS[0].name:  # the defaults: tfds refuses a new config of that name
+        return OosisSynthetic(data_dir=str(data_dir), config=name, file_format="array_record")
+    cfg = SyntheticConfig(name=name, description="synthetic occlusion scenes", **config)
     return OosisSynthetic(data_dir=str(data_dir), config=cfg, file_format="array_record")

@@ -151,6 +151,13 @@ def test_builder_round_trip(tmp_path):
     assert not (ids["train"] & ids["validation"] or ids["train"] & ids["test"] or ids["validation"] & ids["test"])
 
 
+def test_the_default_configuration_has_a_builder_too(tmp_path):
+    """Nothing is built here (2400 scenes): the builder of the default settings is made, named as the others."""
+    for config in ({}, {"num_train": 2000}):
+        b = synthetic.builder(tmp_path, **config)
+        assert b.builder_config.name == "n2000-200-200_h224-288_w448-576_s0" and b.builder_config.num_test == 200
+
+
 def test_builder_rejects_bad_config(tmp_path):
     with pytest.raises(ValueError, match="unknown synthetic config keys"):
         synthetic.builder(tmp_path, num_trian=3)
