@@ -164,8 +164,7 @@ def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int =
     left = max(seconds - (time.time() - start) - reserve, 1.0)
     steps = done + fitted_steps(per_step, left, config.num_steps - done, every)
     fitted = config.replace(num_steps=steps)
-    (timing / checkpointing.CONFIG_FILE).unlink()  # the timed run's own, with the cap's length
-    checkpointing.write_config(str(timing), fitted)
+    checkpointing.write_config(str(timing), fitted, replace=True)  # over the timed run's own (the cap's length)
     if workdir.exists():
         workdir.rmdir()
     timing.rename(workdir)

@@ -52,6 +52,9 @@ def _predictions(args, examples) -> Iterator[tuple[dict, object]]:
 
     predictor = Predictor.from_pretrained(args.checkpoint, method=args.method, processes=args.processes,
                                           tile_size=args.tile_size, tile_overlap=args.tile_overlap)
+    if predictor.config.dataset != args.dataset:
+        raise SystemExit(f"evaluate: --checkpoint {args.checkpoint} was trained on {predictor.config.dataset!r}, "
+                         f"not on --dataset {args.dataset!r} (its classes differ)")
     print(f"network on {predict.device_summary()}")
     pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False)
     yield from tqdm(pairs, total=len(examples), desc="predict", unit="image")

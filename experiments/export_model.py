@@ -26,6 +26,7 @@ from pathlib import Path
 
 from data.examples import synthetic_scenes
 from data.registry import SYNTHETIC_SEEDS, info
+from experiments import flags
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
@@ -151,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--lam", type=float, default=LAMBDA, help="Eq. (8) lambda the predictor uses by default")
     parser.add_argument("--augmentation", default="none", help="test-time views the predictor uses by default")
     parser.add_argument("--hardware", required=True, help="where the run trained, e.g. '2-core x86-64 CPU'")
-    parser.add_argument("--scenes", type=int, default=40)
+    parser.add_argument("--scenes", type=flags.positive_int, default=40)
     parser.add_argument("--history", default="", help="how the run was trained, if not in one go (for the card)")
     parser.add_argument("--prior-minutes", type=float, default=0.0,
                         help="wall time of the earlier runs this one continues (its pretrained weights)")
@@ -159,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
                         help="fit and ship a learned instance score on --fit-scenes validation scenes")
     parser.add_argument("--fit-joins", action="store_true", help="fit and ship the model that joins the pieces "
                         "of occluded objects on --fit-scenes validation scenes")
-    parser.add_argument("--fit-scenes", type=int, default=200)
+    parser.add_argument("--fit-scenes", type=flags.positive_int, default=200)
     return parser
 
 
@@ -169,6 +170,9 @@ def main(argv=None):
     robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
     facts = run_facts(workdir)
     pred = loaded_for_export(workdir, robustness, args.lam, augmentation)
+    if pred.config.dataset != "synthetic":
+        raise SystemExit(f"export_model: {workdir} was trained on {pred.config.dataset!r}; the model card's "
+                         "held-out table is measured on synthetic scenes, so only synthetic runs are exported here")
     scores = joins = ""
     if args.fit_joins or args.fit_scores:
         pred = pred.fit_finish(synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE), args.fit_joins,
@@ -180,13 +184,13 @@ def main(argv=None):
         if args.fit_scores:
             scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.fit_scenes} "
                       "`validation` scenes with the CRF options above" + (" and the joins" if joins else ""))
+    table = held_out_table(pred, args.scenes)  # before anything is written: a failure leaves the old export
     out = predictor.WEIGHTS_DIR / args.name
     predictor.export(pred.model, pred.config, out,
                      extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness),
                             "augmentation": dataclasses.asdict(augmentation),
                             "join_model": pred.join_model and pred.join_model.to_dict(),
                             "score_model": pred.score_model and pred.score_model.to_dict(), "run": facts})
-    table = held_out_table(pred, args.scenes)
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, facts, args.hardware, table,
                                             robustness, args.lam, args.history, args.prior_minutes, scores,
                                             augmentation, joins))

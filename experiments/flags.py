@@ -65,8 +65,8 @@ def _literal(raw: str):
 
 
 def typed_value(key: str, raw: str, annotation: str):
-    """``raw`` as a value of a field annotated ``annotation``: ``int``, ``float`` (finite), ``str``, ``None``
-    and ``tuple[...]`` alternatives joined by ``|``. ``ValueError`` naming ``key=raw`` for a value of another
+    """``raw`` as a value of a field annotated ``annotation``: ``bool`` (True/False), ``int``, ``float``
+    (finite), ``str``, ``None`` and ``tuple[...]`` alternatives joined by ``|``. ``ValueError`` naming ``key=raw`` for a value of another
     type, NaN or infinity, or a nested config (a class-typed field such as ``ModelConfig``)."""
     kinds = [part.strip() for part in annotation.split("|")]
     if len(kinds) == 1 and kinds[0][:1].isupper():
@@ -76,6 +76,8 @@ def typed_value(key: str, raw: str, annotation: str):
         return None
     if "str" in kinds:
         return raw
+    if "bool" in kinds and isinstance(value, bool):
+        return value
     if "int" in kinds and isinstance(value, int) and not isinstance(value, bool):
         return value
     if "float" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -92,17 +92,47 @@ def latest_step(workdir: str) -> int:
     return step
 
 
-def write_config(workdir: str, config: TrainConfig) -> None:
-    """Write ``config.json``; if the run already has one, it must describe the same run (resuming)."""
+def write_config(workdir: str, config: TrainConfig, replace: bool = False) -> None:
+    """Write ``config.json``. If the run already has one with a checkpoint, it must describe the same run
+    (resuming; ``ValueError`` listing the fields that differ); without any checkpoint (a start that failed or
+    was stopped before its first save) it is replaced, with a warning. Checkpoints without ``config.json``
+    raise ``ValueError``. ``replace``: write it in any case (a caller that sets the length of a run it has just
+    started: `experiments.common.fitted_to_budget`)."""
     path = os.path.join(workdir, CONFIG_FILE)
-    if os.path.exists(path):
+    saved_steps = has_checkpoint(workdir) and not replace
+    if os.path.exists(path) and not replace:
         saved = read_config(workdir)
-        if saved != config:
-            raise ValueError(f"{path} holds a different configuration than this run; use a fresh workdir")
-        return
+        if saved == config:
+            return
+        changes = config_differences(saved, config)
+        if saved_steps:
+            raise ValueError(f"{path} holds a different configuration than this run ({changes}); resume with the "
+                             "same settings or use a fresh workdir")
+        warnings.warn(f"{path}: replaced, since no checkpoint was saved under it ({changes})", stacklevel=2)
+    elif saved_steps:
+        raise ValueError(f"{workdir} holds checkpoints but no {CONFIG_FILE}: the run they belong to is unknown; "
+                         "use a fresh workdir")
     os.makedirs(workdir, exist_ok=True)
     with open(path, "w") as f:
         json.dump(config.to_dict(), f, indent=2)
+
+
+def has_checkpoint(workdir: str) -> bool:
+    """Whether ``workdir/checkpoints`` holds a finished step (a folder named by its step number)."""
+    folder = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+
+
+def config_differences(saved: TrainConfig, new: TrainConfig) -> str:
+    """``"field: saved -> new, ..."`` for every (dotted) field in which two configs differ."""
+    def flat(values, prefix=""):
+        out = {}
+        for key, value in values.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    a, b = flat(saved.to_dict()), flat(new.to_dict())
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
 
 
 def read_config(workdir: str) -> TrainConfig:

@@ -302,6 +302,9 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     jax.set_mesh(mesh)
     if config.batch_size % jax.device_count() or config.batch_size % jax.process_count():
         raise ValueError(f"batch_size {config.batch_size} must divide over {jax.device_count()} devices")
+    if sources is None and config.model.num_classes != info(config.dataset).num_classes:
+        raise ValueError(f"model.num_classes is {config.model.num_classes} but dataset {config.dataset!r} has "
+                         f"{info(config.dataset).num_classes} classes (background not counted)")
     train_source, val_source = sources if sources is not None else open_sources(config)
     num_steps = num_train_steps(config, len(train_source))
     if jax.process_index() == 0:
@@ -320,6 +323,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                                                resize_to=config.eval_resolution)
     if config.eval_examples is not None:
         eval_batches = eval_batches[:math.ceil(config.eval_examples / config.eval_batch_size)]
+    eval_batches[0]  # a validation batch that cannot be formed fails now, not after the first training steps
     train_step, eval_step = jitted_steps(config, num_steps)
     keys = step_keys(config)
     log, sums = MetricsLog(workdir), {}
@@ -338,9 +342,12 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                 log.write(done, {"lr": float(schedule(step)), **means})
                 bar.set_postfix(loss=f"{means['loss']:.4f}")
                 sums = {}
+                if not math.isfinite(means["loss"]):
+                    raise FloatingPointError(f"{workdir}: the training loss is {means['loss']} at step {done} "
+                                             f"(metrics.jsonl); the run stops here (its last checkpoint is kept)")
+            checkpointing.save(mngr, done, state, force=done == num_steps)  # before a validation that may fail
             if done % config.eval_every == 0 or done == num_steps:
                 log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))
-            checkpointing.save(mngr, done, state, force=done == num_steps)
             if on_step is not None:
                 on_step(done)
     finally:

@@ -209,8 +209,7 @@ def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tm
     assert common.fitted_to_budget(config, workdir, 60.0) == (fitted, 60.0) and len(calls) == 1
     # training resumes after the timed steps and reaches the fitted length
     short = fitted.replace(num_steps=12)
-    (workdir / checkpointing.CONFIG_FILE).unlink()
-    checkpointing.write_config(str(workdir), short)
+    checkpointing.write_config(str(workdir), short, replace=True)
     assert common.train_model(short, workdir)[2] == 12
     # the cap holds over the timed steps too; a cap leaving no interval after them, or a folder that is not a
     # run, is refused

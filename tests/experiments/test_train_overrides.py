@@ -52,6 +52,7 @@ def test_nested_fields_are_set_with_a_dot_and_typed_by_the_nested_config():
     assert (config.loss.orientation_band, config.loss.boundary_weight) == (1, 0.7)
     assert config.loss.aux_weight == _config().loss.aux_weight  # the other nested fields are kept
     assert config.model.decoder == "unet" and config.augment.crop_size == (32, 32) and config.num_steps == 5
+    assert _config("augment.flip=False").augment.flip is False and _config("augment.flip=True").augment.flip is True
 
 
 @pytest.mark.parametrize("pair, message", [

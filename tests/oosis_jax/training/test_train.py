@@ -166,10 +166,45 @@ def test_killed_run_resumes_to_the_identical_state(tmp_path, monkeypatch):
     model, restored_config = train.restore_model(tmp_path / "resumed")
     assert restored_config == config
     np.testing.assert_array_equal(model.s_head.kernel[...], resumed.params["s_head"]["kernel"][...])
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match=r"different configuration than this run \(base_lr: .* -> 1\.0\)"):
         train.train(config.replace(base_lr=1.0), tmp_path / "resumed")
     with pytest.raises(FileNotFoundError):
         train.restore_model(tmp_path / "nothing")
+
+
+class _ClassesBeyondTheModel:
+    """Synthetic scenes whose class ids exceed the model's: the semantic loss is not finite."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        example = self.source[index]
+        return dict(example, classes=example["classes"] + 10)
+
+
+def test_a_run_that_cannot_go_well_stops_early_and_a_failed_start_can_be_started_again(tmp_path):
+    from oosis_jax.training import checkpointing
+
+    config = get_config("smoke")
+    checkpointing.write_config(str(tmp_path / "a"), config)  # a start that died before its first checkpoint
+    with pytest.warns(UserWarning, match=r"replaced, since no checkpoint was saved under it \(base_lr: "):
+        checkpointing.write_config(str(tmp_path / "a"), config.replace(base_lr=1.0))
+    assert checkpointing.read_config(str(tmp_path / "a")).base_lr == 1.0
+    (tmp_path / "b" / "checkpoints" / "4").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds checkpoints but no config.json"):
+        checkpointing.write_config(str(tmp_path / "b"), config)
+    wrong = config.replace(model=dataclasses.replace(config.model, num_classes=3))
+    with pytest.raises(ValueError, match="model.num_classes is 3 but dataset 'synthetic' has 5 classes"):
+        train.train(wrong, tmp_path / "c")
+    train_source, val_source = train.open_sources(config)
+    with pytest.raises(FloatingPointError, match="the training loss is nan at step 2"):
+        train.train(config, tmp_path / "d", sources=(_ClassesBeyondTheModel(train_source), val_source))
+    saved = [int(name) for name in os.listdir(tmp_path / "d" / "checkpoints") if name.isdigit()]
+    assert max(saved, default=0) < 2  # the step whose loss is NaN is not saved
 
 
 def boundary_f(eval_step, state, batch):
