@@ -88,8 +88,11 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride}")
-        object.__setattr__(self, "stage_blocks", tuple(int(b) for b in self.stage_blocks))
-        object.__setattr__(self, "pyramid_bins", tuple(int(b) for b in self.pyramid_bins))
+        for name in ("stage_blocks", "pyramid_bins"):
+            values = getattr(self, name)
+            if any(isinstance(b, bool) or int(b) != b for b in values):
+                raise ValueError(f"{name} must be whole numbers, got {values}")
+            object.__setattr__(self, name, tuple(int(b) for b in values))
 
     @classmethod
     def resnet50(cls, num_classes: int, **overrides) -> "ModelConfig":

@@ -33,6 +33,10 @@ def test_overrides_are_typed_by_the_config_fields():
     ("learning_rate=0.1", "unknown config field 'learning_rate'"),
     ("model=None", "model is a nested ModelConfig"),
     ("num_steps", r"--set expected KEY=VALUE, got 'num_steps'"),
+    ("eval_examples=0", "eval_examples must be >= 1 or None"), ("eval_examples=-3", "eval_examples must be"),
+    ("eval_batch_size=0", "eval_batch_size must be >= 1"), ("loader_threads=-3", "loader_threads must be >= 1"),
+    ("synthetic_size=(0, 0)", r"synthetic_size must be \(height, width\) with both >= 8"),
+    ("model.stage_blocks=(1.5, 1, 1, 1)", "stage_blocks must be whole numbers"),
 ])
 def test_bad_overrides_are_clear_errors(pair, message):
     with pytest.raises(ValueError, match=message):
@@ -65,3 +69,8 @@ def test_nested_fields_are_set_with_a_dot_and_typed_by_the_nested_config():
 def test_bad_nested_overrides_are_clear_errors(pair, message):
     with pytest.raises(ValueError, match=message):
         _config(pair)
+
+
+def test_a_run_of_no_length_is_refused():
+    with pytest.raises(ValueError, match="num_epochs must be > 0 when num_steps is None"):
+        _config("num_steps=None", "num_epochs=0")

@@ -86,6 +86,17 @@ class TrainConfig:
             raise ValueError(f"batch_size and num_steps must be positive, got {self.batch_size}, {self.num_steps}")
         if min(self.checkpoint_every, self.keep_checkpoints, self.log_every, self.eval_every) < 1:
             raise ValueError("checkpoint_every, keep_checkpoints, log_every and eval_every must be >= 1")
+        for name in ("synthetic_scenes", "synthetic_val_scenes", "eval_batch_size", "loader_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_examples is not None and self.eval_examples < 1:
+            raise ValueError(f"eval_examples must be >= 1 or None (every validation example), got {self.eval_examples}")
+        if self.num_steps is None and not self.num_epochs > 0:
+            raise ValueError(f"num_epochs must be > 0 when num_steps is None, got {self.num_epochs}")
+        for name in ("synthetic_size", "eval_resolution"):
+            size = getattr(self, name)
+            if size is not None and (len(size) != 2 or min(size) < 8):
+                raise ValueError(f"{name} must be (height, width) with both >= 8 pixels, got {size}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
