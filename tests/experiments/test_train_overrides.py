@@ -74,3 +74,9 @@ def test_bad_nested_overrides_are_clear_errors(pair, message):
 def test_a_run_of_no_length_is_refused():
     with pytest.raises(ValueError, match="num_epochs must be > 0 when num_steps is None"):
         _config("num_steps=None", "num_epochs=0")
+
+
+def test_settings_of_a_tfds_build_without_one_are_refused():
+    for pair in ("eval_split=nonexistent", "dataset_config=(('num_train', 5),)"):
+        with pytest.raises(ValueError, match="dataset_config and eval_split choose a tfds build and need data_dir"):
+            _config(pair)

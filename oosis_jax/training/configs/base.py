@@ -75,6 +75,9 @@ class TrainConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.data_dir is None and self.dataset != "synthetic":
             raise ValueError(f"dataset {self.dataset!r} needs data_dir (its tfds build directory)")
+        if self.data_dir is None and (self.dataset_config or self.eval_split is not None):
+            raise ValueError("dataset_config and eval_split choose a tfds build and need data_dir; without it the "
+                             "run renders synthetic_scenes / synthetic_val_scenes of synthetic_size on the fly")
         if any(not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str)
                for pair in self.dataset_config):
             raise ValueError(f"dataset_config must be (key, value) pairs, got {self.dataset_config!r}")
