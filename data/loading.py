@@ -73,4 +73,34 @@ def load(name: str, split: str, data_dir, **config):
     if builder.info.splits[split].num_examples == 0:
         raise ValueError(f"split {split!r} of dataset {name!r} selects no example (the whole split has "
                          f"{builder.info.splits[split.split('[')[0]].num_examples})")
-    return builder.as_data_source(split=split)
+    where = f"dataset {name!r} split {split!r} in {builder.data_dir}"
+    try:
+        return NamedSource(builder.as_data_source(split=split), where)
+    except (RuntimeError, OSError) as err:  # e.g. a truncated array_record file
+        raise ValueError(f"{where} cannot be opened ({err}); delete that folder to build it again") from err
+
+
+class NamedSource:
+    """A random-access source whose read errors (a damaged array_record file) name the dataset, split, folder and
+    example, instead of only the storage library's message."""
+
+    def __init__(self, source, where: str):
+        self.source, self.where = source, where
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __getattr__(self, name):  # anything else of the tfds source (e.g. dataset_info)
+        if name == "source":  # not yet set (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def __getitem__(self, index):
+        try:
+            return self.source[index]
+        except (RuntimeError, OSError) as err:
+            raise ValueError(f"{self.where}: example {index} cannot be read ({err}); delete that folder to build "
+                             "it again") from err

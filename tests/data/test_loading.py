@@ -85,3 +85,13 @@ def test_tfds_noise_is_silenced_and_other_messages_pass(caplog):
         absl_logging.warning("OpenCV is not installed. We recommend using OpenCV because it is faster.")
         absl_logging.warning("a real problem")
     assert [r.getMessage() for r in caplog.records] == ["a real problem"]
+
+
+def test_a_damaged_build_is_named_with_the_folder_to_delete(tmp_path):
+    loading.build("synthetic", tmp_path, **TINY)
+    (path,) = tmp_path.glob("**/*validation.array_record*")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"dataset 'synthetic' split 'validation' in .*: (example \d+ cannot be read|"
+                                         r"cannot be opened).*delete that folder to build it again"):
+        source = loading.load("synthetic", "validation", tmp_path, **TINY)
+        [source[i] for i in range(len(source))]
