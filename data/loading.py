@@ -2,8 +2,8 @@
 
 Dataset ``NAME`` is the module ``data.NAME`` of the registry (``data.registry``); its
 ``builder(data_dir, **config)`` returns a tensorflow-datasets builder that writes array_record files. ``load``
-returns the builder's ``as_data_source`` random-access source, whose items are the decoded dicts of
-``data/features.py``.
+returns the builder's ``as_data_source`` random-access source (`NamedSource`: its read errors name the dataset,
+split, folder and example), whose items are the decoded dicts of ``data/features.py``.
 """
 
 from __future__ import annotations
