@@ -7,8 +7,10 @@ The data position needs no separate record: the input stream is indexed by step
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sys
 import warnings
 
 import jax
@@ -40,6 +42,35 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {first[:160]}{'...' if len(first) > 160 else ''}"
 
 
+class _AfterDamagedRead(logging.Filter):
+    """Drops the asyncio log records of TensorStore reads that a damaged checkpoint left failing ("Task exception
+    was never retrieved", pages of TensorStore specs each): the one-line warning of `restore_latest` says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = f"{record.getMessage()} {record.exc_info[1] if record.exc_info else ''}"
+        return not ("never retrieved" in text and "TensorStore" in text)
+
+
+def _quiet_damaged_reads() -> None:
+    """Silence what the failed reads of a damaged step print, then and later, from TensorStore's threads:
+    their asyncio log records, the "Event loop is closed" errors of their callbacks and the TensorStore errors
+    of their abandoned coroutines (``sys.unraisablehook``, which prints every other unraisable error as before).
+    Installed once per process."""
+    if getattr(sys.unraisablehook, "_oosis_quiet", False):
+        return
+    logging.getLogger("asyncio").addFilter(_AfterDamagedRead())
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        error = unraisable.exc_value
+        closed_loop = isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+        if not (closed_loop or "TensorStore" in str(error)):
+            previous(unraisable)
+
+    hook._oosis_quiet = True
+    sys.unraisablehook = hook
+
+
 def _restore_step(directory, step: int, abstract):
     """One step through its own read-only manager: after a failed restore (e.g. of an empty step folder) an
     orbax manager can no longer restore any step, so each attempt gets a fresh one."""
@@ -62,6 +93,7 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     damaged = []
+    _quiet_damaged_reads()
     for step in sorted(mngr.all_steps(), reverse=True):
         try:
             state = _restore_step(mngr.directory, step, abstract)

@@ -71,6 +71,21 @@ def test_killed_mid_write_resumes_from_the_last_intact_step(finished_run, tmp_pa
     assert [r["step"] for r in lines if "val_boundary_ap" in r] == [6]
 
 
+def test_a_damaged_step_is_one_warning_line_not_pages_of_tensorstore_errors(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    _truncate_data_files(workdir / "checkpoints" / "6")
+    script = ("import gc, sys; sys.path[:0] = [sys.argv[2]]\n"
+              "from oosis_jax.training import loop\n"
+              "loop.restore_model(sys.argv[1]); gc.collect(); print('restored')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(workdir), str(Path(__file__).parents[3])],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "restored" in done.stdout, done.stderr[-2000:]
+    assert "checkpoint step 6" in done.stderr and "is damaged (" in done.stderr
+    others = [line for line in done.stderr.splitlines() if "is damaged (" not in line]
+    assert not any("TensorStore" in line or "Event loop is closed" in line for line in others), done.stderr[-3000:]
+    assert len(others) < 20, done.stderr[-3000:]
+
+
 def test_restore_model_skips_an_empty_newest_step_folder(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
     shutil.rmtree(workdir / "checkpoints" / "6")
