@@ -66,8 +66,9 @@ def _literal(raw: str):
 
 def typed_value(key: str, raw: str, annotation: str):
     """``raw`` as a value of a field annotated ``annotation``: ``bool`` (True/False), ``int``, ``float``
-    (finite), ``str``, ``None`` and ``tuple[...]`` alternatives joined by ``|``. ``ValueError`` naming ``key=raw`` for a value of another
-    type, NaN or infinity, or a nested config (a class-typed field such as ``ModelConfig``)."""
+    (finite), ``str``, ``None`` and ``tuple[...]`` alternatives joined by ``|``. ``ValueError`` naming
+    ``key=raw`` for a value of another type, NaN or infinity, or a nested config (a class-typed field such as
+    ``ModelConfig``)."""
     kinds = [part.strip() for part in annotation.split("|")]
     if len(kinds) == 1 and kinds[0][:1].isupper():
         raise ValueError(f"{key}={raw}: {key} is a nested {annotation} and cannot be set as KEY=VALUE")

@@ -213,8 +213,8 @@ def test_builder_leaves_out_bad_images_and_names_them(tmp_path):
     assert [e["image_id"] for e in builder.as_data_source("test")] == [31]
     ((train_id, train_problem),), ((test_id, test_problem),) = builder.skipped["train"], builder.skipped["test"]
     assert train_id == 31 and re.search(r"image 31: .* is 16x13 .* says 16x12", train_problem)
-    assert test_id == 32 and re.search(r"json: image 32: category id\(s\) \[3\] of annotation\(s\) \[4\] have no training class",
-                                     test_problem)
+    assert test_id == 32 and re.search(
+        r"json: image 32: category id\(s\) \[3\] of annotation\(s\) \[4\] have no training class", test_problem)
     for name in ("000031.png", "000032.png"):  # every image of a split bad: the build fails
         write_image(tmp_path / "training/image_2" / name, H + 1, W, seed=0)
     with pytest.raises(ValueError, match="train: all 2 images are bad"):

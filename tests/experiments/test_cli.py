@@ -83,6 +83,7 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
     with pytest.raises(SystemExit):
         evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--chunk-size", "0", *TINY])
     monkeypatch.setattr(Predictor, "from_pretrained", classmethod(  # a network of another dataset
-        lambda cls, name, **options: cls(PixelNet(config.model.num_classes), config.replace(dataset="kins", data_dir=str(tmp_path)))))
+        lambda cls, name, **options: cls(PixelNet(config.model.num_classes),
+                                         config.replace(dataset="kins", data_dir=str(tmp_path)))))
     with pytest.raises(SystemExit, match="was trained on 'kins', not on --dataset 'synthetic'"):
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])

@@ -136,7 +136,8 @@ def test_a_malformed_heads_dict_costs_only_its_image_and_a_bad_pair_is_named(pre
 
     image = np.random.default_rng(1).integers(0, 256, (10, 12, 3), np.uint8)
     heads = predictor.heads([image], progress=False)[0]
-    with pytest.raises(crf.BatchError, match=r"labelling: 2 of 3 items failed: item 1: BadItem: bad heads: .*NaN or inf; "
+    with pytest.raises(crf.BatchError, match=r"labelling: 2 of 3 items failed: item 1: BadItem: bad heads: "
+                                             r".*NaN or inf; "
                                              r"item 2: BadItem: bad heads: KeyError: 'e'") as info:
         predictor.label([heads, dict(heads, b=np.full_like(heads["b"], np.nan)),
                          {k: v for k, v in heads.items() if k != "e"}], progress=False)
