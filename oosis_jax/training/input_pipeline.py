@@ -170,8 +170,8 @@ def collate(examples: list[dict]) -> dict[str, np.ndarray]:
     """Stack transformed examples (equal sizes) into a batch and normalise the images."""
     shapes = {e["semantic"].shape for e in examples}
     if len(shapes) != 1:
-        raise ValueError(f"examples of one batch must share a size, got {sorted(shapes)}; use batch size 1 "
-                         "or a fixed evaluation resolution")
+        raise ValueError(f"examples of one batch must share a size, got {sorted(shapes)}; set eval_batch_size=1 "
+                         "or a fixed eval_resolution=(H, W)")
     batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
     batch["image"] = normalize_images(batch["image"])
     return batch
