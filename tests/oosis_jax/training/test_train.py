@@ -317,3 +317,13 @@ def test_training_reads_a_synthetic_tfds_build(tmp_path):
     assert restored == config and hash(restored) == hash(config)
     with pytest.raises(ValueError, match="dataset_config"):
         config.replace(dataset_config=(("num_train",),))
+
+
+def test_validation_batches_of_varying_sizes_stop_the_run_before_its_first_step(tmp_path):
+    builder_config = (("num_train", 2), ("num_validation", 4), ("num_test", 0), ("min_height", 40),
+                      ("max_height", 48), ("min_width", 40), ("max_width", 56))
+    config = get_config("smoke", data_dir=str(tmp_path / "tfds"), dataset_config=builder_config,
+                        eval_split="validation", eval_batch_size=4)
+    with pytest.raises(ValueError, match=r"share a size.*set eval_batch_size=1 or a fixed eval_resolution"):
+        train.train(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # no step was trained
