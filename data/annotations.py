@@ -85,7 +85,7 @@ def image_entries(content: Mapping, path: str, skipped: list | None = None) -> l
     unless ``skipped`` is a list: the entry is then left out (`note_skipped`), and every entry of an id used
     twice, whose annotations cannot be told apart, too.
     """
-    entries = []
+    entries, bad_ids = [], []
     for k, record in enumerate(require_list(content, "images", path)):
         try:
             entries.append(_image_entry(record, f"{path}: images[{k}]"))
@@ -93,14 +93,18 @@ def image_entries(content: Mapping, path: str, skipped: list | None = None) -> l
             if skipped is None:
                 raise
             raw_id = record.get("id") if isinstance(record, Mapping) else None
-            note_skipped(skipped, raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None, error)
-    duplicates = sorted(i for i, n in Counter(entry.image_id for entry in entries).items() if n > 1)
+            raw_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
+            note_skipped(skipped, raw_id, error)
+            bad_ids += [] if raw_id is None else [raw_id]
+    counts = Counter([entry.image_id for entry in entries] + bad_ids)  # a bad entry's id counts too
+    duplicates = sorted(i for i, n in counts.items() if n > 1)
     for image_id in duplicates:
         error = ValueError(f"{path}: duplicate image id {image_id} in the images list")
         if skipped is None:
             raise error
         note_skipped(skipped, image_id, error)
-    return [entry for entry in entries if entry.image_id not in duplicates]
+    left_out = set(duplicates)
+    return [entry for entry in entries if entry.image_id not in left_out]
 
 
 def _image_entry(record: object, where: str) -> ImageEntry:

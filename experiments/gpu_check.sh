@@ -188,7 +188,7 @@ import os, shutil
 from oosis_jax.inference.predictor import Predictor, export
 
 pred = Predictor.from_pretrained(os.environ["RUN"])
-folder = export(pred.model, pred.config, os.environ["EXPORT"], extra={"trained_on": "gpu_check.sh"})
+folder = export(pred.model, pred.config, os.environ["EXPORT"], extra={"run": {"trained_on": "gpu_check.sh"}})
 shutil.copy(os.path.join(os.environ["RUN"], "metrics.jsonl"), folder)
 print("exported", sorted(os.listdir(folder)))
 EOF

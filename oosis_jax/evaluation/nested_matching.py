@@ -157,6 +157,8 @@ def nested_matchings(indptr, cols, costs, n_cols: int, outlier_cost: float, pref
     costs = np.ascontiguousarray(costs, np.float64)
     sizes = np.ascontiguousarray(prefix_sizes, np.int64)
     n_rows, n_edges = len(indptr) - 1, len(cols)
+    if isinstance(n_cols, bool) or not isinstance(n_cols, (int, np.integer)) or n_cols < 0:
+        raise ValueError(f"n_cols must be an int >= 0, got {n_cols!r}")
     if n_rows < 0 or indptr[0] != 0 or indptr[-1] != n_edges or np.any(np.diff(indptr) < 0):
         raise ValueError(f"indptr must be non-decreasing CSR pointers from 0 to {n_edges} edges")
     if len(costs) != n_edges or (n_edges and (cols.min() < 0 or cols.max() >= n_cols)):
@@ -168,6 +170,6 @@ def nested_matchings(indptr, cols, costs, n_cols: int, outlier_cost: float, pref
     if len(sizes) and (np.any(np.diff(sizes) < 0) or sizes[0] < 0 or sizes[-1] > n_rows):
         raise ValueError(f"prefix_sizes must be non-decreasing in [0, {n_rows}]")
     flags = np.zeros(n_edges, np.int64) if flags is None else np.ascontiguousarray(flags, np.int64)
-    if len(flags) != n_edges:
-        raise ValueError(f"need {n_edges} flags, got {len(flags)}")
+    if len(flags) != n_edges or (n_edges and (flags.min() < 0 or flags.max() > 1)):
+        raise ValueError(f"need {n_edges} flags of 0 or 1, got {len(flags)}")
     return _sweep(indptr, cols, costs, int(n_cols), float(outlier_cost), sizes, flags)

@@ -236,13 +236,14 @@ def label_ground_truth_iter(examples: Iterable[dict], num_classes: int, chunk_si
         try:
             items = label_ground_truth(chunk, num_classes, **options)
         except crf.BatchError as err:
-            items = [prediction if k not in err.failures else ImageFailure(start + k, _reason(err.failures[k]))
+            items = [prediction if k not in err.failures else ImageFailure(start + k, failure_reason(err.failures[k]))
                      for k, prediction in enumerate(err.results)]
         yield from zip(chunk, items)
         start += len(chunk)
 
 
-def _reason(error: Exception) -> str:
+def failure_reason(error: Exception) -> str:
+    """What an `ImageFailure` says of a labelling failure: a malformed item's own message, else the CRF's."""
     return str(error) if isinstance(error, BadItem) else f"CRF failed: {type(error).__name__}: {error}"
 
 

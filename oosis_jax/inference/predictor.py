@@ -34,7 +34,8 @@ from crf.move_graph import check_weights
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.files import check_image, checked_images
-from oosis_jax.inference.instances import LAMBDA, MU, ImageFailure, Prediction, in_chunks, label_heads
+from oosis_jax.inference.instances import (LAMBDA, MU, ImageFailure, Prediction, failure_reason, in_chunks,
+                                          label_heads)
 from oosis_jax.inference.joining import JoinModel, fit_join_model, join
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import ScoreModel, fit_score_model, rescore
@@ -45,6 +46,8 @@ from oosis_jax.training.configs import TrainConfig
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SHIPPED = ("synthetic",)
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
+# what an export's ``extra`` may hold: the options `exported_options` reads, and ``run`` (facts for the card)
+EXPORT_KEYS = ("lam", "mu", "method", "robustness", "augmentation", "join_model", "score_model", "run")
 
 
 def _all_or_batch_error(done: dict[int, object], failures: dict[int, Exception], count: int, source: str) -> list:
@@ -59,6 +62,9 @@ def _all_or_batch_error(done: dict[int, object], failures: dict[int, Exception],
 def export(model: PSPNet, config: TrainConfig, out_dir, extra: dict | None = None) -> Path:
     """Write ``model`` as ``out_dir/weights.npz`` (every parameter and batch statistic by its ``/`` path) and
     ``out_dir/config.json`` (the run's `TrainConfig`, plus ``extra`` under the key ``"export"``)."""
+    unknown = sorted(set(extra or {}) - set(EXPORT_KEYS))
+    if unknown:
+        raise ValueError(f"export: extra holds {unknown}; it takes the options {list(EXPORT_KEYS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.asarray(variable.get_value()) for name, variable in flat_state(model).items()}
@@ -108,9 +114,9 @@ def exported_options(folder) -> dict:
     readers = {"lam": float, "mu": float, "method": str, "robustness": lambda v: Robustness(**v),
                "augmentation": lambda v: Augmentation(**v), "join_model": JoinModel.from_dict,
                "score_model": ScoreModel.from_dict}
-    if not isinstance(export, dict) or set(export) - set(readers) - {"run"}:
-        what = sorted(set(export) - set(readers) - {"run"}) if isinstance(export, dict) else type(export).__name__
-        raise ValueError(f"{path}: export must be an object of the options {sorted(readers)} (and run), got {what}")
+    if not isinstance(export, dict) or set(export) - set(EXPORT_KEYS):
+        what = sorted(set(export) - set(EXPORT_KEYS)) if isinstance(export, dict) else type(export).__name__
+        raise ValueError(f"{path}: export must be an object of the options {list(EXPORT_KEYS)}, got {what}")
     options = {}
     for key, read in readers.items():
         if export.get(key) is None:
@@ -324,8 +330,8 @@ class Predictor:
         except crf.BatchError as err:
             for j, prediction in enumerate(err.results):
                 failure = err.failures.get(j)
-                out[keys[j]] = prediction if failure is None else ImageFailure(
-                    start + keys[j], f"CRF failed: {type(failure).__name__}: {failure}")
+                out[keys[j]] = prediction if failure is None else ImageFailure(start + keys[j],
+                                                                               failure_reason(failure))
         return [out[k] for k in range(len(chunk))]
 
     def label(self, heads: Sequence[dict], progress: bool = True, shapes: Sequence | None = None,

@@ -52,7 +52,7 @@ class _AfterDamagedRead(logging.Filter):
 
 
 def _quiet_damaged_reads() -> None:
-    """Silence what the failed reads of a damaged step print, then and later, from TensorStore's threads:
+    """Silence what the failed reads of a damaged step print later from TensorStore's threads:
     their asyncio log records, the "Event loop is closed" errors of their callbacks and the TensorStore errors
     of their abandoned coroutines (``sys.unraisablehook``, which prints every other unraisable error as before).
     Installed once per process."""
@@ -93,11 +93,11 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     damaged = []
-    _quiet_damaged_reads()
     for step in sorted(mngr.all_steps(), reverse=True):
         try:
             state = _restore_step(mngr.directory, step, abstract)
         except Exception as err:  # noqa: BLE001 - orbax raises many types for damaged files
+            _quiet_damaged_reads()  # only once a step is damaged: a healthy run's errors all print
             damaged.append(step)
             warnings.warn(f"checkpoint step {step} in {mngr.directory} is damaged ({_reason(err)}); "
                           "trying the next older step", RuntimeWarning, stacklevel=2)

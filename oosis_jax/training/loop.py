@@ -291,6 +291,12 @@ class MetricsLog:
         os.replace(self.path + ".tmp", self.path)
 
 
+def _check_finite(loss, step: int, workdir: str) -> None:
+    if not math.isfinite(float(loss)):
+        raise FloatingPointError(f"{workdir}: the training loss is {float(loss)} by step {step} (metrics.jsonl); the "
+                                 "run stops here and keeps its checkpoints from before")
+
+
 def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | None = None,
           sources: tuple | None = None) -> TrainState:
     """Train (or resume) the run in ``workdir``; returns the final state. ``on_step(step)`` is called after
@@ -342,9 +348,9 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                 log.write(done, {"lr": float(schedule(step)), **means})
                 bar.set_postfix(loss=f"{means['loss']:.4f}")
                 sums = {}
-                if not math.isfinite(means["loss"]):
-                    raise FloatingPointError(f"{workdir}: the training loss is {means['loss']} at step {done} "
-                                             f"(metrics.jsonl); the run stops here (its last checkpoint is kept)")
+                _check_finite(means["loss"], done, workdir)
+            if sums and (done % config.checkpoint_every == 0 or done == num_steps):  # no NaN state is saved
+                _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
             checkpointing.save(mngr, done, state, force=done == num_steps)  # before a validation that may fail
             if done % config.eval_every == 0 or done == num_steps:
                 log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))

@@ -225,6 +225,7 @@ def test_bad_image_entries_and_orphan_annotations_cost_only_their_images(tmp_pat
     def mutate(content):
         content["images"][1]["height"] = "12"  # image 8
         content["images"].append(dict(content["images"][2]))  # image 9 listed twice
+        content["images"].append(dict(content["images"][0], height=0))  # image 7 too, the second entry bad
         content["annotations"].append(dict(content["annotations"][0], id=99, image_id=5))  # no such image
     path = _mutated(tmp_path, mutate)
     with pytest.raises(ValueError, match=r"images\[1\]\.height: expected an integer"):  # strict without skipped
@@ -232,9 +233,10 @@ def test_bad_image_entries_and_orphan_annotations_cost_only_their_images(tmp_pat
     skipped = []
     with pytest.warns(UserWarning) as caught:
         kept = list(kins.examples(path, tmp_path / "training/image_2", skipped=skipped))
-    assert [e["image_id"] for e in kept] == [7]
-    assert [i for i, _ in skipped] == [8, 9]  # image 8: its id still reads, its height does not
-    assert "images[1].height" in skipped[0][1] and "duplicate image id 9" in skipped[1][1]
+    assert kept == []
+    assert [i for i, _ in skipped] == [8, 7, 7, 9]  # image 8: its id still reads, its height does not
+    assert "images[1].height" in skipped[0][1] and "images[4]: empty image" in skipped[1][1]
+    assert "duplicate image id 7" in skipped[2][1] and "duplicate image id 9" in skipped[3][1]
     assert any("annotations[7]: image_id 5 is not in the file's images list" in str(w.message) for w in caught)
 
 

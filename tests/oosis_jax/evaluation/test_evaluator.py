@@ -153,6 +153,10 @@ def test_evaluate_can_leave_out_bad_pairs_and_names_them():
     assert _same(kept, evaluation.evaluate(predictions[:1], truths[:1], progress=False))
     with pytest.raises(ValueError, match="the ground truth lacks \\['edges'\\]"):
         evaluation.evaluate(predictions[:1], [{k: v for k, v in truths[0].items() if k != "edges"}], progress=False)
+    with pytest.raises(ValueError, match="the ground truths ended after 2"):  # counted with the bad pair
+        evaluation.evaluate(iter(bad[1:] + [predictions[0]]), iter(truths[:2]), progress=False, failures=[])
+    with pytest.raises(ValueError, match="all 2 pairs failed, e.g. image 1: expected a mapping"):
+        evaluation.evaluate(bad[1:], truths[:2], progress=False, failures=[])
     with pytest.raises(ValueError, match="max_dist must be a finite number > 0"):
         evaluation.Evaluator(max_dist=-1)
 

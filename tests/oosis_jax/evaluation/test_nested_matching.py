@@ -70,6 +70,7 @@ def test_a_later_row_takes_a_column_over_when_that_matches_more():
     (dict(prefix_sizes=[2]), "non-decreasing"),
     (dict(flags=[1, 0]), "flags"),
     (dict(outlier_cost=np.inf), "outlier_cost"),
+    (dict(n_cols=-1), "n_cols must be an int >= 0"), (dict(flags=[2]), "flags of 0 or 1"),
 ])
 def test_bad_problems_are_refused(bad, message):
     problem = dict(indptr=[0, 1], cols=[0], costs=[1.0], n_cols=1, outlier_cost=5.0, prefix_sizes=[1], flags=None)

@@ -263,12 +263,22 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
 @pytest.mark.parametrize("export_options, problem", [
     ({"lam": "sixty"}, "export.lam is not valid: ValueError"), ({"robustness": {"bogus": 1}}, "export.robustness"),
     ({"augmentation": [1, 2]}, "export.augmentation"), ({"lam": float("nan")}, "lam and mu must be finite"),
-    ({"lamda": 60.0}, r"export must be an object of the options .* got \['lamda'\]"),
     ({"method": "qpbo"}, "method must be one of"),
 ])
 def test_from_pretrained_names_the_file_of_bad_export_options(predictor, tmp_path, export_options, problem):
     folder = export(predictor.model, predictor.config, tmp_path / "exported", extra=export_options)
     with pytest.raises(ValueError, match=f"config.json: .*{problem}"):
+        Predictor.from_pretrained(folder)
+
+
+def test_an_export_key_no_loader_reads_is_refused_on_writing_and_on_reading(predictor, tmp_path):
+    with pytest.raises(ValueError, match=r"export: extra holds \['lamda'\]; it takes the options"):
+        export(predictor.model, predictor.config, tmp_path / "typo", extra={"lamda": 60.0})
+    folder = export(predictor.model, predictor.config, tmp_path / "edited", extra={"lam": 60.0})
+    values = json.loads((folder / CONFIG_FILE).read_text())
+    values["export"]["lamda"] = 60.0  # edited by hand
+    (folder / CONFIG_FILE).write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"config.json: export must be an object of the options .* got \['lamda'\]"):
         Predictor.from_pretrained(folder)
 
 
