@@ -332,7 +332,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     eval_batches[0]  # a validation batch that cannot be formed fails now, not after the first training steps
     train_step, eval_step = jitted_steps(config, num_steps)
     keys = step_keys(config)
-    log, sums = MetricsLog(workdir), {}
+    log, sums, window = MetricsLog(workdir), {}, 0
     log.truncate_after(start)
     schedule = poly_schedule(config, num_steps)
     batches = input_pipeline.iterate(stream, start, config.loader_threads)
@@ -342,10 +342,13 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
         for step in bar:
             state, metrics = train_step(state, to_global(next(batches), mesh, keys=keys))
             sums = jax.tree.map(jnp.add, sums, metrics) if sums else metrics
-            done = step + 1
+            done, window = step + 1, window + 1
             if done % config.log_every == 0 or done == num_steps:
                 means = mean_metrics(jax.device_get(sums))
-                log.write(done, {"lr": float(schedule(step)), **means})
+                # a window cut short (a resume inside it, or the last steps) says over how many steps it averages
+                short = {} if window == config.log_every else {"steps_averaged": window}
+                log.write(done, {"lr": float(schedule(step)), **means, **short})
+                window = 0
                 bar.set_postfix(loss=f"{means['loss']:.4f}")
                 sums = {}
                 _check_finite(means["loss"], done, workdir)

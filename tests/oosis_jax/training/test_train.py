@@ -162,6 +162,8 @@ def test_killed_run_resumes_to_the_identical_state(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
     lines = [json.loads(line) for line in open(tmp_path / "resumed" / "metrics.jsonl")]
     assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]
+    # resumed at step 3, its step-4 record averages step 4 alone, and says so
+    assert [r.get("steps_averaged") for r in lines if "loss" in r] == [None, 1, None]
     assert {"val_boundary_ap", "val_oriented_ods", "val_s"} <= set(lines[-1])
     model, restored_config = train.restore_model(tmp_path / "resumed")
     assert restored_config == config
