@@ -1,0 +1,96 @@
+"""An exported model folder: ``weights.npz`` (every parameter and batch statistic by its ``/`` path) and
+``config.json`` (the run's `TrainConfig`, plus under ``"export"`` the prediction options it was measured with);
+and where the shipped models live. `oosis_jax.inference.predictor.Predictor.from_pretrained` reads these."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from oosis_jax.inference.augment import Augmentation
+from oosis_jax.inference.joining import JoinModel
+from oosis_jax.inference.robustness import Robustness
+from oosis_jax.inference.scoring import ScoreModel
+from oosis_jax.models import PSPNet, flat_state, load_pretrained
+from oosis_jax.training.configs import TrainConfig
+
+WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
+SHIPPED = ("synthetic",)
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
+# what an export's ``extra`` may hold: the options `exported_options` reads, and ``run`` (facts for the card)
+EXPORT_KEYS = ("lam", "mu", "method", "robustness", "augmentation", "join_model", "score_model", "run")
+
+
+def export(model: PSPNet, config: TrainConfig, out_dir, extra: dict | None = None) -> Path:
+    """Write ``model`` as ``out_dir/weights.npz`` (every parameter and batch statistic by its ``/`` path) and
+    ``out_dir/config.json`` (the run's `TrainConfig`, plus ``extra`` under the key ``"export"``)."""
+    unknown = sorted(set(extra or {}) - set(EXPORT_KEYS))
+    if unknown:
+        raise ValueError(f"export: extra holds {unknown}; it takes the options {list(EXPORT_KEYS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {name: np.asarray(variable.get_value()) for name, variable in flat_state(model).items()}
+    np.savez_compressed(out / WEIGHTS_FILE, **arrays)
+    (out / CONFIG_FILE).write_text(json.dumps({**config.to_dict(), "export": extra or {}}, indent=2))
+    return out
+
+
+def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
+    """The model and `TrainConfig` of a folder written by `export` (evaluation mode)."""
+    folder = Path(folder)
+    try:
+        values = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} is missing or not valid JSON: {err}") from err
+    try:
+        values.pop("export", None)
+        config = TrainConfig.from_dict(values)
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} is not a valid exported configuration: {err!r}") from err
+    # Trace the structure without running the initialisers (on a CPU, eager initialisation compiles one small
+    # program per kernel shape: tens of seconds), then fill every array from the file.
+    model = nnx.eval_shape(lambda: PSPNet(config.model, rngs=nnx.Rngs(0)))
+    for _, variable in nnx.to_flat_state(nnx.state(model, nnx.RngState)):
+        shape = variable.get_value().shape
+        variable.set_value(jax.random.key(0) if isinstance(variable, nnx.RngKey) else jnp.zeros(shape, jnp.uint32))
+    loaded = set(load_pretrained(model, folder / WEIGHTS_FILE))
+    missing = sorted(set(flat_state(model)) - loaded)
+    if missing:
+        raise ValueError(f"{folder / WEIGHTS_FILE} lacks {len(missing)} of the model's arrays, e.g. {missing[:3]}")
+    return model, config
+
+
+def model_folder(name_or_dir: str | os.PathLike) -> Path:
+    """The folder of a shipped model name (`SHIPPED`), else ``name_or_dir`` itself (``~`` expanded)."""
+    text = os.fspath(name_or_dir)
+    return WEIGHTS_DIR / text if text in SHIPPED else Path(os.path.expanduser(text))
+
+
+def exported_options(folder) -> dict:
+    """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
+    ``mu``, ``method``, ``robustness``, ``augmentation``, ``join_model``, ``score_model``, and ``run``, facts for
+    its card that are not options), as `Predictor` keyword arguments; ``{}`` when it names none. ``ValueError``
+    naming the file for an ``export`` that is not an object or holds another key."""
+    path = Path(folder) / CONFIG_FILE
+    export = json.loads(path.read_text()).get("export", {})
+    readers = {"lam": float, "mu": float, "method": str, "robustness": lambda v: Robustness(**v),
+               "augmentation": lambda v: Augmentation(**v), "join_model": JoinModel.from_dict,
+               "score_model": ScoreModel.from_dict}
+    if not isinstance(export, dict) or set(export) - set(EXPORT_KEYS):
+        what = sorted(set(export) - set(EXPORT_KEYS)) if isinstance(export, dict) else type(export).__name__
+        raise ValueError(f"{path}: export must be an object of the options {list(EXPORT_KEYS)}, got {what}")
+    options = {}
+    for key, read in readers.items():
+        if export.get(key) is None:
+            continue
+        try:
+            options[key] = read(export[key])
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise ValueError(f"{path}: export.{key} is not valid: {type(err).__name__}: {err}") from err
+    return options
