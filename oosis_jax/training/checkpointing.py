@@ -51,15 +51,15 @@ class _AfterDamagedRead(logging.Filter):
         return not ("never retrieved" in text and "TensorStore" in text)
 
 
-def _quiet_damaged_reads() -> None:
-    """Silence what the failed reads of a damaged step print later from TensorStore's threads:
-    their asyncio log records, the "Event loop is closed" errors of their callbacks and the TensorStore errors
-    of their abandoned coroutines (``sys.unraisablehook``, which prints every other unraisable error as before).
-    Installed once per process."""
+def _quiet_damaged_reads():
+    """Silence what the failed reads of a damaged step print, then and later, from TensorStore's threads: their
+    asyncio log records, the "Event loop is closed" errors of their callbacks and the TensorStore errors of their
+    abandoned coroutines (``sys.unraisablehook``, which prints every other unraisable error as before). Returns
+    the function that takes it back (nothing to take back when it was installed already)."""
     if getattr(sys.unraisablehook, "_oosis_quiet", False):
-        return
-    logging.getLogger("asyncio").addFilter(_AfterDamagedRead())
-    previous = sys.unraisablehook
+        return lambda: None
+    asyncio_log, log_filter, previous = logging.getLogger("asyncio"), _AfterDamagedRead(), sys.unraisablehook
+    asyncio_log.addFilter(log_filter)
 
     def hook(unraisable):
         error = unraisable.exc_value
@@ -67,8 +67,13 @@ def _quiet_damaged_reads() -> None:
         if not (closed_loop or "TensorStore" in str(error)):
             previous(unraisable)
 
+    def undo():
+        asyncio_log.removeFilter(log_filter)
+        sys.unraisablehook = previous
+
     hook._oosis_quiet = True
     sys.unraisablehook = hook
+    return undo
 
 
 def _restore_step(directory, step: int, abstract):
@@ -93,26 +98,31 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     damaged = []
-    for step in sorted(mngr.all_steps(), reverse=True):
-        try:
-            state = _restore_step(mngr.directory, step, abstract)
-        except Exception as err:  # noqa: BLE001 - orbax raises many types for damaged files
-            _quiet_damaged_reads()  # only once a step is damaged: a healthy run's errors all print
-            damaged.append(step)
-            warnings.warn(f"checkpoint step {step} in {mngr.directory} is damaged ({_reason(err)}); "
-                          "trying the next older step", RuntimeWarning, stacklevel=2)
-            continue
-        if damaged and set_aside_damaged:
-            aside = os.path.join(os.path.dirname(str(mngr.directory)), "damaged")
-            os.makedirs(aside, exist_ok=True)
-            for bad in damaged:
-                shutil.move(os.path.join(str(mngr.directory), str(bad)), os.path.join(aside, f"step_{bad}"))
-            mngr.reload()
-        return state
-    if damaged:
-        raise CheckpointError(f"every checkpoint in {mngr.directory} is damaged (steps "
-                              f"{', '.join(map(str, damaged))}); see the warnings above")
-    return None
+    # kept for the rest of the process once a step is damaged (its reads print later), else taken back at once
+    undo_quiet = _quiet_damaged_reads()
+    try:
+        for step in sorted(mngr.all_steps(), reverse=True):
+            try:
+                state = _restore_step(mngr.directory, step, abstract)
+            except Exception as err:  # noqa: BLE001 - orbax raises many types for damaged files
+                damaged.append(step)
+                warnings.warn(f"checkpoint step {step} in {mngr.directory} is damaged ({_reason(err)}); "
+                              "trying the next older step", RuntimeWarning, stacklevel=2)
+                continue
+            if damaged and set_aside_damaged:
+                aside = os.path.join(os.path.dirname(str(mngr.directory)), "damaged")
+                os.makedirs(aside, exist_ok=True)
+                for bad in damaged:
+                    shutil.move(os.path.join(str(mngr.directory), str(bad)), os.path.join(aside, f"step_{bad}"))
+                mngr.reload()
+            return state
+        if damaged:
+            raise CheckpointError(f"every checkpoint in {mngr.directory} is damaged (steps "
+                                  f"{', '.join(map(str, damaged))}); see the warnings above")
+        return None
+    finally:
+        if not damaged:
+            undo_quiet()
 
 
 def latest_step(workdir: str) -> int:

@@ -2,6 +2,7 @@
 one-line warning naming the damaged one; metrics of replayed steps are not logged twice; reads never write."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -84,6 +85,12 @@ def test_a_damaged_step_is_one_warning_line_not_pages_of_tensorstore_errors(fini
     others = [line for line in done.stderr.splitlines() if "is damaged (" not in line]
     assert not any("TensorStore" in line or "Event loop is closed" in line for line in others), done.stderr[-3000:]
     assert len(others) < 20, done.stderr[-3000:]
+
+
+def test_a_healthy_restore_leaves_the_error_hooks_as_they_were(finished_run):
+    hook, filters = sys.unraisablehook, list(logging.getLogger("asyncio").filters)
+    train.restore_model(finished_run[0])
+    assert sys.unraisablehook is hook and logging.getLogger("asyncio").filters == filters
 
 
 def test_restore_model_skips_an_empty_newest_step_folder(finished_run, tmp_path):
