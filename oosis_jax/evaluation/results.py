@@ -49,8 +49,8 @@ class Evaluator:
             raise ValueError(f"processes must be an int >= 1, got {processes!r}")
         self.boundaries, self.max_dist, self.processes = boundaries, boundary_eval.check_max_dist(max_dist), processes
         self._oair, self._coco, self._coverages, self._boundary_counts = [], [], [], []
-        self._on_cycles, self._has_heads, self._num_gt, self.position = 0.0, True, 0, 0
-        self._with_heads = 0  # images whose prediction has b and e
+        self._on_cycles, self._num_gt, self.position = 0.0, 0, 0
+        self._with_heads = 0  # images whose prediction has b and e (boundary counts need every image's)
         self._pool, self._in_flight = None, collections.deque()  # (index in _boundary_counts, image id)
         self._failed = None  # the error of a boundary count that failed on a worker
 
@@ -78,7 +78,7 @@ class Evaluator:
         num_predicted = len(pairs.pred_classes)
         on_cycles = metrics.cycle_fraction(num_predicted, pairs.pred_edges) * num_predicted
         with_heads = "b" in prediction and "e" in prediction
-        has_heads = self._has_heads and with_heads
+        has_heads = with_heads and self._with_heads == len(self._oair)
         counts = None
         if self.boundaries and has_heads:
             try:
@@ -97,7 +97,6 @@ class Evaluator:
         self._coverages += [] if coverage is None else [coverage]
         self._on_cycles += on_cycles
         self._num_gt += len(pairs.gt_classes)
-        self._has_heads = has_heads
         self._with_heads += with_heads
         if counts is not None:
             self._boundary_counts.append(counts)
@@ -142,7 +141,7 @@ class Evaluator:
         if self.boundaries and 0 < self._with_heads < len(self._oair):
             warnings.warn(f"{self._with_heads} of {len(self._oair)} predictions have the b and e heads: the boundary "
                           "metrics need them all and are left out", stacklevel=2)
-        if self.boundaries and self._has_heads:
+        if self.boundaries and self._with_heads == len(self._oair):
             # One matching serves both curves: plain precision counts matched predictions, oriented precision
             # only the correctly oriented ones.
             boundaries = {"oriented": boundary_eval.summarize(self._boundary_counts, oriented=True),
@@ -201,11 +200,9 @@ def evaluate(predictions: Iterable, ground_truths: Iterable, boundaries: bool = 
             if failures is None:
                 raise
             failures.append((evaluator.position, str(err)))
-    if failures:
-        if not len(evaluator):
-            raise ValueError(f"all {evaluator.position} pairs failed, e.g. {failures[0][1]}")
-    elif not len(evaluator):
-        raise ValueError("need as many predictions as ground truths (> 0), got none")
+    if not len(evaluator):
+        raise ValueError(f"all {evaluator.position} pairs failed, e.g. {failures[0][1]}" if failures else
+                         "need as many predictions as ground truths (> 0), got none")
     return evaluator.result()
 
 
