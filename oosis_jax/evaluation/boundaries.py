@@ -138,8 +138,8 @@ def image_counts(b, e, gt_boundary, gt_e, thresholds=THRESHOLDS, max_dist: float
     thresholds = np.asarray(thresholds, np.float64)
     if thresholds.ndim != 1 or not np.all(np.isfinite(thresholds)):
         raise ValueError(f"thresholds must be a 1-D array of finite numbers, got {thresholds!r}")
-    b, e = check_heads(b, e)
     if e is not None:
+        e = _check_bins(e, b.shape, "e")
         gt_e = _check_bins(gt_e, b.shape, "gt_e")
         angles, gt_angles = orientation_angles(e).ravel(), orientation_angles(gt_e).ravel()
     thin = (boundary_nms(b) if apply_nms else b).ravel()
