@@ -34,8 +34,10 @@ def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str
     image, not when the dataset is read) and checked to be ``width x height`` as the annotation file says."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {image_id}: file {path} not found")
+    with open(path, "rb") as f:
+        data = f.read()  # read once: decoded here to check it, stored as it is
     try:
-        with PIL.Image.open(path) as image:
+        with PIL.Image.open(io.BytesIO(data)) as image:
             image.load()
             size, pixels = image.size, None if image.mode in ("RGB", "L") else rgb8(image)
     except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as e:
@@ -47,8 +49,7 @@ def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str
         buffer = io.BytesIO()
         PIL.Image.fromarray(pixels).save(buffer, format=encoding.upper())
         return buffer.getvalue()
-    with open(path, "rb") as f:
-        return f.read()
+    return data
 
 
 def training_classes(categories, category_to_class: Mapping[int, int], image_id: int, annotation_ids=None,
