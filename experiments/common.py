@@ -59,7 +59,6 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
     With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
     of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
     """
-    from oosis_jax.training import checkpointing
     from oosis_jax.training import loop as train
 
     start = time.time()
@@ -73,8 +72,8 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
         train.train(config, os.fspath(workdir), on_step=stop_when_spent, sources=sources)
     except TrainingBudgetReached as stopped:
         print(f"time budget of {max_seconds / 60:.1f} min spent: stopped after step {stopped.args[0]}")
-    model, _ = train.restore_model(os.fspath(workdir))
-    return model, time.time() - start, checkpointing.latest_step(os.fspath(workdir))
+    model, _, step = train.restore_run(os.fspath(workdir))
+    return model, time.time() - start, step
 
 
 def fitted_steps(seconds_per_step: float, seconds: float, cap: int, every: int, margin: float = 0.92) -> int:

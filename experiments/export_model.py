@@ -38,13 +38,12 @@ from oosis_jax.inference.robustness import Robustness
 SPLITS = ("test", "test2")
 
 
-def run_facts(workdir: Path) -> dict:
-    """The step of the run's latest checkpoint and the wall time up to it, from ``metrics.jsonl`` (pauses
-    between sessions excluded: gaps of more than 10 minutes between log lines are not counted). For a folder
-    this script exported (``--workdir`` may be one, to ship the same weights with other options), the facts
-    it recorded under ``export.run`` in its ``config.json``."""
-    from oosis_jax.training.checkpointing import latest_step
-
+def run_facts(workdir: Path, step: int | None = None) -> dict:
+    """For a training work directory, ``step`` (the checkpoint whose weights are exported: `loaded_for_export`)
+    and the wall time up to it, from ``metrics.jsonl`` (pauses between sessions excluded: gaps of more than 10
+    minutes between log lines are not counted). For a folder this script exported (``--workdir`` may be one, to
+    ship the same weights with other options), the facts it recorded under ``export.run`` in its
+    ``config.json``."""
     if not (workdir / "metrics.jsonl").exists():
         try:
             facts = json.loads((workdir / predictor.CONFIG_FILE).read_text())["export"]["run"]
@@ -52,7 +51,8 @@ def run_facts(workdir: Path) -> dict:
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{workdir} is neither a training work directory (no metrics.jsonl) nor a folder "
                              f"exported with its run's steps and minutes: {err!r}") from err
-    step = latest_step(str(workdir))
+    if step is None:
+        raise ValueError(f"{workdir} is a training work directory: say which checkpoint step is exported")
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     times = sorted(r["time"] for r in records if r["step"] <= step)
     seconds = sum(b - a for a, b in zip(times, times[1:]) if b - a < 600)
@@ -60,13 +60,21 @@ def run_facts(workdir: Path) -> dict:
 
 
 def loaded_for_export(workdir: Path, robustness: Robustness, lam: float,
-                      augmentation: Augmentation) -> predictor.Predictor:
-    """The run's predictor with the options to ship, the paper's ad-hoc scores and its connected components:
-    a learned score or join model an exported folder carries belongs to its old options, `fit_join_model` must
-    see the pieces unjoined, and `fit_score_model` reads the ad-hoc score as a feature, so it must see
-    predictions scored that way."""
-    pred = predictor.Predictor.from_pretrained(workdir, robustness=robustness, lam=lam, augmentation=augmentation)
-    return pred.replace(score_model=None, join_model=None)
+                      augmentation: Augmentation) -> tuple[predictor.Predictor, dict]:
+    """``(predictor, facts)``: the run's predictor with the options to ship, the paper's ad-hoc scores and its
+    connected components, and the `run_facts` of the checkpoint its weights come from (the newest intact one,
+    which is older than orbax's latest when that is damaged: `restore_run`). A learned score or join model an
+    exported folder carries belongs to its old options, `fit_join_model` must see the pieces unjoined, and
+    `fit_score_model` reads the ad-hoc score as a feature, so it must see predictions scored that way."""
+    options = dict(robustness=robustness, lam=lam, augmentation=augmentation)
+    if (workdir / "metrics.jsonl").exists():
+        from oosis_jax.training.loop import restore_run
+
+        model, config, step = restore_run(str(workdir))
+        return predictor.Predictor(model, config, **options), run_facts(workdir, step)
+    facts = run_facts(workdir)
+    pred = predictor.Predictor.from_pretrained(workdir, **options)
+    return pred.replace(score_model=None, join_model=None), facts
 
 
 def commit() -> str:
@@ -168,8 +176,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
-    facts = run_facts(workdir)
-    pred = loaded_for_export(workdir, robustness, args.lam, augmentation)
+    pred, facts = loaded_for_export(workdir, robustness, args.lam, augmentation)
     if pred.config.dataset != "synthetic":
         raise SystemExit(f"export_model: {workdir} was trained on {pred.config.dataset!r}; the model card's "
                          "held-out table is measured on synthetic scenes, so only synthetic runs are exported here")

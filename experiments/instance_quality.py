@@ -18,7 +18,7 @@ import numpy as np
 
 from experiments import common, flags, variants
 from oosis_jax.evaluation import tables
-from oosis_jax.training import checkpointing
+from oosis_jax.training.loop import restore_run
 
 HEADERS = ("Model", "mAP .5:.95", "AP50", "AP75", "WC")
 
@@ -51,9 +51,11 @@ def main(argv=None):
     s = flags.setup(args)
     examples = common.held_out_examples(s)
     if args.checkpoint:
-        predictor = common.predictor(args.checkpoint, s)
-        is_run = os.path.isdir(os.path.join(args.checkpoint, "checkpoints"))
-        origin = f"{checkpointing.latest_step(args.checkpoint)} steps" if is_run else "history in its model card"
+        if os.path.isdir(os.path.join(args.checkpoint, "checkpoints")):  # a run: say which step is evaluated
+            model, config, step = restore_run(args.checkpoint)
+            predictor, origin = common.predictor(model, s, config), f"{step} steps"
+        else:
+            predictor, origin = common.predictor(args.checkpoint, s), "history in its model card"
         note = (f"Model: {args.checkpoint} ({origin}; CRF lambda {predictor.lam:g}, {predictor.robustness}). "
                 f"Hardware: {common.hardware()}.")
     else:

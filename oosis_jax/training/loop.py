@@ -6,7 +6,8 @@ turns the jitted step into a data-parallel one (BatchNorm statistics are over th
 runs in the model's dtype (float32 or bfloat16) while parameters and optimizer state stay float32.
 
 ``train(config, workdir)`` resumes automatically from the latest checkpoint in ``workdir`` (model,
-optimizer, step and therefore data position). ``restore_model(workdir)`` gives the trained model back.
+optimizer, step and therefore data position). ``restore_model(workdir)`` gives the trained model back,
+``restore_run(workdir)`` the step it comes from too.
 """
 
 from __future__ import annotations
@@ -367,8 +368,15 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
 
 def restore_model(workdir: str) -> tuple[PSPNet, TrainConfig]:
     """The model of the newest intact checkpoint in ``workdir`` (eval mode: call it with ``train=False``) and the
-    run's ``TrainConfig`` (``config.model`` is its ``ModelConfig``). Reads only: damaged steps are skipped
-    with a warning (`checkpointing.restore_latest`), and a workdir without checkpoints raises
+    run's ``TrainConfig`` (``config.model`` is its ``ModelConfig``): `restore_run` without the step."""
+    model, config, _ = restore_run(workdir)
+    return model, config
+
+
+def restore_run(workdir: str) -> tuple[PSPNet, TrainConfig, int]:
+    """``(model, config, step)``: `restore_model`'s model and config and the step of the checkpoint they come
+    from. Reads only: damaged steps are skipped with a warning (`checkpointing.restore_latest`), so ``step`` can
+    be older than orbax's latest (`checkpointing.latest_step`); a workdir without checkpoints raises
     ``FileNotFoundError`` without creating anything."""
     config = checkpointing.read_config(workdir)
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # checked first: the manager would create it
@@ -383,4 +391,4 @@ def restore_model(workdir: str) -> tuple[PSPNet, TrainConfig]:
         mngr.close()
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
-    return nnx.merge(graphdef, restored.params, restored.batch_stats, rng_state), config
+    return nnx.merge(graphdef, restored.params, restored.batch_stats, rng_state), config, int(restored.step)

@@ -65,6 +65,18 @@ def test_run_facts_of_an_exported_folder(tmp_path):
     assert export_model.run_facts(export_model.predictor.model_folder("synthetic"))["steps"] == 3000
 
 
+def test_run_facts_of_a_run_stop_at_the_exported_step(tmp_path):
+    # a damaged newest checkpoint makes the exported weights an older step's: the card states that step and the
+    # minutes up to it (gaps over 10 minutes, pauses between sessions, not counted)
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": step, "time": time, "loss": 1.0}) + "\n"
+        for step, time in ((100, 0.0), (200, 60.0), (300, 4000.0), (400, 4090.0), (500, 4210.0))))
+    assert export_model.run_facts(tmp_path, 400) == {"steps": 400, "minutes": 2.5}
+    assert export_model.run_facts(tmp_path, 200) == {"steps": 200, "minutes": 1.0}
+    with pytest.raises(ValueError, match="say which checkpoint step"):
+        export_model.run_facts(tmp_path)
+
+
 def test_a_re_exported_folder_drops_its_old_learned_score(tmp_path):
     # fit_score_model reads the ad-hoc score as a feature: predictions already ranked by the folder's learned
     # score would fit a model that ranks nothing at prediction time (mask mAP 43 -> 20 on the shipped model)
@@ -78,6 +90,7 @@ def test_a_re_exported_folder_drops_its_old_learned_score(tmp_path):
     folder = export(quick_pspnet(config.model), config, tmp_path / "shipped",
                     extra={"score_model": score.to_dict(), "run": {"steps": 10, "minutes": 1.0}})
     assert export_model.predictor.Predictor.from_pretrained(folder).score_model is not None
-    pred = export_model.loaded_for_export(folder, Robustness(min_area=5), 30.0, Augmentation(flip=True))
+    pred, facts = export_model.loaded_for_export(folder, Robustness(min_area=5), 30.0, Augmentation(flip=True))
+    assert facts == {"steps": 10, "minutes": 1.0}
     assert pred.score_model is None and pred.join_model is None
     assert pred.lam == 30.0 and pred.augmentation == Augmentation(flip=True)

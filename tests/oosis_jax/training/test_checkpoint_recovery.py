@@ -93,16 +93,18 @@ def test_a_healthy_restore_leaves_the_error_hooks_as_they_were(finished_run):
     assert sys.unraisablehook is hook and logging.getLogger("asyncio").filters == filters
 
 
-def test_restore_model_skips_an_empty_newest_step_folder(finished_run, tmp_path):
+def test_restore_skips_an_empty_newest_step_folder_and_says_which_step(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
     shutil.rmtree(workdir / "checkpoints" / "6")
     reference, _ = train.restore_model(workdir)  # step 3
     (workdir / "checkpoints" / "6").mkdir()
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always")
-        model, _ = train.restore_model(workdir)
+        model, _, step = train.restore_run(workdir)
     _one_damage_warning(records, 6)
     np.testing.assert_array_equal(model.s_head.kernel[...], reference.s_head.kernel[...])
+    # the step the weights come from, not orbax's latest (a model card states it: experiments.export_model)
+    assert step == 3 and checkpointing.latest_step(str(workdir)) == 6
     assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]  # a read moves nothing aside
 
 
