@@ -110,13 +110,15 @@ def card(name: str, config, facts: dict, hardware: str, table: str, robustness: 
     held_out_joins = " --joins learned" if joins else ""
     joins = joins or "the paper's connected components of the CRF labelling (Sec. 3.2)"
     scores = scores or "the paper's ad-hoc score (Sec. 5.4, `oosis_jax.inference.instances.adhoc_scores`)"
+    scenes = (f"{config.synthetic_scenes} training scenes {config.synthetic_size}" if config.data_dir is None else
+              f"the tfds build of its `data_dir` with settings {dict(config.dataset_config) or 'default'}")
     network = (f"PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, "
                f"head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width "
                f"{model.decoder_width}), {model.head} heads.")
     training = (f"run `{config.name}` (`python -m experiments.train --config PRESET --workdir DIR`), "
                 f"{facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr "
                 f"{config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, "
-                f"{config.synthetic_scenes} training scenes {config.synthetic_size}.{history}")
+                f"{scenes}.{history}")
     options = f"--robustness {robustness.to_text()} --lam {lam:g}"
     facts_flags = f"--hardware {shlex.quote(hardware)}" + (
         f" --prior-minutes {prior_minutes:g}" if prior_minutes else "") + (

@@ -19,6 +19,10 @@ from experiments import flags
 from oosis_jax.training.configs import NAMES, TrainConfig, get_config, num_classes
 
 
+# the TrainConfig fields that matter only without data_dir (TrainConfig's docstring)
+ON_THE_FLY = ("synthetic_scenes", "synthetic_val_scenes", "synthetic_size")
+
+
 def parse_overrides(pairs: list[str], config: TrainConfig) -> dict:
     """``["num_steps=20", "loss.orientation_band=1"]`` -> ``{"num_steps": 20, "loss": config.loss with
     orientation_band=1}``: each value is checked against the type of its ``TrainConfig`` field, or, for
@@ -61,7 +65,13 @@ def build_config(args: argparse.Namespace):
         changes["data_dir"] = args.data_dir
     if args.pretrained:
         changes["pretrained"] = args.pretrained
-    return config.replace(**changes) if changes else config
+    config = config.replace(**changes) if changes else config
+    on_the_fly = sorted(set(changes) & set(ON_THE_FLY))
+    if config.data_dir is not None and on_the_fly:
+        raise ValueError(f"--set {', '.join(on_the_fly)}: these size the scenes rendered on the fly, which a run "
+                         f"with data_dir ({config.data_dir}) does not use; its tfds build's dataset_config does "
+                         "(e.g. --set \"dataset_config=(('num_train', 1000),)\")")
+    return config
 
 
 def plot_metrics(metrics_file: str, output: str) -> None:

@@ -15,12 +15,13 @@ def _config(*pairs):
 
 
 def test_overrides_are_typed_by_the_config_fields():
-    config = _config("num_steps=20", "base_lr=1e-3", "num_epochs=3", "data_dir=/x", "synthetic_size=(32, 48)",
-                     "eval_examples=None", "name=123", "dataset_config=(('num_train', 4),)")
+    config = _config("num_steps=20", "base_lr=1e-3", "num_epochs=3", "synthetic_size=(32, 48)",
+                     "eval_examples=None", "name=123")
     assert (config.num_steps, config.base_lr, config.num_epochs) == (20, 0.001, 3.0)
-    assert isinstance(config.num_epochs, float) and config.name == "123" and config.data_dir == "/x"
+    assert isinstance(config.num_epochs, float) and config.name == "123"
     assert config.synthetic_size == (32, 48) and config.eval_examples is None
-    assert config.dataset_config == (("num_train", 4),)
+    config = _config("data_dir=/x", "dataset_config=(('num_train', 4),)")
+    assert config.data_dir == "/x" and config.dataset_config == (("num_train", 4),)
 
 
 @pytest.mark.parametrize("pair, message", [
@@ -80,3 +81,15 @@ def test_settings_of_a_tfds_build_without_one_are_refused():
     for pair in ("eval_split=nonexistent", "dataset_config=(('num_train', 5),)"):
         with pytest.raises(ValueError, match="dataset_config and eval_split choose a tfds build and need data_dir"):
             _config(pair)
+
+
+def test_on_the_fly_scene_settings_with_a_tfds_build_are_refused():
+    # with data_dir the scenes come from the build: these settings used to be ignored without a word
+    for pairs in (("data_dir=/x", "synthetic_scenes=1000"), ("synthetic_size=(64, 64)", "data_dir=/x")):
+        with pytest.raises(ValueError, match=r"synthetic_\w+: these size the scenes rendered on the fly.*"
+                                             r"dataset_config"):
+            _config(*pairs)
+    args = argparse.Namespace(config="smoke", set=["synthetic_val_scenes=3"], dataset=None, bf16=False,
+                              data_dir="/x", pretrained=None)
+    with pytest.raises(ValueError, match="synthetic_val_scenes: these size"):
+        train_cli.build_config(args)

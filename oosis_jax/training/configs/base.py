@@ -26,7 +26,8 @@ class TrainConfig:
     ``dataset_config``, ``(key, value)`` pairs, e.g. ``(("num_train", 256),)`` for a synthetic build;
     training on the registry's train split, validating on ``eval_split``, else the registry's validation
     split); ``data_dir=None`` is allowed for ``synthetic`` only and renders ``synthetic_scenes`` train /
-    ``synthetic_val_scenes`` validation scenes of ``synthetic_size`` on the fly (no tfds build needed).
+    ``synthetic_val_scenes`` validation scenes of ``synthetic_size`` on the fly (no tfds build needed; with
+    ``data_dir`` these three are not used, and ``experiments.train`` refuses them set there).
     Schedule: ``num_steps`` if set, else ``ceil(num_epochs * len(train) / batch_size)``; ``batch_size`` is
     global (split over processes and devices). ``optimizer`` "sgd" (the paper's: SGD with ``momentum``)
     or "adam" (Adam, ``momentum`` is its beta1), both with L2 ``weight_decay`` and the poly learning rate
