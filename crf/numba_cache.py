@@ -19,6 +19,7 @@ import numba
 
 PACKAGE = Path(__file__).resolve().parent
 _PREFIX = "numba-"
+SHARED_KEPT = 4  # keyed folders kept in the cache shared by checkouts (one per package version in use)
 
 
 def source_hash(package: Path = PACKAGE) -> str:
@@ -37,22 +38,30 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-def cache_dir(package: Path = PACKAGE) -> Path | None:
-    """The keyed cache directory: under ``NUMBA_CACHE_DIR`` when the user set one, else the package's
-    ``__pycache__`` (where the caches of older sources are removed), else ``~/.cache/oosis-crf``; None when none is
-    writable (numba then caches as it would by itself)."""
+def _remove(paths) -> None:
+    for old in paths:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+
+
+def cache_dir(package: Path = PACKAGE, home: Path | None = None) -> Path | None:
+    """The keyed cache directory: under ``NUMBA_CACHE_DIR`` when the user set one (nothing there is removed),
+    else the package's ``__pycache__`` (where the caches of older sources are removed), else ``~/.cache/oosis-crf``
+    (``home`` in place of ``~``), shared by every checkout of the package, where the `SHARED_KEPT` most recently
+    used are kept (each about 4 MB); None when none is writable (numba then caches as it would by itself)."""
     name = _PREFIX + source_hash(package)
-    if numba.config.CACHE_DIR:
-        roots = [Path(numba.config.CACHE_DIR)]
-    else:
-        roots = [package / "__pycache__", Path.home() / ".cache" / "oosis-crf"]
+    shared = (home or Path.home()) / ".cache" / "oosis-crf"
+    roots = [Path(numba.config.CACHE_DIR)] if numba.config.CACHE_DIR else [package / "__pycache__", shared]
     for root in roots:
-        if _writable(root / name):
-            if root == package / "__pycache__":  # older sources' caches, and numba's own from before this module
-                for old in [*root.glob(_PREFIX + "*"), *root.glob("*.nbi"), *root.glob("*.nbc")]:
-                    if old.name != name:
-                        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-            return root / name
+        if not _writable(root / name):
+            continue
+        if root == package / "__pycache__":  # older sources' caches, and numba's own from before this module
+            _remove(old for old in [*root.glob(_PREFIX + "*"), *root.glob("*.nbi"), *root.glob("*.nbc")]
+                    if old.name != name)
+        elif root == shared:
+            os.utime(root / name)  # used now
+            by_use = sorted(root.glob(_PREFIX + "*"), key=lambda old: old.stat().st_mtime, reverse=True)
+            _remove(old for old in by_use[SHARED_KEPT:] if old.name != name)
+        return root / name
     return None
 
 

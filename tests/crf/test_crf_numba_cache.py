@@ -2,6 +2,7 @@
 source, so a change in any file (numba only watches a function's own file) never lets stale code run."""
 
 import importlib
+import os
 import pkgutil
 import shutil
 from pathlib import Path
@@ -64,3 +65,22 @@ def test_a_users_cache_folder_is_kept_and_an_unwritable_one_left_to_numba(tmp_pa
     monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "a_file"))
     with numba_cache.keyed_cache() as target:
         assert target is None and numba.config.CACHE_DIR == str(tmp_path / "a_file")
+
+
+def test_the_shared_cache_keeps_the_most_recently_used_versions(tmp_path, monkeypatch):
+    # a read-only checkout caches under ~/.cache/oosis-crf, shared by checkouts: older versions are bounded there
+    package = tmp_path / "copy"
+    package.mkdir()
+    for path in numba_cache.PACKAGE.glob("*.py"):
+        shutil.copy(path, package / path.name)
+    (package / "__pycache__").write_text("a file, so the package's own cache folder is not writable")
+    monkeypatch.setattr(numba.config, "CACHE_DIR", None)
+    shared = tmp_path / "home" / ".cache" / "oosis-crf"
+    others = [shared / f"numba-old{i}" for i in range(numba_cache.SHARED_KEPT + 2)]
+    for age, folder in enumerate(others):
+        folder.mkdir(parents=True)
+        os.utime(folder, (1e9 - age, 1e9 - age))  # others[0] the most recently used
+    target = numba_cache.cache_dir(package, home=tmp_path / "home")
+    assert target == shared / f"numba-{numba_cache.source_hash(package)}" and target.is_dir()
+    kept = sorted(p.name for p in shared.iterdir())
+    assert kept == sorted([target.name] + [f.name for f in others[:numba_cache.SHARED_KEPT - 1]])
