@@ -4,8 +4,9 @@
         --robustness paper --robustness min_area=30 --lam 20 --lam 40 --out runs/held_out
 
 ``--checkpoint NAME=WHAT`` takes anything ``Predictor.from_pretrained`` takes (a shipped name, an exported
-folder, a training work directory). The heads of every model are computed once per scene set (cached as
-``heads_<name>_<split>.npz`` in ``--out``); each ``--robustness`` setting (``paper`` = all off, else
+folder, a training work directory; a bare ``WHAT`` is named by its last path component). The heads of every
+model are computed once per scene set (cached as ``heads_<name>_<split>.npz`` in ``--out``, and computed again
+when the model's files have changed since); each ``--robustness`` setting (``paper`` = all off, else
 ``KEY=VALUE,...`` of `oosis_jax.inference.robustness.Robustness`) and ``--lam`` then only reruns the CRF.
 Scene sets: ``test`` (the demo's held-out scenes) and ``test2`` (others like them), 120x160. ``--scores
 learned`` scores the instances with each model's learned `oosis_jax.inference.scoring.ScoreModel` (exported
@@ -31,6 +32,7 @@ import numpy as np
 
 from data.examples import synthetic_scenes
 from data.registry import info
+from experiments import flags
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.failures import failure_summary
@@ -40,22 +42,38 @@ from oosis_jax.inference.instances import LAMBDA, ground_truth_heads_of
 from oosis_jax.inference.robustness import Robustness
 
 
+def model_stamp(model: str) -> str:
+    """What identifies the weights and options ``model`` (anything ``Predictor.from_pretrained`` takes) names
+    now: its resolved folder and the size and modification time of its ``config.json`` and weights file, or of
+    every file of a run's checkpoints (a resumed run's new steps change it); ``"missing"`` for no folder."""
+    from oosis_jax.inference.predictor import model_folder
+
+    folder = model_folder(model).resolve()
+    if not folder.is_dir():
+        return "missing"
+    files = [folder / "config.json", folder / "weights.npz", *sorted((folder / "checkpoints").rglob("*"))]
+    return f"{folder}|" + ";".join(f"{f.relative_to(folder)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                                   for f in files if f.is_file())
+
+
 def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentation=None) -> list[dict]:
     """Head probabilities of ``model`` on ``scenes`` (on the grid stage 2 labels at, `Predictor.heads`'
-    ``label_grid``), from ``out/heads_<tag>.npz`` when present; with an ``augmentation``
+    ``label_grid``), from ``out/heads_<tag>.npz`` when it was made for as many scenes by the same weights
+    (`model_stamp`), else computed and saved there; with an ``augmentation``
     (`oosis_jax.inference.augment.Augmentation`) instead of the model's own setting."""
-    path = out / f"heads_{tag}.npz"
+    path, stamp = out / f"heads_{tag}.npz", model_stamp(model)
     if path.exists():
         with np.load(path) as f:  # each f[key] reads (and decompresses) the whole array: once per key
-            stacked = {key: f[key] for key in ("s", "b", "e")}
-        if len(stacked["b"]) == len(scenes):
-            return [{key: stacked[key][i] for key in stacked} for i in range(len(scenes))]
+            stacked = {key: f[key] for key in ("s", "b", "e", "model") if key in f}
+        if len(stacked["b"]) == len(scenes) and str(stacked.get("model")) == stamp:
+            return [{key: stacked[key][i] for key in ("s", "b", "e")} for i in range(len(scenes))]
+        print(f"{path}: made by other weights or for other scenes; computing the heads of {model} again")
     from oosis_jax import Predictor
 
     options = {} if augmentation is None else {"augmentation": augmentation}
     heads = Predictor.from_pretrained(model, **options).heads([x["image"] for x in scenes], progress=False,
                                                               label_grid=True)
-    np.savez_compressed(path, **{k: np.stack([h[k] for h in heads]) for k in ("s", "b", "e")})
+    np.savez_compressed(path, model=np.array(stamp), **{k: np.stack([h[k] for h in heads]) for k in ("s", "b", "e")})
     return heads
 
 
@@ -112,12 +130,13 @@ def json_line(row: dict) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=WHAT")
+    parser.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]WHAT",
+                        help="a model (repeatable); NAME labels its rows and cache files (default: WHAT's last part)")
     parser.add_argument("--robustness", action="append", default=None, metavar="paper|KEY=VALUE,...")
     parser.add_argument("--lam", type=float, action="append", default=None, help="Eq. (8) lambda (repeatable)")
-    parser.add_argument("--scenes", type=int, default=40)
+    parser.add_argument("--scenes", type=flags.positive_int, default=40)
     parser.add_argument("--sets", default="test,test2")
-    parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--processes", type=flags.positive_int, default=None)
     parser.add_argument("--scores", choices=("adhoc", "learned"), default="adhoc")
     parser.add_argument("--joins", choices=("none", "learned"), default="none")
     parser.add_argument("--augmentation", default=None, metavar="none|scales=S1:S2,flip,shift=K,view_grid",
@@ -143,6 +162,8 @@ def main(argv=None):
                  if any(replaced for replaced, _ in true_heads) else None)
         for spec in args.checkpoint:
             name, _, model = spec.partition("=")
+            if not model:  # a bare WHAT: named by its last path component
+                name, model = Path(spec).name or spec, spec
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
             heads = cached_heads(model, tag, scenes, out, augmentation)
             score_model = learned_option(model, "score_model") if args.scores == "learned" else None

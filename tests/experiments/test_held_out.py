@@ -76,9 +76,11 @@ def test_cached_heads_read_each_array_once(tmp_path):
     rng = np.random.default_rng(0)
     stacked = {k: rng.random((3, 4, 5, c), dtype=np.float32) for k, c in (("s", 6), ("e", 4))}
     stacked["b"] = rng.random((3, 4, 5), dtype=np.float32)
-    np.savez_compressed(tmp_path / "heads_m_test.npz", **stacked)
-    # a model name that does not exist: the heads must come from the file, never from a network
-    heads = held_out.cached_heads("no-such-model", "m_test", [{}] * 3, tmp_path)
+    model = tmp_path / "model"  # not a loadable model: the heads must come from the file, never from a network
+    model.mkdir()
+    (model / "weights.npz").write_bytes(b"weights")
+    np.savez_compressed(tmp_path / "heads_m_test.npz", model=held_out.model_stamp(str(model)), **stacked)
+    heads = held_out.cached_heads(str(model), "m_test", [{}] * 3, tmp_path)
     for i, h in enumerate(heads):
         for k in ("s", "b", "e"):
             np.testing.assert_array_equal(h[k], stacked[k][i])
@@ -105,3 +107,28 @@ def test_true_heads_refuse_heads_off_the_image_grid_and_unknown_heads(tmp_path):
         with pytest.raises(SystemExit, match="distinct heads among s, b, e"):
             held_out.parse_true_heads(bad)
     assert held_out.parse_true_heads("none") == () and held_out.parse_true_heads("s,e") == ("s", "e")
+
+
+def test_cached_heads_of_other_weights_are_computed_again(tmp_path, capsys):
+    # the cache is named by NAME and split only: another model (or a retrained one) under the same NAME used to get
+    # the old model's heads, and so its rows
+    import os
+    import shutil
+
+    from oosis_jax.inference.predictor import model_folder
+
+    model = shutil.copytree(model_folder("synthetic"), tmp_path / "copy")
+    args = ["--scenes", "1", "--sets", "test", "--processes", "1", "--robustness", "min_area=30", "--out",
+            str(tmp_path)]
+    held_out.main(["--checkpoint", f"m={model}"] + args)
+    with pytest.raises(ValueError, match="neither a shipped model"):
+        held_out.main(["--checkpoint", "m=" + str(tmp_path / "no-such-model")] + args)
+    stamp = held_out.model_stamp(str(model))
+    os.utime(model / "weights.npz", ns=(1, 1))  # the same folder, exported again
+    assert held_out.model_stamp(str(model)) != stamp
+    capsys.readouterr()
+    held_out.main(["--checkpoint", f"m={model}"] + args)
+    assert "made by other weights or for other scenes" in capsys.readouterr().out
+    held_out.main(["--checkpoint", str(model)] + args)  # a bare WHAT is named by its last path component
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [r["model"] for r in rows] == ["m", "m", "copy"] and rows[0]["WC"] == rows[1]["WC"] == rows[2]["WC"]
