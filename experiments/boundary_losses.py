@@ -19,7 +19,7 @@ VARIANTS = {name: variants.variant("loss", boundary_loss=loss) for name, loss in
 
 def main(argv=None):
     args = variants.add_training_args(flags.parser(__doc__, "boundary_losses", default_limit=30),
-                                    minutes=6.0).parse_args(argv)
+                                    minutes=6.0, variants=VARIANTS).parse_args(argv)
     s = flags.setup(args)
     from oosis_jax import evaluation
 

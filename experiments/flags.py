@@ -110,9 +110,9 @@ def parser(description: str, name: str, default_limit: int = 50) -> argparse.Arg
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataset_arguments(p)
     p.add_argument("--smoke", action="store_true", help="tiny seconds-long run (CI)")
-    p.add_argument("--out", default=os.path.join("runs", name), help="output folder")
-    p.add_argument("--limit", type=int, default=default_limit, help="held-out images to evaluate")
-    p.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
+    p.add_argument("--out", type=folder, default=os.path.join("runs", name), help="output folder")
+    p.add_argument("--limit", type=positive_int, default=default_limit, help="held-out images to evaluate")
+    p.add_argument("--processes", type=positive_int, default=None, help="CRF worker processes (default: all cores)")
     return p
 
 
@@ -134,7 +134,22 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--gt", action="store_true", help="feed the CRF with ground truth (Tab. 4 / Fig. 10)")
     parser.add_argument("--dataset-config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="builder config, e.g. num_train=0 num_validation=0 num_test=50")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", type=folder, required=True, help="output folder")
+
+
+def folder(text: str) -> str:
+    """argparse type: an output folder, which may not exist yet but may not be a file."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:

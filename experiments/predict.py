@@ -41,8 +41,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.checkpoint and not args.images:
         parser.error("--checkpoint needs --images")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        parser.error(f"--out {args.out} is a file, not a folder")
     if args.images and not Path(args.images).is_dir():
         parser.error(f"--images {args.images} is not a folder")
     if args.images and Path(args.out).resolve() == Path(args.images).resolve():

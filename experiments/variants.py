@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable
 
 from experiments import common, flags
@@ -14,13 +15,22 @@ from oosis_jax.evaluation.tables import BOUNDARY_HEADERS, boundary_row, markdown
 DECODER_VARIANT = "U-Net decoder (beyond the paper)"
 
 
-def add_training_args(p: argparse.ArgumentParser, minutes: float = 10.0) -> argparse.ArgumentParser:
-    """Flags of the experiments that train their own models (one per variant)."""
-    p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: preset's)")
-    p.add_argument("--train-minutes", type=float, default=minutes,
-                   help="stop each variant's training at the first checkpoint after this many minutes")
-    p.add_argument("--variants", nargs="+", default=None, help="train and compare only these variants")
+def add_training_args(p: argparse.ArgumentParser, minutes: float = 10.0,
+                      variants: dict | None = None) -> argparse.ArgumentParser:
+    """Flags of the experiments that train their own models; with ``variants`` (one model per variant,
+    `train_variants`) also ``--variants``, a choice among their names."""
+    p.add_argument("--steps", type=flags.positive_int, default=None, help="training steps (default: preset's)")
+    p.add_argument("--train-minutes", type=flags.positive_float, default=minutes,
+                   help="stop each training at the first checkpoint after this many minutes")
+    if variants is not None:
+        p.add_argument("--variants", nargs="+", default=None, choices=list(variants), metavar="NAME",
+                       help=f"train and compare only these variants, among {list(variants)}")
     return p
+
+
+def folder_name(variant: str) -> str:
+    """The folder a variant trains in: its name in lower case, each run of other characters one ``_``."""
+    return re.sub(r"[^a-z0-9.-]+", "_", variant.lower()).strip("_")
 
 
 def variant(part: str, **fields) -> Callable:
@@ -33,8 +43,9 @@ def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Names
     """Train one model per variant and evaluate it on the held-out images (every metric).
 
     ``variants``: name -> ``f(TrainConfig) -> TrainConfig`` changing what the experiment compares. Each is
-    trained in ``s.out/train/<i>`` (resumable) for ``args.steps`` steps or ``args.train_minutes``; smoke
-    runs train 2 steps. Returns name -> dict(results, train_seconds, steps, config).
+    trained in ``s.out/train/<folder_name(name)>`` (resumable, also when another subset of the variants is run)
+    for ``args.steps`` steps or ``args.train_minutes``; smoke runs train 2 steps. Returns name -> dict(results,
+    train_seconds, steps, config).
     """
     from oosis_jax import evaluation
 
@@ -45,13 +56,13 @@ def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Names
     examples = common.held_out_examples(s)
     steps = 2 if s.smoke else args.steps
     out = {}
-    for i, name in enumerate(chosen):
+    for name in chosen:
         config = variants[name](common.train_config(s))
-        config = config.replace(name=f"{s.out.name}_{i}", num_steps=steps or config.num_steps,
+        config = config.replace(name=f"{s.out.name}_{folder_name(name)}", num_steps=steps or config.num_steps,
                                 checkpoint_every=1 if s.smoke else 50, eval_every=10**9)
         print(f"training variant {name!r}: up to {config.num_steps} steps")
         budget = None if s.smoke else 60 * args.train_minutes
-        model, seconds, trained = common.train_model(config, s.out / "train" / str(i), budget)
+        model, seconds, trained = common.train_model(config, s.out / "train" / folder_name(name), budget)
         predictions = common.predict(model, examples, s, config)
         out[name] = {"results": evaluation.evaluate(predictions, examples, progress=False),
                      "train_seconds": seconds, "steps": trained, "config": config.to_dict()}
@@ -73,7 +84,7 @@ def compare_boundary_variants(argv, description: str, name: str, title: str, var
     report oriented ODS/OIS/AP and boundary AP with the precision-recall plot. Returns the trained dict."""
     from oosis_jax import evaluation
 
-    args = add_training_args(flags.parser(description, name, default_limit=30)).parse_args(argv)
+    args = add_training_args(flags.parser(description, name, default_limit=30), variants=variants).parse_args(argv)
     s = flags.setup(args)
     trained = train_variants(s, variants, args)
     rows = [boundary_row(variant, t["results"]) for variant, t in trained.items()]

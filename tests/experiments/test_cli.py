@@ -44,6 +44,21 @@ def test_checkpoint_and_gt_are_exclusive(tmp_path):
         predict.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path)])  # --images missing
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--limit", "0", "must be >= 1, got 0"), ("--processes", "0", "must be >= 1, got 0"),
+    ("--out", "FILE", "is a file, not a folder")])
+def test_the_common_flags_refuse_bad_values_before_any_work(tmp_path, capsys, flag, value, message):
+    (tmp_path / "FILE").write_text("results")
+    value = str(tmp_path / value) if value == "FILE" else value
+    args = ["--out", str(tmp_path / "out"), flag, value]
+    with pytest.raises(SystemExit):
+        flags.parser("", "x").parse_args(args)
+    assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the CLIs with --checkpoint | --gt
+        evaluate.main(["--gt"] + args)
+    assert message in capsys.readouterr().err
+
+
 def test_one_key_value_parser_reads_python_literals_else_strings():
     assert flags.parse_key_values(["num_test=5", "scale=0.5", "name=x", "size=(2, 3)"]) == {
         "num_test": 5, "scale": 0.5, "name": "x", "size": (2, 3)}

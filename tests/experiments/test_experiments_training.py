@@ -43,8 +43,23 @@ def test_boundary_models_smoke_trains_and_tables(tmp_path):
     assert [r[0] for r in rows] == ["P2ORM-style entangled head"]
     assert_percentages(rows[0][1:])
     assert (tmp_path / "boundary_pr.png").stat().st_size > 0
+    # another subset in the same folder trains beside it (each variant's folder is named by the variant: by
+    # position, this one's would have been the first one's, and its config refused)
+    trained = boundary_models.main(["--smoke", "--limit", "2", "--variants", "Ours (disentangled b, e)",
+                                    "--out", str(tmp_path)])
+    assert trained["Ours (disentangled b, e)"]["steps"] == 2
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["ours_disentangled_b_e",
+                                                                      "p2orm-style_entangled_head"]
 
 
-def test_unknown_variant_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="unknown variants"):
+def test_unknown_variant_is_rejected(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         upsampling.main(["--smoke", "--variants", "diagonal", "--out", str(tmp_path)])
+    assert "invalid choice: 'diagonal'" in capsys.readouterr().err
+    # experiments that train one model have no variants to choose: the flag is refused, not ignored
+    from experiments import direct_training, instance_quality
+
+    for script in (direct_training, instance_quality):
+        with pytest.raises(SystemExit):
+            script.main(["--smoke", "--variants", "bogus", "--out", str(tmp_path)])
+        assert "unrecognized arguments: --variants bogus" in capsys.readouterr().err
