@@ -28,7 +28,8 @@ def main(argv=None):
              tables.percent(t["results"]["boundaries"]["oriented"]["AP"])] for name, t in trained.items()]
     plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
     common.report(s, "Tab. 3b: b-head losses", tables.markdown(("Loss", "b AP", "oriented AP"), rows),
-                  variants.training_note(trained), data=trained, plots=plots)
+                  variants.training_note(trained), data=trained, plots=plots,
+                  images=next(iter(trained.values()))["results"]["num_images"])
     return trained
 
 

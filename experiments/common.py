@@ -205,9 +205,11 @@ def hardware() -> str:
 
 
 def report(s: Setup, title: str, tables: str, notes: str = "", data: dict | None = None,
-           plots: Sequence[Path] = ()) -> Path:
-    """Write ``results.md`` (and ``results.json`` if ``data``), print the tables and where everything is."""
-    header = f"# {title}\n\ndataset: {s.dataset}{' (smoke)' if s.smoke else ''}, {s.limit} held-out images\n\n"
+           plots: Sequence[Path] = (), *, images: int) -> Path:
+    """Write ``results.md`` (and ``results.json`` if ``data``), print the tables and where everything is.
+    ``images``: how many images of ``s.split`` were evaluated (fewer than ``s.limit`` in a smaller split)."""
+    header = (f"# {title}\n\ndataset: {s.dataset}{' (smoke)' if s.smoke else ''}, split `{s.split}`, {images} "
+              "images\n\n")
     path = s.out / "results.md"
     path.write_text(header + tables + ("\n" + notes.strip() + "\n" if notes else ""))
     if data is not None:

@@ -72,7 +72,7 @@ def main(argv=None):
     plots = evaluation.plot_curves(results, s.out)
     notes = f"CRF minimiser: {common.default_method()}, lambda = 20, mu = 100."
     common.report(s, "Tab. 4 / Fig. 10: CRF on ground-truth boundaries and segmentation", table, notes,
-                  data=results, plots=plots)
+                  data=results, plots=plots, images=results[GT_ROW]["num_images"])
     return results
 
 

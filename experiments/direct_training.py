@@ -135,7 +135,7 @@ def main(argv=None):
              f"width {m['width']}, {t['steps']} steps, {t['seconds'] / 60:.1f} min in this call; "
              f"{common.hardware()}.")
     common.report(s, "Sec. 5.1: direct training on occlusion-order labels", table, notes, data=out,
-                  plots=[out["figure"]])
+                  plots=[out["figure"]], images=out["results"][DIRECT_ROW]["num_images"])
     return out
 
 

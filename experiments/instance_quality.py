@@ -69,7 +69,8 @@ def main(argv=None):
     predictions = predictor.replace(score_model=None).predict_many([x["image"] for x in examples],
                                                                     progress=not s.smoke)
     rows = rows_for(predictions, examples, predictor.score_model)
-    common.report(s, "Tab. 2: unambiguous instance segmentation quality", tables.markdown(HEADERS, rows), note)
+    common.report(s, "Tab. 2: unambiguous instance segmentation quality", tables.markdown(HEADERS, rows), note,
+                  images=len(examples))
     return rows
 
 

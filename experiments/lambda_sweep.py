@@ -70,7 +70,7 @@ def main(argv=None):
         f"ground-truth heads blurred and perturbed with noise std {args.noise}"
     common.report(s, "Tab. 6 / Fig. 12: effect of lambda", tables.markdown(tables.SUMMARY_HEADERS, rows),
                   f"CRF inputs: {source}; mu = 100; minimiser {common.default_method()}.",
-                  data={str(k): v for k, v in results.items()}, plots=[picture])
+                  data={str(k): v for k, v in results.items()}, plots=[picture], images=len(examples))
     return results
 
 

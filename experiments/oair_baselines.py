@@ -108,7 +108,7 @@ def main(argv=None):
     notes = ("mAP and WC depend only on the masks, so every baseline row of one source shares them; OAIR "
              "accuracy and cycles show the ordering.")
     common.report(s, "Tab. 1 / Fig. 9 / Fig. 11: ordering baselines and cycles", text, notes, data=results,
-                  plots=plots)
+                  plots=plots, images=results["GT masks"][OURS]["num_images"])
     return results
 
 

@@ -89,5 +89,6 @@ def compare_boundary_variants(argv, description: str, name: str, title: str, var
     trained = train_variants(s, variants, args)
     rows = [boundary_row(variant, t["results"]) for variant, t in trained.items()]
     plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
-    common.report(s, title, markdown(BOUNDARY_HEADERS, rows), training_note(trained), data=trained, plots=plots)
+    common.report(s, title, markdown(BOUNDARY_HEADERS, rows), training_note(trained), data=trained, plots=plots,
+                  images=next(iter(trained.values()))["results"]["num_images"])
     return trained

@@ -27,8 +27,10 @@ def test_crf_on_gt(tmp_path):
 
 
 def test_jump_vs_expansion(tmp_path):
-    per_method, results = jump_vs_expansion.main(smoke_args(tmp_path))
+    per_method, results = jump_vs_expansion.main(smoke_args(tmp_path) + ["--split", "validation", "--limit", "3"])
     rows = table_rows(tmp_path / "results.md")
+    # the header names the split and the images evaluated (it used to call any split's images held-out ones)
+    assert "dataset: synthetic (smoke), split `validation`, 3 images" in (tmp_path / "results.md").read_text()
     assert [r[0] for r in rows] == list(jump_vs_expansion.methods())
     jump, expansion = per_method["jump moves (paper)"], per_method["expansion moves"]
     assert np.all(np.isfinite(jump["energy"])) and np.all(jump["seconds"] > 0)
@@ -104,6 +106,7 @@ def test_noisy_heads_are_distributions_and_validate():
         heads_lib.noisy_heads(example, 5, -1.0)
 
 
-def test_bad_limit_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="limit"):
+def test_bad_limit_is_rejected(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         crf_on_gt.main(["--smoke", "--limit", "0", "--out", str(tmp_path)])
+    assert "argument --limit: must be >= 1, got 0" in capsys.readouterr().err
