@@ -2,9 +2,11 @@
 run ``Setup`` they describe, and the one KEY=VALUE parser (``--set``, typed by the ``TrainConfig`` fields, and
 ``--dataset-config``).
 
-Every experiment is ``python -m experiments.NAME [--dataset synthetic|kins|cocoa] [--split SPLIT] [--smoke]
+Every table script is ``python -m experiments.NAME [--dataset synthetic|kins|cocoa] [--split SPLIT] [--smoke]
 [--out DIR]``: synthetic by default (scenes rendered on the fly, no build), KINS/COCOA read through
-``data.loading`` from ``--data-dir``. ``--split`` defaults to the dataset's held-out split of the registry
+``data.loading`` from ``--data-dir``. ``evaluate`` and ``predict --gt`` (`add_source_arguments`) read every
+dataset, synthetic too, through its tfds build in ``--data-dir`` (synthetic: built there on first use, of the
+``--dataset-config`` settings). ``--split`` defaults to the dataset's held-out split of the registry
 (``data.registry``: "test" for synthetic and KINS, "validation" for COCOA). ``--smoke`` shrinks everything to
 a seconds-long run (the tests use it).
 """

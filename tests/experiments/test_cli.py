@@ -37,9 +37,12 @@ def test_predict_gt_writes_one_prediction_per_image(tmp_path):
     assert len(list(out.glob("*_depth.png"))) == 2
 
 
-def test_checkpoint_and_gt_are_exclusive(tmp_path):
+def test_checkpoint_and_gt_are_exclusive(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main(["--gt", "--checkpoint", "x", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):  # it used to be accepted and ignored
+        evaluate.main(["--gt", "--max-dist", "0.01", "--out", str(tmp_path)])
+    assert "--max-dist sets the boundary metric, which --gt does not compute" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         predict.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path)])  # --images missing
 
