@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 import crf
+from experiments.flags import non_negative_int, positive_int
 from crf.maxflow import PUSH_RELABEL, cut_value, solve_grid
 from crf.move_graph import BOUNDS, jump_move_graph
 from crf.move_solver import MoveSolver
@@ -267,21 +268,23 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", type=_size, default=[(615, 2048), (308, 1024), (154, 512)])
-    p.add_argument("--scenes", type=int, default=3, help="scenes per size and variant (speed table)")
+    p.add_argument("--scenes", type=positive_int, default=3, help="scenes per size and variant (speed table)")
     p.add_argument("--variants", nargs="+", default=["gt", "noisy"], choices=["gt", "noisy"])
-    p.add_argument("--behaviour-scenes", type=int, default=100, help="ground-truth scenes for the 2nd table")
+    p.add_argument("--behaviour-scenes", type=positive_int, default=100, help="ground-truth scenes for the 2nd table")
     p.add_argument("--behaviour-size", type=_size, default=(240, 320))
     p.add_argument("--adversarial", type=_size, nargs="*", default=[(200, 200)],
                    help="sizes of the random sigma / random O row (one image each)")
     p.add_argument("--large", type=_size, nargs="*", default=[(2000, 3000)],
                    help="sizes of the one-image noisy rows timed without PyMaxflow (memory)")
-    p.add_argument("--scaling", type=int, default=24, help="noisy 615x2048 images for the solve_many table (0: skip)")
+    p.add_argument("--scaling", type=non_negative_int, default=24, help="noisy 615x2048 images for the solve_many table (0: skip)")
     p.add_argument("--smoke", action="store_true", help="a few seconds: tiny sizes, one scene")
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.scenes, args.behaviour_scenes, args.behaviour_size = [(60, 160)], 1, 3, (60, 80)
         args.adversarial, args.large, args.scaling = [], [], 0
-    crf.solve(np.full((3, 3), 0.2), np.zeros((3, 3, 4), bool))  # load the numba caches outside the timings
+    # load the numba caches outside the timings: crf.solve, and ours and PyMaxflow's graph of the move table
+    crf.solve(np.full((3, 3), 0.2), np.zeros((3, 3, 4), bool))
+    time_moves(*_inputs(0, 24, 32, "noisy")[:2])
     solve_grid(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.ones((2, 2, 2)), PUSH_RELABEL)
     extra = [(h, w, "adversarial", 1, True) for h, w in args.adversarial] + [(h, w, "noisy", 1, False)
                                                                             for h, w in args.large]

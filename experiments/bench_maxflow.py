@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from experiments.flags import positive_int
 from crf.boykov_kolmogorov import Workspace, boykov_kolmogorov
 from crf.hybrid import STOP_PATH, default_stop_steps
 from crf.maxflow import AUTO, BOYKOV_KOLMOGOROV, PUSH_RELABEL, _residual_graph, cut_value, solve_grid
@@ -122,12 +123,12 @@ def main(argv=None) -> str:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--synthetic", type=_size, default=(615, 2048), help="size of the gt and noisy scenes")
-    p.add_argument("--scenes", type=int, default=3, help="images per gt and per noisy row")
+    p.add_argument("--scenes", type=positive_int, default=3, help="images per gt and per noisy row")
     p.add_argument("--adversarial", type=_size, default=(200, 200))
     p.add_argument("--predicted", type=_size, default=(700, 900), help="scene size of the predicted rows")
     p.add_argument("--views", nargs="*", default=["shipped", "2x"], choices=["shipped", "2x"],
                    help="views of the predicted rows (none: skip them)")
-    p.add_argument("--predicted-scenes", type=int, default=1, help="images per predicted row (2x: ~6 min each)")
+    p.add_argument("--predicted-scenes", type=positive_int, default=1, help="images per predicted row (2x: ~6 min each)")
     p.add_argument("--smoke", action="store_true", help="seconds: tiny inputs, one tiny predicted scene")
     args = p.parse_args(argv)
     if args.smoke:

@@ -10,6 +10,7 @@ import argparse
 import tempfile
 import time
 
+from experiments.flags import positive_int
 from data import synthetic
 from data.loading import build
 
@@ -35,8 +36,8 @@ def time_build(height: int, width: int, num: int) -> tuple[float, float]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="synthetic dataset speed")
-    parser.add_argument("--num", type=int, default=1000, help="scenes in the timed tfds build")
-    parser.add_argument("--scenes", type=int, default=100, help="scenes per make_scene timing")
+    parser.add_argument("--num", type=positive_int, default=1000, help="scenes in the timed tfds build")
+    parser.add_argument("--scenes", type=positive_int, default=100, help="scenes per make_scene timing")
     args = parser.parse_args(argv)
     print("| what | size | scenes | wall s | CPU s | CPU ms/scene |")
     print("|---|---|---|---|---|---|")

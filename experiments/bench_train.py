@@ -1,10 +1,10 @@
 """Training throughput (images/s at 225x225 crops) and inference latency (one 2048x615 image).
 
     python -m experiments.bench_train                       # ResNet-50 PSPNet, batch 8/16/32, bf16
-    python -m experiments.bench_train --model synthetic --batch_sizes 8 --train_size 225 --steps 5
+    python -m experiments.bench_train --model synthetic --batch-sizes 8 --train-size 225 --steps 5
     python -m experiments.bench_train --smoke               # seconds, tiny model (CI check of the script)
-    python -m experiments.bench_train --batch_sizes         # only the inference time (no batch size)
-    python -m experiments.bench_train --no_inference        # only the training throughput
+    python -m experiments.bench_train --batch-sizes         # only the inference time (no batch size)
+    python -m experiments.bench_train --no-inference        # only the training throughput
 
 The step is the real ``train.make_train_step`` (forward, Eq. (4) losses, backward, SGD update) on random
 inputs, data-parallel over every local device; timings exclude compilation and the input pipeline.
@@ -23,6 +23,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from experiments.flags import positive_int
 from oosis_jax.training import loop as train
 from oosis_jax.training.configs import get_config
 from oosis_jax.models import ModelConfig, PSPNet
@@ -83,12 +84,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="resnet50")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="bfloat16")
-    parser.add_argument("--batch_sizes", type=int, nargs="*", default=[8, 16, 32],
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="*", default=[8, 16, 32],
                         help="training batch sizes to time (none: skip the training benchmark)")
-    parser.add_argument("--train_size", type=int, default=225)
-    parser.add_argument("--infer_size", type=int, nargs=2, default=[615, 2048], metavar=("H", "W"))
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--no_inference", action="store_true", help="skip the inference benchmark")
+    parser.add_argument("--train-size", type=positive_int, default=225)
+    parser.add_argument("--infer-size", type=positive_int, nargs=2, default=[615, 2048], metavar=("H", "W"))
+    parser.add_argument("--steps", type=positive_int, default=20)
+    parser.add_argument("--no-inference", action="store_true", help="skip the inference benchmark")
     parser.add_argument("--smoke", action="store_true", help="tiny model, tiny sizes, 2 repeats")
     args = parser.parse_args(argv)
     if args.smoke:

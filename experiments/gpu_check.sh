@@ -7,9 +7,9 @@
 #
 # Stages, each under `timeout` (seconds overridable by the environment variables named), a failed or timed
 # out stage is recorded and the next one still runs:
-#   1. bench_infer (INFER_S=60):  python -m experiments.bench_train --batch_sizes   (ResNet-50 PSPNet, bf16,
+#   1. bench_infer (INFER_S=60):  python -m experiments.bench_train --batch-sizes   (ResNet-50 PSPNet, bf16,
 #                                 one 2048x615 forward pass)
-#   2. bench_train (BENCH_S=150): python -m experiments.bench_train --no_inference  (training images/s at
+#   2. bench_train (BENCH_S=150): python -m experiments.bench_train --no-inference  (training images/s at
 #                                 225x225, bf16, batch 8/16/32)
 #   3. train       (TRAIN_S=165): python -m experiments.train --config synthetic_long: the shipped model's
 #                                 recipe; the batch (8/16/32) and the step count are chosen from a measured
@@ -113,9 +113,9 @@ echo "commit $COMMIT" \
 # 1-2. The paper's full configuration: ResNet-50 PSPNet, bf16 (bench.txt gets both stages' tables).
 : >"$OUT/bench.txt"
 stage bench_infer "$INFER_S" TERM bash -c \
-  "set -o pipefail; $PY -m experiments.bench_train ${BENCH_ARGS[*]} --batch_sizes | tee -a '$OUT/bench.txt'"
+  "set -o pipefail; $PY -m experiments.bench_train ${BENCH_ARGS[*]} --batch-sizes | tee -a '$OUT/bench.txt'"
 stage bench_train "$BENCH_S" TERM bash -c \
-  "set -o pipefail; $PY -m experiments.bench_train ${BENCH_ARGS[*]} --no_inference | tee -a '$OUT/bench.txt'"
+  "set -o pipefail; $PY -m experiments.bench_train ${BENCH_ARGS[*]} --no-inference | tee -a '$OUT/bench.txt'"
 
 # 3. The shipped model's recipe, batch and steps planned to fit TRAIN_S.
 PLAN="$WORK/plan.env"

@@ -15,6 +15,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
+from experiments.flags import non_negative_int, positive_int
 from data import synthetic
 from oosis_jax import visualize
 from data import targets
@@ -39,8 +40,8 @@ def render_scene(seed: int, height: int, width: int, path: str) -> str:
 def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/demo", help="output folder for the PNG panels")
-    parser.add_argument("--num", type=int, default=6, help="number of scenes")
-    parser.add_argument("--first_seed", type=int, default=1, help="seed of the first scene")
+    parser.add_argument("--num", type=positive_int, default=6, help="number of scenes")
+    parser.add_argument("--first-seed", type=non_negative_int, default=1, help="seed of the first scene")
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=512)
     args = parser.parse_args(argv)

@@ -1,0 +1,28 @@
+"""The benchmark and rendering scripts refuse counts that cannot run, before any work, and spell every flag
+``--like-this`` (a zero used to end in ZeroDivisionError, UnboundLocalError or "nan img/s")."""
+
+import pytest
+
+from experiments import bench_crf, bench_maxflow, bench_solve, bench_synthetic, bench_train, render_scenes
+
+
+@pytest.mark.parametrize("script, args", [
+    (bench_crf, ["--scenes", "0"]), (bench_crf, ["--behaviour-scenes", "0"]), (bench_crf, ["--scaling", "-1"]),
+    (bench_maxflow, ["--scenes", "0"]), (bench_maxflow, ["--predicted-scenes", "0"]),
+    (bench_solve, ["--scenes", "0"]), (bench_solve, ["--repeats", "0"]),
+    (bench_synthetic, ["--scenes", "0"]), (bench_synthetic, ["--num", "0"]),
+    (bench_train, ["--steps", "0"]), (bench_train, ["--batch-sizes", "8", "0"]), (bench_train, ["--train-size", "0"]),
+    (render_scenes, ["--num", "0"]), (render_scenes, ["--first-seed", "-1"]),
+])
+def test_impossible_counts_are_usage_errors(script, args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(args)
+    assert exit_info.value.code == 2 and "must be >= " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script, old", [(bench_train, "--no_inference"), (bench_train, "--batch_sizes"),
+                                         (render_scenes, "--first_seed")])
+def test_flags_have_one_spelling(script, old, capsys):
+    with pytest.raises(SystemExit):
+        script.main([old])
+    assert f"unrecognized arguments: {old}" in capsys.readouterr().err
