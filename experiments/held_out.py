@@ -46,12 +46,12 @@ def model_stamp(model: str) -> str:
     """What identifies the weights and options ``model`` (anything ``Predictor.from_pretrained`` takes) names
     now: its resolved folder and the size and modification time of its ``config.json`` and weights file, or of
     every file of a run's checkpoints (a resumed run's new steps change it); ``"missing"`` for no folder."""
-    from oosis_jax.inference.predictor import model_folder
+    from oosis_jax.inference.predictor import CONFIG_FILE, WEIGHTS_FILE, model_folder
 
     folder = model_folder(model).resolve()
     if not folder.is_dir():
         return "missing"
-    files = [folder / "config.json", folder / "weights.npz", *sorted((folder / "checkpoints").rglob("*"))]
+    files = [folder / CONFIG_FILE, folder / WEIGHTS_FILE, *sorted((folder / "checkpoints").rglob("*"))]
     return f"{folder}|" + ";".join(f"{f.relative_to(folder)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
                                    for f in files if f.is_file())
 
