@@ -68,10 +68,11 @@ def _check_edges(edges, inst: np.ndarray) -> np.ndarray:
     return e
 
 
-def _compact_ids(inst: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber sparse ids (e.g. 7, 90210) to 1..N, keeping 0 as background, so lookup tables stay small."""
+def _compact_ids(inst: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renumber sparse ids (e.g. 7, 90210) to 1..N, keeping 0 as background, so lookup tables stay small:
+    ``(inst, edges, ids)`` with ``ids[new] = old``."""
     ids = np.unique(np.concatenate([[0], inst.ravel()]))
-    return np.searchsorted(ids, inst), np.searchsorted(ids, edges)
+    return np.searchsorted(ids, inst), np.searchsorted(ids, edges), ids
 
 
 def _occludes_table(inst: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -98,7 +99,7 @@ def occlusion_map(instance_map, edges) -> np.ndarray:
     inst = _check_instance_map(instance_map)
     edges = _check_edges(edges, inst)
     if inst.max() > MAX_DENSE_ID:
-        inst, edges = _compact_ids(inst, edges)
+        inst, edges, _ = _compact_ids(inst, edges)
     table = _occludes_table(inst, edges)
     occ = np.zeros(inst.shape + (4,), bool)
     occ[:, 1:, 0] = table[inst[:, 1:], inst[:, :-1]]
@@ -139,6 +140,9 @@ def order_labels(instance_map, edges) -> np.ndarray:
     """
     inst = _check_instance_map(instance_map)
     e = np.unique(_check_edges(edges, inst), axis=0)
+    ids = None
+    if inst.max() > MAX_DENSE_ID:  # sparse ids: tables of the number of instances, not of the largest id
+        inst, e, ids = _compact_ids(inst, e)
     k = int(inst.max())
     label = np.zeros(k + 1, np.int64)
     remaining = np.ones(k + 1, bool)
@@ -155,7 +159,9 @@ def order_labels(instance_map, edges) -> np.ndarray:
         done_edges = ready[e[:, 1]]
         pending -= np.bincount(e[done_edges, 0], minlength=k + 1)
     if remaining.any():
-        raise ValueError(f"edges contain a directed occlusion cycle through instances {_cycle_members(e, k)}; "
+        members = _cycle_members(e, k)
+        members = members if ids is None else ids[members].tolist()
+        raise ValueError(f"edges contain a directed occlusion cycle through instances {members}; "
                          "order labels are undefined")
     return label[inst].astype(np.int32)
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -17,7 +18,7 @@ from data.targets import order_labels
 
 # Colours of the directions (left, right, top, bottom), as in the paper's Fig. 4.
 DIRECTION_COLOURS = np.array([[0, 255, 255], [255, 0, 255], [255, 255, 0], [0, 0, 0]], np.float64)
-_GOLDEN = 0.618033988749895
+PALETTE_LEVELS = 8  # per channel: instance colours are the 8**3 - 2 grid colours other than black and white
 
 
 def relative_depth_map(instance_map, edges) -> np.ndarray:
@@ -68,14 +69,27 @@ def oriented_boundary_rgb(b, e) -> np.ndarray:
     return np.round(np.clip(rgb, 0, 255)).astype(np.uint8)
 
 
-def instance_colours(num: int) -> np.ndarray:
-    """uint8 (num + 1, 3) distinct colours of instance ids 0..num (row 0, background, black)."""
-    from matplotlib.colors import hsv_to_rgb
+@functools.lru_cache(maxsize=1)
+def _palette() -> np.ndarray:
+    """uint8 (PALETTE_LEVELS**3 - 2, 3): the RGB grid's colours but black (background) and white (contours),
+    ordered greedily so that each is as far as possible (Euclidean RGB) from black, white and every one before it:
+    the first n of them are well apart for any n."""
+    levels = np.linspace(0, 255, PALETTE_LEVELS)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    far = np.minimum(np.linalg.norm(grid, axis=1), np.linalg.norm(grid - 255, axis=1))
+    order = []
+    for _ in range(len(grid) - 2):  # black and white stay at distance 0: never chosen
+        order.append(int(np.argmax(far)))
+        far = np.minimum(far, np.linalg.norm(grid - grid[order[-1]], axis=1))
+    return np.round(grid[order]).astype(np.uint8)
 
-    hue = (np.arange(num + 1) * _GOLDEN) % 1.0
-    hsv = np.stack([hue, np.full(num + 1, 0.75), np.full(num + 1, 0.95)], axis=-1)
-    out = np.round(hsv_to_rgb(hsv) * 255).astype(np.uint8)
-    out[0] = 0
+
+def instance_colours(num: int) -> np.ndarray:
+    """uint8 (num + 1, 3) colours of instance ids 0..num: row 0 (background) black, the others `_palette`'s in
+    order, distinct for up to 510 instances (then repeating), never black or white."""
+    palette = _palette()
+    out = np.zeros((num + 1, 3), np.uint8)
+    out[1:] = palette[np.arange(num) % len(palette)]
     return out
 
 
@@ -91,13 +105,18 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
                          f"got {inst.dtype} {inst.shape}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    colours = instance_colours(int(inst.max(initial=0)))[inst].astype(np.float64)
+    ids, rank = np.unique(inst, return_inverse=True)  # sparse ids (e.g. 90210) get colours by rank
+    rank = rank.reshape(inst.shape) + (ids[0] != 0)  # background keeps rank 0
+    colours = instance_colours(len(ids))[rank].astype(np.float64)
     out = image.astype(np.float64)
     fg = inst > 0
     out[fg] = (1 - alpha) * out[fg] + alpha * colours[fg]
-    contour = np.zeros(inst.shape, bool)
-    contour[:, :-1] |= inst[:, :-1] != inst[:, 1:]
-    contour[:-1, :] |= inst[:-1, :] != inst[1:, :]
+    contour = np.zeros(inst.shape, bool)  # an instance's pixels next to another id, on every side
+    across, down = inst[:, :-1] != inst[:, 1:], inst[:-1, :] != inst[1:, :]
+    contour[:, :-1] |= across
+    contour[:, 1:] |= across
+    contour[:-1, :] |= down
+    contour[1:, :] |= down
     out[contour & fg] = 255
     return np.round(out).astype(np.uint8)
 
@@ -106,9 +125,11 @@ def save_panel(path, images, titles, ncols: int | None = None, tile_inches: floa
                dpi: int = 100) -> str:
     """Save images side by side (rows of ``ncols``) with titles as one PNG; return its path.
 
-    ``images``: uint8 (H, W, 3) pictures or float (H, W) maps in [0, 1] (shown in grey), all of the size of
-    the first; ``titles``: one str per image. Each tile is ``tile_inches`` wide, or by default as wide as
-    the image at ``dpi`` (one PNG pixel per image pixel). Parent folders are created.
+    ``images``: uint8 (H, W, 3) pictures or float (H, W) maps in [0, 1] (shown in grey; ``ValueError`` naming
+    the title for a map of another kind or range, which would be clipped), all of the size of the first;
+    ``titles``: one str per image. Each tile is ``tile_inches`` wide, or by default as wide as the image at
+    ``dpi`` (one PNG pixel per image pixel). Parent folders are created; a ``path`` without a suffix gets
+    ``.png``, and the path returned is the file written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -128,12 +149,16 @@ def save_panel(path, images, titles, ncols: int | None = None, tile_inches: floa
         ax = fig.add_subplot(nrows, ncols, i + 1)
         img = np.asarray(img)
         if img.ndim == 2:
+            if not np.issubdtype(img.dtype, np.floating) or not (img.size and 0 <= img.min() and img.max() <= 1):
+                raise ValueError(f"save_panel: the map {title!r} must be float in [0, 1], got {img.dtype} "
+                                 f"in [{img.min(initial=0)}, {img.max(initial=0)}]")
             ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         else:
             ax.imshow(img, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
+    path = os.fspath(path) + ("" if os.path.splitext(os.fspath(path))[1] else ".png")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    return os.fspath(path)
+    return path

@@ -197,3 +197,11 @@ def test_sparse_large_ids():
     np.testing.assert_array_equal(occ, dense)
     labels = targets.order_labels(inst, edges)
     np.testing.assert_array_equal(labels, [[1, 2, 0], [1, 2, 3]])
+
+
+def test_order_labels_of_sparse_ids_use_tables_of_the_instances_and_name_the_ids():
+    inst = np.array([[0, 90_210, 90_210], [7, 7, 3_000_000]])
+    np.testing.assert_array_equal(targets.order_labels(inst, [[90_210, 7], [3_000_000, 90_210]]),
+                                  [[0, 2, 2], [1, 1, 3]])
+    with pytest.raises(ValueError, match=r"cycle through instances \[7, 90210\]"):
+        targets.order_labels(inst, [[90_210, 7], [7, 90_210]])

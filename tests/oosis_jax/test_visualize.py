@@ -96,3 +96,37 @@ def test_save_panel(tmp_path):
         assert im.size == (220, 2 * (100 + 50))  # two rows of 2-inch tiles at 100 dpi
     with pytest.raises(ValueError, match="one title per image"):
         visualize.save_panel(path, images, ["only one"])
+
+
+def test_save_panel_returns_the_file_written_and_refuses_maps_it_would_clip(tmp_path):
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    out = visualize.save_panel(tmp_path / "no_suffix", [rgb], ["x"])  # matplotlib adds .png
+    assert out.endswith("no_suffix.png") and Image.open(out).format == "PNG"
+    for bad in (np.full((40, 40), 200, np.uint8), np.linspace(-1, 2, 1600).reshape(40, 40)):
+        with pytest.raises(ValueError, match="the map 'depth' must be float in \\[0, 1\\]"):
+            visualize.save_panel(tmp_path / "p.png", [rgb, bad], ["x", "depth"])
+
+
+def test_instance_outlines_are_drawn_on_every_side():
+    # the outline used to be drawn only where the next pixel to the right or below differed: right and bottom
+    inst = np.zeros((7, 7), np.int32)
+    inst[2:5, 2:5] = 1
+    out = visualize.instance_overlay(np.full((7, 7, 3), 100, np.uint8), inst)
+    white = (out == 255).all(-1)
+    ring = (inst > 0) & ~np.pad(np.ones((1, 1), bool), 3)  # the object's pixels but its centre
+    np.testing.assert_array_equal(white, ring)
+
+
+def test_instance_colours_are_far_apart_and_sparse_ids_cost_no_memory():
+    from scipy.spatial.distance import pdist
+
+    colours = visualize.instance_colours(510).astype(float)
+    assert (colours[0] == 0).all()
+    # golden-ratio hues at one saturation gave two of 256 instances colours 2 apart (ids 2 and 235)
+    assert pdist(colours[1:]).min() >= 36 and pdist(colours[1:21]).min() >= 100
+    for others, apart in ((colours[1:], 36), (colours[1:21], 100)):  # from black background and white outlines
+        assert np.linalg.norm(others, axis=1).min() >= apart and np.linalg.norm(others - 255, axis=1).min() >= apart
+    inst = np.array([[0, 4_000_000], [7, 7]], np.int64)  # a table of the largest id took 484 MB here
+    np.testing.assert_array_equal(visualize.instance_overlay(np.zeros((2, 2, 3), np.uint8), inst),
+                                  visualize.instance_overlay(np.zeros((2, 2, 3), np.uint8), np.array([[0, 2], [1, 1]])))
+    np.testing.assert_array_equal(visualize.relative_depth_map(inst, [[4_000_000, 7]]), [[0, 1], [0.5, 0.5]])
