@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 HEADS = ("disentangled", "entangled")
 UPSAMPLERS = ("joint", "separate")
@@ -67,6 +69,7 @@ class ModelConfig:
     ADDED_LATER = ("bottleneck_expansion", "output_stride", "decoder", "decoder_width", "decoder_blocks")
 
     def __post_init__(self):
+        check_types(self)
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if len(self.stage_blocks) != 4 or min(self.stage_blocks) < 1:
@@ -88,11 +91,6 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride}")
-        for name in ("stage_blocks", "pyramid_bins"):
-            values = getattr(self, name)
-            if any(isinstance(b, bool) or int(b) != b for b in values):
-                raise ValueError(f"{name} must be whole numbers, got {values}")
-            object.__setattr__(self, name, tuple(int(b) for b in values))
 
     @classmethod
     def resnet50(cls, num_classes: int, **overrides) -> "ModelConfig":
@@ -110,6 +108,47 @@ class ModelConfig:
     def from_dict(cls, values: dict) -> "ModelConfig":
         """Inverse of ``dataclasses.asdict`` (JSON turns tuples into lists); `from_fields`' errors."""
         return from_fields(cls, values)
+
+
+def _typed(name: str, kind: str, value):
+    """``value`` as the ``kind`` ("int", "float", "bool" or "str") of the field ``name``, else ``ValueError``."""
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind in ("int", "float") and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if kind == "float":
+            return float(value)
+        if float(value).is_integer():
+            return int(value)
+        raise ValueError(f"{name} must be whole numbers, got {value!r}")
+    if kind == "str" and isinstance(value, str):
+        return value
+    raise ValueError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+
+
+def check_types(config) -> None:
+    """Check each field of the frozen dataclass ``config`` against its annotation, where it names ``int``,
+    ``float``, ``bool``, ``str`` or a ``tuple`` of ints or floats (alternatives joined by ``|``, ``None``
+    allowed where named), and store it in that type: whole floats as ints, lists (JSON's tuples) as tuples, numpy
+    scalars as Python ones. ``ValueError`` naming the field otherwise (a hand-edited ``config.json`` or a
+    ``--set`` value: ``output_stride=8.0`` or ``deep_stem="false"`` used to pass and fail later, or not at all).
+    Other annotations (nested configs, ``object``) are left to the config's own checks."""
+    for field in dataclasses.fields(config):
+        value, kinds = getattr(config, field.name), [k.strip() for k in str(field.type).split("|")]
+        if value is None and "None" in kinds:
+            continue
+        kinds = [k for k in kinds if k != "None"]
+        if len(kinds) != 1:
+            continue
+        kind = kinds[0]
+        if kind in ("int", "float", "bool", "str"):
+            object.__setattr__(config, field.name, _typed(field.name, kind, value))
+        elif kind.startswith("tuple[") and kind.split("[")[1].split(",")[0].strip(" ]") in ("int", "float"):
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+                raise ValueError(f"{field.name} must be a sequence ({kind}), got {value!r}")
+            element = kind.split("[")[1].split(",")[0].strip(" ]")
+            object.__setattr__(config, field.name, tuple(_typed(field.name, element, v) for v in value))
 
 
 def from_fields(cls, values: dict):

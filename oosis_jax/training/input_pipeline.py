@@ -27,6 +27,7 @@ from PIL import Image
 
 from data import targets
 from oosis_jax.training.losses import IGNORE_LABEL
+from oosis_jax.models.config import check_types
 from oosis_jax.models.outputs import PAD_COLOR, normalize_images
 
 
@@ -34,7 +35,8 @@ from oosis_jax.models.outputs import PAD_COLOR, normalize_images
 class AugmentConfig:
     """Random training transforms (defaults: the PSPNet reference's scale range and the paper's 225 crops).
 
-    ``brightness``/``contrast``/``saturation``: maximal relative change, drawn uniformly in [-x, x].
+    ``brightness``/``contrast``/``saturation``: maximal relative change x in [0, 1], a factor drawn uniformly in
+    [1 - x, 1 + x] (above 1 a negative factor would invert the image).
     """
 
     crop_size: tuple[int, int] = (225, 225)
@@ -45,13 +47,15 @@ class AugmentConfig:
     saturation: float = 0.2
 
     def __post_init__(self):
+        check_types(self)
         if len(self.crop_size) != 2 or min(self.crop_size) < 1:
             raise ValueError(f"crop_size must be two positive ints, got {self.crop_size}")
         low, high = self.scale_range
         if not 0 < low <= high:
             raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
-        if min(self.brightness, self.contrast, self.saturation) < 0:
-            raise ValueError("photometric jitter amplitudes must be >= 0")
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} (a maximal relative change) must lie in [0, 1], got {getattr(self, name)}")
 
 
 def _check_example(example) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

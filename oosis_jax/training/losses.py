@@ -17,6 +17,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from oosis_jax.models.config import check_types
+
 IGNORE_LABEL = 255
 BOUNDARY_LOSSES = ("wce", "dice++", "tversky++", "combo")
 
@@ -54,6 +56,7 @@ class LossConfig:
     ADDED_LATER = ("orientation_band", "contact_weight", "small_weight", "small_area")
 
     def __post_init__(self):
+        check_types(self)
         if self.boundary_loss not in BOUNDARY_LOSSES:
             raise ValueError(f"boundary_loss must be one of {BOUNDARY_LOSSES}, got {self.boundary_loss!r}")
         if not 0.0 < self.boundary_weight < 1.0:

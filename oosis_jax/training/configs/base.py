@@ -8,7 +8,7 @@ from data.registry import DATASETS, info
 from oosis_jax.training.input_pipeline import AugmentConfig
 from oosis_jax.training.losses import LossConfig
 from oosis_jax.models import ModelConfig
-from oosis_jax.models.config import check_fields, from_fields
+from oosis_jax.models.config import check_fields, check_types, from_fields
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -72,6 +72,7 @@ class TrainConfig:
     loader_threads: int = 8
 
     def __post_init__(self):
+        check_types(self)
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.data_dir is None and self.dataset != "synthetic":
