@@ -71,6 +71,10 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     unknown = sorted(set(arrays) - set(variables))
     if unknown:
         raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}")
+    not_numbers = [f"{n} ({a.dtype})" for n, a in sorted(arrays.items())
+                   if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer))]
+    if not_numbers:
+        raise ValueError(f"{path}: arrays that are not numbers: {not_numbers[:5]}")
     for name in arrays:
         if arrays[name].shape != variables[name].shape:
             grown = _grown(name, arrays[name], np.asarray(variables[name].get_value()))
@@ -82,6 +86,9 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     bad = [n for n, a in arrays.items() if not np.all(np.isfinite(a))]
     if bad:
         raise ValueError(f"{path}: non-finite values in {bad[:5]}")
+    negative = [n for n, a in sorted(arrays.items()) if n.endswith("/var") and (a < 0).any()]
+    if negative:  # a BatchNorm variance below 0 makes every output NaN
+        raise ValueError(f"{path}: negative BatchNorm variances in {negative[:5]}")
     for name, array in arrays.items():
         variables[name].set_value(jnp.asarray(array, variables[name].dtype))
     return sorted(arrays)

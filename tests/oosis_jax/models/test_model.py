@@ -169,6 +169,13 @@ def test_load_pretrained_rejects_bad_files(tmp_path):
         load_pretrained(model, tmp_path / "shape.npz")
     with pytest.raises(ValueError, match="not a ResNet backbone tensor"):
         convert_state_dict({"classifier.weight": np.zeros((2, 2))})
+    variance = np.asarray(flat_state(model)["backbone/bn1/var"].get_value())
+    np.savez(tmp_path / "variance.npz", **{"backbone/bn1/var": variance - 2})  # every output NaN, silently
+    with pytest.raises(ValueError, match=r"negative BatchNorm variances in \['backbone/bn1/var'\]"):
+        load_pretrained(model, tmp_path / "variance.npz")
+    np.savez(tmp_path / "text.npz", **{"backbone/bn1/var": np.array(["a"] * len(variance))})  # numpy's TypeError
+    with pytest.raises(ValueError, match=r"not numbers: \['backbone/bn1/var \(<U1\)'\]"):
+        load_pretrained(model, tmp_path / "text.npz")
 
 
 def perturb_and_save(model, path, seed: int) -> dict:
