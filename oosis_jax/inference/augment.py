@@ -32,6 +32,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from oosis_jax.models.config import check_types
+
 # e's bins are (left, right, top, bottom): a mirrored view swaps left and right.
 MIRRORED_BINS = [1, 0, 2, 3]
 
@@ -51,15 +53,12 @@ class Augmentation:
     max_pixels: int | None = None
 
     def __post_init__(self):
-        scales = tuple(float(s) for s in self.scales)
-        if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
+        check_types(self)  # flip="false" (JSON) used to turn flipping on, scales="12" to read as (1.0, 2.0)
+        if not self.scales or not all(s > 0 for s in self.scales):
             raise ValueError(f"scales must be a non-empty list of positive numbers, got {self.scales}")
-        object.__setattr__(self, "scales", scales)
-        if isinstance(self.shift, bool) or int(self.shift) != self.shift or self.shift < 0:
+        if self.shift < 0:
             raise ValueError(f"shift must be a whole number of pixels >= 0, got {self.shift!r}")
-        object.__setattr__(self, "shift", int(self.shift))
-        if self.max_pixels is not None and (isinstance(self.max_pixels, bool) or int(self.max_pixels) != self.max_pixels
-                                            or self.max_pixels < 4):
+        if self.max_pixels is not None and self.max_pixels < 4:
             raise ValueError(f"max_pixels must be None or a whole number >= 4, got {self.max_pixels!r}")
 
     @property
@@ -89,7 +88,7 @@ class Augmentation:
         """The inverse of `parse`."""
         if self == Augmentation():
             return "none"
-        return (f"scales={':'.join(f'{s:g}' for s in self.scales)}" + (",flip" if self.flip else "")
+        return (f"scales={':'.join(_shortest(s) for s in self.scales)}" + (",flip" if self.flip else "")
                 + (f",shift={self.shift}" if self.shift else "") + (",view_grid" if self.view_grid else "")
                 + (f",max_pixels={self.max_pixels}" if self.max_pixels is not None else ""))
 
@@ -102,6 +101,8 @@ class Augmentation:
         fields = {}
         for item in text.split(","):
             key, sep, value = item.partition("=")
+            if key in fields:
+                raise ValueError(f"augmentation item {key} is given twice in {text!r}")
             try:
                 if key == "scales" and sep:
                     fields["scales"] = tuple(float(v) for v in value.split(":"))
@@ -114,6 +115,12 @@ class Augmentation:
             except ValueError as err:
                 raise ValueError(f"augmentation item {item!r}: {err}") from err
         return cls(**fields)
+
+
+def _shortest(number: float) -> str:
+    """The shortest text that reads back as ``number`` ("2" for 2.0, "1.2345678" kept whole: ``{:g}`` rounds)."""
+    text = repr(float(number))
+    return text.removesuffix(".0")
 
 
 def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

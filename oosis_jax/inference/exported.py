@@ -72,14 +72,24 @@ def model_folder(name_or_dir: str | os.PathLike) -> Path:
     return WEIGHTS_DIR / text if text in SHIPPED else Path(os.path.expanduser(text))
 
 
+def _weight(value) -> float:
+    """A CRF weight read from JSON: a number (``true`` is not 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
 def exported_options(folder) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
     ``mu``, ``method``, ``robustness``, ``augmentation``, ``join_model``, ``score_model``, and ``run``, facts for
     its card that are not options), as `Predictor` keyword arguments; ``{}`` when it names none. ``ValueError``
     naming the file for an ``export`` that is not an object or holds another key."""
     path = Path(folder) / CONFIG_FILE
-    export = json.loads(path.read_text()).get("export", {})
-    readers = {"lam": float, "mu": float, "method": str, "robustness": lambda v: Robustness(**v),
+    try:
+        export = json.loads(path.read_text()).get("export", {})
+    except (ValueError, AttributeError) as err:  # JSONDecodeError is a ValueError; a top level that is no object
+        raise ValueError(f"{path} is not a JSON object: {err}") from err
+    readers = {"lam": _weight, "mu": _weight, "method": str, "robustness": lambda v: Robustness(**v),
                "augmentation": lambda v: Augmentation(**v), "join_model": JoinModel.from_dict,
                "score_model": ScoreModel.from_dict}
     if not isinstance(export, dict) or set(export) - set(EXPORT_KEYS):

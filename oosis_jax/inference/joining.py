@@ -20,6 +20,7 @@ one id over several components; the occlusion edges of its pieces become its edg
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 
 import numpy as np
 from scipy import ndimage
@@ -203,7 +204,7 @@ class JoinModel:
             return cls(tuple(values["mean"]), tuple(values["scale"]), tuple(values["weights"]),
                        float(values["bias"]), float(values["threshold"]))
         except (KeyError, TypeError) as err:
-            raise ValueError(f"not a JoinModel: {values!r} ({err!r})") from err
+            raise ValueError(f"not a JoinModel: {reprlib.repr(values)} ({err!r})") from err
 
 
 def _acyclic(num_nodes: int, edges: np.ndarray) -> bool:

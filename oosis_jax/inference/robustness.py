@@ -37,6 +37,8 @@ import numpy as np
 from scipy import ndimage
 
 import crf
+from oosis_jax.inference.nms import BOUNDARY_THRESHOLD
+from oosis_jax.models.config import check_types
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -54,6 +56,12 @@ class Robustness:
     ``class_split``: minimal piece, pixels, when instances are cut where the semantic class changes
     (`oosis_jax.inference.class_split`; 0 = no split); ``link_gap``: instances at most this many pixels apart
     get an occlusion edge (``crf.instances``' ``gap``; 0 = only touching ones, the paper).
+
+    The sizes (``min_segment``, ``min_area``, ``class_split``, ``link_gap``) count pixels of the grid stage 2
+    labels on: with `oosis_jax.inference.augment.Augmentation`'s ``view_grid`` (the shipped model's views, scale
+    2) that is the views' grid, scale**2 cells per image pixel, and the labelling comes back to the image by
+    nearest-neighbour sampling, which may leave pieces smaller than ``min_area`` image pixels (the shipped
+    model's rows were measured so).
     """
 
     high: float | None = None
@@ -66,12 +74,16 @@ class Robustness:
     link_gap: int = 0
 
     def __post_init__(self):
+        check_types(self)  # e.g. min_area=10.0 from JSON is stored as 10; True, NaN or a float link_gap are refused
         for name in ("high", "low"):
             value = getattr(self, name)
             if value is not None and not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must lie in (0, 1] or be None, got {value}")
         if self.high is not None and self.low is not None and self.low > self.high:
             raise ValueError(f"low must not exceed high, got low={self.low}, high={self.high}")
+        if self.high is not None and self.low is None and self.high < BOUNDARY_THRESHOLD:
+            raise ValueError(f"high={self.high} is below the weak threshold, the paper's {BOUNDARY_THRESHOLD} when "
+                             "low is None: set low <= high too")
         for name in ("min_foreground", "min_support"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
@@ -81,7 +93,7 @@ class Robustness:
 
     def to_text(self) -> str:
         """The inverse of `parse`: ``"paper"`` or the ``KEY=VALUE`` pairs of the options that are on."""
-        pairs = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)
+        pairs = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
                  if getattr(self, f.name) != f.default]
         return ",".join(pairs) or "paper"
 
@@ -96,6 +108,8 @@ class Robustness:
             key, sep, value = pair.partition("=")
             if not sep or key not in types:
                 raise ValueError(f"robustness option {pair!r}: expected KEY=VALUE with KEY one of {sorted(types)}")
+            if key in fields:
+                raise ValueError(f"robustness option {key} is given twice in {text!r}")
             try:
                 fields[key] = types[key](value)
             except ValueError as err:

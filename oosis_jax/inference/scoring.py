@@ -11,6 +11,7 @@ model on its validation scenes (`experiments.export_model --fit-scores`), stored
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 
 import numpy as np
 
@@ -132,7 +133,7 @@ class ScoreModel:
         try:
             return cls(tuple(values["mean"]), tuple(values["scale"]), tuple(values["weights"]), float(values["bias"]))
         except (KeyError, TypeError) as err:
-            raise ValueError(f"not a ScoreModel: {values!r} ({err!r})") from err
+            raise ValueError(f"not a ScoreModel: {reprlib.repr(values)} ({err!r})") from err
 
 
 def rescore(prediction: Prediction, model: ScoreModel) -> Prediction:

@@ -261,14 +261,29 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
 
 
 @pytest.mark.parametrize("export_options, problem", [
-    ({"lam": "sixty"}, "export.lam is not valid: ValueError"), ({"robustness": {"bogus": 1}}, "export.robustness"),
+    ({"lam": "sixty"}, "export.lam is not valid: TypeError"), ({"robustness": {"bogus": 1}}, "export.robustness"),
     ({"augmentation": [1, 2]}, "export.augmentation"), ({"lam": float("nan")}, "lam and mu must be finite"),
     ({"method": "qpbo"}, "method must be one of"),
+    # values JSON hands over that used to load as something else or fail at the first prediction
+    ({"lam": True}, "export.lam is not valid: TypeError: expected a number, got True"),
+    ({"augmentation": {"flip": "false"}}, "export.augmentation is not valid: .*flip must be bool"),
+    ({"augmentation": {"max_pixels": float("inf")}}, "max_pixels must be a finite number"),
+    ({"robustness": {"link_gap": 1.5}}, "export.robustness is not valid: .*link_gap must be whole numbers"),
+    ({"robustness": {"high": 0.05}}, "high=0.05 is below the weak threshold"),
 ])
 def test_from_pretrained_names_the_file_of_bad_export_options(predictor, tmp_path, export_options, problem):
     folder = export(predictor.model, predictor.config, tmp_path / "exported", extra=export_options)
     with pytest.raises(ValueError, match=f"config.json: .*{problem}"):
         Predictor.from_pretrained(folder)
+
+
+def test_an_unreadable_config_json_is_named(predictor, tmp_path):
+    from oosis_jax.inference.exported import exported_options
+
+    folder = export(predictor.model, predictor.config, tmp_path / "exported")
+    (folder / CONFIG_FILE).write_text('{"export": ')
+    with pytest.raises(ValueError, match="config.json is not a JSON object"):
+        exported_options(folder)
 
 
 def test_an_export_key_no_loader_reads_is_refused_on_writing_and_on_reading(predictor, tmp_path):

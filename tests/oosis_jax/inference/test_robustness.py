@@ -136,3 +136,19 @@ def test_link_gap_reaches_the_predictions_graph():
     assert finish(labels, occ, heads, Robustness(link_gap=1)).edges.tolist() == [[1, 2], [1, 3], [3, 2]]
     with pytest.raises(ValueError, match="link_gap"):
         Robustness(link_gap=-1)
+
+
+def test_text_forms_round_trip_and_repeated_keys_are_refused():
+    from oosis_jax.inference.augment import Augmentation
+
+    # JSON's 10.0 for an int option and a scale with more than 6 digits used to write text parse could not
+    # read, or read as another value (the model card's "Reproduce" command)
+    for options in (Robustness(min_area=10.0, high=0.4), Robustness(low=0.05, high=0.3, link_gap=2)):
+        assert Robustness.parse(options.to_text()) == options
+    views = Augmentation(scales=(1.2345678, 2.0), flip=True, shift=1, view_grid=True, max_pixels=307200.0)
+    assert views.to_text() == "scales=1.2345678:2,flip,shift=1,view_grid,max_pixels=307200"
+    assert Augmentation.parse(views.to_text()) == views
+    with pytest.raises(ValueError, match="min_area is given twice"):
+        Robustness.parse("min_area=5,min_area=30")
+    with pytest.raises(ValueError, match="shift is given twice"):
+        Augmentation.parse("scales=2,shift=1,shift=2")
