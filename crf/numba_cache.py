@@ -43,6 +43,25 @@ def _remove(paths) -> None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
+def _last_used(folder: Path) -> float:
+    """``folder``'s modification time; -1 for one another process has just removed."""
+    try:
+        return folder.stat().st_mtime
+    except FileNotFoundError:
+        return -1.0
+
+
+def _prune_shared(root: Path, name: str) -> None:
+    """Mark ``root / name`` used now and remove all but the `SHARED_KEPT` most recently used keyed folders of
+    ``root``. Processes may prune at once (a pool of CRF workers after a source change): a folder another has
+    removed meanwhile is skipped, and a folder removed under a process that still runs its code costs nothing
+    (numba has loaded it; it writes again what it needs)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(root / name)
+    by_use = sorted(root.glob(_PREFIX + "*"), key=_last_used, reverse=True)
+    _remove(old for old in by_use[SHARED_KEPT:] if old.name != name)
+
+
 def cache_dir(package: Path = PACKAGE, home: Path | None = None) -> Path | None:
     """The keyed cache directory: under ``NUMBA_CACHE_DIR`` when the user set one (nothing there is removed),
     else the package's ``__pycache__`` (where the caches of older sources are removed), else ``~/.cache/oosis-crf``
@@ -58,9 +77,7 @@ def cache_dir(package: Path = PACKAGE, home: Path | None = None) -> Path | None:
             _remove(old for old in [*root.glob(_PREFIX + "*"), *root.glob("*.nbi"), *root.glob("*.nbc")]
                     if old.name != name)
         elif root == shared:
-            os.utime(root / name)  # used now
-            by_use = sorted(root.glob(_PREFIX + "*"), key=lambda old: old.stat().st_mtime, reverse=True)
-            _remove(old for old in by_use[SHARED_KEPT:] if old.name != name)
+            _prune_shared(root, name)
         return root / name
     return None
 

@@ -56,10 +56,8 @@ def _check_edges(edges, inst: np.ndarray) -> np.ndarray:
     if e.min() < 1:
         bad = sorted(set(e[e < 1].tolist()))
         raise ValueError(f"edges contain ids {bad}; instance ids must be >= 1 (0 is background)")
-    present = np.zeros(max(int(inst.max()), int(e.max())) + 1, bool)
-    present[np.unique(inst)] = True
-    present[0] = False
-    missing = np.unique(e[~present[e]])
+    ids = np.unique(inst)  # no table of the largest id: ids may be sparse (e.g. 2**40)
+    missing = np.unique(e[~np.isin(e, ids[ids > 0])])
     if missing.size:
         raise ValueError(f"edges name instances {missing.tolist()} that do not appear in instance_map")
     loops = e[e[:, 0] == e[:, 1], 0]

@@ -121,6 +121,13 @@ def failure_columns(summary: dict) -> dict:
             for outcome, share in summary[kind].items()}
 
 
+def named(spec: str) -> tuple[str, str]:
+    """``(NAME, WHAT)`` of a ``--checkpoint`` value: ``NAME=WHAT``, or a bare ``WHAT`` named by its last path
+    component."""
+    name, _, model = spec.partition("=")
+    return (name, model) if model else (Path(spec).name or spec, spec)
+
+
 def json_line(row: dict) -> str:
     """``row`` as one strict JSON line: a NaN (e.g. accuracy or pair shares of a set without pairs) or an
     infinity is null."""
@@ -155,15 +162,17 @@ def main(argv=None):
     settings = [(Robustness.parse(text), text) for text in args.robustness or ["paper"]]
     augmentation = args.augmentation and Augmentation.parse(args.augmentation)
     true_heads = [(parse_true_heads(text), text) for text in args.true_heads or ["none"]]
+    models = [named(spec) for spec in args.checkpoint]
+    names = [name for name, _ in models]
+    if len(set(names)) < len(names):  # rows and cached heads are told apart by name
+        parser.error(f"--checkpoint names {sorted({n for n in names if names.count(n) > 1})} more than once: "
+                     "give each model its own NAME=")
     rows = []
     for split in args.sets.split(","):
         scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
         truth = (ground_truth_heads_of(scenes, info("synthetic").num_classes)
                  if any(replaced for replaced, _ in true_heads) else None)
-        for spec in args.checkpoint:
-            name, _, model = spec.partition("=")
-            if not model:  # a bare WHAT: named by its last path component
-                name, model = Path(spec).name or spec, spec
+        for name, model in models:
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
             heads = cached_heads(model, tag, scenes, out, augmentation)
             score_model = learned_option(model, "score_model") if args.scores == "learned" else None

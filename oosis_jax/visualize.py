@@ -95,7 +95,8 @@ def instance_colours(num: int) -> np.ndarray:
 
 def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     """uint8 (H, W, 3): ``image`` (uint8 (H, W, 3)) blended with one colour per instance of ``instance_map``
-    (int (H, W), 0 = background), instance contours in white; background pixels away from contours unchanged."""
+    (int (H, W), 0 = background), instance contours in white (the instance's pixels next to another id, on every
+    side; an instance that thin stays coloured); background pixels unchanged."""
     image = np.asarray(image)
     inst = np.asarray(instance_map)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -117,7 +118,10 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     contour[:, 1:] |= across
     contour[:-1, :] |= down
     contour[1:, :] |= down
-    out[contour & fg] = 255
+    contour &= fg
+    size, edge = np.bincount(rank.ravel(), minlength=len(ids) + 1), np.bincount(rank[contour], minlength=len(ids) + 1)
+    contour &= (edge < size)[rank]  # an instance that would be all outline (at most 2 px thick) keeps its colour
+    out[contour] = 255
     return np.round(out).astype(np.uint8)
 
 

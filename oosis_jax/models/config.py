@@ -112,10 +112,17 @@ class ModelConfig:
 
 def _typed(name: str, kind: str, value):
     """``value`` as the ``kind`` ("int", "float", "bool" or "str") of the field ``name``, else ``ValueError``."""
-    if kind == "bool" and isinstance(value, bool):
-        return value
-    if kind in ("int", "float") and isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if not math.isfinite(value):
+    if kind == "bool" and type(value).__name__ in ("bool", "bool_"):  # numpy's too
+        return bool(value)
+    if (kind in ("int", "float") and isinstance(value, numbers.Real)
+            and type(value).__name__ not in ("bool", "bool_")):
+        if kind == "int" and isinstance(value, numbers.Integral):
+            return int(value)
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
             raise ValueError(f"{name} must be a finite number, got {value!r}")
         if kind == "float":
             return float(value)

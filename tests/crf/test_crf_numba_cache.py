@@ -84,3 +84,16 @@ def test_the_shared_cache_keeps_the_most_recently_used_versions(tmp_path, monkey
     assert target == shared / f"numba-{numba_cache.source_hash(package)}" and target.is_dir()
     kept = sorted(p.name for p in shared.iterdir())
     assert kept == sorted([target.name] + [f.name for f in others[:numba_cache.SHARED_KEPT - 1]])
+
+
+def test_pruning_the_shared_cache_skips_folders_another_process_removed(tmp_path, monkeypatch):
+    # two processes pruning at once: one's rmtree between the other's glob and stat raised FileNotFoundError
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    real = [shared / f"numba-old{i}" for i in range(numba_cache.SHARED_KEPT + 2)]
+    for folder in real:
+        folder.mkdir()
+    gone = shared / "numba-removed-meanwhile"
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: iter(real + [gone]))
+    numba_cache._prune_shared(shared, "numba-current-not-made-yet")
+    assert len([f for f in real if f.exists()]) == numba_cache.SHARED_KEPT

@@ -200,8 +200,9 @@ def test_sparse_large_ids():
 
 
 def test_order_labels_of_sparse_ids_use_tables_of_the_instances_and_name_the_ids():
-    inst = np.array([[0, 90_210, 90_210], [7, 7, 3_000_000]])
-    np.testing.assert_array_equal(targets.order_labels(inst, [[90_210, 7], [3_000_000, 90_210]]),
+    inst = np.array([[0, 90_210, 90_210], [7, 7, 2**40]])  # a table of the largest id: 1 TiB
+    np.testing.assert_array_equal(targets.order_labels(inst, [[90_210, 7], [2**40, 90_210]]),
                                   [[0, 2, 2], [1, 1, 3]])
+    assert targets.occlusion_map(inst, [[2**40, 90_210]])[1, 2, 2]  # 2**40 occludes the pixel above it
     with pytest.raises(ValueError, match=r"cycle through instances \[7, 90210\]"):
         targets.order_labels(inst, [[90_210, 7], [7, 90_210]])

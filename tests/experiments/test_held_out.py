@@ -132,3 +132,12 @@ def test_cached_heads_of_other_weights_are_computed_again(tmp_path, capsys):
     held_out.main(["--checkpoint", str(model)] + args)  # a bare WHAT is named by its last path component
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert [r["model"] for r in rows] == ["m", "m", "copy"] and rows[0]["WC"] == rows[1]["WC"] == rows[2]["WC"]
+
+
+def test_two_models_of_one_name_are_refused(tmp_path, capsys):
+    # two bare paths ending in the same folder name shared one cache file and one row label
+    with pytest.raises(SystemExit):
+        held_out.main(["--checkpoint", str(tmp_path / "a" / "export"), "--checkpoint", str(tmp_path / "b" / "export"),
+                       "--out", str(tmp_path)])
+    assert "--checkpoint names ['export'] more than once" in capsys.readouterr().err
+    assert held_out.named("m=synthetic") == ("m", "synthetic") and held_out.named("/x/run/") == ("run", "/x/run/")

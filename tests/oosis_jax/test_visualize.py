@@ -130,3 +130,11 @@ def test_instance_colours_are_far_apart_and_sparse_ids_cost_no_memory():
     np.testing.assert_array_equal(visualize.instance_overlay(np.zeros((2, 2, 3), np.uint8), inst),
                                   visualize.instance_overlay(np.zeros((2, 2, 3), np.uint8), np.array([[0, 2], [1, 1]])))
     np.testing.assert_array_equal(visualize.relative_depth_map(inst, [[4_000_000, 7]]), [[0, 1], [0.5, 0.5]])
+
+
+def test_an_instance_too_thin_for_an_outline_keeps_its_colour():
+    inst = np.zeros((6, 6), np.int32)
+    inst[1:5, 2:4] = 1  # 2 pixels wide: every pixel touches the background
+    inst[0, 0] = 2
+    out = visualize.instance_overlay(np.full((6, 6, 3), 100, np.uint8), inst)
+    assert not (out == 255).all(-1).any() and (out[inst > 0] != 100).any(-1).all()

@@ -28,7 +28,9 @@ def test_model_fields_of_the_wrong_type_are_named(field, value, message):
 def test_whole_floats_lists_and_numpy_scalars_are_stored_in_the_annotated_types():
     import numpy as np
 
-    model = ModelConfig.tiny(np.int64(3), output_stride=8.0, stage_blocks=[1, 1, 1, 1], dropout=0)
+    model = ModelConfig.tiny(np.int64(3), output_stride=8.0, stage_blocks=[1, 1, 1, 1], dropout=0,
+                             deep_stem=np.False_)
+    assert model.deep_stem is False
     assert (model.num_classes, model.output_stride, model.stage_blocks, model.dropout) == (3, 8, (1, 1, 1, 1), 0.0)
     assert type(model.num_classes) is int and type(model.output_stride) is int and type(model.dropout) is float
     augment = AugmentConfig(crop_size=[32, 32], scale_range=[1, 2])

@@ -108,6 +108,19 @@ def test_restore_skips_an_empty_newest_step_folder_and_says_which_step(finished_
     assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]  # a read moves nothing aside
 
 
+def test_a_model_card_states_the_step_its_weights_come_from(finished_run, tmp_path):
+    from experiments import export_model
+    from oosis_jax.inference.augment import Augmentation
+    from oosis_jax.inference.robustness import Robustness
+
+    workdir = _copy(finished_run, tmp_path)
+    shutil.rmtree(workdir / "checkpoints" / "6")
+    (workdir / "checkpoints" / "6").mkdir()  # the newest step damaged: the weights are step 3's
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        pred, facts = export_model.loaded_for_export(workdir, Robustness(min_area=5), 30.0, Augmentation())
+    assert facts["steps"] == 3 and pred.lam == 30.0 and pred.robustness == Robustness(min_area=5)
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's closed event loop
 def test_every_step_damaged_is_one_clear_error_not_a_fresh_start(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
