@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -187,13 +188,17 @@ def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustn
     input ``occ`` (bool (h, w, 4)) and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed
     from. With a ``shape`` (H, W) other than (h, w), the finished labelling is sampled onto that grid
     (nearest neighbour) and the prediction assembled there from the heads resampled bilinearly: a labelling
-    on the test-time views' grid brought back to the image's."""
+    on the test-time views' grid brought back to the image's. The sampling can leave specks below ``min_area``
+    cells of the labelling's grid, i.e. below ``min_area * H * W / (h * w)`` image pixels; they are merged there
+    too, so every instance keeps the area ``min_area`` asks for."""
     labels = merge_small_instances(merge_unsupported_instances(labels, occ, robustness.min_support),
                                    robustness.min_area)
     if robustness.class_split:
         labels = split_by_class(labels, heads["s"], heads["b"], heads["e"], robustness.class_split)
     if shape is not None and tuple(shape) != labels.shape:
+        grid = labels.size
         labels = nearest_labels(labels, shape)
+        labels = merge_small_instances(labels, math.ceil(robustness.min_area * labels.size / grid))
         heads = {k: resize_map(heads[k], shape) for k in ("s", "b", "e")}
     return assemble(labels, heads["s"], heads["b"], heads["e"], robustness.link_gap)
 

@@ -152,3 +152,21 @@ def test_text_forms_round_trip_and_repeated_keys_are_refused():
         Robustness.parse("min_area=5,min_area=30")
     with pytest.raises(ValueError, match="shift is given twice"):
         Augmentation.parse("scales=2,shift=1,shift=2")
+
+
+def test_min_area_holds_after_the_labelling_comes_back_from_the_views_grid():
+    # nearest-neighbour sampling from the views' grid (2x per side) to the image's used to leave instances of one
+    # image pixel where min_area asked for 8 cells of the views' grid, i.e. 2 image pixels
+    from oosis_jax.inference.augment import nearest_labels
+    from oosis_jax.inference.instances import finish
+
+    labels = np.ones((8, 8), np.int32)
+    labels[:3, :3] = 2  # 9 cells: kept by min_area=8 on the views' grid
+    sampled = nearest_labels(labels, (4, 4))
+    assert (sampled == 2).sum() == 1  # a speck on the image's grid
+    heads = {"s": np.full((8, 8, 3), 1 / 3, np.float32), "b": np.zeros((8, 8), np.float32),
+             "e": np.full((8, 8, 4), 0.25, np.float32)}
+    prediction = finish(labels, np.zeros((8, 8, 4), bool), heads, Robustness(min_area=8), shape=(4, 4))
+    assert prediction.instance_map.shape == (4, 4)
+    areas = np.bincount(prediction.instance_map.ravel())[1:]
+    assert len(areas) == 1 and areas.min() >= 2
