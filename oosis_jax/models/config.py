@@ -149,12 +149,12 @@ def check_types(config) -> None:
         if len(kinds) != 1:
             continue
         kind = kinds[0]
+        element = kind.removeprefix("tuple[").split(",")[0].strip(" ]") if kind.startswith("tuple[") else None
         if kind in ("int", "float", "bool", "str"):
             object.__setattr__(config, field.name, _typed(field.name, kind, value))
-        elif kind.startswith("tuple[") and kind.split("[")[1].split(",")[0].strip(" ]") in ("int", "float"):
+        elif element in ("int", "float"):
             if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
                 raise ValueError(f"{field.name} must be a sequence ({kind}), got {value!r}")
-            element = kind.split("[")[1].split(",")[0].strip(" ]")
             object.__setattr__(config, field.name, tuple(_typed(field.name, element, v) for v in value))
 
 
