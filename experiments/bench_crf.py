@@ -276,7 +276,8 @@ def main(argv=None):
                    help="sizes of the random sigma / random O row (one image each)")
     p.add_argument("--large", type=_size, nargs="*", default=[(2000, 3000)],
                    help="sizes of the one-image noisy rows timed without PyMaxflow (memory)")
-    p.add_argument("--scaling", type=non_negative_int, default=24, help="noisy 615x2048 images for the solve_many table (0: skip)")
+    p.add_argument("--scaling", type=non_negative_int, default=24,
+                   help="noisy 615x2048 images for the solve_many table (0: skip)")
     p.add_argument("--smoke", action="store_true", help="a few seconds: tiny sizes, one scene")
     args = p.parse_args(argv)
     if args.smoke:

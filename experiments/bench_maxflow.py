@@ -128,7 +128,8 @@ def main(argv=None) -> str:
     p.add_argument("--predicted", type=_size, default=(700, 900), help="scene size of the predicted rows")
     p.add_argument("--views", nargs="*", default=["shipped", "2x"], choices=["shipped", "2x"],
                    help="views of the predicted rows (none: skip them)")
-    p.add_argument("--predicted-scenes", type=positive_int, default=1, help="images per predicted row (2x: ~6 min each)")
+    p.add_argument("--predicted-scenes", type=positive_int, default=1,
+                   help="images per predicted row (2x: ~6 min each)")
     p.add_argument("--smoke", action="store_true", help="seconds: tiny inputs, one tiny predicted scene")
     args = p.parse_args(argv)
     if args.smoke:

@@ -112,7 +112,8 @@ def main(argv=None):
     plot(per_method, plot_path)
     source = "network heads" if args.checkpoint else "ground-truth sigma and O"
     common.report(s, "Supplement Sec. 2: jump vs expansion moves", table(per_method, results),
-                  f"CRF inputs: {source}; lambda = 20, mu = 100; single process, each minimiser warmed up on the first image (untimed).",
+                  f"CRF inputs: {source}; lambda = 20, mu = 100; single process, each minimiser warmed up on the "
+                  "first image (untimed).",
                   data={"per_method": per_method, "results": results}, plots=[plot_path],
                   images=next(iter(results.values()))["num_images"])
     return per_method, results
