@@ -1,7 +1,7 @@
 """Tab. 3a: our disentangled boundary model (b, e heads, Eq. 3-4) vs the entangled P2ORM-style head.
 
     python -m experiments.boundary_models [--dataset synthetic|kins|cocoa] [--smoke] [--steps N]
-                                          [--train-minutes M]
+                                          [--train-minutes M] [--variants NAME ...]
 
 Trains the same PSPNet twice, once with the disentangled s/b/e heads and once with one entangled 5-way
 softmax over {occludes left, right, top, bottom, no boundary} (Eq. 1-2), and reports oriented occlusion

@@ -27,7 +27,7 @@ DATA_DIR = "~/tensorflow_datasets"
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
-    """What one experiment run works on: the dataset and split, how many held-out images, the output folder."""
+    """What one experiment run works on: the dataset and split, how many of its images, the output folder."""
 
     dataset: str
     smoke: bool
@@ -113,7 +113,7 @@ def parser(description: str, name: str, default_limit: int = 50) -> argparse.Arg
     add_dataset_arguments(p)
     p.add_argument("--smoke", action="store_true", help="tiny seconds-long run (CI)")
     p.add_argument("--out", type=folder, default=os.path.join("runs", name), help="output folder")
-    p.add_argument("--limit", type=positive_int, default=default_limit, help="held-out images to evaluate")
+    p.add_argument("--limit", type=positive_int, default=default_limit, help="images of --split to evaluate")
     p.add_argument("--processes", type=positive_int, default=None, help="CRF worker processes (default: all cores)")
     return p
 

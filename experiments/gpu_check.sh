@@ -28,7 +28,7 @@ SMOKE=0
 for arg in "$@"; do
   case "$arg" in
     --cpu-smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (use --cpu-smoke or nothing)" >&2; exit 2 ;;
   esac
 done

@@ -146,7 +146,8 @@ def main(argv=None):
     parser.add_argument("--processes", type=flags.positive_int, default=None)
     parser.add_argument("--scores", choices=("adhoc", "learned"), default="adhoc")
     parser.add_argument("--joins", choices=("none", "learned"), default="none")
-    parser.add_argument("--augmentation", default=None, metavar="none|scales=S1:S2,flip,shift=K,view_grid",
+    parser.add_argument("--augmentation", default=None,
+                        metavar="none|scales=S1:S2,flip,shift=K,view_grid,max_pixels=N",
                         help="test-time views of the heads (default: each model's exported setting)")
     parser.add_argument("--failures", action="store_true", help="add the outcome of every ground-truth instance "
                         "and pair, and of every predicted edge, to each row (oosis_jax.evaluation.failures)")

@@ -1,7 +1,7 @@
 """Predict ordered instances for a folder of images (or a dataset split in ground-truth mode).
 
-    python -m experiments.predict --checkpoint synthetic --images DIR --out DIR     # the shipped model
-    python -m experiments.predict --checkpoint WORKDIR --images DIR --out DIR       # a training run
+    python -m experiments.predict --checkpoint synthetic --images IMAGES --out OUT  # the shipped model
+    python -m experiments.predict --checkpoint WORKDIR --images IMAGES --out OUT    # a training run
     python -m experiments.predict --gt --dataset synthetic --split test --data-dir DIR --out DIR
 
 Writes per image ``STEM.json`` (COCO RLE masks, classes, scores, occlusion edges) and the PNGs

@@ -1,6 +1,7 @@
 """Tab. 5: joint vs separate transposed-convolution upsampling of the b and e logits.
 
     python -m experiments.upsampling [--dataset synthetic|kins|cocoa] [--smoke] [--steps N] [--train-minutes M]
+                                     [--variants NAME ...]
 
 "Joint" upsamples b and e with one kernel spanning their channels (supplement Fig. 1b), "separate" upsamples
 every channel on its own. Reports oriented boundary ODS/OIS/AP and plain boundary AP on held-out images.

@@ -60,8 +60,8 @@ class Robustness:
     The sizes (``min_segment``, ``min_area``, ``class_split``, ``link_gap``) count pixels of the grid stage 2
     labels on: with `oosis_jax.inference.augment.Augmentation`'s ``view_grid`` (the shipped model's views, scale
     2) that is the views' grid, scale**2 cells per image pixel, and the labelling comes back to the image by
-    nearest-neighbour sampling, which may leave pieces smaller than ``min_area`` image pixels (the shipped
-    model's rows were measured so).
+    nearest-neighbour sampling, after which pieces below ``min_area`` cells' worth of image pixels
+    (``ceil(min_area / scale**2)``) are merged again (`oosis_jax.inference.instances.finish`).
     """
 
     high: float | None = None

@@ -136,8 +136,8 @@ def _typed(name: str, kind: str, value):
 
 def check_types(config) -> None:
     """Check each field of the frozen dataclass ``config`` against its annotation, where it names ``int``,
-    ``float``, ``bool``, ``str`` or a ``tuple`` of ints or floats (alternatives joined by ``|``, ``None``
-    allowed where named), and store it in that type: whole floats as ints, lists (JSON's tuples) as tuples, numpy
+    ``float``, ``bool``, ``str`` or a ``tuple`` of ints or floats, or one of those or ``None`` (``X | None``),
+    and store it in that type: whole floats as ints, lists (JSON's tuples) as tuples, numpy
     scalars as Python ones. ``ValueError`` naming the field otherwise (a hand-edited ``config.json`` or a
     ``--set`` value: ``output_stride=8.0`` or ``deep_stem="false"`` used to pass and fail later, or not at all).
     Other annotations (nested configs, ``object``) are left to the config's own checks."""
