@@ -32,7 +32,7 @@ from pathlib import Path
 
 from data.examples import synthetic_scenes
 from data.registry import info
-from experiments import common
+from experiments import common, flags
 from oosis_jax.evaluation import tables
 
 SHIPPED = "synthetic"
@@ -274,7 +274,7 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
     show = config.name != "smoke"
-    processes = 1 if config.name == "smoke" else processes
+    processes = 1 if config.name == "smoke" and processes is None else processes  # smoke: one, unless asked
     shipped = Predictor.from_pretrained(SHIPPED, processes=processes)
     examples = synthetic_scenes("test", config.test_scenes, config.test_size)
     print(f"[1/3] predicting {len(examples)} held-out scenes with the shipped model `{SHIPPED}` "
@@ -342,8 +342,9 @@ def main(argv=None):
     parser.add_argument("--config", default="cpu", choices=("cpu", "smoke", "full"))
     parser.add_argument("--train", action="store_true",
                         help="also train the config's preset from scratch and compare it with the shipped model")
-    parser.add_argument("--out", default="runs/demo")
-    parser.add_argument("--processes", type=int, default=None, help="CRF worker processes (default: all cores)")
+    parser.add_argument("--out", type=flags.folder, default="runs/demo")
+    parser.add_argument("--processes", type=flags.positive_int, default=None,
+                        help="CRF worker processes (default: all cores; one for --config smoke)")
     args = parser.parse_args(argv)
     config = get_config(args.config)
     if args.train:  # one JAX device per core: 1.5x the steps in the same minutes on 2 cores

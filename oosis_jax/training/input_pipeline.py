@@ -68,7 +68,11 @@ def _check_example(example) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     if inst.shape != image.shape[:2]:
         raise ValueError(f"instance_map shape {inst.shape} differs from the image's {image.shape[:2]}")
     edges = np.asarray(example["edges"]).reshape(-1, 2)
-    return image, inst.astype(np.int32), np.asarray(example["classes"]), edges
+    classes = np.asarray(example["classes"])
+    if inst.size and (inst.min() < 0 or inst.max() > len(classes)):  # ids 1..n name classes[0..n-1]
+        raise ValueError(f"instance_map ids must lie in 0..{len(classes)} (one class per instance), got "
+                         f"{inst.min()}..{inst.max()}")
+    return image, inst.astype(np.int32), classes, edges
 
 
 def _resize(image: np.ndarray, inst: np.ndarray, height: int, width: int):
@@ -203,6 +207,8 @@ def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | No
     incomplete batch is kept. Examples of a batch must share a size unless ``resize_to`` is given."""
     if len(source) == 0:
         raise ValueError("the evaluation source is empty")
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"bad process {process_index} of {process_count}")
     ds = grain.MapDataset.source(source)[process_index::process_count]
     ds = ds.map(lambda example: transform_example(example, resize_to=resize_to))
     return ds.batch(batch_size, batch_fn=collate)

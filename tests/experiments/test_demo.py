@@ -225,3 +225,12 @@ def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tm
     (tmp_path / "stray" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="holds files but no run config"):
         common.fitted_to_budget(config, tmp_path / "stray", 60.0)
+
+
+def test_demo_flags_are_checked_before_any_work(tmp_path, capsys):
+    # --processes -3 ran (the smoke config replaced it by 1 unread); an --out that is a file failed late
+    (tmp_path / "file").write_text("x")
+    for args, message in ((["--processes", "-3"], "must be >= 1"), (["--out", str(tmp_path / "file")], "not a folder")):
+        with pytest.raises(SystemExit):
+            demo.main(["--config", "smoke"] + args)
+        assert message in capsys.readouterr().err

@@ -101,3 +101,20 @@ def test_eval_dataset_keeps_every_example_in_order():
     batches = list(ip.eval_dataset(source, batch_size=2))
     assert [b["image"].shape[0] for b in batches] == [2, 1]
     np.testing.assert_array_equal(batches[1]["semantic"][0], ip.transform_example(source[2])["semantic"])
+
+
+def test_instance_ids_beyond_the_classes_are_refused_not_cut_to_int32():
+    # ids were cast to int32 unchecked: 2**32 + 1 became 1, merging two objects and dropping their edge
+    inst = np.ones((4, 6), np.int64)
+    inst[:, 3:] = 2**32 + 1
+    example = {"image": np.zeros((4, 6, 3), np.uint8), "instance_map": inst, "classes": np.array([1, 2]),
+               "edges": np.array([[2**32 + 1, 1]])}
+    with pytest.raises(ValueError, match=r"ids must lie in 0..2 \(one class per instance\), got 1..4294967297"):
+        ip.transform_example(example)
+
+
+def test_eval_dataset_refuses_a_process_outside_the_count():
+    scenes = [make_scene(0, 32, 32)]
+    for index, count in ((5, 2), (-1, 2)):  # used to give no batch, or the last example's shard
+        with pytest.raises(ValueError, match=f"bad process {index} of {count}"):
+            ip.eval_dataset(scenes, process_index=index, process_count=count)
