@@ -41,8 +41,6 @@ from oosis_jax.models import PSPNet, normalize_images
 from oosis_jax.models.outputs import PAD_COLOR
 from oosis_jax.training.configs import TrainConfig
 
-
-
 # the exported-folder format lives in `oosis_jax.inference.exported`; its names are part of this module's API too
 __all__ = ["CONFIG_FILE", "EXPORT_KEYS", "SHIPPED", "WEIGHTS_DIR", "WEIGHTS_FILE", "Predictor", "export",
            "exported_options", "finish", "load_exported", "model_folder"]
