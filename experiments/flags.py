@@ -119,10 +119,10 @@ def parser(description: str, name: str, default_limit: int = 50) -> argparse.Arg
 
 
 def setup(args: argparse.Namespace) -> Setup:
-    if args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    """The run's settings. ``--smoke`` caps ``--limit`` at 4 images and runs the CRF in this process unless
+    ``--processes`` is given."""
     limit = min(args.limit, 4) if args.smoke else args.limit
-    processes = 1 if args.smoke else args.processes
+    processes = 1 if args.smoke and args.processes is None else args.processes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes, split_of(args))

@@ -105,3 +105,11 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
                                          config.replace(dataset="kins", data_dir=str(tmp_path)))))
     with pytest.raises(SystemExit, match="was trained on 'kins', not on --dataset 'synthetic'"):
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
+
+
+@pytest.mark.parametrize("argv, limit, processes", [
+    (["--smoke"], 4, 1), (["--smoke", "--processes", "2"], 4, 2), (["--smoke", "--limit", "2"], 2, 1),
+    ([], 50, None), (["--limit", "7", "--processes", "3"], 7, 3)])
+def test_smoke_caps_the_limit_and_keeps_an_explicit_processes(tmp_path, argv, limit, processes):
+    s = flags.setup(flags.parser("", "x").parse_args(["--out", str(tmp_path)] + argv))
+    assert (s.limit, s.processes, s.out) == (limit, processes, tmp_path)
