@@ -148,11 +148,13 @@ def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_
     return result
 
 
-def jitter_colors(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    """Random brightness, contrast and saturation of a uint8 (h, w, 3) image."""
+def jitter_colors(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
+                  valid: np.ndarray | None = None) -> np.ndarray:
+    """Random brightness, contrast and saturation of a uint8 (h, w, 3) image. The contrast turns about the
+    mean of the ``valid`` (h, w) pixels (default all), so that a crop's padding does not move it."""
     x = image.astype(np.float32)
     x = x * (1.0 + rng.uniform(-config.brightness, config.brightness))
-    mean = x.mean()
+    mean = x.mean() if valid is None else x[valid].mean()
     x = (x - mean) * (1.0 + rng.uniform(-config.contrast, config.contrast)) + mean
     gray = x.mean(axis=-1, keepdims=True)
     x = (x - gray) * (1.0 + rng.uniform(-config.saturation, config.saturation)) + gray
@@ -170,7 +172,8 @@ def random_transform(example, rng: np.random.Generator, config: AugmentConfig) -
     flip = bool(config.flip and rng.random() < 0.5)
     out = transform_example(example, flip=flip, offset=offset, crop_size=config.crop_size, resize_to=scaled)
     valid = out["semantic"] != IGNORE_LABEL
-    out["image"][valid] = jitter_colors(out["image"], rng, config)[valid]
+    if valid.any():
+        out["image"][valid] = jitter_colors(out["image"], rng, config, valid)[valid]
     return out
 
 

@@ -118,3 +118,15 @@ def test_eval_dataset_refuses_a_process_outside_the_count():
     for index, count in ((5, 2), (-1, 2)):  # used to give no batch, or the last example's shard
         with pytest.raises(ValueError, match=f"bad process {index} of {count}"):
             ip.eval_dataset(scenes, process_index=index, process_count=count)
+
+
+def test_contrast_turns_about_the_mean_of_the_image_not_of_its_padding():
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[:2] = 200  # the image; rows 2-3 stand for a crop's padding
+    valid = np.zeros((4, 4), bool)
+    valid[:2] = True
+    config = ip.AugmentConfig(brightness=0.0, contrast=0.5, saturation=0.0)
+    out = ip.jitter_colors(image, np.random.default_rng(0), config, valid)
+    np.testing.assert_array_equal(out[:2], 200)  # a flat image keeps its colour under any contrast
+    mixed = ip.jitter_colors(image, np.random.default_rng(0), config)
+    assert not np.array_equal(mixed[:2], image[:2])  # about the mean with padding it used to move
