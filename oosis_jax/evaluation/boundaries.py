@@ -189,28 +189,26 @@ def _best_interpolated_f(recall: np.ndarray, precision: np.ndarray) -> float:
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Mean precision at the 101 recall levels 0, 0.01, ..., 1, linearly interpolated along the curve.
-
-    Levels above the curve's largest recall count 0; levels below its smallest recall take the precision of
-    the smallest-recall point. (BSDS drops those low levels and sums over 101 levels / 100, so a perfect
-    detector, whose curve is the single point (1, 1), scores 0 there; we want it to score 1.)
-    """
-    order = np.argsort(recall, kind="stable")
-    r, first = np.unique(recall[order], return_index=True)
-    p = precision[order][first]
-    levels = np.linspace(0, 1, 101)
-    interpolated = np.interp(levels, r, p, left=p[0], right=0.0)
-    interpolated[levels > r[-1] + 1e-12] = 0.0
-    return float(interpolated.mean())
+    """AP of a precision-recall curve as BSDS and P2ORM compute it (``collect_eval_bdry*.m``): of the points
+    with equal recall the first (lowest threshold) is kept, precision is interpolated linearly at recall 0,
+    0.01, ..., 1, levels outside [smallest, largest recall] count 0, and the sum is divided by 100. A curve
+    with one distinct recall scores 0: a binary map, whose every threshold gives the same point, has no AP
+    (ground truth fed as b scores 0, or 0.505 when the top thresholds predict nothing); read ODS for it."""
+    recall, precision = np.asarray(recall, np.float64), np.asarray(precision, np.float64)
+    r, first = np.unique(recall, return_index=True)
+    if len(r) < 2:
+        return 0.0
+    interpolated = np.interp(np.linspace(0, 1, 101), r, precision[first], left=0.0, right=0.0)
+    return float(interpolated.sum() / 100)
 
 
 def summarize(per_image_counts: Sequence[np.ndarray], oriented: bool = True) -> dict:
     """ODS, OIS and AP (fractions in [0, 1]) of a list of per-image (T, 5) counts, plus the curve.
 
     ODS: F of the dataset-summed counts, best over thresholds (interpolated). OIS: each image at its own best
-    threshold, counts summed, then F. AP: `average_precision` of the dataset curve over the thresholds that
-    predict at least one pixel (0 when none does). Raises ``ValueError`` for an empty list or images with
-    different numbers of thresholds.
+    threshold, counts summed, then F. AP: `average_precision` of the dataset curve over every threshold (one
+    that predicts no pixel is the point (recall 0, precision 0), as in P2ORM). Raises ``ValueError`` for an
+    empty list or images with different numbers of thresholds.
     """
     per_image_counts = [np.asarray(c, np.int64) for c in per_image_counts]
     if not per_image_counts:
@@ -224,12 +222,9 @@ def summarize(per_image_counts: Sequence[np.ndarray], oriented: bool = True) -> 
     counts = np.stack(per_image_counts)
     total = counts.sum(axis=0)
     recall, precision = _precision_recall(total, oriented)
-    # A threshold with no predicted pixel has no precision: it is not a point of the curve (it would add
-    # (recall 0, precision 0) and halve the AP of a perfect detector whose confidence is below 1).
-    defined = total[:, 4] > 0
     per_image_f = _f_measure(*_precision_recall(counts, oriented))
     best = counts[np.arange(len(counts)), per_image_f.argmax(axis=1)].sum(axis=0)
     ois = float(_f_measure(*_precision_recall(best[None], oriented))[0])
     return {"ODS": _best_interpolated_f(recall, precision), "OIS": ois,
-            "AP": average_precision(recall[defined], precision[defined]) if defined.any() else 0.0,
+            "AP": average_precision(recall, precision),
             "recall": recall.tolist(), "precision": precision.tolist()}

@@ -33,13 +33,45 @@ def test_orientation_angles_follow_the_left_rule():
 def test_perfect_prediction_scores_one():
     gt_b, gt_e = ground_truth()
     result = evaluate(gt_b.astype(float), gt_e, gt_b, gt_e)
-    assert (result["ODS"], result["OIS"], result["AP"]) == (1.0, 1.0, 1.0)
+    assert (result["ODS"], result["OIS"]) == (1.0, 1.0)
+    assert result["AP"] == 0.0  # BSDS / P2ORM: a binary map's curve is one point, which has no AP
+
+
+def test_ap_of_a_graded_perfect_map_is_the_recall_levels_it_reaches():
+    """Boundary pixels at confidences 0.01..1 in turn, all correct: precision 1 at every threshold, recall from
+    about 0.01 (threshold 0.99) up (NMS thins a few); the levels outside the recalls reached count 0 (P2ORM)."""
+    gt_b, gt_e = ground_truth()
+    pixels = np.argwhere(gt_b)
+    b = np.zeros(gt_b.shape)
+    b[pixels[:, 0], pixels[:, 1]] = (np.arange(len(pixels)) % 100 + 1) / 100
+    result = evaluate(b, gt_e, gt_b, gt_e)
+    smallest, largest = min(result["recall"]), max(result["recall"])
+    assert np.allclose(result["precision"], 1.0) and smallest < 0.05 and largest > 0.9
+    levels = np.linspace(0, 1, 101)
+    assert result["AP"] == pytest.approx(np.sum((levels >= smallest) & (levels <= largest)) / 100)
+
+
+def test_ap_follows_the_matlab_protocol_on_a_hand_made_curve():
+    """Counts (matched GT, GT, matched, oriented, predicted) of two images at three thresholds; the expected
+    values are P2ORM's ``collect_eval_bdry_v2.m`` steps done by hand (unique recall, interp1, NaN -> 0, sum
+    / 100), ODS and OIS from their definitions."""
+    first = np.array([[8, 10, 8, 6, 20], [6, 10, 6, 5, 10], [2, 10, 2, 2, 2]])
+    second = np.array([[4, 4, 4, 4, 8], [3, 4, 3, 3, 4], [0, 4, 0, 0, 0]])
+    result = boundary_eval.summarize([first, second])
+    recall, precision = np.array([12, 9, 2]) / 14, np.array([10 / 28, 8 / 14, 1.0])
+    np.testing.assert_allclose(result["recall"], recall)
+    np.testing.assert_allclose(result["precision"], precision)
+    levels = np.linspace(0, 1, 101)
+    inside = (levels >= recall.min()) & (levels <= recall.max())
+    expected = np.interp(levels, recall[::-1], precision[::-1])[inside].sum() / 100
+    assert result["AP"] == pytest.approx(expected) and result["AP"] == pytest.approx(0.48944, abs=1e-5)
+    assert boundary_eval.summarize([second, first])["AP"] == result["AP"]
 
 
 def test_shift_within_and_beyond_the_radius():
     gt_b, gt_e = ground_truth()
     near = evaluate(np.roll(gt_b, 1, axis=1).astype(float), np.roll(gt_e, 1, axis=1), gt_b, gt_e)
-    assert near["ODS"] == pytest.approx(1.0) and near["AP"] == pytest.approx(1.0)
+    assert near["ODS"] == pytest.approx(1.0) and near["OIS"] == pytest.approx(1.0)
     # A straight vertical boundary (an instance filling columns >= 24) shifted by 2 px (inside the 2.04 px
     # radius) still matches everywhere, by 3 px nowhere.
     inst = np.zeros((48, 48), np.int32)
@@ -47,7 +79,7 @@ def test_shift_within_and_beyond_the_radius():
     line_b, line_e = targets.boundary_targets(inst, np.zeros((0, 2), int))
     for shift, expected in ((2, 1.0), (3, 0.0)):
         moved = evaluate(np.roll(line_b, shift, axis=1).astype(float), np.roll(line_e, shift, axis=1), line_b, line_e)
-        assert (moved["ODS"], moved["OIS"], moved["AP"]) == (expected, expected, expected)
+        assert (moved["ODS"], moved["OIS"]) == (expected, expected)
 
 
 def test_wrong_orientation():
@@ -56,15 +88,14 @@ def test_wrong_orientation():
     wrong = evaluate(gt_b.astype(float), flipped, gt_b, gt_e)
     assert wrong["ODS"] == 0.0 and wrong["AP"] == 0.0
     plain = evaluate(gt_b.astype(float), None, gt_b, None, oriented=False)
-    assert plain["ODS"] == 1.0 and plain["AP"] == 1.0
-    # Half the boundary pixels (by count) reversed: recall 1, precision 1/2, F = 2/3, AP = 1/2.
+    assert plain["ODS"] == 1.0 and plain["OIS"] == 1.0
+    # Half the boundary pixels (by count) reversed: recall 1, precision 1/2, F = 2/3.
     half = gt_e.copy()
     pixels = np.argwhere(gt_b)[: gt_b.sum() // 2]
     half[pixels[:, 0], pixels[:, 1]] = flipped[pixels[:, 0], pixels[:, 1]]
     result = evaluate(gt_b.astype(float), half, gt_b, gt_e)
     precision = 1 - (gt_b.sum() // 2) / gt_b.sum()
     assert result["ODS"] == pytest.approx(2 * precision / (1 + precision))
-    assert result["AP"] == pytest.approx(precision)
 
 
 def test_thresholds_rank_predictions_and_ois_at_least_ods():

@@ -17,14 +17,15 @@ def _rectangles():
     return targets.boundary_targets(inst, np.array([[2, 1]]))
 
 
-@pytest.mark.parametrize("confidence", [1.0, 0.9, 0.5, 0.2])
-def test_perfect_boundaries_score_one_at_any_confidence(confidence):
-    """Thresholds above the confidence predict nothing: they must not add a (recall 0, precision 0) point."""
+@pytest.mark.parametrize("confidence, ap", [(1.0, 0.0), (0.9, 0.505), (0.5, 0.505), (0.2, 0.505)])
+def test_perfect_binary_boundaries_score_ods_one_and_the_protocols_ap(confidence, ap):
+    """Every threshold of a binary map gives (1, 1), or (0, 0) above its confidence: ODS and OIS are 1; AP
+    is P2ORM's, 0 for a one-point curve and the straight line from (0, 0) to (1, 1) otherwise."""
     gt_b, gt_e = _rectangles()
     counts = boundary_eval.image_counts(confidence * gt_b.astype(float), gt_e, gt_b, gt_e, max_dist=0.03)
     for oriented in (True, False):
         result = boundary_eval.summarize([counts], oriented=oriented)
-        assert (result["ODS"], result["OIS"], result["AP"]) == (1.0, 1.0, 1.0)
+        assert (result["ODS"], result["OIS"]) == (1.0, 1.0) and result["AP"] == pytest.approx(ap)
 
 
 def test_no_prediction_at_all_scores_zero():

@@ -40,7 +40,7 @@ def test_ground_truth_mode_recovers_instances_and_order():
     assert results["weighted_coverage"] == 1.0 and results["mask"]["mAP"] == pytest.approx(1.0)
     assert results["oair_iou"]["recall"] == [1.0] * 10 and results["oair_iou"]["accuracy"] == [1.0] * 10
     assert results["cycle_percent"] == 0.0
-    assert results["boundaries"]["oriented"]["ODS"] == 1.0 and results["boundaries"]["plain"]["AP"] == 1.0
+    assert results["boundaries"]["oriented"]["ODS"] == 1.0 and results["boundaries"]["plain"]["OIS"] == 1.0
     assert sorted(pred.classes.tolist()) == [1, 3] and pred.edges.tolist() in ([[1, 2]], [[2, 1]])
     table = evaluation.markdown_table(results)
     assert "| Joint-Labeling | 1 | 100.0 | 100.0 | 100.0 | 100.0 | 0.00 |" in table
