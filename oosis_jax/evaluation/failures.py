@@ -34,8 +34,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import (check_thresholds, intersections, ious_of, match_by_iou, matched_pair_paths,
-                                         validate_instances)
+from oosis_jax.evaluation.metrics import (check_thresholds, considered_edges, intersections, ious_of, match_by_iou,
+                                         matched_pair_paths, validate_instances)
 from oosis_jax.evaluation.oair import fields
 
 INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "unmatched", "missed")
@@ -44,11 +44,11 @@ EDGE_OUTCOMES = ("true", "reversed", "no true pair")
 
 
 def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold: float = 0.5,
-                      min_score: float = 0.0) -> list[str]:
+                      min_score: float = -np.inf) -> list[str]:
     """The outcome (one of `INSTANCE_OUTCOMES`) of each ground-truth instance 1..M, in order.
 
-    Arrays and ``min_score`` as `oosis_jax.evaluation.metrics.oair_counts`; ``ValueError`` for mismatched or
-    invalid input."""
+    Arrays and ``min_score`` (default: every prediction) as `oosis_jax.evaluation.metrics.oair_counts`;
+    ``ValueError`` for mismatched or invalid input."""
     image = _Image(gt_map, gt_classes, np.zeros((0, 2), np.int64), pred_map, pred_classes, pred_scores,
                    np.zeros((0, 2), np.int64), iou_threshold, min_score)
     return image.instance_outcomes()
@@ -58,7 +58,7 @@ class _Image:
     """One validated image pair with its overlap table and matching, computed once for every outcome."""
 
     def __init__(self, gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                 iou_threshold: float = 0.5, min_score: float = 0.0):
+                 iou_threshold: float = 0.5, min_score: float = -np.inf):
         check_thresholds(iou_threshold, min_score)
         self.gt_map, self.gt_classes, self.gt_edges, _ = validate_instances(gt_map, gt_classes, gt_edges,
                                                                             name="ground truth")
@@ -67,6 +67,7 @@ class _Image:
         if self.gt_map.shape != self.pred_map.shape:
             raise ValueError(f"gt_map {self.gt_map.shape} and pred_map {self.pred_map.shape} differ in shape")
         self.iou_threshold, self.min_score = iou_threshold, min_score
+        self.pred_edges = considered_edges(self.pred_edges, self.pred_scores, min_score)
         m, n = len(self.gt_classes), len(self.pred_classes)
         self.overlap = intersections(self.gt_map, self.pred_map, m, n)  # (m + 1, n + 1), row / column 0 = bg
         self.ious = ious_of(self.overlap)  # (m, n)
@@ -115,17 +116,17 @@ class _Image:
 
 
 def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                  iou_threshold: float = 0.5, min_score: float = 0.0) -> list[str]:
+                  iou_threshold: float = 0.5, min_score: float = -np.inf) -> list[str]:
     """The outcome (one of `PAIR_OUTCOMES`) of each distinct ground-truth edge, in ``np.unique`` row order.
 
-    Arrays and ``min_score`` as `oosis_jax.evaluation.metrics.oair_counts` (whose ``recovered`` / ``correct``
-    counts these outcomes refine; both come from `oosis_jax.evaluation.metrics.matched_pair_paths`)."""
+    Arrays and ``min_score`` (default: every prediction) as `oosis_jax.evaluation.metrics.oair_counts` (whose
+    ``recovered`` / ``correct`` counts these outcomes refine; both come from `oosis_jax.evaluation.metrics.matched_pair_paths`)."""
     return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
                   iou_threshold, min_score).pair_outcomes()
 
 
 def edge_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
-                  iou_threshold: float = 0.5, min_score: float = 0.0) -> list[str]:
+                  iou_threshold: float = 0.5, min_score: float = -np.inf) -> list[str]:
     """The outcome (one of `EDGE_OUTCOMES`) of each distinct predicted edge between two matched instances, in
     ``np.unique`` row order of ``pred_edges`` (the others are left out). Arrays as `pair_outcomes`."""
     return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
@@ -133,7 +134,7 @@ def edge_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_sco
 
 
 def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5,
-                    min_score: float = 0.0) -> dict:
+                    min_score: float = -np.inf) -> dict:
     """Outcomes over a dataset: ``dict(instances={outcome: share}, pairs={outcome: share},
     edges={outcome: share}, num_instances, num_pairs, num_edges)``, shares in [0, 1] (NaN where there is
     nothing to share); predictions and ground truths as in `oosis_jax.evaluation.oair.oair_totals` (``edges``

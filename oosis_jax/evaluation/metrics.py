@@ -171,11 +171,12 @@ def match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold=0.5, 
 
 
 def check_thresholds(iou_threshold: float, min_score: float) -> None:
-    """``ValueError`` unless ``iou_threshold`` lies in (0, 1] and ``min_score`` is finite."""
+    """``ValueError`` unless ``iou_threshold`` lies in (0, 1] and ``min_score`` is finite or -inf (every
+    prediction)."""
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
-    if not np.isfinite(min_score):
-        raise ValueError(f"min_score must be finite, got {min_score}")
+    if not (np.isfinite(min_score) or min_score == -np.inf):
+        raise ValueError(f"min_score must be finite or -inf, got {min_score}")
 
 
 def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges) -> tuple:
@@ -186,6 +187,13 @@ def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_sco
     if gt[0].shape != pred[0].shape:
         raise ValueError(f"gt_map {gt[0].shape} and pred_map {pred[0].shape} differ in shape")
     return gt, pred
+
+
+def considered_edges(pred_edges: np.ndarray, pred_scores: np.ndarray, min_score: float) -> np.ndarray:
+    """The rows of validated ``pred_edges`` int (F, 2) whose two instances score >= ``min_score``: the predicted
+    graph of Sec. 4, where instances below the minimum confidence are not considered."""
+    considered = np.asarray(pred_scores) >= min_score
+    return pred_edges if considered.all() else pred_edges[considered[pred_edges - 1].all(axis=1)]
 
 
 def matched_pair_paths(gt_edges: np.ndarray, match: np.ndarray, num_pred: int,
@@ -213,9 +221,12 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
 
     ``pairs`` = number of distinct ground-truth edges (duplicates count once); an edge (g1, g2) is
     ``recovered`` when both g1 and g2 are matched (see `match_by_iou`), and ``correct`` when the predicted
-    graph (all predicted instances and ``pred_edges``) has a directed path from match(g1) to match(g2) and
-    none back (`matched_pair_paths`). Recall = recovered / pairs, accuracy = correct / recovered, each summed over a
-    dataset (`oosis_jax.evaluation.oair`).
+    graph has a directed path from match(g1) to match(g2) and none back (`matched_pair_paths`). Predictions
+    below ``min_score`` are not considered (Sec. 4): neither matched nor part of the graph, so no path runs
+    through them. The default 0.0 leaves out negative scores (the ad-hoc score of Sec. 5.4 can be negative);
+    pass ``-inf`` to keep every prediction, as `oosis_jax.evaluation.evaluate`'s headline OAIR does.
+    Recall = recovered / pairs, accuracy = correct / recovered, each summed over a dataset
+    (`oosis_jax.evaluation.oair`).
     Raises ``ValueError`` for mismatched maps, ids without a class, edges naming missing instances, non-finite
     scores or an IoU threshold outside (0, 1].
     """
@@ -229,7 +240,8 @@ def counts_by_iou(iou, gt_classes, gt_edges, pred_classes, pred_scores, pred_edg
     """`oair_counts` of validated inputs (`validate_pair`) from their IoU matrix float (N_gt, N_pred)."""
     check_thresholds(iou_threshold, min_score)
     match = match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold, min_score)
-    recovered, forward, backward = matched_pair_paths(gt_edges, match, len(pred_classes), pred_edges)
+    recovered, forward, backward = matched_pair_paths(gt_edges, match, len(pred_classes),
+                                                      considered_edges(pred_edges, pred_scores, min_score))
     return len(recovered), int(recovered.sum()), int((forward & ~backward).sum())
 
 

@@ -50,8 +50,9 @@ class OairImage:
                                  p["scores"], p["edges"])
         return cls(gt[1], gt[2], pred[1], pred[3], pred[2], iou_matrix(gt[0], pred[0], len(gt[1]), len(pred[1])))
 
-    def counts(self, iou_threshold: float = 0.5, min_score: float = 0.0) -> np.ndarray:
-        """int64 (3,): ``(pairs, recovered, correct)`` of Sec. 4 for this image."""
+    def counts(self, iou_threshold: float = 0.5, min_score: float = -np.inf) -> np.ndarray:
+        """int64 (3,): ``(pairs, recovered, correct)`` of Sec. 4 for this image (`metrics.counts_by_iou`; by
+        default every prediction is considered, whatever its score)."""
         return np.array(counts_by_iou(self.iou, self.gt_classes, self.gt_edges, self.pred_classes, self.pred_scores,
                                       self.pred_edges, iou_threshold, min_score), np.int64)
 
@@ -63,7 +64,7 @@ def oair_images(predictions: Sequence, ground_truths: Sequence) -> list[OairImag
     return [OairImage.of(p, g) for p, g in zip(predictions, ground_truths)]
 
 
-def totals(images: Sequence[OairImage], iou_threshold: float = 0.5, min_score: float = 0.0) -> dict:
+def totals(images: Sequence[OairImage], iou_threshold: float = 0.5, min_score: float = -np.inf) -> dict:
     """Sum of the per-image OAIR counts: dict(pairs, recovered, correct, recall, accuracy).
 
     recall = recovered / pairs and accuracy = correct / recovered (NaN when a denominator is 0).
@@ -76,7 +77,7 @@ def totals(images: Sequence[OairImage], iou_threshold: float = 0.5, min_score: f
 
 
 def oair_totals(predictions: Sequence, ground_truths: Sequence, iou_threshold: float = 0.5,
-                min_score: float = 0.0) -> dict:
+                min_score: float = -np.inf) -> dict:
     """`totals` of prediction / ground-truth lists."""
     return totals(oair_images(predictions, ground_truths), iou_threshold, min_score)
 

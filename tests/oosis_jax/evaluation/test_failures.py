@@ -28,7 +28,8 @@ def test_each_ground_truth_instance_gets_its_outcome():
         failures.instance_outcomes(gt, gt_classes, pred[:, :5], pred_classes, np.ones(6))
     # The exact mask of the right class, but scored below min_score: not matched, and said so.
     scores = np.array([-1.0, 1, 1, 1, 1, 1])
-    assert failures.instance_outcomes(gt, gt_classes, pred, pred_classes, scores)[0] == "unmatched"
+    assert failures.instance_outcomes(gt, gt_classes, pred, pred_classes, scores, min_score=0.0)[0] == "unmatched"
+    assert failures.instance_outcomes(gt, gt_classes, pred, pred_classes, scores)[0] == "matched"  # every one
 
 
 def test_an_instance_cut_into_many_small_pieces_is_fragmented():

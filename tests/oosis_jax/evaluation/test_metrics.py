@@ -52,6 +52,21 @@ def test_oair_min_score_and_class_filter_matches():
     assert counts(gt, pred) == (5, 1, 0)
 
 
+def test_instances_below_min_score_leave_the_predicted_graph():
+    """Sec. 4: predictions below the minimum confidence are not considered, so no path runs through them."""
+    gt, pred = figure6()
+    pred["edges"] = pred["edges"][:4]  # without E -> D, the only path from B to D runs through C
+    pred["scores"] = np.array([1.0, 1.0, 0.1, 1.0, 1.0, 1.0])
+    assert counts(gt, pred) == (5, 4, 3)
+    assert counts(gt, pred, min_score=0.5) == (5, 4, 2)  # (2, 3) no longer has a path
+    pred["scores"][2] = -0.3  # the ad-hoc score of Sec. 5.4 can be negative
+    assert counts(gt, pred) == (5, 4, 2) and counts(gt, pred, min_score=-np.inf) == (5, 4, 3)
+    totals = oair.oair_totals([pred], [gt])  # dataset totals consider every prediction by default
+    assert (totals["recovered"], totals["correct"]) == (4, 3)
+    with pytest.raises(ValueError, match="min_score must be finite or -inf"):
+        counts(gt, pred, min_score=np.nan)
+
+
 def test_greedy_matching_prefers_higher_score():
     gt_map = stripes([(1, 10), (0, 10)])
     pred_map = stripes([(1, 6), (2, 4), (0, 10)])  # both overlap GT 1; only pred 1 has IoU >= 0.5
