@@ -68,6 +68,10 @@ class CocoImage:
         detections = [{"category_id": int(pred_classes[k - 1]), "segmentation": rle, "score": float(scores[k - 1])}
                       for k, rle in enumerate(encode_masks(pred_inst, len(pred_classes)), start=1)
                       if mask_utils.area(rle) > 0]
+        for kind, items in (("detections", detections), ("ground-truth instances", annotations)):
+            if len(items) > MAX_DETECTIONS:
+                raise ValueError(f"image {image_id} has {len(items)} {kind}, more than MAX_DETECTIONS="
+                                 f"{MAX_DETECTIONS} (pycocotools' maxDets, so that every instance counts); raise it")
         return cls(*inst.shape, annotations, detections)
 
 
@@ -97,23 +101,17 @@ def mask_map(predictions: Sequence, ground_truths: Sequence) -> dict:
 def mask_ap(images: Sequence[CocoImage]) -> dict:
     """COCO mask AP of predicted instance maps: dict(mAP (AP@[.5:.95]), AP50, AP75), fractions in [0, 1].
 
-    Raises ``ValueError`` when the ground truth has no instance at all (AP is undefined), or an image has more
-    than ``MAX_DETECTIONS`` detections or instances (pycocotools' ``maxDets`` is set to it, so every instance
-    counts); `CocoImage.of` raises for an image pair that differs in shape. Returns 0.0 everywhere when there
-    is no detection.
+    NaN everywhere when the ground truth has no instance at all (AP is undefined), 0.0 everywhere when there is
+    no detection. `CocoImage.of` raises for an image pair that differs in shape or an image with more than
+    ``MAX_DETECTIONS`` detections or instances (pycocotools' ``maxDets`` is set to it, so every instance counts).
     """
     gt = _coco_ground_truth(images)
     if not gt.dataset["annotations"]:
-        raise ValueError("mask_map: the ground truth has no instance, AP is undefined")
+        return {"mAP": float("nan"), "AP50": float("nan"), "AP75": float("nan")}
     detections = [dict(d, image_id=image_id)
                   for image_id, image in enumerate(images, start=1) for d in image.detections]
     if not detections:
         return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
-    for kind, items in (("detections", detections), ("ground-truth instances", gt.dataset["annotations"])):
-        per_image = np.bincount([item["image_id"] for item in items])
-        if per_image.max() > MAX_DETECTIONS:
-            raise ValueError(f"mask_map: image {int(per_image.argmax())} has {per_image.max()} {kind}, more than "
-                             f"MAX_DETECTIONS={MAX_DETECTIONS} (pycocotools' maxDets); raise the limit")
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator = COCOeval(gt, gt.loadRes(detections), "segm")
         evaluator.params.maxDets = [1, 10, MAX_DETECTIONS]

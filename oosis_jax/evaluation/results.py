@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import itertools
 import multiprocessing
 import warnings
@@ -60,7 +61,9 @@ class Evaluator:
     def add(self, prediction, ground_truth) -> None:
         """One image: ``prediction`` an `oosis_jax.inference.instances.Prediction` or dict with instance_map,
         classes, scores, edges (and b, e for the boundary metrics); ``ground_truth`` a dict with instance_map,
-        classes, edges. ``ValueError`` naming the image (its position in the stream) for a malformed pair."""
+        classes, edges. A ground-truth id without pixels (one that a resize lost) is no object: its edges are
+        left out of every metric, as mask mAP leaves it out. ``ValueError`` naming the image (its position in
+        the stream) for a malformed pair."""
         if self._failed is not None:
             raise self._failed
         self.position += 1
@@ -69,6 +72,11 @@ class Evaluator:
             prediction, ground_truth = _fields(prediction, "prediction"), _fields(ground_truth, "ground truth")
             coco = coco_eval.CocoImage.of(prediction, ground_truth, image_id)
             pairs = oair.OairImage.of(prediction, ground_truth)
+            present = np.bincount(np.asarray(ground_truth["instance_map"]).ravel(),
+                                  minlength=len(pairs.gt_classes) + 1)[1:] > 0
+            if not present.all():  # ids without pixels (e.g. lost to a resize) are no objects in any metric
+                pairs = dataclasses.replace(pairs, gt_edges=pairs.gt_edges[present[pairs.gt_edges - 1].all(axis=1)])
+                ground_truth = dict(ground_truth, edges=pairs.gt_edges)
         except ValueError as err:
             if str(err).startswith(f"image {image_id}:"):
                 raise
@@ -96,7 +104,7 @@ class Evaluator:
         self._coco.append(coco)
         self._coverages += [] if coverage is None else [coverage]
         self._on_cycles += on_cycles
-        self._num_gt += len(pairs.gt_classes)
+        self._num_gt += int(present.sum())
         self._with_heads += with_heads
         if counts is not None:
             self._boundary_counts.append(counts)

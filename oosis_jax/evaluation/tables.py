@@ -40,8 +40,9 @@ def boundary_row(name: str, results: dict) -> list:
 
 
 def held_out_row(results: dict) -> list:
-    """One row under ``HELD_OUT_HEADERS`` (the shipped model's card and the lever table), in %."""
-    b = results["boundaries"]
+    """One row under ``HELD_OUT_HEADERS`` (the shipped model's card and the lever table), in %; the boundary
+    columns NaN when the predictions had no b and e heads."""
+    b = results["boundaries"] or {kind: {"AP": float("nan")} for kind in ("plain", "oriented")}
     per_scene = f"{results['num_pred_instances'] / results['num_images']:.1f} " \
                 f"({results['num_gt_instances'] / results['num_images']:.1f})"
     return [percent(results["weighted_coverage"]), percent(results["oair_iou"]["recall"][0]),

@@ -8,7 +8,7 @@ import pytest
 from data import targets
 from data.synthetic import make_scene
 from oosis_jax import evaluation
-from oosis_jax.evaluation import metrics, oair
+from oosis_jax.evaluation import metrics, oair, tables
 
 
 def _pairs(count, seed=0, shape=(40, 56)):
@@ -167,3 +167,28 @@ def test_boundary_metrics_left_out_for_want_of_heads_are_announced():
     with pytest.warns(UserWarning, match="1 of 2 predictions have the b and e heads"):
         result = evaluation.evaluate([predictions[0], no_heads], truths, progress=False)
     assert result["boundaries"] is None
+
+
+def test_ground_truth_ids_without_pixels_are_no_objects_in_any_metric():
+    """A resize can lose a small instance (`data.examples.at_resolution` keeps its id): its edges count in
+    no metric, on one process or several, and an image without any instance leaves mAP undefined (NaN)."""
+    predictions, truths = _pairs(3, seed=4)
+    gt = truths[0]
+    lost = dict(gt, classes=np.append(gt["classes"], 1), edges=np.vstack([gt["edges"], [[1, len(gt["classes"]) + 1]]]))
+    expected = evaluation.evaluate(predictions, truths, progress=False)
+    for processes in (1, 2):
+        evaluator = evaluation.Evaluator(processes=processes)
+        for pred, truth in zip(predictions, [lost] + truths[1:]):
+            evaluator.add(pred, truth)
+        assert _same(evaluator.result(), expected)
+    empty = dict(gt, instance_map=np.zeros_like(gt["instance_map"]), edges=np.zeros((0, 2), int))
+    results = evaluation.evaluate(predictions[:1], [empty], progress=False)
+    assert np.isnan(results["mask"]["mAP"]) and np.isnan(results["weighted_coverage"])
+    assert results["num_gt_instances"] == 0 and results["boundaries"] is not None
+
+
+def test_a_held_out_row_without_heads_has_nan_boundary_columns():
+    predictions, truths = _pairs(2, seed=5)
+    results = evaluation.evaluate(predictions, truths, boundaries=False, progress=False)
+    row = tables.held_out_row(results)
+    assert np.isnan(row[4]) and np.isnan(row[5]) and row[0] == pytest.approx(100 * results["weighted_coverage"])
