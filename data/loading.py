@@ -41,6 +41,11 @@ def _builder(name: str, data_dir, config: dict):
         raise ValueError(f"data_dir must be a folder path, got {data_dir!r}")
     try:
         return dataset_module(name).builder(os.path.expanduser(os.fspath(data_dir)), **config)
+    except ModuleNotFoundError as e:
+        if e.name not in ("tensorflow_datasets", "array_record", "grain"):
+            raise
+        raise ModuleNotFoundError(f"dataset {name!r}: its tfds build needs {e.name}, which the base install "
+                                  "leaves out; pip install 'oosis[network]'", name=e.name) from e
     except TypeError as e:
         if "unexpected keyword argument" not in str(e):
             raise

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.util
 import multiprocessing
 import os
 import time
@@ -280,6 +281,8 @@ def main(argv=None):
                    help="noisy 615x2048 images for the solve_many table (0: skip)")
     p.add_argument("--smoke", action="store_true", help="a few seconds: tiny sizes, one scene")
     args = p.parse_args(argv)
+    if importlib.util.find_spec("maxflow") is None:  # the comparison's other solver
+        p.error("PyMaxflow is not installed: the tables time it beside our solver; pip install -e '.[test]'")
     if args.smoke:
         args.sizes, args.scenes, args.behaviour_scenes, args.behaviour_size = [(60, 160)], 1, 3, (60, 80)
         args.adversarial, args.large, args.scaling = [], [], 0

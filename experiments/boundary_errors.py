@@ -1,4 +1,4 @@
-"""Which errors of the predicted boundaries limit the instances (issue 14's diagnosis).
+r"""Which errors of the predicted boundaries limit the instances (issue 14's diagnosis).
 
     python -m experiments.boundary_errors [--checkpoint synthetic] [--split test] [--scenes 40] \
         [--out runs/boundary_errors]

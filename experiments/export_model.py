@@ -1,4 +1,4 @@
-"""Export a training run as a shipped model: weights, config and a model card with its held-out table.
+r"""Export a training run as a shipped model: weights, config and a model card with its held-out table.
 
     python -m experiments.export_model --workdir runs/shipped --name synthetic \
         --robustness min_area=30 --lam 40 --hardware "2-core x86-64 CPU"

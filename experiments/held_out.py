@@ -1,4 +1,4 @@
-"""Trained models and CRF options on held-out synthetic scenes: one row each (the lever table of RESULTS.md).
+r"""Trained models and CRF options on held-out synthetic scenes: one row each (the lever table of RESULTS.md).
 
     python -m experiments.held_out --checkpoint shipped=synthetic --checkpoint demo=runs/demo/train_cpu \
         --robustness paper --robustness min_area=30 --lam 20 --lam 40 --out runs/held_out

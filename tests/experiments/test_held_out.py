@@ -94,7 +94,8 @@ def test_true_heads_replace_the_named_heads_with_the_ground_truth(tmp_path):
     held_out.main(args + ["--true-heads", "none", "--true-heads", "b,e"])
     own, true_be = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert (own["true_heads"], true_be["true_heads"]) == ("none", "b,e")
-    assert true_be["boundary AP"] == pytest.approx(100.0) and own["boundary AP"] < 99.0
+    # the true b is binary: one point on the curve, which P2ORM's AP scores 0 (its ODS would be 1)
+    assert true_be["boundary AP"] == 0.0 and own["boundary AP"] > 10.0
     assert true_be["WC"] != own["WC"]
 
 
