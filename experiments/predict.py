@@ -9,7 +9,7 @@ Writes per image ``STEM.json`` (COCO RLE masks, classes, scores, occlusion edges
 ``STEM_overlay.png``. Images are read, predicted and written ``--chunk-size`` at a time, so a folder of any
 size runs in the memory of one chunk; the CRF labels each chunk's images in parallel on every core
 (``crf.solve_many``).
-A file that cannot be read (empty, truncated, corrupt, under 2 pixels high or wide, or sharing its stem with
+A file that cannot be read (empty, truncated, corrupt, without pixels, or sharing its stem with
 another file) or whose prediction fails is reported by name with the reason; every other image is still
 predicted and written, and the exit status is then 1.
 """

@@ -30,7 +30,6 @@ from oosis_jax.inference.nms import boundary_nms
 
 FORMAT = "oosis-prediction-1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: its first frame
-MIN_IMAGE_SIZE = 2  # pixels in each dimension: boundary NMS takes second derivatives along both axes
 
 
 def prediction_json(prediction, class_names=None) -> dict:
@@ -107,7 +106,7 @@ def read_image(path) -> np.ndarray:
     """uint8 (H, W, 3) RGB of one image file, upright as a viewer shows it (the EXIF orientation applied).
 
     16-bit greyscale is scaled to 8 bits. Raises ``ValueError`` naming the file for an empty, truncated or
-    corrupt file, an unsupported pixel mode, or an image smaller than ``MIN_IMAGE_SIZE`` pixels in a dimension.
+    corrupt file or an unsupported pixel mode.
     """
     try:
         with Image.open(path) as image:
@@ -115,9 +114,6 @@ def read_image(path) -> np.ndarray:
             rgb = rgb8(ImageOps.exif_transpose(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
-    if min(rgb.shape[:2]) < MIN_IMAGE_SIZE:
-        raise ValueError(f"image {path} is {rgb.shape[1]}x{rgb.shape[0]} pixels; prediction needs at least "
-                         f"{MIN_IMAGE_SIZE} in each dimension")
     return rgb
 
 
@@ -149,16 +145,14 @@ def image_files(folder, failures: list | None = None) -> list[Path]:
 
 
 def check_image(image, name: str = "image") -> np.ndarray:
-    """``image`` as a uint8 (H, W, 3) array with H, W >= ``MIN_IMAGE_SIZE``; ``ValueError`` naming ``name`` if
-    not (the boundary NMS needs two pixels along each axis, as for image files)."""
+    """``image`` as a uint8 (H, W, 3) array with at least one pixel; ``ValueError`` naming ``name`` if not."""
     array = as_array(name, image)
     if array.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"{name} must have shape (H, W, 3), got {array.shape}")
-    if min(array.shape[:2]) < MIN_IMAGE_SIZE:
-        raise ValueError(f"{name} is {array.shape[0]}x{array.shape[1]} pixels; both sides must be >= "
-                         f"{MIN_IMAGE_SIZE}")
+    if array.size == 0:
+        raise ValueError(f"{name} is {array.shape[0]}x{array.shape[1]} pixels: an empty image")
     return array
 
 

@@ -28,6 +28,12 @@ def check_probability_map(b, name: str = "b") -> np.ndarray:
     return b.astype(np.float64)
 
 
+def _gradient(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.gradient`` of a 2-D array along y and x, 0 along an axis of one pixel (a one-row image is flat
+    across its rows)."""
+    return tuple(np.gradient(a, axis=axis) if a.shape[axis] > 1 else np.zeros_like(a) for axis in (0, 1))
+
+
 def normal_angles(b, smoothing: float = 1.0) -> np.ndarray:
     """float64 (H, W): angle in [0, pi) of the boundary normal (x right, y down) of a float (H, W) map.
 
@@ -37,9 +43,9 @@ def normal_angles(b, smoothing: float = 1.0) -> np.ndarray:
     ``atan(Oyy * sign(-Oxy) / Oxx)``, degenerates on exactly axis-aligned ridges, hence the eigenvectors.
     """
     smooth = ndimage.gaussian_filter(np.asarray(b, np.float64), smoothing, mode="nearest")
-    oy, ox = np.gradient(smooth)
-    oyy, _ = np.gradient(oy)
-    oxy, oxx = np.gradient(ox)
+    oy, ox = _gradient(smooth)
+    oyy, _ = _gradient(oy)
+    oxy, oxx = _gradient(ox)
     larger_eigenvector = 0.5 * np.arctan2(2.0 * oxy, oxx - oyy)
     mean, radius = (oxx + oyy) / 2, np.hypot((oxx - oyy) / 2, oxy)
     larger_is_stronger = np.abs(mean + radius) >= np.abs(mean - radius)
@@ -51,12 +57,10 @@ def boundary_nms(b, smoothing: float = 1.0, border: int = 0) -> np.ndarray:
 
     ``b`` is float (H, W) in [0, 1]. A pixel is kept when ``b`` is >= the bilinear interpolation of ``b`` at
     distance 1 on both sides along the normal of `normal_angles` (ties keep both). ``border`` pixels at the
-    image edge are zeroed (0 keeps them). Raises ``ValueError`` for a wrong shape/dtype, a side under 2 pixels,
-    NaN or values outside [0, 1].
+    image edge are zeroed (0 keeps them). Raises ``ValueError`` for a wrong shape/dtype, an empty map, NaN or
+    values outside [0, 1].
     """
     b = check_probability_map(b)
-    if min(b.shape) < 2:
-        raise ValueError(f"b is {b.shape[1]}x{b.shape[0]} pixels: boundary NMS needs at least 2 in each dimension")
     theta = normal_angles(b, smoothing)
     rows, cols = np.indices(b.shape, dtype=np.float64)
     dy, dx = np.sin(theta), np.cos(theta)

@@ -140,7 +140,7 @@ class Predictor:
     def heads(self, images: Iterable[np.ndarray], progress: bool = True, label_grid: bool = False) -> list[dict]:
         """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size, or
         with ``label_grid`` the size stage 2 labels it at: ``augmentation.label_shape``), averaged over the
-        views of ``augmentation``. A bad image (not uint8 (H, W, 3) with both sides >= 2 pixels) does not stop
+        views of ``augmentation``. A bad image (not uint8 (H, W, 3) with at least one pixel) does not stop
         the others: once they are done, a ``crf.BatchError`` names each bad index and carries their heads."""
         good, failures = checked_images(images)
         heads = self._heads_of_checked(list(good.values()), progress, label_grid)
@@ -206,7 +206,7 @@ class Predictor:
         """`predict_many` chunk by chunk: one item per image of ``images``, in order, reading only ``chunk_size``
         images ahead, so a folder or a dataset split of any length is predicted in the memory of one chunk (the
         heads of one 1242x375 KINS image alone take about 26 MB, and the CRF's workers are kept between chunks).
-        An image that is not uint8 (H, W, 3) with both sides >= 2 pixels, or that the network or the CRF fails
+        An image that is not uint8 (H, W, 3) with at least one pixel, or that the network or the CRF fails
         on, gives an `ImageFailure` (a ``ValueError`` naming its index and what failed) in place of its
         `Prediction`, and the images after it still come."""
         total = len(images) if isinstance(images, Sized) else None

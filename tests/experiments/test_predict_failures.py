@@ -56,12 +56,12 @@ def test_one_bad_image_never_sinks_the_run(tmp_path, capsys, fake_checkpoint):
     write_png(folder / "e_column.png", shape=(7, 1, 3))
     Image.fromarray(np.full((9, 11), 40000, np.uint16)).save(folder / "f_deep.png")
     status, out = _run(tmp_path, capsys)
-    assert status == 1 and "wrote 3 predictions" in out.out
-    for name in ("c_empty.png", "d_truncated.png", "e_column.png"):
+    assert status == 1 and "wrote 4 predictions" in out.out
+    for name in ("c_empty.png", "d_truncated.png"):
         assert f"FAILED {name}: " in out.err
-    assert "3 image(s) failed" in out.err
+    assert "2 image(s) failed" in out.err
     written = sorted(p.name for p in (tmp_path / "out").glob("*.json"))
-    assert written == ["a_good.json", "b_smallest.json", "f_deep.json"]
+    assert written == ["a_good.json", "b_smallest.json", "e_column.json", "f_deep.json"]
     assert json.loads((tmp_path / "out" / "f_deep.json").read_text())["height"] == 9
 
 

@@ -139,7 +139,7 @@ def test_a_short_chunk_runs_at_a_padded_batch_with_unchanged_heads(predictor, mo
     (np.zeros((8, 8, 3), np.float32), "uint8"),
     (np.zeros((8, 8), np.uint8), r"\(H, W, 3\)"),
     (np.zeros((8, 8, 4), np.uint8), r"\(H, W, 3\)"),
-    (np.zeros((1, 9, 3), np.uint8), "1x9"),
+    (np.zeros((0, 9, 3), np.uint8), "0x9"),
     (np.zeros((0, 0, 3), np.uint8), "0x0"),
     (np.zeros((0,), np.uint8), r"\(H, W, 3\)"),
 ])
@@ -165,6 +165,14 @@ def test_a_bad_image_is_named_and_the_others_are_predicted(predictor, bad, probl
     assert check_image(good[0]) is not None and check_image(good[0]).dtype == np.uint8
     with pytest.raises(ValueError, match="photo is not an array"):
         check_image(good, "photo")  # a list of images of different sizes
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2)])
+def test_images_one_pixel_wide_or_high_are_predicted(predictor, shape):
+    image = images(shape, seed=4)[0]
+    prediction = predictor(image)
+    assert prediction.instance_map.shape == shape and prediction.b.shape == shape
+    assert prediction.e.shape == (*shape, 4) and len(prediction.classes) == prediction.instance_map.max()
 
 
 def _fails_on_narrow(sigma, occ, **kwargs):
