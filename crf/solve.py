@@ -11,7 +11,8 @@ moves that only ever lower the energy, until neither changes anything:
 * pixel moves raising labels by 1 or 2 (``steps``) with the ``"merge"`` bound (``crf.move_graph``): exact
   where a pair of neighbours moves towards equal labels, so the optimal cut sees the gain of closing a band,
   and still an upper bound exact at "no move", so the energy never increases. After a first cut on the whole
-  image, each step only cuts the bounding box of what changed since its previous cut.
+  image, each step only cuts the bounding box of what changed since its previous cut; when those find nothing,
+  whole-image cuts confirm the fixed point (or resume the descent).
 
 Measured in ``experiments/bench_solve.py``: on ground-truth synthetic inputs it reaches the energy and the
 instances of the ground-truth order labels; the jump moves stay in the local minima of Sec. 3.3.
@@ -70,7 +71,7 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     label > 0 and O is empty return all zeros at once (``crf.inputs.all_background_is_optimal``).
 
     Work: every graph cut costs about one max-flow on the image (the merge-bound ones after the first of
-    each step only on the box of what changed); the jump moves take one cut per move and each move raises
+    each step only on the box of what changed, until a last round on the whole image finds nothing); the jump moves take one cut per move and each move raises
     labels by at most 1, so labels stay <= the number of cuts. Region moves cost one region visit per region
     a proposed move and its pushes enter (a visit scans that region's neighbours); on inputs whose occlusion
     pairs tie thousands of small regions together (e.g. random sigma and O) the pushes reach a large part of
@@ -107,14 +108,13 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     # a cap beyond int64 is no cap
     budget = UNLIMITED if region_work is None else int(min(region_work * labels.size, UNLIMITED))
     cuts_left = UNLIMITED if max_cuts is None else max_cuts - start.graph_cuts
-    last = {step: None for step in steps}  # labeling at the last cut of each step, None before the first
-    progress = True
-    while progress:
+    last = {step: None for step in steps}  # labeling at the last cut of each step, None: cut the whole image
+    while True:
         if stats["region_visits"] < budget:
             labels, applied, visits = region_descent(labels, sigma, occ, lam, mu, budget - stats["region_visits"])
             stats["region_moves"] += applied
             stats["region_visits"] += visits
-        progress = False
+        whole_round, progress = all(last[step] is None for step in steps), False
         for step in steps:
             window = (0, labels.shape[0], 0, labels.shape[1]) if last[step] is None else _window(
                 labels != last[step], _MARGIN)
@@ -128,4 +128,11 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
                 labels = labels.copy()
                 labels[move] += step
                 progress = True
+        if progress:
+            continue
+        if whole_round or cuts_left <= 0:
+            break
+        # The windowed cuts found nothing, but a change can make a move worthwhile beyond their boxes (their
+        # frames stay still): the fixed point is only reached when whole-image cuts find nothing too.
+        last = {step: None for step in steps}
     return Result(labels, **stats)
