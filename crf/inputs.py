@@ -31,7 +31,7 @@ def check_sigma_occ(sigma, occ):
     sigma, occ = as_array("sigma", sigma), as_array("occ", occ)
     if sigma.ndim != 2 or sigma.shape[0] == 0 or sigma.shape[1] == 0:
         raise ValueError(f"sigma must have shape (H, W) with H, W >= 1, got {sigma.shape}")
-    if not (np.issubdtype(sigma.dtype, np.floating) or np.issubdtype(sigma.dtype, np.integer)):
+    if sigma.dtype.kind not in "fiu":  # not timedelta64, which numpy counts as an integer
         raise ValueError(f"sigma must be a real-valued array, got dtype {sigma.dtype}")
     sigma = np.ascontiguousarray(sigma, dtype=np.float64)
     if not np.isfinite(sigma).all():
@@ -49,12 +49,12 @@ def check_sigma_occ(sigma, occ):
 
 def check_labels(labels, shape=None):
     """Validate an occlusion-order labeling: ``int (H, W)``, labels >= 0. Returns it as C ``int64``."""
-    labels = np.asarray(labels)
+    labels = as_array("labels", labels)
     if labels.ndim != 2 or labels.shape[0] == 0 or labels.shape[1] == 0:
         raise ValueError(f"labels must have shape (H, W) with H, W >= 1, got {labels.shape}")
     if shape is not None and labels.shape != tuple(shape):
         raise ValueError(f"labels must have shape {tuple(shape)}, got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
+    if labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be an integer array, got dtype {labels.dtype}")
     if labels.min() < 0:
         raise ValueError(f"labels must be >= 0, got minimum {labels.min()}")

@@ -19,6 +19,7 @@ from numba import njit
 
 from crf.boykov_kolmogorov import NEVER, SINK_TREE, Workspace
 from crf.hybrid import default_stop_steps, max_flow
+from crf.inputs import as_array
 from crf.push_relabel import push_relabel, reach_from_excess
 
 # Neighbour directions, as in docs/contracts.md: left, right, up (top), down (bottom).
@@ -132,11 +133,10 @@ def _solve_push_relabel(tedges, right, down):
 
 
 def _checked_capacities(name, array, shape):
-    array = np.asarray(array)
+    array = as_array(name, array)
     if array.shape != shape:
         raise ValueError(f"{name} must have shape {shape} (H, W, 2), got {array.shape}")
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-            or array.dtype == np.bool_):
+    if array.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be a real-valued array castable to float64, got dtype {array.dtype}")
     return np.ascontiguousarray(array, dtype=np.float64)
 
@@ -168,9 +168,9 @@ def grid_maxflow(tedges, right, down, method="auto"):
     Raises:
       ValueError: on a wrong shape or dtype, an empty grid, NaN or negative capacities.
     """
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-    tedges = np.asarray(tedges)
+    tedges = as_array("tedges", tedges)
     if tedges.ndim != 3 or tedges.shape[-1] != 2 or tedges.shape[0] == 0 or tedges.shape[1] == 0:
         raise ValueError(f"tedges must have shape (H, W, 2) with H, W >= 1, got {tedges.shape}")
     shape = tedges.shape
@@ -180,10 +180,13 @@ def grid_maxflow(tedges, right, down, method="auto"):
     _check_values("tedges", tedges)
     _check_values("right", right[:, :-1])
     _check_values("down", down[:-1])
-    finite_total = sum(float(np.where(np.isinf(a), 0.0, a).sum()) for a in (tedges, right[:, :-1], down[:-1]))
+    with np.errstate(over="ignore"):  # an overflowing sum is refused below
+        finite_total = sum(float(np.where(np.isinf(a), 0.0, a).sum()) for a in (tedges, right[:, :-1], down[:-1]))
     # An infinite t-link is replaced by a capacity larger than every finite cut: a minimum cut of the
     # modified graph cuts such a link only when every cut of the original graph is infinite.
     big = 2.0 * finite_total + 1.0
+    if not np.isfinite(big):
+        raise ValueError(f"the finite capacities add up beyond float64 ({finite_total:g}); scale them down")
     solver_tedges = np.where(np.isinf(tedges), big, tedges)
     _, sink = solve_grid(solver_tedges, right, down, METHODS[method])
     return float(cut_value(tedges, right, down, sink)), sink

@@ -155,11 +155,19 @@ def _real(name, value) -> float:
     raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
 
 
+# Largest lam and mu accepted: a graph's capacities add up weights over every pixel, which must stay finite in
+# float64 (the max-flow replaces infinite links by twice that sum), so weights near float64's maximum are refused.
+MAX_WEIGHT = 1e100
+
+
 def check_weights(lam, mu, bound="constant"):
     """Validate the weights of Eq. (8) and the bound name; returns ``(lam, mu, bound code)``."""
     lam, mu = _real("lam", lam), _real("mu", mu)
     if not (np.isfinite(lam) and np.isfinite(mu) and lam >= 0 and mu >= 0):
         raise ValueError(f"lam and mu must be finite and >= 0, got lam={lam}, mu={mu}")
+    if max(lam, mu) > MAX_WEIGHT:
+        raise ValueError(f"lam and mu must be at most {MAX_WEIGHT:g} (sums of them must fit in float64), "
+                         f"got lam={lam}, mu={mu}")
     if bound not in BOUNDS:
         raise ValueError(f"bound must be one of {sorted(BOUNDS)}, got {bound!r}")
     return lam, mu, BOUNDS[bound]

@@ -55,8 +55,9 @@ def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGION_WORK,
 
 def _check_options(steps, region_work, max_cuts):
     if (np.ndim(steps) != 1 or len(steps) == 0
-            or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in steps)):
-        raise ValueError(f"steps must be a non-empty sequence of positive ints such as (1, 2), got {steps!r}")
+            or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < 2**31 for k in steps)):
+        raise ValueError(f"steps must be a non-empty sequence of positive ints (< 2**31) such as (1, 2), got "
+                         f"{steps!r}")
     if region_work is not None and not (isinstance(region_work, (int, float, np.integer, np.floating))
                                         and not isinstance(region_work, bool) and 0 <= region_work < np.inf):
         raise ValueError(f"region_work must be None (no cap) or a finite number >= 0, got {region_work!r}")

@@ -82,7 +82,39 @@ def test_energy_validates_weights_like_the_solvers(lam, mu):
         crf.energy(labels, sigma, occ, lam=lam, mu=mu)
 
 
+@pytest.mark.parametrize("solver", [crf.jump_moves, crf.solve, crf.expansion_moves, crf.energy])
+def test_weights_whose_sums_overflow_are_refused_not_solved_forever(solver):
+    sigma, occ = _good(0)
+    args = (np.zeros(sigma.shape, np.int32),) if solver is crf.energy else ()
+    with pytest.raises(ValueError, match="lam and mu must be at most 1e\\+100"):
+        solver(*args, sigma, occ, lam=1e308, mu=0.0)
+    assert np.asarray(crf.solve(sigma, occ, lam=1e100, mu=1e100)).shape == sigma.shape
+
+
 def test_solve_steps_must_be_a_sequence():
     sigma, occ = _good(0)
     with pytest.raises(ValueError, match=r"steps must be a non-empty sequence of positive ints.*\(1, 2\).*got 3"):
         crf.solve(sigma, occ, steps=3)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: crf.grid_maxflow([[[1, 2]], [[1]]], np.zeros((2, 1, 2)), np.zeros((2, 1, 2))), "tedges is not an array"),
+    (lambda: crf.energy([[1, 2], [1]], *_good(0)), "labels is not an array"),
+    (lambda: crf.instances([[1, 2], [1]]), "labels is not an array"),
+    (lambda: crf.solve(*_good(0), steps=(2**70,)), "steps must be"),
+    (lambda: crf.grid_maxflow(*[np.zeros((2, 2, 2))] * 3, method=["auto"]), "method must be one of"),
+    (lambda: crf.solve(np.zeros((6, 7), "m8[s]"), _good(0)[1]), "sigma must be a real-valued array"),
+    (lambda: crf.energy(np.zeros((6, 7), "m8[s]"), *_good(0)), "labels must be an integer array"),
+    (lambda: crf.grid_maxflow(np.zeros((2, 2, 2), "m8[s]"), *[np.zeros((2, 2, 2))] * 2), "tedges must be a real"),
+])
+def test_odd_arguments_get_a_value_error_naming_them(call, message):
+    """Ragged lists, timedelta arrays (numpy counts them as integers), huge steps and a non-string method."""
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_results_compare_by_value():
+    first, second = crf.solve_result(*_good(3)), crf.solve_result(*_good(3))
+    assert first == second and first != crf.solve_result(*_good(4)) and first != "labels"
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(first)

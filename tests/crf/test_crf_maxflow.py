@@ -165,6 +165,15 @@ def test_bad_inputs_raise(change, message):
         grid_maxflow(*change(*caps))
 
 
+@pytest.mark.parametrize("method", ["auto", "push_relabel", "boykov_kolmogorov"])
+def test_capacities_that_sum_beyond_float64_are_refused(method):
+    tedges = np.zeros((3, 4, 2))
+    tedges[0, 0, 0], tedges[-1, -1, 1] = np.inf, 5.0
+    huge = np.full((3, 4, 2), 1e308)  # push-relabel used to run forever on them
+    with pytest.raises(ValueError, match="add up beyond float64"):
+        grid_maxflow(tedges, huge, huge, method=method)
+
+
 def test_unknown_method_raises():
     with pytest.raises(ValueError, match="method"):
         grid_maxflow(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), method="dinic")
