@@ -51,7 +51,7 @@ def validate_example(example: dict) -> None:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty: shape {image.shape}")
-    if inst.shape != image.shape[:2] or not np.issubdtype(inst.dtype, np.integer):
+    if inst.shape != image.shape[:2] or inst.dtype.kind not in "iu":
         raise ValueError(f"instance_map must be int (H, W) = {image.shape[:2]}, got {inst.dtype} {inst.shape}")
     n = int(classes.shape[0]) if classes.ndim == 1 else -1
     if n < 0:

@@ -32,7 +32,7 @@ MAX_DENSE_ID = 1024
 def _check_instance_map(instance_map) -> np.ndarray:
     """Return ``instance_map`` as int64 (H, W) after checking dtype, shape and ids."""
     inst = np.asarray(instance_map)
-    if inst.dtype == bool or not np.issubdtype(inst.dtype, np.integer):
+    if inst.dtype.kind not in "iu":
         raise ValueError(f"instance_map must be an integer array, got dtype {inst.dtype}")
     if inst.ndim != 2:
         raise ValueError(f"instance_map must be 2-D (H, W), got shape {inst.shape}")
@@ -48,7 +48,7 @@ def _check_edges(edges, inst: np.ndarray) -> np.ndarray:
     e = np.asarray(edges)
     if e.size == 0:
         return np.zeros((0, 2), np.int64)
-    if e.dtype == bool or not np.issubdtype(e.dtype, np.integer):
+    if e.dtype.kind not in "iu":
         raise ValueError(f"edges must be an integer array, got dtype {e.dtype}")
     if e.ndim != 2 or e.shape[1] != 2:
         raise ValueError(f"edges must have shape (M, 2), got {e.shape}")
@@ -184,7 +184,7 @@ def semantic_map(instance_map, classes) -> np.ndarray:
     """
     inst = _check_instance_map(instance_map)
     cls = np.asarray(classes)
-    if cls.dtype == bool or not np.issubdtype(cls.dtype, np.integer) or cls.ndim != 1:
+    if cls.dtype.kind not in "iu" or cls.ndim != 1:
         raise ValueError(f"classes must be an integer (N,) array, got dtype {cls.dtype} shape {cls.shape}")
     if inst.max() > len(cls):
         raise ValueError(f"instance_map has id {inst.max()} but classes has only {len(cls)} entries")

@@ -101,7 +101,7 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     inst = np.asarray(instance_map)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    if inst.shape != image.shape[:2] or not np.issubdtype(inst.dtype, np.integer) or inst.min(initial=0) < 0:
+    if inst.shape != image.shape[:2] or inst.dtype.kind not in "iu" or inst.min(initial=0) < 0:
         raise ValueError(f"instance_map must be a non-negative int map of shape {image.shape[:2]}, "
                          f"got {inst.dtype} {inst.shape}")
     if not 0 <= alpha <= 1:

@@ -25,11 +25,11 @@ def validate_instances(instance_map, classes, edges, scores=None, *, name: str =
     instances or self-loops, and scores of the wrong length or not finite.
     """
     instance_map = np.asarray(instance_map)
-    if instance_map.ndim != 2 or not np.issubdtype(instance_map.dtype, np.integer):
+    if instance_map.ndim != 2 or instance_map.dtype.kind not in "iu":
         raise ValueError(f"{name}: instance_map must be an integer (H, W) array, got {instance_map.dtype} "
                          f"{instance_map.shape}")
     classes = np.asarray(classes)
-    if classes.ndim != 1 or (classes.size and not np.issubdtype(classes.dtype, np.integer)):
+    if classes.ndim != 1 or (classes.size and classes.dtype.kind not in "iu"):
         raise ValueError(f"{name}: classes must be an integer (N,) array, got {classes.dtype} {classes.shape}")
     n = classes.shape[0]
     if instance_map.size and (instance_map.min() < 0 or instance_map.max() > n):
@@ -40,7 +40,7 @@ def validate_instances(instance_map, classes, edges, scores=None, *, name: str =
     edges = np.asarray(edges)
     if edges.size == 0:
         edges = np.zeros((0, 2), np.int64)
-    if edges.ndim != 2 or edges.shape[1] != 2 or not np.issubdtype(edges.dtype, np.integer):
+    if edges.ndim != 2 or edges.shape[1] != 2 or edges.dtype.kind not in "iu":
         raise ValueError(f"{name}: edges must be an integer (M, 2) array, got {edges.dtype} {edges.shape}")
     if edges.size and (edges.min() < 1 or edges.max() > n):
         raise ValueError(f"{name}: edges name instances outside 1..{n}: {edges.min()}..{edges.max()}")
@@ -85,7 +85,7 @@ def ious_of(overlap: np.ndarray) -> np.ndarray:
 def _check_maps(gt_map, pred_map):
     gt_map, pred_map = np.asarray(gt_map), np.asarray(pred_map)
     for name, m in (("gt_map", gt_map), ("pred_map", pred_map)):
-        if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer):
+        if m.ndim != 2 or m.dtype.kind not in "iu":
             raise ValueError(f"{name} must be an integer (H, W) array, got {m.dtype} {m.shape}")
         if m.size and m.min() < 0:
             raise ValueError(f"{name} has negative ids (min {m.min()})")

@@ -72,7 +72,7 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     if unknown:
         raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}")
     not_numbers = [f"{n} ({a.dtype})" for n, a in sorted(arrays.items())
-                   if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer))]
+                   if a.dtype.kind not in "fiu"]
     if not_numbers:
         raise ValueError(f"{path}: arrays that are not numbers: {not_numbers[:5]}")
     for name in arrays:

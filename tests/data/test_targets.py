@@ -206,3 +206,8 @@ def test_order_labels_of_sparse_ids_use_tables_of_the_instances_and_name_the_ids
     assert targets.occlusion_map(inst, [[2**40, 90_210]])[1, 2, 2]  # 2**40 occludes the pixel above it
     with pytest.raises(ValueError, match=r"cycle through instances \[7, 90210\]"):
         targets.order_labels(inst, [[90_210, 7], [7, 90_210]])
+
+
+def test_timedelta_maps_are_refused():
+    with pytest.raises(ValueError):
+        targets.occlusion_map(np.zeros((3, 3), "m8[s]"), np.zeros((0, 2), int))

@@ -96,3 +96,12 @@ def test_duplicate_ground_truth_edges_count_once():
     once = metrics.oair_counts(inst, classes, [[1, 2]], inst, classes, scores, [[1, 2]])
     twice = metrics.oair_counts(inst, classes, [[1, 2], [1, 2]], inst, classes, scores, [[1, 2]])
     assert once == twice == (1, 1, 1)
+
+
+def test_timedelta_arrays_are_not_instance_maps():
+    """numpy counts timedelta64 as an integer type; a map, classes or edges of it are refused by name."""
+    scene = _many_instances(2)
+    for key in ("instance_map", "classes", "edges"):
+        bad = dict(scene, **{key: np.asarray(scene[key] if key != "edges" else [[1, 2]]).astype("m8[s]")})
+        with pytest.raises(ValueError, match=key):
+            evaluation.evaluate([scene], [bad], progress=False, boundaries=False)
