@@ -42,7 +42,8 @@ class BatchError(ValueError):
     def __init__(self, results, failures, source="crf.solve_many"):
         self.results, self.failures = results, failures
         named = "; ".join(f"item {i}: {type(err).__name__}: {err}" for i, err in sorted(failures.items())[:5])
-        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        rest = sorted(failures)[5:]
+        more = f"; and items {', '.join(map(str, rest))}" if rest else ""
         super().__init__(f"{source}: {len(failures)} of {len(results)} items failed: {named}{more}")
 
 
@@ -101,8 +102,8 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
       parent holding threads (e.g. JAX) is never forked, and kept for the next call (`close_pool`).
 
     Raises:
-      BatchError: (a ``ValueError``) when some items failed; it names each failed item's index and error,
-        and carries the other items' labelings (``results``) and the errors (``failures``).
+      BatchError: (a ``ValueError``) when some items failed; it names each failed item's index (the errors of
+        the first five), and carries the other items' labelings (``results``) and the errors (``failures``).
     """
     solver = _resolve(method)
     jobs = [(solver, item, kwargs) for item in inputs]

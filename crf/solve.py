@@ -71,13 +71,14 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     starts from that labeling and only takes moves that lower the energy. Inputs where nothing prefers a
     label > 0 and O is empty return all zeros at once (``crf.inputs.all_background_is_optimal``).
 
-    Work: every graph cut costs about one max-flow on the image (the merge-bound ones after the first of
-    each step only on the box of what changed, until a last round on the whole image finds nothing); the jump moves take one cut per move and each move raises
-    labels by at most 1, so labels stay <= the number of cuts. Region moves cost one region visit per region
-    a proposed move and its pushes enter (a visit scans that region's neighbours); on inputs whose occlusion
-    pairs tie thousands of small regions together (e.g. random sigma and O) the pushes reach a large part of
-    the region graph, so their total is capped by ``region_work`` visits per pixel. Predicted and ground-truth
-    scenes use under 1 visit per pixel (``experiments/bench_solve.py``), far below the cap.
+    Work: every graph cut costs about one max-flow on the image (the merge-bound ones after the first of each step
+    only on the box of what changed, until a last round on the whole image finds nothing); the jump moves take one
+    cut per move and each move raises labels by at most 1, so labels stay <= the number of cuts. Region moves cost
+    one region visit per region a proposed move and its pushes enter (a visit scans that region's neighbours); on
+    inputs whose occlusion pairs tie thousands of small regions together (e.g. random sigma and O) the pushes
+    reach a large part of the region graph, so their total is capped by ``region_work`` visits per pixel.
+    Predicted and ground-truth scenes use under 1 visit per pixel (``experiments/bench_solve.py``), far below the
+    cap.
 
     Args:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).

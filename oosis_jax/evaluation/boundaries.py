@@ -188,6 +188,11 @@ def _best_interpolated_f(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(_f_measure(r, p).max())
 
 
+# MATLAB's 0:0.01:1 bit for bit: its colon operator counts the upper half down from 1, so 11 of these levels
+# differ from np.linspace's in the last bit, and a recall that hits one exactly (0.69) is inside the curve or not.
+RECALL_LEVELS = np.array([k * 0.01 for k in range(51)] + [1.0 - (100 - k) * 0.01 for k in range(51, 101)])
+
+
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     """AP of a precision-recall curve as BSDS and P2ORM compute it (``collect_eval_bdry*.m``): of the points
     with equal recall the first (lowest threshold) is kept, precision is interpolated linearly at recall 0,
@@ -198,7 +203,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     r, first = np.unique(recall, return_index=True)
     if len(r) < 2:
         return 0.0
-    interpolated = np.interp(np.linspace(0, 1, 101), r, precision[first], left=0.0, right=0.0)
+    interpolated = np.interp(RECALL_LEVELS, r, precision[first], left=0.0, right=0.0)
     return float(interpolated.sum() / 100)
 
 

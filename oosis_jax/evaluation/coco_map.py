@@ -70,7 +70,7 @@ class CocoImage:
                       if mask_utils.area(rle) > 0]
         for kind, items in (("detections", detections), ("ground-truth instances", annotations)):
             if len(items) > MAX_DETECTIONS:
-                raise ValueError(f"image {image_id} has {len(items)} {kind}, more than MAX_DETECTIONS="
+                raise ValueError(f"image {image_id}: {len(items)} {kind}, more than MAX_DETECTIONS="
                                  f"{MAX_DETECTIONS} (pycocotools' maxDets, so that every instance counts); raise it")
         return cls(*inst.shape, annotations, detections)
 

@@ -14,7 +14,9 @@ predicted instances, ``q`` = the one holding most of ``A``:
 - ``missed``: under half of ``A`` lies in predicted instances (the rest is background);
 - ``fragmented``: no predicted instance holds half of ``A``;
 - ``merged``: ``q`` holds half of ``A`` or more, but under half of ``q`` is g (g was joined to its neighbours);
-- ``poor shape``: ``q`` is mostly g and holds half of it or more, yet their IoU is under the threshold.
+- ``poor shape``: ``q`` is mostly g and holds half of it or more, yet their IoU is under the threshold;
+- ``no pixels``: g has no pixel (an id a resize lost): no object, so left out of `failure_summary`'s shares,
+  and its edges out of the pair outcomes, as `oosis_jax.evaluation.evaluate` leaves them out of every metric.
 
 Pair outcomes (`pair_outcomes`) of each distinct ground-truth edge (a occludes b): ``not recovered`` (a or
 b unmatched), ``correct`` (a path from match(a) to match(b) and none back), ``reversed`` (a path back), or
@@ -45,7 +47,7 @@ EDGE_OUTCOMES = ("true", "reversed", "no true pair")
 
 def instance_outcomes(gt_map, gt_classes, pred_map, pred_classes, pred_scores, iou_threshold: float = 0.5,
                       min_score: float = -np.inf) -> list[str]:
-    """The outcome (one of `INSTANCE_OUTCOMES`) of each ground-truth instance 1..M, in order.
+    """The outcome (one of `INSTANCE_OUTCOMES`, or ``"no pixels"``) of each ground-truth instance 1..M, in order.
 
     Arrays and ``min_score`` (default: every prediction) as `oosis_jax.evaluation.metrics.oair_counts`;
     ``ValueError`` for mismatched or invalid input."""
@@ -71,6 +73,8 @@ class _Image:
         m, n = len(self.gt_classes), len(self.pred_classes)
         self.overlap = intersections(self.gt_map, self.pred_map, m, n)  # (m + 1, n + 1), row / column 0 = bg
         self.ious = ious_of(self.overlap)  # (m, n)
+        present = self.overlap[1:].sum(axis=1) > 0  # ground-truth ids with pixels
+        self.gt_edges = self.gt_edges[present[self.gt_edges - 1].all(axis=1)]
         self.match = match_by_iou(self.ious, self.gt_classes, self.pred_classes, self.pred_scores, iou_threshold,
                                   min_score)
 
@@ -81,7 +85,9 @@ class _Image:
         for g in range(1, len(gt_classes) + 1):
             held = overlap[g, 1:] / max(gt_area[g], 1)  # share of g in each predicted instance
             overlapping = ious[g - 1] >= self.iou_threshold
-            if match[g - 1] > 0:
+            if gt_area[g] == 0:
+                outcome = "no pixels"
+            elif match[g - 1] > 0:
                 outcome = "matched"
             elif (overlapping & (self.pred_classes != gt_classes[g - 1])).any():
                 outcome = "wrong class"
@@ -117,10 +123,12 @@ class _Image:
 
 def pair_outcomes(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
                   iou_threshold: float = 0.5, min_score: float = -np.inf) -> list[str]:
-    """The outcome (one of `PAIR_OUTCOMES`) of each distinct ground-truth edge, in ``np.unique`` row order.
+    """The outcome (one of `PAIR_OUTCOMES`) of each distinct ground-truth edge between two instances that have
+    pixels, in ``np.unique`` row order.
 
     Arrays and ``min_score`` (default: every prediction) as `oosis_jax.evaluation.metrics.oair_counts` (whose
-    ``recovered`` / ``correct`` counts these outcomes refine; both come from `oosis_jax.evaluation.metrics.matched_pair_paths`)."""
+    ``recovered`` / ``correct`` counts these outcomes refine; both come from
+    `oosis_jax.evaluation.metrics.matched_pair_paths`)."""
     return _Image(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges,
                   iou_threshold, min_score).pair_outcomes()
 
@@ -152,7 +160,7 @@ def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshol
         counts["edges"].update(image.edge_outcomes())
     summary = {}
     for kind, outcomes in (("instances", INSTANCE_OUTCOMES), ("pairs", PAIR_OUTCOMES), ("edges", EDGE_OUTCOMES)):
-        total = sum(counts[kind].values())
+        total = sum(counts[kind][k] for k in outcomes)
         summary[kind] = {k: counts[kind][k] / total if total else float("nan") for k in outcomes}
         summary[f"num_{kind}"] = total
     return summary

@@ -2,7 +2,7 @@
 
     from oosis_jax import Predictor
     predictor = Predictor.from_pretrained("synthetic")    # the model shipped in the repository
-    prediction = predictor(image)                          # uint8 (H, W, 3), any size >= 2x2
+    prediction = predictor(image)                          # uint8 (H, W, 3), any size (>= 1x1)
     prediction.instance_map, prediction.classes, prediction.scores, prediction.edges
     predictions = predictor.predict_many(images)           # batched network, CRF on every core
     for prediction in predictor.predict_iter(images):      # any number of images, a chunk in memory
@@ -187,10 +187,10 @@ class Predictor:
     def predict_many(self, images: Iterable[np.ndarray], progress: bool = True) -> list[Prediction]:
         """One `Prediction` per uint8 (H, W, 3) image, in order; the CRF labels all images on every core.
 
-        One bad item does not stop the others: an image that is not uint8 (H, W, 3) with both sides >= 2
-        pixels (checked before any work) or that the CRF fails on is left out, and once the others are done a
-        ``crf.BatchError`` (a ``ValueError``) names each failed index and its error and carries the other
-        images' predictions in ``results`` (None at the failed ones)."""
+        One bad item does not stop the others: an image that is not uint8 (H, W, 3) with at least one
+        pixel (checked before any work) or that the CRF fails on is left out, and once the others are done a
+        ``crf.BatchError`` (a ``ValueError``) names each failed index (the errors of the first five) and carries
+        the other images' predictions in ``results`` (None at the failed ones)."""
         good, failures = checked_images(images)
         index, checked, count = list(good), list(good.values()), len(good) + len(failures)
         try:

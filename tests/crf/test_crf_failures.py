@@ -118,3 +118,10 @@ def test_results_compare_by_value():
     assert first == second and first != crf.solve_result(*_good(4)) and first != "labels"
     with pytest.raises(TypeError, match="unhashable"):
         hash(first)
+
+
+def test_a_batch_error_names_every_failed_index():
+    failures = {i: ValueError(f"bad {i}") for i in (0, 2, 3, 5, 7, 8, 11)}
+    error = crf.BatchError([None] * 12, failures)
+    assert "7 of 12 items failed" in str(error) and "item 7: ValueError: bad 7" in str(error)
+    assert str(error).endswith("; and items 8, 11")

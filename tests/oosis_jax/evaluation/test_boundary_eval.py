@@ -30,7 +30,7 @@ def test_orientation_angles_follow_the_left_rule():
     assert angle == pytest.approx(np.arctan2(-0.4, -0.5) + 3 * np.pi / 2)
 
 
-def test_perfect_prediction_scores_one():
+def test_perfect_prediction_scores_ods_and_ois_one():
     gt_b, gt_e = ground_truth()
     result = evaluate(gt_b.astype(float), gt_e, gt_b, gt_e)
     assert (result["ODS"], result["OIS"]) == (1.0, 1.0)
@@ -66,6 +66,17 @@ def test_ap_follows_the_matlab_protocol_on_a_hand_made_curve():
     expected = np.interp(levels, recall[::-1], precision[::-1])[inside].sum() / 100
     assert result["AP"] == pytest.approx(expected) and result["AP"] == pytest.approx(0.48944, abs=1e-5)
     assert boundary_eval.summarize([second, first])["AP"] == result["AP"]
+
+
+def test_ap_keeps_the_first_of_equal_recalls_and_matlabs_levels():
+    """MATLAB's ``unique`` keeps the first (lowest threshold) point of equal recalls, and its 0:0.01:1 levels
+    include 0.69 = 69/100 exactly where np.linspace's 0.6900000000000001 would leave it outside the curve."""
+    recall, precision = np.array([0.8, 0.8, 0.4]), np.array([0.4, 0.8, 1.0])
+    levels = np.round(np.arange(40, 81)) / 100  # the levels 0.40..0.80 the curve spans
+    expected = np.interp(levels, [0.4, 0.8], [1.0, 0.4]).sum() / 100
+    assert boundary_eval.average_precision(recall, precision) == pytest.approx(expected)
+    # recall 0.69 (69 of 100 pixels) at precision 1, then 0.10: levels 0.10..0.69, 60 of them, all at 1
+    assert boundary_eval.average_precision(np.array([69 / 100, 10 / 100]), np.ones(2)) == pytest.approx(0.60)
 
 
 def test_shift_within_and_beyond_the_radius():

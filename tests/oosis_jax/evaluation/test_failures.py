@@ -100,3 +100,18 @@ def test_edge_outcomes_follow_the_matching_not_the_ids():
         "reversed"]
     with pytest.raises(ValueError, match="iou_threshold"):
         failures.edge_outcomes(gt, classes, gt_edges, pred, classes, np.ones(3), pred_edges, iou_threshold=5)
+
+
+def test_ids_without_pixels_are_left_out_as_the_metrics_leave_them_out():
+    from oosis_jax import evaluation
+
+    gt = dict(instance_map=np.repeat([[1, 1, 2, 2]], 4, axis=0), classes=np.array([1, 1, 1]),
+              edges=np.array([[1, 2], [2, 3]]))  # id 3 has no pixel (a resize lost it)
+    pred = dict(gt, classes=gt["classes"][:2], edges=np.array([[1, 2]]), scores=np.ones(2))
+    summary = failures.failure_summary([pred], [gt])
+    assert (summary["num_instances"], summary["num_pairs"]) == (2, 1)
+    assert summary["instances"]["matched"] == 1.0 and summary["pairs"]["correct"] == 1.0
+    assert failures.instance_outcomes(gt["instance_map"], gt["classes"], pred["instance_map"], pred["classes"],
+                                      pred["scores"])[2] == "no pixels"
+    results = evaluation.evaluate([pred], [gt], boundaries=False, progress=False)
+    assert (results["num_gt_instances"], results["oair_iou"]["pairs"][0]) == (2, 1)

@@ -53,13 +53,14 @@ def test_perfect_mask_prediction_with_150_instances_scores_one():
 def test_more_detections_than_the_limit_is_an_error_not_an_underscore(monkeypatch):
     monkeypatch.setattr(coco_eval, "MAX_DETECTIONS", 20)
     scene = _many_instances(21)
-    with pytest.raises(ValueError, match="image 2 has 21 detections, more than MAX_DETECTIONS"):
+    with pytest.raises(ValueError, match="^image 2: 21 detections, more than MAX_DETECTIONS"):
         coco_eval.mask_map([_many_instances(3), scene], [_many_instances(3), scene])
     failures = []  # the evaluator names the image in the stream, leaves it out and goes on
     small = _many_instances(3)
     results = evaluation.evaluate([small, scene, small], [small, dict(scene, classes=scene["classes"])] + [small],
                                   progress=False, boundaries=False, failures=failures)
     assert [position for position, _ in failures] == [2] and results["num_images"] == 2
+    assert failures[0][1].startswith("image 2: 21 detections")  # named once
     assert results["mask"]["mAP"] == pytest.approx(1.0)
 
 
