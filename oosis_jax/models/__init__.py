@@ -17,3 +17,7 @@ def __getattr__(name):
     if name not in _MODULES:
         raise AttributeError(f"module 'oosis_jax.models' has no attribute {name!r}")
     return getattr(importlib.import_module(f"oosis_jax.models.{_MODULES[name]}"), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_MODULES))
