@@ -62,6 +62,42 @@ def _pairs_at(comp, labels, dy, dx):
     return np.stack([np.where(upper, a, b), np.where(upper, b, a)], axis=1)
 
 
+@njit(cache=True)
+def _pairs_within(comp, labels, offsets):
+    """``(a, b)`` rows, unique, for every two instances with pixels ``p``, ``p + offset`` (``offsets`` int64
+    (K, 2)) whose labels differ, the one of larger label first. Only border pixels (a 4-neighbour in another
+    component or the background) are visited: the nearest two pixels of two instances lie on their borders
+    (from any other pixel a 4-neighbour is nearer), so the pairs are those of every pixel, at the cost of the
+    borders times the offsets rather than the image times the offsets."""
+    height, width = comp.shape
+    border_y, border_x = [], []
+    is_border = np.zeros((height, width), np.bool_)
+    for y in range(height):
+        for x in range(width):
+            c = comp[y, x]
+            if c != 0 and ((y > 0 and comp[y - 1, x] != c) or (y + 1 < height and comp[y + 1, x] != c)
+                           or (x > 0 and comp[y, x - 1] != c) or (x + 1 < width and comp[y, x + 1] != c)):
+                is_border[y, x] = True
+                border_y.append(y)
+                border_x.append(x)
+    stride = np.int64(comp.max()) + 1
+    seen = {np.int64(0)}
+    seen.clear()
+    for i in range(len(border_y)):
+        y, x = border_y[i], border_x[i]
+        for k in range(offsets.shape[0]):
+            v, u = y + offsets[k, 0], x + offsets[k, 1]
+            if 0 <= v < height and 0 <= u < width and is_border[v, u]:
+                a, b = np.int64(comp[y, x]), np.int64(comp[v, u])
+                if a != b and labels[y, x] != labels[v, u]:
+                    seen.add(a * stride + b if labels[y, x] > labels[v, u] else b * stride + a)
+    keys = np.sort(np.array(list(seen), dtype=np.int64)) if len(seen) else np.zeros(0, np.int64)
+    out = np.empty((len(keys), 2), np.int32)
+    for i in range(len(keys)):
+        out[i, 0], out[i, 1] = keys[i] // stride, keys[i] % stride
+    return out
+
+
 def instances(labels, gap=0):
     """Instances and occlusion edges of a labeling.
 
@@ -82,6 +118,9 @@ def instances(labels, gap=0):
     if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
         raise ValueError(f"gap must be an integer >= 0, got {gap!r}")
     comp = _components(labels, False)
+    offsets = _offsets(int(gap), *labels.shape)
+    if gap > 0:  # many offsets: over the instances' borders only
+        return comp, _pairs_within(comp, labels, np.array(offsets, np.int64).reshape(-1, 2))
     pairs = [np.zeros((0, 2), dtype=np.int32)]  # a 1x1 image has no offset within reach
-    pairs += [_pairs_at(comp, labels, dy, dx) for dy, dx in _offsets(int(gap), *labels.shape)]
+    pairs += [_pairs_at(comp, labels, dy, dx) for dy, dx in offsets]
     return comp, np.unique(np.concatenate(pairs), axis=0).astype(np.int32)

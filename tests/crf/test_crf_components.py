@@ -111,11 +111,15 @@ def test_a_gap_wider_than_the_image_reaches_every_pixel_pair_at_once():
     np.testing.assert_array_equal(instances(labels, 10**6)[1], instances(labels, 6)[1])  # 6 > the diagonal
 
 
-@pytest.mark.parametrize("gap", [0, 1, 2])
-def test_a_gap_joins_exactly_the_instances_within_reach(gap):
+@pytest.mark.parametrize("gap", [0, 1, 2, 4])
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_a_gap_joins_exactly_the_instances_within_reach(gap, blocks):
+    """Against a brute-force search over all pixel pairs; blocks of 3x3 pixels give instances with inner pixels,
+    which the search over borders (gap > 0) skips."""
     rng = np.random.default_rng(gap)
-    for _ in range(10):  # against a brute-force search over all pixel pairs
-        labels = rng.integers(0, 4, (6, 7)).astype(np.int32)
+    for _ in range(10):
+        coarse = rng.integers(0, 4, (12 // blocks, 14 // blocks))
+        labels = np.kron(coarse, np.ones((blocks, blocks), int)).astype(np.int32)
         instance_map, edges = instances(labels, gap)
         np.testing.assert_array_equal(instance_map, instances(labels)[0])
         points = np.argwhere(instance_map > 0)
