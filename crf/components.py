@@ -49,19 +49,6 @@ def _offsets(gap, height, width):
             if (dy > 0 or dx > 0) and dy * dy + dx * dx <= reach * reach]
 
 
-def _pairs_at(comp, labels, dy, dx):
-    """``(a, b)`` rows for every pixel pair ``p``, ``p + (dy, dx)`` in two instances of different labels,
-    the one of larger label first."""
-    height, width = comp.shape
-    first = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
-    second = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
-    a, b, la, lb = comp[first], comp[second], labels[first], labels[second]
-    keep = (a != 0) & (b != 0) & (la != lb)
-    a, b, la, lb = a[keep], b[keep], la[keep], lb[keep]
-    upper = la > lb
-    return np.stack([np.where(upper, a, b), np.where(upper, b, a)], axis=1)
-
-
 @njit(cache=True)
 def _pairs_within(comp, labels, offsets):
     """``(a, b)`` rows, unique, for every two instances with pixels ``p``, ``p + offset`` (``offsets`` int64
@@ -118,9 +105,5 @@ def instances(labels, gap=0):
     if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
         raise ValueError(f"gap must be an integer >= 0, got {gap!r}")
     comp = _components(labels, False)
-    offsets = _offsets(int(gap), *labels.shape)
-    if gap > 0:  # many offsets: over the instances' borders only
-        return comp, _pairs_within(comp, labels, np.array(offsets, np.int64).reshape(-1, 2))
-    pairs = [np.zeros((0, 2), dtype=np.int32)]  # a 1x1 image has no offset within reach
-    pairs += [_pairs_at(comp, labels, dy, dx) for dy, dx in offsets]
-    return comp, np.unique(np.concatenate(pairs), axis=0).astype(np.int32)
+    offsets = np.array(_offsets(int(gap), *labels.shape), np.int64).reshape(-1, 2)  # (0, 2) for a 1x1 image
+    return comp, _pairs_within(comp, labels, offsets)
