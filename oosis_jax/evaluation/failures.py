@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import (check_thresholds, considered_edges, intersections, ious_of, match_by_iou,
+from oosis_jax.evaluation.metrics import (check_thresholds, edges_among, intersections, ious_of, match_by_iou,
                                          matched_pair_paths, validate_instances)
 from oosis_jax.evaluation.oair import fields
 
@@ -69,12 +69,11 @@ class _Image:
         if self.gt_map.shape != self.pred_map.shape:
             raise ValueError(f"gt_map {self.gt_map.shape} and pred_map {self.pred_map.shape} differ in shape")
         self.iou_threshold, self.min_score = iou_threshold, min_score
-        self.pred_edges = considered_edges(self.pred_edges, self.pred_scores, min_score)
+        self.pred_edges = edges_among(self.pred_edges, self.pred_scores >= min_score)
         m, n = len(self.gt_classes), len(self.pred_classes)
         self.overlap = intersections(self.gt_map, self.pred_map, m, n)  # (m + 1, n + 1), row / column 0 = bg
         self.ious = ious_of(self.overlap)  # (m, n)
-        present = self.overlap[1:].sum(axis=1) > 0  # ground-truth ids with pixels
-        self.gt_edges = self.gt_edges[present[self.gt_edges - 1].all(axis=1)]
+        self.gt_edges = edges_among(self.gt_edges, self.overlap[1:].sum(axis=1) > 0)  # ids with pixels
         self.match = match_by_iou(self.ious, self.gt_classes, self.pred_classes, self.pred_scores, iou_threshold,
                                   min_score)
 

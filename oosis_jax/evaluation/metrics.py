@@ -189,11 +189,11 @@ def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_sco
     return gt, pred
 
 
-def considered_edges(pred_edges: np.ndarray, pred_scores: np.ndarray, min_score: float) -> np.ndarray:
-    """The rows of validated ``pred_edges`` int (F, 2) whose two instances score >= ``min_score``: the predicted
-    graph of Sec. 4, where instances below the minimum confidence are not considered."""
-    considered = np.asarray(pred_scores) >= min_score
-    return pred_edges if considered.all() else pred_edges[considered[pred_edges - 1].all(axis=1)]
+def edges_among(edges: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The rows of validated ``edges`` int (M, 2) (ids 1..N) whose two instances are ``kept`` (bool (N,)): the
+    predicted graph of Sec. 4 without the instances below the minimum confidence, or the ground truth's without
+    ids that have no pixels."""
+    return edges if kept.all() else edges[kept[edges - 1].all(axis=1)]
 
 
 def matched_pair_paths(gt_edges: np.ndarray, match: np.ndarray, num_pred: int,
@@ -241,7 +241,7 @@ def counts_by_iou(iou, gt_classes, gt_edges, pred_classes, pred_scores, pred_edg
     check_thresholds(iou_threshold, min_score)
     match = match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold, min_score)
     recovered, forward, backward = matched_pair_paths(gt_edges, match, len(pred_classes),
-                                                      considered_edges(pred_edges, pred_scores, min_score))
+                                                      edges_among(pred_edges, np.asarray(pred_scores) >= min_score))
     return len(recovered), int(recovered.sum()), int((forward & ~backward).sum())
 
 

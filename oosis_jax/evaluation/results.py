@@ -75,7 +75,7 @@ class Evaluator:
             present = np.bincount(np.asarray(ground_truth["instance_map"]).ravel(),
                                   minlength=len(pairs.gt_classes) + 1)[1:] > 0
             if not present.all():  # ids without pixels (e.g. lost to a resize) are no objects in any metric
-                pairs = dataclasses.replace(pairs, gt_edges=pairs.gt_edges[present[pairs.gt_edges - 1].all(axis=1)])
+                pairs = dataclasses.replace(pairs, gt_edges=metrics.edges_among(pairs.gt_edges, present))
                 ground_truth = dict(ground_truth, edges=pairs.gt_edges)
         except ValueError as err:
             if str(err).startswith(f"image {image_id}:"):
