@@ -188,6 +188,13 @@ def collate(examples: list[dict]) -> dict[str, np.ndarray]:
     return batch
 
 
+def _shard(ds: grain.MapDataset, process_index: int, process_count: int) -> grain.MapDataset:
+    """This process's share of ``ds``: every ``process_count``-th element from ``process_index``."""
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"bad process {process_index} of {process_count}")
+    return ds[process_index::process_count]
+
+
 def train_dataset(source, config: AugmentConfig, *, batch_size: int, seed: int, process_index: int = 0,
                   process_count: int = 1) -> grain.MapDataset:
     """Endless ``MapDataset`` of this process's training batches; element ``step`` is the batch of ``step``.
@@ -196,12 +203,11 @@ def train_dataset(source, config: AugmentConfig, *, batch_size: int, seed: int, 
     """
     if len(source) == 0:
         raise ValueError("the training source is empty")
-    if batch_size < 1 or not 0 <= process_index < process_count:
-        raise ValueError(f"bad batch_size {batch_size} or process {process_index} of {process_count}")
+    if batch_size < 1:
+        raise ValueError(f"bad batch_size {batch_size}")
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
     ds = ds.random_map(lambda example, rng: random_transform(example, rng, config), seed=seed)
-    ds = ds[process_index::process_count]
-    return ds.batch(batch_size, drop_remainder=True, batch_fn=collate)
+    return _shard(ds, process_index, process_count).batch(batch_size, drop_remainder=True, batch_fn=collate)
 
 
 def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | None = None,
@@ -210,9 +216,7 @@ def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | No
     incomplete batch is kept. Examples of a batch must share a size unless ``resize_to`` is given."""
     if len(source) == 0:
         raise ValueError("the evaluation source is empty")
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"bad process {process_index} of {process_count}")
-    ds = grain.MapDataset.source(source)[process_index::process_count]
+    ds = _shard(grain.MapDataset.source(source), process_index, process_count)
     ds = ds.map(lambda example: transform_example(example, resize_to=resize_to))
     return ds.batch(batch_size, batch_fn=collate)
 

@@ -113,11 +113,13 @@ def test_instance_ids_beyond_the_classes_are_refused_not_cut_to_int32():
         ip.transform_example(example)
 
 
-def test_eval_dataset_refuses_a_process_outside_the_count():
+def test_datasets_refuse_a_process_outside_the_count():
     scenes = [make_scene(0, 32, 32)]
     for index, count in ((5, 2), (-1, 2)):  # used to give no batch, or the last example's shard
         with pytest.raises(ValueError, match=f"bad process {index} of {count}"):
             ip.eval_dataset(scenes, process_index=index, process_count=count)
+        with pytest.raises(ValueError, match=f"bad process {index} of {count}"):
+            ip.train_dataset(scenes, ip.AugmentConfig(), batch_size=1, seed=0, process_index=index, process_count=count)
 
 
 def test_contrast_turns_about_the_mean_of_the_image_not_of_its_padding():
