@@ -25,6 +25,8 @@ from pycocotools import mask as mask_utils
 
 
 FAR = 4  # polygons are clipped to the image grown by FAR image sizes on every side (``polygon_mask``)
+MAX_PIXELS = 2 * 89_478_485  # the size PIL refuses to decode (DecompressionBombError): a corrupt entry beyond
+MAX_COORDINATE = 1e300  # beyond it the differences of `_clip_polygon` overflow float64 (and pycocotools hangs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +121,9 @@ def _image_entry(record: object, where: str) -> ImageEntry:
     )
     if entry.height < 1 or entry.width < 1:
         raise ValueError(f"{where}: empty image (height={entry.height}, width={entry.width})")
+    if entry.height * entry.width > MAX_PIXELS:
+        raise ValueError(f"{where}: image of {entry.height}x{entry.width} pixels is larger than any decodable "
+                         f"image ({MAX_PIXELS} pixels); a corrupt size?")
     return entry
 
 
@@ -222,6 +227,8 @@ def _polygon_list(polygons: object, where: str) -> list[list[float]]:
             raise ValueError(f"{where}: polygon {k} needs an even number >= 6 of coordinates, got {len(poly)}")
         if not all(math.isfinite(v) for v in poly):
             raise ValueError(f"{where}: polygon {k} holds non-finite coordinates")
+        if max(abs(v) for v in poly) > MAX_COORDINATE:
+            raise ValueError(f"{where}: polygon {k} holds coordinates beyond +-{MAX_COORDINATE:g} px")
         out.append([float(v) for v in poly])
     return out
 

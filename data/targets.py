@@ -40,6 +40,8 @@ def _check_instance_map(instance_map) -> np.ndarray:
         raise ValueError(f"instance_map is empty: shape {inst.shape}")
     if inst.min() < 0:
         raise ValueError(f"instance_map has negative ids (min {inst.min()}); 0 is background, 1..N instances")
+    if inst.max() > np.iinfo(np.int64).max:  # uint64 beyond int64
+        raise ValueError(f"instance_map has ids above 2**63 - 1 (max {inst.max()})")
     return inst.astype(np.int64, copy=False)
 
 
@@ -204,6 +206,8 @@ def touching_pairs(instance_map) -> np.ndarray:
       int32 (K, 2), rows (a, b) with 1 <= a < b, sorted lexicographically, each pair once.
     """
     inst = _check_instance_map(instance_map)
+    if inst.max() > np.iinfo(np.int32).max:
+        raise ValueError(f"instance_map has ids above the int32 pairs' range (max {inst.max()}); renumber them")
     p = np.concatenate([inst[:, :-1].ravel(), inst[:-1, :].ravel()])
     q = np.concatenate([inst[:, 1:].ravel(), inst[1:, :].ravel()])
     keep = (p != q) & (p > 0) & (q > 0)

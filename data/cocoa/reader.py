@@ -181,15 +181,23 @@ def _classes_example(entry, records, known, path, regions, min_iou) -> dict:
     }
 
 
-def _regions_by_image(regions_file: str) -> tuple[dict[int, list], dict[int, tuple[int, int]]]:
-    """The regions file's records by image id, and each image's (height, width) there."""
+def _regions_by_image(regions_file: str, skipped: list | None
+                      ) -> tuple[dict[int, list], dict[int, tuple[int, int]], dict[int, str]]:
+    """The regions file's records by image id, each image's (height, width) there, and the problems of its
+    images (their ``images`` entries; a list ``skipped`` keeps them for the build of each image, which then
+    leaves out only that image: without its regions the image would silently have no order)."""
     content = ann.read_json(regions_file)
     records = ann.require_list(content, "annotations", regions_file)
     if detect_format(content, regions_file) != "regions":
         raise ValueError(f"{regions_file}: regions_file must be a regions-format file (COCO_amodal_*2014.json)")
-    region_images = ann.image_entries(content, regions_file)
+    problems: list | None = None if skipped is None else []
+    with warnings.catch_warnings():  # each image's problem is reported once, when that image is built
+        warnings.simplefilter("ignore")
+        region_images = ann.image_entries(content, regions_file, problems)
+    grouped = ann.group_by_image(records, region_images, regions_file, "annotations", problems)
     sizes = {entry.image_id: (entry.height, entry.width) for entry in region_images}
-    return ann.group_by_image(records, region_images, regions_file, "annotations"), sizes
+    bad = {image_id: message for image_id, message in problems or [] if image_id is not None}
+    return grouped, sizes, bad
 
 
 def examples(
@@ -221,7 +229,7 @@ def examples(
         raise ValueError(f"{path} is a regions file itself; regions_file applies to the _with_classes variant")
     if isinstance(min_iou, bool) or not isinstance(min_iou, (int, float)) or not 0.0 < min_iou <= 1.0:
         raise ValueError(f"min_iou must be a number in (0, 1], got {min_iou!r}")
-    regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file))
+    regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file), skipped)
     known = ann.category_ids(content, path) if fmt == "classes" else set()
 
     def build(entry: ann.ImageEntry) -> dict:
@@ -230,7 +238,9 @@ def examples(
         else:
             image_regions = None
             if regions is not None:
-                by_image, sizes = regions
+                by_image, sizes, bad = regions
+                if entry.image_id in bad:
+                    raise ValueError(bad[entry.image_id])
                 size = sizes.get(entry.image_id, (entry.height, entry.width))
                 if size != (entry.height, entry.width):
                     raise ValueError(f"{regions_file}: image {entry.image_id} is {size[1]}x{size[0]} (width x height) "

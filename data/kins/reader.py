@@ -55,8 +55,9 @@ def _cluster_pairs(records: list, where: str) -> tuple[list[tuple[int, int]], se
     """2020 format: annotated pairs (nearer, farther) and the unordered pairs with equal positive rank."""
     cluster = [ann.integer(r["oco_id"], f"{where} annotation {r['id']} oco_id") for r in records]
     rank = [ann.integer(r["ico_id"], f"{where} annotation {r['id']} ico_id") for r in records]
-    if any(v < 0 for v in rank):
-        raise ValueError(f"{where}: ico_id must be >= 0, got {min(rank)}")
+    for record, value in zip(records, rank):
+        if value < 0:
+            raise ValueError(f"{where} annotation {record['id']} ico_id: must be >= 0, got {value}")
     pairs, ties = [], set()
     for i in range(len(records)):
         for j in range(i + 1, len(records)):

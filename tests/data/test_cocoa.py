@@ -150,6 +150,28 @@ def test_a_duplicate_annotation_or_a_size_the_regions_file_contradicts_costs_onl
     assert f"image 101 is {W + 1}x{H} (width x height) there, {W}x{H} in" in skipped[1][1]
 
 
+def test_a_bad_image_entry_of_the_regions_file_costs_only_its_image(tmp_path):
+    """Without its regions an image would silently have no order: it is left out, once, naming the file."""
+    path, regions = classes_file(tmp_path), regions_file(tmp_path)
+    region_content = json.loads(regions.read_text())
+    region_content["images"][0]["height"] = 0  # image 100
+    region_content["images"].append(dict(region_content["images"][1]))  # image 101 listed twice
+    region_content["annotations"].append({"image_id": 555, "regions": [], "depth_constraint": ""})
+    regions.write_text(json.dumps(region_content))
+    skipped = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = list(cocoa.examples(path, tmp_path / "train2014", regions, skipped=skipped))
+    assert [e["image_id"] for e in out] == [i for i in IMAGE_IDS if i not in (100, 101)]
+    assert [i for i, _ in skipped] == [100, 101]
+    assert "empty image (height=0" in skipped[0][1] and "duplicate image id 101" in skipped[1][1]
+    assert all(str(regions) in message for _, message in skipped)
+    left_out = [w for w in caught if "left out of the dataset" in str(w.message)]
+    assert len(left_out) == 2 and any("image_id 555" in str(w.message) for w in caught)
+    with pytest.raises(ValueError, match="empty image"):
+        list(cocoa.examples(path, tmp_path / "train2014", regions))
+
+
 @pytest.mark.parametrize("config, with_regions", [("classes", True), ("classes_mask_order", False)])
 def test_builder_round_trip(tmp_path, config, with_regions):
     prepare(tmp_path, with_regions)

@@ -130,6 +130,9 @@ def _mutated(tmp_path, mutate):
         (lambda c: c["annotations"][2]["inmodal_seg"].update(counts="0Y" + "~" * 9), ValueError, "RLE"),
         (lambda c: c["annotations"][2]["inmodal_seg"].update(counts=[3, 4]), ValueError, "RLE runs cover 7 pixels"),
         (lambda c: c["images"][0].update(width=0), ValueError, "empty image"),
+        (lambda c: c["images"][0].update(width=10**6, height=10**6), ValueError, "larger than any decodable"),
+        (lambda c: c["annotations"][2].update(segmentation=[[-1.7e308, 0, 1.7e308, 5, 0, 9]]), ValueError,
+         r"beyond \+-1e\+300 px"),
         (lambda c: c["images"][0].update(file_name=None), ValueError, "file_name must be a non-empty string"),
         (lambda c: c["annotations"][1].update(id=c["annotations"][0]["id"], image_id=c["annotations"][0]["image_id"]),
          ValueError, "duplicate annotation id"),
@@ -142,6 +145,15 @@ def _mutated(tmp_path, mutate):
 def test_invalid_inputs_raise_clear_errors(tmp_path, mutate, error, match):
     path = _mutated(tmp_path, mutate)
     with pytest.raises(error, match=match):
+        list(kins.examples(path, tmp_path / "training/image_2"))
+
+
+def test_a_negative_rank_names_its_annotation(tmp_path):
+    path = update_file(tmp_path)
+    content = json.loads(path.read_text())
+    content["annotations"][1]["ico_id"] = -1
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match="image 31 annotation 2 ico_id: must be >= 0, got -1"):
         list(kins.examples(path, tmp_path / "training/image_2"))
 
 

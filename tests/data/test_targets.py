@@ -108,6 +108,7 @@ def test_semantic_map_and_touching_pairs():
     (np.array([[1, 2]]), [[1, 2, 3]], r"\(M, 2\)"),
     (np.array([[1, 2]]), [[1.0, 2.0]], "integer"),
     (np.array([[1, 2]]), [[2, 2]], "self-occlusion"),
+    (np.array([[1, 2**63 + 5]], np.uint64), [], "above 2\*\*63"),
 ])
 def test_bad_input_raises(inst, edges, message):
     for fn in (targets.occlusion_map, targets.boundary_targets, targets.order_labels):
@@ -187,6 +188,13 @@ def test_order_labels_properties(scene):
     for d, (dy, dx) in enumerate(targets.OFFSETS):  # every occluding pixel pair has x_p > x_q (Eq. 7)
         ys, xs = np.nonzero(occ[..., d])
         assert (labels[ys, xs] > labels[ys + dy, xs + dx]).all()
+
+
+def test_touching_pairs_refuse_ids_their_int32_rows_cannot_hold():
+    np.testing.assert_array_equal(targets.touching_pairs(np.array([[2**31 - 2, 2**31 - 1]])),
+                                  [[2**31 - 2, 2**31 - 1]])
+    with pytest.raises(ValueError, match="int32"):
+        targets.touching_pairs(np.array([[2**40, 2**40 + 1]]))
 
 
 def test_sparse_large_ids():
