@@ -47,7 +47,6 @@ def baseline_orderings(masks: dict, example: dict, heads: dict, depth_noise: flo
         depths = baselines.instance_depths(inst, depth_map)
         finite = np.isfinite(depths)
         depths[finite] = baselines.noisy_instance_depths(depths[finite], depth_noise, seed)
-        depths[~finite] = np.finfo(np.float64).max
         out[f"noisy depth (x{np.exp(depth_noise):.2f} spread)"] = baselines.depth_edges(inst, depths)
     vote = baselines.pairwise_vote_edges(inst, heads["b"], heads["e"])
     out["pairwise boundary vote"] = vote

@@ -62,20 +62,26 @@ def area_edges(instance_map) -> np.ndarray:
 def depth_edges(instance_map, depths) -> np.ndarray:
     """int32 (M, 2): the touching instance with the smaller depth occludes the other.
 
-    ``depths``: float (N,), depth of instance k at ``depths[k - 1]`` (any unit; smaller = nearer).
+    ``depths``: float (N,), depth of instance k at ``depths[k - 1]`` (any unit; smaller = nearer; +inf, as
+    `instance_depths` gives an instance without depth, is farthest; ids absent from the map are not read).
     """
     inst = np.asarray(instance_map)
     touching_pairs(inst)
     depths = np.asarray(depths, np.float64)
     n = _num_instances(inst)
-    if depths.ndim != 1 or len(depths) < n or not np.isfinite(depths[:n]).all():
-        raise ValueError(f"depths must be a finite (N,) array with N >= {n} (largest instance id), "
-                         f"got shape {depths.shape}")
-    return _order_by_nearness(inst, np.concatenate([[0.0], -depths[:n]]))
+    if depths.ndim != 1 or len(depths) < n:
+        raise ValueError(f"depths must be an (N,) array with N >= {n} (largest instance id), got shape "
+                         f"{depths.shape}")
+    present = np.bincount(inst.ravel(), minlength=n + 1)[1:] > 0
+    bad = np.flatnonzero(present & (np.isnan(depths[:n]) | (depths[:n] == -np.inf))) + 1
+    if bad.size:
+        raise ValueError(f"depths of instances {bad[:10].tolist()} are NaN or -inf")
+    return _order_by_nearness(inst, np.concatenate([[0.0], -np.where(present, depths[:n], 0.0)]))
 
 
 def instance_depths(instance_map, depth_map) -> np.ndarray:
-    """float64 (N,): median of ``depth_map`` (float (H, W), NaN where unknown) over each instance's pixels.
+    """float64 (N,): mean of ``depth_map`` (float (H, W), NaN where unknown) over each instance's pixels
+    ("averaged on instance pixels", Sec. 5.5).
 
     Used to give predicted instances the depth of the ground-truth scene under them; an instance whose
     pixels have no finite depth gets +inf (farthest).
@@ -88,7 +94,7 @@ def instance_depths(instance_map, depth_map) -> np.ndarray:
     for k in range(1, len(out) + 1):
         values = depth_map[(inst == k) & np.isfinite(depth_map)]
         if values.size:
-            out[k - 1] = np.median(values)
+            out[k - 1] = values.mean()
     return out
 
 

@@ -12,55 +12,60 @@ import numpy as np
 from oosis_jax.evaluation.metrics import validate_instances
 
 
-def find_cycle(num_instances: int, edges: np.ndarray) -> list[int] | None:
-    """Row indices into ``edges`` (int (M, 2), ids 1..N) forming one directed cycle, or None if acyclic.
-
-    Iterative depth-first search; the returned rows, in order, walk the cycle once.
-    """
-    succ: list[list[tuple[int, int]]] = [[] for _ in range(num_instances + 1)]
-    for row, (a, b) in enumerate(edges):
-        succ[a].append((b, row))
-    state = np.zeros(num_instances + 1, np.int8)  # 0 unvisited, 1 on the DFS stack, 2 finished
-    for root in range(1, num_instances + 1):
-        if state[root]:
-            continue
-        stack = [(root, 0)]  # (node, index of the next successor to try)
-        via: list[int] = []  # edge rows along the current DFS path
-        state[root] = 1
-        while stack:
-            node, k = stack[-1]
-            if k == len(succ[node]):
-                state[node] = 2
-                stack.pop()
-                if via:
-                    via.pop()
-                continue
-            stack[-1] = (node, k + 1)
-            nxt, row = succ[node][k]
-            if state[nxt] == 1:  # back edge: the cycle is the path from nxt to node plus this edge
-                start = [n for n, _ in stack].index(nxt)
-                return via[start:] + [row]
-            if state[nxt] == 0:
-                state[nxt] = 1
-                stack.append((nxt, 0))
-                via.append(row)
-    return None
-
-
 def random_decycle(num_instances: int, edges, seed: int = 0) -> np.ndarray:
     """Remove random edges of found cycles until ``edges`` is acyclic (Sec. 5.6); returns int64 (M', 2).
 
     ``edges`` is int (M, 2) with ids 1..num_instances (duplicate rows are kept and treated as parallel
     edges). The surviving rows keep their original order. Deterministic for a given ``seed``.
     Raises ``ValueError`` for edges naming missing instances or self-loops.
+
+    One depth-first search runs through all removals (removing an edge creates no cycle, so a finished node,
+    whose successors are all finished, stays finished): a cycle is a back edge plus the path to it; after a
+    random edge of it is removed, the nodes above a removed path edge leave the path and are searched again
+    later. Linear in M between removals (a restart per removal took 590 s for 16000 removals at M = 20000).
     """
-    _, _, edges, _ = validate_instances(np.zeros((0, 0), np.int64), np.ones(int(num_instances), np.int64),
+    _, _, edges, _ = validate_instances(np.zeros((0, 0), np.int64), np.ones(_count(num_instances), np.int64),
                                         edges, name="random_decycle")
+    n = int(num_instances)
     rng = np.random.default_rng(seed)
     keep = np.ones(len(edges), bool)
-    while True:
-        rows = np.flatnonzero(keep)
-        cycle = find_cycle(int(num_instances), edges[rows])
-        if cycle is None:
-            return edges[keep]
-        keep[rows[cycle[rng.integers(len(cycle))]]] = False
+    succ: list[list[tuple[int, int]]] = [[] for _ in range(n + 1)]
+    for row, (a, b) in enumerate(edges.tolist()):
+        succ[a].append((b, row))
+    state = np.zeros(n + 1, np.int8)  # 0 unvisited, 1 on the path, 2 finished
+    depth = np.zeros(n + 1, np.int64)  # a path node's index in `path`
+    for root in range(1, n + 1):
+        if state[root]:
+            continue
+        path, next_k, via = [root], [0], []  # nodes, next successor to try, edge rows between them
+        state[root] = 1
+        while path:
+            node, k = path[-1], next_k[-1]
+            if k == len(succ[node]):
+                state[node] = 2
+                path.pop(), next_k.pop()
+                if via:
+                    via.pop()
+                continue
+            next_k[-1] = k + 1
+            nxt, row = succ[node][k]
+            if not keep[row] or state[nxt] == 2:
+                continue
+            if state[nxt] == 0:
+                state[nxt], depth[nxt] = 1, len(path)
+                path.append(nxt), next_k.append(0), via.append(row)
+                continue
+            cycle = via[depth[nxt]:] + [row]  # a back edge: the path from nxt to node, then this edge
+            cut = int(rng.integers(len(cycle)))
+            keep[cycle[cut]] = False
+            if cut < len(cycle) - 1:  # a path edge: the nodes above it leave the path, unfinished
+                top = depth[nxt] + cut + 1
+                state[path[top:]] = 0
+                del path[top:], next_k[top:], via[top - 1:]
+    return edges[keep]
+
+
+def _count(num_instances) -> int:
+    if isinstance(num_instances, bool) or not isinstance(num_instances, (int, np.integer)) or num_instances < 0:
+        raise ValueError(f"random_decycle: num_instances must be an int >= 0, got {num_instances!r}")
+    return int(num_instances)

@@ -24,6 +24,7 @@ from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.evaluation import coco_map as coco_eval
 from oosis_jax.evaluation import metrics
 from oosis_jax.evaluation import oair
+from oosis_jax.evaluation import tables
 from data import targets
 
 
@@ -225,7 +226,7 @@ def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
         "|---|---|---|---|---|---|---|",
         f"| {name} | {results['num_images']} | {100 * at_05['recall'][0]:.1f} | {100 * at_05['accuracy'][0]:.1f} "
         f"| {100 * results['mask']['mAP']:.1f} | {100 * results['weighted_coverage']:.1f} "
-        f"| {results['cycle_percent']:.2f} |",
+        f"| {tables.cycle_cell(results['cycle_percent'])} |",
         "",
         f"mask mAP: pycocotools with maxDets={coco_eval.MAX_DETECTIONS} per image (every instance counts).",
     ]

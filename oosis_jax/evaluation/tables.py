@@ -26,11 +26,18 @@ def percent(x: float) -> float:
     return 100.0 * float(x)
 
 
+def cycle_cell(cycle_percent: float) -> str:
+    """The "% inst. in cycles" cell: two decimals, "<0.01" for a share that rounding would print as 0 (as the
+    paper's Tab. 1), so one 2-cycle among thousands of instances never reads like a cycle-free method."""
+    value = float(cycle_percent)
+    return "<0.01" if 0.0 < value < 0.005 else f"{value:.2f}"
+
+
 def summary_row(name: str, results: dict) -> list:
     """One row under ``SUMMARY_HEADERS`` from `oosis_jax.evaluation.evaluate` results (in %)."""
     at_05 = results["oair_iou"]
     return [name, percent(results["mask"]["mAP"]), percent(results["weighted_coverage"]),
-            percent(at_05["recall"][0]), percent(at_05["accuracy"][0]), float(results["cycle_percent"])]
+            percent(at_05["recall"][0]), percent(at_05["accuracy"][0]), cycle_cell(results["cycle_percent"])]
 
 
 def boundary_row(name: str, results: dict) -> list:

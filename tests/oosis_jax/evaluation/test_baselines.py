@@ -39,8 +39,20 @@ def test_depth_edges_nearer_occludes_and_validates():
     np.testing.assert_array_equal(baselines.depth_edges(two_boxes(), [5.0, 1.0]), [[2, 1]])
     with pytest.raises(ValueError, match="depths"):
         baselines.depth_edges(two_boxes(), [1.0])
-    with pytest.raises(ValueError, match="depths"):
+    with pytest.raises(ValueError, match=r"depths of instances \[2\] are NaN"):
         baselines.depth_edges(two_boxes(), [1.0, np.nan])
+    with pytest.raises(ValueError, match="-inf"):
+        baselines.depth_edges(two_boxes(), [-np.inf, 1.0])
+
+
+def test_instance_depths_chain_into_depth_edges():
+    """An instance without depth (+inf from `instance_depths`) is farthest; an id absent from the map is
+    never read, whatever its depth."""
+    inst = np.array([[1, 1, 3, 3]], np.int32)  # id 2 absent
+    depths = baselines.instance_depths(inst, np.array([[4.0, 4.0, np.nan, np.nan]]))
+    np.testing.assert_array_equal(depths, [4.0, np.inf, np.inf])
+    np.testing.assert_array_equal(baselines.depth_edges(inst, depths), [[1, 3]])
+    np.testing.assert_array_equal(baselines.depth_edges(inst, [np.inf, np.nan, np.inf]), np.zeros((0, 2)))
 
 
 def test_exact_depth_reproduces_the_synthetic_ground_truth():
@@ -50,10 +62,10 @@ def test_exact_depth_reproduces_the_synthetic_ground_truth():
         assert sorted(map(tuple, edges.tolist())) == sorted(map(tuple, scene["edges"].tolist()))
 
 
-def test_instance_depths_median_and_unknown():
+def test_instance_depths_mean_and_unknown():
     inst = np.array([[1, 1, 1, 2]], np.int32)
     depth = np.array([[1.0, 2.0, 9.0, np.nan]])
-    np.testing.assert_array_equal(baselines.instance_depths(inst, depth), [2.0, np.inf])
+    np.testing.assert_array_equal(baselines.instance_depths(inst, depth), [4.0, np.inf])
     with pytest.raises(ValueError, match="shape"):
         baselines.instance_depths(inst, depth[:, :2])
 

@@ -106,12 +106,44 @@ def test_cycle_fraction_and_decycling():
     assert metrics.cycle_fraction(6, edges) == pytest.approx(5 / 6)
     assert metrics.cycle_fraction(0, np.zeros((0, 2), int)) == 0.0
     kept = decycle.random_decycle(6, edges, seed=3)
-    assert metrics.cycle_fraction(6, kept) == 0.0 and decycle.find_cycle(6, kept) is None
+    assert metrics.cycle_fraction(6, kept) == 0.0
     assert {tuple(e) for e in kept} <= {tuple(e) for e in edges}
     assert len(kept) == len(edges) - 2  # one edge of each of the two disjoint cycles
     np.testing.assert_array_equal(kept, decycle.random_decycle(6, edges, seed=3))
     acyclic = np.array([(1, 2), (2, 3), (1, 3)])
     np.testing.assert_array_equal(decycle.random_decycle(3, acyclic), acyclic)
+    with pytest.raises(ValueError, match="num_instances must be an int"):
+        decycle.random_decycle(2.5, edges[:1])
+
+
+def _random_graph(rng, n, m):
+    a, b = rng.integers(1, n + 1, m), rng.integers(1, n + 1, m)
+    return np.stack([a[a != b], b[a != b]], axis=1)
+
+
+def test_decycling_removes_only_edges_on_cycles_and_keeps_the_order_of_the_rest():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 9))
+        edges = _random_graph(rng, n, int(rng.integers(0, 20)))
+        kept = decycle.random_decycle(n, edges, seed=trial)
+        assert metrics.cycle_fraction(n, kept) == 0.0
+        reach = np.eye(n + 1, dtype=bool)  # transitive closure of the original graph
+        reach[edges[:, 0], edges[:, 1]] = True
+        for k in range(n + 1):
+            reach |= reach[:, [k]] & reach[[k], :]
+        left = [tuple(e) for e in kept.tolist()]
+        for e in edges.tolist():  # `kept` is a subsequence of `edges`; a removed a -> b needs b -> ... -> a
+            if left and tuple(e) == left[0]:
+                left.pop(0)
+            else:
+                assert reach[e[1], e[0]], (trial, e)
+        assert not left
+
+
+def test_decycling_a_dense_graph_leaves_it_acyclic():
+    edges = _random_graph(np.random.default_rng(1), 200, 6000)  # about 4800 removals
+    assert metrics.cycle_fraction(200, decycle.random_decycle(200, edges, seed=0)) == 0.0
 
 
 def test_curves_and_plot(tmp_path):
