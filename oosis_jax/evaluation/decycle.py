@@ -58,7 +58,8 @@ def random_decycle(num_instances: int, edges, seed: int = 0) -> np.ndarray:
             cycle = via[depth[nxt]:] + [row]  # a back edge: the path from nxt to node, then this edge
             cut = int(rng.integers(len(cycle)))
             keep[cycle[cut]] = False
-            if cut < len(cycle) - 1:  # a path edge: the nodes above it leave the path, unfinished
+            if cut < len(cycle) - 1:  # a path edge: the nodes above it leave the path, unfinished; their ids
+                # exceed `root` (every smaller id was finished by an earlier root), so a later root reaches them
                 top = depth[nxt] + cut + 1
                 state[path[top:]] = 0
                 del path[top:], next_k[top:], via[top - 1:]
