@@ -16,7 +16,7 @@ from flax import nnx
 
 from oosis_jax.models.config import ModelConfig
 from oosis_jax.models.decoder import BoundaryDecoder
-from oosis_jax.models.layers import ConvBNReLU, resize_bilinear, resize_from_stride
+from oosis_jax.models.layers import ConvBNReLU, resize_bilinear
 from oosis_jax.models.resnet import DilatedResNet
 from oosis_jax.models.upsample import TransposedUpsample
 
@@ -118,6 +118,5 @@ class PSPNet(nnx.Module):
             out["o_logits"] = crop(upsample_be(self.o_head(x)))
         if train:
             aux = self.dropout(self.aux(stage3, train), deterministic=False)
-            out["aux_logits"] = resize_from_stride(self.aux_head(aux), self.config.output_stride, height,
-                                                   width).astype(jnp.float32)
+            out["aux_logits"] = resize_bilinear(self.aux_head(aux), height, width).astype(jnp.float32)
         return out

@@ -1,11 +1,8 @@
-"""Learned upsampling of the stride-``f`` logits to input resolution (supplement Sec. 1.1 "Upsampling", Fig. 1b).
+"""Learned upsampling of the stride-8 logits to input resolution (supplement Sec. 1.1 "Upsampling", Fig. 1b).
 
-A transposed convolution with stride ``f`` and kernel ``2f - 1`` initialised to the bilinear (tent) kernel. It
-is corner-aligned, like the backbone: with PyTorch-style symmetric padding, stride-``f`` feature ``i`` is centred
-on input pixel ``f * i``, and the upsampler puts it exactly there (output ``o`` takes ``1 - |o - f*i| / f`` of
-feature ``i``; features past the last one repeat it). The half-pixel kernel ``2f`` with padding ``f / 2`` of
-FCN-style code would place feature ``i`` at ``f * i + (f - 1) / 2``: 3.5 px down and right at stride 8. Two
-flavours:
+A transposed convolution with (even) stride ``f``, kernel ``2f`` and padding ``f / 2`` initialised to the bilinear
+kernel reproduces half-pixel bilinear interpolation exactly away from the image border (the weight of
+input ``i`` at output ``o`` is ``1 - |(o + 0.5) / f - 0.5 - i|``). Two flavours:
 
 - per-channel ("2D"): every channel has its own spatial kernel, channels never mix (the ``s`` logits, and
   the ``b``/``e`` logits in the ``separate`` ablation);
@@ -22,17 +19,19 @@ from flax import nnx
 
 
 def bilinear_kernel(factor: int) -> np.ndarray:
-    """float32 ``(2f - 1, 2f - 1)`` separable tent kernel of a corner-aligned stride-``f`` transposed conv."""
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 2:
-        raise ValueError(f"upsampling factor must be an int >= 2, got {factor!r}")
-    tent = 1.0 - np.abs(np.arange(2 * factor - 1) - (factor - 1)) / factor
+    """float32 ``(2f, 2f)`` separable bilinear kernel of a stride-``f`` transposed convolution."""
+    if factor < 2 or factor % 2:
+        raise ValueError(f"upsampling factor must be even and >= 2, got {factor}")
+    size = 2 * factor
+    center = (size - 1) / 2.0
+    tent = 1.0 - np.abs(np.arange(size) - center) / factor
     return np.outer(tent, tent).astype(np.float32)
 
 
 class TransposedUpsample(nnx.Module):
     """``__call__(x (B, h, w, C)) -> (B, f*h, f*w, C)``, a stride-``f`` transposed conv with bilinear init.
 
-    ``joint=False``: kernel ``(2f-1, 2f-1, 1, C)`` (depthwise); ``joint=True``: kernel ``(2f-1, 2f-1, C, C)``.
+    ``joint=False``: kernel ``(2f, 2f, 1, C)`` (depthwise); ``joint=True``: kernel ``(2f, 2f, C, C)``.
     """
 
     def __init__(self, channels: int, factor: int, *, joint: bool, dtype=jnp.float32):
@@ -49,21 +48,20 @@ class TransposedUpsample(nnx.Module):
         self.kernel = nnx.Param(jnp.asarray(kernel, jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        # Output row f*q + r (0 <= r < f) receives input rows q and q+1 (shift d = 0, 1) through kernel tap
-        # f - 1 + r - f*d (for r = 0 the d = 1 tap is -1, outside the kernel: row f*q is input q alone);
-        # gathering those taps turns the transposed convolution into one einsum over 2x2 shifted views (fast
-        # on every backend, unlike grouped input-dilated convolutions on CPU). The last row and column repeat.
+        # Output row f*q + r receives input rows q+1, q, q-1 (shift d = -1, 0, 1) through kernel tap
+        # f*d + r + f/2; gathering those taps turns the transposed convolution into one einsum over 3x3
+        # shifted views (fast on every backend, unlike grouped input-dilated convolutions on CPU).
         f = self.factor
         batch, height, width, channels = x.shape
-        taps = f - 1 + np.arange(f)[None] - f * np.arange(2)[:, None]
-        valid = (taps >= 0) & (taps < 2 * f - 1)
+        taps = f * (np.arange(3)[:, None] - 1) + np.arange(f)[None] + f // 2
+        valid = (taps >= 0) & (taps < 2 * f)
         taps = np.where(valid, taps, 0)
-        kernel = self.kernel[...][taps][:, :, taps]  # (2, f, 2, f, Cin or 1, C)
+        kernel = self.kernel[...][taps][:, :, taps]  # (3, f, 3, f, Cin or 1, C)
         mask = (valid[:, :, None, None] & valid[None, None]).astype(np.float32)
         kernel = (kernel * mask.reshape(mask.shape + (1, 1))).astype(self.dtype)
-        padded = jnp.pad(x.astype(self.dtype), ((0, 0), (0, 1), (0, 1), (0, 0)), mode="edge")
-        views = jnp.stack([jnp.stack([padded[:, dy:dy + height, dx:dx + width] for dx in (0, 1)], axis=3)
-                           for dy in (0, 1)], axis=3)
+        padded = jnp.pad(x.astype(self.dtype), ((0, 0), (1, 1), (1, 1), (0, 0)))
+        views = jnp.stack([jnp.stack([padded[:, 1 - dy:1 - dy + height, 1 - dx:1 - dx + width]
+                                      for dx in (-1, 0, 1)], axis=3) for dy in (-1, 0, 1)], axis=3)
         if self.joint:
             out = jnp.einsum("bhwyxi,yrxsio->bhrwso", views, kernel)
         else:
