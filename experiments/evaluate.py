@@ -31,40 +31,59 @@ from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.inference import instances as prediction
 
 
+TILE_OPTIONS = {"tile_size": "--tile-size", "tile_overlap": "--tile-overlap"}  # of the network (dest -> flag)
+
+
 def parse_args(argv=None):
+    """The command line, checked before any work: the options ``--gt`` does not use are refused, the tiles are
+    checked (`flags.check_tile_arguments`) and ``--out`` is created."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add_source_arguments(parser)
     flags.add_dataset_arguments(parser)
     parser.add_argument("--limit", type=flags.positive_int, default=None, help="evaluate the first N examples only")
     flags.add_crf_arguments(parser)
-    parser.add_argument("--max-dist", type=float, default=None,
+    parser.add_argument("--max-dist", type=flags.positive_float, default=None,
                         help=f"boundary matching radius, fraction of the image diagonal (default "
                              f"{boundary_eval.MAX_DIST}; not with --gt, which has no boundary maps to match)")
-    args = parser.parse_args(argv)
+    args, given = flags.parse_noting_given(parser, argv, list(TILE_OPTIONS))
     if args.gt and args.max_dist is not None:
         parser.error("--max-dist sets the boundary metric, which --gt does not compute (the CRF's ground-truth "
                      "inputs have no boundary probability maps)")
+    if args.gt:
+        flags.refuse_unused(parser, given, TILE_OPTIONS, "--gt (the CRF labels the ground truth; no network runs)")
+    else:
+        flags.check_tile_arguments(parser, args)
+    flags.make_folder(parser, "--out", args.out)
     args.max_dist = boundary_eval.MAX_DIST if args.max_dist is None else args.max_dist
     args.split = flags.split_of(args)
     return args
 
 
-def _predictions(args, examples) -> Iterator[tuple[dict, object]]:
-    """``(example, Prediction or oosis_jax.ImageFailure)`` for each example, ``args.chunk_size`` at a time."""
+def _predictor(args):
+    """The network's `Predictor` (None with ``--gt``), loaded before the examples so that a bad ``--checkpoint``
+    is one line before any work (`flags.load_predictor`), and checked to know ``--dataset``'s classes."""
     if args.gt:
-        pairs = prediction.label_ground_truth_iter(examples, info(args.dataset).num_classes, args.chunk_size,
-                                                   method=args.method, processes=args.processes, progress=False)
-        yield from tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image")
-        return
-    from oosis_jax import Predictor
+        return None
     from oosis_jax.inference import network as predict
 
-    predictor = Predictor.from_pretrained(args.checkpoint, method=args.method, processes=args.processes,
-                                          tile_size=args.tile_size, tile_overlap=args.tile_overlap)
+    predictor = flags.load_predictor("evaluate", "--checkpoint", args.checkpoint, method=args.method,
+                                     processes=args.processes, tile_size=args.tile_size,
+                                     tile_overlap=args.tile_overlap)
     if predictor.config.dataset != args.dataset:
         raise SystemExit(f"evaluate: --checkpoint {args.checkpoint} was trained on {predictor.config.dataset!r}, "
                          f"not on --dataset {args.dataset!r} (its classes differ)")
     print(f"network on {predict.device_summary()}")
+    return predictor
+
+
+def _predictions(args, predictor, examples) -> Iterator[tuple[dict, object]]:
+    """``(example, Prediction or oosis_jax.ImageFailure)`` for each example, ``args.chunk_size`` at a time: of
+    ``predictor``, or of the CRF on the ground truth when it is None."""
+    if predictor is None:
+        pairs = prediction.label_ground_truth_iter(examples, info(args.dataset).num_classes, args.chunk_size,
+                                                   method=args.method, processes=args.processes, progress=False)
+        yield from tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image")
+        return
     pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False)
     yield from tqdm(pairs, total=len(examples), desc="predict", unit="image")
 
@@ -73,13 +92,14 @@ def main(argv=None):
     """Evaluate the split image by image (`evaluation.Evaluator`: memory holds one chunk and a few KB per
     image); an image the prediction fails on is left out and named, and the exit status is then 1."""
     args = parse_args(argv)
+    predictor = _predictor(args)
     examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
                                         **flags.parse_key_values(args.dataset_config))
     name = "Joint-Labeling (GT bndry/segm)" if args.gt else "Joint-Labeling"
     evaluator = evaluation.Evaluator(boundaries=not args.gt, max_dist=args.max_dist,
                                      processes=args.processes or os.cpu_count() or 1)
     failures = []
-    for example, item in _predictions(args, examples):
+    for example, item in _predictions(args, predictor, examples):
         if isinstance(item, prediction.ImageFailure):
             failures.append(f"image {int(example['image_id'])}: {item.reason}")
         else:
@@ -89,7 +109,6 @@ def main(argv=None):
     results = evaluator.result()
     results.update(dataset=args.dataset, split=args.split, method=args.method, model=name, failed_images=failures)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     table = evaluation.markdown_table(results, name)
     (out / "results.md").write_text(f"# {args.dataset} {args.split}\n\n{table}")

@@ -32,8 +32,10 @@ from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
 from oosis_jax.inference import predictor
 from oosis_jax.inference.augment import Augmentation
+from oosis_jax.inference.exported import is_model_name
 from oosis_jax.inference.instances import LAMBDA
 from oosis_jax.inference.robustness import Robustness
+from oosis_jax.training.checkpointing import CheckpointError
 
 SPLITS = ("test", "test2")
 
@@ -156,15 +158,21 @@ Reproduce: `python -m experiments.export_model --workdir RUN --name {name} {opti
 def parser() -> argparse.ArgumentParser:
     """The command line of `main` (also what a card's "Reproduce" line is checked against)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--name", default="synthetic")
-    parser.add_argument("--robustness", default="paper", help="CRF options the predictor uses by default")
-    parser.add_argument("--lam", type=float, default=LAMBDA, help="Eq. (8) lambda the predictor uses by default")
-    parser.add_argument("--augmentation", default="none", help="test-time views the predictor uses by default")
+    parser.add_argument("--workdir", required=True, help="a training work directory, a folder this script "
+                        "exported or a model name")
+    parser.add_argument("--name", type=model_name, default="synthetic",
+                        help="writes oosis_jax/weights/NAME (then Predictor.from_pretrained(NAME) loads it)")
+    parser.add_argument("--robustness", type=flags.parsed_by(Robustness.parse),
+                        default=Robustness(), help="CRF options the predictor uses by default (paper or KEY=VALUE,...)")
+    parser.add_argument("--lam", type=flags.non_negative_float, default=LAMBDA,
+                        help="Eq. (8) lambda the predictor uses by default")
+    parser.add_argument("--augmentation", type=flags.parsed_by(Augmentation.parse),
+                        default=Augmentation(), help="test-time views the predictor uses by default (none or "
+                                                     "ITEM,...)")
     parser.add_argument("--hardware", required=True, help="where the run trained, e.g. '2-core x86-64 CPU'")
     parser.add_argument("--scenes", type=flags.positive_int, default=40)
     parser.add_argument("--history", default="", help="how the run was trained, if not in one go (for the card)")
-    parser.add_argument("--prior-minutes", type=float, default=0.0,
+    parser.add_argument("--prior-minutes", type=flags.non_negative_float, default=0.0,
                         help="wall time of the earlier runs this one continues (its pretrained weights)")
     parser.add_argument("--fit-scores", action="store_true",
                         help="fit and ship a learned instance score on --fit-scenes validation scenes")
@@ -174,11 +182,24 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
+def model_name(text: str) -> str:
+    """argparse type: a folder name under ``WEIGHTS_DIR`` (`is_model_name`)."""
+    if not is_model_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a model name: a plain folder name, written to "
+                                         f"{predictor.WEIGHTS_DIR}/NAME")
+    return text
+
+
 def main(argv=None):
+    """Export ``--workdir`` as ``WEIGHTS_DIR/--name`` with its card; bad options, and a work directory that is
+    missing or damaged, end in one line before any work."""
     args = parser().parse_args(argv)
     workdir = predictor.model_folder(args.workdir)
-    robustness, augmentation = Robustness.parse(args.robustness), Augmentation.parse(args.augmentation)
-    pred, facts = loaded_for_export(workdir, robustness, args.lam, augmentation)
+    robustness, augmentation = args.robustness, args.augmentation
+    try:
+        pred, facts = loaded_for_export(workdir, robustness, args.lam, augmentation)
+    except (FileNotFoundError, ValueError, CheckpointError) as err:
+        raise SystemExit(f"export_model: cannot load --workdir {args.workdir}: {err}") from None
     if pred.config.dataset != "synthetic":
         raise SystemExit(f"export_model: {workdir} was trained on {pred.config.dataset!r}; the model card's "
                          "held-out table is measured on synthetic scenes, so only synthetic runs are exported here")

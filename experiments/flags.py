@@ -140,10 +140,33 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def folder(text: str) -> str:
-    """argparse type: an output folder, which may not exist yet but may not be a file."""
-    if os.path.exists(text) and not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    """argparse type: an output folder, which may not exist yet but may not be a file, nor lie under one."""
+    path = above = Path(os.path.expanduser(text)).absolute()
+    while not above.exists():  # the path itself, else the nearest of its parents that exists (at least "/")
+        above = above.parent
+    if not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder" if above == path else
+                                         f"{text} lies under {above}, which is a file, not a folder")
     return text
+
+
+def make_folder(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
+    """Create the output folder ``text`` of ``flag`` now (before any work), or ``parser.error`` naming it."""
+    try:
+        Path(text).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        parser.error(f"{flag} {text}: cannot create the folder: {err.strerror or err}")
+
+
+def parsed_by(parse):
+    """argparse type of the text form ``parse`` reads (e.g. ``Robustness.parse``): its ``ValueError`` becomes the
+    one-line usage error ``argument FLAG: MESSAGE`` (argparse itself would drop the message)."""
+    def parsed(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parsed
 
 
 def positive_float(text: str) -> float:
@@ -151,6 +174,14 @@ def positive_float(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
@@ -176,7 +207,52 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CRF minimiser: solve (default, crf.solve), jump (the paper's jump moves), expansion")
     parser.add_argument("--processes", type=positive_int, default=None,
                         help="CRF worker processes (default: all cores)")
-    parser.add_argument("--tile-size", type=positive_int, default=512, help="larger images are predicted in tiles")
+    parser.add_argument("--tile-size", type=positive_int, default=512,
+                        help="larger images are predicted in tiles (>= 64, the padding multiple)")
     parser.add_argument("--tile-overlap", type=non_negative_int, default=64, help="pixels shared by neighbouring tiles")
     parser.add_argument("--chunk-size", type=positive_int, default=32,
                         help="images read, predicted and labelled at a time (memory holds one chunk)")
+
+
+def parse_noting_given(parser: argparse.ArgumentParser, argv, dests) -> tuple[argparse.Namespace, set[str]]:
+    """``parser.parse_args(argv)`` and which of the options ``dests`` (their ``dest`` names) the command line gave,
+    even with their default values, so that a mode can refuse the options it would ignore (`refuse_unused`).
+    The others get their defaults as ``parser.get_default`` returns them (not passed through their ``type``)."""
+    unset = object()
+    args = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(dests, unset)))
+    given = {dest for dest in dests if getattr(args, dest) is not unset}
+    for dest in set(dests) - given:
+        setattr(args, dest, parser.get_default(dest))
+    return args, given
+
+
+def refuse_unused(parser: argparse.ArgumentParser, given: set[str], unused: dict[str, str], mode: str) -> None:
+    """``parser.error`` naming the first option of ``unused`` (dest -> flag) in ``given``: ``mode`` (e.g.
+    ``"--gt"``, with why) does not use it, and ignoring it silently would mislead."""
+    for dest, flag in unused.items():
+        if dest in given:
+            parser.error(f"{flag} does not apply with {mode}")
+
+
+def check_tile_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` unless ``--tile-size`` and ``--tile-overlap`` suit the network
+    (`oosis_jax.inference.network.check_tiles`: a tile of at least its padding multiple, 64, and a smaller
+    overlap). Imports JAX: call it only where the network runs."""
+    from oosis_jax.inference.network import check_tiles
+
+    try:
+        check_tiles(args.tile_size, args.tile_overlap)
+    except ValueError as err:
+        parser.error(f"--tile-size {args.tile_size} --tile-overlap {args.tile_overlap}: {err}")
+
+
+def load_predictor(program: str, flag: str, name: str, **options):
+    """``Predictor.from_pretrained(name, **options)``, or ``SystemExit`` with one line naming ``flag`` and why a
+    missing, damaged or unknown model cannot be loaded."""
+    from oosis_jax import Predictor
+    from oosis_jax.training.checkpointing import CheckpointError
+
+    try:
+        return Predictor.from_pretrained(name, **options)
+    except (FileNotFoundError, ValueError, CheckpointError) as err:
+        raise SystemExit(f"{program}: cannot load {flag} {name}: {err}") from None

@@ -85,7 +85,7 @@ def learned_option(model: str, key: str):
 
     folder = model_folder(model)
     if not folder.is_dir():
-        raise SystemExit(f"{model!r} is neither a shipped model nor an existing model or run folder")
+        raise SystemExit(f"{model!r} is neither a model name nor an existing model or run folder")
     option = exported_options(folder).get(key) if (folder / WEIGHTS_FILE).exists() else None
     if option is None:
         raise SystemExit(f"{model!r} has no learned {key} (export it with export_model --fit-scores / --fit-joins)")

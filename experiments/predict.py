@@ -10,8 +10,12 @@ Writes per image ``STEM.json`` (COCO RLE masks, classes, scores, occlusion edges
 size runs in the memory of one chunk; the CRF labels each chunk's images in parallel on every core
 (``crf.solve_many``).
 A file that cannot be read (empty, truncated, corrupt, without pixels, or sharing its stem with
-another file) or whose prediction fails is reported by name with the reason; every other image is still
-predicted and written, and the exit status is then 1.
+another file) or whose prediction or writing fails is reported by its file name with the reason, and its
+outputs of an earlier run into ``--out`` are removed (they would pass for this run's); every other image is
+still predicted and written, and the exit status is then 1. Each ``STEM.json`` is written after its pictures,
+so a JSON is never there without them. Options of the other mode (``--dataset``, ``--split``, ``--data-dir``,
+``--dataset-config`` and ``--limit`` with ``--checkpoint``; ``--images``, ``--tile-size`` and ``--tile-overlap``
+with ``--gt``) are refused rather than ignored, and ``--out`` is created before any work.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ from oosis_jax.inference import files as prediction_io
 from oosis_jax.inference import instances as prediction
 
 
+# options that only one mode reads (dest -> flag)
+NETWORK_ONLY = {"images": "--images", "tile_size": "--tile-size", "tile_overlap": "--tile-overlap"}
+GROUND_TRUTH_ONLY = {"dataset": "--dataset", "split": "--split", "data_dir": "--data-dir",
+                     "dataset_config": "--dataset-config", "limit": "--limit"}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add_source_arguments(parser)
@@ -38,72 +48,80 @@ def parse_args(argv=None):
     flags.add_dataset_arguments(parser)  # of --gt (a checkpoint knows its own dataset)
     parser.add_argument("--limit", type=flags.positive_int, default=None, help="first N examples of the split (--gt)")
     flags.add_crf_arguments(parser)
-    args = parser.parse_args(argv)
-    if args.checkpoint and not args.images:
-        parser.error("--checkpoint needs --images")
-    if args.images and not Path(args.images).is_dir():
-        parser.error(f"--images {args.images} is not a folder")
-    if args.images and Path(args.out).resolve() == Path(args.images).resolve():
-        parser.error("--out must differ from --images: the outputs (NAME_overlay.png ...) would overwrite or join "
-                     "the input images")
-    if args.tile_overlap >= args.tile_size:
-        parser.error(f"--tile-overlap {args.tile_overlap} must be smaller than --tile-size {args.tile_size}")
-    args.split = flags.split_of(args)
+    args, given = flags.parse_noting_given(parser, argv, [*NETWORK_ONLY, *GROUND_TRUTH_ONLY])
+    if args.gt:
+        flags.refuse_unused(parser, given, NETWORK_ONLY, "--gt (the CRF labels the dataset split's ground truth; "
+                                                         "no network, no image folder)")
+        args.split = flags.split_of(args)
+    else:
+        flags.refuse_unused(parser, given, GROUND_TRUTH_ONLY, "--checkpoint (it predicts the --images folder; "
+                                                              "the dataset options are for --gt)")
+        if not args.images:
+            parser.error("--checkpoint needs --images")
+        if not Path(args.images).is_dir():
+            parser.error(f"--images {args.images} is not a folder")
+        if Path(args.out).resolve() == Path(args.images).resolve():
+            parser.error("--out must differ from --images: the outputs (NAME_overlay.png ...) would overwrite or "
+                         "join the input images")
+        flags.check_tile_arguments(parser, args)
+    flags.make_folder(parser, "--out", args.out)
     return args
 
 
-def _network_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str, np.ndarray, object]]]:
-    """The model's class names and an iterator of ``(stem, image, prediction)`` over the readable images of
-    ``args.images`` in name order, read and predicted ``args.chunk_size`` at a time (`Predictor.predict_iter`);
-    a file that cannot be read, or whose network or CRF step fails, is appended to ``failures`` as (name,
-    reason)."""
-    from oosis_jax import Predictor
+# what the modes yield for each image written: (name in reports, stem of the outputs, image, prediction)
+Predicted = Iterator[tuple[str, str, np.ndarray, object]]
+
+
+def _network_predictions(args, failures) -> tuple[list[str], Predicted]:
+    """The model's class names and an iterator of ``(file name, stem, image, prediction)`` over the readable
+    images of ``args.images`` in name order, read and predicted ``args.chunk_size`` at a time
+    (`Predictor.predict_keyed`); a file that cannot be read, or whose network or CRF step fails, is appended
+    to ``failures`` as (file name, stem, reason)."""
     from oosis_jax.inference import network as predict
 
+    twins = []  # (file name, reason) of files sharing a stem
     try:  # no image file at all: one line, before the model loads
-        files = prediction_io.image_files(args.images, failures)
+        files = prediction_io.image_files(args.images, twins)
     except ValueError as err:
         raise SystemExit(f"predict: {err}") from None
+    failures.extend((name, Path(name).stem, reason) for name, reason in twins)
     others = sorted(p.name for p in Path(args.images).iterdir() if p.is_file() and p.suffix.lower() not in
                     prediction_io.IMAGE_SUFFIXES)
     if others:
         print(f"predict: {len(others)} file(s) without an image suffix ({', '.join(prediction_io.IMAGE_SUFFIXES)}) "
               f"left alone, e.g. {', '.join(others[:3])}")
-    try:
-        predictor = Predictor.from_pretrained(args.checkpoint, tile_size=args.tile_size,
-                                              tile_overlap=args.tile_overlap)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"predict: cannot load --checkpoint {args.checkpoint}: {err}") from None
+    predictor = flags.load_predictor("predict", "--checkpoint", args.checkpoint, tile_size=args.tile_size,
+                                     tile_overlap=args.tile_overlap)
     predictor = predictor.replace(method=args.method, processes=args.processes)
     print(f"network on {predict.device_summary()}")
     bar = tqdm(total=len(files), desc="predict", unit="image")
 
-    def readable():  # ((stem, image), image) of each file that can be read
+    def readable():  # ((path, image), image) of each file that can be read
         for path in files:
             try:
                 image = prediction_io.read_image(path)
             except ValueError as err:
-                failures.append((path.name, str(err)))
+                failures.append((path.name, path.stem, str(err)))
                 bar.update()  # an unreadable file is done too
                 continue
-            yield (path.stem, image), image
+            yield (path, image), image
 
     def predicted():
         with bar:
-            for (stem, image), item in predictor.predict_keyed(readable(), args.chunk_size, progress=False):
+            for (path, image), item in predictor.predict_keyed(readable(), args.chunk_size, progress=False):
                 bar.update()
                 if isinstance(item, prediction.ImageFailure):
-                    failures.append((stem, item.reason))
+                    failures.append((path.name, path.stem, item.reason))
                 else:
-                    yield stem, image, item
+                    yield path.name, path.stem, image, item
 
     return info(predictor.config.dataset).class_names, predicted()
 
 
-def _ground_truth_predictions(args, failures) -> tuple[list[str], Iterator[tuple[str, np.ndarray, object]]]:
-    """The dataset's class names and an iterator of ``(stem, image, prediction)`` of the CRF on each example's
-    ground truth, ``args.chunk_size`` examples at a time; an example the CRF fails on is appended to
-    ``failures``."""
+def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:
+    """The dataset's class names and an iterator of ``(stem, stem, image, prediction)`` of the CRF on each
+    example's ground truth (stem: its image id, 6 digits), ``args.chunk_size`` examples at a time; an example
+    the CRF fails on is appended to ``failures`` as (stem, stem, reason)."""
     examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
                                         **flags.parse_key_values(args.dataset_config))
     dataset = info(args.dataset)
@@ -114,29 +132,33 @@ def _ground_truth_predictions(args, failures) -> tuple[list[str], Iterator[tuple
         for x, item in tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image"):
             stem = f"{int(x['image_id']):06d}"
             if isinstance(item, prediction.ImageFailure):
-                failures.append((stem, item.reason))
+                failures.append((stem, stem, item.reason))
             else:
-                yield stem, x["image"], item
+                yield stem, stem, x["image"], item
 
     return dataset.class_names, predicted()
 
 
 def main(argv=None):
-    """Predict and write every readable image as soon as it is labelled; each failure is reported by name, and
-    the exit status is 1 when any image failed (``SystemExit``)."""
+    """Predict and write every readable image as soon as it is labelled; each failure is reported by name and
+    its earlier outputs are removed, and the exit status is 1 when any image failed (``SystemExit``)."""
     args = parse_args(argv)
-    failures = []  # (image name, reason)
+    failures = []  # (image name, stem of its outputs, reason)
     class_names, predicted = (_ground_truth_predictions if args.gt else _network_predictions)(args, failures)
     written = 0
-    for stem, image, pred in predicted:
-        try:
+    for name, stem, image, pred in predicted:
+        try:  # on failure it leaves none of the stem's outputs
             prediction_io.write_prediction(pred, image, args.out, stem, class_names)
             written += 1
         except Exception as err:  # noqa: BLE001 - one image never sinks the run
-            failures.append((stem, f"writing failed: {type(err).__name__}: {err}"))
+            failures.append((name, stem, f"writing failed: {type(err).__name__}: {err}"))
     print(f"wrote {written} predictions to {args.out}")
     if failures:
-        for name, reason in failures:
+        for name, stem, reason in failures:
+            try:
+                prediction_io.remove_prediction(args.out, stem)
+            except OSError as err:
+                reason += f" (its earlier outputs {stem}.json etc. remain: {err})"
             print(f"FAILED {name}: {reason}", file=sys.stderr)
         print(f"{len(failures)} image(s) failed, see above", file=sys.stderr)
         raise SystemExit(1)

@@ -67,9 +67,19 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
 
 
 def model_folder(name_or_dir: str | os.PathLike) -> Path:
-    """The folder of a shipped model name (`SHIPPED`), else ``name_or_dir`` itself (``~`` expanded)."""
+    """The folder a model name or path means: ``WEIGHTS_DIR/<name>`` for a shipped name (`SHIPPED`) or a plain
+    name (no path separator) of an existing folder there (``experiments.export_model --name NAME`` exports to
+    it), else ``name_or_dir`` itself as a path (``~`` expanded); whether that exists is the caller's to check.
+    A name takes precedence over a folder of the same name in the working directory (say ``./NAME`` for that)."""
     text = os.fspath(name_or_dir)
-    return WEIGHTS_DIR / text if text in SHIPPED else Path(os.path.expanduser(text))
+    if text in SHIPPED or (is_model_name(text) and (WEIGHTS_DIR / text).is_dir()):
+        return WEIGHTS_DIR / text
+    return Path(os.path.expanduser(text))
+
+
+def is_model_name(text: str) -> bool:
+    """Whether ``text`` can name a folder of ``WEIGHTS_DIR``: not empty, ``.`` or ``..``, no path separator."""
+    return text not in ("", ".", "..") and os.sep not in text and (os.altsep or os.sep) not in text
 
 
 def _weight(value) -> float:

@@ -29,6 +29,7 @@ from oosis_jax.evaluation.metrics import validate_instances
 from oosis_jax.inference.nms import boundary_nms
 
 FORMAT = "oosis-prediction-1"
+PICTURES = ("depth", "boundaries", "overlay")  # write_prediction's PNGs: {stem}_{picture}.png
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: its first frame
 
 
@@ -49,7 +50,9 @@ def prediction_json(prediction, class_names=None) -> dict:
 def read_prediction_json(path) -> dict:
     """``dict(instance_map int32 (H, W), classes int32 (N,), scores float64 (N,), edges int32 (M, 2))``.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for malformed content.
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for malformed content:
+    among others two instances whose masks share pixels (one would vanish from the instance map) and a class id
+    beyond ``class_names`` when the file names its classes.
     """
     path = Path(path)
     if not path.is_file():
@@ -59,6 +62,10 @@ def read_prediction_json(path) -> dict:
         if content.get("format") != FORMAT:
             raise ValueError(f"format is {content.get('format')!r}, expected {FORMAT!r}")
         height, width = int(content["height"]), int(content["width"])
+        class_names = content["class_names"]
+        if class_names is not None and not (isinstance(class_names, list) and all(isinstance(name, str)
+                                                                                 for name in class_names)):
+            raise ValueError(f"class_names must be null or a list of strings, got {class_names!r}")
         instances = sorted(content["instances"], key=lambda x: x["id"])
         inst = np.zeros((height, width), np.int32)
         for k, item in enumerate(instances, start=1):
@@ -67,8 +74,16 @@ def read_prediction_json(path) -> dict:
             mask = mask_utils.decode(item["segmentation"]).astype(bool)
             if mask.shape != inst.shape:
                 raise ValueError(f"instance {k}'s mask is {mask.shape[0]}x{mask.shape[1]}, the image {height}x{width}")
+            shared = inst[mask]
+            if shared.any():
+                raise ValueError(f"instances {shared[shared > 0].min()} and {k} overlap in "
+                                 f"{np.count_nonzero(shared)} pixel(s); each pixel belongs to one instance")
             inst[mask] = k
         classes = np.array([x["class"] for x in instances], np.int32)
+        if class_names is not None and classes.size and classes.max() > len(class_names):
+            k = int(np.argmax(classes)) + 1
+            raise ValueError(f"instance {k} has class {classes[k - 1]}, beyond the {len(class_names)} class names "
+                             f"{class_names}")
         scores = np.array([x["score"] for x in instances], np.float64)
         edges = np.array(content["edges"], np.int32).reshape(-1, 2)
     except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError: JSON, numbers, RLE, shapes
@@ -78,27 +93,48 @@ def read_prediction_json(path) -> dict:
             "edges": edges.astype(np.int32)}
 
 
+def prediction_paths(out_dir, stem: str) -> list[Path]:
+    """The files `write_prediction` writes for ``stem``: ``{stem}.json`` and ``{stem}_{PICTURES}.png``."""
+    out_dir = Path(out_dir)
+    return [out_dir / f"{stem}.json", *(out_dir / f"{stem}_{name}.png" for name in PICTURES)]
+
+
+def remove_prediction(out_dir, stem: str) -> None:
+    """Delete whichever of ``stem``'s `prediction_paths` exist (an earlier run's outputs of an image that now
+    fails would pass for this run's)."""
+    for path in prediction_paths(out_dir, stem):
+        path.unlink(missing_ok=True)
+
+
 def write_prediction(prediction, image, out_dir, stem: str, class_names=None) -> list[Path]:
     """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png`` (relative depth, Fig. 1/8),
     ``{stem}_boundaries.png`` (oriented boundaries after NMS, Fig. 4 colours) and ``{stem}_overlay.png`` into
-    ``out_dir``; returns the paths. ``image`` is uint8 (H, W, 3)."""
+    ``out_dir``; returns the paths (`prediction_paths`). ``image`` is uint8 (H, W, 3).
+
+    The JSON is written last, under a temporary name then renamed, so a JSON is never there without its pictures
+    or beside an earlier run's; if any step fails, none of ``stem``'s files remain (earlier ones included)
+    and the error is raised."""
 
     from oosis_jax import visualize
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"{stem}.json"
-    json_path.write_text(json.dumps(prediction_json(prediction, class_names)))
-    depth = visualize.depth_map_rgb(visualize.relative_depth_map(prediction.instance_map, prediction.edges))
-    pictures = {
-        "depth": depth,
-        "boundaries": visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
-        "overlay": visualize.instance_overlay(image, prediction.instance_map),
-    }
-    paths = [json_path]
-    for name, rgb in pictures.items():
-        paths.append(out_dir / f"{stem}_{name}.png")
-        Image.fromarray(np.asarray(rgb, np.uint8)).save(paths[-1])
+    json_path, *picture_paths = paths = prediction_paths(out_dir, stem)
+    partial = json_path.with_name(f".{json_path.name}.partial")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        json_path.unlink(missing_ok=True)
+        content = json.dumps(prediction_json(prediction, class_names))
+        depth = visualize.relative_depth_map(prediction.instance_map, prediction.edges)
+        pictures = (visualize.depth_map_rgb(depth),
+                    visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
+                    visualize.instance_overlay(image, prediction.instance_map))
+        for path, rgb in zip(picture_paths, pictures):
+            Image.fromarray(np.asarray(rgb, np.uint8)).save(path)
+        partial.write_text(content)
+        partial.replace(json_path)
+    except BaseException:
+        remove_prediction(out_dir, stem)
+        partial.unlink(missing_ok=True)
+        raise
     return paths
 
 

@@ -42,12 +42,17 @@ def forward(model, normalized):
 
 
 def check_tiles(tile_size, tile_overlap) -> None:
-    """``ValueError`` unless ``tile_size`` is an int >= 1 and ``tile_overlap`` an int in [0, tile_size)."""
+    """``ValueError`` unless ``tile_size`` is an int >= ``PAD_MULTIPLE`` and ``tile_overlap`` an int in
+    [0, tile_size). Images are padded to multiples of ``PAD_MULTIPLE`` before they are tiled, so a smaller tile
+    would only multiply the network calls (a 1x1 image in 1-pixel tiles: 4096 calls, 15 minutes)."""
     for name, value in (("tile_size", tile_size), ("tile_overlap", tile_overlap)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name} must be an integer, got {value!r}")
-    if tile_size < 1 or not 0 <= tile_overlap < tile_size:
-        raise ValueError(f"tile size {tile_size} must be >= 1 and exceed the overlap {tile_overlap} (>= 0)")
+    if tile_size < PAD_MULTIPLE:
+        raise ValueError(f"tile size {tile_size} must be >= {PAD_MULTIPLE}: images are padded to multiples of "
+                         f"{PAD_MULTIPLE} before they are tiled")
+    if not 0 <= tile_overlap < tile_size:
+        raise ValueError(f"tile size {tile_size} must exceed the overlap {tile_overlap} (>= 0)")
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

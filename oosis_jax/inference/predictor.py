@@ -73,8 +73,8 @@ class Predictor:
     ``method``: the CRF minimiser (``"solve"``, ``crf.solve``, by default); ``lam``, ``mu``: Eq. (8);
     ``robustness``: `oosis_jax.inference.robustness` options (the shipped model's card says which it was measured
     with); ``batch_size``: images per network call in `predict_many`; ``processes``: CRF worker processes
-    (None = every core); ``tile_size``, ``tile_overlap``: images larger than a tile are predicted in
-    overlapping tiles (`oosis_jax.inference.network.head_probabilities`); ``score_model``: a
+    (None = every core); ``tile_size`` (>= 64, the padding multiple), ``tile_overlap``: images larger than a tile
+    are predicted in overlapping tiles (`oosis_jax.inference.network.head_probabilities`); ``score_model``: a
     `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores (None keeps them);
     ``augmentation``: the test-time views whose heads are averaged (`oosis_jax.inference.augment`; the default
     is one plain pass); ``join_model``: a `oosis_jax.inference.joining.JoinModel` that joins the pieces of an
@@ -128,7 +128,9 @@ class Predictor:
                 raise ValueError(f"{path} holds neither {WEIGHTS_FILE} (an exported model) nor a checkpoints/ "
                                  f"folder (a training run)")
             return cls(*restore_model(str(path)), **options)
-        raise ValueError(f"{text!r} is neither a shipped model {SHIPPED} nor an existing model or run folder")
+        exported = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / WEIGHTS_FILE).is_file())
+        raise ValueError(f"{text!r} is neither a model name (those in {WEIGHTS_DIR}: {', '.join(exported)}) nor an "
+                         f"existing model or run folder")
 
     def __call__(self, image) -> Prediction:
         image = check_image(image)

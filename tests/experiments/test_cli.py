@@ -49,10 +49,10 @@ def test_checkpoint_and_gt_are_exclusive(tmp_path, capsys):
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--limit", "0", "must be >= 1, got 0"), ("--processes", "0", "must be >= 1, got 0"),
-    ("--out", "FILE", "is a file, not a folder")])
+    ("--out", "FILE", "is a file, not a folder"), ("--out", "FILE/sub", "FILE, which is a file, not a folder")])
 def test_the_common_flags_refuse_bad_values_before_any_work(tmp_path, capsys, flag, value, message):
     (tmp_path / "FILE").write_text("results")
-    value = str(tmp_path / value) if value == "FILE" else value
+    value = str(tmp_path / value) if value.startswith("FILE") else value
     args = ["--out", str(tmp_path / "out"), flag, value]
     with pytest.raises(SystemExit):
         flags.parser("", "x").parse_args(args)
@@ -113,3 +113,46 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
 def test_smoke_caps_the_limit_and_keeps_an_explicit_processes(tmp_path, argv, limit, processes):
     s = flags.setup(flags.parser("", "x").parse_args(["--out", str(tmp_path)] + argv))
     assert (s.limit, s.processes, s.out) == (limit, processes, tmp_path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--checkpoint", "synthetic", "--images", "IN", "--limit", "3"], "--limit does not apply with --checkpoint"),
+    (["--checkpoint", "synthetic", "--images", "IN", "--dataset", "synthetic"], "--dataset does not apply with"),
+    (["--checkpoint", "synthetic", "--images", "IN", "--data-dir", "x"], "--data-dir does not apply with"),
+    (["--gt", "--images", "IN"], "--images does not apply with --gt"),
+    (["--gt", "--tile-size", "512"], "--tile-size does not apply with --gt")])
+def test_predict_refuses_the_options_of_the_other_mode(tmp_path, capsys, argv, message):
+    # they used to be ignored: --limit 3 with --images predicted the whole folder
+    (tmp_path / "IN").mkdir()
+    argv = [str(tmp_path / x) if x == "IN" else x for x in argv]
+    with pytest.raises(SystemExit) as exit_:
+        predict.parse_args([*argv, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_examples(monkeypatch):
+    """``evaluate`` fails the test if it reads the dataset: each error below comes before any work."""
+    def read(*args, **kwargs):
+        raise AssertionError("the dataset was read")
+
+    monkeypatch.setattr(evaluate.eval_data, "split_examples", read)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--checkpoint", "synthetic", "--max-dist", "-1"], "argument --max-dist: must be a number > 0, got -1"),
+    (["--checkpoint", "synthetic", "--max-dist", "nan"], "must be a number > 0, got nan"),
+    (["--checkpoint", "synthetic", "--out", "FILE/sub"], "FILE, which is a file, not a folder"),
+    (["--checkpoint", "synthetic", "--tile-size", "8"], "tile size 8 must be >= 64"),
+    (["--gt", "--tile-overlap", "3"], "--tile-overlap does not apply with --gt")])
+def test_evaluate_refuses_bad_options_at_parse_time(tmp_path, capsys, no_examples, argv, message):
+    (tmp_path / "FILE").write_text("not a folder")
+    argv = [str(tmp_path / x) if x.startswith("FILE") else x for x in ["--out", str(tmp_path / "out"), *argv]]
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_evaluate_names_a_checkpoint_it_cannot_load_before_reading_the_dataset(tmp_path, no_examples):
+    with pytest.raises(SystemExit, match=r"^evaluate: cannot load --checkpoint .*nowhere: .*nowhere"):
+        evaluate.main(["--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])

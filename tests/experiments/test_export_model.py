@@ -39,7 +39,7 @@ def test_card_of_a_run_from_scratch_and_of_a_continued_one():
     args = reproduced(text)
     assert (args.hardware, args.prior_minutes, args.lam, args.fit_joins, args.fit_scores) == ("a CPU", 156.0, 20.0,
                                                                                               True, True)
-    assert args.history and Augmentation.parse(args.augmentation) == Augmentation(scales=(1.25,), flip=True)
+    assert args.history and args.augmentation == Augmentation(scales=(1.25,), flip=True)
 
 
 def reproduced(card: str):
@@ -54,7 +54,7 @@ def test_the_shipped_card_s_command_parses():
     args = reproduced(card)
     assert args.name == "synthetic" and args.fit_joins and args.fit_scores and args.prior_minutes == 627.0
     options = export_model.predictor.exported_options(export_model.predictor.model_folder("synthetic"))
-    assert Augmentation.parse(args.augmentation) == options["augmentation"]  # the card's views are the folder's
+    assert args.augmentation == options["augmentation"]  # the card's views are the folder's
 
 
 def test_run_facts_of_an_exported_folder(tmp_path):
@@ -98,3 +98,28 @@ def test_a_re_exported_folder_drops_its_old_learned_score(tmp_path):
     assert facts == {"steps": 10, "minutes": 1.0}
     assert pred.score_model is None and pred.join_model is None
     assert pred.lam == 30.0 and pred.augmentation == Augmentation(flip=True)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--lam", "nan", "must be a number >= 0, got nan"), ("--lam", "-5", "must be a number >= 0, got -5"),
+    ("--prior-minutes", "-1", "must be a number >= 0"),
+    ("--robustness", "foo=1", "robustness option 'foo=1': expected KEY=VALUE with KEY one of"),
+    ("--robustness", "high=2", "high must lie in (0, 1]"),
+    ("--augmentation", "bogus", "augmentation item 'bogus': expected scales="),
+    ("--name", "../elsewhere", "'../elsewhere' is not a model name")])
+def test_bad_options_are_one_line_usage_errors(capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exit_:  # each used to end in a traceback, some after the held-out table
+        export_model.main(["--workdir", "synthetic", "--hardware", "x", flag, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}: {message}" in err and "Traceback" not in err
+
+
+def test_a_missing_or_damaged_workdir_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match=r"^export_model: cannot load --workdir .*nowhere: .*neither a training"):
+        export_model.main(["--workdir", str(tmp_path / "nowhere"), "--hardware", "x"])
+    shipped = export_model.predictor.model_folder("synthetic") / "config.json"
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "config.json").write_text(shipped.read_text())
+    (tmp_path / "damaged" / "weights.npz").write_bytes(b"not a zip file")
+    with pytest.raises(SystemExit, match=r"^export_model: cannot load --workdir .*damaged: .*weights.npz"):
+        export_model.main(["--workdir", str(tmp_path / "damaged"), "--hardware", "x"])

@@ -36,7 +36,7 @@ def test_learned_options_need_a_model_that_has_them(tmp_path):
         with pytest.raises(SystemExit, match=f"no learned {key}"):  # e.g. a training run's folder
             held_out.learned_option(str(tmp_path), key)
     assert held_out.learned_option("synthetic", "score_model") == plain.score_model
-    with pytest.raises(SystemExit, match="neither a shipped model nor an existing"):
+    with pytest.raises(SystemExit, match="neither a model name nor an existing"):
         held_out.learned_option(str(tmp_path / "typo"), "score_model")
 
 
@@ -122,7 +122,7 @@ def test_cached_heads_of_other_weights_are_computed_again(tmp_path, capsys):
     args = ["--scenes", "1", "--sets", "test", "--processes", "1", "--robustness", "min_area=30", "--out",
             str(tmp_path)]
     held_out.main(["--checkpoint", f"m={model}"] + args)
-    with pytest.raises(ValueError, match="neither a shipped model"):
+    with pytest.raises(ValueError, match="neither a model name"):
         held_out.main(["--checkpoint", "m=" + str(tmp_path / "no-such-model")] + args)
     stamp = held_out.model_stamp(str(model))
     os.utime(model / "weights.npz", ns=(1, 1))  # the same folder, exported again

@@ -72,8 +72,33 @@ def test_a_crf_failure_on_one_image_keeps_the_others(tmp_path, capsys, fake_chec
     write_png(tmp_path / "in" / "b.png", shape=(9, 11, 3))
     status, out = _run(tmp_path, capsys)
     assert status == 1 and "wrote 1 predictions" in out.out
-    assert "FAILED b: CRF failed: ValueError: synthetic CRF failure" in out.err
+    assert "FAILED b.png: CRF failed: ValueError: synthetic CRF failure" in out.err  # its file, as read failures
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["a.json"]
+
+
+def test_an_image_that_now_fails_loses_its_earlier_outputs(tmp_path, capsys, fake_checkpoint, monkeypatch):
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        write_png(tmp_path / "in" / f"{name}.png")
+    assert _run(tmp_path, capsys)[0] == 0 and len(list((tmp_path / "out").iterdir())) == 12
+    write_truncated_png(tmp_path / "in" / "b.png")  # now unreadable
+    from oosis_jax import visualize
+
+    real = visualize.instance_overlay
+
+    def full_disk_for_c(image, instance_map):
+        if image.shape[1] == 11:
+            raise OSError("disk full")
+        return real(image, instance_map)
+
+    monkeypatch.setattr(visualize, "instance_overlay", full_disk_for_c)
+    write_png(tmp_path / "in" / "c.png", shape=(9, 11, 3))  # now its last picture cannot be written
+    status, out = _run(tmp_path, capsys)
+    assert status == 1 and "FAILED b.png: cannot read image" in out.err
+    assert "FAILED c.png: writing failed: OSError: disk full" in out.err
+    # an earlier run's b.json and b_*.png would pass for this run's; c.json is not left beside new pictures
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.json", "a_boundaries.png", "a_depth.png", "a_overlay.png"]
 
 
 def test_unusable_folders_are_one_line_errors_before_any_work(tmp_path, capsys, fake_checkpoint):
@@ -89,12 +114,18 @@ def test_unusable_folders_are_one_line_errors_before_any_work(tmp_path, capsys, 
     with pytest.raises(SystemExit):
         _run_raising(tmp_path, "--out", str(tmp_path / "taken"))
     assert "is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # it used to predict everything, then fail each write
+        _run_raising(tmp_path, "--out", str(tmp_path / "taken" / "sub"))
+    assert exit_.value.code == 2 and "lies under" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # the outputs would overwrite or join the inputs
         _run_raising(tmp_path, "--out", str(tmp_path / "in" / "." ))
     assert "--out must differ from --images" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _run_raising(tmp_path, "--tile-size", "64", "--tile-overlap", "64")
-    assert "--tile-overlap 64 must be smaller than --tile-size 64" in capsys.readouterr().err
+    assert "tile size 64 must exceed the overlap 64" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # padded to 64x64, a 1x1 image took 4096 network calls (914 s)
+        _run_raising(tmp_path, "--tile-size", "1", "--tile-overlap", "0")
+    assert exit_.value.code == 2 and "tile size 1 must be >= 64" in capsys.readouterr().err
 
 
 def test_every_image_format_pillow_reads_is_predicted_and_other_files_are_counted(tmp_path, capsys, fake_checkpoint):
