@@ -77,7 +77,13 @@ class Augmentation:
         ``max_pixels`` pixels."""
         if self.max_pixels is None or scale <= 1:
             return scale
-        return max(1.0, min(scale, math.sqrt(self.max_pixels / (shape[0] * shape[1]))))
+        height, width = shape[0], shape[1]
+        capped = min(scale, math.sqrt(self.max_pixels / (height * width)))
+        if math.prod(view_shape(shape, capped)) > self.max_pixels:  # rounded up past the cap: the largest scale
+            # whose sides, rounded up by at most half a pixel each, keep (H s + 1/2) (W s + 1/2) <= max_pixels
+            half = (height + width) / 4
+            capped = (math.sqrt(half**2 - height * width * (0.25 - self.max_pixels)) - half) / (height * width)
+        return max(1.0, capped)
 
     def label_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """The grid ``(h, w)`` stage 2 labels an image of ``shape`` = (H, W) on: the largest view's with
@@ -145,13 +151,33 @@ def view_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
     return tuple(max(2, round(n * scale)) for n in shape[:2])
 
 
-def nearest_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``labels`` (int (h, w)) sampled at the pixel centres of a ``shape`` = (H, W) grid over the same extent
-    (nearest neighbour: every value is one of ``labels``)."""
+def _cover(new: int, old: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of a length-``old`` axis each of ``new`` equal pixels over the same extent covers: int (new, K)
+    indices and float (new, K) overlap lengths (0 for padding entries); K = old / new when that is whole."""
+    starts = np.arange(new) * old / new
+    ends = np.arange(1, new + 1) * old / new
+    most = old // new if old % new == 0 else old // new + 2
+    cells = np.floor(starts).astype(np.int64)[:, None] + np.arange(most)[None]
+    overlap = np.clip(np.minimum(ends[:, None], cells + 1) - np.maximum(starts[:, None], cells), 0.0, None)
+    return np.minimum(cells, old - 1), overlap
+
+
+def resample_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``labels`` (int (h, w), >= 0, larger = nearer as the CRF's) on a ``shape`` = (H, W) grid over the same
+    extent: each pixel takes the label covering most of its area, a tie going to the larger (nearer) label.
+    Every value is one of ``labels``; it commutes with mirroring and transposing. (Sampling at the pixel
+    centres instead, which at 2x fall on the cells' edges, took the lower-right cell: a one-cell seam survived
+    or vanished with the parity of its column, and a mirrored image gave other instances.)"""
     labels = np.asarray(labels)
-    rows, cols = (np.minimum(((np.arange(new) + 0.5) * old / new).astype(np.int64), old - 1)
-                  for new, old in zip(shape[:2], labels.shape))
-    return labels[rows][:, cols]
+    (rows, row_w), (cols, col_w) = (_cover(new, old) for new, old in zip(shape[:2], labels.shape))
+    picks = [(labels[rows[:, a]][:, cols[:, b]], row_w[:, a, None] * col_w[None, :, b])
+             for a in range(rows.shape[1]) for b in range(cols.shape[1])]
+    best, best_area = picks[0][0], np.full(picks[0][0].shape, -1.0)
+    for label, _ in picks:
+        area = sum(np.where(other == label, weight, 0.0) for other, weight in picks)
+        better = (area > best_area + 1e-9) | ((area > best_area - 1e-9) & (label > best))
+        best, best_area = np.where(better, label, best), np.where(better, area, best_area)
+    return best.astype(labels.dtype, copy=False)
 
 
 def view_image(image: np.ndarray, scale: float, mirrored: bool, shift: int = 0) -> np.ndarray:

@@ -30,7 +30,8 @@ def sigma_from_semantic(s) -> np.ndarray:
     s = np.asarray(s)
     if s.ndim != 3 or s.shape[-1] < 2 or not np.issubdtype(s.dtype, np.floating):
         raise ValueError(f"s must be a float (H, W, C) array with C >= 2, got {s.dtype} {s.shape}")
-    return check_probability_map(s[..., 0], "background probability s[..., 0]")
+    check_probability_map(s.reshape(s.shape[0], -1), "s (every class's probability)")
+    return s[..., 0].astype(np.float64)
 
 
 def _check_orientations(e, shape) -> np.ndarray:

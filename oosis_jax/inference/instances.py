@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 import crf
 from data import targets
 from oosis_jax.inference import crf_inputs
-from oosis_jax.inference.augment import nearest_labels, resize_map
+from oosis_jax.inference.augment import resample_labels, resize_map
 from oosis_jax.inference.class_split import split_by_class
 from oosis_jax.inference.robustness import Robustness, merge_small_instances, merge_unsupported_instances
 
@@ -186,9 +186,9 @@ def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustn
     """The `Prediction` of one CRF labelling (int (h, w)) after the labelling options of ``robustness``
     (merging unsupported, then small instances; the class split; the graph's ``link_gap``), from the CRF
     input ``occ`` (bool (h, w, 4)) and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed
-    from. With a ``shape`` (H, W) other than (h, w), the finished labelling is sampled onto that grid
-    (nearest neighbour) and the prediction assembled there from the heads resampled bilinearly: a labelling
-    on the test-time views' grid brought back to the image's. The sampling can leave specks below ``min_area``
+    from. With a ``shape`` (H, W) other than (h, w), the finished labelling is resampled onto that grid
+    (`augment.resample_labels`: the label covering most of each pixel) and the prediction assembled there from the heads resampled bilinearly: a labelling
+    on the test-time views' grid brought back to the image's. The resampling can leave specks below ``min_area``
     cells of the labelling's grid, i.e. below ``min_area * H * W / (h * w)`` image pixels; they are merged there
     too, so every instance keeps the area ``min_area`` asks for."""
     labels = merge_small_instances(merge_unsupported_instances(labels, occ, robustness.min_support),
@@ -197,7 +197,7 @@ def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustn
         labels = split_by_class(labels, heads["s"], heads["b"], heads["e"], robustness.class_split)
     if shape is not None and tuple(shape) != labels.shape:
         grid = labels.size
-        labels = nearest_labels(labels, shape)
+        labels = resample_labels(labels, shape)
         labels = merge_small_instances(labels, math.ceil(robustness.min_area * labels.size / grid))
         heads = {k: resize_map(heads[k], shape) for k in ("s", "b", "e")}
     return assemble(labels, heads["s"], heads["b"], heads["e"], robustness.link_gap)

@@ -198,7 +198,8 @@ def merge_unsupported_instances(labels: np.ndarray, occ: np.ndarray, min_support
     """int32 (H, W): ``labels`` where each 4-connected instance whose border is in O (``occ`` bool
     (H, W, 4), either direction) for less than ``min_support`` of its border pairs took the label of the
     neighbour (background included) it shares the most unsupported pairs with; the least supported
-    instance first, one merge per neighbourhood and pass, passes until every instance is supported."""
+    instance first, one merge per neighbourhood and pass (the background may take several: absorbing an
+    instance changes no other instance's border), passes until every instance is supported."""
     labels = np.array(labels, np.int32)
     if min_support <= 0:
         return labels
@@ -210,7 +211,9 @@ def merge_unsupported_instances(labels: np.ndarray, occ: np.ndarray, min_support
         total = np.bincount(a, minlength=n)
         support = np.bincount(a, weights=supported, minlength=n) / np.maximum(total, 1)
         weak = [c for c in np.argsort(support, kind="stable") if c > 0 and total[c] and support[c] < min_support]
-        done = np.zeros(n, bool)
+        label_of = np.zeros(n, np.int32)
+        label_of[comp.ravel()] = labels.ravel()
+        new_label, done = label_of.copy(), np.zeros(n, bool)
         merged = 0
         for c in weak:
             mask = (a == c) & ~supported
@@ -218,8 +221,10 @@ def merge_unsupported_instances(labels: np.ndarray, occ: np.ndarray, min_support
             if done[c] or done[neighbours].any():
                 continue
             target = np.bincount(neighbours, minlength=n).argmax()
-            labels[comp == c] = 0 if target == 0 else labels[comp == target].flat[0]
-            done[c] = done[target] = True
+            new_label[c] = label_of[target]  # 0 for the background
+            done[c] = True
+            done[target] = target > 0
             merged += 1
+        labels = new_label[comp]
         if merged == 0:
             return labels

@@ -89,7 +89,7 @@ def test_predictor_uses_and_exports_its_augmentation(tmp_path):
 
 
 def test_view_grid_labels_on_the_largest_view_and_brings_the_labels_back():
-    from oosis_jax.inference.augment import nearest_labels
+    from oosis_jax.inference.augment import resample_labels
     from oosis_jax.inference.instances import label_heads
     from oosis_jax.inference.robustness import Robustness
 
@@ -97,8 +97,8 @@ def test_view_grid_labels_on_the_largest_view_and_brings_the_labels_back():
     assert tta.view_grid and Augmentation.parse(tta.to_text()) == tta
     assert tta.label_shape((20, 30)) == (30, 45) and Augmentation(scales=(1.5,)).label_shape((20, 30)) == (20, 30)
     labels = np.arange(12).reshape(3, 4)
-    np.testing.assert_array_equal(nearest_labels(np.kron(labels, np.ones((2, 2), int)), (3, 4)), labels)
-    np.testing.assert_array_equal(nearest_labels(labels, (6, 8)), np.kron(labels, np.ones((2, 2), int)))
+    np.testing.assert_array_equal(resample_labels(np.kron(labels, np.ones((2, 2), int)), (3, 4)), labels)
+    np.testing.assert_array_equal(resample_labels(labels, (6, 8)), np.kron(labels, np.ones((2, 2), int)))
     # A pixelwise network: heads on the views' grid; the prediction is the labelling made there, sampled back
     # onto the image's grid.
     rng = np.random.default_rng(0)
@@ -113,7 +113,7 @@ def test_view_grid_labels_on_the_largest_view_and_brings_the_labels_back():
     assert pred.instance_map.shape == pred.labels.shape == pred.b.shape == (16, 24) and pred.s.shape[:2] == (16, 24)
     on_views = label_heads([fine], processes=1, progress=False, robustness=Robustness())[0]
     assert on_views.labels.shape == (24, 36)
-    np.testing.assert_array_equal(pred.labels, nearest_labels(on_views.labels, (16, 24)))
+    np.testing.assert_array_equal(pred.labels, resample_labels(on_views.labels, (16, 24)))
     with pytest.raises(ValueError, match="1 shapes but 2 heads"):
         label_heads([fine, fine], processes=1, progress=False, shapes=[(16, 24)])
 
@@ -175,3 +175,41 @@ def test_max_pixels_scales_large_images_views_less_but_never_below_one():
     heads = augmented_heads(heads_of, images, tta, label_grid=True)
     assert [h["b"].shape for h in heads] == [(20, 30), (40, 60)]
     assert sorted(set(seen)) == [(10, 15), (20, 30), (40, 60)]
+
+
+@pytest.mark.parametrize("shape", [(8, 10), (16, 20), (5, 7), (12, 9), (31, 40)])
+def test_labels_come_back_by_area_and_commute_with_mirrors(shape):
+    """Each pixel takes the label covering most of it, ties to the larger (nearer) label; a mirrored or
+    transposed labelling comes back mirrored or transposed (sampling at pixel centres took the lower-right cell
+    of a 2x grid, so a one-cell seam survived or vanished with its column's parity)."""
+    from oosis_jax.inference.augment import resample_labels
+
+    rng = np.random.default_rng(sum(shape))
+    labels = rng.integers(0, 4, (16, 20))
+    back = resample_labels(labels, shape)
+    assert back.shape == shape and np.isin(back, labels).all()
+    np.testing.assert_array_equal(resample_labels(labels[:, ::-1], shape), back[:, ::-1])
+    np.testing.assert_array_equal(resample_labels(labels[::-1], shape), back[::-1])
+    np.testing.assert_array_equal(resample_labels(labels.T, shape[::-1]), back.T)
+
+
+def test_a_pixel_takes_the_label_of_most_of_its_area_and_a_tie_the_nearer():
+    from oosis_jax.inference.augment import resample_labels
+
+    seam = np.array([[1, 1, 3, 2, 2, 2]])  # a one-cell occluder seam at 2x: half of pixel 1's area
+    np.testing.assert_array_equal(resample_labels(np.repeat(seam, 2, 0), (1, 3)), [[1, 3, 2]])
+    np.testing.assert_array_equal(resample_labels(np.repeat(seam[:, ::-1], 2, 0), (1, 3)), [[2, 3, 1]])
+    thirds = np.array([[5, 5, 7]])  # 1.5x: pixel 0 covers 5 and half of the middle 5
+    np.testing.assert_array_equal(resample_labels(thirds, (1, 2)), [[5, 7]])
+
+
+def test_a_capped_view_never_rounds_past_max_pixels():
+    from oosis_jax.inference.augment import view_shape
+
+    tta = Augmentation(scales=(2.0,), max_pixels=307200)
+    assert view_shape((240, 320), tta.view_scale((240, 320), 2.0)) == (480, 640)  # exactly the cap: kept
+    assert view_shape((200, 408), tta.view_scale((200, 408), 2.0)) == (388, 791)  # 388x792 rounded past it
+    for height in range(150, 400, 7):
+        for width in range(150, 600, 11):
+            scale = tta.view_scale((height, width), 2.0)
+            assert scale == 1.0 or np.prod(view_shape((height, width), scale)) <= 307200, (height, width)

@@ -40,6 +40,12 @@ def test_bad_inputs_raise():
         crf_inputs.predicted_crf_inputs(np.full((4, 4, 3), np.nan), np.zeros((4, 4)), np.zeros((4, 4, 4)))
     with pytest.raises(ValueError, match="differ"):
         crf_inputs.predicted_crf_inputs(np.full((4, 4, 3), 0.5), np.zeros((4, 5)), np.zeros((4, 5, 4)))
+    s = np.full((4, 4, 3), 0.5)
+    s[2, 1, 2] = np.nan  # a foreground class: its instance's score would be NaN
+    with pytest.raises(ValueError, match="every class's probability.*NaN"):
+        crf_inputs.sigma_from_semantic(s)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        crf_inputs.sigma_from_semantic(np.where(np.isnan(s), 7.0, s))
     with pytest.raises(ValueError, match="e must be"):
         crf_inputs.occlusion_set(np.zeros((4, 4), bool), np.zeros((4, 4, 3)))
     with pytest.raises(ValueError, match="bool"):

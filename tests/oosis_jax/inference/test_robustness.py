@@ -155,15 +155,15 @@ def test_text_forms_round_trip_and_repeated_keys_are_refused():
 
 
 def test_min_area_holds_after_the_labelling_comes_back_from_the_views_grid():
-    # nearest-neighbour sampling from the views' grid (2x per side) to the image's used to leave instances of one
-    # image pixel where min_area asked for 8 cells of the views' grid, i.e. 2 image pixels
-    from oosis_jax.inference.augment import nearest_labels
+    # resampling from the views' grid (2x per side) to the image's used to leave instances of one image pixel
+    # where min_area asked for 8 cells of the views' grid, i.e. 2 image pixels
+    from oosis_jax.inference.augment import resample_labels
     from oosis_jax.inference.instances import finish
 
-    labels = np.ones((8, 8), np.int32)
-    labels[:3, :3] = 2  # 9 cells: kept by min_area=8 on the views' grid
-    sampled = nearest_labels(labels, (4, 4))
-    assert (sampled == 2).sum() == 1  # a speck on the image's grid
+    labels = np.full((8, 8), 2, np.int32)
+    labels[:3, :3] = 1  # 9 cells: kept by min_area=8 on the views' grid; its half-covered pixels go to label 2
+    sampled = resample_labels(labels, (4, 4))
+    assert (sampled == 1).sum() == 1  # a speck on the image's grid
     heads = {"s": np.full((8, 8, 3), 1 / 3, np.float32), "b": np.zeros((8, 8), np.float32),
              "e": np.full((8, 8, 4), 0.25, np.float32)}
     prediction = finish(labels, np.zeros((8, 8, 4), bool), heads, Robustness(min_area=8), shape=(4, 4))
