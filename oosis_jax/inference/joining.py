@@ -62,27 +62,34 @@ def _overlap(a: slice, b: slice) -> float:
     return max(0, min(a.stop, b.stop) - max(a.start, b.start)) / max(1, min(a.stop - a.start, b.stop - b.start))
 
 
-def _histogram_overlap(colours_a: np.ndarray, colours_b: np.ndarray, levels: int) -> float:
-    """Intersection of the two pieces' RGB histograms (``levels`` bins per channel, each histogram summing
-    to 1): 1 for the same colours in the same proportions, 0 for no colour in common."""
-    def histogram(colours):
-        bins = np.minimum((colours * levels / 256).astype(np.int64), levels - 1)
-        codes = (bins[:, 0] * levels + bins[:, 1]) * levels + bins[:, 2]
-        return np.bincount(codes, minlength=levels ** 3) / len(codes)
-    return float(np.minimum(histogram(colours_a), histogram(colours_b)).sum())
+def _histogram(colours: np.ndarray, levels: int) -> np.ndarray:
+    """A piece's RGB histogram (``levels`` bins per channel), summing to 1."""
+    bins = np.minimum((colours * levels / 256).astype(np.int64), levels - 1)
+    codes = (bins[:, 0] * levels + bins[:, 1]) * levels + bins[:, 2]
+    return np.bincount(codes, minlength=levels ** 3) / len(codes)
 
 
-def _pair_features(i, j, gap, front, inner, lab, area, boxes, neighbours, image, instance_map, classes) -> np.ndarray:
+def _colour_statistics(k: int, image: np.ndarray, instance_map: np.ndarray, boxes) -> tuple:
+    """Piece ``k``'s mean, median and spread of colour and its 4- and 8-level histograms (computed once per
+    piece: a large piece is a candidate of many pairs)."""
+    box = boxes[k - 1]
+    colours = image[box][instance_map[box] == k].astype(np.float64)
+    return (colours.mean(0), np.median(colours, 0), colours.std(0), _histogram(colours, 4),
+            _histogram(colours, 8))
+
+
+def _pair_features(i, j, gap, front, inner, lab, area, boxes, neighbours, instance_map, classes,
+                   colours_of) -> np.ndarray:
     (ri, ci), (rj, cj) = boxes[i - 1], boxes[j - 1]
     top, bottom = min(ri.start, rj.start), max(ri.stop, rj.stop)
     left, right = min(ci.start, cj.start), max(ci.stop, cj.stop)
     height, width = bottom - top, right - left
     aspects = sorted([np.log((ci.stop - ci.start) / (ri.stop - ri.start)),
                       np.log((cj.stop - cj.start) / (rj.stop - rj.start))])
-    box_ids, box_image = instance_map[top:bottom, left:right], image[top:bottom, left:right]
+    box_ids = instance_map[top:bottom, left:right]
     fill = (area[i] + area[j] + np.sum(lab[box_ids] > max(lab[i], lab[j]))) / (height * width)
-    colours_i = box_image[box_ids == i].astype(np.float64)
-    colours_j = box_image[box_ids == j].astype(np.float64)
+    (mean_i, median_i, spread_i, *histograms_i), (mean_j, median_j, spread_j, *histograms_j) = \
+        colours_of(i), colours_of(j)
     one_hot = np.eye(NUM_CLASSES)[min(int(classes[i - 1]), NUM_CLASSES) - 1]
     joint_aspect = np.log(width / height)
     return np.array([
@@ -92,10 +99,9 @@ def _pair_features(i, j, gap, front, inner, lab, area, boxes, neighbours, image,
         joint_aspect, *aspects, fill,
         abs(ri.start - rj.start) / height, abs(ri.stop - rj.stop) / height,
         abs(ci.start - cj.start) / width, abs(ci.stop - cj.stop) / width, np.log(height * width),
-        np.linalg.norm(colours_i.mean(0) - colours_j.mean(0)) / 255,
-        np.linalg.norm(np.median(colours_i, 0) - np.median(colours_j, 0)) / 255,
-        np.linalg.norm(colours_i.std(0) - colours_j.std(0)) / 255,
-        _histogram_overlap(colours_i, colours_j, 4), _histogram_overlap(colours_i, colours_j, 8),
+        np.linalg.norm(mean_i - mean_j) / 255, np.linalg.norm(median_i - median_j) / 255,
+        np.linalg.norm(spread_i - spread_j) / 255,
+        *(float(np.minimum(a, b).sum()) for a, b in zip(histograms_i, histograms_j)),
         *one_hot, *(joint_aspect * one_hot)])
 
 
@@ -118,7 +124,13 @@ def join_candidates(prediction: Prediction, image: np.ndarray, max_gap: float = 
     boxes = ndimage.find_objects(instance_map, max_label=n)
     neighbours = _neighbours(instance_map, n)
     reach, (height, width) = int(np.ceil(max_gap)) + 1, instance_map.shape
-    pairs, features = [], []
+    pairs, features, statistics = [], [], {}
+
+    def colours_of(k):
+        if k not in statistics:
+            statistics[k] = _colour_statistics(k, image, instance_map, boxes)
+        return statistics[k]
+
     for i in range(1, n + 1):
         if boxes[i - 1] is None:
             continue
@@ -131,21 +143,26 @@ def join_candidates(prediction: Prediction, image: np.ndarray, max_gap: float = 
         if not partners:
             continue
         crop = instance_map[window]
-        distance, (nearest_y, nearest_x) = ndimage.distance_transform_edt(crop != i, return_indices=True)
+        distance = ndimage.distance_transform_edt(crop != i)
         for j in partners:
-            to_j = np.where(crop == j, distance, np.inf)
+            # the part of the window within `reach` of j's box holds every pixel of j there and every pixel
+            # within max_gap + 1 of them: the gap's distances are exact on it
+            near_j = tuple(slice(max(b.start - reach, w.start) - w.start, min(b.stop + reach, w.stop) - w.start)
+                           for b, w in zip(boxes[j - 1], window))
+            sub, sub_distance = crop[near_j], distance[near_j]
+            to_j = np.where(sub == j, sub_distance, np.inf)
             q = np.unravel_index(np.argmin(to_j), to_j.shape)
             if to_j[q] > max_gap:
                 continue
             # the gap: pixels on a path between the pieces at most one pixel longer than the shortest
-            bridge = distance + ndimage.distance_transform_edt(crop != j) <= to_j[q] + 1.0
-            inner = crop[bridge & (crop != i) & (crop != j)]
+            bridge = sub_distance + ndimage.distance_transform_edt(sub != j) <= to_j[q] + 1.0
+            inner = sub[bridge & (sub != i) & (sub != j)]
             front = np.mean(lab[inner] > max(lab[i], lab[j])) if inner.size else 0.0
             if front < MIN_FRONT:
                 continue
             pairs.append((i, j))
-            features.append(_pair_features(i, j, float(to_j[q]), front, inner, lab, area, boxes, neighbours, image,
-                                           instance_map, classes))
+            features.append(_pair_features(i, j, float(to_j[q]), front, inner, lab, area, boxes, neighbours,
+                                           instance_map, classes, colours_of))
     return (np.asarray(pairs, np.int64).reshape(-1, 2),
             np.asarray(features, np.float64).reshape(-1, len(JOIN_FEATURES)))
 
