@@ -187,10 +187,11 @@ def finish(labels: np.ndarray, occ: np.ndarray, heads: dict, robustness: Robustn
     (merging unsupported, then small instances; the class split; the graph's ``link_gap``), from the CRF
     input ``occ`` (bool (h, w, 4)) and the head probabilities ``heads`` (``dict(s, b, e)``) it was computed
     from. With a ``shape`` (H, W) other than (h, w), the finished labelling is resampled onto that grid
-    (`augment.resample_labels`: the label covering most of each pixel) and the prediction assembled there from the heads resampled bilinearly: a labelling
-    on the test-time views' grid brought back to the image's. The resampling can leave specks below ``min_area``
-    cells of the labelling's grid, i.e. below ``min_area * H * W / (h * w)`` image pixels; they are merged there
-    too, so every instance keeps the area ``min_area`` asks for."""
+    (`augment.resample_labels`: the label covering most of each pixel) and the prediction assembled there from
+    the heads resampled bilinearly: a labelling on the test-time views' grid brought back to the image's. The
+    resampling can leave specks below ``min_area`` cells of the labelling's grid, i.e. below
+    ``min_area * H * W / (h * w)`` image pixels; they are merged there too, so every instance keeps the area
+    ``min_area`` asks for."""
     labels = merge_small_instances(merge_unsupported_instances(labels, occ, robustness.min_support),
                                    robustness.min_area)
     if robustness.class_split:
