@@ -140,9 +140,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def folder(text: str) -> str:
-    """argparse type: an output folder, which may not exist yet but may not be a file, nor lie under one."""
-    path = above = Path(os.path.expanduser(text)).absolute()
-    while not above.exists():  # the path itself, else the nearest of its parents that exists (at least "/")
+    """argparse type: an output folder, which may not exist yet but may not be a file, nor lie under one; the
+    text with ``~`` expanded (a quoted ``~`` reaches Python unexpanded), the path every later step uses."""
+    text = os.path.expanduser(text)
+    path = above = Path(text).absolute()
+    while not os.path.exists(above):  # the path, else its nearest existing parent (at least "/"); never raises
         above = above.parent
     if not above.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder" if above == path else

@@ -139,29 +139,31 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]WHAT",
                         help="a model (repeatable); NAME labels its rows and cache files (default: WHAT's last part)")
-    parser.add_argument("--robustness", action="append", default=None, metavar="paper|KEY=VALUE,...")
-    parser.add_argument("--lam", type=float, action="append", default=None, help="Eq. (8) lambda (repeatable)")
+    parser.add_argument("--robustness", action="append", default=None, metavar="paper|KEY=VALUE,...",
+                        type=flags.parsed_by(lambda text: (Robustness.parse(text), text)))
+    parser.add_argument("--lam", type=flags.non_negative_float, action="append", default=None,
+                        help="Eq. (8) lambda (repeatable)")
     parser.add_argument("--scenes", type=flags.positive_int, default=40)
     parser.add_argument("--sets", default="test,test2")
     parser.add_argument("--processes", type=flags.positive_int, default=None)
     parser.add_argument("--scores", choices=("adhoc", "learned"), default="adhoc")
     parser.add_argument("--joins", choices=("none", "learned"), default="none")
-    parser.add_argument("--augmentation", default=None,
+    parser.add_argument("--augmentation", default=None, type=flags.parsed_by(Augmentation.parse),
                         metavar="none|scales=S1:S2,flip,shift=K,view_grid,max_pixels=N",
                         help="test-time views of the heads (default: each model's exported setting)")
     parser.add_argument("--failures", action="store_true", help="add the outcome of every ground-truth instance "
                         "and pair, and of every predicted edge, to each row (oosis_jax.evaluation.failures)")
     parser.add_argument("--true-heads", action="append", default=None, metavar="none|HEAD,...",
                         help="heads (s, b, e) the CRF gets from the ground truth instead of the model (repeatable)")
-    parser.add_argument("--out", default="runs/held_out")
+    parser.add_argument("--out", default="runs/held_out", type=flags.folder)
     args = parser.parse_args(argv)
     from oosis_jax.inference.instances import label_heads
     from oosis_jax.inference.predictor import finish
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = [(Robustness.parse(text), text) for text in args.robustness or ["paper"]]
-    augmentation = args.augmentation and Augmentation.parse(args.augmentation)
+    settings = args.robustness or [(Robustness(), "paper")]
+    augmentation = args.augmentation
     true_heads = [(parse_true_heads(text), text) for text in args.true_heads or ["none"]]
     models = [named(spec) for spec in args.checkpoint]
     names = [name for name, _ in models]

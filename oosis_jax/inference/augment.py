@@ -74,7 +74,8 @@ class Augmentation:
     def view_scale(self, shape: tuple[int, int], scale: float) -> float:
         """The scale an image of ``shape`` = (H, W) is seen at for the view of ``scale``: ``scale`` itself, or
         for ``scale > 1`` with ``max_pixels`` set, lowered (to no less than 1) until the view has at most
-        ``max_pixels`` pixels."""
+        ``max_pixels`` pixels (`view_shape` rounds its sides; a side of 1 pixel still becomes 2, so a view of
+        such an image can pass the cap)."""
         if self.max_pixels is None or scale <= 1:
             return scale
         height, width = shape[0], shape[1]

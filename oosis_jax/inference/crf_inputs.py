@@ -30,7 +30,10 @@ def sigma_from_semantic(s) -> np.ndarray:
     s = np.asarray(s)
     if s.ndim != 3 or s.shape[-1] < 2 or not np.issubdtype(s.dtype, np.floating):
         raise ValueError(f"s must be a float (H, W, C) array with C >= 2, got {s.dtype} {s.shape}")
-    check_probability_map(s.reshape(s.shape[0], -1), "s (every class's probability)")
+    if s.size == 0 or not np.isfinite(s).all():
+        raise ValueError(f"s (every class's probability) is empty or contains NaN or inf: shape {s.shape}")
+    if s.min() < 0 or s.max() > 1:
+        raise ValueError(f"s (every class's probability) must lie in [0, 1], got {s.min()}..{s.max()}")
     return s[..., 0].astype(np.float64)
 
 

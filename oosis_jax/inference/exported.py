@@ -67,14 +67,23 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
 
 
 def model_folder(name_or_dir: str | os.PathLike) -> Path:
-    """The folder a model name or path means: ``WEIGHTS_DIR/<name>`` for a shipped name (`SHIPPED`) or a plain
-    name (no path separator) of an existing folder there (``experiments.export_model --name NAME`` exports to
-    it), else ``name_or_dir`` itself as a path (``~`` expanded); whether that exists is the caller's to check.
-    A name takes precedence over a folder of the same name in the working directory (say ``./NAME`` for that)."""
+    """The folder a model name or path means: ``WEIGHTS_DIR/<name>`` for a shipped name (`SHIPPED`); else
+    ``name_or_dir`` as a path (``~`` expanded) when it exists; else ``WEIGHTS_DIR/<name>`` for a plain name (no
+    path separator) of a folder there (``experiments.export_model --name NAME`` exports to it); else the path,
+    whose absence is the caller's to report. So an existing run folder is never shadowed by an export of the
+    same name."""
     text = os.fspath(name_or_dir)
-    if text in SHIPPED or (is_model_name(text) and (WEIGHTS_DIR / text).is_dir()):
+    path = Path(os.path.expanduser(text))
+    if text in SHIPPED or (not path.exists() and is_model_name(text) and (WEIGHTS_DIR / text).is_dir()):
         return WEIGHTS_DIR / text
-    return Path(os.path.expanduser(text))
+    return path
+
+
+def model_names() -> list[str]:
+    """The names of the exported models in ``WEIGHTS_DIR`` (folders holding ``WEIGHTS_FILE``), sorted."""
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / WEIGHTS_FILE).is_file())
 
 
 def is_model_name(text: str) -> bool:

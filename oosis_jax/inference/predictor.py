@@ -30,7 +30,7 @@ from crf.move_graph import check_weights
 from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.exported import (CONFIG_FILE, EXPORT_KEYS, SHIPPED, WEIGHTS_DIR, WEIGHTS_FILE, export,
-                                          exported_options, load_exported, model_folder)
+                                          exported_options, load_exported, model_folder, model_names)
 from oosis_jax.inference.files import check_image, checked_images
 from oosis_jax.inference.instances import (LAMBDA, MU, ImageFailure, Prediction, failure_reason, in_chunks,
                                           label_heads)
@@ -128,9 +128,8 @@ class Predictor:
                 raise ValueError(f"{path} holds neither {WEIGHTS_FILE} (an exported model) nor a checkpoints/ "
                                  f"folder (a training run)")
             return cls(*restore_model(str(path)), **options)
-        exported = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / WEIGHTS_FILE).is_file())
-        raise ValueError(f"{text!r} is neither a model name (those in {WEIGHTS_DIR}: {', '.join(exported)}) nor an "
-                         f"existing model or run folder")
+        raise ValueError(f"{text!r} is neither a model name (those of oosis_jax/weights: "
+                         f"{', '.join(model_names()) or 'none'}) nor an existing model or run folder")
 
     def __call__(self, image) -> Prediction:
         image = check_image(image)

@@ -156,3 +156,12 @@ def test_evaluate_refuses_bad_options_at_parse_time(tmp_path, capsys, no_example
 def test_evaluate_names_a_checkpoint_it_cannot_load_before_reading_the_dataset(tmp_path, no_examples):
     with pytest.raises(SystemExit, match=r"^evaluate: cannot load --checkpoint .*nowhere: .*nowhere"):
         evaluate.main(["--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+
+
+def test_an_output_folder_is_checked_and_returned_with_home_expanded(tmp_path, monkeypatch):
+    """A quoted ``~`` reaches Python unexpanded: the folder checked must be the folder created and written."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert flags.folder("~/new/sub") == str(tmp_path / "new" / "sub")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Exception, match="lies under .*file, which is a file"):
+        flags.folder("~/file/sub")

@@ -142,3 +142,12 @@ def test_two_models_of_one_name_are_refused(tmp_path, capsys):
                        "--out", str(tmp_path)])
     assert "--checkpoint names ['export'] more than once" in capsys.readouterr().err
     assert held_out.named("m=synthetic") == ("m", "synthetic") and held_out.named("/x/run/") == ("run", "/x/run/")
+
+
+@pytest.mark.parametrize("option", [["--lam", "nan"], ["--lam", "-5"], ["--robustness", "foo=1"],
+                                    ["--augmentation", "bogus"]])
+def test_bad_options_are_usage_errors_before_any_work(option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        held_out.main(["--checkpoint", "synthetic", "--out", str(tmp_path / "out"), *option])
+    assert stop.value.code == 2 and option[0] in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

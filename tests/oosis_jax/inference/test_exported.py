@@ -23,11 +23,14 @@ def weights_dir(tmp_path, monkeypatch):
 def test_an_exported_name_loads_from_the_weights_folder(weights_dir, tmp_path, monkeypatch):
     config = get_config("smoke")
     exported.export(quick_pspnet(config.model), config, weights_dir / "audit", extra={"lam": 30.0})
-    monkeypatch.chdir(tmp_path)  # a folder of the same name elsewhere is not the name
+    monkeypatch.chdir(tmp_path)
     assert exported.model_folder("audit") == weights_dir / "audit"
     predictor = Predictor.from_pretrained("audit")
     assert predictor.config == config and predictor.lam == 30.0
     assert exported.model_folder("synthetic") == weights_dir / "synthetic"  # shipped names as before
+    assert exported.model_names() == ["audit"]
+    (tmp_path / "audit").mkdir()  # a run folder of that name here: never shadowed by the export
+    assert exported.model_folder("audit") == Path("audit")
 
 
 @pytest.mark.parametrize("text", ["missing", "./audit", "sub/audit", ".", ".."])
