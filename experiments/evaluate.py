@@ -31,9 +31,6 @@ from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.inference import instances as prediction
 
 
-TILE_OPTIONS = {"tile_size": "--tile-size", "tile_overlap": "--tile-overlap"}  # of the network (dest -> flag)
-
-
 def parse_args(argv=None):
     """The command line, checked before any work: the options ``--gt`` does not use are refused, the tiles are
     checked (`flags.check_tile_arguments`) and ``--out`` is created."""
@@ -45,12 +42,13 @@ def parse_args(argv=None):
     parser.add_argument("--max-dist", type=flags.positive_float, default=None,
                         help=f"boundary matching radius, fraction of the image diagonal (default "
                              f"{boundary_eval.MAX_DIST}; not with --gt, which has no boundary maps to match)")
-    args, given = flags.parse_noting_given(parser, argv, list(TILE_OPTIONS))
+    args, given = flags.parse_noting_given(parser, argv, list(flags.TILE_OPTIONS))
     if args.gt and args.max_dist is not None:
         parser.error("--max-dist sets the boundary metric, which --gt does not compute (the CRF's ground-truth "
                      "inputs have no boundary probability maps)")
     if args.gt:
-        flags.refuse_unused(parser, given, TILE_OPTIONS, "--gt (the CRF labels the ground truth; no network runs)")
+        flags.refuse_unused(parser, given, flags.TILE_OPTIONS,
+                            "--gt (the CRF labels the ground truth; no network runs)")
     else:
         flags.check_tile_arguments(parser, args)
     flags.make_folder(parser, "--out", args.out)
@@ -66,7 +64,7 @@ def _predictor(args):
         return None
     from oosis_jax.inference import network as predict
 
-    predictor = flags.load_predictor("evaluate", "--checkpoint", args.checkpoint, method=args.method,
+    predictor = flags.load_predictor("evaluate", args.checkpoint, method=args.method,
                                      processes=args.processes, tile_size=args.tile_size,
                                      tile_overlap=args.tile_overlap)
     if predictor.config.dataset != args.dataset:

@@ -35,7 +35,6 @@ from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.exported import is_model_name
 from oosis_jax.inference.instances import LAMBDA
 from oosis_jax.inference.robustness import Robustness
-from oosis_jax.training.checkpointing import CheckpointError
 
 SPLITS = ("test", "test2")
 
@@ -196,10 +195,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = args.robustness, args.augmentation
-    try:
+    with flags.loading("export_model", "--workdir", args.workdir):
         pred, facts = loaded_for_export(workdir, robustness, args.lam, augmentation)
-    except (FileNotFoundError, ValueError, CheckpointError) as err:
-        raise SystemExit(f"export_model: cannot load --workdir {args.workdir}: {err}") from None
     if pred.config.dataset != "synthetic":
         raise SystemExit(f"export_model: {workdir} was trained on {pred.config.dataset!r}; the model card's "
                          "held-out table is measured on synthetic scenes, so only synthetic runs are exported here")

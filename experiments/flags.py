@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import math
 import os
@@ -203,6 +204,9 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+TILE_OPTIONS = {"tile_size": "--tile-size", "tile_overlap": "--tile-overlap"}  # of add_crf_arguments: dest -> flag
+
+
 def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     """The CRF minimiser, its worker processes and the tiling of the forward pass."""
     parser.add_argument("--method", default="solve", choices=("solve", "jump", "expansion"),
@@ -248,13 +252,21 @@ def check_tile_arguments(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error(f"--tile-size {args.tile_size} --tile-overlap {args.tile_overlap}: {err}")
 
 
-def load_predictor(program: str, flag: str, name: str, **options):
-    """``Predictor.from_pretrained(name, **options)``, or ``SystemExit`` with one line naming ``flag`` and why a
-    missing, damaged or unknown model cannot be loaded."""
-    from oosis_jax import Predictor
+@contextlib.contextmanager
+def loading(program: str, flag: str, name: str):
+    """Around loading the model ``name`` given as ``flag``: a missing, damaged or unknown model becomes
+    ``SystemExit`` with one line naming ``flag`` and why (no traceback)."""
     from oosis_jax.training.checkpointing import CheckpointError
 
     try:
-        return Predictor.from_pretrained(name, **options)
+        yield
     except (FileNotFoundError, ValueError, CheckpointError) as err:
         raise SystemExit(f"{program}: cannot load {flag} {name}: {err}") from None
+
+
+def load_predictor(program: str, name: str, **options):
+    """``Predictor.from_pretrained(name, **options)`` for ``--checkpoint name``, `loading` it."""
+    from oosis_jax import Predictor
+
+    with loading(program, "--checkpoint", name):
+        return Predictor.from_pretrained(name, **options)

@@ -36,7 +36,7 @@ from oosis_jax.inference import instances as prediction
 
 
 # options that only one mode reads (dest -> flag)
-NETWORK_ONLY = {"images": "--images", "tile_size": "--tile-size", "tile_overlap": "--tile-overlap"}
+NETWORK_ONLY = {"images": "--images", **flags.TILE_OPTIONS}
 GROUND_TRUTH_ONLY = {"dataset": "--dataset", "split": "--split", "data_dir": "--data-dir",
                      "dataset_config": "--dataset-config", "limit": "--limit"}
 
@@ -90,7 +90,7 @@ def _network_predictions(args, failures) -> tuple[list[str], Predicted]:
     if others:
         print(f"predict: {len(others)} file(s) without an image suffix ({', '.join(prediction_io.IMAGE_SUFFIXES)}) "
               f"left alone, e.g. {', '.join(others[:3])}")
-    predictor = flags.load_predictor("predict", "--checkpoint", args.checkpoint, tile_size=args.tile_size,
+    predictor = flags.load_predictor("predict", args.checkpoint, tile_size=args.tile_size,
                                      tile_overlap=args.tile_overlap)
     predictor = predictor.replace(method=args.method, processes=args.processes)
     print(f"network on {predict.device_summary()}")
