@@ -185,7 +185,8 @@ def _regions_by_image(regions_file: str, skipped: list | None
                       ) -> tuple[dict[int, list], dict[int, tuple[int, int]], dict[int, str]]:
     """The regions file's records by image id, each image's (height, width) there, and the problems of its
     images (their ``images`` entries; a list ``skipped`` keeps them for the build of each image, which then
-    leaves out only that image: without its regions the image would silently have no order)."""
+    leaves out only that image: without its regions the image would silently have no order). An entry without
+    a valid id names no image to leave out: it is warned about here, its image built without its regions."""
     content = ann.read_json(regions_file)
     records = ann.require_list(content, "annotations", regions_file)
     if detect_format(content, regions_file) != "regions":
@@ -197,6 +198,9 @@ def _regions_by_image(regions_file: str, skipped: list | None
     grouped = ann.group_by_image(records, region_images, regions_file, "annotations", problems)
     sizes = {entry.image_id: (entry.height, entry.width) for entry in region_images}
     bad = {image_id: message for image_id, message in problems or [] if image_id is not None}
+    for message in [message for image_id, message in problems or [] if image_id is None]:
+        warnings.warn(f"{message}: ignored; the image it meant, if any, gets no order from the regions file",
+                      stacklevel=2)
     return grouped, sizes, bad
 
 

@@ -157,6 +157,7 @@ def test_a_bad_image_entry_of_the_regions_file_costs_only_its_image(tmp_path):
     region_content["images"][0]["height"] = 0  # image 100
     region_content["images"].append(dict(region_content["images"][1]))  # image 101 listed twice
     region_content["annotations"].append({"image_id": 555, "regions": [], "depth_constraint": ""})
+    region_content["images"].append(dict(region_content["images"][2], id="102"))  # an id that names no image
     regions.write_text(json.dumps(region_content))
     skipped = []
     with warnings.catch_warnings(record=True) as caught:
@@ -168,6 +169,7 @@ def test_a_bad_image_entry_of_the_regions_file_costs_only_its_image(tmp_path):
     assert all(str(regions) in message for _, message in skipped)
     left_out = [w for w in caught if "left out of the dataset" in str(w.message)]
     assert len(left_out) == 2 and any("image_id 555" in str(w.message) for w in caught)
+    assert any("gets no order from the regions file" in str(w.message) for w in caught)
     with pytest.raises(ValueError, match="empty image"):
         list(cocoa.examples(path, tmp_path / "train2014", regions))
 
