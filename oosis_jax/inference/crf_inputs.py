@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from data import targets
-from oosis_jax.inference.nms import BOUNDARY_THRESHOLD, boundary_nms, check_probability_map, thin_boundaries
+from oosis_jax.inference.nms import (BOUNDARY_THRESHOLD, boundary_nms, check_probabilities, check_probability_map,
+                                     thin_boundaries)
 from oosis_jax.inference.robustness import Robustness, drop_short_segments, hysteresis_boundaries
 
 DIRECTION_RATIO = 0.5  # e_d >= DIRECTION_RATIO * max(e) selects direction d
@@ -30,10 +31,7 @@ def sigma_from_semantic(s) -> np.ndarray:
     s = np.asarray(s)
     if s.ndim != 3 or s.shape[-1] < 2 or not np.issubdtype(s.dtype, np.floating):
         raise ValueError(f"s must be a float (H, W, C) array with C >= 2, got {s.dtype} {s.shape}")
-    if s.size == 0 or not np.isfinite(s).all():
-        raise ValueError(f"s (every class's probability) is empty or contains NaN or inf: shape {s.shape}")
-    if s.min() < 0 or s.max() > 1:
-        raise ValueError(f"s (every class's probability) must lie in [0, 1], got {s.min()}..{s.max()}")
+    check_probabilities(s, "s (every class's probability)")
     return s[..., 0].astype(np.float64)
 
 

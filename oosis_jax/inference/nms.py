@@ -15,16 +15,22 @@ from scipy import ndimage
 BOUNDARY_THRESHOLD = 0.1  # Sec. 3.1
 
 
+def check_probabilities(values: np.ndarray, name: str) -> None:
+    """``ValueError`` naming ``name`` unless the float array ``values`` (any shape) is non-empty, finite and in
+    [0, 1]; makes no copy."""
+    if values.size == 0:
+        raise ValueError(f"{name} is empty: shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if values.min() < 0 or values.max() > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got {values.min()}..{values.max()}")
+
+
 def check_probability_map(b, name: str = "b") -> np.ndarray:
     b = np.asarray(b)
     if b.ndim != 2 or not np.issubdtype(b.dtype, np.floating):
         raise ValueError(f"{name} must be a float (H, W) array, got {b.dtype} {b.shape}")
-    if b.size == 0:
-        raise ValueError(f"{name} is empty: shape {b.shape}")
-    if not np.all(np.isfinite(b)):
-        raise ValueError(f"{name} contains NaN or inf")
-    if b.min() < 0 or b.max() > 1:
-        raise ValueError(f"{name} must lie in [0, 1], got {b.min()}..{b.max()}")
+    check_probabilities(b, name)
     return b.astype(np.float64)
 
 
