@@ -160,8 +160,8 @@ def main(argv=None):
     from oosis_jax.inference.instances import label_heads
     from oosis_jax.inference.predictor import finish
 
+    flags.make_folder(parser, "--out", args.out)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = args.robustness or [(Robustness(), "paper")]
     augmentation = args.augmentation
     true_heads = [(parse_true_heads(text), text) for text in args.true_heads or ["none"]]
