@@ -98,11 +98,12 @@ def _weight(value) -> float:
     return float(value)
 
 
-def exported_options(folder) -> dict:
+def exported_options(folder, fitted: bool = True) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
     ``mu``, ``method``, ``robustness``, ``augmentation``, ``join_model``, ``score_model``, and ``run``, facts for
-    its card that are not options), as `Predictor` keyword arguments; ``{}`` when it names none. ``ValueError``
-    naming the file for an ``export`` that is not an object or holds another key."""
+    its card that are not options), as `Predictor` keyword arguments; ``{}`` when it names none; without the
+    fitted ``join_model`` and ``score_model`` (not even read) unless ``fitted``. ``ValueError`` naming the file
+    for an ``export`` that is not an object or holds another key, or for an option that is not valid."""
     path = Path(folder) / CONFIG_FILE
     try:
         export = json.loads(path.read_text()).get("export", {})
@@ -116,7 +117,7 @@ def exported_options(folder) -> dict:
         raise ValueError(f"{path}: export must be an object of the options {list(EXPORT_KEYS)}, got {what}")
     options = {}
     for key, read in readers.items():
-        if export.get(key) is None:
+        if export.get(key) is None or (not fitted and key in ("join_model", "score_model")):
             continue
         try:
             options[key] = read(export[key])

@@ -10,7 +10,8 @@ do not touch, whose nearest pixels are at most ``max_gap`` px apart, with at lea
 (the pixels on paths from one to the other at most a pixel longer than the shortest) covered by instances in
 front of both (an occluder). `JoinModel` scores each pair
 from the features `JOIN_FEATURES` (geometry, depth labels and colours of the two pieces: an object's parts
-keep their colours on both sides of the occluder) by a logistic model of the features and their products,
+keep their colours on both sides of the occluder; every feature is the same for a left-right mirror of the
+image, so a mirrored image gets the same joins) by a logistic model of the features and their products,
 fitted to "both pieces lie mostly (>= 70 %) in the same ground-truth instance" on validation scenes
 (`fit_join_model`), and `join_pieces` joins the pairs scored above its threshold, best
 first, skipping a join that would put instances on a cycle of the occlusion graph. A joined instance is
@@ -38,7 +39,7 @@ JOIN_FEATURES = (
     "gap (px)", "share of the gap in front of both", "share of the gap on instances", "label difference",
     "log smaller area", "log larger area", "row overlap", "column overlap", "a shared neighbour in front",
     "log joint box aspect", "log smaller piece aspect", "log larger piece aspect", "joint box fill",
-    "top offset", "bottom offset", "left offset", "right offset", "log joint box area",
+    "top offset", "bottom offset", "smaller side offset", "larger side offset", "log joint box area",
     "mean colour distance", "median colour distance", "colour spread difference",
     "colour histogram intersection (4 levels)", "colour histogram intersection (8 levels)",
     *(f"class {c}" for c in range(1, NUM_CLASSES + 1)),
@@ -98,7 +99,7 @@ def _pair_features(i, j, gap, front, inner, lab, area, boxes, neighbours, instan
         float(any(lab[k] > max(lab[i], lab[j]) for k in neighbours[i] & neighbours[j])),
         joint_aspect, *aspects, fill,
         abs(ri.start - rj.start) / height, abs(ri.stop - rj.stop) / height,
-        abs(ci.start - cj.start) / width, abs(ci.stop - cj.stop) / width, np.log(height * width),
+        *sorted([abs(ci.start - cj.start) / width, abs(ci.stop - cj.stop) / width]), np.log(height * width),
         np.linalg.norm(mean_i - mean_j) / 255, np.linalg.norm(median_i - median_j) / 255,
         np.linalg.norm(spread_i - spread_j) / 255,
         *(float(np.minimum(a, b).sum()) for a, b in zip(histograms_i, histograms_j)),
@@ -213,15 +214,24 @@ class JoinModel:
         return cls(tuple(mean.tolist()), tuple(scale.tolist()), tuple(w[:-1].tolist()), float(w[-1]), threshold)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The model's values and the names of the features it was fitted on (`JOIN_FEATURES`)."""
+        return {**dataclasses.asdict(self), "features": list(JOIN_FEATURES)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "JoinModel":
+        """The model `to_dict` wrote; ``ValueError`` for one fitted on other features than `JOIN_FEATURES` (an
+        earlier version's, which had the same number of values but other meanings: refit it)."""
         try:
-            return cls(tuple(values["mean"]), tuple(values["scale"]), tuple(values["weights"]),
-                       float(values["bias"]), float(values["threshold"]))
-        except (KeyError, TypeError) as err:
+            features = values.get("features")
+            model = cls(tuple(values["mean"]), tuple(values["scale"]), tuple(values["weights"]),
+                        float(values["bias"]), float(values["threshold"]))
+        except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"not a JoinModel: {reprlib.repr(values)} ({err!r})") from err
+        if features != list(JOIN_FEATURES):
+            changed = sorted(set(JOIN_FEATURES) - set(features or ()))
+            raise ValueError(f"this join model was fitted on other pair features than this version's (missing: "
+                             f"{changed}); fit it again (experiments.export_model --fit-joins)")
+        return model
 
 
 def _acyclic(num_nodes: int, edges: np.ndarray) -> bool:

@@ -81,19 +81,29 @@ def test_run_facts_of_a_run_stop_at_the_exported_step(tmp_path):
         export_model.run_facts(tmp_path)
 
 
-def test_a_re_exported_folder_drops_its_old_learned_score(tmp_path):
+def test_a_re_exported_folder_drops_its_old_learned_score_and_joins(tmp_path):
     # fit_score_model reads the ad-hoc score as a feature: predictions already ranked by the folder's learned
-    # score would fit a model that ranks nothing at prediction time (mask mAP 43 -> 20 on the shipped model)
+    # score would fit a model that ranks nothing at prediction time (mask mAP 43 -> 20 on the shipped model);
+    # and a join model of an earlier version's features cannot be loaded, yet the folder must be refittable
     from helpers.networks import quick_pspnet
+    from oosis_jax.inference.joining import JOIN_FEATURES
     from oosis_jax.inference.predictor import export
     from oosis_jax.inference.scoring import FEATURES, ScoreModel
 
     config = get_config("smoke")
-    k = len(FEATURES)
+    k, f = len(FEATURES), len(JOIN_FEATURES)
     score = ScoreModel(mean=(0.0,) * k, scale=(1.0,) * k, weights=(1.0,) * k, bias=0.0)
+    products = f + f * (f + 1) // 2
+    old_joins = {"mean": [0.0] * products, "scale": [1.0] * products, "weights": [0.0] * products, "bias": 0.0,
+                 "threshold": 0.5}  # as exported before the features were named
     folder = export(quick_pspnet(config.model), config, tmp_path / "shipped",
                     extra={"score_model": score.to_dict(), "run": {"steps": 10, "minutes": 1.0}})
     assert export_model.predictor.Predictor.from_pretrained(folder).score_model is not None
+    values = json.loads((folder / "config.json").read_text())
+    values["export"]["join_model"] = old_joins
+    (folder / "config.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="other pair features"):
+        export_model.predictor.Predictor.from_pretrained(folder)
     pred, facts = export_model.loaded_for_export(folder, Robustness(min_area=5), 30.0, Augmentation(flip=True))
     assert facts == {"steps": 10, "minutes": 1.0}
     assert pred.score_model is None and pred.join_model is None

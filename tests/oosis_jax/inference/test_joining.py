@@ -1,5 +1,6 @@
 """Joining the pieces of an object cut by an occluder (`oosis_jax.inference.joining`)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -46,6 +47,23 @@ def test_candidates_are_same_class_pieces_with_an_occluder_between():
     assert len(joining.join_candidates(cut_object(), cut_image(), max_gap=7)[0]) == 0
     with pytest.raises(ValueError, match="share one grid"):
         joining.join_candidates(cut_object(), cut_image()[:20])
+
+
+def test_candidates_and_features_are_the_same_for_a_mirrored_image():
+    # the views flip images left-right: a mirrored image must get the same joins (the features once held a
+    # "left offset" and a "right offset", which swapped)
+    prediction, image = cut_object(), cut_image()
+    prediction.instance_map[10:20, 5:9] = 0  # pieces of unequal widths: left and right offsets differ
+    prediction.labels[10:20, 5:9] = 0
+    image[10:20, 5:9] = 90
+    mirrored = dataclasses.replace(prediction, instance_map=prediction.instance_map[:, ::-1],
+                                   labels=prediction.labels[:, ::-1])
+    pairs, features = joining.join_candidates(prediction, image)
+    mirrored_pairs, mirrored_features = joining.join_candidates(mirrored, image[:, ::-1])
+    named = dict(zip(joining.JOIN_FEATURES, features[0]))
+    assert named["smaller side offset"] < named["larger side offset"]
+    np.testing.assert_array_equal(mirrored_pairs, pairs)
+    np.testing.assert_allclose(mirrored_features, features, rtol=0, atol=1e-12)
 
 
 def test_join_pieces_joins_above_the_threshold_and_keeps_the_graph_acyclic():
@@ -109,6 +127,9 @@ def test_join_model_fits_serialises_and_validates():
     assert joining.JoinModel.from_dict(json.loads(json.dumps(model.to_dict()))) == model
     with pytest.raises(ValueError, match="not a JoinModel"):
         joining.JoinModel.from_dict({"mean": [0.0]})
+    stale = {**model.to_dict(), "features": [*joining.JOIN_FEATURES[:-1], "an old feature"]}
+    with pytest.raises(ValueError, match="other pair features.*log joint box aspect x class 5"):
+        joining.JoinModel.from_dict(stale)
     with pytest.raises(ValueError, match="needs"):
         joining.JoinModel(model.mean[:3], model.scale[:3], model.weights[:3], 0.0)
     with pytest.raises(ValueError, match="threshold"):
