@@ -76,6 +76,5 @@ def synthetic_scenes(split: str, count: int, size: tuple[int, int]) -> list[dict
 
     if split not in registry.SYNTHETIC_SEEDS:
         raise ValueError(f"synthetic scenes have no split {split!r}; choose from {', '.join(registry.SYNTHETIC_SEEDS)}")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValueError(f"count must be an integer >= 0, got {count!r}")
+    registry.check_synthetic_count(count)
     return [make_scene(registry.SYNTHETIC_SEEDS[split] + i, *size) for i in range(count)]

@@ -52,10 +52,22 @@ REGISTRY = {
 }
 DATASETS = tuple(REGISTRY)
 
-# Synthetic scenes rendered on the fly (no tfds build) take seeds ``SYNTHETIC_SEEDS[split] + i``: far apart,
-# so training, validation and held-out scenes never coincide. (A tfds build derives its own seeds.)
+# Synthetic scenes rendered on the fly (no tfds build) take seeds ``SYNTHETIC_SEEDS[split] + i`` for i below
+# SYNTHETIC_SPLIT_SIZE, so training, validation and held-out scenes never coincide. A tfds build's seeds lie at
+# 2**32 and above (`data.synthetic.tfds_builder.scene_seed`), apart from all of these: a seed renders the same
+# layout, depths and classes at any size, so a shared seed would put a training scene into an evaluation.
 # "test2" is a second held-out set like "test" (the demo's), for checking that a number is no accident of one set.
 SYNTHETIC_SEEDS = {"train": 0, "validation": 10**6, "test": 2_000_000, "test2": 3_000_000}
+SYNTHETIC_SPLIT_SIZE = 10**6
+
+
+def check_synthetic_count(count, what: str = "count") -> int:
+    """``count`` if it is an int in [0, `SYNTHETIC_SPLIT_SIZE`] (more would reach into the next split's seeds);
+    else ``ValueError`` naming ``what``."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= SYNTHETIC_SPLIT_SIZE:
+        raise ValueError(f"{what} must be an integer in [0, {SYNTHETIC_SPLIT_SIZE:,}] (more scenes would reach "
+                         f"into the next split's seeds), got {count!r}")
+    return count
 
 
 def info(name: str) -> DatasetInfo:

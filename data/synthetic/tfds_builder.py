@@ -51,8 +51,10 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 
 
 def scene_seed(config: SyntheticConfig, split: str, index: int) -> int:
-    """The ``make_scene`` seed (also the ``image_id``) of example ``index`` of ``split``."""
-    return (int(config.seed) << 32) + 3 * int(index) + SPLIT_CODES[split]
+    """The ``make_scene`` seed (also the ``image_id``) of example ``index`` of ``split``: 2**32 or more, so no
+    build's scene is one rendered on the fly for training or evaluation (``data.registry.SYNTHETIC_SEEDS``: a
+    seed gives the same layout at every size; before version 1.1.0 a build's seeds started at 0)."""
+    return ((int(config.seed) + 1) << 32) + 3 * int(index) + SPLIT_CODES[split]
 
 
 def scene_size(config: SyntheticConfig, seed: int) -> tuple[int, int]:
@@ -72,8 +74,9 @@ def config_name(config_kwargs: dict) -> str:
 class OosisSynthetic(tfds.core.GeneratorBasedBuilder):
     """Synthetic occlusion scenes with visible instance masks, classes, depths and occlusion edges."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First release.",
+                     "1.1.0": "Seeds from 2**32 up: apart from the scenes rendered on the fly for training."}
     BUILDER_CONFIGS = [SyntheticConfig(name=config_name({}))]
 
     def _info(self) -> tfds.core.DatasetInfo:

@@ -126,6 +126,24 @@ def test_bad_arguments(args, message):
         synthetic.make_scene(*args)
 
 
+def test_build_seeds_are_apart_from_the_scenes_rendered_on_the_fly():
+    # a seed renders the same layout, depths and classes at any size: a build whose test scenes shared seeds
+    # with a run's on-the-fly training scenes (0..N-1, as before version 1.1.0) would evaluate it on them
+    from data import registry
+    from data.examples import synthetic_scenes
+    from data.synthetic import tfds_builder as builder_lib
+
+    fly = [range(first, first + registry.SYNTHETIC_SPLIT_SIZE) for first in registry.SYNTHETIC_SEEDS.values()]
+    for seed in (0, 7, builder_lib.MAX_SEED - 1):
+        config = builder_lib.SyntheticConfig(name="probe", seed=seed)
+        built = [builder_lib.scene_seed(config, split, i) for split in ("train", "validation", "test")
+                 for i in (0, 1, 10**6)]
+        assert not any(s in r for s in built for r in fly) and max(built) < 2**63
+    for split in registry.SYNTHETIC_SEEDS:  # on the fly, a split cannot reach into the next one's seeds
+        with pytest.raises(ValueError, match=r"reach into the next split's seeds\), got 1000001"):
+            synthetic_scenes(split, registry.SYNTHETIC_SPLIT_SIZE + 1, (24, 32))
+
+
 def test_builder_round_trip(tmp_path):
     from data.synthetic import tfds_builder as builder_lib
 

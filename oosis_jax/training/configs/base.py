@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from data.registry import DATASETS, info
+from data.registry import DATASETS, check_synthetic_count, info
 from oosis_jax.training.input_pipeline import AugmentConfig
 from oosis_jax.training.losses import LossConfig
 from oosis_jax.models import ModelConfig
@@ -94,6 +94,8 @@ class TrainConfig:
         for name in ("synthetic_scenes", "synthetic_val_scenes", "eval_batch_size", "loader_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("synthetic_scenes", "synthetic_val_scenes"):
+            check_synthetic_count(getattr(self, name), name)
         if self.eval_examples is not None and self.eval_examples < 1:
             raise ValueError(f"eval_examples must be >= 1 or None (every validation example), got {self.eval_examples}")
         if self.num_steps is None and not self.num_epochs > 0:

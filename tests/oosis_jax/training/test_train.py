@@ -272,11 +272,13 @@ def test_one_compiled_step_serves_every_run_length_and_checkpoint_interval():
     assert train.jitted_steps(config.replace(base_lr=0.5), 6)[0].func is not step.func
 
 
-def test_config_rejects_unknown_optimizer_and_negative_upsample_multiplier():
+def test_config_rejects_unknown_optimizer_negative_upsample_multiplier_and_overlapping_scene_counts():
     with pytest.raises(ValueError, match="optimizer"):
         get_config("smoke", optimizer="rmsprop")
     with pytest.raises(ValueError, match="upsample_lr_mult"):
         get_config("smoke", upsample_lr_mult=-1.0)
+    with pytest.raises(ValueError, match="synthetic_scenes must be an integer in .*next split's seeds"):
+        get_config("smoke", synthetic_scenes=10**6 + 1)  # its training scenes would include validation scenes
 
 
 @pytest.mark.parametrize("nested, field", [(None, "seed"), ("model", "width"), ("loss", "boundary_loss"),
