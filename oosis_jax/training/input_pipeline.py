@@ -4,7 +4,10 @@ Geometric augmentation (random scale, horizontal flip, random crop padded with `
 to the image and the *instance map*; the targets S, B, E of Eq. (4) are then computed from the transformed
 instance map with ``data.targets``, so a flip mirrors the orientation targets (left <-> right) by
 construction and the crop border never invents boundaries: the targets are computed on the crop window
-grown by one pixel, inside the scaled image, then trimmed. Photometric jitter changes only the image.
+grown by one pixel, inside the scaled image, then trimmed. Shrinking can close a background gap narrower
+than a pixel, so that two instances touch without an edge: with the example's ``depths`` the nearer one
+occludes the farther (the synthetic scenes' own rule), without them their contact pixels are left out of
+every loss term (`closed_gaps`). Photometric jitter changes only the image.
 
 Batches are dicts of numpy arrays: ``image`` float32 ``(b, h, w, 3)`` normalised (``normalize_images``),
 ``semantic`` int32 ``(b, h, w)`` (0 background, 1..C, ``IGNORE_LABEL`` outside the image), ``boundary``
@@ -84,6 +87,43 @@ def _resize(image: np.ndarray, inst: np.ndarray, height: int, width: int):
     return image, inst
 
 
+def closed_gaps(inst: np.ndarray, edges: np.ndarray, depths=None) -> tuple[np.ndarray, np.ndarray]:
+    """Edges for the instances of ``inst`` (int (H, W), a resized instance map) that touch without an edge in
+    ``edges`` (int (M, 2)): where shrinking closed a background gap, the true boundary there has no target.
+
+    Returns ``(edges, unordered)``: ``edges`` with such pairs added nearer -> farther where ``depths`` (float
+    (N,), distance of instance i + 1; smaller = nearer, as ``data.synthetic``'s) are finite for both, and
+    int (K, 2) ``unordered`` pairs without that knowledge (KINS, COCOA: NaN depths)."""
+    pairs = targets.touching_pairs(inst).astype(np.int64)
+    known = {(min(a, b), max(a, b)) for a, b in edges.tolist()}
+    new = np.array([p for p in pairs.tolist() if tuple(p) not in known], np.int64).reshape(-1, 2)
+    if not len(new):
+        return edges, new
+    depths = np.full(int(new.max()), np.nan) if depths is None else np.asarray(depths, np.float64).ravel()
+    if len(depths) < new.max():
+        raise ValueError(f"depths has {len(depths)} values, but instance_map has id {new.max()}")
+    near = depths[new - 1]
+    ordered = np.isfinite(near).all(axis=1) & (near[:, 0] != near[:, 1])
+    oriented = np.where((near[:, 0] < near[:, 1])[:, None], new, new[:, ::-1])[ordered]
+    return np.concatenate([edges.astype(np.int64).reshape(-1, 2), oriented]), new[~ordered]
+
+
+def contact_pixels(inst: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """bool (H, W): the pixels of one instance of a pair of ``pairs`` (int (K, 2)) 4-adjacent to its partner."""
+    out = np.zeros(inst.shape, bool)
+    if not len(pairs):
+        return out
+    base = int(inst.max()) + 1
+    wanted = np.unique(np.minimum(pairs[:, 0], pairs[:, 1]) * base + np.maximum(pairs[:, 0], pairs[:, 1]))
+    for a, b, at_a, at_b in ((inst[:, :-1], inst[:, 1:], out[:, :-1], out[:, 1:]),
+                             (inst[:-1, :], inst[1:, :], out[:-1, :], out[1:, :])):
+        key = np.minimum(a, b).astype(np.int64) * base + np.maximum(a, b)
+        hit = (a != b) & np.isin(key, wanted)
+        at_a |= hit
+        at_b |= hit
+    return out
+
+
 def _window_targets(inst, classes, edges, top, left, height, width):
     """S, B, E of the image window ``[top, top+height) x [left, left+width)`` (window inside the image).
 
@@ -116,11 +156,14 @@ def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_
       dict with ``image`` uint8 (h, w, 3) (padding = the mean colour), ``semantic`` int32 (h, w)
       (``IGNORE_LABEL`` on padding), ``boundary`` float32 (h, w), ``orientation`` float32 (h, w, 4),
       ``area`` float32 (h, w): the area of each pixel's instance in the scaled image, before the crop (an
-      object cut by the crop keeps its size), 0 on background and padding.
+      object cut by the crop keeps its size), 0 on background and padding. Instances that the resizing made
+      touch get an edge or are left out where they touch (`closed_gaps`, with ``example["depths"]`` if any).
     """
     image, inst, classes, edges = _check_example(example)
+    unordered = np.zeros((0, 2), np.int64)
     if resize_to is not None:
         image, inst = _resize(image, inst, *resize_to)
+        edges, unordered = closed_gaps(inst, edges, example.get("depths"))
     if flip:
         image, inst = image[:, ::-1], inst[:, ::-1]
     height, width = inst.shape
@@ -145,6 +188,8 @@ def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_
     result["area"][out] = areas[inst[iy0:iy1, ix0:ix1]]
     semantic, boundary, orientation = _window_targets(inst, classes, edges, iy0, ix0, iy1 - iy0, ix1 - ix0)
     result["semantic"][out], result["boundary"][out], result["orientation"][out] = semantic, boundary, orientation
+    unknown = contact_pixels(inst, unordered)[iy0:iy1, ix0:ix1]
+    result["semantic"][out][unknown] = IGNORE_LABEL
     return result
 
 
