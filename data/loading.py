@@ -51,6 +51,11 @@ def _builder(name: str, data_dir, config: dict):
             raise
         doc = " ".join(info(name).module.builder.__doc__.split())
         raise ValueError(f"dataset {name!r} has no setting among {sorted(config)} ({e}). {doc}") from e
+    except Exception as e:  # a damaged dataset_info.json fails protobuf's parser while the builder reads it
+        if type(e).__name__ != "ParseError":
+            raise
+        raise ValueError(f"dataset {name!r}: a build under {data_dir} has a damaged dataset_info.json ({e}); "
+                         "delete its folder to build it again") from e
 
 
 def build(name: str, data_dir, **config):
@@ -73,6 +78,9 @@ def load(name: str, split: str, data_dir, **config):
         log.warning("dataset %r is not prepared in %s; building it now (once)", name, builder.data_dir)
         builder.download_and_prepare()
     available = list(builder.info.splits)
+    if not available:
+        raise ValueError(f"dataset {name!r}: the build in {builder.data_dir} lists no split (its dataset_info.json "
+                         "is missing or the build is incomplete); delete that folder to build it again")
     if not isinstance(split, str) or split.split("[")[0] not in available:
         raise ValueError(f"dataset {name!r} has no split {split!r}; available splits: {', '.join(available)}")
     if builder.info.splits[split].num_examples == 0:

@@ -96,3 +96,19 @@ def test_a_damaged_build_is_named_with_the_folder_to_delete(tmp_path):
                                          r"cannot be opened).*delete that folder to build it again"):
         source = loading.load("synthetic", "validation", tmp_path, **TINY)
         [source[i] for i in range(len(source))]
+
+
+def test_a_damaged_or_missing_dataset_info_is_named_with_the_folder_to_delete(tmp_path):
+    # a truncated dataset_info.json gave protobuf's ParseError; a missing one an empty list of splits
+    import shutil
+
+    loading.build("synthetic", tmp_path / "good", **TINY)
+    for damage, message in (("truncate", "has a damaged dataset_info.json"), ("delete", "lists no split")):
+        shutil.copytree(tmp_path / "good", tmp_path / damage)
+        (info_file,) = (tmp_path / damage).glob("**/dataset_info.json")
+        if damage == "truncate":
+            info_file.write_text(info_file.read_text()[:200])
+        else:
+            info_file.unlink()
+        with pytest.raises(ValueError, match=rf"dataset 'synthetic': .*{message}.*delete (its|that) folder"):
+            loading.load("synthetic", "validation", tmp_path / damage, **TINY)
