@@ -5,14 +5,17 @@ No progress display here (the package needs numpy and numba only): pass ``on_don
 
 The pool is kept between calls: starting a worker costs about a second (a fresh interpreter importing numpy
 and loading the compiled kernels), which a caller labelling a large dataset chunk by chunk would otherwise pay
-on every chunk. `close_pool` stops it early; it stops at interpreter exit anyway.
+on every chunk. `close_pool` stops it early; it stops at interpreter exit anyway. Calls from several threads
+share it; a pool that a call or `close_pool` replaces is shut down once no call uses it any more.
 """
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import pickle
 import threading
+import traceback
 
 import numpy as np
 
@@ -60,6 +63,41 @@ def _label_one(job):
         return None, err
 
 
+def _label_in_worker(job):
+    """`_label_one` in a worker process, with an outcome that reaches the parent: an exception that does not
+    survive pickling (e.g. one holding a lock, or one whose ``__init__`` unpickling cannot call) is replaced by
+    `_stand_in`, and so is the pickling error of a result that does not; either would otherwise fail the
+    whole call, every other item's result lost."""
+    labels, err = _label_one(job)
+    if err is None:
+        problem = _pickling_error(labels)
+        if problem is None:
+            return labels, None
+        return None, _stand_in(problem, "the result cannot be sent back from the worker process: ")
+    return (None, err) if _pickling_error(err) is None else (None, _stand_in(err))
+
+
+def _stand_in(err, prefix=""):
+    """A picklable ``ValueError`` for ``err``: message ``prefix`` + ``"TypeName: message"``, and ``err``'s
+    formatted traceback (a str) as its ``traceback`` attribute."""
+    stand_in = ValueError(f"{prefix}{type(err).__name__}: {err}")
+    stand_in.traceback = "".join(traceback.format_exception(err))
+    return stand_in
+
+
+def _pickling_error(value):
+    """The exception that pickling ``value`` and loading it back raises, or None when it survives (arrays of
+    numbers, alone or in a tuple or list, always do)."""
+    parts = value if isinstance(value, (tuple, list)) else (value,)
+    if all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in parts):
+        return None
+    try:
+        pickle.loads(pickle.dumps(value))
+    except Exception as err:  # noqa: BLE001 - pickling raises many kinds; reported per item
+        return err
+    return None
+
+
 class _Unsendable:
     """Stands in for an item that cannot be pickled to a worker; the worker reports ``reason`` for it."""
 
@@ -68,14 +106,11 @@ class _Unsendable:
 
 
 def _sendable(item):
-    """``item``, or an `_Unsendable` saying why it cannot be pickled (arrays of numbers always can)."""
-    if isinstance(item, (tuple, list)) and all(isinstance(a, np.ndarray) and a.dtype != object for a in item):
+    """``item``, or an `_Unsendable` saying why it cannot be pickled and loaded back in a worker."""
+    problem = _pickling_error(item)
+    if problem is None:
         return item
-    try:
-        pickle.dumps(item)
-    except Exception as err:  # noqa: BLE001 - pickling raises many kinds; reported per item
-        return _Unsendable(f"the item cannot be sent to a worker process: {type(err).__name__}: {err}")
-    return item
+    return _Unsendable(f"the item cannot be sent to a worker process: {type(problem).__name__}: {problem}")
 
 
 def _pair(item):
@@ -99,11 +134,16 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
 
     Returns:
       list of ``int32 (H, W)`` labelings, in input order. Workers are started with ``spawn`` so that a
-      parent holding threads (e.g. JAX) is never forked, and kept for the next call (`close_pool`).
+      parent holding threads (e.g. JAX) is never forked, and kept for the next call (`close_pool`). Calls from
+      several threads may run at once: one asking for another ``processes``, or `close_pool`, replaces the
+      kept workers, and those still serving another call stop when it ends.
 
     Raises:
       BatchError: (a ``ValueError``) when some items failed; it names each failed item's index (the errors of
         the first five), and carries the other items' labelings (``results``) and the errors (``failures``).
+        With ``processes > 1`` an error or a result that does not survive pickling back from the worker is
+        reported as a ``ValueError`` ``"TypeName: message"`` carrying the worker's traceback text as
+        ``traceback``; an item that cannot be pickled to a worker fails with a ``ValueError`` saying so.
     """
     solver = _resolve(method)
     jobs = [(solver, item, kwargs) for item in inputs]
@@ -112,52 +152,89 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
         raise ValueError(f"processes must be None (every core) or an int >= 1, got {processes!r}")
     if processes == 1 or len(jobs) <= 1:
         return _collect(map(_label_one, jobs), on_done)
-    try:
-        pickle.dumps((solver, kwargs))
-    except Exception as err:  # noqa: BLE001
+    problem = _pickling_error((solver, kwargs))
+    if problem is not None:
         raise ValueError(f"crf.solve_many: with processes > 1 the method and its keyword arguments must be "
-                         f"picklable (a module-level function): {type(err).__name__}: {err}") from err
+                         f"picklable (a module-level function): {type(problem).__name__}: {problem}") from problem
     jobs = [(solver, _sendable(item), kwargs) for _, item, kwargs in jobs]
     workers = min(processes, len(jobs))
-    try:
-        return _collect(_pool(processes).map(_label_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))),
-                        on_done)
-    except concurrent.futures.process.BrokenProcessPool as err:
-        close_pool()  # the next call starts new workers
-        raise concurrent.futures.process.BrokenProcessPool(
-            f"crf.solve_many: a worker process died while labelling {len(jobs)} items (killed, out of memory or "
-            "crashed); no result of this call is kept") from err
+    with _kept_pool(processes) as executor:
+        try:
+            return _collect(executor.map(_label_in_worker, jobs, chunksize=max(1, len(jobs) // (8 * workers))),
+                            on_done)
+        except concurrent.futures.process.BrokenProcessPool as err:
+            _forget(executor)  # the next call starts new workers
+            raise concurrent.futures.process.BrokenProcessPool(
+                f"crf.solve_many: a worker process died while labelling {len(jobs)} items (killed, out of memory "
+                "or crashed); no result of this call is kept") from err
 
 
+# The kept executor, the number of processes it was made for and the process that made it. _USERS counts the
+# solve_many calls using each executor (the kept one and those replaced while in use); both change only under
+# _POOL_LOCK.
 _POOL = {"executor": None, "processes": 0, "pid": 0}
+_USERS = {}
 _POOL_LOCK = threading.Lock()
 
 
-def _pool(processes):
-    """The kept pool of up to ``processes`` spawned workers (started as work arrives), replaced when a call
-    asks for another size, when a worker died since the last call (the executor is then broken for good), or
-    when this is a forked child of the process that made it."""
+@contextlib.contextmanager
+def _kept_pool(processes):
+    """The kept executor of up to ``processes`` spawned workers (started as work arrives), counted as in use
+    until the block ends. It is replaced when a call asks for another size, when a worker died since the last
+    call (the executor is then broken for good), or when this is a forked child of the process that made it;
+    an executor replaced (or dropped by `close_pool`) while other calls use it is shut down when the last of
+    them ends, so that no call loses its work to another thread's."""
     with _POOL_LOCK:
-        executor = _POOL["executor"]
+        executor, idle = _POOL["executor"], None
         if executor is not None and ((_POOL["processes"], _POOL["pid"]) != (processes, os.getpid())
                                      or getattr(executor, "_broken", False)):
-            _shutdown_locked()
+            idle = _retire_locked()
         if _POOL["executor"] is None:
             context = multiprocessing.get_context("spawn")
-            executor = concurrent.futures.ProcessPoolExecutor(processes, mp_context=context)
-            _POOL.update(executor=executor, processes=processes, pid=os.getpid())
-        return _POOL["executor"]
+            _POOL.update(executor=concurrent.futures.ProcessPoolExecutor(processes, mp_context=context),
+                         processes=processes, pid=os.getpid())
+        executor = _POOL["executor"]
+        _USERS[executor] = _USERS.get(executor, 0) + 1
+    try:
+        _shutdown(idle)
+        yield executor
+    finally:
+        with _POOL_LOCK:
+            _USERS[executor] -= 1
+            idle = executor if _USERS[executor] == 0 and executor is not _POOL["executor"] else None
+            if _USERS[executor] == 0:
+                del _USERS[executor]
+        _shutdown(idle)
 
 
 def close_pool():
-    """Stop the worker processes `solve_many` keeps between calls (the next call starts new ones)."""
+    """Stop the worker processes `solve_many` keeps between calls (the next call starts new ones). Workers
+    serving a call still running in another thread stop when that call ends."""
     with _POOL_LOCK:
-        _shutdown_locked()
+        idle = _retire_locked()
+    _shutdown(idle)
 
 
-def _shutdown_locked():
+def _forget(executor):
+    """Stop handing out ``executor`` (its workers died); the calls using it shut it down as they end."""
+    with _POOL_LOCK:
+        if _POOL["executor"] is executor:
+            _POOL["executor"] = None
+
+
+def _retire_locked():
+    """Drop the kept executor; returns it when no call uses it (to shut down now), else None (the last call
+    using it shuts it down). A forked child only forgets its parent's executors."""
     executor, _POOL["executor"] = _POOL["executor"], None
-    if executor is not None and _POOL["pid"] == os.getpid():
+    if _POOL["pid"] != os.getpid():
+        _USERS.clear()  # the calls of the parent's threads, which this child does not have
+        return None
+    return None if executor is None or _USERS.get(executor) else executor
+
+
+def _shutdown(executor):
+    """Shut ``executor`` (None: nothing) down; no call uses it any more, so nothing it still holds is wanted."""
+    if executor is not None:
         executor.shutdown(wait=True, cancel_futures=True)
 
 

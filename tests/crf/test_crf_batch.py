@@ -1,7 +1,11 @@
 """crf.solve_many: a process pool gives the same labelings as labelling one image after the other."""
 
+import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,4 +94,45 @@ def test_a_worker_killed_between_calls_does_not_fail_the_next_call():
     while not crf.batch._POOL["executor"]._broken and time.time() < deadline:
         time.sleep(0.05)
     np.testing.assert_array_equal(crf.solve_many(inputs, processes=2)[1], crf.solve(*inputs[1]))
+    crf.close_pool()
+
+
+def _hold(sigma, occ, folder):
+    """``_worker_pid``'s labels once ``folder/go`` exists (or 2 s after the start, which ``folder/started-<pid>``
+    marks, so that a call whose pool is shut down under it still ends)."""
+    Path(folder, f"started-{os.getpid()}").touch()
+    deadline = time.monotonic() + 2.0
+    while not Path(folder, "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _worker_pid(sigma, occ)
+
+
+@pytest.mark.parametrize("interrupt", ["another size", "close_pool"])
+def test_another_threads_call_or_close_pool_does_not_cancel_a_running_call(interrupt, tmp_path):
+    """A call from another thread asking for another pool size, or ``close_pool``, while a call's items are
+    running or queued: the running call still gets every result, and its replaced workers stop when it ends."""
+    inputs = _inputs(8)  # more than 2 workers and their queue hold: some items wait in the executor
+    outcome = {}
+
+    def first():
+        try:
+            outcome["labels"] = crf.solve_many(inputs, method=_hold, processes=2, folder=str(tmp_path))
+        except Exception as err:  # noqa: BLE001 - compared below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    while not any(tmp_path.glob("started-*")) and thread.is_alive():
+        time.sleep(0.01)
+    if interrupt == "close_pool":
+        crf.close_pool()
+    else:
+        assert [labels.shape for labels in crf.solve_many(inputs[:2], method=_worker_pid, processes=3)] == [
+            sigma.shape for sigma, _ in inputs[:2]]
+    (tmp_path / "go").touch()
+    thread.join()
+    assert "error" not in outcome, repr(outcome.get("error"))
+    assert [labels.shape for labels in outcome["labels"]] == [sigma.shape for sigma, _ in inputs]
+    workers = {int(labels[0, 0]) for labels in outcome["labels"]}
+    assert not workers & {child.pid for child in multiprocessing.active_children()}
     crf.close_pool()

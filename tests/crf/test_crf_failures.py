@@ -1,6 +1,8 @@
 """crf failure behaviour (issue 13): weights validated everywhere, and one bad item of a ``solve_many`` batch
 named by a ``BatchError`` without losing the others."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -51,6 +53,42 @@ def test_an_item_that_cannot_reach_a_worker_is_a_failed_item_and_bad_processes_a
             crf.solve_many(inputs, processes=processes)
     with pytest.raises(ValueError, match="the method and its keyword arguments must be picklable"):
         crf.solve_many([_good(0), _good(1)], method=lambda sigma, occ: sigma, processes=2)
+
+
+class _TwoArgError(ValueError):
+    """Pickles, but cannot be loaded back: unpickling calls ``__init__`` with the message alone."""
+
+    def __init__(self, index, why):
+        super().__init__(f"item {index}: {why}")
+
+
+def _fails_to_cross(sigma, occ):
+    """By the width of ``sigma``: 3 raises an error that cannot be loaded back, 4 one that cannot be pickled
+    (it holds a lock), 5 returns a lock; otherwise all-zero labels."""
+    width = sigma.shape[1]
+    if width == 3:
+        raise _TwoArgError(3, "cannot be loaded back")
+    if width == 4:
+        err = ValueError("holds a lock")
+        err.lock = threading.Lock()
+        raise err
+    return threading.Lock() if width == 5 else np.zeros(sigma.shape, np.int32)
+
+
+def test_errors_results_and_items_that_do_not_survive_pickling_are_failed_items():
+    """With worker processes, an error or a result that cannot cross back, or an item that cannot be loaded in
+    the worker, fails that item alone (a stand-in ``ValueError`` carrying the worker's traceback)."""
+    inputs = [(np.ones((2, width)), np.zeros((2, width, 4), bool)) for width in (2, 3, 4, 5, 6)]
+    inputs.append((_TwoArgError(1, "sigma"), np.zeros((2, 2, 4), bool)))
+    with pytest.raises(crf.BatchError, match=r"4 of 6 items failed: item 1: ValueError: _TwoArgError: item 3: "
+                                             r"cannot be loaded back; item 2: ValueError: ValueError: holds a lock; "
+                                             r"item 3: ValueError: the result cannot be sent back from the worker "
+                                             r"process: TypeError: .*lock.*; item 5: ValueError: the item cannot be "
+                                             r"sent to a worker process: TypeError: ") as info:
+        crf.solve_many(inputs, method=_fails_to_cross, processes=2)
+    assert [labels is not None for labels in info.value.results] == [True, False, False, False, True, False]
+    assert "_fails_to_cross" in info.value.failures[1].traceback
+    assert "holds a lock" in info.value.failures[2].traceback
 
 
 @pytest.mark.parametrize("lam, message", [("20", "lam must be a real number, got '20'"), (None, "lam must be a real"),
