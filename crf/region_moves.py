@@ -19,6 +19,9 @@ from numba import njit
 
 from crf.components import _components
 
+# The largest label of an int32 labeling: a move that would raise a label above it is not taken.
+LABEL_MAX = np.iinfo(np.int32).max
+
 # A move is applied only when it lowers the energy by more than this (the energy is a sum of many terms).
 _TOLERANCE = 1e-9
 
@@ -201,8 +204,10 @@ def _propose(start, target, label, indptr, neighbour, occludes, occluded, limit,
     """Fill ``new`` (equal to ``label`` on entry) with the region move ``start -> target`` and its pushes.
 
     Returns the number of entries it wrote to ``moved`` (the regions it changed, possibly repeated), negated
-    when the push was abandoned: a label above ``limit`` (only possible if the occlusion pairs between
-    regions had a cycle, i.e. the labeling had infinite energy) or ``moved`` full.
+    when the push was abandoned: a label above ``limit`` (``LABEL_MAX`` at most, so that int32 labels never
+    wrap; a push above the highest label plus the number of regions is only possible if the occlusion pairs
+    between regions had a cycle, i.e. the labeling had infinite energy) or ``moved`` full. (``target`` itself
+    is at most one above the highest label, and a region at ``LABEL_MAX`` gains nothing by rising further.)
     """
     new[start] = target
     moved[0] = start
@@ -311,8 +316,8 @@ def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occlu
             dirty[region] = False
             best, best_count = -tolerance, 0
             for k in range(_targets(region, label, indptr, neighbour, targets)):
-                n = _propose(region, targets[k], label, indptr, neighbour, occludes, occluded, top + count + 2,
-                             new, moved)
+                n = _propose(region, targets[k], label, indptr, neighbour, occludes, occluded,
+                             min(top + count + 2, LABEL_MAX), new, moved)
                 used += abs(n)
                 if n > 0:
                     delta = _delta(n, label, new, moved, unary_bg, unary_fg, indptr, neighbour, length,
@@ -348,6 +353,7 @@ def region_descent(labels, sigma, occ, lam, mu, budget=UNLIMITED):
         (validated as in ``crf.inputs``); lam, mu: floats.
       budget: region visits allowed (``_sweep``); the descent stops early, keeping the moves applied so far,
         once they are used.
+      A move that would raise a label above ``LABEL_MAX`` (the largest int32) is not taken.
 
     Returns:
       ``(labels, moves, visits)``: a new ``int32 (H, W)`` labeling of strictly lower energy (or the same one

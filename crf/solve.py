@@ -24,7 +24,7 @@ from crf.inputs import check_sigma_occ
 from crf.jump import check_max_cuts, run_jump_moves
 from crf.move_graph import BOUNDS, check_weights
 from crf.move_solver import MoveSolver
-from crf.region_moves import UNLIMITED, region_descent
+from crf.region_moves import LABEL_MAX, UNLIMITED, region_descent
 from crf.result import Result
 
 
@@ -84,8 +84,9 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
       occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, conventions of docs/contracts.md).
       lam, mu: weights of Eq. (8) (paper: 20 and 100), finite and >= 0.
-      steps: label increments of the merge-bound jump moves (positive ints; ``(1,)`` is faster, ``(1, 2)``
-        also closes gaps of 2 labels, which predicted inputs often leave).
+      steps: label increments of the merge-bound jump moves (positive ints below 2**31; ``(1,)`` is faster,
+        ``(1, 2)`` also closes gaps of 2 labels, which predicted inputs often leave). No move, of these or a
+        region move, that would raise a label above 2**31 - 1 (the largest int32, ``LABEL_MAX``) is taken.
       region_work: region visits allowed per pixel (default ``REGION_WORK``); ``None`` for no cap. Once they
         are used, no more region moves are tried (the moves applied are kept).
       max_cuts: ``None`` (default: until no move lowers the energy) or the most graph cuts to solve, jump
@@ -126,7 +127,7 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
             stats["graph_cuts"] += 1
             cuts_left -= 1
             last[step] = labels
-            if move.any():
+            if move.any() and labels[move].max() <= LABEL_MAX - step:  # else the move would overflow: not taken
                 labels = labels.copy()
                 labels[move] += step
                 progress = True

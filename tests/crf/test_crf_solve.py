@@ -295,3 +295,23 @@ def test_contracted_region_graph_is_the_fresh_one():
         np.testing.assert_allclose(graph.unary_bg, fresh.unary_bg, rtol=1e-12)
         np.testing.assert_allclose(graph.unary_fg, fresh.unary_fg, rtol=1e-12)
     assert contracted >= 3
+
+
+def test_no_move_raises_a_label_past_int32():
+    """Steps up to 2**31 - 1 are accepted, but a merge-bound jump by one from a label >= 1, or a region move
+    pushing an occluder above a label of 2**31 - 1, would wrap the int32 labels negative: neither is taken."""
+    sigma = np.array([[1.0, 0.2, 0.0, 1.0, 0.0], [0.8, 0.8, 0.8, 0.5, 0.0], [0.5, 0.2, 1.0, 0.0, 0.2]])
+    occ = np.zeros((3, 5, 4), bool)
+    for y, x, d in [(0, 0, 1), (0, 0, 3), (0, 2, 0), (0, 3, 1), (0, 3, 3), (0, 4, 0), (1, 0, 2), (1, 1, 1), (1, 1, 3),
+                    (1, 2, 3), (2, 0, 1), (2, 0, 2), (2, 1, 2), (2, 2, 2), (2, 3, 1)]:
+        occ[y, x, d] = True
+    labels = crf.solve(sigma, occ, 5.0, 20.0, steps=(1, 2**31 - 1))  # the jump by 2**31 - 1 used to wrap
+    assert labels.dtype == np.int32 and labels.min() >= 0
+    assert crf.energy(labels, sigma, occ, 5.0, 20.0) <= crf.energy(crf.jump_moves(sigma, occ, 5.0, 20.0), sigma, occ,
+                                                                   5.0, 20.0)
+    top = np.iinfo(np.int32).max
+    occ = np.zeros((1, 3, 4), bool)
+    occ[0, 0, 1] = True  # (0, 0) occludes (0, 1): raising (0, 1) to its right neighbour's top label pushes (0, 0)
+    labels, moves, _ = region_descent(np.array([[top, top - 2, top]], np.int32), np.zeros((1, 3)), occ, 20.0, 100.0)
+    np.testing.assert_array_equal(labels, [[top, top - 2, top - 2]])  # (0, 2) merges downwards instead
+    assert moves == 1
