@@ -48,20 +48,29 @@ def finish_with_push_relabel(res, terminal, width, tree):
     holding excess (the mirrored graph when more nodes keep source capacity than sink capacity); its sink side
     is then the set reached from the nodes still holding excess. Infinite terminal links (pixels pinned to a
     side) become a capacity above every finite cut, as in ``crf.grid_maxflow``: an infinite excess pushed along
-    an infinite arc would turn the residuals into NaN. ``res`` and ``terminal`` are consumed."""
+    an infinite arc would turn the residuals into NaN. As there, a ``ValueError`` refuses a graph whose flows
+    could then add up beyond float64 (``(k + 1) * big + finite`` not finite, for k infinite terminal links):
+    excesses meeting in one node would become ``inf`` and push-relabel would never end. ``res`` and
+    ``terminal`` are consumed."""
     n = terminal.shape[0]
     sources = 0
     sinks = 0
+    pinned = 0
     finite = 0.0
     for i in range(n):
         sources += terminal[i] > 0.0
         sinks += terminal[i] < 0.0
         if np.isfinite(terminal[i]):
             finite += abs(terminal[i])
+        else:
+            pinned += 1
         for d in range(4):
             if np.isfinite(res[i, d]):
                 finite += res[i, d]
     big = 2.0 * finite + 1.0
+    if pinned > 0 and not np.isfinite((pinned + 1) * big + finite):
+        raise ValueError("finish_with_push_relabel: with infinite terminal links, each solved as a capacity of "
+                         "2 * the finite capacities + 1, the flows could add up beyond float64")
     mirrored = sinks < sources
     excess = np.empty(n)
     for i in range(n):  # terminal becomes the sink capacities of the solved orientation

@@ -132,20 +132,26 @@ def _solve_push_relabel(tedges, right, down):
     return direct + flow, sink.reshape(height, width)
 
 
-def _checked_capacities(name, array, shape):
+def _checked_capacities(name, array, shape, used=np.s_[...]):
+    """``array`` as C-contiguous ``float64 (H, W, 2)``, after checking its shape and dtype, and that its
+    ``used`` entries (the others are ignored) are neither NaN nor negative nor finite beyond float64's range
+    (e.g. a long double 1e400, which the cast would turn into ``inf``, a hard constraint)."""
     array = as_array(name, array)
     if array.shape != shape:
         raise ValueError(f"{name} must have shape {shape} (H, W, 2), got {array.shape}")
     if array.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be a real-valued array castable to float64, got dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=np.float64)
-
-
-def _check_values(name, values):
-    if np.isnan(values).any():
+    with np.errstate(over="ignore"):  # a finite capacity beyond float64 is refused below
+        values = np.ascontiguousarray(array, dtype=np.float64)
+    if np.isnan(values[used]).any():
         raise ValueError(f"{name} contains NaN capacities")
-    if (values < 0).any():
-        raise ValueError(f"{name} contains negative capacities (min {values.min()})")
+    if (values[used] < 0).any():
+        raise ValueError(f"{name} contains negative capacities (min {values[used].min()})")
+    beyond = np.isinf(values[used]) & ~np.isinf(array[used])
+    if beyond.any():
+        raise ValueError(f"{name} contains finite capacities beyond float64 (e.g. {array[used][beyond][0]!s}; "
+                         f"float64 ends at {np.finfo(np.float64).max:g}); scale them down")
+    return values
 
 
 def grid_maxflow(tedges, right, down, method="auto"):
@@ -157,7 +163,10 @@ def grid_maxflow(tedges, right, down, method="auto"):
         column ``W-1`` is ignored.
       down: ``float64 (H, W, 2)``; ``[y, x, 0]`` capacity (y,x)->(y+1,x), ``[y, x, 1]`` the reverse arc;
         row ``H-1`` is ignored.
-      Capacities must be >= 0 and not NaN; ``inf`` is allowed (hard constraints, the c_inf of Eq. 7).
+      Capacities must be >= 0 and not NaN; ``inf`` is allowed (hard constraints, the c_inf of Eq. 7). The
+      finite ones must add up within float64; with k infinite t-links, each solved as a capacity
+      ``big = 2 * total + 1`` above every finite cut, ``(k + 1) * big + total`` must be finite too, so that no
+      flow of the solvers overflows.
       method: ``"auto"`` (default, ``crf.hybrid``), ``"boykov_kolmogorov"`` or ``"push_relabel"``.
 
     Returns:
@@ -166,7 +175,8 @@ def grid_maxflow(tedges, right, down, method="auto"):
       smallest such side). The capacity of that cut equals ``flow``.
 
     Raises:
-      ValueError: on a wrong shape or dtype, an empty grid, NaN or negative capacities.
+      ValueError: on a wrong shape or dtype, an empty grid, NaN or negative capacities, finite capacities
+        beyond float64 (before the cast to it) or finite ones adding up beyond the limits above.
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -175,18 +185,22 @@ def grid_maxflow(tedges, right, down, method="auto"):
         raise ValueError(f"tedges must have shape (H, W, 2) with H, W >= 1, got {tedges.shape}")
     shape = tedges.shape
     tedges = _checked_capacities("tedges", tedges, shape)
-    right = _checked_capacities("right", right, shape)
-    down = _checked_capacities("down", down, shape)
-    _check_values("tedges", tedges)
-    _check_values("right", right[:, :-1])
-    _check_values("down", down[:-1])
+    right = _checked_capacities("right", right, shape, np.s_[:, :-1])
+    down = _checked_capacities("down", down, shape, np.s_[:-1])
     with np.errstate(over="ignore"):  # an overflowing sum is refused below
         finite_total = sum(float(np.where(np.isinf(a), 0.0, a).sum()) for a in (tedges, right[:, :-1], down[:-1]))
-    # An infinite t-link is replaced by a capacity larger than every finite cut: a minimum cut of the
-    # modified graph cuts such a link only when every cut of the original graph is infinite.
-    big = 2.0 * finite_total + 1.0
-    if not np.isfinite(big):
+    if not np.isfinite(finite_total):
         raise ValueError(f"the finite capacities add up beyond float64 ({finite_total:g}); scale them down")
+    # An infinite t-link is replaced by a capacity larger than every finite cut: a minimum cut of the
+    # modified graph cuts such a link only when every cut of the original graph is infinite. No flow or excess
+    # of the solvers exceeds the source links and the finite arcs together: when that is beyond float64 (several
+    # of these links flowing into one node), push-relabel would meet inf - inf = NaN and never end.
+    pinned = int(np.isinf(tedges).sum())
+    big = 2.0 * finite_total + 1.0
+    if pinned and not np.isfinite((pinned + 1) * big + finite_total):
+        raise ValueError(f"the finite capacities add up to {finite_total:g}: with {pinned} infinite t-links, each "
+                         "solved as a capacity of 2 * that + 1, the flows could add up beyond float64; scale them "
+                         "down")
     solver_tedges = np.where(np.isinf(tedges), big, tedges)
     _, sink = solve_grid(solver_tedges, right, down, METHODS[method])
     return float(cut_value(tedges, right, down, sink)), sink

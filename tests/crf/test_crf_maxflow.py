@@ -1,12 +1,15 @@
 """crf.grid_maxflow against PyMaxflow (test-only oracle, GPL) and brute force over every cut."""
 
+import faulthandler
 import itertools
 
 import numpy as np
 import pytest
 
 from crf import grid_maxflow
-from crf.maxflow import cut_value, solve_grid
+from crf.boykov_kolmogorov import Workspace
+from crf.hybrid import finish_with_push_relabel
+from crf.maxflow import _residual_graph, cut_value, solve_grid
 from helpers.crf_problems import random_grid
 from helpers.pymaxflow import pymaxflow_grid
 
@@ -172,6 +175,69 @@ def test_capacities_that_sum_beyond_float64_are_refused(method):
     huge = np.full((3, 4, 2), 1e308)  # push-relabel used to run forever on them
     with pytest.raises(ValueError, match="add up beyond float64"):
         grid_maxflow(tedges, huge, huge, method=method)
+
+
+def _pinned_grid(c):
+    """A 2x4 grid: (0, 3), (1, 2) and (1, 3) pinned to the source by infinite t-links, infinite arcs from the
+    first two into (1, 2), which passes ``c`` on to (1, 1); three unit sink links. Its maximum flow is 2."""
+    tedges, right, down = np.zeros((2, 4, 2)), np.zeros((2, 4, 2)), np.zeros((2, 4, 2))
+    tedges[0, 3, 0] = tedges[1, 2, 0] = tedges[1, 3, 0] = np.inf
+    tedges[0, 2, 1] = tedges[1, 0, 1] = tedges[1, 1, 1] = 1.0
+    down[0, 3, 0] = right[1, 2, 1] = down[0, 2, 1] = np.inf  # (0,3)->(1,3), (1,3)->(1,2), (1,2)->(0,2)
+    right[1, 1, 1] = c  # (1, 2) -> (1, 1)
+    down[0, 1, 0] = 1.0  # (0, 1) -> (1, 1)
+    return tedges, right, down
+
+
+@pytest.fixture
+def no_hang():
+    """Ends the test process (exit status 1; pytest-xdist reports the test as crashed) if the test runs for
+    120 s: a numba solver that never returns, what these tests guard against, cannot be interrupted otherwise."""
+    faulthandler.dump_traceback_later(120, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_flows_that_could_overflow_float64_are_refused_and_finite_sums_within_it_solved(method, no_hang):
+    """Each infinite t-link is solved as 2 * total + 1: on ``_pinned_grid(3e307)`` three of them flowing into
+    one node made push-relabel's excess inf, then NaN, and it never returned; ``(k + 1) * big + total`` beyond
+    float64 is refused now, and 1e307 solved. With nothing infinite, finite capacities adding up to 1e308 fit
+    float64 and are solved (they used to be refused)."""
+    flow, sink = grid_maxflow(*_pinned_grid(1e307), method=method)
+    assert flow == 2.0 and sink.tolist() == [[False] * 4, [True, False, False, False]]
+    with pytest.raises(ValueError, match=r"add up to 3e\+307: with 3 infinite t-links.*beyond float64"):
+        grid_maxflow(*_pinned_grid(3e307), method=method)
+    tedges, right = np.zeros((1, 2, 2)), np.zeros((1, 2, 2))
+    tedges[0, 0, 0], tedges[0, 1, 1], right[0, 0, 0] = 1e308, 5.0, 1.0
+    flow, sink = grid_maxflow(tedges, right, np.zeros((1, 2, 2)), method=method)
+    assert flow == 1.0 and sink.tolist() == [[False, True]]
+
+
+def test_the_hybrids_push_relabel_refuses_infinite_terminal_links_whose_flows_could_overflow(no_hang):
+    """``crf.hybrid.finish_with_push_relabel`` solves infinite terminal links as its own 2 * finite + 1: the
+    same bound, on the residual graph of ``_pinned_grid`` (whose three pinned pixels have infinite terminals)."""
+    for c in (1e307, 3e307):
+        res, tcap, excess, direct = _residual_graph(*_pinned_grid(c), False)
+        terminal, tree = excess - tcap, Workspace(8).arrays(8)[0]
+        assert np.isinf(terminal).sum() == 3
+        if c == 1e307:
+            assert direct + finish_with_push_relabel(res, terminal, 4, tree) == 2.0
+        else:
+            with pytest.raises(ValueError, match="the flows could add up beyond float64"):
+                finish_with_push_relabel(res, terminal, 4, tree)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="long double is float64 here")
+def test_finite_capacities_beyond_float64_are_refused_not_made_hard_constraints():
+    """A long double 1e400 is finite, but inf once cast to float64: refused instead of solved as a hard
+    constraint; in an ignored border entry it is ignored."""
+    tedges, right = np.zeros((1, 2, 2), np.longdouble), np.zeros((1, 2, 2), np.longdouble)
+    tedges[0, 0, 0], tedges[0, 1, 1], right[0, 0, 0] = np.longdouble("1e400"), 5.0, 1.0
+    with pytest.raises(ValueError, match=r"tedges contains finite capacities beyond float64 \(e.g. 1e\+400"):
+        grid_maxflow(tedges, right, np.zeros((1, 2, 2)))
+    tedges[0, 0, 0], right[0, 1, 0] = 7.0, np.longdouble("1e400")  # column W-1 of right is ignored
+    assert grid_maxflow(tedges, right, np.zeros((1, 2, 2)))[0] == 1.0
 
 
 def test_unknown_method_raises():
