@@ -48,9 +48,10 @@ def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
     smoke = get_config("smoke").augment
     assert (f"scaled {smoke.scale_range[0]:g}-{smoke.scale_range[1]:g}x, "
             f"{smoke.crop_size[0]}x{smoke.crop_size[1]} crops") in text  # what it was trained on
-    # ... and its own joins and score are fitted when its pieces allow (6 steps: none do, and the demo says so)
+    # ... and its own joins and score are fitted when its pieces allow (6 steps: its pieces offer no join
+    # candidates of both kinds, but a score can be fitted; the demo says which)
     assert ("evaluated with lambda 40, robustness options min_area=30, test-time views none, connected components "
-            "and ad-hoc scores (nothing could be fitted)") in text
+            "and learned scores fitted on 2 validation scenes") in text
 
 
 class _Fitted:
