@@ -10,7 +10,8 @@ occludes the farther (the synthetic scenes' own rule), without them their contac
 every loss term (`closed_gaps`). Photometric jitter changes only the image.
 
 Batches are dicts of numpy arrays: ``image`` float32 ``(b, h, w, 3)`` normalised (``normalize_images``),
-``semantic`` int32 ``(b, h, w)`` (0 background, 1..C, ``IGNORE_LABEL`` outside the image), ``boundary``
+``semantic`` int32 ``(b, h, w)`` (0 background, 1..C, ``IGNORE_LABEL`` outside the image and where two instances
+touch with no known order, `closed_gaps`), ``boundary``
 float32 ``(b, h, w)``, ``orientation`` float32 ``(b, h, w, 4)`` and ``area`` float32 ``(b, h, w)`` (the visible
 area, in pixels of the scaled image before cropping, of the instance each pixel shows; 0 on background and
 padding: `oosis_jax.training.losses.LossConfig.small_weight` weighs small instances by it).
@@ -87,16 +88,20 @@ def _resize(image: np.ndarray, inst: np.ndarray, height: int, width: int):
     return image, inst
 
 
-def closed_gaps(inst: np.ndarray, edges: np.ndarray, depths=None) -> tuple[np.ndarray, np.ndarray]:
-    """Edges for the instances of ``inst`` (int (H, W), a resized instance map) that touch without an edge in
-    ``edges`` (int (M, 2)): where shrinking closed a background gap, the true boundary there has no target.
+def closed_gaps(before: np.ndarray, after: np.ndarray, edges: np.ndarray,
+                depths=None) -> tuple[np.ndarray, np.ndarray]:
+    """Edges for the instances that touch in ``after`` (int (h, w), ``before`` (int (H, W)) resized) but not in
+    ``before``, and have no edge in ``edges`` (int (M, 2)): where shrinking closed a background gap, the true
+    boundary there has no target. (Pairs that touched before without an edge keep having none: KINS gives no
+    relation to touching objects of different occlusion clusters.)
 
     Returns ``(edges, unordered)``: ``edges`` with such pairs added nearer -> farther where ``depths`` (float
     (N,), distance of instance i + 1; smaller = nearer, as ``data.synthetic``'s) are finite for both, and
     int (K, 2) ``unordered`` pairs without that knowledge (KINS, COCOA: NaN depths)."""
-    pairs = targets.touching_pairs(inst).astype(np.int64)
-    known = {(min(a, b), max(a, b)) for a, b in edges.tolist()}
-    new = np.array([p for p in pairs.tolist() if tuple(p) not in known], np.int64).reshape(-1, 2)
+    old = {tuple(p) for p in targets.touching_pairs(before).tolist()}
+    old |= {(min(a, b), max(a, b)) for a, b in edges.tolist()}
+    new = np.array([p for p in targets.touching_pairs(after).tolist() if tuple(p) not in old],
+                   np.int64).reshape(-1, 2)
     if not len(new):
         return edges, new
     depths = np.full(int(new.max()), np.nan) if depths is None else np.asarray(depths, np.float64).ravel()
@@ -143,6 +148,11 @@ def _window_targets(inst, classes, edges, top, left, height, width):
 
 
 def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_size=None):
+    """`transformed` without its window: the targets of one example as a dict (see there)."""
+    return transformed(example, resize_to=resize_to, flip=flip, offset=offset, crop_size=crop_size)[0]
+
+
+def transformed(example, *, resize_to=None, flip=False, offset=None, crop_size=None):
     """Deterministic geometric transform of one example and its targets.
 
     Args:
@@ -153,17 +163,19 @@ def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_
       crop_size: (h, w) of the output; None keeps the scaled size.
 
     Returns:
-      dict with ``image`` uint8 (h, w, 3) (padding = the mean colour), ``semantic`` int32 (h, w)
-      (``IGNORE_LABEL`` on padding), ``boundary`` float32 (h, w), ``orientation`` float32 (h, w, 4),
+      ``(dict, window)``: the dict with ``image`` uint8 (h, w, 3) (padding = the mean colour), ``semantic``
+      int32 (h, w) (``IGNORE_LABEL`` on padding and on unordered contacts, below), ``boundary`` float32 (h, w), ``orientation`` float32 (h, w, 4),
       ``area`` float32 (h, w): the area of each pixel's instance in the scaled image, before the crop (an
       object cut by the crop keeps its size), 0 on background and padding. Instances that the resizing made
       touch get an edge or are left out where they touch (`closed_gaps`, with ``example["depths"]`` if any).
+      ``window``: the (rows, columns) slices of the output that show the image (the rest is padding).
     """
     image, inst, classes, edges = _check_example(example)
     unordered = np.zeros((0, 2), np.int64)
     if resize_to is not None:
+        before = inst
         image, inst = _resize(image, inst, *resize_to)
-        edges, unordered = closed_gaps(inst, edges, example.get("depths"))
+        edges, unordered = closed_gaps(before, inst, edges, example.get("depths"))
     if flip:
         image, inst = image[:, ::-1], inst[:, ::-1]
     height, width = inst.shape
@@ -190,7 +202,7 @@ def transform_example(example, *, resize_to=None, flip=False, offset=None, crop_
     result["semantic"][out], result["boundary"][out], result["orientation"][out] = semantic, boundary, orientation
     unknown = contact_pixels(inst, unordered)[iy0:iy1, ix0:ix1]
     result["semantic"][out][unknown] = IGNORE_LABEL
-    return result
+    return result, out
 
 
 def jitter_colors(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
@@ -215,10 +227,10 @@ def random_transform(example, rng: np.random.Generator, config: AugmentConfig) -
     offset = tuple(int(rng.integers(0, n - c + 1)) if n >= c else -int(rng.integers(0, c - n + 1))
                    for n, c in zip(scaled, (crop_h, crop_w)))
     flip = bool(config.flip and rng.random() < 0.5)
-    out = transform_example(example, flip=flip, offset=offset, crop_size=config.crop_size, resize_to=scaled)
-    valid = out["semantic"] != IGNORE_LABEL
-    if valid.any():
-        out["image"][valid] = jitter_colors(out["image"], rng, config, valid)[valid]
+    out, window = transformed(example, flip=flip, offset=offset, crop_size=config.crop_size, resize_to=scaled)
+    valid = np.zeros(config.crop_size, bool)
+    valid[window] = True  # the image, unordered contacts included: jittered as the rest
+    out["image"][valid] = jitter_colors(out["image"], rng, config, valid)[valid]
     return out
 
 

@@ -3,7 +3,8 @@
 Every term returns ``(sum, count)`` over the batch, so a caller can average over one step, over many steps,
 or over devices without re-weighting: the loss is ``sum / count``. Targets (all per pixel):
 
-- ``semantic``: int32 ``(B, H, W)`` class ids 0..C, ``IGNORE_LABEL`` where unlabelled (crop padding);
+- ``semantic``: int32 ``(B, H, W)`` class ids 0..C, ``IGNORE_LABEL`` where unlabelled (crop padding, and
+  where shrinking made two instances of unknown order touch: `input_pipeline.closed_gaps`);
 - ``boundary``: float32 ``(B, H, W)`` in {0, 1}, B_p of supplement Sec. 1.3;
 - ``orientation``: float32 ``(B, H, W, 4)``, E_p (rows sum to 1 where B_p = 1, zero elsewhere).
 

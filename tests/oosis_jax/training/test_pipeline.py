@@ -102,6 +102,23 @@ def test_instances_that_shrinking_makes_touch_get_the_nearer_one_s_boundary_or_n
         ip.transform_example(two_objects_one_pixel_apart([5.0]), resize_to=(4, 6))
 
 
+def test_pairs_that_touched_before_resizing_keep_their_targets_and_contacts_are_jittered():
+    # KINS gives no relation to touching objects of different occlusion clusters: resizing (always done in
+    # training, 1x included) must not make up an edge for them, nor leave their contact out of the loss
+    touching = two_objects_one_pixel_apart()
+    touching["instance_map"][:, 4] = 1
+    for depths in (None, [5.0, 2.0]):
+        example = touching if depths is None else {**touching, "depths": np.asarray(depths, np.float32)}
+        same = ip.transform_example(example, resize_to=(8, 12))
+        assert (same["semantic"] != IGNORE_LABEL).all() and (same["boundary"] == 0).all()
+    # the contact pixels of a pair of unknown order are left out of the loss but jittered with the image
+    config = ip.AugmentConfig(crop_size=(4, 6), scale_range=(0.5, 0.5), flip=False, brightness=0.5, contrast=0.0,
+                              saturation=0.0)
+    out = ip.random_transform(two_objects_one_pixel_apart(), np.random.default_rng(3), config)
+    assert (out["semantic"] == IGNORE_LABEL).sum() == 8
+    assert len(np.unique(out["image"])) == 1  # one grey image, one brightness: no line left at the contact
+
+
 def test_bad_examples_raise():
     scene = scenes_with_edges(1)[0]
     with pytest.raises(ValueError, match="missing 'edges'"):
