@@ -52,10 +52,27 @@ def _builder(name: str, data_dir, config: dict):
         doc = " ".join(info(name).module.builder.__doc__.split())
         raise ValueError(f"dataset {name!r} has no setting among {sorted(config)} ({e}). {doc}") from e
     except Exception as e:  # a damaged dataset_info.json fails protobuf's parser while the builder reads it
-        if type(e).__name__ != "ParseError":
+        if not type(e).__module__.startswith("google.protobuf"):
             raise
-        raise ValueError(f"dataset {name!r}: a build under {data_dir} has a damaged dataset_info.json ({e}); "
-                         "delete its folder to build it again") from e
+        damaged = _unreadable_infos(os.path.expanduser(os.fspath(data_dir)))
+        where = ", ".join(damaged) if damaged else f"a dataset_info.json under {data_dir}"
+        raise ValueError(f"dataset {name!r}: {where} cannot be read ({e}); delete the folder holding it to build "
+                         "it again") from e
+
+
+def _unreadable_infos(data_dir: str) -> list[str]:
+    """The ``dataset_info.json`` files under ``data_dir`` that are not valid JSON."""
+    import glob
+    import json
+
+    found = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(data_dir), "**", "dataset_info.json"), recursive=True)):
+        try:
+            with open(path) as f:
+                json.load(f)
+        except (OSError, ValueError):
+            found.append(path)
+    return found
 
 
 def build(name: str, data_dir, **config):
