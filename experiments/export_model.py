@@ -75,7 +75,8 @@ def loaded_for_export(workdir: Path, robustness: Robustness, lam: float,
         return predictor.Predictor(model, config, **options), run_facts(workdir, step)
     facts = run_facts(workdir)
     model, config = load_exported(workdir)  # its fitted models are not read: they may be an earlier version's
-    return predictor.Predictor(model, config, **{**exported_options(workdir, fitted=False), **options}), facts
+    saved = exported_options(workdir, skip=("join_model", "score_model", *options))
+    return predictor.Predictor(model, config, **saved, **options), facts
 
 
 def commit() -> str:

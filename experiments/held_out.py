@@ -81,12 +81,13 @@ def learned_option(model: str, key: str):
     """The learned ``key`` (``"score_model"``: a `ScoreModel`; ``"join_model"``: a `JoinModel`) that ``model``
     (anything ``Predictor.from_pretrained`` takes) was exported with, read from its ``config.json`` without
     loading the network."""
-    from oosis_jax.inference.predictor import WEIGHTS_FILE, exported_options, model_folder
+    from oosis_jax.inference.predictor import EXPORT_KEYS, WEIGHTS_FILE, exported_options, model_folder
 
     folder = model_folder(model)
     if not folder.is_dir():
         raise SystemExit(f"{model!r} is neither a model name nor an existing model or run folder")
-    option = exported_options(folder).get(key) if (folder / WEIGHTS_FILE).exists() else None
+    others = tuple(k for k in EXPORT_KEYS if k != key)  # only this one is read
+    option = exported_options(folder, skip=others).get(key) if (folder / WEIGHTS_FILE).exists() else None
     if option is None:
         raise SystemExit(f"{model!r} has no learned {key} (export it with export_model --fit-scores / --fit-joins)")
     return option

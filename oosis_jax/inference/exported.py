@@ -98,12 +98,13 @@ def _weight(value) -> float:
     return float(value)
 
 
-def exported_options(folder, fitted: bool = True) -> dict:
+def exported_options(folder, skip=()) -> dict:
     """The prediction options an exported model was measured with (``config.json``'s ``export`` key: ``lam``,
     ``mu``, ``method``, ``robustness``, ``augmentation``, ``join_model``, ``score_model``, and ``run``, facts for
-    its card that are not options), as `Predictor` keyword arguments; ``{}`` when it names none; without the
-    fitted ``join_model`` and ``score_model`` (not even read) unless ``fitted``. ``ValueError`` naming the file
-    for an ``export`` that is not an object or holds another key, or for an option that is not valid."""
+    its card that are not options), as `Predictor` keyword arguments; ``{}`` when it names none; the options
+    named in ``skip`` are left out, not even read (those a caller replaces: e.g. a join model fitted on an
+    earlier version's features). ``ValueError`` naming the file for an ``export`` that is not an object or holds
+    another key, or for an option read that is not valid."""
     path = Path(folder) / CONFIG_FILE
     try:
         export = json.loads(path.read_text()).get("export", {})
@@ -117,7 +118,7 @@ def exported_options(folder, fitted: bool = True) -> dict:
         raise ValueError(f"{path}: export must be an object of the options {list(EXPORT_KEYS)}, got {what}")
     options = {}
     for key, read in readers.items():
-        if export.get(key) is None or (not fitted and key in ("join_model", "score_model")):
+        if export.get(key) is None or key in skip:
             continue
         try:
             options[key] = read(export[key])

@@ -228,9 +228,14 @@ class JoinModel:
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"not a JoinModel: {reprlib.repr(values)} ({err!r})") from err
         if features != list(JOIN_FEATURES):
-            changed = sorted(set(JOIN_FEATURES) - set(features or ()))
-            raise ValueError(f"this join model was fitted on other pair features than this version's (missing: "
-                             f"{changed}); fit it again (experiments.export_model --fit-joins)")
+            stored = list(features) if isinstance(features, (list, tuple)) else []
+            k = next(i for i in range(len(stored) + len(JOIN_FEATURES))
+                     if i >= min(len(stored), len(JOIN_FEATURES)) or stored[i] != JOIN_FEATURES[i])
+            found, wanted = (reprlib.repr(names[k]) if k < len(names) else "missing"
+                             for names in (stored, JOIN_FEATURES))
+            raise ValueError(f"this join model was fitted on other pair features than this version's (feature {k}: "
+                             f"{found}, here {wanted}; stored names: {reprlib.repr(features)}); fit it again "
+                             "(experiments.export_model --fit-joins)")
         return model
 
 

@@ -110,12 +110,14 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **options) -> "Predictor":
         """A predictor for a shipped model name, an exported folder (with the options it was exported with,
-        `exported_options`) or a training work directory (the paper's CRF options); ``options`` override."""
+        `exported_options`) or a training work directory (the paper's CRF options); ``options`` override, and
+        the folder's options they replace are not read (``join_model=None`` loads a folder whose join model was
+        fitted on an earlier version's features)."""
         text = os.fspath(name_or_dir)
         path = model_folder(text)
         if (path / WEIGHTS_FILE).exists():
             model, config = load_exported(path)
-            saved = exported_options(path)
+            saved = exported_options(path, skip=tuple(options))
             try:
                 cls(model, config, **saved)
             except ValueError as err:
