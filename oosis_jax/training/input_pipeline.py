@@ -164,10 +164,11 @@ def transformed(example, *, resize_to=None, flip=False, offset=None, crop_size=N
 
     Returns:
       ``(dict, window)``: the dict with ``image`` uint8 (h, w, 3) (padding = the mean colour), ``semantic``
-      int32 (h, w) (``IGNORE_LABEL`` on padding and on unordered contacts, below), ``boundary`` float32 (h, w), ``orientation`` float32 (h, w, 4),
-      ``area`` float32 (h, w): the area of each pixel's instance in the scaled image, before the crop (an
-      object cut by the crop keeps its size), 0 on background and padding. Instances that the resizing made
-      touch get an edge or are left out where they touch (`closed_gaps`, with ``example["depths"]`` if any).
+      int32 (h, w) (``IGNORE_LABEL`` on padding and on unordered contacts, below), ``boundary`` float32
+      (h, w), ``orientation`` float32 (h, w, 4), ``area`` float32 (h, w): the area of each pixel's instance in
+      the scaled image, before the crop (an object cut by the crop keeps its size), 0 on background and
+      padding. Instances that the resizing made touch get an edge or are left out where they touch
+      (`closed_gaps`, with ``example["depths"]`` if any).
       ``window``: the (rows, columns) slices of the output that show the image (the rest is padding).
     """
     image, inst, classes, edges = _check_example(example)
