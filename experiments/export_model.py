@@ -32,7 +32,7 @@ from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, markdown
 from oosis_jax.inference import predictor
 from oosis_jax.inference.augment import Augmentation
-from oosis_jax.inference.exported import exported_options, is_model_name, load_exported
+from oosis_jax.inference.exported import is_model_name
 from oosis_jax.inference.instances import LAMBDA
 from oosis_jax.inference.robustness import Robustness
 
@@ -74,9 +74,8 @@ def loaded_for_export(workdir: Path, robustness: Robustness, lam: float,
         model, config, step = restore_run(str(workdir))
         return predictor.Predictor(model, config, **options), run_facts(workdir, step)
     facts = run_facts(workdir)
-    model, config = load_exported(workdir)  # its fitted models are not read: they may be an earlier version's
-    saved = exported_options(workdir, skip=("join_model", "score_model", *options))
-    return predictor.Predictor(model, config, **saved, **options), facts
+    # options given are not read from the folder: its fitted models may be an earlier version's
+    return predictor.Predictor.from_pretrained(workdir, join_model=None, score_model=None, **options), facts
 
 
 def commit() -> str:
