@@ -201,9 +201,10 @@ def _kept_pool(processes):
     finally:
         with _POOL_LOCK:
             _USERS[executor] -= 1
-            idle = executor if _USERS[executor] == 0 and executor is not _POOL["executor"] else None
-            if _USERS[executor] == 0:
+            idle = None
+            if _USERS[executor] == 0:  # its last call: shut it down now unless it is still the kept one
                 del _USERS[executor]
+                idle = None if executor is _POOL["executor"] else executor
         _shutdown(idle)
 
 

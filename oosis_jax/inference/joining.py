@@ -229,8 +229,8 @@ class JoinModel:
             raise ValueError(f"not a JoinModel: {reprlib.repr(values)} ({err!r})") from err
         if features != list(JOIN_FEATURES):
             stored = list(features) if isinstance(features, (list, tuple)) else []
-            k = next(i for i in range(len(stored) + len(JOIN_FEATURES))
-                     if i >= min(len(stored), len(JOIN_FEATURES)) or stored[i] != JOIN_FEATURES[i])
+            k = next((i for i, (a, b) in enumerate(zip(stored, JOIN_FEATURES)) if a != b),
+                     min(len(stored), len(JOIN_FEATURES)))  # the first difference, else where the shorter ends
             found, wanted = (reprlib.repr(names[k]) if k < len(names) else "missing"
                              for names in (stored, JOIN_FEATURES))
             raise ValueError(f"this join model was fitted on other pair features than this version's (feature {k}: "
