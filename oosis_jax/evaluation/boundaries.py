@@ -212,8 +212,9 @@ def summarize(per_image_counts: Sequence[np.ndarray], oriented: bool = True) -> 
 
     ODS: F of the dataset-summed counts, best over thresholds (interpolated). OIS: each image at its own best
     threshold, counts summed, then F. AP: `average_precision` of the dataset curve over every threshold (one
-    that predicts no pixel is the point (recall 0, precision 0), as in P2ORM). Raises ``ValueError`` for an
-    empty list or images with different numbers of thresholds.
+    that predicts no pixel is the point (recall 0, precision 0), as in P2ORM). Without any ground-truth
+    boundary pixel in all the images, recall is undefined: ODS, OIS and AP are NaN (the curve's recall reads 0).
+    Raises ``ValueError`` for an empty list or images with different numbers of thresholds.
     """
     per_image_counts = [np.asarray(c, np.int64) for c in per_image_counts]
     if not per_image_counts:
@@ -230,6 +231,7 @@ def summarize(per_image_counts: Sequence[np.ndarray], oriented: bool = True) -> 
     per_image_f = _f_measure(*_precision_recall(counts, oriented))
     best = counts[np.arange(len(counts)), per_image_f.argmax(axis=1)].sum(axis=0)
     ois = float(_f_measure(*_precision_recall(best[None], oriented))[0])
-    return {"ODS": _best_interpolated_f(recall, precision), "OIS": ois,
-            "AP": average_precision(recall, precision),
-            "recall": recall.tolist(), "precision": precision.tolist()}
+    scores = {"ODS": _best_interpolated_f(recall, precision), "OIS": ois, "AP": average_precision(recall, precision)}
+    if not total[:, 1].any():  # no boundary to find: a score of 0 would read as a method that found none
+        scores = dict.fromkeys(scores, float("nan"))
+    return dict(scores, recall=recall.tolist(), precision=precision.tolist())

@@ -106,3 +106,18 @@ def test_timedelta_arrays_are_not_instance_maps():
         bad = dict(scene, **{key: np.asarray(scene[key] if key != "edges" else [[1, 2]]).astype("m8[s]")})
         with pytest.raises(ValueError, match=key):
             evaluation.evaluate([scene], [bad], progress=False, boundaries=False)
+
+
+def test_boundary_scores_without_any_true_boundary_are_nan_not_zero():
+    """No ground-truth boundary pixel in the whole set: recall has no denominator, so ODS, OIS and AP are
+    undefined (NaN), not the 0 of a method that found none; one image with a boundary defines them again."""
+    gt_b, gt_e = _rectangles()
+    empty = np.zeros(gt_b.shape, bool)
+    for b in (np.zeros(gt_b.shape), 0.7 * gt_b.astype(float)):  # nothing predicted, or a spurious boundary
+        counts = boundary_eval.image_counts(b, gt_e, empty, np.zeros_like(gt_e), max_dist=0.03)
+        for oriented in (True, False):
+            result = boundary_eval.summarize([counts, counts], oriented=oriented)
+            assert all(np.isnan(result[k]) for k in ("ODS", "OIS", "AP")), result
+            assert len(result["recall"]) == len(boundary_eval.THRESHOLDS)
+    found = boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b, gt_e, max_dist=0.03)
+    assert boundary_eval.summarize([counts, found])["ODS"] > 0.5
