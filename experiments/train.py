@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import warnings
 
 from data.registry import DATASETS
 from experiments import flags
@@ -74,6 +75,20 @@ def build_config(args: argparse.Namespace):
     return config
 
 
+def from_scratch_note(config: TrainConfig) -> str | None:
+    """Why a run on a real dataset (KINS, COCOA) without ``pretrained`` is not the paper's training, or None.
+
+    The paper fine-tunes PSPNet's ImageNet ResNet-50 (the PSPNet reference's backbone), and its 10x learning
+    rate on the new layers assumes that backbone; no weights can be downloaded here, so the presets start from
+    scratch unless ``--pretrained`` gives converted ones (``experiments/convert_torch_resnet.py``).
+    """
+    if config.pretrained or config.dataset == "synthetic":
+        return None
+    return (f"{config.name}: training the backbone from scratch (no --pretrained); the paper fine-tunes an "
+            f"ImageNet ResNet-50 (new layers at {config.new_layer_lr_mult:g}x its learning rate): convert one with "
+            "experiments/convert_torch_resnet.py and pass --pretrained FILE to train as the paper does")
+
+
 def plot_metrics(metrics_file: str, output: str) -> None:
     """Training losses and validation boundary ODS/AP against the step, saved as a PNG."""
     import json
@@ -125,6 +140,9 @@ def main(argv=None):
         config = build_config(args)
     except ValueError as err:  # a bad --set: one line and exit status 2, not a traceback
         parser.error(str(err))
+    note = from_scratch_note(config)
+    if note:
+        warnings.warn(note, stacklevel=1)
     if not args.distributed:  # one JAX device per core of a CPU-only machine (train.use_cpu_cores)
         train.use_cpu_cores(config.batch_size)
     state = train.train(config, args.workdir)

@@ -31,7 +31,9 @@ class LossConfig:
     ``boundary_loss``: "wce" (Eq. 4, the paper's choice), "dice++", "tversky++" or "combo" (Tab. 3b).
     ``boundary_weight``: w of CE_w on boundary pixels (1 - w on the others), 0.9 in the paper.
     ``gamma``, ``tversky_alpha``, ``tversky_beta``: Dice++/Tversky++ parameters (2, 0.8, 0.2 in Sec. 5.6).
-    ``combo_alpha``: weight of the weighted CE inside Combo (0.1 in Sec. 5.6); ``aux_weight``: 0.4.
+    ``combo_alpha``: weight of the weighted CE inside Combo (0.1 in Sec. 5.6); ``aux_weight``: the weight of the
+    CE of PSPNet's auxiliary semantic head on stage 3, a term the PSPNet reference implementation adds to its
+    loss (0.4 there; the paper trains that implementation's PSPNet, Eq. (4) lists only s, b and e; 0 drops it).
     ``orientation_band``: 0 trains e on the boundary pixels only (Eq. 4); r > 0 (beyond the paper) also on
     the pixels within Chebyshev distance r of one, towards the mean E of the boundary pixels in reach
     (`band_orientation`), because NMS often keeps a pixel next to the true boundary and reads e there.
@@ -92,7 +94,7 @@ def boundary_bce(logits: jax.Array, boundary: jax.Array, valid: jax.Array, weigh
     """Sum_p CE_w(B_p | b_p) (second term of Eq. 4); count = labelled pixels.
 
     ``weight=None`` is plain binary CE (as in Theorem 1); ``weight=w`` scales boundary pixels by w and the
-    others by 1 - w (the class-balanced CE of HED [40], w = 0.9 in the paper). ``positive``: float32
+    others by 1 - w (the weighted binary CE the paper cites [40], w = 0.9 in the paper). ``positive``: float32
     ``(B, H, W)`` (or 1.0), a further factor on the boundary pixels' term (`LossConfig.contact_weight`).
     """
     log_b, log_not_b = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)

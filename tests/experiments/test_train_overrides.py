@@ -93,3 +93,12 @@ def test_on_the_fly_scene_settings_with_a_tfds_build_are_refused():
                               data_dir="/x", pretrained=None)
     with pytest.raises(ValueError, match="synthetic_val_scenes: these size"):
         train_cli.build_config(args)
+
+
+def test_a_real_dataset_without_a_pretrained_backbone_is_named_as_not_the_paper_s_training():
+    from oosis_jax.training.configs import get_config
+
+    note = train_cli.from_scratch_note(get_config("kins"))
+    assert "kins: training the backbone from scratch" in note and "--pretrained FILE" in note
+    assert train_cli.from_scratch_note(get_config("cocoa", pretrained="backbone.npz")) is None
+    assert train_cli.from_scratch_note(get_config("synthetic")) is None  # no ImageNet backbone in the paper's sense

@@ -32,7 +32,8 @@ class TrainConfig:
     global (split over processes and devices). ``optimizer`` "sgd" (the paper's: SGD with ``momentum``)
     or "adam" (Adam, ``momentum`` is its beta1), both with L2 ``weight_decay`` and the poly learning rate
     ``base_lr * (1 - step / num_steps) ** lr_power``; layers outside the backbone learn
-    ``new_layer_lr_mult`` times faster (Sec. 5.3 and the PSPNet reference), except the two bilinear-
+    ``new_layer_lr_mult`` times faster (the PSPNet reference implementation's 10x, which the paper trains
+    with), except the two bilinear-
     initialised upsampling kernels, which learn ``upsample_lr_mult`` times faster when it is set
     (0 freezes them at bilinear interpolation).
     Bookkeeping: checkpoint every ``checkpoint_every`` steps keeping ``keep_checkpoints``; log every

@@ -1,4 +1,5 @@
-"""The recipe of the shipped synthetic model (``Predictor.from_pretrained("synthetic")``): the
+"""The first stage of the shipped synthetic model's recipe (``Predictor.from_pretrained("synthetic")``; its
+model card lists the fine-tunes that followed: Dice++ b loss, orientation band, deeper blocks, zoomed scenes): the
 ``synthetic_unet`` network (U-Net boundary decoder, Adam) trained on whole 120x160 scenes as crops, so every
 step sees whole car rows, for 3000 steps on 4000 distinct training scenes, so that a long run does not
 memorise (resumable across sessions)."""
