@@ -71,7 +71,8 @@ class PSPNet(nnx.Module):
         self.backbone = DilatedResNet(config, rngs=rngs)
         self.ppm = PyramidPooling(self.backbone.stage4_channels, config.pyramid_bins, dtype=dtype, rngs=rngs)
         self.fuse = ConvBNReLU(self.ppm.out_channels, config.head_width, 3, dtype=dtype, rngs=rngs)
-        self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
+        # whole channels of an image, as the reference's Dropout2d (``(B, H, W, C)``: one draw per b, c)
+        self.dropout = nnx.Dropout(config.dropout, broadcast_dims=(1, 2), rngs=rngs)
         classes = config.num_classes + 1
         boundary_channels = 1 + NUM_DIRECTIONS
         if config.decoder == "unet":

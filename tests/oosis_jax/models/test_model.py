@@ -56,6 +56,15 @@ def test_output_stride_sets_feature_resolution_and_upsampling_factor():
         ModelConfig.tiny(3, output_stride=16)
 
 
+def test_dropout_drops_whole_channels_of_each_image_as_dropout2d():
+    model = PSPNet(ModelConfig.tiny(2, dropout=0.5), rngs=nnx.Rngs(0))
+    x = jnp.ones((4, 6, 7, 32))
+    kept = np.asarray(model.dropout(x, deterministic=False))
+    np.testing.assert_array_equal(kept, kept[:, :1, :1, :] * np.ones_like(kept))  # one draw per image and channel
+    assert set(np.unique(kept)) == {0.0, 2.0} and 0.3 < (kept[:, 0, 0] == 0).mean() < 0.7
+    np.testing.assert_array_equal(model.dropout(x, deterministic=True), x)
+
+
 def test_bfloat16_compute_keeps_float32_weights_and_outputs():
     model = nnx.eval_shape(lambda: PSPNet(ModelConfig.tiny(2, dtype="bfloat16")))
     assert {v.dtype for v in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype("float32")}
