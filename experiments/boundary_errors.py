@@ -31,6 +31,9 @@ from oosis_jax.inference.crf_inputs import predicted_boundary, sigma_from_semant
 from oosis_jax.inference.instances import label_inputs
 
 COLOURS = {"exact": (0, 170, 0), "off_by_one": (230, 170, 0), "spurious": (230, 0, 0), "missed": (0, 0, 230)}
+COLOUR_NAMES = {"exact": "green", "off_by_one": "orange", "spurious": "red", "missed": "blue"}
+# the picture's title: which colour is which kind of pixel (white: no boundary)
+KEY = "boundary pixels: " + ", ".join(f"{COLOUR_NAMES[k]} {k.replace('_', ' ')}" for k in COLOURS)
 
 
 def pixel_table(per_image: list[dict]) -> tuple[list[str], list[list]]:
@@ -59,7 +62,7 @@ def picture(scenes, boundaries, truths, path: Path, count: int = 4) -> None:
         for name, mask in errors.pixel_categories(boundary, gt_boundary).items():
             canvas[mask] = COLOURS[name]
         images += [x["image"], canvas]
-        titles += ["input", "exact / off by one / spurious / missed"]
+        titles += ["input", KEY]
     visualize.save_panel(path, images, titles, ncols=2, tile_inches=4.0)
 
 

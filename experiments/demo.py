@@ -143,7 +143,8 @@ def get_config(name: str = "cpu") -> DemoConfig:
 
         from oosis_jax.training.input_pipeline import AugmentConfig
 
-        # The paper's optimisation (Sec. 5.3): SGD, 10x LR on new layers, 225x225 crops, output stride 8;
+        # The paper's optimisation (supplement Sec. 4 and the PSPNet reference it trains with): SGD, 10x LR on
+        # new layers, 225x225 crops, output stride 8;
         # not the CPU preset's Adam / stride-4 tuning.
         model = ModelConfig.resnet50(num_classes("synthetic"))
         return DemoConfig(name="full", train="synthetic", test_scenes=100, panels=6, train_overrides=(
@@ -155,7 +156,8 @@ def get_config(name: str = "cpu") -> DemoConfig:
 
 
 def draw_scene(path, example: dict, pred) -> str:
-    """input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries | predicted instances."""
+    """input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries | predicted instances,
+    with the keys of the depth and boundary colours (`visualize.DEPTH_KEY`, `BOUNDARY_KEY`) as caption."""
     from oosis_jax import visualize
     from data import targets
     from oosis_jax.inference.nms import boundary_nms
@@ -172,7 +174,8 @@ def draw_scene(path, example: dict, pred) -> str:
     titles = ["input", f"predicted relative depth ({len(pred.classes)} inst.)",
               f"GT relative depth ({len(example['classes'])} inst.)", "predicted oriented boundaries (NMS)",
               "GT oriented boundaries", "predicted instances"]
-    return visualize.save_panel(path, pictures, titles, ncols=3, tile_inches=3.5)
+    return visualize.save_panel(path, pictures, titles, ncols=3, tile_inches=3.5,
+                                caption=f"{visualize.DEPTH_KEY}\n{visualize.BOUNDARY_KEY}")
 
 
 def with_true_boundaries(predictions, examples, predictor, processes, progress) -> list:

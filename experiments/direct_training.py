@@ -117,7 +117,7 @@ def run(s: flags.Setup, args) -> dict:
                    visualize.depth_map_rgb(visualize.relative_depth_map(x["instance_map"], x["edges"]))]
         titles += ["input", f"direct training ({int(p.instance_map.max())} inst.)",
                    f"ground truth ({len(x['classes'])} inst.)"]
-    figure = visualize.save_panel(s.out / "depth_maps.png", panels, titles, ncols=3)
+    figure = visualize.save_panel(s.out / "depth_maps.png", panels, titles, ncols=3, caption=visualize.DEPTH_KEY)
     training = {"steps": steps, "seconds": seconds, "config": config.to_dict()}
     return {"results": results, "training": training, "figure": figure}
 

@@ -4,7 +4,8 @@
 
 Each panel shows the image, the instances (overlay, class names in the title), the relative depth map of the
 occlusion order (paper Fig. 1: an instance is brighter than every neighbour it occludes) and the oriented
-occlusion boundaries B, E (paper Fig. 4 colours: left cyan, top yellow, right magenta, bottom black).
+occlusion boundaries B, E (paper Fig. 4 colours), over a caption saying what the colours mean
+(``visualize.DEPTH_KEY``, ``visualize.BOUNDARY_KEY``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def render_scene(seed: int, height: int, width: int, path: str) -> str:
               visualize.oriented_boundary_rgb(b, e)]
     titles = [f"scene {seed} ({height}x{width})", f"instances: {summary}",
               f"relative depth ({len(edges)} occlusions, {layers} layers)", "oriented occlusion boundaries"]
-    return visualize.save_panel(path, images, titles, ncols=2)
+    return visualize.save_panel(path, images, titles, ncols=2,
+                                caption=f"{visualize.DEPTH_KEY}\n{visualize.BOUNDARY_KEY}")
 
 
 def main(argv=None) -> list[str]:

@@ -4,7 +4,8 @@
   neighbour it occludes (order labels of Sec. 5.1 scaled to [0, 1]).
 - ``oriented_boundary_rgb``: the paper's Fig. 4 colour scheme for o = [b * e, 1 - b] (Eq. 3): left cyan,
   top yellow, right magenta, bottom black, on white; intensity by b.
-- ``instance_overlay``, ``depth_map_rgb`` and ``save_panel`` for PNG panels.
+- ``instance_overlay``, ``depth_map_rgb`` and ``save_panel`` for PNG panels; ``DEPTH_KEY`` and ``BOUNDARY_KEY``
+  are the keys of the depth and boundary colours for their captions.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from data.targets import order_labels
 
 # Colours of the directions (left, right, top, bottom), as in the paper's Fig. 4.
 DIRECTION_COLOURS = np.array([[0, 255, 255], [255, 0, 255], [255, 255, 0], [0, 0, 0]], np.float64)
+# What the colours of `depth_map_rgb` (plasma over [0.15, 1]) and `oriented_boundary_rgb` mean.
+DEPTH_KEY = ("depth: bright (yellow) = near, dark (purple) = far, black = background; relative: each object is "
+             "brighter than those it occludes, objects not linked by occlusions are not ordered")
+BOUNDARY_KEY = ("boundaries: on the occluding object, coloured by the side of the object it occludes: cyan left, "
+                "magenta right, yellow top, black bottom (mixed at corners); paler = less likely")
 PALETTE_LEVELS = 8  # per channel: instance colours are the 8**3 - 2 grid colours other than black and white
 
 
@@ -33,14 +39,18 @@ def relative_depth_map(instance_map, edges) -> np.ndarray:
 
 
 def depth_map_rgb(depth, cmap: str = "plasma") -> np.ndarray:
-    """uint8 (H, W, 3) colour picture of a relative depth map (float (H, W) in [0, 1], 0 = background).
+    """uint8 (H, W, 3) colour picture of a relative depth map (float (H, W) in [0, 1], 0 = background, as
+    `relative_depth_map` gives; ``ValueError`` for another dtype, such as an int label map, shape or range).
 
     Instances (depth > 0) take colours of ``cmap`` over [0.15, 1] so the lowest layer stays distinct from
-    the black background.
+    the black background (`DEPTH_KEY` for the default plasma: nearer is brighter).
     """
     from matplotlib import colormaps
 
-    d = np.asarray(depth, np.float64)
+    d = np.asarray(depth)
+    if d.dtype.kind != "f":
+        raise ValueError(f"depth must be a float relative depth map in [0, 1] (relative_depth_map), got {d.dtype}")
+    d = d.astype(np.float64)
     if d.ndim != 2 or not np.isfinite(d).all() or d.min(initial=0) < 0 or d.max(initial=0) > 1:
         raise ValueError(f"depth must be a finite (H, W) map in [0, 1], got shape {d.shape}")
     rgb = colormaps[cmap](0.15 + 0.85 * d)[..., :3] * 255
@@ -94,9 +104,9 @@ def instance_colours(num: int) -> np.ndarray:
 
 
 def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
-    """uint8 (H, W, 3): ``image`` (uint8 (H, W, 3)) blended with one colour per instance of ``instance_map``
-    (int (H, W), 0 = background), instance contours in white (the instance's pixels next to another id, on every
-    side; an instance that thin stays coloured); background pixels unchanged."""
+    """uint8 (H, W, 3): ``image`` (uint8 (H, W, 3), at least one pixel) blended with one colour per instance of
+    ``instance_map`` (int (H, W), 0 = background), instance contours in white (the instance's pixels next to
+    another id, on every side; an instance that thin stays coloured); background pixels unchanged."""
     image = np.asarray(image)
     inst = np.asarray(instance_map)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -104,6 +114,8 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     if inst.shape != image.shape[:2] or inst.dtype.kind not in "iu" or inst.min(initial=0) < 0:
         raise ValueError(f"instance_map must be a non-negative int map of shape {image.shape[:2]}, "
                          f"got {inst.dtype} {inst.shape}")
+    if not inst.size:
+        raise ValueError(f"image and instance_map are empty: {image.shape[0]}x{image.shape[1]} pixels")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     ids, rank = np.unique(inst, return_inverse=True)  # sparse ids (e.g. 90210) get colours by rank
@@ -125,43 +137,120 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     return np.round(out).astype(np.uint8)
 
 
-def save_panel(path, images, titles, ncols: int | None = None, tile_inches: float | None = None,
-               dpi: int = 100) -> str:
-    """Save images side by side (rows of ``ncols``) with titles as one PNG; return its path.
+def _panel_rgb(img, title) -> np.ndarray:
+    """uint8 (H, W, 3) of one `save_panel` image; ``ValueError`` naming ``title`` for an image it cannot show
+    as it is."""
+    img = np.asarray(img)
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ValueError(f"save_panel: the image {title!r} must be (H, W) or (H, W, 3), got shape {img.shape}")
+    if img.size == 0:
+        raise ValueError(f"save_panel: the image {title!r} is empty, shape {img.shape}")
+    if img.ndim == 3 and img.dtype == np.uint8:
+        return img
+    kind = "map" if img.ndim == 2 else "image"
+    if img.dtype.kind != "f":
+        raise ValueError(f"save_panel: the {kind} {title!r} must be " + ("" if img.ndim == 2 else "uint8 or ")
+                         + f"float in [0, 1], got {img.dtype}")
+    if not np.isfinite(img).all():
+        raise ValueError(f"save_panel: the {kind} {title!r} has non-finite values")
+    if img.min() < 0 or img.max() > 1:
+        raise ValueError(f"save_panel: the {kind} {title!r} must be float in [0, 1], got {img.dtype} "
+                         f"in [{img.min()}, {img.max()}]")
+    rgb = np.round(img.astype(np.float64) * 255).astype(np.uint8)
+    return rgb if img.ndim == 3 else np.repeat(rgb[..., None], 3, -1)
 
-    ``images``: uint8 (H, W, 3) pictures or float (H, W) maps in [0, 1] (shown in grey; ``ValueError`` naming
-    the title for a map of another kind or range, which would be clipped), all of the size of the first;
-    ``titles``: one str per image. Each tile is ``tile_inches`` wide, or by default as wide as the image at
-    ``dpi`` (one PNG pixel per image pixel). Parent folders are created; a ``path`` without a suffix gets
-    ``.png``, and the path returned is the file written.
+
+def _wrap(text: str, width: float, measure) -> list[str]:
+    """``text``'s lines (its own, then broken between words, or inside a word too long) no wider than
+    ``width`` by ``measure`` (str -> width), so that neighbouring titles never overlap."""
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            joined = f"{line} {word}" if line else word
+            if measure(joined) <= width:
+                line = joined
+                continue
+            if line:
+                lines.append(line)
+            line = word
+            while len(line) > 1 and measure(line) > width:
+                cut = max([k for k in range(1, len(line)) if measure(line[:k]) <= width], default=1)
+                lines.append(line[:cut])
+                line = line[cut:]
+        lines.append(line)
+    return lines
+
+
+def save_panel(path, images, titles, ncols: int | None = None, tile_inches: float | None = None,
+               dpi: int = 100, caption: str | None = None) -> str:
+    """Save images in a grid (rows of ``ncols``, default all in one row), each under its title, as one PNG;
+    return its path.
+
+    ``images``: uint8 (H, W, 3) or float (H, W, 3) in [0, 1] pictures, or float (H, W) maps in [0, 1] (shown in
+    grey), non-empty, finite and all of one size; ``titles``: one str per image, wrapped to the tile's width.
+    Each tile is exactly H x W PNG pixels (one per image pixel), or with ``tile_inches`` round(tile_inches * dpi)
+    pixels wide at the image's aspect ratio (nearest neighbour when enlarged, the area mean when shrunk, so thin
+    lines stay). ``caption`` (e.g. a colour key) is written under the grid. ``ValueError`` naming the title of a
+    bad image (another shape, dtype or size, values outside [0, 1] that would be clipped, NaN) and for bad
+    counts or sizes. Parent folders are created; a ``path`` without a suffix gets ``.png``, and the path
+    returned is the file written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.transforms import IdentityTransform
+    from PIL import Image
 
-    images = list(images)
-    titles = list(titles)
+    images, titles = list(images), list(titles)
     if not images or len(images) != len(titles):
         raise ValueError(f"need one title per image and at least one image, got {len(images)} images, "
                          f"{len(titles)} titles")
-    ncols = ncols or len(images)
-    nrows = -(-len(images) // ncols)
-    h, w = np.asarray(images[0]).shape[:2]
-    tile_w = tile_inches or w / dpi
-    fig = Figure(figsize=(ncols * (tile_w + 0.2), nrows * (tile_w * h / w + 0.5)))
-    FigureCanvasAgg(fig)
-    for i, (img, title) in enumerate(zip(images, titles)):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        img = np.asarray(img)
-        if img.ndim == 2:
-            if not np.issubdtype(img.dtype, np.floating) or not (img.size and 0 <= img.min() and img.max() <= 1):
-                raise ValueError(f"save_panel: the map {title!r} must be float in [0, 1], got {img.dtype} "
-                                 f"in [{img.min(initial=0)}, {img.max(initial=0)}]")
-            ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(img, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
+    if ncols is not None and ncols < 1 or tile_inches is not None and not tile_inches > 0 or dpi < 1:
+        raise ValueError(f"ncols, tile_inches and dpi must be positive, got {ncols}, {tile_inches}, {dpi}")
+    rgbs = []
+    for img, title in zip(images, titles):
+        if not isinstance(title, str):
+            raise ValueError(f"save_panel: titles must be str, got {title!r}")
+        rgbs.append(_panel_rgb(img, title))
+        if rgbs[-1].shape != rgbs[0].shape:
+            raise ValueError(f"save_panel: the image {title!r} is {rgbs[-1].shape[0]}x{rgbs[-1].shape[1]}, the "
+                             f"first ({titles[0]!r}) {rgbs[0].shape[0]}x{rgbs[0].shape[1]}: all must be one size")
+    h, w = rgbs[0].shape[:2]
+    tw = max(1, round(tile_inches * dpi)) if tile_inches else w
+    th = max(1, round(tw * h / w)) if tile_inches else h
+    if (tw, th) != (w, h):
+        resample = Image.Resampling.NEAREST if tw >= w else Image.Resampling.BOX
+        rgbs = [np.asarray(Image.fromarray(x).resize((tw, th), resample)) for x in rgbs]
+    ncols = min(ncols or len(rgbs), len(rgbs))
+    gap, pad = max(4, round(0.2 * dpi)), max(2, round(0.05 * dpi))  # between columns; around titles and rows
+    fig = Figure(dpi=dpi)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    font = FontProperties(size=9)
+
+    def measure(text):
+        return renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+
+    def block(text, wrap, ha="center"):  # a text of wrapped lines and its height in pixels
+        item = fig.text(0, 0, "\n".join(_wrap(text, wrap, measure)), fontproperties=font, parse_math=False,
+                        transform=IdentityTransform(), ha=ha, va="bottom")
+        return item, int(np.ceil(item.get_window_extent(renderer).height))
+
+    heads = [block(t, tw + gap - pad) for t in titles]
+    rows = [heads[i:i + ncols] for i in range(0, len(heads), ncols)]
+    row_h = [max(height for _, height in row) + pad + th + pad for row in rows]  # title, image, space
+    width = ncols * (tw + gap)
+    foot, foot_h = block(caption, width - gap, ha="left") if caption else (None, 0)
+    height = sum(row_h) + (foot_h + pad if caption else 0)
+    fig.set_size_inches((width + 0.5) / dpi, (height + 0.5) / dpi)  # Agg truncates to whole pixels
+    for r, row in enumerate(rows):
+        bottom = height - sum(row_h[:r + 1]) + pad  # of this row's images
+        for c, (head, _) in enumerate(row):
+            x0 = c * (tw + gap) + gap // 2
+            head.set_position((x0 + tw / 2, bottom + th + pad / 2))
+            fig.figimage(rgbs[r * ncols + c], xo=x0, yo=bottom, origin="upper")
+    if foot is not None:
+        foot.set_position((gap // 2, pad / 2))
     path = os.fspath(path) + ("" if os.path.splitext(os.fspath(path))[1] else ".png")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=dpi)

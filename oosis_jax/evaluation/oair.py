@@ -124,7 +124,9 @@ def oair_curve_confidence(predictions: Sequence, ground_truths: Sequence, iou_th
 
 
 def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR") -> None:
-    """Accuracy vs recall, one line per method (name -> curve from `oair_curve_iou` / `_confidence`), to PNG."""
+    """Accuracy vs recall, one line per method (name -> curve from `oair_curve_iou` / `_confidence`), to PNG; a
+    method with no point to draw is named in the legend with the reason, "(no GT pairs)" (recall NaN throughout)
+    or "(no pair recovered)" (accuracy NaN throughout)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,6 +137,8 @@ def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR") -> N
         recall = np.asarray(curve["recall"], float)
         accuracy = np.asarray(curve["accuracy"], float)
         ok = np.isfinite(recall) & np.isfinite(accuracy)
+        if not ok.any():
+            name += " (no GT pairs)" if not np.isfinite(recall).any() else " (no pair recovered)"
         ax.plot(recall[ok], accuracy[ok], marker="o", markersize=3, label=name)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)

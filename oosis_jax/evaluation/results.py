@@ -163,7 +163,7 @@ class Evaluator:
             "oair_confidence": oair.curve_confidence(self._oair),
             "mask": coco_eval.mask_ap(self._coco),
             "weighted_coverage": float(np.mean(self._coverages)) if self._coverages else float("nan"),
-            "cycle_percent": 100.0 * self._on_cycles / num_predicted if num_predicted else 0.0,
+            "cycle_percent": 100.0 * self._on_cycles / num_predicted if num_predicted else float("nan"),
             "boundaries": boundaries,
         }
 
@@ -188,7 +188,8 @@ def evaluate(predictions: Iterable, ground_truths: Iterable, boundaries: bool = 
     ``predictions``: `oosis_jax.inference.instances.Prediction`s or dicts with instance_map, classes, scores, edges
     (and b, e for the boundary metrics); ``ground_truths``: dicts with instance_map, classes, edges (a dataset
     split). Returns dict(num_images, oair_iou, oair_confidence, mask (mAP, AP50, AP75), weighted_coverage,
-    cycle_percent, boundaries (oriented / plain ODS, OIS, AP, curves) or None). Fractions are in [0, 1].
+    cycle_percent (NaN when nothing is predicted), boundaries (oriented / plain ODS, OIS, AP, curves) or None).
+    Fractions are in [0, 1].
     ``ValueError`` when the two differ in length or are empty, or for a malformed pair (named by its 1-based
     position), unless ``failures`` is a list: a malformed pair is then appended there as ``(position, message)``
     and left out, and the others are evaluated.
@@ -239,7 +240,9 @@ def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
 
 
 def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
-    """OAIR curves over IoU and confidence (Fig. 9), and the boundary PR curves, as PNGs in ``out_dir``."""
+    """OAIR curves over IoU and confidence (Fig. 9), and the boundary PR curves (one colour per model, solid
+    oriented, dashed plain), as PNGs in ``out_dir``; the confidence plot's title says how many thresholds the
+    curves have (one when a model's predictions have no scores, `oair.confidence_thresholds`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,14 +253,17 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     paths = [out_dir / "oair_iou.png", out_dir / "oair_confidence.png"]
     oair.plot_oair_curves({n: r["oair_iou"] for n, r in results_by_name.items()}, paths[0],
                           "OAIR, IoU thresholds 0.5:0.05:0.95")
+    counts = sorted({len(r["oair_confidence"]["min_score"]) for r in results_by_name.values()})
+    thresholds = (f"{counts[0]} threshold{'s' * (counts[0] != 1)}" if len(counts) == 1 else
+                  f"{counts[0]}-{counts[-1]} thresholds per model")
     oair.plot_oair_curves({n: r["oair_confidence"] for n, r in results_by_name.items()}, paths[1],
-                          "OAIR, minimum confidence (6 thresholds)")
+                          f"OAIR, minimum confidence ({thresholds})")
     with_boundaries = {n: r["boundaries"] for n, r in results_by_name.items() if r["boundaries"] is not None}
     if with_boundaries:
         fig, ax = plt.subplots(figsize=(4.5, 4))
-        for name, bnd in with_boundaries.items():
+        for i, (name, bnd) in enumerate(with_boundaries.items()):
             for kind, style in (("oriented", "-"), ("plain", "--")):
-                ax.plot(bnd[kind]["recall"], bnd[kind]["precision"], style,
+                ax.plot(bnd[kind]["recall"], bnd[kind]["precision"], style, color=f"C{i % 10}",
                         label=f"{name} {kind} (AP {100 * bnd[kind]['AP']:.1f})")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)

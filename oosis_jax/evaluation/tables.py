@@ -9,16 +9,20 @@ import numpy as np
 SUMMARY_HEADERS = ("Model", "mAP .5:.95", "WC", "OAIR recall@0.5", "OAIR accuracy@0.5", "% inst. in cycles")
 BOUNDARY_HEADERS = ("Model", "oriented ODS", "oriented OIS", "oriented AP", "boundary AP")
 HELD_OUT_HEADERS = ("WC", "OAIR recall@0.5", "OAIR accuracy@0.5", "mask mAP", "boundary AP", "oriented AP",
-                    "instances / scene (GT)")
+                    "predicted (GT) instances / scene")
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A markdown table; floats printed with one decimal, everything else with ``str``."""
+    """A markdown table; floats printed with one decimal, everything else with ``str``, a "|" in a header or cell
+    escaped as "\\|". ``ValueError`` naming the row for a row of another width than ``headers``."""
     def cell(v):
-        return f"{v:.1f}" if isinstance(v, (float, np.floating)) else str(v)
+        return (f"{v:.1f}" if isinstance(v, (float, np.floating)) else str(v)).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    for i, row in enumerate(rows):
+        if len(row) != len(headers):
+            raise ValueError(f"markdown: row {i} {list(row)!r} has {len(row)} cells, the header {len(headers)}")
+    lines = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

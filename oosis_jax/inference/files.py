@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from PIL.PngImagePlugin import PngInfo
 from pycocotools import mask as mask_utils
 
 from crf.inputs import as_array
@@ -30,6 +31,7 @@ from oosis_jax.inference.nms import boundary_nms
 
 FORMAT = "oosis-prediction-1"
 PICTURES = ("depth", "boundaries", "overlay")  # write_prediction's PNGs: {stem}_{picture}.png
+OVERLAY_KEY = "instances: one colour each, outlined in white; the background as in the image"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: its first frame
 
 
@@ -109,7 +111,9 @@ def remove_prediction(out_dir, stem: str) -> None:
 def write_prediction(prediction, image, out_dir, stem: str, class_names=None) -> list[Path]:
     """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png`` (relative depth, Fig. 1/8),
     ``{stem}_boundaries.png`` (oriented boundaries after NMS, Fig. 4 colours) and ``{stem}_overlay.png`` into
-    ``out_dir``; returns the paths (`prediction_paths`). ``image`` is uint8 (H, W, 3).
+    ``out_dir``; returns the paths (`prediction_paths`). ``image`` is uint8 (H, W, 3). Each PNG is H x W, pixel
+    for pixel with the image, and carries the key of its colours as its PNG "Description" text (`OVERLAY_KEY`,
+    `visualize.DEPTH_KEY`, `visualize.BOUNDARY_KEY`: what a viewer's image properties show).
 
     The JSON is written last, under a temporary name then renamed, so a JSON is never there without its pictures
     or beside an earlier run's; if any step fails, none of ``stem``'s files remain (earlier ones included)
@@ -127,8 +131,10 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
         pictures = (visualize.depth_map_rgb(depth),
                     visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
                     visualize.instance_overlay(image, prediction.instance_map))
-        for path, rgb in zip(picture_paths, pictures):
-            Image.fromarray(np.asarray(rgb, np.uint8)).save(path)
+        for path, rgb, key in zip(picture_paths, pictures, (visualize.DEPTH_KEY, visualize.BOUNDARY_KEY, OVERLAY_KEY)):
+            info = PngInfo()
+            info.add_text("Description", key)
+            Image.fromarray(np.asarray(rgb, np.uint8)).save(path, pnginfo=info)
         partial.write_text(content)
         partial.replace(json_path)
     except BaseException:

@@ -86,16 +86,78 @@ def test_instance_overlay():
         visualize.instance_overlay(image, RING[:3])
 
 
-def test_save_panel(tmp_path):
+def _tiles_at(png, tile) -> list[tuple[int, int]]:
+    """(row, column) offsets where the uint8 (h, w, 3) ``tile`` appears pixel for pixel in the PNG array."""
+    h, w = tile.shape[:2]
+    ys, xs = np.nonzero((png[:png.shape[0] - h + 1, :png.shape[1] - w + 1] == tile[0, 0]).all(-1))
+    return [(y, x) for y, x in zip(ys, xs) if (png[y:y + h, x:x + w] == tile).all()]
+
+
+def test_save_panel_draws_every_image_pixel_once(tmp_path):
+    # tight_layout shrank each tile by 1-3 pixels: a 120x160 checkerboard came out 118x158, 1-pixel lines gone
+    yy, xx = np.mgrid[:120, :160]
+    checker = ((yy + xx) % 2).astype(np.float64)  # a map, shown in grey
+    lines = np.full((120, 160, 3), 255, np.uint8)
+    lines[::7], lines[:, ::5] = 0, (255, 0, 0)
+    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    titles = ["checkerboard", "one-pixel lines with a title too long for its tile, wrapped to it", "noise"]
+    out = visualize.save_panel(tmp_path / "p.png", [checker, lines, noise], titles, ncols=2)
+    png = np.asarray(Image.open(out).convert("RGB"))
+    grey = np.repeat((checker * 255).astype(np.uint8)[..., None], 3, -1)
+    first, second, third = (_tiles_at(png, tile) for tile in (grey, lines, noise))
+    assert len(second) == 1 and len(third) == 1 and second[0][1] > first[0][1] + 160  # found where they belong
+    assert third[0][0] > first[0][0] + 120 and third[0][1] == first[0][1]
+    # the long title wrapped: nothing drawn in the middle of the gap between the columns, nor on the borders
+    middle = (first[0][1] + 160 + second[0][1]) // 2
+    assert (png[:, middle] == 255).all() and (png[[0, -1]] == 255).all() and (png[:, [0, -1]] == 255).all()
+
+
+def test_save_panel_sizes(tmp_path):
     path = tmp_path / "sub" / "panel.png"
     images = [np.zeros((20, 40, 3), np.uint8), np.linspace(0, 1, 800).reshape(20, 40)]
-    out = visualize.save_panel(path, images, ["rgb", "map"])
-    with Image.open(out) as im:
-        assert im.format == "PNG" and im.size == (120, 2 * 10 + 50)  # native: 40 px per tile + margins
-    with Image.open(visualize.save_panel(path, images, ["a", "b"], ncols=1, tile_inches=2.0)) as im:
-        assert im.size == (220, 2 * (100 + 50))  # two rows of 2-inch tiles at 100 dpi
+    with Image.open(visualize.save_panel(path, images, ["rgb", "map"])) as im:
+        assert im.format == "PNG" and im.size[0] == 2 * (40 + 20)  # native: 40 px per tile + 20 px apart
+        plain = np.asarray(im.convert("RGB"))
+    with Image.open(visualize.save_panel(path, images, ["rgb", "map"], caption="a key\nof two lines")) as im:
+        captioned = np.asarray(im.convert("RGB"))
+    assert (captioned[:len(plain)] == plain).all() and (captioned[len(plain):] < 128).any()  # written below
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    with Image.open(visualize.save_panel(path, [rgb, rgb], ["a", "b"], ncols=1, tile_inches=2.0)) as im:
+        png = np.asarray(im.convert("RGB"))
+    assert png.shape[1] == 220  # one column of 2-inch tiles at 100 dpi
+    enlarged = np.asarray(Image.fromarray(rgb).resize((200, 100), Image.Resampling.NEAREST))
+    assert len(_tiles_at(png, enlarged)) == 2
     with pytest.raises(ValueError, match="one title per image"):
         visualize.save_panel(path, images, ["only one"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((8, 8, 4), np.uint8), r"the image 'bad' must be \(H, W\) or \(H, W, 3\), got shape \(8, 8, 4\)"),
+    (np.zeros((0, 8, 3), np.uint8), "the image 'bad' is empty"),
+    (np.zeros((8, 8, 3), np.int16), r"the image 'bad' must be uint8 or float in \[0, 1\], got int16"),
+    (np.full((8, 8, 3), 1.5), r"the image 'bad' must be float in \[0, 1\]"),
+    (np.full((8, 8), np.nan), "the map 'bad' has non-finite values"),
+    (np.zeros((8, 8), bool), r"the map 'bad' must be float in \[0, 1\], got bool"),
+    (np.zeros((8, 9, 3), np.uint8), r"the image 'bad' is 8x9, the first \('ok'\) 8x8"),
+])
+def test_save_panel_names_a_bad_image(tmp_path, bad, message):
+    with pytest.raises(ValueError, match=message):
+        visualize.save_panel(tmp_path / "p.png", [np.zeros((8, 8, 3), np.uint8), bad], ["ok", "bad"])
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_float_pictures_are_drawn_as_their_uint8(tmp_path):
+    rgb = np.random.default_rng(2).random((10, 12, 3))
+    png = np.asarray(Image.open(visualize.save_panel(tmp_path / "p.png", [rgb], ["x"])).convert("RGB"))
+    assert len(_tiles_at(png, np.round(rgb * 255).astype(np.uint8))) == 1
+
+
+def test_picture_functions_refuse_empty_images_and_label_maps():
+    with pytest.raises(ValueError, match="empty"):  # an IndexError from np.unique's empty result before
+        visualize.instance_overlay(np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.int32))
+    for labels in (np.ones((3, 3), np.int32), np.ones((3, 3), bool)):  # in [0, 1], but not a depth map
+        with pytest.raises(ValueError, match="float relative depth map"):
+            visualize.depth_map_rgb(labels)
 
 
 def test_save_panel_returns_the_file_written_and_refuses_maps_it_would_clip(tmp_path):

@@ -1,0 +1,53 @@
+"""The experiments' panels say what their colours mean (keys of depth, boundary and error colours)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from data import synthetic, targets
+from experiments import boundary_errors, demo, render_scenes
+from oosis_jax import visualize
+from oosis_jax.inference import boundary_errors as errors
+
+
+@pytest.fixture
+def panels(monkeypatch):
+    """The arguments of every `visualize.save_panel` call (nothing written)."""
+    calls = []
+
+    def save(path, images, titles, **kwargs):
+        calls.append(SimpleNamespace(images=list(images), titles=list(titles), **kwargs))
+        return str(path)
+
+    monkeypatch.setattr(visualize, "save_panel", save)
+    return calls
+
+
+def test_scene_panels_carry_the_depth_and_boundary_keys(tmp_path, panels):
+    scene = synthetic.make_scene(5, 48, 64)
+    b, e = targets.boundary_targets(scene["instance_map"], scene["edges"])
+    pred = SimpleNamespace(instance_map=scene["instance_map"], edges=scene["edges"], classes=scene["classes"],
+                           b=b.astype(np.float32), e=np.where(b[..., None], e, 0.25).astype(np.float32))
+    demo.draw_scene(tmp_path / "demo.png", scene, pred)
+    render_scenes.render_scene(5, 48, 64, str(tmp_path / "scene.png"))
+    for call in panels:
+        assert visualize.DEPTH_KEY in call.caption and visualize.BOUNDARY_KEY in call.caption
+
+
+def test_boundary_error_picture_names_its_colours(tmp_path, panels):
+    truth = np.zeros((20, 30), bool)
+    truth[5, 2:28] = truth[10:18, 15] = True
+    predicted = np.zeros_like(truth)
+    predicted[5, 2:10] = predicted[6, 10:28] = True  # exact, then one row off; the vertical line missed
+    predicted[15, 2:8] = True  # spurious
+    scene = {"image": np.zeros((20, 30, 3), np.uint8)}
+    boundary_errors.picture([scene], [predicted], [(truth, None)], tmp_path / "errors.png")
+    (call,) = panels
+    title, canvas = call.titles[1], call.images[1]
+    reference = {"green": (0, 160, 0), "orange": (255, 165, 0), "red": (255, 0, 0), "blue": (0, 0, 255)}
+    for category, mask in errors.pixel_categories(predicted, truth).items():
+        assert mask.any(), category
+        colour = canvas[mask][0].astype(float)
+        name = min(reference, key=lambda n: np.linalg.norm(colour - reference[n]))
+        assert f"{name} {category.replace('_', ' ')}" in title

@@ -1,0 +1,45 @@
+"""The keys of the depth and boundary colours say what the pictures show, and the per-image PNGs carry them."""
+
+import numpy as np
+from PIL import Image
+
+from data import targets
+from oosis_jax import visualize
+from oosis_jax.inference import files
+from oosis_jax.inference import instances as prediction
+
+NAMED = {"cyan": (0, 255, 255), "magenta": (255, 0, 255), "yellow": (255, 255, 0), "black": (0, 0, 0)}
+
+
+def test_depth_key_nearer_is_brighter():
+    assert "bright (yellow) = near, dark (purple) = far, black = background" in visualize.DEPTH_KEY
+    rgb = visualize.depth_map_rgb(np.linspace(0, 1, 11)[None].astype(np.float32)).astype(float)[0]
+    luminance = rgb @ [0.2126, 0.7152, 0.0722]
+    assert (rgb[0] == 0).all() and (np.diff(luminance[1:]) > 0).all()  # background black, then brighter
+    assert rgb[-1, 2] < 100 < rgb[-1, 1] and rgb[1, 2] > rgb[1, 1]  # nearest yellow, farthest purple-blue
+
+
+def test_boundary_key_names_the_side_of_the_occluded_object():
+    for direction, shift in (("left", (0, -1)), ("right", (0, 1)), ("top", (-1, 0)), ("bottom", (1, 0))):
+        inst = np.ones((3, 3), np.int32)
+        inst[1, 1] = 2  # occludes the object around it on every side; its pixel is the boundary
+        b, e = targets.boundary_targets(inst, [[2, 1]])
+        e[1, 1] = np.eye(4)[["left", "right", "top", "bottom"].index(direction)]
+        colour = tuple(visualize.oriented_boundary_rgb(b, e)[1, 1])
+        name = next(n for n, c in NAMED.items() if c == colour)
+        assert f"{name} {direction}" in visualize.BOUNDARY_KEY
+        neighbour = inst[1 + shift[0], 1 + shift[1]]
+        assert b[1, 1] and not b[inst == 1].any() and neighbour == 1  # on the occluder, facing the occluded
+    assert "on the occluding object, coloured by the side of the object it occludes" in visualize.BOUNDARY_KEY
+
+
+def test_prediction_pngs_carry_their_keys(tmp_path):
+    inst = np.zeros((24, 32), np.int32)
+    inst[4:18, 3:20], inst[9:22, 14:29] = 1, 2
+    pred = prediction.assemble(inst, np.eye(4)[np.zeros((24, 32), int)], np.zeros((24, 32)),
+                               np.full((24, 32, 4), 0.25))
+    _, depth, boundaries, overlay = files.write_prediction(pred, np.zeros((24, 32, 3), np.uint8), tmp_path, "img")
+    for path, key in ((depth, visualize.DEPTH_KEY), (boundaries, visualize.BOUNDARY_KEY),
+                      (overlay, files.OVERLAY_KEY)):
+        with Image.open(path) as im:
+            assert im.size == (32, 24) and im.text["Description"] == key  # pixel for pixel with the image
