@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
-# The GPU check of issue 14 item 6: one command, about 8 minutes on one H100/H200.
+# The GPU check of issue 14 item 6: one command that ends within 8 minutes on one H100/H200 (no network there).
 #
-#     bash experiments/gpu_wheels.sh             # once, here (PyPI): grain, array-record, portpicker, pycocotools -> .whl/
-#     bash experiments/gpu_check.sh              # on the GPU machine (installs .whl/*.whl first when present)
-#     bash experiments/gpu_check.sh --cpu-smoke  # the same stages with tiny settings, ~2-3 minutes on a CPU
+#     bash experiments/gpu_wheels.sh             # once, here (PyPI): grain, array-record, portpicker, pycocotools
+#     bash experiments/gpu_check.sh              # on the GPU machine (installs .whl/*.whl first when needed)
+#     bash experiments/gpu_check.sh --cpu-smoke  # the same stages with tiny settings, ~3 minutes on a CPU
 #
-# Stages, each under `timeout` (seconds overridable by the environment variables named), a failed or timed
-# out stage is recorded and the next one still runs:
-#   1. bench_infer (INFER_S=60):  python -m experiments.bench_train --batch-sizes   (ResNet-50 PSPNet, bf16,
-#                                 one 2048x615 forward pass)
-#   2. bench_train (BENCH_S=150): python -m experiments.bench_train --no-inference  (training images/s at
-#                                 225x225, bf16, batch 8/16/32)
-#   3. train       (TRAIN_S=165): python -m experiments.train --config synthetic_long: the shipped model's
-#                                 recipe; the batch (8/16/32) and the step count are chosen from a measured
-#                                 input-pipeline rate so that the poly schedule ends inside the budget
-#                                 (SIGINT at the limit keeps the last checkpoint, every 100 steps)
-#   4. held_out    (EVAL_S=75):   python -m experiments.held_out --checkpoint gpu=WORKDIR --sets test --scenes 40
-#                                 (and the shipped model's row, when oosis_jax/weights/synthetic exists)
-#   5. export      (EXPORT_S=25): oosis_jax.inference.predictor.export of the trained run -> gpu_model.tar
+# Stages run in order, each under `timeout`; a failed, timed out or skipped stage is recorded and the next one
+# still runs. One deadline bounds them all: DEADLINE_S (450; --cpu-smoke 600) seconds after the script starts.
+# A stage's limit (seconds below, overridable by the environment variables named) shrinks so that the stage with
+# its KILL_S (20) seconds of kill grace, and the least time of every later stage with theirs, end by the
+# deadline; a stage left less than its least is skipped. summary.md is rewritten after every stage, so a run
+# killed from outside still leaves one.
+#   stage        limit        least  what
+#   wheels       WHEELS_S=60  10     pip install --target WORK/site of $WHEELS/*.whl (default .whl) when python lacks
+#                                    grain, array_record, portpicker or pycocotools (later stages import them)
+#   bench_infer  INFER_S=60   20     python -m experiments.bench_train --batch-sizes (ResNet-50 PSPNet, bf16, one
+#                                    2048x615 forward pass)
+#   bench_train  BENCH_S=150  30     python -m experiments.bench_train --no-inference (training images/s at 225x225,
+#                                    bf16, batch 8/16/32)
+#   train_plan   PLAN_S=30    10     batch (8/16/32) and steps of the run from a measured input-pipeline rate, so
+#                                    that the poly schedule ends inside the train stage's limit
+#   train        TRAIN_S=165  60     python -m experiments.train --config synthetic_long: the shipped model's recipe
+#                                    (SIGINT at the limit keeps the last checkpoint, every 100 steps)
+#   held_out     EVAL_S=75    30     python -m experiments.held_out --checkpoint gpu=WORKDIR --sets test --scenes 40
+#                                    (and the shipped model's row, when oosis_jax/weights/synthetic exists)
+#   export       EXPORT_S=25  10     oosis_jax.inference.predictor.export of the trained run -> gpu_model.tar
 # Writes to $OUT (default runs/gpu): summary.md, bench.txt, train_metrics.jsonl, held_out.jsonl, log.txt,
 # metrics.png, gpu_model.tar (weights.npz + config.json + metrics.jsonl of the run), at most 8 files.
 set -euo pipefail
+START=$(date +%s)
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 
@@ -28,7 +36,7 @@ SMOKE=0
 for arg in "$@"; do
   case "$arg" in
     --cpu-smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (use --cpu-smoke or nothing)" >&2; exit 2 ;;
   esac
 done
@@ -41,54 +49,197 @@ WORK=${WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
 mkdir -p "$WORK"
 LOG="$OUT/log.txt"
 : >"$LOG"
+rm -f "$OUT/summary.md"
 exec > >(tee -a "$LOG") 2>&1
 
 # The project's venv when there is one (it has everything), else python3 plus the carried wheels it lacks.
 if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
-if ! "$PY" -c "import grain, pycocotools, array_record, portpicker" 2>/dev/null; then
-  if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-  else
-    echo "warning: $PY lacks grain/pycocotools and there is no .whl/ (run experiments/gpu_wheels.sh here first)"
-  fi
-fi
 if [ "$SMOKE" = 1 ]; then
-  INFER_S=${INFER_S:-90}; BENCH_S=${BENCH_S:-90}; TRAIN_S=${TRAIN_S:-150}; EVAL_S=${EVAL_S:-120}; EXPORT_S=${EXPORT_S:-60}
-  BENCH_ARGS=(--smoke); SCENES=${SCENES:-2}
+  DEADLINE_S=${DEADLINE_S:-600}; INFER_S=${INFER_S:-90}; BENCH_S=${BENCH_S:-90}; TRAIN_S=${TRAIN_S:-150}
+  EVAL_S=${EVAL_S:-120}; EXPORT_S=${EXPORT_S:-60}; BENCH_ARGS=(--smoke); SCENES=${SCENES:-2}
 else
-  INFER_S=${INFER_S:-60}; BENCH_S=${BENCH_S:-150}; TRAIN_S=${TRAIN_S:-165}; EVAL_S=${EVAL_S:-75}; EXPORT_S=${EXPORT_S:-25}
-  BENCH_ARGS=(); SCENES=${SCENES:-40}
+  DEADLINE_S=${DEADLINE_S:-450}; INFER_S=${INFER_S:-60}; BENCH_S=${BENCH_S:-150}; TRAIN_S=${TRAIN_S:-165}
+  EVAL_S=${EVAL_S:-75}; EXPORT_S=${EXPORT_S:-25}; BENCH_ARGS=(); SCENES=${SCENES:-40}
 fi
+KILL_S=${KILL_S:-20}
+WHEELS=${WHEELS:-.whl}
+ORDER=(wheels bench_infer bench_train train_plan train held_out export)
+declare -A WANT=([wheels]=${WHEELS_S:-60} [bench_infer]=$INFER_S [bench_train]=$BENCH_S [train_plan]=${PLAN_S:-30}
+                 [train]=$TRAIN_S [held_out]=$EVAL_S [export]=$EXPORT_S)
+declare -A LEAST=([wheels]=10 [bench_infer]=20 [bench_train]=30 [train_plan]=10 [train]=60 [held_out]=30 [export]=10)
 RUN="$WORK/train"
 STATUS="$WORK/status.tsv"
 : >"$STATUS"
+MISSING=""  # the carried packages that python still cannot import after the wheels stage
+BATCH=8; STEPS=3000; THREADS=8; RATE=unknown
 
-# stage NAME SECONDS SIGNAL COMMAND...: runs COMMAND under timeout, records "NAME rc seconds" and never fails.
+# The summary: stage table, environment, benchmark, training facts, held-out rows (stdlib only: it runs even when
+# the stages cannot import their packages).
+cat >"$WORK/summary.py" <<'EOF'
+"""summary.md of gpu_check.sh from what is there so far; --print: also to stdout."""
+import json, os, sys, time
+from pathlib import Path
+
+env = os.environ
+work, out, run = Path(env["WORK"]), Path(env["OUT"]), Path(env["RUN"])
+
+
+def records(path):
+    """The JSON lines of ``path`` (none when it is missing), less a last one a kill cut short."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    try:
+        return [json.loads(x) for x in lines if x.strip()]
+    except json.JSONDecodeError:
+        return [json.loads(x) for x in lines[:-1] if x.strip()]
+
+
+lines = ["# GPU check" + (" (CPU smoke settings)" if env["SMOKE"] == "1" else ""), ""]
+for name in ("gpu.txt", "env.txt"):
+    if (work / name).exists():
+        lines += [f"- {line}" for line in (work / name).read_text().splitlines() if line.strip()]
+if env["MISSING"]:
+    lines.append(f"- {env['PY']} cannot import {env['MISSING']} (see the wheels row): the stages import grain, "
+                 "held_out also pycocotools")
+lines += ["", f"Written {int(time.time()) - int(env['START'])} s after the start. Every stage ends by the deadline, "
+          f"{env['DEADLINE_S']} s after the start: its limit leaves the least time of the later stages, and "
+          f"{env['KILL_S']} s of kill grace each; a stage left less than its least is skipped.", "",
+          "| stage | result | seconds | limit | note |", "|---|---|---|---|---|"]
+results = {"0": "ok", "124": "TIMED OUT", "137": "TIMED OUT (killed)", "skipped": "skipped"}
+for row in (work / "status.tsv").read_text().splitlines():
+    name, rc, took, limit, note = row.split("\t")
+    lines.append(f"| {name} | {results.get(rc, f'FAILED (rc {rc})')} | {took} | {limit} | {note.replace('|', '/')} |")
+bench = out / "bench.txt"
+if bench.exists() and bench.read_text().strip():
+    lines += ["", "## bench_train (model and dtype on its first line)", "", "```", bench.read_text().rstrip(), "```"]
+metrics = records(run / "metrics.jsonl")
+if metrics:
+    losses = [r for r in metrics if "loss" in r]
+    vals = [r for r in metrics if "val_boundary_ap" in r]
+    last = max(r["step"] for r in metrics)
+    lines += ["", "## train --config synthetic_long", "",
+              f"- plan: batch {env['BATCH']}, {env['STEPS']} steps (input pipeline {env['RATE']} img/s); "
+              f"reached step {last}"]
+    if len(losses) >= 2:
+        (a, b) = losses[0], losses[-1]
+        speed = (b["step"] - a["step"]) * int(env["BATCH"]) / max(b["time"] - a["time"], 1e-9)
+        lines.append(f"- {speed:.0f} img/s of wall time from step {a['step']} to {b['step']} "
+                     f"({b['time'] - a['time']:.0f}s, checkpoint saves and validation included; bench_train times "
+                     f"the step alone); loss {a['loss']:.3f} -> {b['loss']:.3f}")
+    if vals:
+        v = vals[-1]
+        lines.append(f"- validation at step {v['step']}: boundary ODS {v['val_boundary_ods']:.3f}, "
+                     f"AP {v['val_boundary_ap']:.3f}; oriented ODS {v['val_oriented_ods']:.3f}, "
+                     f"AP {v['val_oriented_ap']:.3f}")
+rows = records(work / "held_out" / "rows.jsonl")
+if rows:
+    keys = list(rows[0])
+    lines += ["", "## held_out (synthetic test scenes)", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |"
+              for r in rows]
+lines += ["", "Files: " + ", ".join(sorted({p.name for p in out.iterdir() if p.is_file()} | {"summary.md"}))]
+(out / "summary.md.tmp").write_text("\n".join(lines) + "\n")
+(out / "summary.md.tmp").replace(out / "summary.md")  # whole, even when the run is killed meanwhile
+if "--print" in sys.argv:
+    print("\n".join(lines))
+EOF
+
+# summarize [--print]: rewrite summary.md (when python cannot, the bare stage table instead).
+summarize() {
+  if ! WORK="$WORK" OUT="$OUT" RUN="$RUN" BATCH="$BATCH" STEPS="$STEPS" RATE="$RATE" SMOKE="$SMOKE" PY="$PY" \
+       MISSING="$MISSING" START="$START" DEADLINE_S="$DEADLINE_S" KILL_S="$KILL_S" "$PY" "$WORK/summary.py" "$@"; then
+    { echo "# GPU check: summary.py failed, the stage table as recorded (name, rc, seconds, limit, note)"; echo
+      cat "$STATUS"; } >"$OUT/summary.md"
+  fi
+}
+
+# record NAME RESULT SECONDS LIMIT NOTE: a row of the stage table (RESULT: an exit status or "skipped"), then the
+# summary rewritten.
+record() {
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5//$'\t'/ }" >>"$STATUS"
+  summarize
+}
+
+least() { echo $(( LEAST[$1] < WANT[$1] ? LEAST[$1] : WANT[$1] )); }
+
+# fit NAME LIMIT [EXTRA]: LIMIT, shortened so that NAME with its kill grace, EXTRA seconds and the least time of
+# every later stage with its kill grace end by the deadline.
+fit() {
+  local left=$(( START + DEADLINE_S - $(date +%s) - KILL_S - ${3:-0} )) later=0 s
+  for s in "${ORDER[@]}"; do
+    if [ "$later" = 1 ]; then left=$(( left - $(least "$s") - KILL_S )); fi
+    if [ "$s" = "$1" ]; then later=1; fi
+  done
+  echo $(( $2 < left ? $2 : left ))
+}
+
+# skip NAME LIMIT [WHY]: record NAME as skipped, LIMIT seconds being all the deadline left it.
+skip() {
+  local why=${3:-"the deadline left it ${2}s, under its least $(least "$1")s"}
+  echo "=== $1 SKIPPED: $why"
+  record "$1" skipped 0 "$2" "$why"
+}
+
+# stage NAME LIMIT SIGNAL COMMAND...: runs COMMAND under timeout with the limit fit gives (or skips it when that is
+# under NAME's least), records the outcome (a failure's note: its last line of output) and never fails.
 stage() {
-  local name=$1 limit=$2 signal=$3 start rc
+  local name=$1 limit signal=$3 start rc took note=""
+  limit=$(fit "$1" "$2")
   shift 3
+  if (( limit < $(least "$name") )); then
+    skip "$name" "$limit"
+    return 0
+  fi
   echo "=== $name (limit ${limit}s): $*"
   start=$(date +%s)
   set +e
-  timeout -s "$signal" -k 20 "$limit" "$@"
-  rc=$?
+  timeout -s "$signal" -k "$KILL_S" "$limit" "$@" 2>&1 | tee "$WORK/$name.out"
+  rc=${PIPESTATUS[0]}
   set -e
-  local took=$(( $(date +%s) - start ))
+  took=$(( $(date +%s) - start ))
   case $rc in
     0) echo "=== $name ok in ${took}s" ;;
     124|137) echo "=== $name TIMED OUT after ${took}s (rc $rc)" ;;
-    *) echo "=== $name FAILED with rc $rc after ${took}s" ;;
+    *) note=$(grep -v '^[[:space:]]*$' "$WORK/$name.out" | tail -1 | cut -c1-200 || true)
+       if [ -n "$MISSING" ]; then note="cannot import $MISSING (see the wheels row)${note:+; $note}"; fi
+       echo "=== $name FAILED with rc $rc after ${took}s: $note" ;;
   esac
-  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$took" "$limit" >>"$STATUS"
-  return 0
+  record "$name" "$rc" "$took" "$limit" "$note"
 }
+
+# The carried packages that python cannot import.
+missing() {
+  "$PY" -c 'import importlib, sys
+lacking = []
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        lacking.append(name)
+print(" ".join(lacking))' grain array_record portpicker pycocotools 2>/dev/null \
+    || echo "grain array_record portpicker pycocotools"
+}
+
+# 0. The wheels python lacks (a recorded stage: when it fails, the stages that need them fail naming what is missing).
+LACKING=$(missing)
+if [ -z "$LACKING" ]; then
+  record wheels 0 0 "${WANT[wheels]}" "not needed: $PY imports grain, array_record, portpicker, pycocotools"
+elif compgen -G "$WHEELS/*.whl" >/dev/null; then
+  stage wheels "${WANT[wheels]}" TERM "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target "$WORK/site" "$WHEELS"/*.whl
+  export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
+  MISSING=$(missing)
+else
+  MISSING=$LACKING
+  echo "=== wheels FAILED: $PY lacks $LACKING and there is no $WHEELS/*.whl (run experiments/gpu_wheels.sh here first)"
+  record wheels 1 0 "${WANT[wheels]}" "$PY lacks $LACKING and there is no $WHEELS/*.whl (run gpu_wheels.sh first)"
+fi
+[ -n "$MISSING" ] && summarize
 
 echo "=== environment"
 date -u
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi") \
   | tee "$WORK/gpu.txt"
-"$PY" - <<'EOF' 2>&1 | tee "$WORK/env.txt" || true
+timeout -k 5 60 "$PY" - <<'EOF' 2>&1 | tee "$WORK/env.txt" || true
 import importlib.metadata as md, os, platform, sys
 import jax
 print(f"python {platform.python_version()}, {os.cpu_count()} cores, jax devices {jax.devices()}")
@@ -117,9 +268,15 @@ stage bench_infer "$INFER_S" TERM bash -c \
 stage bench_train "$BENCH_S" TERM bash -c \
   "set -o pipefail; $PY -m experiments.bench_train ${BENCH_ARGS[*]} --no-inference | tee -a '$OUT/bench.txt'"
 
-# 3. The shipped model's recipe, batch and steps planned to fit TRAIN_S.
+# 3. The shipped model's recipe, batch and steps planned to fit the train stage's limit (reckoned before the plan,
+# as if the plan took all of its own).
 PLAN="$WORK/plan.env"
-stage train_plan 60 TERM env SMOKE="$SMOKE" TRAIN_S="$TRAIN_S" PLAN="$PLAN" "$PY" - <<'EOF'
+TRAIN_LIMIT=$(fit train "$TRAIN_S" $(( WANT[train_plan] + KILL_S )))
+if (( TRAIN_LIMIT < $(least train) )); then
+  skip train_plan - "no train stage to plan for"
+  skip train "$TRAIN_LIMIT"
+else
+  stage train_plan "${WANT[train_plan]}" TERM env SMOKE="$SMOKE" TRAIN_S="$TRAIN_LIMIT" PLAN="$PLAN" "$PY" - <<'EOF'
 """Pick batch and steps for the synthetic_long run from the measured input-pipeline rate (img/s)."""
 import os, time
 from oosis_jax.training import input_pipeline as ip
@@ -150,28 +307,28 @@ print(f"input pipeline {rate:.0f} img/s on {threads} threads; budget {budget:.0f
 with open(os.environ["PLAN"], "w") as f:
     f.write(f"BATCH={batch}\nSTEPS={steps}\nTHREADS={threads}\nRATE={rate:.0f}\n")
 EOF
-BATCH=8; STEPS=3000; THREADS=8; RATE=unknown
-[ -f "$PLAN" ] && . "$PLAN"
-TRAIN_SETS=(--set "batch_size=$BATCH" --set "num_steps=$STEPS" --set "loader_threads=$THREADS"
-            --set checkpoint_every=100)
-if [ "$SMOKE" = 1 ]; then
-  TRAIN_SETS+=(--set log_every=2 --set eval_every=6 --set checkpoint_every=2 --set synthetic_val_scenes=2
-               --set eval_examples=2 --set eval_batch_size=2)
-fi
-rm -rf "$RUN"
-# Warm numba's cache for the CRF (held_out's spawned workers load it) on one core while the run trains.
-nice -n 10 "$PY" -c "
+  [ -f "$PLAN" ] && . "$PLAN"
+  TRAIN_SETS=(--set "batch_size=$BATCH" --set "num_steps=$STEPS" --set "loader_threads=$THREADS"
+              --set checkpoint_every=100)
+  if [ "$SMOKE" = 1 ]; then
+    TRAIN_SETS+=(--set log_every=2 --set eval_every=6 --set checkpoint_every=2 --set synthetic_val_scenes=2
+                 --set eval_examples=2 --set eval_batch_size=2)
+  fi
+  rm -rf "$RUN"
+  # Warm numba's cache for the CRF (held_out's spawned workers load it) on one core while the run trains.
+  nice -n 10 timeout "$TRAIN_LIMIT" "$PY" -c "
 import numpy as np, crf
 rng = np.random.default_rng(0)
 sigma = rng.random((24, 32)); occ = rng.random((24, 32, 4)) < 0.1
 occ[:, 0, 0] = occ[:, -1, 1] = occ[0, :, 2] = occ[-1, :, 3] = False
 crf.instances(crf.solve(sigma, occ)); crf.jump_moves(sigma, occ)
 print('numba cache for the CRF warmed')" >"$WORK/numba_warm.txt" 2>&1 &
-WARM_PID=$!
-stage train "$TRAIN_S" INT "$PY" -m experiments.train --config synthetic_long --workdir "$RUN" "${TRAIN_SETS[@]}"
-[ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/train_metrics.jsonl"
-[ -f "$RUN/metrics.png" ] && cp "$RUN/metrics.png" "$OUT/metrics.png"
-wait "$WARM_PID" || echo "numba warm-up failed: $(tail -3 "$WORK/numba_warm.txt")"
+  WARM_PID=$!
+  stage train "$TRAIN_LIMIT" INT "$PY" -m experiments.train --config synthetic_long --workdir "$RUN" "${TRAIN_SETS[@]}"
+  [ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/train_metrics.jsonl"
+  [ -f "$RUN/metrics.png" ] && cp "$RUN/metrics.png" "$OUT/metrics.png"
+  wait "$WARM_PID" || echo "numba warm-up failed: $(tail -3 "$WORK/numba_warm.txt")"
+fi
 
 # 4. Held-out scenes: the trained run (and the shipped model, for comparison, when it is in the tree).
 CHECKPOINTS=(--checkpoint "gpu=$RUN")
@@ -201,55 +358,5 @@ if [ -f "$WORK/gpu_model/weights.npz" ]; then
   fi
 fi
 
-# Summary: stage status, environment, benchmark, training facts, held-out rows.
-STATUS="$STATUS" WORK="$WORK" OUT="$OUT" RUN="$RUN" BATCH="$BATCH" STEPS="$STEPS" RATE="$RATE" SMOKE="$SMOKE" \
-  "$PY" - <<'EOF' || echo "summary failed"
-import json, os
-from pathlib import Path
-
-work, out, run = Path(os.environ["WORK"]), Path(os.environ["OUT"]), Path(os.environ["RUN"])
-lines = ["# GPU check" + (" (CPU smoke settings)" if os.environ["SMOKE"] == "1" else ""), ""]
-for name in ("gpu.txt", "env.txt"):
-    if (work / name).exists():
-        lines += [f"- {line}" for line in (work / name).read_text().splitlines() if line.strip()]
-lines += ["", "| stage | result | seconds | limit |", "|---|---|---|---|"]
-for row in (work / "status.tsv").read_text().splitlines():
-    name, rc, took, limit = row.split("\t")
-    result = "ok" if rc == "0" else ("TIMED OUT" if rc in ("124", "137") else f"FAILED (rc {rc})")
-    lines.append(f"| {name} | {result} | {took} | {limit} |")
-bench = out / "bench.txt"
-if bench.exists():
-    lines += ["", "## bench_train (model and dtype on its first line)", "", "```", bench.read_text().rstrip(), "```"]
-metrics = run / "metrics.jsonl"
-if metrics.exists():
-    records = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-    losses = [r for r in records if "loss" in r]
-    vals = [r for r in records if "val_boundary_ap" in r]
-    last = max(r["step"] for r in records)
-    lines += ["", "## train --config synthetic_long", "",
-              f"- plan: batch {os.environ['BATCH']}, {os.environ['STEPS']} steps (input pipeline "
-              f"{os.environ['RATE']} img/s); reached step {last}"]
-    if len(losses) >= 2:
-        (a, b) = losses[0], losses[-1]
-        speed = (b["step"] - a["step"]) * int(os.environ["BATCH"]) / max(b["time"] - a["time"], 1e-9)
-        lines.append(f"- {speed:.0f} img/s between steps {a['step']} and {b['step']} "
-                     f"({b['time'] - a['time']:.0f}s); loss {a['loss']:.3f} -> {b['loss']:.3f}")
-    if vals:
-        v = vals[-1]
-        lines.append(f"- validation at step {v['step']}: boundary ODS {v['val_boundary_ods']:.3f}, "
-                     f"AP {v['val_boundary_ap']:.3f}; oriented ODS {v['val_oriented_ods']:.3f}, "
-                     f"AP {v['val_oriented_ap']:.3f}")
-rows = out / "held_out.jsonl"
-if rows.exists():
-    rows = [json.loads(x) for x in rows.read_text().splitlines() if x.strip()]
-    if rows:
-        keys = list(rows[0])
-        lines += ["", "## held_out (synthetic test scenes)", "", "| " + " | ".join(keys) + " |",
-                  "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |"
-                  for r in rows]
-lines += ["", "Files: " + ", ".join(sorted(p.name for p in out.iterdir() if p.is_file()) + ["summary.md"])]
-(out / "summary.md").write_text("\n".join(lines) + "\n")
-print("\n".join(lines))
-EOF
-echo "=== done: $(ls "$OUT" | tr '\n' ' ')(work folder $WORK)"
+summarize --print
+echo "=== done in $(( $(date +%s) - START ))s: $(ls "$OUT" | tr '\n' ' ')(work folder $WORK)"

@@ -1,0 +1,123 @@
+"""experiments/gpu_check.sh on a stand-in python: the summary script runs for real, every stage's command is faked
+(it sleeps FAKE_SECONDS and exits FAKE_RC), so the tests time the script's own bookkeeping: one deadline for all
+stages, summary.md after every stage, the wheels step reported instead of ending the script. The real stages run
+in ``bash experiments/gpu_check.sh --cpu-smoke`` (minutes)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_PYTHON = f"""#!/usr/bin/env bash
+case "$1" in
+  */summary.py) exec {sys.executable} "$@" ;;
+  -c) [[ "$2" == *import_module* ]] && echo "${{FAKE_LACKS:-}}"; exit 0 ;;
+  -)  cat >/dev/null; exit "${{FAKE_RC:-0}}" ;;
+esac
+if [ "$2" = pip ]; then echo "/usr/bin/python3.11: No module named pip" >&2; exit 1; fi
+if [ "$2" = experiments.train ] && [ -n "${{FAKE_METRICS:-}}" ]; then
+  mkdir -p "$6" && cp "$FAKE_METRICS" "$6/metrics.jsonl"
+fi
+[ "${{FAKE_RC:-0}}" = 0 ] || echo "ModuleNotFoundError: No module named 'grain'"
+sleep "${{FAKE_SECONDS:-0}}"
+exit "${{FAKE_RC:-0}}"
+"""
+STAGES = ["wheels", "bench_infer", "bench_train", "train_plan", "train", "held_out", "export"]
+
+
+def start(tmp_path, **env):
+    """gpu_check.sh started in its own session on the fake python (no git: the commit reads unknown)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("python", FAKE_PYTHON), ("git", "#!/bin/sh\nexit 1\n")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": str(bin_dir / "python"),
+           "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"), "KILL_S": "1",
+           "WHEELS": str(tmp_path / "no_wheels"), **env}
+    return subprocess.Popen(["bash", str(ROOT / "experiments" / "gpu_check.sh")], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stage_rows(tmp_path):
+    """``{stage: (result, seconds, limit, note)}`` of summary.md's stage table."""
+    text = (tmp_path / "out" / "summary.md").read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows if cells[0].strip() in STAGES}
+
+
+def test_summary_is_rewritten_after_every_stage(tmp_path):
+    proc = start(tmp_path, FAKE_SECONDS="600", INFER_S="2", BENCH_S="60")
+    summary = tmp_path / "out" / "summary.md"
+    try:
+        deadline = time.monotonic() + 60
+        while not (summary.exists() and "bench_infer" in stage_rows(tmp_path)) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+        rows = stage_rows(tmp_path)
+        assert proc.poll() is None  # bench_train still runs: a kill now still leaves a summary
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert rows["wheels"][0] == "ok" and "not needed" in rows["wheels"][3]
+    assert rows["bench_infer"][0] == "TIMED OUT" and rows["bench_infer"][2] == "2"
+
+
+def test_every_stage_ends_by_the_deadline(tmp_path):
+    """bench_infer asks for 100 s but gets what the deadline leaves after the least time of the later stages
+    (3 s each, their limits): it is cut short, and the whole run ends by the deadline."""
+    began = time.monotonic()
+    proc = start(tmp_path, FAKE_SECONDS="600", DEADLINE_S="50", INFER_S="100", BENCH_S="3", PLAN_S="3",
+                 TRAIN_S="3", EVAL_S="3", EXPORT_S="3")
+    log, _ = proc.communicate(timeout=120)
+    elapsed = time.monotonic() - began
+    assert proc.returncode == 0, log
+    assert elapsed < 50 + 10, log  # the deadline, and the last summary
+    rows = stage_rows(tmp_path)
+    assert list(rows) == STAGES, log
+    result, took, limit, _ = rows["bench_infer"]
+    assert result == "TIMED OUT" and 20 <= int(limit) <= 50 - 1 - 5 * (3 + 1), log
+    for name in STAGES[2:]:
+        result, took, limit, _ = rows[name]
+        assert result == "skipped" or (int(limit) <= 3 and int(took) <= int(limit) + 1 + 1), (name, log)
+
+
+@pytest.mark.parametrize("wheels", ["pip fails", "none"])
+def test_a_failed_wheels_step_is_reported(tmp_path, wheels):
+    """No pip (or no wheels to install): the script goes on, and the summary says why every stage fails."""
+    folder = tmp_path / "no_wheels"
+    if wheels == "pip fails":
+        folder.mkdir()
+        (folder / "grain-0.2.18-py3-none-any.whl").write_bytes(b"")
+    proc = start(tmp_path, FAKE_LACKS="grain pycocotools", FAKE_RC="1")
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    rows = stage_rows(tmp_path)
+    assert list(rows) == STAGES, log
+    assert rows["wheels"][0] == "FAILED (rc 1)"
+    assert ("No module named pip" if wheels == "pip fails" else "no_wheels/*.whl") in rows["wheels"][3]
+    for name in ("bench_infer", "bench_train", "held_out"):
+        assert rows[name][0] == "FAILED (rc 1)"
+        assert rows[name][3].startswith("cannot import grain pycocotools (see the wheels row); ModuleNotFoundError")
+    assert "cannot import grain pycocotools" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_training_speed_is_labelled_as_wall_time(tmp_path):
+    """The summary's img/s comes from the logged steps' wall clock, checkpoints and validation included."""
+    metrics = tmp_path / "metrics.jsonl"
+    records = [{"step": 100, "time": 0.0, "loss": 2.0}, {"step": 200, "time": 10.0, "loss": 1.0},
+               {"step": 200, "time": 12.0, "val_boundary_ods": 0.5, "val_boundary_ap": 0.4,
+                "val_oriented_ods": 0.3, "val_oriented_ap": 0.2}]
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    proc = start(tmp_path, FAKE_METRICS=str(metrics))
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    assert all(row[0] == "ok" for row in stage_rows(tmp_path).values()), log
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "- 80 img/s of wall time from step 100 to 200 (10s, checkpoint saves and validation included" in summary
