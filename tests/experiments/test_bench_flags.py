@@ -26,3 +26,13 @@ def test_flags_have_one_spelling(script, old, capsys):
     with pytest.raises(SystemExit):
         script.main([old])
     assert f"unrecognized arguments: {old}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--model", "resnet50"], ["--steps", "20"], ["--train-size", "225"],
+                                  ["--infer-size", "615", "2048"], ["--batch-sizes", "8"]])
+def test_smoke_refuses_the_flags_it_would_override(args, capsys):
+    """``bench_train --smoke`` sets its model, sizes and repeats: one given with it is refused, not ignored."""
+    with pytest.raises(SystemExit) as exit_info:
+        bench_train.main(["--smoke", *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{args[0]}" in err and "does not apply with --smoke" in err
