@@ -11,10 +11,11 @@ robustness options, ``Predictor.from_pretrained("synthetic")``) for synthetic sc
 seen with the shipped views (``shipped``: 2x, capped by ``max_pixels``, so 1x at 700x900) and with uncapped 2x
 views (``2x``, as before that cap). For every jump move of ``crf.jump_moves`` on each image, the move's graph
 (``crf.move_graph``, built outside the timing) is solved by each method through ``crf.maxflow.solve_grid``; the
-three cuts must have the same value. "handed over": the moves where the default's BK gave up; "BK's cut
-found": the moves where the method returned exactly BK's sink side (where several minimum cuts tie exactly,
-floating-point rounding may make the algorithms pick different ones). The machine may be shared: the methods
-run in the same process, interleaved, so compare their ratios.
+three cuts must have the same value. "moves/image": jump moves per image; "handed over (all moves)": the moves
+where the default's BK gave up, of all the row's moves (every image); "BK's cut found (all moves)": the moves where
+the method returned exactly BK's sink side (where several minimum cuts tie exactly, floating-point rounding may
+make the algorithms pick different ones), also counted over all the row's images. The machine may be shared:
+the methods run in the same process, interleaved, so compare their ratios.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from crf.move_solver import MoveSolver
 from experiments.bench_crf import adversarial_inputs, scene_inputs
 
 METHODS = (("BK", BOYKOV_KOLMOGOROV), ("push-relabel", PUSH_RELABEL), ("default", AUTO))
-HEADERS = ("input", "size", "images", "moves", "handed over", "BK s/image", "push-relabel s/image",
+HEADERS = ("input", "size", "images", "moves/image", "handed over (all moves)", "BK s/image", "push-relabel s/image",
            "default s/image", "default / BK", "default / push-relabel", "slowest move BK / default s",
-           "BK's cut found: push-relabel / default")
+           "BK's cut found (all moves): push-relabel / default")
 
 
 def predicted_inputs(height: int, width: int, views, scenes: int):
