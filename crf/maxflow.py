@@ -9,8 +9,9 @@ Two numba solvers share one flat residual layout (``float64 (H*W, 4)``, arcs of 
 direction order left, right, up, down, the reverse of ``d`` is ``d ^ 1``): Boykov-Kolmogorov augmenting
 paths (``crf.boykov_kolmogorov``) and push-relabel (``crf.push_relabel``). On the jump-move graphs of
 615x2048 synthetic scenes BK is 3-10x faster than our push-relabel, and a whole fused move (capacities
-included) takes 0.5-0.8x the time of PyMaxflow's solve alone (``experiments/bench_crf.py``); on those of a network's predictions, where augmenting paths are hundreds of
-pixels long, push-relabel is up to 10x faster than BK. The default, ``"auto"`` (``crf.hybrid``), starts with
+included) takes 0.5-0.8x the time of PyMaxflow's solve alone (``experiments/bench_crf.py``); on those of a
+network's predictions, where augmenting paths are hundreds of pixels long, push-relabel is up to 10x faster
+than BK. The default, ``"auto"`` (``crf.hybrid``), starts with
 BK and hands such graphs over to push-relabel. All return the smallest minimum-cut sink side.
 """
 
