@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 import crf
-from experiments.flags import non_negative_int, positive_int
+from experiments.flags import non_negative_int, parse_noting_given, positive_int, refuse_unused
 from crf.maxflow import PUSH_RELABEL, cut_value, solve_grid
 from crf.move_graph import BOUNDS, jump_move_graph
 from crf.move_solver import MoveSolver
@@ -273,6 +273,12 @@ def _size(text):
     return height, width
 
 
+# the options --smoke sets itself (dest -> flag): given with it, they are refused, not silently replaced
+SMOKE_SETS = {"sizes": "--sizes", "scenes": "--scenes", "behaviour_scenes": "--behaviour-scenes",
+              "behaviour_size": "--behaviour-size", "adversarial": "--adversarial", "large": "--large",
+              "scaling": "--scaling"}
+
+
 def main(argv=None):
     from oosis_jax.evaluation.tables import markdown
 
@@ -289,7 +295,9 @@ def main(argv=None):
     p.add_argument("--scaling", type=non_negative_int, default=24,
                    help="noisy 615x2048 images for the solve_many table (0: skip)")
     p.add_argument("--smoke", action="store_true", help="a few seconds: tiny sizes, one scene")
-    args = p.parse_args(argv)
+    args, given = parse_noting_given(p, argv, SMOKE_SETS)
+    if args.smoke:
+        refuse_unused(p, given, SMOKE_SETS, "--smoke, which sets tiny sizes and one scene itself")
     if importlib.util.find_spec("maxflow") is None:  # the comparison's other solver
         p.error("PyMaxflow is not installed: the tables time it beside our solver; pip install -e '.[test]'")
     if args.smoke:

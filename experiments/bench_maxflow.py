@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from experiments.flags import positive_int
+from experiments.flags import parse_noting_given, positive_int, refuse_unused
 from crf.boykov_kolmogorov import Workspace, boykov_kolmogorov
 from crf.hybrid import STOP_PATH, default_stop_steps
 from crf.maxflow import AUTO, BOYKOV_KOLMOGOROV, PUSH_RELABEL, _residual_graph, cut_value, solve_grid
@@ -119,6 +119,11 @@ def _size(text: str) -> tuple[int, int]:
     return int(height), int(width)
 
 
+# the options --smoke sets itself (dest -> flag): given with it, they are refused, not silently replaced
+SMOKE_SETS = {"synthetic": "--synthetic", "scenes": "--scenes", "adversarial": "--adversarial",
+              "predicted": "--predicted", "views": "--views", "predicted_scenes": "--predicted-scenes"}
+
+
 def main(argv=None) -> str:
     from oosis_jax.evaluation.tables import markdown
 
@@ -132,8 +137,9 @@ def main(argv=None) -> str:
     p.add_argument("--predicted-scenes", type=positive_int, default=1,
                    help="images per predicted row (2x: ~6 min each)")
     p.add_argument("--smoke", action="store_true", help="seconds: tiny inputs, one tiny predicted scene")
-    args = p.parse_args(argv)
+    args, given = parse_noting_given(p, argv, SMOKE_SETS)
     if args.smoke:
+        refuse_unused(p, given, SMOKE_SETS, "--smoke, which sets tiny inputs and one tiny predicted scene itself")
         args.synthetic, args.scenes, args.adversarial, args.predicted = (60, 160), 1, (30, 30), (48, 64)
         args.views, args.predicted_scenes = ["shipped"], 1
     solve_grid(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.ones((2, 2, 2)))  # load the numba caches first

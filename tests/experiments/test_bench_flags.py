@@ -28,11 +28,16 @@ def test_flags_have_one_spelling(script, old, capsys):
     assert f"unrecognized arguments: {old}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [["--model", "resnet50"], ["--steps", "20"], ["--train-size", "225"],
-                                  ["--infer-size", "615", "2048"], ["--batch-sizes", "8"]])
-def test_smoke_refuses_the_flags_it_would_override(args, capsys):
-    """``bench_train --smoke`` sets its model, sizes and repeats: one given with it is refused, not ignored."""
+@pytest.mark.parametrize("script, args", [
+    (bench_train, ["--model", "resnet50"]), (bench_train, ["--steps", "20"]), (bench_train, ["--train-size", "225"]),
+    (bench_train, ["--infer-size", "615", "2048"]), (bench_train, ["--batch-sizes", "8"]),
+    (bench_crf, ["--sizes", "615x2048"]), (bench_crf, ["--scenes", "3"]), (bench_crf, ["--large"]),
+    (bench_crf, ["--scaling", "24"]), (bench_maxflow, ["--synthetic", "615x2048"]),
+    (bench_maxflow, ["--views", "2x"]), (bench_maxflow, ["--predicted-scenes", "2"])])
+def test_smoke_refuses_the_flags_it_would_override(script, args, capsys):
+    """``--smoke`` sets the model, sizes and repeats itself: one given with it (even at its default value) is
+    refused, not silently replaced."""
     with pytest.raises(SystemExit) as exit_info:
-        bench_train.main(["--smoke", *args])
+        script.main(["--smoke", *args])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"{args[0]}" in err and "does not apply with --smoke" in err
