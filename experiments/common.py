@@ -6,7 +6,6 @@ Each script writes ``results.md`` (its table) and PNG plots under ``runs/<experi
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from data import examples as examples_lib
 from experiments.flags import Setup
-from oosis_jax.evaluation.tables import jsonable
+from oosis_jax.evaluation.tables import strict_json
 
 SYNTHETIC_SIZE = (120, 160)
 SMOKE_SIZE = (40, 48)
@@ -213,7 +212,7 @@ def report(s: Setup, title: str, tables: str, notes: str = "", data: dict | None
     path = s.out / "results.md"
     path.write_text(header + tables + ("\n" + notes.strip() + "\n" if notes else ""))
     if data is not None:
-        (s.out / "results.json").write_text(json.dumps(data, indent=1, default=jsonable))
+        (s.out / "results.json").write_text(strict_json(data, indent=1))
     print(tables)
     print(f"wrote {path}" + "".join(f"\n      {p}" for p in plots))
     return path

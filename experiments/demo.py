@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 import warnings
 from pathlib import Path
@@ -331,7 +330,7 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
                "gt_results": names[GT_ROW], "train_seconds": now.seconds if now else 0.0,
                "steps": now.steps if now else None,
                "total_seconds": total, "files": [str(f) for f in files]}
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=tables.jsonable))
+    (out / "results.json").write_text(tables.strict_json(summary, indent=1))
     print(table)
     print(f"results table: {out / 'results.md'}\nall numbers:   {out / 'results.json'}\nplots:")
     for f in files:

@@ -15,7 +15,6 @@ default settings 2000/200/200 scenes of 224-288 x 448-576 pixels (about 200 MB, 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from data import examples as eval_data
 from data.registry import info
 from experiments import flags
 from oosis_jax import evaluation
-from oosis_jax.evaluation import boundaries as boundary_eval
+from oosis_jax.evaluation import boundaries as boundary_eval, tables
 from oosis_jax.inference import instances as prediction
 
 
@@ -107,7 +106,7 @@ def main(argv=None):
     results = evaluator.result()
     results.update(dataset=args.dataset, split=args.split, method=args.method, model=name, failed_images=failures)
     out = Path(args.out)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.json").write_text(tables.strict_json(results, indent=1))
     table = evaluation.markdown_table(results, name)
     (out / "results.md").write_text(f"# {args.dataset} {args.split}\n\n{table}")
     evaluation.plot_curves({name: results}, out)

@@ -24,7 +24,6 @@ image's grid, so not with ``view_grid``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from experiments import flags
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
 from oosis_jax.evaluation.failures import failure_summary
+from oosis_jax.evaluation import tables
 from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row
 from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.instances import LAMBDA, ground_truth_heads_of
@@ -132,8 +132,7 @@ def named(spec: str) -> tuple[str, str]:
 def json_line(row: dict) -> str:
     """``row`` as one strict JSON line: a NaN (e.g. accuracy or pair shares of a set without pairs) or an
     infinity is null."""
-    return json.dumps({k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()},
-                      allow_nan=False) + "\n"
+    return tables.strict_json(row) + "\n"
 
 
 def main(argv=None):

@@ -242,7 +242,10 @@ def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
 def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     """OAIR curves over IoU and confidence (Fig. 9), and the boundary PR curves (one colour per model, solid
     oriented, dashed plain), as PNGs in ``out_dir``; the confidence plot's title says how many thresholds the
-    curves have (one when a model's predictions have no scores, `oair.confidence_thresholds`)."""
+    curves have (one when a model's predictions have no scores, `oair.confidence_thresholds`). ``ValueError``
+    when there is no model to plot."""
+    if not results_by_name:
+        raise ValueError("plot_curves: no results to plot")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,6 +60,22 @@ def held_out_row(results: dict) -> list:
     return [percent(results["weighted_coverage"]), percent(results["oair_iou"]["recall"][0]),
             percent(results["oair_iou"]["accuracy"][0]), percent(results["mask"]["mAP"]),
             percent(b["plain"]["AP"]), percent(b["oriented"]["AP"]), per_scene]
+
+
+def strict_json(value, **dumps_kwargs) -> str:
+    """``value`` as strict JSON text (``json.dumps(..., allow_nan=False)``): numpy arrays and scalars as lists and
+    Python numbers (`jsonable`), and every NaN or infinity (an undefined metric, e.g. OAIR accuracy of a set without
+    pairs) as null, which any JSON reader accepts; Python's bare ``NaN`` token is not JSON."""
+    def finite(v):
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        if isinstance(v, (np.ndarray, np.generic)):
+            return finite(jsonable(v))
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+
+    return json.dumps(finite(value), allow_nan=False, default=jsonable, **dumps_kwargs)
 
 
 def jsonable(value):

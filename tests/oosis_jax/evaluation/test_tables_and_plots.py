@@ -70,3 +70,22 @@ def test_a_curve_with_nothing_to_draw_says_why(tmp_path, figures):
                            "missed": _curve([0.0, 0.0], [nan, nan])}, tmp_path / "oair.png")
     labels = [text.get_text() for text in figures[-1].axes[0].get_legend().get_texts()]
     assert labels == ["drawn", "empty (no GT pairs)", "missed (no pair recovered)"]
+
+
+def test_strict_json_writes_undefined_metrics_as_null():
+    import json
+
+    import numpy as np
+
+    from oosis_jax.evaluation import tables
+
+    value = {"WC": float("nan"), "AP": np.float64("inf"), "curve": np.array([0.5, np.nan]),
+             "rows": [(1, np.float32(0.25))], "n": np.int64(3)}
+    text = tables.strict_json(value)
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"WC": None, "AP": None, "curve": [0.5, None], "rows": [[1, 0.25]], "n": 3}
+
+
+def test_plot_curves_without_results_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no results to plot"):
+        results.plot_curves({}, tmp_path)
