@@ -9,8 +9,9 @@
 # still runs. One deadline bounds them all: DEADLINE_S (450; --cpu-smoke 600) seconds after the script starts.
 # A stage's limit (seconds below, overridable by the environment variables named) shrinks so that the stage with
 # its KILL_S (20) seconds of kill grace, and the least time of every later stage with theirs, end by the
-# deadline; a stage left less than its least is skipped. summary.md is rewritten after every stage, so a run
-# killed from outside still leaves one.
+# deadline; a stage left less than its least is skipped. The limits below add up to more than the deadline: they
+# are ceilings, and when the benches use theirs, train (planned last) gets what is left, at least its least.
+# summary.md is rewritten after every stage, so a run killed from outside still leaves one.
 #   stage        limit        least  what
 #   wheels       WHEELS_S=60  10     pip install --target WORK/site of $WHEELS/*.whl (default .whl) when python lacks
 #                                    grain, array_record, portpicker or pycocotools (later stages import them)
@@ -49,7 +50,8 @@ WORK=${WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
 mkdir -p "$WORK"
 LOG="$OUT/log.txt"
 : >"$LOG"
-rm -f "$OUT/summary.md"
+# a previous run's files would be reported (and sent back) as this run's when a stage fails or is skipped
+rm -f "$OUT"/{summary.md,bench.txt,train_metrics.jsonl,metrics.png,held_out.jsonl,gpu_model.tar}
 exec > >(tee -a "$LOG") 2>&1
 
 # The project's venv when there is one (it has everything), else python3 plus the carried wheels it lacks.
@@ -159,7 +161,9 @@ record() {
   summarize
 }
 
-least() { echo $(( LEAST[$1] < WANT[$1] ? LEAST[$1] : WANT[$1] )); }
+# the least seconds NAME may run: its LEAST, or its wanted limit when smaller, but at least 1 (`timeout 0` would
+# mean no limit at all)
+least() { local l=$(( LEAST[$1] < WANT[$1] ? LEAST[$1] : WANT[$1] )); echo $(( l < 1 ? 1 : l )); }
 
 # fit NAME LIMIT [EXTRA]: LIMIT, shortened so that NAME with its kill grace, EXTRA seconds and the least time of
 # every later stage with its kill grace end by the deadline.
@@ -330,16 +334,25 @@ print('numba cache for the CRF warmed')" >"$WORK/numba_warm.txt" 2>&1 &
   wait "$WARM_PID" || echo "numba warm-up failed: $(tail -3 "$WORK/numba_warm.txt")"
 fi
 
-# 4. Held-out scenes: the trained run (and the shipped model, for comparison, when it is in the tree).
-CHECKPOINTS=(--checkpoint "gpu=$RUN")
+# 4. Held-out scenes: the trained run, when it saved a checkpoint (and the shipped model, for comparison, when it is
+# in the tree).
+CHECKPOINTS=()
+[ -d "$RUN/checkpoints" ] && CHECKPOINTS+=(--checkpoint "gpu=$RUN")
 [ -f oosis_jax/weights/synthetic/weights.npz ] && CHECKPOINTS+=(--checkpoint shipped=synthetic)
 HELD_ARGS=()
 [ "$SMOKE" = 1 ] && HELD_ARGS=(--processes 2)
-stage held_out "$EVAL_S" TERM "$PY" -m experiments.held_out "${CHECKPOINTS[@]}" --sets test --scenes "$SCENES" \
-  --out "$WORK/held_out" "${HELD_ARGS[@]}"
+if [ ${#CHECKPOINTS[@]} = 0 ]; then
+  skip held_out - "no trained run and no shipped model to evaluate"
+else
+  stage held_out "$EVAL_S" TERM "$PY" -m experiments.held_out "${CHECKPOINTS[@]}" --sets test --scenes "$SCENES" \
+    --out "$WORK/held_out" "${HELD_ARGS[@]}"
+fi
 [ -f "$WORK/held_out/rows.jsonl" ] && cp "$WORK/held_out/rows.jsonl" "$OUT/held_out.jsonl"
 
 # 5. The trained run's weights as an exported model folder (Predictor.from_pretrained(folder) loads it).
+if [ ! -d "$RUN/checkpoints" ]; then
+  skip export - "the train stage left no checkpoint to export"
+else
 stage export "$EXPORT_S" TERM env RUN="$RUN" EXPORT="$WORK/gpu_model" "$PY" - <<'EOF'
 import os, shutil
 from oosis_jax.inference.predictor import Predictor, export
@@ -349,6 +362,7 @@ folder = export(pred.model, pred.config, os.environ["EXPORT"], extra={"run": {"t
 shutil.copy(os.path.join(os.environ["RUN"], "metrics.jsonl"), folder)
 print("exported", sorted(os.listdir(folder)))
 EOF
+fi
 if [ -f "$WORK/gpu_model/weights.npz" ]; then
   tar -C "$WORK" -cf "$OUT/gpu_model.tar" gpu_model
   size=$(stat -c %s "$OUT/gpu_model.tar")

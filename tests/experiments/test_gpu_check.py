@@ -22,7 +22,7 @@ case "$1" in
 esac
 if [ "$2" = pip ]; then echo "/usr/bin/python3.11: No module named pip" >&2; exit 1; fi
 if [ "$2" = experiments.train ] && [ -n "${{FAKE_METRICS:-}}" ]; then
-  mkdir -p "$6" && cp "$FAKE_METRICS" "$6/metrics.jsonl"
+  mkdir -p "$6/checkpoints" && cp "$FAKE_METRICS" "$6/metrics.jsonl"  # a run that saved a checkpoint
 fi
 [ "${{FAKE_RC:-0}}" = 0 ] || echo "ModuleNotFoundError: No module named 'grain'"
 sleep "${{FAKE_SECONDS:-0}}"
@@ -121,3 +121,22 @@ def test_training_speed_is_labelled_as_wall_time(tmp_path):
     assert all(row[0] == "ok" for row in stage_rows(tmp_path).values()), log
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "- 80 img/s of wall time from step 100 to 200 (10s, checkpoint saves and validation included" in summary
+
+
+def test_no_stale_files_no_unbounded_stage_and_nothing_to_export_without_a_trained_run(tmp_path):
+    """A previous run's files in OUT are not reported as this run's; a limit of 0 skips the stage (it ran
+    unbounded: `timeout 0` means no limit); a train stage that saved no checkpoint leaves export skipped, and
+    held_out evaluates the shipped model alone."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("gpu_model.tar", "held_out.jsonl", "bench.txt", "metrics.png"):
+        (out / name).write_text("an earlier run's")
+    proc = start(tmp_path, FAKE_SECONDS="3", INFER_S="0", BENCH_S="1", TRAIN_S="70", EVAL_S="5", EXPORT_S="5")
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    rows = stage_rows(tmp_path)
+    assert rows["bench_infer"][:3] == ["skipped", "0", "0"], log
+    assert rows["export"][0] == "skipped" and "no checkpoint" in rows["export"][3], log
+    assert "--checkpoint shipped=synthetic" in log and "gpu=" not in log.split("=== held_out")[1].split("\n")[0]
+    assert not (out / "gpu_model.tar").exists() and not (out / "held_out.jsonl").exists()
+    assert "earlier" not in (out / "bench.txt").read_text() and not (out / "metrics.png").exists()
