@@ -31,8 +31,8 @@ class ModelConfig:
       head_width: channels of the PSP head's 3x3 convolution (512 in the reference).
       aux_width: channels of the auxiliary head on stage 3 (256 in the reference).
       pyramid_bins: output sizes of the pyramid pooling module (1, 2, 3, 6).
-      dropout: rate at which whole feature channels of an image are dropped before the 1x1 logit layers
-        (the reference's Dropout2d).
+      dropout: rate at which whole channels of an image's PSP features are dropped (the reference's Dropout2d),
+        before the 1x1 logit layers, or before the U-Net decoder when there is one; also on the auxiliary head.
       head: "disentangled" (s, b, e heads; Eq. 3-4) or "entangled" (one 5-way softmax, P2ORM-style, Tab. 3a).
       upsample: "joint" (b and e upsampled together by a kernel spanning the channel axis, supplement Fig. 1b)
         or "separate" (each b/e channel upsampled on its own, the ablation of Tab. 5).

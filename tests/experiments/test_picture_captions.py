@@ -31,6 +31,7 @@ def test_scene_panels_carry_the_depth_and_boundary_keys(tmp_path, panels):
                            b=b.astype(np.float32), e=np.where(b[..., None], e, 0.25).astype(np.float32))
     demo.draw_scene(tmp_path / "demo.png", scene, pred)
     render_scenes.render_scene(5, 48, 64, str(tmp_path / "scene.png"))
+    assert len(panels) == 2
     for call in panels:
         assert visualize.DEPTH_KEY in call.caption and visualize.BOUNDARY_KEY in call.caption
 
