@@ -204,7 +204,10 @@ stage() {
     0) echo "=== $name ok in ${took}s" ;;
     124|137) echo "=== $name TIMED OUT after ${took}s (rc $rc)" ;;
     *) note=$(grep -v '^[[:space:]]*$' "$WORK/$name.out" | tail -1 | cut -c1-200 || true)
-       if [ -n "$MISSING" ]; then note="cannot import $MISSING (see the wheels row)${note:+; $note}"; fi
+       if (( rc == 127 )); then note="command not found${note:+: $note}"
+       elif [ -n "$MISSING" ] && grep -qE 'ModuleNotFoundError|ImportError' "$WORK/$name.out"; then
+         note="cannot import $MISSING (see the wheels row)${note:+; $note}"
+       fi
        echo "=== $name FAILED with rc $rc after ${took}s: $note" ;;
   esac
   record "$name" "$rc" "$took" "$limit" "$note"

@@ -24,7 +24,7 @@ if [ "$2" = pip ]; then echo "/usr/bin/python3.11: No module named pip" >&2; exi
 if [ "$2" = experiments.train ] && [ -n "${{FAKE_METRICS:-}}" ]; then
   mkdir -p "$6/checkpoints" && cp "$FAKE_METRICS" "$6/metrics.jsonl"  # a run that saved a checkpoint
 fi
-[ "${{FAKE_RC:-0}}" = 0 ] || echo "ModuleNotFoundError: No module named 'grain'"
+[ "${{FAKE_RC:-0}}" = 0 ] || echo "${{FAKE_ERROR:-ModuleNotFoundError: No module named 'grain'}}"
 sleep "${{FAKE_SECONDS:-0}}"
 exit "${{FAKE_RC:-0}}"
 """
@@ -140,3 +140,11 @@ def test_no_stale_files_no_unbounded_stage_and_nothing_to_export_without_a_train
     assert "--checkpoint shipped=synthetic" in log and "gpu=" not in log.split("=== held_out")[1].split("\n")[0]
     assert not (out / "gpu_model.tar").exists() and not (out / "held_out.jsonl").exists()
     assert "earlier" not in (out / "bench.txt").read_text() and not (out / "metrics.png").exists()
+
+
+def test_a_failure_is_blamed_on_a_missing_package_only_when_it_is_an_import_error(tmp_path):
+    proc = start(tmp_path, FAKE_LACKS="pycocotools", FAKE_RC="1", FAKE_ERROR="RuntimeError: out of memory")
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    rows = stage_rows(tmp_path)
+    assert rows["bench_infer"][0] == "FAILED (rc 1)" and rows["bench_infer"][3] == "RuntimeError: out of memory", log
