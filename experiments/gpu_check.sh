@@ -213,7 +213,8 @@ stage() {
   record "$name" "$rc" "$took" "$limit" "$note"
 }
 
-# The carried packages that python cannot import.
+# The carried packages (the wheels' import names) and those that python cannot import (all when it cannot run).
+CARRIED="grain array_record portpicker pycocotools"
 missing() {
   "$PY" -c 'import importlib, sys
 lacking = []
@@ -222,14 +223,13 @@ for name in sys.argv[1:]:
         importlib.import_module(name)
     except Exception:
         lacking.append(name)
-print(" ".join(lacking))' grain array_record portpicker pycocotools 2>/dev/null \
-    || echo "grain array_record portpicker pycocotools"
+print(" ".join(lacking))' $CARRIED 2>/dev/null || echo "$CARRIED"
 }
 
 # 0. The wheels python lacks (a recorded stage: when it fails, the stages that need them fail naming what is missing).
 LACKING=$(missing)
 if [ -z "$LACKING" ]; then
-  record wheels 0 0 "${WANT[wheels]}" "not needed: $PY imports grain, array_record, portpicker, pycocotools"
+  record wheels 0 0 "${WANT[wheels]}" "not needed: $PY imports $CARRIED"
 elif compgen -G "$WHEELS/*.whl" >/dev/null; then
   stage wheels "${WANT[wheels]}" TERM "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --upgrade --target "$WORK/site" "$WHEELS"/*.whl
