@@ -86,6 +86,11 @@ env = os.environ
 work, out, run = Path(env["WORK"]), Path(env["OUT"]), Path(env["RUN"])
 
 
+def f3(value):
+    """A metric of metrics.jsonl to 3 decimals; null (undefined, e.g. a NaN loss) as n/a."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def records(path):
     """The JSON lines of ``path`` (none when it is missing), less a last one a kill cut short."""
     lines = path.read_text().splitlines() if path.exists() else []
@@ -126,17 +131,18 @@ if metrics:
         speed = (b["step"] - a["step"]) * int(env["BATCH"]) / max(b["time"] - a["time"], 1e-9)
         lines.append(f"- {speed:.0f} img/s of wall time from step {a['step']} to {b['step']} "
                      f"({b['time'] - a['time']:.0f}s, checkpoint saves and validation included; bench_train times "
-                     f"the step alone); loss {a['loss']:.3f} -> {b['loss']:.3f}")
+                     f"the step alone); loss {f3(a['loss'])} -> {f3(b['loss'])}")
     if vals:
         v = vals[-1]
-        lines.append(f"- validation at step {v['step']}: boundary ODS {v['val_boundary_ods']:.3f}, "
-                     f"AP {v['val_boundary_ap']:.3f}; oriented ODS {v['val_oriented_ods']:.3f}, "
-                     f"AP {v['val_oriented_ap']:.3f}")
+        lines.append(f"- validation at step {v['step']}: boundary ODS {f3(v['val_boundary_ods'])}, "
+                     f"AP {f3(v['val_boundary_ap'])}; oriented ODS {f3(v['val_oriented_ods'])}, "
+                     f"AP {f3(v['val_oriented_ap'])}")
 rows = records(work / "held_out" / "rows.jsonl")
 if rows:
     keys = list(rows[0])
     lines += ["", "## held_out (synthetic test scenes)", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |"
+    lines += ["| " + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else "n/a" if r[k] is None else str(r[k])
+                                 for k in keys) + " |"
               for r in rows]
 lines += ["", "Files: " + ", ".join(sorted({p.name for p in out.iterdir() if p.is_file()} | {"summary.md"}))]
 (out / "summary.md.tmp").write_text("\n".join(lines) + "\n")

@@ -92,6 +92,7 @@ def from_scratch_note(config: TrainConfig) -> str | None:
 def plot_metrics(metrics_file: str, output: str) -> None:
     """Training losses and validation boundary ODS/AP against the step, saved as a PNG."""
     import json
+    import math
 
     import matplotlib
 
@@ -100,14 +101,18 @@ def plot_metrics(metrics_file: str, output: str) -> None:
 
     with open(metrics_file) as f:
         records = [json.loads(line) for line in f if line.strip()]
+
+    def series(key):  # an undefined value (null in the file) is a gap in the line
+        return [(r["step"], math.nan if r[key] is None else r[key]) for r in records if key in r]
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key in ("loss", "s", "b", "e", "o", "aux"):
-        points = [(r["step"], r[key]) for r in records if key in r]
+        points = series(key)
         if points:
             left.plot(*zip(*points), label=key)
     left.set(xlabel="step", ylabel="training loss", yscale="log", title="Eq. (4) terms")
     for key in ("val_boundary_ods", "val_boundary_ap", "val_oriented_ods", "val_oriented_ap"):
-        points = [(r["step"], r[key]) for r in records if key in r]
+        points = series(key)
         if points:
             right.plot(*zip(*points), marker="o", label=key.removeprefix("val_"))
     right.set(xlabel="step", ylabel="validation", ylim=(0, 1), title="boundaries")

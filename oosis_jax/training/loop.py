@@ -29,6 +29,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from oosis_jax.evaluation import boundaries as boundary_eval
+from oosis_jax.evaluation.tables import strict_json
 from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import losses
@@ -263,7 +264,8 @@ def open_sources(config: TrainConfig):
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only)."""
+    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only), strict JSON: an undefined
+    value (a NaN loss, validation ODS of a set without boundary pixels) is written as null (`strict_json`)."""
 
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, METRICS_FILE)
@@ -272,7 +274,7 @@ class MetricsLog:
     def write(self, step: int, values: dict) -> None:
         if self.enabled:
             with open(self.path, "a") as f:
-                f.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
+                f.write(strict_json({"step": step, "time": time.time(), **values}) + "\n")
 
     def truncate_after(self, step: int) -> None:
         """Drop the records of steps after ``step`` and any line a kill cut short: a run resumed at ``step``

@@ -331,3 +331,19 @@ def test_validation_batches_of_varying_sizes_stop_the_run_before_its_first_step(
     with pytest.raises(ValueError, match=r"share a size.*set eval_batch_size=1 or a fixed eval_resolution"):
         train.train(config, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # no step was trained
+
+
+def test_an_undefined_metric_is_logged_as_null_and_plotted_as_a_gap(tmp_path):
+    """metrics.jsonl is strict JSON (a NaN loss or validation ODS without boundary pixels is null, not Python's
+    bare NaN token, which jq or a browser cannot read), and the training plot draws such a record as a gap."""
+    from experiments.train import plot_metrics
+
+    log = train.MetricsLog(str(tmp_path))
+    log.write(1, {"loss": 0.5, "val_boundary_ods": float("nan")})
+    log.write(2, {"loss": np.float32("nan"), "val_boundary_ods": 0.25})
+    text = (tmp_path / train.METRICS_FILE).read_text()
+    assert "NaN" not in text
+    records = [json.loads(line, parse_constant=pytest.fail) for line in text.splitlines()]
+    assert [r["val_boundary_ods"] for r in records] == [None, 0.25] and records[1]["loss"] is None
+    plot_metrics(str(tmp_path / train.METRICS_FILE), str(tmp_path / "metrics.png"))
+    assert (tmp_path / "metrics.png").stat().st_size > 0
