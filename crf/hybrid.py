@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from crf.boykov_kolmogorov import FREE, SINK_TREE, boykov_kolmogorov
-from crf.push_relabel import push_relabel, reach_from_excess
+from crf.push_relabel import pinned_capacity, push_relabel, reach_from_excess
 
 # Switch rule (measured in experiments/bench_maxflow.py): the moves of ground-truth, noisy and random inputs
 # average at most about 20 steps per augmentation and finish within about 10 steps per node; those of
@@ -47,11 +47,9 @@ def finish_with_push_relabel(res, terminal, width, tree):
     Push-relabel spends its time moving excess, so it runs on the orientation that starts with fewer nodes
     holding excess (the mirrored graph when more nodes keep source capacity than sink capacity); its sink side
     is then the set reached from the nodes still holding excess. Infinite terminal links (pixels pinned to a
-    side) become a capacity above every finite cut, as in ``crf.grid_maxflow``: an infinite excess pushed along
-    an infinite arc would turn the residuals into NaN. As there, a ``ValueError`` refuses a graph whose flows
-    could then add up beyond float64 (``(k + 1) * big + finite`` not finite, for k infinite terminal links):
-    excesses meeting in one node would become ``inf`` and push-relabel would never end. ``res`` and
-    ``terminal`` are consumed."""
+    side) become ``crf.push_relabel.pinned_capacity``, as in ``crf.grid_maxflow``, and as there a
+    ``ValueError`` refuses a graph whose flows could then add up beyond float64. ``res`` and ``terminal`` are
+    consumed."""
     n = terminal.shape[0]
     sources = 0
     sinks = 0
@@ -67,8 +65,8 @@ def finish_with_push_relabel(res, terminal, width, tree):
         for d in range(4):
             if np.isfinite(res[i, d]):
                 finite += res[i, d]
-    big = 2.0 * finite + 1.0
-    if pinned > 0 and not np.isfinite((pinned + 1) * big + finite):
+    big = pinned_capacity(finite, pinned)
+    if pinned > 0 and not np.isfinite(big):
         raise ValueError("finish_with_push_relabel: with infinite terminal links, each solved as a capacity of "
                          "2 * the finite capacities + 1, the flows could add up beyond float64")
     mirrored = sinks < sources

@@ -21,7 +21,7 @@ from numba import njit
 from crf.boykov_kolmogorov import NEVER, SINK_TREE, Workspace
 from crf.hybrid import default_stop_steps, max_flow
 from crf.inputs import as_array
-from crf.push_relabel import push_relabel, reach_from_excess
+from crf.push_relabel import pinned_capacity, push_relabel, reach_from_excess
 
 # Neighbour directions, as in docs/contracts.md: left, right, up (top), down (bottom).
 LEFT, RIGHT, UP, DOWN = 0, 1, 2, 3
@@ -192,13 +192,11 @@ def grid_maxflow(tedges, right, down, method="auto"):
         finite_total = sum(float(np.where(np.isinf(a), 0.0, a).sum()) for a in (tedges, right[:, :-1], down[:-1]))
     if not np.isfinite(finite_total):
         raise ValueError(f"the finite capacities add up beyond float64 ({finite_total:g}); scale them down")
-    # An infinite t-link is replaced by a capacity larger than every finite cut: a minimum cut of the
-    # modified graph cuts such a link only when every cut of the original graph is infinite. No flow or excess
-    # of the solvers exceeds the source links and the finite arcs together: when that is beyond float64 (several
-    # of these links flowing into one node), push-relabel would meet inf - inf = NaN and never end.
+    # An infinite t-link is replaced by a capacity larger than every finite cut (pinned_capacity): a minimum
+    # cut of the modified graph cuts such a link only when every cut of the original graph is infinite.
     pinned = int(np.isinf(tedges).sum())
-    big = 2.0 * finite_total + 1.0
-    if pinned and not np.isfinite((pinned + 1) * big + finite_total):
+    big = pinned_capacity(finite_total, pinned)
+    if pinned > 0 and not np.isfinite(big):
         raise ValueError(f"the finite capacities add up to {finite_total:g}: with {pinned} infinite t-links, each "
                          "solved as a capacity of 2 * that + 1, the flows could add up beyond float64; scale them "
                          "down")

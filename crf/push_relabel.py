@@ -16,6 +16,20 @@ _GLOBAL_RELABEL_FREQUENCY = 0.5
 
 
 @njit(cache=True)
+def pinned_capacity(finite_total, pinned):
+    """The finite capacity push-relabel solves an infinite terminal link (a pixel pinned to a side) with:
+    ``2 * finite_total + 1``, above every cut of finite capacities (``finite_total``: all of them added up). An
+    infinite excess pushed along an infinite arc would turn the residuals into NaN. No flow or excess exceeds the
+    source links and the finite arcs together; ``inf`` when, with ``pinned`` such links (several flowing into one
+    node), that is beyond float64 (``(pinned + 1) * big + finite_total``), where push-relabel would meet
+    ``inf - inf`` and never end: the callers refuse a graph with ``pinned > 0`` and an infinite result."""
+    big = 2.0 * finite_total + 1.0
+    if pinned > 0 and not np.isfinite((pinned + 1) * big + finite_total):
+        return np.inf
+    return big
+
+
+@njit(cache=True)
 def _offsets(width):
     return np.array([-1, 1, -width, width], dtype=np.int64)
 
