@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from data import examples as examples_lib
+from experiments import flags
 from experiments.flags import Setup
 from oosis_jax.evaluation.tables import strict_json
 
@@ -175,16 +176,27 @@ def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int =
 def predictor(source, s: Setup, config=None):
     """An `oosis_jax.Predictor` running the CRF ``default_method()`` on ``s.processes`` workers.
 
-    ``source``: a trained model (a ``PSPNet``, with its ``config``; the paper's CRF options) or anything
+    ``source``: a trained model (a ``PSPNet``, with its ``config``; the paper's CRF options), anything
     ``Predictor.from_pretrained`` takes (a run's work directory with the paper's CRF options, an exported
-    folder, a shipped name with the CRF options of its card).
+    folder, a shipped name with the CRF options of its card), or a predictor made here (returned as it is).
     """
     from oosis_jax import Predictor
 
+    if isinstance(source, Predictor):
+        return source
     options = dict(method=default_method(), processes=s.processes)
     if isinstance(source, (str, os.PathLike)):
         return Predictor.from_pretrained(source, **options)
     return Predictor(source, config, **options)
+
+
+def checkpoint_predictor(program: str, checkpoint: str | None, s: Setup):
+    """The `predictor` of ``--checkpoint`` (None without one), for a script to load before any other work: a
+    missing, damaged or unknown model is one line naming it (`flags.loading`), not a traceback after minutes."""
+    if checkpoint is None:
+        return None
+    with flags.loading(program, "--checkpoint", checkpoint):
+        return predictor(checkpoint, s)
 
 
 def predict(source, examples: Sequence[dict], s: Setup, config=None) -> list:

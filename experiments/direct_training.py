@@ -96,8 +96,9 @@ def train_direct(s: flags.Setup, args):
     return model, seconds, steps, config
 
 
-def run(s: flags.Setup, args) -> dict:
-    """Rows of the table (evaluation results keyed by row name) plus the Fig. 7 panel's path."""
+def run(s: flags.Setup, args, network=None) -> dict:
+    """Rows of the table (evaluation results keyed by row name) plus the Fig. 7 panel's path; ``network``
+    (anything `common.predictor` takes): the Joint-Labeling model compared with, if any."""
     from oosis_jax import evaluation, visualize
     from oosis_jax.inference import network as predict
 
@@ -107,8 +108,8 @@ def run(s: flags.Setup, args) -> dict:
     heads = [predict.head_probabilities(model, x["image"]) for x in examples]
     direct = [labels_to_prediction(h["s"]) for h in heads]
     results = {DIRECT_ROW: evaluation.evaluate(direct, ground_truth, boundaries=False, progress=False)}
-    if args.checkpoint:
-        joint = class_agnostic(common.predict(args.checkpoint, examples, s))
+    if network is not None:
+        joint = class_agnostic(common.predict(network, examples, s))
         results[JOINT_ROW] = evaluation.evaluate(joint, ground_truth, boundaries=False, progress=False)
     panels, titles = [], []
     for x, p in list(zip(examples, direct))[:3]:
@@ -128,7 +129,7 @@ def main(argv=None):
                    help="Joint-Labeling network to compare with (workdir, exported folder or shipped name)")
     args = p.parse_args(argv)
     s = flags.setup(args)
-    out = run(s, args)
+    out = run(s, args, common.checkpoint_predictor("direct_training", args.checkpoint, s))
     table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in out["results"].items()])
     m, t = out["training"]["config"]["model"], out["training"]
     notes = (f"Class-agnostic (order labels have no class). Direct model: PSPNet blocks {tuple(m['stage_blocks'])} "

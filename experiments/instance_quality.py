@@ -47,15 +47,19 @@ def rows_for(predictions, examples, score_model=None) -> list[list]:
 def main(argv=None):
     p = variants.add_training_args(flags.parser(__doc__, "instance_quality"))
     p.add_argument("--checkpoint", default=None, help="training workdir, exported folder or shipped model name")
-    args = p.parse_args(argv)
+    args, given = flags.parse_noting_given(p, argv, ["steps", "train_minutes"])
+    if args.checkpoint:
+        flags.refuse_unused(p, given, {"steps": "--steps", "train_minutes": "--train-minutes"},
+                            "--checkpoint (its model is not trained here)")
     s = flags.setup(args)
-    examples = common.held_out_examples(s)
     if args.checkpoint:
         if os.path.isdir(os.path.join(args.checkpoint, "checkpoints")):  # a run: say which step is evaluated
-            model, config, step = restore_run(args.checkpoint)
+            with flags.loading("instance_quality", "--checkpoint", args.checkpoint):
+                model, config, step = restore_run(args.checkpoint)
             predictor, origin = common.predictor(model, s, config), f"{step} steps"
         else:
-            predictor, origin = common.predictor(args.checkpoint, s), "history in its model card"
+            predictor = common.checkpoint_predictor("instance_quality", args.checkpoint, s)
+            origin = "history in its model card"
         note = (f"Model: {args.checkpoint} ({origin}; CRF lambda {predictor.lam:g}, {predictor.robustness}). "
                 f"Hardware: {common.hardware()}.")
     else:
@@ -66,6 +70,7 @@ def main(argv=None):
         note = (f"Model trained here: {steps} steps x batch {config.batch_size}, {seconds / 60:.1f} min. "
                 f"Hardware: {common.hardware()}.")
         predictor = common.predictor(model, s, config)
+    examples = common.held_out_examples(s)
     predictions = predictor.replace(score_model=None).predict_many([x["image"] for x in examples],
                                                                     progress=not s.smoke)
     rows = rows_for(predictions, examples, predictor.score_model)

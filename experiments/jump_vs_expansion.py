@@ -5,7 +5,7 @@
 
 Runs each minimiser on the same CRF inputs (ground-truth sigma and O, or the heads of a trained network with
 ``--checkpoint``) in this process, one image at a time, and reports the mean energy reached, how often it is
-the lowest of all methods, the mean time per image, the mean number of labels, and mask/OAIR metrics of the
+the lowest of all methods, the mean time per image, the mean highest label used, and mask/OAIR metrics of the
 resulting instances. Writes ``runs/jump_vs_expansion/results.md`` and ``energy.png`` (energy per image).
 """
 
@@ -75,7 +75,7 @@ def table(per_method: dict, results: dict) -> str:
                      f"{1000 * np.mean(m['seconds']):.0f}", f"{np.mean(m['labels']):.2f}",
                      tables.percent(r["mask"]["mAP"]), tables.percent(r["weighted_coverage"]),
                      tables.percent(r["oair_iou"]["recall"][0]), tables.percent(r["oair_iou"]["accuracy"][0])])
-    headers = ("Minimiser", "mean energy (Eq. 8)", "% images at lowest energy", "ms / image", "mean labels",
+    headers = ("Minimiser", "mean energy (Eq. 8)", "% images at lowest energy", "ms / image", "mean highest label",
                "mAP", "WC", "OAIR recall@0.5", "OAIR accuracy@0.5")
     return tables.markdown(headers, rows)
 
@@ -105,9 +105,11 @@ def main(argv=None):
     p = flags.parser(__doc__, "jump_vs_expansion")
     p.add_argument("--checkpoint", default=None,
                    help="a network's heads instead of ground truth (workdir, exported folder or shipped name)")
-    args = p.parse_args(argv)
+    args, given = flags.parse_noting_given(p, argv, ["processes"])
+    flags.refuse_unused(p, given, {"processes": "--processes"},
+                        "jump_vs_expansion (one process: each minimiser is timed alone on the same core)")
     s = flags.setup(args)
-    per_method, results = run(s, args.checkpoint)
+    per_method, results = run(s, common.checkpoint_predictor("jump_vs_expansion", args.checkpoint, s))
     plot_path = s.out / "energy.png"
     plot(per_method, plot_path)
     source = "network heads" if args.checkpoint else "ground-truth sigma and O"

@@ -60,10 +60,12 @@ def main(argv=None):
     p = flags.parser(__doc__, "lambda_sweep")
     p.add_argument("--checkpoint", default=None,
                    help="network whose heads feed the CRF (workdir, exported folder or shipped name)")
-    p.add_argument("--noise", type=float, default=1.0, help="noise (logit std) of the degraded GT heads")
+    p.add_argument("--noise", type=flags.non_negative_float, default=1.0,
+                   help="noise (logit std) of the degraded GT heads")
     args = p.parse_args(argv)
     s = flags.setup(args)
-    examples, predictions, results = run(s, args.checkpoint, args.noise)
+    network = common.checkpoint_predictor("lambda_sweep", args.checkpoint, s)
+    examples, predictions, results = run(s, network, args.noise)
     rows = [tables.summary_row(f"Joint-Labeling (lambda = {lam:g})", r) for lam, r in results.items()]
     picture = draw(examples, predictions, s.out / "lambda_scenes.png")
     source = f"network heads from {args.checkpoint}" if args.checkpoint else \

@@ -9,7 +9,7 @@ from oosis_jax.training.configs.base import DATASETS, TrainConfig, num_classes
 NAMES = ("smoke", "synthetic", "synthetic_unet", "synthetic_long", "synthetic_band", "kins", "cocoa")
 
 
-def get_config(name: str, **overrides) -> TrainConfig:
+def get_config(name: str, /, **overrides) -> TrainConfig:
     """The preset ``name`` (module ``oosis_jax.training.configs.<name>``) with top-level fields replaced."""
     if name not in NAMES:
         raise ValueError(f"unknown config {name!r}; choose one of {NAMES}")

@@ -1,0 +1,58 @@
+"""The table scripts' flags: a bad ``--checkpoint`` is one line before any work, flags a mode ignores are refused,
+noise values are checked when parsed, and the noisy-depth baseline appears only where depths are known."""
+
+import numpy as np
+import pytest
+
+from experiments import (common, crf_on_gt, direct_training, flags, instance_quality, jump_vs_expansion, lambda_sweep,
+                         oair_baselines)
+
+SCRIPTS = (crf_on_gt, direct_training, instance_quality, jump_vs_expansion, lambda_sweep, oair_baselines)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_a_missing_checkpoint_is_one_line_before_any_work(script, tmp_path, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the scene data was read before the checkpoint was loaded")
+
+    monkeypatch.setattr(common, "held_out_examples", no_work)
+    monkeypatch.setattr(direct_training, "train_direct", no_work)
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["--smoke", "--checkpoint", missing, "--out", str(tmp_path / "out")])
+    name = script.__name__.rsplit(".", 1)[-1]
+    assert str(exit_.value).startswith(f"{name}: cannot load --checkpoint {missing}: ")
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    (jump_vs_expansion, ["--processes", "2"], "--processes does not apply with jump_vs_expansion"),
+    (instance_quality, ["--checkpoint", "synthetic", "--steps", "5"], "--steps does not apply with --checkpoint"),
+    (instance_quality, ["--checkpoint", "synthetic", "--train-minutes", "1"],
+     "--train-minutes does not apply with --checkpoint"),
+    (lambda_sweep, ["--noise", "nan"], "argument --noise: must be a number >= 0, got nan"),
+    (oair_baselines, ["--depth-noise", "-1"], "argument --depth-noise: must be"),
+    (oair_baselines, ["--vote-noise", "inf"], "argument --vote-noise: must be"),
+])
+def test_flags_a_run_would_ignore_or_reject_late_are_parse_errors(script, argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--smoke", "--out", str(tmp_path)] + argv)
+    assert message in capsys.readouterr().err
+
+
+def test_the_noisy_depth_baseline_needs_known_depths():
+    example = common.held_out_examples(flags.Setup("synthetic", True, None, "", 1, 1, "test"))[0]
+    unknown = {**example, "depths": np.full(len(example["depths"]), np.nan)}  # as KINS / COCOA examples
+    without = {k: v for k, v in example.items() if k != "depths"}
+    assert oair_baselines.has_depths([example]) and oair_baselines.has_depths([unknown, example])
+    assert not oair_baselines.has_depths([unknown]) and not oair_baselines.has_depths([without])
+    masks = oair_baselines.ordered(example["instance_map"], example["classes"], np.ones(len(example["classes"])),
+                                   example["edges"])
+    heads = {"b": np.zeros(example["instance_map"].shape), "e": np.full(example["instance_map"].shape + (4,), 0.25)}
+    names = set(oair_baselines.baseline_orderings(masks, unknown, heads, None, seed=0))
+    assert not any(n.startswith("noisy depth") for n in names) and "bottom-y nearer" in names
+
+
+def test_instance_quality_trains_its_own_model_without_a_checkpoint(tmp_path):
+    rows = instance_quality.main(["--smoke", "--limit", "2", "--out", str(tmp_path)])
+    assert [r[0] for r in rows] == ["Joint-Labeling (same score)", "Joint-Labeling (ad-hoc score, Sec. 5.4)"]
+    assert "Model trained here: 2 steps" in (tmp_path / "results.md").read_text()
