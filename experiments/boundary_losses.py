@@ -4,8 +4,9 @@
                                           [--train-minutes M] [--variants NAME ...]
 
 One model per loss (parameters of Sec. 5.6: gamma = 2, Tversky alpha = 0.8, beta = 0.2, Combo alpha = 0.1,
-the defaults of ``oosis_jax.training.losses.LossConfig``); reports the AP of the b head alone (boundary detection)
-and the oriented AP. Writes ``runs/boundary_losses/results.md`` and the precision-recall plot.
+the defaults of ``oosis_jax.training.losses.LossConfig``); reports the AP of the b head alone (boundary detection),
+the oriented AP and ODS, and (beyond the paper) the CRF's weighted coverage. Writes
+``runs/boundary_losses/results.md`` and the precision-recall plot.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ def main(argv=None):
 
     trained = variants.train_variants(s, VARIANTS, args)
     rows = [[name, tables.percent(t["results"]["boundaries"]["plain"]["AP"]),
-             tables.percent(t["results"]["boundaries"]["oriented"]["AP"])] for name, t in trained.items()]
+             tables.percent(t["results"]["boundaries"]["oriented"]["AP"]),
+             tables.percent(t["results"]["boundaries"]["oriented"]["ODS"]), variants.weighted_coverage(t["results"])]
+            for name, t in trained.items()]
     plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
-    common.report(s, "Tab. 3b: b-head losses", tables.markdown(("Loss", "b AP", "oriented AP"), rows),
+    headers = ("Loss", "b AP", "oriented AP", "oriented ODS", variants.WC_HEADER)
+    common.report(s, "Tab. 3b: b-head losses", tables.markdown(headers, rows),
                   variants.training_note(trained), data=trained, plots=plots,
                   images=next(iter(trained.values()))["results"]["num_images"])
     return trained

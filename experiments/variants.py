@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from experiments import common, flags
 from experiments.flags import Setup
-from oosis_jax.evaluation.tables import BOUNDARY_HEADERS, boundary_row, markdown
+from oosis_jax.evaluation.tables import BOUNDARY_HEADERS, boundary_row, markdown, percent
 
 
 DECODER_VARIANT = "U-Net decoder (beyond the paper)"
@@ -69,6 +69,15 @@ def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Names
     return out
 
 
+# Beyond the paper's boundary tables: the weighted coverage of the CRF's instances from the same predictions.
+WC_HEADER = "WC (CRF)"
+
+
+def weighted_coverage(results: dict) -> float:
+    """The `WC_HEADER` cell of a variant's evaluation ``results``, in %."""
+    return percent(results["weighted_coverage"])
+
+
 def training_note(trained: dict[str, dict]) -> str:
     """Model size, steps and time of each variant, and the hardware (for results.md and RESULTS.md)."""
     lines = [f"Hardware: {common.hardware()}."]
@@ -81,14 +90,15 @@ def training_note(trained: dict[str, dict]) -> str:
 
 def compare_boundary_variants(argv, description: str, name: str, title: str, variants: dict) -> dict:
     """The whole of a boundary-model comparison (Tab. 3a, Tab. 5): train every variant, evaluate it, and
-    report oriented ODS/OIS/AP and boundary AP with the precision-recall plot. Returns the trained dict."""
+    report oriented ODS/OIS/AP, boundary AP and (beyond the paper) the CRF's weighted coverage, with the
+    precision-recall plot. Returns the trained dict."""
     from oosis_jax import evaluation
 
     args = add_training_args(flags.parser(description, name, default_limit=30), variants=variants).parse_args(argv)
     s = flags.setup(args)
     trained = train_variants(s, variants, args)
-    rows = [boundary_row(variant, t["results"]) for variant, t in trained.items()]
+    rows = [boundary_row(variant, t["results"]) + [weighted_coverage(t["results"])] for variant, t in trained.items()]
     plots = evaluation.plot_curves({n: t["results"] for n, t in trained.items()}, s.out)
-    common.report(s, title, markdown(BOUNDARY_HEADERS, rows), training_note(trained), data=trained, plots=plots,
-                  images=next(iter(trained.values()))["results"]["num_images"])
+    common.report(s, title, markdown(BOUNDARY_HEADERS + (WC_HEADER,), rows), training_note(trained), data=trained,
+                  plots=plots, images=next(iter(trained.values()))["results"]["num_images"])
     return trained
