@@ -224,11 +224,22 @@ def ground_truth_heads_of(examples: Iterable[dict], num_classes: int) -> list[di
 
 def in_chunks(items: Iterable, size: int) -> Iterator[list]:
     """``items`` as consecutive lists of ``size`` (the last may be shorter), read only as each is needed, so
-    a dataset split is labelled in the memory of one chunk."""
+    a dataset split is labelled in the memory of one chunk. When reading ``items`` raises (e.g. a failed disk
+    read), the items read before it come as a last chunk and the error propagates after it, so their work is
+    not lost."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"chunk size must be a positive int, got {size!r}")
     iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
+    while True:
+        chunk = []
+        try:
+            chunk.extend(itertools.islice(iterator, size))
+        except Exception:
+            if chunk:
+                yield chunk
+            raise
+        if not chunk:
+            return
         yield chunk
 
 

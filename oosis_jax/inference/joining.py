@@ -272,6 +272,10 @@ def join_pieces(prediction: Prediction, pairs: np.ndarray, probabilities: np.nda
     pairs, probabilities = np.asarray(pairs, np.int64).reshape(-1, 2), np.asarray(probabilities, np.float64)
     if len(probabilities) != len(pairs) or not np.isfinite(probabilities).all():
         raise ValueError(f"need one finite probability per pair, got {probabilities.shape} for {len(pairs)} pairs")
+    outside = (pairs < 1) | (pairs > n)
+    if outside.any():
+        k = int(np.flatnonzero(outside.any(axis=1))[0])
+        raise ValueError(f"pair {k} is {pairs[k].tolist()}: instance ids run from 1 to {n} (0 is the background)")
     roots = np.arange(n + 1)
     for k in np.argsort(-probabilities, kind="stable"):
         if probabilities[k] < threshold:

@@ -32,8 +32,8 @@ from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.exported import (CONFIG_FILE, EXPORT_KEYS, SHIPPED, WEIGHTS_DIR, WEIGHTS_FILE, export,
                                           exported_options, load_exported, model_folder, model_names)
 from oosis_jax.inference.files import check_image, checked_images
-from oosis_jax.inference.instances import (LAMBDA, MU, ImageFailure, Prediction, failure_reason, in_chunks,
-                                          label_heads)
+from oosis_jax.inference.instances import (LAMBDA, MU, BadItem, ImageFailure, Prediction, failure_reason,
+                                          in_chunks, label_heads)
 from oosis_jax.inference.joining import JoinModel, fit_join_model, join
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import ScoreModel, fit_score_model, rescore
@@ -224,15 +224,17 @@ class Predictor:
                       progress: bool = True) -> Iterator[tuple[object, Prediction | ImageFailure]]:
         """`predict_iter` of ``(key, image)`` pairs: ``(key, its Prediction or ImageFailure)`` in order, so that
         a caller streaming files or examples keeps what belongs to each image (a file name, its ground truth)
-        while only a chunk of them is held."""
+        while only a chunk of them is held. An item that is not such a pair gives ``(None, ImageFailure)``."""
         pending = collections.deque()  # the keys of the images read and not yet predicted
 
         def images():
             for k, pair in enumerate(keyed):
-                if not (isinstance(pair, tuple) and len(pair) == 2):
-                    raise ValueError(f"predict_keyed: item {k} must be a (key, image) pair, got {type(pair).__name__}")
-                pending.append(pair[0])
-                yield pair[1]
+                if isinstance(pair, tuple) and len(pair) == 2:
+                    pending.append(pair[0])
+                    yield pair[1]
+                else:  # failed already: `_predict_chunk` passes it through
+                    pending.append(None)
+                    yield ImageFailure(k, f"not a (key, image) pair: got {type(pair).__name__}")
 
         for item in self.predict_iter(images(), chunk_size, progress):
             yield pending.popleft(), item
@@ -240,9 +242,13 @@ class Predictor:
     def _predict_chunk(self, chunk: list, start: int) -> list[Prediction | ImageFailure]:
         """`predict_iter`'s items for ``chunk``, the images from index ``start`` on; when the network fails on
         the chunk as a whole (e.g. out of memory), image by image. Failures of the CRF on single images
-        (``crf.BatchError``) are named; any other error (a dead CRF worker, a bug) propagates."""
+        (``crf.BatchError``) are named; any other error (a dead CRF worker, a bug) propagates. An `ImageFailure`
+        in place of an image (`predict_keyed`'s malformed items) is its own item."""
         out, good = {}, {}
         for k, image in enumerate(chunk):
+            if isinstance(image, ImageFailure):
+                out[k] = image
+                continue
             try:
                 good[k] = check_image(image, "the image")
             except ValueError as err:
@@ -268,23 +274,37 @@ class Predictor:
               images: Sequence[np.ndarray] | None = None) -> list[Prediction]:
         """Stage 2 with this predictor's options: one `Prediction` per head dict ``(s, b, e)`` of `heads`;
         ``shapes``: each image's (H, W) when the heads lie on the views' grid (`heads` with ``label_grid``);
-        ``images``: the uint8 images themselves, needed by a ``join_model``. When the CRF fails on some, the
-        ``crf.BatchError`` raised carries the others' finished predictions in ``results`` (None at the failed)."""
+        ``images``: the uint8 images themselves, needed by a ``join_model``. When the CRF fails on some, or
+        finishing them does (`finish`), the ``crf.BatchError`` raised carries the others' finished predictions in
+        ``results`` (None at the failed)."""
         if images is not None and len(images) != len(heads):
             raise ValueError(f"{len(images)} images for {len(heads)} heads")
         if self.join_model is not None and images is None:
             raise ValueError("a predictor with a join_model needs the images of its heads to label them")
-        def finished(predictions):
-            return [None if p is None else self.finish(p, None if images is None else images[i])
-                    for i, p in enumerate(predictions)]
+        failures: dict[int, Exception] = {}
+
+        def finished(predictions):  # an item that cannot be finished (e.g. its image has another size) fails alone
+            out = []
+            for i, p in enumerate(predictions):
+                try:
+                    out.append(None if p is None else self.finish(p, None if images is None else images[i]))
+                except ValueError as err:
+                    failures[i] = BadItem(f"finishing failed: {type(err).__name__}: {err}")
+                    out.append(None)
+            return out
 
         try:
             predictions = label_heads(heads, method=self.method, processes=self.processes, progress=progress,
                                       lam=self.lam, mu=self.mu, robustness=self.robustness, shapes=shapes)
         except crf.BatchError as err:
             err.results = finished(err.results)
-            raise
-        return finished(predictions)
+            if not failures:
+                raise
+            raise crf.BatchError(err.results, dict(sorted({**err.failures, **failures}.items())), "labelling") from err
+        done = finished(predictions)
+        if failures:
+            raise crf.BatchError(done, failures, "labelling")
+        return done
 
     def finish(self, prediction: Prediction, image: np.ndarray | None = None) -> Prediction:
         """``prediction``, a fresh CRF result (the labelling's connected components with the ad-hoc scores of

@@ -57,11 +57,13 @@ class Robustness:
     (`oosis_jax.inference.class_split`; 0 = no split); ``link_gap``: instances at most this many pixels apart
     get an occlusion edge (``crf.instances``' ``gap``; 0 = only touching ones, the paper).
 
-    The sizes (``min_segment``, ``min_area``, ``class_split``, ``link_gap``) count pixels of the grid stage 2
-    labels on: with `oosis_jax.inference.augment.Augmentation`'s ``view_grid`` (the shipped model's views, scale
-    2) that is the views' grid, scale**2 cells per image pixel, and the labelling comes back to the image by
-    nearest-neighbour sampling, after which pieces below ``min_area`` cells' worth of image pixels
-    (``ceil(min_area / scale**2)``) are merged again (`oosis_jax.inference.instances.finish`).
+    The sizes ``min_segment``, ``min_area`` and ``class_split`` count pixels of the grid stage 2 labels on:
+    with `oosis_jax.inference.augment.Augmentation`'s ``view_grid`` (the shipped model's views, scale 2) that is
+    the views' grid, scale**2 cells per image pixel, and the labelling comes back to the image by
+    `oosis_jax.inference.augment.resample_labels` (the label covering most of each pixel), after which pieces
+    below ``min_area`` cells' worth of image pixels (``ceil(min_area / scale**2)``) are merged again
+    (`oosis_jax.inference.instances.finish`). ``link_gap`` counts pixels of the image: the occlusion graph is
+    read from the labelling brought back.
     """
 
     high: float | None = None

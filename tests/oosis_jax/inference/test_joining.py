@@ -85,6 +85,9 @@ def test_join_pieces_joins_above_the_threshold_and_keeps_the_graph_acyclic():
         joining.join_pieces(prediction, np.array([[1, 3]]), np.array([np.nan]), 0.6)
     with pytest.raises(ValueError, match="one finite probability per pair"):
         joining.join_pieces(prediction, np.array([[1, 3]]), np.array([0.9, 0.9]), 0.6)
+    for bad in ([0, 1], [1, 4], [-1, 2]):  # the background, an id beyond the 3 instances, a negative one
+        with pytest.raises(ValueError, match=rf"pair 1 is \[{bad[0]}, {bad[1]}\]: instance ids run from 1 to 3"):
+            joining.join_pieces(prediction, np.array([[1, 3], bad]), np.array([0.9, 0.9]), 0.6)
 
 
 def test_same_object_targets():

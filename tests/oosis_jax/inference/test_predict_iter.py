@@ -92,6 +92,15 @@ def test_each_failure_is_named_by_index_and_the_others_come(predictor, monkeypat
 def test_in_chunks():
     assert list(in_chunks(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(in_chunks([], 2)) == []
+
+    def failing():
+        yield from range(4)
+        raise OSError("read failed")
+
+    chunks = in_chunks(failing(), 3)
+    assert next(chunks) == [0, 1, 2] and next(chunks) == [3]  # what was read before the error still comes
+    with pytest.raises(OSError, match="read failed"):
+        next(chunks)
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="chunk size"):
             list(in_chunks([1], bad))
@@ -144,5 +153,44 @@ def test_a_malformed_heads_dict_costs_only_its_image_and_a_bad_pair_is_named(pre
     assert info.value.results[1:] == [None, None]
     np.testing.assert_array_equal(info.value.results[0].instance_map, predictor.label([heads], progress=False)[0]
                                   .instance_map)
-    with pytest.raises(ValueError, match=r"predict_keyed: item 1 must be a \(key, image\) pair, got ndarray"):
-        list(predictor.predict_keyed([("a", image), image], progress=False))
+    # a malformed pair of predict_keyed is its own failure; the pairs around it come
+    (key_a, a), (key_bad, bad), (key_c, c) = predictor.predict_keyed([("a", image), image, ("c", image)],
+                                                                      progress=False)
+    assert (key_a, key_bad, key_c) == ("a", None, "c") and isinstance(bad, ImageFailure)
+    assert str(bad) == "image 1: not a (key, image) pair: got ndarray"
+    np.testing.assert_array_equal(a.instance_map, c.instance_map)
+
+
+def test_an_item_that_cannot_be_finished_costs_only_itself(predictor, monkeypatch):
+    """A failure after the CRF (e.g. a join model given an image of another size) fails its item alone."""
+    images = _images(3, seed=2)
+    heads = predictor.heads(images, progress=False)
+    finish = predictor.finish
+
+    def finish_failing_on_the_second(prediction, image=None):
+        if image is images[1]:
+            raise ValueError("image (5, 5) and labels (6, 6) must share one grid")
+        return finish(prediction, image)
+
+    monkeypatch.setattr(predictor, "finish", finish_failing_on_the_second)
+    with pytest.raises(crf.BatchError, match=r"labelling: 1 of 3 items failed: item 1: BadItem: finishing "
+                                             r"failed: ValueError: image \(5, 5\)") as info:
+        predictor.label(heads, progress=False, images=images)
+    assert info.value.results[1] is None
+    for k in (0, 2):
+        _same(info.value.results[k], predictor.label([heads[k]], progress=False, images=[images[k]])[0])
+
+
+def test_images_read_before_a_failing_source_are_predicted_first(predictor):
+    batch = _images(4, seed=3)
+
+    def source():
+        yield from batch[:3]
+        raise OSError("disk read failed")
+
+    stream = predictor.predict_iter(source(), chunk_size=2, progress=False)
+    got = [next(stream) for _ in range(3)]  # the full chunk, then the one image read before the error
+    with pytest.raises(OSError, match="disk read failed"):
+        next(stream)
+    for item, image in zip(got, batch):
+        _same(item, predictor(image))
