@@ -166,7 +166,9 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
             _forget(executor)  # the next call starts new workers
             raise concurrent.futures.process.BrokenProcessPool(
                 f"crf.solve_many: a worker process died while labelling {len(jobs)} items (killed, out of memory "
-                "or crashed); no result of this call is kept") from err
+                "or crashed); no result of this call is kept. Workers are spawned and import the main script: a "
+                "script that starts this work at import time, outside `if __name__ == \"__main__\":`, crashes "
+                "every one of them") from err
 
 
 # The kept executor, the number of processes it was made for and the process that made it. _USERS counts the

@@ -163,3 +163,21 @@ def test_a_batch_error_names_every_failed_index():
     error = crf.BatchError([None] * 12, failures)
     assert "7 of 12 items failed" in str(error) and "item 7: ValueError: bad 7" in str(error)
     assert str(error).endswith("; and items 8, 11")
+
+
+def test_a_script_without_the_main_guard_is_told_why_its_workers_died(tmp_path):
+    """Spawned workers import the main script: one that calls solve_many at import time crashes each of them,
+    and the error the user sees says so (they only saw "killed, out of memory or crashed")."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("import numpy as np\nimport crf\n"
+                      "crf.solve_many([(np.ones((8, 8)), np.zeros((8, 8, 4), bool))] * 2, processes=2)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(crf.__file__).resolve().parents[1]))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=120)
+    assert run.returncode != 0
+    assert 'outside `if __name__ == "__main__":`, crashes every one of them' in run.stderr.splitlines()[-1]
