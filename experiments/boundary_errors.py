@@ -15,7 +15,6 @@ missed blue) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from data.examples import synthetic_scenes
 from experiments import flags
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
-from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row
+from oosis_jax.evaluation.tables import HELD_OUT_HEADERS, held_out_row, strict_json
 from oosis_jax.inference import boundary_errors as errors
 from oosis_jax.inference.crf_inputs import predicted_boundary, sigma_from_semantic
 from oosis_jax.inference.instances import label_inputs
@@ -111,7 +110,7 @@ def main(argv=None):
     lines += [f"| {repair} | " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values())
               + " |" for repair, row in oracle_rows.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    (out / "rows.json").write_text(json.dumps({"pixels": rows, "oracle": oracle_rows}, indent=1, default=str))
+    (out / "rows.json").write_text(strict_json({"pixels": rows, "oracle": oracle_rows}, indent=1))
     picture(scenes, boundaries, truths, out / "boundaries.png")
     print("\n".join(lines))
     print(f"wrote {out / 'table.md'} and {out / 'boundaries.png'}")

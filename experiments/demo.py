@@ -298,6 +298,8 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     names.update({MIXED_ROW: mixed_results, GT_ROW: gt_results})  # the table's order: shipped, trained, GT rows
     print("[3/3] writing tables and pictures")
     files = evaluation.plot_curves(names, out)
+    for stale in out.glob("scene_[0-9][0-9].png"):  # an earlier run's panels (e.g. 4 of the default, 2 of smoke)
+        stale.unlink()
     files += [Path(draw_scene(out / f"scene_{i:02d}.png", x, p))
               for i, (x, p) in enumerate(zip(examples[:config.panels], predictions))]
     total = time.time() - start

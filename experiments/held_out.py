@@ -19,6 +19,10 @@ predicted edges between matched instances are true (`oosis_jax.evaluation.failur
 ``--true-heads b,e`` (repeatable; ``none`` by default) feeds the CRF the ground truth's heads named in place of
 the model's (`oosis_jax.inference.heads.mixed_heads_each`): which head limits a model (the heads must lie on the
 image's grid, so not with ``view_grid``).
+
+Every option defaults to the paper's stage 2 (``--robustness paper --lam 20``, ad-hoc scores, connected
+components), not to a model card's settings: a card's own table comes from the command it states, with its
+options spelled out. The rows are printed under their column names and appended to ``--out``/``rows.jsonl``.
 """
 
 from __future__ import annotations
@@ -195,6 +199,8 @@ def main(argv=None):
                                  **dict(zip(HELD_OUT_HEADERS, held_out_row(results)))))
                 if args.failures:
                     rows[-1].update(failure_columns(failure_summary(predictions, scenes)))
+                if len(rows) == 1:  # the columns, once
+                    print(" | ".join(rows[-1]), flush=True)
                 print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()),
                       flush=True)
     with open(out / "rows.jsonl", "a") as f:

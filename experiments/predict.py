@@ -46,7 +46,8 @@ def parse_args(argv=None):
     flags.add_source_arguments(parser)
     parser.add_argument("--images", help="folder of images (with --checkpoint)")
     flags.add_dataset_arguments(parser)  # of --gt (a checkpoint knows its own dataset)
-    parser.add_argument("--limit", type=flags.positive_int, default=None, help="first N examples of the split (--gt)")
+    parser.add_argument("--limit", type=flags.positive_int, default=None,
+                        help="first N examples of the split, in its build's file order (--gt)")
     flags.add_crf_arguments(parser)
     args, given = flags.parse_noting_given(parser, argv, [*NETWORK_ONLY, *GROUND_TRUTH_ONLY])
     if args.gt:
@@ -120,8 +121,9 @@ def _network_predictions(args, failures) -> tuple[list[str], Predicted]:
 
 def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:
     """The dataset's class names and an iterator of ``(stem, stem, image, prediction)`` of the CRF on each
-    example's ground truth (stem: its image id, 6 digits), ``args.chunk_size`` examples at a time; an example
-    the CRF fails on is appended to ``failures`` as (stem, stem, reason)."""
+    example's ground truth (stem: its image id, zero-padded to at least 6 digits), ``args.chunk_size`` examples
+    at a time, in the split's file order; an example the CRF fails on is appended to ``failures`` as (stem, stem,
+    reason)."""
     examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
                                         **flags.parse_key_values(args.dataset_config))
     dataset = info(args.dataset)

@@ -1,11 +1,12 @@
 """Render synthetic scenes with their ground truth as PNG panels.
 
-    python -m experiments.render_scenes --out runs/demo --num 6
+    python -m experiments.render_scenes --out runs/demo --num 6 [--images DIR]
 
 Each panel shows the image, the instances (overlay, class names in the title), the relative depth map of the
 occlusion order (paper Fig. 1: an instance is brighter than every neighbour it occludes) and the oriented
 occlusion boundaries B, E (paper Fig. 4 colours), over a caption saying what the colours mean
-(``visualize.DEPTH_KEY``, ``visualize.BOUNDARY_KEY``).
+(``visualize.DEPTH_KEY``, ``visualize.BOUNDARY_KEY``). ``--images DIR`` also writes each scene's plain image
+(``scene_SEED.png``, the input alone), e.g. to try ``experiments.predict --images DIR`` on.
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ import argparse
 import os
 from collections import Counter
 
+from PIL import Image
 from tqdm import tqdm
 
-from experiments.flags import non_negative_int, positive_int
+from experiments.flags import folder, make_folder, non_negative_int, positive_int
 from data import synthetic
 from oosis_jax import visualize
 from data import targets
 
 
-def render_scene(seed: int, height: int, width: int, path: str) -> str:
-    """Render scene ``seed`` at (height, width) with its ground-truth pictures into the PNG ``path``."""
+def render_scene(seed: int, height: int, width: int, path: str, image_path: str | None = None) -> str:
+    """Render scene ``seed`` at (height, width) with its ground-truth pictures into the PNG ``path``, and the
+    scene's image alone into ``image_path`` when given."""
     scene = synthetic.make_scene(seed, height, width)
+    if image_path is not None:
+        Image.fromarray(scene["image"]).save(image_path)
     inst, edges = scene["instance_map"], scene["edges"]
     b, e = targets.boundary_targets(inst, edges)
     depth = visualize.relative_depth_map(inst, edges)
@@ -46,14 +51,20 @@ def main(argv=None) -> list[str]:
     parser.add_argument("--first-seed", type=non_negative_int, default=1, help="seed of the first scene")
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--images", default=None, metavar="DIR", type=folder,
+                        help="also write each scene's plain image here (inputs for experiments.predict)")
     args = parser.parse_args(argv)
-    if args.num < 1:
-        parser.error("--num must be >= 1")
-    paths = [render_scene(seed, args.height, args.width, os.path.join(args.out, f"scene_{seed:04d}.png"))
-             for seed in tqdm(range(args.first_seed, args.first_seed + args.num), desc="rendering scenes")]
+    if args.images is not None:
+        make_folder(parser, "--images", args.images)
+    seeds = range(args.first_seed, args.first_seed + args.num)
+    paths = [render_scene(seed, args.height, args.width, os.path.join(args.out, f"scene_{seed:04d}.png"),
+                          None if args.images is None else os.path.join(args.images, f"scene_{seed:04d}.png"))
+             for seed in tqdm(seeds, desc="rendering scenes")]
     print(f"wrote {len(paths)} panels to {os.path.abspath(args.out)}:")
     for p in paths:
         print(f"  {p}")
+    if args.images is not None:
+        print(f"and their {len(paths)} images to {os.path.abspath(args.images)}")
     return paths
 
 

@@ -98,8 +98,10 @@ def test_the_trained_network_gets_what_can_be_fitted(fits, words, capsys):
 
 
 def test_demo_without_train_uses_only_the_shipped_model_and_resumes_training(smoke_demo, tmp_path):
+    (tmp_path / "scene_03.png").write_bytes(b"a panel of an earlier, larger run")
     summary = demo.main(["--config", "smoke", "--out", str(tmp_path)])
     assert summary["steps"] is None and summary["trained_results"] is None
+    assert not (tmp_path / "scene_03.png").exists() and (tmp_path / "scene_00.png").exists()  # no stale panel
     assert [r[0] for r in table_rows(tmp_path / "results.md")][:2] == [demo.SHIPPED_ROW, demo.MIXED_ROW]
     assert not (tmp_path / "tfds").exists()
     out, first = smoke_demo

@@ -8,10 +8,13 @@ from experiments import held_out
 from oosis_jax.evaluation import failures
 
 
-def test_rows_for_each_option_and_score(tmp_path):
+def test_rows_for_each_option_and_score(tmp_path, capsys):
     common = ["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
               "--lam", "50", "--out", str(tmp_path)]
     held_out.main(common + ["--robustness", "paper", "--robustness", "min_area=30"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("set | model | robustness | lam | ") and "| WC | OAIR recall@0.5 |" in printed[0]
+    assert printed[1].startswith("test | shipped | paper | 50.0 | ") and printed[2].startswith("test | shipped | min")
     held_out.main(common + ["--robustness", "paper", "--scores", "learned", "--failures"])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert [(r["robustness"], r["scores"]) for r in rows] == [("paper", "adhoc"), ("min_area=30", "adhoc"),

@@ -52,3 +52,14 @@ def test_boundary_error_picture_names_its_colours(tmp_path, panels):
         colour = canvas[mask][0].astype(float)
         name = min(reference, key=lambda n: np.linalg.norm(colour - reference[n]))
         assert f"{name} {category.replace('_', ' ')}" in title
+
+
+def test_render_scenes_can_write_the_plain_images_to_predict_on(tmp_path):
+    from PIL import Image
+
+    render_scenes.main(["--num", "2", "--first-seed", "3", "--height", "40", "--width", "48",
+                        "--out", str(tmp_path / "panels"), "--images", str(tmp_path / "images")])
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["scene_0003.png", "scene_0004.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "images" / "scene_0004.png")),
+                                  synthetic.make_scene(4, 40, 48)["image"])
+    assert (tmp_path / "panels" / "scene_0004.png").exists()
