@@ -38,6 +38,9 @@ def check_sigma_occ(sigma, occ):
         raise ValueError("sigma contains NaN or inf")
     if sigma.min() < 0.0 or sigma.max() > 1.0:
         raise ValueError(f"sigma must lie in [0, 1], got range [{sigma.min()}, {sigma.max()}]")
+    if occ.ndim == 3 and occ.shape[2] == 4 and occ.shape[:2] != sigma.shape:
+        raise ValueError(f"sigma has shape {sigma.shape} (H, W) but occ has {occ.shape} (H, W, 4): "
+                         "they must share H and W")
     if occ.shape != sigma.shape + (4,):
         raise ValueError(f"occ must have shape {sigma.shape + (4,)} (H, W, 4), got {occ.shape}")
     if occ.dtype != np.bool_:

@@ -32,6 +32,7 @@ import concurrent.futures
 import importlib.util
 import multiprocessing
 import os
+import sys
 import time
 
 import numpy as np
@@ -145,9 +146,17 @@ def _inputs(seed, height, width, variant):
     return scene_inputs(seed, height, width, variant)[:2]
 
 
+def progress(table, headers, row):
+    """A finished row of ``table`` on stderr while the others run (minutes each), its cells named by ``headers``:
+    ``speed: size = 615x2048, inputs = gt, ...``. The tables themselves are printed at the end."""
+    cells = ", ".join(f"{header} = {cell}" for header, cell in zip(headers, row))
+    print(f"{table}: {cells}", file=sys.stderr, flush=True)
+
+
 def speed_row(height, width, variant, scenes, pymaxflow=True):
     """One row of the speed table: per-move and per-image times of ours and PyMaxflow (jump moves), crf.solve
-    per image and its ratio to crf.jump_moves (each image: jump_moves, then solve), peak memory of both."""
+    per image and its ratio to crf.jump_moves (each image: jump_moves, then solve), peak memory of both; reported
+    as `progress` once measured."""
     ours, theirs, solves, push_relabel, agree, image_jump, image_solve = [], [], [], [], 0, [], []
     for seed in range(scenes):
         sigma, occ = _inputs(seed, height, width, variant)
@@ -180,7 +189,7 @@ def speed_row(height, width, variant, scenes, pymaxflow=True):
         pm = ("-",) * 7
     row = [f"{height}x{width}", variant, f"{moves / scenes:.1f}", f"{1e3 * ours.mean():.1f}", *pm[:4], f"{jump:.3f}",
            *pm[4:], memory[0], f"{solve:.3f}", f"{solve / jump:.2f}", memory[1]]
-    print(row, flush=True)
+    progress("speed", SPEED_HEADERS, row)
     return row
 
 
@@ -253,7 +262,8 @@ SCALING_HEADERS = ("images", "size", "processes", "wall s", "images / s", "speed
 
 def scaling_rows(count, height, width):
     """``crf.solve_many`` on ``count`` noisy images, one process and then every core: does it keep every core
-    busy? Wall time includes starting the worker processes (``spawn``, numba caches loaded)."""
+    busy? Wall time includes starting the worker processes (``spawn``, numba caches loaded). Each row is reported
+    as `progress` once measured."""
     inputs = [_inputs(seed, height, width, "noisy") for seed in range(count)]
     cores = os.cpu_count() or 1
     rows, base = [], None
@@ -264,7 +274,7 @@ def scaling_rows(count, height, width):
         base = base or wall
         rows.append([count, f"{height}x{width}", processes, round(wall, 2), round(count / wall, 2),
                      round(base / wall, 2), round(base / wall / processes, 2)])
-        print(rows[-1], flush=True)
+        progress("solve_many", SCALING_HEADERS, rows[-1])
     return rows
 
 

@@ -84,6 +84,8 @@ def typed_value(key: str, raw: str, annotation: str):
         return value
     if "int" in kinds and isinstance(value, int) and not isinstance(value, bool):
         return value
+    if "float" in kinds and isinstance(value, str) and not math.isfinite(_float_or_zero(raw)):  # nan, inf
+        raise ValueError(f"{key}={raw}: {key} must be a finite number")
     if "float" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ValueError(f"{key}={raw}: {key} must be a finite number")
@@ -94,6 +96,14 @@ def typed_value(key: str, raw: str, annotation: str):
     elif any(kind.startswith("tuple") for kind in kinds) and isinstance(value, (tuple, list)):
         return tuple(tuple(x) if isinstance(x, list) else x for x in value)
     raise ValueError(f"{key}={raw}: {key} expects {annotation}, got {raw!r}")
+
+
+def _float_or_zero(raw: str) -> float:
+    """``float(raw)``, which reads ``nan`` and ``inf`` (no Python literals), else 0."""
+    try:
+        return float(raw)
+    except ValueError:
+        return 0.0
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, default: str | None = "synthetic") -> None:

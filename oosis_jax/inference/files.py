@@ -15,6 +15,7 @@ one input image (EXIF orientation applied, 16-bit greyscale scaled, unreadable f
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -151,6 +152,8 @@ def read_image(path) -> np.ndarray:
     corrupt file or an unsupported pixel mode.
     """
     try:
+        if isinstance(path, (str, os.PathLike)) and Path(path).is_file() and Path(path).stat().st_size == 0:
+            raise ValueError("the file is empty (0 bytes)")
         with Image.open(path) as image:
             image.load()
             rgb = rgb8(ImageOps.exif_transpose(image))
@@ -187,8 +190,15 @@ def image_files(folder, failures: list | None = None) -> list[Path]:
 
 
 def check_image(image, name: str = "image") -> np.ndarray:
-    """``image`` as a uint8 (H, W, 3) array with at least one pixel; ``ValueError`` naming ``name`` if not."""
+    """``image`` as a uint8 (H, W, 3) array with at least one pixel; ``ValueError`` naming ``name`` if not (a str or
+    path, the name of a file, points to `read_image`; another non-array object is named by its type)."""
+    if isinstance(image, (str, os.PathLike)):
+        kind = "str" if isinstance(image, str) else "path"
+        raise ValueError(f"{name} is a {kind} ({image!r}), not an image array: read image files with "
+                         "oosis_jax.inference.files.read_image")
     array = as_array(name, image)
+    if array.ndim == 0 and not isinstance(image, np.ndarray):  # None, a number, a dict, bytes...
+        raise ValueError(f"{name} must be a uint8 (H, W, 3) array, got an object of type {type(image).__name__}")
     if array.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 RGB, got dtype {array.dtype}")
     if array.ndim != 3 or array.shape[2] != 3:

@@ -6,6 +6,7 @@ The data position needs no separate record: the input stream is indexed by step
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -82,11 +83,41 @@ def _quiet_damaged_reads():
     return undo
 
 
+READ_ONLY_WARNING = "Given directory is read only=%s"  # orbax's absl warning for every read-only manager
+
+
+class _ReadOnlyOnPurpose(logging.Filter):
+    """Drops orbax's absl warning ``READ_ONLY_WARNING`` for ``directory``, which `_restore_step` opens read-only on
+    purpose (reads never write): the warning reads like a file-system problem. Every other record passes, that
+    warning for another folder included."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = str(directory)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.msg == READ_ONLY_WARNING and len(args) == 1 and str(args[0]) == self.directory)
+
+
+@contextlib.contextmanager
+def _quiet_read_only(directory):
+    """`_ReadOnlyOnPurpose` on the ``absl`` logger for the duration of the ``with`` block only."""
+    absl_log, log_filter = logging.getLogger("absl"), _ReadOnlyOnPurpose(directory)
+    absl_log.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        absl_log.removeFilter(log_filter)
+
+
 def _restore_step(directory, step: int, abstract):
     """One step through its own read-only manager: after a failed restore (e.g. of an empty step folder) an
-    orbax manager can no longer restore any step, so each attempt gets a fresh one."""
+    orbax manager can no longer restore any step, so each attempt gets a fresh one (without orbax's warning that
+    the folder is read only: `_quiet_read_only`)."""
     options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0, max_to_keep=None)
-    reader = ocp.CheckpointManager(directory, options=options)
+    with _quiet_read_only(directory):
+        reader = ocp.CheckpointManager(directory, options=options)
     try:
         return reader.restore(step, args=ocp.args.StandardRestore(abstract))
     finally:

@@ -176,7 +176,11 @@ def test_region_graph_energy_is_exact_and_descent_strictly_lowers_it():
 
 @pytest.mark.parametrize("sigma, occ, kwargs, message", [
     (np.full((3, 3), np.nan), np.zeros((3, 3, 4), bool), {}, "NaN"),
-    (np.zeros((3, 3)), np.zeros((3, 4, 4), bool), {}, "occ must have shape"),
+    (np.zeros((3, 3)), np.zeros((3, 4, 4), bool), {},
+     r"^sigma has shape \(3, 3\) \(H, W\) but occ has \(3, 4, 4\) \(H, W, 4\): they must share H and W$"),
+    (np.zeros((120, 4)), np.zeros((120, 5, 4), bool), {}, r"sigma has shape \(120, 4\) .* but occ has \(120, 5, 4\)"),
+    (np.zeros((3, 3)), np.zeros((3, 3, 2), bool), {}, r"occ must have shape \(3, 3, 4\) \(H, W, 4\), got \(3, 3, 2\)"),
+    (np.zeros((3, 3)), np.zeros((3, 3), bool), {}, r"occ must have shape \(3, 3, 4\) \(H, W, 4\), got \(3, 3\)"),
     (np.zeros((3, 3)), np.zeros((3, 3, 4), np.uint8), {}, "bool"),
     (np.zeros((0, 3)), np.zeros((0, 3, 4), bool), {}, "sigma must have shape"),
     (np.full((3, 3), 1.5), np.zeros((3, 3, 4), bool), {}, r"\[0, 1\]"),

@@ -8,8 +8,14 @@ from crf.move_graph import jump_move_graph
 from experiments import bench_crf
 
 
-def test_smoke_tables():
+def test_smoke_tables(capsys):
     speed, behaviour = bench_crf.main(["--smoke"])
+    out = capsys.readouterr()
+    assert "['" not in out.out + out.err  # no raw Python lists before the tables
+    progress = [line for line in out.err.splitlines() if line.startswith("speed: ")]
+    assert [line.split(", ")[:2] for line in progress] == [["speed: size = 60x160", "inputs = gt"],
+                                                           ["speed: size = 60x160", "inputs = noisy"]]
+    assert "equal flows = " in progress[0] and out.out.lstrip().startswith("## CRF speed")
     headers = [cell.strip() for cell in speed.strip().splitlines()[0].split("|")[1:-1]]
     assert headers[5:8] == ["PyMaxflow build+solve ms/move", "(PyMaxflow solve only ms/move)",
                             "ours / PyMaxflow build+solve"]
@@ -37,3 +43,11 @@ def test_pymaxflow_times_exclude_our_capacities(monkeypatch):
     ours, theirs, solves, agree, visited = bench_crf.time_moves(sigma, occ)
     assert len(ours) == len(theirs) == len(solves) == len(visited) == agree >= 2
     assert theirs.max() < 0.2 and np.all(solves <= theirs)
+
+
+def test_scaling_rows_are_reported_as_named_cells(monkeypatch, capsys):
+    monkeypatch.setattr(bench_crf.os, "cpu_count", lambda: 1)  # one process only: no workers to start
+    rows = bench_crf.scaling_rows(2, 24, 32)
+    out = capsys.readouterr()
+    assert len(rows) == 1 and out.out == "" and "['" not in out.err
+    assert out.err.startswith("solve_many: images = 2, size = 24x32, processes = 1, wall s = ")

@@ -25,8 +25,12 @@ def test_overrides_are_typed_by_the_config_fields():
 
 
 @pytest.mark.parametrize("pair, message", [
-    ("base_lr=nan", r"base_lr expects float, got 'nan'"),
+    ("base_lr=nan", r"--set base_lr=nan: base_lr must be a finite number$"),
+    ("base_lr=-inf", r"--set base_lr=-inf: base_lr must be a finite number$"),
+    ("base_lr=Infinity", r"--set base_lr=Infinity: base_lr must be a finite number$"),
     ("base_lr=1e999", "base_lr must be a finite number"),
+    ("base_lr=fast", r"base_lr expects float, got 'fast'"),
+    ("num_steps=nan", r"num_steps expects int \| None, got 'nan'"),
     ("num_steps=abc", r"num_steps expects int \| None, got 'abc'"),
     ("num_steps=2.5", r"num_steps expects int \| None"),
     ("batch_size=True", "batch_size expects int"),

@@ -1,5 +1,8 @@
 """Reading input images (``oosis_jax.inference.files.read_image``/``image_files``, issue 13): EXIF
-orientation, 16-bit greyscale, bad files named, tiny images and stem clashes refused up front."""
+orientation, 16-bit greyscale, bad files named, tiny images and stem clashes refused up front; ``check_image``
+naming a file name or another non-array object given for an image."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +33,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert image[5:15, 25:35, 0].min() > 200 and image[5:15, 5:15, 0].max() < 50  # now top-right
 
 
-@pytest.mark.parametrize("content, reason", [(b"", "cannot identify"), (None, "truncated"),
+@pytest.mark.parametrize("content, reason", [(b"", r"the file is empty \(0 bytes\)"), (None, "truncated"),
                                              (b"not an image at all", "cannot identify")])
 def test_bad_files_are_named_in_the_error(tmp_path, content, reason):
     path = tmp_path / "bad.png"
@@ -57,5 +60,23 @@ def test_image_files_raise_or_collect_twins_by_file_name(tmp_path):
     failures = []
     assert [path.name for path in prediction_io.image_files(tmp_path, failures)] == ["a.png", "z.png"]
     assert [name for name, _ in failures] == ["x.jpg", "x.png"] and "rename one" in failures[0][1]
-    with pytest.raises(ValueError, match="cannot read image"):
+    with pytest.raises(ValueError, match=r"^cannot read image .*z.png: the file is empty \(0 bytes\)$"):
         prediction_io.read_image(tmp_path / "z.png")
+
+
+@pytest.mark.parametrize("image, got", [("x.jpg", r"a str \('x.jpg'\)"),
+                                        (Path("x.jpg"), r"a path \(\w*Path\('x.jpg'\)\)")])
+def test_a_file_name_given_as_the_image_points_to_read_image(image, got):
+    with pytest.raises(ValueError, match=f"^photo is {got}, not an image array: read image files with "
+                                         r"oosis_jax\.inference\.files\.read_image$"):
+        prediction_io.check_image(image, "photo")
+
+
+@pytest.mark.parametrize("image, kind", [(None, "NoneType"), (3, "int"), ({"a": 1}, "dict"), (b"\x89PNG", "bytes")])
+def test_another_non_array_given_as_the_image_is_named_by_its_type(image, kind):
+    with pytest.raises(ValueError, match=rf"^photo must be a uint8 \(H, W, 3\) array, got an object of type {kind}$"):
+        prediction_io.check_image(image, "photo")
+    with pytest.raises(ValueError, match="photo must be uint8 RGB, got dtype int64"):  # arrays keep their errors
+        prediction_io.check_image(np.zeros((2, 2, 3), np.int64), "photo")
+    with pytest.raises(ValueError, match=r"photo must have shape \(H, W, 3\), got \(\)"):
+        prediction_io.check_image(np.array(3, np.uint8), "photo")

@@ -110,6 +110,33 @@ def test_a_healthy_restore_leaves_the_error_hooks_as_they_were(finished_run):
     assert sys.unraisablehook is hook and logging.getLogger("asyncio").filters == filters
 
 
+def test_a_restore_does_not_warn_that_the_folder_it_opens_read_only_is_read_only(tmp_path, caplog):
+    """Orbax warns "Given directory is read only=DIR" for every read-only manager; the reads open theirs read-only
+    on purpose, so that warning (and only it, for their folder, while they open it) is dropped."""
+    import orbax.checkpoint as ocp
+
+    state = {"w": np.arange(3.0)}
+    writer = checkpointing.manager(str(tmp_path))
+    checkpointing.save(writer, 1, state, force=True)
+    writer.wait_until_finished()
+    absl_log, filters = logging.getLogger("absl"), list(logging.getLogger("absl").filters)
+    with caplog.at_level(logging.WARNING):
+        np.testing.assert_array_equal(checkpointing.restore_latest(writer, state)["w"], state["w"])
+        assert not [r for r in caplog.records if "read only" in r.getMessage()]
+        assert absl_log.filters == filters  # taken back after the call
+        folder = writer.directory
+        with checkpointing._quiet_read_only(folder):
+            absl_log.warning(checkpointing.READ_ONLY_WARNING, folder)  # dropped
+            absl_log.warning(checkpointing.READ_ONLY_WARNING, tmp_path / "elsewhere")
+            absl_log.warning("another warning about %s", folder)
+        options = ocp.CheckpointManagerOptions(read_only=True)
+        ocp.CheckpointManager(folder, options=options).close()  # outside our reads: orbax's warning as before
+    writer.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "absl" and str(tmp_path) in r.getMessage()] == [
+        f"Given directory is read only={tmp_path / 'elsewhere'}", f"another warning about {folder}",
+        f"Given directory is read only={folder}"]
+
+
 def test_restore_skips_an_empty_newest_step_folder_and_says_which_step(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
     shutil.rmtree(workdir / "checkpoints" / "6")
