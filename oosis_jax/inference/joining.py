@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from data.targets import touching_pairs
 from oosis_jax.inference.instances import Prediction, adhoc_scores
-from oosis_jax.inference.scoring import fit_logistic, logistic
+from oosis_jax.inference.scoring import check_feature_names, fit_logistic, logistic
 
 MAX_GAP = 25  # px between the nearest pixels of two pieces
 MIN_FRONT = 0.5  # share of the gap between the pieces covered by instances in front of both
@@ -227,15 +227,7 @@ class JoinModel:
                         float(values["bias"]), float(values["threshold"]))
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"not a JoinModel: {reprlib.repr(values)} ({err!r})") from err
-        if features != list(JOIN_FEATURES):
-            stored = list(features) if isinstance(features, (list, tuple)) else []
-            k = next((i for i, (a, b) in enumerate(zip(stored, JOIN_FEATURES)) if a != b),
-                     min(len(stored), len(JOIN_FEATURES)))  # the first difference, else where the shorter ends
-            found, wanted = (reprlib.repr(names[k]) if k < len(names) else "missing"
-                             for names in (stored, JOIN_FEATURES))
-            raise ValueError(f"this join model was fitted on other pair features than this version's (feature {k}: "
-                             f"{found}, here {wanted}; stored names: {reprlib.repr(features)}); fit it again "
-                             "(experiments.export_model --fit-joins)")
+        check_feature_names(features, JOIN_FEATURES, "join model", "experiments.export_model --fit-joins")
         return model
 
 

@@ -18,8 +18,22 @@ import numpy as np
 from oosis_jax.inference.instances import Prediction, border_pixels
 
 FEATURES = ("log area", "mean b on the border", "mean b inside", "mean foreground probability",
-            "mean probability of its class", "share of the border on the image edge", "border / sqrt(area)",
+            "mean probability of its class", "share of its outline on the image frame", "border / sqrt(area)",
             "log(1 + ad-hoc score)")
+
+
+def check_feature_names(stored, expected: tuple[str, ...], model: str, refit: str) -> None:
+    """``ValueError`` unless ``stored`` (the feature names a ``model`` was saved with; None for one saved before
+    they were) are ``expected``: an earlier version's features can have the same number of values but other
+    meanings, so applying it would be silently wrong. Names the first difference and the ``refit`` command."""
+    if stored == list(expected):
+        return
+    names = list(stored) if isinstance(stored, (list, tuple)) else []
+    k = next((i for i, (a, b) in enumerate(zip(names, expected)) if a != b),
+             min(len(names), len(expected)))  # the first difference, else where the shorter ends
+    found, wanted = (reprlib.repr(n[k]) if k < len(n) else "missing" for n in (names, expected))
+    raise ValueError(f"this {model} was fitted on other features than this version's (feature {k}: {found}, here "
+                     f"{wanted}; stored names: {reprlib.repr(stored)}); fit it again ({refit})")
 
 
 def instance_features(prediction: Prediction) -> np.ndarray:
@@ -50,7 +64,7 @@ def instance_features(prediction: Prediction) -> np.ndarray:
         per_instance(np.where(border, 0.0, b)) / inside_count,
         per_instance(1.0 - s[..., 0]) / area,
         per_instance(class_probability) / area,
-        per_instance(edge & border) / border_count,
+        per_instance(edge) / np.maximum(per_instance(border | edge), 1.0),  # outline: border and frame pixels
         border_count / np.sqrt(area),
         np.log1p(np.maximum(np.asarray(prediction.scores, np.float64), 0.0)),
     ], axis=1)
@@ -126,14 +140,19 @@ class ScoreModel:
         return cls(tuple(mean.tolist()), tuple(scale.tolist()), tuple(w[:-1].tolist()), float(w[-1]))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The model's values and the names of the features it was fitted on (`FEATURES`)."""
+        return {**dataclasses.asdict(self), "features": list(FEATURES)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "ScoreModel":
+        """The model `to_dict` wrote; ``ValueError`` for one fitted on other features than `FEATURES`."""
         try:
-            return cls(tuple(values["mean"]), tuple(values["scale"]), tuple(values["weights"]), float(values["bias"]))
-        except (KeyError, TypeError) as err:
+            model = cls(tuple(values["mean"]), tuple(values["scale"]), tuple(values["weights"]), float(values["bias"]))
+            stored = values.get("features")
+        except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"not a ScoreModel: {reprlib.repr(values)} ({err!r})") from err
+        check_feature_names(stored, FEATURES, "score model", "experiments.export_model --fit-scores")
+        return model
 
 
 def rescore(prediction: Prediction, model: ScoreModel) -> Prediction:

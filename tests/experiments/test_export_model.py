@@ -102,7 +102,7 @@ def test_a_re_exported_folder_drops_its_old_learned_score_and_joins(tmp_path):
     values = json.loads((folder / "config.json").read_text())
     values["export"]["join_model"] = old_joins
     (folder / "config.json").write_text(json.dumps(values))
-    with pytest.raises(ValueError, match="other pair features"):
+    with pytest.raises(ValueError, match="other features"):
         export_model.predictor.Predictor.from_pretrained(folder)
     assert export_model.predictor.Predictor.from_pretrained(folder, join_model=None).join_model is None
     pred, facts = export_model.loaded_for_export(folder, Robustness(min_area=5), 30.0, Augmentation(flip=True))

@@ -131,10 +131,10 @@ def test_join_model_fits_serialises_and_validates():
     with pytest.raises(ValueError, match="not a JoinModel"):
         joining.JoinModel.from_dict({"mean": [0.0]})
     stale = {**model.to_dict(), "features": [*joining.JOIN_FEATURES[:-1], "an old feature"]}
-    with pytest.raises(ValueError, match="other pair features than this version's \\(feature 32: 'an old feature'"):
+    with pytest.raises(ValueError, match="other features than this version's \\(feature 32: 'an old feature'"):
         joining.JoinModel.from_dict(stale)
     for features in (None, 3, [[1]]):  # an earlier version's (no names), or not names at all
-        with pytest.raises(ValueError, match="other pair features than this version's \\(feature 0: "):
+        with pytest.raises(ValueError, match="other features than this version's \\(feature 0: "):
             joining.JoinModel.from_dict({**model.to_dict(), "features": features})
     with pytest.raises(ValueError, match="needs"):
         joining.JoinModel(model.mean[:3], model.scale[:3], model.weights[:3], 0.0)

@@ -39,8 +39,15 @@ def test_features_of_two_squares():
     np.testing.assert_allclose(features[0, 1:3], [1.0, (5 * 1.0 + 4 * 0.5) / 9])   # mean b: border, inside
     np.testing.assert_allclose(features[1, 1:3], 0.0)
     np.testing.assert_allclose(features[:, 3:5], 0.8)               # foreground and class probability
-    np.testing.assert_allclose(features[0, 5], 2 / 7)                # (0, 3) and (3, 0) lie on the image edge
+    # its outline: those 7 and the 7 pixels on the image's frame, (0, 3) and (3, 0) both: 7 of 12 on the frame
+    np.testing.assert_allclose(features[0, 5], 7 / 12)
     np.testing.assert_allclose(features[1, 5], 0.0)
+    half = np.zeros((20, 30), np.int32)
+    half[:, :15] = 1  # an object cut by three sides of the image: most of its outline is the frame
+    cut = assemble(half, np.full((20, 30, 2), 0.5, np.float32), np.zeros((20, 30), np.float32),
+                   np.zeros((20, 30, 4), np.float32))
+    # frame: 15 + 15 + 20 - 2 corners = 48 pixels; outline: those and the 20 of column 14, 2 counted in both
+    np.testing.assert_allclose(instance_features(cut)[0, 5], 48 / 66)
     assert instance_features(assemble(np.zeros((4, 4), np.int32), np.ones((4, 4, 2), np.float32) / 2,
                                       np.zeros((4, 4), np.float32), np.zeros((4, 4, 4), np.float32))).shape == (0, K)
 
@@ -75,6 +82,13 @@ def test_bad_models_and_inputs_raise():
         ScoreModel((np.nan,) * K, (1.0,) * K, (1.0,) * K, 0.0)
     with pytest.raises(ValueError, match="not a ScoreModel"):
         ScoreModel.from_dict({"mean": [0.0] * K})
+    # a model saved by an earlier version (no names, or another feature in a slot) is refused, not misapplied
+    saved = ScoreModel((0.0,) * K, (1.0,) * K, (1.0,) * K, 0.0).to_dict()
+    with pytest.raises(ValueError, match=r"feature 0: missing, here 'log area'.*--fit-scores"):
+        ScoreModel.from_dict({k: v for k, v in saved.items() if k != "features"})
+    old = [*FEATURES[:5], "share of the border on the image edge", *FEATURES[6:]]
+    with pytest.raises(ValueError, match=r"other features than this version's \(feature 5: 'share of"):
+        ScoreModel.from_dict({**saved, "features": old})
     with pytest.raises(ValueError, match="N >= 2"):
         ScoreModel.fit(np.zeros((1, K)), np.zeros(1))
     with pytest.raises(ValueError, match="ious in"):
