@@ -42,7 +42,7 @@ def network_rows(heads, examples, s: flags.Setup, method) -> dict[str, dict]:
     return results
 
 
-def run(s: flags.Setup, checkpoint: str | None = None) -> dict[str, dict]:
+def run(s: flags.Setup, checkpoint=None) -> dict[str, dict]:
     """Evaluation results keyed by row name (GT row always; with ``checkpoint`` first the predicted row and
     the `MIXED_ROWS`)."""
     from oosis_jax import evaluation

@@ -20,9 +20,9 @@ predicted edges between matched instances are true (`oosis_jax.evaluation.failur
 the model's (`oosis_jax.inference.heads.mixed_heads_each`): which head limits a model (the heads must lie on the
 image's grid, so not with ``view_grid``).
 
-Every option defaults to the paper's stage 2 (``--robustness paper --lam 20``, ad-hoc scores, connected
-components), not to a model card's settings: a card's own table comes from the command it states, with its
-options spelled out. The rows are printed under their column names and appended to ``--out``/``rows.jsonl``.
+The CRF options default to the paper's stage 2 (``--robustness paper --lam 20``, ad-hoc scores, connected
+components), not to a model card's (the views default to each model's own): a card's own table comes from the
+command it states, with its options spelled out. The rows are printed under their column names and appended to ``--out``/``rows.jsonl``.
 """
 
 from __future__ import annotations

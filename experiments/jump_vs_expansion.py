@@ -28,7 +28,7 @@ def methods() -> dict:
     return found
 
 
-def crf_problems(examples, s: flags.Setup, checkpoint: str | None):
+def crf_problems(examples, s: flags.Setup, checkpoint):
     """``(inputs, heads)``: per image a ``(sigma, occ)`` pair and the ``dict(s, b, e)`` it came from."""
     from oosis_jax.inference import crf_inputs
     from oosis_jax.inference import instances as prediction
@@ -42,7 +42,7 @@ def crf_problems(examples, s: flags.Setup, checkpoint: str | None):
     return inputs, heads
 
 
-def run(s: flags.Setup, checkpoint: str | None = None) -> tuple[dict, dict]:
+def run(s: flags.Setup, checkpoint=None) -> tuple[dict, dict]:
     """``(per_method, results)``: energies/times/label counts per image, and `evaluation.evaluate` results."""
     import crf
     from oosis_jax import evaluation

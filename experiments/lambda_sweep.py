@@ -19,7 +19,7 @@ from oosis_jax.inference import heads as heads_lib
 LAMBDAS = (50.0, 40.0, 20.0, 10.0, 5.0)
 
 
-def heads_for(examples, s: flags.Setup, checkpoint: str | None, noise: float) -> list[dict]:
+def heads_for(examples, s: flags.Setup, checkpoint, noise: float) -> list[dict]:
     """Per image ``dict(s, b, e)``: the network's (with ``checkpoint``) or degraded ground truth."""
     if checkpoint:
         return common.heads(checkpoint, examples, s)
@@ -27,7 +27,7 @@ def heads_for(examples, s: flags.Setup, checkpoint: str | None, noise: float) ->
     return [heads_lib.noisy_heads(x, n, noise, seed=i) for i, x in enumerate(examples)]
 
 
-def run(s: flags.Setup, checkpoint: str | None = None, noise: float = 1.0, lambdas=LAMBDAS):
+def run(s: flags.Setup, checkpoint=None, noise: float = 1.0, lambdas=LAMBDAS):
     """``(examples, predictions, results)``, the last two keyed by lambda."""
     from oosis_jax import evaluation
     from oosis_jax.inference import instances as prediction

@@ -42,13 +42,14 @@ def has_depths(examples) -> bool:
 def baseline_orderings(masks: dict, example: dict, heads: dict, depth_noise: float | None, seed: int) -> dict:
     """Name -> ordered instances for one image. ``masks``: the instances to order (instance_map, classes,
     scores); ``heads``: dict(b, e) for the pairwise vote; ``example``: the ground truth (for depth);
-    ``depth_noise``: None leaves out the noisy-depth baseline (a dataset without depths, `has_depths`)."""
+    ``depth_noise``: None leaves out the noisy-depth baseline (a dataset without depths, `has_depths`); so does
+    an example without ``depths``."""
     from oosis_jax.evaluation import baselines
     from oosis_jax.evaluation import decycle
 
     inst, n = masks["instance_map"], len(masks["classes"])
     out = {"bottom-y nearer": baselines.bottom_y_edges(inst), "larger nearer": baselines.area_edges(inst)}
-    if depth_noise is not None:
+    if depth_noise is not None and "depths" in example:
         depth_map = np.concatenate([[np.nan], example["depths"]])[example["instance_map"]]
         depths = baselines.instance_depths(inst, depth_map)
         finite = np.isfinite(depths)
@@ -60,7 +61,7 @@ def baseline_orderings(masks: dict, example: dict, heads: dict, depth_noise: flo
     return {name: ordered(inst, masks["classes"], masks["scores"], edges) for name, edges in out.items()}
 
 
-def sources(s: flags.Setup, examples, checkpoint: str | None, vote_noise: float):
+def sources(s: flags.Setup, examples, checkpoint, vote_noise: float):
     """Instance source name -> (ours: list of predictions, masks, heads) where masks/heads are per image."""
     from oosis_jax.inference import instances as prediction
 
@@ -77,7 +78,7 @@ def sources(s: flags.Setup, examples, checkpoint: str | None, vote_noise: float)
     return found
 
 
-def run(s: flags.Setup, checkpoint: str | None = None, depth_noise: float = 0.3, vote_noise: float = 2.0) -> dict:
+def run(s: flags.Setup, checkpoint=None, depth_noise: float = 0.3, vote_noise: float = 2.0) -> dict:
     """Source -> method -> `evaluation.evaluate` results."""
     from oosis_jax import evaluation
 

@@ -55,6 +55,8 @@ def main(argv=None) -> list[str]:
                         help="also write each scene's plain image here (inputs for experiments.predict)")
     args = parser.parse_args(argv)
     if args.images is not None:
+        if os.path.abspath(args.images) == os.path.abspath(args.out):  # same file names: panels would replace images
+            parser.error(f"--images {args.images} must be another folder than --out")
         make_folder(parser, "--images", args.images)
     seeds = range(args.first_seed, args.first_seed + args.num)
     paths = [render_scene(seed, args.height, args.width, os.path.join(args.out, f"scene_{seed:04d}.png"),

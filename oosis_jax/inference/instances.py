@@ -133,7 +133,8 @@ def label_heads(heads: Sequence[dict], method: str = "solve", processes: int | N
 
 
 class BadItem(ValueError):
-    """One item of a batch could not be made into CRF inputs (its heads or ground truth are malformed)."""
+    """One item of a batch could not be made into CRF inputs (its heads or ground truth are malformed), or its
+    CRF result could not be finished (`Predictor.label`; the error that stopped it is its ``__cause__``)."""
 
 
 def prepared(function, items: Sequence, what: str) -> tuple[list, dict[int, BadItem]]:
@@ -233,7 +234,8 @@ def in_chunks(items: Iterable, size: int) -> Iterator[list]:
     while True:
         chunk = []
         try:
-            chunk.extend(itertools.islice(iterator, size))
+            for item in itertools.islice(iterator, size):
+                chunk.append(item)
         except Exception:
             if chunk:
                 yield chunk

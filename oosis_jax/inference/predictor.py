@@ -137,8 +137,9 @@ class Predictor:
         image = check_image(image)
         try:
             return self.predict_many([image], progress=False)[0]
-        except crf.BatchError as err:  # the CRF failed on it: its own error
-            raise err.failures[0] from None
+        except crf.BatchError as err:  # the CRF, or finishing its result, failed on it: its own error
+            failure = err.failures[0]
+            raise failure from failure.__cause__
 
     def heads(self, images: Iterable[np.ndarray], progress: bool = True, label_grid: bool = False) -> list[dict]:
         """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size, or
@@ -290,6 +291,7 @@ class Predictor:
                     out.append(None if p is None else self.finish(p, None if images is None else images[i]))
                 except ValueError as err:
                     failures[i] = BadItem(f"finishing failed: {type(err).__name__}: {err}")
+                    failures[i].__cause__ = err  # its traceback, for a user who raises it
                     out.append(None)
             return out
 

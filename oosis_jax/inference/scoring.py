@@ -26,7 +26,7 @@ def check_feature_names(stored, expected: tuple[str, ...], model: str, refit: st
     """``ValueError`` unless ``stored`` (the feature names a ``model`` was saved with; None for one saved before
     they were) are ``expected``: an earlier version's features can have the same number of values but other
     meanings, so applying it would be silently wrong. Names the first difference and the ``refit`` command."""
-    if stored == list(expected):
+    if isinstance(stored, (list, tuple)) and list(stored) == list(expected):
         return
     names = list(stored) if isinstance(stored, (list, tuple)) else []
     k = next((i for i, (a, b) in enumerate(zip(names, expected)) if a != b),

@@ -63,3 +63,9 @@ def test_render_scenes_can_write_the_plain_images_to_predict_on(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "images" / "scene_0004.png")),
                                   synthetic.make_scene(4, 40, 48)["image"])
     assert (tmp_path / "panels" / "scene_0004.png").exists()
+
+
+def test_render_scenes_refuses_images_into_its_panel_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        render_scenes.main(["--num", "1", "--out", str(tmp_path), "--images", str(tmp_path)])
+    assert "must be another folder than --out" in capsys.readouterr().err

@@ -177,6 +177,9 @@ def test_an_item_that_cannot_be_finished_costs_only_itself(predictor, monkeypatc
                                              r"failed: ValueError: image \(5, 5\)") as info:
         predictor.label(heads, progress=False, images=images)
     assert info.value.results[1] is None
+    with pytest.raises(ValueError, match="finishing failed") as alone:  # one image: its own error, with its cause
+        predictor(images[1])
+    assert str(alone.value.__cause__).startswith("image (5, 5) and labels (6, 6)")
     for k in (0, 2):
         _same(info.value.results[k], predictor.label([heads[k]], progress=False, images=[images[k]])[0])
 

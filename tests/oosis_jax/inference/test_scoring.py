@@ -86,6 +86,7 @@ def test_bad_models_and_inputs_raise():
     saved = ScoreModel((0.0,) * K, (1.0,) * K, (1.0,) * K, 0.0).to_dict()
     with pytest.raises(ValueError, match=r"feature 0: missing, here 'log area'.*--fit-scores"):
         ScoreModel.from_dict({k: v for k, v in saved.items() if k != "features"})
+    assert ScoreModel.from_dict({**saved, "features": tuple(FEATURES)}) == ScoreModel.from_dict(saved)
     old = [*FEATURES[:5], "share of the border on the image edge", *FEATURES[6:]]
     with pytest.raises(ValueError, match=r"other features than this version's \(feature 5: 'share of"):
         ScoreModel.from_dict({**saved, "features": old})
