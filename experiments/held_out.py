@@ -22,7 +22,8 @@ image's grid, so not with ``view_grid``).
 
 The CRF options default to the paper's stage 2 (``--robustness paper --lam 20``, ad-hoc scores, connected
 components), not to a model card's (the views default to each model's own): a card's own table comes from the
-command it states, with its options spelled out. The rows are printed under their column names and appended to ``--out``/``rows.jsonl``.
+command it states, with its options spelled out. The rows are printed under their column names and appended
+to ``--out``/``rows.jsonl``.
 """
 
 from __future__ import annotations
