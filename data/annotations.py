@@ -73,10 +73,12 @@ def require_list(record: Mapping, key: str, where: str) -> list:
 
 
 def integer(value: object, where: str) -> int:
-    """``value`` as an ``int``; booleans, fractions and non-numbers raise ``ValueError``."""
+    """``value`` as an ``int``; booleans, fractions, non-numbers and values outside int64 raise ``ValueError``."""
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not numeric or not math.isfinite(value) or value != int(value):
         raise ValueError(f"{where}: expected an integer, got {value!r}")
+    if not -2**63 <= int(value) < 2**63:  # ids are stored as int64
+        raise ValueError(f"{where}: {value!r} is outside the 64-bit integers")
     return int(value)
 
 
@@ -211,7 +213,9 @@ def _decode(rle) -> np.ndarray:
 def _polygon_list(polygons: object, where: str) -> list[list[float]]:
     """Validated polygons as a list of flat ``[x0, y0, x1, y1, ...]`` lists (>= 3 finite points each).
 
-    Accepts one flat polygon (COCOA regions) or a list of them (COCO, KINS: several parts per object).
+    Accepts one flat polygon (COCOA regions) or a list of them (COCO, KINS: several parts per object). A part
+    of fewer than 3 points covers no area: it is left out with a warning naming it (COCO files hold a few),
+    the object's other parts stay; an odd number of coordinates is a malformed file (``ValueError``).
     """
     if not isinstance(polygons, list):
         raise ValueError(f"{where}: polygons must be a list, got {type(polygons).__name__}")
@@ -223,8 +227,12 @@ def _polygon_list(polygons: object, where: str) -> list[list[float]]:
             raise ValueError(f"{where}: polygon {k} must be a flat list of coordinates")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly):
             raise ValueError(f"{where}: polygon {k} holds non-numeric coordinates")
-        if len(poly) % 2 or len(poly) < 6:
+        if len(poly) % 2:
             raise ValueError(f"{where}: polygon {k} needs an even number >= 6 of coordinates, got {len(poly)}")
+        if len(poly) < 6:
+            warnings.warn(f"{where}: polygon {k} has {len(poly) // 2} point(s), no area; left out of the mask",
+                          stacklevel=3)
+            continue
         if not all(math.isfinite(v) for v in poly):
             raise ValueError(f"{where}: polygon {k} holds non-finite coordinates")
         if max(abs(v) for v in poly) > MAX_COORDINATE:

@@ -16,7 +16,8 @@ segmentation, one instance per pixel, and an occlusion graph between touching in
    first, then in annotation order, so at an unexplained overlap the smaller object stays visible.
 3. An object whose every pixel was painted over (or whose visible mask is empty, e.g. a polygon entirely
    outside the image: reported by ``EmptyMaskWarning``) disappears: it gets no instance id and its relations
-   are dropped. The others are numbered ``1..N`` in annotation order.
+   are dropped (those of an empty mask before step 1, so that a cycle through it costs no relation between
+   drawn objects). The others are numbered ``1..N`` in annotation order.
 4. Edges are the relations between instances whose final regions touch (4-neighbours): the occlusion map
    and the metrics need a pixel-level boundary. Relations between instances that do not touch are dropped
    (no transitive edges are added).
@@ -223,9 +224,12 @@ def compose(
     num = len(visible)
     if any(m.shape != tuple(shape) or m.dtype != bool for m in visible):
         raise ValueError(f"image {image_id}: visible masks must be bool {tuple(shape)}")
-    relations = break_cycles(num, relations, labels, image_id)
     areas = [int(m.sum()) for m in visible]
     empty = [labels[k] for k in range(num) if areas[k] == 0]
+    # An object that is not drawn orders nothing: its relations go before the cycles are broken, so that a cycle
+    # through it does not cost a true relation between two drawn objects.
+    relations = {pair: strength for pair, strength in relations.items() if areas[pair[0]] and areas[pair[1]]}
+    relations = break_cycles(num, relations, labels, image_id)
     if empty:
         warnings.warn(f"image {image_id}: object(s) {empty} have an empty visible mask (e.g. a polygon outside the "
                       "image) and are left out", EmptyMaskWarning, stacklevel=2)

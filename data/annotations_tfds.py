@@ -10,7 +10,7 @@ the build goes on: `ManualFolderBuilder.skipped`), and writes the shared schema 
 
 Image bytes are stored as they are (PNG for KITTI, JPEG for COCO) after one full decoding that checks them;
 an image that is neither RGB nor grayscale (palette, CMYK, RGBA, 16-bit greyscale scaled to 8 bits:
-`data.pixels.rgb8`) is converted to RGB and re-encoded once. Grayscale images are decoded to
+`data.pixels.rgb8`) is converted to RGB and re-encoded once (a JPEG at quality 95 without chroma subsampling). Grayscale images are decoded to
 three equal channels by tfds.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import io
+import json
 import os
 from collections.abc import Iterator, Mapping
 
@@ -27,6 +28,9 @@ import tensorflow_datasets as tfds
 from data import annotations as ann
 from data.features import encode_example, features
 from data.pixels import rgb8
+from data.tfds_quiet import silence
+
+silence()  # tfds' two notes on our own choices
 
 
 def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str) -> bytes:
@@ -36,18 +40,22 @@ def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str
         raise FileNotFoundError(f"image {image_id}: file {path} not found")
     with open(path, "rb") as f:
         data = f.read()  # read once: decoded here to check it, stored as it is
+    if not data:
+        raise ValueError(f"image {image_id}: {path} is empty (0 bytes)")
     try:
         with PIL.Image.open(io.BytesIO(data)) as image:
             image.load()
             size, pixels = image.size, None if image.mode in ("RGB", "L") else rgb8(image)
     except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as e:
-        raise ValueError(f"image {image_id}: {path} is not a readable image ({e})") from e
+        reason = "not in an image format PIL reads" if isinstance(e, PIL.UnidentifiedImageError) else e
+        raise ValueError(f"image {image_id}: {path} is not a readable image ({reason})") from e
     if size != (width, height):
         raise ValueError(f"image {image_id}: {path} is {size[0]}x{size[1]} (width x height) but the annotation file "
                          f"says {width}x{height}")
     if pixels is not None:
         buffer = io.BytesIO()
-        PIL.Image.fromarray(pixels).save(buffer, format=encoding.upper())
+        # JPEG at quality 95 without chroma subsampling: PIL's default (75, 4:2:0) moved pixels by up to 116 levels
+        PIL.Image.fromarray(pixels).save(buffer, format=encoding.upper(), quality=95, subsampling=0)
         return buffer.getvalue()
     return data
 
@@ -67,6 +75,9 @@ def training_classes(categories, category_to_class: Mapping[int, int], image_id:
     return [category_to_class[int(c)] for c in categories]
 
 
+LEFT_OUT = "left_out.json"  # in a build's folder: split -> [[image id, why it was left out], ...]
+
+
 class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of the KINS and COCOA builders (see the module docstring).
 
@@ -76,7 +87,8 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
     A bad image (its annotations, an unmapped category, a missing, unreadable or wrongly sized file) is left
     out with a warning naming it, and the build goes on; ``skipped`` maps each split to its left-out
-    ``(image_id, message)`` pairs after the build. A split whose images are all bad raises ``ValueError``.
+    ``(image_id, message)`` pairs after `download_and_prepare`, also of a build reused from an earlier run. A
+    split that lists no images, or whose images are all bad, raises ``ValueError``.
     """
 
     CATEGORY_TO_CLASS: Mapping[int, int] = {}
@@ -142,6 +154,21 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             yield image_id, encode_example({**example, "image": encoded, "classes": classes})
         if skipped and not kept:
             raise ValueError(f"{self.name} {split}: all {len(skipped)} images are bad, e.g. {skipped[0][1]}")
+        if not kept:
+            raise ValueError(f"{self.name} {split}: {paths['annotations']} lists no images")
+
+    def download_and_prepare(self, *args, **kwargs):
+        """tfds' build, once; the left-out images are kept in ``LEFT_OUT`` in the build's folder, so a
+        reused build still reports them in ``skipped``."""
+        built_now = not self.is_prepared()
+        super().download_and_prepare(*args, **kwargs)
+        path = os.path.join(self.data_dir, LEFT_OUT)
+        if built_now:
+            with open(path, "w") as f:
+                json.dump({split: [[None if i is None else int(i), m] for i, m in left] for split, left in self.skipped.items()}, f)
+        elif os.path.isfile(path):
+            with open(path) as f:
+                self.skipped = {split: [(i, m) for i, m in left] for split, left in json.load(f).items()}
 
 
 
@@ -159,10 +186,19 @@ def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) 
     parser.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"), help="tfds output folder")
     parser.add_argument("--config", default=configs[0], choices=configs, help="builder config")
     args = parser.parse_args(argv)
+    if not os.path.isdir(os.path.expanduser(args.manual_dir)):
+        parser.error(f"--manual-dir {args.manual_dir} is not a folder")
     builder = module.builder(args.data_dir, manual_dir=args.manual_dir, config=args.config)
-    builder.download_and_prepare()
+    reused = builder.is_prepared()
+    try:
+        builder.download_and_prepare()
+    except (FileNotFoundError, ValueError) as error:  # the user's files: one message, no traceback
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     for split, info in builder.info.splits.items():
         print(f"{name}/{args.config} {split}: {info.num_examples} examples in {builder.data_dir}")
     for split, skipped in builder.skipped.items():
         for _, message in skipped:
             print(f"{name}/{args.config} {split}: left out {message}")
+    if reused:
+        print(f"{name}/{args.config}: this build was made earlier and is reused; delete {builder.data_dir} to build "
+              "it again from --manual-dir (e.g. after fixing a left-out image)")

@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from types import ModuleType
 
 from data.registry import info
+from data.tfds_quiet import silence
 
 log = logging.getLogger(__name__)
-
-
-class _QuietTfds(logging.Filter):
-    """Drops two tfds warnings that every run printed and that only describe our own choices: our builders
-    always take a custom config ("Using custom data configuration"), and images are decoded with PIL on
-    purpose ("OpenCV is not installed"). Every other absl/tfds message passes."""
-
-    MESSAGES = ("Using custom data configuration", "OpenCV is not installed")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.MESSAGES)
-
-
-logging.getLogger("absl").addFilter(_QuietTfds())  # tfds logs through absl, which logs to this logger
+silence()  # tfds' two notes on our own choices
 
 
 def dataset_module(name: str) -> ModuleType:
@@ -47,10 +36,11 @@ def _builder(name: str, data_dir, config: dict):
         raise ModuleNotFoundError(f"dataset {name!r}: its tfds build needs {e.name}, which the base install "
                                   "leaves out; pip install 'oosis[network]'", name=e.name) from e
     except TypeError as e:
-        if "unexpected keyword argument" not in str(e):
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if unexpected is None:
             raise
         doc = " ".join(info(name).module.builder.__doc__.split())
-        raise ValueError(f"dataset {name!r} has no setting among {sorted(config)} ({e}). {doc}") from e
+        raise ValueError(f"dataset {name!r} has no setting {unexpected.group(1)!r}. {doc}") from e
     except Exception as e:  # a damaged dataset_info.json fails protobuf's parser while the builder reads it
         if not type(e).__module__.startswith("google.protobuf"):
             raise

@@ -16,6 +16,9 @@ import tensorflow_datasets as tfds
 
 from data import features
 from data.synthetic.scene import make_scene
+from data.tfds_quiet import silence
+
+silence()  # tfds' two notes on our own choices
 
 SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 MAX_SEED = 2**30

@@ -202,3 +202,18 @@ def test_builder_names_missing_regions_files(tmp_path):
     prepare(tmp_path, with_regions=False)
     with pytest.raises(FileNotFoundError, match=r"COCO_amodal_train2014\.json.*COCO_amodal_val2014\.json"):
         cocoa.builder(tmp_path / "tfds", manual_dir=tmp_path).download_and_prepare()
+
+
+def test_a_cmyk_jpeg_is_stored_as_rgb_close_to_its_pixels(tmp_path):
+    import io
+
+    import PIL.Image
+
+    from data.annotations_tfds import image_bytes
+
+    blocks = np.random.default_rng(1).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    pixels = np.kron(blocks, np.ones((4, 4, 1), np.uint8))  # 16x16, flat 4x4 blocks of random colours
+    PIL.Image.fromarray(pixels).convert("CMYK").save(tmp_path / "cmyk.jpg", format="JPEG")
+    want = np.asarray(PIL.Image.open(tmp_path / "cmyk.jpg").convert("RGB")).astype(int)
+    stored = np.asarray(PIL.Image.open(io.BytesIO(image_bytes(str(tmp_path / "cmyk.jpg"), 16, 16, 5, "jpeg"))))
+    assert stored.shape == (16, 16, 3) and np.abs(stored - want).max() <= 12  # PIL's default re-encoding: 116

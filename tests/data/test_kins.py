@@ -140,6 +140,8 @@ def _mutated(tmp_path, mutate):
         (lambda c: c["annotations"][0].pop("id"), ValueError, r"image \d+ annotation \(\w+ format\): missing key"),
         (lambda c: c["annotations"][2].pop("category_id"), ValueError, r"annotation \d+ \(\w+ format\): missing key"),
         (lambda c: c["images"][1].update(file_name="missing.png"), FileNotFoundError, "missing.png not found"),
+        (lambda c: c["annotations"][2].update(id=2**63), ValueError, "annotation id: 9223372036854775808 is outside"),
+        (lambda c: c["images"][0].update(id=-2**63 - 1), ValueError, r"images\[0\]\.id: .* outside the 64-bit"),
     ],
 )
 def test_invalid_inputs_raise_clear_errors(tmp_path, mutate, error, match):
@@ -205,9 +207,26 @@ def test_builder_round_trip_update2020_images(tmp_path):
     assert first["classes"].tolist() == [3, 3, 2]  # car, car, pedestrian as training ids
 
 
+def test_a_polygon_part_of_no_area_is_left_out_and_named(tmp_path):
+    path = original_file(tmp_path)
+    reference = {e["image_id"]: e for e in kins.examples(path, tmp_path / "training/image_2")}
+    content = json.loads(path.read_text())
+    content["annotations"][2]["segmentation"].append([1, 2, 3, 4])  # a part of two points among good ones
+    path.write_text(json.dumps(content))
+    with pytest.warns(UserWarning, match=rf"image \d+ annotation {content['annotations'][2]['id']} segmentation: "
+                                         r"polygon 1 has 2 point\(s\), no area; left out of the mask"):
+        examples = {e["image_id"]: e for e in kins.examples(path, tmp_path / "training/image_2")}
+    for image_id, example in examples.items():  # the object keeps its other part
+        np.testing.assert_array_equal(example["instance_map"], reference[image_id]["instance_map"])
+
+
 def test_builder_names_missing_files(tmp_path):
     original_file(tmp_path)  # instances_val.json and testing/image_2 are missing
     with pytest.raises(FileNotFoundError, match=r"instances_val\.json.*testing/image_2"):
+        _build(tmp_path, "original")
+    write_json(tmp_path / "instances_val.json", {"images": [], "annotations": [], "categories": CATEGORIES})
+    (tmp_path / "testing/image_2").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"kins test: .*instances_val\.json lists no images"):
         _build(tmp_path, "original")
 
 
@@ -231,6 +250,29 @@ def test_builder_leaves_out_bad_images_and_names_them(tmp_path):
         write_image(tmp_path / "training/image_2" / name, H + 1, W, seed=0)
     with pytest.raises(ValueError, match="train: all 2 images are bad"):
         kins.builder(tmp_path / "tfds2", manual_dir=tmp_path, config="update2020").download_and_prepare()
+    reused = _build(tmp_path, "update2020")  # the first build, reused: its left-out images are still reported
+    assert reused.skipped == builder.skipped
+
+
+def test_command_line_reports_a_reused_build_and_user_errors_in_one_line(tmp_path, capsys):
+    from data.annotations_tfds import build_main
+
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    (tmp_path / "training/image_2/000008.png").write_bytes(b"")
+    argv = ["--manual-dir", str(tmp_path), "--data-dir", str(tmp_path / "tfds"), "--config", "original"]
+    with pytest.warns(UserWarning, match="000008.png is empty"):
+        build_main(kins, ("update2020", "original"), argv)
+    assert "train: left out image 8: " in capsys.readouterr().out
+    build_main(kins, ("update2020", "original"), argv)  # reused: the image is still named, and how to rebuild
+    out = capsys.readouterr().out
+    assert "train: left out image 8: " in out and re.search(r"reused; delete .*original/1\.0\.0 to build it again", out)
+    (tmp_path / "instances_train.json").write_text('{"images": [')
+    for bad, match in ((argv[:1] + [str(tmp_path / "nowhere")] + argv[2:], "is not a folder"),
+                       (argv[:3] + [str(tmp_path / "tfds2")] + argv[4:], r"instances_train\.json: malformed JSON")):
+        with pytest.raises(SystemExit) as stop:
+            build_main(kins, ("update2020", "original"), bad)
+        assert stop.value.code == 2 and re.search(match, capsys.readouterr().err)
 
 
 def test_bad_image_entries_and_orphan_annotations_cost_only_their_images(tmp_path):

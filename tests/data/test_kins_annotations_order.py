@@ -52,3 +52,11 @@ def test_empty_and_painted_over_objects_vanish_with_their_relations():
     with pytest.warns(order.EmptyMaskWarning, match=r"image 1: object\(s\) \['c'\] have an empty visible mask"):
         instance_map, kept, edges = order.compose(SHAPE, [front, hidden, outside], relations, "abc", image_id=1)
     assert kept.tolist() == [0] and (instance_map == 1).all() and edges.shape == (0, 2)
+
+
+def test_a_cycle_through_an_empty_object_costs_no_relation_between_drawn_ones():
+    left, right, outside = box_mask(SHAPE, 0, 6, 0, 4), box_mask(SHAPE, 0, 6, 4, 9), np.zeros(SHAPE, bool)
+    relations = {(0, 1): (order.ANNOTATED, 0), (1, 2): (order.ANNOTATED, 0), (2, 0): (order.ANNOTATED, 0)}
+    with pytest.warns(order.EmptyMaskWarning):  # and no OcclusionCycleWarning: the cycle went with 'c'
+        _, kept, edges = order.compose(SHAPE, [left, right, outside], relations, "abc", image_id=1)
+    assert kept.tolist() == [0, 1] and edges.tolist() == [[1, 2]]

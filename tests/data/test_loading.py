@@ -47,9 +47,8 @@ def test_unknown_names_and_splits(tmp_path):
     with pytest.raises(ValueError, match="data_dir"):
         loading.load("synthetic", "train", None, **TINY)
     for name in ("kins", "cocoa"):  # an unknown setting is named, with the ones there are
-        with pytest.raises(ValueError, match=rf"dataset '{name}' has no setting among \['bogus'\].*"
-                                             r"Settings: ``manual_dir``"):
-            loading.load(name, "train", tmp_path, bogus=1)
+        with pytest.raises(ValueError, match=rf"dataset '{name}' has no setting 'bogus'\. .*Settings: ``manual_dir``"):
+            loading.load(name, "train", tmp_path, manual_dir=tmp_path, bogus=1)
 
 
 @pytest.mark.parametrize("name", registry.DATASETS)

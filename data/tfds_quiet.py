@@ -1,0 +1,26 @@
+"""Silences two tensorflow-datasets log lines that only describe this project's own choices.
+
+`silence()` (called when every tfds builder of ``data`` and ``data.loading`` are imported) adds one filter to
+the ``absl`` logger, through which tfds logs: our builders always take a custom config ("Using custom data configuration"),
+and images are decoded with PIL on purpose ("OpenCV is not installed"). Every other message passes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+
+class QuietTfds(logging.Filter):
+    """Drops the records whose message starts with one of `MESSAGES`."""
+
+    MESSAGES = ("Using custom data configuration", "OpenCV is not installed")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.MESSAGES)
+
+
+def silence() -> None:
+    """Adds a `QuietTfds` filter to the ``absl`` logger, once."""
+    absl = logging.getLogger("absl")
+    if not any(isinstance(f, QuietTfds) for f in absl.filters):
+        absl.addFilter(QuietTfds())
