@@ -10,8 +10,8 @@ the build goes on: `ManualFolderBuilder.skipped`), and writes the shared schema 
 
 Image bytes are stored as they are (PNG for KITTI, JPEG for COCO) after one full decoding that checks them;
 an image that is neither RGB nor grayscale (palette, CMYK, RGBA, 16-bit greyscale scaled to 8 bits:
-`data.pixels.rgb8`) is converted to RGB and re-encoded once (a JPEG at quality 95 without chroma subsampling). Grayscale images are decoded to
-three equal channels by tfds.
+`data.pixels.rgb8`) is converted to RGB and re-encoded once (a JPEG at quality 95 without chroma
+subsampling). Grayscale images are decoded to three equal channels by tfds.
 """
 
 from __future__ import annotations
