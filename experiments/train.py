@@ -18,6 +18,7 @@ import warnings
 from data.registry import DATASETS
 from experiments import flags
 from oosis_jax.training.configs import NAMES, TrainConfig, get_config, num_classes
+from oosis_jax.training.metrics_log import METRICS_FILE
 
 
 # the TrainConfig fields that matter only without data_dir (TrainConfig's docstring)
@@ -65,6 +66,8 @@ def build_config(args: argparse.Namespace):
     if args.data_dir:
         changes["data_dir"] = args.data_dir
     if args.pretrained:
+        if not os.path.isfile(os.path.expanduser(args.pretrained)):
+            raise ValueError(f"--pretrained {args.pretrained}: no such file")
         changes["pretrained"] = args.pretrained
     config = config.replace(**changes) if changes else config
     on_the_fly = sorted(set(changes) & set(ON_THE_FLY))
@@ -140,6 +143,7 @@ def main(argv=None):
     if args.distributed:
         jax.distributed.initialize()
     from oosis_jax.training import loop as train
+    from oosis_jax.training.checkpointing import CheckpointError
 
     try:
         config = build_config(args)
@@ -150,9 +154,15 @@ def main(argv=None):
         warnings.warn(note, stacklevel=1)
     if not args.distributed:  # one JAX device per core of a CPU-only machine (train.use_cpu_cores)
         train.use_cpu_cores(config.batch_size)
-    state = train.train(config, args.workdir)
+    try:
+        state = train.train(config, args.workdir)
+    except (ValueError, CheckpointError, FloatingPointError, FileExistsError, NotADirectoryError,
+            PermissionError) as err:
+        # a run that cannot start or go on for a reason of the user's (another config in the workdir, damaged
+        # checkpoints, a batch the devices cannot share, a diverged loss): one line, exit status 2
+        parser.exit(2, f"{parser.prog}: error: {type(err).__name__}: {err}\n")
     if jax.process_index() == 0:
-        metrics = os.path.join(args.workdir, train.METRICS_FILE)
+        metrics = os.path.join(args.workdir, METRICS_FILE)
         plot_metrics(metrics, os.path.join(args.workdir, "metrics.png"))
         print(f"finished at step {int(state.step)}; metrics in {metrics} and metrics.png")
 

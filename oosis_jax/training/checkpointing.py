@@ -15,11 +15,16 @@ import sys
 import warnings
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from oosis_jax.training.configs import TrainConfig
 
 CONFIG_FILE = "config.json"
+# Fields that only say how a run is watched and fed, not what it trains: they may change when a run resumes
+# (``data_dir`` from one folder to another: the same build moved).
+BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_examples", "eval_batch_size",
+               "loader_threads", "data_dir")
 
 
 def manager(workdir: str, every: int = 1, keep: int = 3) -> ocp.CheckpointManager:
@@ -37,8 +42,14 @@ class CheckpointError(RuntimeError):
     """Every checkpoint of a run is damaged (one line naming the steps; nothing is started from scratch)."""
 
 
+class _Damaged(ValueError):
+    """A step found damaged by our own checks (said as it is, without an exception's type)."""
+
+
 def _reason(err: Exception) -> str:
     """The first line of an exception, at most 160 characters (orbax/TensorStore messages run to pages)."""
+    if isinstance(err, _Damaged):
+        return str(err)
     first = (str(err).strip().splitlines() or [""])[0]
     return f"{type(err).__name__}: {first[:160]}{'...' if len(first) > 160 else ''}"
 
@@ -140,17 +151,18 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     try:
         for step in sorted(mngr.all_steps(), reverse=True):
             try:
+                if not os.listdir(os.path.join(str(mngr.directory), str(step))):
+                    raise _Damaged("an empty folder: a save that did not finish")
                 state = _restore_step(mngr.directory, step, abstract)
+                if not _all_finite(state):
+                    raise _Damaged("inf or NaN among its numbers: a damaged file (training saves none)")
             except Exception as err:  # noqa: BLE001 - orbax raises many types for damaged files
                 damaged.append(step)
                 warnings.warn(f"checkpoint step {step} in {mngr.directory} is damaged ({_reason(err)}); "
                               "trying the next older step", RuntimeWarning, stacklevel=2)
                 continue
             if damaged and set_aside_damaged:
-                aside = os.path.join(os.path.dirname(str(mngr.directory)), "damaged")
-                os.makedirs(aside, exist_ok=True)
-                for bad in damaged:
-                    shutil.move(os.path.join(str(mngr.directory), str(bad)), os.path.join(aside, f"step_{bad}"))
+                _set_aside(str(mngr.directory), damaged)
                 mngr.reload()
             return state
         if damaged:
@@ -160,6 +172,28 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     finally:
         if not damaged:
             undo_quiet()
+
+
+def _all_finite(state) -> bool:
+    """Whether every float number of a restored state is finite (one replica of each replicated array)."""
+    for leaf in jax.tree.leaves(state):
+        values = leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf
+        if np.issubdtype(np.asarray(values).dtype, np.inexact) and not np.isfinite(np.asarray(values)).all():
+            return False
+    return True
+
+
+def _set_aside(directory: str, steps) -> None:
+    """Moves the step folders ``steps`` of ``directory`` into ``damaged/`` next to it, as ``step_N`` (``step_N.2``,
+    ... when an earlier resume set a damaged step N aside already)."""
+    aside = os.path.join(os.path.dirname(directory), "damaged")
+    os.makedirs(aside, exist_ok=True)
+    for step in steps:
+        target, again = os.path.join(aside, f"step_{step}"), 1
+        while os.path.exists(target):
+            again += 1
+            target = os.path.join(aside, f"step_{step}.{again}")
+        shutil.move(os.path.join(directory, str(step)), target)
 
 
 def latest_step(workdir: str) -> int:
@@ -173,7 +207,8 @@ def latest_step(workdir: str) -> int:
 
 def write_config(workdir: str, config: TrainConfig, replace: bool = False) -> None:
     """Write ``config.json``. If the run already has one with a checkpoint, it must describe the same run
-    (resuming; ``ValueError`` listing the fields that differ); without any checkpoint (a start that failed or
+    (resuming; ``ValueError`` listing the fields that differ) but for `BOOKKEEPING` fields, which are updated
+    with a warning; without any checkpoint (a start that failed or
     was stopped before its first save) it is replaced, with a warning. Checkpoints without ``config.json``
     raise ``ValueError``. ``replace``: write it in any case (a caller that sets the length of a run it has just
     started: `experiments.common.fitted_to_budget`)."""
@@ -184,10 +219,14 @@ def write_config(workdir: str, config: TrainConfig, replace: bool = False) -> No
         if saved == config:
             return
         changes = config_differences(saved, config)
-        if saved_steps:
+        kept = {name: getattr(config, name) for name in BOOKKEEPING  # a moved dataset, not synthetic <-> a build
+                if name != "data_dir" or None not in (saved.data_dir, config.data_dir)}
+        if saved_steps and saved.replace(**kept) != config:
             raise ValueError(f"{path} holds a different configuration than this run ({changes}); resume with the "
                              "same settings or use a fresh workdir")
-        warnings.warn(f"{path}: replaced, since no checkpoint was saved under it ({changes})", stacklevel=2)
+        why = ("it only changes how the run is watched and fed" if saved_steps
+               else "no checkpoint was saved under it")
+        warnings.warn(f"{path}: updated, since {why} ({changes})", stacklevel=2)
     elif saved_steps:
         raise ValueError(f"{workdir} holds checkpoints but no {CONFIG_FILE}: the run they belong to is unknown; "
                          "use a fresh workdir")

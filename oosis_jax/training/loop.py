@@ -13,10 +13,8 @@ optimizer, step and therefore data position). ``restore_model(workdir)`` gives t
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import time
 from collections.abc import Callable
 
 import jax
@@ -29,17 +27,16 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from oosis_jax.evaluation import boundaries as boundary_eval
-from oosis_jax.evaluation.tables import strict_json
 from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import losses
+from oosis_jax.training.metrics_log import MetricsLog
 from oosis_jax.training.configs import TrainConfig
 from data.registry import SYNTHETIC_SEEDS, info
 from oosis_jax.models import PSPNet, fresh_state, load_pretrained, probabilities
 from oosis_jax.models.fresh import RUN_ONCE_COMPILER_OPTIONS
 
 EVAL_THRESHOLDS = np.linspace(0.05, 0.95, 19)
-METRICS_FILE = "metrics.jsonl"
 
 
 class TrainState(struct.PyTreeNode):
@@ -153,7 +150,8 @@ def make_train_step(graphdef, rng_state, config: TrainConfig) -> Callable:
     count)`` pair so they can be averaged over any number of steps. ``num_steps``, the length of the poly
     schedule, is an int32 argument of the program rather than a constant in it, so one compilation serves every
     run length (a run fitted to a time budget after its timed steps, tests of different lengths): on a slow
-    2-core host the demo's step compiles in about 25 s. `jitted_steps` binds it."""
+    2-core host the demo's step compiles in about 25 s. `jitted_steps` binds it. The ``state`` passed in is
+    donated (its buffers become the new state's), so it cannot be used again: keep the returned one."""
     dropout_key = jax.random.key(config.seed + 1)
 
     def train_step(state: TrainState, batch: dict, num_steps: jax.Array):
@@ -263,41 +261,23 @@ def open_sources(config: TrainConfig):
             loading.load(config.dataset, eval_split, data_dir, **builder_config))
 
 
-class MetricsLog:
-    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only), strict JSON: an undefined
-    value (a NaN loss, validation ODS of a set without boundary pixels) is written as null (`strict_json`)."""
-
-    def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, METRICS_FILE)
-        self.enabled = jax.process_index() == 0
-
-    def write(self, step: int, values: dict) -> None:
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(strict_json({"step": step, "time": time.time(), **values}) + "\n")
-
-    def truncate_after(self, step: int) -> None:
-        """Drop the records of steps after ``step`` and any line a kill cut short: a run resumed at ``step``
-        logs the steps it replays again, which plots and tables would otherwise count twice."""
-        if not self.enabled or not os.path.exists(self.path):
-            return
-        kept = []
-        with open(self.path) as f:
-            for line in f:
-                try:
-                    if json.loads(line)["step"] <= step:
-                        kept.append(line.rstrip("\n") + "\n")
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-        with open(self.path + ".tmp", "w") as f:
-            f.writelines(kept)
-        os.replace(self.path + ".tmp", self.path)
-
-
 def _check_finite(loss, step: int, workdir: str) -> None:
     if not math.isfinite(float(loss)):
         raise FloatingPointError(f"{workdir}: the training loss is {float(loss)} by step {step} (metrics.jsonl); the "
                                  "run stops here and keeps its checkpoints from before")
+
+
+@jax.jit
+def _weights_finite(state: TrainState) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((state.params, state.batch_stats))]))
+
+
+def _check_weights(state: TrainState, step: int, workdir: str) -> None:
+    """A state whose weights or batch statistics hold inf or NaN is never saved (the loss is computed before the
+    update that can overflow them)."""
+    if not bool(_weights_finite(state)):
+        raise FloatingPointError(f"{workdir}: the weights hold inf or NaN after step {step}; the run stops here and "
+                                 "keeps its checkpoints from before (a smaller base_lr?)")
 
 
 def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | None = None,
@@ -310,7 +290,9 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     mesh = make_mesh()
     jax.set_mesh(mesh)
     if config.batch_size % jax.device_count() or config.batch_size % jax.process_count():
-        raise ValueError(f"batch_size {config.batch_size} must divide over {jax.device_count()} devices")
+        raise ValueError(f"batch_size {config.batch_size} cannot be split evenly over {jax.device_count()} devices "
+                         f"in {jax.process_count()} process(es): make it a multiple of the device count (on a CPU, "
+                         "JAX_NUM_CPU_DEVICES sets it)")
     if sources is None and config.model.num_classes != info(config.dataset).num_classes:
         raise ValueError(f"model.num_classes is {config.model.num_classes} but dataset {config.dataset!r} has "
                          f"{info(config.dataset).num_classes} classes (background not counted)")
@@ -337,6 +319,8 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     keys = step_keys(config)
     log, sums, window = MetricsLog(workdir), {}, 0
     log.truncate_after(start)
+    if start and (start % config.eval_every == 0 or start == num_steps) and not log.has_validation(start):
+        log.write(start, evaluate(eval_step, state, eval_batches, mesh, keys))  # lost to a crash: run it now
     schedule = poly_schedule(config, num_steps)
     batches = input_pipeline.iterate(stream, start, config.loader_threads)
     try:
@@ -355,8 +339,10 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                 bar.set_postfix(loss=f"{means['loss']:.4f}")
                 sums = {}
                 _check_finite(means["loss"], done, workdir)
-            if sums and (done % config.checkpoint_every == 0 or done == num_steps):  # no NaN state is saved
-                _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
+            if done % config.checkpoint_every == 0 or done == num_steps:  # no NaN state is saved
+                if sums:
+                    _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
+                _check_weights(state, done, workdir)
             checkpointing.save(mngr, done, state, force=done == num_steps)  # before a validation that may fail
             if done % config.eval_every == 0 or done == num_steps:
                 log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))

@@ -66,10 +66,10 @@ class LossConfig:
             raise ValueError(f"boundary_weight must lie in (0, 1), got {self.boundary_weight}")
         if self.orientation_band < 0:
             raise ValueError(f"orientation_band must be >= 0, got {self.orientation_band}")
-        if not self.contact_weight >= 0.0:
-            raise ValueError(f"contact_weight must be >= 0, got {self.contact_weight}")
-        if not self.small_weight >= 0.0:
-            raise ValueError(f"small_weight must be >= 0, got {self.small_weight}")
+        for name in ("gamma", "tversky_alpha", "tversky_beta", "combo_alpha", "aux_weight", "contact_weight",
+                     "small_weight"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.small_area > 0.0:
             raise ValueError(f"small_area must be > 0, got {self.small_area}")
 

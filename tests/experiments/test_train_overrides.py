@@ -42,6 +42,10 @@ def test_overrides_are_typed_by_the_config_fields():
     ("eval_batch_size=0", "eval_batch_size must be >= 1"), ("loader_threads=-3", "loader_threads must be >= 1"),
     ("synthetic_size=(0, 0)", r"synthetic_size must be \(height, width\) with both >= 8"),
     ("model.stage_blocks=(1.5, 1, 1, 1)", "stage_blocks must be whole numbers"),
+    ("base_lr=-1", "base_lr must be >= 0"), ("weight_decay=-1", "weight_decay must be >= 0"),
+    ("lr_power=-2", "lr_power must be >= 0"), ("new_layer_lr_mult=-10", "new_layer_lr_mult must be >= 0"),
+    ("momentum=5", r"momentum must lie in \[0, 1\)"), ("seed=-1", r"seed must lie in \[0, 2\*\*32 - 2\]"),
+    ("seed=4294967295", "seed must lie in"),
 ])
 def test_bad_overrides_are_clear_errors(pair, message):
     with pytest.raises(ValueError, match=message):
@@ -52,6 +56,17 @@ def test_the_command_line_reports_a_bad_override_in_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         train_cli.main(["--config", "smoke", "--workdir", "unused", "--set", "num_steps=abc"])
     assert exit_.value.code == 2 and "num_steps expects int | None, got 'abc'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--config", "smoke", "--workdir", "unused", "--pretrained", "/no/such/weights.npz"])
+    assert exit_.value.code == 2 and "--pretrained /no/such/weights.npz: no such file" in capsys.readouterr().err
+
+
+def test_a_run_that_cannot_go_on_is_one_line_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit) as exit_:  # the work directory is a file
+        train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "a_file")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: FileExistsError: " in err and "Traceback" not in err
 
 
 
@@ -69,6 +84,7 @@ def test_nested_fields_are_set_with_a_dot_and_typed_by_the_nested_config():
     ("loss.learning=1", "loss.learning=1: unknown config field 'learning'"),
     ("loss.orientation_band=x", "loss.orientation_band=x: orientation_band expects int"),
     ("name.x=1", "'name' is not a nested config"),
+    ("loss.aux_weight=-1", "aux_weight must be >= 0"), ("loss.gamma=-2", "gamma must be >= 0"),
     ("optics.x=1", "'optics' is not a nested config"),
 ])
 def test_bad_nested_overrides_are_clear_errors(pair, message):

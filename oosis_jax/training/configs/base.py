@@ -37,7 +37,9 @@ class TrainConfig:
     initialised upsampling kernels, which learn ``upsample_lr_mult`` times faster when it is set
     (0 freezes them at bilinear interpolation).
     Bookkeeping: checkpoint every ``checkpoint_every`` steps keeping ``keep_checkpoints``; log every
-    ``log_every`` steps; validate every ``eval_every`` steps on at most ``eval_examples`` examples.
+    ``log_every`` steps; validate every ``eval_every`` steps on the first ``eval_examples`` examples, rounded up
+    to whole batches of ``eval_batch_size`` (None: every validation example). These `checkpointing.BOOKKEEPING`
+    fields (and ``loader_threads``, ``data_dir``) may change when a run resumes; the others may not.
     """
 
     name: str
@@ -86,8 +88,15 @@ class TrainConfig:
             raise ValueError(f"dataset_config must be (key, value) pairs, got {self.dataset_config!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.upsample_lr_mult is not None and self.upsample_lr_mult < 0:
+        if self.upsample_lr_mult is not None and not self.upsample_lr_mult >= 0:
             raise ValueError(f"upsample_lr_mult must be >= 0 or None, got {self.upsample_lr_mult}")
+        for name in ("base_lr", "weight_decay", "lr_power", "new_layer_lr_mult"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if not 0 <= self.seed < 2**32 - 1:  # the data stream's seed (grain) and seed + 1 (dropout) must be uint32
+            raise ValueError(f"seed must lie in [0, 2**32 - 2], got {self.seed}")
         if self.batch_size < 1 or (self.num_steps is not None and self.num_steps < 1):
             raise ValueError(f"batch_size and num_steps must be positive, got {self.batch_size}, {self.num_steps}")
         if min(self.checkpoint_every, self.keep_checkpoints, self.log_every, self.eval_every) < 1:

@@ -209,3 +209,55 @@ def test_a_real_process_killed_during_a_save_resumes_to_the_same_state(finished_
     _assert_same_state(resumed, finished_run[1])
     lines = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
     assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]
+
+
+def test_a_step_set_aside_again_gets_a_name_of_its_own(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    template = train.state_template(CONFIG, jax.sharding.NamedSharding(train.make_mesh(), jax.sharding.PartitionSpec()))
+    for _ in range(3):  # a resumed run killed again while saving the same step
+        shutil.rmtree(workdir / "checkpoints" / "6", ignore_errors=True)  # (set aside after the first time)
+        (workdir / "checkpoints" / "6").mkdir()
+        mngr = checkpointing.manager(str(workdir), CONFIG.checkpoint_every, CONFIG.keep_checkpoints)
+        try:
+            with pytest.warns(RuntimeWarning, match=r"step 6 .* is damaged \(an empty folder"):
+                assert int(checkpointing.restore_latest(mngr, template, set_aside_damaged=True).step) == 3
+        finally:
+            mngr.close()
+    assert sorted(os.listdir(workdir / "damaged")) == ["step_6", "step_6.2", "step_6.3"]
+
+
+def test_a_restored_step_with_inf_or_nan_is_damaged(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    state = finished_run[1]
+    broken = state.replace(params=jax.tree.map(lambda x: np.full_like(x, np.inf), state.params))
+    mngr = checkpointing.manager(str(workdir), CONFIG.checkpoint_every, CONFIG.keep_checkpoints)
+    try:
+        checkpointing.save(mngr, 9, broken, force=True)  # e.g. a bit flipped on disk; training saves none
+        mngr.wait_until_finished()
+    finally:
+        mngr.close()
+    with pytest.warns(RuntimeWarning, match=r"step 9 .* is damaged \(inf or NaN among its numbers"):
+        _, _, step = train.restore_run(workdir)
+    assert step == 6
+
+
+def test_a_validation_lost_to_a_crash_runs_when_the_run_resumes(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    log = workdir / "metrics.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records if "val_boundary_ap" not in r))  # died validating
+    train.train(CONFIG, workdir)
+    again = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in again if "val_boundary_ap" in r] == [6]
+    train.train(CONFIG, workdir)  # once only
+    assert len(log.read_text().splitlines()) == len(again)
+
+
+def test_settings_that_only_watch_the_run_may_change_when_it_resumes(finished_run, tmp_path):
+    workdir = _copy(finished_run, tmp_path)
+    with pytest.warns(UserWarning, match=r"updated, since it only changes how the run is watched and fed "
+                                         r"\(loader_threads: 2 -> 1, log_every: 2 -> 3\)"):
+        train.train(CONFIG.replace(loader_threads=1, log_every=3), workdir)
+    assert checkpointing.read_config(str(workdir)).loader_threads == 1
+    with pytest.raises(ValueError, match=r"holds a different configuration than this run \(base_lr: "):
+        train.train(CONFIG.replace(base_lr=0.5), workdir)

@@ -16,6 +16,7 @@ from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import loop as train
 from oosis_jax.training.configs import TrainConfig, get_config
+from oosis_jax.training.metrics_log import METRICS_FILE, MetricsLog
 from oosis_jax.models import ModelConfig
 
 MULTI_DEVICE_SCRIPT = """
@@ -193,7 +194,7 @@ def test_a_run_that_cannot_go_well_stops_early_and_a_failed_start_can_be_started
 
     config = get_config("smoke")
     checkpointing.write_config(str(tmp_path / "a"), config)  # a start that died before its first checkpoint
-    with pytest.warns(UserWarning, match=r"replaced, since no checkpoint was saved under it \(base_lr: "):
+    with pytest.warns(UserWarning, match=r"updated, since no checkpoint was saved under it \(base_lr: "):
         checkpointing.write_config(str(tmp_path / "a"), config.replace(base_lr=1.0))
     assert checkpointing.read_config(str(tmp_path / "a")).base_lr == 1.0
     (tmp_path / "b" / "checkpoints" / "4").mkdir(parents=True)
@@ -207,6 +208,9 @@ def test_a_run_that_cannot_go_well_stops_early_and_a_failed_start_can_be_started
         train.train(config, tmp_path / "d", sources=(_ClassesBeyondTheModel(train_source), val_source))
     saved = [int(name) for name in os.listdir(tmp_path / "d" / "checkpoints") if name.isdigit()]
     assert max(saved, default=0) < 2  # the step whose loss is NaN is not saved
+    with pytest.raises(FloatingPointError, match="the weights hold inf or NaN after step 1"):
+        train.train(config.replace(base_lr=3e38, checkpoint_every=1), tmp_path / "e")  # a finite loss, then inf
+    assert not any(name.isdigit() for name in os.listdir(tmp_path / "e" / "checkpoints"))
 
 
 def boundary_f(eval_step, state, batch):
@@ -338,12 +342,12 @@ def test_an_undefined_metric_is_logged_as_null_and_plotted_as_a_gap(tmp_path):
     bare NaN token, which jq or a browser cannot read), and the training plot draws such a record as a gap."""
     from experiments.train import plot_metrics
 
-    log = train.MetricsLog(str(tmp_path))
+    log = MetricsLog(str(tmp_path))
     log.write(1, {"loss": 0.5, "val_boundary_ods": float("nan")})
     log.write(2, {"loss": np.float32("nan"), "val_boundary_ods": 0.25})
-    text = (tmp_path / train.METRICS_FILE).read_text()
+    text = (tmp_path / METRICS_FILE).read_text()
     assert "NaN" not in text
     records = [json.loads(line, parse_constant=pytest.fail) for line in text.splitlines()]
     assert [r["val_boundary_ods"] for r in records] == [None, 0.25] and records[1]["loss"] is None
-    plot_metrics(str(tmp_path / train.METRICS_FILE), str(tmp_path / "metrics.png"))
+    plot_metrics(str(tmp_path / METRICS_FILE), str(tmp_path / "metrics.png"))
     assert (tmp_path / "metrics.png").stat().st_size > 0
