@@ -69,11 +69,12 @@ class _Image:
         if self.gt_map.shape != self.pred_map.shape:
             raise ValueError(f"gt_map {self.gt_map.shape} and pred_map {self.pred_map.shape} differ in shape")
         self.iou_threshold, self.min_score = iou_threshold, min_score
-        self.pred_edges = edges_among(self.pred_edges, self.pred_scores >= min_score)
         m, n = len(self.gt_classes), len(self.pred_classes)
         self.overlap = intersections(self.gt_map, self.pred_map, m, n)  # (m + 1, n + 1), row / column 0 = bg
         self.ious = ious_of(self.overlap)  # (m, n)
         self.gt_edges = edges_among(self.gt_edges, self.overlap[1:].sum(axis=1) > 0)  # ids with pixels
+        self.pred_edges = edges_among(self.pred_edges, (self.pred_scores >= min_score)
+                                      & (self.overlap[:, 1:].sum(axis=0) > 0))
         self.match = match_by_iou(self.ious, self.gt_classes, self.pred_classes, self.pred_scores, iou_threshold,
                                   min_score)
 

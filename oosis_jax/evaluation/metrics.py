@@ -48,7 +48,10 @@ def validate_instances(instance_map, classes, edges, scores=None, *, name: str =
         raise ValueError(f"{name}: edges contain a self-loop (an instance occluding itself)")
     if scores is None:
         scores = np.ones(n)
-    scores = np.asarray(scores, dtype=np.float64)
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: scores must be numbers, got {type(scores).__name__} ({err})") from err
     if scores.shape != (n,):
         raise ValueError(f"{name}: scores must have shape ({n},), got {scores.shape}")
     if not np.all(np.isfinite(scores)):
@@ -180,13 +183,20 @@ def check_thresholds(iou_threshold: float, min_score: float) -> None:
 
 
 def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges) -> tuple:
-    """``(ground truth, prediction)``, each `validate_instances`' ``(instance_map, classes, edges, scores)``;
-    ``ValueError`` as there (naming "ground truth" or "prediction") or when the two maps differ in shape."""
+    """``(ground truth, prediction)``, each `validate_instances`' ``(instance_map, classes, edges, scores)``
+    with the edges of ids that have no pixel left out (`present_ids`: such an id, e.g. one a resize lost, is no
+    object on either side, as mask mAP leaves it out); ``ValueError`` as there (naming "ground truth" or
+    "prediction") or when the two maps differ in shape."""
     gt = validate_instances(gt_map, gt_classes, gt_edges, name="ground truth")
     pred = validate_instances(pred_map, pred_classes, pred_edges, pred_scores, name="prediction")
     if gt[0].shape != pred[0].shape:
         raise ValueError(f"gt_map {gt[0].shape} and pred_map {pred[0].shape} differ in shape")
-    return gt, pred
+    return tuple((m, c, edges_among(e, present_ids(m, len(c))), s) for m, c, e, s in (gt, pred))
+
+
+def present_ids(instance_map: np.ndarray, num: int) -> np.ndarray:
+    """bool (num,): which of the ids 1..num have a pixel in a validated ``instance_map``."""
+    return np.bincount(instance_map.ravel(), minlength=num + 1)[1:num + 1] > 0
 
 
 def edges_among(edges: np.ndarray, kept: np.ndarray) -> np.ndarray:

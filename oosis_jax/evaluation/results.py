@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import dataclasses
 import itertools
 import multiprocessing
 import warnings
@@ -51,7 +50,7 @@ class Evaluator:
             raise ValueError(f"processes must be an int >= 1, got {processes!r}")
         self.boundaries, self.max_dist, self.processes = boundaries, boundary_eval.check_max_dist(max_dist), processes
         self._oair, self._coco, self._coverages, self._boundary_counts = [], [], [], []
-        self._on_cycles, self._num_gt, self.position = 0.0, 0, 0
+        self._on_cycles, self._num_gt, self._num_pred, self.position = 0.0, 0, 0, 0
         self._with_heads = 0  # images whose prediction has b and e (boundary counts need every image's)
         self._pool, self._in_flight = None, collections.deque()  # (index in _boundary_counts, image id)
         self._failed = None  # the error of a boundary count that failed on a worker
@@ -62,8 +61,8 @@ class Evaluator:
     def add(self, prediction, ground_truth) -> None:
         """One image: ``prediction`` an `oosis_jax.inference.instances.Prediction` or dict with instance_map,
         classes, scores, edges (and b, e for the boundary metrics); ``ground_truth`` a dict with instance_map,
-        classes, edges. A ground-truth id without pixels (one that a resize lost) is no object: its edges are
-        left out of every metric, as mask mAP leaves it out. ``ValueError`` naming the image (its position in
+        classes, edges. An id without pixels (e.g. a ground-truth one that a resize lost) is no object, on either
+        side: its edges are left out of every metric and it is not counted, as mask mAP leaves it out. ``ValueError`` naming the image (its position in
         the stream) for a malformed pair."""
         if self._failed is not None:
             raise self._failed
@@ -72,12 +71,10 @@ class Evaluator:
         try:
             prediction, ground_truth = _fields(prediction, "prediction"), _fields(ground_truth, "ground truth")
             coco = coco_eval.CocoImage.of(prediction, ground_truth, image_id)
-            pairs = oair.OairImage.of(prediction, ground_truth)
-            present = np.bincount(np.asarray(ground_truth["instance_map"]).ravel(),
-                                  minlength=len(pairs.gt_classes) + 1)[1:] > 0
-            if not present.all():  # ids without pixels (e.g. lost to a resize) are no objects in any metric
-                pairs = dataclasses.replace(pairs, gt_edges=metrics.edges_among(pairs.gt_edges, present))
-                ground_truth = dict(ground_truth, edges=pairs.gt_edges)
+            pairs = oair.OairImage.of(prediction, ground_truth)  # without the edges of ids that have no pixel
+            ground_truth = dict(ground_truth, edges=pairs.gt_edges)
+            num_gt = int(metrics.present_ids(np.asarray(ground_truth["instance_map"]), len(pairs.gt_classes)).sum())
+            num_pred = int(metrics.present_ids(np.asarray(prediction["instance_map"]), len(pairs.pred_classes)).sum())
         except ValueError as err:
             if str(err).startswith(f"image {image_id}:"):
                 raise
@@ -105,7 +102,8 @@ class Evaluator:
         self._coco.append(coco)
         self._coverages += [] if coverage is None else [coverage]
         self._on_cycles += on_cycles
-        self._num_gt += int(present.sum())
+        self._num_gt += num_gt
+        self._num_pred += num_pred
         self._with_heads += with_heads
         if counts is not None:
             self._boundary_counts.append(counts)
@@ -145,7 +143,7 @@ class Evaluator:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
                 self._pool = None
-        num_predicted = sum(len(image.pred_classes) for image in self._oair)
+        num_predicted = self._num_pred
         boundaries = None
         if self.boundaries and 0 < self._with_heads < len(self._oair):
             warnings.warn(f"{self._with_heads} of {len(self._oair)} predictions have the b and e heads: the boundary "
@@ -187,9 +185,10 @@ def evaluate(predictions: Iterable, ground_truths: Iterable, boundaries: bool = 
 
     ``predictions``: `oosis_jax.inference.instances.Prediction`s or dicts with instance_map, classes, scores, edges
     (and b, e for the boundary metrics); ``ground_truths``: dicts with instance_map, classes, edges (a dataset
-    split). Returns dict(num_images, oair_iou, oair_confidence, mask (mAP, AP50, AP75), weighted_coverage,
-    cycle_percent (NaN when nothing is predicted), boundaries (oriented / plain ODS, OIS, AP, curves) or None).
-    Fractions are in [0, 1].
+    split). Returns dict(num_images, num_gt_instances, num_pred_instances (ids with a pixel), oair_iou,
+    oair_confidence, mask (mAP, AP50, AP75), weighted_coverage, cycle_percent (NaN when nothing is predicted),
+    boundaries (oriented / plain ODS, OIS, AP, curves) or None). Fractions are in [0, 1]. An id without a
+    pixel, on either side, is no object in any metric.
     ``ValueError`` when the two differ in length or are empty, or for a malformed pair (named by its 1-based
     position), unless ``failures`` is a list: a malformed pair is then appended there as ``(position, message)``
     and left out, and the others are evaluated.

@@ -187,6 +187,34 @@ def test_ground_truth_ids_without_pixels_are_no_objects_in_any_metric():
     assert results["num_gt_instances"] == 0 and results["boundaries"] is not None
 
 
+def test_ids_without_pixels_count_alike_in_every_oair_function():
+    """Ground truth 1 occludes 2 and, through id 3 (no pixels), nothing else; the prediction orders 1 -> 2 only
+    through its own pixel-less id 3. Every OAIR entry point sees one pair, recovered, and not correct."""
+    gt_map = np.zeros((8, 8), np.int64)
+    gt_map[:, :4], gt_map[:, 4:] = 1, 2
+    truth = dict(instance_map=gt_map, classes=np.array([1, 1, 1]), edges=np.array([[1, 2], [1, 3]]))
+    pred = dict(instance_map=gt_map.copy(), classes=np.array([1, 1, 1]), scores=np.ones(3),
+                edges=np.array([[1, 3], [3, 2]]))
+    counts = metrics.oair_counts(gt_map, truth["classes"], truth["edges"], gt_map, pred["classes"], pred["scores"],
+                                 pred["edges"], min_score=-np.inf)
+    assert counts == (1, 1, 0)
+    assert oair.OairImage.of(pred, truth).counts().tolist() == [1, 1, 0]
+    results = evaluation.evaluate([pred], [truth], boundaries=False, progress=False)
+    assert (results["num_gt_instances"], results["num_pred_instances"]) == (2, 2)
+    curve = results["oair_iou"]
+    at = curve["iou_threshold"].index(0.5)
+    assert (curve["pairs"][at], curve["recovered"][at], curve["correct"][at]) == (1, 1, 0)
+
+
+def test_scores_that_are_not_numbers_cost_only_their_image():
+    predictions, truths = _pairs(2, seed=5)
+    failures = []
+    results = evaluation.evaluate([predictions[0], dict(predictions[1], scores={"a": 1})], truths, boundaries=False,
+                                  progress=False, failures=failures)
+    assert results["num_images"] == 1 and len(failures) == 1
+    assert failures[0][0] == 2 and "scores must be numbers, got dict" in failures[0][1]
+
+
 def test_a_held_out_row_without_heads_has_nan_boundary_columns():
     predictions, truths = _pairs(2, seed=5)
     results = evaluation.evaluate(predictions, truths, boundaries=False, progress=False)
