@@ -3,8 +3,10 @@ npz that ``oosis_jax.models.load_pretrained`` reads.
 
     python experiments/convert_torch_resnet.py resnet50_v2.pth backbone.npz
 
-PyTorch is imported only to read the ``.pth`` file; ``convert_state_dict`` is a pure function of numpy
-arrays. Torch names map as ``conv1.weight -> backbone/conv1/kernel`` (OIHW -> HWIO),
+PyTorch is imported only to read a ``.pth`` file; without it, an ``.npz`` of the state dict's arrays under their
+torch names (e.g. written elsewhere by ``np.savez(f, **{k: v.numpy() for k, v in sd.items()})``) is read
+instead. ``convert_state_dict`` is a pure function of numpy arrays. Torch names map as
+``conv1.weight -> backbone/conv1/kernel`` (OIHW -> HWIO),
 ``layer2.0.downsample.0.weight -> backbone/layer2/0/downsample_conv/kernel``, BatchNorm
 ``weight/bias/running_mean/running_var -> scale/bias/mean/var``; ``fc.*`` and ``num_batches_tracked`` are
 dropped. A torchvision checkpoint has a 7x7 stem: load it into a model with ``ModelConfig(deep_stem=False)``.
@@ -65,13 +67,36 @@ def main(argv=None):
     parser.add_argument("checkpoint", help="PyTorch .pth file holding a ResNet state dict")
     parser.add_argument("output", help="npz file to write")
     args = parser.parse_args(argv)
-    import torch  # only needed to unpickle the checkpoint
-
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-    arrays = convert_state_dict({k: v.numpy() for k, v in state.items()})
+    try:
+        arrays = convert_state_dict(read_state_dict(args.checkpoint))
+    except (OSError, ValueError, ModuleNotFoundError) as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     np.savez(args.output, **arrays)
     print(f"wrote {len(arrays)} arrays to {args.output}")
+
+
+def read_state_dict(path: str) -> dict[str, np.ndarray]:
+    """The tensors of a ``.pth`` checkpoint (its ``state_dict`` entry when it has one) or of an ``.npz`` as
+    float32 numpy arrays; ``FileNotFoundError``, ``ValueError`` naming an entry that is not a tensor, and
+    ``ModuleNotFoundError`` saying what to install for a ``.pth`` without PyTorch."""
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.endswith(".npz"):
+        with np.load(path) as archive:
+            return {name: archive[name] for name in archive.files}
+    try:
+        import torch  # only needed to unpickle the checkpoint
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(f"{path}: reading a .pth file needs PyTorch (pip install torch), or give an .npz "
+                                  "of its state dict's arrays", name="torch") from err
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(f"{path}: entries that are not tensors: {not_tensors[:5]}")
+    return {k: v.detach().float().numpy() for k, v in state.items()}
 
 
 if __name__ == "__main__":

@@ -22,22 +22,45 @@ from oosis_jax.training.configs import TrainConfig
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SHIPPED = ("synthetic",)
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
+CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "weights.npz", "MODEL_CARD.md"
 # what an export's ``extra`` may hold: the options `exported_options` reads, and ``run`` (facts for the card)
 EXPORT_KEYS = ("lam", "mu", "method", "robustness", "augmentation", "join_model", "score_model", "run")
 
 
 def export(model: PSPNet, config: TrainConfig, out_dir, extra: dict | None = None) -> Path:
     """Write ``model`` as ``out_dir/weights.npz`` (every parameter and batch statistic by its ``/`` path) and
-    ``out_dir/config.json`` (the run's `TrainConfig`, plus ``extra`` under the key ``"export"``)."""
+    ``out_dir/config.json`` (the run's `TrainConfig`, plus ``extra`` under the key ``"export"``).
+
+    ``ValueError`` before anything is written when the model is not ``config.model``'s (an array's shape
+    differs), holds inf or NaN, or ``extra`` is not JSON; both files are replaced together (a failure leaves an
+    earlier export whole), and an earlier export's ``MODEL_CARD.md``, which describes other weights, is removed.
+    """
     unknown = sorted(set(extra or {}) - set(EXPORT_KEYS))
     if unknown:
         raise ValueError(f"export: extra holds {unknown}; it takes the options {list(EXPORT_KEYS)}")
+    arrays = {name: np.asarray(variable.get_value()) for name, variable in flat_state(model).items()}
+    expected = {name: variable.get_value().shape for name, variable in flat_state(
+        nnx.eval_shape(lambda: PSPNet(config.model, rngs=nnx.Rngs(0)))).items()}
+    wrong = sorted(set(arrays) ^ set(expected)) + [n for n in sorted(set(arrays) & set(expected))
+                                                  if arrays[n].shape != expected[n]]
+    if wrong:
+        raise ValueError(f"export: the model is not the one config.model describes ({len(wrong)} arrays differ, "
+                         f"e.g. {wrong[:3]})")
+    bad = [name for name, array in arrays.items() if not np.all(np.isfinite(array))]
+    if bad:
+        raise ValueError(f"export: the model holds inf or NaN in {bad[:5]}")
+    try:
+        text = json.dumps({**config.to_dict(), "export": extra or {}}, indent=2)
+    except TypeError as err:
+        raise ValueError(f"export: extra cannot be written as JSON ({err})") from err
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    arrays = {name: np.asarray(variable.get_value()) for name, variable in flat_state(model).items()}
-    np.savez_compressed(out / WEIGHTS_FILE, **arrays)
-    (out / CONFIG_FILE).write_text(json.dumps({**config.to_dict(), "export": extra or {}}, indent=2))
+    with open(out / (WEIGHTS_FILE + ".tmp"), "wb") as f:
+        np.savez_compressed(f, **arrays)
+    (out / (CONFIG_FILE + ".tmp")).write_text(text)
+    (out / CARD_FILE).unlink(missing_ok=True)
+    os.replace(out / (WEIGHTS_FILE + ".tmp"), out / WEIGHTS_FILE)
+    os.replace(out / (CONFIG_FILE + ".tmp"), out / CONFIG_FILE)
     return out
 
 

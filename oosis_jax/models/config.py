@@ -6,6 +6,8 @@ import dataclasses
 import math
 import numbers
 
+import numpy as np
+
 HEADS = ("disentangled", "entangled")
 UPSAMPLERS = ("joint", "separate")
 DTYPES = ("float32", "bfloat16")
@@ -75,8 +77,9 @@ class ModelConfig:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if len(self.stage_blocks) != 4 or min(self.stage_blocks) < 1:
             raise ValueError(f"stage_blocks must be 4 positive counts, got {self.stage_blocks}")
-        if min(self.width, self.bottleneck_expansion, self.stem_width, self.head_width, self.aux_width) < 1:
-            raise ValueError("widths must be positive")
+        for name in ("width", "bottleneck_expansion", "stem_width", "head_width", "aux_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.decoder_width < 2:
             raise ValueError(f"decoder_width must be >= 2 (its full-resolution branch has half as many "
                              f"channels), got {self.decoder_width}")
@@ -154,8 +157,8 @@ def check_types(config) -> None:
         if kind in ("int", "float", "bool", "str"):
             object.__setattr__(config, field.name, _typed(field.name, kind, value))
         elif element in ("int", "float"):
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-                raise ValueError(f"{field.name} must be a sequence ({kind}), got {value!r}")
+            if not isinstance(value, (tuple, list, np.ndarray)):  # a set or dict has no order to keep
+                raise ValueError(f"{field.name} must be a tuple or list ({kind}), got {value!r}")
             object.__setattr__(config, field.name, tuple(_typed(field.name, element, v) for v in value))
 
 

@@ -21,6 +21,7 @@ def flat_state(model: nnx.Module) -> dict[str, nnx.Variable]:
     return {"/".join(str(k) for k in path): variable for path, variable in flat}
 
 
+STEM_KERNEL = "backbone/conv1/kernel"  # 7x7 in torchvision's ResNet, 3x3 in the deep stem
 # The arrays of a bottleneck block's inside (``ModelConfig.width`` with ``bottleneck_expansion``) and the axes
 # along which a wider model may hold more channels than the file: conv1's outputs, conv2's inputs and
 # outputs, conv3's inputs, and the two BatchNorms between them.
@@ -82,10 +83,20 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     wrong = [f"{n}: file {arrays[n].shape} vs model {variables[n].shape}" for n in sorted(arrays)
              if arrays[n].shape != variables[n].shape]
     if wrong:
-        raise ValueError(f"{path}: shape mismatch for {len(wrong)} arrays, e.g. {wrong[:5]}")
+        stem, ours = arrays.get(STEM_KERNEL), variables.get(STEM_KERNEL)
+        hint = ("; a 7x7 stem (torchvision's ResNet) loads into a model with model.deep_stem=False"
+                if stem is not None and ours is not None and stem.shape[:2] == (7, 7) and ours.shape[:2] != (7, 7)
+                else "")
+        raise ValueError(f"{path}: shape mismatch for {len(wrong)} arrays, e.g. {wrong[:5]}{hint}")
+    if not arrays:
+        raise ValueError(f"{path} holds no array: nothing would be loaded")
+    # checked as they will be stored: float64 numbers beyond float32's range would become inf
+    with np.errstate(over="ignore"):  # an overflow is reported below, by name
+        arrays = {n: np.asarray(a).astype(variables[n].dtype) for n, a in arrays.items()}
     bad = [n for n, a in arrays.items() if not np.all(np.isfinite(a))]
     if bad:
-        raise ValueError(f"{path}: non-finite values in {bad[:5]}")
+        raise ValueError(f"{path}: non-finite values (or beyond {np.dtype(variables[bad[0]].dtype).name}'s range) "
+                         f"in {bad[:5]}")
     negative = [n for n, a in sorted(arrays.items()) if n.endswith("/var") and (a < 0).any()]
     if negative:  # a BatchNorm variance below 0 makes every output NaN
         raise ValueError(f"{path}: negative BatchNorm variances in {negative[:5]}")

@@ -95,8 +95,8 @@ class PSPNet(nnx.Module):
         self.aux_head = nnx.Conv(config.aux_width, classes, (1, 1), dtype=dtype, rngs=rngs)
 
     def __call__(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be (B, H, W, 3), got shape {images.shape}")
+        if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape[1:3]) < 1:
+            raise ValueError(f"images must be (B, H, W, 3) with H, W >= 1, got shape {images.shape}")
         if not jnp.issubdtype(images.dtype, jnp.floating):
             raise ValueError(f"images must be normalised floats (normalize_images), got {images.dtype}")
         height, width = images.shape[1:3]

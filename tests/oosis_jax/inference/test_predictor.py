@@ -215,6 +215,24 @@ def test_export_round_trip(predictor, paper_predictor, tmp_path):
         assert_same_prediction(from_folder(image), p(image))
 
 
+def test_a_failed_export_leaves_the_earlier_one_whole(predictor, paper_predictor, tmp_path):
+    from oosis_jax.inference.robustness import Robustness
+
+    folder = export(predictor.model, predictor.config, tmp_path / "model")
+    (folder / "MODEL_CARD.md").write_text("a card of these weights")
+    before = {name: (folder / name).read_bytes() for name in (CONFIG_FILE, WEIGHTS_FILE)}
+    for model, config, extra, problem in (
+            (paper_predictor.model, predictor.config, None, "not the one config.model describes"),
+            (paper_predictor.model, paper_predictor.config, {"robustness": Robustness()}, "cannot be written as JSON")):
+        with pytest.raises(ValueError, match=problem):
+            export(model, config, folder, extra=extra)
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert (folder / "MODEL_CARD.md").exists() and sorted(p.name for p in folder.iterdir()) == sorted(
+        [CONFIG_FILE, WEIGHTS_FILE, "MODEL_CARD.md"])
+    export(paper_predictor.model, paper_predictor.config, folder)  # other weights: the old card goes
+    assert not (folder / "MODEL_CARD.md").exists() and load_exported(folder)[1] == paper_predictor.config
+
+
 def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
     folder = export(predictor.model, predictor.config, tmp_path / "good")
     config_text = (folder / CONFIG_FILE).read_text()

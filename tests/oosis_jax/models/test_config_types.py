@@ -18,7 +18,9 @@ from oosis_jax.training.losses import LossConfig
     ("deep_stem", "false", r"deep_stem must be bool, got 'false' \(str\)"),  # built a deep stem
     ("width", 4.5, "width must be whole numbers"),
     ("dropout", float("nan"), "dropout must be a finite number"),
-    ("stage_blocks", 3, r"stage_blocks must be a sequence"),
+    ("stage_blocks", 3, r"stage_blocks must be a tuple or list"),
+    ("stage_blocks", {1, 2, 3, 4}, r"stage_blocks must be a tuple or list"),  # a set's order is not kept
+    ("width", 0, "width must be >= 1, got 0"), ("aux_width", -2, "aux_width must be >= 1, got -2"),
 ])
 def test_model_fields_of_the_wrong_type_are_named(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -192,6 +192,29 @@ def test_load_pretrained_rejects_bad_files(tmp_path):
     np.savez(tmp_path / "text.npz", **{"backbone/bn1/var": np.array(["a"] * len(variance))})  # numpy's TypeError
     with pytest.raises(ValueError, match=r"not numbers: \['backbone/bn1/var \(<U1\)'\]"):
         load_pretrained(model, tmp_path / "text.npz")
+    np.savez(tmp_path / "huge.npz", **{"backbone/bn1/var": np.full(len(variance), 1e300)})  # inf as float32
+    with pytest.raises(ValueError, match=r"non-finite values \(or beyond float32's range\) in \['backbone/bn1/var'\]"):
+        load_pretrained(model, tmp_path / "huge.npz")
+    np.savez(tmp_path / "empty.npz")  # would silently train from scratch
+    with pytest.raises(ValueError, match="holds no array"):
+        load_pretrained(model, tmp_path / "empty.npz")
+    stem = np.asarray(flat_state(model)["backbone/conv1/kernel"].get_value())
+    np.savez(tmp_path / "torchvision.npz", **{"backbone/conv1/kernel": np.zeros((7, 7) + stem.shape[2:], np.float32)})
+    with pytest.raises(ValueError, match="a 7x7 stem .* loads into a model with model.deep_stem=False"):
+        load_pretrained(model, tmp_path / "torchvision.npz")
+
+
+def test_the_converter_reads_an_npz_without_torch_and_names_what_it_cannot_read(tmp_path, capsys):
+    from experiments import convert_torch_resnet
+
+    state = torch_resnet_state_dict(ModelConfig.tiny(2))
+    np.savez(tmp_path / "state.npz", **state)
+    convert_torch_resnet.main([str(tmp_path / "state.npz"), str(tmp_path / "backbone.npz")])
+    with np.load(tmp_path / "backbone.npz") as archive:
+        assert sorted(archive.files) == sorted(convert_state_dict(state))
+    with pytest.raises(SystemExit) as stop:
+        convert_torch_resnet.main([str(tmp_path / "missing.pth"), str(tmp_path / "out.npz")])
+    assert stop.value.code == 2 and "missing.pth: no such file" in capsys.readouterr().err
 
 
 def perturb_and_save(model, path, seed: int) -> dict:
