@@ -17,17 +17,25 @@ from data import registry
 def at_resolution(example: dict, resolution) -> dict:
     """``example`` with image (bilinear) and instance_map (nearest) resized to (height, width); None keeps it.
 
-    Instances that vanish at the new size keep their ids (with no pixels); edges are unchanged.
+    Instances that vanish at the new size keep their ids (with no pixels, so ``classes`` still lines up) but
+    lose their edges: an id without pixels is no object (as the metrics read it). Instances that a shrink makes
+    touch get no edge here (the training pipeline's ``closed_gaps`` orders such pairs); the registry's test
+    resolutions only enlarge.
     """
     if resolution is None:
         return example
     height, width = resolution
     if example["image"].shape[:2] == (height, width):
         return example
+    ids = np.asarray(example["instance_map"])
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"instance_map ids must lie in 0..2**31-1, got {ids.min()}..{ids.max()}")
     image = np.asarray(Image.fromarray(example["image"]).resize((width, height), Image.BILINEAR))
-    inst = np.asarray(Image.fromarray(example["instance_map"].astype(np.int32)).resize((width, height),
-                                                                                      Image.NEAREST))
-    return dict(example, image=image, instance_map=inst.astype(np.int32))
+    inst = np.asarray(Image.fromarray(ids.astype(np.int32)).resize((width, height), Image.NEAREST), np.int32)
+    edges = np.asarray(example["edges"]).reshape(-1, 2)
+    present = np.zeros(int(max(ids.max(initial=0), edges.max(initial=0))) + 1, bool)
+    present[np.unique(inst)] = True
+    return dict(example, image=image, instance_map=inst, edges=edges[present[edges].all(axis=1)])
 
 
 class Examples(Sequence):

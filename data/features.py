@@ -43,38 +43,50 @@ def validate_example(example: dict) -> None:
         if key not in example:
             raise ValueError(f"example is missing the feature {key!r}")
     image = np.asarray(example["image"])
-    inst = np.asarray(example["instance_map"])
-    classes = np.asarray(example["classes"])
-    edges = np.asarray(example["edges"])
-    depths = np.asarray(example["depths"])
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty: shape {image.shape}")
-    if inst.shape != image.shape[:2] or inst.dtype.kind not in "iu":
-        raise ValueError(f"instance_map must be int (H, W) = {image.shape[:2]}, got {inst.dtype} {inst.shape}")
-    n = int(classes.shape[0]) if classes.ndim == 1 else -1
-    if n < 0:
-        raise ValueError(f"classes must be 1-D, got shape {classes.shape}")
+    inst = np.asarray(example["instance_map"])
+    if inst.shape != image.shape[:2]:
+        raise ValueError(f"instance_map must be (H, W) = {image.shape[:2]}, got {inst.shape}")
+    validate_annotations(inst, example["classes"], example["edges"], example["depths"])
+
+
+def validate_annotations(instance_map, classes, edges, depths=None) -> None:
+    """``ValueError`` naming the problem unless ``instance_map`` is an integer (H, W) array of ids 0..N,
+    ``classes`` integer (N,) ids >= 1, ``edges`` integer (M, 2) pairs of ids 1..N without self-loops (empty:
+    any shape) and ``depths``, when given, of shape (N,). Checked on the arrays as given, before any cast, so
+    that no id wraps around or is truncated into another one."""
+    inst, classes, edges = np.asarray(instance_map), np.asarray(classes), np.asarray(edges)
+    if inst.ndim != 2 or inst.dtype.kind not in "iu":
+        raise ValueError(f"instance_map must be an integer (H, W) array, got {inst.dtype} {inst.shape}")
+    if classes.ndim != 1 or (classes.size and classes.dtype.kind not in "iu"):
+        raise ValueError(f"classes must be an integer (N,) array, got {classes.dtype} {classes.shape}")
+    n = len(classes)
     if inst.size and (inst.min() < 0 or inst.max() > n):
         raise ValueError(f"instance_map ids must lie in 0..{n} (len(classes)), got {inst.min()}..{inst.max()}")
-    if n and classes.min() < 1:
-        raise ValueError(f"class ids must be >= 1 (0 is background), got {classes.min()}")
-    if edges.ndim != 2 or edges.shape[1] != 2:
-        raise ValueError(f"edges must be (M, 2), got shape {edges.shape}")
+    if n and (classes.min() < 1 or classes.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"class ids must lie in 1..2**31-1 (0 is background), got {classes.min()}..{classes.max()}")
+    if edges.size and (edges.ndim != 2 or edges.shape[1] != 2 or edges.dtype.kind not in "iu"):
+        raise ValueError(f"edges must be an integer (M, 2) array, got {edges.dtype} {edges.shape}")
     if edges.size and (edges.min() < 1 or edges.max() > n):
         raise ValueError(f"edges name instances outside 1..{n}: {edges.min()}..{edges.max()}")
-    if depths.shape != (n,):
-        raise ValueError(f"depths must have shape ({n},), got {depths.shape}")
+    if edges.size and np.any(edges[:, 0] == edges[:, 1]):
+        loop = edges[edges[:, 0] == edges[:, 1]][0]
+        raise ValueError(f"edges hold a self-loop (an instance occluding itself): {loop}")
+    if depths is not None and np.shape(depths) != (n,):
+        raise ValueError(f"depths must have shape ({n},), got {np.shape(depths)}")
 
 
 def encode_example(example: dict) -> dict:
     """Validate a reader's dict and cast it to the schema's dtypes, ready for a tfds generator.
 
     ``image`` may be a uint8 array (validated with the rest, then PNG-encoded here: tfds needs TensorFlow to
-    encode an array), a path or encoded bytes (tfds reads/stores them as they are); a missing ``depths``
-    becomes NaN.
+    encode an array), a path or encoded bytes (tfds reads/stores them as they are; the annotations are validated
+    all the same); a missing ``depths`` becomes NaN.
     """
+    validate_annotations(example["instance_map"], example["classes"], example["edges"], example.get("depths"))
     n = len(example["classes"])
     out = {
         "image_id": int(example["image_id"]),

@@ -90,6 +90,8 @@ def occlusion_map(instance_map, edges) -> np.ndarray:
     Args:
       instance_map: int (H, W); 0 = background, 1..N = instance ids (negative ids are rejected).
       edges: int (M, 2); row (a, b) = instance a occludes instance b. Ids must appear in ``instance_map``.
+        Any set of pairs is allowed (a mutual pair marks both sides of the contact); only `order_labels` needs
+        an acyclic graph.
 
     Returns:
       bool (H, W, 4); ``occ[y, x, d]`` is True when pixel (y, x) occludes its neighbour in direction d

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from data import targets
+from data.features import validate_annotations
 from oosis_jax.training.losses import IGNORE_LABEL
 from oosis_jax.models.config import check_types
 from oosis_jax.models.outputs import PAD_COLOR, normalize_images
@@ -71,12 +72,39 @@ def _check_example(example) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         raise ValueError(f"image must be non-empty uint8 (H, W, 3), got {image.dtype} {image.shape}")
     if inst.shape != image.shape[:2]:
         raise ValueError(f"instance_map shape {inst.shape} differs from the image's {image.shape[:2]}")
-    edges = np.asarray(example["edges"]).reshape(-1, 2)
+    validate_annotations(inst, example["classes"], example["edges"], example.get("depths"))
     classes = np.asarray(example["classes"])
-    if inst.size and (inst.min() < 0 or inst.max() > len(classes)):  # ids 1..n name classes[0..n-1]
-        raise ValueError(f"instance_map ids must lie in 0..{len(classes)} (one class per instance), got "
-                         f"{inst.min()}..{inst.max()}")
-    return image, inst.astype(np.int32), classes, edges
+    if classes.size and classes.max() >= IGNORE_LABEL:
+        raise ValueError(f"class id {classes.max()} is not below {IGNORE_LABEL}, the label of ignored pixels")
+    return image, inst.astype(np.int32), classes, np.asarray(example["edges"]).reshape(-1, 2)
+
+
+class _Numbered:
+    """A source whose items carry their index: ``source[i]`` -> ``(i, source[i])`` (`_each_example`)."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index):
+        return index, self.source[index]
+
+
+def _each_example(function, num_classes: int | None):
+    """``function(example, *args)`` applied to a `_Numbered` item, its ``ValueError`` naming the example's
+    index in the source; with ``num_classes``, a class id beyond it is one (the loss would read NaN)."""
+    def call(item, *args):
+        index, example = item
+        try:
+            classes = np.asarray(example["classes"]) if "classes" in example else np.zeros(0, int)
+            if num_classes is not None and classes.size and classes.max() > num_classes:
+                raise ValueError(f"class id {classes.max()} is beyond the model's {num_classes} classes")
+            return function(example, *args)
+        except ValueError as err:
+            raise ValueError(f"example {index} of the source: {err}") from err
+    return call
 
 
 def _resize(image: np.ndarray, inst: np.ndarray, height: int, width: int):
@@ -254,28 +282,32 @@ def _shard(ds: grain.MapDataset, process_index: int, process_count: int) -> grai
 
 
 def train_dataset(source, config: AugmentConfig, *, batch_size: int, seed: int, process_index: int = 0,
-                  process_count: int = 1) -> grain.MapDataset:
+                  process_count: int = 1, num_classes: int | None = None) -> grain.MapDataset:
     """Endless ``MapDataset`` of this process's training batches; element ``step`` is the batch of ``step``.
 
-    ``batch_size`` is the per-process batch; the global batch of a step is the union over processes.
+    ``batch_size`` is the per-process batch; the global batch of a step is the union over processes. A bad
+    example (or, with ``num_classes``, one with a class the model lacks) is a ``ValueError`` naming its index.
     """
     if len(source) == 0:
         raise ValueError("the training source is empty")
     if batch_size < 1:
         raise ValueError(f"bad batch_size {batch_size}")
-    ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-    ds = ds.random_map(lambda example, rng: random_transform(example, rng, config), seed=seed)
+    ds = grain.MapDataset.source(_Numbered(source)).shuffle(seed=seed).repeat(None)
+    ds = ds.random_map(_each_example(lambda example, rng: random_transform(example, rng, config), num_classes),
+                       seed=seed)
     return _shard(ds, process_index, process_count).batch(batch_size, drop_remainder=True, batch_fn=collate)
 
 
 def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | None = None,
-                 process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
+                 process_index: int = 0, process_count: int = 1, num_classes: int | None = None) -> grain.MapDataset:
     """Un-augmented batches of every example in order (optionally resized to ``resize_to``); the last
-    incomplete batch is kept. Examples of a batch must share a size unless ``resize_to`` is given."""
+    incomplete batch is kept. Examples of a batch must share a size unless ``resize_to`` is given. Split over
+    processes, the first ones get one batch more when the count does not divide. Bad examples as in
+    `train_dataset`."""
     if len(source) == 0:
         raise ValueError("the evaluation source is empty")
-    ds = _shard(grain.MapDataset.source(source), process_index, process_count)
-    ds = ds.map(lambda example: transform_example(example, resize_to=resize_to))
+    ds = _shard(grain.MapDataset.source(_Numbered(source)), process_index, process_count)
+    ds = ds.map(_each_example(lambda example: transform_example(example, resize_to=resize_to), num_classes))
     return ds.batch(batch_size, batch_fn=collate)
 
 

@@ -309,9 +309,9 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     start = int(state.step)
     stream = input_pipeline.train_dataset(
         train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
-        process_index=jax.process_index(), process_count=jax.process_count())
+        process_index=jax.process_index(), process_count=jax.process_count(), num_classes=config.model.num_classes)
     eval_batches = input_pipeline.eval_dataset(val_source, batch_size=config.eval_batch_size,
-                                               resize_to=config.eval_resolution)
+                                               resize_to=config.eval_resolution, num_classes=config.model.num_classes)
     if config.eval_examples is not None:
         eval_batches = eval_batches[:math.ceil(config.eval_examples / config.eval_batch_size)]
     eval_batches[0]  # a validation batch that cannot be formed fails now, not after the first training steps

@@ -112,3 +112,23 @@ def test_a_damaged_or_missing_dataset_info_is_named_with_the_folder_to_delete(tm
             info_file.unlink()
         with pytest.raises(ValueError, match=rf"dataset 'synthetic': .*{message}.*delete (the|that) folder"):
             loading.load("synthetic", "validation", tmp_path / damage, **TINY)
+
+
+def test_encode_example_checks_the_annotations_before_casting_them_whatever_the_image():
+    from data.features import encode_example
+
+    inst = np.ones((4, 6), np.int64)
+    inst[:, 3:] = 2**32 + 2  # cast to int32 first, it became id 2 and merged into instance 2
+    example = dict(image_id=1, image=np.zeros((4, 6, 3), np.uint8), instance_map=inst, classes=[1, 1],
+                   edges=np.array([[1, 2]]))
+    with pytest.raises(ValueError, match=r"ids must lie in 0..2"):
+        encode_example(example)
+    good = dict(example, instance_map=np.minimum(inst, 2))
+    for bad, message in ((dict(good, edges=np.array([[1, 40]])), "edges name instances outside 1..2"),
+                         (dict(good, edges=np.array([[1, 2, 1], [2, 1, 2]])), r"edges must be an integer \(M, 2\)"),
+                         (dict(good, instance_map=good["instance_map"] + 0.7), "must be an integer"),
+                         (dict(good, depths=[1.0]), r"depths must have shape \(2,\)")):
+        for image in (good["image"], b"encoded bytes: the KINS/COCOA path"):
+            with pytest.raises(ValueError, match=message):
+                encode_example(dict(bad, image=image))
+    assert encode_example(good)["edges"].tolist() == [[1, 2]]

@@ -98,7 +98,7 @@ def test_instances_that_shrinking_makes_touch_get_the_nearer_one_s_boundary_or_n
     touching = {tuple(sorted(p)) for p in rule.tolist()} - {tuple(sorted(p)) for p in scene["edges"].tolist()}
     assert touching == {(1, 7), (8, 12)}  # the seed the audit found: two pairs touch only when shrunk
     np.testing.assert_array_equal(shrunk["boundary"], targets.boundary_targets(inst, rule)[0])
-    with pytest.raises(ValueError, match="depths has 1 values, but instance_map has id 2"):
+    with pytest.raises(ValueError, match=r"depths must have shape \(2,\), got \(1,\)"):
         ip.transform_example(two_objects_one_pixel_apart([5.0]), resize_to=(4, 6))
 
 
@@ -129,6 +129,39 @@ def test_bad_examples_raise():
         ip.transform_example(scene, offset=(100, 0), crop_size=(10, 10))
     with pytest.raises(ValueError, match="empty"):
         ip.train_dataset([], ip.AugmentConfig(), batch_size=1, seed=0)
+    with pytest.raises(ValueError, match="class id 255 is not below 255, the label of ignored pixels"):
+        ip.transform_example(dict(scene, classes=np.full_like(scene["classes"], IGNORE_LABEL)))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: dict(s, edges=np.append(s["edges"], [[1, len(s["classes"]) + 3]], axis=0)), "edges name instances"),
+    (lambda s: dict(s, edges=np.array([[1, 2, 3], [2, 3, 1]])), r"edges must be an integer \(M, 2\) array"),
+    (lambda s: dict(s, edges=s["edges"].astype(float)), r"edges must be an integer \(M, 2\) array"),
+    (lambda s: dict(s, classes=s["classes"] + 10), "beyond the model's 5 classes"),
+    (lambda s: dict(s, depths=np.ones(1)), r"depths must have shape"),
+    (lambda s: dict(s, instance_map=s["instance_map"].astype(float)), "instance_map must be an integer"),
+])
+def test_a_bad_example_is_named_by_its_index_whatever_the_crop(change, message):
+    """Every check holds on every crop (a float or out-of-range edge used to fail on some crops, pass on
+    others, or be reshaped into other pairs), and the error names the example."""
+    good = scenes_with_edges(2)
+    source = [good[0], change(good[1])]
+    for make in (lambda: ip.train_dataset(source, ip.AugmentConfig(), batch_size=2, seed=0, num_classes=5),
+                 lambda: ip.eval_dataset(source, batch_size=2, num_classes=5)):
+        with pytest.raises(ValueError, match=rf"example 1 of the source: .*{message}"):
+            make()[0]
+
+
+def test_a_resize_that_loses_an_instance_drops_its_edges():
+    from data.examples import at_resolution
+
+    inst = np.zeros((20, 20), np.int32)
+    inst[:, :10], inst[:, 10:], inst[0, 0] = 1, 2, 3  # instance 3: one pixel, lost at 5x5
+    example = dict(image=np.zeros((20, 20, 3), np.uint8), instance_map=inst, classes=np.array([1, 1, 1]),
+                   edges=np.array([[1, 2], [3, 1]]))
+    small = at_resolution(example, (5, 5))
+    assert set(np.unique(small["instance_map"])) == {1, 2} and small["edges"].tolist() == [[1, 2]]
+    assert len(small["classes"]) == 3  # ids keep lining up with their classes
 
 
 def test_training_stream_is_deterministic_resumable_and_split_across_processes():
@@ -164,7 +197,7 @@ def test_instance_ids_beyond_the_classes_are_refused_not_cut_to_int32():
     inst[:, 3:] = 2**32 + 1
     example = {"image": np.zeros((4, 6, 3), np.uint8), "instance_map": inst, "classes": np.array([1, 2]),
                "edges": np.array([[2**32 + 1, 1]])}
-    with pytest.raises(ValueError, match=r"ids must lie in 0..2 \(one class per instance\), got 1..4294967297"):
+    with pytest.raises(ValueError, match=r"ids must lie in 0..2 \(len\(classes\)\), got 1..4294967297"):
         ip.transform_example(example)
 
 

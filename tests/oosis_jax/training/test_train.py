@@ -204,8 +204,10 @@ def test_a_run_that_cannot_go_well_stops_early_and_a_failed_start_can_be_started
     with pytest.raises(ValueError, match="model.num_classes is 3 but dataset 'synthetic' has 5 classes"):
         train.train(wrong, tmp_path / "c")
     train_source, val_source = train.open_sources(config)
+    with pytest.raises(ValueError, match=r"example \d+ of the source: class id \d+ is beyond the model's 5 classes"):
+        train.train(config, tmp_path / "c2", sources=(_ClassesBeyondTheModel(train_source), val_source))
     with pytest.raises(FloatingPointError, match="the training loss is nan by step 2"):
-        train.train(config, tmp_path / "d", sources=(_ClassesBeyondTheModel(train_source), val_source))
+        train.train(config.replace(base_lr=3e38), tmp_path / "d")  # a finite first loss, then inf weights
     saved = [int(name) for name in os.listdir(tmp_path / "d" / "checkpoints") if name.isdigit()]
     assert max(saved, default=0) < 2  # the step whose loss is NaN is not saved
     with pytest.raises(FloatingPointError, match="the weights hold inf or NaN after step 1"):
