@@ -43,23 +43,28 @@ class BatchError(ValueError):
     """
 
     def __init__(self, results, failures, source="crf.solve_many"):
-        self.results, self.failures = results, failures
+        self.results, self.failures, self.source = results, failures, source
         named = "; ".join(f"item {i}: {type(err).__name__}: {err}" for i, err in sorted(failures.items())[:5])
         rest = sorted(failures)[5:]
         more = f"; and items {', '.join(map(str, rest))}" if rest else ""
         super().__init__(f"{source}: {len(failures)} of {len(results)} items failed: {named}{more}")
 
+    def __reduce__(self):  # pickled and copied with its fields, e.g. raised inside a user's own process pool
+        return type(self), (self.results, self.failures, self.source)
+
 
 def _label_one(job):
-    """``(labels, None)``, or ``(None, exception)`` when the item is not a pair or the solver raised, so one item
-    never sinks the rest."""
-    solver, item, kwargs = job
+    """``(labels, None)`` for a job ``((solver, kwargs), item)``, or ``(None, exception)`` when the item is not a
+    pair, could not be sent, or the solver raised (a ``sys.exit`` in it too), so one item never sinks the rest."""
+    method, item = job
     try:
-        if isinstance(item, _Unsendable):
-            raise ValueError(item.reason)
+        for part in (method, item):
+            if isinstance(part, _Unsendable):
+                raise ValueError(part.reason)
+        solver, kwargs = method
         sigma, occ = _pair(item)
         return solver(sigma, occ, **kwargs), None
-    except Exception as err:  # noqa: BLE001 - reported per item by BatchError
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - reported per item by BatchError
         return None, err
 
 
@@ -105,12 +110,35 @@ class _Unsendable:
         self.reason = reason
 
 
+class _Parcel:
+    """``value`` pickled on its own inside a job, when the job is sent: a worker that cannot load it (a class or
+    function of the parent's ``if __name__ == "__main__":`` block, or of a script read from stdin, pickles in
+    the parent but not in a spawned worker) gets an `_Unsendable` for it instead of dying with the whole call."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return _unpack, (pickle.dumps(self.value),)
+
+
+def _unpack(data: bytes):
+    try:
+        return pickle.loads(data)
+    except Exception as err:  # noqa: BLE001 - loading raises many kinds; reported per item
+        return _Unsendable(f"it cannot be loaded in a worker process ({type(err).__name__}: {err}); workers import "
+                           "the main script as a module, so what it defines under `if __name__ == \"__main__\":` "
+                           "or reads from stdin is not there")
+
+
 def _sendable(item):
-    """``item``, or an `_Unsendable` saying why it cannot be pickled and loaded back in a worker."""
+    """``item`` (arrays of numbers as they are, anything else in a `_Parcel`), or an `_Unsendable` saying why it
+    cannot be pickled and loaded back."""
     problem = _pickling_error(item)
-    if problem is None:
-        return item
-    return _Unsendable(f"the item cannot be sent to a worker process: {type(problem).__name__}: {problem}")
+    if problem is not None:
+        return _Unsendable(f"the item cannot be sent to a worker process: {type(problem).__name__}: {problem}")
+    parts = item if isinstance(item, (tuple, list)) else (item,)
+    return item if all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in parts) else _Parcel(item)
 
 
 def _pair(item):
@@ -146,8 +174,8 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
         ``traceback``; an item that cannot be pickled to a worker fails with a ``ValueError`` saying so.
     """
     solver = _resolve(method)
-    jobs = [(solver, item, kwargs) for item in inputs]
-    processes = (os.cpu_count() or 1) if processes is None else processes
+    jobs = [((solver, kwargs), item) for item in inputs]
+    processes = _usable_cores() if processes is None else processes
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
         raise ValueError(f"processes must be None (every core) or an int >= 1, got {processes!r}")
     if processes == 1 or len(jobs) <= 1:
@@ -156,7 +184,8 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
     if problem is not None:
         raise ValueError(f"crf.solve_many: with processes > 1 the method and its keyword arguments must be "
                          f"picklable (a module-level function): {type(problem).__name__}: {problem}") from problem
-    jobs = [(solver, _sendable(item), kwargs) for _, item, kwargs in jobs]
+    method = _Parcel((solver, kwargs))
+    jobs = [(method, _sendable(item)) for _, item in jobs]
     workers = min(processes, len(jobs))
     with _kept_pool(processes) as executor:
         try:
@@ -168,7 +197,13 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
                 f"crf.solve_many: a worker process died while labelling {len(jobs)} items (killed, out of memory "
                 "or crashed); no result of this call is kept. Workers are spawned and import the main script: a "
                 "script that starts this work at import time, outside `if __name__ == \"__main__\":`, crashes "
-                "every one of them") from err
+                "every one of them, as does a main script that cannot be imported (one read from stdin; use "
+                "processes=1 there)") from err
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system has one), else every core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # The kept executor, the number of processes it was made for and the process that made it. _USERS counts the

@@ -9,7 +9,10 @@ import numpy as np
 
 def as_array(name, value):
     """``np.asarray(value)``, with numpy's error on ragged nested lists turned into a ``ValueError`` naming
-    ``name``."""
+    ``name``; a masked array is refused (its hidden values would be used as they are)."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise ValueError(f"{name} is a masked array: fill it first (e.g. {name}.filled(value)), its masked values "
+                         "would be used as they are")
     try:
         return np.asarray(value)
     except ValueError as err:

@@ -88,7 +88,8 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
         ``(1, 2)`` also closes gaps of 2 labels, which predicted inputs often leave). No move, of these or a
         region move, that would raise a label above 2**31 - 1 (the largest int32, ``LABEL_MAX``) is taken.
       region_work: region visits allowed per pixel (default ``REGION_WORK``); ``None`` for no cap. Once they
-        are used, no more region moves are tried (the moves applied are kept).
+        are used, no more region moves are tried (the moves applied are kept); the budget is checked before
+        each region, so the last region's proposals may take it a little beyond.
       max_cuts: ``None`` (default: until no move lowers the energy) or the most graph cuts to solve, jump
         moves included; the result is the labeling reached after them.
 

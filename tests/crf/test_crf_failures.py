@@ -104,6 +104,8 @@ def test_weights_of_the_wrong_type_are_named(lam, message):
 def test_ragged_inputs_are_named():
     with pytest.raises(ValueError, match="sigma is not an array"):
         crf.solve([[0.5, 0.5], [0.5]], np.zeros((2, 2, 4), bool))
+    with pytest.raises(ValueError, match=r"sigma is a masked array: fill it first"):
+        crf.solve(np.ma.masked_less(np.full((2, 2), 0.5), 0.6), np.zeros((2, 2, 4), bool))
 
 
 def test_solve_many_default_method_reports_failures_too():
@@ -180,4 +182,50 @@ def test_a_script_without_the_main_guard_is_told_why_its_workers_died(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
                          timeout=120)
     assert run.returncode != 0
-    assert 'outside `if __name__ == "__main__":`, crashes every one of them' in run.stderr.splitlines()[-1]
+    # the error's line (the last, but for the resource tracker's note on the workers' semaphores under load)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("concurrent.futures.process.Broken")]
+    assert errors and 'outside `if __name__ == "__main__":`, crashes every one of them' in errors[-1], run.stderr
+
+
+class _OnlyInTheParent:
+    """Stands for a class of the parent's ``if __name__ == "__main__":`` block: it pickles as ``__main__.<name>``
+    in the parent, where the test puts it, and spawned workers, whose ``__main__`` lacks it, cannot load it."""
+
+
+def _exits(sigma, occ):
+    if sigma.shape[1] == 3:
+        raise SystemExit(5)
+    return np.zeros(sigma.shape, np.int32)
+
+
+def test_an_item_or_a_method_only_the_parent_can_load_fails_alone(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(_OnlyInTheParent, "__module__", "__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "_OnlyInTheParent", _OnlyInTheParent, raising=False)
+    inputs = [_good(0), (_OnlyInTheParent(), _good(1)[1]), _good(2)]
+    with pytest.raises(crf.BatchError, match=r"1 of 3 items failed.*item 1: ValueError: it cannot be loaded in a "
+                                             r"worker process \(AttributeError") as info:
+        crf.solve_many(inputs, method="jump", processes=2)
+    for i in (0, 2):  # the whole call used to die with BrokenProcessPool
+        np.testing.assert_array_equal(info.value.results[i], crf.jump_moves(*inputs[i]))
+    with pytest.raises(crf.BatchError, match=r"2 of 2 items failed.*it cannot be loaded in a worker process"):
+        crf.solve_many([_good(0), _good(1)], method="jump", processes=2, marker=_OnlyInTheParent())
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_sys_exit_in_a_method_fails_its_item_alone(processes):
+    inputs = [(np.ones((2, width)), np.zeros((2, width, 4), bool)) for width in (2, 3, 4)]
+    with pytest.raises(crf.BatchError, match=r"1 of 3 items failed: item 1: SystemExit: 5") as info:
+        crf.solve_many(inputs, method=_exits, processes=processes)
+    assert [labels is not None for labels in info.value.results] == [True, False, True]
+
+
+def test_a_batch_error_survives_pickling_and_copying():
+    import copy
+    import pickle
+
+    error = crf.BatchError([np.zeros(2), None], {1: ValueError("bad")}, source="somewhere")
+    for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert str(again) == str(error) and again.source == "somewhere" and set(again.failures) == {1}
+        assert again.results[1] is None and again.results[0].tolist() == [0, 0]
