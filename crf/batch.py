@@ -156,7 +156,8 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
       inputs: iterable of ``(sigma, occ)`` pairs, ``float (H, W)`` and ``bool (H, W, 4)`` (sizes may differ).
       method: ``"solve"`` (``crf.solve``, the default), ``"jump"`` (``crf.jump_moves``), ``"expansion"``
         (``crf.expansion_moves``) or a picklable callable ``f(sigma, occ, **kwargs) -> int32 (H, W)``.
-      processes: worker processes; ``None`` uses every core, ``1`` labels in this process.
+      processes: worker processes; ``None`` uses every core this process may run on, ``1`` labels in this
+        process.
       on_done: optional ``f()`` called after each image is labelled (progress display).
       **kwargs: passed to the solver (e.g. ``lam``, ``mu``).
 

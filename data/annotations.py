@@ -228,7 +228,7 @@ def _polygon_list(polygons: object, where: str) -> list[list[float]]:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly):
             raise ValueError(f"{where}: polygon {k} holds non-numeric coordinates")
         if len(poly) % 2:
-            raise ValueError(f"{where}: polygon {k} needs an even number >= 6 of coordinates, got {len(poly)}")
+            raise ValueError(f"{where}: polygon {k} needs an even number of coordinates, got {len(poly)}")
         if len(poly) < 6:
             warnings.warn(f"{where}: polygon {k} has {len(poly) // 2} point(s), no area; left out of the mask",
                           stacklevel=3)

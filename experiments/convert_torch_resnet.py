@@ -64,7 +64,7 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], prefix: str = "backbon
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="PyTorch .pth file holding a ResNet state dict")
+    parser.add_argument("checkpoint", help="a ResNet state dict: a PyTorch .pth (needs torch) or an .npz of its arrays")
     parser.add_argument("output", help="npz file to write")
     args = parser.parse_args(argv)
     try:
@@ -76,9 +76,10 @@ def main(argv=None):
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
-    """The tensors of a ``.pth`` checkpoint (its ``state_dict`` entry when it has one) or of an ``.npz`` as
-    float32 numpy arrays; ``FileNotFoundError``, ``ValueError`` naming an entry that is not a tensor, and
-    ``ModuleNotFoundError`` saying what to install for a ``.pth`` without PyTorch."""
+    """The tensors of a ``.pth`` checkpoint (its ``state_dict`` entry when it has one; as float32) or the arrays
+    of an ``.npz`` (as stored; `convert_state_dict` casts them); ``FileNotFoundError``, ``ValueError`` naming an
+    entry that is not a tensor, and ``ModuleNotFoundError`` saying what to install for a ``.pth`` without
+    PyTorch."""
     import os
 
     if not os.path.isfile(path):

@@ -348,7 +348,7 @@ def main(argv=None):
                         help="also train the config's preset from scratch and compare it with the shipped model")
     parser.add_argument("--out", type=flags.folder, default="runs/demo")
     parser.add_argument("--processes", type=flags.positive_int, default=None,
-                        help="CRF worker processes (default: all cores; one for --config smoke)")
+                        help="CRF worker processes (default: every core this process may use; one for --config smoke)")
     args = parser.parse_args(argv)
     config = get_config(args.config)
     if args.train:  # one JAX device per core: 1.5x the steps in the same minutes on 2 cores

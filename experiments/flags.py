@@ -125,7 +125,8 @@ def parser(description: str, name: str, default_limit: int = 50) -> argparse.Arg
     p.add_argument("--smoke", action="store_true", help="tiny seconds-long run (CI)")
     p.add_argument("--out", type=folder, default=os.path.join("runs", name), help="output folder")
     p.add_argument("--limit", type=positive_int, default=default_limit, help="images of --split to evaluate")
-    p.add_argument("--processes", type=positive_int, default=None, help="CRF worker processes (default: all cores)")
+    p.add_argument("--processes", type=positive_int, default=None,
+                   help="CRF worker processes (default: every core this process may use)")
     return p
 
 
@@ -222,7 +223,7 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="solve", choices=("solve", "jump", "expansion"),
                         help="CRF minimiser: solve (default, crf.solve), jump (the paper's jump moves), expansion")
     parser.add_argument("--processes", type=positive_int, default=None,
-                        help="CRF worker processes (default: all cores)")
+                        help="CRF worker processes (default: every core this process may use)")
     parser.add_argument("--tile-size", type=positive_int, default=512,
                         help="larger images are predicted in tiles (>= 64, the padding multiple)")
     parser.add_argument("--tile-overlap", type=non_negative_int, default=64, help="pixels shared by neighbouring tiles")

@@ -7,7 +7,8 @@ KINS annotation files and the KITTI object images into one folder (``data.kins.d
 Training class ids are contiguous, ``k`` = ``CLASS_NAMES[k - 1]``, 0 = background. KINS category ids map
 to them as ``CATEGORY_TO_CLASS``: 1 cyclist -> 1, 2 pedestrian -> 2, 4 car -> 3, 5 tram -> 4, 6 truck -> 5,
 7 van -> 6, 8 misc -> 7. Category 3 (rider) is listed by KINS but has no annotations; it has no training
-id, and an annotation using it is an error when building (it would otherwise silently vanish).
+id, and an image with an annotation using it is left out of a build with a warning naming it (the
+annotation would otherwise silently vanish).
 """
 
 from __future__ import annotations

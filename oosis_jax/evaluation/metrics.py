@@ -229,7 +229,8 @@ def oair_counts(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_score
                 iou_threshold: float = 0.5, min_score: float = 0.0) -> tuple[int, int, int]:
     """OAIR counts of Sec. 4 for one image: ``(pairs, recovered, correct)``.
 
-    ``pairs`` = number of distinct ground-truth edges (duplicates count once); an edge (g1, g2) is
+    ``pairs`` = number of distinct ground-truth edges between ids that have pixels (duplicates count once;
+    `validate_pair`); an edge (g1, g2) is
     ``recovered`` when both g1 and g2 are matched (see `match_by_iou`), and ``correct`` when the predicted
     graph has a directed path from match(g1) to match(g2) and none back (`matched_pair_paths`). Predictions
     below ``min_score`` are not considered (Sec. 4): neither matched nor part of the graph, so no path runs

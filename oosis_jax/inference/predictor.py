@@ -73,12 +73,13 @@ class Predictor:
     ``method``: the CRF minimiser (``"solve"``, ``crf.solve``, by default); ``lam``, ``mu``: Eq. (8);
     ``robustness``: `oosis_jax.inference.robustness` options (the shipped model's card says which it was measured
     with); ``batch_size``: images per network call in `predict_many`; ``processes``: CRF worker processes
-    (None = every core); ``tile_size`` (>= 64, the padding multiple), ``tile_overlap``: images larger than a tile
-    are predicted in overlapping tiles (`oosis_jax.inference.network.head_probabilities`); ``score_model``: a
-    `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores (None keeps them);
-    ``augmentation``: the test-time views whose heads are averaged (`oosis_jax.inference.augment`; the default
-    is one plain pass); ``join_model``: a `oosis_jax.inference.joining.JoinModel` that joins the pieces of an
-    object cut by an occluder after the CRF (None keeps the paper's connected components).
+    (None = every core this process may use); ``tile_size`` (>= 64, the padding multiple), ``tile_overlap``:
+    images larger than a tile are predicted in overlapping tiles (`oosis_jax.inference.network.head_probabilities`);
+    ``score_model``: a `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores
+    (None keeps them); ``augmentation``: the test-time views whose heads are averaged
+    (`oosis_jax.inference.augment`; the default is one plain pass); ``join_model``: a
+    `oosis_jax.inference.joining.JoinModel` that joins the pieces of an object cut by an occluder after the CRF
+    (None keeps the paper's connected components).
     """
 
     def __init__(self, model: PSPNet, config: TrainConfig, *, method: str = "solve", lam: float = LAMBDA,

@@ -139,7 +139,8 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     """The newest intact saved state laid out like ``template`` (same tree, shapes, shardings), or None when
     there is no checkpoint.
 
-    A step that cannot be restored (a truncated data file, an empty step folder left by a kill) is skipped
+    A step that cannot be restored (a truncated data file, an empty step folder left by a kill, inf or NaN among
+    its numbers) is skipped
     with a one-line ``RuntimeWarning`` naming it, and the next older step is tried; if every step is damaged,
     ``CheckpointError`` names them (never a silent fresh start). ``set_aside_damaged`` (resuming a run, which
     will save those steps again) moves the damaged step folders into ``damaged/`` next to ``checkpoints/``.

@@ -339,12 +339,14 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                 bar.set_postfix(loss=f"{means['loss']:.4f}")
                 sums = {}
                 _check_finite(means["loss"], done, workdir)
-            if done % config.checkpoint_every == 0 or done == num_steps:  # no NaN state is saved
+            validating = done % config.eval_every == 0 or done == num_steps
+            if validating or mngr.should_save(done):  # no NaN state is saved (orbax also saves a run's first step)
                 if sums:
                     _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
                 _check_weights(state, done, workdir)
-            checkpointing.save(mngr, done, state, force=done == num_steps)  # before a validation that may fail
-            if done % config.eval_every == 0 or done == num_steps:
+            # saved before a validation that may fail (resuming then runs it), whatever the checkpoint interval
+            checkpointing.save(mngr, done, state, force=validating)
+            if validating:
                 log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))
             if on_step is not None:
                 on_step(done)

@@ -124,7 +124,7 @@ def _mutated(tmp_path, mutate):
         (lambda c: c["annotations"][2].pop("inmodal_seg"), ValueError, r"missing key\(s\) \['inmodal_seg'\]"),
         (lambda c: c["annotations"][2].update(category_id=42), ValueError, "unknown category_id 42"),
         (lambda c: c["annotations"][2].update(image_id=5), ValueError, "image_id 5 is not in the file's images"),
-        (lambda c: c["annotations"][2].update(segmentation=[[1, 2, 3, 4, 5]]), ValueError, "even number"),
+        (lambda c: c["annotations"][2].update(segmentation=[[1, 2, 3, 4, 5]]), ValueError, "an even number of"),
         (lambda c: c["annotations"][2].update(segmentation=[[1, 2, "a", 4, 5, 6]]), ValueError, "non-numeric"),
         (lambda c: c["annotations"][2]["inmodal_seg"].update(size=[H, W + 1]), ValueError, "differs from the image"),
         (lambda c: c["annotations"][2]["inmodal_seg"].update(counts="0Y" + "~" * 9), ValueError, "RLE"),

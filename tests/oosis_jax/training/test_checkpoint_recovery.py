@@ -261,3 +261,10 @@ def test_settings_that_only_watch_the_run_may_change_when_it_resumes(finished_ru
     assert checkpointing.read_config(str(workdir)).loader_threads == 1
     with pytest.raises(ValueError, match=r"holds a different configuration than this run \(base_lr: "):
         train.train(CONFIG.replace(base_lr=0.5), workdir)
+
+
+def test_a_validated_step_is_saved_whatever_the_checkpoint_interval(tmp_path):
+    config = CONFIG.replace(checkpoint_every=4, eval_every=3, keep_checkpoints=5)
+    train.train(config, tmp_path / "run")
+    saved = sorted(int(name) for name in os.listdir(tmp_path / "run" / "checkpoints") if name.isdigit())
+    assert saved == [1, 3, 4, 6]  # step 3 is validated (orbax saves a run's first step too)
