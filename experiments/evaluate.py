@@ -29,6 +29,10 @@ from oosis_jax import evaluation
 from oosis_jax.evaluation import boundaries as boundary_eval, tables
 from oosis_jax.inference import instances as prediction
 
+# what a run writes into --out (`evaluation.plot_curves` the three plots): removed first, so that no earlier
+# run's file passes for this run's
+OUTPUTS = ("results.json", "results.md", "oair_iou.png", "oair_confidence.png", "boundary_pr.png")
+
 
 def parse_args(argv=None):
     """The command line, checked before any work: the options ``--gt`` does not use are refused, the tiles are
@@ -89,9 +93,18 @@ def main(argv=None):
     """Evaluate the split image by image (`evaluation.Evaluator`: memory holds one chunk and a few KB per
     image); an image the prediction fails on is left out and named, and the exit status is then 1."""
     args = parse_args(argv)
+    try:
+        dataset_config = flags.parse_key_values(args.dataset_config)
+    except ValueError as err:
+        raise SystemExit(f"evaluate: --dataset-config: {err}") from None
     predictor = _predictor(args)
-    examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
-                                        **flags.parse_key_values(args.dataset_config))
+    try:
+        examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit, **dataset_config)
+    except (ValueError, FileNotFoundError) as err:  # a split, setting or folder of the user's: one line
+        raise SystemExit(f"evaluate: {err}") from None
+    out = Path(args.out)
+    for stale in OUTPUTS:  # an earlier run's files must not pass for this run's (e.g. a boundary plot of a model)
+        (out / stale).unlink(missing_ok=True)
     name = "Joint-Labeling (GT bndry/segm)" if args.gt else "Joint-Labeling"
     evaluator = evaluation.Evaluator(boundaries=not args.gt, max_dist=args.max_dist,
                                      processes=args.processes or os.cpu_count() or 1)
@@ -104,11 +117,13 @@ def main(argv=None):
     if not len(evaluator):
         raise SystemExit("evaluate: every image failed:\n" + "\n".join(failures))
     results = evaluator.result()
-    results.update(dataset=args.dataset, split=args.split, method=args.method, model=name, failed_images=failures)
-    out = Path(args.out)
+    source = "ground truth (--gt)" if args.gt else args.checkpoint
+    results.update(dataset=args.dataset, split=args.split, method=args.method, model=name, failed_images=failures,
+                   checkpoint=None if args.gt else args.checkpoint, data_dir=args.data_dir, limit=args.limit,
+                   dataset_config=dataset_config, max_dist=args.max_dist)
     (out / "results.json").write_text(tables.strict_json(results, indent=1))
     table = evaluation.markdown_table(results, name)
-    (out / "results.md").write_text(f"# {args.dataset} {args.split}\n\n{table}")
+    (out / "results.md").write_text(f"# {args.dataset} {args.split}: {source}\n\n{table}")
     evaluation.plot_curves({name: results}, out)
     print(table)
     print(f"wrote {out}/results.json, results.md and plots")

@@ -21,6 +21,7 @@ with ``--gt``) are refused rather than ignored, and ``--out`` is created before 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,7 @@ def parse_args(argv=None):
                                                               "the dataset options are for --gt)")
         if not args.images:
             parser.error("--checkpoint needs --images")
+        args.images = os.path.expanduser(args.images)  # as --out's
         if not Path(args.images).is_dir():
             parser.error(f"--images {args.images} is not a folder")
         if Path(args.out).resolve() == Path(args.images).resolve():
@@ -88,6 +90,10 @@ def _network_predictions(args, failures) -> tuple[list[str], Predicted]:
     failures.extend((name, Path(name).stem, reason) for name, reason in twins)
     others = sorted(p.name for p in Path(args.images).iterdir() if p.is_file() and p.suffix.lower() not in
                     prediction_io.IMAGE_SUFFIXES)
+    folders = sorted(p.name for p in Path(args.images).iterdir() if p.is_dir())
+    if folders:
+        print(f"predict: {len(folders)} subfolder(s) left alone (the folder is not read recursively), e.g. "
+              f"{', '.join(folders[:3])}")
     if others:
         print(f"predict: {len(others)} file(s) without an image suffix ({', '.join(prediction_io.IMAGE_SUFFIXES)}) "
               f"left alone, e.g. {', '.join(others[:3])}")
@@ -124,8 +130,11 @@ def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:
     example's ground truth (stem: its image id, zero-padded to at least 6 digits), ``args.chunk_size`` examples
     at a time, in the split's file order; an example the CRF fails on is appended to ``failures`` as (stem, stem,
     reason)."""
-    examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
-                                        **flags.parse_key_values(args.dataset_config))
+    try:
+        examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
+                                            **flags.parse_key_values(args.dataset_config))
+    except (ValueError, FileNotFoundError) as err:  # a split, setting or folder of the user's: one line
+        raise SystemExit(f"predict: {err}") from None
     dataset = info(args.dataset)
 
     def predicted():

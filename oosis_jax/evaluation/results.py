@@ -241,8 +241,8 @@ def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
 def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     """OAIR curves over IoU and confidence (Fig. 9), and the boundary PR curves (one colour per model, solid
     oriented, dashed plain), as PNGs in ``out_dir``; the confidence plot's title says how many thresholds the
-    curves have (one when a model's predictions have no scores, `oair.confidence_thresholds`). ``ValueError``
-    when there is no model to plot."""
+    curves have (one when a model's predictions have no scores, `oair.confidence_thresholds`); without boundary
+    results an earlier ``boundary_pr.png`` there is removed. ``ValueError`` when there is no model to plot."""
     if not results_by_name:
         raise ValueError("plot_curves: no results to plot")
     import matplotlib
@@ -278,4 +278,6 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
         paths.append(out_dir / "boundary_pr.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
+    else:  # an earlier plot of other results must not pass for these
+        (out_dir / "boundary_pr.png").unlink(missing_ok=True)
     return paths

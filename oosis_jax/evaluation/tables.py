@@ -14,10 +14,13 @@ HELD_OUT_HEADERS = ("WC", "OAIR recall@0.5", "OAIR accuracy@0.5", "mask mAP", "b
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A markdown table; floats printed with one decimal, everything else with ``str``, a "|" in a header or cell
-    escaped as "\\|". ``ValueError`` naming the row for a row of another width than ``headers``."""
+    """A markdown table; floats printed with one decimal ("n/a" for an undefined one, NaN), everything else with
+    ``str``, a "|" in a header or cell escaped as "\\|". ``ValueError`` naming the row for a row of another width
+    than ``headers``."""
     def cell(v):
-        return (f"{v:.1f}" if isinstance(v, (float, np.floating)) else str(v)).replace("|", "\\|")
+        if isinstance(v, (float, np.floating)):
+            return "n/a" if np.isnan(v) else f"{v:.1f}"
+        return str(v).replace("|", "\\|")
 
     for i, row in enumerate(rows):
         if len(row) != len(headers):
@@ -35,6 +38,8 @@ def cycle_cell(cycle_percent: float) -> str:
     """The "% inst. in cycles" cell: two decimals, "<0.01" for a share that rounding would print as 0 (as the
     paper's Tab. 1), so one 2-cycle among thousands of instances never reads like a cycle-free method."""
     value = float(cycle_percent)
+    if np.isnan(value):
+        return "n/a"  # nothing predicted: no share
     return "<0.01" if 0.0 < value < 0.005 else f"{value:.2f}"
 
 

@@ -104,9 +104,15 @@ def prediction_paths(out_dir, stem: str) -> list[Path]:
 
 def remove_prediction(out_dir, stem: str) -> None:
     """Delete whichever of ``stem``'s `prediction_paths` exist (an earlier run's outputs of an image that now
-    fails would pass for this run's)."""
+    fails would pass for this run's); every path is tried, and an ``OSError`` then names those that remain."""
+    remaining = []
     for path in prediction_paths(out_dir, stem):
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            remaining.append(f"{path.name} ({type(err).__name__})")
+    if remaining:
+        raise OSError(f"could not remove {', '.join(remaining)}")
 
 
 def write_prediction(prediction, image, out_dir, stem: str, class_names=None) -> list[Path]:
@@ -172,7 +178,7 @@ def image_files(folder, failures: list | None = None) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     kept = []

@@ -13,9 +13,18 @@ TINY = ["--dataset", "synthetic", "--dataset-config", "num_train=0", "num_valida
 
 def test_evaluate_gt_writes_results_with_perfect_crf_scores(tmp_path):
     out = tmp_path / "eval"
+    out.mkdir()
+    (out / "boundary_pr.png").write_bytes(b"an earlier run's plot of a model's boundaries")
     evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
+    assert not (out / "boundary_pr.png").exists()  # --gt has no boundary maps: the old plot must not stay
     results = json.loads((out / "results.json").read_text())
     assert results["method"] == "solve" and results["model"].startswith("Joint-Labeling (GT")
+    assert results["checkpoint"] is None and results["limit"] == 2 and results["dataset_config"]["num_test"] == 2
+    with pytest.raises(SystemExit, match=r"^evaluate: .*has no split 'bogus'"):  # one line, not a traceback
+        evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--split", "bogus", *TINY])
+    with pytest.raises(SystemExit, match=r"^evaluate: --dataset-config: "):
+        evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY, "--dataset-config",
+                       "num_test"])
     assert results["num_images"] == 2 and results["num_gt_instances"] > 0
     # Ground-truth sigma and O: the CRF recovers the instances up to the ones an occluder cuts in two.
     assert results["weighted_coverage"] > 0.85 and results["cycle_percent"] == 0.0

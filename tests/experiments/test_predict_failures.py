@@ -139,6 +139,23 @@ def test_every_image_format_pillow_reads_is_predicted_and_other_files_are_counte
     assert "1 file(s) without an image suffix" in captured.out and "notes.txt" in captured.out
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["xgif.json", "xpng.json", "xtif.json",
                                                                         "xwebp.json"]
+    (tmp_path / "in" / "sub").mkdir()
+    (tmp_path / "in" / "folder.png").mkdir()  # a folder with an image's name is no image either
+    status, captured = _run(tmp_path, capsys)
+    assert status == 0 and "wrote 4 predictions" in captured.out and "2 subfolder(s) left alone" in captured.out
+
+
+def test_outputs_that_cannot_be_removed_are_named_and_the_others_still_go(tmp_path):
+    from oosis_jax.inference import files as prediction_io
+
+    paths = prediction_io.prediction_paths(tmp_path, "a")
+    for path in paths:
+        path.write_text("an earlier run's output")
+    paths[1].unlink()
+    paths[1].mkdir()  # cannot be unlinked
+    with pytest.raises(OSError, match=rf"could not remove {paths[1].name} \("):
+        prediction_io.remove_prediction(tmp_path, "a")
+    assert [p.exists() for p in paths] == [False, True] + [False] * (len(paths) - 2)
 
 
 def test_a_checkpoint_that_cannot_be_loaded_is_one_line(tmp_path, capsys):

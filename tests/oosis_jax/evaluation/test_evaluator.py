@@ -235,11 +235,11 @@ def test_a_rare_cycle_never_reads_like_a_cycle_free_method():
 
 
 def test_nothing_predicted_has_no_share_of_instances_in_cycles():
-    """No predicted instance at all: the share of them on cycles has no denominator (NaN, printed "nan"), not
+    """No predicted instance at all: the share of them on cycles has no denominator (NaN, printed "n/a"), not
     the 0.00 of a method whose instances are all acyclic."""
     _, truths = _pairs(2, seed=5)
     empty = [dict(instance_map=np.zeros_like(t["instance_map"]), classes=np.zeros(0, np.int32),
                   scores=np.zeros(0), edges=np.zeros((0, 2), np.int64)) for t in truths]
     results = evaluation.evaluate(empty, truths, boundaries=False, progress=False)
     assert results["num_pred_instances"] == 0 and np.isnan(results["cycle_percent"])
-    assert tables.summary_row("m", results)[-1] == "nan"
+    assert tables.summary_row("m", results)[-1] == "n/a"

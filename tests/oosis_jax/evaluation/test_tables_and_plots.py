@@ -89,3 +89,7 @@ def test_strict_json_writes_undefined_metrics_as_null():
 def test_plot_curves_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no results to plot"):
         results.plot_curves({}, tmp_path)
+
+
+def test_an_undefined_number_reads_n_a_in_a_table():
+    assert tables.markdown(["a", "b"], [[float("nan"), 1.25]]).splitlines()[-1] == "| n/a | 1.2 |"
