@@ -62,8 +62,8 @@ class Evaluator:
         """One image: ``prediction`` an `oosis_jax.inference.instances.Prediction` or dict with instance_map,
         classes, scores, edges (and b, e for the boundary metrics); ``ground_truth`` a dict with instance_map,
         classes, edges. An id without pixels (e.g. a ground-truth one that a resize lost) is no object, on either
-        side: its edges are left out of every metric and it is not counted, as mask mAP leaves it out. ``ValueError`` naming the image (its position in
-        the stream) for a malformed pair."""
+        side: its edges are left out of every metric and it is not counted, as mask mAP leaves it out.
+        ``ValueError`` naming the image (its position in the stream) for a malformed pair."""
         if self._failed is not None:
             raise self._failed
         self.position += 1
