@@ -165,7 +165,8 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         path = os.path.join(self.data_dir, LEFT_OUT)
         if built_now:
             with open(path, "w") as f:
-                json.dump({split: [[None if i is None else int(i), m] for i, m in left] for split, left in self.skipped.items()}, f)
+                json.dump({split: [[None if i is None else int(i), m] for i, m in left]
+                           for split, left in self.skipped.items()}, f)
         elif os.path.isfile(path):
             with open(path) as f:
                 self.skipped = {split: [(i, m) for i, m in left] for split, left in json.load(f).items()}

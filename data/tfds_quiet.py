@@ -1,8 +1,9 @@
 """Silences two tensorflow-datasets log lines that only describe this project's own choices.
 
 `silence()` (called when every tfds builder of ``data`` and ``data.loading`` are imported) adds one filter to
-the ``absl`` logger, through which tfds logs: our builders always take a custom config ("Using custom data configuration"),
-and images are decoded with PIL on purpose ("OpenCV is not installed"). Every other message passes.
+the ``absl`` logger, through which tfds logs: our builders always take a custom config ("Using custom data
+configuration"), and images are decoded with PIL on purpose ("OpenCV is not installed"). Every other message
+passes.
 """
 
 from __future__ import annotations
