@@ -123,10 +123,11 @@ def oair_curve_confidence(predictions: Sequence, ground_truths: Sequence, iou_th
     return curve_confidence(oair_images(predictions, ground_truths), iou_threshold, num)
 
 
-def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR") -> None:
+def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR", first: str | None = None) -> None:
     """Accuracy vs recall, one line per method (name -> curve from `oair_curve_iou` / `_confidence`), to PNG; a
     method with no point to draw is named in the legend with the reason, "(no GT pairs)" (recall NaN throughout)
-    or "(no pair recovered)" (accuracy NaN throughout)."""
+    or "(no pair recovered)" (accuracy NaN throughout). Each curve's first threshold is a larger dot, which a
+    note names when ``first`` says what it is (e.g. "IoU 0.5")."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +140,11 @@ def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR") -> N
         ok = np.isfinite(recall) & np.isfinite(accuracy)
         if not ok.any():
             name += " (no GT pairs)" if not np.isfinite(recall).any() else " (no pair recovered)"
-        ax.plot(recall[ok], accuracy[ok], marker="o", markersize=3, label=name)
+        (line,) = ax.plot(recall[ok], accuracy[ok], marker="o", markersize=3, label=name)
+        if ok[:1].any():
+            ax.plot(recall[:1], accuracy[:1], marker="o", markersize=7, color=line.get_color())
+    if first:
+        ax.text(0.98, 0.02, f"large dot: {first}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall (recovered / GT pairs)")

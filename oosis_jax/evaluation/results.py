@@ -254,12 +254,12 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "oair_iou.png", out_dir / "oair_confidence.png"]
     oair.plot_oair_curves({n: r["oair_iou"] for n, r in results_by_name.items()}, paths[0],
-                          "OAIR, IoU thresholds 0.5:0.05:0.95")
+                          "OAIR, IoU thresholds 0.5:0.05:0.95", first="IoU 0.5")
     counts = sorted({len(r["oair_confidence"]["min_score"]) for r in results_by_name.values()})
     thresholds = (f"{counts[0]} threshold{'s' * (counts[0] != 1)}" if len(counts) == 1 else
                   f"{counts[0]}-{counts[-1]} thresholds per model")
     oair.plot_oair_curves({n: r["oair_confidence"] for n, r in results_by_name.items()}, paths[1],
-                          f"OAIR, minimum confidence ({thresholds})")
+                          f"OAIR, minimum confidence ({thresholds})", first="every prediction (lowest threshold)")
     with_boundaries = {n: r["boundaries"] for n, r in results_by_name.items() if r["boundaries"] is not None}
     if with_boundaries:
         fig, ax = plt.subplots(figsize=(4.5, 4))
