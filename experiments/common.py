@@ -132,14 +132,17 @@ def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int =
     that fit in the rest of ``seconds``, less the time kept for the work after training (``reserve_steps`` step
     times, or ``reserve_seconds`` if more), are added (`fitted_steps`, at most ``config.num_steps`` in
     all). The timed steps learn on the poly schedule of ``config.num_steps``, the cap, not of the fitted length
-    (`experiments.demo`'s: at most 4.5 % more learning rate, at step 200 of 10000 against about 3000). A run already in
-    ``workdir`` is resumed with the steps it was started with."""
+    (`experiments.demo`'s: at most 4.5 % more learning rate, at step 200 of 10000 against about 3000). A run
+    already in ``workdir`` is resumed with the steps it was started with, and ``reserve_seconds`` kept for the
+    work after training (its step time is not measured again, so ``reserve_steps`` is not counted)."""
     import shutil
 
     from oosis_jax.training import checkpointing
 
     if (workdir / checkpointing.CONFIG_FILE).exists():
-        return config.replace(num_steps=checkpointing.read_config(str(workdir)).num_steps), seconds
+        steps = checkpointing.read_config(str(workdir)).num_steps
+        print(f"[train] resuming the run in {workdir} ({steps} steps)")
+        return config.replace(num_steps=steps), max(seconds - reserve_seconds, 1.0)
     if workdir.exists() and any(workdir.iterdir()):
         raise ValueError(f"{workdir} holds files but no run config ({checkpointing.CONFIG_FILE}): not a run to "
                          f"resume; remove it or pick another output folder")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -249,7 +250,7 @@ def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None,
                                                        config.train_reserve_steps,
                                                        reserve_seconds=config.train_reserve_shipped * shipped_seconds)
     print(f"[train] {train_config.name}: {train_config.num_steps} steps of batch {train_config.batch_size} "
-          f"on {network.device_summary()} (resumes from {workdir})")
+          f"on {network.device_summary()} in {workdir} (an interrupted run resumes there)")
     model, _, steps = common.train_model(train_config, workdir, budget)
     train_seconds = time.time() - train_start  # the step-time measurement included
     # the config's lambda, robustness options and views (default: the shipped ones); a learned join or
@@ -275,6 +276,11 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
 
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
+    earlier = [out / name for name in ("results.md", "results.json") if (out / name).exists()]
+    if earlier:  # written last: an interrupted run leaves none of an earlier run's beside its own pictures
+        print(f"replacing the earlier results in {out}")
+        for path in earlier:
+            path.unlink()
     show = config.name != "smoke"
     processes = 1 if config.name == "smoke" and processes is None else processes  # smoke: one, unless asked
     shipped = Predictor.from_pretrained(SHIPPED, processes=processes)
@@ -308,11 +314,12 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     table += "\n" + tables.markdown(tables.BOUNDARY_HEADERS, boundary_rows)
     text = (f"# OOSIS demo ({config.name})\n\n{len(examples)} held-out synthetic scenes of {config.test_size}, "
             f"CRF {prediction.method_name(shipped.method)} (lambda {shipped.lam:g}, mu {shipped.mu:g}, "
-            f"robustness options {shipped.robustness}), test-time views {shipped.augmentation.to_text()}, "
+            f"robustness options {shipped.robustness.to_text()}), test-time views {shipped.augmentation.to_text()}, "
             f"{'pieces of objects cut by an occluder joined (learned), ' if shipped.join_model else ''}"
             f"instance scores "
             f"{'learned' if shipped.score_model else 'ad-hoc (Sec. 5.4)'}.\n\n{table}\n"
-            f"The shipped model is described in `oosis_jax/weights/{SHIPPED}/MODEL_CARD.md`. The \"GT bndry\" row "
+            f"The shipped model is described in `oosis_jax/weights/{SHIPPED}/MODEL_CARD.md`. The \"segm + GT "
+            f"bndry/orientation\" row "
             f"keeps its segmentation, CRF options and joins but takes b and e from the ground truth: the gap to the "
             f"first row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, "
             f"no robustness options) on ground-truth sigma and O.\n\n")
@@ -328,7 +335,8 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
                  f"views {trained.augmentation.to_text()}, {now.finishing}.\n")
     text += f"Hardware: {common.hardware()}. Whole demo: {total / 60:.1f} min.\n"
     (out / "results.md").write_text(text)
-    summary = {"results": results, "trained_results": names.get(TRAINED_ROW), "mixed_results": names[MIXED_ROW],
+    summary = {"units": "fractions in [0, 1] (the tables show them in %)",
+               "results": results, "trained_results": names.get(TRAINED_ROW), "mixed_results": names[MIXED_ROW],
                "gt_results": names[GT_ROW], "train_seconds": now.seconds if now else 0.0,
                "steps": now.steps if now else None,
                "total_seconds": total, "files": [str(f) for f in files]}
@@ -342,20 +350,31 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="cpu", choices=("cpu", "smoke", "full"))
+    parser = argparse.ArgumentParser(prog="python -m experiments.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="cpu", choices=("cpu", "smoke", "full"),
+                        help="cpu (default): 40 held-out scenes, --train in 13 minutes on 2 cores; smoke: 3 small "
+                             "scenes (CI); full: 100 scenes, --train the paper's ResNet-50 recipe (a GPU)")
     parser.add_argument("--train", action="store_true",
-                        help="also train the config's preset from scratch and compare it with the shipped model")
-    parser.add_argument("--out", type=flags.folder, default="runs/demo")
+                        help="also train the config's preset from scratch (the whole demo fitted to 13 minutes; "
+                             "in OUT/train_NAME, resumed there when interrupted) and compare it with the shipped "
+                             "model")
+    parser.add_argument("--out", type=flags.folder, default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--processes", type=flags.positive_int, default=None,
                         help="CRF worker processes (default: every core this process may use; one for --config smoke)")
     args = parser.parse_args(argv)
+    flags.make_folder(parser, "--out", args.out)
     config = get_config(args.config)
     if args.train:  # one JAX device per core: 1.5x the steps in the same minutes on 2 cores
         from oosis_jax.training.loop import use_cpu_cores
 
         use_cpu_cores(config.train_config().batch_size)
-    return run(config, Path(args.out), args.train, args.processes)
+    try:
+        return run(config, Path(args.out), args.train, args.processes)
+    except KeyboardInterrupt:
+        print(f"\ndemo: interrupted; {args.out} may hold some of this run's pictures but no results.md "
+              "(written last): run it again", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -126,8 +126,8 @@ def oair_curve_confidence(predictions: Sequence, ground_truths: Sequence, iou_th
 def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR", first: str | None = None) -> None:
     """Accuracy vs recall, one line per method (name -> curve from `oair_curve_iou` / `_confidence`), to PNG; a
     method with no point to draw is named in the legend with the reason, "(no GT pairs)" (recall NaN throughout)
-    or "(no pair recovered)" (accuracy NaN throughout). Each curve's first threshold is a larger dot, which a
-    note names when ``first`` says what it is (e.g. "IoU 0.5")."""
+    or "(no pair recovered)" (accuracy NaN throughout). Each curve's first threshold is a larger dot, which the
+    legend names when ``first`` says what it is (e.g. "IoU 0.5")."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,8 +143,8 @@ def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR", firs
         (line,) = ax.plot(recall[ok], accuracy[ok], marker="o", markersize=3, label=name)
         if ok[:1].any():
             ax.plot(recall[:1], accuracy[:1], marker="o", markersize=7, color=line.get_color())
-    if first:
-        ax.text(0.98, 0.02, f"large dot: {first}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+    if first:  # a legend entry of its own: a note drawn on the axes hid behind the legend
+        ax.plot([], [], "o", color="0.4", markersize=7, label=f"large dot: {first}")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall (recovered / GT pairs)")

@@ -210,8 +210,9 @@ def test_demo_fits_its_training_steps_to_the_budget_and_keeps_the_timed_steps(tm
     assert 500.0 < left <= 600.0 and fitted.num_steps == 8 + int(0.92 * left / 1.0) // 4 * 4
     assert fitted.replace(num_steps=5000) == config and checkpointing.read_config(str(workdir)) == fitted
     assert not (tmp_path / "run.timing").exists()
-    # a started run is resumed with its own steps, without timing
+    # a started run is resumed with its own steps, without timing, keeping the time for the work after training
     assert common.fitted_to_budget(config, workdir, 60.0) == (fitted, 60.0) and len(calls) == 1
+    assert common.fitted_to_budget(config, workdir, 60.0, reserve_seconds=25.0) == (fitted, 35.0)
     # training resumes after the timed steps and reaches the fitted length
     short = fitted.replace(num_steps=12)
     checkpointing.write_config(str(workdir), short, replace=True)
@@ -239,3 +240,17 @@ def test_demo_flags_are_checked_before_any_work(tmp_path, capsys):
         with pytest.raises(SystemExit):
             demo.main(["--config", "smoke"] + args)
         assert message in capsys.readouterr().err
+
+
+def test_an_interrupted_demo_says_so_in_one_line_and_an_unusable_out_is_refused(tmp_path, monkeypatch, capsys):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "run", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        demo.main(["--config", "smoke", "--out", str(tmp_path / "out")])
+    assert stop.value.code == 130 and "demo: interrupted; " in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        demo.main(["--config", "smoke", "--out", str(tmp_path / "a_file" / "sub")])
+    assert stop.value.code == 2

@@ -72,9 +72,9 @@ def test_a_curve_with_nothing_to_draw_says_why(tmp_path, figures):
     assert labels == ["drawn", "empty (no GT pairs)", "missed (no pair recovered)"]
     oair.plot_oair_curves({"drawn": _curve([0.5, 0.2], [0.9, 0.7])}, tmp_path / "oair.png", first="IoU 0.5")
     axes = figures[-1].axes[0]
-    dots = [line for line in axes.get_lines() if line.get_markersize() == 7]
+    dots = [line for line in axes.get_lines() if line.get_markersize() == 7 and len(line.get_xdata())]
     assert [(d.get_xdata()[0], d.get_ydata()[0]) for d in dots] == [(0.5, 0.9)]  # the first threshold's point
-    assert [t.get_text() for t in axes.texts] == ["large dot: IoU 0.5"]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["drawn", "large dot: IoU 0.5"]
 
 
 def test_strict_json_writes_undefined_metrics_as_null():
