@@ -151,7 +151,7 @@ def plot_oair_curves(curves: Mapping[str, dict], path, title: str = "OAIR", firs
     ax.set_ylabel("accuracy (correct / recovered)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="lower left", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
