@@ -152,11 +152,18 @@ class Predictor:
         return _all_or_batch_error(dict(zip(good, heads)), failures, len(good) + len(failures), "Predictor.heads")
 
     def _heads_of_checked(self, images: list[np.ndarray], progress: bool, label_grid: bool) -> list[dict]:
-        """`heads` of images `check_image` has passed."""
-        return augmented_heads(lambda views: self.forward(views, progress), images, self.augmentation, label_grid)
+        """`heads` of images `check_image` has passed (each view's network pass its own progress bar)."""
+        count = len(self.augmentation.views) * len(self.augmentation.shifts)
+        passes = iter(range(1, count + 1))
 
-    def forward(self, images: Sequence[np.ndarray], progress: bool = True) -> list[dict]:
-        """One network pass per checked uint8 image: ``dict(s, b, e)`` float32, each image's own size.
+        def heads_of(views):
+            return self.forward(views, progress, desc=f"network (view {next(passes)}/{count})" if count > 1 else
+                                "network")
+        return augmented_heads(heads_of, images, self.augmentation, label_grid)
+
+    def forward(self, images: Sequence[np.ndarray], progress: bool = True, desc: str = "network") -> list[dict]:
+        """One network pass per checked uint8 image: ``dict(s, b, e)`` float32, each image's own size (``desc``
+        names its progress bar).
 
         Images that fit in one tile are padded to multiples of ``network.PAD_MULTIPLE`` and run
         ``batch_size`` at a time per padded shape; larger images are tiled one by one. A chunk of fewer images
@@ -172,7 +179,7 @@ class Predictor:
                 out[i] = network.head_probabilities(self.model, image, self.tile_size, self.tile_overlap)
             else:
                 groups.setdefault(shape, []).append(i)
-        bar = tqdm(total=len(images), desc="network", disable=not progress, initial=len(images) - sum(
+        bar = tqdm(total=len(images), desc=desc, disable=not progress, initial=len(images) - sum(
             len(g) for g in groups.values()))
         for (height, width), members in groups.items():
             for start in range(0, len(members), self.batch_size):

@@ -70,10 +70,10 @@ def test_each_failure_is_named_by_index_and_the_others_come(predictor, monkeypat
     failing = predictor.replace(method=_fails_on_narrow)
     forward = failing.forward
 
-    def forward_failing_on_huge(images, progress=True):
+    def forward_failing_on_huge(images, progress=True, desc="network"):
         if any(image.shape[:2] == (13, 13) for image in images):
             raise MemoryError("device out of memory")
-        return forward(images, progress)
+        return forward(images, progress, desc)
 
     monkeypatch.setattr(failing, "forward", forward_failing_on_huge)
     items = list(failing.predict_iter(iter(batch), chunk_size=3, progress=False))
@@ -197,3 +197,15 @@ def test_images_read_before_a_failing_source_are_predicted_first(predictor):
         next(stream)
     for item, image in zip(got, batch):
         _same(item, predictor(image))
+
+
+def test_each_view_s_network_pass_names_its_progress_bar(predictor, monkeypatch):
+    from oosis_jax.inference.augment import Augmentation
+
+    names = []
+    viewed = predictor.replace(augmentation=Augmentation(scales=(1.0,), flip=True))
+    forward = viewed.forward
+    monkeypatch.setattr(viewed, "forward", lambda images, progress=True, desc="network": (
+        names.append(desc), forward(images, progress, desc))[1])
+    viewed.heads([np.zeros((16, 16, 3), np.uint8)], progress=False)
+    assert names == ["network (view 1/2)", "network (view 2/2)"]
