@@ -148,3 +148,9 @@ def test_a_failure_is_blamed_on_a_missing_package_only_when_it_is_an_import_erro
     assert proc.returncode == 0, log
     rows = stage_rows(tmp_path)
     assert rows["bench_infer"][0] == "FAILED (rc 1)" and rows["bench_infer"][3] == "RuntimeError: out of memory", log
+    (tmp_path / "jax").mkdir()
+    proc = start(tmp_path / "jax", FAKE_LACKS="pycocotools", FAKE_RC="1", FAKE_ERROR="ModuleNotFoundError: No module "
+                 "named 'jax'")  # a missing module the wheels do not carry is not blamed on them
+    log, _ = proc.communicate(timeout=120)
+    rows = stage_rows(tmp_path / "jax")
+    assert rows["bench_infer"][3] == "ModuleNotFoundError: No module named 'jax'", log
