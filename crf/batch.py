@@ -90,11 +90,16 @@ def _stand_in(err, prefix=""):
     return stand_in
 
 
-def _pickling_error(value):
-    """The exception that pickling ``value`` and loading it back raises, or None when it survives (arrays of
-    numbers, alone or in a tuple or list, always do)."""
+def _plain_arrays(value) -> bool:
+    """Whether ``value`` is arrays of numbers, alone or in a tuple or list: they always pickle and load back."""
     parts = value if isinstance(value, (tuple, list)) else (value,)
-    if all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in parts):
+    return all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in parts)
+
+
+def _pickling_error(value):
+    """The exception that pickling ``value`` and loading it back raises, or None when it survives
+    (`_plain_arrays` always do)."""
+    if _plain_arrays(value):
         return None
     try:
         pickle.loads(pickle.dumps(value))
@@ -137,8 +142,7 @@ def _sendable(item):
     problem = _pickling_error(item)
     if problem is not None:
         return _Unsendable(f"the item cannot be sent to a worker process: {type(problem).__name__}: {problem}")
-    parts = item if isinstance(item, (tuple, list)) else (item,)
-    return item if all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in parts) else _Parcel(item)
+    return item if _plain_arrays(item) else _Parcel(item)
 
 
 def _pair(item):
