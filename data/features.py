@@ -42,15 +42,20 @@ def validate_example(example: dict) -> None:
     for key in ("image_id", "image", "instance_map", "classes", "edges", "depths"):
         if key not in example:
             raise ValueError(f"example is missing the feature {key!r}")
-    image = np.asarray(example["image"])
+    validate_image(example["image"], np.shape(example["instance_map"]))
+    validate_annotations(example["instance_map"], example["classes"], example["edges"], example["depths"])
+
+
+def validate_image(image, shape: tuple) -> None:
+    """``ValueError`` unless ``image`` is a non-empty uint8 (H, W, 3) array and (H, W) is the instance map's
+    ``shape``."""
+    image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty: shape {image.shape}")
-    inst = np.asarray(example["instance_map"])
-    if inst.shape != image.shape[:2]:
-        raise ValueError(f"instance_map must be (H, W) = {image.shape[:2]}, got {inst.shape}")
-    validate_annotations(inst, example["classes"], example["edges"], example["depths"])
+    if tuple(shape) != image.shape[:2]:
+        raise ValueError(f"instance_map must be (H, W) = {image.shape[:2]}, got {tuple(shape)}")
 
 
 def validate_annotations(instance_map, classes, edges, depths=None) -> None:
@@ -97,7 +102,7 @@ def encode_example(example: dict) -> dict:
         "depths": np.asarray(example.get("depths", np.full(n, np.nan)), dtype=np.float32).reshape(n),
     }
     if isinstance(out["image"], np.ndarray):
-        validate_example(out)
+        validate_image(out["image"], out["instance_map"].shape)  # the annotations are validated above
         out["image"] = png_bytes(out["image"])
     return out
 

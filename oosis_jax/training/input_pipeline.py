@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from data import targets
-from data.features import validate_annotations
+from data.features import validate_annotations, validate_image
 from oosis_jax.training.losses import IGNORE_LABEL
 from oosis_jax.models.config import check_types
 from oosis_jax.models.outputs import PAD_COLOR, normalize_images
@@ -68,10 +68,7 @@ def _check_example(example) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         if key not in example:
             raise ValueError(f"example is missing {key!r}")
     image, inst = np.asarray(example["image"]), np.asarray(example["instance_map"])
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise ValueError(f"image must be non-empty uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    if inst.shape != image.shape[:2]:
-        raise ValueError(f"instance_map shape {inst.shape} differs from the image's {image.shape[:2]}")
+    validate_image(image, inst.shape)
     validate_annotations(inst, example["classes"], example["edges"], example.get("depths"))
     classes = np.asarray(example["classes"])
     if classes.size and classes.max() >= IGNORE_LABEL:
