@@ -155,7 +155,7 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
                 if not os.listdir(os.path.join(str(mngr.directory), str(step))):
                     raise _Damaged("an empty folder: a save that did not finish")
                 state = _restore_step(mngr.directory, step, abstract)
-                if not _all_finite(state):
+                if not all_finite(state):
                     raise _Damaged("inf or NaN among its numbers: a damaged file (training saves none)")
             except Exception as err:  # noqa: BLE001 - orbax raises many types for damaged files
                 damaged.append(step)
@@ -175,8 +175,9 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
             undo_quiet()
 
 
-def _all_finite(state) -> bool:
-    """Whether every float number of a restored state is finite (one replica of each replicated array)."""
+def all_finite(state) -> bool:
+    """Whether every float number of ``state`` (a tree of replicated arrays: one replica of each is read) is
+    finite: a state restored, or about to be saved (`oosis_jax.training.loop`)."""
     for leaf in jax.tree.leaves(state):
         values = leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf
         if np.issubdtype(np.asarray(values).dtype, np.inexact) and not np.isfinite(np.asarray(values)).all():

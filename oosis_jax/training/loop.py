@@ -267,15 +267,10 @@ def _check_finite(loss, step: int, workdir: str) -> None:
                                  "run stops here and keeps its checkpoints from before")
 
 
-@jax.jit
-def _weights_finite(state: TrainState) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((state.params, state.batch_stats))]))
-
-
 def _check_weights(state: TrainState, step: int, workdir: str) -> None:
     """A state whose weights or batch statistics hold inf or NaN is never saved (the loss is computed before the
     update that can overflow them)."""
-    if not bool(_weights_finite(state)):
+    if not checkpointing.all_finite((state.params, state.batch_stats)):
         raise FloatingPointError(f"{workdir}: the weights hold inf or NaN after step {step}; the run stops here and "
                                  "keeps its checkpoints from before (a smaller base_lr?)")
 
