@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx, struct
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
@@ -314,8 +315,11 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     keys = step_keys(config)
     log, sums, window = MetricsLog(workdir), {}, 0
     log.truncate_after(start)
-    if start and (start % config.eval_every == 0 or start == num_steps) and not log.has_validation(start):
-        log.write(start, evaluate(eval_step, state, eval_batches, mesh, keys))  # lost to a crash: run it now
+    lost = bool(start and (start % config.eval_every == 0 or start == num_steps) and not log.has_validation(start))
+    if jax.process_count() > 1:  # the log is process 0's; the validation is a computation every process joins
+        lost = bool(multihost_utils.broadcast_one_to_all(np.bool_(lost)))
+    if lost:  # a validation a crash cut short: run it now
+        log.write(start, evaluate(eval_step, state, eval_batches, mesh, keys))
     schedule = poly_schedule(config, num_steps)
     batches = input_pipeline.iterate(stream, start, config.loader_threads)
     try:
