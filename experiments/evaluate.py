@@ -22,7 +22,6 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from data import examples as eval_data
 from data.registry import info
 from experiments import flags
 from oosis_jax import evaluation
@@ -93,15 +92,9 @@ def main(argv=None):
     """Evaluate the split image by image (`evaluation.Evaluator`: memory holds one chunk and a few KB per
     image); an image the prediction fails on is left out and named, and the exit status is then 1."""
     args = parse_args(argv)
-    try:
-        dataset_config = flags.parse_key_values(args.dataset_config)
-    except ValueError as err:
-        raise SystemExit(f"evaluate: --dataset-config: {err}") from None
+    dataset_config = flags.dataset_config("evaluate", args)
     predictor = _predictor(args)
-    try:
-        examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit, **dataset_config)
-    except (ValueError, FileNotFoundError) as err:  # a split, setting or folder of the user's: one line
-        raise SystemExit(f"evaluate: {err}") from None
+    examples = flags.split_examples("evaluate", args, dataset_config)
     out = Path(args.out)
     for stale in OUTPUTS:  # an earlier run's files must not pass for this run's (e.g. a boundary plot of a model)
         (out / stale).unlink(missing_ok=True)

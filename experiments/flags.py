@@ -275,6 +275,25 @@ def loading(program: str, flag: str, name: str):
         raise SystemExit(f"{program}: cannot load {flag} {name}: {err}") from None
 
 
+def dataset_config(program: str, args) -> dict:
+    """``--dataset-config`` parsed (`parse_key_values`); a malformed pair is one line (``SystemExit``)."""
+    try:
+        return parse_key_values(args.dataset_config)
+    except ValueError as err:
+        raise SystemExit(f"{program}: --dataset-config: {err}") from None
+
+
+def split_examples(program: str, args, config: dict):
+    """`data.examples.split_examples` of ``--dataset``, ``--split``, ``--data-dir``, ``--limit`` and the parsed
+    ``--dataset-config`` ``config``; a split, setting or data folder that fails is one line (``SystemExit``)."""
+    from data import examples
+
+    try:
+        return examples.split_examples(args.dataset, args.split, args.data_dir, args.limit, **config)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"{program}: {err}") from None
+
+
 def load_predictor(program: str, name: str, **options):
     """``Predictor.from_pretrained(name, **options)`` for ``--checkpoint name``, `loading` it."""
     from oosis_jax import Predictor

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from data import examples as eval_data
 from data.registry import info
 from experiments import flags
 from oosis_jax.inference import files as prediction_io
@@ -130,11 +129,7 @@ def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:
     example's ground truth (stem: its image id, zero-padded to at least 6 digits), ``args.chunk_size`` examples
     at a time, in the split's file order; an example the CRF fails on is appended to ``failures`` as (stem, stem,
     reason)."""
-    try:
-        examples = eval_data.split_examples(args.dataset, args.split, args.data_dir, args.limit,
-                                            **flags.parse_key_values(args.dataset_config))
-    except (ValueError, FileNotFoundError) as err:  # a split, setting or folder of the user's: one line
-        raise SystemExit(f"predict: {err}") from None
+    examples = flags.split_examples("predict", args, flags.dataset_config("predict", args))
     dataset = info(args.dataset)
 
     def predicted():

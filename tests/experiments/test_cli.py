@@ -145,7 +145,9 @@ def no_examples(monkeypatch):
     def read(*args, **kwargs):
         raise AssertionError("the dataset was read")
 
-    monkeypatch.setattr(evaluate.eval_data, "split_examples", read)
+    from data import examples
+
+    monkeypatch.setattr(examples, "split_examples", read)
 
 
 @pytest.mark.parametrize("argv, message", [
