@@ -57,7 +57,7 @@ def test_output_stride_sets_feature_resolution_and_upsampling_factor():
 
 
 def test_dropout_drops_whole_channels_of_each_image_as_dropout2d():
-    model = PSPNet(ModelConfig.tiny(2, dropout=0.5), rngs=nnx.Rngs(0))
+    model = fresh_pspnet(ModelConfig.tiny(2, dropout=0.5))
     x = jnp.ones((4, 6, 7, 32))
     kept = np.asarray(model.dropout(x, deterministic=False))
     np.testing.assert_array_equal(kept, kept[:, :1, :1, :] * np.ones_like(kept))  # one draw per image and channel
