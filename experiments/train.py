@@ -4,8 +4,14 @@
     python -m experiments.train --config kins --dataset kins --data-dir ~/tensorflow_datasets --workdir runs/kins
     python -m experiments.train --config smoke --workdir runs/smoke --set num_steps=20 --set base_lr=0.02
 
-Multi-host: start the same command on every host with ``--distributed`` (``jax.distributed.initialize``
-reads the cluster from the environment); each process then reads only its share of every batch.
+Several processes (hosts): start the same command on every host with ``--distributed``; each process then reads
+only its share of every batch, and the workdir must be one folder that all of them share. Under SLURM, Open MPI,
+Kubernetes or on Cloud TPU, ``jax.distributed.initialize`` finds the processes itself; elsewhere name them:
+
+    python -m experiments.train ... --distributed --coordinator-address HOST0:1234 --num-processes 2 --process-id I
+
+(``I`` = 0 on HOST0, 1 on the other host). A CPU process then has one JAX device unless ``JAX_NUM_CPU_DEVICES``
+says more.
 """
 
 from __future__ import annotations
@@ -136,12 +142,28 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field; NESTED.FIELD for model, loss, augment "
                              "(e.g. loss.boundary_weight=0.7)")
-    parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
+    parser.add_argument("--distributed", action="store_true",
+                        help="one of several processes of the run: call jax.distributed.initialize() first")
+    parser.add_argument("--coordinator-address", metavar="HOST:PORT",
+                        help="with --distributed: process 0's address (found by itself under SLURM, MPI, TPU, ...)")
+    parser.add_argument("--num-processes", type=flags.positive_int, help="with --distributed: how many processes")
+    parser.add_argument("--process-id", type=flags.non_negative_int, help="with --distributed: this process's number")
     args = parser.parse_args(argv)
+    cluster = {"coordinator_address": args.coordinator_address, "num_processes": args.num_processes,
+               "process_id": args.process_id}
+    named = [f"--{key.replace('_', '-')}" for key, value in cluster.items() if value is not None]
+    if named and not args.distributed:
+        parser.error(f"{', '.join(named)} name the processes of a --distributed run: add --distributed")
+    if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
+        parser.error(f"--process-id {args.process_id} is not one of the {args.num_processes} processes (0 to "
+                     f"{args.num_processes - 1})")
     import jax
 
     if args.distributed:
-        jax.distributed.initialize()
+        try:
+            jax.distributed.initialize(**cluster)
+        except (ValueError, RuntimeError) as err:  # e.g. no cluster found and no --num-processes
+            parser.exit(2, f"{parser.prog}: error: --distributed: {type(err).__name__}: {err}\n")
     from oosis_jax.training import loop as train
     from oosis_jax.training.checkpointing import CheckpointError
 
