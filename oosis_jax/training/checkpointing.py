@@ -17,6 +17,7 @@ import warnings
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from oosis_jax.training.configs import TrainConfig
 
@@ -144,9 +145,14 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     with a one-line ``RuntimeWarning`` naming it, and the next older step is tried; if every step is damaged,
     ``CheckpointError`` names them (never a silent fresh start). ``set_aside_damaged`` (resuming a run, which
     will save those steps again) moves the damaged step folders into ``damaged/`` next to ``checkpoints/``.
+
+    With several JAX processes (one run over hosts, on a file system they share) every process must call it:
+    they must restore the same step (else ``CheckpointError``, on every process: e.g. a step damaged on one
+    host's copy only), process 0 alone moves the damaged folders, and every process's ``mngr`` then forgets
+    them (it would refuse to save those steps again).
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    damaged = []
+    damaged, state, restored = [], None, -1
     # kept for the rest of the process once a step is damaged (its reads print later), else taken back at once
     undo_quiet = _quiet_damaged_reads()
     try:
@@ -162,8 +168,20 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
                 warnings.warn(f"checkpoint step {step} in {mngr.directory} is damaged ({_reason(err)}); "
                               "trying the next older step", RuntimeWarning, stacklevel=2)
                 continue
+            restored = step
+            break
+        if jax.process_count() > 1:
+            steps = np.asarray(multihost_utils.process_allgather(np.int64(restored))).ravel()
+            if len(set(steps.tolist())) > 1:
+                raise CheckpointError(f"the processes of this run would resume from different steps of "
+                                      f"{mngr.directory} (steps by process: {', '.join(map(str, steps))}; -1: none): "
+                                      "is it one folder that every host shares?")
+        if restored >= 0:
             if damaged and set_aside_damaged:
-                _set_aside(str(mngr.directory), damaged)
+                if jax.process_index() == 0:
+                    _set_aside(str(mngr.directory), damaged)
+                if jax.process_count() > 1:  # the others wait until the folders are moved, then forget them
+                    multihost_utils.sync_global_devices("oosis: damaged checkpoint steps set aside")
                 mngr.reload()
             return state
         if damaged:
@@ -207,13 +225,14 @@ def latest_step(workdir: str) -> int:
     return step
 
 
-def write_config(workdir: str, config: TrainConfig, replace: bool = False) -> None:
+def write_config(workdir: str, config: TrainConfig, replace: bool = False, write: bool = True) -> None:
     """Write ``config.json``. If the run already has one with a checkpoint, it must describe the same run
     (resuming; ``ValueError`` listing the fields that differ) but for `BOOKKEEPING` fields, which are updated
     with a warning; without any checkpoint (a start that failed or
     was stopped before its first save) it is replaced, with a warning. Checkpoints without ``config.json``
     raise ``ValueError``. ``replace``: write it in any case (a caller that sets the length of a run it has just
-    started: `experiments.common.fitted_to_budget`)."""
+    started: `experiments.common.fitted_to_budget`). ``write=False``: only the checks (the processes of a run but
+    the one that writes; the file is replaced in one step, so a process reading it never sees half of it)."""
     path = os.path.join(workdir, CONFIG_FILE)
     saved_steps = has_checkpoint(workdir) and not replace
     if os.path.exists(path) and not replace:
@@ -232,9 +251,12 @@ def write_config(workdir: str, config: TrainConfig, replace: bool = False) -> No
     elif saved_steps:
         raise ValueError(f"{workdir} holds checkpoints but no {CONFIG_FILE}: the run they belong to is unknown; "
                          "use a fresh workdir")
+    if not write:
+        return
     os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
+    with open(path + ".tmp", "w") as f:
         json.dump(config.to_dict(), f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def has_checkpoint(workdir: str) -> bool:

@@ -3,7 +3,10 @@
 One 1-D ``data`` mesh spans every device of every process; the state is replicated, each process feeds
 its own slice of the global batch (``jax.make_array_from_process_local_data``) and XLA's SPMD partitioner
 turns the jitted step into a data-parallel one (BatchNorm statistics are over the global batch). Compute
-runs in the model's dtype (float32 or bfloat16) while parameters and optimizer state stay float32.
+runs in the model's dtype (float32 or bfloat16) while parameters and optimizer state stay float32. With several
+processes (``experiments.train --distributed``) the workdir is one folder they share: process 0 writes the
+config, the log and the damaged steps' moves, every process checks the config and restores the same step, and
+every process computes the whole validation (its inputs replicated, as the state).
 
 ``train(config, workdir)`` resumes automatically from the latest checkpoint in ``workdir`` (model,
 optimizer, step and therefore data position). ``restore_model(workdir)`` gives the trained model back,
@@ -294,12 +297,12 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                          f"{info(config.dataset).num_classes} classes (background not counted)")
     train_source, val_source = sources if sources is not None else open_sources(config)
     num_steps = num_train_steps(config, len(train_source))
-    if jax.process_index() == 0:
-        checkpointing.write_config(workdir, config)
+    # every process checks the run's config (so a refused resume is refused on each, not on process 0 alone,
+    # which would leave the others waiting for it); process 0 writes it
+    checkpointing.write_config(workdir, config, write=jax.process_index() == 0)
     replicated = NamedSharding(mesh, P())
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
-    state = checkpointing.restore_latest(mngr, state_template(config, replicated),
-                                         set_aside_damaged=jax.process_index() == 0)
+    state = checkpointing.restore_latest(mngr, state_template(config, replicated), set_aside_damaged=True)
     if state is None:  # a new run: only now draw the network (seconds) that a resumed run would discard
         state = jax.device_put(fresh_train_state(config, num_steps), replicated)
     start = int(state.step)

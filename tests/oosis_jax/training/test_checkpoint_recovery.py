@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 
+from helpers.checkpoints import truncate_data_files
 from oosis_jax.training import checkpointing
 from oosis_jax.training import loop as train
 from oosis_jax.training.configs import get_config
@@ -33,16 +34,6 @@ def _copy(finished_run, tmp_path, name="run"):
     return shutil.copytree(finished_run[0], tmp_path / name)
 
 
-def _truncate_data_files(step_dir):
-    """What a kill during the write of the array data leaves: every data file cut in half."""
-    data = [os.path.join(root, f) for root, _, files in os.walk(step_dir) for f in files
-            if os.sep + "d" + os.sep in os.path.join(root, f)]
-    assert data
-    for path in data:
-        with open(path, "r+b") as f:
-            f.truncate(os.path.getsize(path) // 2)
-
-
 def _assert_same_state(a, b):
     for x, y in zip(jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(b)):
         np.testing.assert_array_equal(x, y)
@@ -57,7 +48,7 @@ def _one_damage_warning(records, step):
 
 def test_killed_mid_write_resumes_from_the_last_intact_step(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
-    _truncate_data_files(workdir / "checkpoints" / "6")
+    truncate_data_files(workdir / "checkpoints" / "6")
     (workdir / "checkpoints" / "9.orbax-checkpoint-tmp-1234").mkdir()  # a save that never finished
     with open(workdir / "metrics.jsonl", "a") as f:
         f.write('{"step": 7, "loss": 0.5')  # the kill also cut a log line short
@@ -74,7 +65,7 @@ def test_killed_mid_write_resumes_from_the_last_intact_step(finished_run, tmp_pa
 
 def test_a_damaged_step_is_one_warning_line_not_pages_of_tensorstore_errors(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
-    _truncate_data_files(workdir / "checkpoints" / "6")
+    truncate_data_files(workdir / "checkpoints" / "6")
     script = ("import gc, sys; sys.path[:0] = [sys.argv[2]]\n"
               "from oosis_jax.training import loop\n"
               "loop.restore_model(sys.argv[1]); gc.collect(); print('restored')\n")
@@ -169,7 +160,7 @@ def test_a_model_card_states_the_step_its_weights_come_from(finished_run, tmp_pa
 def test_every_step_damaged_is_one_clear_error_not_a_fresh_start(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
     for step in ("3", "6"):
-        _truncate_data_files(workdir / "checkpoints" / step)
+        truncate_data_files(workdir / "checkpoints" / step)
     for run in (train.restore_model, lambda w: train.train(CONFIG, w)):
         with pytest.warns(RuntimeWarning, match="damaged"):
             damaged = r"every checkpoint in .* is damaged \(steps 6, 3\)"

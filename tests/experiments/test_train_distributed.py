@@ -1,0 +1,88 @@
+"""`python -m experiments.train --distributed` as 2 JAX processes on this machine (CPU devices, gloo collectives),
+the way a run spans hosts: a run, its resume over a damaged newest step, and a refused resume, each handled the
+same on every process (before, only process 0 set the damaged step aside, and process 1 then failed to save it
+while process 0 waited for it; a refused config stopped process 0 alone)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from helpers.checkpoints import truncate_data_files
+from oosis_jax.training import loop as train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def launch(workdir, *extra):
+    """Exit statuses and outputs of the 2 processes of ``experiments.train --config smoke --distributed``."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="1")
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "experiments.train", "--config", "smoke", "--workdir", str(workdir), "--distributed",
+         "--coordinator-address", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i), *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        outputs = [proc.communicate(timeout=150)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return [proc.returncode for proc in procs], outputs
+
+
+def weights(workdir):
+    model, _ = train.restore_model(str(workdir))
+    return jax.tree.leaves(jax.device_get(nnx.state(model, (nnx.Param, nnx.BatchStat))))
+
+
+def test_two_processes_train_resume_over_a_damaged_step_and_refuse_another_config(tmp_path):
+    workdir = tmp_path / "run"
+    codes, outputs = launch(workdir)
+    assert codes == [0, 0], outputs
+    assert ["finished at step 6" in out for out in outputs] == [True, False]  # process 0 reports, once
+    steps = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 6  # one log, written by process 0
+    straight = weights(workdir)
+
+    truncate_data_files(workdir / "checkpoints" / "6")
+    codes, outputs = launch(workdir)
+    assert codes == [0, 0], outputs
+    assert all("checkpoint step 6 in " in out and "is damaged" in out for out in outputs)
+    assert sorted(os.listdir(workdir / "damaged")) == ["step_6"]  # moved once, by process 0
+    for a, b in zip(weights(workdir), straight):  # steps 4-6 trained again from step 3: the same weights
+        np.testing.assert_array_equal(a, b)
+
+    shutil.rmtree(workdir / "damaged")
+    codes, outputs = launch(workdir, "--set", "base_lr=0.02")
+    assert codes == [2, 2], outputs
+    for out in outputs:
+        assert "holds a different configuration than this run (base_lr: 0.05 -> 0.02)" in out, out
+
+
+def test_the_processes_of_a_distributed_run_must_be_named_or_found():
+    def run(*args):
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("SLURM_", "OMPI_", "JAX_COORD"))}
+        return subprocess.run([sys.executable, "-m", "experiments.train", "--config", "smoke", "--workdir",
+                               "unused", *args], cwd=ROOT, env=dict(env, JAX_PLATFORMS="cpu"), capture_output=True,
+                              text=True, timeout=120)
+
+    proc = run("--num-processes", "2")
+    assert proc.returncode == 2 and "--num-processes name the processes of a --distributed run" in proc.stderr
+    proc = run("--distributed", "--num-processes", "2", "--process-id", "2")
+    assert proc.returncode == 2 and "--process-id 2 is not one of the 2 processes (0 to 1)" in proc.stderr
+    proc = run("--distributed")  # no cluster manager here, and no --coordinator-address / --num-processes
+    assert proc.returncode == 2 and "error: --distributed: ValueError:" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr  # the usage line and one error, no traceback
+    assert not (ROOT / "unused").exists()
