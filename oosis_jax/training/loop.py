@@ -5,8 +5,7 @@ its own slice of the global batch (``jax.make_array_from_process_local_data``) a
 turns the jitted step into a data-parallel one (BatchNorm statistics are over the global batch). Compute
 runs in the model's dtype (float32 or bfloat16) while parameters and optimizer state stay float32. With several
 processes (``experiments.train --distributed``) the workdir is one folder they share: process 0 writes the
-config, the log and the damaged steps' moves, every process checks the config and restores the same step, and
-every process computes the whole validation (its inputs replicated, as the state).
+config, the log and the damaged steps' moves; every process checks the config and restores the same step.
 
 ``train(config, workdir)`` resumes automatically from the latest checkpoint in ``workdir`` (model,
 optimizer, step and therefore data position). ``restore_model(workdir)`` gives the trained model back,
@@ -230,22 +229,37 @@ def mean_metrics(sums: dict) -> dict[str, float]:
 
 
 def evaluate(eval_step, state: TrainState, batches, mesh, keys=None) -> dict[str, float]:
-    """Validation losses and boundary ODS/AP (plain ``b`` and oriented ``b``, ``e``; ``boundary_eval``)."""
-    sums, counts = {}, []
+    """Validation losses and boundary ODS/AP (plain ``b`` and oriented ``b``, ``e``; ``boundary_eval``). Every
+    process computes the network on every batch (replicated, as the state); the boundary matchings, the costly
+    host part, are shared out: image i is process ``i % process_count``'s, and the counts are gathered."""
+    sums, counts, images = {}, [], 0
     for batch in batches:
         terms, b, e = eval_step(state, to_global(batch, mesh, P(), keys))
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + np.asarray(value, np.float64)
         b, e = np.asarray(b, np.float64), np.asarray(e, np.float64)
         for i in range(len(b)):
-            counts.append(boundary_eval.image_counts(b[i], e[i], batch["boundary"][i] > 0.5,
-                                                     batch["orientation"][i], thresholds=EVAL_THRESHOLDS))
+            if (images + i) % jax.process_count() == jax.process_index():
+                counts.append(boundary_eval.image_counts(b[i], e[i], batch["boundary"][i] > 0.5,
+                                                         batch["orientation"][i], thresholds=EVAL_THRESHOLDS))
+        images += len(b)
+    if jax.process_count() > 1:
+        counts = _gathered(counts, images)
     plain = boundary_eval.summarize(counts, oriented=False)
     oriented = boundary_eval.summarize(counts, oriented=True)
     result = {f"val_{k}": v for k, v in mean_metrics(sums).items()}
     result.update(val_boundary_ods=plain["ODS"], val_boundary_ap=plain["AP"],
                   val_oriented_ods=oriented["ODS"], val_oriented_ap=oriented["AP"])
     return result
+
+
+def _gathered(mine: list, images: int) -> list:
+    """Every image's (T, 5) counts in image order, from each process's ``mine`` (its images ``i % count``)."""
+    count, per = jax.process_count(), -(-images // jax.process_count())
+    padded = np.zeros((per, len(EVAL_THRESHOLDS), len(boundary_eval.COUNT_FIELDS)), np.int32)  # pixel counts
+    padded[:len(mine)] = np.asarray(mine).reshape(-1, *padded.shape[1:])
+    every = np.asarray(multihost_utils.process_allgather(padded), np.int64)  # (count, per, T, 5)
+    return [every[i % count, i // count] for i in range(images)]
 
 
 def open_sources(config: TrainConfig):
