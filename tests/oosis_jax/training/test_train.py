@@ -351,3 +351,32 @@ def test_an_undefined_metric_is_logged_as_null_and_plotted_as_a_gap(tmp_path):
     assert [r["val_boundary_ods"] for r in records] == [None, 0.25] and records[1]["loss"] is None
     plot_metrics(str(tmp_path / METRICS_FILE), str(tmp_path / "metrics.png"))
     assert (tmp_path / "metrics.png").stat().st_size > 0
+
+
+def test_validation_shares_the_boundary_matchings_out_over_processes(monkeypatch):
+    """Of 2 processes each matches every second image's boundaries; the gathered counts give one process's
+    numbers. The collective is faked: process 1's share is computed first and handed to process 0's call
+    (`tests/experiments/test_train_distributed.py` runs the real one)."""
+    rng = np.random.default_rng(0)
+    batches = [{"boundary": (rng.random((n, 12, 10)) > 0.8).astype(np.float32),
+                "orientation": rng.random((n, 12, 10, 4)).astype(np.float32),
+                "net_b": rng.random((n, 12, 10)), "net_e": rng.random((n, 12, 10, 4))} for n in (2, 2, 1)]
+
+    def eval_step(state, batch):  # the network's b and e: carried by the batch
+        return {"b": (np.float64(1.0), np.float64(2.0))}, batch["net_b"], batch["net_e"]
+
+    mesh = train.make_mesh()
+    alone = train.evaluate(eval_step, None, batches, mesh)
+    shares = {}
+
+    def allgather(padded):
+        shares[process] = padded
+        return np.stack([shares.get(p, np.zeros_like(padded)) for p in (0, 1)])
+
+    monkeypatch.setattr(train.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(train.multihost_utils, "process_allgather", allgather)
+    for process in (1, 0):
+        monkeypatch.setattr(train.jax, "process_index", lambda: process)
+        shared = train.evaluate(eval_step, None, batches, mesh)
+    assert len(shares[0]) == len(shares[1]) == 3 and not shares[1][2].any()  # images 0, 2, 4 and 1, 3 (padded)
+    assert shared == alone and 0 < alone["val_boundary_ods"] < 1  # process 0's call, with both shares
