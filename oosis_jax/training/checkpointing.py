@@ -171,7 +171,7 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
             restored = step
             break
         if jax.process_count() > 1:
-            steps = np.asarray(multihost_utils.process_allgather(np.int64(restored))).ravel()
+            steps = np.asarray(multihost_utils.process_allgather(np.int32(restored))).ravel()
             if len(set(steps.tolist())) > 1:
                 raise CheckpointError(f"the processes of this run would resume from different steps of "
                                       f"{mngr.directory} (steps by process: {', '.join(map(str, steps))}; -1: none): "
