@@ -28,14 +28,35 @@ MAX_DETECTIONS = 10_000
 
 
 def encode_masks(instance_map: np.ndarray, num_instances: int) -> list[dict]:
-    """COCO RLEs (``counts`` as str) of instances 1..num_instances of an int (H, W) map, in id order."""
+    """COCO RLEs (``counts`` as str) of instances 1..num_instances of an int (H, W) map, in id order; an id
+    without pixels gets an empty mask. Exactly ``pycocotools.mask.encode``'s RLEs, but from the map's runs, in
+    O(H W log(H W)) time and O(H W) memory whatever the count (the stack of N full masks that `encode` reads
+    took 3 copies of N x H x W bytes: 23 GB for the 6000 instances an untrained network gives at 2048x615)."""
     if num_instances == 0:
         return []
-    masks = np.stack([instance_map == k for k in range(1, num_instances + 1)], axis=-1)
-    rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8)))
+    height, width = np.shape(instance_map)
+    flat = np.asarray(instance_map).ravel(order="F")  # COCO's runs go down the columns
+    order = np.argsort(flat, kind="stable")  # each id's pixels together, in column-major order
+    bounds = np.searchsorted(flat[order], np.arange(1, num_instances + 2))
+    uncompressed = [{"size": [height, width], "counts": _run_lengths(order[bounds[k]:bounds[k + 1]], flat.size)}
+                    for k in range(num_instances)]
+    rles = mask_utils.frPyObjects(uncompressed, height, width)
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return rles
+
+
+def _run_lengths(pixels: np.ndarray, total: int) -> list[int]:
+    """COCO's uncompressed counts of the mask whose column-major pixel indices are ``pixels`` (ascending) among
+    ``total``: the lengths of alternating runs of 0s and 1s, starting with 0s (maybe none), the last run kept."""
+    if not len(pixels):
+        return [total]
+    breaks = np.flatnonzero(np.diff(pixels) != 1) + 1
+    starts, ends = pixels[np.r_[0, breaks]], pixels[np.r_[breaks - 1, len(pixels) - 1]] + 1
+    counts = np.empty(2 * len(starts) + 1, np.int64)
+    counts[0::2] = np.r_[starts[0], starts[1:] - ends[:-1], total - ends[-1]]
+    counts[1::2] = ends - starts
+    return counts[:-1].tolist() if counts[-1] == 0 else counts.tolist()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,3 +50,36 @@ def test_bad_inputs_raise():
         coco_eval.mask_map([scene(), scene()], [scene()])
     with pytest.raises(ValueError, match="finite"):
         coco_eval.mask_map([dict(scene(), scores=np.array([np.nan, 1, 1]))], [scene()])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (7, 5), (40, 33)])
+def test_rles_are_pycocotools_own_from_runs_without_a_stack_of_masks(shape):
+    """Against `pycocotools.mask.encode` of each full mask: ids without pixels, runs across columns, an
+    instance at the first or last pixel, one instance over the whole image."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    maps = [rng.integers(0, 6, shape), np.ones(shape, np.int32), np.zeros(shape, np.int32),
+            np.repeat(rng.integers(0, 4, (1, shape[1])), shape[0], axis=0)]
+    for inst in maps:
+        num = 6  # ids 1..6: some without pixels in every map
+        expected = mask_utils.encode(np.asfortranarray(np.stack([inst == k for k in range(1, num + 1)], -1)
+                                                       .astype(np.uint8)))
+        got = coco_eval.encode_masks(inst.astype(np.int32), num)
+        assert [r["counts"] for r in got] == [r["counts"].decode("ascii") for r in expected]
+        assert all(r["size"] == list(shape) for r in got)
+        np.testing.assert_array_equal(mask_utils.area(got), [(inst == k).sum() for k in range(1, num + 1)])
+
+
+def test_thousands_of_instances_at_kins_size_take_no_stack_of_masks():
+    """2000 instances of a 375x1242 map, each a row segment (so 160 runs down the columns), as an untrained
+    network gives thousands: a stack of their masks would take 0.9 GB (at 2048x615, 6000 took 23 GB)."""
+    import tracemalloc
+
+    inst = np.arange(375 * 1242, dtype=np.int32).reshape(375, 1242) // 160 % 2000 + 1
+    tracemalloc.start()
+    rles = coco_eval.encode_masks(inst, 2000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(rles) == 2000 and peak < 50e6
+    assert rles[0]["counts"] == coco_eval.encode_masks((inst == 1).astype(np.int32), 1)[0]["counts"]
