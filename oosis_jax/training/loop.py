@@ -229,11 +229,11 @@ def mean_metrics(sums: dict) -> dict[str, float]:
 
 
 def evaluate(eval_step, state: TrainState, batches, mesh, keys=None) -> dict[str, float]:
-    """Validation losses and boundary ODS/AP (plain ``b`` and oriented ``b``, ``e``; ``boundary_eval``). Every
-    process computes the network on every batch (replicated, as the state); the boundary matchings, the costly
-    host part, are shared out: image i is process ``i % process_count``'s, and the counts are gathered."""
+    """Validation losses and boundary ODS/AP (plain ``b`` and oriented ``b``, ``e``; ``boundary_eval``), with a
+    bar. Every process computes the network on every batch (replicated, as the state); the boundary matchings,
+    the costly host part, are shared out: image i is process ``i % process_count``'s, the counts gathered."""
     sums, counts, images = {}, [], 0
-    for batch in batches:
+    for batch in tqdm(batches, desc="validation", leave=False, disable=jax.process_index() != 0):
         terms, b, e = eval_step(state, to_global(batch, mesh, P(), keys))
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + np.asarray(value, np.float64)
