@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import pickle
 import threading
+import time
 import traceback
 
 import numpy as np
@@ -233,8 +234,9 @@ def _kept_pool(processes):
             idle = _retire_locked()
         if _POOL["executor"] is None:
             context = multiprocessing.get_context("spawn")
-            _POOL.update(executor=concurrent.futures.ProcessPoolExecutor(processes, mp_context=context),
-                         processes=processes, pid=os.getpid())
+            _POOL.update(executor=concurrent.futures.ProcessPoolExecutor(
+                processes, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)),
+                processes=processes, pid=os.getpid())
         executor = _POOL["executor"]
         _USERS[executor] = _USERS.get(executor, 0) + 1
     try:
@@ -248,6 +250,18 @@ def _kept_pool(processes):
                 del _USERS[executor]
                 idle = None if executor is _POOL["executor"] else executor
         _shutdown(idle)
+
+
+def exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """A pool worker's initializer: a daemon thread ends the worker within ``every`` seconds of its parent
+    process ``parent`` ending. A parent killed (e.g. for memory) cannot shut its pool down, and its workers,
+    blocked in a long labelling or adopted by another process, would otherwise stay with their memory."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
 
 
 def close_pool():

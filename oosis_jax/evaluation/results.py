@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import itertools
 import multiprocessing
+import os
 import warnings
 from collections.abc import Iterable, Sized
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from crf.batch import exit_with_parent
 from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.evaluation import coco_map as coco_eval
 from oosis_jax.evaluation import metrics
@@ -116,7 +118,8 @@ class Evaluator:
             return _boundary_counts(b, e, instance_map, edges, self.max_dist)
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent,
+                initargs=(os.getpid(),))
         return self._pool.submit(_boundary_counts, b, e, instance_map, edges, self.max_dist)
 
     def _collect_oldest(self):

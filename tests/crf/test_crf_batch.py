@@ -136,3 +136,39 @@ def test_another_threads_call_or_close_pool_does_not_cancel_a_running_call(inter
     workers = {int(labels[0, 0]) for labels in outcome["labels"]}
     assert not workers & {child.pid for child in multiprocessing.active_children()}
     crf.close_pool()
+
+
+def _alive(pid) -> bool:
+    """Whether process ``pid`` runs (a zombie nobody reaped counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_the_workers_of_a_killed_process_end_with_it():
+    """A process killed while it holds the pool (e.g. for memory) cannot shut it down: its workers end by
+    themselves within about a second instead of staying with their memory."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import os, sys, time, crf.batch as b\n"
+              "with b._kept_pool(1) as pool:\n"
+              "    print(pool.submit(os.getpid).result(), flush=True)\n"
+              "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker)
+    finally:
+        parent.kill()
+        parent.stdout.close()
