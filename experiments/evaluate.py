@@ -84,7 +84,8 @@ def _predictions(args, predictor, examples) -> Iterator[tuple[dict, object]]:
                                                    method=args.method, processes=args.processes, progress=False)
         yield from tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image")
         return
-    pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False)
+    pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False,
+                                    chunk_progress=True)
     yield from tqdm(pairs, total=len(examples), desc="predict", unit="image")
 
 

@@ -114,7 +114,8 @@ def _network_predictions(args, failures) -> tuple[list[str], Predicted]:
 
     def predicted():
         with bar:
-            for (path, image), item in predictor.predict_keyed(readable(), args.chunk_size, progress=False):
+            for (path, image), item in predictor.predict_keyed(readable(), args.chunk_size, progress=False,
+                                                                 chunk_progress=True):
                 bar.update()
                 if isinstance(item, prediction.ImageFailure):
                     failures.append((path.name, path.stem, item.reason))

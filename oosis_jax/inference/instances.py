@@ -111,7 +111,8 @@ def method_name(method) -> str:
 
 def _label(inputs: list, method, processes, progress: bool, lam: float, mu: float) -> list[np.ndarray]:
     """``crf.solve_many`` with a tqdm bar (``progress``)."""
-    with tqdm(total=len(inputs), desc=f"crf {method_name(method)}", disable=not progress) as bar:
+    # leave=None: cleared when it runs below another bar (`Predictor.predict_iter`'s)
+    with tqdm(total=len(inputs), desc=f"crf {method_name(method)}", disable=not progress, leave=None) as bar:
         return crf.solve_many(inputs, method=method, processes=processes, on_done=bar.update, lam=lam, mu=mu)
 
 

@@ -179,8 +179,8 @@ class Predictor:
                 out[i] = network.head_probabilities(self.model, image, self.tile_size, self.tile_overlap)
             else:
                 groups.setdefault(shape, []).append(i)
-        bar = tqdm(total=len(images), desc=desc, disable=not progress, initial=len(images) - sum(
-            len(g) for g in groups.values()))
+        bar = tqdm(total=len(images), desc=desc, disable=not progress, leave=None, initial=len(images) - sum(
+            len(g) for g in groups.values()))  # leave=None: cleared when it runs below another bar
         for (height, width), members in groups.items():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
@@ -213,24 +213,27 @@ class Predictor:
             failures.update({index[k]: failure for k, failure in err.failures.items()})
         return _all_or_batch_error(dict(zip(index, done)), failures, count, "Predictor.predict_many")
 
-    def predict_iter(self, images: Iterable[np.ndarray], chunk_size: int = 16,
-                     progress: bool = True) -> Iterator[Prediction | ImageFailure]:
+    def predict_iter(self, images: Iterable[np.ndarray], chunk_size: int = 16, progress: bool = True,
+                     chunk_progress: bool | None = None) -> Iterator[Prediction | ImageFailure]:
         """`predict_many` chunk by chunk: one item per image of ``images``, in order, reading only ``chunk_size``
         images ahead, so a folder or a dataset split of any length is predicted in the memory of one chunk (the
         heads of one 1242x375 KINS image alone take about 26 MB, and the CRF's workers are kept between chunks).
         An image that is not uint8 (H, W, 3) with at least one pixel, or that the network or the CRF fails
         on, gives an `ImageFailure` (a ``ValueError`` naming its index and what failed) in place of its
-        `Prediction`, and the images after it still come."""
+        `Prediction`, and the images after it still come. ``progress``: a bar of the images; ``chunk_progress``
+        (None: as ``progress``): the network's and the CRF's bars of each chunk below it, cleared after it (a
+        chunk of KINS images takes minutes on a CPU)."""
         total = len(images) if isinstance(images, Sized) else None
+        inner = progress if chunk_progress is None else chunk_progress
         with tqdm(total=total, desc="predict", unit="image", disable=not progress) as bar:
             start = 0
             for chunk in in_chunks(images, chunk_size):
-                yield from self._predict_chunk(chunk, start)
+                yield from self._predict_chunk(chunk, start, inner)
                 start += len(chunk)
                 bar.update(len(chunk))
 
-    def predict_keyed(self, keyed: Iterable[tuple], chunk_size: int = 16,
-                      progress: bool = True) -> Iterator[tuple[object, Prediction | ImageFailure]]:
+    def predict_keyed(self, keyed: Iterable[tuple], chunk_size: int = 16, progress: bool = True,
+                      chunk_progress: bool | None = None) -> Iterator[tuple[object, Prediction | ImageFailure]]:
         """`predict_iter` of ``(key, image)`` pairs: ``(key, its Prediction or ImageFailure)`` in order, so that
         a caller streaming files or examples keeps what belongs to each image (a file name, its ground truth)
         while only a chunk of them is held. An item that is not such a pair gives ``(None, ImageFailure)``."""
@@ -245,10 +248,10 @@ class Predictor:
                     pending.append(None)
                     yield ImageFailure(k, f"not a (key, image) pair: got {type(pair).__name__}")
 
-        for item in self.predict_iter(images(), chunk_size, progress):
+        for item in self.predict_iter(images(), chunk_size, progress, chunk_progress):
             yield pending.popleft(), item
 
-    def _predict_chunk(self, chunk: list, start: int) -> list[Prediction | ImageFailure]:
+    def _predict_chunk(self, chunk: list, start: int, progress: bool = False) -> list[Prediction | ImageFailure]:
         """`predict_iter`'s items for ``chunk``, the images from index ``start`` on; when the network fails on
         the chunk as a whole (e.g. out of memory), image by image. Failures of the CRF on single images
         (``crf.BatchError``) are named; any other error (a dead CRF worker, a bug) propagates. An `ImageFailure`
@@ -264,14 +267,14 @@ class Predictor:
                 out[k] = ImageFailure(start + k, f"not a valid image: {err}")
         keys, images = list(good), list(good.values())
         try:
-            heads = self._heads_of_checked(images, progress=False, label_grid=True)
+            heads = self._heads_of_checked(images, progress=progress, label_grid=True)
         except Exception as err:  # noqa: BLE001 - the network failed on the chunk: find the image(s) it fails on
             for k in keys:
                 out[k] = (self._predict_chunk([good[k]], start + k)[0] if len(keys) > 1 else
                           ImageFailure(start + k, f"network failed: {type(err).__name__}: {err}"))
             return [out[k] for k in range(len(chunk))]
         try:
-            out.update(zip(keys, self.label(heads, False, [image.shape[:2] for image in images], images)))
+            out.update(zip(keys, self.label(heads, progress, [image.shape[:2] for image in images], images)))
         except crf.BatchError as err:
             for j, prediction in enumerate(err.results):
                 failure = err.failures.get(j)

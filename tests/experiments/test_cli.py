@@ -93,9 +93,9 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
     real = Predictor.predict_iter
     chunk_sizes = []
 
-    def failing_second(self, images, chunk_size=16, progress=True):
+    def failing_second(self, images, chunk_size=16, progress=True, chunk_progress=None):
         chunk_sizes.append(chunk_size)
-        for k, item in enumerate(real(self, images, chunk_size, progress)):
+        for k, item in enumerate(real(self, images, chunk_size, progress, chunk_progress)):
             yield ImageFailure(k, "CRF failed: ValueError: injected") if k == 1 else item
 
     monkeypatch.setattr(Predictor, "predict_iter", failing_second)

@@ -209,3 +209,16 @@ def test_each_view_s_network_pass_names_its_progress_bar(predictor, monkeypatch)
         names.append(desc), forward(images, progress, desc))[1])
     viewed.heads([np.zeros((16, 16, 3), np.uint8)], progress=False)
     assert names == ["network (view 1/2)", "network (view 2/2)"]
+
+
+def test_chunk_bars_show_the_network_and_the_crf_within_each_chunk(predictor, capsys):
+    """The CLIs keep their own bar of images and ask for the chunk's network and CRF bars below it (a chunk of
+    KINS images takes minutes on a CPU); without either flag nothing is drawn."""
+    list(predictor.predict_iter(_images(3), chunk_size=2, progress=False))
+    assert capsys.readouterr().err == ""
+    list(predictor.predict_iter(_images(3), chunk_size=2, progress=False, chunk_progress=True))
+    err = capsys.readouterr().err
+    assert "network" in err and "crf solve" in err and "predict" not in err
+    list(predictor.predict_keyed(((k, image) for k, image in enumerate(_images(3))), chunk_size=2))
+    err = capsys.readouterr().err
+    assert "predict" in err and "crf solve" in err  # progress: its bar and the chunks'
