@@ -50,18 +50,34 @@ def test_perfect_mask_prediction_with_150_instances_scores_one():
     assert result == {"mAP": pytest.approx(1.0), "AP50": pytest.approx(1.0), "AP75": pytest.approx(1.0)}
 
 
-def test_more_detections_than_the_limit_is_an_error_not_an_underscore(monkeypatch):
+def test_more_ground_truth_than_the_limit_is_an_error_not_an_underscore(monkeypatch):
     monkeypatch.setattr(coco_eval, "MAX_DETECTIONS", 20)
     scene = _many_instances(21)
-    with pytest.raises(ValueError, match="^image 2: 21 detections, more than MAX_DETECTIONS"):
+    with pytest.raises(ValueError, match="^image 2: 21 ground-truth instances, more than MAX_DETECTIONS"):
         coco_eval.mask_map([_many_instances(3), scene], [_many_instances(3), scene])
     failures = []  # the evaluator names the image in the stream, leaves it out and goes on
     small = _many_instances(3)
     results = evaluation.evaluate([small, scene, small], [small, dict(scene, classes=scene["classes"])] + [small],
                                   progress=False, boundaries=False, failures=failures)
     assert [position for position, _ in failures] == [2] and results["num_images"] == 2
-    assert failures[0][1].startswith("image 2: 21 detections")  # named once
+    assert failures[0][1].startswith("image 2: 21 ground-truth instances")  # named once
     assert results["mask"]["mAP"] == pytest.approx(1.0)
+
+
+def test_more_detections_than_the_limit_keep_the_best_scored_with_a_warning(monkeypatch):
+    """As pycocotools itself would (its stable sort by score), but said: 20 true instances found, and one more
+    detection scored below them, with the limit at 20."""
+    monkeypatch.setattr(coco_eval, "MAX_DETECTIONS", 20)
+    truth = _many_instances(21)
+    truth = dict(truth, instance_map=np.where(truth["instance_map"] == 21, 0, truth["instance_map"]),
+                 classes=truth["classes"][:20], scores=truth["scores"][:20])
+    extra = dict(_many_instances(21), scores=np.linspace(1.0, 0.5, 21))  # the 21st detection scores lowest
+    with pytest.warns(RuntimeWarning, match="^image 1: 21 detections, more than MAX_DETECTIONS=20 .* best scored"):
+        result = coco_eval.mask_map([extra], [truth])
+    assert result["mAP"] == pytest.approx(1.0)  # the spurious one is left out
+    first = dict(extra, scores=np.r_[0.1, np.linspace(1.0, 0.5, 20)])  # now a true one scores lowest: left out
+    with pytest.warns(RuntimeWarning):
+        assert coco_eval.mask_map([first], [truth])["mAP"] < 1.0
 
 
 def test_the_table_states_the_detection_limit():
