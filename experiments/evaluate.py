@@ -91,7 +91,8 @@ def _predictions(args, predictor, examples) -> Iterator[tuple[dict, object]]:
 
 def main(argv=None):
     """Evaluate the split image by image (`evaluation.Evaluator`: memory holds one chunk and a few KB per
-    image); an image the prediction fails on is left out and named, and the exit status is then 1."""
+    image); an image the prediction or its evaluation fails on is left out and named, and the exit status is
+    then 1."""
     args = parse_args(argv)
     dataset_config = flags.dataset_config("evaluate", args)
     predictor = _predictor(args)
@@ -106,8 +107,14 @@ def main(argv=None):
     for example, item in _predictions(args, predictor, examples):
         if isinstance(item, prediction.ImageFailure):
             failures.append(f"image {int(example['image_id'])}: {item.reason}")
-        else:
+            continue
+        try:
             evaluator.add(item, example)
+        except ValueError as err:  # this image's pair (named by its place in the stream) cannot be evaluated
+            own = f"image {evaluator.position}: "
+            if not str(err).startswith(own):  # an earlier image's boundary counts failed: nothing can go on
+                raise
+            failures.append(f"image {int(example['image_id'])}: evaluation: {str(err)[len(own):]}")
     if not len(evaluator):
         raise SystemExit("evaluate: every image failed:\n" + "\n".join(failures))
     results = evaluator.result()

@@ -1,6 +1,7 @@
 """The prediction and evaluation command lines, end to end in ground-truth mode on a tiny synthetic build."""
 
 import json
+import re
 
 import pytest
 
@@ -114,6 +115,36 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
                                          config.replace(dataset="kins", data_dir=str(tmp_path)))))
     with pytest.raises(SystemExit, match="was trained on 'kins', not on --dataset 'synthetic'"):
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
+
+
+def test_evaluate_names_an_image_whose_evaluation_fails_and_goes_on(tmp_path, monkeypatch, capsys):
+    """A prediction the metrics refuse (here a map of another shape than its ground truth) is left out and named
+    like a failed prediction, by the dataset's image id; the other images are evaluated."""
+    import dataclasses
+
+    from helpers.networks import PixelNet
+
+    from oosis_jax.inference.predictor import Predictor
+    from oosis_jax.training.configs import get_config
+
+    config = get_config("smoke")
+    monkeypatch.setattr(Predictor, "from_pretrained", classmethod(
+        lambda cls, name, **options: cls(PixelNet(config.model.num_classes), config, **options)))
+    real = Predictor.predict_iter
+
+    def cropping_first(self, images, chunk_size=16, progress=True, chunk_progress=None):
+        for k, item in enumerate(real(self, images, chunk_size, progress, chunk_progress)):
+            yield dataclasses.replace(item, instance_map=item.instance_map[:-1]) if k == 0 else item
+
+    monkeypatch.setattr(Predictor, "predict_iter", cropping_first)
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit, match="1 of 2 images failed"):
+        evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_images"] == 1 and len(results["failed_images"]) == 1
+    assert re.fullmatch(r"image \d+: evaluation: predicted map \(\d+, \d+\) and ground truth .* differ in shape",
+                        results["failed_images"][0]), results["failed_images"]
+    assert "FAILED image " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, limit, processes", [
