@@ -222,23 +222,20 @@ _MISSING = object()
 
 
 def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
-    """One-row markdown tables of the headline numbers (in %, as the paper reports them)."""
+    """One-row markdown tables of the headline numbers (in %, as the paper reports them; "n/a" for an undefined
+    one, e.g. OAIR accuracy when no pair is recovered)."""
     at_05 = results["oair_iou"]
-    lines = [
-        "| Model | images | OAIR recall@0.5 | OAIR accuracy@0.5 | mAP .5:.95 | WC | % instances in cycles |",
-        "|---|---|---|---|---|---|---|",
-        f"| {name} | {results['num_images']} | {100 * at_05['recall'][0]:.1f} | {100 * at_05['accuracy'][0]:.1f} "
-        f"| {100 * results['mask']['mAP']:.1f} | {100 * results['weighted_coverage']:.1f} "
-        f"| {tables.cycle_cell(results['cycle_percent'])} |",
-        "",
-        f"mask mAP: pycocotools with maxDets={coco_eval.MAX_DETECTIONS} per image (every instance counts).",
-    ]
+    cells = [results["num_images"]] + [tables.percent(v) for v in (
+        at_05["recall"][0], at_05["accuracy"][0], results["mask"]["mAP"], results["weighted_coverage"])]
+    lines = [tables.markdown(["Model", "images", "OAIR recall@0.5", "OAIR accuracy@0.5", "mAP .5:.95", "WC",
+                              "% instances in cycles"], [[name, *cells, tables.cycle_cell(results["cycle_percent"])]]),
+             f"mask mAP: pycocotools with maxDets={coco_eval.MAX_DETECTIONS} per image (every instance counts, of an"
+             " image with more detections the best scored)."]
     if results["boundaries"] is not None:
         o, p = results["boundaries"]["oriented"], results["boundaries"]["plain"]
-        lines += ["", "| Model | oriented ODS | oriented OIS | oriented AP | boundary AP |", "|---|---|---|---|---|",
-                  f"| {name} | {100 * o['ODS']:.1f} | {100 * o['OIS']:.1f} | {100 * o['AP']:.1f} "
-                  f"| {100 * p['AP']:.1f} |"]
-    return "\n".join(lines) + "\n"
+        lines += ["", tables.markdown(["Model", "oriented ODS", "oriented OIS", "oriented AP", "boundary AP"],
+                                      [[name, *map(tables.percent, (o["ODS"], o["OIS"], o["AP"], p["AP"]))]])]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:

@@ -84,6 +84,11 @@ def test_the_table_states_the_detection_limit():
     scene = _many_instances(4)
     table = evaluation.markdown_table(evaluation.evaluate([scene], [scene], progress=False))
     assert f"maxDets={coco_eval.MAX_DETECTIONS}" in table
+    # no order edge predicted: OAIR accuracy is undefined, and the table says so rather than "nan"
+    bare = evaluation.evaluate([dict(scene, edges=np.zeros((0, 2), int))], [scene], progress=False)
+    assert np.isnan(bare["oair_iou"]["accuracy"][0])
+    row = evaluation.markdown_table(bare).splitlines()[2].split(" | ")
+    assert row[3] == "n/a" and "nan" not in evaluation.markdown_table(bare)
 
 
 def test_weighted_coverage_with_huge_ids_is_cheap_and_exact():
