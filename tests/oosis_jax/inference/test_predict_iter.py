@@ -222,3 +222,7 @@ def test_chunk_bars_show_the_network_and_the_crf_within_each_chunk(predictor, ca
     list(predictor.predict_keyed(((k, image) for k, image in enumerate(_images(3))), chunk_size=2))
     err = capsys.readouterr().err
     assert "predict" in err and "crf solve" in err  # progress: its bar and the chunks'
+    tiled = predictor.replace(tile_size=64, tile_overlap=8)  # images above the tile size go through one by one
+    list(tiled.predict_iter([np.zeros((40, 70, 3), np.uint8)] * 2, chunk_size=2, progress=False,
+                            chunk_progress=True))
+    assert "network:   0%|          | 0/2 [" in capsys.readouterr().err  # counted as they come, not all before
