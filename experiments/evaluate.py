@@ -26,6 +26,7 @@ from data.registry import info
 from experiments import flags
 from oosis_jax import evaluation
 from oosis_jax.evaluation import boundaries as boundary_eval, tables
+from oosis_jax.evaluation.results import WorkerFailure
 from oosis_jax.inference import instances as prediction
 
 # what a run writes into --out (`evaluation.plot_curves` the three plots): removed first, so that no earlier
@@ -110,11 +111,11 @@ def main(argv=None):
             continue
         try:
             evaluator.add(item, example)
-        except ValueError as err:  # this image's pair (named by its place in the stream) cannot be evaluated
-            own = f"image {evaluator.position}: "
-            if not str(err).startswith(own):  # an earlier image's boundary counts failed: nothing can go on
-                raise
-            failures.append(f"image {int(example['image_id'])}: evaluation: {str(err)[len(own):]}")
+        except WorkerFailure:  # an earlier image's boundary counts failed: the evaluator cannot go on
+            raise
+        except ValueError as err:  # this image's pair cannot be evaluated: named by the dataset's id, not its place
+            reason = str(err).removeprefix(f"image {evaluator.position}: ")
+            failures.append(f"image {int(example['image_id'])}: evaluation: {reason}")
     if not len(evaluator):
         raise SystemExit("evaluate: every image failed:\n" + "\n".join(failures))
     results = evaluator.result()

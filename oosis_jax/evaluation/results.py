@@ -35,6 +35,11 @@ def _boundary_counts(b, e, instance_map, edges, max_dist) -> np.ndarray:
     return boundary_eval.image_counts(b, e, gt_b, gt_e, max_dist=max_dist)
 
 
+class WorkerFailure(ValueError):
+    """An image's boundary counts failed on a worker process: the `Evaluator` cannot go on (every later `add` and
+    `result` raises it), unlike a malformed pair, whose ``ValueError`` leaves it unchanged."""
+
+
 class Evaluator:
     """`evaluate` one image at a time, in bounded memory: `add` reduces each prediction / ground-truth pair to
     what the metrics need (OAIR's IoU matrix, RLE masks, coverage, cycle and boundary counts: a few KB per
@@ -131,7 +136,8 @@ class Evaluator:
         try:
             self._boundary_counts[index] = self._boundary_counts[index].result()
         except Exception as err:
-            self._failed = ValueError(f"image {image_id}: boundary evaluation failed: {type(err).__name__}: {err}")
+            self._failed = WorkerFailure(f"image {image_id}: boundary evaluation failed: {type(err).__name__}: "
+                                         f"{err}")
             raise self._failed from err
         self._in_flight.popleft()
 
