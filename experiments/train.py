@@ -12,6 +12,9 @@ Kubernetes or on Cloud TPU, ``jax.distributed.initialize`` finds the processes i
 
 (``I`` = 0 on HOST0, 1 on the other host). A CPU process then has one JAX device unless ``JAX_NUM_CPU_DEVICES``
 says more.
+
+A preemption notice (SIGTERM, as SLURM, Kubernetes or a TPU's maintenance send before they stop a job) saves the
+step under way and exits with status 143 (128 + SIGTERM); the same command resumes from that step.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import warnings
 
 from data.registry import DATASETS
@@ -166,6 +170,7 @@ def main(argv=None):
             parser.exit(2, f"{parser.prog}: error: --distributed: {type(err).__name__}: {err}\n")
     from oosis_jax.training import loop as train
     from oosis_jax.training.checkpointing import CheckpointError
+    from oosis_jax.training.preemption import Preempted
 
     try:
         config = build_config(args)
@@ -183,6 +188,8 @@ def main(argv=None):
         # a run that cannot start or go on for a reason of the user's (another config in the workdir, damaged
         # checkpoints, a batch the devices cannot share, a diverged loss): one line, exit status 2
         parser.exit(2, f"{parser.prog}: error: {type(err).__name__}: {err}\n")
+    except Preempted as err:  # saved; the status a shell gives a process that SIGTERM ended, as the notice meant
+        parser.exit(128 + signal.SIGTERM, f"{parser.prog}: {err}\n")
     if jax.process_index() == 0:
         metrics = os.path.join(args.workdir, METRICS_FILE)
         plot_metrics(metrics, os.path.join(args.workdir, "metrics.png"))

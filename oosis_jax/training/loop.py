@@ -34,6 +34,7 @@ from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import losses
 from oosis_jax.training.metrics_log import MetricsLog
+from oosis_jax.training.preemption import Preempted, Preemption
 from oosis_jax.training.configs import TrainConfig
 from data.registry import SYNTHETIC_SEEDS, info
 from oosis_jax.models import PSPNet, fresh_state, load_pretrained, probabilities
@@ -298,7 +299,8 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     """Train (or resume) the run in ``workdir``; returns the final state. ``on_step(step)`` is called after
     each step (and its checkpoint) has been taken, e.g. for progress hooks. ``sources``: (train,
     validation) random-access sources of decoded examples (``data/features.py`` schema) to use instead of
-    ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``)."""
+    ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``). A
+    preemption notice (SIGTERM) saves the step under way and raises `Preempted` (``preemption``)."""
     workdir = os.path.abspath(workdir)
     mesh = make_mesh()
     jax.set_mesh(mesh)
@@ -340,32 +342,36 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     schedule = poly_schedule(config, num_steps)
     batches = input_pipeline.iterate(stream, start, config.loader_threads)
     try:
-        bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
-                   disable=jax.process_index() != 0)
-        for step in bar:
-            state, metrics = train_step(state, to_global(next(batches), mesh, keys=keys))
-            sums = jax.tree.map(jnp.add, sums, metrics) if sums else metrics
-            done, window = step + 1, window + 1
-            if done % config.log_every == 0 or done == num_steps:
-                means = mean_metrics(jax.device_get(sums))
-                # a window cut short (a resume inside it, or the last steps) says over how many steps it averages
-                short = {} if window == config.log_every else {"steps_averaged": window}
-                log.write(done, {"lr": float(schedule(step)), **means, **short})
-                window = 0
-                bar.set_postfix(loss=f"{means['loss']:.4f}")
-                sums = {}
-                _check_finite(means["loss"], done, workdir)
-            validating = done % config.eval_every == 0 or done == num_steps
-            if validating or mngr.should_save(done):  # no NaN state is saved (orbax also saves a run's first step)
-                if sums:
-                    _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
-                _check_weights(state, done, workdir)
-            # saved before a validation that may fail (resuming then runs it), whatever the checkpoint interval
-            checkpointing.save(mngr, done, state, force=validating)
-            if validating:
-                log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))
-            if on_step is not None:
-                on_step(done)
+        with Preemption() as notice:
+            bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
+                       disable=jax.process_index() != 0)
+            for step in bar:
+                state, metrics = train_step(state, to_global(next(batches), mesh, keys=keys))
+                sums = jax.tree.map(jnp.add, sums, metrics) if sums else metrics
+                done, window = step + 1, window + 1
+                if done % config.log_every == 0 or done == num_steps:
+                    means = mean_metrics(jax.device_get(sums))
+                    # a window cut short (a resume inside it, or the last steps) says over how many steps it averages
+                    short = {} if window == config.log_every else {"steps_averaged": window}
+                    log.write(done, {"lr": float(schedule(step)), **means, **short})
+                    window = 0
+                    bar.set_postfix(loss=f"{means['loss']:.4f}")
+                    sums = {}
+                    _check_finite(means["loss"], done, workdir)
+                validating = done % config.eval_every == 0 or done == num_steps
+                preempted = notice.reached(mngr, done)  # asked at every step: with several processes, all must ask
+                if validating or preempted or mngr.should_save(done):  # no NaN state is saved (orbax saves step 1 too)
+                    if sums:
+                        _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
+                    _check_weights(state, done, workdir)
+                # saved before a validation that may fail (resuming then runs it), whatever the checkpoint interval
+                checkpointing.save(mngr, done, state, force=validating or preempted)
+                if preempted:  # its validation, if due, runs when the run resumes
+                    raise Preempted(done, workdir)
+                if validating:
+                    log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))
+                if on_step is not None:
+                    on_step(done)
     finally:
         mngr.wait_until_finished()
         mngr.close()

@@ -69,6 +69,21 @@ def test_a_run_that_cannot_go_on_is_one_line_not_a_traceback(tmp_path, capsys):
     assert exit_.value.code == 2 and "error: FileExistsError: " in err and "Traceback" not in err
 
 
+def test_a_preempted_run_exits_as_sigterm_would_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    from oosis_jax.training import loop
+    from oosis_jax.training.preemption import Preempted
+
+    def preempted(config, workdir):
+        raise Preempted(5, workdir)
+
+    monkeypatch.setattr(loop, "train", preempted)
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--config", "smoke", "--workdir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 143 and "after saving step 5; the same command resumes" in err
+    assert "Traceback" not in err
+
+
 
 def test_nested_fields_are_set_with_a_dot_and_typed_by_the_nested_config():
     config = _config("loss.orientation_band=1", "loss.boundary_weight=0.7", "model.decoder=unet",

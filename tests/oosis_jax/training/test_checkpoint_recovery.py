@@ -19,6 +19,7 @@ from helpers.checkpoints import truncate_data_files
 from oosis_jax.training import checkpointing
 from oosis_jax.training import loop as train
 from oosis_jax.training.configs import get_config
+from oosis_jax.training.preemption import Preempted
 
 CONFIG = get_config("smoke")  # 6 steps, checkpoints at 3 and 6
 
@@ -198,6 +199,24 @@ def test_a_real_process_killed_during_a_save_resumes_to_the_same_state(finished_
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
     resumed = train.train(CONFIG, workdir)  # from step 6 if its save completed, else from step 3
     _assert_same_state(resumed, finished_run[1])
+    lines = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]
+
+
+def test_a_preemption_notice_saves_the_step_under_way_and_the_run_resumes_from_it(finished_run, tmp_path):
+    """SIGTERM (a scheduler's notice) during step 5 of 6: step 5, between the checkpoints at 3 and 6, is saved
+    and the run stops; resumed, it ends as the straight run; the previous SIGTERM handler is back."""
+    workdir, before = tmp_path / "preempted", signal.getsignal(signal.SIGTERM)
+
+    def notice(step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Preempted, match="after saving step 5; the same command resumes"):
+        train.train(CONFIG, workdir, on_step=notice)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert checkpointing.latest_step(str(workdir)) == 5
+    _assert_same_state(train.train(CONFIG, workdir), finished_run[1])
     lines = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
     assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]
 
