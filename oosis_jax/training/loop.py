@@ -2,7 +2,8 @@
 
 One 1-D ``data`` mesh spans every device of every process; the state is replicated, each process feeds
 its own slice of the global batch (``jax.make_array_from_process_local_data``) and XLA's SPMD partitioner
-turns the jitted step into a data-parallel one (BatchNorm statistics are over the global batch). Compute
+turns the jitted step into a data-parallel one (BatchNorm statistics are over the global batch); the validation
+is split over the devices too (``validation``). Compute
 runs in the model's dtype (float32 or bfloat16) while parameters and optimizer state stay float32. With several
 processes (``experiments.train --distributed``) the workdir is one folder they share: process 0 writes the
 config, the log and the damaged steps' moves; every process checks the config and restores the same step.
@@ -29,18 +30,16 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import losses
-from oosis_jax.training.metrics_log import MetricsLog
+from oosis_jax.training.metrics_log import MetricsLog, mean_metrics
 from oosis_jax.training.preemption import Preempted, Preemption
+from oosis_jax.training import validation
 from oosis_jax.training.configs import TrainConfig
 from data.registry import SYNTHETIC_SEEDS, info
 from oosis_jax.models import PSPNet, fresh_state, load_pretrained, probabilities
 from oosis_jax.models.fresh import RUN_ONCE_COMPILER_OPTIONS
-
-EVAL_THRESHOLDS = np.linspace(0.05, 0.95, 19)
 
 
 class TrainState(struct.PyTreeNode):
@@ -225,44 +224,6 @@ def step_keys(config: TrainConfig) -> tuple[str, ...]:
     return ("image",) + losses.batch_keys(config.loss)
 
 
-def mean_metrics(sums: dict) -> dict[str, float]:
-    return {name: float(total[0] / max(float(total[1]), 1e-12)) for name, total in sums.items()}
-
-
-def evaluate(eval_step, state: TrainState, batches, mesh, keys=None) -> dict[str, float]:
-    """Validation losses and boundary ODS/AP (plain ``b`` and oriented ``b``, ``e``; ``boundary_eval``), with a
-    bar. Every process computes the network on every batch (replicated, as the state); the boundary matchings,
-    the costly host part, are shared out: image i is process ``i % process_count``'s, the counts gathered."""
-    sums, counts, images = {}, [], 0
-    for batch in tqdm(batches, desc="validation", leave=False, disable=jax.process_index() != 0):
-        terms, b, e = eval_step(state, to_global(batch, mesh, P(), keys))
-        for name, value in terms.items():
-            sums[name] = sums.get(name, 0.0) + np.asarray(value, np.float64)
-        b, e = np.asarray(b, np.float64), np.asarray(e, np.float64)
-        for i in range(len(b)):
-            if (images + i) % jax.process_count() == jax.process_index():
-                counts.append(boundary_eval.image_counts(b[i], e[i], batch["boundary"][i] > 0.5,
-                                                         batch["orientation"][i], thresholds=EVAL_THRESHOLDS))
-        images += len(b)
-    if jax.process_count() > 1:
-        counts = _gathered(counts, images)
-    plain = boundary_eval.summarize(counts, oriented=False)
-    oriented = boundary_eval.summarize(counts, oriented=True)
-    result = {f"val_{k}": v for k, v in mean_metrics(sums).items()}
-    result.update(val_boundary_ods=plain["ODS"], val_boundary_ap=plain["AP"],
-                  val_oriented_ods=oriented["ODS"], val_oriented_ap=oriented["AP"])
-    return result
-
-
-def _gathered(mine: list, images: int) -> list:
-    """Every image's (T, 5) counts in image order, from each process's ``mine`` (its images ``i % count``)."""
-    count, per = jax.process_count(), -(-images // jax.process_count())
-    padded = np.zeros((per, len(EVAL_THRESHOLDS), len(boundary_eval.COUNT_FIELDS)), np.int32)  # pixel counts
-    padded[:len(mine)] = np.asarray(mine).reshape(-1, *padded.shape[1:])
-    every = np.asarray(multihost_utils.process_allgather(padded), np.int64)  # (count, per, T, 5)
-    return [every[i % count, i // count] for i in range(images)]
-
-
 def open_sources(config: TrainConfig):
     """(train, validation) random-access sources of decoded examples."""
     if config.data_dir is None:
@@ -325,10 +286,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     stream = input_pipeline.train_dataset(
         train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
         process_index=jax.process_index(), process_count=jax.process_count(), num_classes=config.model.num_classes)
-    eval_batches = input_pipeline.eval_dataset(val_source, batch_size=config.eval_batch_size,
-                                               resize_to=config.eval_resolution, num_classes=config.model.num_classes)
-    if config.eval_examples is not None:
-        eval_batches = eval_batches[:math.ceil(config.eval_examples / config.eval_batch_size)]
+    eval_batches = validation.batches(config, val_source)
     eval_batches[0]  # a validation batch that cannot be formed fails now, not after the first training steps
     train_step, eval_step = jitted_steps(config, num_steps)
     keys = step_keys(config)
@@ -338,7 +296,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     if jax.process_count() > 1:  # the log is process 0's; the validation is a computation every process joins
         lost = bool(multihost_utils.broadcast_one_to_all(np.bool_(lost)))
     if lost:  # a validation a crash cut short: run it now
-        log.write(start, evaluate(eval_step, state, eval_batches, mesh, keys))
+        log.write(start, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
     schedule = poly_schedule(config, num_steps)
     batches = input_pipeline.iterate(stream, start, config.loader_threads)
     try:
@@ -369,7 +327,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                 if preempted:  # its validation, if due, runs when the run resumes
                     raise Preempted(done, workdir)
                 if validating:
-                    log.write(done, evaluate(eval_step, state, eval_batches, mesh, keys))
+                    log.write(done, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
                 if on_step is not None:
                     on_step(done)
     finally:

@@ -13,6 +13,11 @@ from oosis_jax.evaluation.tables import strict_json
 METRICS_FILE = "metrics.jsonl"
 
 
+def mean_metrics(sums: dict) -> dict[str, float]:
+    """``{name: (sum, count)}`` (a step's metrics, or their sums over steps or batches) -> ``{name: sum / count}``."""
+    return {name: float(total[0] / max(float(total[1]), 1e-12)) for name, total in sums.items()}
+
+
 class MetricsLog:
     """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only), strict JSON: an undefined
     value (a NaN loss, validation ODS of a set without boundary pixels) is written as null (`strict_json`)."""

@@ -1,8 +1,8 @@
 """`python -m experiments.train --distributed` as 2 JAX processes on this machine (CPU devices, gloo collectives),
 the way a run spans hosts: a run, its resume over a damaged newest step, and a refused resume, each handled the
 same on every process (before, only process 0 set the damaged step aside, and process 1 then failed to save it
-while process 0 waited for it; a refused config stopped process 0 alone). The validation's sharing out is
-checked against one process in ``tests/oosis_jax/training/test_train.py`` (seconds, not a minute)."""
+while process 0 waited for it; a refused config stopped process 0 alone), and the validation, whose network and
+boundary matchings the processes share out, checked against one process computing it all."""
 
 import json
 import os
@@ -15,8 +15,11 @@ from pathlib import Path
 import jax
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from helpers.checkpoints import truncate_data_files
+from oosis_jax.training import checkpointing, validation
 from oosis_jax.training import loop as train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,13 +51,35 @@ def weights(workdir):
     return jax.tree.leaves(jax.device_get(nnx.state(model, (nnx.Param, nnx.BatchStat))))
 
 
+def validation_again(workdir):
+    """The validation of ``workdir``'s newest step, computed again by this one process (its devices split each
+    batch as the 2 processes' devices did)."""
+    config = checkpointing.read_config(str(workdir))
+    mesh = train.make_mesh()
+    mngr = checkpointing.manager(str(workdir))
+    try:
+        state = checkpointing.restore_latest(mngr, train.state_template(config, NamedSharding(mesh, P())))
+    finally:
+        mngr.close()
+    _, eval_step = train.jitted_steps(config, 6)
+    batches = validation.batches(config, train.open_sources(config)[1])
+    return validation.evaluate(eval_step, state, batches, mesh, train.step_keys(config))
+
+
 def test_two_processes_train_resume_over_a_damaged_step_and_refuse_another_config(tmp_path):
     workdir = tmp_path / "run"
     codes, outputs = launch(workdir)
     assert codes == [0, 0], outputs
     assert ["finished at step 6" in out for out in outputs] == [True, False]  # process 0 reports, once
-    steps = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records]
     assert steps == sorted(steps) and steps[-1] == 6  # one log, written by process 0
+    # each process computed and matched its image of the batch of 2; the gathered numbers are one process's
+    logged = next(r for r in records if "val_boundary_ods" in r and r["step"] == 6)
+    again = validation_again(workdir)
+    assert again["val_boundary_ods"] > 0
+    for key, value in again.items():
+        np.testing.assert_allclose(logged[key], value, rtol=1e-4, err_msg=key)
     straight = weights(workdir)
 
     truncate_data_files(workdir / "checkpoints" / "6")

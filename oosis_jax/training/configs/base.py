@@ -38,7 +38,8 @@ class TrainConfig:
     (0 freezes them at bilinear interpolation).
     Bookkeeping: checkpoint every ``checkpoint_every`` steps keeping ``keep_checkpoints``; log every
     ``log_every`` steps; validate every ``eval_every`` steps on the first ``eval_examples`` examples, rounded up
-    to whole batches of ``eval_batch_size`` (None: every validation example). These `checkpointing.BOOKKEEPING`
+    to whole batches of ``eval_batch_size`` (None: every validation example; each batch is split over the devices,
+    padded to a multiple of their count: `oosis_jax.training.validation`). These `checkpointing.BOOKKEEPING`
     fields (and ``loader_threads``, a ``data_dir`` moved to another folder) may change when a run resumes; the
     others may not. A step that is validated is always saved first.
     """

@@ -15,6 +15,7 @@ import pytest
 from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import loop as train
+from oosis_jax.training import validation
 from oosis_jax.training.configs import TrainConfig, get_config
 from oosis_jax.training.metrics_log import METRICS_FILE, MetricsLog
 from oosis_jax.models import ModelConfig
@@ -24,13 +25,15 @@ import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P, AxisType
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import loop as train
+from oosis_jax.training import validation
 from oosis_jax.training.configs import get_config
 
 assert jax.device_count() == 4, jax.devices()
 config = get_config("smoke")
 batch = input_pipeline.train_dataset(input_pipeline.SyntheticScenes(8, (40, 48)), config.augment,
                                      batch_size=4, seed=0)[0]
-step, _ = train.jitted_steps(config, 6)
+val = input_pipeline.eval_dataset(input_pipeline.SyntheticScenes(3, (40, 48), 100), batch_size=3)
+step, eval_step = train.jitted_steps(config, 6)
 # initialised once (eagerly it would compile anew under each mesh), kept on the host: the steps donate their state
 params, stats = jax.device_get(train.init_model(config)[1:3])
 finals = []
@@ -40,11 +43,16 @@ for devices in (jax.devices()[:1], jax.devices()):
     state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
                              opt_state=train.make_optimizer(config, 6).init(params))
     state = jax.device_put(state, NamedSharding(mesh, P()))
+    # 3 images: split 1, 1, 1 and 1 of padding over 4 devices
+    checked = validation.evaluate(eval_step, state, val, mesh, train.step_keys(config))
     for _ in range(2):
         state, metrics = step(state, train.to_global(batch, mesh))
     assert len(state.params["s_head"]["kernel"][...].sharding.device_set) == len(devices)
-    finals.append((jax.device_get(state), jax.device_get(metrics)))
-(one, m1), (four, m4) = finals
+    finals.append((jax.device_get(state), jax.device_get(metrics), checked))
+(one, m1, v1), (four, m4, v4) = finals
+assert sorted(v1) == sorted(v4) and v1["val_boundary_ods"] > 0
+for key in v1:
+    np.testing.assert_allclose(v1[key], v4[key], rtol=1e-4, err_msg=key)
 for a, b in zip(jax.tree.leaves((one.params, one.batch_stats)), jax.tree.leaves((four.params, four.batch_stats))):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-4)
@@ -353,32 +361,30 @@ def test_an_undefined_metric_is_logged_as_null_and_plotted_as_a_gap(tmp_path):
     assert (tmp_path / "metrics.png").stat().st_size > 0
 
 
-def test_validation_shares_the_boundary_matchings_out_over_processes(monkeypatch, capsys):
-    """Of 2 processes each matches every second image's boundaries; the gathered counts give one process's
-    numbers. The collective is faked: process 1's share is computed first and handed to process 0's call
-    (`tests/experiments/test_train_distributed.py` runs the real one)."""
+def test_validation_splits_each_batch_over_the_devices_and_matches_every_image_once(capsys):
+    """Batches of 2, 2 and 1 images on the devices' ``data`` mesh (padded to a multiple of the device count):
+    the network's (here the batch's own) b and e of each image are matched with its ground truth once; the loss
+    terms add up over the batches. Against the per-image counts computed directly."""
     rng = np.random.default_rng(0)
     batches = [{"boundary": (rng.random((n, 12, 10)) > 0.8).astype(np.float32),
                 "orientation": rng.random((n, 12, 10, 4)).astype(np.float32),
                 "net_b": rng.random((n, 12, 10)), "net_e": rng.random((n, 12, 10, 4))} for n in (2, 2, 1)]
+    seen = []
 
-    def eval_step(state, batch):  # the network's b and e: carried by the batch
-        return {"b": (np.float64(1.0), np.float64(2.0))}, batch["net_b"], batch["net_e"]
+    def eval_step(state, batch):  # the network's b and e: carried by the batch, split over the devices
+        seen.append(batch["net_b"].shape[0])
+        return {"b": (jnp.float32(1.0), jnp.float32(2.0))}, batch["net_b"], batch["net_e"]
 
     mesh = train.make_mesh()
-    alone = train.evaluate(eval_step, None, batches, mesh)
+    result = validation.evaluate(eval_step, None, batches, mesh)
     err = capsys.readouterr().err
     assert "validation: " in err and "| 0/3 [" in err  # its own bar (minutes at KINS's 615x2048)
-    shares = {}
-
-    def allgather(padded):
-        shares[process] = padded
-        return np.stack([shares.get(p, np.zeros_like(padded)) for p in (0, 1)])
-
-    monkeypatch.setattr(train.jax, "process_count", lambda: 2)
-    monkeypatch.setattr(train.multihost_utils, "process_allgather", allgather)
-    for process in (1, 0):
-        monkeypatch.setattr(train.jax, "process_index", lambda: process)
-        shared = train.evaluate(eval_step, None, batches, mesh)
-    assert len(shares[0]) == len(shares[1]) == 3 and not shares[1][2].any()  # images 0, 2, 4 and 1, 3 (padded)
-    assert shared == alone and 0 < alone["val_boundary_ods"] < 1  # process 0's call, with both shares
+    devices = jax.device_count()
+    assert seen == [-(-n // devices) * devices for n in (2, 2, 1)]
+    counts = [boundary_eval.image_counts(batch["net_b"][i], batch["net_e"][i], batch["boundary"][i] > 0.5,
+                                         batch["orientation"][i], thresholds=validation.EVAL_THRESHOLDS)
+              for batch in batches for i in range(len(batch["net_b"]))]
+    direct = boundary_eval.summarize(counts, oriented=False)
+    assert result["val_boundary_ods"] == direct["ODS"] and result["val_boundary_ap"] == direct["AP"]
+    assert result["val_oriented_ods"] == boundary_eval.summarize(counts, oriented=True)["ODS"]
+    assert result["val_b"] == 0.5 and 0 < direct["ODS"] < 1
