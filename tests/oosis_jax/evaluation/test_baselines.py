@@ -70,6 +70,21 @@ def test_instance_depths_mean_and_unknown():
         baselines.instance_depths(inst, depth[:, :2])
 
 
+def test_instance_depths_are_each_instance_s_own_numpy_mean_bit_for_bit():
+    """Random maps with absent ids, unknown depths and many exact ties: every mean equals numpy's mean of
+    ``depth[inst == k]`` (the published Tab. 1 rows rely on ties staying ties)."""
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        h, w, n = *rng.integers(1, 30, 2), int(rng.integers(0, 25))
+        inst = rng.integers(0, n + 1, (h, w)).astype((np.int32, np.int64, np.uint16)[trial % 3])
+        depth = rng.random((h, w)) * 10
+        depth = np.round(depth) if trial % 2 else depth
+        depth[rng.random((h, w)) < 0.2] = np.nan
+        expected = [depth[(inst == k) & np.isfinite(depth)] for k in range(1, int(inst.max(initial=0)) + 1)]
+        np.testing.assert_array_equal(baselines.instance_depths(inst, depth),
+                                      [v.mean() if v.size else np.inf for v in expected])
+
+
 def test_noisy_depths_error_grows_with_distance():
     depths = np.array([1.0, 100.0] * 2000)
     noisy = baselines.noisy_instance_depths(depths, 0.2, seed=3)
