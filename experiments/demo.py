@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import time
 import warnings
@@ -369,12 +370,17 @@ def main(argv=None):
         from oosis_jax.training.loop import use_cpu_cores
 
         use_cpu_cores(config.train_config().batch_size)
+    from oosis_jax.training.preemption import Preempted
+
     try:
         return run(config, Path(args.out), args.train, args.processes)
     except KeyboardInterrupt:
         print(f"\ndemo: interrupted; {args.out} may hold some of this run's pictures but no results.md "
               "(written last): run it again", file=sys.stderr)
         raise SystemExit(130) from None
+    except Preempted as err:  # a SIGTERM during --train: its step is saved, and a rerun resumes the training
+        print(f"\ndemo: {err}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from oosis_jax.inference.augment import Augmentation
 from oosis_jax.inference.instances import ground_truth_heads_of
 from oosis_jax.training import checkpointing
 from oosis_jax.training.configs import get_config
+from oosis_jax.training.preemption import Preempted
 from helpers.tables import assert_percentages, table_rows
 
 
@@ -250,6 +251,14 @@ def test_an_interrupted_demo_says_so_in_one_line_and_an_unusable_out_is_refused(
     with pytest.raises(SystemExit) as stop:
         demo.main(["--config", "smoke", "--out", str(tmp_path / "out")])
     assert stop.value.code == 130 and "demo: interrupted; " in capsys.readouterr().err
+
+    def preempted(*args):
+        raise Preempted(7, str(tmp_path / "out" / "train_cpu"))
+
+    monkeypatch.setattr(demo, "run", preempted)
+    with pytest.raises(SystemExit) as stop:
+        demo.main(["--config", "smoke", "--out", str(tmp_path / "out")])
+    assert stop.value.code == 143 and "after saving step 7; the same command resumes" in capsys.readouterr().err
     (tmp_path / "a_file").write_text("")
     with pytest.raises(SystemExit) as stop:
         demo.main(["--config", "smoke", "--out", str(tmp_path / "a_file" / "sub")])
