@@ -73,6 +73,9 @@ def _predictor(args):
     if predictor.config.dataset != args.dataset:
         raise SystemExit(f"evaluate: --checkpoint {args.checkpoint} was trained on {predictor.config.dataset!r}, "
                          f"not on --dataset {args.dataset!r} (its classes differ)")
+    if predictor.config.model.num_classes != info(args.dataset).num_classes:  # trained on other data (sources=...)
+        raise SystemExit(f"evaluate: --checkpoint {args.checkpoint} predicts {predictor.config.model.num_classes} "
+                         f"classes, --dataset {args.dataset!r} has {info(args.dataset).num_classes}")
     print(f"network on {predict.device_summary()}")
     return predictor
 

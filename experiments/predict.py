@@ -74,8 +74,8 @@ def parse_args(argv=None):
 Predicted = Iterator[tuple[str, str, np.ndarray, object]]
 
 
-def _network_predictions(args, failures) -> tuple[list[str], Predicted]:
-    """The model's class names and an iterator of ``(file name, stem, image, prediction)`` over the readable
+def _network_predictions(args, failures) -> tuple[list[str] | None, Predicted]:
+    """The model's class names (None when it predicts another number of classes than its dataset has) and an iterator of ``(file name, stem, image, prediction)`` over the readable
     images of ``args.images`` in name order, read and predicted ``args.chunk_size`` at a time
     (`Predictor.predict_keyed`); a file that cannot be read, or whose network or CRF step fails, is appended
     to ``failures`` as (file name, stem, reason)."""
@@ -122,7 +122,10 @@ def _network_predictions(args, failures) -> tuple[list[str], Predicted]:
                 else:
                     yield path.name, path.stem, image, item
 
-    return info(predictor.config.dataset).class_names, predicted()
+    names = info(predictor.config.dataset).class_names
+    # a model trained on other data (`loop.train(..., sources=...)`) with another class count: its ids are not
+    # that dataset's classes, so the files name none
+    return (names if len(names) == predictor.config.model.num_classes else None), predicted()
 
 
 def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:

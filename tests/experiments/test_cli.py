@@ -1,5 +1,6 @@
 """The prediction and evaluation command lines, end to end in ground-truth mode on a tiny synthetic build."""
 
+import dataclasses
 import json
 import re
 
@@ -115,13 +116,16 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
                                          config.replace(dataset="kins", data_dir=str(tmp_path)))))
     with pytest.raises(SystemExit, match="was trained on 'kins', not on --dataset 'synthetic'"):
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
+    other = config.replace(model=dataclasses.replace(config.model, num_classes=2))  # trained on a user's own data
+    monkeypatch.setattr(Predictor, "from_pretrained", classmethod(
+        lambda cls, name, **options: cls(PixelNet(2), other)))
+    with pytest.raises(SystemExit, match="predicts 2 classes, --dataset 'synthetic' has 5"):
+        evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
 
 
 def test_evaluate_names_an_image_whose_evaluation_fails_and_goes_on(tmp_path, monkeypatch, capsys):
     """A prediction the metrics refuse (here a map of another shape than its ground truth) is left out and named
     like a failed prediction, by the dataset's image id; the other images are evaluated."""
-    import dataclasses
-
     from helpers.networks import PixelNet
 
     from oosis_jax.inference.predictor import Predictor

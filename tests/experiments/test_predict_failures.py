@@ -1,6 +1,7 @@
 """``experiments.predict --images`` (issue 13): every good image is written while each bad one is reported by
 name with the reason, and the exit status is then 1."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from helpers.image_files import write_png, write_truncated_png
 from helpers.networks import PixelNet
 from PIL import Image
 
+from data.registry import info
 from experiments import predict as predict_cli
 from oosis_jax.inference.predictor import Predictor
 from oosis_jax.training.configs import get_config
@@ -143,6 +145,21 @@ def test_every_image_format_pillow_reads_is_predicted_and_other_files_are_counte
     (tmp_path / "in" / "folder.png").mkdir()  # a folder with an image's name is no image either
     status, captured = _run(tmp_path, capsys)
     assert status == 0 and "wrote 4 predictions" in captured.out and "2 subfolder(s) left alone" in captured.out
+
+
+def test_the_files_name_the_classes_only_of_a_model_that_predicts_its_dataset_s_classes(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """A model trained on a user's own data (``loop.train(..., sources=...)``, here 2 classes) keeps its
+    config's dataset name; its class ids are not that dataset's, so the JSON names no classes."""
+    (tmp_path / "in").mkdir()
+    write_png(tmp_path / "in" / "x.png")
+    config = get_config("smoke")
+    for count, names in ((config.model.num_classes, list(info("synthetic").class_names)), (2, None)):
+        model = dataclasses.replace(config.model, num_classes=count)
+        monkeypatch.setattr(Predictor, "from_pretrained", classmethod(
+            lambda cls, name, **options: cls(PixelNet(count), config.replace(model=model), **options)))
+        status, _ = _run(tmp_path, capsys)
+        assert status == 0 and json.loads((tmp_path / "out" / "x.json").read_text())["class_names"] == names
 
 
 def test_outputs_that_cannot_be_removed_are_named_and_the_others_still_go(tmp_path):
