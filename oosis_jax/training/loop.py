@@ -317,7 +317,8 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
                     sums = {}
                     _check_finite(means["loss"], done, workdir)
                 validating = done % config.eval_every == 0 or done == num_steps
-                preempted = notice.reached(mngr, done)  # asked at every step: with several processes, all must ask
+                # asked at every step (with several processes, all must ask); the last step just finishes the run
+                preempted = notice.reached(mngr, done) and done < num_steps
                 if validating or preempted or mngr.should_save(done):  # no NaN state is saved (orbax saves step 1 too)
                     if sums:
                         _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
