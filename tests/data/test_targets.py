@@ -108,7 +108,7 @@ def test_semantic_map_and_touching_pairs():
     (np.array([[1, 2]]), [[1, 2, 3]], r"\(M, 2\)"),
     (np.array([[1, 2]]), [[1.0, 2.0]], "integer"),
     (np.array([[1, 2]]), [[2, 2]], "self-occlusion"),
-    (np.array([[1, 2**63 + 5]], np.uint64), [], "above 2\*\*63"),
+    (np.array([[1, 2**63 + 5]], np.uint64), [], r"above 2\*\*63"),
 ])
 def test_bad_input_raises(inst, edges, message):
     for fn in (targets.occlusion_map, targets.boundary_targets, targets.order_labels):
