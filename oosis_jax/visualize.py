@@ -188,11 +188,12 @@ def save_panel(path, images, titles, ncols: int | None = None, tile_inches: floa
     return its path.
 
     ``images``: uint8 (H, W, 3) or float (H, W, 3) in [0, 1] pictures, or float (H, W) maps in [0, 1] (shown in
-    grey), non-empty, finite and all of one size; ``titles``: one str per image, wrapped to the tile's width.
-    Each tile is exactly H x W PNG pixels (one per image pixel), or with ``tile_inches`` round(tile_inches * dpi)
-    pixels wide at the image's aspect ratio (nearest neighbour when enlarged, the area mean when shrunk, so thin
+    grey), non-empty and finite; ``titles``: one str per image, wrapped to the tile's width. Images of several
+    sizes (a dataset's photos) each sit at the top left of a white tile of the largest height and width. Each
+    tile is exactly H x W PNG pixels (one per image pixel), or with ``tile_inches`` round(tile_inches * dpi)
+    pixels wide at the tile's aspect ratio (nearest neighbour when enlarged, the area mean when shrunk, so thin
     lines stay). ``caption`` (e.g. a colour key) is written under the grid. ``ValueError`` naming the title of a
-    bad image (another shape, dtype or size, values outside [0, 1] that would be clipped, NaN) and for bad
+    bad image (another shape or dtype, values outside [0, 1] that would be clipped, NaN) and for bad
     counts or sizes. Parent folders are created; a ``path`` without a suffix gets ``.png``, and the path
     returned is the file written.
     """
@@ -213,10 +214,8 @@ def save_panel(path, images, titles, ncols: int | None = None, tile_inches: floa
         if not isinstance(title, str):
             raise ValueError(f"save_panel: titles must be str, got {title!r}")
         rgbs.append(_panel_rgb(img, title))
-        if rgbs[-1].shape != rgbs[0].shape:
-            raise ValueError(f"save_panel: the image {title!r} is {rgbs[-1].shape[0]}x{rgbs[-1].shape[1]}, the "
-                             f"first ({titles[0]!r}) {rgbs[0].shape[0]}x{rgbs[0].shape[1]}: all must be one size")
-    h, w = rgbs[0].shape[:2]
+    h, w = max(x.shape[0] for x in rgbs), max(x.shape[1] for x in rgbs)
+    rgbs = [np.pad(x, ((0, h - x.shape[0]), (0, w - x.shape[1]), (0, 0)), constant_values=255) for x in rgbs]
     tw = max(1, round(tile_inches * dpi)) if tile_inches else w
     th = max(1, round(tw * h / w)) if tile_inches else h
     if (tw, th) != (w, h):

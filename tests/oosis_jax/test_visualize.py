@@ -138,12 +138,24 @@ def test_save_panel_sizes(tmp_path):
     (np.full((8, 8, 3), 1.5), r"the image 'bad' must be float in \[0, 1\]"),
     (np.full((8, 8), np.nan), "the map 'bad' has non-finite values"),
     (np.zeros((8, 8), bool), r"the map 'bad' must be float in \[0, 1\], got bool"),
-    (np.zeros((8, 9, 3), np.uint8), r"the image 'bad' is 8x9, the first \('ok'\) 8x8"),
 ])
 def test_save_panel_names_a_bad_image(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
         visualize.save_panel(tmp_path / "p.png", [np.zeros((8, 8, 3), np.uint8), bad], ["ok", "bad"])
     assert not (tmp_path / "p.png").exists()
+
+
+def test_images_of_several_sizes_each_sit_on_a_tile_of_the_largest(tmp_path):
+    """A dataset's photos differ in size (COCOA: 640x480 next to 480x640): each is drawn once, at its own
+    size, at the top left of a white tile as high and wide as the largest."""
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((12, 20, 3), (20, 12, 3), (8, 8, 3))]
+    png = np.asarray(Image.open(visualize.save_panel(tmp_path / "p.png", images, ["a", "b", "c"])).convert("RGB"))
+    spots = [_tiles_at(png, image) for image in images]
+    assert [len(s) for s in spots] == [1, 1, 1]
+    (ya, xa), (yb, xb), (yc, xc) = (s[0] for s in spots)
+    assert ya == yb == yc and xb - xa == xc - xb == 20 + 20  # tiles 20 px wide, 20 px apart
+    assert (png[ya + 12:ya + 20, xa:xa + 20] == 255).all()  # under the wide image: its tile's white
 
 
 def test_float_pictures_are_drawn_as_their_uint8(tmp_path):
