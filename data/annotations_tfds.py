@@ -103,6 +103,11 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         self._manual_folder = None if manual_dir is None else os.path.expanduser(os.fspath(manual_dir))
         self.skipped: dict[str, list[tuple[int, str]]] = {}
 
+    @property
+    def can_build(self) -> bool:
+        """Whether this builder was given the user's download (``manual_dir``), without which it only reads."""
+        return self._manual_folder is not None
+
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,

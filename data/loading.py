@@ -82,6 +82,8 @@ def load(name: str, split: str, data_dir, **config):
     """
     builder = _builder(name, data_dir, config)
     if not builder.is_prepared():
+        if not getattr(builder, "can_build", True):  # KINS, COCOA without their download: say where to build
+            raise ValueError(_not_built(name, builder, os.path.expanduser(os.fspath(data_dir))))
         log.warning("dataset %r is not prepared in %s; building it now (once)", name, builder.data_dir)
         builder.download_and_prepare()
     available = list(builder.info.splits)
@@ -98,6 +100,21 @@ def load(name: str, split: str, data_dir, **config):
         return NamedSource(builder.as_data_source(split=split), where)
     except (RuntimeError, OSError) as err:  # e.g. a truncated array_record file
         raise ValueError(f"{where} cannot be opened ({err}); delete that folder to build it again") from err
+
+
+def _not_built(name: str, builder, data_dir: str) -> str:
+    """The message for a dataset that needs the user's download and has no build of ``builder``'s config in
+    ``data_dir``, naming the configs built there."""
+    folder = os.path.join(data_dir, builder.name)
+    built = sorted(config for config in (os.listdir(folder) if os.path.isdir(folder) else ())
+                   if any(os.path.isfile(os.path.join(folder, config, version, "dataset_info.json"))
+                          for version in os.listdir(os.path.join(folder, config))
+                          if os.path.isdir(os.path.join(folder, config, version))))
+    config = builder.builder_config.name
+    there = (f"; {data_dir} holds the config(s) {', '.join(built)} (choose one with the builder setting config=NAME, "
+             "e.g. --dataset-config config=NAME)") if built else ""
+    return (f"dataset {name!r} (config {config!r}) is not built in {data_dir}{there}; build it once from your "
+            f"download with: python -m data.{name} --manual-dir DOWNLOAD --data-dir {data_dir} --config {config}")
 
 
 class NamedSource:

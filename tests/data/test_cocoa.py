@@ -198,6 +198,27 @@ def test_builder_round_trip(tmp_path, config, with_regions):
         assert np.isnan(example["depths"]).all()
 
 
+def test_loading_a_build_that_is_not_there_says_where_and_how_to_build_it(tmp_path):
+    """A mistyped --data-dir, or a folder built with another config: one message naming the folder, the
+    configs built there and the build command, and nothing written (tfds used to start a build that could
+    only fail for want of the download, creating folders in the mistyped path)."""
+    from data import loading
+
+    with pytest.raises(ValueError) as empty:
+        loading.load("cocoa", "validation", tmp_path / "nothere")
+    message = str(empty.value)
+    assert f"dataset 'cocoa' (config 'classes') is not built in {tmp_path / 'nothere'}; build it" in message
+    assert f"python -m data.cocoa --manual-dir DOWNLOAD --data-dir {tmp_path / 'nothere'} --config classes" in message
+    assert not (tmp_path / "nothere").exists()
+    prepare(tmp_path, with_regions=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OcclusionCycleWarning)
+        cocoa.builder(tmp_path / "tfds", manual_dir=tmp_path, config="classes_mask_order").download_and_prepare()
+    with pytest.raises(ValueError, match=r"holds the config\(s\) classes_mask_order \(choose one"):
+        loading.load("cocoa", "validation", tmp_path / "tfds")
+    assert len(loading.load("cocoa", "validation", tmp_path / "tfds", config="classes_mask_order")) == len(IMAGE_IDS)
+
+
 def test_builder_names_missing_regions_files(tmp_path):
     prepare(tmp_path, with_regions=False)
     with pytest.raises(FileNotFoundError, match=r"COCO_amodal_train2014\.json.*COCO_amodal_val2014\.json"):
