@@ -3,7 +3,8 @@
     python -m experiments.evaluate --checkpoint WORKDIR --dataset synthetic --split test --out DIR
     python -m experiments.evaluate --gt --dataset kins --split test --data-dir DIR --out DIR
 
-Writes ``results.json`` (all numbers and curves), ``results.md`` (tables in %) and PNG plots (OAIR curves
+``--dataset`` defaults to the one the checkpoint was trained on (synthetic with ``--gt``). Writes
+``results.json`` (all numbers and curves), ``results.md`` (tables in %) and PNG plots (OAIR curves
 over IoU and confidence thresholds, boundary precision-recall) to ``--out``. The split streams through
 (``--chunk-size`` images at a time, a few KB kept per image), so a whole KINS test split fits in memory.
 The split is read from its tfds build in ``--data-dir``. A synthetic build is made there on first use: with the
@@ -39,7 +40,7 @@ def parse_args(argv=None):
     checked (`flags.check_tile_arguments`) and ``--out`` is created."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add_source_arguments(parser)
-    flags.add_dataset_arguments(parser)
+    flags.add_dataset_arguments(parser, default=None)
     parser.add_argument("--limit", type=flags.positive_int, default=None, help="evaluate the first N examples only")
     flags.add_crf_arguments(parser)
     parser.add_argument("--max-dist", type=flags.positive_float, default=None,
@@ -56,13 +57,15 @@ def parse_args(argv=None):
         flags.check_tile_arguments(parser, args)
     flags.make_folder(parser, "--out", args.out)
     args.max_dist = boundary_eval.MAX_DIST if args.max_dist is None else args.max_dist
-    args.split = flags.split_of(args)
+    if args.gt and args.dataset is None:
+        args.dataset = "synthetic"
     return args
 
 
 def _predictor(args):
     """The network's `Predictor` (None with ``--gt``), loaded before the examples so that a bad ``--checkpoint``
-    is one line before any work (`flags.load_predictor`), and checked to know ``--dataset``'s classes."""
+    is one line before any work (`flags.load_predictor`), and checked to know ``--dataset``'s classes; without
+    ``--dataset``, the dataset it was trained on."""
     if args.gt:
         return None
     from oosis_jax.inference import network as predict
@@ -70,6 +73,7 @@ def _predictor(args):
     predictor = flags.load_predictor("evaluate", args.checkpoint, method=args.method,
                                      processes=args.processes, tile_size=args.tile_size,
                                      tile_overlap=args.tile_overlap)
+    args.dataset = args.dataset or predictor.config.dataset
     if predictor.config.dataset != args.dataset:
         raise SystemExit(f"evaluate: --checkpoint {args.checkpoint} was trained on {predictor.config.dataset!r}, "
                          f"not on --dataset {args.dataset!r} (its classes differ)")
@@ -100,6 +104,7 @@ def main(argv=None):
     args = parse_args(argv)
     dataset_config = flags.dataset_config("evaluate", args)
     predictor = _predictor(args)
+    args.split = flags.split_of(args)
     examples = flags.split_examples("evaluate", args, dataset_config)
     out = Path(args.out)
     for stale in OUTPUTS:  # an earlier run's files must not pass for this run's (e.g. a boundary plot of a model)

@@ -116,6 +116,11 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
                                          config.replace(dataset="kins", data_dir=str(tmp_path)))))
     with pytest.raises(SystemExit, match="was trained on 'kins', not on --dataset 'synthetic'"):
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
+    kins = config.replace(dataset="kins", data_dir=str(tmp_path),
+                          model=dataclasses.replace(config.model, num_classes=7))
+    monkeypatch.setattr(Predictor, "from_pretrained", classmethod(lambda cls, name, **options: cls(PixelNet(7), kins)))
+    with pytest.raises(SystemExit, match=r"dataset 'kins' \(config '\w+'\) is not built in"):  # its own, by default
+        evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out)])
     other = config.replace(model=dataclasses.replace(config.model, num_classes=2))  # trained on a user's own data
     monkeypatch.setattr(Predictor, "from_pretrained", classmethod(
         lambda cls, name, **options: cls(PixelNet(2), other)))
