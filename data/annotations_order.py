@@ -51,8 +51,8 @@ class OrderDisagreementWarning(UserWarning):
 
 
 class EmptyMaskWarning(UserWarning):
-    """An object's visible mask in the annotation file is empty (e.g. a polygon outside the image): it is left
-    out of the example."""
+    """An object's visible mask in the annotation file is empty (fully occluded, or a polygon outside the image):
+    it is left out of the example."""
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -231,8 +231,8 @@ def compose(
     relations = {pair: strength for pair, strength in relations.items() if areas[pair[0]] and areas[pair[1]]}
     relations = break_cycles(num, relations, labels, image_id)
     if empty:
-        warnings.warn(f"image {image_id}: object(s) {empty} have an empty visible mask (e.g. a polygon outside the "
-                      "image) and are left out", EmptyMaskWarning, stacklevel=2)
+        warnings.warn(f"image {image_id}: object(s) {empty} have an empty visible mask (fully occluded, or a "
+                      "polygon outside the image) and are left out", EmptyMaskWarning, stacklevel=2)
     painted = np.zeros(shape, dtype=np.int64)
     for k in paint_order(areas, relations):
         painted[visible[k]] = k + 1
