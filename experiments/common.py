@@ -205,12 +205,12 @@ def checkpoint_predictor(program: str, checkpoint: str | None, s: Setup):
 
 def predict(source, examples: Sequence[dict], s: Setup, config=None) -> list:
     """`oosis_jax.inference.instances.Prediction` for each example's image (``source`` as in `predictor`)."""
-    return predictor(source, s, config).predict_many([x["image"] for x in examples], progress=not s.smoke)
+    return predictor(source, s, config).predict_many([x["image"] for x in examples], progress=s.progress)
 
 
 def heads(source, examples: Sequence[dict], s: Setup) -> list[dict]:
     """The network head probabilities ``dict(s, b, e)`` of each example's image (``source`` as in `predictor`)."""
-    return predictor(source, s).heads([x["image"] for x in examples], progress=not s.smoke)
+    return predictor(source, s).heads([x["image"] for x in examples], progress=s.progress)
 
 
 def hardware() -> str:

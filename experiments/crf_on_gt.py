@@ -37,7 +37,7 @@ def network_rows(heads, examples, s: flags.Setup, method) -> dict[str, dict]:
     rows.update({name: heads_lib.mixed_heads_each(heads, truth, replaced) for name, replaced in MIXED_ROWS.items()})
     results = {}
     for name, row_heads in rows.items():
-        labelled = prediction.label_heads(row_heads, method=method, processes=s.processes, progress=not s.smoke)
+        labelled = prediction.label_heads(row_heads, method=method, processes=s.processes, progress=s.progress)
         results[name] = evaluation.evaluate(labelled, examples, boundaries=False, progress=False)
     return results
 
@@ -54,7 +54,7 @@ def run(s: flags.Setup, checkpoint=None) -> dict[str, dict]:
     if checkpoint:
         results.update(network_rows(common.heads(checkpoint, examples, s), examples, s, method))
     gt = prediction.label_ground_truth(examples, info(s.dataset).num_classes, method=method,
-                                       processes=s.processes, progress=not s.smoke)
+                                       processes=s.processes, progress=s.progress)
     results[GT_ROW] = evaluation.evaluate(gt, examples, boundaries=False, progress=False)
     return results
 

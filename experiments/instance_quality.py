@@ -72,7 +72,7 @@ def main(argv=None):
         predictor = common.predictor(model, s, config)
     examples = common.held_out_examples(s)
     predictions = predictor.replace(score_model=None).predict_many([x["image"] for x in examples],
-                                                                    progress=not s.smoke)
+                                                                    progress=s.progress)
     rows = rows_for(predictions, examples, predictor.score_model)
     common.report(s, "Tab. 2: unambiguous instance segmentation quality", tables.markdown(HEADERS, rows), note,
                   images=len(examples))

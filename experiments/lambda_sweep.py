@@ -37,7 +37,7 @@ def run(s: flags.Setup, checkpoint=None, noise: float = 1.0, lambdas=LAMBDAS):
     predictions, results = {}, {}
     for lam in lambdas:
         predictions[lam] = prediction.label_heads(heads, method=common.default_method(), processes=s.processes,
-                                                  progress=not s.smoke, lam=lam)
+                                                  progress=s.progress, lam=lam)
         results[lam] = evaluation.evaluate(predictions[lam], examples, boundaries=False, progress=False)
     return examples, predictions, results
 

@@ -66,7 +66,7 @@ def sources(s: flags.Setup, examples, checkpoint, vote_noise: float):
     from oosis_jax.inference import instances as prediction
 
     gt_ours = prediction.label_ground_truth(examples, info(s.dataset).num_classes, method=common.default_method(),
-                                            processes=s.processes, progress=not s.smoke)
+                                            processes=s.processes, progress=s.progress)
     gt_masks = [ordered(x["instance_map"], x["classes"], np.ones(len(x["classes"])), x["edges"]) for x in examples]
     n = info(s.dataset).num_classes
     gt_heads = [heads_lib.noisy_heads(x, n, vote_noise, seed=i) for i, x in enumerate(examples)]

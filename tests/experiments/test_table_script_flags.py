@@ -56,3 +56,13 @@ def test_instance_quality_trains_its_own_model_without_a_checkpoint(tmp_path):
     rows = instance_quality.main(["--smoke", "--limit", "2", "--out", str(tmp_path)])
     assert [r[0] for r in rows] == ["Joint-Labeling (same score)", "Joint-Labeling (ad-hoc score, Sec. 5.4)"]
     assert "Model trained here: 2 steps" in (tmp_path / "results.md").read_text()
+
+
+def test_a_smoke_run_shows_its_bars_on_a_real_dataset_only(tmp_path):
+    """--smoke on the synthetic scenes is seconds (CI's logs stay quiet); on KINS or COCOA its 4 images at full
+    size took an early network's fragments 4 minutes of CRF with nothing on screen."""
+    for dataset, smoke, shown in (("synthetic", True, False), ("synthetic", False, True), ("cocoa", True, True),
+                                  ("kins", True, True)):
+        args = flags.parser("x", "x").parse_args(["--dataset", dataset, "--out", str(tmp_path)]
+                                                 + ["--smoke"] * smoke)
+        assert flags.setup(args).progress is shown
