@@ -181,6 +181,18 @@ def _classes_example(entry, records, known, path, regions, min_iou) -> dict:
     }
 
 
+def _file_size(image_file: str) -> str:
+    """``"; its file ... is WxH"`` from the image file's header (which of two annotation files is wrong), or
+    ``""`` when it cannot be read (that is reported when the image is decoded)."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(image_file) as image:
+            return f"; its file {image_file} is {image.width}x{image.height}"
+    except (OSError, ValueError):
+        return ""
+
+
 def _regions_by_image(regions_file: str, skipped: list | None
                       ) -> tuple[dict[int, list], dict[int, tuple[int, int]], dict[int, str]]:
     """The regions file's records by image id, each image's (height, width) there, and the problems of its
@@ -248,7 +260,8 @@ def examples(
                 size = sizes.get(entry.image_id, (entry.height, entry.width))
                 if size != (entry.height, entry.width):
                     raise ValueError(f"{regions_file}: image {entry.image_id} is {size[1]}x{size[0]} (width x height) "
-                                     f"there, {entry.width}x{entry.height} in {path}")
+                                     f"there, {entry.width}x{entry.height} in {path}"
+                                     f"{_file_size(ann.image_path(image_dir, entry))}")
                 image_regions = (os.fspath(regions_file), by_image.get(entry.image_id, []))
             example = _classes_example(entry, grouped[entry.image_id], known, path, image_regions, min_iou)
         example.update(image_id=entry.image_id, height=entry.height, width=entry.width, format=fmt)

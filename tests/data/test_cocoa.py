@@ -148,6 +148,7 @@ def test_a_duplicate_annotation_or_a_size_the_regions_file_contradicts_costs_onl
     assert [e["image_id"] for e in out] == [i for i in IMAGE_IDS if i not in (100, 101)]
     assert [i for i, _ in skipped] == [100, 101] and "duplicate annotation id 1001" in skipped[0][1]
     assert f"image 101 is {W + 1}x{H} (width x height) there, {W}x{H} in" in skipped[1][1]
+    assert skipped[1][1].endswith(f"000000000101.jpg is {W}x{H}")  # the image file says which file is wrong
 
 
 def test_a_bad_image_entry_of_the_regions_file_costs_only_its_image(tmp_path):
