@@ -126,6 +126,7 @@ def main(argv=None):
             failures.append(f"image {int(example['image_id'])}: evaluation: {reason}")
     if not len(evaluator):
         raise SystemExit("evaluate: every image failed:\n" + "\n".join(failures))
+    print(f"evaluate: mask mAP (pycocotools) and the curves of {len(evaluator)} images", flush=True)
     results = evaluator.result()
     source = "ground truth (--gt)" if args.gt else args.checkpoint
     results.update(dataset=args.dataset, split=args.split, method=args.method, model=name, failed_images=failures,
