@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -67,7 +68,7 @@ def run_script(script: str, *args: str, timeout: int = 300, **env: str) -> str:
     base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
     result = subprocess.run([sys.executable, "-c", script, *args], env=dict(base, JAX_PLATFORMS="cpu", **env),
                             capture_output=True, text=True, timeout=timeout,
-                            cwd=os.path.dirname(os.path.dirname(__file__)))
+                            cwd=Path(__file__).resolve().parents[3])  # the repository root: its packages import
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
