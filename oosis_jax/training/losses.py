@@ -165,22 +165,30 @@ def _soft_counts(probs, boundary, valid, gamma, positive=1.0):
 def tversky_pp(logits, boundary, valid, alpha: float, beta: float, gamma: float, smooth: float = 1.0,
                positive=1.0):
     """Tversky++ [63]: per image ``1 - (TP + eps) / (TP + alpha FN^gamma + beta FP^gamma + eps)``; returns
-    (sum over images, number of images). ``alpha = beta = 0.5`` is Dice++ (``1 - 2TP / (2TP + FP + FN)``),
-    alpha > beta penalises missed boundary pixels more (Sec. 5.6 uses alpha = 0.8, beta = 0.2)."""
+    (sum over images, number of images with a labelled pixel: a validation batch's padding is not counted).
+    ``alpha = beta = 0.5`` is Dice++ (``1 - 2TP / (2TP + FP + FN)``), alpha > beta penalises missed boundary
+    pixels more (Sec. 5.6 uses alpha = 0.8, beta = 0.2)."""
     tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, gamma, positive)
     index = (tp + smooth) / (tp + alpha * fn + beta * fp + smooth)
-    return (1.0 - index).sum(), jnp.asarray(logits.shape[0], jnp.float32)
+    labelled = _labelled_images(valid)
+    return ((1.0 - index) * labelled).sum(), labelled.sum()
 
 
 def combo(logits, boundary, valid, alpha: float, weight: float, smooth: float = 1.0, positive=1.0):
     """Combo loss [64]: per image ``alpha * mean_p CE_w(B_p | b_p) + (1 - alpha) * (1 - Dice)``; returns
-    (sum over images, number of images). ``positive`` as in `boundary_bce`, in both parts."""
+    (sum over images, number of images with a labelled pixel). ``positive`` as in `boundary_bce`, in both parts."""
     log_b, log_not_b = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
     wce = -(weight * positive * boundary * log_b + (1.0 - weight) * (1.0 - boundary) * log_not_b)
     wce = (wce * valid).sum((1, 2)) / jnp.maximum(valid.sum((1, 2)), 1.0)
     tp, fp, fn = _soft_counts(jax.nn.sigmoid(logits), boundary, valid, 1.0, positive)
     dice = (2.0 * tp + smooth) / (2.0 * tp + fp + fn + smooth)
-    return (alpha * wce + (1.0 - alpha) * (1.0 - dice)).sum(), jnp.asarray(logits.shape[0], jnp.float32)
+    labelled = _labelled_images(valid)
+    return ((alpha * wce + (1.0 - alpha) * (1.0 - dice)) * labelled).sum(), labelled.sum()
+
+
+def _labelled_images(valid):
+    """float32 (B,): 1 for an image with at least one labelled pixel."""
+    return (valid.sum((1, 2)) > 0).astype(jnp.float32)
 
 
 def batch_keys(config: LossConfig) -> tuple[str, ...]:

@@ -237,3 +237,21 @@ def test_batch_keys_name_everything_the_loss_reads_and_nothing_more(small_weight
     sent = losses.loss_terms(outputs, {k: batch[k] for k in keys}, config)
     for name in whole:
         assert float(sent[name][0]) == float(whole[name][0])
+
+
+@pytest.mark.parametrize("boundary_loss", losses.BOUNDARY_LOSSES)
+def test_an_image_without_labelled_pixels_changes_no_term(boundary_loss):
+    """What a validation batch is padded with (`oosis_jax.training.validation`): an image whose pixels are all
+    `IGNORE_LABEL` adds nothing to any term's sum or count, the per-image Dice++/Tversky++/Combo included
+    (they counted it as an image, diluting the validation's b loss)."""
+    targets, outputs = random_targets(jax.random.key(1)), random_outputs(jax.random.key(2))
+    outputs["aux_logits"] = outputs["s_logits"] * 0.5
+    padded_targets = {k: jnp.concatenate([v, jnp.zeros_like(v[:1])]) for k, v in targets.items()}
+    padded_targets["semantic"] = padded_targets["semantic"].at[-1].set(losses.IGNORE_LABEL)
+    padded_outputs = {k: jnp.concatenate([v, v[:1]]) for k, v in outputs.items()}
+    config = losses.LossConfig(boundary_loss=boundary_loss, orientation_band=1, contact_weight=0.5)
+    plain = losses.loss_terms(outputs, targets, config)
+    padded = losses.loss_terms(padded_outputs, padded_targets, config)
+    assert sorted(plain) == sorted(padded) == ["aux", "b", "e", "s"]
+    for name in plain:
+        np.testing.assert_allclose(padded[name], plain[name], rtol=1e-6, err_msg=name)
