@@ -283,57 +283,64 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     if state is None:  # a new run: only now draw the network (seconds) that a resumed run would discard
         state = jax.device_put(fresh_train_state(config, num_steps), replicated)
     start = int(state.step)
-    stream = input_pipeline.train_dataset(
-        train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
-        process_index=jax.process_index(), process_count=jax.process_count(), num_classes=config.model.num_classes)
-    eval_batches = validation.batches(config, val_source)
-    eval_batches[0]  # a validation batch that cannot be formed fails now, not after the first training steps
-    train_step, eval_step = jitted_steps(config, num_steps)
-    keys = step_keys(config)
-    log, sums, window = MetricsLog(workdir), {}, 0
-    log.truncate_after(start)
-    lost = bool(start and (start % config.eval_every == 0 or start == num_steps) and not log.has_validation(start))
-    if jax.process_count() > 1:  # the log is process 0's; the validation is a computation every process joins
-        lost = bool(multihost_utils.broadcast_one_to_all(np.bool_(lost)))
-    if lost:  # a validation a crash cut short: run it now
-        log.write(start, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
-    schedule = poly_schedule(config, num_steps)
-    batches = input_pipeline.iterate(stream, start, config.loader_threads)
+    notice = Preemption()
+    notice.listen(mngr, start)
     try:
-        with Preemption() as notice:
-            bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
-                       disable=jax.process_index() != 0)
-            for step in bar:
-                state, metrics = train_step(state, to_global(next(batches), mesh, keys=keys))
-                sums = jax.tree.map(jnp.add, sums, metrics) if sums else metrics
-                done, window = step + 1, window + 1
-                if done % config.log_every == 0 or done == num_steps:
-                    means = mean_metrics(jax.device_get(sums))
-                    # a window cut short (a resume inside it, or the last steps) says over how many steps it averages
-                    short = {} if window == config.log_every else {"steps_averaged": window}
-                    log.write(done, {"lr": float(schedule(step)), **means, **short})
-                    window = 0
-                    bar.set_postfix(loss=f"{means['loss']:.4f}")
-                    sums = {}
-                    _check_finite(means["loss"], done, workdir)
-                validating = done % config.eval_every == 0 or done == num_steps
-                # asked at every step (with several processes, all must ask); the last step just finishes the run
-                preempted = notice.reached(mngr, done) and done < num_steps
-                if validating or preempted or mngr.should_save(done):  # no NaN state is saved (orbax saves step 1 too)
-                    if sums:
-                        _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
-                    _check_weights(state, done, workdir)
-                # saved before a validation that may fail (resuming then runs it), whatever the checkpoint interval
-                checkpointing.save(mngr, done, state, force=validating or preempted)
-                if preempted:  # its validation, if due, runs when the run resumes
-                    raise Preempted(done, workdir)
-                if validating:
-                    log.write(done, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
-                if on_step is not None:
-                    on_step(done)
+        stream = input_pipeline.train_dataset(
+            train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+            num_classes=config.model.num_classes)
+        eval_batches = validation.batches(config, val_source)
+        eval_batches[0]  # a validation batch that cannot be formed fails now, not after the first training steps
+        train_step, eval_step = jitted_steps(config, num_steps)
+        keys = step_keys(config)
+        log, sums, window = MetricsLog(workdir), {}, 0
+        log.truncate_after(start)
+        lost = bool(start and (start % config.eval_every == 0 or start == num_steps)
+                    and not log.has_validation(start))
+        if jax.process_count() > 1:  # the log is process 0's; the validation is a computation every process joins
+            lost = bool(multihost_utils.broadcast_one_to_all(np.bool_(lost)))
+        if lost:  # a validation a crash cut short: run it now
+            log.write(start, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
+        schedule = poly_schedule(config, num_steps)
+        batches = input_pipeline.iterate(stream, start, config.loader_threads)
+        if 0 < start < num_steps and notice.reached(mngr, start):  # a notice while compiling or validating:
+            raise Preempted(start, workdir)  # its step is saved already (a new run stops after its first step)
+        bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
+                   disable=jax.process_index() != 0)
+        for step in bar:
+            state, metrics = train_step(state, to_global(next(batches), mesh, keys=keys))
+            sums = jax.tree.map(jnp.add, sums, metrics) if sums else metrics
+            done, window = step + 1, window + 1
+            if done % config.log_every == 0 or done == num_steps:
+                means = mean_metrics(jax.device_get(sums))
+                # a window cut short (a resume inside it, or the last steps) says over how many steps it averages
+                short = {} if window == config.log_every else {"steps_averaged": window}
+                log.write(done, {"lr": float(schedule(step)), **means, **short})
+                window = 0
+                bar.set_postfix(loss=f"{means['loss']:.4f}")
+                sums = {}
+                _check_finite(means["loss"], done, workdir)
+            validating = done % config.eval_every == 0 or done == num_steps
+            # asked at every step (with several processes, all must ask); a notice during the last step finishes
+            # the run and is sent again once the save is written (`Preemption.close`)
+            preempted = done < num_steps and notice.reached(mngr, done)
+            if validating or preempted or mngr.should_save(done):  # no NaN state is saved (orbax saves step 1 too)
+                if sums:
+                    _check_finite(mean_metrics(jax.device_get(sums))["loss"], done, workdir)
+                _check_weights(state, done, workdir)
+            # saved before a validation that may fail (resuming then runs it), whatever the checkpoint interval
+            checkpointing.save(mngr, done, state, force=validating or preempted)
+            if preempted:  # its validation, if due, runs when the run resumes
+                raise Preempted(done, workdir)
+            if validating:
+                log.write(done, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
+            if on_step is not None:
+                on_step(done)
     finally:
         mngr.wait_until_finished()
         mngr.close()
+        notice.close()  # only now: a second SIGTERM while the last save is written must not cut it
     return state
 
 

@@ -221,6 +221,28 @@ def test_a_preemption_notice_saves_the_step_under_way_and_the_run_resumes_from_i
     assert [r["step"] for r in lines if "loss" in r] == [2, 4, 6]
 
 
+def test_a_notice_during_the_last_step_finishes_the_run_and_is_passed_on(finished_run, tmp_path):
+    """SIGTERM during step 6 of 6: the run ends as the straight one (step 6 saved and validated), and the notice
+    goes to the handler that was there before, once the save is written (it was dropped: a caller such as the
+    demo went on for minutes until SIGKILL)."""
+    import pickle
+
+    received = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        def notice(step):
+            if step == 5:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        final = train.train(CONFIG, tmp_path / "last", on_step=notice)
+        assert received == [signal.SIGTERM] and checkpointing.latest_step(str(tmp_path / "last")) == 6
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    _assert_same_state(final, finished_run[1])
+    copy = pickle.loads(pickle.dumps(Preempted(5, "/w")))  # e.g. across a process pool
+    assert (copy.step, copy.workdir, str(copy)) == (5, "/w", str(Preempted(5, "/w")))
+
+
 def test_a_step_set_aside_again_gets_a_name_of_its_own(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
     template = train.state_template(CONFIG, jax.sharding.NamedSharding(train.make_mesh(), jax.sharding.PartitionSpec()))
