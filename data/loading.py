@@ -76,8 +76,9 @@ def load(name: str, split: str, data_dir, **config):
     """Random-access source of one split (``builder.as_data_source(split)``); ``len(source)`` examples,
     ``source[i]`` a decoded dict (``data/features.py``).
 
-    A dataset that is not yet in ``data_dir`` is built first (logged, since it can take minutes: KINS and
-    COCOA also need ``manual_dir=`` with the downloaded files). ``split`` may carry a tfds slice, e.g.
+    A dataset that is not yet in ``data_dir`` is built first (logged, since it can take minutes); KINS and COCOA
+    are built only with ``manual_dir=`` (the downloaded files), else ``ValueError`` naming the folder, the configs
+    built there and the build command. ``split`` may carry a tfds slice, e.g.
     ``"train[:100]"``; an unknown split raises ``ValueError`` listing the available ones.
     """
     builder = _builder(name, data_dir, config)
@@ -105,14 +106,15 @@ def load(name: str, split: str, data_dir, **config):
 def _not_built(name: str, builder, data_dir: str) -> str:
     """The message for a dataset that needs the user's download and has no build of ``builder``'s config in
     ``data_dir``, naming the configs built there."""
+    import glob
+
     folder = os.path.join(data_dir, builder.name)
-    built = sorted(config for config in (os.listdir(folder) if os.path.isdir(folder) else ())
-                   if any(os.path.isfile(os.path.join(folder, config, version, "dataset_info.json"))
-                          for version in os.listdir(os.path.join(folder, config))
-                          if os.path.isdir(os.path.join(folder, config, version))))
+    built = sorted({os.path.basename(os.path.dirname(os.path.dirname(info))) for info in
+                    glob.glob(os.path.join(glob.escape(folder), "*", "*", "dataset_info.json"))})
     config = builder.builder_config.name
-    there = (f"; {data_dir} holds the config(s) {', '.join(built)} (choose one with the builder setting config=NAME, "
-             "e.g. --dataset-config config=NAME)") if built else ""
+    there = (f"; {data_dir} holds the config(s) {', '.join(built)} (choose one with the builder setting config=NAME: "
+             "--dataset-config config=NAME, or train's --set 'dataset_config=((\"config\",\"NAME\"),)')"
+             if built else "")
     return (f"dataset {name!r} (config {config!r}) is not built in {data_dir}{there}; build it once from your "
             f"download with: python -m data.{name} --manual-dir DOWNLOAD --data-dir {data_dir} --config {config}")
 

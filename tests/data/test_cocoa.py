@@ -215,6 +215,7 @@ def test_loading_a_build_that_is_not_there_says_where_and_how_to_build_it(tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OcclusionCycleWarning)
         cocoa.builder(tmp_path / "tfds", manual_dir=tmp_path, config="classes_mask_order").download_and_prepare()
+    (tmp_path / "tfds" / "cocoa" / ".DS_Store").write_text("")  # a stray file beside the config folders
     with pytest.raises(ValueError, match=r"holds the config\(s\) classes_mask_order \(choose one"):
         loading.load("cocoa", "validation", tmp_path / "tfds")
     assert len(loading.load("cocoa", "validation", tmp_path / "tfds", config="classes_mask_order")) == len(IMAGE_IDS)
