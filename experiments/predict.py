@@ -77,8 +77,8 @@ Predicted = Iterator[tuple[str, str, np.ndarray, object]]
 def _network_predictions(args, failures) -> tuple[list[str] | None, Predicted]:
     """The model's class names (None when it predicts another number of classes than its dataset has) and an
     iterator of ``(file name, stem, image, prediction)`` over the readable images of ``args.images`` in name order,
-    read and predicted ``args.chunk_size`` at a time (`Predictor.predict_keyed`); a file that cannot be read, or whose network or CRF step fails, is appended
-    to ``failures`` as (file name, stem, reason)."""
+    read and predicted ``args.chunk_size`` at a time (`Predictor.predict_keyed`); a file that cannot be read, or
+    whose network or CRF step fails, is appended to ``failures`` as (file name, stem, reason)."""
     from oosis_jax.inference import network as predict
 
     twins = []  # (file name, reason) of files sharing a stem
