@@ -124,6 +124,10 @@ def seconds_per_step(config, workdir: str | os.PathLike, steps: int = 150, warmu
     return (times[steps] - times[warmup]) / (steps - warmup)
 
 
+# the folder of `fitted_to_budget`'s timed steps: the run's folder name with this suffix
+TIMING_SUFFIX = ".timing"
+
+
 def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int = 0,
                      timed_steps: int = 150, reserve_seconds: float = 0.0) -> tuple[object, float]:
     """``(config with num_steps fitted to seconds, seconds left for training)``. The step time of ``config`` is
@@ -156,7 +160,7 @@ def fitted_to_budget(config, workdir: Path, seconds: float, reserve_steps: int =
     start = time.time()
     # timed in a sibling folder that becomes the run only once its config says the fitted length, so that an
     # interrupted measurement is measured again rather than resumed with the cap's length
-    timing = workdir.with_name(workdir.name + ".timing")
+    timing = workdir.with_name(workdir.name + TIMING_SUFFIX)
     shutil.rmtree(timing, ignore_errors=True)
     print(f"[train] timing the run's first {timed} steps on this machine (kept: training resumes after them)")
     # the first fifth (compilation) untimed: 40, rounded up to 50, of the demo's 200

@@ -379,7 +379,9 @@ def main(argv=None):
               "(written last): run it again", file=sys.stderr)
         raise SystemExit(130) from None
     except Preempted as err:  # a SIGTERM during --train: its step is saved, and a rerun resumes the training
-        print(f"\ndemo: {err}", file=sys.stderr)
+        timing = err.workdir.endswith(common.TIMING_SUFFIX)  # `common.fitted_to_budget`'s: timed anew
+        print(f"\ndemo: {err}" if not timing else "\ndemo: stopped by a preemption notice (SIGTERM) while timing the "
+              "training's first steps; the same command times them again", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
 
 

@@ -259,6 +259,10 @@ def test_an_interrupted_demo_says_so_in_one_line_and_an_unusable_out_is_refused(
     with pytest.raises(SystemExit) as stop:
         demo.main(["--config", "smoke", "--out", str(tmp_path / "out")])
     assert stop.value.code == 143 and "after saving step 7; the same command resumes" in capsys.readouterr().err
+    monkeypatch.setattr(demo, "run", lambda *args: (_ for _ in ()).throw(Preempted(7, str(tmp_path / "t.timing"))))
+    with pytest.raises(SystemExit) as stop:
+        demo.main(["--config", "smoke", "--out", str(tmp_path / "out")])
+    assert stop.value.code == 143 and "while timing the training's first steps" in capsys.readouterr().err
     (tmp_path / "a_file").write_text("")
     with pytest.raises(SystemExit) as stop:
         demo.main(["--config", "smoke", "--out", str(tmp_path / "a_file" / "sub")])
