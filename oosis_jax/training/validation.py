@@ -45,11 +45,14 @@ def evaluate(eval_step, state, host_batches, mesh, keys=None) -> dict[str, float
     every process iterates alike (``batch["boundary"]`` and ``batch["orientation"]`` are the matched ground
     truth; `batches` makes them); ``keys``: the entries the step reads (every entry when None)."""
     sums, counts, images = {}, {}, 0
-    rows_per = mesh.devices.size
+    devices = mesh.devices.size
     for batch in tqdm(host_batches, desc="validation", leave=False, disable=jax.process_index() != 0):
         size = len(batch["boundary"])
-        padded = -(-size // rows_per) * rows_per
+        padded = -(-size // devices) * devices
         lo, hi = process_rows(mesh, padded)
+        missing = [k for k in keys or () if k not in batch]
+        if missing:
+            raise KeyError(f"the validation batch lacks {missing} (it has {sorted(batch)})")
         sent = {k: _padded(k, np.asarray(v), padded)[lo:hi] for k, v in batch.items() if keys is None or k in keys}
         terms, b, e = eval_step(state, _on_devices(mesh, sent))
         for name, value in terms.items():
