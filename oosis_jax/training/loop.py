@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
+from oosis_jax.training.global_batch import to_global
 from oosis_jax.training import losses
 from oosis_jax.training.metrics_log import MetricsLog, mean_metrics
 from oosis_jax.training.preemption import Preempted, Preemption
@@ -205,18 +206,6 @@ def jitted_steps(config: TrainConfig, num_steps: int) -> tuple[Callable, Callabl
     once per process for all lengths and for configs that differ only in when they checkpoint or evaluate."""
     train_step, eval_step = _steps_of(config.replace(num_steps=None, checkpoint_every=1, eval_every=1))
     return functools.partial(train_step, num_steps=np.int32(num_steps)), eval_step
-
-
-def to_global(batch: dict, mesh, spec=P("data"), keys=None) -> dict:
-    """Process-local numpy batch -> global arrays sharded by ``spec`` (``P()``: every process has it all);
-    only the entries named in ``keys`` when given (`step_keys`), the whole batch otherwise."""
-    sharding = NamedSharding(mesh, spec)
-    if keys is not None:
-        missing = [k for k in keys if k not in batch]
-        if missing:
-            raise KeyError(f"the batch lacks {missing} (it has {sorted(batch)})")
-        batch = {k: batch[k] for k in keys}
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
 
 
 def step_keys(config: TrainConfig) -> tuple[str, ...]:

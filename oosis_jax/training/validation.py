@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.training import input_pipeline
+from oosis_jax.training.global_batch import to_global
 from oosis_jax.training.losses import IGNORE_LABEL
 from oosis_jax.training.metrics_log import mean_metrics
 
@@ -50,11 +51,8 @@ def evaluate(eval_step, state, host_batches, mesh, keys=None) -> dict[str, float
         size = len(batch["boundary"])
         padded = -(-size // devices) * devices
         lo, hi = process_rows(mesh, padded)
-        missing = [k for k in keys or () if k not in batch]
-        if missing:
-            raise KeyError(f"the validation batch lacks {missing} (it has {sorted(batch)})")
         sent = {k: _padded(k, np.asarray(v), padded)[lo:hi] for k, v in batch.items() if keys is None or k in keys}
-        terms, b, e = eval_step(state, _on_devices(mesh, sent))
+        terms, b, e = eval_step(state, to_global(sent, mesh, keys))
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + np.asarray(value, np.float64)
         b, e = _local(b, lo, hi), _local(e, lo, hi)
@@ -82,12 +80,6 @@ def process_rows(mesh, rows: int) -> tuple[int, int]:
         raise ValueError(f"this process's devices hold rows {sorted(spans)} of the batch, not one block: the mesh "
                          "must give each process a contiguous share")
     return lo, hi
-
-
-def _on_devices(mesh, local: dict) -> dict:
-    """This process's rows of a batch -> global arrays split by rows over the ``data`` mesh."""
-    sharding = NamedSharding(mesh, P("data"))
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
 
 
 def _padded(key: str, value: np.ndarray, rows: int) -> np.ndarray:
