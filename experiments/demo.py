@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
 import time
 import warnings
@@ -382,7 +381,7 @@ def main(argv=None):
         timing = err.workdir.endswith(common.TIMING_SUFFIX)  # `common.fitted_to_budget`'s: timed anew
         print(f"\ndemo: {err}" if not timing else "\ndemo: stopped by a preemption notice (SIGTERM) while timing the "
               "training's first steps; the same command times them again", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGTERM) from None
+        raise SystemExit(Preempted.EXIT_STATUS) from None
 
 
 if __name__ == "__main__":

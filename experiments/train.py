@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import warnings
 
 from data.registry import DATASETS
@@ -188,8 +187,8 @@ def main(argv=None):
         # a run that cannot start or go on for a reason of the user's (another config in the workdir, damaged
         # checkpoints, a batch the devices cannot share, a diverged loss): one line, exit status 2
         parser.exit(2, f"{parser.prog}: error: {type(err).__name__}: {err}\n")
-    except Preempted as err:  # saved; the status a shell gives a process that SIGTERM ended, as the notice meant
-        parser.exit(128 + signal.SIGTERM, f"{parser.prog}: {err}\n")
+    except Preempted as err:  # saved; ends as the notice meant
+        parser.exit(Preempted.EXIT_STATUS, f"{parser.prog}: {err}\n")
     if jax.process_index() == 0:
         metrics = os.path.join(args.workdir, METRICS_FILE)
         plot_metrics(metrics, os.path.join(args.workdir, "metrics.png"))

@@ -27,6 +27,8 @@ class Preempted(RuntimeError):
     """A run stopped by a preemption notice after saving its step ``step`` in ``workdir``; running it again
     resumes it."""
 
+    EXIT_STATUS = 128 + signal.SIGTERM  # a command line's status: the one a shell gives a process SIGTERM ended
+
     def __init__(self, step: int, workdir: str):
         super().__init__(f"{workdir}: stopped by a preemption notice (SIGTERM) after saving step {step}; the same "
                          "command resumes the run from there")
