@@ -14,7 +14,8 @@ def expansion_moves(sigma, occ, lam=20.0, mu=100.0):
     current labels are below alpha), so each one is optimal. The cycle stops at the first alpha whose
     expansion changes nothing: labels above it would see the same energy differences.
 
-    Args and returns: as ``crf.jump_moves``; ``int32 (H, W)``.
+    Args: ``sigma``, ``occ``, ``lam``, ``mu`` as ``crf.jump_moves_result`` (there is no ``max_cuts``: the cycle
+    is one expansion per label). Returns ``int32 (H, W)`` labels; raises ``ValueError`` on invalid inputs.
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)

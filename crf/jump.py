@@ -21,7 +21,12 @@ def jump_move(labels, sigma, occ, lam=20.0, mu=100.0, bound="constant"):
 
 
 def jump_moves(sigma, occ, lam=20.0, mu=100.0, max_cuts=None):
-    """``int32 (H, W)`` labels of ``jump_moves_result`` (the paper's jump moves)."""
+    """``int32 (H, W)`` labels of ``jump_moves_result`` (the paper's jump moves, Sec. 3.3).
+
+    Args: as ``crf.jump_moves_result`` (``sigma`` float (H, W) in [0, 1], Eq. 5; ``occ`` bool (H, W, 4), Eq. 7;
+    ``lam``, ``mu`` of Eq. 8, finite, >= 0 and at most 1e100; ``max_cuts``). Raises ``ValueError`` on invalid
+    inputs.
+    """
     return jump_moves_result(sigma, occ, lam, mu, max_cuts).labels
 
 
@@ -43,7 +48,8 @@ def jump_moves_result(sigma, occ, lam=20.0, mu=100.0, max_cuts=None) -> Result:
     Args:
       sigma: ``float (H, W)`` in [0, 1], background probability (Eq. 5).
       occ: ``bool (H, W, 4)`` occlusion pairs (Eq. 7, conventions of docs/contracts.md).
-      lam, mu: weights of Eq. (8) (paper: 20 and 100).
+      lam, mu: weights of Eq. (8) (paper: 20 and 100), finite, >= 0 and at most 1e100 (``MAX_WEIGHT``: sums of
+        them must fit in float64).
       max_cuts: ``None`` (default: until no move lowers the energy) or the most moves (graph cuts) to solve.
         Each move raises labels by at most 1, so labels stay <= the number of cuts.
 

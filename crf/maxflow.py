@@ -142,6 +142,9 @@ def _checked_capacities(name, array, shape, used=np.s_[...]):
         raise ValueError(f"{name} must have shape {shape} (H, W, 2), got {array.shape}")
     if array.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be a real-valued array castable to float64, got dtype {array.dtype}")
+    if array.dtype.kind in "iu" and array[used].size and np.abs(array[used]).max() > 2**53:
+        raise ValueError(f"{name} contains integer capacities above 2**53 (max {np.abs(array[used]).max()}), which "
+                         "float64, the solvers' type, cannot hold exactly; scale them down or pass floats")
     with np.errstate(over="ignore"):  # a finite capacity beyond float64 is refused below
         values = np.ascontiguousarray(array, dtype=np.float64)
     if np.isnan(values[used]).any():
@@ -177,7 +180,8 @@ def grid_maxflow(tedges, right, down, method="auto"):
 
     Raises:
       ValueError: on a wrong shape or dtype, an empty grid, NaN or negative capacities, finite capacities
-        beyond float64 (before the cast to it) or finite ones adding up beyond the limits above.
+        beyond float64 (before the cast to it), integer ones above 2**53 (float64 would round them) or finite
+        ones adding up beyond the limits above.
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")

@@ -49,11 +49,18 @@ def _window(changed, margin):
 
 
 def solve(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGION_WORK, max_cuts=None):
-    """``int32 (H, W)`` labels of ``solve_result``: the project's default minimiser of Eq. (8)."""
+    """``int32 (H, W)`` labels of ``solve_result``: the project's default minimiser of Eq. (8).
+
+    Args: as ``crf.solve_result`` (``sigma`` float (H, W) in [0, 1], Eq. 5; ``occ`` bool (H, W, 4), Eq. 7; the
+    weights ``lam``, ``mu`` of Eq. 8, finite, >= 0 and at most 1e100; the work options ``steps``,
+    ``region_work``, ``max_cuts``). Raises ``ValueError`` on invalid inputs or options.
+    """
     return solve_result(sigma, occ, lam, mu, steps, region_work, max_cuts).labels
 
 
-def _check_options(steps, region_work, max_cuts):
+def _check_options(steps, region_work, max_cuts) -> tuple[int, ...]:
+    """Validate `solve_result`'s options; returns ``steps`` as Python ints (a NumPy ``int8`` step would
+    overflow in the label arithmetic)."""
     if (np.ndim(steps) != 1 or len(steps) == 0
             or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < 2**31 for k in steps)):
         raise ValueError(f"steps must be a non-empty sequence of positive ints (< 2**31) such as (1, 2), got "
@@ -62,6 +69,7 @@ def _check_options(steps, region_work, max_cuts):
                                         and not isinstance(region_work, bool) and 0 <= region_work < np.inf):
         raise ValueError(f"region_work must be None (no cap) or a finite number >= 0, got {region_work!r}")
     check_max_cuts(max_cuts)
+    return tuple(int(k) for k in steps)
 
 
 def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGION_WORK, max_cuts=None) -> Result:
@@ -102,7 +110,7 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     """
     sigma, occ = check_sigma_occ(sigma, occ)
     lam, mu, _ = check_weights(lam, mu)
-    _check_options(steps, region_work, max_cuts)
+    steps = _check_options(steps, region_work, max_cuts)
     solver = MoveSolver(sigma, occ, lam, mu)
     start = run_jump_moves(solver, max_cuts)
     if start.graph_cuts == 0:  # run_jump_moves found all zeros a global minimum: no move can lower it

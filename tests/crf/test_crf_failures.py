@@ -137,6 +137,18 @@ def test_solve_steps_must_be_a_sequence():
         crf.solve(sigma, occ, steps=3)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.uint64])
+def test_solve_takes_steps_of_any_numpy_int_type(dtype):
+    """A NumPy int8 step once passed the check and then overflowed the label arithmetic (an ``OverflowError``
+    naming no argument) on inputs where a step move was found; it now solves as the Python int."""
+    rng = np.random.default_rng(3)
+    sigma, occ = rng.random((15, 17)), rng.random((15, 17, 4)) < 0.2
+    occ[:, 0, 0] = occ[:, -1, 1] = occ[0, :, 2] = occ[-1, :, 3] = False
+    expected = crf.solve_result(sigma, occ, steps=(1,))
+    got = crf.solve_result(sigma, occ, steps=(dtype(1),))
+    assert got == expected
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: crf.grid_maxflow([[[1, 2]], [[1]]], np.zeros((2, 1, 2)), np.zeros((2, 1, 2))), "tedges is not an array"),
     (lambda: crf.energy([[1, 2], [1]], *_good(0)), "labels is not an array"),

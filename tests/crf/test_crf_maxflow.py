@@ -240,6 +240,17 @@ def test_finite_capacities_beyond_float64_are_refused_not_made_hard_constraints(
     assert grid_maxflow(tedges, right, np.zeros((1, 2, 2)))[0] == 1.0
 
 
+def test_integer_capacities_float64_cannot_hold_are_refused():
+    """An int64 2**53 + 1 would be solved as 2**53 (the solvers work in float64): refused; 2**53 itself and an
+    ignored border entry are not."""
+    tedges, zeros = np.array([[[2**53 + 1, 2**53 + 1]]], np.int64), np.zeros((1, 1, 2), np.int64)
+    with pytest.raises(ValueError, match=r"tedges contains integer capacities above 2\*\*53 \(max 9007199254740993"):
+        grid_maxflow(tedges, zeros, zeros)
+    assert grid_maxflow(tedges - 1, zeros, zeros)[0] == 2**53
+    right = np.array([[[5, 5], [2**60, 0]]], np.uint64)  # column W-1 of right is ignored
+    assert grid_maxflow(np.array([[[3, 0], [0, 4]]]), right, np.zeros((1, 2, 2)))[0] == 3.0
+
+
 def test_unknown_method_raises():
     with pytest.raises(ValueError, match="method"):
         grid_maxflow(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), method="dinic")
