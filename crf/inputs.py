@@ -48,8 +48,13 @@ def check_sigma_occ(sigma, occ):
         raise ValueError(f"occ must have shape {sigma.shape + (4,)} (H, W, 4), got {occ.shape}")
     if occ.dtype != np.bool_:
         raise ValueError(f"occ must be a bool array, got dtype {occ.dtype}")
-    if occ[:, 0, 0].any() or occ[:, -1, 1].any() or occ[0, :, 2].any() or occ[-1, :, 3].any():
-        raise ValueError("occ has occlusion pairs pointing outside the image")
+    outside = {"occ[:, 0, 0] (left of the first column)": occ[:, 0, 0], "occ[:, -1, 1] (right of the last column)":
+               occ[:, -1, 1], "occ[0, :, 2] (above the first row)": occ[0, :, 2],
+               "occ[-1, :, 3] (below the last row)": occ[-1, :, 3]}
+    named = [f"{int(pairs.sum())} in {where}" for where, pairs in outside.items() if pairs.any()]
+    if named:
+        raise ValueError(f"occ has occlusion pairs pointing outside the image: {', '.join(named)}; they must be "
+                         "False (e.g. after cropping occ, clear its border)")
     return sigma, np.ascontiguousarray(occ)
 
 

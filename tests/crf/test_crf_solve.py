@@ -184,7 +184,10 @@ def test_region_graph_energy_is_exact_and_descent_strictly_lowers_it():
     (np.zeros((3, 3)), np.zeros((3, 3, 4), np.uint8), {}, "bool"),
     (np.zeros((0, 3)), np.zeros((0, 3, 4), bool), {}, "sigma must have shape"),
     (np.full((3, 3), 1.5), np.zeros((3, 3, 4), bool), {}, r"\[0, 1\]"),
-    (np.zeros((3, 3)), np.ones((3, 3, 4), bool), {}, "outside the image"),
+    (np.zeros((3, 3)), np.ones((3, 3, 4), bool), {}, r"outside the image: 3 in occ\[:, 0, 0\] \(left of the first "
+     r"column\), 3 in occ\[:, -1, 1\].*3 in occ\[-1, :, 3\] \(below the last row\); they must be False"),
+    (np.zeros((3, 3)), np.arange(36).reshape(3, 3, 4) == 6,  # only occ[0, 1, 2]: up from row 0
+     {}, r"outside the image: 1 in occ\[0, :, 2\] \(above the first row\); "),
     (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"lam": -1.0}, "lam and mu"),
     (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"mu": np.inf}, "lam and mu"),
     (np.zeros((3, 3)), np.zeros((3, 3, 4), bool), {"steps": ()}, "steps"),
