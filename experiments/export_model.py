@@ -96,18 +96,32 @@ def held_out_table(pred: predictor.Predictor, count: int) -> str:
     return markdown(("scenes", *HELD_OUT_HEADERS), rows)
 
 
+SCENES, FIT_SCENES = 40, 200  # the defaults of --scenes and --fit-scenes
+
+
+def _minutes(value: float) -> str:
+    """A wall time in minutes as the card words it: whole minutes from 10 on, tenths below."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
 def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float,
          history: str = "", prior_minutes: float = 0.0, scores: str = "",
-         augmentation: Augmentation = Augmentation(), joins: str = "") -> str:
+         augmentation: Augmentation = Augmentation(), joins: str = "", scenes: int = SCENES,
+         fit_scenes: int = FIT_SCENES) -> str:
+    """The model card of export ``name``; ``scenes`` and ``fit_scenes`` as `main`'s ``--scenes`` and
+    ``--fit-scenes`` (named in its "Reproduce" command where they are not the defaults)."""
     model = config.model
     history = f"\n- **Training history**: {history}" if history else ""
     origin = (f"initialised from `{config.pretrained}`, the project's own earlier run (see the training history)"
               if config.pretrained else "trained from scratch, no pretrained weights")
     minutes = facts["minutes"] + prior_minutes
-    wall = f"{minutes:.0f} minutes" + (f" ({facts['minutes']:.0f} in this run, {prior_minutes:.0f} in the earlier runs "
-                                       "it continues)" if prior_minutes else "")
+    wall = f"{_minutes(minutes)} minutes" + (
+        f" ({_minutes(facts['minutes'])} in this run, {_minutes(prior_minutes)} in the earlier runs it continues)"
+        if prior_minutes else "")
     learned = bool(scores)
-    fit = (" --fit-joins" if joins else "") + (" --fit-scores" if learned else "")
+    fit = (" --fit-joins" if joins else "") + (" --fit-scores" if learned else "") + (
+        f" --fit-scenes {fit_scenes}" if (joins or learned) and fit_scenes != FIT_SCENES else "") + (
+        f" --scenes {scenes}" if scenes != SCENES else "")
     held_out_joins = " --joins learned" if joins else ""
     joins = joins or "the paper's connected components of the CRF labelling (Sec. 3.2)"
     scores = scores or "the paper's ad-hoc score (Sec. 5.4, `oosis_jax.inference.instances.adhoc_scores`)"
@@ -115,7 +129,7 @@ def card(name: str, config, facts: dict, hardware: str, table: str, robustness: 
               f"the tfds build of its `data_dir` with settings {dict(config.dataset_config) or 'default'}")
     network = (f"PSPNet with stage blocks {model.stage_blocks}, width {model.width}, stem {model.stem_width}, "
                f"head {model.head_width}, output stride {model.output_stride}, decoder `{model.decoder}` (width "
-               f"{model.decoder_width}), {model.head} heads.")
+               f"{model.decoder_width}), {model.head} heads, computing in {model.dtype} (parameters float32).")
     training = (f"run `{config.name}` (`python -m experiments.train --config PRESET --workdir DIR`), "
                 f"{facts['steps']} of {config.num_steps} steps x batch {config.batch_size}, {config.optimizer} lr "
                 f"{config.base_lr} (poly {config.lr_power}), crops {config.augment.crop_size}, "
@@ -169,7 +183,7 @@ def parser() -> argparse.ArgumentParser:
                         default=Augmentation(), help="test-time views the predictor uses by default (none or "
                                                      "ITEM,...)")
     parser.add_argument("--hardware", required=True, help="where the run trained, e.g. '2-core x86-64 CPU'")
-    parser.add_argument("--scenes", type=flags.positive_int, default=40)
+    parser.add_argument("--scenes", type=flags.positive_int, default=SCENES)
     parser.add_argument("--history", default="", help="how the run was trained, if not in one go (for the card)")
     parser.add_argument("--prior-minutes", type=flags.non_negative_float, default=0.0,
                         help="wall time of the earlier runs this one continues (its pretrained weights)")
@@ -177,7 +191,7 @@ def parser() -> argparse.ArgumentParser:
                         help="fit and ship a learned instance score on --fit-scenes validation scenes")
     parser.add_argument("--fit-joins", action="store_true", help="fit and ship the model that joins the pieces "
                         "of occluded objects on --fit-scenes validation scenes")
-    parser.add_argument("--fit-scenes", type=flags.positive_int, default=200)
+    parser.add_argument("--fit-scenes", type=flags.positive_int, default=FIT_SCENES)
     return parser
 
 
@@ -220,7 +234,7 @@ def main(argv=None):
                             "score_model": pred.score_model and pred.score_model.to_dict(), "run": facts})
     (out / "MODEL_CARD.md").write_text(card(args.name, pred.config, facts, args.hardware, table,
                                             robustness, args.lam, args.history, args.prior_minutes, scores,
-                                            augmentation, joins))
+                                            augmentation, joins, args.scenes, args.fit_scenes))
     print((out / "MODEL_CARD.md").read_text())
 
 

@@ -1,5 +1,6 @@
 """The model card written by ``experiments.export_model`` states where the weights came from and for how long."""
 
+import dataclasses
 import json
 import shlex
 
@@ -21,10 +22,16 @@ def test_card_of_a_run_from_scratch_and_of_a_continued_one():
     assert "**Instance scores**: the paper's ad-hoc score" in text and "**Instances**: the paper's connected" in text
     assert "--fit-joins" not in text and "--joins learned" not in text
     assert "test-time views `none`" in text and "--augmentation none" in text
-    assert "4000 training scenes (120, 160)" in text
+    assert "4000 training scenes (120, 160)" in text and "computing in float32 (parameters float32)" in text
+    assert "--scenes" not in text and "--fit-scenes" not in text  # the defaults
     built = config.replace(data_dir="/builds", dataset_config=(("num_train", 1000),))
     text = export_model.card("demo", built, facts, "a CPU", "", Robustness(), 40.0)
     assert "the tfds build of its `data_dir` with settings {'num_train': 1000}" in text and "4000" not in text
+    short = config.replace(model=dataclasses.replace(config.model, dtype="bfloat16"))
+    text = export_model.card("demo", short, {"steps": 6, "minutes": 0.96}, "a CPU", "", Robustness(), 40.0, scenes=2,
+                             scores="learned", fit_scenes=8)
+    assert "1.0 minutes on a CPU" in text and "computing in bfloat16 (parameters float32)" in text
+    assert (reproduced(text).scenes, reproduced(text).fit_scenes, reproduced(text).fit_scores) == (2, 8, True)
     tuned = config.replace(pretrained="runs/earlier/weights.npz", num_steps=1000)
     text = export_model.card("demo", tuned, {"steps": 1000, "minutes": 17.0}, "a CPU", "", Robustness(), 20.0,
                              history="three runs", prior_minutes=156.0, scores="learned on 40 scenes",
