@@ -59,6 +59,9 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], prefix: str = "backbon
         out[f"{prefix}/{leaf}"] = value
     if not out:
         raise ValueError("the state dict holds no ResNet backbone tensors")
+    if not any(re.search(r"^backbone/layer\d/\d+/conv3/", name) for name in out):
+        raise ValueError("the state dict's blocks have no conv3: basic blocks (ResNet-18/34), but the model's "
+                         "stages are bottleneck blocks (ResNet-50 and deeper)")
     return out
 
 
@@ -71,22 +74,28 @@ def main(argv=None):
         arrays = convert_state_dict(read_state_dict(args.checkpoint))
     except (OSError, ValueError, ModuleNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    np.savez(args.output, **arrays)
-    print(f"wrote {len(arrays)} arrays to {args.output}")
+    output = args.output if args.output.endswith(".npz") else args.output + ".npz"  # np.savez would add it
+    np.savez(output, **arrays)
+    print(f"wrote {len(arrays)} arrays to {output}")
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
     """The tensors of a ``.pth`` checkpoint (its ``state_dict`` entry when it has one; as float32) or the arrays
-    of an ``.npz`` (as stored; `convert_state_dict` casts them); ``FileNotFoundError``, ``ValueError`` naming an
-    entry that is not a tensor, and ``ModuleNotFoundError`` saying what to install for a ``.pth`` without
-    PyTorch."""
+    of an ``.npz`` (as stored; `convert_state_dict` casts them); ``FileNotFoundError``, ``ValueError`` for an
+    unreadable archive or an entry that is not a tensor, and ``ModuleNotFoundError`` saying what to install for a
+    ``.pth`` without PyTorch."""
     import os
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     if path.endswith(".npz"):
-        with np.load(path) as archive:
-            return {name: archive[name] for name in archive.files}
+        try:
+            with np.load(path) as archive:
+                return {name: _array(archive, name, path) for name in archive.files}
+        except ValueError:
+            raise
+        except Exception as err:  # noqa: BLE001 - zip, CRC and EOF errors alike: the file is unreadable
+            raise ValueError(f"{path} is not a readable npz archive of arrays: {type(err).__name__}: {err}") from err
     try:
         import torch  # only needed to unpickle the checkpoint
     except ModuleNotFoundError as err:
@@ -98,6 +107,16 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     if not_tensors:
         raise ValueError(f"{path}: entries that are not tensors: {not_tensors[:5]}")
     return {k: v.detach().float().numpy() for k, v in state.items()}
+
+
+def _array(archive, name: str, path: str) -> np.ndarray:
+    """Entry ``name`` of an open npz; ``ValueError`` naming it when it is an object array (a nested dict)."""
+    try:
+        return archive[name]
+    except ValueError as err:  # numpy refuses pickled objects without allow_pickle
+        raise ValueError(f"{path}: entry {name!r} is an object array, not a tensor (e.g. a nested dict saved as "
+                         "np.savez(f, state_dict=sd)); save the tensors themselves: "
+                         "np.savez(f, **{k: v.numpy() for k, v in sd.items()})") from err
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +28,17 @@ STEM_KERNEL = "backbone/conv1/kernel"  # 7x7 in torchvision's ResNet, 3x3 in the
 # outputs, conv3's inputs, and the two BatchNorms between them.
 _INNER = re.compile(r"^backbone/layer[1-4]/\d+/(conv[123]/kernel|bn[12]/(scale|bias|mean|var))$")
 _GROWING_AXES = {"conv1": (3,), "conv2": (2, 3), "conv3": (2,), "bn1": (0,), "bn2": (0,)}
+
+
+def _unknown_hint(unknown: list[str], variables: dict) -> str:
+    """What a file whose names ``unknown`` are not in the model most likely is, as a hint (or "")."""
+    if all("/" not in name for name in unknown):
+        return "; these are PyTorch names: convert the state dict with experiments/convert_torch_resnet.py"
+    if any(name.startswith(("backbone/conv2/", "backbone/bn2/")) for name in unknown) and \
+            "backbone/conv2/kernel" not in variables:
+        return ("; a deep stem (conv1-conv3, e.g. the PSPNet reference's resnet50_v2) loads into a model with "
+                "model.deep_stem=True")
+    return ""
 
 
 def _grown(name: str, file_array: np.ndarray, model_array: np.ndarray) -> np.ndarray | None:
@@ -53,7 +65,8 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
 
     Every name in the file must exist in the model with the same shape (``ValueError`` otherwise, naming
     the offending entries); model variables absent from the file keep their initialisation, so a backbone-
-    only file initialises the backbone and leaves the new layers alone. The same holds for a model with more
+    only file initialises the backbone and leaves the new layers alone (a warning counts the backbone arrays
+    that the file leaves so). The same holds for a model with more
     blocks per stage (``ModelConfig.stage_blocks``) or more decoder blocks (``ModelConfig.decoder_blocks``)
     than the file's: the added blocks start as identities (their last BatchNorm scale is 0), so the grown
     model computes the file's function until it trains. Wider bottlenecks (a larger ``ModelConfig.width`` with
@@ -68,10 +81,13 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
         with np.load(path) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except Exception as err:  # noqa: BLE001 - numpy's zip, pickle and EOF errors alike: the file is unreadable
-        raise ValueError(f"{path} is not a readable npz archive of arrays: {type(err).__name__}: {err}") from err
+        hint = "; a PyTorch checkpoint: convert it with experiments/convert_torch_resnet.py" if path.endswith(
+            (".pth", ".pt", ".ckpt")) else ""
+        raise ValueError(f"{path} is not a readable npz archive of arrays: {type(err).__name__}: {err}{hint}") from err
     unknown = sorted(set(arrays) - set(variables))
     if unknown:
-        raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}")
+        raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}"
+                         f"{_unknown_hint(unknown, variables)}")
     not_numbers = [f"{n} ({a.dtype})" for n, a in sorted(arrays.items())
                    if a.dtype.kind not in "fiu"]
     if not_numbers:
@@ -102,4 +118,11 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
         raise ValueError(f"{path}: negative BatchNorm variances in {negative[:5]}")
     for name, array in arrays.items():
         variables[name].set_value(jnp.asarray(array, variables[name].dtype))
+    kept = sorted(n for n in variables if n.startswith("backbone/") and n not in arrays)
+    if kept:
+        backbone = sum(n.startswith("backbone/") for n in variables)
+        warnings.warn(f"{path} set {backbone - len(kept)} of the model's {backbone} backbone arrays; {len(kept)} keep "
+                      f"their initialisation, e.g. {kept[:3]} (intended where the model has more blocks than the "
+                      "file; otherwise the file lacks them, e.g. the BatchNorm statistics of a state dict saved from "
+                      "named_parameters())", stacklevel=2)
     return sorted(arrays)

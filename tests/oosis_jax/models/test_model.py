@@ -204,6 +204,28 @@ def test_load_pretrained_rejects_bad_files(tmp_path):
         load_pretrained(model, tmp_path / "torchvision.npz")
 
 
+def test_load_pretrained_says_what_a_wrong_file_most_likely_is_and_counts_what_it_leaves(tmp_path):
+    config = ModelConfig.tiny(2)
+    torch_state = torch_resnet_state_dict(config)
+    model = fresh_pspnet(config)
+    np.savez(tmp_path / "raw.npz", **torch_state)  # never converted
+    with pytest.raises(ValueError, match="these are PyTorch names: convert the state dict with experiments/convert"):
+        load_pretrained(model, tmp_path / "raw.npz")
+    (tmp_path / "resnet50.pth").write_bytes(b"\x80\x02PK not a zip")
+    with pytest.raises(ValueError, match="not a readable npz.*a PyTorch checkpoint: convert it with experiments/"):
+        load_pretrained(model, tmp_path / "resnet50.pth")
+    flat = fresh_pspnet(dataclasses.replace(config, deep_stem=False))
+    deep = convert_state_dict(torch_state)  # the tiny config has the deep stem (conv1-conv3)
+    np.savez(tmp_path / "deep.npz", **deep)
+    with pytest.raises(ValueError, match="a deep stem .* loads into a model with model.deep_stem=True"):
+        load_pretrained(flat, tmp_path / "deep.npz")
+    # a state dict saved from named_parameters() has no BatchNorm statistics: they would stay 0/1 unnoticed
+    np.savez(tmp_path / "params.npz", **{n: a for n, a in deep.items() if not n.endswith(("/mean", "/var"))})
+    with pytest.warns(UserWarning, match=r"params.npz set \d+ of the model's \d+ backbone arrays; \d+ keep their "
+                      r"initialisation, e.g. \['backbone/bn1/mean', 'backbone/bn1/var', "):
+        load_pretrained(model, tmp_path / "params.npz")
+
+
 def test_the_converter_reads_an_npz_without_torch_and_names_what_it_cannot_read(tmp_path, capsys):
     from experiments import convert_torch_resnet
 
@@ -215,6 +237,21 @@ def test_the_converter_reads_an_npz_without_torch_and_names_what_it_cannot_read(
     with pytest.raises(SystemExit) as stop:
         convert_torch_resnet.main([str(tmp_path / "missing.pth"), str(tmp_path / "out.npz")])
     assert stop.value.code == 2 and "missing.pth: no such file" in capsys.readouterr().err
+    convert_torch_resnet.main([str(tmp_path / "state.npz"), str(tmp_path / "named")])  # np.savez adds .npz
+    assert capsys.readouterr().out.strip().endswith(f"arrays to {tmp_path / 'named.npz'}")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "state.npz").read_bytes()[:2000])
+    np.savez(tmp_path / "nested.npz", state_dict=np.array([state], dtype=object), epoch=3)
+    basic = {n: a for n, a in state.items() if ".conv3." not in n and ".bn3." not in n}
+    np.savez(tmp_path / "basic.npz", **basic)  # ResNet-18/34's blocks: two 3x3 convolutions, no conv3
+    for name, message in (("cut.npz", "cut.npz is not a readable npz archive of arrays: BadZipFile"),
+                          ("nested.npz", "nested.npz: entry 'state_dict' is an object array, not a tensor (e.g. a "
+                                         "nested dict"),
+                          ("basic.npz", "no conv3: basic blocks (ResNet-18/34), but the model's stages are "
+                                        "bottleneck blocks")):
+        with pytest.raises(SystemExit) as stop:
+            convert_torch_resnet.main([str(tmp_path / name), str(tmp_path / "out.npz")])
+        error = capsys.readouterr().err
+        assert stop.value.code == 2 and message in error and error.count("\n") == 1, error
 
 
 def perturb_and_save(model, path, seed: int) -> dict:
@@ -238,7 +275,9 @@ def test_a_deeper_network_grown_from_trained_weights_computes_the_same_function(
     arrays = perturb_and_save(shallow, tmp_path / "shallow.npz", seed=0)
     deep = fresh_pspnet(ModelConfig.tiny(2, decoder="unet", decoder_width=8, output_stride=4,
                                          stage_blocks=(2, 3, 2, 2), decoder_blocks=2), seed=4)
-    loaded = load_pretrained(deep, tmp_path / "shallow.npz")
+    with pytest.warns(UserWarning, match=r"shallow.npz set \d+ of the model's \d+ backbone arrays; \d+ keep their "
+                      r"initialisation, e.g. \['backbone/layer1/1/"):  # the added blocks, as intended
+        loaded = load_pretrained(deep, tmp_path / "shallow.npz")
     assert sorted(loaded) == sorted(arrays) and len(flat_state(deep)) > len(arrays)
     images = jax.random.normal(jax.random.key(0), (2, 21, 30, 3))
     before, after = forward(shallow, images, train=False), forward(deep, images, train=False)
