@@ -13,6 +13,8 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 import numba
@@ -36,6 +38,24 @@ def _writable(folder: Path) -> bool:
     except OSError:
         return False
     return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _private(root: Path) -> bool:
+    """Whether ``root`` (in the shared temporary folder) is, or is now made, this user's alone: numba loads
+    pickled code from its cache, so a folder another user made or can write is never used."""
+    try:
+        root.mkdir(mode=0o700, exist_ok=True)
+        info = root.lstat()
+    except OSError:
+        return False
+    mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return stat.S_ISDIR(info.st_mode) and mine and not info.st_mode & 0o022
+
+
+def _temporary_root(temp: Path | None = None) -> Path:
+    """The last resort for the cache: ``oosis-crf-<uid>`` in the temporary folder (``temp`` in its place)."""
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return (temp or Path(tempfile.gettempdir())) / f"oosis-crf-{user}"
 
 
 def _remove(paths) -> None:
@@ -62,21 +82,28 @@ def _prune_shared(root: Path, name: str) -> None:
     _remove(old for old in by_use[SHARED_KEPT:] if old.name != name)
 
 
-def cache_dir(package: Path = PACKAGE, home: Path | None = None) -> Path | None:
+def cache_dir(package: Path = PACKAGE, home: Path | None = None, temp: Path | None = None) -> Path | None:
     """The keyed cache directory: under ``NUMBA_CACHE_DIR`` when the user set one (nothing there is removed),
     else the package's ``__pycache__`` (where the caches of older sources are removed), else ``~/.cache/oosis-crf``
-    (``home`` in place of ``~``), shared by every checkout of the package, where the `SHARED_KEPT` most recently
-    used are kept (each about 4 MB); None when none is writable (numba then caches as it would by itself)."""
+    (``home`` in place of ``~``), shared by every checkout of the package, else (a read-only install with no
+    writable home, e.g. a container's user) ``oosis-crf-<uid>`` in the temporary folder (``temp`` in its place),
+    made private to the user; in the last two the `SHARED_KEPT` most recently used are kept (each about 4 MB).
+    None when none is writable (numba then caches as it would by itself)."""
     name = _PREFIX + source_hash(package)
-    shared = (home or Path.home()) / ".cache" / "oosis-crf"
-    roots = [Path(numba.config.CACHE_DIR)] if numba.config.CACHE_DIR else [package / "__pycache__", shared]
+    try:
+        shared = (home or Path.home()) / ".cache" / "oosis-crf"
+    except RuntimeError:  # no home directory can be determined
+        shared = None
+    temporary = _temporary_root(temp)
+    roots = ([Path(numba.config.CACHE_DIR)] if numba.config.CACHE_DIR else
+             [package / "__pycache__", *([shared] if shared else []), temporary])
     for root in roots:
-        if not _writable(root / name):
+        if (root == temporary and not _private(root)) or not _writable(root / name):
             continue
         if root == package / "__pycache__":  # older sources' caches, and numba's own from before this module
             _remove(old for old in [*root.glob(_PREFIX + "*"), *root.glob("*.nbi"), *root.glob("*.nbc")]
                     if old.name != name)
-        elif root == shared:
+        elif root in (shared, temporary):
             _prune_shared(root, name)
         return root / name
     return None

@@ -20,11 +20,15 @@ and bundles code whose licence is not stated.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from oosis_jax.evaluation.nested_matching import nested_matchings
+from crf.numba_cache import keyed_cache
+
+with keyed_cache(Path(__file__).resolve().parent):  # its numba code cached as crf's is, wherever it can be written
+    from oosis_jax.evaluation.nested_matching import nested_matchings
 from oosis_jax.inference.nms import check_probability_map, boundary_nms
 
 THRESHOLDS = np.linspace(0.01, 0.99, 99)

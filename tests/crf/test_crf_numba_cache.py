@@ -86,6 +86,25 @@ def test_the_shared_cache_keeps_the_most_recently_used_versions(tmp_path, monkey
     assert kept == sorted([target.name] + [f.name for f in others[:numba_cache.SHARED_KEPT - 1]])
 
 
+def test_without_a_writable_package_or_home_the_cache_is_a_private_temporary_folder(tmp_path, monkeypatch):
+    # a read-only install run by a user whose home cannot be written (a container's user): numba's own fallback
+    # raised at import ("cannot cache function ...: no locator available")
+    package = tmp_path / "copy"
+    package.mkdir()
+    for path in numba_cache.PACKAGE.glob("*.py"):
+        shutil.copy(path, package / path.name)
+    (package / "__pycache__").write_text("a file, so the package's own cache folder is not writable")
+    (tmp_path / "home").write_text("a file, so ~/.cache cannot be made")
+    monkeypatch.setattr(numba.config, "CACHE_DIR", None)
+    (tmp_path / "tmp").mkdir()
+    target = numba_cache.cache_dir(package, home=tmp_path / "home", temp=tmp_path / "tmp")
+    root = tmp_path / "tmp" / f"oosis-crf-{os.getuid()}"
+    assert target == root / f"numba-{numba_cache.source_hash(package)}" and target.is_dir()
+    assert root.stat().st_mode & 0o777 == 0o700
+    root.chmod(0o777)  # a folder others can write (e.g. made by someone else) is never used: numba loads pickles
+    assert numba_cache.cache_dir(package, home=tmp_path / "home", temp=tmp_path / "tmp") is None
+
+
 def test_pruning_the_shared_cache_skips_folders_another_process_removed(tmp_path, monkeypatch):
     # two processes pruning at once: one's rmtree between the other's glob and stat raised FileNotFoundError
     shared = tmp_path / "shared"

@@ -97,3 +97,18 @@ def test_image_counts_match_each_threshold_solved_alone(seed):
         r, c = linear_sum_assignment(np.where(dist <= radius, dist, far)) if len(p) and len(g) else ([], [])
         best = int(np.sum(dist[r, c] <= radius)) if len(r) else 0
         assert counts[t].tolist() == [best, gt.sum(), best, best, len(p)]
+
+
+def test_its_numba_code_caches_in_a_folder_keyed_by_the_evaluation_sources():
+    """Cached as crf's code is (`crf.numba_cache`): with the same fallbacks where the package cannot be written
+    (numba's own raised at import for a read-only install without a writable home)."""
+    from pathlib import Path
+
+    from crf import numba_cache
+    from oosis_jax.evaluation import nested_matching
+
+    package = Path(nested_matching.__file__).resolve().parent
+    keyed = numba_cache.cache_dir(package)
+    paths = {Path(f._cache.cache_path) for f in vars(nested_matching).values() if hasattr(f, "_cache")}
+    assert len(paths) == 1 and keyed in set(next(iter(paths)).parents)
+    assert keyed.name == "numba-" + numba_cache.source_hash(package)
