@@ -4,12 +4,20 @@
 what its ``predict_iter`` gives for an image it could not predict.
 """
 
+# What the base install (the CRF, the readers, the evaluation) leaves out and the network needs.
+NETWORK_MODULES = ("jax", "jaxlib", "flax", "optax", "orbax", "matplotlib")
+
 
 def __getattr__(name):
     # Lazy: importing a subpackage (e.g. the pure-numpy evaluation) must not pull in JAX.
     if name == "Predictor":
-        from oosis_jax.inference.predictor import Predictor
-
+        try:
+            from oosis_jax.inference.predictor import Predictor
+        except ModuleNotFoundError as err:
+            if (err.name or "").split(".")[0] not in NETWORK_MODULES:
+                raise
+            raise ModuleNotFoundError(f"oosis_jax.Predictor needs {err.name}, which the base install leaves out; "
+                                      "pip install 'oosis[network]'", name=err.name) from err
         return Predictor
     if name == "ImageFailure":  # without JAX
         from oosis_jax.inference.instances import ImageFailure

@@ -20,6 +20,14 @@ except ModuleNotFoundError as err:
     assert "pip install 'oosis[network]'" in str(err), err
 else:
     raise AssertionError("loaded without tensorflow_datasets")
+sys.modules["jax"] = None  # the base install has no JAX: the one-line API says which extra it needs
+try:
+    from oosis_jax import Predictor
+except ModuleNotFoundError as err:
+    assert str(err) == ("oosis_jax.Predictor needs jax, which the base install leaves out; "
+                        "pip install 'oosis[network]'") and err.name == "jax", err
+else:
+    raise AssertionError("imported without jax")
 """
 
 
