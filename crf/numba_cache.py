@@ -84,7 +84,9 @@ def _prune_shared(root: Path, name: str) -> None:
 
 def cache_dir(package: Path = PACKAGE, home: Path | None = None, temp: Path | None = None) -> Path | None:
     """The keyed cache directory: under ``NUMBA_CACHE_DIR`` when the user set one (nothing there is removed),
-    else the package's ``__pycache__`` (where the caches of older sources are removed), else ``~/.cache/oosis-crf``
+    else the package's ``__pycache__`` (where the caches of older sources are removed; not for an installed
+    package, whose folder is pip's: an uninstall would leave the cache behind as an empty ``crf``), else
+    ``~/.cache/oosis-crf``
     (``home`` in place of ``~``), shared by every checkout of the package, else (a read-only install with no
     writable home, e.g. a container's user) ``oosis-crf-<uid>`` in the temporary folder (``temp`` in its place),
     made private to the user; in the last two the `SHARED_KEPT` most recently used are kept (each about 4 MB).
@@ -95,8 +97,9 @@ def cache_dir(package: Path = PACKAGE, home: Path | None = None, temp: Path | No
     except RuntimeError:  # no home directory can be determined
         shared = None
     temporary = _temporary_root(temp)
+    installed = any(parent.name in ("site-packages", "dist-packages") for parent in package.parents)
     roots = ([Path(numba.config.CACHE_DIR)] if numba.config.CACHE_DIR else
-             [package / "__pycache__", *([shared] if shared else []), temporary])
+             [*([] if installed else [package / "__pycache__"]), *([shared] if shared else []), temporary])
     for root in roots:
         if (root == temporary and not _private(root)) or not _writable(root / name):
             continue

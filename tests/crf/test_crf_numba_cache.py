@@ -105,6 +105,19 @@ def test_without_a_writable_package_or_home_the_cache_is_a_private_temporary_fol
     assert numba_cache.cache_dir(package, home=tmp_path / "home", temp=tmp_path / "tmp") is None
 
 
+def test_an_installed_package_caches_in_the_users_folder_not_in_site_packages(tmp_path, monkeypatch):
+    # pip uninstall removes the files it installed; a cache beside them stayed, and import crf then found an
+    # empty namespace package
+    package = tmp_path / "lib" / "python3.11" / "site-packages" / "crf"
+    package.mkdir(parents=True)
+    for path in numba_cache.PACKAGE.glob("*.py"):
+        shutil.copy(path, package / path.name)
+    monkeypatch.setattr(numba.config, "CACHE_DIR", None)
+    target = numba_cache.cache_dir(package, home=tmp_path / "home")
+    assert target == tmp_path / "home" / ".cache" / "oosis-crf" / f"numba-{numba_cache.source_hash(package)}"
+    assert not (package / "__pycache__").exists()
+
+
 def test_pruning_the_shared_cache_skips_folders_another_process_removed(tmp_path, monkeypatch):
     # two processes pruning at once: one's rmtree between the other's glob and stat raised FileNotFoundError
     shared = tmp_path / "shared"
