@@ -250,10 +250,17 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     each step (and its checkpoint) has been taken, e.g. for progress hooks. ``sources``: (train,
     validation) random-access sources of decoded examples (``data/features.py`` schema) to use instead of
     ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``). A
-    preemption notice (SIGTERM) saves the step under way and raises `Preempted` (``preemption``)."""
+    preemption notice (SIGTERM) saves the step under way and raises `Preempted` (``preemption``). The run's
+    mesh is set only while it trains: the caller's (or none) holds again afterwards, so a prediction made next in
+    the same process is not computed whole on every device."""
     workdir = os.path.abspath(workdir)
     mesh = make_mesh()
-    jax.set_mesh(mesh)
+    with jax.set_mesh(mesh):
+        return _train_on(mesh, config, workdir, on_step, sources)
+
+
+def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> TrainState:
+    """`train`'s body, under ``mesh`` (set by `train`)."""
     if config.batch_size % jax.device_count() or config.batch_size % jax.process_count():
         raise ValueError(f"batch_size {config.batch_size} cannot be split evenly over {jax.device_count()} devices "
                          f"in {jax.process_count()} process(es): make it a multiple of the device count (on a CPU, "
@@ -351,8 +358,8 @@ def restore_run(workdir: str) -> tuple[PSPNet, TrainConfig, int]:
     graphdef, _, _, rng_state = init_model(config, abstract=True)
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
     try:
-        # onto where a new array lives: replicated over the context mesh (`jax.set_mesh`, e.g. after `train` on
-        # several devices, whose jitted calls refuse arrays on one device) or else on the default device
+        # onto where a new array lives: replicated over the context mesh (`jax.set_mesh`, e.g. one a caller set,
+        # whose jitted calls refuse arrays on one device) or else on the default device
         restored = checkpointing.restore_latest(mngr, state_template(config, jnp.zeros(()).sharding))
     finally:
         mngr.close()

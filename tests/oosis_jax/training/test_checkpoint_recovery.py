@@ -64,6 +64,14 @@ def test_killed_mid_write_resumes_from_the_last_intact_step(finished_run, tmp_pa
     assert [r["step"] for r in lines if "val_boundary_ap" in r] == [6]
 
 
+def test_train_sets_its_mesh_only_while_it_trains(finished_run, tmp_path):
+    # it was left set: a prediction made next in the process (the demo's --train) ran whole on every device
+    caller = jax.make_mesh((1,), ("caller",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:1])
+    with jax.set_mesh(caller):
+        train.train(CONFIG, _copy(finished_run, tmp_path))
+        assert jax.sharding.get_abstract_mesh().axis_names == ("caller",)
+
+
 def test_a_damaged_step_is_one_warning_line_not_pages_of_tensorstore_errors(finished_run, tmp_path):
     workdir = _copy(finished_run, tmp_path)
     truncate_data_files(workdir / "checkpoints" / "6")

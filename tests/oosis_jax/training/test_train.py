@@ -113,7 +113,7 @@ from oosis_jax.training.configs import get_config
 
 assert jax.device_count() == 2
 workdir, config = sys.argv[1], get_config("smoke")
-jax.set_mesh(train.make_mesh())  # as `train` leaves it, e.g. in the demo's --train before its predictions
+jax.set_mesh(train.make_mesh())  # a mesh the caller set (as `train` sets one while it trains)
 state = train.fresh_train_state(config, 1)
 checkpointing.write_config(workdir, config)
 mngr = checkpointing.manager(workdir)
