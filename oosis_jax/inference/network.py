@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from oosis_jax.models import normalize_images, probabilities
 from oosis_jax.models.outputs import PAD_COLOR
@@ -39,6 +41,29 @@ def forward(model, normalized):
     """Jitted network heads ``(s, b, e)`` of normalised images ``float32 (B, H, W, 3)`` (eval mode)."""
     probs = probabilities(model(normalized, train=False))
     return probs["s"], probs["b"], probs["e"]
+
+
+def local_mesh() -> Mesh | None:
+    """A 1-D ``data`` mesh over this process's devices, which a batch's network call is split over (each
+    device computes its share of the images); None with one device."""
+    devices = jax.local_devices()
+    return Mesh(np.array(devices), ("data",)) if len(devices) > 1 else None
+
+
+def replicated(model, mesh: Mesh):
+    """A new module with every array of ``model`` copied to each device of ``mesh`` (``model`` unchanged)."""
+    graphdef, state = nnx.split(model)
+    return nnx.merge(graphdef, jax.device_put(state, NamedSharding(mesh, P())))
+
+
+def batch_heads(model, padded: np.ndarray, mesh: Mesh | None = None) -> tuple[np.ndarray, ...]:
+    """``(s, b, e)`` numpy float32 of the uint8 images ``padded`` (B, H, W, 3) by `forward`. With ``mesh``
+    (``model`` `replicated` on it, B a multiple of its size) the batch is split over its devices; eval-mode
+    images do not interact, so each image's heads are those of a one-device call (to float rounding)."""
+    normalized = normalize_images(padded)
+    if mesh is not None:
+        normalized = jax.device_put(normalized, NamedSharding(mesh, P("data")))
+    return jax.device_get(forward(model, normalized))
 
 
 def check_tiles(tile_size, tile_overlap) -> None:

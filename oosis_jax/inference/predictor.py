@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence, Sized
 import crf
 import jax
 import numpy as np
+from flax import nnx
 from tqdm.auto import tqdm
 
 from crf.batch import METHODS
@@ -37,7 +38,7 @@ from oosis_jax.inference.instances import (LAMBDA, MU, BadItem, ImageFailure, Pr
 from oosis_jax.inference.joining import JoinModel, fit_join_model, join
 from oosis_jax.inference.robustness import Robustness
 from oosis_jax.inference.scoring import ScoreModel, fit_score_model, rescore
-from oosis_jax.models import PSPNet, normalize_images
+from oosis_jax.models import PSPNet
 from oosis_jax.models.outputs import PAD_COLOR
 from oosis_jax.training.configs import TrainConfig
 
@@ -107,6 +108,7 @@ class Predictor:
         self.batch_size, self.processes = batch_size, processes
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
         self.score_model, self.augmentation, self.join_model = score_model, augmentation, join_model
+        self._replica = None  # (the model's arrays it copies, device ids, the copy): `_model_on`
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, **options) -> "Predictor":
@@ -166,13 +168,16 @@ class Predictor:
         names its progress bar).
 
         Images that fit in one tile are padded to multiples of ``network.PAD_MULTIPLE`` and run
-        ``batch_size`` at a time per padded shape; larger images are tiled one by one. A chunk of fewer images
+        ``batch_size`` at a time per padded shape, each batch split over this process's devices
+        (`network.local_mesh`); larger images are tiled one by one. A chunk of fewer images
         is filled with blank images up to `network.padded_batch`, so a padded shape compiles one program per power
         of two below ``batch_size`` (and one for ``batch_size``) rather than one per remainder: about 5 s each on
         2 CPU cores for the shipped model, far more for the paper's ResNet-50.
         """
         out: list[dict | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
+        mesh = network.local_mesh()
+        model = self.model if mesh is None else self._model_on(mesh)
         # leave=None: cleared when it runs below another bar; it counts the tiled images too (a 615x2048 KINS
         # image takes about 45 s through a CPU's ResNet-50)
         bar = tqdm(total=len(images), desc=desc, disable=not progress, leave=None)
@@ -187,10 +192,11 @@ class Predictor:
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
                 count = network.padded_batch(len(chunk), self.batch_size)
+                count = count if mesh is None else -(-count // mesh.size) * mesh.size  # a share per device
                 padded = np.broadcast_to(PAD_COLOR, (count, height, width, 3)).copy()
                 for k, i in enumerate(chunk):
                     padded[k, :images[i].shape[0], :images[i].shape[1]] = images[i]
-                s, b, e = jax.device_get(network.forward(self.model, normalize_images(padded)))
+                s, b, e = network.batch_heads(model, padded, mesh)
                 for k, i in enumerate(chunk):
                     h, w = images[i].shape[:2]
                     out[i] = {"s": s[k, :h, :w], "b": b[k, :h, :w], "e": e[k, :h, :w]}
@@ -355,6 +361,15 @@ class Predictor:
             if bare.join_model is not None:
                 fitted = [bare.finish(p, image) for p, image in zip(fitted, images)]
         return bare.replace(score_model=fit("score", fit_score_model, fitted, examples)) if scores else bare
+
+    def _model_on(self, mesh):
+        """``self.model`` `network.replicated` on ``mesh``, copied again only when the mesh or one of the model's
+        arrays has changed (held, not just their ids, so a replaced array is never taken for its successor)."""
+        arrays, devices = jax.tree.leaves(nnx.state(self.model)), tuple(d.id for d in mesh.devices.flat)
+        if self._replica is None or self._replica[1] != devices or len(self._replica[0]) != len(arrays) or any(
+                a is not b for a, b in zip(self._replica[0], arrays)):
+            self._replica = (arrays, devices, network.replicated(self.model, mesh))
+        return self._replica[2]
 
     def replace(self, **changes) -> "Predictor":
         """A copy with some of the constructor's arguments changed: other CRF options (``method``,

@@ -376,3 +376,52 @@ def test_replace_shares_the_model(predictor):
     check_prediction(jump(image), 37, 53, predictor.config.model.num_classes)
     with pytest.raises(ValueError, match="batch_size"):
         predictor.replace(batch_size=0)
+
+
+DEVICES_SCRIPT = """
+import dataclasses, sys
+sys.path.insert(0, "tests")
+import jax, numpy as np
+from helpers.networks import quick_pspnet
+from oosis_jax import Predictor
+from oosis_jax.inference import network
+from oosis_jax.training import loop
+from oosis_jax.training.configs import get_config
+
+config = get_config("smoke")
+config = config.replace(model=dataclasses.replace(config.model, decoder="unet", decoder_width=8))
+predictor = Predictor(quick_pspnet(config.model), config, processes=1, batch_size=3)
+rng = np.random.default_rng(0)
+images = [rng.integers(0, 256, size + (3,), dtype=np.uint8) for size in [(37, 53)] * 3 + [(20, 30)] * 2]
+split_over, forward = [], network.forward
+def spy(model, normalized):
+    split_over.append(len(normalized.sharding.device_set))
+    return forward(model, normalized)
+network.forward = spy
+heads = predictor.forward(images, progress=False)
+with jax.set_mesh(loop.make_mesh()):  # a mesh the caller set
+    again = predictor.forward(images, progress=False)
+kernel = predictor.model.s_head.kernel
+kernel.set_value(kernel[...] * 0)  # a changed weight reaches the devices' copies
+changed = predictor.forward(images[:1], progress=False)
+np.savez(sys.argv[1], *[h[k] for h in heads + again + changed for k in "sbe"])
+print("SPLIT", jax.local_device_count(), sorted(set(split_over)))
+"""
+
+
+def test_a_batch_is_split_over_the_devices_with_the_heads_of_one_device(predictor, tmp_path):
+    """With 3 CPU devices each network call splits its batch over them (batches of 3 and 2 images, the latter
+    padded to 3), as under a mesh the caller set, with the heads one device gives; a weight changed after a
+    call reaches the devices' copies. (Before, every call ran on device 0, or whole on every device under a
+    caller's mesh.)"""
+    from helpers.scripts import run_script
+
+    assert "SPLIT 3 [3]" in run_script(DEVICES_SCRIPT, str(tmp_path / "heads.npz"), JAX_NUM_CPU_DEVICES="3")
+    rng = np.random.default_rng(0)
+    batch = [rng.integers(0, 256, size + (3,), dtype=np.uint8) for size in [(37, 53)] * 3 + [(20, 30)] * 2]
+    expected = [h[k] for h in predictor.forward(batch, progress=False) for k in "sbe"]
+    with np.load(tmp_path / "heads.npz") as saved:
+        got = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    for i, want in enumerate(expected + expected):
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got[-3], expected[0], atol=1e-3)  # s of the first image with the zeroed s head

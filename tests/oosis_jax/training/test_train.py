@@ -3,9 +3,6 @@
 import dataclasses
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from helpers.scripts import run_script
 from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import loop as train
@@ -59,18 +57,6 @@ for a, b in zip(jax.tree.leaves((one.params, one.batch_stats)), jax.tree.leaves(
 np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-4)
 print("MATCH")
 """
-
-
-def run_script(script: str, *args: str, timeout: int = 300, **env: str) -> str:
-    """The stdout of ``script`` (with ``args``) run by a fresh Python on JAX's CPU platform, in this process's
-    environment less its device settings (``XLA_FLAGS``, ``JAX_NUM_CPU_DEVICES``) plus ``env``; a non-zero
-    exit fails the test with the script's stderr."""
-    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    result = subprocess.run([sys.executable, "-c", script, *args], env=dict(base, JAX_PLATFORMS="cpu", **env),
-                            capture_output=True, text=True, timeout=timeout,
-                            cwd=Path(__file__).resolve().parents[3])  # the repository root: its packages import
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 def test_data_parallel_step_on_4_devices_matches_1_device():
