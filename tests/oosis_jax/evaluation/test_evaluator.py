@@ -133,7 +133,7 @@ def test_a_failed_worker_names_its_image_and_no_result_is_given(monkeypatch):
             recorded += 1
         except ValueError as err:
             assert "image 3: boundary evaluation failed: MemoryError: worker out of memory" in str(err)
-            assert isinstance(err, results.WorkerFailure)  # the evaluator cannot go on (a malformed pair's can)
+            assert isinstance(err, evaluation.WorkerFailure)  # the evaluator cannot go on (a malformed pair's can)
             break
     assert recorded == len(evaluator) == 6  # images 1-6 recorded; adding image 7 waited for image 3 and raised
     with pytest.raises(ValueError, match="image 3: boundary evaluation failed"):
