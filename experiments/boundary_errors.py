@@ -113,7 +113,7 @@ def main(argv=None):
     (out / "rows.json").write_text(strict_json({"pixels": rows, "oracle": oracle_rows}, indent=1))
     picture(scenes, boundaries, truths, out / "boundaries.png")
     print("\n".join(lines))
-    print(f"wrote {out / 'table.md'} and {out / 'boundaries.png'}")
+    print(f"wrote {out / 'table.md'}, {out / 'rows.json'} and {out / 'boundaries.png'}")
 
 
 if __name__ == "__main__":

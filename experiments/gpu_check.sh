@@ -57,7 +57,7 @@ exec > >(tee -a "$LOG") 2>&1
 # The project's venv when there is one (it has everything), else python3 plus the carried wheels it lacks.
 if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 if [ "$SMOKE" = 1 ]; then
-  DEADLINE_S=${DEADLINE_S:-600}; INFER_S=${INFER_S:-90}; BENCH_S=${BENCH_S:-90}; TRAIN_S=${TRAIN_S:-150}
+  DEADLINE_S=${DEADLINE_S:-600}; INFER_S=${INFER_S:-90}; BENCH_S=${BENCH_S:-150}; TRAIN_S=${TRAIN_S:-150}
   EVAL_S=${EVAL_S:-120}; EXPORT_S=${EXPORT_S:-60}; BENCH_ARGS=(--smoke); SCENES=${SCENES:-2}
 else
   DEADLINE_S=${DEADLINE_S:-450}; INFER_S=${INFER_S:-60}; BENCH_S=${BENCH_S:-150}; TRAIN_S=${TRAIN_S:-165}
