@@ -115,7 +115,9 @@ class Predictor:
         """A predictor for a shipped model name, an exported folder (with the options it was exported with,
         `exported_options`) or a training work directory (the paper's CRF options); ``options`` override, and
         the folder's options they replace are not read (``join_model=None`` loads a folder whose join model was
-        fitted on an earlier version's features)."""
+        fitted on an earlier version's features). Under several processes (``jax.distributed``) a work directory
+        is read through orbax, which waits for every process: call it in all of them, or load an exported folder
+        (`export`), which each process reads alone."""
         text = os.fspath(name_or_dir)
         path = model_folder(text)
         if (path / WEIGHTS_FILE).exists():
