@@ -167,6 +167,7 @@ def main(argv=None):
             jax.distributed.initialize(**cluster)
         except (ValueError, RuntimeError) as err:  # e.g. no cluster found and no --num-processes
             parser.exit(2, f"{parser.prog}: error: --distributed: {type(err).__name__}: {err}\n")
+    from oosis_jax.devices import use_cpu_cores
     from oosis_jax.training import loop as train
     from oosis_jax.training.checkpointing import CheckpointError
     from oosis_jax.training.preemption import Preempted
@@ -178,8 +179,8 @@ def main(argv=None):
     note = from_scratch_note(config)
     if note:
         warnings.warn(note, stacklevel=1)
-    if not args.distributed:  # one JAX device per core of a CPU-only machine (train.use_cpu_cores)
-        train.use_cpu_cores(config.batch_size)
+    if not args.distributed:  # one JAX device per core of a CPU-only machine
+        use_cpu_cores(config.batch_size)
     try:
         state = train.train(config, args.workdir)
     except (ValueError, CheckpointError, FloatingPointError, FileExistsError, NotADirectoryError,

@@ -15,7 +15,7 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().
                                                        / "jax_compilation_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # One CPU device per worker, as the tests expect: the demo's --train would otherwise give the worker that runs it
-# one device per core for every later test (`oosis_jax.training.loop.use_cpu_cores` keeps a count set here).
+# one device per core for every later test (`oosis_jax.devices.use_cpu_cores` keeps a count set here).
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "1")
 
 

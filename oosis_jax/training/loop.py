@@ -50,26 +50,6 @@ class TrainState(struct.PyTreeNode):
     opt_state: optax.OptState
 
 
-def use_cpu_cores(batch_size: int, cores: int | None = None) -> int:
-    """Give JAX's CPU platform one device per core (at most ``cores``, default the cores this process may use)
-    so that a data-parallel step splits each batch over them: the largest count that divides ``batch_size``.
-    XLA's own threading leaves part of a small network's step serial; on 2 cores the demo's step took 410 ms
-    with 2 devices against 605-658 ms with one (RESULTS.md, "The demo"). The batch statistics stay those of the
-    global batch, so the step computes the same function. Call it before JAX's first computation (it sets
-    ``jax_num_cpu_devices``); afterwards the device count cannot change, and the current one is returned.
-    A GPU or TPU, when present, still gets the work (its devices are JAX's default). A count the user chose
-    (``JAX_NUM_CPU_DEVICES``) is kept."""
-    if jax.config.jax_num_cpu_devices != -1:
-        return jax.config.jax_num_cpu_devices
-    cores = cores or len(os.sched_getaffinity(0))
-    count = max(d for d in range(1, max(cores, 1) + 1) if batch_size % d == 0)
-    try:
-        jax.config.update("jax_num_cpu_devices", count)
-    except RuntimeError:  # JAX has computed already: its devices are fixed
-        return jax.device_count()
-    return count
-
-
 def make_mesh() -> jax.sharding.Mesh:
     """1-D ``data`` mesh over every device of every process."""
     return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))

@@ -68,19 +68,19 @@ def test_data_parallel_step_on_4_devices_matches_1_device():
 
 CORES_SCRIPT = """
 import jax, jax.numpy as jnp
-from oosis_jax.training import loop as train
+from oosis_jax.devices import use_cpu_cores
 
-assert train.use_cpu_cores(6, cores=4) == 3  # the most devices that divide the batch, at most one per core
+assert use_cpu_cores(6, cores=4) == 3  # the most devices that divide the batch, at most one per core
 assert jax.device_count() == 3 and jax.devices()[0].platform == "cpu"
 jnp.ones(2).block_until_ready()
-assert train.use_cpu_cores(8, cores=2) == 3  # after a computation the devices are fixed: the current count
+assert use_cpu_cores(8, cores=2) == 3  # after a computation the devices are fixed: the current count
 print("CORES")
 """
 CHOSEN_SCRIPT = """
 import jax
-from oosis_jax.training import loop as train
+from oosis_jax.devices import use_cpu_cores
 
-assert train.use_cpu_cores(8, cores=2) == 1 and jax.device_count() == 1  # JAX_NUM_CPU_DEVICES=1 is kept
+assert use_cpu_cores(8, cores=2) == 1 and jax.device_count() == 1  # JAX_NUM_CPU_DEVICES=1 is kept
 print("KEPT")
 """
 
