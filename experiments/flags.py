@@ -303,8 +303,13 @@ def split_examples(program: str, args, config: dict):
 
 
 def load_predictor(program: str, name: str, **options):
-    """``Predictor.from_pretrained(name, **options)`` for ``--checkpoint name``, `loading` it."""
+    """``Predictor.from_pretrained(name, **options)`` for ``--checkpoint name``, `loading` it; on a CPU-only
+    machine JAX first gets one device per core (`oosis_jax.devices.use_cpu_cores`, when it has not computed
+    yet), over which the predictor splits each network batch."""
     from oosis_jax import Predictor
+    from oosis_jax.devices import use_cpu_cores
+    from oosis_jax.inference.predictor import BATCH_SIZE
 
+    use_cpu_cores(options.get("batch_size", BATCH_SIZE))
     with loading(program, "--checkpoint", name):
         return Predictor.from_pretrained(name, **options)

@@ -47,6 +47,9 @@ __all__ = ["CONFIG_FILE", "EXPORT_KEYS", "SHIPPED", "WEIGHTS_DIR", "WEIGHTS_FILE
            "exported_options", "finish", "load_exported", "model_folder"]
 
 
+BATCH_SIZE = 8  # images per network call, by default
+
+
 def _all_or_batch_error(done: dict[int, object], failures: dict[int, Exception], count: int, source: str) -> list:
     """The ``count`` results in index order when nothing failed; else a ``crf.BatchError`` carrying them (None
     at the failed indices)."""
@@ -84,7 +87,7 @@ class Predictor:
     """
 
     def __init__(self, model: PSPNet, config: TrainConfig, *, method: str = "solve", lam: float = LAMBDA,
-                 mu: float = MU, robustness: Robustness = Robustness(), batch_size: int = 8,
+                 mu: float = MU, robustness: Robustness = Robustness(), batch_size: int = BATCH_SIZE,
                  processes: int | None = None, tile_size: int = network.TILE_SIZE,
                  tile_overlap: int = network.TILE_OVERLAP, score_model: ScoreModel | None = None,
                  augmentation: Augmentation = Augmentation(), join_model: JoinModel | None = None):
