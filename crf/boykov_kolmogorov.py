@@ -49,7 +49,7 @@ def _arc_into_tree(res, p, q, d, tree):
     return res[q, d ^ 1] if tree == SOURCE_TREE else res[p, d]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _origin_distance(q, parent, ts, dist, off, time):
     """Distance from q to its terminal through parents, or _FAR when the chain ends at an orphan."""
     length = 0
@@ -82,7 +82,7 @@ def _enqueue(queue, head, size, q, queued):
     return queue, head, size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def boykov_kolmogorov(res, terminal, width, tree, parent, queued, ts, dist, orphans, stop_steps=NEVER,
                       stop_path=0.0):
     """Maximum flow in place, with the scratch arrays of a ``Workspace`` (``Workspace.arrays(n)``, any content

@@ -6,7 +6,7 @@ from numba import njit
 from crf.inputs import check_labels
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _components(labels, background):
     """4-connected components of equal labels as ``int32 (H, W)`` ids in raster order of their first pixel:
     with ``background`` False those of non-zero labels numbered 1.. (label 0 pixels get 0), with ``background``
@@ -49,7 +49,7 @@ def _offsets(gap, height, width):
             if (dy > 0 or dx > 0) and dy * dy + dx * dx <= reach * reach]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pairs_within(comp, labels, offsets):
     """``(a, b)`` rows, unique, for every two instances with pixels ``p``, ``p + offset`` (``offsets`` int64
     (K, 2)) whose labels differ, the one of larger label first. Only border pixels (a 4-neighbour in another

@@ -27,7 +27,7 @@ STOP_STEPS_PER_NODE = 0.25
 STOP_PATH = 100.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mirror(res, width):
     """Reverse every arc of the residual graph in place: ``res[i, d]`` and ``res[i + off[d], d ^ 1]`` swap."""
     n = res.shape[0]
@@ -38,7 +38,7 @@ def _mirror(res, width):
             res[i, 3], res[i + width, 2] = res[i + width, 2], res[i, 3]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def finish_with_push_relabel(res, terminal, width, tree):
     """Maximum flow of the residual graph ``res`` with signed terminal residuals ``terminal`` (as
     ``crf.boykov_kolmogorov``: positive to the source, negative to the sink) by push-relabel; returns the flow
@@ -84,7 +84,7 @@ def finish_with_push_relabel(res, terminal, width, tree):
     return flow
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def max_flow(res, terminal, width, tree, parent, queued, ts, dist, orphans, stop_steps, stop_path=STOP_PATH):
     """Maximum flow in place with a ``Workspace``'s arrays, as ``crf.boykov_kolmogorov`` (same arguments and the
     same ``tree == SINK_TREE`` sink side afterwards), finished by push-relabel when BK gives up after

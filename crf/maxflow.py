@@ -30,7 +30,7 @@ AUTO, BOYKOV_KOLMOGOROV, PUSH_RELABEL = 0, 1, 2
 METHODS = {"auto": AUTO, "boykov_kolmogorov": BOYKOV_KOLMOGOROV, "push_relabel": PUSH_RELABEL}
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _residual_graph(tedges, right, down, reverse):
     """Flatten the contract arrays into residual arrays; cancels the common part of the two t-links.
 
@@ -62,7 +62,7 @@ def _residual_graph(tedges, right, down, reverse):
     return res, tcap, excess, direct
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _excess_nodes(tedges):
     """Number of nodes whose source link exceeds their sink link, and the converse."""
     more_source = 0
@@ -76,7 +76,7 @@ def _excess_nodes(tedges):
     return more_source, more_sink
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cut_value(tedges, right, down, sink):
     """Capacity of the cut whose sink side is ``sink`` (bool (H, W)); arcs from source side to sink side."""
     height, width = sink.shape
@@ -94,7 +94,7 @@ def cut_value(tedges, right, down, sink):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _solve_bk(tedges, right, down, stop_steps, tree, parent, queued, ts, dist, orphans):
     res, tcap, excess, direct = _residual_graph(tedges, right, down, False)
     flow = max_flow(res, excess - tcap, tedges.shape[1], tree, parent, queued, ts, dist, orphans, stop_steps)
@@ -122,7 +122,7 @@ def solve_grid(tedges, right, down, method=AUTO):
     return _solve_bk(tedges, right, down, stop_steps, *Workspace(n).arrays(n))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _solve_push_relabel(tedges, right, down):
     height, width = tedges.shape[0], tedges.shape[1]
     more_source, more_sink = _excess_nodes(tedges)

@@ -54,7 +54,7 @@ def _occlusion(a, b, mu):
     return -mu if a > b else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pair_table(xp, zp, xq, zq, occ_pq, occ_qp, lam, mu, bound):
     """(A, B, C, D) = E(0,0), E(0,1), E(1,0), E(1,1) of one neighbour pair, first argument y_p."""
     a = lam * (xp != xq)
@@ -104,7 +104,7 @@ def split_pair(a, b, c, d):
     return d - a, 0.0, _INF, _INF
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _build(labels, proposal, sigma, occ, lam, mu, bound):
     height, width = labels.shape
     n = height * width

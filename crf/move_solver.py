@@ -22,7 +22,7 @@ from crf.move_graph import pair_table, split_pair, unary
 from crf.moves import RELATIVE_TOLERANCE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, res, terminal):
     """Residual graph of the move ``z = keep * x + offset`` on ``box`` = (y0, y1, x0, x1), node (y - y0) *
     (x1 - x0) + (x - x0); pixels of the box outside ``window`` get an infinite source link. ``res`` and
@@ -82,7 +82,7 @@ def _pair_gain(xp, zp, xq, zq, mp, mq, occ_pq, occ_qp, lam, mu, bound, shift):
     return -((d if mq else c) - a if mp else b - a)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree):
     """Bounded energy at y = 0 minus at the move y (y_p = 1 where ``tree`` is SINK_TREE, node order of
     ``_fill``): the unary change of every moved pixel and the table change of every pair touching one."""
@@ -109,7 +109,7 @@ def _gain(labels, keep, offset, sigma, occ, lam, mu, bound, box, tree):
     return gain
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _solve(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, stop_steps, stop_path, res, terminal,
            tree, parent, queued, ts, dist, orphans):
     """Cut of one move (``crf.hybrid.max_flow``); returns ``(moves, gain, stay)``: whether some pixel is on the
@@ -122,7 +122,7 @@ def _solve(labels, keep, offset, sigma, occ, lam, mu, bound, box, window, stop_s
     return False, 0.0, stay
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sink_mask(tree, box, mask):
     """Set ``mask`` (bool (H, W)) True on the pixels of ``box`` whose node is on the sink side."""
     y0, y1, x0, x1 = box

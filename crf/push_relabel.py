@@ -15,7 +15,7 @@ from numba import njit
 _GLOBAL_RELABEL_FREQUENCY = 0.5
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pinned_capacity(finite_total, pinned):
     """The finite capacity push-relabel solves an infinite terminal link (a pixel pinned to a side) with:
     ``2 * finite_total + 1``, above every cut of finite capacities (``finite_total``: all of them added up). An
@@ -29,12 +29,12 @@ def pinned_capacity(finite_total, pinned):
     return big
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _offsets(width):
     return np.array([-1, 1, -width, width], dtype=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _global_relabel(res, tcap, excess, label, queue, a_head, a_next, b_head, b_next, b_prev, width, dead):
     """Exact distances to the sink by backward BFS; rebuilds the label buckets. Returns the highest label."""
     n = label.shape[0]
@@ -79,7 +79,7 @@ def _global_relabel(res, tcap, excess, label, queue, a_head, a_next, b_head, b_n
     return highest
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def push_relabel(res, tcap, excess, width):
     """Run the first phase of push-relabel in place. Returns (flow pushed into the sink, sink-side mask)."""
     n = tcap.shape[0]
@@ -186,7 +186,7 @@ def push_relabel(res, tcap, excess, width):
     return flow, label < dead
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reach_from_excess(res, excess, width):
     """Nodes reachable in the residual graph from the nodes that still hold excess after phase one.
 

@@ -26,7 +26,7 @@ LABEL_MAX = np.iinfo(np.int32).max
 _TOLERANCE = 1e-9
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _region_sums(comp, labels, sigma, count):
     """Label of every region and its unary terms (Eq. 5) summed for label 0 and for a label > 0."""
     label = np.zeros(count, dtype=np.int64)
@@ -42,7 +42,7 @@ def _region_sums(comp, labels, sigma, count):
     return label, unary_bg, unary_fg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _boundary_pairs(comp, occ, count):
     """Every neighbour pixel pair across two regions as ``(key, low_occ_high, high_occ_low)``: ``key`` =
     low * count + high (int64) for its two region ids low < high, and whether the pixel in ``low`` occludes the
@@ -143,7 +143,7 @@ class RegionGraph:
                 self.occludes, self.occluded)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _relabel(comp, label):
     """``comp[y, x] = label[comp[y, x]]`` in place."""
     for y in range(comp.shape[0]):
@@ -151,7 +151,7 @@ def _relabel(comp, label):
             comp[y, x] = label[comp[y, x]]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _merged_ids(count, low, high):
     """Connected groups of regions 0..count-1 joined by the pairs (low[k], high[k]): ``(group id of every
     region, number of groups)``, groups numbered in the order of their smallest region."""
@@ -199,7 +199,7 @@ def _pair_cost(la, lb, length, a_occ_b, b_occ_a, lam, mu):
     return cost
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _propose(start, target, label, indptr, neighbour, occludes, occluded, limit, new, moved):
     """Fill ``new`` (equal to ``label`` on entry) with the region move ``start -> target`` and its pushes.
 
@@ -232,7 +232,7 @@ def _propose(start, target, label, indptr, neighbour, occludes, occluded, limit,
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _delta(count, label, new, moved, unary_bg, unary_fg, indptr, neighbour, length, occludes, occluded,
            lam, mu, state):
     """Exact energy change of relabelling the regions ``moved[:count]`` from ``label`` to ``new``.
@@ -260,7 +260,7 @@ def _delta(count, label, new, moved, unary_bg, unary_fg, indptr, neighbour, leng
     return delta
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _targets(region, label, indptr, neighbour, out):
     """Distinct candidate labels of a region move of ``region``: its neighbours' labels and its own +- 1."""
     count = 0
@@ -284,7 +284,7 @@ def _targets(region, label, indptr, neighbour, out):
 UNLIMITED = np.iinfo(np.int64).max
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sweep(label, unary_bg, unary_fg, indptr, neighbour, length, occludes, occluded, lam, mu, budget):
     """Apply, region by region, the best strictly improving region move until none is left (in place).
 

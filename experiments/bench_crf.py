@@ -257,25 +257,36 @@ BEHAVIOUR_HEADERS = ("minimiser", "images", "with merged touching instances", "w
                      "band pixels % of instance pixels", "WC %", "OAIR recall@0.5 %", "OAIR accuracy@0.5 %")
 
 
-SCALING_HEADERS = ("images", "size", "processes", "wall s", "images / s", "speed-up", "per core")
+SCALING_HEADERS = ("images", "size", "workers", "wall s", "images / s", "speed-up", "per core")
 
 
 def scaling_rows(count, height, width):
-    """``crf.solve_many`` on ``count`` noisy images, one process and then every core: does it keep every core
-    busy? Wall time includes starting the worker processes (``spawn``, numba caches loaded). Each row is reported
-    as `progress` once measured."""
+    """``crf.solve_many`` on ``count`` noisy images, one process and then every core, and ``crf.solve`` called
+    from one thread per core (the solvers release the GIL): do they keep every core busy? Wall time includes
+    starting the worker processes (``spawn``, numba caches loaded). Each row is reported as `progress` once
+    measured."""
     inputs = [_inputs(seed, height, width, "noisy") for seed in range(count)]
     cores = os.cpu_count() or 1
+    runs = [(f"{n} process{'es' if n > 1 else ''}", n, lambda n=n: crf.solve_many(inputs, processes=n))
+            for n in sorted({1, cores})]
+    if cores > 1:
+        runs.append((f"{cores} threads", cores, lambda: _threaded(inputs, cores)))
     rows, base = [], None
-    for processes in sorted({1, cores}):
+    for name, workers, run in runs:
         start = time.perf_counter()
-        crf.solve_many(inputs, processes=processes)
+        run()
         wall = time.perf_counter() - start
         base = base or wall
-        rows.append([count, f"{height}x{width}", processes, round(wall, 2), round(count / wall, 2),
-                     round(base / wall, 2), round(base / wall / processes, 2)])
+        rows.append([count, f"{height}x{width}", name, round(wall, 2), round(count / wall, 2),
+                     round(base / wall, 2), round(base / wall / workers, 2)])
         progress("solve_many", SCALING_HEADERS, rows[-1])
     return rows
+
+
+def _threaded(inputs, threads: int) -> list:
+    """``crf.solve`` of every ``(sigma, occ)`` pair of ``inputs`` on ``threads`` threads of this process."""
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda pair: crf.solve(*pair), inputs))
 
 
 def _size(text):

@@ -1,5 +1,6 @@
 """crf.solve_many: a process pool gives the same labelings as labelling one image after the other."""
 
+import concurrent.futures
 import multiprocessing
 import os
 import threading
@@ -29,6 +30,14 @@ def test_pool_equals_sequential():
     assert len(parallel) == len(inputs)
     for (sigma, occ), labels in zip(inputs, parallel):
         np.testing.assert_array_equal(labels, crf.jump_moves(sigma, occ, lam=5.0))
+
+
+def test_threads_equal_sequential():
+    # the solvers release the GIL: several threads of one process run at once, and share nothing
+    inputs = _inputs(8)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda pair: crf.solve_result(*pair, lam=5.0), inputs))
+    assert threaded == [crf.solve_result(*pair, lam=5.0) for pair in inputs]
 
 
 def test_in_process_and_callable_methods():

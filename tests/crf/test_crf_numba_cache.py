@@ -35,6 +35,17 @@ def test_every_cached_function_uses_the_keyed_folder():
     assert not outside, f"cached outside {keyed}: {outside}"
 
 
+def test_every_compiled_function_releases_the_gil():
+    """So that ``crf.solve`` runs in parallel from several threads of one process (``bench_crf``'s last table)."""
+    holding = []
+    for info in pkgutil.iter_modules(crf.__path__):
+        module = importlib.import_module(f"crf.{info.name}")
+        holding += [f"{module.__name__}.{name}" for name, value in vars(module).items()
+                    if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__
+                    and not value.targetoptions.get("nogil") and value.targetoptions.get("inline") != "always"]
+    assert not holding, holding
+
+
 def test_any_source_change_moves_the_folder_and_old_folders_go(tmp_path):
     package = tmp_path / "copy"
     package.mkdir()

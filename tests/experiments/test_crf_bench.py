@@ -50,4 +50,4 @@ def test_scaling_rows_are_reported_as_named_cells(monkeypatch, capsys):
     rows = bench_crf.scaling_rows(2, 24, 32)
     out = capsys.readouterr()
     assert len(rows) == 1 and out.out == "" and "['" not in out.err
-    assert out.err.startswith("solve_many: images = 2, size = 24x32, processes = 1, wall s = ")
+    assert out.err.startswith("solve_many: images = 2, size = 24x32, workers = 1 process, wall s = ")
