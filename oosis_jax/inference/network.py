@@ -53,17 +53,20 @@ def local_mesh() -> Mesh | None:
 def replicated(model, mesh: Mesh):
     """A new module with every array of ``model`` copied to each device of ``mesh`` (``model`` unchanged)."""
     graphdef, state = nnx.split(model)
-    return nnx.merge(graphdef, jax.device_put(state, NamedSharding(mesh, P())))
+    with jax.set_mesh(mesh):  # not a caller's (e.g. one of Explicit axes, which would refuse these Auto ones)
+        return nnx.merge(graphdef, jax.device_put(state, NamedSharding(mesh, P())))
 
 
 def batch_heads(model, padded: np.ndarray, mesh: Mesh | None = None) -> tuple[np.ndarray, ...]:
     """``(s, b, e)`` numpy float32 of the uint8 images ``padded`` (B, H, W, 3) by `forward`. With ``mesh``
     (``model`` `replicated` on it, B a multiple of its size) the batch is split over its devices; eval-mode
-    images do not interact, so each image's heads are those of a one-device call (to float rounding)."""
+    images do not interact, so each image's heads are those of a one-device call (to float rounding). The call
+    runs under ``mesh``, whatever mesh the caller has set (one of Explicit axes refuses arrays of Auto ones)."""
     normalized = normalize_images(padded)
-    if mesh is not None:
-        normalized = jax.device_put(normalized, NamedSharding(mesh, P("data")))
-    return jax.device_get(forward(model, normalized))
+    if mesh is None:
+        return jax.device_get(forward(model, normalized))
+    with jax.set_mesh(mesh):
+        return jax.device_get(forward(model, jax.device_put(normalized, NamedSharding(mesh, P("data")))))
 
 
 def check_tiles(tile_size, tile_overlap) -> None:

@@ -174,7 +174,8 @@ class Predictor:
 
         Images that fit in one tile are padded to multiples of ``network.PAD_MULTIPLE`` and run
         ``batch_size`` at a time per padded shape, each batch split over this process's devices
-        (`network.local_mesh`); larger images are tiled one by one. A chunk of fewer images
+        (`network.local_mesh`; filled up to a multiple of their count, which may exceed ``batch_size``); larger
+        images are tiled one by one, on the model's own device. A chunk of fewer images
         is filled with blank images up to `network.padded_batch`, so a padded shape compiles one program per power
         of two below ``batch_size`` (and one for ``batch_size``) rather than one per remainder: about 5 s each on
         2 CPU cores for the shipped model, far more for the paper's ResNet-50.
@@ -182,7 +183,6 @@ class Predictor:
         out: list[dict | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         mesh = network.local_mesh()
-        model = self.model if mesh is None else self._model_on(mesh)
         # leave=None: cleared when it runs below another bar; it counts the tiled images too (a 615x2048 KINS
         # image takes about 45 s through a CPU's ResNet-50)
         bar = tqdm(total=len(images), desc=desc, disable=not progress, leave=None)
@@ -193,6 +193,7 @@ class Predictor:
                 bar.update()
             else:
                 groups.setdefault(shape, []).append(i)
+        model = self.model if mesh is None or not groups else self._model_on(mesh)  # tiles use self.model
         for (height, width), members in groups.items():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
@@ -387,4 +388,7 @@ class Predictor:
         if unknown:
             raise TypeError(f"Predictor has no option(s) {sorted(unknown)}")
         options.update(changes)
-        return Predictor(**options)
+        copy = Predictor(**options)
+        if copy.model is self.model:  # the same network: its copies on the devices are shared too
+            copy._replica = self._replica
+        return copy
