@@ -13,13 +13,17 @@ def use_cpu_cores(batch_size: int, cores: int | None = None) -> int:
     XLA's own threading leaves part of a small network's step serial; on 2 cores the demo's step took 410 ms
     with 2 devices against 605-658 ms with one (RESULTS.md, "The demo"), and a `Predictor`, which splits each
     network batch over the devices, made the whole default demo take 51 s against 61 s, with the same numbers.
-    The batch statistics stay those of the global batch, so a training step computes the same function. Call it before JAX's first computation (it sets
-    ``jax_num_cpu_devices``); afterwards the device count cannot change, and the current one is returned.
+    The batch statistics stay those of the global batch, so a training step computes the same function. Call it
+    before JAX's first computation (it sets ``jax_num_cpu_devices``); afterwards the device count cannot change,
+    and the current one is returned.
     A GPU or TPU, when present, still gets the work (its devices are JAX's default). A count the user chose
-    (``JAX_NUM_CPU_DEVICES``) is kept."""
+    (``JAX_NUM_CPU_DEVICES``, or ``XLA_FLAGS=--xla_force_host_platform_device_count``) is kept."""
     if jax.config.jax_num_cpu_devices != -1:
         return jax.config.jax_num_cpu_devices
-    cores = cores or len(os.sched_getaffinity(0))
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):  # the user's count, too
+        return jax.device_count()
+    usable = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows lack it
+    cores = cores or (len(usable(0)) if usable else os.cpu_count() or 1)
     count = max(d for d in range(1, max(cores, 1) + 1) if batch_size % d == 0)
     try:
         jax.config.update("jax_num_cpu_devices", count)

@@ -67,10 +67,13 @@ def test_data_parallel_step_on_4_devices_matches_1_device():
 
 
 CORES_SCRIPT = """
+import os
 import jax, jax.numpy as jnp
 from oosis_jax.devices import use_cpu_cores
 
-assert use_cpu_cores(6, cores=4) == 3  # the most devices that divide the batch, at most one per core
+del os.sched_getaffinity  # as on macOS and Windows: the cores are os.cpu_count()'s
+os.cpu_count = lambda: 4
+assert use_cpu_cores(6) == 3  # the most devices that divide the batch, at most one per core
 assert jax.device_count() == 3 and jax.devices()[0].platform == "cpu"
 jnp.ones(2).block_until_ready()
 assert use_cpu_cores(8, cores=2) == 3  # after a computation the devices are fixed: the current count
@@ -80,7 +83,7 @@ CHOSEN_SCRIPT = """
 import jax
 from oosis_jax.devices import use_cpu_cores
 
-assert use_cpu_cores(8, cores=2) == 1 and jax.device_count() == 1  # JAX_NUM_CPU_DEVICES=1 is kept
+assert use_cpu_cores(8, cores=2) == 1 and jax.device_count() == 1  # JAX_NUM_CPU_DEVICES=1 (or XLA's flag) kept
 print("KEPT")
 """
 
@@ -88,6 +91,7 @@ print("KEPT")
 def test_use_cpu_cores_splits_the_batch_over_the_cores_before_jax_computes():
     assert "CORES" in run_script(CORES_SCRIPT)
     assert "KEPT" in run_script(CHOSEN_SCRIPT, JAX_NUM_CPU_DEVICES="1")
+    assert "KEPT" in run_script(CHOSEN_SCRIPT, XLA_FLAGS="--xla_force_host_platform_device_count=1")
 
 
 RESTORED_ON_MESH_SCRIPT = """
