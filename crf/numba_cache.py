@@ -52,10 +52,19 @@ def _private(root: Path) -> bool:
     return stat.S_ISDIR(info.st_mode) and mine and not info.st_mode & 0o022
 
 
-def _temporary_root(temp: Path | None = None) -> Path:
-    """The last resort for the cache: ``oosis-crf-<uid>`` in the temporary folder (``temp`` in its place)."""
+def _temporary_root(label: str, temp: Path | None = None) -> Path:
+    """A fallback for the cache: ``<label>-<uid>`` in the temporary folder (``temp`` in its place)."""
     user = os.getuid() if hasattr(os, "getuid") else "user"
-    return (temp or Path(tempfile.gettempdir())) / f"oosis-crf-{user}"
+    return (temp or Path(tempfile.gettempdir())) / f"{label}-{user}"
+
+
+def _fresh_temporary(label: str, name: str, temp: Path | None = None) -> Path | None:
+    """The last resort: ``name`` in a new private folder of the temporary folder (its cache is this process's
+    alone, but the package imports), or None when not even that can be made."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=temp)) / name
+    except OSError:
+        return None
 
 
 def _remove(paths) -> None:
@@ -82,21 +91,23 @@ def _prune_shared(root: Path, name: str) -> None:
     _remove(old for old in by_use[SHARED_KEPT:] if old.name != name)
 
 
-def cache_dir(package: Path = PACKAGE, home: Path | None = None, temp: Path | None = None) -> Path | None:
+def cache_dir(package: Path = PACKAGE, home: Path | None = None, temp: Path | None = None,
+              label: str = "oosis-crf") -> Path | None:
     """The keyed cache directory: under ``NUMBA_CACHE_DIR`` when the user set one (nothing there is removed),
     else the package's ``__pycache__`` (where the caches of older sources are removed; not for an installed
     package, whose folder is pip's: an uninstall would leave the cache behind as an empty ``crf``), else
-    ``~/.cache/oosis-crf``
-    (``home`` in place of ``~``), shared by every checkout of the package, else (a read-only install with no
-    writable home, e.g. a container's user) ``oosis-crf-<uid>`` in the temporary folder (``temp`` in its place),
-    made private to the user; in the last two the `SHARED_KEPT` most recently used are kept (each about 4 MB).
-    None when none is writable (numba then caches as it would by itself)."""
+    ``~/.cache/<label>`` (``home`` in place of ``~``; ``label`` names the package's own folder there), shared by
+    every checkout of the package, else (a read-only install with no writable home, e.g. a container's user)
+    ``<label>-<uid>`` in the temporary folder (``temp`` in its place), made private to the user; in the last two
+    the `SHARED_KEPT` most recently used are kept (each about 4 MB). Where even that is refused (e.g. another
+    user made that folder first), a new private folder of the temporary folder, for this process alone. None
+    only when none can be written (numba then caches as it would by itself)."""
     name = _PREFIX + source_hash(package)
     try:
-        shared = (home or Path.home()) / ".cache" / "oosis-crf"
+        shared = (home or Path.home()) / ".cache" / label
     except RuntimeError:  # no home directory can be determined
         shared = None
-    temporary = _temporary_root(temp)
+    temporary = _temporary_root(label, temp)
     installed = any(parent.name in ("site-packages", "dist-packages") for parent in package.parents)
     roots = ([Path(numba.config.CACHE_DIR)] if numba.config.CACHE_DIR else
              [*([] if installed else [package / "__pycache__"]), *([shared] if shared else []), temporary])
@@ -109,14 +120,14 @@ def cache_dir(package: Path = PACKAGE, home: Path | None = None, temp: Path | No
         elif root in (shared, temporary):
             _prune_shared(root, name)
         return root / name
-    return None
+    return None if numba.config.CACHE_DIR else _fresh_temporary(label, name, temp)
 
 
 @contextlib.contextmanager
-def keyed_cache(package: Path = PACKAGE):
-    """Within this block, numba functions defined with ``cache=True`` cache in ``cache_dir(package)`` (numba
-    picks a function's cache location when the function is defined, i.e. when its module is imported)."""
-    target = cache_dir(package)
+def keyed_cache(package: Path = PACKAGE, label: str = "oosis-crf"):
+    """Within this block, numba functions defined with ``cache=True`` cache in ``cache_dir(package, label=label)``
+    (numba picks a function's cache location when the function is defined, i.e. when its module is imported)."""
+    target = cache_dir(package, label=label)
     saved = numba.config.CACHE_DIR
     if target is not None:
         numba.config.CACHE_DIR = str(target)

@@ -27,7 +27,8 @@ from scipy.spatial import cKDTree
 
 from crf.numba_cache import keyed_cache
 
-with keyed_cache(Path(__file__).resolve().parent):  # its numba code cached as crf's is, wherever it can be written
+# its numba code cached as crf's is, wherever it can be written (its own folder beside crf's: ~/.cache/oosis-evaluation)
+with keyed_cache(Path(__file__).resolve().parent, label="oosis-evaluation"):
     from oosis_jax.evaluation.nested_matching import nested_matchings
 from oosis_jax.inference.nms import check_probability_map, boundary_nms
 

@@ -25,6 +25,14 @@ def cached_dispatchers():
     return found
 
 
+def package_copy(folder: Path) -> Path:
+    """``folder`` made with a copy of every source file of ``crf`` in it (its own source hash)."""
+    folder.mkdir(parents=True)
+    for path in numba_cache.PACKAGE.glob("*.py"):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
 def test_every_cached_function_uses_the_keyed_folder():
     keyed = numba_cache.cache_dir()
     assert keyed is not None and keyed.name == "numba-" + numba_cache.source_hash()
@@ -47,10 +55,7 @@ def test_every_compiled_function_releases_the_gil():
 
 
 def test_any_source_change_moves_the_folder_and_old_folders_go(tmp_path):
-    package = tmp_path / "copy"
-    package.mkdir()
-    for path in numba_cache.PACKAGE.glob("*.py"):
-        shutil.copy(path, package / path.name)
+    package = package_copy(tmp_path / "copy")
     before = numba_cache.source_hash(package)
     assert before == numba_cache.source_hash()
     (package / "__pycache__").mkdir()
@@ -80,10 +85,7 @@ def test_a_users_cache_folder_is_kept_and_an_unwritable_one_left_to_numba(tmp_pa
 
 def test_the_shared_cache_keeps_the_most_recently_used_versions(tmp_path, monkeypatch):
     # a read-only checkout caches under ~/.cache/oosis-crf, shared by checkouts: older versions are bounded there
-    package = tmp_path / "copy"
-    package.mkdir()
-    for path in numba_cache.PACKAGE.glob("*.py"):
-        shutil.copy(path, package / path.name)
+    package = package_copy(tmp_path / "copy")
     (package / "__pycache__").write_text("a file, so the package's own cache folder is not writable")
     monkeypatch.setattr(numba.config, "CACHE_DIR", None)
     shared = tmp_path / "home" / ".cache" / "oosis-crf"
@@ -100,10 +102,7 @@ def test_the_shared_cache_keeps_the_most_recently_used_versions(tmp_path, monkey
 def test_without_a_writable_package_or_home_the_cache_is_a_private_temporary_folder(tmp_path, monkeypatch):
     # a read-only install run by a user whose home cannot be written (a container's user): numba's own fallback
     # raised at import ("cannot cache function ...: no locator available")
-    package = tmp_path / "copy"
-    package.mkdir()
-    for path in numba_cache.PACKAGE.glob("*.py"):
-        shutil.copy(path, package / path.name)
+    package = package_copy(tmp_path / "copy")
     (package / "__pycache__").write_text("a file, so the package's own cache folder is not writable")
     (tmp_path / "home").write_text("a file, so ~/.cache cannot be made")
     monkeypatch.setattr(numba.config, "CACHE_DIR", None)
@@ -113,16 +112,15 @@ def test_without_a_writable_package_or_home_the_cache_is_a_private_temporary_fol
     assert target == root / f"numba-{numba_cache.source_hash(package)}" and target.is_dir()
     assert root.stat().st_mode & 0o777 == 0o700
     root.chmod(0o777)  # a folder others can write (e.g. made by someone else) is never used: numba loads pickles
-    assert numba_cache.cache_dir(package, home=tmp_path / "home", temp=tmp_path / "tmp") is None
+    fresh = numba_cache.cache_dir(package, home=tmp_path / "home", temp=tmp_path / "tmp")
+    assert fresh.parent.parent == tmp_path / "tmp" and fresh.parent.name.startswith("oosis-crf-")
+    assert fresh.parent != root and fresh.parent.stat().st_mode & 0o777 == 0o700  # this process's own
 
 
 def test_an_installed_package_caches_in_the_users_folder_not_in_site_packages(tmp_path, monkeypatch):
     # pip uninstall removes the files it installed; a cache beside them stayed, and import crf then found an
     # empty namespace package
-    package = tmp_path / "lib" / "python3.11" / "site-packages" / "crf"
-    package.mkdir(parents=True)
-    for path in numba_cache.PACKAGE.glob("*.py"):
-        shutil.copy(path, package / path.name)
+    package = package_copy(tmp_path / "lib" / "python3.11" / "site-packages" / "crf")
     monkeypatch.setattr(numba.config, "CACHE_DIR", None)
     target = numba_cache.cache_dir(package, home=tmp_path / "home")
     assert target == tmp_path / "home" / ".cache" / "oosis-crf" / f"numba-{numba_cache.source_hash(package)}"
