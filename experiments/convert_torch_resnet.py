@@ -59,7 +59,7 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], prefix: str = "backbon
         out[f"{prefix}/{leaf}"] = value
     if not out:
         raise ValueError("the state dict holds no ResNet backbone tensors")
-    if not any(re.search(r"^backbone/layer\d/\d+/conv3/", name) for name in out):
+    if not any(re.match(rf"{re.escape(prefix)}/layer\d/\d+/conv3/", name) for name in out):
         raise ValueError("the state dict's blocks have no conv3: basic blocks (ResNet-18/34), but the model's "
                          "stages are bottleneck blocks (ResNet-50 and deeper)")
     return out

@@ -101,7 +101,7 @@ SCENES, FIT_SCENES = 40, 200  # the defaults of --scenes and --fit-scenes
 
 def _minutes(value: float) -> str:
     """A wall time in minutes as the card words it: whole minutes from 10 on, tenths below."""
-    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    return f"{value:.0f}" if round(value, 1) >= 10 else f"{value:.1f}"
 
 
 def card(name: str, config, facts: dict, hardware: str, table: str, robustness: Robustness, lam: float,

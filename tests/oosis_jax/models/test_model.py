@@ -234,6 +234,8 @@ def test_the_converter_reads_an_npz_without_torch_and_names_what_it_cannot_read(
     convert_torch_resnet.main([str(tmp_path / "state.npz"), str(tmp_path / "backbone.npz")])
     with np.load(tmp_path / "backbone.npz") as archive:
         assert sorted(archive.files) == sorted(convert_state_dict(state))
+    assert all(name.startswith("encoder/") for name in
+               convert_state_dict(state, prefix="encoder"))  # the bottleneck check follows the prefix
     with pytest.raises(SystemExit) as stop:
         convert_torch_resnet.main([str(tmp_path / "missing.pth"), str(tmp_path / "out.npz")])
     assert stop.value.code == 2 and "missing.pth: no such file" in capsys.readouterr().err
