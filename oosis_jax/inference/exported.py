@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import jax
@@ -82,7 +83,9 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
     for _, variable in nnx.to_flat_state(nnx.state(model, nnx.RngState)):
         shape = variable.get_value().shape
         variable.set_value(jax.random.key(0) if isinstance(variable, nnx.RngKey) else jnp.zeros(shape, jnp.uint32))
-    loaded = set(load_pretrained(model, folder / WEIGHTS_FILE))
+    with warnings.catch_warnings():  # a missing array is this function's error below, not a warning as well
+        warnings.filterwarnings("ignore", message=".* keep their initialisation")
+        loaded = set(load_pretrained(model, folder / WEIGHTS_FILE))
     missing = sorted(set(flat_state(model)) - loaded)
     if missing:
         raise ValueError(f"{folder / WEIGHTS_FILE} lacks {len(missing)} of the model's arrays, e.g. {missing[:3]}")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import warnings
 
 import crf
 import numpy as np
@@ -269,10 +270,12 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
         load_exported(variant("extra_field", config=json.dumps(values)))
     with np.load(folder / WEIGHTS_FILE) as archive:
         arrays = {name: archive[name] for name in archive.files}
-    dropped = sorted(arrays)[0]
+    dropped = min(name for name in arrays if name.startswith("backbone/"))
     partial = {k: v for k, v in arrays.items() if k != dropped}
-    with pytest.raises(ValueError, match=f"lacks 1 of the model's arrays.*{dropped}"):
-        load_exported(variant("partial", arrays=partial))
+    with warnings.catch_warnings():  # one error, not also load_pretrained's warning of arrays left initialised
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=f"lacks 1 of the model's arrays.*{dropped}"):
+            load_exported(variant("partial", arrays=partial))
     with pytest.raises(FileNotFoundError, match="weights.npz"):
         load_exported(variant("no_weights", arrays={}))
     # an exported folder without its weights is not taken for a training run
