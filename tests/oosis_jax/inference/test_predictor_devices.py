@@ -37,9 +37,9 @@ print("SPLIT", jax.local_device_count(), sorted(set(split_over)))
 
 def test_a_batch_is_split_over_the_devices_with_the_heads_of_one_device(tmp_path):
     """With 3 CPU devices each network call splits its batch over them (batches of 3 and 2 images, the latter
-    padded to 3), as under a mesh the caller set (of Auto or Explicit axes), with the heads one device gives; a weight changed after a
-    call reaches the devices' copies. (Before, every call ran on device 0, or whole on every device under a
-    caller's mesh.)"""
+    padded to 3), as under a mesh the caller set (of Auto or Explicit axes), with the heads one device gives; a
+    weight changed after a call reaches the devices' copies. (Before, every call ran on device 0, or whole on
+    every device under a caller's mesh.)"""
     assert "SPLIT 3 [3]" in run_script(DEVICES_SCRIPT, str(tmp_path / "heads.npz"), JAX_NUM_CPU_DEVICES="3")
     rng = np.random.default_rng(0)
     batch = [rng.integers(0, 256, size + (3,), dtype=np.uint8) for size in [(37, 53)] * 3 + [(20, 30)] * 2]
