@@ -74,9 +74,12 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/boundary_errors")
     args = parser.parse_args(argv)
     from oosis_jax import Predictor
+    from oosis_jax.devices import use_cpu_cores
+    from oosis_jax.inference.predictor import BATCH_SIZE
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    use_cpu_cores(BATCH_SIZE)  # one JAX device per core: the predictor splits its batches over them
     predictor = Predictor.from_pretrained(args.checkpoint)
     scenes = synthetic_scenes(args.split, args.scenes, SYNTHETIC_SIZE)
     heads = predictor.heads([x["image"] for x in scenes], progress=True)

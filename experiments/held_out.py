@@ -162,8 +162,11 @@ def main(argv=None):
                         help="heads (s, b, e) the CRF gets from the ground truth instead of the model (repeatable)")
     parser.add_argument("--out", default="runs/held_out", type=flags.folder)
     args = parser.parse_args(argv)
+    from oosis_jax.devices import use_cpu_cores
     from oosis_jax.inference.instances import label_heads
-    from oosis_jax.inference.predictor import finish
+    from oosis_jax.inference.predictor import BATCH_SIZE, finish
+
+    use_cpu_cores(BATCH_SIZE)  # one JAX device per core: the predictors split their batches over them
 
     flags.make_folder(parser, "--out", args.out)
     out = Path(args.out)
