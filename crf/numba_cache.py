@@ -9,6 +9,7 @@ compiles every function afresh (about 25 s once for `crf.solve` on 2 cores) and 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -60,11 +61,13 @@ def _temporary_root(label: str, temp: Path | None = None) -> Path:
 
 def _fresh_temporary(label: str, name: str, temp: Path | None = None) -> Path | None:
     """The last resort: ``name`` in a new private folder of the temporary folder (its cache is this process's
-    alone, but the package imports), or None when not even that can be made."""
+    alone, but the package imports; removed when the process exits), or None when not even that can be made."""
     try:
-        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=temp)) / name
+        folder = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=temp))
     except OSError:
         return None
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder / name
 
 
 def _remove(paths) -> None:
