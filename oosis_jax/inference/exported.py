@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import jax
@@ -83,9 +82,8 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
     for _, variable in nnx.to_flat_state(nnx.state(model, nnx.RngState)):
         shape = variable.get_value().shape
         variable.set_value(jax.random.key(0) if isinstance(variable, nnx.RngKey) else jnp.zeros(shape, jnp.uint32))
-    with warnings.catch_warnings():  # a missing array is this function's error below, not a warning as well
-        warnings.filterwarnings("ignore", message=".* keep their initialisation")
-        loaded = set(load_pretrained(model, folder / WEIGHTS_FILE))
+    # a missing array is this function's error below, not load_pretrained's warning as well
+    loaded = set(load_pretrained(model, folder / WEIGHTS_FILE, warn_unloaded=False))
     missing = sorted(set(flat_state(model)) - loaded)
     if missing:
         raise ValueError(f"{folder / WEIGHTS_FILE} lacks {len(missing)} of the model's arrays, e.g. {missing[:3]}")

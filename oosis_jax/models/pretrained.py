@@ -60,13 +60,13 @@ def _grown(name: str, file_array: np.ndarray, model_array: np.ndarray) -> np.nda
     return out
 
 
-def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
+def load_pretrained(model: nnx.Module, path: str | os.PathLike, warn_unloaded: bool = True) -> list[str]:
     """Copy the arrays of the npz file at ``path`` into ``model`` in place; returns the names loaded.
 
     Every name in the file must exist in the model with the same shape (``ValueError`` otherwise, naming
     the offending entries); model variables absent from the file keep their initialisation, so a backbone-
-    only file initialises the backbone and leaves the new layers alone (a warning counts the backbone arrays
-    that the file leaves so). The same holds for a model with more
+    only file initialises the backbone and leaves the new layers alone (with ``warn_unloaded`` a warning counts
+    the backbone arrays that the file leaves so). The same holds for a model with more
     blocks per stage (``ModelConfig.stage_blocks``) or more decoder blocks (``ModelConfig.decoder_blocks``)
     than the file's: the added blocks start as identities (their last BatchNorm scale is 0), so the grown
     model computes the file's function until it trains. Wider bottlenecks (a larger ``ModelConfig.width`` with
@@ -119,7 +119,7 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike) -> list[str]:
     for name, array in arrays.items():
         variables[name].set_value(jnp.asarray(array, variables[name].dtype))
     kept = sorted(n for n in variables if n.startswith("backbone/") and n not in arrays)
-    if kept:
+    if kept and warn_unloaded:
         backbone = sum(n.startswith("backbone/") for n in variables)
         warnings.warn(f"{path} set {backbone - len(kept)} of the model's {backbone} backbone arrays; {len(kept)} keep "
                       f"their initialisation, e.g. {kept[:3]} (intended where the model has more blocks than the "
