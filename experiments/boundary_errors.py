@@ -73,14 +73,9 @@ def main(argv=None):
     parser.add_argument("--processes", type=flags.positive_int, default=None)
     parser.add_argument("--out", default="runs/boundary_errors")
     args = parser.parse_args(argv)
-    from oosis_jax import Predictor
-    from oosis_jax.devices import use_cpu_cores
-    from oosis_jax.inference.predictor import BATCH_SIZE
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    use_cpu_cores(BATCH_SIZE)  # one JAX device per core: the predictor splits its batches over them
-    predictor = Predictor.from_pretrained(args.checkpoint)
+    predictor = flags.load_predictor("boundary_errors", args.checkpoint)  # one JAX device per core first
     scenes = synthetic_scenes(args.split, args.scenes, SYNTHETIC_SIZE)
     heads = predictor.heads([x["image"] for x in scenes], progress=True)
     sigmas = [sigma_from_semantic(h["s"]) for h in heads]
