@@ -89,13 +89,9 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     if path.endswith(".npz"):
-        try:
-            with np.load(path) as archive:
-                return {name: _array(archive, name, path) for name in archive.files}
-        except ValueError:
-            raise
-        except Exception as err:  # noqa: BLE001 - zip, CRC and EOF errors alike: the file is unreadable
-            raise ValueError(f"{path} is not a readable npz archive of arrays: {type(err).__name__}: {err}") from err
+        from oosis_jax.models.pretrained import read_npz
+
+        return read_npz(path)
     try:
         import torch  # only needed to unpickle the checkpoint
     except ModuleNotFoundError as err:
@@ -107,16 +103,6 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     if not_tensors:
         raise ValueError(f"{path}: entries that are not tensors: {not_tensors[:5]}")
     return {k: v.detach().float().numpy() for k, v in state.items()}
-
-
-def _array(archive, name: str, path: str) -> np.ndarray:
-    """Entry ``name`` of an open npz; ``ValueError`` naming it when it is an object array (a nested dict)."""
-    try:
-        return archive[name]
-    except ValueError as err:  # numpy refuses pickled objects without allow_pickle
-        raise ValueError(f"{path}: entry {name!r} is an object array, not a tensor (e.g. a nested dict saved as "
-                         "np.savez(f, state_dict=sd)); save the tensors themselves: "
-                         "np.savez(f, **{k: v.numpy() for k, v in sd.items()})") from err
 
 
 if __name__ == "__main__":

@@ -30,6 +30,32 @@ _INNER = re.compile(r"^backbone/layer[1-4]/\d+/(conv[123]/kernel|bn[12]/(scale|b
 _GROWING_AXES = {"conv1": (3,), "conv2": (2, 3), "conv3": (2,), "bn1": (0,), "bn2": (0,)}
 
 
+def read_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of the npz file at ``path`` by name; ``ValueError`` for an unreadable archive (numpy's zip, CRC
+    and EOF errors alike) or an entry that is an object array (e.g. a nested dict saved as one)."""
+    try:
+        with np.load(path) as archive:
+            return {name: _array(archive, name, path) for name in archive.files}
+    except _ObjectArray:
+        raise
+    except Exception as err:  # noqa: BLE001 - the file is unreadable, whatever numpy's reason
+        raise ValueError(f"{path} is not a readable npz archive of arrays: {type(err).__name__}: {err}") from err
+
+
+class _ObjectArray(ValueError):
+    """An npz entry that is an object array: named by `_array`, not taken for an unreadable file."""
+
+
+def _array(archive, name: str, path: str) -> np.ndarray:
+    """Entry ``name`` of an open npz; ``ValueError`` naming it when it is an object array (a nested dict)."""
+    try:
+        return archive[name]
+    except ValueError as err:  # numpy refuses pickled objects without allow_pickle
+        raise _ObjectArray(f"{path}: entry {name!r} is an object array, not a tensor (e.g. a nested dict saved as "
+                         "np.savez(f, state_dict=sd)); save the tensors themselves: "
+                         "np.savez(f, **{k: v.numpy() for k, v in sd.items()})") from err
+
+
 def _unknown_hint(unknown: list[str], variables: dict) -> str:
     """What a file whose names ``unknown`` are not in the model most likely is, as a hint (or "")."""
     if all("/" not in name for name in unknown):
@@ -78,12 +104,12 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike, warn_unloaded: b
         raise FileNotFoundError(f"pretrained weight file {path!r} does not exist")
     variables = flat_state(model)
     try:
-        with np.load(path) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except Exception as err:  # noqa: BLE001 - numpy's zip, pickle and EOF errors alike: the file is unreadable
-        hint = "; a PyTorch checkpoint: convert it with experiments/convert_torch_resnet.py" if path.endswith(
-            (".pth", ".pt", ".ckpt")) else ""
-        raise ValueError(f"{path} is not a readable npz archive of arrays: {type(err).__name__}: {err}{hint}") from err
+        arrays = read_npz(path)
+    except ValueError as err:
+        if path.endswith((".pth", ".pt", ".ckpt")):
+            raise ValueError(f"{err}; a PyTorch checkpoint: convert it with experiments/convert_torch_resnet.py"
+                             ) from err
+        raise
     unknown = sorted(set(arrays) - set(variables))
     if unknown:
         raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}"
