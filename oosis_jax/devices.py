@@ -7,6 +7,12 @@ import os
 import jax
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity on Linux; ``os.cpu_count()`` where that is unknown)."""
+    usable = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows lack it
+    return len(usable(0)) if usable else os.cpu_count() or 1
+
+
 def use_cpu_cores(batch_size: int, cores: int | None = None) -> int:
     """Give JAX's CPU platform one device per core (at most ``cores``, default the cores this process may use)
     so that a data-parallel step splits each batch over them: the largest count that divides ``batch_size``.
@@ -22,8 +28,7 @@ def use_cpu_cores(batch_size: int, cores: int | None = None) -> int:
         return jax.config.jax_num_cpu_devices
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):  # the user's count, too
         return jax.device_count()
-    usable = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows lack it
-    cores = cores or (len(usable(0)) if usable else os.cpu_count() or 1)
+    cores = cores or usable_cores()
     count = max(d for d in range(1, max(cores, 1) + 1) if batch_size % d == 0)
     try:
         jax.config.update("jax_num_cpu_devices", count)

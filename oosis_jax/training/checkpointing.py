@@ -25,7 +25,7 @@ CONFIG_FILE = "config.json"
 # Fields that only say how a run is watched and fed, not what it trains: they may change when a run resumes
 # (``data_dir`` from one folder to another: the same build moved).
 BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_examples", "eval_batch_size",
-               "loader_threads", "data_dir")
+               "loader_threads", "loader_processes", "data_dir")
 
 
 def manager(workdir: str, every: int = 1, keep: int = 3) -> ocp.CheckpointManager:

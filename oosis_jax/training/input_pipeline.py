@@ -27,6 +27,7 @@ import dataclasses
 
 import grain
 import numpy as np
+from absl import flags
 from PIL import Image
 
 from data import targets
@@ -308,10 +309,18 @@ def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | No
     return ds.batch(batch_size, batch_fn=collate)
 
 
-def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4):
-    """Iterator over ``dataset[start:]`` with ``num_threads`` worker threads prefetching ahead."""
-    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
-    return iter(dataset[start:].to_iter_dataset(options))
+def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num_processes: int = 0):
+    """Iterator over ``dataset[start:]`` with ``num_threads`` worker threads prefetching ahead, or, when
+    ``num_processes`` > 0, that many spawned worker processes (grain's ``mp_prefetch``; one thread each: the
+    transforms hold the GIL) computing every ``num_processes``-th element. The elements are the same, in the same
+    order, either way. ``close()`` the iterator to end its workers (otherwise they end when it is collected)."""
+    if num_processes == 0:
+        options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
+        return iter(dataset[start:].to_iter_dataset(options))
+    if not flags.FLAGS.is_parsed():  # grain reads an absl flag when it starts workers; argparse programs never
+        flags.FLAGS.mark_as_parsed()  # parse absl's, so its defaults are taken as given
+    stream = dataset[start:].to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
+    return iter(stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_processes)))
 
 
 class SyntheticScenes:

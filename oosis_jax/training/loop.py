@@ -30,6 +30,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
+from oosis_jax.devices import usable_cores
 from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
 from oosis_jax.training.global_batch import to_global
@@ -53,6 +54,14 @@ class TrainState(struct.PyTreeNode):
 def make_mesh() -> jax.sharding.Mesh:
     """1-D ``data`` mesh over every device of every process."""
     return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+
+
+def loader_processes(config: TrainConfig) -> int:
+    """The loader's worker processes: ``config.loader_processes``, or when None, 0 if JAX computes on the CPU (the
+    step is the bottleneck there and the cores are its own), else one per usable core but one, at most 16."""
+    if config.loader_processes is not None:
+        return config.loader_processes
+    return 0 if jax.default_backend() == "cpu" else min(max(usable_cores() - 1, 1), 16)
 
 
 def num_train_steps(config: TrainConfig, num_examples: int) -> int:
@@ -261,6 +270,7 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
     start = int(state.step)
     notice = Preemption()
     notice.listen(mngr, start)
+    batches = None
     try:
         stream = input_pipeline.train_dataset(
             train_source, config.augment, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
@@ -279,7 +289,7 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
         if lost:  # a validation a crash cut short: run it now
             log.write(start, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
         schedule = poly_schedule(config, num_steps)
-        batches = input_pipeline.iterate(stream, start, config.loader_threads)
+        batches = input_pipeline.iterate(stream, start, config.loader_threads, loader_processes(config))
         if 0 < start < num_steps and notice.reached(mngr, start):  # a notice while compiling or validating:
             raise Preempted(start, workdir)  # its step is saved already (a new run stops after its first step)
         bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
@@ -314,6 +324,8 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
             if on_step is not None:
                 on_step(done)
     finally:
+        if batches is not None:
+            batches.close()  # its worker processes, if any, end now
         mngr.wait_until_finished()
         mngr.close()
         notice.close()  # only now: a second SIGTERM while the last save is written must not cut it

@@ -3,7 +3,7 @@
 
 import pytest
 
-from experiments import bench_crf, bench_maxflow, bench_solve, bench_synthetic, bench_train, render_scenes
+from experiments import bench_crf, bench_loader, bench_maxflow, bench_solve, bench_synthetic, bench_train, render_scenes
 
 
 @pytest.mark.parametrize("script, args", [
@@ -12,6 +12,8 @@ from experiments import bench_crf, bench_maxflow, bench_solve, bench_synthetic, 
     (bench_solve, ["--scenes", "0"]), (bench_solve, ["--repeats", "0"]),
     (bench_synthetic, ["--scenes", "0"]), (bench_synthetic, ["--num", "0"]),
     (bench_train, ["--steps", "0"]), (bench_train, ["--batch-sizes", "8", "0"]), (bench_train, ["--train-size", "0"]),
+    (bench_loader, ["--threads", "0"]), (bench_loader, ["--processes", "2", "0"]),
+    (bench_loader, ["--batch-size", "0"]),
     (render_scenes, ["--num", "0"]), (render_scenes, ["--first-seed", "-1"]),
 ])
 def test_impossible_counts_are_usage_errors(script, args, capsys):
@@ -33,7 +35,8 @@ def test_flags_have_one_spelling(script, old, capsys):
     (bench_train, ["--infer-size", "615", "2048"]), (bench_train, ["--batch-sizes", "8"]),
     (bench_crf, ["--sizes", "615x2048"]), (bench_crf, ["--scenes", "3"]), (bench_crf, ["--large"]),
     (bench_crf, ["--scaling", "24"]), (bench_maxflow, ["--synthetic", "615x2048"]),
-    (bench_maxflow, ["--views", "2x"]), (bench_maxflow, ["--predicted-scenes", "2"])])
+    (bench_maxflow, ["--views", "2x"]), (bench_maxflow, ["--predicted-scenes", "2"]),
+    (bench_loader, ["--threads", "1"]), (bench_loader, ["--config", "synthetic_long"])])
 def test_smoke_refuses_the_flags_it_would_override(script, args, capsys):
     """``--smoke`` sets the model, sizes and repeats itself: one given with it (even at its default value) is
     refused, not silently replaced."""

@@ -40,6 +40,7 @@ def test_overrides_are_typed_by_the_config_fields():
     ("num_steps", r"--set expected KEY=VALUE, got 'num_steps'"),
     ("eval_examples=0", "eval_examples must be >= 1 or None"), ("eval_examples=-3", "eval_examples must be"),
     ("eval_batch_size=0", "eval_batch_size must be >= 1"), ("loader_threads=-3", "loader_threads must be >= 1"),
+    ("loader_processes=-1", "loader_processes must be >= 0"),
     ("synthetic_size=(0, 0)", r"synthetic_size must be \(height, width\) with both >= 8"),
     ("model.stage_blocks=(1.5, 1, 1, 1)", "stage_blocks must be whole numbers"),
     ("base_lr=-1", "base_lr must be >= 0"), ("weight_decay=-1", "weight_decay must be >= 0"),

@@ -40,8 +40,14 @@ class TrainConfig:
     ``log_every`` steps; validate every ``eval_every`` steps on the first ``eval_examples`` examples, rounded up
     to whole batches of ``eval_batch_size`` (None: every validation example; each batch is split over the devices,
     padded to a multiple of their count: `oosis_jax.training.validation`). These `checkpointing.BOOKKEEPING`
-    fields (and ``loader_threads``, a ``data_dir`` moved to another folder) may change when a run resumes; the
-    others may not. A step that is validated is always saved first.
+    fields (and the loader's, a ``data_dir`` moved to another folder) may change when a run resumes; the
+    others may not.
+    Loader: ``loader_processes`` worker processes prepare the batches (same batches, same order: the stream is
+    indexed by step), or with 0 ``loader_threads`` threads of the training process do. Augmentation and targets
+    are numpy code holding the GIL, so threads add up to about one core (RESULTS.md: 103 images/s with 1 thread,
+    101 with 2), too little for a GPU (49 images/s fed a step that takes 421). None (the default) chooses: 0 when
+    JAX computes on the CPU (its cores are the step's), else one per usable core but one, at most 16
+    (`oosis_jax.training.loop.loader_processes`). A step that is validated is always saved first.
     """
 
     name: str
@@ -75,6 +81,7 @@ class TrainConfig:
     eval_batch_size: int = 1
     eval_resolution: tuple[int, int] | None = None
     loader_threads: int = 8
+    loader_processes: int | None = None
 
     def __post_init__(self):
         check_types(self)
@@ -106,6 +113,9 @@ class TrainConfig:
         for name in ("synthetic_scenes", "synthetic_val_scenes", "eval_batch_size", "loader_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.loader_processes is not None and self.loader_processes < 0:
+            raise ValueError(f"loader_processes must be >= 0 or None (chosen by the backend), "
+                             f"got {self.loader_processes}")
         for name in ("synthetic_scenes", "synthetic_val_scenes"):
             check_synthetic_count(getattr(self, name), name)
         if self.eval_examples is not None and self.eval_examples < 1:

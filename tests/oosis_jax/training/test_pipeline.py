@@ -184,6 +184,20 @@ def test_training_stream_is_deterministic_resumable_and_split_across_processes()
     assert sorted(map(bytes, merged)) == sorted(map(bytes, batch["image"]))
 
 
+def test_worker_processes_give_the_threads_batches_in_order_from_any_start():
+    ds = ip.train_dataset(scenes_with_edges(5), ip.AugmentConfig(crop_size=(24, 32)), batch_size=2, seed=3)
+    threads = ip.iterate(ds, start=3, num_threads=2)
+    processes = ip.iterate(ds, start=3, num_processes=2)
+    try:
+        for _ in range(4):  # both workers' shares, twice: round-robin over the workers, in step order
+            a, b = next(threads), next(processes)
+            assert sorted(a) == sorted(b)
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key])
+    finally:
+        processes.close()
+
+
 def test_eval_dataset_keeps_every_example_in_order():
     source = scenes_with_edges(3)
     batches = list(ip.eval_dataset(source, batch_size=2))

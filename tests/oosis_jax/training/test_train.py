@@ -155,7 +155,9 @@ def test_killed_run_resumes_to_the_identical_state(tmp_path, monkeypatch):
     assert max(int(name) for name in os.listdir(tmp_path / "resumed" / "checkpoints")) == 3
     draws, fresh_state = [], train.fresh_state
     monkeypatch.setattr(train, "fresh_state", lambda *args: draws.append(args[2:]) or fresh_state(*args))
-    resumed = train.train(config, tmp_path / "resumed")
+    # resumed with the batches made in 2 worker processes instead of threads: the same batches
+    with pytest.warns(UserWarning, match=r"watched and fed \(loader_processes: None -> 2\)"):
+        resumed = train.train(config.replace(loader_processes=2), tmp_path / "resumed")
     assert draws and all(abstract for abstract, in draws)  # a resumed run draws no network it would discard
     assert int(resumed.step) == int(straight.step) == 6
     for a, b in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
@@ -166,9 +168,9 @@ def test_killed_run_resumes_to_the_identical_state(tmp_path, monkeypatch):
     assert [r.get("steps_averaged") for r in lines if "loss" in r] == [None, 1, None]
     assert {"val_boundary_ap", "val_oriented_ods", "val_s"} <= set(lines[-1])
     model, restored_config = train.restore_model(tmp_path / "resumed")
-    assert restored_config == config
+    assert restored_config == config.replace(loader_processes=2)  # a loader setting may change on resuming
     np.testing.assert_array_equal(model.s_head.kernel[...], resumed.params["s_head"]["kernel"][...])
-    with pytest.raises(ValueError, match=r"different configuration than this run \(base_lr: .* -> 1\.0\)"):
+    with pytest.raises(ValueError, match=r"different configuration than this run \(base_lr: \S+ -> 1\.0"):
         train.train(config.replace(base_lr=1.0), tmp_path / "resumed")
     with pytest.raises(FileNotFoundError):
         train.restore_model(tmp_path / "nothing")
@@ -254,6 +256,16 @@ def test_optimizer_groups_scale_and_freeze_the_learning_rate(optimizer):
     default = train.make_optimizer(config.replace(upsample_lr_mult=None), 100)
     updates, _ = default.update(grads, default.init(params), params)
     np.testing.assert_allclose(updates["be_upsample"]["w"], updates["s_head"]["w"])
+
+
+def test_the_loader_gets_worker_processes_when_jax_computes_on_an_accelerator(monkeypatch):
+    config = get_config("smoke")
+    assert config.loader_processes is None and train.loader_processes(config) == 0  # the CPU: threads
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    for cores, workers in ((1, 1), (2, 1), (16, 15), (64, 16)):
+        monkeypatch.setattr(train, "usable_cores", lambda: cores)
+        assert train.loader_processes(config) == workers
+    assert train.loader_processes(config.replace(loader_processes=0)) == 0  # the user's choice holds
 
 
 def test_poly_schedule_is_optax_s_for_a_traced_length_too():
