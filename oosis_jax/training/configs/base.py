@@ -83,6 +83,10 @@ class TrainConfig:
     loader_threads: int = 8
     loader_processes: int | None = None
 
+    # fields added after configurations were first saved (`oosis_jax.models.config.check_fields`): a file without
+    # them (a run or an exported model of before) takes the default, which only says how batches are loaded
+    ADDED_LATER = ("loader_processes",)
+
     def __post_init__(self):
         check_types(self)
         if self.dataset not in DATASETS:

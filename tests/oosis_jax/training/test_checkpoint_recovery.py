@@ -308,3 +308,19 @@ def test_a_validated_step_is_saved_whatever_the_checkpoint_interval(tmp_path):
     train.train(config, tmp_path / "run")
     saved = sorted(int(name) for name in os.listdir(tmp_path / "run" / "checkpoints") if name.isdigit())
     assert saved == [1, 3, 4, 6]  # step 3 is validated (orbax saves a run's first step too)
+
+
+def test_a_config_saved_before_the_loader_processes_field_reads_with_its_default(tmp_path):
+    """Runs and exported models written before ``loader_processes`` existed (the shipped model's too) still load;
+    another missing field is still refused."""
+    config = get_config("smoke")
+    checkpointing.write_config(str(tmp_path), config)
+    path = tmp_path / checkpointing.CONFIG_FILE
+    saved = json.loads(path.read_text())
+    del saved["loader_processes"]
+    path.write_text(json.dumps(saved))
+    assert checkpointing.read_config(str(tmp_path)) == config
+    del saved["loader_threads"]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"missing fields \['loader_threads'\]"):
+        checkpointing.read_config(str(tmp_path))
