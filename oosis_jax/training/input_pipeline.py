@@ -24,6 +24,9 @@ Each process reads only its own share of every global batch (``process_index::pr
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
+import sys
 
 import grain
 import numpy as np
@@ -317,6 +320,12 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num
     if num_processes == 0:
         options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
         return iter(dataset[start:].to_iter_dataset(options))
+    main_file = getattr(sys.modules["__main__"], "__file__", None)  # spawned workers import it again by path,
+    if main_file is not None and not os.path.exists(  # a relative one from where this process started
+            os.path.join(multiprocessing.process.ORIGINAL_DIR or "", main_file)):
+        raise ValueError(f"worker processes for the batches re-import the main module from its file, but it is "
+                         f"{main_file!r} (a script read from stdin?): run it from a file, or load in threads "
+                         "(loader_processes=0)")
     if not flags.FLAGS.is_parsed():  # grain reads an absl flag when it starts workers; argparse programs never
         flags.FLAGS.mark_as_parsed()  # parse absl's, so its defaults are taken as given
     stream = dataset[start:].to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))

@@ -238,7 +238,8 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     """Train (or resume) the run in ``workdir``; returns the final state. ``on_step(step)`` is called after
     each step (and its checkpoint) has been taken, e.g. for progress hooks. ``sources``: (train,
     validation) random-access sources of decoded examples (``data/features.py`` schema) to use instead of
-    ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``). A
+    ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``); with
+    loader worker processes (`loader_processes`, the default on a GPU or TPU) they are pickled to them. A
     preemption notice (SIGTERM) saves the step under way and raises `Preempted` (``preemption``). The run's
     mesh is set only while it trains: the caller's (or none) holds again afterwards, so a prediction made next in
     the same process is not computed whole on every device."""

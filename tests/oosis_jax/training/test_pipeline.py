@@ -1,5 +1,7 @@
 """Augmentation, targets after augmentation, determinism and resumption of the input pipeline."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -196,6 +198,31 @@ def test_worker_processes_give_the_threads_batches_in_order_from_any_start():
                 np.testing.assert_array_equal(a[key], b[key])
     finally:
         processes.close()
+
+
+def test_worker_processes_read_a_tfds_build_as_threads_do(cocoa_build):
+    """A built dataset's source (array_record files) goes to the spawned workers too (KINS and COCOA runs)."""
+    from data import loading
+    from data.registry import info
+
+    source = loading.load("cocoa", "train", cocoa_build)
+    ds = ip.train_dataset(source, ip.AugmentConfig(crop_size=(24, 32)), batch_size=2, seed=1,
+                          num_classes=info("cocoa").num_classes)
+    processes = ip.iterate(ds, start=1, num_processes=2)
+    try:
+        for a in (ds[1], ds[2], ds[3]):
+            b = next(processes)
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key])
+    finally:
+        processes.close()
+
+
+def test_worker_processes_refuse_a_main_module_they_cannot_import_again(monkeypatch):
+    ds = ip.train_dataset(scenes_with_edges(1), ip.AugmentConfig(crop_size=(24, 32)), batch_size=1, seed=0)
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", "<stdin>", raising=False)
+    with pytest.raises(ValueError, match=r"'<stdin>' \(a script read from stdin\?\).*loader_processes=0"):
+        ip.iterate(ds, num_processes=2)
 
 
 def test_eval_dataset_keeps_every_example_in_order():
