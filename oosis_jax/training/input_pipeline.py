@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 import sys
 
 import grain
@@ -312,11 +313,20 @@ def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | No
     return ds.batch(batch_size, batch_fn=collate)
 
 
-def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num_processes: int = 0):
+def _ignore_sigterm(worker_index: int, worker_count: int) -> None:
+    del worker_index, worker_count
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num_processes: int = 0,
+            workers_ignore_sigterm: bool = False):
     """Iterator over ``dataset[start:]`` with ``num_threads`` worker threads prefetching ahead, or, when
     ``num_processes`` > 0, that many spawned worker processes (grain's ``mp_prefetch``; one thread each: the
     transforms hold the GIL) computing every ``num_processes``-th element. The elements are the same, in the same
-    order, either way. ``close()`` the iterator to end its workers (otherwise they end when it is collected)."""
+    order, either way. ``close()`` the iterator to end its workers (otherwise they end when it is collected, or
+    at exit). ``workers_ignore_sigterm``: the workers outlive a SIGTERM sent to the whole process group (SLURM's,
+    ``kill -- -PGID``), so that a caller that answers it (the training loop saves the step under way) still gets
+    its batch; such a caller must ``close()`` the iterator, which ends them whatever they ignore."""
     if num_processes == 0:
         options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
         return iter(dataset[start:].to_iter_dataset(options))
@@ -329,7 +339,8 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num
     if not flags.FLAGS.is_parsed():  # grain reads an absl flag when it starts workers; argparse programs never
         flags.FLAGS.mark_as_parsed()  # parse absl's, so its defaults are taken as given
     stream = dataset[start:].to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
-    return iter(stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_processes)))
+    return iter(stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_processes),
+                                   worker_init_fn=_ignore_sigterm if workers_ignore_sigterm else None))
 
 
 class SyntheticScenes:

@@ -290,7 +290,9 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
         if lost:  # a validation a crash cut short: run it now
             log.write(start, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
         schedule = poly_schedule(config, num_steps)
-        batches = input_pipeline.iterate(stream, start, config.loader_threads, loader_processes(config))
+        # worker processes (if any) outlive a SIGTERM to the process group until the step under way is saved
+        batches = input_pipeline.iterate(stream, start, config.loader_threads, loader_processes(config),
+                                         workers_ignore_sigterm=True)
         if 0 < start < num_steps and notice.reached(mngr, start):  # a notice while compiling or validating:
             raise Preempted(start, workdir)  # its step is saved already (a new run stops after its first step)
         bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,

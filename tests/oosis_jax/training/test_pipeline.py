@@ -1,6 +1,10 @@
 """Augmentation, targets after augmentation, determinism and resumption of the input pipeline."""
 
+import multiprocessing
+import os
+import signal
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -216,6 +220,34 @@ def test_worker_processes_read_a_tfds_build_as_threads_do(cocoa_build):
                 np.testing.assert_array_equal(a[key], b[key])
     finally:
         processes.close()
+
+
+@pytest.mark.parametrize("ignore", [True, False])
+def test_worker_processes_can_outlive_a_sigterm_to_the_process_group(ignore):
+    """The training loop answers a SIGTERM by saving the step under way: a SIGTERM that reaches the loader's
+    workers as well (sent to the process group) must not leave it without the step's batch."""
+    ds = ip.train_dataset(scenes_with_edges(3), ip.AugmentConfig(crop_size=(24, 32)), batch_size=1, seed=0)
+    others = {p.pid for p in multiprocessing.active_children()}  # e.g. another test's pool in this pytest worker
+    batches = ip.iterate(ds, num_processes=2, workers_ignore_sigterm=ignore)
+    try:
+        next(batches)
+        workers = [p for p in multiprocessing.active_children() if p.pid not in others]
+        assert len(workers) == 2
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGTERM)
+        time.sleep(1.0)
+        if ignore:
+            assert all(worker.is_alive() for worker in workers)
+            for _ in range(12):  # more than the workers' buffers hold
+                next(batches)
+        else:
+            with pytest.raises(RuntimeError, match="terminated unexpectedly"):
+                for _ in range(12):
+                    next(batches)
+    finally:
+        batches.close()
+    time.sleep(0.5)
+    assert not any(worker.is_alive() for worker in workers)  # close() ends them, SIGTERM ignored or not
 
 
 def test_worker_processes_refuse_a_main_module_they_cannot_import_again(monkeypatch):
