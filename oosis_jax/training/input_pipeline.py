@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 
 import grain
 import numpy as np
@@ -313,20 +314,34 @@ def eval_dataset(source, *, batch_size: int = 1, resize_to: tuple[int, int] | No
     return ds.batch(batch_size, batch_fn=collate)
 
 
-def _ignore_sigterm(worker_index: int, worker_count: int) -> None:
+def _worker_setup(worker_index: int, worker_count: int) -> None:
+    """In each loader worker: SIGINT and SIGTERM are the main process's to answer (a Ctrl-C or a scheduler's
+    SIGTERM reaches the whole process group; the training loop saves the step under way, for which it may still
+    need a batch); the worker ends when the iterator is closed, or at once when the main process dies (grain's
+    workers do not notice that themselves and would run on as orphans)."""
     del worker_index, worker_count
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+
+    def end_with_parent():
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=end_with_parent, name="end-with-parent", daemon=True).start()
 
 
-def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num_processes: int = 0,
-            workers_ignore_sigterm: bool = False):
+def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num_processes: int = 0):
     """Iterator over ``dataset[start:]`` with ``num_threads`` worker threads prefetching ahead, or, when
     ``num_processes`` > 0, that many spawned worker processes (grain's ``mp_prefetch``; one thread each: the
     transforms hold the GIL) computing every ``num_processes``-th element. The elements are the same, in the same
-    order, either way. ``close()`` the iterator to end its workers (otherwise they end when it is collected, or
-    at exit). ``workers_ignore_sigterm``: the workers outlive a SIGTERM sent to the whole process group (SLURM's,
-    ``kill -- -PGID``), so that a caller that answers it (the training loop saves the step under way) still gets
-    its batch; such a caller must ``close()`` the iterator, which ends them whatever they ignore."""
+    order, either way. ``close()`` the iterator to end its workers (else they end when it is collected, at exit,
+    or when this process dies; they ignore SIGINT and SIGTERM, which are this process's to answer).
+
+    Worker processes are spawned: each imports the main module again from its file, so a script that builds the
+    iterator must do so under ``if __name__ == "__main__":`` (else each worker runs the script again and fails),
+    and a script read from stdin is refused (``ValueError``). The first call marks absl's flags as parsed when
+    nothing has parsed them (grain reads one of them as it starts the workers)."""
     if num_processes == 0:
         options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
         return iter(dataset[start:].to_iter_dataset(options))
@@ -340,7 +355,7 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num
         flags.FLAGS.mark_as_parsed()  # parse absl's, so its defaults are taken as given
     stream = dataset[start:].to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
     return iter(stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_processes),
-                                   worker_init_fn=_ignore_sigterm if workers_ignore_sigterm else None))
+                                   worker_init_fn=_worker_setup))
 
 
 class SyntheticScenes:

@@ -58,7 +58,9 @@ def make_mesh() -> jax.sharding.Mesh:
 
 def loader_processes(config: TrainConfig) -> int:
     """The loader's worker processes: ``config.loader_processes``, or when None, 0 if JAX computes on the CPU (the
-    step is the bottleneck there and the cores are its own), else one per usable core but one, at most 16."""
+    step is the bottleneck there and the cores are its own), else one per usable core but one, at most 16
+    (usable: this process's CPU affinity, so several processes of a run on one host share the cores only when
+    each is bound to its own, as SLURM's ``--cpu-bind`` does; else set ``loader_processes``)."""
     if config.loader_processes is not None:
         return config.loader_processes
     return 0 if jax.default_backend() == "cpu" else min(max(usable_cores() - 1, 1), 16)
@@ -239,7 +241,8 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     each step (and its checkpoint) has been taken, e.g. for progress hooks. ``sources``: (train,
     validation) random-access sources of decoded examples (``data/features.py`` schema) to use instead of
     ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``); with
-    loader worker processes (`loader_processes`, the default on a GPU or TPU) they are pickled to them. A
+    loader worker processes (`loader_processes`, the default on a GPU or TPU) they are pickled to them, and a
+    script calling `train` must do so under ``if __name__ == "__main__":`` (`input_pipeline.iterate`). A
     preemption notice (SIGTERM) saves the step under way and raises `Preempted` (``preemption``). The run's
     mesh is set only while it trains: the caller's (or none) holds again afterwards, so a prediction made next in
     the same process is not computed whole on every device."""
@@ -290,9 +293,7 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
         if lost:  # a validation a crash cut short: run it now
             log.write(start, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
         schedule = poly_schedule(config, num_steps)
-        # worker processes (if any) outlive a SIGTERM to the process group until the step under way is saved
-        batches = input_pipeline.iterate(stream, start, config.loader_threads, loader_processes(config),
-                                         workers_ignore_sigterm=True)
+        batches = input_pipeline.iterate(stream, start, config.loader_threads, loader_processes(config))
         if 0 < start < num_steps and notice.reached(mngr, start):  # a notice while compiling or validating:
             raise Preempted(start, workdir)  # its step is saved already (a new run stops after its first step)
         bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,
@@ -327,11 +328,13 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
             if on_step is not None:
                 on_step(done)
     finally:
-        if batches is not None:
-            batches.close()  # its worker processes, if any, end now
-        mngr.wait_until_finished()
-        mngr.close()
-        notice.close()  # only now: a second SIGTERM while the last save is written must not cut it
+        try:
+            if batches is not None:
+                batches.close()  # its worker processes, if any, end now
+        finally:
+            mngr.wait_until_finished()
+            mngr.close()
+            notice.close()  # only now: a second SIGTERM while the last save is written must not cut it
     return state
 
 

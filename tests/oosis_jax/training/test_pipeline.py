@@ -3,8 +3,10 @@
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,32 +224,71 @@ def test_worker_processes_read_a_tfds_build_as_threads_do(cocoa_build):
         processes.close()
 
 
-@pytest.mark.parametrize("ignore", [True, False])
-def test_worker_processes_can_outlive_a_sigterm_to_the_process_group(ignore):
-    """The training loop answers a SIGTERM by saving the step under way: a SIGTERM that reaches the loader's
-    workers as well (sent to the process group) must not leave it without the step's batch."""
+def test_worker_processes_leave_sigint_and_sigterm_to_the_main_process():
+    """The training loop answers a SIGTERM by saving the step under way: a SIGTERM (or a Ctrl-C) that reaches the
+    loader's workers as well (sent to the process group) must not leave it without the step's batch."""
     ds = ip.train_dataset(scenes_with_edges(3), ip.AugmentConfig(crop_size=(24, 32)), batch_size=1, seed=0)
     others = {p.pid for p in multiprocessing.active_children()}  # e.g. another test's pool in this pytest worker
-    batches = ip.iterate(ds, num_processes=2, workers_ignore_sigterm=ignore)
+    batches = ip.iterate(ds, num_processes=2)
     try:
         next(batches)
         workers = [p for p in multiprocessing.active_children() if p.pid not in others]
         assert len(workers) == 2
         for worker in workers:
             os.kill(worker.pid, signal.SIGTERM)
+            os.kill(worker.pid, signal.SIGINT)
         time.sleep(1.0)
-        if ignore:
-            assert all(worker.is_alive() for worker in workers)
-            for _ in range(12):  # more than the workers' buffers hold
-                next(batches)
-        else:
-            with pytest.raises(RuntimeError, match="terminated unexpectedly"):
-                for _ in range(12):
-                    next(batches)
+        assert all(worker.is_alive() for worker in workers)
+        for _ in range(12):  # more than the workers' buffers hold
+            next(batches)
     finally:
         batches.close()
     time.sleep(0.5)
-    assert not any(worker.is_alive() for worker in workers)  # close() ends them, SIGTERM ignored or not
+    assert not any(worker.is_alive() for worker in workers)  # close() ends them all the same
+
+
+WORKERS_OF_A_KILLED_PROCESS = """
+import sys, time
+from multiprocessing import active_children
+sys.path.insert(0, sys.argv[1])
+from data.synthetic import make_scene
+from oosis_jax.training import input_pipeline as ip
+
+if __name__ == "__main__":
+    ds = ip.train_dataset([make_scene(i, 48, 64) for i in range(2)], ip.AugmentConfig(crop_size=(24, 32)), batch_size=1, seed=0)
+    batches = ip.iterate(ds, num_processes=2)
+    next(batches)
+    print(*[p.pid for p in active_children()], flush=True)
+    time.sleep(600)
+"""
+
+
+def test_worker_processes_end_when_the_main_process_is_killed(tmp_path):
+    """A main process killed outright (SIGKILL, the kernel's OOM killer) closes nothing: its workers, which
+    ignore SIGTERM, must still not run on as orphans."""
+    script = tmp_path / "main.py"
+    script.write_text(WORKERS_OF_A_KILLED_PROCESS)
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen([sys.executable, str(script), str(root)], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # its resource tracker reports what it removes
+    try:
+        pids = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(pids) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended (its parent is gone)
+    except FileNotFoundError:
+        return False
 
 
 def test_worker_processes_refuse_a_main_module_they_cannot_import_again(monkeypatch):

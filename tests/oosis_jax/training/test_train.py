@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import multiprocessing
 import os
 
 import jax
@@ -156,8 +157,12 @@ def test_killed_run_resumes_to_the_identical_state(tmp_path, monkeypatch):
     draws, fresh_state = [], train.fresh_state
     monkeypatch.setattr(train, "fresh_state", lambda *args: draws.append(args[2:]) or fresh_state(*args))
     # resumed with the batches made in 2 worker processes instead of threads: the same batches
+    others, made, iterate = {p.pid for p in multiprocessing.active_children()}, [], input_pipeline.iterate
+    # the run's batch iterator is kept alive here, so that only the run's own close() can end its workers
+    monkeypatch.setattr(input_pipeline, "iterate", lambda *args: made.append(iterate(*args)) or made[-1])
     with pytest.warns(UserWarning, match=r"watched and fed \(loader_processes: None -> 2\)"):
         resumed = train.train(config.replace(loader_processes=2), tmp_path / "resumed")
+    assert not [p for p in multiprocessing.active_children() if p.pid not in others]  # its workers are closed
     assert draws and all(abstract for abstract, in draws)  # a resumed run draws no network it would discard
     assert int(resumed.step) == int(straight.step) == 6
     for a, b in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
