@@ -6,7 +6,7 @@
 #     bash experiments/gpu_check.sh --cpu-smoke  # the same stages with tiny settings, ~3 minutes on a CPU
 #
 # Stages run in order, each under `timeout`; a failed, timed out or skipped stage is recorded and the next one
-# still runs. One deadline bounds them all: DEADLINE_S (470; --cpu-smoke 600) seconds after the script starts.
+# still runs. One deadline bounds them all: DEADLINE_S (480; --cpu-smoke 600) seconds after the script starts.
 # A stage's limit (seconds below, overridable by the environment variables named) shrinks so that the stage with
 # its KILL_S (20) seconds of kill grace, and the least time of every later stage with theirs, end by the
 # deadline; a stage left less than its least is skipped. The limits below add up to more than the deadline: they
@@ -19,12 +19,12 @@
 #                                    2048x615 forward pass)
 #   bench_train  BENCH_S=240  30     python -m experiments.bench_train --no-inference (training images/s at 225x225,
 #                                    bf16, batch 8/16/32; on an H200 45-70 s each, mostly set-up and compilation)
-#   train_plan   PLAN_S=30    10     batch (8/16/32) and steps of the run from the measured rate of its input pipeline
-#                                    (worker processes, as the run's), so that the poly schedule ends inside the train
-#                                    stage's limit
-#   train        TRAIN_S=165  60     python -m experiments.train --config synthetic_long: the shipped model's recipe
-#                                    (SIGINT at the limit keeps the last checkpoint, every 100 steps)
-#   held_out     EVAL_S=75    30     python -m experiments.held_out --checkpoint gpu=WORKDIR --sets test --scenes 40
+#   train_plan   PLAN_S=25    25     python -m experiments.gpu_plan: batch (8/16/32) and steps of the run from the
+#                                    measured rate of its loader, so that the poly schedule ends inside the train stage
+#   train        TRAIN_S=120  75     python -m experiments.train --config synthetic_long: the shipped model's recipe
+#                                    (validated at its end only; SIGINT at the limit keeps the last checkpoint, every
+#                                    100 steps)
+#   held_out     EVAL_S=90    30     python -m experiments.held_out --checkpoint gpu=WORKDIR --sets test --scenes 40
 #                                    (and the shipped model's row, when oosis_jax/weights/synthetic exists)
 #   export       EXPORT_S=25  10     oosis_jax.inference.predictor.export of the trained run -> gpu_model.tar
 # LOADER_PROCESSES sets train_plan's and train's loader_processes (default: the config's, one worker process per core
@@ -64,16 +64,19 @@ if [ "$SMOKE" = 1 ]; then
   EVAL_S=${EVAL_S:-120}; EXPORT_S=${EXPORT_S:-60}; BENCH_ARGS=(--smoke); SCENES=${SCENES:-2}
   LOADER_PROCESSES=${LOADER_PROCESSES:-2}  # the GPU's way of loading (a CPU run's default is threads)
 else
-  DEADLINE_S=${DEADLINE_S:-470}; INFER_S=${INFER_S:-60}; BENCH_S=${BENCH_S:-240}; TRAIN_S=${TRAIN_S:-165}
-  EVAL_S=${EVAL_S:-75}; EXPORT_S=${EXPORT_S:-25}; BENCH_ARGS=(); SCENES=${SCENES:-40}
+  DEADLINE_S=${DEADLINE_S:-480}; INFER_S=${INFER_S:-60}; BENCH_S=${BENCH_S:-240}; TRAIN_S=${TRAIN_S:-120}
+  EVAL_S=${EVAL_S:-90}; EXPORT_S=${EXPORT_S:-25}; BENCH_ARGS=(); SCENES=${SCENES:-40}
 fi
 KILL_S=${KILL_S:-20}
 LOADER_PROCESSES=${LOADER_PROCESSES:-}  # the train stage's loader_processes; empty: the config's (by the backend)
 WHEELS=${WHEELS:-.whl}
 ORDER=(wheels bench_infer bench_train train_plan train held_out export)
-declare -A WANT=([wheels]=${WHEELS_S:-60} [bench_infer]=$INFER_S [bench_train]=$BENCH_S [train_plan]=${PLAN_S:-30}
+declare -A WANT=([wheels]=${WHEELS_S:-60} [bench_infer]=$INFER_S [bench_train]=$BENCH_S [train_plan]=${PLAN_S:-25}
                  [train]=$TRAIN_S [held_out]=$EVAL_S [export]=$EXPORT_S)
-declare -A LEAST=([wheels]=10 [bench_infer]=20 [bench_train]=30 [train_plan]=10 [train]=60 [held_out]=30 [export]=10)
+# train_plan's least is its wanted time: the train stage's limit is reckoned before the plan runs, as if the plan took
+# all of it (else a bench_train that used its whole limit would leave the train stage less than its least)
+declare -A LEAST=([wheels]=10 [bench_infer]=20 [bench_train]=30 [train_plan]=${WANT[train_plan]} [train]=75
+                  [held_out]=30 [export]=10)
 RUN="$WORK/train"
 STATUS="$WORK/status.tsv"
 : >"$STATUS"
@@ -296,66 +299,31 @@ if (( TRAIN_LIMIT < $(least train) )); then
   skip train_plan - "no train stage to plan for"
   skip train "$TRAIN_LIMIT"
 else
-  # a file, not stdin: the loader's spawned workers import the main module from its path
-  cat >"$WORK/plan.py" <<'EOF'
-"""Pick batch and steps for the synthetic_long run from the measured input-pipeline rate (img/s)."""
-import os
-
-from experiments.bench_loader import images_per_second
-from oosis_jax.training import input_pipeline as ip
-from oosis_jax.training import loop
-from oosis_jax.training.configs import get_config
-
-
-def main():
-    config = get_config("synthetic_long")
-    if os.environ["LOADER_PROCESSES"]:
-        config = config.replace(loader_processes=int(os.environ["LOADER_PROCESSES"]))
-    threads, processes = os.cpu_count() or 8, loop.loader_processes(config)  # as the run will load
-    source = ip.SyntheticScenes(config.synthetic_scenes, config.synthetic_size)
-    dataset = ip.train_dataset(source, config.augment, batch_size=8, seed=0)
-    rate = images_per_second(dataset, 1.0 if os.environ["SMOKE"] == "1" else 4.0, threads, processes)
-    budget = float(os.environ["TRAIN_S"]) - 45.0          # start-up, compilation, validation, last checkpoint
-    usable = 0.7 * rate * budget                          # images the run can expect to see
-    steps, batch = config.num_steps, 8
-    for size in (32, 16, 8):
-        if steps * size <= usable:
-            batch = size
-            break
-    else:
-        steps = max(100, int(usable / batch) // 100 * 100)
-    if os.environ["SMOKE"] == "1":
-        steps, batch = 6, 2
-    loader = f"{processes} worker processes" if processes else f"{threads} threads"
-    print(f"input pipeline {rate:.0f} img/s in {loader}; budget {budget:.0f}s -> "
-          f"batch {batch}, {steps} steps (recipe: batch {config.batch_size}, {config.num_steps} steps)")
-    with open(os.environ["PLAN"], "w") as f:
-        f.write(f"BATCH={batch}\nSTEPS={steps}\nTHREADS={threads}\nRATE={rate:.0f}\n")
-
-
-if __name__ == "__main__":
-    main()
-EOF
-  stage train_plan "${WANT[train_plan]}" TERM env SMOKE="$SMOKE" TRAIN_S="$TRAIN_LIMIT" PLAN="$PLAN" \
-    LOADER_PROCESSES="$LOADER_PROCESSES" \
-    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$WORK/plan.py"
+  PLAN_ARGS=(--train-seconds "$TRAIN_LIMIT" --out "$PLAN")
+  [ -n "$LOADER_PROCESSES" ] && PLAN_ARGS+=(--loader-processes "$LOADER_PROCESSES")
+  [ "$SMOKE" = 1 ] && PLAN_ARGS+=(--smoke)
+  stage train_plan "${WANT[train_plan]}" TERM "$PY" -m experiments.gpu_plan "${PLAN_ARGS[@]}"
   [ -f "$PLAN" ] && . "$PLAN"
   TRAIN_SETS=(--set "batch_size=$BATCH" --set "num_steps=$STEPS" --set "loader_threads=$THREADS"
-              --set checkpoint_every=100)
+              --set checkpoint_every=100 --set "eval_every=$STEPS")
   [ -n "$LOADER_PROCESSES" ] && TRAIN_SETS+=(--set "loader_processes=$LOADER_PROCESSES")
   if [ "$SMOKE" = 1 ]; then
     TRAIN_SETS+=(--set log_every=2 --set eval_every=6 --set checkpoint_every=2 --set synthetic_val_scenes=2
                  --set eval_examples=2 --set eval_batch_size=2)
   fi
   rm -rf "$RUN"
-  # Warm numba's cache for the CRF (held_out's spawned workers load it) on one core while the run trains.
+  # Warm numba's caches on one core while the run trains: the CRF's (held_out's spawned workers load it) and the
+  # boundary metric's (the run's last validation; a fresh machine compiled it there, past the stage's limit).
   nice -n 10 timeout "$TRAIN_LIMIT" "$PY" -c "
 import numpy as np, crf
 rng = np.random.default_rng(0)
 sigma = rng.random((24, 32)); occ = rng.random((24, 32, 4)) < 0.1
 occ[:, 0, 0] = occ[:, -1, 1] = occ[0, :, 2] = occ[-1, :, 3] = False
 crf.instances(crf.solve(sigma, occ)); crf.jump_moves(sigma, occ)
-print('numba cache for the CRF warmed')" >"$WORK/numba_warm.txt" 2>&1 &
+from oosis_jax.evaluation import boundaries
+e = rng.random((24, 32, 4)); e /= e.sum(-1, keepdims=True)
+boundaries.image_counts(sigma, e, occ.any(-1), e)
+print('numba caches for the CRF and the boundary metric warmed')" >"$WORK/numba_warm.txt" 2>&1 &
   WARM_PID=$!
   stage train "$TRAIN_LIMIT" INT "$PY" -m experiments.train --config synthetic_long --workdir "$RUN" "${TRAIN_SETS[@]}"
   [ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/train_metrics.jsonl"

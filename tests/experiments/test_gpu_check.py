@@ -88,6 +88,18 @@ def test_every_stage_ends_by_the_deadline(tmp_path):
         assert result == "skipped" or (int(limit) <= 1 and int(took) <= int(limit) + 1 + 1), (name, log)
 
 
+def test_a_bench_that_uses_its_whole_limit_leaves_the_train_stage_its_least(tmp_path):
+    """bench_train's limit keeps the plan's whole time for later, as the train stage's limit reckons it: with
+    only the plan's least kept, a bench_train cut at its limit left the train stage under its least (skipped)."""
+    proc = start(tmp_path, FAKE_SECONDS="600", DEADLINE_S="82", INFER_S="1", BENCH_S="200", PLAN_S="20",
+                 TRAIN_S="3", EVAL_S="1", EXPORT_S="1")
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    rows = stage_rows(tmp_path)
+    assert rows["bench_train"][0] == "TIMED OUT" and rows["train_plan"][0] == "TIMED OUT", log
+    assert rows["train"][0] == "TIMED OUT" and rows["train"][2] == "3", log  # run, with its whole limit
+
+
 @pytest.mark.parametrize("wheels", ["pip fails", "none"])
 def test_a_failed_wheels_step_is_reported(tmp_path, wheels):
     """No pip (or no wheels to install): the script goes on, and the summary says why every stage fails."""

@@ -41,13 +41,13 @@ class TrainConfig:
     to whole batches of ``eval_batch_size`` (None: every validation example; each batch is split over the devices,
     padded to a multiple of their count: `oosis_jax.training.validation`). These `checkpointing.BOOKKEEPING`
     fields (and the loader's, a ``data_dir`` moved to another folder) may change when a run resumes; the
-    others may not.
+    others may not. A step that is validated is always saved first.
     Loader: ``loader_processes`` worker processes prepare the batches (same batches, same order: the stream is
     indexed by step), or with 0 ``loader_threads`` threads of the training process do. Augmentation and targets
     are numpy code holding the GIL, so threads add up to about one core (RESULTS.md: 103 images/s with 1 thread,
-    101 with 2), too little for a GPU (49 images/s fed a step that takes 421). None (the default) chooses: 0 when
-    JAX computes on the CPU (its cores are the step's), else one per usable core but one, at most 16
-    (`oosis_jax.training.loop.loader_processes`). A step that is validated is always saved first.
+    101 with 2), too little for a GPU (an H200 trained at 49 images/s with a step that does 421 images/s). None
+    (the default) chooses: 0 when JAX computes on the CPU (its cores are the step's), else one per usable core but
+    one, at most 16 (`oosis_jax.training.loop.loader_processes`).
     """
 
     name: str

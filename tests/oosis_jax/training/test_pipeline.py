@@ -255,7 +255,8 @@ from data.synthetic import make_scene
 from oosis_jax.training import input_pipeline as ip
 
 if __name__ == "__main__":
-    ds = ip.train_dataset([make_scene(i, 48, 64) for i in range(2)], ip.AugmentConfig(crop_size=(24, 32)), batch_size=1, seed=0)
+    scenes = [make_scene(i, 48, 64) for i in range(2)]
+    ds = ip.train_dataset(scenes, ip.AugmentConfig(crop_size=(24, 32)), batch_size=1, seed=0)
     batches = ip.iterate(ds, num_processes=2)
     next(batches)
     print(*[p.pid for p in active_children()], flush=True)
