@@ -62,7 +62,10 @@ def main(argv=None):
         config = config.replace(data_dir=args.data_dir)
     if args.batch_size:
         config = config.replace(batch_size=args.batch_size)
-    source, _ = train.open_sources(config)
+    try:
+        source, _ = train.open_sources(config)
+    except ValueError as err:  # e.g. a dataset not built in the folder: the message says how to build it
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     dataset = input_pipeline.train_dataset(source, config.augment, batch_size=config.batch_size, seed=config.seed,
                                            num_classes=config.model.num_classes)
     print(f"config={config.name} batch={config.batch_size} crops={config.augment.crop_size} "

@@ -92,12 +92,16 @@ class _Numbered:
         return len(self.source)
 
     def __getitem__(self, index):
-        return index, self.source[index]
+        try:
+            return index, self.source[index]
+        except Exception as err:  # any error, named by its example (`_named`)
+            raise _named(index, err) from err
 
 
 def _each_example(function, num_classes: int | None):
-    """``function(example, *args)`` applied to a `_Numbered` item, its ``ValueError`` naming the example's
-    index in the source; with ``num_classes``, a class id beyond it is one (the loss would read NaN)."""
+    """``function(example, *args)`` applied to a `_Numbered` item, any exception of it a ``ValueError`` naming the
+    example's index in the source (`_named`); with ``num_classes``, a class id beyond it is one (the loss would
+    read NaN)."""
     def call(item, *args):
         index, example = item
         try:
@@ -105,9 +109,18 @@ def _each_example(function, num_classes: int | None):
             if num_classes is not None and classes.size and classes.max() > num_classes:
                 raise ValueError(f"class id {classes.max()} is beyond the model's {num_classes} classes")
             return function(example, *args)
-        except ValueError as err:
-            raise ValueError(f"example {index} of the source: {err}") from err
+        except Exception as err:  # any error, named by its example (`_named`)
+            raise _named(index, err) from err
     return call
+
+
+def _named(index: int, err: Exception) -> ValueError:
+    """``err`` as a ``ValueError`` naming example ``index`` of the source (its own type too, unless a ValueError).
+    A plain ValueError of a string, so that a loader worker process can always send it back: an exception that
+    cannot be pickled (one holding a lock, or of a class the worker cannot import by name) left the run waiting
+    for a batch that never came."""
+    kind = "" if type(err) is ValueError else f"{type(err).__name__}: "
+    return ValueError(f"example {index} of the source: {kind}{err}")
 
 
 def _resize(image: np.ndarray, inst: np.ndarray, height: int, width: int):
@@ -336,7 +349,9 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num
     ``num_processes`` > 0, that many spawned worker processes (grain's ``mp_prefetch``; one thread each: the
     transforms hold the GIL) computing every ``num_processes``-th element. The elements are the same, in the same
     order, either way. ``close()`` the iterator to end its workers (else they end when it is collected, at exit,
-    or when this process dies; they ignore SIGINT and SIGTERM, which are this process's to answer).
+    or when this process dies; they ignore SIGINT and SIGTERM, which are this process's to answer, from the end of
+    their start-up: a signal sent to the process group in a worker's first seconds, before it has made anything,
+    still ends it, and the next batch is then an error).
 
     Worker processes are spawned: each imports the main module again from its file, so a script that builds the
     iterator must do so under ``if __name__ == "__main__":`` (else each worker runs the script again and fails),
@@ -345,8 +360,9 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num
     if num_processes == 0:
         options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))
         return iter(dataset[start:].to_iter_dataset(options))
-    main_file = getattr(sys.modules["__main__"], "__file__", None)  # spawned workers import it again by path,
-    if main_file is not None and not os.path.exists(  # a relative one from where this process started
+    main = sys.modules["__main__"]  # spawned workers import it again: by module name (-m, a zipapp), else by path
+    main_file = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is None and main_file is not None and not os.path.exists(
             os.path.join(multiprocessing.process.ORIGINAL_DIR or "", main_file)):
         raise ValueError(f"worker processes for the batches re-import the main module from its file, but it is "
                          f"{main_file!r} (a script read from stdin?): run it from a file, or load in threads "

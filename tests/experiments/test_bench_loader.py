@@ -20,3 +20,10 @@ def test_nothing_to_time_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench_loader.main(["--threads", "--processes"])
     assert exit_info.value.code == 2 and "nothing to time" in capsys.readouterr().err
+
+
+def test_an_unbuilt_dataset_is_one_line_naming_the_build_command(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_loader.main(["--config", "kins", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "is not built in" in err and "python -m data.kins" in err

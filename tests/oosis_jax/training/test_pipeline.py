@@ -231,7 +231,7 @@ def test_worker_processes_leave_sigint_and_sigterm_to_the_main_process():
     others = {p.pid for p in multiprocessing.active_children()}  # e.g. another test's pool in this pytest worker
     batches = ip.iterate(ds, num_processes=2)
     try:
-        next(batches)
+        next(batches), next(batches)  # one element of each worker: both have started (see `iterate`)
         workers = [p for p in multiprocessing.active_children() if p.pid not in others]
         assert len(workers) == 2
         for worker in workers:
@@ -292,9 +292,57 @@ def _alive(pid: int) -> bool:
         return False
 
 
+AN_EXAMPLE_THAT_FAILS = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from data.synthetic import make_scene
+from oosis_jax.training import input_pipeline as ip
+
+
+class Unpicklable(Exception):
+    def __init__(self):
+        super().__init__("no such record")
+        self.lock = threading.Lock()  # as an error holding a file or a lock would
+
+
+class FailsAt1:
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, index):
+        if index == 1:
+            raise Unpicklable()
+        return make_scene(index, 48, 64)
+
+
+if __name__ == "__main__":
+    ds = ip.train_dataset(FailsAt1(), ip.AugmentConfig(crop_size=(24, 32)), batch_size=3, seed=0)
+    batches = ip.iterate(ds, num_threads=1, num_processes=int(sys.argv[2]))
+    try:
+        next(batches)
+    except ValueError as err:
+        print(err)
+    finally:
+        batches.close()
+"""
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_an_example_that_fails_is_named_whatever_its_error_even_from_a_worker_process(tmp_path, processes):
+    """A worker used to wait forever for the batch of an error it could not send back (here: one holding a lock,
+    of a class defined in the main script)."""
+    script = tmp_path / "main.py"
+    script.write_text(AN_EXAMPLE_THAT_FAILS)
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, str(script), str(root), str(processes)], cwd=root, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert "example 1 of the source: Unpicklable: no such record" in out
+
+
 def test_worker_processes_refuse_a_main_module_they_cannot_import_again(monkeypatch):
     ds = ip.train_dataset(scenes_with_edges(1), ip.AugmentConfig(crop_size=(24, 32)), batch_size=1, seed=0)
-    monkeypatch.setattr(sys.modules["__main__"], "__file__", "<stdin>", raising=False)
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", "<stdin>", raising=False)  # as `python - < x.py`
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
     with pytest.raises(ValueError, match=r"'<stdin>' \(a script read from stdin\?\).*loader_processes=0"):
         ip.iterate(ds, num_processes=2)
 
