@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 
+import cloudpickle
 import grain
 import numpy as np
 from absl import flags
@@ -369,6 +370,12 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num
                          "(loader_processes=0)")
     if not flags.FLAGS.is_parsed():  # grain reads an absl flag when it starts workers; argparse programs never
         flags.FLAGS.mark_as_parsed()  # parse absl's, so its defaults are taken as given
+    try:  # as grain sends it to each worker: fail here, naming what cannot go, not at the first batch
+        cloudpickle.dumps(dataset)
+    except Exception as err:  # pickling raises TypeError, AttributeError, PicklingError, ...
+        raise ValueError(f"the loader's worker processes need the dataset pickled, and it cannot be "
+                         f"({type(err).__name__}: {err}): make the source picklable (open files and locks when "
+                         "first read, not in __init__), or load in threads (loader_processes=0)") from err
     stream = dataset[start:].to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
     return iter(stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_processes),
                                    worker_init_fn=_worker_setup))

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -337,6 +338,21 @@ def test_an_example_that_fails_is_named_whatever_its_error_even_from_a_worker_pr
     out = subprocess.run([sys.executable, str(script), str(root), str(processes)], cwd=root, capture_output=True,
                          text=True, timeout=120).stdout
     assert "example 1 of the source: Unpicklable: no such record" in out
+
+
+class _HoldsALock(list):
+    def __init__(self, scenes):
+        super().__init__(scenes)
+        self.lock = threading.Lock()
+
+
+def test_a_source_that_cannot_go_to_the_workers_is_refused_before_any_batch():
+    ds = ip.train_dataset(_HoldsALock(scenes_with_edges(1)), ip.AugmentConfig(crop_size=(24, 32)), batch_size=1,
+                          seed=0)
+    with pytest.raises(ValueError, match=r"need the dataset pickled.*TypeError: cannot pickle '_thread.lock'.*"
+                                         r"loader_processes=0"):
+        ip.iterate(ds, num_processes=2)
+    assert next(ip.iterate(ds, num_threads=1))["image"].shape == (1, 24, 32, 3)  # threads need no pickling
 
 
 def test_worker_processes_refuse_a_main_module_they_cannot_import_again(monkeypatch):
