@@ -6,7 +6,7 @@
     python -m experiments.bench_loader --smoke                           # seconds (CI check of the script)
 
 Each row iterates the run's own training stream (`input_pipeline.train_dataset` over `loop.open_sources`, the
-config's augmentation and batch size) as the training loop does (`input_pipeline.iterate`): with N threads of
+config's augmentation and batch size) as the training loop does (`loader.iterate`): with N threads of
 this process (``loader_processes=0``) or N worker processes (``loader_processes=N``). A row times the batches of
 ``--seconds`` after its first batch (the start of its workers is left out) and gives the images per second and
 the ratio to the first row. The transforms are numpy code that holds the GIL, so threads share about one core;
@@ -20,6 +20,7 @@ import time
 
 from experiments.flags import parse_noting_given, positive_float, positive_int, refuse_unused
 from oosis_jax.training import input_pipeline
+from oosis_jax.training import loader
 from oosis_jax.training import loop as train
 from oosis_jax.training.configs import NAMES, get_config
 
@@ -28,9 +29,9 @@ SMOKE_SETS = {"config": "--config", "data_dir": "--data-dir", "batch_size": "--b
 
 
 def images_per_second(dataset, seconds: float, threads: int = 1, processes: int = 0) -> float:
-    """Images per second that ``input_pipeline.iterate(dataset, 0, threads, processes)`` yields over ``seconds``
+    """Images per second that ``loader.iterate(dataset, 0, threads, processes)`` yields over ``seconds``
     after its first batch."""
-    batches = input_pipeline.iterate(dataset, 0, threads, processes)
+    batches = loader.iterate(dataset, 0, threads, processes)
     try:
         next(batches)
         start, images = time.perf_counter(), 0

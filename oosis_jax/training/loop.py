@@ -33,6 +33,7 @@ from tqdm import tqdm
 from oosis_jax.devices import usable_cores
 from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
+from oosis_jax.training import loader
 from oosis_jax.training.global_batch import to_global
 from oosis_jax.training import losses
 from oosis_jax.training.metrics_log import MetricsLog, mean_metrics
@@ -242,7 +243,7 @@ def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | No
     validation) random-access sources of decoded examples (``data/features.py`` schema) to use instead of
     ``open_sources(config)``, e.g. examples with changed targets (``experiments/direct_training.py``); with
     loader worker processes (`loader_processes`, the default on a GPU or TPU) they are pickled to them, and a
-    script calling `train` must do so under ``if __name__ == "__main__":`` (`input_pipeline.iterate`). A
+    script calling `train` must do so under ``if __name__ == "__main__":`` (`loader.iterate`). A
     preemption notice (SIGTERM) saves the step under way and raises `Preempted` (``preemption``). The run's
     mesh is set only while it trains: the caller's (or none) holds again afterwards, so a prediction made next in
     the same process is not computed whole on every device."""
@@ -293,7 +294,7 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
         if lost:  # a validation a crash cut short: run it now
             log.write(start, validation.evaluate(eval_step, state, eval_batches, mesh, keys))
         schedule = poly_schedule(config, num_steps)
-        batches = input_pipeline.iterate(stream, start, config.loader_threads, loader_processes(config))
+        batches = loader.iterate(stream, start, config.loader_threads, loader_processes(config))
         if 0 < start < num_steps and notice.reached(mngr, start):  # a notice while compiling or validating:
             raise Preempted(start, workdir)  # its step is saved already (a new run stops after its first step)
         bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.name,

@@ -14,6 +14,7 @@ import pytest
 from helpers.scripts import run_script
 from oosis_jax.evaluation import boundaries as boundary_eval
 from oosis_jax.training import input_pipeline
+from oosis_jax.training import loader
 from oosis_jax.training import loop as train
 from oosis_jax.training import validation
 from oosis_jax.training.configs import TrainConfig, get_config
@@ -157,9 +158,9 @@ def test_killed_run_resumes_to_the_identical_state(tmp_path, monkeypatch):
     draws, fresh_state = [], train.fresh_state
     monkeypatch.setattr(train, "fresh_state", lambda *args: draws.append(args[2:]) or fresh_state(*args))
     # resumed with the batches made in 2 worker processes instead of threads: the same batches
-    others, made, iterate = {p.pid for p in multiprocessing.active_children()}, [], input_pipeline.iterate
+    others, made, iterate = {p.pid for p in multiprocessing.active_children()}, [], loader.iterate
     # the run's batch iterator is kept alive here, so that only the run's own close() can end its workers
-    monkeypatch.setattr(input_pipeline, "iterate", lambda *args: made.append(iterate(*args)) or made[-1])
+    monkeypatch.setattr(loader, "iterate", lambda *args: made.append(iterate(*args)) or made[-1])
     with pytest.warns(UserWarning, match=r"watched and fed \(loader_processes: None -> 2\)"):
         resumed = train.train(config.replace(loader_processes=2), tmp_path / "resumed")
     assert not [p for p in multiprocessing.active_children() if p.pid not in others]  # its workers are closed
