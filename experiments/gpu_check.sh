@@ -3,7 +3,7 @@
 #
 #     bash experiments/gpu_wheels.sh             # once, here (PyPI): grain, array-record, portpicker, pycocotools
 #     bash experiments/gpu_check.sh              # on the GPU machine (installs .whl/*.whl first when needed)
-#     bash experiments/gpu_check.sh --cpu-smoke  # the same stages with tiny settings, ~3 minutes on a CPU
+#     bash experiments/gpu_check.sh --cpu-smoke  # the same stages with tiny settings, ~1.5 minutes on a CPU
 #
 # Stages run in order, each under `timeout`; a failed, timed out or skipped stage is recorded and the next one
 # still runs. One deadline bounds them all: DEADLINE_S (480; --cpu-smoke 600) seconds after the script starts.
