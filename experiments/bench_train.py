@@ -60,7 +60,10 @@ def timed(fn, repeats: int) -> float:
 
 def bench_training(model: ModelConfig, batch_sizes: list[int], size: int, steps: int):
     """Yields (batch size, images per second of the jitted training step at ``size x size`` crops) for each of
-    ``batch_sizes`` in turn; the network is initialised once for all of them (each batch size compiles anew)."""
+    ``batch_sizes`` in turn; the network is initialised once for all of them (each batch size compiles anew), and
+    not at all for none."""
+    if not batch_sizes:
+        return
     mesh = train.make_mesh()
     with jax.set_mesh(mesh):  # only here: the inference benchmark runs as a predictor would
         config = get_config("smoke").replace(model=model, num_steps=1000)

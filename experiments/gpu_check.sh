@@ -18,7 +18,8 @@
 #   bench_infer  INFER_S=60   20     python -m experiments.bench_train --batch-sizes (ResNet-50 PSPNet, bf16, one
 #                                    2048x615 forward pass)
 #   bench_train  BENCH_S=240  30     python -m experiments.bench_train --no-inference (training images/s at 225x225,
-#                                    bf16, batch 8/16/32; on an H200 45-70 s each, mostly set-up and compilation)
+#                                    bf16, batch 8/16/32; on an H200 45-70 s each in separate processes, mostly
+#                                    initialisation and compilation: one process now initialises once)
 #   train_plan   PLAN_S=25    25     python -m experiments.gpu_plan: batch (8/16/32) and steps of the run from the
 #                                    measured rate of its loader, so that the poly schedule ends inside the train stage
 #   train        TRAIN_S=120  75     python -m experiments.train --config synthetic_long: the shipped model's recipe

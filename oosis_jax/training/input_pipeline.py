@@ -24,6 +24,8 @@ Each process reads only its own share of every global batch (``process_index::pr
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+from typing import NoReturn
 
 import grain
 import numpy as np
@@ -88,13 +90,13 @@ class _Numbered:
     def __getitem__(self, index):
         try:
             return index, self.source[index]
-        except Exception as err:  # any error, named by its example (`_named`)
-            raise _named(index, err) from err
+        except Exception as err:  # any error, named by its example
+            _raise_named(index, err)
 
 
 def _each_example(function, num_classes: int | None):
     """``function(example, *args)`` applied to a `_Numbered` item, any exception of it a ``ValueError`` naming the
-    example's index in the source (`_named`); with ``num_classes``, a class id beyond it is one (the loss would
+    example's index in the source (`_raise_named`); with ``num_classes``, a class id beyond it is one (the loss would
     read NaN)."""
     def call(item, *args):
         index, example = item
@@ -103,18 +105,23 @@ def _each_example(function, num_classes: int | None):
             if num_classes is not None and classes.size and classes.max() > num_classes:
                 raise ValueError(f"class id {classes.max()} is beyond the model's {num_classes} classes")
             return function(example, *args)
-        except Exception as err:  # any error, named by its example (`_named`)
-            raise _named(index, err) from err
+        except Exception as err:  # any error, named by its example
+            _raise_named(index, err)
     return call
 
 
-def _named(index: int, err: Exception) -> ValueError:
-    """``err`` as a ``ValueError`` naming example ``index`` of the source (its own type too, unless a ValueError).
-    A plain ValueError of a string, so that a loader worker process can always send it back: an exception that
-    cannot be pickled (one holding a lock, or of a class the worker cannot import by name) left the run waiting
-    for a batch that never came."""
-    kind = "" if type(err) is ValueError else f"{type(err).__name__}: "
-    return ValueError(f"example {index} of the source: {kind}{err}")
+def _raise_named(index: int, err: Exception) -> NoReturn:
+    """Raise ``err``, which is being handled, naming example ``index`` of the source: a ``ValueError`` (a bad
+    example) as a ``ValueError`` whose message starts with the example; another error (a bug, a failing read) with
+    its own type and traceback and a note naming the example, except in a loader worker process, where it becomes
+    such a ``ValueError`` too (its type in the message, the original as its cause): the worker must send it back
+    pickled, and an error that could not be (one holding a lock, or of a class defined in the main script) left
+    the run waiting for a batch that never came."""
+    if type(err) is ValueError or multiprocessing.parent_process() is not None:
+        kind = "" if type(err) is ValueError else f"{type(err).__name__}: "
+        raise ValueError(f"example {index} of the source: {kind}{err}") from err
+    err.add_note(f"(example {index} of the source)")
+    raise err
 
 
 def _resize(image: np.ndarray, inst: np.ndarray, height: int, width: int):

@@ -21,8 +21,9 @@ from absl import flags
 
 def _worker_setup(worker_index: int, worker_count: int) -> None:
     """In each loader worker: SIGINT and SIGTERM are the main process's to answer (a Ctrl-C or a scheduler's
-    SIGTERM reaches the whole process group; the training loop saves the step under way, for which it may still
-    need a batch); the worker ends when the iterator is closed, or at once when the main process dies (grain's
+    SIGTERM reaches the whole process group; on a SIGTERM the training loop saves the step under way, for which it
+    may still need a batch; a Ctrl-C ends the run, its last checkpoint kept, and the loop closes the workers);
+    the worker ends when the iterator is closed, or at once when the main process dies (grain's
     workers do not notice that themselves and would run on as orphans)."""
     del worker_index, worker_count
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -47,7 +48,8 @@ def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num
 
     Worker processes are spawned: each imports the main module again from its file, so a script that builds the
     iterator must do so under ``if __name__ == "__main__":`` (else each worker runs the script again and fails),
-    and a script read from stdin is refused (``ValueError``). The first call marks absl's flags as parsed when
+    and a script read from stdin is refused (``ValueError``), as is a dataset the workers cannot receive
+    (``ValueError`` naming why cloudpickle cannot send it). The first call marks absl's flags as parsed when
     nothing has parsed them (grain reads one of them as it starts the workers)."""
     if num_processes == 0:
         options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * max(num_threads, 1))

@@ -25,6 +25,16 @@ def test_verdict(devices, changes, training, value, expected):
     assert bench_train.verdict(SimpleNamespace(**{**PAPER, **changes}), devices, training, value) == expected
 
 
+def test_inference_alone_initialises_no_training_state(monkeypatch, capsys):
+    def refused(*args):
+        raise AssertionError("a training state for no batch size")
+
+    monkeypatch.setattr(bench_train.train, "fresh_train_state", refused)
+    bench_train.main(["--smoke", "--batch-sizes"])
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert len(rows) == 1 and rows[0].startswith("inference")
+
+
 def test_smoke_rows_show_the_targets(capsys):
     bench_train.main(["--smoke"])
     lines = capsys.readouterr().out.splitlines()
