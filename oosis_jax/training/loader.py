@@ -12,29 +12,24 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 
 import cloudpickle
 import grain
 from absl import flags
+
+from crf.batch import exit_with_parent
 
 
 def _worker_setup(worker_index: int, worker_count: int) -> None:
     """In each loader worker: SIGINT and SIGTERM are the main process's to answer (a Ctrl-C or a scheduler's
     SIGTERM reaches the whole process group; on a SIGTERM the training loop saves the step under way, for which it
     may still need a batch; a Ctrl-C ends the run, its last checkpoint kept, and the loop closes the workers);
-    the worker ends when the iterator is closed, or at once when the main process dies (grain's
+    the worker ends when the iterator is closed, or within a second of the main process dying (grain's
     workers do not notice that themselves and would run on as orphans)."""
     del worker_index, worker_count
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-
-    def end_with_parent():
-        parent.join()
-        os._exit(1)
-
-    threading.Thread(target=end_with_parent, name="end-with-parent", daemon=True).start()
+    exit_with_parent(multiprocessing.parent_process().pid)  # as the CRF's and the evaluation's workers do
 
 
 def iterate(dataset: grain.MapDataset, start: int = 0, num_threads: int = 4, num_processes: int = 0):
