@@ -1,4 +1,5 @@
-"""Labelling many images on all CPU cores with a process pool (whole-dataset evaluation).
+"""Labelling many images on all CPU cores with a process pool, or with threads of this process (whole-dataset
+evaluation).
 
 No progress display here (the package needs numpy and numba only): pass ``on_done``, e.g. a tqdm bar's
 ``update``, to be called once per labelled image.
@@ -154,7 +155,7 @@ def _pair(item):
     return item
 
 
-def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
+def solve_many(inputs, method="solve", processes=None, on_done=None, threads=None, **kwargs):
     """Label many ``(sigma, occ)`` pairs in parallel.
 
     Args:
@@ -164,6 +165,10 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
       processes: worker processes; ``None`` uses every core this process may run on, ``1`` labels in this
         process.
       on_done: optional ``f()`` called after each image is labelled (progress display).
+      threads: instead of processes, label in this many threads of this process (``processes`` must then be
+        None): the solvers release the GIL, so threads run at once with no worker start and nothing pickled
+        (no ``__main__`` guard needed; a callable ``method`` that holds the GIL gains nothing). ``1`` labels in
+        this thread.
       **kwargs: passed to the solver (e.g. ``lam``, ``mu``).
 
     Returns:
@@ -181,6 +186,15 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, **kwargs):
     """
     solver = _resolve(method)
     jobs = [((solver, kwargs), item) for item in inputs]
+    if threads is not None:
+        if processes is not None:
+            raise ValueError(f"give processes or threads, not both (got processes={processes!r}, threads={threads!r})")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be None (processes instead) or an int >= 1, got {threads!r}")
+        if threads == 1 or len(jobs) <= 1:
+            return _collect(map(_label_one, jobs), on_done)
+        with concurrent.futures.ThreadPoolExecutor(min(int(threads), len(jobs)), "crf.solve_many") as executor:
+            return _collect(executor.map(_label_one, jobs), on_done)
     processes = _usable_cores() if processes is None else processes
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
         raise ValueError(f"processes must be None (every core) or an int >= 1, got {processes!r}")

@@ -40,6 +40,21 @@ def test_threads_equal_sequential():
     assert threaded == [crf.solve_result(*pair, lam=5.0) for pair in inputs]
 
 
+def test_solve_many_in_threads_equals_sequential_runs_local_methods_and_names_failures():
+    inputs = _inputs(6)
+    done = []
+    threaded = crf.solve_many(inputs, method="jump", threads=3, on_done=lambda: done.append(1), lam=5.0)
+    for (sigma, occ), labels in zip(inputs, threaded):
+        np.testing.assert_array_equal(labels, crf.jump_moves(sigma, occ, lam=5.0))
+    assert len(done) == 6
+    local = lambda sigma, occ: crf.solve(sigma, occ, lam=5.0)  # noqa: E731 - processes could not pickle it
+    assert [r.tolist() for r in crf.solve_many(inputs[:3], method=local, threads=2)] == \
+        [crf.solve(*pair, lam=5.0).tolist() for pair in inputs[:3]]
+    with pytest.raises(crf.BatchError, match=r"1 of 4 items failed: item 2: ") as info:
+        crf.solve_many(inputs[:2] + ["not a pair"] + inputs[2:3], threads=2)
+    assert info.value.results[2] is None and all(info.value.results[i] is not None for i in (0, 1, 3))
+
+
 def test_in_process_and_callable_methods():
     inputs = _inputs(3)
     for method, solver in (("expansion", crf.expansion_moves), ("solve", crf.solve), (crf.jump_moves, crf.jump_moves)):
@@ -53,6 +68,11 @@ def test_bad_arguments_raise():
         crf.solve_many(_inputs(1), method="qpbo")
     with pytest.raises(ValueError, match="processes"):
         crf.solve_many(_inputs(2), processes=0)
+    for threads in (0, True, 1.5):
+        with pytest.raises(ValueError, match=r"threads must be None \(processes instead\) or an int >= 1"):
+            crf.solve_many(_inputs(2), threads=threads)
+    with pytest.raises(ValueError, match="give processes or threads, not both"):
+        crf.solve_many(_inputs(2), processes=2, threads=2)
     with pytest.raises(ValueError, match="sigma"):
         crf.solve_many([(np.full((3, 3), 2.0), np.zeros((3, 3, 4), bool))], processes=1)
 
