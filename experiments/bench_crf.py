@@ -261,8 +261,8 @@ SCALING_HEADERS = ("images", "size", "workers", "wall s", "images / s", "speed-u
 
 
 def scaling_rows(count, height, width):
-    """``crf.solve_many`` on ``count`` noisy images, one process and then every core, and ``crf.solve`` called
-    from one thread per core (the solvers release the GIL): do they keep every core busy? Wall time includes
+    """``crf.solve_many`` on ``count`` noisy images, one process and then every core, and on one thread per core
+    (``threads=``: the solvers release the GIL): do they keep every core busy? Wall time includes
     starting the worker processes (``spawn``, numba caches loaded). Each row is reported as `progress` once
     measured."""
     inputs = [_inputs(seed, height, width, "noisy") for seed in range(count)]
@@ -270,7 +270,7 @@ def scaling_rows(count, height, width):
     runs = [(f"{n} process{'es' if n > 1 else ''}", n, lambda n=n: crf.solve_many(inputs, processes=n))
             for n in sorted({1, cores})]
     if cores > 1:
-        runs.append((f"{cores} threads", cores, lambda: _threaded(inputs, cores)))
+        runs.append((f"{cores} threads", cores, lambda: crf.solve_many(inputs, threads=cores)))
     rows, base = [], None
     for name, workers, run in runs:
         start = time.perf_counter()
@@ -281,12 +281,6 @@ def scaling_rows(count, height, width):
                      round(base / wall, 2), round(base / wall / workers, 2)])
         progress("solve_many", SCALING_HEADERS, rows[-1])
     return rows
-
-
-def _threaded(inputs, threads: int) -> list:
-    """``crf.solve`` of every ``(sigma, occ)`` pair of ``inputs`` on ``threads`` threads of this process."""
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda pair: crf.solve(*pair), inputs))
 
 
 def _size(text):
