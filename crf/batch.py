@@ -195,7 +195,7 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, threads=Non
             return _collect(map(_label_one, jobs), on_done)
         with concurrent.futures.ThreadPoolExecutor(min(int(threads), len(jobs)), "crf.solve_many") as executor:
             return _collect(executor.map(_label_one, jobs), on_done)
-    processes = _usable_cores() if processes is None else processes
+    processes = usable_cores() if processes is None else processes
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
         raise ValueError(f"processes must be None (every core) or an int >= 1, got {processes!r}")
     if processes == 1 or len(jobs) <= 1:
@@ -221,7 +221,7 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, threads=Non
                 "processes=1 there)") from err
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     """The cores this process may run on (its affinity, where the system has one), else every core."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

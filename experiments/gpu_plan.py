@@ -14,7 +14,7 @@ import argparse
 
 from experiments.bench_loader import images_per_second
 from experiments.flags import non_negative_int, positive_float
-from oosis_jax.devices import usable_cores
+from crf.batch import usable_cores
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import loop
 from oosis_jax.training.configs import get_config

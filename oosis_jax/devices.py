@@ -6,11 +6,7 @@ import os
 
 import jax
 
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity on Linux; ``os.cpu_count()`` where that is unknown)."""
-    usable = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows lack it
-    return len(usable(0)) if usable else os.cpu_count() or 1
+from crf.batch import usable_cores
 
 
 def use_cpu_cores(batch_size: int, cores: int | None = None) -> int:

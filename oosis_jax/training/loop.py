@@ -30,7 +30,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from oosis_jax.devices import usable_cores
+from crf.batch import usable_cores
 from oosis_jax.training import checkpointing
 from oosis_jax.training import input_pipeline
 from oosis_jax.training import loader
