@@ -28,6 +28,15 @@ SMOKE_SETS = {"config": "--config", "data_dir": "--data-dir", "batch_size": "--b
               "processes": "--processes", "seconds": "--seconds"}
 
 
+def training_stream(config):
+    """``(source, batches)``: ``config``'s training source (`loop.open_sources`) and its stream of one process's
+    batches (`input_pipeline.train_dataset`: the config's augmentation, batch size and seed), as the loop makes
+    them."""
+    source, _ = train.open_sources(config)
+    return source, input_pipeline.train_dataset(source, config.augment, batch_size=config.batch_size,
+                                                seed=config.seed, num_classes=config.model.num_classes)
+
+
 def images_per_second(dataset, seconds: float, threads: int = 1, processes: int = 0) -> float:
     """Images per second that ``loader.iterate(dataset, 0, threads, processes)`` yields over ``seconds``
     after its first batch."""
@@ -64,11 +73,9 @@ def main(argv=None):
     if args.batch_size:
         config = config.replace(batch_size=args.batch_size)
     try:
-        source, _ = train.open_sources(config)
+        source, dataset = training_stream(config)
     except ValueError as err:  # e.g. a dataset not built in the folder: the message says how to build it
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    dataset = input_pipeline.train_dataset(source, config.augment, batch_size=config.batch_size, seed=config.seed,
-                                           num_classes=config.model.num_classes)
     print(f"config={config.name} batch={config.batch_size} crops={config.augment.crop_size} "
           f"examples={len(source)}")
     print(f"{'loader':<12}{'workers':>8}{'images/s':>12}{'ratio':>8}")

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.bench_loader import images_per_second
+from experiments.bench_loader import images_per_second, training_stream
 from experiments.flags import non_negative_int, positive_float
 from crf.batch import usable_cores
-from oosis_jax.training import input_pipeline
 from oosis_jax.training import loop
 from oosis_jax.training.configs import get_config
 
@@ -50,9 +49,7 @@ def main(argv=None):
     if args.loader_processes is not None:
         config = config.replace(loader_processes=args.loader_processes)
     threads, processes = usable_cores(), loop.loader_processes(config)
-    source, _ = loop.open_sources(config)
-    dataset = input_pipeline.train_dataset(source, config.augment, batch_size=8, seed=config.seed,
-                                           num_classes=config.model.num_classes)
+    _, dataset = training_stream(config.replace(batch_size=8))
     rate = images_per_second(dataset, 1.0 if args.smoke else 4.0, threads, processes)
     batch, steps = (2, 6) if args.smoke else plan(rate, args.train_seconds, config.num_steps)
     loader = f"{processes} worker processes" if processes else f"{threads} threads"
