@@ -31,7 +31,6 @@ import argparse
 import concurrent.futures
 import importlib.util
 import multiprocessing
-import os
 import sys
 import time
 
@@ -266,7 +265,7 @@ def scaling_rows(count, height, width):
     starting the worker processes (``spawn``, numba caches loaded). Each row is reported as `progress` once
     measured."""
     inputs = [_inputs(seed, height, width, "noisy") for seed in range(count)]
-    cores = os.cpu_count() or 1
+    cores = crf.batch.usable_cores()
     runs = [(f"{n} process{'es' if n > 1 else ''}", n, lambda n=n: crf.solve_many(inputs, processes=n))
             for n in sorted({1, cores})]
     if cores > 1:

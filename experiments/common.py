@@ -220,7 +220,11 @@ def heads(source, examples: Sequence[dict], s: Setup) -> list[dict]:
 def hardware() -> str:
     import jax
 
-    return f"{platform.machine()} {os.cpu_count()} CPU cores, JAX on {jax.default_backend()}"
+    from crf.batch import usable_cores
+
+    cores = usable_cores()
+    total = f" of {os.cpu_count()}" if cores != os.cpu_count() else ""
+    return f"{platform.machine()} {cores}{total} CPU cores, JAX on {jax.default_backend()}"
 
 
 def report(s: Setup, title: str, tables: str, notes: str = "", data: dict | None = None,

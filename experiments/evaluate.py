@@ -16,13 +16,13 @@ default settings 2000/200/200 scenes of 224-288 x 448-576 pixels (about 200 MB, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from crf.batch import usable_cores
 from data.registry import info
 from experiments import flags
 from oosis_jax import evaluation
@@ -111,7 +111,7 @@ def main(argv=None):
         (out / stale).unlink(missing_ok=True)
     name = "Joint-Labeling (GT bndry/segm)" if args.gt else "Joint-Labeling"
     evaluator = evaluation.Evaluator(boundaries=not args.gt, max_dist=args.max_dist,
-                                     processes=args.processes or os.cpu_count() or 1)
+                                     processes=args.processes or usable_cores())
     failures = []
     for example, item in _predictions(args, predictor, examples):
         if isinstance(item, prediction.ImageFailure):

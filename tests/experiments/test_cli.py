@@ -216,3 +216,20 @@ def test_an_output_folder_is_checked_and_returned_with_home_expanded(tmp_path, m
     (tmp_path / "file").write_text("x")
     with pytest.raises(Exception, match="lies under .*file, which is a file"):
         flags.folder("~/file/sub")
+
+
+def test_evaluate_defaults_to_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    """Without --processes the boundary counts get one worker per core of the process's CPU affinity (as under
+    `taskset` or a batch scheduler's binding), not one per core of the machine."""
+    seen = []
+    real = evaluate.evaluation.Evaluator
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["processes"])
+        return real(*args, **{**kwargs, "processes": 1})
+
+    monkeypatch.setattr(evaluate, "usable_cores", lambda: 3)
+    monkeypatch.setattr(evaluate.evaluation, "Evaluator", recording)
+    tiny = TINY[:TINY.index("--processes")]
+    evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(tmp_path / "eval"), *tiny])
+    assert seen == [3]
