@@ -296,7 +296,8 @@ SMOKE_SETS = {"sizes": "--sizes", "scenes": "--scenes", "behaviour_scenes": "--b
 def main(argv=None):
     from oosis_jax.evaluation.tables import markdown
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m experiments.bench_crf",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", type=_size, default=[(615, 2048), (308, 1024), (154, 512)])
     p.add_argument("--scenes", type=positive_int, default=3, help="scenes per size and variant (speed table)")
     p.add_argument("--variants", nargs="+", default=["gt", "noisy"], choices=["gt", "noisy"])

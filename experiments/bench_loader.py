@@ -52,7 +52,7 @@ def images_per_second(dataset, seconds: float, threads: int = 1, processes: int 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench_loader", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="synthetic_long", choices=NAMES)
     parser.add_argument("--data-dir", help="tfds data directory of the config's dataset (default: the config's)")
     parser.add_argument("--batch-size", type=positive_int, help="default: the config's")

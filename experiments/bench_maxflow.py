@@ -127,7 +127,7 @@ SMOKE_SETS = {"synthetic": "--synthetic", "scenes": "--scenes", "adversarial": "
 def main(argv=None) -> str:
     from oosis_jax.evaluation.tables import markdown
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m experiments.bench_maxflow", description=__doc__.split("\n\n")[0])
     p.add_argument("--synthetic", type=_size, default=(615, 2048), help="size of the gt and noisy scenes")
     p.add_argument("--scenes", type=positive_int, default=3, help="images per gt and per noisy row")
     p.add_argument("--adversarial", type=_size, default=(200, 200))

@@ -133,7 +133,8 @@ def _size(text):
 def main(argv=None):
     from oosis_jax.evaluation.tables import markdown
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m experiments.bench_solve",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenes", type=positive_int, default=50, help="synthetic scenes (seeds 0..N-1) per variant")
     p.add_argument("--size", type=_size, default=(256, 512), help="HxW of the scenes")
     p.add_argument("--repeats", type=positive_int, default=3, help="time each minimiser on each image this often")

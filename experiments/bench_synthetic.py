@@ -35,7 +35,8 @@ def time_build(height: int, width: int, num: int) -> tuple[float, float]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="synthetic dataset speed")
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench_synthetic",
+                                     description="synthetic dataset speed")
     parser.add_argument("--num", type=positive_int, default=1000, help="scenes in the timed tfds build")
     parser.add_argument("--scenes", type=positive_int, default=100, help="scenes per make_scene timing")
     args = parser.parse_args(argv)

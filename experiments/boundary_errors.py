@@ -66,7 +66,8 @@ def picture(scenes, boundaries, truths, path: Path, count: int = 4) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m experiments.boundary_errors",
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="synthetic", help="shipped name, exported folder or workdir")
     parser.add_argument("--split", default="test")
     parser.add_argument("--scenes", type=flags.positive_int, default=40)

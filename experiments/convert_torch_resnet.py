@@ -66,7 +66,8 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], prefix: str = "backbon
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.convert_torch_resnet",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a ResNet state dict: a PyTorch .pth (needs torch) or an .npz of its arrays")
     parser.add_argument("output", help="npz file to write")
     args = parser.parse_args(argv)

@@ -38,7 +38,8 @@ OUTPUTS = ("results.json", "results.md", "oair_iou.png", "oair_confidence.png", 
 def parse_args(argv=None):
     """The command line, checked before any work: the options ``--gt`` does not use are refused, the tiles are
     checked (`flags.check_tile_arguments`) and ``--out`` is created."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m experiments.evaluate",
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add_source_arguments(parser)
     flags.add_dataset_arguments(parser, default=None)
     parser.add_argument("--limit", type=flags.positive_int, default=None, help="evaluate the first N examples only")

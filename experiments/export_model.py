@@ -170,7 +170,8 @@ Reproduce: `python -m experiments.export_model --workdir RUN --name {name} {opti
 
 def parser() -> argparse.ArgumentParser:
     """The command line of `main` (also what a card's "Reproduce" line is checked against)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m experiments.export_model",
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True, help="a training work directory, a folder this script "
                         "exported or a model name")
     parser.add_argument("--name", type=model_name, default="synthetic",

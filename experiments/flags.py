@@ -125,8 +125,11 @@ def split_of(args: argparse.Namespace) -> str:
 
 
 def parser(description: str, name: str, default_limit: int = 50) -> argparse.ArgumentParser:
-    """The common command line of the experiments; scripts add their own flags before calling ``setup``."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The common command line of the experiments; scripts add their own flags before calling ``setup``. ``name``
+    is the script's module in ``experiments`` (its usage line reads ``python -m experiments.NAME``, how it runs)
+    and its default output folder under ``runs``."""
+    p = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataset_arguments(p)
     p.add_argument("--smoke", action="store_true",
                    help="tiny run (CI): at most 4 images, the CRF in this process; seconds on the synthetic scenes, "

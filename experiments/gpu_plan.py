@@ -38,7 +38,7 @@ def plan(rate: float, train_seconds: float, recipe_steps: int) -> tuple[int, int
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.gpu_plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-seconds", type=positive_float, required=True, help="the train stage's limit")
     parser.add_argument("--out", required=True, help="the plan's shell variables are written here")
     parser.add_argument("--loader-processes", type=non_negative_int,

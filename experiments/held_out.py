@@ -141,7 +141,8 @@ def json_line(row: dict) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m experiments.held_out",
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]WHAT",
                         help="a model (repeatable); NAME labels its rows and cache files (default: WHAT's last part)")
     parser.add_argument("--robustness", action="append", default=None, metavar="paper|KEY=VALUE,...",

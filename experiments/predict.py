@@ -42,7 +42,8 @@ GROUND_TRUTH_ONLY = {"dataset": "--dataset", "split": "--split", "data_dir": "--
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m experiments.predict",
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add_source_arguments(parser)
     parser.add_argument("--images", help="folder of images (with --checkpoint)")
     flags.add_dataset_arguments(parser)  # of --gt (a checkpoint knows its own dataset)

@@ -45,7 +45,7 @@ def render_scene(seed: int, height: int, width: int, path: str, image_path: str 
 
 
 def main(argv=None) -> list[str]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.render_scenes", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/scenes", help="output folder for the PNG panels (default runs/scenes)")
     parser.add_argument("--num", type=positive_int, default=6, help="number of scenes")
     parser.add_argument("--first-seed", type=non_negative_int, default=1, help="seed of the first scene")

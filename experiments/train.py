@@ -135,7 +135,7 @@ def plot_metrics(metrics_file: str, output: str) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="synthetic", choices=NAMES)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--dataset", choices=DATASETS, help="override the config's dataset")
