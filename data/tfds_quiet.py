@@ -1,9 +1,11 @@
-"""Silences two tensorflow-datasets log lines that only describe this project's own choices.
+"""Silences three tensorflow-datasets log lines that only describe this project's own choices or say again
+what its own error says.
 
 `silence()` (called when every tfds builder of ``data`` and ``data.loading`` are imported) adds one filter to
 the ``absl`` logger, through which tfds logs: our builders always take a custom config ("Using custom data
-configuration"), and images are decoded with PIL on purpose ("OpenCV is not installed"). Every other message
-passes.
+configuration"), images are decoded with PIL on purpose ("OpenCV is not installed"), and a dataset not built
+(or not finished) is named by ``data.loading``'s error with the command that builds it, after tfds's own line
+about the folder it looked in ("Variant folder ... has no dataset_info.json"). Every other message passes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 class QuietTfds(logging.Filter):
     """Drops the records whose message starts with one of `MESSAGES`."""
 
-    MESSAGES = ("Using custom data configuration", "OpenCV is not installed")
+    MESSAGES = ("Using custom data configuration", "OpenCV is not installed", "Variant folder ")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(self.MESSAGES)

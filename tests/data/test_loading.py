@@ -83,6 +83,7 @@ def test_tfds_noise_is_silenced_and_other_messages_pass(caplog):
     with caplog.at_level(logging.INFO):
         absl_logging.warning("Using custom data configuration: %s", "synthetic/num_train=4")
         absl_logging.warning("OpenCV is not installed. We recommend using OpenCV because it is faster.")
+        absl_logging.warning("Variant folder %s has no dataset_info.json", "/data/kins/update2020/1.0.0")
         absl_logging.warning("a real problem")
     assert [r.getMessage() for r in caplog.records] == ["a real problem"]
 
