@@ -25,12 +25,14 @@ from PIL.PngImagePlugin import PngInfo
 from pycocotools import mask as mask_utils
 
 from crf.inputs import as_array
+from data.annotations import integer, rle_mask
 from data.pixels import rgb8
 from oosis_jax.evaluation.coco_map import encode_masks
 from oosis_jax.evaluation.metrics import validate_instances
 from oosis_jax.inference.nms import boundary_nms
 
 FORMAT = "oosis-prediction-1"
+MAX_PIXELS = 2**31 - 1  # an int32 instance map's flat index and an RLE's run lengths
 PICTURES = ("depth", "boundaries", "overlay")  # write_prediction's PNGs: {stem}_{picture}.png
 OVERLAY_KEY = "instances: one colour each, outlined in white; the background as in the image"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: its first frame
@@ -50,12 +52,21 @@ def prediction_json(prediction, class_names=None) -> dict:
     }
 
 
+def _score(value: object, where: str) -> float:
+    """A JSON score: a finite number (not a boolean, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
 def read_prediction_json(path) -> dict:
     """``dict(instance_map int32 (H, W), classes int32 (N,), scores float64 (N,), edges int32 (M, 2))``.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for malformed content:
-    among others two instances whose masks share pixels (one would vanish from the instance map) and a class id
-    beyond ``class_names`` when the file names its classes.
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the field for
+    malformed content: among others two instances whose masks share pixels (one would vanish from the instance
+    map), an RLE whose runs do not cover the image (pycocotools would fill the rest from uninitialised memory),
+    a fractional or quoted number where an integer belongs (a class 1.7, an edge [1.9, 2]: never rounded), a
+    score that is not a finite number, and a class id beyond ``class_names`` when the file names its classes.
     """
     path = Path(path)
     if not path.is_file():
@@ -64,7 +75,9 @@ def read_prediction_json(path) -> dict:
         content = json.loads(path.read_text())
         if content.get("format") != FORMAT:
             raise ValueError(f"format is {content.get('format')!r}, expected {FORMAT!r}")
-        height, width = int(content["height"]), int(content["width"])
+        height, width = (integer(content[key], key) for key in ("height", "width"))
+        if min(height, width) < 1 or height * width > MAX_PIXELS:
+            raise ValueError(f"the image size {height}x{width} is not 1 to {MAX_PIXELS} pixels")
         class_names = content["class_names"]
         if class_names is not None and not (isinstance(class_names, list) and all(isinstance(name, str)
                                                                                  for name in class_names)):
@@ -74,21 +87,22 @@ def read_prediction_json(path) -> dict:
         for k, item in enumerate(instances, start=1):
             if item["id"] != k:
                 raise ValueError(f"instance ids must be 1..N without gaps, found {item['id']} at position {k}")
-            mask = mask_utils.decode(item["segmentation"]).astype(bool)
-            if mask.shape != inst.shape:
-                raise ValueError(f"instance {k}'s mask is {mask.shape[0]}x{mask.shape[1]}, the image {height}x{width}")
+            mask = rle_mask(item["segmentation"], height, width, f"instance {k} segmentation")
             shared = inst[mask]
             if shared.any():
                 raise ValueError(f"instances {shared[shared > 0].min()} and {k} overlap in "
                                  f"{np.count_nonzero(shared)} pixel(s); each pixel belongs to one instance")
             inst[mask] = k
-        classes = np.array([x["class"] for x in instances], np.int32)
+        classes = np.array([integer(x["class"], f"instance {x['id']} class") for x in instances], np.int64)
         if class_names is not None and classes.size and classes.max() > len(class_names):
             k = int(np.argmax(classes)) + 1
             raise ValueError(f"instance {k} has class {classes[k - 1]}, beyond the {len(class_names)} class names "
                              f"{class_names}")
-        scores = np.array([x["score"] for x in instances], np.float64)
-        edges = np.array(content["edges"], np.int32).reshape(-1, 2)
+        scores = np.array([_score(x["score"], f"instance {x['id']} score") for x in instances], np.float64)
+        if not isinstance(content["edges"], list) or not all(isinstance(e, list) and len(e) == 2
+                                                            for e in content["edges"]):
+            raise ValueError(f"edges must be a list of [occluder, occluded] pairs, got {content['edges']!r}")
+        edges = np.array([[integer(v, f"edge {e}") for v in e] for e in content["edges"]], np.int64).reshape(-1, 2)
     except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError: JSON, numbers, RLE, shapes
         raise ValueError(f"malformed prediction file {path}: {err!r}") from err
     inst, classes, edges, scores = validate_instances(inst, classes, edges, scores, name=str(path))

@@ -72,9 +72,26 @@ def test_json_round_trip_and_bad_files(tmp_path):
     with pytest.raises(ValueError, match="edges name instances"):
         prediction_io.read_prediction_json(path)
     # other malformed content is named with the file, not raised from numpy or pycocotools
-    for key, value, problem in (("height", 12, "mask is 24x32, the image 12x32"), ("height", -4, "negative"),
-                                ("edges", [1, 2, 3], "reshape")):
+    for key, value, problem in (("height", 12, r"instance 1 segmentation: RLE size \[24, 32\] differs"),
+                                ("height", -4, "image size -4x32 is not 1 to"), ("height", 10**8, "is not 1 to"),
+                                ("height", 24.5, "height: expected an integer, got 24.5"),
+                                ("height", "24", "height: expected an integer, got '24'"),
+                                ("edges", [1, 2, 3], "edges must be a list of"),
+                                ("edges", [[1.9, 2]], r"edge \[1.9, 2\]: expected an integer")):
         path.write_text(json.dumps({**prediction_io.prediction_json(pred), key: value}))
+        with pytest.raises(ValueError, match=f"malformed prediction file {path}.*{problem}"):
+            prediction_io.read_prediction_json(path)
+    # an instance's fields: never rounded, and an RLE must cover the image (pycocotools would fill the rest of the
+    # mask from uninitialised memory: a different mask at every read)
+    for key, value, problem in (("class", 1.7, "instance 1 class: expected an integer, got 1.7"),
+                                ("score", "0.5", "instance 1 score: expected a finite number"),
+                                ("score", None, "instance 1 score: expected a finite number"),
+                                ("segmentation", {"size": [24, 32], "counts": "3"}, "RLE runs cover 3 pixels, the "
+                                                                                    "image has 768"),
+                                ("segmentation", {"size": [-4, 5], "counts": "3"}, r"RLE size \[-4, 5\] differs")):
+        content = prediction_io.prediction_json(pred)
+        content["instances"][0][key] = value
+        path.write_text(json.dumps(content))
         with pytest.raises(ValueError, match=f"malformed prediction file {path}.*{problem}"):
             prediction_io.read_prediction_json(path)
 
