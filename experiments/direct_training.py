@@ -1,4 +1,4 @@
-"""Sec. 5.1 / Fig. 7: train the network directly on occlusion-order labels (the baseline the paper rejects).
+r"""Sec. 5.1 / Fig. 7: train the network directly on occlusion-order labels (the baseline the paper rejects).
 
     python -m experiments.direct_training [--smoke] [--steps N] [--train-minutes M] \
         [--checkpoint WORKDIR|FOLDER|synthetic]

@@ -1,4 +1,4 @@
-"""Supplement Sec. 2: jump moves vs expansion moves for the energy of Eq. (8).
+r"""Supplement Sec. 2: jump moves vs expansion moves for the energy of Eq. (8).
 
     python -m experiments.jump_vs_expansion [--dataset synthetic|kins|cocoa] [--smoke] \
         [--checkpoint WORKDIR|FOLDER|synthetic]

@@ -1,4 +1,4 @@
-"""Tab. 1 / Fig. 9 / Fig. 11: OAIR and % of instances on cycles, our CRF vs ordering baselines, +/- decycling.
+r"""Tab. 1 / Fig. 9 / Fig. 11: OAIR and % of instances on cycles, our CRF vs ordering baselines, +/- decycling.
 
     python -m experiments.oair_baselines [--dataset synthetic|kins|cocoa] [--smoke] \
         [--checkpoint WORKDIR|FOLDER|synthetic]

@@ -24,3 +24,15 @@ def test_usage_line_names_the_module(name, capsys):
         module.main(["--help"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: python -m experiments.{name} ")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_a_docstring_with_backslashes_is_raw(name):
+    """A usage example continued with `` \\`` at a line's end lost the backslash and the line break in --help (its
+    two lines printed as one) unless the module docstring is a raw string."""
+    import io
+    import tokenize
+
+    source = (Path(experiments.__file__).parent / f"{name}.py").read_text()
+    first = next(t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.STRING)
+    assert "\\" not in first.string or first.string.lower().startswith("r"), first.string[:80]
