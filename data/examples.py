@@ -6,7 +6,7 @@ on the fly (``synthetic_scenes``) with the registry's per-split seeds, so no bui
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -54,7 +54,24 @@ class Examples(Sequence):
             return [self[i] for i in range(*index.indices(self._count))]
         if not -self._count <= index < self._count:
             raise IndexError(f"example {index} of {self._count}")
-        return at_resolution(dict(self._source[index % self._count]), self._resolution)
+        example = dict(self._source[index % self._count])  # a damaged record: a ValueError naming it
+        try:
+            return at_resolution(example, self._resolution)
+        except ValueError as err:
+            raise ValueError(f"example {index % self._count}: {err}") from err
+
+
+def readable(examples: Sequence[dict], failures: list) -> Iterator[dict]:
+    """The examples of ``examples`` that can be read, in order; each one that cannot (a damaged record of a
+    build, an instance map the resize refuses: the ``ValueError`` of ``examples[i]``) is appended to
+    ``failures`` as ``(i, reason)`` and skipped, so that one bad example does not end a whole split's run."""
+    for i in range(len(examples)):
+        try:
+            example = examples[i]
+        except ValueError as err:
+            failures.append((i, str(err)))
+            continue
+        yield example
 
 
 def split_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> Examples:

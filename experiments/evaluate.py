@@ -23,6 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from crf.batch import usable_cores
+from data.examples import readable
 from data.registry import info
 from experiments import flags
 from oosis_jax import evaluation
@@ -85,23 +86,26 @@ def _predictor(args):
     return predictor
 
 
-def _predictions(args, predictor, examples) -> Iterator[tuple[dict, object]]:
-    """``(example, Prediction or oosis_jax.ImageFailure)`` for each example, ``args.chunk_size`` at a time: of
-    ``predictor``, or of the CRF on the ground truth when it is None."""
+def _predictions(args, predictor, examples, unreadable) -> Iterator[tuple[dict, object]]:
+    """``(example, Prediction or oosis_jax.ImageFailure)`` for each readable example, ``args.chunk_size`` at a
+    time: of ``predictor``, or of the CRF on the ground truth when it is None; an example that cannot be read is
+    appended to ``unreadable`` as ``(position, reason)`` (`data.examples.readable`)."""
+    total = len(examples)
+    examples = readable(examples, unreadable)
     if predictor is None:
         pairs = prediction.label_ground_truth_iter(examples, info(args.dataset).num_classes, args.chunk_size,
                                                    method=args.method, processes=args.processes, progress=False)
-        yield from tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image")
+        yield from tqdm(pairs, total=total, desc="CRF on ground truth", unit="image")
         return
     pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False,
                                     chunk_progress=True)
-    yield from tqdm(pairs, total=len(examples), desc="predict", unit="image")
+    yield from tqdm(pairs, total=total, desc="predict", unit="image")
 
 
 def main(argv=None):
     """Evaluate the split image by image (`evaluation.Evaluator`: memory holds one chunk and a few KB per
-    image); an image the prediction or its evaluation fails on is left out and named, and the exit status is
-    then 1."""
+    image); an image the prediction or its evaluation fails on, or an example of the build that cannot be read
+    (named by its position), is left out and named, and the exit status is then 1."""
     args = parse_args(argv)
     dataset_config = flags.dataset_config("evaluate", args)
     predictor = _predictor(args)
@@ -113,8 +117,8 @@ def main(argv=None):
     name = "Joint-Labeling (GT bndry/segm)" if args.gt else "Joint-Labeling"
     evaluator = evaluation.Evaluator(boundaries=not args.gt, max_dist=args.max_dist,
                                      processes=args.processes or usable_cores())
-    failures = []
-    for example, item in _predictions(args, predictor, examples):
+    failures, unreadable = [], []
+    for example, item in _predictions(args, predictor, examples, unreadable):
         if isinstance(item, prediction.ImageFailure):
             failures.append(f"image {int(example['image_id'])}: {item.reason}")
             continue
@@ -125,6 +129,7 @@ def main(argv=None):
         except ValueError as err:  # this image's pair cannot be evaluated: named by the dataset's id, not its place
             reason = str(err).removeprefix(f"image {evaluator.position}: ")
             failures.append(f"image {int(example['image_id'])}: evaluation: {reason}")
+    failures += [reason for _, reason in unreadable]  # no image id: the reason names the example's position
     if not len(evaluator):
         raise SystemExit("evaluate: every image failed:\n" + "\n".join(failures))
     print(f"evaluate: mask mAP (pycocotools) and the curves of {len(evaluator)} images", flush=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from data.examples import readable
 from data.registry import info
 from experiments import flags
 from oosis_jax.inference import files as prediction_io
@@ -133,19 +134,22 @@ def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:
     """The dataset's class names and an iterator of ``(stem, stem, image, prediction)`` of the CRF on each
     example's ground truth (stem: its image id, zero-padded to at least 6 digits), ``args.chunk_size`` examples
     at a time, in the split's file order; an example the CRF fails on is appended to ``failures`` as (stem, stem,
-    reason)."""
+    reason), one that cannot be read as ("example I", None, reason)."""
     examples = flags.split_examples("predict", args, flags.dataset_config("predict", args))
     dataset = info(args.dataset)
 
     def predicted():
-        pairs = prediction.label_ground_truth_iter(examples, dataset.num_classes, args.chunk_size,
-                                                   method=args.method, processes=args.processes, progress=False)
+        unreadable = []
+        pairs = prediction.label_ground_truth_iter(readable(examples, unreadable), dataset.num_classes,
+                                                   args.chunk_size, method=args.method, processes=args.processes,
+                                                   progress=False)
         for x, item in tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image"):
             stem = f"{int(x['image_id']):06d}"
             if isinstance(item, prediction.ImageFailure):
                 failures.append((stem, stem, item.reason))
             else:
                 yield stem, stem, x["image"], item
+        failures.extend((f"example {i}", None, reason) for i, reason in unreadable)
 
     return dataset.class_names, predicted()
 
@@ -167,7 +171,8 @@ def main(argv=None):
     if failures:
         for name, stem, reason in failures:
             try:
-                prediction_io.remove_prediction(args.out, stem)
+                if stem is not None:  # an example that could not be read has no known id, hence no outputs
+                    prediction_io.remove_prediction(args.out, stem)
             except OSError as err:
                 reason += f" (its earlier outputs {stem}.json etc. remain: {err})"
             print(f"FAILED {name}: {reason}", file=sys.stderr)

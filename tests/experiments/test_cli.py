@@ -233,3 +233,33 @@ def test_evaluate_defaults_to_the_cores_this_process_may_use(tmp_path, monkeypat
     tiny = TINY[:TINY.index("--processes")]
     evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(tmp_path / "eval"), *tiny])
     assert seen == [3]
+
+
+def test_an_unreadable_example_is_named_and_the_others_are_evaluated_and_predicted(tmp_path, capsys):
+    """A build with one damaged record (bytes zeroed inside it): evaluate and predict --gt name that example by
+    its position, evaluate and write the others, and exit 1; before, the read error ended both runs (evaluate
+    wrote no results at all)."""
+    from data import loading
+
+    three = ["num_train=0", "num_validation=0", "num_test=3", "min_height=48", "max_height=48", "min_width=64",
+             "max_width=64"]
+    data_dir = tmp_path / "tfds"
+    loading.build("synthetic", data_dir, **{key: int(value) for key, value in (p.split("=") for p in three)})
+    (path,) = data_dir.glob("**/*test.array_record*")
+    content = bytearray(path.read_bytes())
+    starts = [m.start() for m in re.finditer(rb"\x89PNG", content)]  # each record's image
+    middle = (starts[1] + starts[2]) // 2
+    content[middle:middle + 64] = bytes(64)
+    path.write_bytes(bytes(content))
+    argv = ["--gt", "--data-dir", str(data_dir), "--dataset", "synthetic", "--dataset-config", *three,
+            "--processes", "1"]
+    with pytest.raises(SystemExit, match="1 of 3 images failed"):
+        evaluate.main([*argv, "--out", str(tmp_path / "eval")])
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["num_images"] == 2
+    (failure,) = results["failed_images"]
+    assert re.search(r"example \d cannot be read", failure), failure
+    with pytest.raises(SystemExit):
+        predict.main([*argv, "--out", str(tmp_path / "pred")])
+    assert len(list((tmp_path / "pred").glob("*.json"))) == 2
+    assert re.search(r"FAILED example \d: .*example \d cannot be read", capsys.readouterr().err)
