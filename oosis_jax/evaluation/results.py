@@ -95,9 +95,8 @@ class Evaluator:
         counts = None
         if self.boundaries and has_heads:
             try:
-                b, e = boundary_eval.check_heads(prediction["b"], prediction["e"])
-                if b.shape != np.shape(ground_truth["instance_map"]):
-                    raise ValueError(f"b is {b.shape}, the ground truth {np.shape(ground_truth['instance_map'])}")
+                b, e = boundary_eval.check_heads(prediction["b"], prediction["e"],
+                                                 np.shape(ground_truth["instance_map"]))
                 counts = self._submit(b, e, ground_truth["instance_map"], ground_truth["edges"])
             except ValueError as err:
                 raise ValueError(f"image {image_id}: boundaries: {err}") from err

@@ -77,6 +77,8 @@ def test_boundary_counts_on_worker_processes_give_the_same_numbers():
         parallel.add(dict(predictions[0], b=predictions[0]["b"] + 2.0), truths[0])  # checked before submitting
     with pytest.raises(ValueError, match="image 7: boundaries: b is"):  # every add counts, failed ones too
         parallel.add(dict(predictions[0], b=predictions[0]["b"][1:], e=predictions[0]["e"][1:]), truths[0])
+    with pytest.raises(ValueError, match=r"image 8: boundaries: b is \(\d+, \d+\), the ground truth"):  # not e's
+        parallel.add(dict(predictions[0], b=predictions[0]["b"][1:]), truths[0])          # shape against b's
     assert _same(parallel.result(), serial.result()) and parallel.result()["boundaries"] is not None
     with pytest.raises(ValueError, match="processes"):
         evaluation.Evaluator(processes=0)
