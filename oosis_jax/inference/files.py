@@ -228,9 +228,18 @@ def check_image(image, name: str = "image") -> np.ndarray:
     return array
 
 
+def refuse_one_image(images) -> None:
+    """``ValueError`` when ``images`` is one image (an array of 2 or 3 dimensions) where a sequence of images
+    belongs: iterated, each of its rows would be taken for an image and fail on its own."""
+    if getattr(images, "ndim", None) in (2, 3):
+        raise ValueError(f"expected a sequence of images (a list, or an (N, H, W, 3) array), got one array of shape "
+                         f"{tuple(images.shape)}: pass [image], or call the predictor on the image")
+
+
 def checked_images(images: Iterable) -> tuple[dict[int, np.ndarray], dict[int, ValueError]]:
     """``({index: checked image}, {index: its ValueError})`` of every item of ``images`` (`check_image`,
-    named ``image i``), read once."""
+    named ``image i``), read once; one image in place of the sequence: `refuse_one_image`."""
+    refuse_one_image(images)
     good, failures = {}, {}
     for i, image in enumerate(images):
         try:

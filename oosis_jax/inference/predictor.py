@@ -32,7 +32,7 @@ from oosis_jax.inference import network
 from oosis_jax.inference.augment import Augmentation, augmented_heads
 from oosis_jax.inference.exported import (CONFIG_FILE, EXPORT_KEYS, SHIPPED, WEIGHTS_DIR, WEIGHTS_FILE, export,
                                           exported_options, load_exported, model_folder, model_names)
-from oosis_jax.inference.files import check_image, checked_images
+from oosis_jax.inference.files import check_image, checked_images, refuse_one_image
 from oosis_jax.inference.instances import (LAMBDA, MU, BadItem, ImageFailure, Prediction, failure_reason,
                                           in_chunks, label_heads)
 from oosis_jax.inference.joining import JoinModel, fit_join_model, join
@@ -237,6 +237,7 @@ class Predictor:
         `Prediction`, and the images after it still come. ``progress``: a bar of the images; ``chunk_progress``
         (None: as ``progress``): the network's and the CRF's bars of each chunk below it, cleared after it (a
         chunk of KINS images takes minutes on a CPU)."""
+        refuse_one_image(images)
         total = len(images) if isinstance(images, Sized) else None
         inner = progress if chunk_progress is None else chunk_progress
         with tqdm(total=total, desc="predict", unit="image", disable=not progress) as bar:

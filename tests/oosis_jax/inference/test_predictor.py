@@ -168,6 +168,19 @@ def test_a_bad_image_is_named_and_the_others_are_predicted(predictor, bad, probl
         check_image(good, "photo")  # a list of images of different sizes
 
 
+def test_one_image_in_place_of_a_sequence_is_refused_whole(predictor):
+    """Iterated, an (H, W, 3) array gave H items that each failed ("image 0 must have shape (H, W, 3), got (W,
+    3)"): the mistake is the call's, so it is named once; an (N, H, W, 3) batch is a sequence of images."""
+    image = images((6, 5), seed=5)[0]
+    for call in (predictor.predict_many, predictor.heads, lambda x, progress: list(predictor.predict_iter(x, 4,
+                                                                                                       progress))):
+        for one in (image, image[..., 0]):
+            with pytest.raises(ValueError, match=r"expected a sequence of images .* got one array of shape "
+                                                 r"\(6, 5(, 3)?\): pass \[image\]"):
+                call(one, progress=False)
+    assert_same_prediction(predictor.predict_many(image[None], progress=False)[0], predictor(image))
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2)])
 def test_images_one_pixel_wide_or_high_are_predicted(predictor, shape):
     image = images(shape, seed=4)[0]
