@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
-from pycocotools import mask as mask_utils
 
 from crf.inputs import as_array
 from data.annotations import integer, rle_mask
