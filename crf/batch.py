@@ -18,6 +18,7 @@ import pickle
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -185,6 +186,10 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, threads=Non
         ``traceback``; an item that cannot be pickled to a worker fails with a ``ValueError`` saying so.
     """
     solver = _resolve(method)
+    if on_done is not None and not callable(on_done):
+        raise ValueError(f"on_done must be None or a function of no arguments, got {on_done!r}")
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+        raise ValueError(f"inputs must be an iterable of CRF inputs (one per image), got {type(inputs).__name__}")
     jobs = [((solver, kwargs), item) for item in inputs]
     if threads is not None:
         if processes is not None:

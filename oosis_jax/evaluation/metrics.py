@@ -176,6 +176,9 @@ def match_by_iou(iou, gt_classes, pred_classes, pred_scores, iou_threshold=0.5, 
 def check_thresholds(iou_threshold: float, min_score: float) -> None:
     """``ValueError`` unless ``iou_threshold`` lies in (0, 1] and ``min_score`` is finite or -inf (every
     prediction)."""
+    for name, value in (("iou_threshold", iou_threshold), ("min_score", min_score)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a real number, got {value!r}")
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
     if not (np.isfinite(min_score) or min_score == -np.inf):
@@ -262,8 +265,9 @@ def cycle_fraction(num_instances: int, edges) -> float:
     ``edges`` is int (M, 2) with ids in 1..num_instances. Returns 0.0 for an image without instances.
     Raises ``ValueError`` for a negative count or edges naming missing instances.
     """
-    if int(num_instances) != num_instances or num_instances < 0:
-        raise ValueError(f"num_instances must be a non-negative integer, got {num_instances}")
+    if (isinstance(num_instances, bool) or not isinstance(num_instances, (int, float, np.integer, np.floating))
+            or not np.isfinite(num_instances) or int(num_instances) != num_instances or num_instances < 0):
+        raise ValueError(f"num_instances must be a non-negative integer, got {num_instances!r}")
     num_instances = int(num_instances)
     _, _, edges, _ = validate_instances(np.zeros((0, 0), np.int64), np.ones(num_instances, np.int64), edges,
                                         name="cycle_fraction")

@@ -55,6 +55,8 @@ class Evaluator:
     def __init__(self, boundaries: bool = True, max_dist: float = boundary_eval.MAX_DIST, processes: int = 1):
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be an int >= 1, got {processes!r}")
+        if not isinstance(boundaries, (bool, np.bool_)):  # "no" would be true
+            raise ValueError(f"boundaries must be True or False, got {boundaries!r}")
         self.boundaries, self.max_dist, self.processes = boundaries, boundary_eval.check_max_dist(max_dist), processes
         self._oair, self._coco, self._coverages, self._boundary_counts = [], [], [], []
         self._on_cycles, self._num_gt, self._num_pred, self.position = 0.0, 0, 0, 0

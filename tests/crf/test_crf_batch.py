@@ -73,6 +73,10 @@ def test_bad_arguments_raise():
             crf.solve_many(_inputs(2), threads=threads)
     with pytest.raises(ValueError, match="give processes or threads, not both"):
         crf.solve_many(_inputs(2), processes=2, threads=2)
+    with pytest.raises(ValueError, match="on_done must be None or a function of no arguments, got 3"):
+        crf.solve_many(_inputs(2), processes=1, on_done=3)  # before: a TypeError once the first image was done
+    with pytest.raises(ValueError, match="inputs must be an iterable of CRF inputs .* got int"):
+        crf.solve_many(5, threads=1)
     with pytest.raises(ValueError, match="sigma"):
         crf.solve_many([(np.full((3, 3), 2.0), np.zeros((3, 3, 4), bool))], processes=1)
 

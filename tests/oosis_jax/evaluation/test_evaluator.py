@@ -82,6 +82,8 @@ def test_boundary_counts_on_worker_processes_give_the_same_numbers():
     assert _same(parallel.result(), serial.result()) and parallel.result()["boundaries"] is not None
     with pytest.raises(ValueError, match="processes"):
         evaluation.Evaluator(processes=0)
+    with pytest.raises(ValueError, match="boundaries must be True or False, got 'no'"):  # a string was true
+        evaluation.Evaluator(boundaries="no")
 
 
 def test_bad_streams_name_the_problem():

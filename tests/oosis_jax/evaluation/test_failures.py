@@ -100,6 +100,9 @@ def test_edge_outcomes_follow_the_matching_not_the_ids():
         "reversed"]
     with pytest.raises(ValueError, match="iou_threshold"):
         failures.edge_outcomes(gt, classes, gt_edges, pred, classes, np.ones(3), pred_edges, iou_threshold=5)
+    for name, value in (("iou_threshold", "0.5"), ("min_score", None), ("iou_threshold", True)):
+        with pytest.raises(ValueError, match=f"{name} must be a real number, got"):  # not a TypeError from '<'
+            failures.edge_outcomes(gt, classes, gt_edges, pred, classes, np.ones(3), pred_edges, **{name: value})
 
 
 def test_ids_without_pixels_are_left_out_as_the_metrics_leave_them_out():

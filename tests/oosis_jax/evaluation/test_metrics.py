@@ -114,6 +114,10 @@ def test_cycle_fraction_and_decycling():
     np.testing.assert_array_equal(decycle.random_decycle(3, acyclic), acyclic)
     with pytest.raises(ValueError, match="num_instances must be an int"):
         decycle.random_decycle(2.5, edges[:1])
+    for count in (None, np.nan, "3", True, 2.5, -1):  # before: TypeError from int() or NaN's own message
+        with pytest.raises(ValueError, match="num_instances must be a non-negative integer, got"):
+            metrics.cycle_fraction(count, np.zeros((0, 2), int))
+    assert metrics.cycle_fraction(np.int64(6), edges) == metrics.cycle_fraction(6.0, edges) == pytest.approx(5 / 6)
 
 
 def _random_graph(rng, n, m):
