@@ -46,7 +46,7 @@ def test_pymaxflow_times_exclude_our_capacities(monkeypatch):
 
 
 def test_scaling_rows_are_reported_as_named_cells(monkeypatch, capsys):
-    monkeypatch.setattr(bench_crf.os, "cpu_count", lambda: 1)  # one process only: no workers to start
+    monkeypatch.setattr(bench_crf.crf.batch, "usable_cores", lambda: 1)  # one process only: no workers to start
     rows = bench_crf.scaling_rows(2, 24, 32)
     out = capsys.readouterr()
     assert len(rows) == 1 and out.out == "" and "['" not in out.err
