@@ -75,7 +75,7 @@ def require_list(record: Mapping, key: str, where: str) -> list:
 def integer(value: object, where: str) -> int:
     """``value`` as an ``int``; booleans, fractions, non-numbers and values outside int64 raise ``ValueError``."""
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not numeric or not math.isfinite(value) or value != int(value):
+    if not numeric or (isinstance(value, float) and not value.is_integer()):  # inf and NaN are not integers
         raise ValueError(f"{where}: expected an integer, got {value!r}")
     if not -2**63 <= int(value) < 2**63:  # ids are stored as int64
         raise ValueError(f"{where}: {value!r} is outside the 64-bit integers")

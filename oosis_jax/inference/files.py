@@ -52,10 +52,15 @@ def prediction_json(prediction, class_names=None) -> dict:
 
 
 def _score(value: object, where: str) -> float:
-    """A JSON score: a finite number (not a boolean, not a string)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ValueError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+    """A JSON score: a finite number (not a boolean, not a string, not an integer beyond the floats)."""
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the floats
+            number = float("inf")
+        if np.isfinite(number):
+            return number
+    raise ValueError(f"{where}: expected a finite number, got {value!r}")
 
 
 def read_prediction_json(path) -> dict:

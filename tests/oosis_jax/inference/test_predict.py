@@ -86,6 +86,8 @@ def test_json_round_trip_and_bad_files(tmp_path):
     for key, value, problem in (("class", 1.7, "instance 1 class: expected an integer, got 1.7"),
                                 ("score", "0.5", "instance 1 score: expected a finite number"),
                                 ("score", None, "instance 1 score: expected a finite number"),
+                                ("score", 10**400, "instance 1 score: expected a finite number"),
+                                ("class", 10**400, "instance 1 class: .* is outside the 64-bit integers"),
                                 ("segmentation", {"size": [24, 32], "counts": "3"}, "RLE runs cover 3 pixels, the "
                                                                                     "image has 768"),
                                 ("segmentation", {"size": [-4, 5], "counts": "3"}, r"RLE size \[-4, 5\] differs")):
