@@ -162,11 +162,37 @@ def each_image(entries: Sequence[ImageEntry], build: Callable[[ImageEntry], dict
         yield example
 
 
+@dataclasses.dataclass(frozen=True)
+class MalformedRecord:
+    """Stands in `group_by_image`'s lists for a record whose ``image_id`` is malformed but names a listed image
+    as text (``"12"``): `records_of` that image raises ``error``, so the image is left out rather than built
+    without the record's object."""
+
+    error: ValueError
+
+
+def records_of(grouped: Mapping[int, list], image_id: int) -> list:
+    """``grouped[image_id]`` (`group_by_image`); ``ValueError`` when one of them is a `MalformedRecord`."""
+    records = grouped[image_id]
+    for record in records:
+        if isinstance(record, MalformedRecord):
+            raise record.error
+    return records
+
+
+def _named_image(record: object, grouped: Mapping[int, list]) -> int | None:
+    """The listed image a malformed ``image_id`` (a string, a bool, a fraction) names as text, if any."""
+    text = str(record.get("image_id")).strip() if isinstance(record, Mapping) else ""
+    return int(text) if text.isdigit() and int(text) in grouped else None
+
+
 def group_by_image(records: Sequence, images: Sequence[ImageEntry], path: str, what: str,
                    skipped: list | None = None) -> dict[int, list]:
     """Map every image id to its records (file order). A record without a valid ``image_id`` of the images
-    list raises ``ValueError`` naming it, unless ``skipped`` is a list: it then belongs to no image and is
-    ignored, with a warning unless its image is already in ``skipped`` (left out by `image_entries`)."""
+    list raises ``ValueError`` naming it, unless ``skipped`` is a list: then a malformed ``image_id`` that names
+    a listed image as text (``"12"``) makes that image's records fail (`MalformedRecord`, `records_of`: the
+    image is left out, not built without the object), and any other belongs to no image and is ignored, with a
+    warning unless its image is already in ``skipped`` (left out by `image_entries`)."""
     grouped: dict[int, list] = {entry.image_id: [] for entry in images}
     left_out = set() if skipped is None else {image_id for image_id, _ in skipped}
     for k, record in enumerate(records):
@@ -179,7 +205,11 @@ def group_by_image(records: Sequence, images: Sequence[ImageEntry], path: str, w
         except ValueError as error:
             if skipped is None:
                 raise
-            warnings.warn(f"ignored (it belongs to no image): {error}", stacklevel=2)
+            named = _named_image(record, grouped)
+            if named is not None:
+                grouped[named].append(MalformedRecord(error))
+            else:
+                warnings.warn(f"ignored (it belongs to no image): {error}", stacklevel=2)
             continue
         if image_id in grouped:
             grouped[image_id].append(record)

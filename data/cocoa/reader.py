@@ -233,7 +233,8 @@ def examples(
     A problem of a whole file raises; one of a single image (its ``images`` entry, its annotations, a size that
     differs in the regions file, its missing file) raises too, unless ``skipped`` is a list: that image is then
     left out, ``(image_id, message)`` appended to ``skipped`` with a warning (`data.annotations.each_image`), and
-    an annotation of no listed image is ignored with a warning.
+    an annotation of no listed image is ignored with a warning (one whose malformed ``image_id`` names a listed
+    image as text leaves that image out: `ann.group_by_image`).
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
@@ -250,7 +251,7 @@ def examples(
 
     def build(entry: ann.ImageEntry) -> dict:
         if fmt == "regions":
-            example = _regions_example(entry, grouped[entry.image_id], path)
+            example = _regions_example(entry, ann.records_of(grouped, entry.image_id), path)
         else:
             image_regions = None
             if regions is not None:
@@ -262,8 +263,10 @@ def examples(
                     raise ValueError(f"{regions_file}: image {entry.image_id} is {size[1]}x{size[0]} (width x height) "
                                      f"there, {entry.width}x{entry.height} in {path}"
                                      f"{_file_size(ann.image_path(image_dir, entry))}")
-                image_regions = (os.fspath(regions_file), by_image.get(entry.image_id, []))
-            example = _classes_example(entry, grouped[entry.image_id], known, path, image_regions, min_iou)
+                image_regions = (os.fspath(regions_file), ann.records_of(by_image, entry.image_id)
+                                 if entry.image_id in by_image else [])
+            example = _classes_example(entry, ann.records_of(grouped, entry.image_id), known, path, image_regions,
+                                       min_iou)
         example.update(image_id=entry.image_id, height=entry.height, width=entry.width, format=fmt)
         example["image"] = ann.image_path(image_dir, entry)
         return example

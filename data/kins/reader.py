@@ -119,7 +119,8 @@ def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike,
     Annotations are validated before use: errors name the file, image and annotation. A problem of the whole file
     raises; one of a single image (its ``images`` entry, its annotations or its missing file) raises too, unless
     ``skipped`` is a list: that image is then left out, ``(image_id, message)`` appended to ``skipped`` with a
-    warning (`data.annotations.each_image`), and an annotation of no listed image is ignored with a warning.
+    warning (`data.annotations.each_image`), and an annotation of no listed image is ignored with a warning
+    (one whose malformed ``image_id`` names a listed image as text leaves that image out: `ann.group_by_image`).
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
@@ -130,7 +131,7 @@ def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike,
     grouped = ann.group_by_image(records, images, path, "annotations", skipped)
 
     def build(entry: ann.ImageEntry) -> dict:
-        example = _example(entry, grouped[entry.image_id], fmt, known, path)
+        example = _example(entry, ann.records_of(grouped, entry.image_id), fmt, known, path)
         example["image"] = ann.image_path(image_dir, entry)
         return example
 

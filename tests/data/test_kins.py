@@ -364,3 +364,23 @@ def test_an_integer_beyond_int64_is_named_not_overflowing(value):
     with pytest.raises(ValueError, match=r"images\[0\]\.id: .* is outside the 64-bit integers"):
         integer(value, "images[0].id")
     assert integer(2**63 - 1, "id") == 2**63 - 1 and integer(4.0, "id") == 4
+
+
+def test_an_image_id_given_as_text_leaves_its_image_out_rather_than_dropping_the_object(tmp_path):
+    """An annotation whose image_id is the text "7" names image 7 but is malformed: building image 7 without that
+    object would be silently wrong ground truth, so image 7 is left out (named), and the others are built; an
+    id that names no listed image is still ignored with a warning."""
+    def mutate(content):
+        first = content["annotations"][0]
+        first["image_id"] = str(first["image_id"])
+        content["annotations"].append(dict(first, id=98, image_id="123456"))  # text, but no listed image
+    all_ids = [x["image_id"] for x in kins.examples(original_file(tmp_path), tmp_path / "training/image_2")]
+    path = _mutated(tmp_path, mutate)
+    named = int(json.loads(path.read_text())["annotations"][0]["image_id"])
+    skipped = []
+    with pytest.warns(UserWarning) as caught:
+        kept = [x["image_id"] for x in kins.examples(path, tmp_path / "training/image_2", skipped=skipped)]
+    assert kept == [i for i in all_ids if i != named]
+    assert [i for i, _ in skipped] == [named]
+    assert f"annotations[0].image_id: expected an integer, got '{named}'" in skipped[0][1]
+    assert any("ignored (it belongs to no image)" in str(w.message) and "'123456'" in str(w.message) for w in caught)
