@@ -155,25 +155,27 @@ def get_config(name: str = "cpu") -> DemoConfig:
     raise ValueError(f"unknown demo config {name!r}; choose cpu, smoke or full")
 
 
-def draw_scene(path, example: dict, pred) -> str:
-    """input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries | predicted instances,
-    with the keys of the depth and boundary colours (`visualize.DEPTH_KEY`, `BOUNDARY_KEY`) as caption."""
+def draw_scene(path, example: dict, pred, model: str) -> str:
+    """input | predicted depth | GT depth | predicted oriented boundaries | GT boundaries | predicted instances
+    of ``model`` (named in the titles), with the keys of the depth and boundary colours (`visualize.DEPTH_KEY`,
+    `BOUNDARY_KEY`) as caption; both depth maps on one scale (`visualize.relative_depth_maps`)."""
     from oosis_jax import visualize
     from data import targets
     from oosis_jax.inference.nms import boundary_nms
 
     gt_b, gt_e = targets.boundary_targets(example["instance_map"], example["edges"])
+    depths = visualize.relative_depth_maps([(pred.instance_map, pred.edges),
+                                            (example["instance_map"], example["edges"])])
     pictures = [
         example["image"],
-        visualize.depth_map_rgb(visualize.relative_depth_map(pred.instance_map, pred.edges)),
-        visualize.depth_map_rgb(visualize.relative_depth_map(example["instance_map"], example["edges"])),
+        *(visualize.depth_map_rgb(depth) for depth in depths),
         visualize.oriented_boundary_rgb(boundary_nms(pred.b), pred.e),
         visualize.oriented_boundary_rgb(gt_b, gt_e),
         visualize.instance_overlay(example["image"], pred.instance_map),
     ]
-    titles = ["input", f"predicted relative depth ({len(pred.classes)} inst.)",
-              f"GT relative depth ({len(example['classes'])} inst.)", "predicted oriented boundaries (NMS)",
-              "GT oriented boundaries", "predicted instances"]
+    titles = ["input", f"{model}: relative depth ({len(pred.classes)} inst.)",
+              f"ground truth: relative depth ({len(example['classes'])} inst.)",
+              f"{model}: oriented boundaries (NMS)", "ground truth: oriented boundaries", f"{model}: instances"]
     return visualize.save_panel(path, pictures, titles, ncols=3, tile_inches=3.5,
                                 caption=f"{visualize.DEPTH_KEY}\n{visualize.BOUNDARY_KEY}")
 
@@ -306,7 +308,7 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
     files = evaluation.plot_curves(names, out)
     for stale in out.glob("scene_[0-9][0-9].png"):  # an earlier run's panels (e.g. 4 of the default, 2 of smoke)
         stale.unlink()
-    files += [Path(draw_scene(out / f"scene_{i:02d}.png", x, p))
+    files += [Path(draw_scene(out / f"scene_{i:02d}.png", x, p, "shipped model"))
               for i, (x, p) in enumerate(zip(examples[:config.panels], predictions))]
     total = time.time() - start
     table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in names.items()])
@@ -322,7 +324,9 @@ def run(config: DemoConfig, out: Path, train: bool = False, processes: int | Non
             f"bndry/orientation\" row "
             f"keeps its segmentation, CRF options and joins but takes b and e from the ground truth: the gap to the "
             f"first row is what the boundary head costs. The \"on GT bndry/segm\" row is the paper's CRF (lambda 20, "
-            f"no robustness options) on ground-truth sigma and O.\n\n")
+            f"no robustness options) on ground-truth sigma and O. The pictures `scene_00.png` to "
+            f"`scene_{config.panels - 1:02d}.png` show the shipped model's predictions of the first "
+            f"{config.panels} scenes beside their ground truth.\n\n")
     if now is not None:
         run_config, trained = now.config, now.predictor
         text += (f"Trained now: preset `{run_config.name}` (decoder {run_config.model.decoder}, width "

@@ -20,8 +20,9 @@ from data.targets import order_labels
 # Colours of the directions (left, right, top, bottom), as in the paper's Fig. 4.
 DIRECTION_COLOURS = np.array([[0, 255, 255], [255, 0, 255], [255, 255, 0], [0, 0, 0]], np.float64)
 # What the colours of `depth_map_rgb` (plasma over [0.15, 1]) and `oriented_boundary_rgb` mean.
-DEPTH_KEY = ("depth: bright (yellow) = near, dark (purple) = far, black = background; relative: each object is "
-             "brighter than those it occludes, objects not linked by occlusions are not ordered")
+DEPTH_KEY = ("depth by occlusion layer: each object is brighter than those it occludes (yellow: the top layer), "
+             "darkest (purple) = occludes nothing, not necessarily far; black = background; objects not linked by "
+             "occlusions are not ordered")
 BOUNDARY_KEY = ("boundaries: on the occluding object, coloured by the side of the object it occludes: cyan left, "
                 "magenta right, yellow top, black bottom (mixed at corners); paler = less likely")
 PALETTE_LEVELS = 8  # per channel: instance colours are the 8**3 - 2 grid colours other than black and white
@@ -33,9 +34,15 @@ def relative_depth_map(instance_map, edges) -> np.ndarray:
     Every instance is strictly brighter than each instance it occludes (and than the background).
     Raises ``ValueError`` for bad input or cyclic ``edges`` (see ``targets.order_labels``).
     """
-    labels = order_labels(instance_map, edges)
-    top = labels.max()
-    return (labels / top if top else labels).astype(np.float32)
+    return relative_depth_maps([(instance_map, edges)])[0]
+
+
+def relative_depth_maps(pairs) -> list[np.ndarray]:
+    """`relative_depth_map` of each ``(instance_map, edges)`` pair on one scale: the largest order label of
+    them all maps to 1, so one colour is one layer in every map (a prediction drawn beside its ground truth)."""
+    labels = [order_labels(instance_map, edges) for instance_map, edges in pairs]
+    top = max((int(label.max(initial=0)) for label in labels), default=0)
+    return [(label / top if top else label).astype(np.float32) for label in labels]
 
 
 def depth_map_rgb(depth, cmap: str = "plasma") -> np.ndarray:

@@ -29,11 +29,22 @@ def test_scene_panels_carry_the_depth_and_boundary_keys(tmp_path, panels):
     b, e = targets.boundary_targets(scene["instance_map"], scene["edges"])
     pred = SimpleNamespace(instance_map=scene["instance_map"], edges=scene["edges"], classes=scene["classes"],
                            b=b.astype(np.float32), e=np.where(b[..., None], e, 0.25).astype(np.float32))
-    demo.draw_scene(tmp_path / "demo.png", scene, pred)
+    demo.draw_scene(tmp_path / "demo.png", scene, pred, "shipped model")
     render_scenes.render_scene(5, 48, 64, str(tmp_path / "scene.png"))
     assert len(panels) == 2
     for call in panels:
         assert visualize.DEPTH_KEY in call.caption and visualize.BOUNDARY_KEY in call.caption
+    assert [t for t in panels[0].titles if t.startswith("shipped model: ")] == [
+        f"shipped model: relative depth ({len(scene['classes'])} inst.)", "shipped model: oriented boundaries (NMS)",
+        "shipped model: instances"]
+    predicted_depth, true_depth = panels[0].images[1:3]
+    np.testing.assert_array_equal(predicted_depth, true_depth)  # the same order: the same colours
+    # a prediction without edges is one layer: at the ground truth's scale the lowest layer's colour, not the top's
+    flat = SimpleNamespace(**{**vars(pred), "edges": np.zeros((0, 2), np.int32)})
+    demo.draw_scene(tmp_path / "flat.png", scene, flat, "x")
+    lowest = true_depth[targets.order_labels(scene["instance_map"], scene["edges"]) == 1][0]
+    assert targets.order_labels(scene["instance_map"], scene["edges"]).max() > 1
+    assert (panels[-1].images[1][scene["instance_map"] > 0] == lowest).all()
 
 
 def test_boundary_error_picture_names_its_colours(tmp_path, panels):

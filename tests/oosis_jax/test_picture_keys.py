@@ -12,11 +12,26 @@ NAMED = {"cyan": (0, 255, 255), "magenta": (255, 0, 255), "yellow": (255, 255, 0
 
 
 def test_depth_key_nearer_is_brighter():
-    assert "bright (yellow) = near, dark (purple) = far, black = background" in visualize.DEPTH_KEY
+    assert "each object is brighter than those it occludes (yellow: the top layer)" in visualize.DEPTH_KEY
+    assert "darkest (purple) = occludes nothing, not necessarily far; black = background" in visualize.DEPTH_KEY
     rgb = visualize.depth_map_rgb(np.linspace(0, 1, 11)[None].astype(np.float32)).astype(float)[0]
     luminance = rgb @ [0.2126, 0.7152, 0.0722]
     assert (rgb[0] == 0).all() and (np.diff(luminance[1:]) > 0).all()  # background black, then brighter
     assert rgb[-1, 2] < 100 < rgb[-1, 1] and rgb[1, 2] > rgb[1, 1]  # nearest yellow, farthest purple-blue
+
+
+def test_depth_maps_drawn_together_share_one_scale():
+    """Alone, an object that occludes nothing is darkest and one on top of two layers brightest; drawn beside a
+    map of three layers, a map of one layer keeps the lowest layer's value rather than taking the top's."""
+    inst = np.array([[1, 2, 3]], np.int32)
+    chain, flat = (inst, [[3, 2], [2, 1]]), (inst, np.zeros((0, 2), int))
+    np.testing.assert_allclose(visualize.relative_depth_map(*chain), [[1 / 3, 2 / 3, 1]])
+    np.testing.assert_allclose(visualize.relative_depth_map(*flat), [[1, 1, 1]])
+    together = visualize.relative_depth_maps([chain, flat])
+    np.testing.assert_allclose(together[0], [[1 / 3, 2 / 3, 1]])
+    np.testing.assert_allclose(together[1], [[1 / 3, 1 / 3, 1 / 3]])
+    assert visualize.relative_depth_maps([]) == []
+    np.testing.assert_array_equal(visualize.relative_depth_maps([(np.zeros((2, 2), np.int32), [])])[0], 0)
 
 
 def test_boundary_key_names_the_side_of_the_occluded_object():
