@@ -18,6 +18,7 @@ from collections import Counter
 from PIL import Image
 from tqdm import tqdm
 
+from experiments.common import SYNTHETIC_SIZE
 from experiments.flags import folder, make_folder, non_negative_int, positive_int
 from data import synthetic
 from oosis_jax import visualize
@@ -49,8 +50,12 @@ def main(argv=None) -> list[str]:
     parser.add_argument("--out", default="runs/scenes", help="output folder for the PNG panels (default runs/scenes)")
     parser.add_argument("--num", type=positive_int, default=6, help="number of scenes")
     parser.add_argument("--first-seed", type=non_negative_int, default=1, help="seed of the first scene")
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=512)
+    # the size of the demo's and the shipped model's scenes: its predictions of these images are what the demo
+    # shows (at 256x512, the earlier default, it cut the 18 objects of one scene into 56 pieces)
+    parser.add_argument("--height", type=positive_int, default=SYNTHETIC_SIZE[0],
+                        help=f"scene height (default {SYNTHETIC_SIZE[0]}, the shipped model's scenes)")
+    parser.add_argument("--width", type=positive_int, default=SYNTHETIC_SIZE[1],
+                        help=f"scene width (default {SYNTHETIC_SIZE[1]})")
     parser.add_argument("--images", default=None, metavar="DIR", type=folder,
                         help="also write each scene's plain image here (inputs for experiments.predict)")
     args = parser.parse_args(argv)

@@ -74,6 +74,9 @@ def test_render_scenes_can_write_the_plain_images_to_predict_on(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "images" / "scene_0004.png")),
                                   synthetic.make_scene(4, 40, 48)["image"])
     assert (tmp_path / "panels" / "scene_0004.png").exists()
+    render_scenes.main(["--num", "1", "--out", str(tmp_path / "panels"), "--images", str(tmp_path / "default")])
+    # by default the shipped model's scene size, so that predict --images shows what the demo shows
+    assert np.asarray(Image.open(tmp_path / "default" / "scene_0001.png")).shape == (120, 160, 3)
 
 
 def test_render_scenes_refuses_images_into_its_panel_folder(tmp_path, capsys):
