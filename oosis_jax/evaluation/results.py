@@ -248,8 +248,9 @@ def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
 def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     """OAIR curves over IoU and confidence (Fig. 9), and the boundary PR curves (one colour per model, solid
     oriented, dashed plain), as PNGs in ``out_dir``; the confidence plot's title says how many thresholds the
-    curves have (one when a model's predictions have no scores, `oair.confidence_thresholds`); without boundary
-    results an earlier ``boundary_pr.png`` there is removed. ``ValueError`` when there is no model to plot."""
+    curves have (one when a model's predictions have no scores, `oair.confidence_thresholds`) and every title
+    how many images were evaluated; without boundary results an earlier ``boundary_pr.png`` there is removed.
+    ``ValueError`` when there is no model to plot."""
     if not results_by_name:
         raise ValueError("plot_curves: no results to plot")
     import matplotlib
@@ -260,13 +261,16 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "oair_iou.png", out_dir / "oair_confidence.png"]
+    images = sorted({r["num_images"] for r in results_by_name.values()})
+    images = f"{images[0]} images" if len(images) == 1 else f"{images[0]}-{images[-1]} images per model"
     oair.plot_oair_curves({n: r["oair_iou"] for n, r in results_by_name.items()}, paths[0],
-                          "OAIR, IoU thresholds 0.5:0.05:0.95", first="IoU 0.5")
+                          f"OAIR, IoU thresholds 0.5:0.05:0.95; {images}", first="IoU 0.5")
     counts = sorted({len(r["oair_confidence"]["min_score"]) for r in results_by_name.values()})
     thresholds = (f"{counts[0]} threshold{'s' * (counts[0] != 1)}" if len(counts) == 1 else
                   f"{counts[0]}-{counts[-1]} thresholds per model")
     oair.plot_oair_curves({n: r["oair_confidence"] for n, r in results_by_name.items()}, paths[1],
-                          f"OAIR, minimum confidence ({thresholds})", first="every prediction (lowest threshold)")
+                          f"OAIR, minimum confidence ({thresholds}); {images}",
+                          first="every prediction (lowest threshold)")
     with_boundaries = {n: r["boundaries"] for n, r in results_by_name.items() if r["boundaries"] is not None}
     if with_boundaries:
         fig, ax = plt.subplots(figsize=(4.5, 4))
@@ -275,10 +279,10 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
                 ax.plot(bnd[kind]["recall"], bnd[kind]["precision"], style, color=f"C{i % 10}",
                         label=f"{name} {kind} (AP {100 * bnd[kind]['AP']:.1f})")
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(0, 1.05)
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
-        ax.set_title("Occlusion boundaries (POR / PR)")
+        ax.set_title(f"Occlusion boundaries: oriented (POR) and plain (PR); {images}", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=7)
         fig.tight_layout()

@@ -39,9 +39,9 @@ def _curve(recall, accuracy, key="min_score"):
     return {key: list(np.linspace(0, 1, len(recall))), "recall": recall, "accuracy": accuracy}
 
 
-def _results(confidence_points: int, with_boundaries: bool = True) -> dict:
+def _results(confidence_points: int, with_boundaries: bool = True, num_images: int = 4) -> dict:
     line = {"recall": [0.0, 0.5, 1.0], "precision": [1.0, 0.8, 0.5], "AP": 0.7}
-    return {"oair_iou": _curve([0.5, 0.4], [0.9, 0.8], "iou_threshold"),
+    return {"num_images": num_images, "oair_iou": _curve([0.5, 0.4], [0.9, 0.8], "iou_threshold"),
             "oair_confidence": _curve([0.5] * confidence_points, [0.9] * confidence_points),
             "boundaries": {"oriented": line, "plain": line} if with_boundaries else None}
 
@@ -61,7 +61,14 @@ def test_boundary_curves_of_one_model_share_its_colour(tmp_path, figures):
 def test_confidence_plot_counts_its_thresholds(tmp_path, figures, counts, words):
     # the title said "6 thresholds" also when predictions without scores had one
     results.plot_curves({f"m{i}": _results(n, False) for i, n in enumerate(counts)}, tmp_path)
-    assert figures[1].axes[0].get_title() == f"OAIR, minimum confidence {words}"
+    assert figures[1].axes[0].get_title() == f"OAIR, minimum confidence {words}; 4 images"
+
+
+def test_every_plot_says_how_many_images_it_evaluates(tmp_path, figures):
+    results.plot_curves({"a": _results(6, num_images=40), "b": _results(6, num_images=3)}, tmp_path)
+    titles = [figure.axes[0].get_title() for figure in figures[-3:]]
+    assert all(title.endswith("; 3-40 images per model") for title in titles), titles
+    assert titles[2].startswith("Occlusion boundaries: oriented (POR) and plain (PR)")
 
 
 def test_a_curve_with_nothing_to_draw_says_why(tmp_path, figures):
