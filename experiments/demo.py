@@ -168,7 +168,8 @@ def draw_scene(path, example: dict, pred, model: str) -> str:
                                             (example["instance_map"], example["edges"])])
     pictures = [
         example["image"],
-        *(visualize.depth_map_rgb(depth) for depth in depths),
+        visualize.depth_map_rgb(depths[0], instance_map=pred.instance_map),
+        visualize.depth_map_rgb(depths[1], instance_map=example["instance_map"]),
         visualize.oriented_boundary_rgb(boundary_nms(pred.b), pred.e),
         visualize.oriented_boundary_rgb(gt_b, gt_e),
         visualize.instance_overlay(example["image"], pred.instance_map),

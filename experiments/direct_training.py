@@ -113,9 +113,9 @@ def run(s: flags.Setup, args, network=None) -> dict:
         results[JOINT_ROW] = evaluation.evaluate(joint, ground_truth, boundaries=False, progress=False)
     panels, titles = [], []
     for x, p in list(zip(examples, direct))[:3]:
-        panels += [x["image"],
-                   visualize.depth_map_rgb(visualize.relative_depth_map(p.instance_map, p.edges)),
-                   visualize.depth_map_rgb(visualize.relative_depth_map(x["instance_map"], x["edges"]))]
+        depths = visualize.relative_depth_maps([(p.instance_map, p.edges), (x["instance_map"], x["edges"])])
+        panels += [x["image"], visualize.depth_map_rgb(depths[0], instance_map=p.instance_map),
+                   visualize.depth_map_rgb(depths[1], instance_map=x["instance_map"])]
         titles += ["input", f"direct training ({int(p.instance_map.max())} inst.)",
                    f"ground truth ({len(x['classes'])} inst.)"]
     figure = visualize.save_panel(s.out / "depth_maps.png", panels, titles, ncols=3, caption=visualize.DEPTH_KEY)

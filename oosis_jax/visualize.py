@@ -21,8 +21,8 @@ from data.targets import order_labels
 DIRECTION_COLOURS = np.array([[0, 255, 255], [255, 0, 255], [255, 255, 0], [0, 0, 0]], np.float64)
 # What the colours of `depth_map_rgb` (plasma over [0.15, 1]) and `oriented_boundary_rgb` mean.
 DEPTH_KEY = ("depth by occlusion layer: each object is brighter than those it occludes (yellow: the top layer), "
-             "darkest (purple) = occludes nothing, not necessarily far; black = background; objects not linked by "
-             "occlusions are not ordered")
+             "darkest (purple) = occludes nothing, not necessarily far; black = background; white = outlines; "
+             "objects not linked by occlusions are not ordered")
 BOUNDARY_KEY = ("boundaries: on the occluding object, coloured by the side of the object it occludes: cyan left, "
                 "magenta right, yellow top, black bottom (mixed at corners); paler = less likely")
 PALETTE_LEVELS = 8  # per channel: instance colours are the 8**3 - 2 grid colours other than black and white
@@ -45,12 +45,14 @@ def relative_depth_maps(pairs) -> list[np.ndarray]:
     return [(label / top if top else label).astype(np.float32) for label in labels]
 
 
-def depth_map_rgb(depth, cmap: str = "plasma") -> np.ndarray:
+def depth_map_rgb(depth, cmap: str = "plasma", instance_map=None) -> np.ndarray:
     """uint8 (H, W, 3) colour picture of a relative depth map (float (H, W) in [0, 1], 0 = background, as
     `relative_depth_map` gives; ``ValueError`` for another dtype, such as an int label map, shape or range).
 
     Instances (depth > 0) take colours of ``cmap`` over [0.15, 1] so the lowest layer stays distinct from
-    the black background (`DEPTH_KEY` for the default plasma: nearer is brighter).
+    the black background (`DEPTH_KEY` for the default plasma: nearer is brighter). With ``instance_map`` (the
+    map's instances, int (H, W)) their outlines are white (`instance_contours`), so that touching instances of
+    one layer stay apart.
     """
     from matplotlib import colormaps
 
@@ -62,6 +64,10 @@ def depth_map_rgb(depth, cmap: str = "plasma") -> np.ndarray:
         raise ValueError(f"depth must be a finite (H, W) map in [0, 1], got shape {d.shape}")
     rgb = colormaps[cmap](0.15 + 0.85 * d)[..., :3] * 255
     rgb[d == 0] = 0
+    if instance_map is not None:
+        if np.shape(instance_map) != d.shape:
+            raise ValueError(f"instance_map must have the depth map's shape {d.shape}, got {np.shape(instance_map)}")
+        rgb[instance_contours(instance_map)] = 255
     return np.round(rgb).astype(np.uint8)
 
 
@@ -131,17 +137,27 @@ def instance_overlay(image, instance_map, alpha: float = 0.5) -> np.ndarray:
     out = image.astype(np.float64)
     fg = inst > 0
     out[fg] = (1 - alpha) * out[fg] + alpha * colours[fg]
-    contour = np.zeros(inst.shape, bool)  # an instance's pixels next to another id, on every side
+    out[instance_contours(inst)] = 255
+    return np.round(out).astype(np.uint8)
+
+
+def instance_contours(instance_map) -> np.ndarray:
+    """bool (H, W): the pixels of each instance of ``instance_map`` (int (H, W), 0 = background) next to another
+    id, on every side; an instance that would be all outline (at most 2 px thick) keeps none."""
+    inst = np.asarray(instance_map)
+    contour = np.zeros(inst.shape, bool)
+    if not inst.size:
+        return contour
+    _, rank = np.unique(inst, return_inverse=True)
+    rank = rank.reshape(inst.shape)
     across, down = inst[:, :-1] != inst[:, 1:], inst[:-1, :] != inst[1:, :]
     contour[:, :-1] |= across
     contour[:, 1:] |= across
     contour[:-1, :] |= down
     contour[1:, :] |= down
-    contour &= fg
-    size, edge = np.bincount(rank.ravel(), minlength=len(ids) + 1), np.bincount(rank[contour], minlength=len(ids) + 1)
-    contour &= (edge < size)[rank]  # an instance that would be all outline (at most 2 px thick) keeps its colour
-    out[contour] = 255
-    return np.round(out).astype(np.uint8)
+    contour &= inst > 0
+    size, edge = np.bincount(rank.ravel()), np.bincount(rank[contour], minlength=rank.max(initial=0) + 1)
+    return contour & (edge < size)[rank]
 
 
 def _panel_rgb(img, title) -> np.ndarray:

@@ -153,7 +153,7 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
         json_path.unlink(missing_ok=True)
         content = json.dumps(prediction_json(prediction, class_names))
         depth = visualize.relative_depth_map(prediction.instance_map, prediction.edges)
-        pictures = (visualize.depth_map_rgb(depth),
+        pictures = (visualize.depth_map_rgb(depth, instance_map=prediction.instance_map),
                     visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
                     visualize.instance_overlay(image, prediction.instance_map))
         for path, rgb, key in zip(picture_paths, pictures, (visualize.DEPTH_KEY, visualize.BOUNDARY_KEY, OVERLAY_KEY)):

@@ -57,3 +57,19 @@ def test_prediction_pngs_carry_their_keys(tmp_path):
                       (overlay, files.OVERLAY_KEY)):
         with Image.open(path) as im:
             assert im.size == (32, 24) and im.text["Description"] == key  # pixel for pixel with the image
+
+
+def test_depth_pictures_outline_touching_instances_of_one_layer():
+    """Two touching instances of one layer had one colour and no line between them (a row of cars drew as one
+    band); with their instance map the depth picture outlines each in white, as the overlay does."""
+    inst = np.zeros((6, 8), np.int32)
+    inst[1:5, 1:4], inst[1:5, 4:7] = 1, 2
+    depth = visualize.relative_depth_map(inst, np.zeros((0, 2), int))
+    plain, outlined = visualize.depth_map_rgb(depth), visualize.depth_map_rgb(depth, instance_map=inst)
+    assert len({tuple(c) for c in plain[inst > 0]}) == 1
+    assert (outlined[:, 3] == 255).all(axis=-1)[1:5].all() and (outlined[:, 4] == 255).all(axis=-1)[1:5].all()
+    assert (outlined[2:4, 2] == plain[2:4, 2]).all() and (outlined[inst == 0] == 0).all()
+    image = np.full((6, 8, 3), 100, np.uint8)
+    np.testing.assert_array_equal(visualize.instance_overlay(image, inst)[..., 0] == 255,
+                                  visualize.instance_contours(inst))
+    assert not visualize.instance_contours(np.zeros((0, 3), np.int32)).size
