@@ -168,6 +168,8 @@ def main(argv=None):
         except Exception as err:  # noqa: BLE001 - one image never sinks the run
             failures.append((name, stem, f"writing failed: {type(err).__name__}: {err}"))
     print(f"wrote {written} predictions to {args.out}")
+    if written:  # the pictures carry their keys as PNG metadata, which few viewers show
+        print("\n".join(f"  STEM_{name}.png: {key}" for name, key in prediction_io.picture_keys().items()))
     if failures:
         for name, stem, reason in failures:
             try:

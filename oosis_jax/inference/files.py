@@ -133,6 +133,13 @@ def remove_prediction(out_dir, stem: str) -> None:
         raise OSError(f"could not remove {', '.join(remaining)}")
 
 
+def picture_keys() -> dict[str, str]:
+    """What the colours of each of `write_prediction`'s pictures mean, by picture name (`PICTURES`)."""
+    from oosis_jax import visualize
+
+    return dict(zip(PICTURES, (visualize.DEPTH_KEY, visualize.BOUNDARY_KEY, OVERLAY_KEY)))
+
+
 def write_prediction(prediction, image, out_dir, stem: str, class_names=None) -> list[Path]:
     """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png`` (relative depth, Fig. 1/8),
     ``{stem}_boundaries.png`` (oriented boundaries after NMS, Fig. 4 colours) and ``{stem}_overlay.png`` into
@@ -156,7 +163,7 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
         pictures = (visualize.depth_map_rgb(depth, instance_map=prediction.instance_map),
                     visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
                     visualize.instance_overlay(image, prediction.instance_map))
-        for path, rgb, key in zip(picture_paths, pictures, (visualize.DEPTH_KEY, visualize.BOUNDARY_KEY, OVERLAY_KEY)):
+        for path, rgb, key in zip(picture_paths, pictures, picture_keys().values()):
             info = PngInfo()
             info.add_text("Description", key)
             Image.fromarray(np.asarray(rgb, np.uint8)).save(path, pnginfo=info)

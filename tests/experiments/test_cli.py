@@ -34,9 +34,13 @@ def test_evaluate_gt_writes_results_with_perfect_crf_scores(tmp_path):
     assert list(out.glob("*.png")), "no plots written"
 
 
-def test_predict_gt_writes_one_prediction_per_image(tmp_path):
+def test_predict_gt_writes_one_prediction_per_image(tmp_path, capsys):
     out = tmp_path / "pred"
     predict.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--method", "jump", *TINY])
+    from oosis_jax import visualize
+
+    printed = capsys.readouterr().out  # the pictures' keys, which their PNG metadata alone hid from most viewers
+    assert f"STEM_depth.png: {visualize.DEPTH_KEY}" in printed and "STEM_overlay.png: instances" in printed
     written = sorted(out.glob("*.json"))
     assert len(written) == 2
     for path in written:
