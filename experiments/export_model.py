@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -174,8 +175,9 @@ def parser() -> argparse.ArgumentParser:
                                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True, help="a training work directory, a folder this script "
                         "exported or a model name")
-    parser.add_argument("--name", type=model_name, default="synthetic",
-                        help="writes oosis_jax/weights/NAME (then Predictor.from_pretrained(NAME) loads it)")
+    parser.add_argument("--name", type=model_name, required=True,  # no default: it was the shipped model's
+                        help="writes oosis_jax/weights/NAME (then Predictor.from_pretrained(NAME) loads it); "
+                             "an earlier export of that name is replaced (said so), the shipped 'synthetic' too")
     parser.add_argument("--robustness", type=flags.parsed_by(Robustness.parse),
                         default=Robustness(), help="CRF options the predictor uses by default (paper or KEY=VALUE,...)")
     parser.add_argument("--lam", type=flags.non_negative_float, default=LAMBDA,
@@ -205,9 +207,14 @@ def model_name(text: str) -> str:
 
 
 def main(argv=None):
-    """Export ``--workdir`` as ``WEIGHTS_DIR/--name`` with its card; bad options, and a work directory that is
-    missing or damaged, end in one line before any work."""
+    """Export ``--workdir`` as ``WEIGHTS_DIR/--name`` with its card; bad options, a work directory that is
+    missing or damaged, and a weights folder this process cannot write end in one line before any work."""
     args = parser().parse_args(argv)
+    out = predictor.WEIGHTS_DIR / args.name
+    writable = out if out.exists() else predictor.WEIGHTS_DIR
+    if not os.access(writable, os.W_OK | os.X_OK) or (out.exists() and not out.is_dir()):
+        raise SystemExit(f"export_model: cannot write {out} (an installed package's folder is often read-only): "
+                         "export from a checkout of the repository you may write to")
     workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = args.robustness, args.augmentation
     with flags.loading("export_model", "--workdir", args.workdir):
@@ -227,7 +234,8 @@ def main(argv=None):
             scores = (f"learned (`oosis_jax.inference.scoring.ScoreModel`), fitted on {args.fit_scenes} "
                       "`validation` scenes with the CRF options above" + (" and the joins" if joins else ""))
     table = held_out_table(pred, args.scenes)  # before anything is written: a failure leaves the old export
-    out = predictor.WEIGHTS_DIR / args.name
+    if out.exists():
+        print(f"export_model: replacing the earlier export in {out}")
     predictor.export(pred.model, pred.config, out,
                      extra={"lam": args.lam, "robustness": dataclasses.asdict(robustness),
                             "augmentation": dataclasses.asdict(augmentation),

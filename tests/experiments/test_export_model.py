@@ -127,17 +127,34 @@ def test_a_re_exported_folder_drops_its_old_learned_score_and_joins(tmp_path):
     ("--name", "../elsewhere", "'../elsewhere' is not a model name")])
 def test_bad_options_are_one_line_usage_errors(capsys, flag, value, message):
     with pytest.raises(SystemExit) as exit_:  # each used to end in a traceback, some after the held-out table
-        export_model.main(["--workdir", "synthetic", "--hardware", "x", flag, value])
+        export_model.main(["--workdir", "synthetic", "--name", "mine", "--hardware", "x", flag, value])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"argument {flag}: {message}" in err and "Traceback" not in err
 
 
 def test_a_missing_or_damaged_workdir_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match=r"^export_model: cannot load --workdir .*nowhere: .*neither a training"):
-        export_model.main(["--workdir", str(tmp_path / "nowhere"), "--hardware", "x"])
+        export_model.main(["--workdir", str(tmp_path / "nowhere"), "--name", "mine", "--hardware", "x"])
     shipped = export_model.predictor.model_folder("synthetic") / "config.json"
     (tmp_path / "damaged").mkdir()
     (tmp_path / "damaged" / "config.json").write_text(shipped.read_text())
     (tmp_path / "damaged" / "weights.npz").write_bytes(b"not a zip file")
     with pytest.raises(SystemExit, match=r"^export_model: cannot load --workdir .*damaged: .*weights.npz"):
-        export_model.main(["--workdir", str(tmp_path / "damaged"), "--hardware", "x"])
+        export_model.main(["--workdir", str(tmp_path / "damaged"), "--name", "mine", "--hardware", "x"])
+
+
+def test_the_name_is_required_and_an_unwritable_weights_folder_is_one_line_before_any_work(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """Without --name an export replaced the shipped model (the default was 'synthetic'); a read-only weights
+    folder (an installed package) failed with a traceback after the held-out table's minutes."""
+    with pytest.raises(SystemExit) as exit_:
+        export_model.main(["--workdir", "synthetic", "--hardware", "x"])
+    assert exit_.value.code == 2 and "the following arguments are required: --name" in capsys.readouterr().err
+    monkeypatch.setattr(export_model.predictor, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(export_model, "loaded_for_export", lambda *args: pytest.fail("worked before the check"))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SystemExit, match=r"^export_model: cannot write .*afile \("):
+        export_model.main(["--workdir", "synthetic", "--name", "afile", "--hardware", "x"])
+    monkeypatch.setattr(export_model.os, "access", lambda path, mode: False)  # as for a user without the rights
+    with pytest.raises(SystemExit, match=r"^export_model: cannot write .*mine \(an installed package"):
+        export_model.main(["--workdir", "synthetic", "--name", "mine", "--hardware", "x"])
