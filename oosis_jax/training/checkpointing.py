@@ -28,6 +28,17 @@ BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "log_every", "eval_every"
                "loader_threads", "loader_processes", "data_dir")
 
 
+def check_writable(workdir: str) -> None:
+    """``NotADirectoryError`` / ``PermissionError`` when ``workdir/checkpoints`` exists but is not a folder this
+    process may write to: checked before training, since orbax's save then fails only at the first checkpoint
+    and leaves its background threads waiting, so that the process never exits."""
+    folder = os.path.join(os.path.abspath(workdir), "checkpoints")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"{folder} is not a folder: the run's checkpoints are written there")
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write to {folder}: the run's checkpoints are written there")
+
+
 def manager(workdir: str, every: int = 1, keep: int = 3) -> ocp.CheckpointManager:
     """``CheckpointManager`` on ``workdir/checkpoints`` saving every ``every`` steps, keeping ``keep``."""
     options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep, create=True)

@@ -267,6 +267,7 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
     # every process checks the run's config (so a refused resume is refused on each, not on process 0 alone,
     # which would leave the others waiting for it); process 0 writes it
     checkpointing.write_config(workdir, config, write=jax.process_index() == 0)
+    checkpointing.check_writable(workdir)
     replicated = NamedSharding(mesh, P())
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
     state = checkpointing.restore_latest(mngr, state_template(config, replicated), set_aside_damaged=True)

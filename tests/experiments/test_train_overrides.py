@@ -70,6 +70,24 @@ def test_a_run_that_cannot_go_on_is_one_line_not_a_traceback(tmp_path, capsys):
     assert exit_.value.code == 2 and "error: FileExistsError: " in err and "Traceback" not in err
 
 
+def test_a_checkpoint_folder_it_cannot_write_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    """orbax failed only at the first save and its background threads then kept the process from ever exiting
+    (a checkpoints/ that is a file, or another user's folder): checked before any step now."""
+    from oosis_jax.training import checkpointing, loop
+
+    monkeypatch.setattr(loop, "jitted_steps", lambda *args: pytest.fail("compiled before the check"))
+    (tmp_path / "file" / "checkpoints").parent.mkdir()
+    (tmp_path / "file" / "checkpoints").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "file")])
+    assert exit_.value.code == 2 and "NotADirectoryError: " in capsys.readouterr().err
+    (tmp_path / "theirs" / "checkpoints").mkdir(parents=True)
+    monkeypatch.setattr(checkpointing.os, "access", lambda path, mode: False)  # as for another user's folder
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "theirs")])
+    assert exit_.value.code == 2 and "PermissionError: cannot write to " in capsys.readouterr().err
+
+
 def test_a_preempted_run_exits_as_sigterm_would_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
     from oosis_jax.training import loop
     from oosis_jax.training.preemption import Preempted
