@@ -169,6 +169,7 @@ def main(argv=None):
             parser.exit(2, f"{parser.prog}: error: --distributed: {type(err).__name__}: {err}\n")
     from oosis_jax.devices import use_cpu_cores
     from oosis_jax.training import loop as train
+    from oosis_jax.training import checkpointing
     from oosis_jax.training.checkpointing import CheckpointError
     from oosis_jax.training.preemption import Preempted
 
@@ -190,6 +191,12 @@ def main(argv=None):
         parser.exit(2, f"{parser.prog}: error: {type(err).__name__}: {err}\n")
     except Preempted as err:  # saved; ends as the notice meant
         parser.exit(Preempted.EXIT_STATUS, f"{parser.prog}: {err}\n")
+    except KeyboardInterrupt:  # Ctrl-C: the steps since the last checkpoint are lost, the rest resumes
+        try:
+            where = f"its newest checkpoint is step {checkpointing.latest_step(args.workdir)}"
+        except FileNotFoundError:
+            where = "no step was saved yet"
+        parser.exit(130, f"\n{parser.prog}: interrupted; {where}: the same command resumes the run\n")
     if jax.process_index() == 0:
         metrics = os.path.join(args.workdir, METRICS_FILE)
         plot_metrics(metrics, os.path.join(args.workdir, "metrics.png"))

@@ -2,6 +2,7 @@
 KEY=VALUE parser of ``experiments.flags``, with one-line errors naming the pair."""
 
 import argparse
+import os
 
 import pytest
 
@@ -156,3 +157,18 @@ def test_a_real_dataset_without_a_pretrained_backbone_is_named_as_not_the_paper_
     assert "kins: training the backbone from scratch" in note and "--pretrained FILE" in note
     assert train_cli.from_scratch_note(get_config("cocoa", pretrained="backbone.npz")) is None
     assert train_cli.from_scratch_note(get_config("synthetic")) is None  # no ImageNet backbone in the paper's sense
+
+
+def test_ctrl_c_says_where_the_run_resumes_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from oosis_jax.training import loop
+
+    def interrupted(config, workdir):
+        os.makedirs(workdir, exist_ok=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and "Traceback" not in err
+    assert "interrupted; no step was saved yet: the same command resumes the run" in err
