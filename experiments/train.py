@@ -75,10 +75,15 @@ def build_config(args: argparse.Namespace):
     if args.data_dir:
         changes["data_dir"] = args.data_dir
     if args.pretrained:
-        if not os.path.isfile(os.path.expanduser(args.pretrained)):
-            raise ValueError(f"--pretrained {args.pretrained}: no such file")
         changes["pretrained"] = args.pretrained
     config = config.replace(**changes) if changes else config
+    from oosis_jax.training.checkpointing import has_checkpoint
+
+    # read only by a new run: a resumed one starts from its checkpoint, even if the file has moved since
+    if config.pretrained and not os.path.isfile(os.path.expanduser(config.pretrained)) and not has_checkpoint(
+            args.workdir):
+        given = "--pretrained " if args.pretrained else "--set pretrained="
+        raise ValueError(f"{given}{config.pretrained}: no such file")
     on_the_fly = sorted(set(changes) & set(ON_THE_FLY))
     if config.data_dir is not None and on_the_fly:
         raise ValueError(f"--set {', '.join(on_the_fly)}: these size the scenes rendered on the fly, which a run "

@@ -61,6 +61,10 @@ def test_the_command_line_reports_a_bad_override_in_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         train_cli.main(["--config", "smoke", "--workdir", "unused", "--pretrained", "/no/such/weights.npz"])
     assert exit_.value.code == 2 and "--pretrained /no/such/weights.npz: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # the README's way to continue an export: a traceback before
+        train_cli.main(["--config", "smoke", "--workdir", "unused", "--set", "pretrained=/no/such/weights.npz"])
+    assert exit_.value.code == 2 and "--set pretrained=/no/such/weights.npz: no such file" in capsys.readouterr().err
+    assert not os.path.exists("unused")  # refused before the work directory is made
 
 
 def test_a_run_that_cannot_go_on_is_one_line_not_a_traceback(tmp_path, capsys):
@@ -172,3 +176,14 @@ def test_ctrl_c_says_where_the_run_resumes_without_a_traceback(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert exit_.value.code == 130 and "Traceback" not in err
     assert "interrupted; no step was saved yet: the same command resumes the run" in err
+
+
+def test_a_resumed_run_does_not_need_its_pretrained_file_any_more(tmp_path):
+    """The file initialises a new run only: a run with a checkpoint resumes with its own command after the file
+    has moved (before: "no such file", and any other --pretrained was a different configuration)."""
+    args = argparse.Namespace(config="smoke", set=[], dataset=None, bf16=False, data_dir=None,
+                              pretrained=str(tmp_path / "moved.npz"), workdir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="moved.npz: no such file"):
+        train_cli.build_config(args)
+    (tmp_path / "run" / "checkpoints" / "5").mkdir(parents=True)
+    assert train_cli.build_config(args).pretrained == str(tmp_path / "moved.npz")
