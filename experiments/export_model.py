@@ -55,8 +55,10 @@ def run_facts(workdir: Path, step: int | None = None) -> dict:
                              f"exported with its run's steps and minutes: {err!r}") from err
     if step is None:
         raise ValueError(f"{workdir} is a training work directory: say which checkpoint step is exported")
-    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    times = sorted(r["time"] for r in records if r["step"] <= step)
+    from oosis_jax.training.metrics_log import MetricsLog
+
+    records = MetricsLog(str(workdir)).records()  # as training reads them: a line a kill cut short is skipped
+    times = sorted(r["time"] for r in records if r["step"] <= step and isinstance(r.get("time"), (int, float)))
     seconds = sum(b - a for a, b in zip(times, times[1:]) if b - a < 600)
     return {"steps": step, "minutes": seconds / 60}
 

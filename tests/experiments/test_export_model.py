@@ -84,6 +84,9 @@ def test_run_facts_of_a_run_stop_at_the_exported_step(tmp_path):
         for step, time in ((100, 0.0), (200, 60.0), (300, 4000.0), (400, 4090.0), (500, 4210.0))))
     assert export_model.run_facts(tmp_path, 400) == {"steps": 400, "minutes": 2.5}
     assert export_model.run_facts(tmp_path, 200) == {"steps": 200, "minutes": 1.0}
+    with open(tmp_path / "metrics.jsonl", "a") as f:  # what a kill while logging leaves: it was refused
+        f.write('{"step": 600, "ti')
+    assert export_model.run_facts(tmp_path, 400) == {"steps": 400, "minutes": 2.5}
     with pytest.raises(ValueError, match="say which checkpoint step"):
         export_model.run_facts(tmp_path)
 
