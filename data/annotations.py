@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import warnings
 from collections import Counter
@@ -70,6 +71,17 @@ def require_list(record: Mapping, key: str, where: str) -> list:
     if not isinstance(value, list):
         raise ValueError(f"{where}: {key!r} must be a list, got {type(value).__name__}")
     return value
+
+
+def is_finite_number(value: object) -> bool:
+    """Whether ``value`` is a real number, not a boolean, that a float holds finitely (an int beyond the floats,
+    such as a JSON ``1e400`` written as digits, is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def integer(value: object, where: str) -> int:
@@ -183,7 +195,8 @@ def records_of(grouped: Mapping[int, list], image_id: int) -> list:
 def _named_image(record: object, grouped: Mapping[int, list]) -> int | None:
     """The listed image a malformed ``image_id`` (a string, a bool, a fraction) names as text, if any."""
     text = str(record.get("image_id")).strip() if isinstance(record, Mapping) else ""
-    return int(text) if text.isdigit() and int(text) in grouped else None
+    plain = text.isascii() and text.isdigit() and len(text) <= 19  # "²" is a digit too; ids are int64
+    return int(text) if plain and int(text) in grouped else None
 
 
 def group_by_image(records: Sequence, images: Sequence[ImageEntry], path: str, what: str,
@@ -263,7 +276,7 @@ def _polygon_list(polygons: object, where: str) -> list[list[float]]:
             warnings.warn(f"{where}: polygon {k} has {len(poly) // 2} point(s), no area; left out of the mask",
                           stacklevel=3)
             continue
-        if not all(math.isfinite(v) for v in poly):
+        if not all(is_finite_number(v) for v in poly):
             raise ValueError(f"{where}: polygon {k} holds non-finite coordinates")
         if max(abs(v) for v in poly) > MAX_COORDINATE:
             raise ValueError(f"{where}: polygon {k} holds coordinates beyond +-{MAX_COORDINATE:g} px")

@@ -15,6 +15,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from data.annotations import is_finite_number
+
 
 def validate_instances(instance_map, classes, edges, scores=None, *, name: str = "instances"):
     """Check one labelled image and return it as arrays ``(instance_map, classes, edges, scores)``.
@@ -265,8 +267,7 @@ def cycle_fraction(num_instances: int, edges) -> float:
     ``edges`` is int (M, 2) with ids in 1..num_instances. Returns 0.0 for an image without instances.
     Raises ``ValueError`` for a negative count or edges naming missing instances.
     """
-    if (isinstance(num_instances, bool) or not isinstance(num_instances, (int, float, np.integer, np.floating))
-            or not np.isfinite(num_instances) or int(num_instances) != num_instances or num_instances < 0):
+    if not is_finite_number(num_instances) or int(num_instances) != num_instances or num_instances < 0:
         raise ValueError(f"num_instances must be a non-negative integer, got {num_instances!r}")
     num_instances = int(num_instances)
     _, _, edges, _ = validate_instances(np.zeros((0, 0), np.int64), np.ones(num_instances, np.int64), edges,

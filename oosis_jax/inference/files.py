@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from crf.inputs import as_array
-from data.annotations import integer, rle_mask
+from data.annotations import integer, is_finite_number, rle_mask
 from data.pixels import rgb8
 from oosis_jax.evaluation.coco_map import encode_masks
 from oosis_jax.evaluation.metrics import validate_instances
@@ -53,14 +53,9 @@ def prediction_json(prediction, class_names=None) -> dict:
 
 def _score(value: object, where: str) -> float:
     """A JSON score: a finite number (not a boolean, not a string, not an integer beyond the floats)."""
-    if not isinstance(value, bool) and isinstance(value, (int, float)):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond the floats
-            number = float("inf")
-        if np.isfinite(number):
-            return number
-    raise ValueError(f"{where}: expected a finite number, got {value!r}")
+    if not is_finite_number(value):
+        raise ValueError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
 
 
 def read_prediction_json(path) -> dict:
@@ -98,6 +93,9 @@ def read_prediction_json(path) -> dict:
                                  f"{np.count_nonzero(shared)} pixel(s); each pixel belongs to one instance")
             inst[mask] = k
         classes = np.array([integer(x["class"], f"instance {x['id']} class") for x in instances], np.int64)
+        if classes.size and classes.max() > np.iinfo(np.int32).max:  # the maps' classes are int32
+            k = int(np.argmax(classes)) + 1
+            raise ValueError(f"instance {k} has class {classes[k - 1]}, beyond the int32 class ids")
         if class_names is not None and classes.size and classes.max() > len(class_names):
             k = int(np.argmax(classes)) + 1
             raise ValueError(f"instance {k} has class {classes[k - 1]}, beyond the {len(class_names)} class names "

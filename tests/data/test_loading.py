@@ -83,9 +83,13 @@ def test_tfds_noise_is_silenced_and_other_messages_pass(caplog):
     with caplog.at_level(logging.INFO):
         absl_logging.warning("Using custom data configuration: %s", "synthetic/num_train=4")
         absl_logging.warning("OpenCV is not installed. We recommend using OpenCV because it is faster.")
-        absl_logging.warning("Variant folder %s has no dataset_info.json", "/data/kins/update2020/1.0.0")
+        absl_logging.warning("Variant folder %s has no %s", "/data/kins/update2020/1.0.0", "dataset_info.json")
         absl_logging.warning("a real problem")
-    assert [r.getMessage() for r in caplog.records] == ["a real problem"]
+        absl_logging.warning("Variant folder %s has no %s", "/data/kins/update2020/1.0.0", "features.json")
+        absl_logging.warning("Variant folder %s has invalid version %s", "/data/kins/x", "x")
+    assert [r.getMessage() for r in caplog.records] == [  # tfds's other lines about a folder are not ours to hide
+        "a real problem", "Variant folder /data/kins/update2020/1.0.0 has no features.json",
+        "Variant folder /data/kins/x has invalid version x"]
 
 
 def test_a_damaged_build_is_named_with_the_folder_to_delete(tmp_path):
