@@ -88,6 +88,7 @@ def test_json_round_trip_and_bad_files(tmp_path):
                                 ("score", None, "instance 1 score: expected a finite number"),
                                 ("score", 10**400, "instance 1 score: expected a finite number"),
                                 ("class", 10**400, "instance 1 class: .* is outside the 64-bit integers"),
+                                ("class", 2**32 + 1, "instance 1 has class 4294967297, beyond the int32 class ids"),
                                 ("segmentation", {"size": [24, 32], "counts": "3"}, "RLE runs cover 3 pixels, the "
                                                                                     "image has 768"),
                                 ("segmentation", {"size": [-4, 5], "counts": "3"}, r"RLE size \[-4, 5\] differs")):
