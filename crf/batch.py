@@ -184,6 +184,8 @@ def solve_many(inputs, method="solve", processes=None, on_done=None, threads=Non
         With ``processes > 1`` an error or a result that does not survive pickling back from the worker is
         reported as a ``ValueError`` ``"TypeName: message"`` carrying the worker's traceback text as
         ``traceback``; an item that cannot be pickled to a worker fails with a ``ValueError`` saying so.
+      ValueError: before any work, for an unknown ``method``, ``inputs`` that are not an iterable (a string
+        neither), an ``on_done`` that is not callable, or bad ``processes`` / ``threads``.
     """
     solver = _resolve(method)
     if on_done is not None and not callable(on_done):

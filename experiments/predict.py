@@ -149,7 +149,8 @@ def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:
                 failures.append((stem, stem, item.reason))
             else:
                 yield stem, stem, x["image"], item
-        failures.extend((f"example {i}", None, reason) for i, reason in unreadable)
+        failures.extend((f"example {i}", None, f"{reason} (its image id is unknown: outputs an earlier run wrote "
+                                                f"for it, if any, are not removed)") for i, reason in unreadable)
 
     return dataset.class_names, predicted()
 

@@ -50,7 +50,8 @@ def depth_map_rgb(depth, cmap: str = "plasma", instance_map=None) -> np.ndarray:
     `relative_depth_map` gives; ``ValueError`` for another dtype, such as an int label map, shape or range).
 
     Instances (depth > 0) take colours of ``cmap`` over [0.15, 1] so the lowest layer stays distinct from
-    the black background (`DEPTH_KEY` for the default plasma: nearer is brighter). With ``instance_map`` (the
+    the black background (`DEPTH_KEY` for the default plasma: higher in the occlusion order is brighter). With
+    ``instance_map`` (the
     map's instances, int (H, W)) their outlines are white (`instance_contours`), so that touching instances of
     one layer stay apart.
     """

@@ -111,9 +111,9 @@ def check_max_dist(max_dist) -> float:
 
 
 def check_heads(b, e=None, shape=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(b, e)`` as `image_counts` reads them: ``b`` float (H, W) in [0, 1] (`check_probability_map`) and, when
-    ``shape`` is given, of that shape (the ground truth's), checked before ``e``, None or a finite float (H, W, 4);
-    ``ValueError`` naming the problem otherwise."""
+    """``(b, e)`` as `image_counts` reads them: ``b`` float (H, W) in [0, 1] (`check_probability_map`), of
+    ``shape`` when it is given (the ground truth's; checked before ``e``, so a wrong ``b`` is named as such), and
+    ``e`` None or a finite float (H, W, 4); ``ValueError`` naming the problem otherwise."""
     b = check_probability_map(b)
     if shape is not None and b.shape != tuple(shape):
         raise ValueError(f"b is {b.shape}, the ground truth {tuple(shape)}")

@@ -241,8 +241,8 @@ def refuse_one_image(images) -> None:
     """``ValueError`` when ``images`` is one image (an array of 2 or 3 dimensions) where a sequence of images
     belongs: iterated, each of its rows would be taken for an image and fail on its own."""
     if getattr(images, "ndim", None) in (2, 3):
-        raise ValueError(f"expected a sequence of images (a list, or an (N, H, W, 3) array), got one array of shape "
-                         f"{tuple(images.shape)}: pass [image], or call the predictor on the image")
+        raise ValueError(f"expected a sequence of uint8 (H, W, 3) images (a list, or an (N, H, W, 3) array), got "
+                         f"one array of shape {tuple(images.shape)}: pass [image] for one image")
 
 
 def checked_images(images: Iterable) -> tuple[dict[int, np.ndarray], dict[int, ValueError]]:

@@ -153,7 +153,8 @@ class Predictor:
         """Network head probabilities ``dict(s, b, e)`` per image (numpy float32, each image's own size, or
         with ``label_grid`` the size stage 2 labels it at: ``augmentation.label_shape``), averaged over the
         views of ``augmentation``. A bad image (not uint8 (H, W, 3) with at least one pixel) does not stop
-        the others: once they are done, a ``crf.BatchError`` names each bad index and carries their heads."""
+        the others: once they are done, a ``crf.BatchError`` names each bad index and carries their heads; one
+        image's array in place of the sequence is a ``ValueError`` (`files.refuse_one_image`)."""
         good, failures = checked_images(images)
         heads = self._heads_of_checked(list(good.values()), progress, label_grid)
         return _all_or_batch_error(dict(zip(good, heads)), failures, len(good) + len(failures), "Predictor.heads")
@@ -216,7 +217,8 @@ class Predictor:
         One bad item does not stop the others: an image that is not uint8 (H, W, 3) with at least one
         pixel (checked before any work) or that the CRF fails on is left out, and once the others are done a
         ``crf.BatchError`` (a ``ValueError``) names each failed index (the errors of the first five) and carries
-        the other images' predictions in ``results`` (None at the failed ones)."""
+        the other images' predictions in ``results`` (None at the failed ones). One image's array in place of the
+        sequence is a ``ValueError`` (`files.refuse_one_image`)."""
         good, failures = checked_images(images)
         index, checked, count = list(good), list(good.values()), len(good) + len(failures)
         try:
@@ -232,6 +234,7 @@ class Predictor:
         """`predict_many` chunk by chunk: one item per image of ``images``, in order, reading only ``chunk_size``
         images ahead, so a folder or a dataset split of any length is predicted in the memory of one chunk (the
         heads of one 1242x375 KINS image alone take about 26 MB, and the CRF's workers are kept between chunks).
+        One image's array in place of the sequence is a ``ValueError`` at the first item (`files.refuse_one_image`).
         An image that is not uint8 (H, W, 3) with at least one pixel, or that the network or the CRF fails
         on, gives an `ImageFailure` (a ``ValueError`` naming its index and what failed) in place of its
         `Prediction`, and the images after it still come. ``progress``: a bar of the images; ``chunk_progress``

@@ -262,12 +262,12 @@ def _train_on(mesh, config: TrainConfig, workdir: str, on_step, sources) -> Trai
     if sources is None and config.model.num_classes != info(config.dataset).num_classes:
         raise ValueError(f"model.num_classes is {config.model.num_classes} but dataset {config.dataset!r} has "
                          f"{info(config.dataset).num_classes} classes (background not counted)")
+    checkpointing.check_writable(workdir)  # before any work (building a dataset can take minutes)
     train_source, val_source = sources if sources is not None else open_sources(config)
     num_steps = num_train_steps(config, len(train_source))
     # every process checks the run's config (so a refused resume is refused on each, not on process 0 alone,
     # which would leave the others waiting for it); process 0 writes it
     checkpointing.write_config(workdir, config, write=jax.process_index() == 0)
-    checkpointing.check_writable(workdir)
     replicated = NamedSharding(mesh, P())
     mngr = checkpointing.manager(workdir, config.checkpoint_every, config.keep_checkpoints)
     state = checkpointing.restore_latest(mngr, state_template(config, replicated), set_aside_damaged=True)

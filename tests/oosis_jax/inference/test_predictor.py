@@ -175,8 +175,8 @@ def test_one_image_in_place_of_a_sequence_is_refused_whole(predictor):
     for call in (predictor.predict_many, predictor.heads, lambda x, progress: list(predictor.predict_iter(x, 4,
                                                                                                        progress))):
         for one in (image, image[..., 0]):
-            with pytest.raises(ValueError, match=r"expected a sequence of images .* got one array of shape "
-                                                 r"\(6, 5(, 3)?\): pass \[image\]"):
+            with pytest.raises(ValueError, match=r"expected a sequence of uint8 \(H, W, 3\) images .* got one array of "
+                                                 r"shape \(6, 5(, 3)?\): pass \[image\] for one image"):
                 call(one, progress=False)
     assert_same_prediction(predictor.predict_many(image[None], progress=False)[0], predictor(image))
 
