@@ -37,8 +37,8 @@ def render_scene(seed: int, height: int, width: int, path: str, image_path: str 
     counts = Counter(synthetic.CLASS_NAMES[c - 1] for c in scene["classes"])
     summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no objects"
     layers = int(targets.order_labels(inst, edges).max())
-    images = [scene["image"], visualize.instance_overlay(scene["image"], inst), visualize.depth_map_rgb(depth, instance_map=inst),
-              visualize.oriented_boundary_rgb(b, e)]
+    images = [scene["image"], visualize.instance_overlay(scene["image"], inst),
+              visualize.depth_map_rgb(depth, instance_map=inst), visualize.oriented_boundary_rgb(b, e)]
     titles = [f"scene {seed} ({height}x{width})", f"instances: {summary}",
               f"relative depth ({len(edges)} occlusions, {layers} layers)", "oriented occlusion boundaries"]
     return visualize.save_panel(path, images, titles, ncols=2,
