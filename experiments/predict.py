@@ -174,7 +174,7 @@ def main(argv=None):
     if failures:
         for name, stem, reason in failures:
             try:
-                if stem is not None:  # an example that could not be read has no known id, hence no outputs
+                if stem is not None:  # an example that could not be read has no known id: no outputs to find
                     prediction_io.remove_prediction(args.out, stem)
             except OSError as err:
                 reason += f" (its earlier outputs {stem}.json etc. remain: {err})"
