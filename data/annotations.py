@@ -50,6 +50,8 @@ def read_json(path: str | os.PathLike) -> dict:
             content = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: malformed JSON ({e})") from e
+    except OSError as e:  # e.g. no permission to read it
+        raise ValueError(f"{path} cannot be read ({type(e).__name__}: {e})") from e
     if not isinstance(content, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level, got {type(content).__name__}")
     return content

@@ -38,8 +38,11 @@ def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str
     image, not when the dataset is read) and checked to be ``width x height`` as the annotation file says."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {image_id}: file {path} not found")
-    with open(path, "rb") as f:
-        data = f.read()  # read once: decoded here to check it, stored as it is
+    try:
+        with open(path, "rb") as f:
+            data = f.read()  # read once: decoded here to check it, stored as it is
+    except OSError as e:  # unreadable (permissions, I/O error): this image is left out, not the build
+        raise ValueError(f"image {image_id}: {path} cannot be read ({type(e).__name__}: {e})") from e
     if not data:
         raise ValueError(f"image {image_id}: {path} is empty (0 bytes)")
     try:
@@ -189,17 +192,22 @@ def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) 
     name = module.__name__.split(".")[-1]
     parser = argparse.ArgumentParser(prog=f"python -m {module.__name__}", description=module.__doc__.splitlines()[0])
     parser.add_argument("--manual-dir", required=True, help="folder holding the downloaded annotation files and images")
-    parser.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"), help="tfds output folder")
+    parser.add_argument("--data-dir", default="~/tensorflow_datasets", help="tfds output folder")
     parser.add_argument("--config", default=configs[0], choices=configs, help="builder config")
     args = parser.parse_args(argv)
     if not os.path.isdir(os.path.expanduser(args.manual_dir)):
         parser.error(f"--manual-dir {args.manual_dir} is not a folder")
-    builder = module.builder(args.data_dir, manual_dir=args.manual_dir, config=args.config)
+    data_dir = os.path.expanduser(args.data_dir)  # also when the shell did not expand it (--data-dir=~/x)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        parser.error(f"--data-dir {args.data_dir} is not a folder")
+    builder = module.builder(data_dir, manual_dir=args.manual_dir, config=args.config)
     reused = builder.is_prepared()
     try:
         builder.download_and_prepare()
-    except (FileNotFoundError, ValueError) as error:  # the user's files: one message, no traceback
+    except (OSError, ValueError) as error:  # the user's files or folders: one message, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"\n{parser.prog}: interrupted; the same command builds the dataset again from the start\n")
     for split, info in builder.info.splits.items():
         print(f"{name}/{args.config} {split}: {info.num_examples} examples in {builder.data_dir}")
     for split, skipped in builder.skipped.items():

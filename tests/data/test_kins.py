@@ -268,8 +268,10 @@ def test_command_line_reports_a_reused_build_and_user_errors_in_one_line(tmp_pat
     out = capsys.readouterr().out
     assert "train: left out image 8: " in out and re.search(r"reused; delete .*original/1\.0\.0 to build it again", out)
     (tmp_path / "instances_train.json").write_text('{"images": [')
+    (tmp_path / "a_file").write_text("")
     for bad, match in ((argv[:1] + [str(tmp_path / "nowhere")] + argv[2:], "is not a folder"),
-                       (argv[:3] + [str(tmp_path / "tfds2")] + argv[4:], r"instances_train\.json: malformed JSON")):
+                       (argv[:3] + [str(tmp_path / "tfds2")] + argv[4:], r"instances_train\.json: malformed JSON"),
+                       (argv[:3] + [str(tmp_path / "a_file")] + argv[4:], r"--data-dir .*a_file is not a folder")):
         with pytest.raises(SystemExit) as stop:
             build_main(kins, ("update2020", "original"), bad)
         assert stop.value.code == 2 and re.search(match, capsys.readouterr().err)
@@ -376,3 +378,29 @@ def test_an_image_id_given_as_text_leaves_its_image_out_rather_than_dropping_the
     assert [i for i, _ in skipped] == [named]
     assert f"annotations[0].image_id: expected an integer, got '{named}'" in skipped[0][1]
     assert any("ignored (it belongs to no image)" in str(w.message) and "'123456'" in str(w.message) for w in caught)
+
+
+def test_an_image_that_cannot_be_read_is_left_out_and_the_data_dir_tilde_is_expanded(tmp_path, monkeypatch, capsys):
+    """An I/O error on one image (no permission, a failing disk) ended the whole build with a traceback; and
+    --data-dir=~/x, which the shell does not expand, built into a folder named '~' under the current one."""
+    import builtins
+
+    from data.annotations_tfds import build_main
+
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    real_open = builtins.open
+
+    def failing(path, *args, **kwargs):
+        if str(path).endswith("000008.png"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", failing)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match=r"000008\.png cannot be read \(PermissionError"):
+        build_main(kins, ("update2020", "original"), ["--manual-dir", str(tmp_path), "--data-dir=~/tfds",
+                                                        "--config", "original"])
+    assert "train: left out image 8: " in capsys.readouterr().out
+    assert (tmp_path / "home" / "tfds").is_dir() and not (tmp_path / "~").exists()
