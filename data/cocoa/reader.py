@@ -229,7 +229,8 @@ def examples(
     ``instance_map`` int32 (H, W), ``classes`` int32 (N,) (COCO category ids; ``UNLABELLED`` for the
     regions format), ``edges`` int32 (M, 2) (a occludes b), and for inspection ``height``/``width`` (from
     the ``images`` entry), ``format`` and ``annotation_ids`` (classed) or ``region_numbers`` (regions, 1-based).
-    ``regions_file`` (classed format only) supplies the order, joined by image id and mask IoU (module docstring).
+    ``regions_file`` (classed format only) supplies the order, joined by image id and mask IoU (module docstring);
+    one that lists none of the file's images (another split's) raises ``ValueError``.
     A problem of a whole file raises; one of a single image (its ``images`` entry, its annotations, a size that
     differs in the regions file, its missing file) raises too, unless ``skipped`` is a list: that image is then
     left out, ``(image_id, message)`` appended to ``skipped`` with a warning (`data.annotations.each_image`), and
@@ -247,6 +248,11 @@ def examples(
     if isinstance(min_iou, bool) or not isinstance(min_iou, (int, float)) or not 0.0 < min_iou <= 1.0:
         raise ValueError(f"min_iou must be a number in (0, 1], got {min_iou!r}")
     regions = None if regions_file is None else _regions_by_image(os.fspath(regions_file), skipped)
+    if regions is not None and images and not {entry.image_id for entry in images} & set(regions[1]):
+        # a whole-file mistake (the other split's regions file): every image would take its order from its
+        # masks alone, silently
+        raise ValueError(f"{regions_file} lists none of the {len(images)} images of {path}: is it the regions file "
+                         "of another split?")
     known = ann.category_ids(content, path) if fmt == "classes" else set()
 
     def build(entry: ann.ImageEntry) -> dict:

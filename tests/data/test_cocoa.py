@@ -240,3 +240,17 @@ def test_a_cmyk_jpeg_is_stored_as_rgb_close_to_its_pixels(tmp_path):
     want = np.asarray(PIL.Image.open(tmp_path / "cmyk.jpg").convert("RGB")).astype(int)
     stored = np.asarray(PIL.Image.open(io.BytesIO(image_bytes(str(tmp_path / "cmyk.jpg"), 16, 16, 5, "jpeg"))))
     assert stored.shape == (16, 16, 3) and np.abs(stored - want).max() <= 12  # PIL's default re-encoding: 116
+
+
+def test_a_regions_file_of_none_of_the_images_is_refused(tmp_path):
+    """The other split's regions file shares no image id with the classes file: every image then took its order
+    from its masks, with no warning (the annotated order silently unused)."""
+    regions = regions_file(tmp_path)
+    content = json.loads(regions.read_text())
+    for record in content["images"]:
+        record["id"] += 10_000
+    for record in content["annotations"]:
+        record["image_id"] += 10_000
+    regions.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"lists none of the \d+ images of .*: is it the regions file of another"):
+        next(cocoa.examples(classes_file(tmp_path), tmp_path / "train2014", regions, skipped=[]))
