@@ -102,6 +102,9 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
     def __init__(self, *, manual_dir: str | os.PathLike | None = None, **kwargs):
         kwargs.setdefault("file_format", "array_record")
+        names = [c.name for c in self.BUILDER_CONFIGS]
+        if isinstance(kwargs.get("config"), str) and kwargs["config"] not in names:  # tfds's own message names none
+            raise ValueError(f"dataset {self.name!r} has no config {kwargs['config']!r}; choose {', '.join(names)}")
         super().__init__(**kwargs)
         self._manual_folder = None if manual_dir is None else os.path.expanduser(os.fspath(manual_dir))
         self.skipped: dict[str, list[tuple[int, str]]] = {}

@@ -137,3 +137,10 @@ def test_encode_example_checks_the_annotations_before_casting_them_whatever_the_
             with pytest.raises(ValueError, match=message):
                 encode_example(dict(bad, image=image))
     assert encode_example(good)["edges"].tolist() == [[1, 2]]
+
+
+@pytest.mark.parametrize("name, configs", [("kins", "update2020, original"), ("cocoa", "classes, classes_mask_order")])
+def test_an_unknown_builder_config_names_the_choices(tmp_path, name, configs):
+    """tfds said "Here are 10 BuilderConfigs whose name closely match:" followed by none."""
+    with pytest.raises(ValueError, match=f"dataset '{name}' has no config 'bogus'; choose {configs}"):
+        loading.load(name, "train", tmp_path, config="bogus")
