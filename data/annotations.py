@@ -101,7 +101,8 @@ def image_entries(content: Mapping, path: str, skipped: list | None = None) -> l
 
     A bad entry (a missing or mistyped key, an empty size, an id used twice) raises ``ValueError`` naming it,
     unless ``skipped`` is a list: the entry is then left out (`note_skipped`), and every entry of an id used
-    twice, whose annotations cannot be told apart, too.
+    twice, whose annotations cannot be told apart, too. Entries of different ids naming one image file are kept
+    with a warning: each becomes an example of that image with only its own annotations.
     """
     entries, bad_ids = [], []
     for k, record in enumerate(require_list(content, "images", path)):
@@ -122,7 +123,15 @@ def image_entries(content: Mapping, path: str, skipped: list | None = None) -> l
             raise error
         note_skipped(skipped, image_id, error)
     left_out = set(duplicates)
-    return [entry for entry in entries if entry.image_id not in left_out]
+    kept = [entry for entry in entries if entry.image_id not in left_out]
+    by_file: dict[str, list[int]] = {}
+    for entry in kept:
+        by_file.setdefault(entry.file_name, []).append(entry.image_id)
+    for file_name, ids in by_file.items():
+        if len(ids) > 1:
+            warnings.warn(f"{path}: images {', '.join(map(str, ids))} all name the file {file_name}: each is an "
+                          "example of it with only its own annotations", stacklevel=2)
+    return kept
 
 
 def _image_entry(record: object, where: str) -> ImageEntry:

@@ -31,3 +31,10 @@ def test_an_image_id_that_names_no_image_as_text_is_ignored_in_a_lenient_read(im
     with pytest.warns(UserWarning, match="ignored \\(it belongs to no image\\)"):
         grouped = group_by_image([{"id": 5, "image_id": image_id}], images, "f.json", "annotations", [])
     assert grouped == {1: []}
+
+
+def test_two_image_entries_of_one_file_are_kept_with_a_warning():
+    content = {"images": [{"id": i, "file_name": name, "height": 4, "width": 4}
+                          for i, name in ((1, "a.png"), (2, "b.png"), (3, "a.png"))]}
+    with pytest.warns(UserWarning, match=r"f\.json: images 1, 3 all name the file a\.png"):
+        assert [e.image_id for e in image_entries(content, "f.json", [])] == [1, 2, 3]
