@@ -32,6 +32,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from data import annotations as ann
+from data import masks
 from data import annotations_order as order
 
 UNLABELLED = 0  # class of a regions-format instance: the regions files have no category ids
@@ -74,10 +75,10 @@ def _constraint_pairs(text: object, num: int, where: str) -> list[tuple[int, int
 
 def _masks(record: dict, height: int, width: int, at: str) -> tuple[np.ndarray, np.ndarray]:
     """(visible, amodal) of a region or classed annotation: visible = ``visible_mask`` if occluded, else amodal."""
-    amodal = ann.segmentation_mask(record["segmentation"], height, width, f"{at} segmentation")
+    amodal = masks.segmentation_mask(record["segmentation"], height, width, f"{at} segmentation")
     if "visible_mask" not in record:
         return amodal, amodal
-    visible = ann.rle_mask(record["visible_mask"], height, width, f"{at} visible_mask")
+    visible = masks.rle_mask(record["visible_mask"], height, width, f"{at} visible_mask")
     return visible, amodal | visible
 
 
@@ -94,9 +95,9 @@ def _region_objects(record: dict, entry: ann.ImageEntry, where: str):
             raise ValueError(f"{at}: isStuff must be 0, 1, true or false, got {stuff!r}")
         if stuff:
             continue
-        masks = _masks(region, h, w, at)
-        visible.append(masks[0])
-        amodal.append(masks[1])
+        seen, whole = _masks(region, h, w, at)
+        visible.append(seen)
+        amodal.append(whole)
         numbers.append(k + 1)
     index = {number - 1: i for i, number in enumerate(numbers)}
     pairs = [
@@ -157,9 +158,9 @@ def _classes_example(entry, records, known, path, regions, min_iou) -> dict:
         category = ann.integer(record["category_id"], f"{at} category_id")
         if category not in known:
             raise ValueError(f"{at}: unknown category_id {category} (known: {sorted(known)})")
-        masks = _masks(record, h, w, at)
-        visible.append(masks[0])
-        amodal.append(masks[1])
+        seen, whole = _masks(record, h, w, at)
+        visible.append(seen)
+        amodal.append(whole)
         labels.append(label)
         classes.append(category)
     relations = order.mask_relations(visible, amodal)

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from data import annotations as ann
+from data import masks
 from data import annotations_order as order
 
 FORMAT_KEYS = {"original": ("inmodal_seg", "segmentation"), "2020": ("i_segm", "a_segm", "oco_id", "ico_id")}
@@ -85,8 +86,8 @@ def _example(entry: ann.ImageEntry, records: list, fmt: str, known: set[int], pa
         vis_key, amo_key = FORMAT_KEYS[fmt][:2]
         h, w = entry.height, entry.width
         at = f"{where} annotation {label}"
-        visible.append(ann.segmentation_mask(record[vis_key], h, w, f"{at} {vis_key}"))
-        amodal.append(ann.segmentation_mask(record[amo_key], h, w, f"{at} {amo_key}") | visible[-1])
+        visible.append(masks.segmentation_mask(record[vis_key], h, w, f"{at} {vis_key}"))
+        amodal.append(masks.segmentation_mask(record[amo_key], h, w, f"{at} {amo_key}") | visible[-1])
         labels.append(label)
         classes.append(category)
     if fmt == "original":

@@ -24,7 +24,8 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from crf.inputs import as_array
-from data.annotations import integer, is_finite_number, rle_mask
+from data.annotations import integer, is_finite_number
+from data.masks import rle_mask
 from data.pixels import rgb8
 from oosis_jax.evaluation.coco_map import encode_masks
 from oosis_jax.evaluation.metrics import validate_instances

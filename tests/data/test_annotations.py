@@ -2,7 +2,8 @@
 
 import pytest
 
-from data.annotations import group_by_image, image_entries, integer, is_finite_number, segmentation_mask
+from data.annotations import group_by_image, image_entries, integer, is_finite_number
+from data.masks import segmentation_mask
 
 
 @pytest.mark.parametrize("value", [10**400, -(10**30), 2**63])

@@ -13,7 +13,7 @@ from helpers.kins_files import CATEGORIES, H, W, original_file
 
 import data.kins as kins
 from data.loading import load
-from data.annotations import rle_mask, segmentation_mask
+from data.masks import rle_mask, segmentation_mask
 from data.annotations_order import OrderDisagreementWarning
 from data.targets import order_labels
 
