@@ -51,9 +51,8 @@ def depth_map_rgb(depth, cmap: str = "plasma", instance_map=None) -> np.ndarray:
 
     Instances (depth > 0) take colours of ``cmap`` over [0.15, 1] so the lowest layer stays distinct from
     the black background (`DEPTH_KEY` for the default plasma: higher in the occlusion order is brighter). With
-    ``instance_map`` (the
-    map's instances, int (H, W)) their outlines are white (`instance_contours`), so that touching instances of
-    one layer stay apart.
+    ``instance_map`` (the map's instances, int (H, W)) their outlines are white (`instance_contours`), so that
+    touching instances of one layer stay apart.
     """
     from matplotlib import colormaps
 

@@ -261,8 +261,8 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "oair_iou.png", out_dir / "oair_confidence.png"]
-    images = sorted({r["num_images"] for r in results_by_name.values()})
-    images = f"{images[0]} images" if len(images) == 1 else f"{images[0]}-{images[-1]} images per model"
+    evaluated = sorted({r["num_images"] for r in results_by_name.values()})
+    images = f"{evaluated[0]} images" if len(evaluated) == 1 else f"{evaluated[0]}-{evaluated[-1]} images per model"
     oair.plot_oair_curves({n: r["oair_iou"] for n, r in results_by_name.items()}, paths[0],
                           f"OAIR, IoU thresholds 0.5:0.05:0.95; {images}", first="IoU 0.5")
     counts = sorted({len(r["oair_confidence"]["min_score"]) for r in results_by_name.values()})

@@ -94,13 +94,11 @@ def read_prediction_json(path) -> dict:
                                  f"{np.count_nonzero(shared)} pixel(s); each pixel belongs to one instance")
             inst[mask] = k
         classes = np.array([integer(x["class"], f"instance {x['id']} class") for x in instances], np.int64)
-        if classes.size and classes.max() > np.iinfo(np.int32).max:  # the maps' classes are int32
+        limit = np.iinfo(np.int32).max if class_names is None else len(class_names)  # the maps' classes are int32
+        if classes.size and classes.max() > limit:
             k = int(np.argmax(classes)) + 1
-            raise ValueError(f"instance {k} has class {classes[k - 1]}, beyond the int32 class ids")
-        if class_names is not None and classes.size and classes.max() > len(class_names):
-            k = int(np.argmax(classes)) + 1
-            raise ValueError(f"instance {k} has class {classes[k - 1]}, beyond the {len(class_names)} class names "
-                             f"{class_names}")
+            beyond = "the int32 class ids" if class_names is None else f"the {limit} class names {class_names}"
+            raise ValueError(f"instance {k} has class {classes[k - 1]}, beyond {beyond}")
         scores = np.array([_score(x["score"], f"instance {x['id']} score") for x in instances], np.float64)
         if not isinstance(content["edges"], list) or not all(isinstance(e, list) and len(e) == 2
                                                             for e in content["edges"]):

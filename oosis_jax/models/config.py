@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 
 import numpy as np
+
+from data.annotations import is_finite_number
 
 HEADS = ("disentangled", "entangled")
 UPSAMPLERS = ("joint", "separate")
@@ -122,11 +123,7 @@ def _typed(name: str, kind: str, value):
             and type(value).__name__ not in ("bool", "bool_")):
         if kind == "int" and isinstance(value, numbers.Integral):
             return int(value)
-        try:
-            finite = math.isfinite(value)
-        except OverflowError:  # an int too large for a float
-            finite = False
-        if not finite:
+        if not is_finite_number(value):  # an int too large for a float is not
             raise ValueError(f"{name} must be a finite number, got {value!r}")
         if kind == "float":
             return float(value)
