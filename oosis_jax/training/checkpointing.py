@@ -29,14 +29,17 @@ BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "log_every", "eval_every"
 
 
 def check_writable(workdir: str) -> None:
-    """``NotADirectoryError`` / ``PermissionError`` when ``workdir/checkpoints`` exists but is not a folder this
-    process may write to: checked before training, since orbax's save then fails only at the first checkpoint
-    and leaves its background threads waiting, so that the process never exits."""
-    folder = os.path.join(os.path.abspath(workdir), "checkpoints")
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise NotADirectoryError(f"{folder} is not a folder: the run's checkpoints are written there")
-    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write to {folder}: the run's checkpoints are written there")
+    """``NotADirectoryError`` / ``PermissionError`` when ``workdir`` or ``workdir/checkpoints`` exists but is not
+    a folder this process may write to: checked before training, since orbax's save then fails only at the first
+    checkpoint and leaves its background threads waiting, so that the process never exits (and a ``workdir``
+    that is a file failed only after the dataset was opened, as a bare ``FileExistsError``)."""
+    workdir = os.path.abspath(workdir)
+    for folder, role in ((workdir, "the run's work directory"), (os.path.join(workdir, "checkpoints"),
+                                                                 "the run's checkpoints are written there")):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise NotADirectoryError(f"{folder} is not a folder: {role}")
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write to {folder}: {role}")
 
 
 def manager(workdir: str, every: int = 1, keep: int = 3) -> ocp.CheckpointManager:

@@ -67,12 +67,16 @@ def test_the_command_line_reports_a_bad_override_in_one_line(capsys):
     assert not os.path.exists("unused")  # refused before the work directory is made
 
 
-def test_a_run_that_cannot_go_on_is_one_line_not_a_traceback(tmp_path, capsys):
+def test_a_work_directory_that_is_a_file_is_named_before_the_dataset_is_opened(tmp_path, monkeypatch, capsys):
+    from oosis_jax.training import loop
+
+    monkeypatch.setattr(loop, "open_sources", lambda config: pytest.fail("the dataset was opened first"))
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(SystemExit) as exit_:  # the work directory is a file
+    with pytest.raises(SystemExit) as exit_:
         train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "a_file")])
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "error: FileExistsError: " in err and "Traceback" not in err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"NotADirectoryError: {tmp_path / 'a_file'} is not a folder: the run's work directory" in err
 
 
 def test_a_checkpoint_folder_it_cannot_write_is_refused_before_training(tmp_path, monkeypatch, capsys):
@@ -87,10 +91,19 @@ def test_a_checkpoint_folder_it_cannot_write_is_refused_before_training(tmp_path
         train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "file")])
     assert exit_.value.code == 2 and "NotADirectoryError: " in capsys.readouterr().err
     (tmp_path / "theirs" / "checkpoints").mkdir(parents=True)
-    monkeypatch.setattr(checkpointing.os, "access", lambda path, mode: False)  # as for another user's folder
+    theirs = {str(tmp_path / "theirs" / "checkpoints")}  # as for another user's folder
+    monkeypatch.setattr(checkpointing.os, "access", lambda path, mode: path not in theirs)
     with pytest.raises(SystemExit) as exit_:
         train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "theirs")])
-    assert exit_.value.code == 2 and "PermissionError: cannot write to " in capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert f"PermissionError: cannot write to {tmp_path / 'theirs' / 'checkpoints'}: the run's checkpoints" in \
+        capsys.readouterr().err
+    theirs = {str(tmp_path / "theirs")}  # the work directory itself
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--config", "smoke", "--workdir", str(tmp_path / "theirs")])
+    assert exit_.value.code == 2
+    assert f"PermissionError: cannot write to {tmp_path / 'theirs'}: the run's work directory" in \
+        capsys.readouterr().err
 
 
 def test_a_preempted_run_exits_as_sigterm_would_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
