@@ -20,6 +20,7 @@ import abc
 import io
 import json
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 
 import PIL.Image
@@ -91,7 +92,10 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     A bad image (its annotations, an unmapped category, a missing, unreadable or wrongly sized file) is left
     out with a warning naming it, and the build goes on; ``skipped`` maps each split to its left-out
     ``(image_id, message)`` pairs after `download_and_prepare`, also of a build reused from an earlier run. A
-    split that lists no images, or whose images are all bad, raises ``ValueError``.
+    split that lists no images, or whose images are all bad, raises ``ValueError``. Every split's files are
+    checked as wholes (present, valid JSON of the expected structure) before any split is built, so a mistake in
+    the test split's file is said before the minutes of the train split, at the cost of reading each annotation
+    file once more.
     """
 
     CATEGORY_TO_CLASS: Mapping[int, int] = {}
@@ -129,7 +133,8 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     @abc.abstractmethod
     def read(self, paths: Mapping[str, str], skipped: list) -> Iterator[dict]:
         """The reader's examples of one split (``paths``: the ``split_files`` entry, made absolute); the images
-        it leaves out go to ``skipped`` (`data.annotations.each_image`)."""
+        it leaves out go to ``skipped`` (`data.annotations.each_image`). A problem of a whole file raises at the
+        call, before the first example is asked for."""
 
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing is downloaded; the user's folder is ``manual_dir``
@@ -146,6 +151,10 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                 + ", ".join(missing)
                 + f"\nExpected layout:\n{self.LAYOUT}"
             )
+        with warnings.catch_warnings():  # the images each split leaves out are said once, when it is built
+            warnings.simplefilter("ignore")
+            for paths in splits.values():
+                self.read(paths, [])  # whole-file checks only: no image is read, the parsed file is let go
         return {split: self._generate_examples(paths, split) for split, paths in splits.items()}
 
     def _generate_examples(self, paths: Mapping[str, str], split: str):

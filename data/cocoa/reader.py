@@ -236,7 +236,8 @@ def examples(
     differs in the regions file, its missing file) raises too, unless ``skipped`` is a list: that image is then
     left out, ``(image_id, message)`` appended to ``skipped`` with a warning (`data.annotations.each_image`), and
     an annotation of no listed image is ignored with a warning (one whose malformed ``image_id`` names a listed
-    image as text leaves that image out: `ann.group_by_image`).
+    image as text leaves that image out: `ann.group_by_image`). The whole file (and ``regions_file``) is read and
+    checked at the call, before the first image is asked for.
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
@@ -278,4 +279,4 @@ def examples(
         example["image"] = ann.image_path(image_dir, entry)
         return example
 
-    yield from ann.each_image(images, build, skipped)
+    return ann.each_image(images, build, skipped)

@@ -122,6 +122,7 @@ def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike,
     ``skipped`` is a list: that image is then left out, ``(image_id, message)`` appended to ``skipped`` with a
     warning (`data.annotations.each_image`), and an annotation of no listed image is ignored with a warning
     (one whose malformed ``image_id`` names a listed image as text leaves that image out: `ann.group_by_image`).
+    The whole file is read and checked at the call, before the first image is asked for.
     """
     path = os.fspath(annotation_file)
     content = ann.read_json(path)
@@ -136,4 +137,4 @@ def examples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike,
         example["image"] = ann.image_path(image_dir, entry)
         return example
 
-    yield from ann.each_image(images, build, skipped)
+    return ann.each_image(images, build, skipped)

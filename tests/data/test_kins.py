@@ -200,6 +200,18 @@ def test_builder_names_missing_files(tmp_path):
         _build(tmp_path, "original")
 
 
+def test_a_broken_test_split_file_is_refused_before_the_train_split_is_built(tmp_path, monkeypatch):
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    (tmp_path / "instances_val.json").write_text('{"images": [')  # a download cut short
+    built = []
+    real = kins.reader._example
+    monkeypatch.setattr(kins.reader, "_example", lambda *args: built.append(args) or real(*args))
+    with pytest.raises(ValueError, match=r"instances_val\.json"):
+        _build(tmp_path, "original")
+    assert built == []  # no image of the train split was decoded first
+
+
 def test_builder_leaves_out_bad_images_and_names_them(tmp_path):
     update_file(tmp_path)
     update_file(tmp_path, "update_test_2020.json", "testing/image_2")
