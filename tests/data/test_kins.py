@@ -140,8 +140,8 @@ def test_with_skipped_a_bad_image_is_left_out_and_named_and_the_others_follow(tm
         kept = list(kins.examples(path, tmp_path / "training/image_2", skipped=skipped))
     assert [e["image_id"] for e in kept] == [9]
     assert [i for i, _ in skipped] == [7, 8] and "missing.png not found" in skipped[1][1]
-    with pytest.raises(ValueError, match="not a KINS annotation file"):  # a problem of the whole file still raises
-        kins.examples(_mutated(tmp_path, lambda c: [a.clear() for a in c["annotations"]]), tmp_path, skipped=[])  # at the call
+    with pytest.raises(ValueError, match="not a KINS annotation file"):  # a whole-file problem raises at the call
+        kins.examples(_mutated(tmp_path, lambda c: [a.clear() for a in c["annotations"]]), tmp_path, skipped=[])
 
 
 def _build(tmp_path, config):
