@@ -20,6 +20,7 @@ import abc
 import io
 import json
 import os
+import signal
 import warnings
 from collections.abc import Iterator, Mapping
 
@@ -193,6 +194,29 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
 
 
+class Terminated(Exception):
+    """Raised in the main thread by SIGTERM during `build_main`'s build (unwinding runs tfds' cleanup)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def warn_leftovers(build_dir: str) -> list[str]:
+    """Warn of (and return) the unfinished folders that killed builds of ``build_dir`` left beside it (tfds writes
+    a build into ``incomplete.XXXXXX_<version>`` and renames it at the end; SIGKILL or a power cut skips the
+    removal). They are not deleted: a build running now in another process writes into one of them."""
+    parent, version = os.path.split(os.path.normpath(build_dir))
+    prefix = "incomplete."
+    left = sorted(os.path.join(parent, name) for name in (os.listdir(parent) if os.path.isdir(parent) else [])
+                  if name.startswith(prefix) and name.endswith("_" + version))
+    for folder in left:
+        size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(folder) for f in files)
+        warnings.warn(f"{folder} ({size / 2**20:.1f} MiB) is what a killed build left: delete it unless a build "
+                      "of this dataset is running now", stacklevel=2)
+    return left
+
+
 def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) -> None:
     """Command line of ``python -m data.kins`` / ``python -m data.cocoa``: build all splits, print their sizes.
 
@@ -214,12 +238,20 @@ def build_main(module, configs: tuple[str, ...], argv: list[str] | None = None) 
         parser.error(f"--data-dir {args.data_dir} is not a folder")
     builder = module.builder(data_dir, manual_dir=args.manual_dir, config=args.config)
     reused = builder.is_prepared()
+    if not reused:
+        warn_leftovers(builder.data_dir)
+    again = "the same command builds the dataset again from the start"
+    previous = signal.signal(signal.SIGTERM, _terminate)  # so that tfds' unfinished folder is removed, as on Ctrl-C
     try:
         builder.download_and_prepare()
     except (OSError, ValueError) as error:  # the user's files or folders: one message, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except KeyboardInterrupt:
-        parser.exit(130, f"\n{parser.prog}: interrupted; the same command builds the dataset again from the start\n")
+        parser.exit(130, f"\n{parser.prog}: interrupted; {again}\n")
+    except Terminated:
+        parser.exit(128 + signal.SIGTERM, f"{parser.prog}: terminated (SIGTERM); {again}\n")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for split, info in builder.info.splits.items():
         print(f"{name}/{args.config} {split}: {info.num_examples} examples in {builder.data_dir}")
     for split, skipped in builder.skipped.items():

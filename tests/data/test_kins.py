@@ -259,6 +259,28 @@ def test_command_line_reports_a_reused_build_and_user_errors_in_one_line(tmp_pat
         assert stop.value.code == 2 and re.search(match, capsys.readouterr().err)
 
 
+def test_a_terminated_build_leaves_no_unfinished_folder_and_killed_ones_are_named(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from data.annotations_tfds import build_main
+    from data.kins.dataset_builder import Kins
+
+    original_file(tmp_path)
+    original_file(tmp_path, "instances_val.json", "testing/image_2")
+    argv = ["--manual-dir", str(tmp_path), "--data-dir", str(tmp_path / "tfds"), "--config", "original"]
+    killed = tmp_path / "tfds/kins/original/incomplete.QX81ZT_1.0.0"  # what a SIGKILL leaves
+    (killed / "kins-train.array_record-00000-of-00001").parent.mkdir(parents=True)
+    (killed / "kins-train.array_record-00000-of-00001").write_bytes(b"x" * 2**20)
+    monkeypatch.setattr(Kins, "read", lambda self, paths, skipped: os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.warns(UserWarning, match=r"incomplete\.QX81ZT_1\.0\.0 \(1\.0 MiB\) is what a killed build left"):
+        with pytest.raises(SystemExit) as stop:
+            build_main(kins, ("update2020", "original"), argv)
+    assert stop.value.code == 128 + signal.SIGTERM and "terminated (SIGTERM)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "tfds/kins/original").iterdir()) == [killed.name]  # ours is gone
+    assert getattr(signal.getsignal(signal.SIGTERM), "__name__", None) != "_terminate"  # the handler is put back
+
+
 def test_bad_image_entries_and_orphan_annotations_cost_only_their_images(tmp_path):
     def mutate(content):
         content["images"][1]["height"] = "12"  # image 8
