@@ -95,11 +95,14 @@ def _predictions(args, predictor, examples, unreadable) -> Iterator[tuple[dict, 
     if predictor is None:
         pairs = prediction.label_ground_truth_iter(examples, info(args.dataset).num_classes, args.chunk_size,
                                                    method=args.method, processes=args.processes, progress=False)
-        yield from tqdm(pairs, total=total, desc="CRF on ground truth", unit="image")
-        return
-    pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False,
-                                    chunk_progress=True)
-    yield from tqdm(pairs, total=total, desc="predict", unit="image")
+    else:
+        pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False,
+                                        chunk_progress=True)
+    with tqdm(total=total, desc="CRF on ground truth" if predictor is None else "predict", unit="image") as bar:
+        for pair in pairs:
+            bar.total = total - len(unreadable)  # an example that cannot be read is no image to wait for
+            bar.update()
+            yield pair
 
 
 def main(argv=None):

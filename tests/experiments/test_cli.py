@@ -259,6 +259,7 @@ def test_an_unreadable_example_is_named_and_the_others_are_evaluated_and_predict
             "--processes", "1"]
     with pytest.raises(SystemExit, match="1 of 3 images failed"):
         evaluate.main([*argv, "--out", str(tmp_path / "eval")])
+    assert "CRF on ground truth: 100%" in capsys.readouterr().err  # the bar's total leaves the unreadable one out
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["num_images"] == 2
     (failure,) = results["failed_images"]
