@@ -6,10 +6,11 @@ on the fly (``synthetic_scenes``) with the registry's per-split seeds, so no bui
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from data import registry
 
@@ -72,6 +73,16 @@ def readable(examples: Sequence[dict], failures: list) -> Iterator[dict]:
             failures.append((i, str(err)))
             continue
         yield example
+
+
+def progress(items: Iterable, total: int, failures: list, desc: str) -> Iterator:
+    """``items`` (one per readable example of a `readable` run) under a tqdm bar of ``total`` examples less those
+    `readable` has put in ``failures`` so far, so that the bar ends full when an example could not be read."""
+    with tqdm(total=total, desc=desc, unit="image") as bar:
+        for item in items:
+            bar.total = total - len(failures)
+            bar.update()
+            yield item
 
 
 def split_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> Examples:

@@ -20,10 +20,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from crf.batch import usable_cores
-from data.examples import readable
+from data.examples import progress, readable
 from data.registry import info
 from experiments import flags
 from oosis_jax import evaluation
@@ -98,11 +97,7 @@ def _predictions(args, predictor, examples, unreadable) -> Iterator[tuple[dict, 
     else:
         pairs = predictor.predict_keyed(((x, x["image"]) for x in examples), args.chunk_size, progress=False,
                                         chunk_progress=True)
-    with tqdm(total=total, desc="CRF on ground truth" if predictor is None else "predict", unit="image") as bar:
-        for pair in pairs:
-            bar.total = total - len(unreadable)  # an example that cannot be read is no image to wait for
-            bar.update()
-            yield pair
+    yield from progress(pairs, total, unreadable, "CRF on ground truth" if predictor is None else "predict")
 
 
 def main(argv=None):

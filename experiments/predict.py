@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from data.examples import readable
+from data.examples import progress, readable
 from data.registry import info
 from experiments import flags
 from oosis_jax.inference import files as prediction_io
@@ -143,7 +143,7 @@ def _ground_truth_predictions(args, failures) -> tuple[list[str], Predicted]:
         pairs = prediction.label_ground_truth_iter(readable(examples, unreadable), dataset.num_classes,
                                                    args.chunk_size, method=args.method, processes=args.processes,
                                                    progress=False)
-        for x, item in tqdm(pairs, total=len(examples), desc="CRF on ground truth", unit="image"):
+        for x, item in progress(pairs, len(examples), unreadable, "CRF on ground truth"):
             stem = f"{int(x['image_id']):06d}"
             if isinstance(item, prediction.ImageFailure):
                 failures.append((stem, stem, item.reason))

@@ -267,4 +267,5 @@ def test_an_unreadable_example_is_named_and_the_others_are_evaluated_and_predict
     with pytest.raises(SystemExit):
         predict.main([*argv, "--out", str(tmp_path / "pred")])
     assert len(list((tmp_path / "pred").glob("*.json"))) == 2
-    assert re.search(r"FAILED example \d: .*example \d cannot be read", capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert re.search(r"FAILED example \d: .*example \d cannot be read", err) and "CRF on ground truth: 100%" in err
