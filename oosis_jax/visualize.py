@@ -4,7 +4,7 @@
   neighbour it occludes (order labels of Sec. 5.1 scaled to [0, 1]).
 - ``oriented_boundary_rgb``: the paper's Fig. 4 colour scheme for o = [b * e, 1 - b] (Eq. 3): left cyan,
   top yellow, right magenta, bottom black, on white; intensity by b.
-- ``instance_overlay``, ``depth_map_rgb`` and ``save_panel`` for PNG panels; ``DEPTH_KEY`` and ``BOUNDARY_KEY``
+- ``instance_overlay`` (with ``label_instances``), ``depth_map_rgb`` and ``save_panel`` for PNG panels; ``DEPTH_KEY`` and ``BOUNDARY_KEY``
   are the keys of the depth and boundary colours for their captions.
 """
 
@@ -158,6 +158,41 @@ def instance_contours(instance_map) -> np.ndarray:
     contour &= inst > 0
     size, edge = np.bincount(rank.ravel()), np.bincount(rank[contour], minlength=rank.max(initial=0) + 1)
     return contour & (edge < size)[rank]
+
+
+def label_instances(rgb, instance_map, texts, font_size: int = 8) -> np.ndarray:
+    """uint8 (H, W, 3): ``rgb`` (uint8 (H, W, 3)) with ``texts[k - 1]`` written in white on a dark box, centred
+    on instance k's innermost pixel (the farthest from its outline and from the image's edge; first in raster
+    order on ties) and moved inside the image where it would cross an edge. ``instance_map`` is int (H, W) with
+    ids 0 (background) to ``len(texts)``; an instance without pixels or with an empty text gets no label. Labels
+    are drawn in id order, so a later one covers an earlier one where they meet."""
+    from PIL import Image, ImageDraw, ImageFont
+    from scipy import ndimage
+
+    rgb, inst = np.asarray(rgb), np.asarray(instance_map)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    if inst.shape != rgb.shape[:2] or inst.dtype.kind not in "iu":
+        raise ValueError(f"instance_map must be an int map of shape {rgb.shape[:2]}, got {inst.dtype} {inst.shape}")
+    if inst.size and (inst.min() < 0 or inst.max() > len(texts)):
+        raise ValueError(f"instance_map's ids must lie in [0, {len(texts)}] (one text per instance), got "
+                         f"[{inst.min()}, {inst.max()}]")
+    canvas = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=font_size)
+    height, width = inst.shape
+    for k, box in enumerate(ndimage.find_objects(inst), start=1):
+        if box is None or not str(texts[k - 1]):
+            continue
+        inner = ndimage.distance_transform_edt(np.pad(inst[box] == k, 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(np.argmax(inner), inner.shape)
+        left, top, right, bottom = draw.textbbox((0, 0), str(texts[k - 1]), font=font)
+        w, h = right - left + 2, bottom - top + 2
+        x0 = min(max(int(x) + box[1].start - w // 2, 0), max(width - w, 0))
+        y0 = min(max(int(y) + box[0].start - h // 2, 0), max(height - h, 0))
+        draw.rectangle((x0, y0, x0 + w - 1, y0 + h - 1), fill=(0, 0, 0))
+        draw.text((x0 + 1 - left, y0 + 1 - top), str(texts[k - 1]), fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
 
 
 def _panel_rgb(img, title) -> np.ndarray:

@@ -34,7 +34,9 @@ from oosis_jax.inference.nms import boundary_nms
 FORMAT = "oosis-prediction-1"
 MAX_PIXELS = 2**31 - 1  # an int32 instance map's flat index and an RLE's run lengths
 PICTURES = ("depth", "boundaries", "overlay")  # write_prediction's PNGs: {stem}_{picture}.png
-OVERLAY_KEY = "instances: one colour each, outlined in white; the background as in the image"
+LABEL_MIN_SCORE = 0.5  # the overlay labels the instances scoring at least this
+OVERLAY_KEY = (f"instances: one colour each, outlined in white; those scoring at least {LABEL_MIN_SCORE} labelled with "
+               "their id in the JSON, class and score; the background as in the image")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: its first frame
 
 
@@ -137,6 +139,16 @@ def picture_keys() -> dict[str, str]:
     return dict(zip(PICTURES, (visualize.DEPTH_KEY, visualize.BOUNDARY_KEY, OVERLAY_KEY)))
 
 
+def overlay_labels(prediction, class_names=None) -> list[str]:
+    """``"ID CLASS SCORE"`` of each instance of ``prediction`` scoring at least `LABEL_MIN_SCORE`, ``""`` for the
+    others (the id of the JSON's instance list; class c's name ``class_names[c - 1]`` when there is one, its
+    number otherwise; the score to 2 decimals): the overlay's labels."""
+    known = () if class_names is None else tuple(class_names)
+    names = [known[c - 1] if 1 <= c <= len(known) else str(c) for c in np.asarray(prediction.classes).tolist()]
+    return [f"{k} {name} {float(s):.2f}" if s >= LABEL_MIN_SCORE else ""
+            for k, (name, s) in enumerate(zip(names, prediction.scores), start=1)]
+
+
 def write_prediction(prediction, image, out_dir, stem: str, class_names=None) -> list[Path]:
     """Write ``{stem}.json`` and the PNGs ``{stem}_depth.png`` (relative depth, Fig. 1/8),
     ``{stem}_boundaries.png`` (oriented boundaries after NMS, Fig. 4 colours) and ``{stem}_overlay.png`` into
@@ -159,7 +171,8 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
         depth = visualize.relative_depth_map(prediction.instance_map, prediction.edges)
         pictures = (visualize.depth_map_rgb(depth, instance_map=prediction.instance_map),
                     visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
-                    visualize.instance_overlay(image, prediction.instance_map))
+                    visualize.label_instances(visualize.instance_overlay(image, prediction.instance_map),
+                                              prediction.instance_map, overlay_labels(prediction, class_names)))
         for path, rgb, key in zip(picture_paths, pictures, picture_keys().values()):
             info = PngInfo()
             info.add_text("Description", key)

@@ -1,6 +1,9 @@
 """The keys of the depth and boundary colours say what the pictures show, and the per-image PNGs carry them."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from data import targets
@@ -73,3 +76,40 @@ def test_depth_pictures_outline_touching_instances_of_one_layer():
     np.testing.assert_array_equal(visualize.instance_overlay(image, inst)[..., 0] == 255,
                                   visualize.instance_contours(inst))
     assert not visualize.instance_contours(np.zeros((0, 3), np.int32)).size
+
+
+def test_labels_sit_on_their_instances_and_only_where_asked():
+    inst = np.zeros((40, 90), np.int32)
+    inst[2:38, 2:44], inst[2:38, 46:88], inst[0, 89] = 1, 2, 4  # id 3 has no pixel
+    rgb = np.full((40, 90, 3), 100, np.uint8)
+    before = rgb.copy()
+    out = visualize.label_instances(rgb, inst, ["1 car", "", "x", ""])
+    np.testing.assert_array_equal(rgb, before)  # not drawn in place
+    changed = (out != rgb).any(-1)
+    assert changed[inst == 1].any() and not changed[inst == 2].any()  # an empty text: no label
+    ys, xs = np.nonzero(changed & (inst == 1))
+    assert abs(ys.mean() - 19.5) < 4 and abs(xs.mean() - 22.5) < 6  # centred on the innermost pixel
+    assert (out[changed] > 200).all(-1).any() and (out[changed] == 0).all(-1).any()  # white (anti-aliased) on black
+    corner = visualize.label_instances(np.zeros((40, 90, 3), np.uint8), inst, ["", "", "", "4"])
+    assert (corner != 0).any(-1)[:, 60:].any()  # a one-pixel instance in the corner: its label moved inside
+    assert visualize.label_instances(np.zeros((1, 1, 3), np.uint8), np.ones((1, 1), int), ["long text"]).shape \
+        == (1, 1, 3)
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 3\]"):
+        visualize.label_instances(rgb, inst, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="rgb must be uint8"):
+        visualize.label_instances(rgb.astype(float), inst, ["a"] * 4)
+
+
+def test_the_overlay_labels_the_confident_instances_by_json_id_class_and_score(tmp_path):
+    inst = np.zeros((60, 200), np.int32)
+    inst[5:55, 5:95], inst[5:55, 105:195] = 1, 2
+    pred = prediction.assemble(inst, np.eye(4)[np.zeros((60, 200), int)], np.zeros((60, 200)),
+                               np.full((60, 200, 4), 0.25))
+    pred = dataclasses.replace(pred, classes=np.array([2, 3], np.int32), scores=np.array([0.93, 0.2]))
+    assert files.overlay_labels(pred, ("car", "person", "star")) == ["1 person 0.93", ""]
+    assert files.overlay_labels(pred) == ["1 2 0.93", ""]
+    image = np.full((60, 200, 3), 90, np.uint8)
+    *_, overlay = files.write_prediction(pred, image, tmp_path, "img", ("car", "person", "star"))
+    labelled = np.asarray(Image.open(overlay)) != visualize.instance_overlay(image, inst)
+    assert labelled.any(-1)[inst == 1].any() and not labelled.any(-1)[inst == 2].any()
+    assert "scoring at least 0.5 labelled with their id in the JSON, class and score" in files.OVERLAY_KEY
