@@ -30,7 +30,8 @@ from crf.result import Result
 
 # Default cap on region-move work (region visits per pixel, ``solve_result``): predicted and ground-truth
 # scenes use under 1; random sigma and O at 200x200 use about 5600 uncapped (12x the time of the jump moves),
-# about 64 with this cap (1.2x, energy 0.6% above the uncapped result).
+# about 64 with this cap (1.2x, energy 0.6% above the uncapped result there; a measured mean, not a bound: the
+# region moves are greedy, and on some inputs the capped run ends lower than the uncapped one).
 REGION_WORK = 64
 
 # The first merge-bound jump of each step covers the whole image; each later one only the bounding box of the
@@ -76,12 +77,16 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     """Minimise Eq. (8): jump moves (Sec. 3.3), then region moves and merge-bound jumps to a joint fixed point.
 
     The energy of the result is never higher than that of ``crf.jump_moves(sigma, occ, lam, mu)``: it
-    starts from that labeling and only takes moves that lower the energy. Inputs where nothing prefers a
+    starts from that labeling and only takes moves that lower the energy. It is a local minimum, not the
+    optimum, and the region moves visit regions in raster order: a transposed or mirrored input (its ``occ``
+    directions mapped with it) can end in another local minimum (4 of 150 random problems in an audit, energies
+    within 0.5 %; ``jump_moves`` and ``expansion_moves`` gave the mirrored labeling on all 150). Inputs where nothing prefers a
     label > 0 and O is empty return all zeros at once (``crf.inputs.all_background_is_optimal``).
 
     Work: every graph cut costs about one max-flow on the image (the merge-bound ones after the first of each step
     only on the box of what changed, until a last round on the whole image finds nothing); the jump moves take one
-    cut per move and each move raises labels by at most 1, so labels stay <= the number of cuts. Region moves cost
+    cut per move and each move raises labels by at most 1 (so the jump moves' labels stay <= their cuts; region
+    moves then raise labels without a cut, so ``solve``'s labels have no such bound). Region moves cost
     one region visit per region a proposed move and its pushes enter (a visit scans that region's neighbours); on
     inputs whose occlusion pairs tie thousands of small regions together (e.g. random sigma and O) the pushes
     reach a large part of the region graph, so their total is capped by ``region_work`` visits per pixel.
