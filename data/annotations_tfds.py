@@ -35,9 +35,21 @@ from data.tfds_quiet import silence
 silence()  # tfds' two notes on our own choices
 
 
+def _stored_as_is(data: bytes, image: PIL.Image.Image) -> bool:
+    """Whether a file decodes the same with every decoder tfds may use (PIL, OpenCV): an 8-bit RGB or grey JPEG,
+    or PNG of 8 bits per channel. A 16-bit RGB PNG (which PIL reads as 8-bit RGB and OpenCV as uint16), a palette,
+    alpha or CMYK file, TIFF, BMP and the like are not: they are decoded here and encoded again."""
+    if image.mode not in ("RGB", "L"):
+        return False
+    if image.format == "PNG":
+        return data[24] == 8  # the IHDR bit depth (8 bytes signature, 4 length, 4 type, 4 width, 4 height)
+    return image.format == "JPEG"
+
+
 def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str) -> bytes:
     """The encoded image at ``path``, decoded in full once (a truncated or corrupt file fails here, naming the
-    image, not when the dataset is read) and checked to be ``width x height`` as the annotation file says."""
+    image, not when the dataset is read) and checked to be ``width x height`` as the annotation file says.
+    Stored as it is when every decoder reads it alike (`_stored_as_is`), else as 8-bit RGB in ``encoding``."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {image_id}: file {path} not found")
     try:
@@ -50,7 +62,7 @@ def image_bytes(path: str, height: int, width: int, image_id: int, encoding: str
     try:
         with PIL.Image.open(io.BytesIO(data)) as image:
             image.load()
-            size, pixels = image.size, None if image.mode in ("RGB", "L") else rgb8(image)
+            size, pixels = image.size, None if _stored_as_is(data, image) else rgb8(image)
     except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as e:
         reason = "not in an image format PIL reads" if isinstance(e, PIL.UnidentifiedImageError) else e
         raise ValueError(f"image {image_id}: {path} is not a readable image ({reason})") from e

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 
 import numpy as np
+import PIL.Image
 import pytest
 from helpers.annotation_files import box, write_image
 from helpers.cocoa_files import IMAGE_IDS, H, W, classes_file, prepare, regions_file
@@ -228,10 +230,6 @@ def test_builder_names_missing_regions_files(tmp_path):
 
 
 def test_a_cmyk_jpeg_is_stored_as_rgb_close_to_its_pixels(tmp_path):
-    import io
-
-    import PIL.Image
-
     from data.annotations_tfds import image_bytes
 
     blocks = np.random.default_rng(1).integers(0, 256, (4, 4, 3), dtype=np.uint8)
@@ -254,3 +252,28 @@ def test_a_regions_file_of_none_of_the_images_is_refused(tmp_path):
     regions.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=r"lists none of the \d+ images of .*: is it the regions file of another"):
         cocoa.examples(classes_file(tmp_path), tmp_path / "train2014", regions, skipped=[])
+
+
+def test_a_16_bit_rgb_png_is_stored_as_8_bit_whatever_decodes_it(tmp_path):
+    """PIL reads a 48-bit PNG as 8-bit RGB, OpenCV as uint16: stored as it was, its pixels depended on the
+    decoder present where the dataset is read. It is encoded again as an 8-bit PNG now."""
+    import struct
+    import zlib
+
+    from data.annotations_tfds import image_bytes
+
+    pixels = (np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3) * 1000).astype(">u2")
+    rows = b"".join(b"\0" + row.tobytes() for row in pixels)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 4, 16, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    (tmp_path / "deep.png").write_bytes(png)
+    stored = image_bytes(str(tmp_path / "deep.png"), 4, 5, 3, "png")
+    assert stored != png and stored[24] == 8  # 8 bits per channel
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(io.BytesIO(stored))), (pixels >> 8).astype(np.uint8))
+    eight = tmp_path / "eight.png"
+    PIL.Image.fromarray((pixels >> 8).astype(np.uint8)).save(eight)
+    assert image_bytes(str(eight), 4, 5, 3, "png") == eight.read_bytes()  # an 8-bit PNG is kept byte for byte
