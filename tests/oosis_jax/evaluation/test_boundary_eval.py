@@ -54,7 +54,7 @@ def test_ap_of_a_graded_perfect_map_is_the_recall_levels_it_reaches():
 def test_ap_follows_the_matlab_protocol_on_a_hand_made_curve():
     """Counts (matched GT, GT, matched, oriented, predicted) of two images at three thresholds; the expected
     values are P2ORM's ``collect_eval_bdry_v2.m`` steps done by hand (unique recall, interp1, NaN -> 0, sum
-    / 100), ODS and OIS from their definitions."""
+    / 100); ODS and OIS are checked by the next test."""
     first = np.array([[8, 10, 8, 6, 20], [6, 10, 6, 5, 10], [2, 10, 2, 2, 2]])
     second = np.array([[4, 4, 4, 4, 8], [3, 4, 3, 3, 4], [0, 4, 0, 0, 0]])
     result = boundary_eval.summarize([first, second])
@@ -66,6 +66,28 @@ def test_ap_follows_the_matlab_protocol_on_a_hand_made_curve():
     expected = np.interp(levels, recall[::-1], precision[::-1])[inside].sum() / 100
     assert result["AP"] == pytest.approx(expected) and result["AP"] == pytest.approx(0.48944, abs=1e-5)
     assert boundary_eval.summarize([second, first])["AP"] == result["AP"]
+
+
+def test_ods_interpolates_ois_picks_each_image_s_threshold_and_plain_ignores_orientation():
+    """Two images at two thresholds where the interpolated best F lies far between the curve's points, each
+    image is best at another threshold, and the plain and oriented matches differ; expected values by hand."""
+    first = np.array([[10, 10, 10, 5, 50], [3, 10, 3, 3, 3]])  # best alone at its higher threshold
+    second = np.array([[8, 10, 8, 8, 10], [1, 10, 1, 1, 1]])  # best alone at its lower one
+    recall = np.array([18, 4]) / 20
+
+    def dense_best_f(precision):  # the straight segment between the two points, 10**5 samples
+        s = np.linspace(0, 1, 100_001)
+        r, p = recall[0] * (1 - s) + recall[1] * s, precision[0] * (1 - s) + precision[1] * s
+        return (2 * r * p / (r + p)).max()
+
+    oriented, plain = (boundary_eval.summarize([first, second], oriented=o) for o in (True, False))
+    np.testing.assert_allclose(oriented["precision"], [13 / 60, 1.0])
+    np.testing.assert_allclose(plain["precision"], [18 / 60, 1.0])
+    assert oriented["ODS"] == pytest.approx(dense_best_f([13 / 60, 1.0]), abs=1e-3)  # about 0.58
+    assert plain["ODS"] == pytest.approx(dense_best_f([18 / 60, 1.0]), abs=1e-3)  # about 0.60
+    assert oriented["ODS"] > 0.55  # the curve's own points reach F 0.35 and 0.33 only
+    ois = 2 * (11 / 20) * (11 / 13) / (11 / 20 + 11 / 13)  # first at row 1 + second at row 0: 11 of 20, 11 of 13
+    assert oriented["OIS"] == pytest.approx(ois) and plain["OIS"] == pytest.approx(ois)
 
 
 def test_ap_keeps_the_first_of_equal_recalls_and_matlabs_levels():
