@@ -88,6 +88,23 @@ def test_dice_pp_is_tversky_pp_at_one_half_and_matches_formula():
     tp, fp, fn = (p * y).sum((1, 2)), ((p * (1 - y)) ** 2).sum((1, 2)), (((1 - p) * y) ** 2).sum((1, 2))
     np.testing.assert_allclose(total, (1 - 2 * tp / (2 * tp + fp + fn)).sum(), rtol=1e-5)
     assert float(count) == 2
+    # Sec. 5.6's asymmetric weights: alpha on the missed boundary (FN), beta on the false alarms (FP)
+    total, _ = losses.tversky_pp(logits, batch["boundary"], valid, 0.8, 0.2, 2.0, smooth=1.0)
+    np.testing.assert_allclose(total, (1 - (tp + 1) / (tp + 0.8 * fn + 0.2 * fp + 1)).sum(), rtol=1e-5)
+
+
+def test_combo_is_weighted_ce_plus_dice_by_formula():
+    batch = random_targets(jax.random.key(7))
+    logits = jax.random.normal(jax.random.key(8), (2, 6, 7))
+    valid = jnp.ones_like(logits).at[1, :2].set(0.0)  # image 1: 2 rows unlabelled
+    total, count = losses.combo(logits, batch["boundary"], valid, alpha=0.3, weight=0.9, smooth=1.0)
+    p, y, v = (np.asarray(a, np.float64) for a in (jax.nn.sigmoid(logits), batch["boundary"], valid))
+    wce = -(0.9 * y * np.log(p) + 0.1 * (1 - y) * np.log(1 - p))
+    wce = (wce * v).sum((1, 2)) / v.sum((1, 2))
+    tp, fp, fn = ((p * y * v).sum((1, 2)), (p * (1 - y) * v).sum((1, 2)), ((1 - p) * y * v).sum((1, 2)))
+    dice = (2 * tp + 1) / (2 * tp + fp + fn + 1)
+    np.testing.assert_allclose(total, (0.3 * wce + 0.7 * (1 - dice)).sum(), rtol=1e-5)
+    assert float(count) == 2
 
 
 def test_total_loss_is_eq4_plus_weighted_aux_and_entangled_uses_5_way_ce():
