@@ -77,6 +77,31 @@ def test_greedy_matching_prefers_higher_score():
     assert match.tolist() == [2]  # pred 2 (IoU 0.4) is visited first now that it passes the threshold
 
 
+def test_matching_at_its_thresholds_and_ties_follows_its_docstring():
+    """IoU exactly at the threshold and a score exactly at min_score count; equal scores visit the lower
+    predicted id first, equal IoUs take the lower ground-truth id."""
+    one = np.array([1])
+    assert metrics.match_by_iou(np.array([[0.5]]), one, one, np.array([0.3])).tolist() == [1]
+    assert metrics.match_by_iou(np.array([[0.5]]), one, one, np.array([0.3]), iou_threshold=0.51).tolist() == [0]
+    assert metrics.match_by_iou(np.array([[0.9]]), one, one, np.array([0.3]), min_score=0.3).tolist() == [1]
+    assert metrics.match_by_iou(np.array([[0.9]]), one, one, np.array([0.3]), min_score=0.31).tolist() == [0]
+    # one ground truth, two predictions of equal score: the lower predicted id is visited first and takes it
+    both = np.array([1, 1])
+    assert metrics.match_by_iou(np.array([[0.6, 0.9]]), one, both, np.array([0.5, 0.5])).tolist() == [1]
+    # two ground truths of equal IoU with one prediction: the lower ground-truth id is taken
+    assert metrics.match_by_iou(np.array([[0.7], [0.7]]), both, one, np.array([0.5])).tolist() == [1, 0]
+    for bad in (0.0, -0.1, 1.01):
+        with pytest.raises(ValueError, match=r"iou_threshold must lie in \(0, 1\]"):
+            metrics.check_thresholds(bad, 0.0)
+    metrics.check_thresholds(1.0, -np.inf)
+
+
+def test_confidence_thresholds_span_the_lowest_to_the_top_score():
+    thresholds = oair.confidence_thresholds([np.array([0.9, 0.2]), np.array([0.5])], num=4)
+    np.testing.assert_allclose(thresholds, [0.2, 0.2 + 0.7 / 3, 0.2 + 1.4 / 3, 0.9])
+    assert oair.confidence_thresholds([np.zeros(0)]).tolist() == [0.0]
+
+
 def test_oair_cycle_is_never_correct():
     gt_map = stripes([(1, 10), (2, 10)])
     gt_edges = np.array([(1, 2)])
