@@ -28,6 +28,9 @@ def test_orientation_angles_follow_the_left_rule():
     # Supplement Sec. 1.4 example o_p = [0.5, 0.1, 0.4, 0]: left (0.5) and top (0.4) win.
     angle = boundary_eval.orientation_angles(np.array([[[0.5, 0.1, 0.4, 0.0]]]))[0, 0]
     assert angle == pytest.approx(np.arctan2(-0.4, -0.5) + 3 * np.pi / 2)
+    # ties between opposite bins pick right and bottom (the docstring's rule)
+    np.testing.assert_allclose(boundary_eval.orientation_angles(np.array([[[0.5, 0.5, 0.0, 0.0]]]))[0, 0], -np.pi / 2)
+    np.testing.assert_allclose(boundary_eval.orientation_angles(np.array([[[0.0, 0.0, 0.5, 0.5]]]))[0, 0], 0.0)
 
 
 def test_perfect_prediction_scores_ods_and_ois_one():

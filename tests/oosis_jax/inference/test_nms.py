@@ -38,6 +38,7 @@ def test_threshold_discards_weak_boundaries_and_binary_outline_survives():
     b = np.where(outline, 0.05, 0.0)
     b[5, 5:25] = 0.9
     assert nms.thin_boundaries(b).sum() == 20  # only the strong side passes 0.1
+    assert nms.thin_boundaries(b, threshold=0.9).sum() == 20  # a probability at the threshold passes it
     np.testing.assert_array_equal(nms.boundary_nms(outline.astype(float)) > 0, outline)
 
 
