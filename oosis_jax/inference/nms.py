@@ -58,13 +58,13 @@ def normal_angles(b, smoothing: float = 1.0) -> np.ndarray:
     return np.mod(larger_eigenvector + np.where(larger_is_stronger, 0.0, np.pi / 2), np.pi)
 
 
-def boundary_nms(b, smoothing: float = 1.0, border: int = 0) -> np.ndarray:
+def boundary_nms(b, smoothing: float = 1.0) -> np.ndarray:
     """Thinned boundary map: float64 (H, W), ``b`` where it is a local maximum across the boundary, else 0.
 
     ``b`` is float (H, W) in [0, 1]. A pixel is kept when ``b`` is >= the bilinear interpolation of ``b`` at
-    distance 1 on both sides along the normal of `normal_angles` (ties keep both). ``border`` pixels at the
-    image edge are zeroed (0 keeps them). Raises ``ValueError`` for a wrong shape/dtype, an empty map, NaN or
-    values outside [0, 1].
+    distance 1 on both sides along the normal of `normal_angles` (ties keep both); pixels at the image edge are
+    kept as any other (P2ORM's ``edge_nms`` damps 5 px there: ``docs/datasets_and_metrics.md``). Raises
+    ``ValueError`` for a wrong shape/dtype, an empty map, NaN or values outside [0, 1].
     """
     b = check_probability_map(b)
     theta = normal_angles(b, smoothing)
@@ -74,10 +74,7 @@ def boundary_nms(b, smoothing: float = 1.0, border: int = 0) -> np.ndarray:
     for sign in (1.0, -1.0):
         neighbour = ndimage.map_coordinates(b, [rows + sign * dy, cols + sign * dx], order=1, mode="nearest")
         keep &= b >= neighbour - 1e-12
-    out = np.where(keep, b, 0.0)
-    if border:
-        out[:border], out[-border:], out[:, :border], out[:, -border:] = 0, 0, 0, 0
-    return out
+    return np.where(keep, b, 0.0)
 
 
 def thin_boundaries(b, threshold: float = BOUNDARY_THRESHOLD, smoothing: float = 1.0) -> np.ndarray:
