@@ -76,11 +76,12 @@ def _predictor(args):
                                      tile_overlap=args.tile_overlap)
     args.dataset = args.dataset or predictor.config.dataset
     if predictor.config.dataset != args.dataset:
-        raise SystemExit(f"evaluate: --checkpoint {args.checkpoint} was trained on {predictor.config.dataset!r}, "
-                         f"not on --dataset {args.dataset!r} (its classes differ)")
+        raise flags.UsageError("evaluate", f"--checkpoint {args.checkpoint} was trained on "
+                               f"{predictor.config.dataset!r}, not on --dataset {args.dataset!r} (its classes differ)")
     if predictor.config.model.num_classes != info(args.dataset).num_classes:  # trained on other data (sources=...)
-        raise SystemExit(f"evaluate: --checkpoint {args.checkpoint} predicts {predictor.config.model.num_classes} "
-                         f"classes, --dataset {args.dataset!r} has {info(args.dataset).num_classes}")
+        raise flags.UsageError("evaluate", f"--checkpoint {args.checkpoint} predicts "
+                               f"{predictor.config.model.num_classes} classes, --dataset {args.dataset!r} has "
+                               f"{info(args.dataset).num_classes}")
     print(f"network on {predict.device_summary()}")
     return predictor
 

@@ -215,15 +215,16 @@ def main(argv=None):
     out = predictor.WEIGHTS_DIR / args.name
     writable = out if out.exists() else predictor.WEIGHTS_DIR
     if not os.access(writable, os.W_OK | os.X_OK) or (out.exists() and not out.is_dir()):
-        raise SystemExit(f"export_model: cannot write {out} (an installed package's folder is often read-only): "
-                         "export from a checkout of the repository you may write to")
+        raise flags.UsageError("export_model", f"cannot write {out} (an installed package's folder is often "
+                               "read-only): export from a checkout of the repository you may write to")
     workdir = predictor.model_folder(args.workdir)
     robustness, augmentation = args.robustness, args.augmentation
     with flags.loading("export_model", "--workdir", args.workdir):
         pred, facts = loaded_for_export(workdir, robustness, args.lam, augmentation)
     if pred.config.dataset != "synthetic":
-        raise SystemExit(f"export_model: {workdir} was trained on {pred.config.dataset!r}; the model card's "
-                         "held-out table is measured on synthetic scenes, so only synthetic runs are exported here")
+        raise flags.UsageError("export_model", f"{workdir} was trained on {pred.config.dataset!r}; the model "
+                               "card's held-out table is measured on synthetic scenes, so only synthetic runs are "
+                               "exported here")
     scores = joins = ""
     if args.fit_joins or args.fit_scores:
         pred = pred.fit_finish(synthetic_scenes("validation", args.fit_scenes, SYNTHETIC_SIZE), args.fit_joins,

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import sys
 from pathlib import Path
 
 from data.registry import DATASETS, info
@@ -274,6 +275,17 @@ def check_tile_arguments(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error(f"--tile-size {args.tile_size} --tile-overlap {args.tile_overlap}: {err}")
 
 
+class UsageError(SystemExit):
+    """Ends a command for a mistake of the user's found before its work starts (a model, dataset, folder or
+    option it cannot use): ``PROGRAM: MESSAGE`` on stderr, written when the error is made, and exit status 2 as
+    argparse's own errors; a run that started and lost some images ends with status 1 instead."""
+
+    def __init__(self, program: str, message: str):
+        super().__init__(f"{program}: {message}")
+        self.code = 2
+        print(self.args[0], file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def loading(program: str, flag: str, name: str):
     """Around loading the model ``name`` given as ``flag``: a missing, damaged or unknown model becomes
@@ -283,7 +295,7 @@ def loading(program: str, flag: str, name: str):
     try:
         yield
     except (FileNotFoundError, ValueError, CheckpointError) as err:
-        raise SystemExit(f"{program}: cannot load {flag} {name}: {err}") from None
+        raise UsageError(program, f"cannot load {flag} {name}: {err}") from None
 
 
 def dataset_config(program: str, args) -> dict:
@@ -291,7 +303,7 @@ def dataset_config(program: str, args) -> dict:
     try:
         return parse_key_values(args.dataset_config)
     except ValueError as err:
-        raise SystemExit(f"{program}: --dataset-config: {err}") from None
+        raise UsageError(program, f"--dataset-config: {err}") from None
 
 
 def split_examples(program: str, args, config: dict):
@@ -302,7 +314,7 @@ def split_examples(program: str, args, config: dict):
     try:
         return examples.split_examples(args.dataset, args.split, args.data_dir, args.limit, **config)
     except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"{program}: {err}") from None
+        raise UsageError(program, str(err)) from None
 
 
 def load_predictor(program: str, name: str, **options):

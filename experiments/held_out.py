@@ -90,11 +90,12 @@ def learned_option(model: str, key: str):
 
     folder = model_folder(model)
     if not folder.is_dir():
-        raise SystemExit(f"{model!r} is neither a model name nor an existing model or run folder")
+        raise flags.UsageError("held_out", f"{model!r} is neither a model name nor an existing model or run folder")
     others = tuple(k for k in EXPORT_KEYS if k != key)  # only this one is read
     option = exported_options(folder, skip=others).get(key) if (folder / WEIGHTS_FILE).exists() else None
     if option is None:
-        raise SystemExit(f"{model!r} has no learned {key} (export it with export_model --fit-scores / --fit-joins)")
+        raise flags.UsageError("held_out", f"{model!r} has no learned {key} (export it with export_model "
+                               "--fit-scores / --fit-joins)")
     return option
 
 
@@ -107,7 +108,8 @@ def with_true_heads(heads: list[dict], truth: list[dict], replaced: tuple[str, .
     try:
         return mixed_heads_each(heads, truth, replaced)
     except ValueError as error:
-        raise SystemExit(f"--true-heads: {model}: {error}; use an augmentation without view_grid") from error
+        raise flags.UsageError("held_out", f"--true-heads: {model}: {error}; use an augmentation without "
+                               "view_grid") from error
 
 
 def parse_true_heads(text: str) -> tuple[str, ...]:
@@ -117,7 +119,8 @@ def parse_true_heads(text: str) -> tuple[str, ...]:
     replaced = () if text == "none" else tuple(text.split(","))
     unknown = [h for h in replaced if h not in HEADS]
     if unknown or len(set(replaced)) != len(replaced):
-        raise SystemExit(f"--true-heads {text!r}: give 'none' or distinct heads among {', '.join(HEADS)}")
+        raise flags.UsageError("held_out", f"--true-heads {text!r}: give 'none' or distinct heads among "
+                               f"{', '.join(HEADS)}")
     return replaced
 
 

@@ -87,7 +87,7 @@ def _network_predictions(args, failures) -> tuple[list[str] | None, Predicted]:
     try:  # no image file at all: one line, before the model loads
         files = prediction_io.image_files(args.images, twins)
     except ValueError as err:
-        raise SystemExit(f"predict: {err}") from None
+        raise flags.UsageError("predict", str(err)) from None
     failures.extend((name, Path(name).stem, reason) for name, reason in twins)
     others = sorted(p.name for p in Path(args.images).iterdir() if p.is_file() and p.suffix.lower() not in
                     prediction_io.IMAGE_SUFFIXES)

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from helpers.cli import usage_error
 
 from experiments import evaluate, flags, predict
 from oosis_jax.inference import files as prediction_io
@@ -22,9 +23,9 @@ def test_evaluate_gt_writes_results_with_perfect_crf_scores(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["method"] == "solve" and results["model"].startswith("Joint-Labeling (GT")
     assert results["checkpoint"] is None and results["limit"] == 2 and results["dataset_config"]["num_test"] == 2
-    with pytest.raises(SystemExit, match=r"^evaluate: .*has no split 'bogus'"):  # one line, not a traceback
+    with usage_error(r"^evaluate: .*has no split 'bogus'"):  # one line, not a traceback
         evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--split", "bogus", *TINY])
-    with pytest.raises(SystemExit, match=r"^evaluate: --dataset-config: "):
+    with usage_error(r"^evaluate: --dataset-config: "):
         evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY, "--dataset-config",
                        "num_test"])
     assert results["num_images"] == 2 and results["num_gt_instances"] > 0
@@ -118,17 +119,17 @@ def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp
     monkeypatch.setattr(Predictor, "from_pretrained", classmethod(  # a network of another dataset
         lambda cls, name, **options: cls(PixelNet(config.model.num_classes),
                                          config.replace(dataset="kins", data_dir=str(tmp_path)))))
-    with pytest.raises(SystemExit, match="was trained on 'kins', not on --dataset 'synthetic'"):
+    with usage_error("was trained on 'kins', not on --dataset 'synthetic'"):
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
     kins = config.replace(dataset="kins", data_dir=str(tmp_path),
                           model=dataclasses.replace(config.model, num_classes=7))
     monkeypatch.setattr(Predictor, "from_pretrained", classmethod(lambda cls, name, **options: cls(PixelNet(7), kins)))
-    with pytest.raises(SystemExit, match=r"dataset 'kins' \(config '\w+'\) is not built in"):  # its own, by default
+    with usage_error(r"dataset 'kins' \(config '\w+'\) is not built in"):  # its own, by default
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out)])
     other = config.replace(model=dataclasses.replace(config.model, num_classes=2))  # trained on a user's own data
     monkeypatch.setattr(Predictor, "from_pretrained", classmethod(
         lambda cls, name, **options: cls(PixelNet(2), other)))
-    with pytest.raises(SystemExit, match="predicts 2 classes, --dataset 'synthetic' has 5"):
+    with usage_error("predicts 2 classes, --dataset 'synthetic' has 5"):
         evaluate.main(["--checkpoint", "unused", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY])
 
 
@@ -209,7 +210,7 @@ def test_evaluate_refuses_bad_options_at_parse_time(tmp_path, capsys, no_example
 
 
 def test_evaluate_names_a_checkpoint_it_cannot_load_before_reading_the_dataset(tmp_path, no_examples):
-    with pytest.raises(SystemExit, match=r"^evaluate: cannot load --checkpoint .*nowhere: .*nowhere"):
+    with usage_error(r"^evaluate: cannot load --checkpoint .*nowhere: .*nowhere"):
         evaluate.main(["--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
 
 

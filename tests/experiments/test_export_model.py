@@ -5,6 +5,7 @@ import json
 import shlex
 
 import pytest
+from helpers.cli import usage_error
 
 from experiments import export_model
 from oosis_jax.inference.augment import Augmentation
@@ -136,13 +137,13 @@ def test_bad_options_are_one_line_usage_errors(capsys, flag, value, message):
 
 
 def test_a_missing_or_damaged_workdir_is_one_line(tmp_path):
-    with pytest.raises(SystemExit, match=r"^export_model: cannot load --workdir .*nowhere: .*neither a training"):
+    with usage_error(r"^export_model: cannot load --workdir .*nowhere: .*neither a training"):
         export_model.main(["--workdir", str(tmp_path / "nowhere"), "--name", "mine", "--hardware", "x"])
     shipped = export_model.predictor.model_folder("synthetic") / "config.json"
     (tmp_path / "damaged").mkdir()
     (tmp_path / "damaged" / "config.json").write_text(shipped.read_text())
     (tmp_path / "damaged" / "weights.npz").write_bytes(b"not a zip file")
-    with pytest.raises(SystemExit, match=r"^export_model: cannot load --workdir .*damaged: .*weights.npz"):
+    with usage_error(r"^export_model: cannot load --workdir .*damaged: .*weights.npz"):
         export_model.main(["--workdir", str(tmp_path / "damaged"), "--name", "mine", "--hardware", "x"])
 
 
@@ -156,8 +157,8 @@ def test_the_name_is_required_and_an_unwritable_weights_folder_is_one_line_befor
     monkeypatch.setattr(export_model.predictor, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(export_model, "loaded_for_export", lambda *args: pytest.fail("worked before the check"))
     (tmp_path / "afile").write_text("")
-    with pytest.raises(SystemExit, match=r"^export_model: cannot write .*afile \("):
+    with usage_error(r"^export_model: cannot write .*afile \("):
         export_model.main(["--workdir", "synthetic", "--name", "afile", "--hardware", "x"])
     monkeypatch.setattr(export_model.os, "access", lambda path, mode: False)  # as for a user without the rights
-    with pytest.raises(SystemExit, match=r"^export_model: cannot write .*mine \(an installed package"):
+    with usage_error(r"^export_model: cannot write .*mine \(an installed package"):
         export_model.main(["--workdir", "synthetic", "--name", "mine", "--hardware", "x"])

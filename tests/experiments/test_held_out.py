@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers.cli import usage_error
 
 from experiments import held_out
 from oosis_jax.evaluation import failures
@@ -34,12 +35,12 @@ def test_learned_options_need_a_model_that_has_them(tmp_path):
     plain = Predictor.from_pretrained("synthetic")
     folder = export(plain.model, plain.config, tmp_path / "plain")
     for key in ("score_model", "join_model"):
-        with pytest.raises(SystemExit, match=f"no learned {key}"):
+        with usage_error(f"no learned {key}"):
             held_out.learned_option(str(folder), key)
-        with pytest.raises(SystemExit, match=f"no learned {key}"):  # e.g. a training run's folder
+        with usage_error(f"no learned {key}"):  # e.g. a training run's folder
             held_out.learned_option(str(tmp_path), key)
     assert held_out.learned_option("synthetic", "score_model") == plain.score_model
-    with pytest.raises(SystemExit, match="neither a model name nor an existing"):
+    with usage_error("neither a model name nor an existing"):
         held_out.learned_option(str(tmp_path / "typo"), "score_model")
 
 
@@ -105,10 +106,10 @@ def test_true_heads_replace_the_named_heads_with_the_ground_truth(tmp_path):
 def test_true_heads_refuse_heads_off_the_image_grid_and_unknown_heads(tmp_path):
     args = ["--checkpoint", "shipped=synthetic", "--scenes", "1", "--sets", "test", "--processes", "1",
             "--out", str(tmp_path)]
-    with pytest.raises(SystemExit, match="without view_grid"):  # the shipped model's own views label on a 2x grid
+    with usage_error("without view_grid"):  # the shipped model's own views label on a 2x grid
         held_out.main(args + ["--true-heads", "b"])
     for bad in ("x", "b,b", "b,"):
-        with pytest.raises(SystemExit, match="distinct heads among s, b, e"):
+        with usage_error("distinct heads among s, b, e"):
             held_out.parse_true_heads(bad)
     assert held_out.parse_true_heads("none") == () and held_out.parse_true_heads("s,e") == ("s", "e")
 

@@ -9,6 +9,7 @@ import pytest
 from helpers.crf_problems import fail_solve_on_width
 from helpers.image_files import write_png, write_truncated_png
 from helpers.networks import PixelNet
+from helpers.cli import usage_error
 from PIL import Image
 
 from data.registry import info
@@ -109,7 +110,7 @@ def test_unusable_folders_are_one_line_errors_before_any_work(tmp_path, capsys, 
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("no images here")
-    with pytest.raises(SystemExit, match="predict: no images .* in .*in"):
+    with usage_error("predict: no images .* in .*in"):
         _run_raising(tmp_path)
     write_png(tmp_path / "in" / "a.png")
     (tmp_path / "taken").write_text("a file")
@@ -178,7 +179,7 @@ def test_outputs_that_cannot_be_removed_are_named_and_the_others_still_go(tmp_pa
 def test_a_checkpoint_that_cannot_be_loaded_is_one_line(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     write_png(tmp_path / "in" / "a.png")
-    with pytest.raises(SystemExit, match=r"predict: cannot load --checkpoint .*nowhere: .*nowhere"):
+    with usage_error(r"predict: cannot load --checkpoint .*nowhere: .*nowhere"):
         predict_cli.main(["--checkpoint", str(tmp_path / "nowhere"), "--images", str(tmp_path / "in"),
                           "--out", str(tmp_path / "out")])
 
