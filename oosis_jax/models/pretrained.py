@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from fractions import Fraction
 
 import jax.numpy as jnp
 import numpy as np
@@ -86,6 +87,31 @@ def _grown(name: str, file_array: np.ndarray, model_array: np.ndarray) -> np.nda
     return out
 
 
+def _widened(arrays: dict[str, np.ndarray], variables: dict) -> dict[str, np.ndarray]:
+    """The bottleneck insides of a narrower file grown into the model (`_grown`), only when the file is narrower
+    alike everywhere: every inside array of each of its blocks is in the file, and each is narrower along its
+    growing axes by one and the same factor (a larger ``ModelConfig.width``). Else ``{}``: a single narrower
+    array (a mistake) is then a shape mismatch, never zero-padded in silently."""
+    inside = {n for n in variables if _INNER.match(n)}
+    narrower = sorted(n for n in inside & set(arrays) if arrays[n].shape != variables[n].shape)
+    if not narrower:
+        return {}
+    blocks = {n.rsplit("/", 2)[0] for n in inside & set(arrays)}
+    if any(n.rsplit("/", 2)[0] in blocks and n not in arrays for n in inside):
+        return {}
+    factors = set()
+    for name in inside & set(arrays):
+        axes = _GROWING_AXES[_INNER.match(name).group(1).split("/")[0]]
+        file_shape, model_shape = arrays[name].shape, variables[name].shape
+        if len(file_shape) != len(model_shape) or 0 in file_shape:
+            return {}
+        factors |= {Fraction(model_shape[k], file_shape[k]) for k in axes}
+    if len(factors) != 1 or factors.pop() <= 1:
+        return {}
+    grown = {n: _grown(n, arrays[n], np.asarray(variables[n].get_value())) for n in narrower}
+    return {} if any(g is None for g in grown.values()) else grown
+
+
 def load_pretrained(model: nnx.Module, path: str | os.PathLike, warn_unloaded: bool = True) -> list[str]:
     """Copy the arrays of the npz file at ``path`` into ``model`` in place; returns the names loaded.
 
@@ -97,7 +123,8 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike, warn_unloaded: b
     than the file's: the added blocks start as identities (their last BatchNorm scale is 0), so the grown
     model computes the file's function until it trains. Wider bottlenecks (a larger ``ModelConfig.width`` with
     the same ``width * bottleneck_expansion``) grow the same way: the file fills the leading channels of each
-    block's inside and the added channels start unread (`_grown`).
+    block's inside and the added channels start unread (`_grown`), when the whole file is narrower alike
+    (`_widened`). Arrays must be floating-point (integers, e.g. labels saved by mistake, are refused).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -114,14 +141,10 @@ def load_pretrained(model: nnx.Module, path: str | os.PathLike, warn_unloaded: b
     if unknown:
         raise ValueError(f"{path}: {len(unknown)} names are not in the model, e.g. {unknown[:5]}"
                          f"{_unknown_hint(unknown, variables)}")
-    not_numbers = [f"{n} ({a.dtype})" for n, a in sorted(arrays.items())
-                   if a.dtype.kind not in "fiu"]
-    if not_numbers:
-        raise ValueError(f"{path}: arrays that are not numbers: {not_numbers[:5]}")
-    for name in arrays:
-        if arrays[name].shape != variables[name].shape:
-            grown = _grown(name, arrays[name], np.asarray(variables[name].get_value()))
-            arrays[name] = arrays[name] if grown is None else grown
+    not_floats = [f"{n} ({a.dtype})" for n, a in sorted(arrays.items()) if a.dtype.kind != "f"]
+    if not_floats:
+        raise ValueError(f"{path}: arrays that are not floating-point weights: {not_floats[:5]}")
+    arrays.update(_widened(arrays, variables))
     wrong = [f"{n}: file {arrays[n].shape} vs model {variables[n].shape}" for n in sorted(arrays)
              if arrays[n].shape != variables[n].shape]
     if wrong:

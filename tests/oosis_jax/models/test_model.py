@@ -190,8 +190,11 @@ def test_load_pretrained_rejects_bad_files(tmp_path):
     with pytest.raises(ValueError, match=r"negative BatchNorm variances in \['backbone/bn1/var'\]"):
         load_pretrained(model, tmp_path / "variance.npz")
     np.savez(tmp_path / "text.npz", **{"backbone/bn1/var": np.array(["a"] * len(variance))})  # numpy's TypeError
-    with pytest.raises(ValueError, match=r"not numbers: \['backbone/bn1/var \(<U1\)'\]"):
+    with pytest.raises(ValueError, match=r"not floating-point weights: \['backbone/bn1/var \(<U1\)'\]"):
         load_pretrained(model, tmp_path / "text.npz")
+    np.savez(tmp_path / "ints.npz", **{"backbone/bn1/var": np.ones(len(variance), np.int64)})  # loaded as floats
+    with pytest.raises(ValueError, match=r"not floating-point weights: \['backbone/bn1/var \(int64\)'\]"):
+        load_pretrained(model, tmp_path / "ints.npz")
     np.savez(tmp_path / "huge.npz", **{"backbone/bn1/var": np.full(len(variance), 1e300)})  # inf as float32
     with pytest.raises(ValueError, match=r"non-finite values \(or beyond float32's range\) in \['backbone/bn1/var'\]"):
         load_pretrained(model, tmp_path / "huge.npz")
@@ -313,3 +316,13 @@ def test_wider_bottlenecks_grown_from_trained_weights_compute_the_same_function(
     # only a block's inside may grow: a wider stem is still a shape mismatch
     with pytest.raises(ValueError, match="shape mismatch"):
         load_pretrained(fresh_pspnet(dataclasses.replace(wide_config, stem_width=16)), tmp_path / "narrow.npz")
+    # and only a file narrower alike everywhere: one narrower array among full-width ones is a mistake, not padded
+    full = perturb_and_save(fresh_pspnet(wide_config, seed=5), tmp_path / "full.npz", seed=2)
+    full["backbone/layer1/0/bn1/mean"] = full["backbone/layer1/0/bn1/mean"][:2]
+    np.savez(tmp_path / "one_narrow.npz", **full)
+    with pytest.raises(ValueError, match=r"shape mismatch for 1 arrays, e.g. \['backbone/layer1/0/bn1/mean: file "):
+        load_pretrained(fresh_pspnet(wide_config, seed=6), tmp_path / "one_narrow.npz")
+    half = dict(arrays, **{n: full[n] for n in full if n.startswith("backbone/layer2/")})  # blocks of two widths
+    np.savez(tmp_path / "mixed.npz", **half)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_pretrained(fresh_pspnet(wide_config, seed=6), tmp_path / "mixed.npz")
