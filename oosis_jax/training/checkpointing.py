@@ -69,6 +69,10 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {first[:160]}{'...' if len(first) > 160 else ''}"
 
 
+# orbax's words for saved arrays that do not fit the template: another shape, or another tree of arrays
+_OTHER_CONFIG = ("is not compatible with the stored shape", "tree structures do not match")
+
+
 def _from_tensorstore(text: str) -> bool:
     """Whether an error's text comes from a TensorStore read. Case-insensitive: a read that fails while opening
     its array names only ``tensorstore_spec``, and whether that or a later failure comes first varies with load."""
@@ -157,7 +161,9 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     A step that cannot be restored (a truncated data file, an empty step folder left by a kill, inf or NaN among
     its numbers) is skipped
     with a one-line ``RuntimeWarning`` naming it, and the next older step is tried; if every step is damaged,
-    ``CheckpointError`` names them (never a silent fresh start). ``set_aside_damaged`` (resuming a run, which
+    ``CheckpointError`` names them (never a silent fresh start). A step whose arrays do not fit ``template``
+    (their shapes or tree: a config.json edited after the saves) is not called damaged and never set aside; if
+    no step fits, ``CheckpointError`` says that the configuration differs and how. ``set_aside_damaged`` (resuming a run, which
     will save those steps again) moves the damaged step folders into ``damaged/`` next to ``checkpoints/``.
 
     With several JAX processes (one run over hosts, on a file system they share) every process must call it:
@@ -166,7 +172,7 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     them (it would refuse to save those steps again).
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    damaged, state, restored = [], None, -1
+    damaged, other_config, state, restored = [], [], None, -1
     # kept for the rest of the process once a step is damaged (its reads print later), else taken back at once
     undo_quiet = _quiet_damaged_reads()
     try:
@@ -178,6 +184,12 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
                 if not all_finite(state):
                     raise _Damaged("inf or NaN among its numbers: a damaged file (training saves none)")
             except Exception as err:  # noqa: BLE001 - orbax raises many types for damaged files
+                if any(words in str(err) for words in _OTHER_CONFIG):
+                    reason = _reason(err).split(" Truncating/padding")[0]  # not orbax's advice to pad them
+                    other_config.append((step, reason))
+                    warnings.warn(f"checkpoint step {step} in {mngr.directory} does not fit this configuration "
+                                  f"({reason}); trying the next older step", RuntimeWarning, stacklevel=2)
+                    continue
                 damaged.append(step)
                 warnings.warn(f"checkpoint step {step} in {mngr.directory} is damaged ({_reason(err)}); "
                               "trying the next older step", RuntimeWarning, stacklevel=2)
@@ -198,12 +210,18 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
                     multihost_utils.sync_global_devices("oosis: damaged checkpoint steps set aside")
                 mngr.reload()
             return state
+        if other_config:
+            steps = ", ".join(str(step) for step, _ in other_config)
+            also = f"; steps {', '.join(map(str, damaged))} are damaged" if damaged else ""
+            raise CheckpointError(f"the checkpoints in {mngr.directory} (steps {steps}) were saved with another "
+                                  f"model configuration than the run's config.json or the config given "
+                                  f"({other_config[0][1]}){also}; the files themselves read")
         if damaged:
             raise CheckpointError(f"every checkpoint in {mngr.directory} is damaged (steps "
                                   f"{', '.join(map(str, damaged))}); see the warnings above")
         return None
     finally:
-        if not damaged:
+        if not (damaged or other_config):
             undo_quiet()
 
 

@@ -177,6 +177,23 @@ def test_every_step_damaged_is_one_clear_error_not_a_fresh_start(finished_run, t
                 run(workdir)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's closed event loop
+@pytest.mark.parametrize("field, value", [("num_classes", 7), ("decoder", "unet")])  # shapes; the tree of arrays
+def test_checkpoints_of_another_configuration_are_said_so_not_called_damaged(finished_run, tmp_path, field, value):
+    """A config.json edited after the saves: the intact checkpoints were reported as all damaged, which invites
+    deleting them."""
+    workdir = _copy(finished_run, tmp_path)
+    config = json.loads((workdir / "config.json").read_text())
+    config["model"][field] = value
+    (workdir / "config.json").write_text(json.dumps(config))
+    with pytest.warns(RuntimeWarning, match=r"checkpoint step 6 in .* does not fit this configuration") as caught:
+        with pytest.raises(checkpointing.CheckpointError, match=r"\(steps 6, 3\) were saved with another model "
+                           r"configuration than the run's config.json.*; the files themselves read"):
+            train.restore_model(workdir)
+    assert not any("damaged" in str(w.message) or "Truncating" in str(w.message) for w in caught)
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"] and not (workdir / "damaged").exists()
+
+
 def test_restore_model_without_checkpoints_writes_nothing(finished_run, tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
