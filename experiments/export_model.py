@@ -47,12 +47,20 @@ def run_facts(workdir: Path, step: int | None = None) -> dict:
     ship the same weights with other options), the facts it recorded under ``export.run`` in its
     ``config.json``."""
     if not (workdir / "metrics.jsonl").exists():
+        if (workdir / "checkpoints").is_dir():
+            raise ValueError(f"{workdir} is a training work directory without its metrics.jsonl, from which the "
+                             "model card's steps and wall time are read")
+        if not (workdir / predictor.WEIGHTS_FILE).is_file():
+            raise ValueError(f"{workdir} is neither a training work directory (checkpoints/ and metrics.jsonl) nor "
+                             f"an exported model folder ({predictor.WEIGHTS_FILE})")
         try:
             facts = json.loads((workdir / predictor.CONFIG_FILE).read_text())["export"]["run"]
             return {"steps": int(facts["steps"]), "minutes": float(facts["minutes"])}
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{workdir} is neither a training work directory (no metrics.jsonl) nor a folder "
-                             f"exported with its run's steps and minutes: {err!r}") from err
+            raise ValueError(f"{workdir / predictor.CONFIG_FILE} records no steps and minutes of the run its weights "
+                             "come from (export.run, written by export_model; Predictor.export writes it only when "
+                             "given extra={'run': {'steps': ..., 'minutes': ...}}): export from the training work "
+                             "directory instead") from err
     if step is None:
         raise ValueError(f"{workdir} is a training work directory: say which checkpoint step is exported")
     from oosis_jax.training.metrics_log import MetricsLog

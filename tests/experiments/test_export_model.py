@@ -145,6 +145,17 @@ def test_a_missing_or_damaged_workdir_is_one_line(tmp_path):
     (tmp_path / "damaged" / "weights.npz").write_bytes(b"not a zip file")
     with usage_error(r"^export_model: cannot load --workdir .*damaged: .*weights.npz"):
         export_model.main(["--workdir", str(tmp_path / "damaged"), "--name", "mine", "--hardware", "x"])
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)  # a run whose metrics.jsonl is gone
+    with usage_error(r"run is a training work directory without its metrics.jsonl, from which the model card's"):
+        export_model.main(["--workdir", str(tmp_path / "run"), "--name", "mine", "--hardware", "x"])
+    (tmp_path / "bare").mkdir()  # Predictor.export without the run's facts
+    for name in ("config.json", "weights.npz"):
+        (tmp_path / "bare" / name).write_bytes((shipped.parent / name).read_bytes())
+    config = json.loads(shipped.read_text())
+    del config["export"]["run"]
+    (tmp_path / "bare" / "config.json").write_text(json.dumps(config))
+    with usage_error(r"bare/config.json records no steps and minutes of the run its weights come from"):
+        export_model.main(["--workdir", str(tmp_path / "bare"), "--name", "mine", "--hardware", "x"])
 
 
 def test_the_name_is_required_and_an_unwritable_weights_folder_is_one_line_before_any_work(tmp_path, monkeypatch,
