@@ -1,7 +1,7 @@
 """Convert a PyTorch ResNet-50 state dict (torchvision, or the PSPNet reference's deep-stem ResNet) to the
 npz that ``oosis_jax.models.load_pretrained`` reads.
 
-    python experiments/convert_torch_resnet.py resnet50_v2.pth backbone.npz
+    python -m experiments.convert_torch_resnet resnet50_v2.pth backbone.npz
 
 PyTorch is imported only to read a ``.pth`` file; without it, an ``.npz`` of the state dict's arrays under their
 torch names (e.g. written elsewhere by ``np.savez(f, **{k: v.numpy() for k, v in sd.items()})``) is read
@@ -15,6 +15,7 @@ dropped. A torchvision checkpoint has a 7x7 stem: load it into a model with ``Mo
 from __future__ import annotations
 
 import argparse
+import os
 import re
 
 import numpy as np
@@ -45,7 +46,10 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], prefix: str = "backbon
         name = torch_name.removeprefix("module.")
         if SKIPPED.search(name):
             continue
-        array = np.asarray(array, np.float32)
+        array = np.asarray(array)
+        if array.dtype.kind != "f":
+            raise ValueError(f"{torch_name!r} is {array.dtype}, not a floating-point tensor")
+        array = array.astype(np.float32)
         if match := STEM.match(name):
             module, field = match.groups()
             leaf, value = _leaf(module, field, array, torch_name)
@@ -71,12 +75,17 @@ def main(argv=None):
     parser.add_argument("checkpoint", help="a ResNet state dict: a PyTorch .pth (needs torch) or an .npz of its arrays")
     parser.add_argument("output", help="npz file to write")
     args = parser.parse_args(argv)
+    output = os.path.expanduser(args.output)
+    output = output if output.endswith(".npz") else output + ".npz"  # np.savez would add it
+    if os.path.isdir(output) or os.path.isdir(args.output):
+        parser.error(f"output {args.output} is a folder: name the npz file to write")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        parser.error(f"output {args.output}: the folder {os.path.dirname(os.path.abspath(output))} does not exist")
     try:
-        arrays = convert_state_dict(read_state_dict(args.checkpoint))
+        arrays = convert_state_dict(read_state_dict(os.path.expanduser(args.checkpoint)))
+        np.savez(output, **arrays)
     except (OSError, ValueError, ModuleNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    output = args.output if args.output.endswith(".npz") else args.output + ".npz"  # np.savez would add it
-    np.savez(output, **arrays)
     print(f"wrote {len(arrays)} arrays to {output}")
 
 
@@ -85,13 +94,13 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     of an ``.npz`` (as stored; `convert_state_dict` casts them); ``FileNotFoundError``, ``ValueError`` for an
     unreadable archive or an entry that is not a tensor, and ``ModuleNotFoundError`` saying what to install for a
     ``.pth`` without PyTorch."""
-    import os
-
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder: give the checkpoint file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    if path.endswith(".npz"):
-        from oosis_jax.models.pretrained import read_npz
+    from oosis_jax.models.pretrained import read_npz, starts_as_zip
 
+    if path.endswith(".npz") or starts_as_zip(path):  # an npz, whatever its name
         return read_npz(path)
     try:
         import torch  # only needed to unpickle the checkpoint

@@ -31,9 +31,18 @@ _INNER = re.compile(r"^backbone/layer[1-4]/\d+/(conv[123]/kernel|bn[12]/(scale|b
 _GROWING_AXES = {"conv1": (3,), "conv2": (2, 3), "conv3": (2,), "bn1": (0,), "bn2": (0,)}
 
 
+def starts_as_zip(path: str) -> bool:
+    """Whether the file at ``path`` begins as a zip archive (an npz) does, even one cut short or empty."""
+    with open(path, "rb") as f:
+        return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+
+
 def read_npz(path: str) -> dict[str, np.ndarray]:
     """The arrays of the npz file at ``path`` by name; ``ValueError`` for an unreadable archive (numpy's zip, CRC
     and EOF errors alike) or an entry that is an object array (e.g. a nested dict saved as one)."""
+    if os.path.isfile(path) and not starts_as_zip(path):  # else numpy would try it as a pickle
+        raise ValueError(f"{path} is not a readable npz archive of arrays: not a zip file (an npz is a zip of .npy "
+                         "files, as np.savez writes)")
     try:
         with np.load(path) as archive:
             return {name: _array(archive, name, path) for name in archive.files}

@@ -248,7 +248,19 @@ def test_the_converter_reads_an_npz_without_torch_and_names_what_it_cannot_read(
     np.savez(tmp_path / "nested.npz", state_dict=np.array([state], dtype=object), epoch=3)
     basic = {n: a for n, a in state.items() if ".conv3." not in n and ".bn3." not in n}
     np.savez(tmp_path / "basic.npz", **basic)  # ResNet-18/34's blocks: two 3x3 convolutions, no conv3
+    (tmp_path / "text.npz").write_text("conv1.weight 0.1 0.2\n")
+    (tmp_path / "state.bin").write_bytes((tmp_path / "state.npz").read_bytes())  # an npz by another name
+    convert_torch_resnet.main([str(tmp_path / "state.bin"), str(tmp_path / "from_bin.npz")])
+    np.savez(tmp_path / "labels.npz", **dict(state, **{"module.conv1.weight": np.ones((8, 3, 7, 7), np.int64)}))
+    for bad_output, message in ((tmp_path, "is a folder: name the npz file to write"),
+                                (tmp_path / "nowhere" / "out.npz", "nowhere does not exist")):
+        with pytest.raises(SystemExit) as stop:
+            convert_torch_resnet.main([str(tmp_path / "state.npz"), str(bad_output)])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
     for name, message in (("cut.npz", "cut.npz is not a readable npz archive of arrays: BadZipFile"),
+                          ("text.npz", "text.npz is not a readable npz archive of arrays: not a zip file"),
+                          ("labels.npz", "'module.conv1.weight' is int64, not a floating-point tensor"),
+                          ("", "is a folder: give the checkpoint file"),
                           ("nested.npz", "nested.npz: entry 'state_dict' is an object array, not a tensor (e.g. a "
                                          "nested dict"),
                           ("basic.npz", "no conv3: basic blocks (ResNet-18/34), but the model's stages are "
