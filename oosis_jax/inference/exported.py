@@ -71,6 +71,9 @@ def load_exported(folder) -> tuple[PSPNet, TrainConfig]:
         values = json.loads((folder / CONFIG_FILE).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{folder / CONFIG_FILE} is missing or not valid JSON: {err}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{folder / CONFIG_FILE} is not a valid exported configuration: a JSON "
+                         f"{type(values).__name__}, not an object of the run's fields")
     try:
         values.pop("export", None)
         config = TrainConfig.from_dict(values)
@@ -95,8 +98,10 @@ def model_folder(name_or_dir: str | os.PathLike) -> Path:
     ``name_or_dir`` as a path (``~`` expanded) when it exists; else ``WEIGHTS_DIR/<name>`` for a plain name (no
     path separator) of a folder there (``experiments.export_model --name NAME`` exports to it); else the path,
     whose absence is the caller's to report. So an existing run folder is never shadowed by an export of the
-    same name."""
+    same name. An empty name is refused (``ValueError``): as a path it would mean the current folder."""
     text = os.fspath(name_or_dir)
+    if not text.strip():
+        raise ValueError(f"an empty model name or folder ({text!r}): give a model name (e.g. 'synthetic') or a folder")
     path = Path(os.path.expanduser(text))
     if text in SHIPPED or (not path.exists() and is_model_name(text) and (WEIGHTS_DIR / text).is_dir()):
         return WEIGHTS_DIR / text

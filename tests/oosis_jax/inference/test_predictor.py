@@ -270,8 +270,8 @@ def test_load_exported_rejects_damaged_folders(predictor, tmp_path):
     del values["model"]
     with pytest.raises(ValueError, match="config.json"):
         load_exported(variant("no_model", config=json.dumps(values)))
-    with pytest.raises(ValueError, match="config.json"):
-        load_exported(variant("list", config="[1, 2]"))
+    with pytest.raises(ValueError, match=r"config.json is not a valid exported configuration: a JSON list, not an"):
+        load_exported(variant("list", config="[1, 2]"))  # said as it is (it was pop()'s TypeError)
     # a field left out would silently take its default: named instead, as is a field the config does not have
     values = json.loads(config_text)
     del values["model"]["head_width"]
@@ -367,6 +367,9 @@ def test_from_pretrained_rejects_missing_paths(tmp_path):
         Predictor.from_pretrained(missing)
     with pytest.raises(ValueError, match="nor an existing model"):
         Predictor.from_pretrained(str(tmp_path / "missing.npz"))
+    for empty in ("", " "):  # it meant the current folder: inside a run folder, that run
+        with pytest.raises(ValueError, match="an empty model name or folder"):
+            Predictor.from_pretrained(empty)
 
 
 def test_from_pretrained_reads_a_training_workdir(tmp_path):
