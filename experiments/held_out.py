@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from data.examples import synthetic_scenes
-from data.registry import info
+from data.registry import SYNTHETIC_SEEDS, info
 from experiments import flags
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
@@ -82,15 +82,24 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentati
     return heads
 
 
+def existing_folder(model: str) -> Path:
+    """The folder of ``model`` (`model_folder`); `flags.UsageError` when there is none."""
+    from oosis_jax.inference.predictor import model_folder
+
+    folder = model_folder(model)
+    if not folder.is_dir():
+        raise flags.UsageError("held_out", f"--checkpoint {model!r} is neither a model name nor an existing model or "
+                               "run folder")
+    return folder
+
+
 def learned_option(model: str, key: str):
     """The learned ``key`` (``"score_model"``: a `ScoreModel`; ``"join_model"``: a `JoinModel`) that ``model``
     (anything ``Predictor.from_pretrained`` takes) was exported with, read from its ``config.json`` without
     loading the network."""
-    from oosis_jax.inference.predictor import EXPORT_KEYS, WEIGHTS_FILE, exported_options, model_folder
+    from oosis_jax.inference.predictor import EXPORT_KEYS, WEIGHTS_FILE, exported_options
 
-    folder = model_folder(model)
-    if not folder.is_dir():
-        raise flags.UsageError("held_out", f"{model!r} is neither a model name nor an existing model or run folder")
+    folder = existing_folder(model)
     others = tuple(k for k in EXPORT_KEYS if k != key)  # only this one is read
     option = exported_options(folder, skip=others).get(key) if (folder / WEIGHTS_FILE).exists() else None
     if option is None:
@@ -182,14 +191,25 @@ def main(argv=None):
     if len(set(names)) < len(names):  # rows and cached heads are told apart by name
         parser.error(f"--checkpoint names {sorted({n for n in names if names.count(n) > 1})} more than once: "
                      "give each model its own NAME=")
+    splits = args.sets.split(",")
+    unknown = [split for split in splits if split not in SYNTHETIC_SEEDS]
+    if unknown:
+        parser.error(f"--sets {args.sets}: no synthetic split {', '.join(map(repr, unknown))}; choose from "
+                     f"{', '.join(SYNTHETIC_SEEDS)}")
+    for _, model in models:  # each model's folder and learned options, before the first row's minutes
+        existing_folder(model)
+        for key, wanted in (("score_model", args.scores == "learned"), ("join_model", args.joins == "learned")):
+            if wanted:
+                learned_option(model, key)
     rows = []
-    for split in args.sets.split(","):
+    for split in splits:
         scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
         truth = (ground_truth_heads_of(scenes, info("synthetic").num_classes)
                  if any(replaced for replaced, _ in true_heads) else None)
         for name, model in models:
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
-            heads = cached_heads(model, tag, scenes, out, augmentation)
+            with flags.loading("held_out", "--checkpoint", model):
+                heads = cached_heads(model, tag, scenes, out, augmentation)
             score_model = learned_option(model, "score_model") if args.scores == "learned" else None
             join_model = learned_option(model, "join_model") if args.joins == "learned" else None
             fed = {true_text: with_true_heads(heads, truth, replaced, name) for replaced, true_text in true_heads}
@@ -211,8 +231,8 @@ def main(argv=None):
                     print(" | ".join(rows[-1]), flush=True)
                 print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()),
                       flush=True)
-    with open(out / "rows.jsonl", "a") as f:
-        f.writelines(json_line(r) for r in rows)
+                with open(out / "rows.jsonl", "a") as f:  # each row as it is made: a later failure keeps it
+                    f.write(json_line(rows[-1]))
     print(f"appended {len(rows)} rows to {out / 'rows.jsonl'}")
 
 

@@ -44,6 +44,27 @@ def test_learned_options_need_a_model_that_has_them(tmp_path):
         held_out.learned_option(str(tmp_path / "typo"), "score_model")
 
 
+def test_bad_models_and_sets_are_refused_before_any_row_and_a_later_failure_keeps_the_rows(tmp_path, capsys):
+    base = ["--scenes", "1", "--processes", "1", "--out", str(tmp_path)]
+    with usage_error(r"--checkpoint '/nonexistent' is neither a model name"):  # was a traceback after a row
+        held_out.main(["--checkpoint", "synthetic", "--checkpoint", "bad=/nonexistent", "--sets", "test", *base])
+    for sets in ("bogus", "test,"):
+        with pytest.raises(SystemExit) as stop:
+            held_out.main(["--checkpoint", "synthetic", "--sets", sets, *base])
+        assert stop.value.code == 2 and "no synthetic split" in capsys.readouterr().err
+    assert not (tmp_path / "rows.jsonl").exists()  # nothing was computed
+    from oosis_jax.inference.predictor import model_folder
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text((model_folder("synthetic") / "config.json").read_text())
+    (damaged / "weights.npz").write_bytes(b"PK\x03\x04 cut short")
+    with usage_error(r"cannot load --checkpoint .*damaged: .*weights.npz is not a readable npz"):
+        held_out.main(["--checkpoint", "synthetic", "--checkpoint", str(damaged), "--sets", "test", *base])
+    (row,) = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert row["model"] == "synthetic"  # the first model's row, written before the second failed
+
+
 def test_augmentation_gets_its_own_heads_and_rows(tmp_path):
     held_out.main(["--checkpoint", "shipped=synthetic", "--scenes", "2", "--sets", "test", "--processes", "1",
                    "--out", str(tmp_path), "--augmentation", "scales=1.25,flip",
@@ -126,7 +147,7 @@ def test_cached_heads_of_other_weights_are_computed_again(tmp_path, capsys):
     args = ["--scenes", "1", "--sets", "test", "--processes", "1", "--robustness", "min_area=30", "--out",
             str(tmp_path)]
     held_out.main(["--checkpoint", f"m={model}"] + args)
-    with pytest.raises(ValueError, match="neither a model name"):
+    with usage_error("neither a model name"):  # before any work
         held_out.main(["--checkpoint", "m=" + str(tmp_path / "no-such-model")] + args)
     stamp = held_out.model_stamp(str(model))
     os.utime(model / "weights.npz", ns=(1, 1))  # the same folder, exported again
