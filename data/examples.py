@@ -110,7 +110,6 @@ def synthetic_scenes(split: str, count: int, size: tuple[int, int]) -> list[dict
     (``data.registry.SYNTHETIC_SEEDS[split] + i``); no build needed."""
     from data.synthetic import make_scene
 
-    if split not in registry.SYNTHETIC_SEEDS:
-        raise ValueError(f"synthetic scenes have no split {split!r}; choose from {', '.join(registry.SYNTHETIC_SEEDS)}")
+    registry.check_synthetic_split(split)
     registry.check_synthetic_count(count)
     return [make_scene(registry.SYNTHETIC_SEEDS[split] + i, *size) for i in range(count)]

@@ -61,6 +61,13 @@ SYNTHETIC_SEEDS = {"train": 0, "validation": 10**6, "test": 2_000_000, "test2": 
 SYNTHETIC_SPLIT_SIZE = 10**6
 
 
+def check_synthetic_split(split) -> str:
+    """``split`` if it names a synthetic split (`SYNTHETIC_SEEDS`), else ``ValueError`` listing them."""
+    if split not in SYNTHETIC_SEEDS:
+        raise ValueError(f"synthetic scenes have no split {split!r}; choose from {', '.join(SYNTHETIC_SEEDS)}")
+    return split
+
+
 def check_synthetic_count(count, what: str = "count") -> int:
     """``count`` if it is an int in [0, `SYNTHETIC_SPLIT_SIZE`] (more would reach into the next split's seeds);
     else ``ValueError`` naming ``what``."""

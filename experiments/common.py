@@ -37,13 +37,19 @@ def default_method() -> str:
 
 
 def train_config(s: Setup, **overrides):
-    """The training preset for this run: ``smoke`` when ``--smoke``, else the dataset's (``synthetic`` is
-    the reduced CPU model), with ``overrides`` (top-level `TrainConfig` fields)."""
-    from oosis_jax.training.configs import get_config
+    """The training preset for this run: ``smoke`` when ``--smoke`` (on ``s.dataset``, with its classes), else the
+    dataset's (``synthetic`` is the reduced CPU model), with ``overrides`` (top-level `TrainConfig` fields)."""
+    import dataclasses
 
-    if s.smoke:
-        return get_config("smoke", **overrides)
+    from oosis_jax.training.configs import get_config, num_classes
+
     extra = {} if s.dataset == "synthetic" else {"data_dir": s.data_dir}
+    if s.smoke:  # the preset is synthetic; it trained on synthetic scenes under a --dataset kins|cocoa report
+        config = get_config("smoke", **overrides)
+        if s.dataset == "synthetic":
+            return config
+        model = dataclasses.replace(config.model, num_classes=num_classes(s.dataset))
+        return config.replace(dataset=s.dataset, model=model, **extra)
     return get_config(s.dataset, **extra, **overrides)
 
 

@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from data.registry import DATASETS, info
+from data.registry import DATASETS, check_synthetic_split, info
 
 DATA_DIR = "~/tensorflow_datasets"
 
@@ -44,6 +44,17 @@ class Setup:
         """Whether long work shows bars: not in a smoke run on the synthetic scenes (seconds, CI's logs), but in
         one on KINS or COCOA, whose few images at full size take an early network's fragments minutes to label."""
         return not self.smoke or self.dataset != "synthetic"
+
+
+class UsageError(SystemExit):
+    """Ends a command for a mistake of the user's found before its work starts (a model, dataset, folder or
+    option it cannot use): ``PROGRAM: MESSAGE`` on stderr, written when the error is made, and exit status 2 as
+    argparse's own errors; a run that started and lost some images ends with status 1 instead."""
+
+    def __init__(self, program: str, message: str):
+        super().__init__(f"{program}: {message}")
+        self.code = 2
+        print(self.args[0], file=sys.stderr, flush=True)
 
 
 def parse_key_values(pairs, fields: dict[str, str] | None = None) -> dict:
@@ -139,17 +150,29 @@ def parser(description: str, name: str, default_limit: int = 50) -> argparse.Arg
     p.add_argument("--limit", type=positive_int, default=default_limit, help="images of --split to evaluate")
     p.add_argument("--processes", type=positive_int, default=None,
                    help="CRF worker processes (default: every core this process may use)")
+    p.set_defaults(program=name)  # `setup` names the script in its errors
     return p
 
 
 def setup(args: argparse.Namespace) -> Setup:
-    """The run's settings. ``--smoke`` caps ``--limit`` at 4 images and runs the CRF in this process unless
-    ``--processes`` is given."""
+    """The run's settings (of a `parser`'s arguments). ``--smoke`` caps ``--limit`` at 4 images and runs the CRF in
+    this process unless ``--processes`` is given. The split is checked first (a synthetic split's name; a
+    KINS/COCOA build and split opened): a `UsageError`, before any training or output folder."""
     limit = min(args.limit, 4) if args.smoke else args.limit
     processes = 1 if args.smoke and args.processes is None else args.processes
+    split = split_of(args)
+    try:
+        if args.dataset == "synthetic":
+            check_synthetic_split(split)
+        else:
+            from data import loading
+
+            loading.load(args.dataset, split, args.data_dir)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(args.program, str(err)) from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes, split_of(args))
+    return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes, split)
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -273,17 +296,6 @@ def check_tile_arguments(parser: argparse.ArgumentParser, args: argparse.Namespa
         check_tiles(args.tile_size, args.tile_overlap)
     except ValueError as err:
         parser.error(f"--tile-size {args.tile_size} --tile-overlap {args.tile_overlap}: {err}")
-
-
-class UsageError(SystemExit):
-    """Ends a command for a mistake of the user's found before its work starts (a model, dataset, folder or
-    option it cannot use): ``PROGRAM: MESSAGE`` on stderr, written when the error is made, and exit status 2 as
-    argparse's own errors; a run that started and lost some images ends with status 1 instead."""
-
-    def __init__(self, program: str, message: str):
-        super().__init__(f"{program}: {message}")
-        self.code = 2
-        print(self.args[0], file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

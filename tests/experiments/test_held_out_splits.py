@@ -46,3 +46,23 @@ def test_gt_entry_points_default_to_cocoa_validation(script, cocoa_build, tmp_pa
     script.main(["--gt", "--dataset", "cocoa", "--data-dir", cocoa_build, "--out", str(tmp_path),
                  "--processes", "1"])
     assert any(tmp_path.iterdir())
+
+
+def test_a_smoke_training_uses_the_dataset_it_reports(tmp_path):
+    """--smoke --dataset cocoa trained the smoke preset on synthetic scenes (5 classes) under a report that said
+    cocoa (80 classes)."""
+    s = flags.Setup("cocoa", True, tmp_path, "/data/tfds", 4, 1, "validation")
+    config = common.train_config(s, num_steps=3)
+    assert (config.dataset, config.data_dir, config.model.num_classes, config.num_steps) == ("cocoa", "/data/tfds",
+                                                                                          80, 3)
+    assert common.train_config(flags.Setup("synthetic", True, tmp_path, "", 4, 1, "test")).dataset == "synthetic"
+
+
+def test_a_bad_split_or_an_unbuilt_dataset_is_one_line_before_any_training(tmp_path, capsys):
+    for argv, message in ((["--split", "bogus"], "synthetic scenes have no split 'bogus'"),
+                          (["--dataset", "cocoa", "--data-dir", str(tmp_path / "none")], "is not built in")):
+        with pytest.raises(SystemExit) as stop:
+            instance_quality.main(["--smoke", "--out", str(tmp_path / "out"), *argv])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

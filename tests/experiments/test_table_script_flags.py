@@ -63,6 +63,4 @@ def test_a_smoke_run_shows_its_bars_on_a_real_dataset_only(tmp_path):
     size took an early network's fragments 4 minutes of CRF with nothing on screen."""
     for dataset, smoke, shown in (("synthetic", True, False), ("synthetic", False, True), ("cocoa", True, True),
                                   ("kins", True, True)):
-        args = flags.parser("x", "x").parse_args(["--dataset", dataset, "--out", str(tmp_path)]
-                                                 + ["--smoke"] * smoke)
-        assert flags.setup(args).progress is shown
+        assert flags.Setup(dataset, smoke, tmp_path, "", 4, 1, "test").progress is shown
