@@ -24,9 +24,11 @@ import numpy as np
 from data.registry import info
 from experiments import common, flags
 from oosis_jax.evaluation import tables
+from oosis_jax.evaluation.results import remove_curves
 from oosis_jax.inference import heads as heads_lib
 
 OURS = "Joint-Labeling (ours)"
+SOURCES = ("GT masks", "predicted masks")  # where the instances come from; each has its own table and plots
 
 
 def ordered(instance_map, classes, scores, edges) -> dict:
@@ -70,10 +72,10 @@ def sources(s: flags.Setup, examples, checkpoint, vote_noise: float):
     gt_masks = [ordered(x["instance_map"], x["classes"], np.ones(len(x["classes"])), x["edges"]) for x in examples]
     n = info(s.dataset).num_classes
     gt_heads = [heads_lib.noisy_heads(x, n, vote_noise, seed=i) for i, x in enumerate(examples)]
-    found = {"GT masks": (gt_ours, gt_masks, gt_heads)}
+    found = {SOURCES[0]: (gt_ours, gt_masks, gt_heads)}
     if checkpoint:
         preds = common.predict(checkpoint, examples, s)
-        found["predicted masks"] = (preds, [ordered(p.instance_map, p.classes, p.scores, p.edges) for p in preds],
+        found[SOURCES[1]] = (preds, [ordered(p.instance_map, p.classes, p.scores, p.edges) for p in preds],
                                     [{"b": p.b, "e": p.e} for p in preds])
     return found
 
@@ -110,6 +112,8 @@ def main(argv=None):
     network = common.checkpoint_predictor("oair_baselines", args.checkpoint, s)
     results = run(s, network, args.depth_noise, args.vote_noise)
     text, plots = "", []
+    for source in set(SOURCES) - set(results):  # an earlier run's pictures of a source this run has not
+        remove_curves(s.out / source.replace(" ", "_"))
     for source, by_method in results.items():
         rows = [tables.summary_row(name, r) for name, r in by_method.items()]
         text += f"## Instances: {source}\n\n" + tables.markdown(tables.SUMMARY_HEADERS, rows) + "\n"
@@ -119,10 +123,10 @@ def main(argv=None):
              "accuracy and cycles show the ordering. On GT masks the baselines recover every pair by construction, "
              "while Joint-Labeling orders its own instances (the CRF on ground-truth inputs): its recall, mAP and "
              "WC are not comparable to theirs there, only its accuracy and cycles." +
-             ("" if any(n.startswith("noisy depth") for n in results["GT masks"]) else
+             ("" if any(n.startswith("noisy depth") for n in results[SOURCES[0]]) else
               " No noisy-depth row: this dataset has no depths."))
     common.report(s, "Tab. 1 / Fig. 9 / Fig. 11: ordering baselines and cycles", text, notes, data=results,
-                  plots=plots, images=results["GT masks"][OURS]["num_images"])
+                  plots=plots, images=results[SOURCES[0]][OURS]["num_images"])
     return results
 
 

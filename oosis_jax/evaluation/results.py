@@ -245,6 +245,15 @@ def markdown_table(results: dict, name: str = "Joint-Labeling") -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+CURVE_FILES = ("oair_iou.png", "oair_confidence.png", "boundary_pr.png")  # what `plot_curves` may write
+
+
+def remove_curves(out_dir) -> None:
+    """Delete `plot_curves`' pictures in ``out_dir`` (an earlier run's, where this run has no results to plot)."""
+    for name in CURVE_FILES:
+        (Path(out_dir) / name).unlink(missing_ok=True)
+
+
 def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
     """OAIR curves over IoU and confidence (Fig. 9), and the boundary PR curves (one colour per model, solid
     oriented, dashed plain), as PNGs in ``out_dir``; the confidence plot's title says how many thresholds the
@@ -260,7 +269,7 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "oair_iou.png", out_dir / "oair_confidence.png"]
+    paths = [out_dir / CURVE_FILES[0], out_dir / CURVE_FILES[1]]
     evaluated = sorted({r["num_images"] for r in results_by_name.values()})
     images = f"{evaluated[0]} images" if len(evaluated) == 1 else f"{evaluated[0]}-{evaluated[-1]} images per model"
     oair.plot_oair_curves({n: r["oair_iou"] for n, r in results_by_name.items()}, paths[0],
@@ -286,9 +295,9 @@ def plot_curves(results_by_name: dict[str, dict], out_dir) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=7)
         fig.tight_layout()
-        paths.append(out_dir / "boundary_pr.png")
+        paths.append(out_dir / CURVE_FILES[2])
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
     else:  # an earlier plot of other results must not pass for these
-        (out_dir / "boundary_pr.png").unlink(missing_ok=True)
+        (out_dir / CURVE_FILES[2]).unlink(missing_ok=True)
     return paths

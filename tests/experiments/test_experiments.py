@@ -94,6 +94,11 @@ def test_oair_baselines(tmp_path):
         if "vote" not in name or "decycling" in name:
             assert r["cycle_percent"] == 0.0, name
     assert_percentages([c for r in table_rows(tmp_path / "results.md") for c in r[1:5]])
+    stale = tmp_path / "predicted_masks" / "oair_iou.png"  # as a run with --checkpoint leaves it
+    stale.parent.mkdir()
+    stale.write_bytes(b"an earlier run's picture")
+    oair_baselines.main(smoke_args(tmp_path))
+    assert not stale.exists() and (tmp_path / "GT_masks" / "oair_iou.png").exists()
 
 
 def test_noisy_heads_are_distributions_and_validate():
