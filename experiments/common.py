@@ -57,10 +57,13 @@ class TrainingBudgetReached(Exception):
     """Raised from the training loop's step hook once the time budget is spent (at a checkpoint step)."""
 
 
-def train_model(config, workdir, max_seconds: float | None = None, sources=None) -> tuple[object, float, int]:
+def train_model(config, workdir, max_seconds: float | None = None, sources=None,
+                program: str = "experiments") -> tuple[object, float, int]:
     """Train (resuming from ``workdir``'s checkpoints); return ``(model, seconds spent in this call, steps)``
     where ``steps`` is the step of the checkpoint the model comes from. ``sources``: optional (train,
     validation) random-access example sources replacing the config's dataset (``oosis_jax.training.loop.train``).
+    A run that cannot start or go on for a reason of the user's (``workdir`` holds a run of another config, e.g.
+    an earlier ``--smoke`` run's; damaged checkpoints; a diverged loss) is `flags.UsageError` of ``program``.
 
     With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
     of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
@@ -74,10 +77,14 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None)
                 and step % config.checkpoint_every == 0):
             raise TrainingBudgetReached(step)
 
+    from oosis_jax.training.checkpointing import CheckpointError
+
     try:
         train.train(config, os.fspath(workdir), on_step=stop_when_spent, sources=sources)
     except TrainingBudgetReached as stopped:
         print(f"time budget of {max_seconds / 60:.1f} min spent: stopped after step {stopped.args[0]}")
+    except (ValueError, CheckpointError, FloatingPointError, OSError) as err:
+        raise flags.UsageError(program, f"training in {workdir}: {type(err).__name__}: {err}") from None
     model, _, step = train.restore_run(os.fspath(workdir))
     return model, time.time() - start, step
 

@@ -254,7 +254,7 @@ def train_now(config: DemoConfig, out: Path, shipped, deadline: float | None,
                                                        reserve_seconds=config.train_reserve_shipped * shipped_seconds)
     print(f"[train] {train_config.name}: {train_config.num_steps} steps of batch {train_config.batch_size} "
           f"on {network.device_summary()} in {workdir} (an interrupted run resumes there)")
-    model, _, steps = common.train_model(train_config, workdir, budget)
+    model, _, steps = common.train_model(train_config, workdir, budget, program="demo")
     train_seconds = time.time() - train_start  # the step-time measurement included
     # the config's lambda, robustness options and views (default: the shipped ones); a learned join or
     # score model belongs to the network it was fitted on: its own, or none

@@ -92,7 +92,7 @@ def train_direct(s: flags.Setup, args):
     train_source, val_source = train.open_sources(config)
     sources = (OrderLabelExamples(train_source), OrderLabelExamples(val_source))
     budget = None if s.smoke else 60 * args.train_minutes
-    model, seconds, steps = common.train_model(config, s.out / "train", budget, sources=sources)
+    model, seconds, steps = common.train_model(config, s.out / "train", budget, sources=sources, program=s.program)
     return model, seconds, steps, config
 
 

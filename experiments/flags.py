@@ -38,6 +38,7 @@ class Setup:
     limit: int
     processes: int | None
     split: str
+    program: str = "experiments"  # the script's module name, for its errors
 
     @property
     def progress(self) -> bool:
@@ -172,7 +173,7 @@ def setup(args: argparse.Namespace) -> Setup:
         raise UsageError(args.program, str(err)) from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes, split)
+    return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes, split, args.program)
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

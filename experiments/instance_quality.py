@@ -66,7 +66,7 @@ def main(argv=None):
         config = common.train_config(s, name="instance_quality", checkpoint_every=1 if s.smoke else 50)
         config = config.replace(num_steps=2 if s.smoke else (args.steps or config.num_steps))
         model, seconds, steps = common.train_model(config, s.out / "train",
-                                                   None if s.smoke else 60 * args.train_minutes)
+                                                   None if s.smoke else 60 * args.train_minutes, program=s.program)
         note = (f"Model trained here: {steps} steps x batch {config.batch_size}, {seconds / 60:.1f} min. "
                 f"Hardware: {common.hardware()}.")
         predictor = common.predictor(model, s, config)

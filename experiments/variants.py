@@ -62,7 +62,8 @@ def train_variants(s: Setup, variants: dict[str, Callable], args: argparse.Names
                                 checkpoint_every=1 if s.smoke else 50, eval_every=10**9)
         print(f"training variant {name!r}: up to {config.num_steps} steps")
         budget = None if s.smoke else 60 * args.train_minutes
-        model, seconds, trained = common.train_model(config, s.out / "train" / folder_name(name), budget)
+        model, seconds, trained = common.train_model(config, s.out / "train" / folder_name(name), budget,
+                                                     program=s.program)
         predictions = common.predict(model, examples, s, config)
         out[name] = {"results": evaluation.evaluate(predictions, examples, progress=False),
                      "train_seconds": seconds, "steps": trained, "config": config.to_dict()}

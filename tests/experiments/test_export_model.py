@@ -69,9 +69,13 @@ def test_run_facts_of_an_exported_folder(tmp_path):
     # re-exporting a shipped folder with other options keeps the facts of the run that trained it
     folder = tmp_path / "exported"
     folder.mkdir()
+    (folder / "weights.npz").write_bytes(b"")  # not read for the facts
     (folder / "config.json").write_text(json.dumps({"export": {"run": {"steps": 3000, "minutes": 51.0}}}))
     assert export_model.run_facts(folder) == {"steps": 3000, "minutes": 51.0}
     (folder / "config.json").write_text(json.dumps({"export": {}}))
+    with pytest.raises(ValueError, match="records no steps and minutes of the run its weights come from"):
+        export_model.run_facts(folder)
+    (folder / "weights.npz").unlink()
     with pytest.raises(ValueError, match="neither a training work directory"):
         export_model.run_facts(folder)
     assert export_model.run_facts(export_model.predictor.model_folder("synthetic"))["steps"] == 3000

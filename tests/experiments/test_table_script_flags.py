@@ -1,8 +1,11 @@
 """The table scripts' flags: a bad ``--checkpoint`` is one line before any work, flags a mode ignores are refused,
 noise values are checked when parsed, and the noisy-depth baseline appears only where depths are known."""
 
+import json
+
 import numpy as np
 import pytest
+from helpers.cli import usage_error
 
 from experiments import (common, crf_on_gt, direct_training, flags, instance_quality, jump_vs_expansion, lambda_sweep,
                          oair_baselines)
@@ -64,3 +67,17 @@ def test_a_smoke_run_shows_its_bars_on_a_real_dataset_only(tmp_path):
     for dataset, smoke, shown in (("synthetic", True, False), ("synthetic", False, True), ("cocoa", True, True),
                                   ("kins", True, True)):
         assert flags.Setup(dataset, smoke, tmp_path, "", 4, 1, "test").progress is shown
+
+
+def test_a_training_that_cannot_go_on_is_one_line_naming_the_script(tmp_path):
+    """A full run into the --out of an earlier --smoke run (its train/ folder holds another config) was a
+    traceback."""
+    from oosis_jax.training.configs import get_config
+
+    workdir = tmp_path / "train"
+    workdir.mkdir()
+    (workdir / "config.json").write_text(json.dumps(get_config("smoke").replace(base_lr=0.5).to_dict()))
+    (workdir / "checkpoints" / "3").mkdir(parents=True)  # a step saved under that config
+    (workdir / "checkpoints" / "3" / "x").write_text("")
+    with usage_error(r"^boundary_losses: training in .*train: ValueError: .* holds a different configuration"):
+        common.train_model(get_config("smoke"), workdir, program="boundary_losses")
