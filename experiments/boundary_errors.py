@@ -21,6 +21,7 @@ import numpy as np
 
 from data import targets
 from data.examples import synthetic_scenes
+from data.registry import SYNTHETIC_SEEDS
 from experiments import flags
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
@@ -69,14 +70,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.boundary_errors",
                                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="synthetic", help="shipped name, exported folder or workdir")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", choices=SYNTHETIC_SEEDS, help="synthetic split")
     parser.add_argument("--scenes", type=flags.positive_int, default=40)
     parser.add_argument("--processes", type=flags.positive_int, default=None)
-    parser.add_argument("--out", default="runs/boundary_errors")
+    parser.add_argument("--out", default="runs/boundary_errors", type=flags.folder)
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     predictor = flags.load_predictor("boundary_errors", args.checkpoint)  # one JAX device per core first
+    flags.make_folder(parser, "--out", args.out)  # after the model: a bad --checkpoint leaves no folder
+    out = Path(args.out)
     scenes = synthetic_scenes(args.split, args.scenes, SYNTHETIC_SIZE)
     heads = predictor.heads([x["image"] for x in scenes], progress=True)
     sigmas = [sigma_from_semantic(h["s"]) for h in heads]

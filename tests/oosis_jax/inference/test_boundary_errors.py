@@ -88,3 +88,17 @@ def test_experiment_writes_both_tables_and_the_picture(tmp_path):
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert set(rows["oracle"]) == set(errors.REPAIRS)
     assert (tmp_path / "boundaries.png").stat().st_size > 0
+
+
+def test_experiment_refuses_a_bad_out_split_or_model_before_any_work(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    for argv, message in ((["--out", str(tmp_path / "afile")], "is a file"),
+                          (["--out", str(tmp_path / "afile" / "sub")], "is a file"),
+                          (["--split", "bogus", "--out", str(tmp_path / "o")], "invalid choice: 'bogus'"),
+                          (["--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")],
+                           "cannot load --checkpoint")):
+        with pytest.raises(SystemExit) as stop:
+            experiment.main(["--scenes", "1", *argv])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()  # no folder left by a refused run
