@@ -19,8 +19,8 @@ VARIANTS = {name: variants.variant("loss", boundary_loss=loss) for name, loss in
 
 
 def main(argv=None):
-    args = variants.add_training_args(flags.parser(__doc__, "boundary_losses", default_limit=30),
-                                    minutes=6.0, variants=VARIANTS).parse_args(argv)
+    args = variants.parse_training_args(variants.add_training_args(
+        flags.parser(__doc__, "boundary_losses", default_limit=30), minutes=6.0, variants=VARIANTS), argv)
     s = flags.setup(args)
     from oosis_jax import evaluation
 

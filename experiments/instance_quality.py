@@ -47,10 +47,7 @@ def rows_for(predictions, examples, score_model=None) -> list[list]:
 def main(argv=None):
     p = variants.add_training_args(flags.parser(__doc__, "instance_quality"))
     p.add_argument("--checkpoint", default=None, help="training workdir, exported folder or shipped model name")
-    args, given = flags.parse_noting_given(p, argv, ["steps", "train_minutes"])
-    if args.checkpoint:
-        flags.refuse_unused(p, given, {"steps": "--steps", "train_minutes": "--train-minutes"},
-                            "--checkpoint (its model is not trained here)")
+    args = variants.parse_training_args(p, argv, ("checkpoint", "--checkpoint (its model is not trained here)"))
     s = flags.setup(args)
     if args.checkpoint:
         if os.path.isdir(os.path.join(args.checkpoint, "checkpoints")):  # a run: say which step is evaluated

@@ -28,6 +28,22 @@ def add_training_args(p: argparse.ArgumentParser, minutes: float = 10.0,
     return p
 
 
+TRAINING_FLAGS = {"steps": "--steps", "train_minutes": "--train-minutes"}  # dest -> flag of `add_training_args`
+
+
+def parse_training_args(p: argparse.ArgumentParser, argv, untrained_by: tuple[str, str] | None = None
+                        ) -> argparse.Namespace:
+    """``p.parse_args(argv)`` of a parser with `add_training_args`. `TRAINING_FLAGS` are refused with ``--smoke``,
+    which trains 2 steps itself (they were ignored silently), and, first, when ``untrained_by = (dest, mode)``
+    names an option that is set and makes the run train nothing (e.g. ``--checkpoint``)."""
+    args, given = flags.parse_noting_given(p, argv, list(TRAINING_FLAGS))
+    if untrained_by is not None and getattr(args, untrained_by[0]):
+        flags.refuse_unused(p, given, TRAINING_FLAGS, untrained_by[1])
+    if args.smoke:
+        flags.refuse_unused(p, given, TRAINING_FLAGS, "--smoke, which trains 2 steps itself")
+    return args
+
+
 def folder_name(variant: str) -> str:
     """The folder a variant trains in: its name in lower case, each run of other characters one ``_``."""
     return re.sub(r"[^a-z0-9.-]+", "_", variant.lower()).strip("_")
@@ -95,7 +111,8 @@ def compare_boundary_variants(argv, description: str, name: str, title: str, var
     precision-recall plot. Returns the trained dict."""
     from oosis_jax import evaluation
 
-    args = add_training_args(flags.parser(description, name, default_limit=30), variants=variants).parse_args(argv)
+    args = parse_training_args(add_training_args(flags.parser(description, name, default_limit=30),
+                                                 variants=variants), argv)
     s = flags.setup(args)
     trained = train_variants(s, variants, args)
     rows = [boundary_row(variant, t["results"]) + [weighted_coverage(t["results"])] for variant, t in trained.items()]

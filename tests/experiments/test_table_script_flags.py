@@ -32,6 +32,8 @@ def test_a_missing_checkpoint_is_one_line_before_any_work(script, tmp_path, monk
     (instance_quality, ["--checkpoint", "synthetic", "--steps", "5"], "--steps does not apply with --checkpoint"),
     (instance_quality, ["--checkpoint", "synthetic", "--train-minutes", "1"],
      "--train-minutes does not apply with --checkpoint"),
+    (instance_quality, ["--steps", "5"], "--steps does not apply with --smoke, which trains 2 steps itself"),
+    (direct_training, ["--train-minutes", "1"], "--train-minutes does not apply with --smoke"),
     (lambda_sweep, ["--noise", "nan"], "argument --noise: must be a number >= 0, got nan"),
     (oair_baselines, ["--depth-noise", "-1"], "argument --depth-noise: must be"),
     (oair_baselines, ["--vote-noise", "inf"], "argument --vote-noise: must be"),
