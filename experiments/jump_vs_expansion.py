@@ -72,7 +72,7 @@ def table(per_method: dict, results: dict) -> str:
     for name, m in per_method.items():
         r = results[name]
         rows.append([name, f"{np.mean(m['energy']):.1f}", tables.percent(np.mean(m["energy"] <= best + 1e-6)),
-                     f"{1000 * np.mean(m['seconds']):.0f}", f"{np.mean(m['labels']):.2f}",
+                     f"{1000 * np.mean(m['seconds']):.2f}", f"{np.mean(m['labels']):.2f}",
                      tables.percent(r["mask"]["mAP"]), tables.percent(r["weighted_coverage"]),
                      tables.percent(r["oair_iou"]["recall"][0]), tables.percent(r["oair_iou"]["accuracy"][0])])
     headers = ("Minimiser", "mean energy (Eq. 8)", "% images at lowest energy", "ms / image", "mean highest label",

@@ -1,4 +1,4 @@
-r"""Tab. 6 / Fig. 12: the smoothness weight lambda of Eq. (8): 5, 10, 20 (the paper's choice), 40, 50.
+r"""Tab. 6 / Fig. 12: the smoothness weight lambda of Eq. (8): 50, 40, 20 (the paper's choice), 10, 5.
 
     python -m experiments.lambda_sweep [--dataset synthetic|kins|cocoa] [--smoke] \
         [--checkpoint WORKDIR|FOLDER|synthetic] [--noise 1.0]
