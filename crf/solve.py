@@ -80,8 +80,9 @@ def solve_result(sigma, occ, lam=20.0, mu=100.0, steps=(1, 2), region_work=REGIO
     starts from that labeling and only takes moves that lower the energy. It is a local minimum, not the
     optimum, and the region moves visit regions in raster order: a transposed or mirrored input (its ``occ``
     directions mapped with it) can end in another local minimum (4 of 150 random problems in an audit, e.g.
-    -384.1 against -382.9; ``jump_moves`` and ``expansion_moves`` gave the mirrored labeling on all 150). Inputs where nothing prefers a
-    label > 0 and O is empty return all zeros at once (``crf.inputs.all_background_is_optimal``).
+    -384.1 against -382.9; ``jump_moves`` and ``expansion_moves`` gave the mirrored labeling on all 150).
+    Inputs where nothing prefers a label > 0 and O is empty return all zeros at once
+    (``crf.inputs.all_background_is_optimal``).
 
     Work: every graph cut costs about one max-flow on the image (the merge-bound ones after the first of each step
     only on the box of what changed, until a last round on the whole image finds nothing); the jump moves take one

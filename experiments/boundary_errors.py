@@ -37,7 +37,8 @@ KEY = "boundary pixels: " + ", ".join(f"{COLOUR_NAMES[k]} {k.replace('_', ' ')}"
 
 
 def pixel_table(per_image: list[dict]) -> tuple[list[str], list[list]]:
-    """Headers and rows of the first table from `errors.pixel_errors` of every image."""
+    """Headers and rows of the first table from `errors.pixel_errors` of every image (None where a value is
+    undefined: no pixel of the kind, or no orientation to check)."""
     n = len(per_image)
     predicted = sum(x[c] for x in per_image for c in errors.CATEGORIES)
     rows = []
@@ -47,8 +48,8 @@ def pixel_table(per_image: list[dict]) -> tuple[list[str], list[list]]:
         values = np.concatenate([x.get(f"b_{name}", np.zeros(0)) for x in per_image])
         hits = sum(x.get(f"hits_{name}", 0) for x in per_image)
         rows.append([name, round(count / n, 1), round(share, 1),
-                     round(float(np.median(values)), 2) if values.size else "-",
-                     round(100.0 * hits / count, 1) if f"hits_{name}" in per_image[0] and count else "-"])
+                     round(float(np.median(values)), 2) if values.size else None,
+                     round(100.0 * hits / count, 1) if f"hits_{name}" in per_image[0] and count else None])
     headers = ["pixels", "per scene", "% of predicted (missed: % of GT)", "median b", "orientation accuracy %"]
     return headers, rows
 
@@ -88,7 +89,7 @@ def main(argv=None):
     headers, rows = pixel_table(per_image)
     lines = [f"{args.scenes} `{args.split}` scenes, model `{args.checkpoint}`, CRF lambda {predictor.lam}, "
              f"{predictor.robustness}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    lines += ["| " + " | ".join("-" if v is None else str(v) for v in r) + " |" for r in rows]
     # the repairs change the CRF's input, not the b and e maps: their boundary APs are the network's in every row
     kept = [i for i, h in enumerate(HELD_OUT_HEADERS) if h not in ("boundary AP", "oriented AP")]
     oracle_rows, network = {}, None
@@ -110,7 +111,8 @@ def main(argv=None):
     lines += [f"| {repair} | " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values())
               + " |" for repair, row in oracle_rows.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    (out / "rows.json").write_text(strict_json({"pixels": rows, "oracle": oracle_rows}, indent=1))
+    pixels = [dict(zip(headers, r)) for r in rows]
+    (out / "rows.json").write_text(strict_json({"pixels": pixels, "oracle": oracle_rows}, indent=1))
     picture(scenes, boundaries, truths, out / "boundaries.png")
     print("\n".join(lines))
     print(f"wrote {out / 'table.md'}, {out / 'rows.json'} and {out / 'boundaries.png'}")

@@ -4,8 +4,8 @@
   neighbour it occludes (order labels of Sec. 5.1 scaled to [0, 1]).
 - ``oriented_boundary_rgb``: the paper's Fig. 4 colour scheme for o = [b * e, 1 - b] (Eq. 3): left cyan,
   top yellow, right magenta, bottom black, on white; intensity by b.
-- ``instance_overlay`` (with ``label_instances``), ``depth_map_rgb`` and ``save_panel`` for PNG panels; ``DEPTH_KEY`` and ``BOUNDARY_KEY``
-  are the keys of the depth and boundary colours for their captions.
+- ``instance_overlay`` (with ``label_instances``), ``depth_map_rgb`` and ``save_panel`` for PNG panels;
+  ``DEPTH_KEY`` and ``BOUNDARY_KEY`` are the keys of the depth and boundary colours for their captions.
 """
 
 from __future__ import annotations

@@ -163,8 +163,9 @@ def restore_latest(mngr: ocp.CheckpointManager, template, set_aside_damaged: boo
     with a one-line ``RuntimeWarning`` naming it, and the next older step is tried; if every step is damaged,
     ``CheckpointError`` names them (never a silent fresh start). A step whose arrays do not fit ``template``
     (their shapes or tree: a config.json edited after the saves) is not called damaged and never set aside; if
-    no step fits, ``CheckpointError`` says that the configuration differs and how. ``set_aside_damaged`` (resuming a run, which
-    will save those steps again) moves the damaged step folders into ``damaged/`` next to ``checkpoints/``.
+    no step fits, ``CheckpointError`` says that the configuration differs and how. ``set_aside_damaged``
+    (resuming a run, which will save those steps again) moves the damaged step folders into ``damaged/`` next
+    to ``checkpoints/``.
 
     With several JAX processes (one run over hosts, on a file system they share) every process must call it:
     they must restore the same step (else ``CheckpointError``, on every process: e.g. a step damaged on one

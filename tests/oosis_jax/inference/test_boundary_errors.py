@@ -87,6 +87,8 @@ def test_experiment_writes_both_tables_and_the_picture(tmp_path):
     assert "| spurious |" in text and "| locations+orientation |" in text
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert set(rows["oracle"]) == set(errors.REPAIRS)
+    assert [r["pixels"] for r in rows["pixels"]] == [*errors.CATEGORIES, "missed"]  # named columns
+    assert all(v is None or isinstance(v, (int, float)) for r in rows["pixels"] for k, v in r.items() if k != "pixels")
     assert (tmp_path / "boundaries.png").stat().st_size > 0
 
 
