@@ -85,7 +85,7 @@ def progress(items: Iterable, total: int, failures: list, desc: str) -> Iterator
             yield item
 
 
-def split_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> Examples:
+def split_examples(name: str, split: str | None, data_dir, limit: int | None = None, /, **config) -> Examples:
     """The first ``limit`` (all when None) examples of a split (None: the registry's held-out split) at the
     registry's test resolution, decoded on reading (`Examples`; ``data.loading.load(name, split, data_dir,
     **config)``, which builds the dataset on first use; ``ValueError`` for a split that selects no example)."""
@@ -100,7 +100,7 @@ def split_examples(name: str, split: str | None, data_dir, limit: int | None = N
     return Examples(source, count, dataset.test_resolution)
 
 
-def load_examples(name: str, split: str | None, data_dir, limit: int | None = None, **config) -> list[dict]:
+def load_examples(name: str, split: str | None, data_dir, limit: int | None = None, /, **config) -> list[dict]:
     """`split_examples` decoded at once into a list (for the small splits of the experiments)."""
     return list(split_examples(name, split, data_dir, limit, **config))
 

@@ -65,14 +65,14 @@ def _unreadable_infos(data_dir: str) -> list[str]:
     return found
 
 
-def build(name: str, data_dir, **config):
+def build(name: str, data_dir, /, **config):
     """Generate dataset ``name`` (with builder ``config``) into ``data_dir`` if needed; return its builder."""
     builder = _builder(name, data_dir, config)
     builder.download_and_prepare()
     return builder
 
 
-def load(name: str, split: str, data_dir, **config):
+def load(name: str, split: str, data_dir, /, **config):
     """Random-access source of one split (``builder.as_data_source(split)``); ``len(source)`` examples,
     ``source[i]`` a decoded dict (``data/features.py``).
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import numbers
 from types import ModuleType
 
 
@@ -71,7 +72,7 @@ def check_synthetic_split(split) -> str:
 def check_synthetic_count(count, what: str = "count") -> int:
     """``count`` if it is an int in [0, `SYNTHETIC_SPLIT_SIZE`] (more would reach into the next split's seeds);
     else ``ValueError`` naming ``what``."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= SYNTHETIC_SPLIT_SIZE:
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or not 0 <= count <= SYNTHETIC_SPLIT_SIZE:
         raise ValueError(f"{what} must be an integer in [0, {SYNTHETIC_SPLIT_SIZE:,}] (more scenes would reach "
                          f"into the next split's seeds), got {count!r}")
     return count

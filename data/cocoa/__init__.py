@@ -31,7 +31,7 @@ COCO_CATEGORY_IDS = (
 CATEGORY_TO_CLASS = {category: k + 1 for k, category in enumerate(COCO_CATEGORY_IDS)}
 
 
-def builder(data_dir, manual_dir=None, **config):
+def builder(data_dir, /, manual_dir=None, **config):
     """The tfds builder of COCOA (``data.cocoa.dataset_builder.Cocoa``). Settings: ``manual_dir`` (the folder of
     the user's download) and ``config``: ``'classes'`` (default) or ``'classes_mask_order'``."""
     from data.cocoa.dataset_builder import Cocoa  # tfds is heavy: imported only when a builder is asked for

@@ -19,7 +19,7 @@ CLASS_NAMES = ("cyclist", "pedestrian", "car", "tram", "truck", "van", "misc")
 CATEGORY_TO_CLASS = {1: 1, 2: 2, 4: 3, 5: 4, 6: 5, 7: 6, 8: 7}
 
 
-def builder(data_dir, manual_dir=None, **config):
+def builder(data_dir, /, manual_dir=None, **config):
     """The tfds builder of KINS (``data.kins.dataset_builder.Kins``). Settings: ``manual_dir`` (the folder of
     the user's download) and ``config``: ``'update2020'`` (default) or ``'original'``."""
     from data.kins.dataset_builder import Kins  # tfds is heavy: imported only when a builder is asked for

@@ -9,7 +9,7 @@ from data.synthetic.scene import make_scene
 from data.synthetic.shapes import CLASS_NAMES
 
 
-def builder(data_dir, **config):
+def builder(data_dir, /, **config):
     """The tfds builder of the synthetic scenes (``data.synthetic.tfds_builder.builder``)."""
     from data.synthetic.tfds_builder import builder as make_builder
 

@@ -22,6 +22,7 @@ silence()  # tfds' two notes on our own choices
 
 SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 MAX_SEED = 2**30
+MAX_PIXELS = 4096 * 4096  # per synthetic image: far beyond KINS (375x1242) and COCOA (about 480x640)
 
 
 @dataclasses.dataclass
@@ -46,6 +47,9 @@ class SyntheticConfig(tfds.core.BuilderConfig):
         if not 8 <= self.min_height <= self.max_height or not 8 <= self.min_width <= self.max_width:
             raise ValueError(f"synthetic image size ranges must satisfy 8 <= min <= max, got height "
                              f"{self.min_height}..{self.max_height}, width {self.min_width}..{self.max_width}")
+        if self.max_height * self.max_width > MAX_PIXELS:  # a 100000x100000 scene failed allocating 112 GiB
+            raise ValueError(f"synthetic images of at most {MAX_PIXELS:,} pixels, got {self.max_height}x"
+                             f"{self.max_width} (max_height x max_width)")
         if self.num_train + self.num_validation + self.num_test == 0:
             raise ValueError("synthetic config has no examples in any split")
 
@@ -99,7 +103,7 @@ class OosisSynthetic(tfds.core.GeneratorBasedBuilder):
             yield index, features.encode_example({"image_id": seed, **make_scene(seed, height, width)})
 
 
-def builder(data_dir: str, **config) -> OosisSynthetic:
+def builder(data_dir: str, /, **config) -> OosisSynthetic:
     """The builder of the synthetic dataset in ``data_dir``; ``config`` overrides ``SyntheticConfig`` fields
     (e.g. ``num_train=100, min_height=64``). Unknown keys raise ``ValueError``."""
     fields = {f.name for f in dataclasses.fields(SyntheticConfig)} - {f.name for f in dataclasses.fields(

@@ -36,12 +36,12 @@ def test_examples_decode_on_read_and_resize():
 
 
 def test_split_examples_match_load_examples(tmp_path):
-    lazy = examples.split_examples("synthetic", "validation", tmp_path, limit=2, **TINY)
-    loaded = examples.load_examples("synthetic", "validation", tmp_path, limit=5, **TINY)
+    lazy = examples.split_examples("synthetic", "validation", tmp_path, 2, **TINY)
+    loaded = examples.load_examples("synthetic", "validation", tmp_path, 5, **TINY)
     assert len(lazy) == 2 and len(loaded) == 3
     for a, b in zip(lazy, loaded):
         assert a["image_id"] == b["image_id"]
         np.testing.assert_array_equal(a["image"], b["image"])
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ValueError, match="limit must be a positive number"):
-            examples.split_examples("synthetic", "validation", tmp_path, limit=bad, **TINY)
+            examples.split_examples("synthetic", "validation", tmp_path, bad, **TINY)

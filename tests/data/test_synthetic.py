@@ -142,6 +142,7 @@ def test_build_seeds_are_apart_from_the_scenes_rendered_on_the_fly():
     for split in registry.SYNTHETIC_SEEDS:  # on the fly, a split cannot reach into the next one's seeds
         with pytest.raises(ValueError, match=r"reach into the next split's seeds\), got 1000001"):
             synthetic_scenes(split, registry.SYNTHETIC_SPLIT_SIZE + 1, (24, 32))
+    assert len(synthetic_scenes("test", np.int64(2), (24, 32))) == 2  # a numpy integer is a count too
 
 
 def test_builder_round_trip(tmp_path):

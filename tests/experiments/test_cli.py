@@ -28,6 +28,13 @@ def test_evaluate_gt_writes_results_with_perfect_crf_scores(tmp_path):
     with usage_error(r"^evaluate: --dataset-config: "):
         evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY, "--dataset-config",
                        "num_test"])
+    for key in ("name", "split", "data_dir", "limit"):  # the loaders' own parameter names: a TypeError traceback
+        with usage_error(rf"unknown synthetic config keys \['{key}'\]"):
+            evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY,
+                           "--dataset-config", "num_test=2", f"{key}=x"])
+    with usage_error(r"synthetic images of at most 16,777,216 pixels, got 100000x100000"):
+        evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY, "--dataset-config",
+                       "num_test=1", "min_height=8", "max_height=100000", "min_width=8", "max_width=100000"])
     assert results["num_images"] == 2 and results["num_gt_instances"] > 0
     # Ground-truth sigma and O: the CRF recovers the instances up to the ones an occluder cuts in two.
     assert results["weighted_coverage"] > 0.85 and results["cycle_percent"] == 0.0
