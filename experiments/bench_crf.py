@@ -15,10 +15,10 @@ that code is ours, not the reference's) and is timed twice over: its graph build
 and its solve (``maxflow()``) alone. The solve time of our push-relabel (``method="push_relabel"``, on the numpy
 graph) is listed for reference. "Per image" is the end-to-end ``crf.jump_moves`` wall time against the sum of the
 PyMaxflow moves (build and solve); ``crf.solve`` is timed right after it on the same image. Peak memory is the
-peak resident set of a fresh process that imports only ``crf`` and labels the row's last image with jump_moves
-or solve (VmHWM of /proc/self/status, Linux; in brackets the increase over the resident set before labelling,
-the inputs already loaded). The machine may be shared: the solvers run in the same process, interleaved, so
-their ratios are what to compare.
+peak resident set of a fresh process that imports ``crf`` (and this module, never JAX) and labels the row's
+last image with jump_moves or solve (VmHWM of /proc/self/status, Linux; in brackets the increase over the
+resident set before labelling, the inputs already loaded). The machine may be shared: the solvers run in the
+same process, interleaved, so their ratios are what to compare.
 
 The second table measures the known behaviour of Sec. 3.3 on ground-truth inputs: images whose jump-move
 labeling merges touching instances or leaves a band of an instance at a lower label, with weighted coverage
@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 import crf
-from experiments.flags import non_negative_int, parse_noting_given, positive_int, refuse_unused
+from experiments.flags import image_size, non_negative_int, parse_noting_given, positive_int, refuse_unused
 from crf.maxflow import PUSH_RELABEL, cut_value, solve_grid
 from crf.move_graph import BOUNDS, jump_move_graph
 from crf.move_solver import MoveSolver
@@ -115,7 +115,8 @@ def _memory_mb(field):
 
 
 def _labelled_peak_rss(sigma, occ, method):
-    """Run in a fresh process that imports only crf: (resident MB before labelling, peak resident MB)."""
+    """Run in a fresh (spawned) process, which imports this module (numpy, numba, ``crf`` and the little it
+    needs to make inputs; never JAX): (resident MB before labelling, peak resident MB)."""
     crf.solve(np.full((3, 3), 0.2), np.zeros((3, 3, 4), bool))  # load the numba caches
     before = _memory_mb("VmRSS")
     getattr(crf, method)(sigma, occ)
@@ -163,8 +164,9 @@ def speed_row(height, width, variant, scenes, pymaxflow=True):
         if pymaxflow:
             push_relabel += time_push_relabel(sigma, occ, visited)
         start = time.perf_counter()
-        np.testing.assert_array_equal(crf.jump_moves(sigma, occ), visited[-1])
+        labels = crf.jump_moves(sigma, occ)
         image_jump.append(time.perf_counter() - start)
+        np.testing.assert_array_equal(labels, visited[-1])  # checked after the clock stops (1 % of its time)
         start = time.perf_counter()
         crf.solve(sigma, occ)
         image_solve.append(time.perf_counter() - start)
@@ -282,11 +284,6 @@ def scaling_rows(count, height, width):
     return rows
 
 
-def _size(text):
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
-
-
 # the options --smoke sets itself (dest -> flag): given with it, they are refused, not silently replaced
 SMOKE_SETS = {"sizes": "--sizes", "scenes": "--scenes", "behaviour_scenes": "--behaviour-scenes",
               "behaviour_size": "--behaviour-size", "adversarial": "--adversarial", "large": "--large",
@@ -298,14 +295,14 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(prog="python -m experiments.bench_crf",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", nargs="+", type=_size, default=[(615, 2048), (308, 1024), (154, 512)])
+    p.add_argument("--sizes", nargs="+", type=image_size, default=[(615, 2048), (308, 1024), (154, 512)])
     p.add_argument("--scenes", type=positive_int, default=3, help="scenes per size and variant (speed table)")
     p.add_argument("--variants", nargs="+", default=["gt", "noisy"], choices=["gt", "noisy"])
     p.add_argument("--behaviour-scenes", type=positive_int, default=100, help="ground-truth scenes for the 2nd table")
-    p.add_argument("--behaviour-size", type=_size, default=(240, 320))
-    p.add_argument("--adversarial", type=_size, nargs="*", default=[(200, 200)],
+    p.add_argument("--behaviour-size", type=image_size, default=(240, 320))
+    p.add_argument("--adversarial", type=image_size, nargs="*", default=[(200, 200)],
                    help="sizes of the random sigma / random O row (one image each)")
-    p.add_argument("--large", type=_size, nargs="*", default=[(2000, 3000)],
+    p.add_argument("--large", type=image_size, nargs="*", default=[(2000, 3000)],
                    help="sizes of the one-image noisy rows timed without PyMaxflow (memory)")
     p.add_argument("--scaling", type=non_negative_int, default=24,
                    help="noisy 615x2048 images for the solve_many table (0: skip)")

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from experiments.flags import parse_noting_given, positive_int, refuse_unused
+from experiments.flags import image_size, parse_noting_given, positive_int, refuse_unused
 from crf.boykov_kolmogorov import Workspace, boykov_kolmogorov
 from crf.hybrid import STOP_PATH, default_stop_steps
 from crf.maxflow import AUTO, BOYKOV_KOLMOGOROV, PUSH_RELABEL, _residual_graph, cut_value, solve_grid
@@ -114,11 +114,6 @@ def row(name: str, images: list) -> list:
             f"{slowest[0]:.2f} / {slowest[1]:.2f}", f"{same['push-relabel']} / {same['default']}"]
 
 
-def _size(text: str) -> tuple[int, int]:
-    height, width = text.lower().split("x")
-    return int(height), int(width)
-
-
 # the options --smoke sets itself (dest -> flag): given with it, they are refused, not silently replaced
 SMOKE_SETS = {"synthetic": "--synthetic", "scenes": "--scenes", "adversarial": "--adversarial",
               "predicted": "--predicted", "views": "--views", "predicted_scenes": "--predicted-scenes"}
@@ -128,10 +123,10 @@ def main(argv=None) -> str:
     from oosis_jax.evaluation.tables import markdown
 
     p = argparse.ArgumentParser(prog="python -m experiments.bench_maxflow", description=__doc__.split("\n\n")[0])
-    p.add_argument("--synthetic", type=_size, default=(615, 2048), help="size of the gt and noisy scenes")
+    p.add_argument("--synthetic", type=image_size, default=(615, 2048), help="size of the gt and noisy scenes")
     p.add_argument("--scenes", type=positive_int, default=3, help="images per gt and per noisy row")
-    p.add_argument("--adversarial", type=_size, default=(200, 200))
-    p.add_argument("--predicted", type=_size, default=(700, 900), help="scene size of the predicted rows")
+    p.add_argument("--adversarial", type=image_size, default=(200, 200))
+    p.add_argument("--predicted", type=image_size, default=(700, 900), help="scene size of the predicted rows")
     p.add_argument("--views", nargs="*", default=["shipped", "2x"], choices=["shipped", "2x"],
                    help="views of the predicted rows (none: skip them)")
     p.add_argument("--predicted-scenes", type=positive_int, default=1,

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import crf
-from experiments.flags import positive_int
+from experiments.flags import image_size, output_file, parse_noting_given, positive_int, refuse_unused
 from experiments.bench_crf import known_behaviour, scene_inputs
 
 MINIMISERS = (("jump_moves", crf.jump_moves), ("solve", crf.solve),
@@ -125,9 +125,8 @@ HEADERS = ("inputs", "minimiser", "images", "mean energy", "vs jump_moves", "% i
            "OAIR accuracy (components) %", "s/image", "time / jump_moves")
 
 
-def _size(text):
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
+# the options --smoke sets itself (dest -> flag): given with it, they are refused, not silently replaced
+SMOKE_SETS = {"scenes": "--scenes", "size": "--size"}
 
 
 def main(argv=None):
@@ -136,13 +135,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m experiments.bench_solve",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenes", type=positive_int, default=50, help="synthetic scenes (seeds 0..N-1) per variant")
-    p.add_argument("--size", type=_size, default=(256, 512), help="HxW of the scenes")
+    p.add_argument("--size", type=image_size, default=(256, 512), help="HxW of the scenes")
     p.add_argument("--repeats", type=positive_int, default=3, help="time each minimiser on each image this often")
     p.add_argument("--variants", nargs="+", default=["gt", "noisy"], choices=["gt", "noisy"])
-    p.add_argument("--figure", help="also write a PNG comparing the labelings on one ground-truth scene")
+    p.add_argument("--figure", type=output_file,
+                   help="also write a PNG comparing the labelings on one ground-truth scene")
     p.add_argument("--smoke", action="store_true", help="a few seconds: 4 small scenes")
-    args = p.parse_args(argv)
+    args, given = parse_noting_given(p, argv, SMOKE_SETS)
     if args.smoke:
+        refuse_unused(p, given, SMOKE_SETS, "--smoke, which sets 4 small scenes itself")
         args.scenes, args.size = 4, (48, 64)
     for variant in args.variants:  # load every numba cache (all code paths) outside the timings
         measure(variant, 2, *args.size)

@@ -123,6 +123,8 @@ def main(argv=None):
     parser.add_argument("--no-inference", action="store_true", help="skip the inference benchmark")
     parser.add_argument("--smoke", action="store_true", help="tiny model, tiny sizes, 2 repeats")
     args, given = parse_noting_given(parser, argv, SMOKE_SETS)
+    if args.no_inference and args.batch_sizes == []:
+        parser.error("nothing to time: --no-inference with a bare --batch-sizes skips both benchmarks")
     if args.smoke:  # a bare --batch-sizes (no training) is kept
         refuse_unused(parser, given - ({"batch_sizes"} if args.batch_sizes == [] else set()), SMOKE_SETS,
                       "--smoke, which sets a tiny model, tiny sizes and 2 repeats itself")

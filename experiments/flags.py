@@ -235,6 +235,31 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def output_file(text: str) -> str:
+    """argparse type: a file to write at the end of a run, checked now: its folder must exist and it must not be
+    a folder (else the run's minutes end in a traceback); ``~`` expanded."""
+    path = Path(os.path.expanduser(text)).absolute()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: name the file to write")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    return str(path)
+
+
+MIN_SIDE = 8  # the smallest synthetic scene side (`data.synthetic.make_scene`)
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type: ``HxW`` -> ``(H, W)``, each side an int >= `MIN_SIDE` (the benchmarks' scene sizes)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 240x320), got {text!r}") from None
+    if min(height, width) < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"each side must be >= {MIN_SIDE}, got {text}")
+    return height, width
+
+
 def positive_int(text: str) -> int:
     """argparse type: an int >= 1."""
     value = int(text)
