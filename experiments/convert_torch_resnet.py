@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import zipfile
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     output = os.path.expanduser(args.output)
     output = output if output.endswith(".npz") else output + ".npz"  # np.savez would add it
-    if os.path.isdir(output) or os.path.isdir(args.output):
+    if os.path.isdir(output) or os.path.isdir(os.path.expanduser(args.output)):
         parser.error(f"output {args.output} is a folder: name the npz file to write")
     if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
         parser.error(f"output {args.output}: the folder {os.path.dirname(os.path.abspath(output))} does not exist")
@@ -89,6 +90,17 @@ def main(argv=None):
     print(f"wrote {len(arrays)} arrays to {output}")
 
 
+def _npz_by_another_name(path: str) -> bool:
+    """Whether a file not named ``.npz`` is one: a zip archive of ``.npy`` entries only (``torch.save`` writes zip
+    archives too, since PyTorch 1.6, of ``data.pkl`` and raw storages)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return bool(names) and all(name.endswith(".npy") for name in names)
+
+
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
     """The tensors of a ``.pth`` checkpoint (its ``state_dict`` entry when it has one; as float32) or the arrays
     of an ``.npz`` (as stored; `convert_state_dict` casts them); ``FileNotFoundError``, ``ValueError`` for an
@@ -98,9 +110,9 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
         raise IsADirectoryError(f"{path} is a folder: give the checkpoint file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    from oosis_jax.models.pretrained import read_npz, starts_as_zip
+    from oosis_jax.models.pretrained import read_npz
 
-    if path.endswith(".npz") or starts_as_zip(path):  # an npz, whatever its name
+    if path.endswith(".npz") or _npz_by_another_name(path):
         return read_npz(path)
     try:
         import torch  # only needed to unpickle the checkpoint

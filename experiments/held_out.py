@@ -76,8 +76,9 @@ def cached_heads(model: str, tag: str, scenes: list[dict], out: Path, augmentati
     from oosis_jax import Predictor
 
     options = {} if augmentation is None else {"augmentation": augmentation}
-    heads = Predictor.from_pretrained(model, **options).heads([x["image"] for x in scenes], progress=False,
-                                                              label_grid=True)
+    with flags.loading("held_out", "--checkpoint", model):  # only the loading: an inference error is not one
+        predictor = Predictor.from_pretrained(model, **options)
+    heads = predictor.heads([x["image"] for x in scenes], progress=False, label_grid=True)
     np.savez_compressed(path, model=np.array(stamp), **{k: np.stack([h[k] for h in heads]) for k in ("s", "b", "e")})
     return heads
 
@@ -208,8 +209,7 @@ def main(argv=None):
                  if any(replaced for replaced, _ in true_heads) else None)
         for name, model in models:
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
-            with flags.loading("held_out", "--checkpoint", model):
-                heads = cached_heads(model, tag, scenes, out, augmentation)
+            heads = cached_heads(model, tag, scenes, out, augmentation)
             score_model = learned_option(model, "score_model") if args.scores == "learned" else None
             join_model = learned_option(model, "join_model") if args.joins == "learned" else None
             fed = {true_text: with_true_heads(heads, truth, replaced, name) for replaced, true_text in true_heads}

@@ -1,6 +1,7 @@
 """Shapes, bilinear initialisation, pyramid pooling and weight loading of the PSPNet (Sec. 3.1)."""
 
 import dataclasses
+import importlib.util
 
 import jax
 import jax.numpy as jnp
@@ -251,6 +252,17 @@ def test_the_converter_reads_an_npz_without_torch_and_names_what_it_cannot_read(
     (tmp_path / "text.npz").write_text("conv1.weight 0.1 0.2\n")
     (tmp_path / "state.bin").write_bytes((tmp_path / "state.npz").read_bytes())  # an npz by another name
     convert_torch_resnet.main([str(tmp_path / "state.bin"), str(tmp_path / "from_bin.npz")])
+    import zipfile  # torch.save's own zip layout (PyTorch >= 1.6) is a .pth, not an npz: it goes to torch.load
+
+    with zipfile.ZipFile(tmp_path / "torch_layout.pth", "w") as archive:
+        archive.writestr("archive/data.pkl", b"pickled state dict")
+        archive.writestr("archive/data/0", b"\0" * 16)
+    assert not convert_torch_resnet._npz_by_another_name(str(tmp_path / "torch_layout.pth"))
+    assert convert_torch_resnet._npz_by_another_name(str(tmp_path / "state.bin"))
+    if importlib.util.find_spec("torch") is None:  # said so, not misread as an npz
+        with pytest.raises(SystemExit) as stop:
+            convert_torch_resnet.main([str(tmp_path / "torch_layout.pth"), str(tmp_path / "out.npz")])
+        assert stop.value.code == 2 and "reading a .pth file needs PyTorch" in capsys.readouterr().err
     np.savez(tmp_path / "labels.npz", **dict(state, **{"module.conv1.weight": np.ones((8, 3, 7, 7), np.int64)}))
     for bad_output, message in ((tmp_path, "is a folder: name the npz file to write"),
                                 (tmp_path / "nowhere" / "out.npz", "nowhere does not exist")):
