@@ -206,8 +206,9 @@ class ManualFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
 
 
-class Terminated(Exception):
-    """Raised in the main thread by SIGTERM during `build_main`'s build (unwinding runs tfds' cleanup)."""
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM during `build_main`'s build (unwinding runs tfds' cleanup); a
+    ``BaseException``, as ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it."""
 
 
 def _terminate(signum, frame):

@@ -83,6 +83,8 @@ def progress(items: Iterable, total: int, failures: list, desc: str) -> Iterator
             bar.total = total - len(failures)
             bar.update()
             yield item
+        bar.total = total - len(failures)  # examples after the last readable one
+        bar.refresh()
 
 
 def split_examples(name: str, split: str | None, data_dir, limit: int | None = None, /, **config) -> Examples:

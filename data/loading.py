@@ -28,6 +28,9 @@ def dataset_module(name: str) -> ModuleType:
 def _builder(name: str, data_dir, config: dict):
     if data_dir is None or not isinstance(data_dir, (str, os.PathLike)):
         raise ValueError(f"data_dir must be a folder path, got {data_dir!r}")
+    if "data_dir" in config:  # a setting named like the folder argument (e.g. --dataset-config data_dir=...)
+        raise ValueError(f"dataset {name!r} has no setting 'data_dir': the tfds folder is the data_dir argument "
+                         "(--data-dir)")
     try:
         return dataset_module(name).builder(os.path.expanduser(os.fspath(data_dir)), **config)
     except ModuleNotFoundError as e:

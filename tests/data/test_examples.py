@@ -45,3 +45,26 @@ def test_split_examples_match_load_examples(tmp_path):
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ValueError, match="limit must be a positive number"):
             examples.split_examples("synthetic", "validation", tmp_path, bad, **TINY)
+
+
+def test_the_progress_bar_ends_full_when_the_last_examples_cannot_be_read(capsys):
+    class Source:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            if i == 2:
+                raise ValueError("example 2 cannot be read")
+            return {"image_id": i}
+
+    failures = []
+    assert [x["image_id"] for x in examples.progress(examples.readable(Source(), failures), 3, failures, "t")] == [0, 1]
+    assert failures == [(2, "example 2 cannot be read")] and "t: 100%" in capsys.readouterr().err
+
+
+def test_a_setting_named_like_the_folder_argument_is_refused_for_every_dataset(tmp_path):
+    from data import loading
+
+    for name in ("synthetic", "kins", "cocoa"):  # kins, cocoa: a TypeError of their builders before
+        with pytest.raises(ValueError, match="has no setting 'data_dir': the tfds folder is the data_dir argument"):
+            loading.load(name, "test", tmp_path, data_dir="/x")

@@ -29,7 +29,7 @@ def test_evaluate_gt_writes_results_with_perfect_crf_scores(tmp_path):
         evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY, "--dataset-config",
                        "num_test"])
     for key in ("name", "split", "data_dir", "limit"):  # the loaders' own parameter names: a TypeError traceback
-        with usage_error(rf"unknown synthetic config keys \['{key}'\]"):
+        with usage_error(rf"unknown synthetic config keys \['{key}'\]|has no setting '{key}'"):
             evaluate.main(["--gt", "--data-dir", str(tmp_path / "tfds"), "--out", str(out), *TINY,
                            "--dataset-config", "num_test=2", f"{key}=x"])
     with usage_error(r"synthetic images of at most 16,777,216 pixels, got 100000x100000"):
