@@ -77,14 +77,12 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None,
                 and step % config.checkpoint_every == 0):
             raise TrainingBudgetReached(step)
 
-    from oosis_jax.training.checkpointing import CheckpointError
-
     try:
         train.train(config, os.fspath(workdir), on_step=stop_when_spent, sources=sources)
     except TrainingBudgetReached as stopped:
         print(f"time budget of {max_seconds / 60:.1f} min spent: stopped after step {stopped.args[0]}")
-    except (ValueError, CheckpointError, FloatingPointError, OSError) as err:
-        raise flags.UsageError(program, f"training in {workdir}: {type(err).__name__}: {err}") from None
+    except train.USER_ERRORS as err:
+        raise flags.UsageError(program, f"training in {workdir}: {type(err).__name__}: {err}") from err
     model, _, step = train.restore_run(os.fspath(workdir))
     return model, time.time() - start, step
 

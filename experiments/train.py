@@ -175,7 +175,6 @@ def main(argv=None):
     from oosis_jax.devices import use_cpu_cores
     from oosis_jax.training import loop as train
     from oosis_jax.training import checkpointing
-    from oosis_jax.training.checkpointing import CheckpointError
     from oosis_jax.training.preemption import Preempted
 
     try:
@@ -189,11 +188,7 @@ def main(argv=None):
         use_cpu_cores(config.batch_size)
     try:
         state = train.train(config, args.workdir)
-    except (ValueError, CheckpointError, FloatingPointError, FileExistsError, FileNotFoundError, NotADirectoryError,
-            PermissionError) as err:
-        # a run that cannot start or go on for a reason of the user's (another config in the workdir, damaged
-        # checkpoints, a batch the devices cannot share, a diverged loss, a missing pretrained file of a run
-        # whose only checkpoint was damaged): one line, exit status 2
+    except train.USER_ERRORS as err:  # e.g. a missing pretrained file of a run whose only checkpoint was damaged
         parser.exit(2, f"{parser.prog}: error: {type(err).__name__}: {err}\n")
     except Preempted as err:  # saved; ends as the notice meant
         parser.exit(Preempted.EXIT_STATUS, f"{parser.prog}: {err}\n")

@@ -236,6 +236,13 @@ def _check_weights(state: TrainState, step: int, workdir: str) -> None:
                                  "keeps its checkpoints from before (a smaller base_lr?)")
 
 
+# What `train` raises when a run cannot start or go on for a reason of the user's (another config in the workdir,
+# damaged checkpoints, a batch the devices cannot share, a diverged loss, a missing or unwritable file or folder):
+# the command lines say it in one line (exit status 2), not as a traceback.
+USER_ERRORS = (ValueError, checkpointing.CheckpointError, FloatingPointError, FileExistsError, FileNotFoundError,
+               NotADirectoryError, PermissionError)
+
+
 def train(config: TrainConfig, workdir: str, on_step: Callable[[int], None] | None = None,
           sources: tuple | None = None) -> TrainState:
     """Train (or resume) the run in ``workdir``; returns the final state. ``on_step(step)`` is called after
