@@ -20,7 +20,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-
 from crf.batch import usable_cores
 from data.examples import progress, readable
 from data.registry import info

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from data.examples import synthetic_scenes
-from data.registry import SYNTHETIC_SEEDS, info
+from data.registry import check_synthetic_split, info
 from experiments import flags
 from experiments.common import SYNTHETIC_SIZE
 from oosis_jax.evaluation import evaluate
@@ -193,15 +193,16 @@ def main(argv=None):
         parser.error(f"--checkpoint names {sorted({n for n in names if names.count(n) > 1})} more than once: "
                      "give each model its own NAME=")
     splits = args.sets.split(",")
-    unknown = [split for split in splits if split not in SYNTHETIC_SEEDS]
-    if unknown:
-        parser.error(f"--sets {args.sets}: no synthetic split {', '.join(map(repr, unknown))}; choose from "
-                     f"{', '.join(SYNTHETIC_SEEDS)}")
-    for _, model in models:  # each model's folder and learned options, before the first row's minutes
+    for split in splits:
+        try:
+            check_synthetic_split(split)
+        except ValueError as err:
+            parser.error(f"--sets {args.sets}: {err}")
+    learned = {}  # model -> (score model, join model): each model's folder and options, before the first row
+    for _, model in models:
         existing_folder(model)
-        for key, wanted in (("score_model", args.scores == "learned"), ("join_model", args.joins == "learned")):
-            if wanted:
-                learned_option(model, key)
+        learned[model] = tuple(learned_option(model, key) if wanted else None for key, wanted in
+                               (("score_model", args.scores == "learned"), ("join_model", args.joins == "learned")))
     rows = []
     for split in splits:
         scenes = synthetic_scenes(split, args.scenes, SYNTHETIC_SIZE)
@@ -210,8 +211,7 @@ def main(argv=None):
         for name, model in models:
             tag = f"{name}_{split}" + (f"_{augmentation.to_text()}" if augmentation else "")
             heads = cached_heads(model, tag, scenes, out, augmentation)
-            score_model = learned_option(model, "score_model") if args.scores == "learned" else None
-            join_model = learned_option(model, "join_model") if args.joins == "learned" else None
+            score_model, join_model = learned[model]
             fed = {true_text: with_true_heads(heads, truth, replaced, name) for replaced, true_text in true_heads}
             options = [(t, s, lam) for t in fed for s in settings for lam in args.lam or [LAMBDA]]
             for true_text, (robustness, text), lam in options:

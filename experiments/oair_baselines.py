@@ -76,7 +76,7 @@ def sources(s: flags.Setup, examples, checkpoint, vote_noise: float):
     if checkpoint:
         preds = common.predict(checkpoint, examples, s)
         found[SOURCES[1]] = (preds, [ordered(p.instance_map, p.classes, p.scores, p.edges) for p in preds],
-                                    [{"b": p.b, "e": p.e} for p in preds])
+                             [{"b": p.b, "e": p.e} for p in preds])
     return found
 
 

@@ -51,7 +51,7 @@ def test_bad_models_and_sets_are_refused_before_any_row_and_a_later_failure_keep
     for sets in ("bogus", "test,"):
         with pytest.raises(SystemExit) as stop:
             held_out.main(["--checkpoint", "synthetic", "--sets", sets, *base])
-        assert stop.value.code == 2 and "no synthetic split" in capsys.readouterr().err
+        assert stop.value.code == 2 and "synthetic scenes have no split" in capsys.readouterr().err
     assert not (tmp_path / "rows.jsonl").exists()  # nothing was computed
     from oosis_jax.inference.predictor import model_folder
 
