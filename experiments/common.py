@@ -208,13 +208,14 @@ def predictor(source, s: Setup, config=None):
     return Predictor(source, config, **options)
 
 
-def checkpoint_predictor(program: str, checkpoint: str | None, s: Setup):
+def checkpoint_predictor(checkpoint: str | None, s: Setup):
     """The `predictor` of ``--checkpoint`` (None without one), for a script to load before any other work: a
-    missing, damaged or unknown model is one line naming it (`flags.loading`), not a traceback after minutes.
+    missing, damaged or unknown model is one line naming it and ``s.program`` (`flags.loading`), not a traceback
+    after minutes.
     The scripts' ``run(s, checkpoint)`` functions take it, or anything else `predictor` takes."""
     if checkpoint is None:
         return None
-    with flags.loading(program, "--checkpoint", checkpoint):
+    with flags.loading(s.program, "--checkpoint", checkpoint):
         return predictor(checkpoint, s)
 
 

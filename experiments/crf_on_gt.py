@@ -67,7 +67,7 @@ def main(argv=None):
     s = flags.setup(args)
     from oosis_jax import evaluation
 
-    results = run(s, common.checkpoint_predictor("crf_on_gt", args.checkpoint, s))
+    results = run(s, common.checkpoint_predictor(args.checkpoint, s))
     table = tables.markdown(tables.SUMMARY_HEADERS, [tables.summary_row(n, r) for n, r in results.items()])
     plots = evaluation.plot_curves(results, s.out)
     notes = (f"CRF minimiser: {common.default_method()}, lambda = 20, mu = 100 for every row: the paper's CRF, also "

@@ -51,11 +51,11 @@ def main(argv=None):
     s = flags.setup(args)
     if args.checkpoint:
         if os.path.isdir(os.path.join(args.checkpoint, "checkpoints")):  # a run: say which step is evaluated
-            with flags.loading("instance_quality", "--checkpoint", args.checkpoint):
+            with flags.loading(s.program, "--checkpoint", args.checkpoint):
                 model, config, step = restore_run(args.checkpoint)
             predictor, origin = common.predictor(model, s, config), f"{step} steps"
         else:
-            predictor = common.checkpoint_predictor("instance_quality", args.checkpoint, s)
+            predictor = common.checkpoint_predictor(args.checkpoint, s)
             origin = "history in its model card"
         note = (f"Model: {args.checkpoint} ({origin}; CRF lambda {predictor.lam:g}, {predictor.robustness}). "
                 f"Hardware: {common.hardware()}.")

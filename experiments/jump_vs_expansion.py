@@ -109,7 +109,7 @@ def main(argv=None):
     flags.refuse_unused(p, given, {"processes": "--processes"},
                         "jump_vs_expansion (one process: each minimiser is timed alone on the same core)")
     s = flags.setup(args)
-    per_method, results = run(s, common.checkpoint_predictor("jump_vs_expansion", args.checkpoint, s))
+    per_method, results = run(s, common.checkpoint_predictor(args.checkpoint, s))
     plot_path = s.out / "energy.png"
     plot(per_method, plot_path)
     source = "network heads" if args.checkpoint else "ground-truth sigma and O"

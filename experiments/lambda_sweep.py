@@ -64,7 +64,7 @@ def main(argv=None):
                    help="noise (logit std) of the degraded GT heads")
     args = p.parse_args(argv)
     s = flags.setup(args)
-    network = common.checkpoint_predictor("lambda_sweep", args.checkpoint, s)
+    network = common.checkpoint_predictor(args.checkpoint, s)
     examples, predictions, results = run(s, network, args.noise)
     rows = [tables.summary_row(f"Joint-Labeling (lambda = {lam:g})", r) for lam, r in results.items()]
     picture = draw(examples, predictions, s.out / "lambda_scenes.png")

@@ -109,7 +109,7 @@ def main(argv=None):
     s = flags.setup(args)
     from oosis_jax import evaluation
 
-    network = common.checkpoint_predictor("oair_baselines", args.checkpoint, s)
+    network = common.checkpoint_predictor(args.checkpoint, s)
     results = run(s, network, args.depth_noise, args.vote_noise)
     text, plots = "", []
     for source in set(SOURCES) - set(results):  # an earlier run's pictures of a source this run has not
