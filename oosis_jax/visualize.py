@@ -160,12 +160,15 @@ def instance_contours(instance_map) -> np.ndarray:
     return contour & (edge < size)[rank]
 
 
-def label_instances(rgb, instance_map, texts, font_size: int = 8) -> np.ndarray:
+def label_instances(rgb, instance_map, texts, order=None, font_size: int = 8) -> np.ndarray:
     """uint8 (H, W, 3): ``rgb`` (uint8 (H, W, 3)) with ``texts[k - 1]`` written in white on a dark box, centred
     on instance k's innermost pixel (the farthest from its outline and from the image's edge; first in raster
     order on ties) and moved inside the image where it would cross an edge. ``instance_map`` is int (H, W) with
-    ids 0 (background) to ``len(texts)``; an instance without pixels or with an empty text gets no label. Labels
-    are drawn in id order, so a later one covers an earlier one where they meet."""
+    ids 0 (background) to ``len(texts)``; an instance without pixels or with an empty text gets no label.
+
+    Labels never cover each other: they are placed in ``order`` (ids, e.g. by descending score; default: id
+    order), and one that would meet an earlier label moves up or down by its height (at most twice), else is
+    left out."""
     from PIL import Image, ImageDraw, ImageFont
     from scipy import ndimage
 
@@ -181,7 +184,9 @@ def label_instances(rgb, instance_map, texts, font_size: int = 8) -> np.ndarray:
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=font_size)
     height, width = inst.shape
-    for k, box in enumerate(ndimage.find_objects(inst), start=1):
+    boxes, placed = ndimage.find_objects(inst, max_label=len(texts)), []
+    for k in range(1, len(texts) + 1) if order is None else order:
+        box = boxes[k - 1]
         if box is None or not str(texts[k - 1]):
             continue
         inner = ndimage.distance_transform_edt(np.pad(inst[box] == k, 1))[1:-1, 1:-1]
@@ -189,7 +194,13 @@ def label_instances(rgb, instance_map, texts, font_size: int = 8) -> np.ndarray:
         left, top, right, bottom = draw.textbbox((0, 0), str(texts[k - 1]), font=font)
         w, h = right - left + 2, bottom - top + 2
         x0 = min(max(int(x) + box[1].start - w // 2, 0), max(width - w, 0))
-        y0 = min(max(int(y) + box[0].start - h // 2, 0), max(height - h, 0))
+        for shift in (0, h, -h, 2 * h, -2 * h):
+            y0 = min(max(int(y) + box[0].start - h // 2 + shift, 0), max(height - h, 0))
+            if not any(x0 < a + b_w and a < x0 + w and y0 < c + b_h and c < y0 + h for a, c, b_w, b_h in placed):
+                break
+        else:
+            continue  # no free place near the instance: left out rather than covering a label
+        placed.append((x0, y0, w, h))
         draw.rectangle((x0, y0, x0 + w - 1, y0 + h - 1), fill=(0, 0, 0))
         draw.text((x0 + 1 - left, y0 + 1 - top), str(texts[k - 1]), fill=(255, 255, 255), font=font)
     return np.asarray(canvas)

@@ -36,7 +36,8 @@ MAX_PIXELS = 2**31 - 1  # an int32 instance map's flat index and an RLE's run le
 PICTURES = ("depth", "boundaries", "overlay")  # write_prediction's PNGs: {stem}_{picture}.png
 LABEL_MIN_SCORE = 0.5  # the overlay labels the instances scoring at least this
 OVERLAY_KEY = (f"instances: one colour each, outlined in white; those scoring at least {LABEL_MIN_SCORE} labelled with "
-               "their id in the JSON, class and score; the background as in the image")
+               "their id in the JSON, class and score (the most confident first; a label with no free place near "
+               "its instance is left out); the background as in the image")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: its first frame
 
 
@@ -172,7 +173,8 @@ def write_prediction(prediction, image, out_dir, stem: str, class_names=None) ->
         pictures = (visualize.depth_map_rgb(depth, instance_map=prediction.instance_map),
                     visualize.oriented_boundary_rgb(boundary_nms(prediction.b), prediction.e),
                     visualize.label_instances(visualize.instance_overlay(image, prediction.instance_map),
-                                              prediction.instance_map, overlay_labels(prediction, class_names)))
+                                              prediction.instance_map, overlay_labels(prediction, class_names),
+                                              order=1 + np.argsort(-np.asarray(prediction.scores), kind="stable")))
         for path, rgb, key in zip(picture_paths, pictures, picture_keys().values()):
             info = PngInfo()
             info.add_text("Description", key)

@@ -94,6 +94,17 @@ def test_labels_sit_on_their_instances_and_only_where_asked():
     assert (corner != 0).any(-1)[:, 60:].any()  # a one-pixel instance in the corner: its label moved inside
     assert visualize.label_instances(np.zeros((1, 1, 3), np.uint8), np.ones((1, 1), int), ["long text"]).shape \
         == (1, 1, 3)
+    # two labels at one place: the first in order is drawn there, the other moves by its height or is left out
+    two = np.zeros((40, 90), np.int32)
+    two[10:30, 5:85], two[12:28, 40:50] = 1, 2  # 2's innermost pixel lies under 1's label
+    both = visualize.label_instances(np.zeros((40, 90, 3), np.uint8), two, ["label one", "label two"], order=[2, 1])
+    rows = np.nonzero((both != 0).any(-1).any(1))[0]
+    assert rows.max() - rows.min() + 1 > 14  # two boxes one above the other, not one covering the other
+    crowded = np.zeros((12, 90), np.int32)
+    crowded[:, :45], crowded[:, 45:] = 1, 2  # no room for a second label in 12 rows
+    alone = visualize.label_instances(np.zeros((12, 90, 3), np.uint8), crowded, ["first label", "second label"])
+    only = visualize.label_instances(np.zeros((12, 90, 3), np.uint8), crowded, ["first label", ""])
+    np.testing.assert_array_equal(alone, only)
     with pytest.raises(ValueError, match=r"ids must lie in \[0, 3\]"):
         visualize.label_instances(rgb, inst, ["a", "b", "c"])
     with pytest.raises(ValueError, match="rgb must be uint8"):
