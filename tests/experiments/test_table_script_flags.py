@@ -83,3 +83,13 @@ def test_a_training_that_cannot_go_on_is_one_line_naming_the_script(tmp_path):
     (workdir / "checkpoints" / "3" / "x").write_text("")
     with usage_error(r"^boundary_losses: training in .*train: ValueError: .* holds a different configuration"):
         common.train_model(get_config("smoke"), workdir, program="boundary_losses")
+
+
+def test_setup_caps_a_smoke_run_and_names_its_script(tmp_path):
+    def setup(*argv):
+        return flags.setup(flags.parser("x", "lambda_sweep").parse_args(["--out", str(tmp_path), *argv]))
+
+    smoke, full = setup("--smoke", "--limit", "10"), setup("--limit", "10")
+    assert (smoke.limit, smoke.processes, smoke.program) == (4, 1, "lambda_sweep")
+    assert (full.limit, full.processes, full.split) == (10, None, "test")
+    assert setup("--smoke", "--processes", "2").processes == 2
