@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from data.registry import DATASETS, check_synthetic_split, info
@@ -63,13 +64,16 @@ def parse_key_values(pairs, fields: dict[str, str] | None = None) -> dict:
 
     With ``fields`` (field name -> type annotation, as ``dataclasses.fields`` gives them, e.g. ``"int | None"``)
     each key must be one of the fields and each value is checked against its type (`typed_value`); the
-    ``ValueError`` names the pair.
+    ``ValueError`` names the pair. A key given twice takes its last value, with a warning (a script may add a
+    default that a later pair overrides).
     """
     out = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+        if key in out:
+            warnings.warn(f"{key} is given twice: {pair} replaces {key}={out[key]!r}", stacklevel=2)
         if fields is None:
             out[key] = _literal(value)
         elif key not in fields:

@@ -90,6 +90,8 @@ def test_one_key_value_parser_reads_python_literals_else_strings():
         "num_test": 5, "scale": 0.5, "name": "x", "size": (2, 3)}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         flags.parse_key_values(["num_test"])
+    with pytest.warns(UserWarning, match=r"num_test is given twice: num_test=3 replaces num_test=2"):
+        assert flags.parse_key_values(["num_test=2", "num_test=3"]) == {"num_test": 3}
 
 
 def test_evaluate_streams_a_checkpoint_in_chunks_and_names_each_failed_image(tmp_path, monkeypatch, capsys):
