@@ -220,7 +220,7 @@ def warn_leftovers(build_dir: str) -> list[str]:
     a build into ``incomplete.XXXXXX_<version>`` and renames it at the end; SIGKILL or a power cut skips the
     removal). They are not deleted: a build running now in another process writes into one of them."""
     parent, version = os.path.split(os.path.normpath(build_dir))
-    prefix = "incomplete."
+    prefix = tfds.core.constants.INCOMPLETE_PREFIX  # as tfds names them (`tfds.core.utils.incomplete_dir`)
     left = sorted(os.path.join(parent, name) for name in (os.listdir(parent) if os.path.isdir(parent) else [])
                   if name.startswith(prefix) and name.endswith("_" + version))
     for folder in left:
