@@ -102,14 +102,15 @@ def _widened(arrays: dict[str, np.ndarray], variables: dict) -> dict[str, np.nda
     growing axes by one and the same factor (a larger ``ModelConfig.width``). Else ``{}``: a single narrower
     array (a mistake) is then a shape mismatch, never zero-padded in silently."""
     inside = {n for n in variables if _INNER.match(n)}
-    narrower = sorted(n for n in inside & set(arrays) if arrays[n].shape != variables[n].shape)
+    given = inside & set(arrays)
+    narrower = sorted(n for n in given if arrays[n].shape != variables[n].shape)
     if not narrower:
         return {}
-    blocks = {n.rsplit("/", 2)[0] for n in inside & set(arrays)}
+    blocks = {n.rsplit("/", 2)[0] for n in given}
     if any(n.rsplit("/", 2)[0] in blocks and n not in arrays for n in inside):
         return {}
     factors = set()
-    for name in inside & set(arrays):
+    for name in given:
         axes = _GROWING_AXES[_INNER.match(name).group(1).split("/")[0]]
         file_shape, model_shape = arrays[name].shape, variables[name].shape
         if len(file_shape) != len(model_shape) or 0 in file_shape:
