@@ -67,9 +67,14 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None,
 
     With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
     of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
+    On a CPU-only machine JAX first gets one device per core (`oosis_jax.devices.use_cpu_cores`, as
+    ``experiments.train`` does; when JAX has not computed yet): the table presets' step took 0.10 s on 2 devices
+    against 0.11-0.12 s on one (RESULTS.md, Tab. 3a).
     """
+    from oosis_jax.devices import use_cpu_cores
     from oosis_jax.training import loop as train
 
+    use_cpu_cores(config.batch_size)
     start = time.time()
 
     def stop_when_spent(step: int) -> None:
