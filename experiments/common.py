@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,7 +64,9 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None,
     where ``steps`` is the step of the checkpoint the model comes from. ``sources``: optional (train,
     validation) random-access example sources replacing the config's dataset (``oosis_jax.training.loop.train``).
     A run that cannot start or go on for a reason of the user's (``workdir`` holds a run of another config, e.g.
-    an earlier ``--smoke`` run's; damaged checkpoints; a diverged loss) is `flags.UsageError` of ``program``.
+    an earlier ``--smoke`` run's; damaged checkpoints; a diverged loss) is `flags.UsageError` of ``program``; a
+    preemption notice (SIGTERM) saves the step under way and ends the command with one line and exit status 143,
+    as ``experiments.train`` (the same command resumes the training).
 
     With ``max_seconds``, training stops at the first checkpoint step after that many seconds and the model
     of that checkpoint is returned (the poly learning rate has then not decayed to 0; rerunning resumes).
@@ -73,6 +76,7 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None,
     """
     from oosis_jax.devices import use_cpu_cores
     from oosis_jax.training import loop as train
+    from oosis_jax.training.preemption import Preempted
 
     use_cpu_cores(config.batch_size)
     start = time.time()
@@ -88,6 +92,9 @@ def train_model(config, workdir, max_seconds: float | None = None, sources=None,
         print(f"time budget of {max_seconds / 60:.1f} min spent: stopped after step {stopped.args[0]}")
     except train.USER_ERRORS as err:
         raise flags.UsageError(program, f"training in {workdir}: {type(err).__name__}: {err}") from err
+    except Preempted as err:  # saved; the table scripts ended in a traceback and status 1 here
+        print(f"\n{program}: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(Preempted.EXIT_STATUS) from None
     model, _, step = train.restore_run(os.fspath(workdir))
     return model, time.time() - start, step
 

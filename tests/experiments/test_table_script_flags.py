@@ -2,6 +2,7 @@
 noise values are checked when parsed, and the noisy-depth baseline appears only where depths are known."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -103,6 +104,24 @@ def test_a_training_asks_for_one_jax_device_per_core_first(tmp_path, monkeypatch
     with usage_error("^boundary_losses: training in"):
         common.train_model(get_config("smoke").replace(batch_size=6), tmp_path / "run", program="boundary_losses")
     assert calls == [("devices", 6), ("train", 6)]
+
+
+def test_a_preemption_notice_while_training_is_one_line_and_status_143(tmp_path, monkeypatch, capsys):
+    """A SIGTERM while a table script trained was the loop's Preempted traceback and exit status 1."""
+    from oosis_jax.training import loop
+    from oosis_jax.training.configs import get_config
+    from oosis_jax.training.preemption import Preempted
+
+    def train(config, workdir, **_):
+        raise Preempted(40, workdir)
+
+    monkeypatch.setattr(loop, "train", train)
+    with pytest.raises(SystemExit) as stopped:
+        common.train_model(get_config("smoke"), tmp_path / "run", program="upsampling")
+    assert stopped.value.code == 143
+    err = capsys.readouterr().err
+    assert re.search(r"^upsampling: .*run: stopped by a preemption notice .* step 40; the same command resumes",
+                     err.strip()), err
 
 
 def test_setup_caps_a_smoke_run_and_names_its_script(tmp_path):
