@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -176,7 +177,9 @@ def setup(args: argparse.Namespace) -> Setup:
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(args.program, str(err)) from None
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    unusable = folder_problem(out)
+    if unusable:
+        raise UsageError(args.program, f"--out {args.out}: {unusable}")
     return Setup(args.dataset, args.smoke, out, args.data_dir, limit, processes, split, args.program)
 
 
@@ -204,12 +207,31 @@ def folder(text: str) -> str:
     return text
 
 
-def make_folder(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
-    """Create the output folder ``text`` of ``flag`` now (before any work), or ``parser.error`` naming it."""
+def folder_problem(path: Path) -> str | None:
+    """Create the output folder ``path`` (and its parents) and check that this process can write files there;
+    None when it can, else why not. Checked by creating and removing a file, since permissions alone miss a
+    read-only mount or an immutable folder and root passes every permission check (a run then lost all its
+    work at its first write, e.g. ``evaluate``'s results.json)."""
     try:
-        Path(text).mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        parser.error(f"{flag} {text}: cannot create the folder: {err.strerror or err}")
+        return f"cannot create the folder: {err.strerror or err}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "cannot write to the folder: permission denied"
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_check_"):
+            pass
+    except OSError as err:
+        return f"cannot write to the folder: {err.strerror or err}"
+    return None
+
+
+def make_folder(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
+    """Create the output folder ``text`` of ``flag`` now (before any work) and check that it can be written
+    (`folder_problem`), or ``parser.error`` naming it."""
+    problem = folder_problem(Path(text))
+    if problem:
+        parser.error(f"{flag} {text}: {problem}")
 
 
 def parsed_by(parse):

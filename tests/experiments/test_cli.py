@@ -232,6 +232,33 @@ def test_an_output_folder_is_checked_and_returned_with_home_expanded(tmp_path, m
         flags.folder("~/file/sub")
 
 
+@pytest.mark.parametrize("refused", ["by permissions", "by the file system"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                           no_examples, refused):
+    """An immutable or read-only --out (which root's permission checks pass) was found only at the end: evaluate
+    computed every image, then lost every number in a results.json traceback."""
+    if refused == "by permissions":
+        monkeypatch.setattr(flags.os, "access", lambda path, mode: False)
+        reason = "permission denied"
+    else:
+        def no_file(**kwargs):
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(flags.tempfile, "NamedTemporaryFile", no_file)
+        reason = "Operation not permitted"
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["--checkpoint", "synthetic", "--out", str(out)])
+    assert exit_.value.code == 2 and f"--out {out}: cannot write to the folder: {reason}" in capsys.readouterr().err
+    with usage_error(f"^boundary_models: --out {out}: cannot write to the folder: {reason}$"):
+        flags.setup(flags.parser("x", "boundary_models").parse_args(["--out", str(out)]))
+
+
+def test_a_writable_output_folder_keeps_no_trace_of_its_check(tmp_path):
+    out = tmp_path / "new" / "out"
+    assert flags.folder_problem(out) is None and out.is_dir() and list(out.iterdir()) == []
+
+
 def test_evaluate_defaults_to_the_cores_this_process_may_use(tmp_path, monkeypatch):
     """Without --processes the boundary counts get one worker per core of the process's CPU affinity (as under
     `taskset` or a batch scheduler's binding), not one per core of the machine."""
