@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -200,7 +201,8 @@ def read_image(path) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             rgb = rgb8(ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as err:
+        # struct.error: PIL's EXIF reader on a damaged orientation block (it ended `predict`'s whole folder)
         raise ValueError(f"cannot read image {path}: {err}") from err
     return rgb
 

@@ -45,6 +45,21 @@ def test_bad_files_are_named_in_the_error(tmp_path, content, reason):
         prediction_io.read_image(path)
 
 
+def test_damaged_exif_data_is_named_in_the_error(tmp_path):
+    """Two bytes of a JPEG's EXIF block changed (found by fuzzing): PIL's EXIF reader raised struct.error, which
+    ended `experiments.predict` with a traceback before the rest of the folder was predicted."""
+    stored = np.full((40, 50, 3), 120, np.uint8)
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "cam" * 10  # orientation, camera maker
+    Image.fromarray(stored).save(tmp_path / "bad.jpg", exif=exif.tobytes())
+    data = bytearray((tmp_path / "bad.jpg").read_bytes())
+    tiff = data.index(b"Exif\x00\x00") + 6  # the EXIF block's TIFF header
+    data[tiff + 11], data[tiff + 43] = 9, 128  # the first tag's number, a byte of the maker's text
+    (tmp_path / "bad.jpg").write_bytes(data)
+    with pytest.raises(ValueError, match="cannot read image .*bad.jpg: required argument is not an integer"):
+        prediction_io.read_image(tmp_path / "bad.jpg")
+
+
 def test_an_image_of_one_row_is_an_image(tmp_path):
     write_png(tmp_path / "line.png", shape=(1, 9, 3))
     assert prediction_io.read_image(tmp_path / "line.png").shape == (1, 9, 3)
