@@ -313,7 +313,7 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CRF worker processes (default: every core this process may use)")
     parser.add_argument("--tile-size", type=positive_int, default=512,
                         help="larger images are predicted in tiles (>= 64, the padding multiple)")
-    parser.add_argument("--tile-overlap", type=non_negative_int, default=64, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--tile-overlap", type=non_negative_int, default=64, help="pixels shared by neighbouring tiles (at most half a tile)")
     parser.add_argument("--chunk-size", type=positive_int, default=32,
                         help="images read, predicted and labelled at a time (memory holds one chunk)")
 
@@ -340,8 +340,8 @@ def refuse_unused(parser: argparse.ArgumentParser, given: set[str], unused: dict
 
 def check_tile_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``parser.error`` unless ``--tile-size`` and ``--tile-overlap`` suit the network
-    (`oosis_jax.inference.network.check_tiles`: a tile of at least its padding multiple, 64, and a smaller
-    overlap). Imports JAX: call it only where the network runs."""
+    (`oosis_jax.inference.network.check_tiles`: a tile of at least its padding multiple, 64, and an
+    overlap of at most half a tile). Imports JAX: call it only where the network runs."""
     from oosis_jax.inference.network import check_tiles
 
     try:

@@ -71,16 +71,19 @@ def batch_heads(model, padded: np.ndarray, mesh: Mesh | None = None) -> tuple[np
 
 def check_tiles(tile_size, tile_overlap) -> None:
     """``ValueError`` unless ``tile_size`` is an int >= ``PAD_MULTIPLE`` and ``tile_overlap`` an int in
-    [0, tile_size). Images are padded to multiples of ``PAD_MULTIPLE`` before they are tiled, so a smaller tile
-    would only multiply the network calls (a 1x1 image in 1-pixel tiles: 4096 calls, 15 minutes)."""
+    [0, tile_size // 2]. Images are padded to multiples of ``PAD_MULTIPLE`` before they are tiled, so a smaller tile
+    would only multiply the network calls (a 1x1 image in 1-pixel tiles: 4096 calls, 15 minutes); so would an
+    overlap near the tile size (tile 64, overlap 63: about 8400 calls for a 120x130 image, 8 minutes), while with
+    at most half a tile each tile brings at least half a tile of new pixels."""
     for name, value in (("tile_size", tile_size), ("tile_overlap", tile_overlap)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     if tile_size < PAD_MULTIPLE:
         raise ValueError(f"tile size {tile_size} must be >= {PAD_MULTIPLE}: images are padded to multiples of "
                          f"{PAD_MULTIPLE} before they are tiled")
-    if not 0 <= tile_overlap < tile_size:
-        raise ValueError(f"tile size {tile_size} must exceed the overlap {tile_overlap} (>= 0)")
+    if not 0 <= tile_overlap <= tile_size // 2:
+        raise ValueError(f"tile overlap {tile_overlap} must lie in [0, {tile_size // 2}], half the tile size "
+                         f"{tile_size}: each tile must bring at least half a tile of new pixels")
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -77,8 +77,9 @@ class Predictor:
     ``method``: the CRF minimiser (``"solve"``, ``crf.solve``, by default); ``lam``, ``mu``: Eq. (8);
     ``robustness``: `oosis_jax.inference.robustness` options (the shipped model's card says which it was measured
     with); ``batch_size``: images per network call in `predict_many`; ``processes``: CRF worker processes
-    (None = every core this process may use); ``tile_size`` (>= 64, the padding multiple), ``tile_overlap``:
-    images larger than a tile are predicted in overlapping tiles (`oosis_jax.inference.network.head_probabilities`);
+    (None = every core this process may use); ``tile_size`` (>= 64, the padding multiple), ``tile_overlap`` (at
+    most half a tile): an image whose padded size (multiples of 64) exceeds a tile is predicted in overlapping
+    tiles (`oosis_jax.inference.network.head_probabilities`), so a tile size that is a multiple of 64 wastes none;
     ``score_model``: a `oosis_jax.inference.scoring.ScoreModel` that replaces the paper's ad-hoc instance scores
     (None keeps them); ``augmentation``: the test-time views whose heads are averaged
     (`oosis_jax.inference.augment`; the default is one plain pass); ``join_model``: a

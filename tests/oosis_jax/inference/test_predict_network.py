@@ -8,7 +8,7 @@ from oosis_jax.inference import network as predict
 from oosis_jax.inference.predictor import Predictor
 
 
-@pytest.mark.parametrize("length, tile, overlap", [(160, 64, 16), (300, 100, 30), (65, 64, 63), (64, 64, 16)])
+@pytest.mark.parametrize("length, tile, overlap", [(160, 64, 16), (300, 100, 30), (65, 64, 32), (64, 64, 16)])
 def test_tile_starts_cover_with_overlap(length, tile, overlap):
     starts = predict.tile_starts(length, tile, overlap)
     assert starts[0] == 0 and starts[-1] == max(length - tile, 0)
@@ -17,13 +17,15 @@ def test_tile_starts_cover_with_overlap(length, tile, overlap):
 
 @pytest.mark.parametrize("tile, overlap, problem", [
     (1, 0, "tile size 1 must be >= 64: images are padded to multiples of 64"), (63, 0, "tile size 63 must be >= 64"),
-    (64, 64, "tile size 64 must exceed the overlap 64"), (64, -1, "exceed the overlap -1"),
+    (64, 64, r"tile overlap 64 must lie in \[0, 32\], half the tile size 64"), (64, -1, r"overlap -1 must lie in"),
+    (100, 51, r"overlap 51 must lie in \[0, 50\]"),
     (True, 0, "tile_size must be an integer")])
 def test_tiles_smaller_than_the_padding_are_refused(tile, overlap, problem):
     # a 1x1 image is padded to 64x64: in 1-pixel tiles that was 4096 network calls (914 s)
     with pytest.raises(ValueError, match=problem):
         predict.check_tiles(tile, overlap)
     predict.check_tiles(predict.PAD_MULTIPLE, 0)
+    predict.check_tiles(100, 50)
 
 
 def pixelwise_heads(tile):

@@ -351,7 +351,7 @@ def test_exported_crf_options_come_back(predictor, tmp_path):
     ({"lam": "20"}, "lam must be a real number"),
     ({"method": "foo"}, "method must be one of"), ({"processes": 0}, "processes must be"),
     ({"batch_size": 2.5}, "batch_size must be an int"), ({"tile_size": 0}, "tile size 0 must be >= 64"),
-    ({"tile_overlap": 600}, "exceed the overlap 600"), ({"tile_size": 64.0}, "tile_size must be an integer"),
+    ({"tile_overlap": 600}, r"tile overlap 600 must lie in \[0, 256\]"), ({"tile_size": 64.0}, "tile_size must be an integer"),
     ({"robustness": {"min_area": 5}}, r"robustness must be of type Robustness \(Robustness.parse"),
     ({"augmentation": "scales=2"}, "augmentation must be of type Augmentation"),
     ({"score_model": "fitted"}, "score_model must be None or a ScoreModel"),
