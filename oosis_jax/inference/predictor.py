@@ -207,7 +207,8 @@ class Predictor:
                 s, b, e = network.batch_heads(model, padded, mesh)
                 for k, i in enumerate(chunk):
                     h, w = images[i].shape[:2]
-                    out[i] = {"s": s[k, :h, :w], "b": b[k, :h, :w], "e": e[k, :h, :w]}
+                    # copies: views were read-only and kept the whole padded batch alive in every Prediction
+                    out[i] = {"s": s[k, :h, :w].copy(), "b": b[k, :h, :w].copy(), "e": e[k, :h, :w].copy()}
                 bar.update(len(chunk))
         bar.close()
         return out

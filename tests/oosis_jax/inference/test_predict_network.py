@@ -58,5 +58,8 @@ def test_network_prediction_end_to_end():
     assert pred.s.shape == (100, 140, 4) and pred.e.shape == (100, 140, 4) and pred.b.shape == (100, 140)
     np.testing.assert_allclose(pred.s.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_allclose(pred.e.sum(-1), 1.0, atol=1e-5)
+    small, = Predictor(model, None, processes=1).predict_many([image[:30, :50]], progress=False)  # one batch
+    for heads in (small.s, small.b, small.e):  # its own writable arrays, not views of the padded batch
+        assert heads.flags.writeable and heads.flags.owndata
     assert pred.instance_map.shape == (100, 140) and len(pred.classes) == pred.instance_map.max()
     assert np.all(pred.classes >= 1) and np.all(pred.classes <= 3) and np.all(np.isfinite(pred.scores))
