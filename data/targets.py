@@ -23,7 +23,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 # (row, col) offsets of the four directions in the order (left, right, top, bottom).
-DIRECTIONS = ("left", "right", "top", "bottom")
 OFFSETS = ((0, -1), (0, 1), (-1, 0), (1, 0))
 # Above this id, ids are renumbered before building the (id x id) occlusion table or the order labels' tables.
 MAX_DENSE_ID = 1024
