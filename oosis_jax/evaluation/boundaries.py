@@ -227,11 +227,11 @@ def summarize(per_image_counts: Sequence[np.ndarray], oriented: bool = True) -> 
     per_image_counts = [np.asarray(c, np.int64) for c in per_image_counts]
     if not per_image_counts:
         raise ValueError("summarize: no per-image counts (an empty list has no ODS, OIS or AP)")
-    for i, c in enumerate(per_image_counts):
+    for i, c in enumerate(per_image_counts, 1):  # images counted from 1, as `oosis_jax.evaluation.evaluate` does
         if c.ndim != 2 or c.shape[-1] != 5:
             raise ValueError(f"per-image counts must be (T, 5) arrays, got {c.shape} for image {i}")
         if len(c) != len(per_image_counts[0]):
-            raise ValueError(f"summarize: image {i} has {len(c)} thresholds, image 0 has "
+            raise ValueError(f"summarize: image {i} has {len(c)} thresholds, image 1 has "
                              f"{len(per_image_counts[0])}; all images need the same thresholds")
     counts = np.stack(per_image_counts)
     total = counts.sum(axis=0)

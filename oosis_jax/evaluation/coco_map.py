@@ -77,17 +77,17 @@ class CocoImage:
     def of(cls, prediction, ground_truth, image_id: int = 1) -> "CocoImage":
         """From a prediction and its ground truth (mappings or dataclasses); errors name ``image_id``."""
         pred, gt = fields(prediction), fields(ground_truth)
-        if np.shape(pred["instance_map"]) != np.shape(gt["instance_map"]):
-            raise ValueError(f"image {image_id}: predicted map {np.shape(pred['instance_map'])} and ground truth "
-                             f"{np.shape(gt['instance_map'])} differ in shape")
         inst, classes, _, _ = validate_instances(gt["instance_map"], gt["classes"], gt["edges"],
                                                  name=f"ground truth {image_id}")
+        pred_inst, pred_classes, _, scores = validate_instances(pred["instance_map"], pred["classes"], pred["edges"],
+                                                                pred["scores"], name=f"prediction {image_id}")
+        if pred_inst.shape != inst.shape:
+            raise ValueError(f"image {image_id}: predicted map {pred_inst.shape} and ground truth {inst.shape} "
+                             "differ in shape")
         # an id without pixels is not an object
         annotations = [{"category_id": int(classes[k - 1]), "segmentation": rle, "area": int(mask_utils.area(rle)),
                         "bbox": list(mask_utils.toBbox(rle))}
                        for k, rle in enumerate(encode_masks(inst, len(classes)), start=1) if mask_utils.area(rle) > 0]
-        pred_inst, pred_classes, _, scores = validate_instances(pred["instance_map"], pred["classes"], pred["edges"],
-                                                                pred["scores"], name=f"prediction {image_id}")
         detections = [{"category_id": int(pred_classes[k - 1]), "segmentation": rle, "score": float(scores[k - 1])}
                       for k, rle in enumerate(encode_masks(pred_inst, len(pred_classes)), start=1)
                       if mask_utils.area(rle) > 0]

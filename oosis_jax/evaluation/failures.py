@@ -38,7 +38,7 @@ import numpy as np
 
 from oosis_jax.evaluation.metrics import (check_thresholds, edges_among, intersections, ious_of, match_by_iou,
                                          matched_pair_paths, validate_instances)
-from oosis_jax.evaluation.oair import fields
+from oosis_jax.evaluation.oair import fields, image_of
 
 INSTANCE_OUTCOMES = ("matched", "merged", "fragmented", "poor shape", "wrong class", "unmatched", "missed")
 PAIR_OUTCOMES = ("correct", "reversed", "no path", "not recovered")
@@ -151,10 +151,14 @@ def failure_summary(predictions: Sequence, ground_truths: Sequence, iou_threshol
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
     counts = {"instances": Counter(), "pairs": Counter(), "edges": Counter()}
-    for pred, gt in zip(predictions, ground_truths):
+
+    def matched(pred, gt):
         pred, gt = fields(pred), fields(gt)
-        image = _Image(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"], pred["classes"],
-                       pred["scores"], pred["edges"], iou_threshold, min_score)
+        return _Image(gt["instance_map"], gt["classes"], gt["edges"], pred["instance_map"], pred["classes"],
+                      pred["scores"], pred["edges"], iou_threshold, min_score)
+
+    for position, (pred, gt) in enumerate(zip(predictions, ground_truths), 1):
+        image = image_of(position, matched, pred, gt)
         counts["instances"].update(image.instance_outcomes())
         counts["pairs"].update(image.pair_outcomes())
         counts["edges"].update(image.edge_outcomes())

@@ -26,11 +26,11 @@ def validate_instances(instance_map, classes, edges, scores=None, *, name: str =
     non-integer or non-2-D maps, ids outside 0..N with N = len(classes), class ids < 1, edges naming missing
     instances or self-loops, and scores of the wrong length or not finite.
     """
-    instance_map = np.asarray(instance_map)
+    instance_map = _array(instance_map, name, "instance_map")
     if instance_map.ndim != 2 or instance_map.dtype.kind not in "iu":
         raise ValueError(f"{name}: instance_map must be an integer (H, W) array, got {instance_map.dtype} "
                          f"{instance_map.shape}")
-    classes = np.asarray(classes)
+    classes = _array(classes, name, "classes")
     if classes.ndim != 1 or (classes.size and classes.dtype.kind not in "iu"):
         raise ValueError(f"{name}: classes must be an integer (N,) array, got {classes.dtype} {classes.shape}")
     n = classes.shape[0]
@@ -39,7 +39,7 @@ def validate_instances(instance_map, classes, edges, scores=None, *, name: str =
                          f"{instance_map.min()}..{instance_map.max()}")
     if n and classes.min() < 1:
         raise ValueError(f"{name}: class ids must be >= 1 (0 is background), got {classes.min()}")
-    edges = np.asarray(edges)
+    edges = _array(edges, name, "edges")
     if edges.size == 0:
         edges = np.zeros((0, 2), np.int64)
     if edges.ndim != 2 or edges.shape[1] != 2 or edges.dtype.kind not in "iu":
@@ -185,6 +185,14 @@ def check_thresholds(iou_threshold: float, min_score: float) -> None:
         raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
     if not (np.isfinite(min_score) or min_score == -np.inf):
         raise ValueError(f"min_score must be finite or -inf, got {min_score}")
+
+
+def _array(value, name: str, field: str) -> np.ndarray:
+    """``np.asarray(value)``; numpy's error for ragged nested lists named with the item and field."""
+    try:
+        return np.asarray(value)
+    except ValueError as err:
+        raise ValueError(f"{name}: {field} is not an array (rows of different lengths?): {err}") from None
 
 
 def validate_pair(gt_map, gt_classes, gt_edges, pred_map, pred_classes, pred_scores, pred_edges) -> tuple:

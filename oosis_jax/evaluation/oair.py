@@ -13,16 +13,20 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from oosis_jax.evaluation.metrics import counts_by_iou, iou_matrix, validate_pair
+from oosis_jax.evaluation.metrics import counts_by_iou, iou_matrix, present_ids, validate_pair
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))  # Fig. 9 left: 0.5:0.05:0.95
 NUM_CONFIDENCE_THRESHOLDS = 6  # Fig. 9 right
 
 
 def fields(item) -> Mapping:
-    """A prediction or ground truth as a mapping: dicts pass through, dataclasses are converted."""
+    """A prediction or ground truth as a mapping: dicts pass through, dataclasses are converted; an item that is
+    itself an error (e.g. the `oosis_jax.inference.prediction.ImageFailure` of an image that could not be
+    predicted) is raised as a ``ValueError`` with its own message."""
     if isinstance(item, Mapping):
         return item
+    if isinstance(item, Exception):  # its reason, not "expected a mapping, got ImageFailure"
+        raise ValueError(f"{type(item).__name__}: {item}")
     if dataclasses.is_dataclass(item):
         return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
     raise ValueError(f"expected a mapping or dataclass with instance_map/classes/edges, got {type(item)}")
@@ -31,8 +35,9 @@ def fields(item) -> Mapping:
 @dataclasses.dataclass(frozen=True)
 class OairImage:
     """What OAIR needs of one image pair, without its maps: the validated classes, edges and scores
-    (`oosis_jax.evaluation.metrics.validate_pair`) and the IoU matrix float (N_gt, N_pred); a few KB where the
-    maps take MB, so a whole split's curves are computed from these in bounded memory. `counts` equals
+    (`oosis_jax.evaluation.metrics.validate_pair`), which predicted ids have a pixel (bool (N_pred,): an id
+    without one is no object, also for the confidence thresholds) and the IoU matrix float (N_gt, N_pred); a few
+    KB where the maps take MB, so a whole split's curves are computed from these in bounded memory. `counts` equals
     `oosis_jax.evaluation.metrics.oair_counts` of the pair."""
 
     gt_classes: np.ndarray
@@ -40,6 +45,7 @@ class OairImage:
     pred_classes: np.ndarray
     pred_scores: np.ndarray
     pred_edges: np.ndarray
+    pred_present: np.ndarray
     iou: np.ndarray
 
     @classmethod
@@ -48,7 +54,8 @@ class OairImage:
         p, g = fields(prediction), fields(ground_truth)
         gt, pred = validate_pair(g["instance_map"], g["classes"], g["edges"], p["instance_map"], p["classes"],
                                  p["scores"], p["edges"])
-        return cls(gt[1], gt[2], pred[1], pred[3], pred[2], iou_matrix(gt[0], pred[0], len(gt[1]), len(pred[1])))
+        return cls(gt[1], gt[2], pred[1], pred[3], pred[2], present_ids(pred[0], len(pred[1])),
+                   iou_matrix(gt[0], pred[0], len(gt[1]), len(pred[1])))
 
     def counts(self, iou_threshold: float = 0.5, min_score: float = -np.inf) -> np.ndarray:
         """int64 (3,): ``(pairs, recovered, correct)`` of Sec. 4 for this image (`metrics.counts_by_iou`; by
@@ -58,10 +65,19 @@ class OairImage:
 
 
 def oair_images(predictions: Sequence, ground_truths: Sequence) -> list[OairImage]:
-    """`OairImage.of` each pair; ``ValueError`` when the lists differ in length."""
+    """`OairImage.of` each pair; ``ValueError`` when the lists differ in length, or naming the image (1-based, as
+    `oosis_jax.evaluation.evaluate`) of a malformed pair."""
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions but {len(ground_truths)} ground truths")
-    return [OairImage.of(p, g) for p, g in zip(predictions, ground_truths)]
+    return [image_of(i, OairImage.of, p, g) for i, (p, g) in enumerate(zip(predictions, ground_truths), 1)]
+
+
+def image_of(position: int, make, prediction, ground_truth):
+    """``make(prediction, ground_truth)``, its ``ValueError`` prefixed with ``image POSITION:``."""
+    try:
+        return make(prediction, ground_truth)
+    except ValueError as err:
+        raise ValueError(f"image {position}: {err}") from err
 
 
 def totals(images: Sequence[OairImage], iou_threshold: float = 0.5, min_score: float = -np.inf) -> dict:
@@ -113,7 +129,7 @@ def confidence_thresholds(scores: Sequence[np.ndarray], num: int = NUM_CONFIDENC
 def curve_confidence(images: Sequence[OairImage], iou_threshold: float = 0.5,
                      num: int = NUM_CONFIDENCE_THRESHOLDS) -> dict:
     """OAIR curve over minimum confidence scores (Fig. 9 right), at a fixed IoU threshold."""
-    thresholds = confidence_thresholds([image.pred_scores for image in images], num)
+    thresholds = confidence_thresholds([image.pred_scores[image.pred_present] for image in images], num)
     return _curve([totals(images, iou_threshold, t) for t in thresholds], "min_score", thresholds)
 
 

@@ -1,5 +1,7 @@
 """Metric edge cases (issue 13) that used to give a silently wrong number or an error from inside numpy."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -106,7 +108,7 @@ def test_weighted_coverage_with_huge_ids_is_cheap_and_exact():
 def test_summarize_rejects_empty_and_ragged_input():
     with pytest.raises(ValueError, match="no per-image counts"):
         boundary_eval.summarize([])
-    with pytest.raises(ValueError, match="image 1 has 5 thresholds, image 0 has 3"):
+    with pytest.raises(ValueError, match="image 2 has 5 thresholds, image 1 has 3"):
         boundary_eval.summarize([np.zeros((3, 5)), np.zeros((5, 5))])
 
 
@@ -142,3 +144,49 @@ def test_boundary_scores_without_any_true_boundary_are_nan_not_zero():
             assert len(result["recall"]) == len(boundary_eval.THRESHOLDS)
     found = boundary_eval.image_counts(gt_b.astype(float), gt_e, gt_b, gt_e, max_dist=0.03)
     assert boundary_eval.summarize([counts, found])["ODS"] > 0.5
+
+
+def _pair():
+    gt_map = np.zeros((8, 8), np.int32)
+    gt_map[:4], gt_map[4:] = 1, 2
+    gt = {"instance_map": gt_map, "classes": np.array([1, 1]), "edges": np.array([[1, 2]])}
+    return dict(gt, scores=np.array([0.2, 0.4])), gt
+
+
+def test_a_predicted_id_without_pixels_sets_no_confidence_threshold():
+    """Its score (50) spread the thresholds up to 50, so that 5 of the 6 points of the curve had recall 0."""
+    pred, gt = _pair()
+    ghost = dict(pred, classes=np.array([1, 1, 1]), scores=np.array([0.2, 0.4, 50.0]))  # id 3 has no pixel
+    thresholds = evaluation.evaluate([ghost], [gt], boundaries=False, progress=False)["oair_confidence"]["min_score"]
+    np.testing.assert_allclose(thresholds, np.linspace(0.2, 0.4, 6))
+
+
+def test_dataset_helpers_name_the_malformed_image():
+    from oosis_jax.evaluation import failures, oair
+
+    pred, gt = _pair()
+    bad = dict(pred, scores=np.array([np.nan, 1.0]))
+    for helper in (oair.oair_totals, oair.oair_curve_iou, oair.oair_curve_confidence, failures.failure_summary):
+        with pytest.raises(ValueError, match=r"^image 3: prediction: scores must be finite"):
+            helper([pred, pred, bad], [gt, gt, gt])
+
+
+@pytest.mark.parametrize("field, value", [("edges", [[1, 2], [2]]), ("classes", [1, [1]]),
+                                          ("instance_map", [[0, 1], [1]])])
+def test_ragged_lists_are_named_by_item_and_field(field, value):
+    pred, gt = _pair()
+    failed = []
+    evaluation.evaluate([pred, dict(pred, **{field: value})], [gt, gt], boundaries=False, progress=False,
+                        failures=failed)
+    assert len(failed) == 1 and failed[0][0] == 2
+    assert re.match(rf"image 2: prediction( 2)?: {field} is not an array \(rows of different lengths\?\)", failed[0][1])
+
+
+def test_a_failed_prediction_is_recorded_with_its_own_reason():
+    from oosis_jax.inference.instances import ImageFailure
+
+    pred, gt = _pair()
+    failed = []
+    evaluation.evaluate([ImageFailure(1, "the CRF ran out of memory"), pred], [gt, gt], boundaries=False,
+                        progress=False, failures=failed)
+    assert failed == [(1, "image 1: ImageFailure: image 1: the CRF ran out of memory")]
