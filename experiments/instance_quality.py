@@ -5,7 +5,8 @@
 
 Uses the model of ``--checkpoint`` (e.g. ``runs/demo/train_cpu``) or trains one. mAP needs confidences; as
 in Tab. 2 (where Panoptic-Mask2Former is scored both ways) we report our ad-hoc score of Sec. 5.4 and the
-same score for every instance, and (beyond the paper) the learned score of a model exported with one
+same score for every instance (its ties ranked in the split's image order, then by instance id: pycocotools'
+stable sort), and (beyond the paper) the learned score of a model exported with one
 (`oosis_jax.inference.scoring`); WC does not depend on scores. Writes ``runs/instance_quality/results.md``.
 """
 

@@ -133,6 +133,8 @@ def mask_ap(images: Sequence[CocoImage]) -> dict:
     no detection. `CocoImage.of` raises for an image pair that differs in shape or an image with more than
     ``MAX_DETECTIONS`` instances (pycocotools' ``maxDets`` is set to it, so every instance counts); of more
     detections it keeps the best scored, with a warning (an untrained network gives 17000 at KINS's 615x2048).
+    Tied scores are ranked in the order given (``images`` in order, each image's instances by id: pycocotools'
+    stable sort), so with many ties the result depends on the images' order (docs/datasets_and_metrics.md).
     """
     gt = _coco_ground_truth(images)
     if not gt.dataset["annotations"]:
