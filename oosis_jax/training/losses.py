@@ -40,6 +40,11 @@ class LossConfig:
     ``contact_weight``: kappa >= 0 (beyond the paper); a boundary pixel counts ``1 + kappa * C_p`` times in
     the b loss, C_p = `contact_share`, the share of its occluded neighbours that are objects, not background:
     the boundaries between touching objects are the ones whose gaps merge instances. 0 is Eq. (4).
+    ``small_weight``: kappa >= 0 (beyond the paper); a pixel of an instance of area a < A_0 = ``small_area`` (px),
+    or of the 3x3 ring around it (`smallness`), counts ``1 + kappa (1 - a / A_0)`` times: every such pixel in the
+    s term, the boundary pixels among them in the b term (as ``contact_weight``; the others' b term is
+    unweighted) and the pixels e is trained on in the e term. 0 is Eq. (4). ``gamma`` must be >= 1: below, the
+    Dice++ / Tversky++ powers have an infinite slope at 0 and the gradients are NaN.
     """
 
     boundary_loss: str = "wce"
@@ -66,7 +71,9 @@ class LossConfig:
             raise ValueError(f"boundary_weight must lie in (0, 1), got {self.boundary_weight}")
         if self.orientation_band < 0:
             raise ValueError(f"orientation_band must be >= 0, got {self.orientation_band}")
-        for name in ("gamma", "tversky_alpha", "tversky_beta", "combo_alpha", "aux_weight", "contact_weight",
+        if not self.gamma >= 1.0:  # (p (1 - y)) ** gamma has an infinite slope at 0 below 1: NaN gradients
+            raise ValueError(f"gamma must be >= 1 (Dice++ / Tversky++ exponent), got {self.gamma}")
+        for name in ("tversky_alpha", "tversky_beta", "combo_alpha", "aux_weight", "contact_weight",
                      "small_weight"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -136,7 +136,9 @@ def test_nested_fields_are_set_with_a_dot_and_typed_by_the_nested_config():
     ("loss.learning=1", "loss.learning=1: unknown config field 'learning'"),
     ("loss.orientation_band=x", "loss.orientation_band=x: orientation_band expects int"),
     ("name.x=1", "'name' is not a nested config"),
-    ("loss.aux_weight=-1", "aux_weight must be >= 0"), ("loss.gamma=-2", "gamma must be >= 0"),
+    ("loss.aux_weight=-1", "aux_weight must be >= 0"), ("loss.gamma=-2", "gamma must be >= 1"),
+    ("loss.gamma=0.5", r"gamma must be >= 1 \(Dice\+\+ / Tversky\+\+ exponent\), got 0.5"),  # NaN gradients
+    ("num_steps=3000000000", "num_steps must be at most 2147483647"),  # an int32 overflow traceback in the loop
     ("optics.x=1", "'optics' is not a nested config"),
 ])
 def test_bad_nested_overrides_are_clear_errors(pair, message):
@@ -145,8 +147,10 @@ def test_bad_nested_overrides_are_clear_errors(pair, message):
 
 
 def test_a_run_of_no_length_is_refused():
-    with pytest.raises(ValueError, match="num_epochs must be > 0 when num_steps is None"):
+    with pytest.raises(ValueError, match="num_epochs must be > 0, got 0"):
         _config("num_steps=None", "num_epochs=0")
+    with pytest.raises(ValueError, match="num_epochs must be > 0, got 0"):  # was refused late, blaming num_steps
+        _config("num_steps=6", "num_epochs=0")
 
 
 def test_settings_of_a_tfds_build_without_one_are_refused():

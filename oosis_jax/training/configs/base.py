@@ -11,6 +11,7 @@ from oosis_jax.models import ModelConfig
 from oosis_jax.models.config import check_fields, check_types, from_fields
 
 OPTIMIZERS = ("sgd", "adam")
+MAX_STEPS = 2**31 - 1  # the training step and the schedule's length are int32 in the compiled step
 
 
 def num_classes(dataset: str) -> int:
@@ -112,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"seed must lie in [0, 2**32 - 2], got {self.seed}")
         if self.batch_size < 1 or (self.num_steps is not None and self.num_steps < 1):
             raise ValueError(f"batch_size and num_steps must be positive, got {self.batch_size}, {self.num_steps}")
+        if self.num_steps is not None and self.num_steps > MAX_STEPS:  # the step counter is an int32 on device
+            raise ValueError(f"num_steps must be at most {MAX_STEPS}, got {self.num_steps}")
         if min(self.checkpoint_every, self.keep_checkpoints, self.log_every, self.eval_every) < 1:
             raise ValueError("checkpoint_every, keep_checkpoints, log_every and eval_every must be >= 1")
         for name in ("synthetic_scenes", "synthetic_val_scenes", "eval_batch_size", "loader_threads"):
@@ -124,8 +127,8 @@ class TrainConfig:
             check_synthetic_count(getattr(self, name), name)
         if self.eval_examples is not None and self.eval_examples < 1:
             raise ValueError(f"eval_examples must be >= 1 or None (every validation example), got {self.eval_examples}")
-        if self.num_steps is None and not self.num_epochs > 0:
-            raise ValueError(f"num_epochs must be > 0 when num_steps is None, got {self.num_epochs}")
+        if not self.num_epochs > 0:  # also with num_steps set: the loop reads the schedule from a copy without it
+            raise ValueError(f"num_epochs must be > 0, got {self.num_epochs}")
         for name in ("synthetic_size", "eval_resolution"):
             size = getattr(self, name)
             if size is not None and (len(size) != 2 or min(size) < 8):
