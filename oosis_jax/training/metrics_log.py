@@ -56,6 +56,9 @@ class MetricsLog:
         if not self.enabled or not os.path.exists(self.path):
             return
         kept = [strict_json(r) + "\n" for r in self.records() if r["step"] <= step]
+        with open(self.path) as f:
+            if f.read() == "".join(kept):  # nothing to drop: no write (a finished run's log may be read-only)
+                return
         with open(self.path + ".tmp", "w") as f:
             f.writelines(kept)
         os.replace(self.path + ".tmp", self.path)

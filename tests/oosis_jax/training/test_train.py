@@ -370,6 +370,29 @@ def test_an_undefined_metric_is_logged_as_null_and_plotted_as_a_gap(tmp_path):
     assert (tmp_path / "metrics.png").stat().st_size > 0
 
 
+def test_a_log_with_nothing_to_drop_is_not_rewritten(tmp_path, monkeypatch):
+    """Rerunning a finished run rewrote its metrics.jsonl, so a read-only log ended the run with exit status 2;
+    a record after the resumed step, or a line a kill cut short, still makes it rewrite the file."""
+    from oosis_jax.training import metrics_log
+
+    log = MetricsLog(str(tmp_path))
+    log.write(1, {"loss": 0.5})
+    log.write(2, {"loss": 0.25})
+
+    def refused(*args):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(metrics_log.os, "replace", refused)
+    log.truncate_after(2)  # nothing to drop: no write
+    with (tmp_path / METRICS_FILE).open("a") as f:
+        f.write('{"step": 3, "lo')  # cut short by a kill
+    with pytest.raises(PermissionError):
+        log.truncate_after(2)
+    monkeypatch.undo()
+    log.truncate_after(1)
+    assert [r["step"] for r in log.records()] == [1]
+
+
 def test_validation_splits_each_batch_over_the_devices_and_matches_every_image_once(capsys):
     """Batches of 2, 2 and 1 images on the devices' ``data`` mesh (padded to a multiple of the device count):
     the network's (here the batch's own) b and e of each image are matched with its ground truth once; the loss
