@@ -313,7 +313,8 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CRF worker processes (default: every core this process may use)")
     parser.add_argument("--tile-size", type=positive_int, default=512,
                         help="larger images are predicted in tiles (>= 64, the padding multiple)")
-    parser.add_argument("--tile-overlap", type=non_negative_int, default=64, help="pixels shared by neighbouring tiles (at most half a tile)")
+    parser.add_argument("--tile-overlap", type=non_negative_int, default=64,
+                        help="pixels shared by neighbouring tiles (at most half a tile)")
     parser.add_argument("--chunk-size", type=positive_int, default=32,
                         help="images read, predicted and labelled at a time (memory holds one chunk)")
 

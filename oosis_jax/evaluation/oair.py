@@ -21,7 +21,7 @@ NUM_CONFIDENCE_THRESHOLDS = 6  # Fig. 9 right
 
 def fields(item) -> Mapping:
     """A prediction or ground truth as a mapping: dicts pass through, dataclasses are converted; an item that is
-    itself an error (e.g. the `oosis_jax.inference.prediction.ImageFailure` of an image that could not be
+    itself an error (e.g. the `oosis_jax.inference.instances.ImageFailure` of an image that could not be
     predicted) is raised as a ``ValueError`` with its own message."""
     if isinstance(item, Mapping):
         return item
