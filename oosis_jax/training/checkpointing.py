@@ -43,8 +43,12 @@ def check_writable(workdir: str) -> None:
 
 
 def manager(workdir: str, every: int = 1, keep: int = 3) -> ocp.CheckpointManager:
-    """``CheckpointManager`` on ``workdir/checkpoints`` saving every ``every`` steps, keeping ``keep``."""
-    options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep, create=True)
+    """``CheckpointManager`` on ``workdir/checkpoints`` saving every ``every`` steps, keeping ``keep``. Each save
+    makes its step's folder before it returns (the arrays are still written in the background): made in orbax's
+    background thread, a folder that could not be made (a full disk, a folder made read-only mid-run) failed only
+    at a later save, and the process then waited on orbax's other threads for minutes before it could exit."""
+    options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep, create=True,
+                                           async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
     return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
 
 

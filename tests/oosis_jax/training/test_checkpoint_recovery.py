@@ -341,3 +341,22 @@ def test_a_config_saved_before_the_loader_processes_field_reads_with_its_default
     path.write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=r"missing fields \['loader_threads'\]"):
         checkpointing.read_config(str(tmp_path))
+
+
+def test_a_checkpoint_folder_that_cannot_be_made_fails_the_save_itself(tmp_path, monkeypatch):
+    """orbax made the step's folder in a background thread: the error (a full disk, a folder made read-only
+    mid-run) surfaced only at a later save, and the process then waited on orbax's other threads for minutes
+    before it could exit. The folder is made in the save now, which raises at once."""
+    real_makedirs = os.makedirs
+
+    def makedirs(path, *args, **kwargs):
+        if "orbax-checkpoint-tmp" in os.fspath(path):
+            raise PermissionError(1, "Operation not permitted", os.fspath(path))
+        return real_makedirs(path, *args, **kwargs)
+
+    mngr = checkpointing.manager(str(tmp_path))
+    monkeypatch.setattr(os, "makedirs", makedirs)
+    with pytest.raises(PermissionError, match="orbax-checkpoint-tmp"):
+        checkpointing.save(mngr, 1, {"x": np.zeros(3, np.float32)})
+    monkeypatch.undo()
+    mngr.close()
